@@ -1,0 +1,86 @@
+// SparseLinear: a pruned nn.Linear packed once for the fastest kernel sparq has, run many times.
+//
+//   sparq::LinearOptions opts;                       // dtype, pattern, activation, threads
+//   auto lin = sparq::SparseLinear::pack(w, out, in, bias, opts);
+//   lin.forward(x, tokens, y);                       // y = act(x * w^T + bias)
+//   std::cout << lin.info().kernel;                  // which kernel runs, and why
+#pragma once
+
+#include <cstdint>
+#include <memory>
+#include <string>
+
+#include "sparq/types.hpp"
+
+namespace sparq {
+
+struct LinearOptions {
+  DType dtype = DType::int8;
+  Pattern pattern = Pattern::automatic();
+  Activation activation = Activation::none;  // applied after bias, before the residual add
+  int threads = 0;                           // 0: all cores
+};
+
+struct LinearInfo {
+  std::string kernel;   // e.g. "jit:int8-4x1:avx2" or "onednn:int8-dense"
+  std::string reason;   // why this kernel was chosen
+  std::string pattern;  // the pattern the weight was packed for, e.g. "4x1"
+  std::string isa;      // the ISA the kernel runs on
+  double sparsity = 0;        // fraction of zero weights (fp32 zeros of the weight given to pack)
+  double block_sparsity = 0;  // fraction of all-zero blocks of the packed block shape
+  int64_t packed_bytes = 0;   // bytes held by the packed weight (values, indices, scales, bias)
+  int threads = 0;
+};
+
+// Activations quantized for an int8 layer, in the layout its kernel reads. Produced by
+// SparseLinear::quantize_input; reusable across calls (it keeps its buffers).
+class QuantizedInput {
+ public:
+  QuantizedInput();
+  ~QuantizedInput();
+  QuantizedInput(QuantizedInput&&) noexcept;
+  QuantizedInput& operator=(QuantizedInput&&) noexcept;
+  int64_t tokens() const;
+
+  struct Impl;
+  Impl& impl() { return *impl_; }
+  const Impl& impl() const { return *impl_; }
+
+ private:
+  std::unique_ptr<Impl> impl_;
+};
+
+class SparseLinear {
+ public:
+  // weight: fp32 row-major [out x in] whose zeros are the pruned entries; bias: fp32 [out] or null.
+  static SparseLinear pack(const float* weight, int64_t out, int64_t in, const float* bias,
+                           const LinearOptions& options);
+
+  // x: fp32 row-major [tokens x in]; y: fp32 row-major [tokens x out]. If residual is given
+  // (fp32 [tokens x out]) it is added after the activation: y = act(x w^T + b) + residual.
+  // int8 layers quantize x dynamically, symmetric, one scale per token (max |x| / 127).
+  void forward(const float* x, int64_t tokens, float* y, const float* residual = nullptr) const;
+
+  // Lower-level int8 entry: quantize once, then run (the benchmark times the second step alone).
+  void quantize_input(const float* x, int64_t tokens, QuantizedInput& q) const;
+  void forward(const QuantizedInput& q, float* y, const float* residual = nullptr) const;
+  // Requantized int8 output: y_q = saturate(round_half_even(y / y_scale)), y_q in [-128, 127].
+  void forward(const QuantizedInput& q, int8_t* y, float y_scale,
+               const float* residual = nullptr) const;
+
+  LinearInfo info() const;
+  int64_t out_features() const;
+  int64_t in_features() const;
+
+  SparseLinear(SparseLinear&&) noexcept;
+  SparseLinear& operator=(SparseLinear&&) noexcept;
+  ~SparseLinear();
+
+  struct Impl;
+
+ private:
+  explicit SparseLinear(std::unique_ptr<Impl> impl);
+  std::unique_ptr<Impl> impl_;
+};
+
+}  // namespace sparq

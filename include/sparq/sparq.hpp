@@ -1,0 +1,11 @@
+// sparq: pruned transformer layers on fast sparse kernels. The whole public API.
+#pragma once
+
+#include "sparq/error.hpp"
+#include "sparq/linear.hpp"
+#include "sparq/types.hpp"
+
+namespace sparq {
+// The name of the ISA level sparq's kernels dispatch to on this CPU, e.g. "avx512_vnni" or "avx2".
+const char* cpu_isa_name();
+}  // namespace sparq

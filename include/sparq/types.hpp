@@ -1,0 +1,40 @@
+// Value types shared by the public API: dtypes, sparsity patterns, activations.
+#pragma once
+
+#include <cstdint>
+#include <string>
+
+namespace sparq {
+
+enum class DType { f32, bf16, int8 };
+
+// An RxC block: R consecutive output rows x C consecutive input columns of an [out x in] weight.
+struct BlockShape {
+  int rows = 4;
+  int cols = 1;
+  friend bool operator==(const BlockShape&, const BlockShape&) = default;
+};
+
+// Which sparsity structure a layer is packed for.
+struct Pattern {
+  enum class Kind { automatic, dense, block, n_m };
+  Kind kind = Kind::automatic;
+  BlockShape block{};  // for Kind::block
+  int n = 2, m = 4;    // for Kind::n_m
+
+  static Pattern automatic() { return {}; }
+  static Pattern dense() { return {Kind::dense, {}, 2, 4}; }
+  static Pattern blocks(int rows, int cols) { return {Kind::block, {rows, cols}, 2, 4}; }
+  static Pattern n_of_m(int n, int m) { return {Kind::n_m, {}, n, m}; }
+  // Parses "auto", "dense", "4x1" (rows x cols) or "2:4"; throws InvalidArgument otherwise.
+  static Pattern parse(const std::string& text);
+  std::string to_string() const;
+};
+
+enum class Activation { none, relu, gelu_tanh };
+
+const char* to_string(DType dtype);
+const char* to_string(Activation activation);
+DType parse_dtype(const std::string& text);  // "f32" | "bf16" | "int8"
+
+}  // namespace sparq

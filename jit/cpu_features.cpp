@@ -1,0 +1,95 @@
+#include "jit/cpu_features.hpp"
+
+#include <cpuid.h>
+
+#include <cstdint>
+#include <cstdlib>
+#include <string>
+
+#include "sparq/error.hpp"
+
+namespace sparq::jit {
+namespace {
+
+uint64_t xgetbv0() {
+  uint32_t eax, edx;
+  __asm__ volatile("xgetbv" : "=a"(eax), "=d"(edx) : "c"(0));
+  return (uint64_t{edx} << 32) | eax;
+}
+
+CpuFeatures detect() {
+  CpuFeatures f;
+  unsigned a, b, c, d;
+  if (!__get_cpuid(1, &a, &b, &c, &d)) return f;
+  const bool osxsave = c & (1u << 27);
+  const bool fma = c & (1u << 12);
+  if (!osxsave) return f;
+  const uint64_t xcr0 = xgetbv0();
+  const bool ymm_state = (xcr0 & 0x6) == 0x6;
+  const bool zmm_state = (xcr0 & 0xe6) == 0xe6;
+  const bool tile_state = (xcr0 & 0x60000) == 0x60000;
+  if (!__get_cpuid_count(7, 0, &a, &b, &c, &d)) return f;
+  f.avx2 = ymm_state && (b & (1u << 5));
+  f.fma = ymm_state && fma;
+  f.avx512f = zmm_state && (b & (1u << 16));
+  f.avx512bw = zmm_state && (b & (1u << 30));
+  f.avx512vl = zmm_state && (b & (1u << 31));
+  f.avx512_vnni = zmm_state && (c & (1u << 11));
+  f.amx_bf16 = tile_state && (d & (1u << 22));
+  f.amx_tile = tile_state && (d & (1u << 24));
+  f.amx_int8 = tile_state && (d & (1u << 25));
+  if (__get_cpuid_count(7, 1, &a, &b, &c, &d)) {
+    f.avx_vnni = ymm_state && (a & (1u << 4));
+    f.avx512_bf16 = zmm_state && (a & (1u << 5));
+  }
+  return f;
+}
+
+Isa detected_isa() {
+  const CpuFeatures& f = cpu_features();
+  if (f.avx512f && f.avx512bw && f.avx512vl && f.avx512_vnni) return Isa::avx512_vnni;
+  if (f.avx2 && f.fma) return Isa::avx2;
+  return Isa::reference;
+}
+
+Isa capped_isa() {
+  Isa isa = detected_isa();
+  if (const char* cap = std::getenv("SPARQ_MAX_ISA"); cap && *cap) {
+    const std::string s = cap;
+    Isa limit;
+    if (s == "reference") limit = Isa::reference;
+    else if (s == "avx2") limit = Isa::avx2;
+    else if (s == "avx512_vnni") limit = Isa::avx512_vnni;
+    else throw InvalidArgument("SPARQ_MAX_ISA='" + s + "': expected reference, avx2 or avx512_vnni");
+    if (limit < isa) isa = limit;
+  }
+  return isa;
+}
+
+}  // namespace
+
+const CpuFeatures& cpu_features() {
+  static const CpuFeatures features = detect();
+  return features;
+}
+
+const char* isa_name(Isa isa) {
+  switch (isa) {
+    case Isa::reference:
+      return "reference";
+    case Isa::avx2:
+      return "avx2";
+    case Isa::avx512_vnni:
+      return "avx512_vnni";
+  }
+  return "unknown";
+}
+
+Isa best_int8_isa() {
+  static const Isa isa = capped_isa();
+  return isa;
+}
+
+bool isa_available(Isa isa) { return isa <= detected_isa(); }
+
+}  // namespace sparq::jit

@@ -1,0 +1,39 @@
+// Emits the element-wise parts of fused epilogues (activations, int8 requantization clamps) for
+// ymm or zmm registers. Constants live in a table of 64-byte rows emitted after the kernel body,
+// so both ymm (first 32 bytes) and zmm operands can read them as full-width memory operands.
+#pragma once
+
+#include <xbyak/xbyak.h>
+
+#include "sparq/types.hpp"
+
+namespace sparq::jit {
+
+class EpilogueEmitter {
+ public:
+  enum Const : int {
+    kOne, kExpMax, kExpMin, kLog2e, kLn2Hi, kLn2Lo, kC2, kC3, kC4, kC5, kC6,
+    kGeluA, kGeluB, kExpBias, kQuantMax, kQuantMin, kConstCount
+  };
+
+  explicit EpilogueEmitter(Xbyak::CodeGenerator& gen) : gen_(gen) {}
+
+  Xbyak::Address constant(Const c) const;
+
+  // x = act(x); t0..t2 are clobbered.
+  template <typename Vmm>
+  void activation(Activation act, const Vmm& x, const Vmm& t0, const Vmm& t1, const Vmm& t2);
+
+  // x = exp(x) for x in [-87, 87] (clamped), relative error below 2e-7; n, p are clobbered.
+  template <typename Vmm>
+  void exp(const Vmm& x, const Vmm& n, const Vmm& p);
+
+  // Emits the constant table; call once after the code that uses constant().
+  void emit_table();
+
+ private:
+  Xbyak::CodeGenerator& gen_;
+  Xbyak::Label table_;
+};
+
+}  // namespace sparq::jit

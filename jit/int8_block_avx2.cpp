@@ -1,0 +1,219 @@
+// AVX2 variant of the int8 4x1 block-sparse tile kernel (pairs_i16 layout).
+//
+// Per entry (two input columns c0, c1 of one 4-row group) and 16 tokens:
+//   2 loads of 16 s16 activations, vpunpck{l,h}wd -> dwords (x[c0][t], x[c1][t]),
+//   per row: broadcast dword (w[r][c0], w[r][c1]), 2 x (vpmaddwd + vpaddd).
+// A 4-row x 16-token tile keeps 8 ymm accumulators; s16 products are exact, so the result equals
+// the int32 reference bit for bit before the float epilogue.
+#include <cstddef>
+
+#include "jit/epilogue_emitter.hpp"
+#include "jit/generator.hpp"
+#include "jit/int8_block_kernel.hpp"
+
+namespace sparq::jit {
+namespace {
+
+using namespace Xbyak;
+
+class Avx2Generator : public Generator {
+ public:
+  explicit Avx2Generator(const Int8KernelKey& key) : epilogue_(*this) {
+    generate(key);
+    ready();
+  }
+
+ private:
+  static Ymm acc(int row, int half) { return Ymm(row * 2 + half); }
+
+  void generate(const Int8KernelKey& key);
+  void accumulate();
+  void finish_half(const Int8KernelKey& key, int half);
+
+  EpilogueEmitter epilogue_;
+  // Register roles.
+  const Reg64 args_ = rdi, x_ = rsi, entry_ = rdx, count_ = rcx, step_ = r9;
+  const Reg64 y_ = r10, y_stride_ = r11, y_stride3_ = r12;
+  const Reg64 res_ = r13, res_stride_ = r14, res_stride3_ = r15, scales_ = rbp;
+};
+
+#define ARG(field) ptr[args_ + offsetof(Int8TileArgs, field)]
+
+void Avx2Generator::generate(const Int8KernelKey& key) {
+  preamble();
+  mov(y_, ARG(y));
+  mov(y_stride_, ARG(y_stride));
+  lea(y_stride3_, ptr[y_stride_ + y_stride_ * 2]);
+  if (key.residual) {
+    mov(res_, ARG(residual));
+    mov(res_stride_, ARG(residual_stride));
+    lea(res_stride3_, ptr[res_stride_ + res_stride_ * 2]);
+  }
+  mov(scales_, ARG(x_scale));
+  xor_(step_, step_);
+
+  Label step_loop, done;
+  L(step_loop);
+  // x_ = chunk base + 16 tokens * 2 bytes per step.
+  mov(x_, step_);
+  shl(x_, 5);
+  add(x_, ARG(x));
+  accumulate();
+  finish_half(key, 0);
+  finish_half(key, 1);
+  // Next 16 tokens.
+  mov(rax, y_stride_);
+  shl(rax, 4);
+  add(y_, rax);
+  if (key.residual) {
+    mov(rax, res_stride_);
+    shl(rax, 4);
+    add(res_, rax);
+  }
+  add(scales_, 16 * sizeof(float));
+  inc(step_);
+  cmp(step_, ARG(n_steps));
+  jl(step_loop);
+  L(done);
+  postamble();
+  epilogue_.emit_table();
+}
+
+void Avx2Generator::accumulate() {
+  for (int r = 0; r < 4; ++r)
+    for (int h = 0; h < 2; ++h) vpxor(acc(r, h), acc(r, h), acc(r, h));
+  mov(entry_, ARG(entries));
+  mov(count_, ARG(n_entries));
+  Label loop, end;
+  test(count_, count_);
+  jz(end, T_NEAR);
+  L(loop);
+  {
+    const Ymm a = ymm12, b = ymm13, hi = ymm14, prod = ymm15;
+    mov(eax, dword[entry_]);
+    mov(r8d, dword[entry_ + 4]);
+    vmovdqu(a, ptr[x_ + rax]);
+    vmovdqu(b, ptr[x_ + r8]);
+    vpunpckhwd(hi, a, b);  // tokens 4-7, 12-15
+    vpunpcklwd(a, a, b);   // tokens 0-3, 8-11
+    for (int r = 0; r < 4; ++r) {
+      vpbroadcastd(b, dword[entry_ + 8 + 4 * r]);
+      vpmaddwd(prod, a, b);
+      vpaddd(acc(r, 0), acc(r, 0), prod);
+      vpmaddwd(b, hi, b);
+      vpaddd(acc(r, 1), acc(r, 1), b);
+    }
+    add(entry_, 24);
+    dec(count_);
+    jnz(loop);
+  }
+  L(end);
+}
+
+// Dequantize, bias, activation, then transpose the 4 rows x 8 tokens of one half so that each
+// token's 4 outputs are contiguous, add the residual, and store (fp32 or requantized int8).
+void Avx2Generator::finish_half(const Int8KernelKey& key, int half) {
+  const Ymm scale = ymm8, ws = ymm9, t1 = ymm10, t2 = ymm11;
+  vmovups(scale, ptr[scales_ + half * 8 * sizeof(float)]);
+  mov(rax, ARG(w_scale));
+  mov(rbx, ARG(bias));
+  for (int r = 0; r < 4; ++r) {
+    const Ymm v = acc(r, half);
+    vcvtdq2ps(v, v);
+    vmulps(v, v, scale);
+    vbroadcastss(ws, dword[rax + 4 * r]);
+    vbroadcastss(t1, dword[rbx + 4 * r]);
+    vfmadd213ps(v, ws, t1);
+    epilogue_.activation(key.activation, v, ws, t1, t2);
+  }
+  // 4x4 transposes inside each 128-bit lane: out j holds token (4 half + j) in its low lane and
+  // token (8 + 4 half + j) in its high lane.
+  const Ymm r0 = acc(0, half), r1 = acc(1, half), r2 = acc(2, half), r3 = acc(3, half);
+  const Ymm u0 = ymm8, u1 = ymm9, u2 = ymm10, u3 = ymm11;
+  vunpcklps(u0, r0, r1);
+  vunpckhps(u1, r0, r1);
+  vunpcklps(u2, r2, r3);
+  vunpckhps(u3, r2, r3);
+  vshufps(r0, u0, u2, 0x44);
+  vshufps(r1, u0, u2, 0xee);
+  vshufps(r2, u1, u3, 0x44);
+  vshufps(r3, u1, u3, 0xee);
+
+  // Base pointers of the low-lane tokens (4 half) and the high-lane tokens (8 + 4 half).
+  const Reg64 y_lo = rbx, y_hi = rax, res_lo = rdx, res_hi = rcx;
+  if (half == 0) {
+    mov(y_lo, y_);
+    lea(y_hi, ptr[y_ + y_stride_ * 8]);
+  } else {
+    lea(y_lo, ptr[y_ + y_stride_ * 4]);
+    lea(y_hi, ptr[y_ + y_stride3_ * 4]);
+  }
+  if (key.residual) {
+    if (half == 0) {
+      mov(res_lo, res_);
+      lea(res_hi, ptr[res_ + res_stride_ * 8]);
+    } else {
+      lea(res_lo, ptr[res_ + res_stride_ * 4]);
+      lea(res_hi, ptr[res_ + res_stride3_ * 4]);
+    }
+  }
+  const Ymm inv = ymm12, qmax = ymm13, qmin = ymm14, high = ymm15;
+  if (key.int8_output) {
+    vbroadcastss(inv, ARG(inv_y_scale));
+    vmovups(qmax, epilogue_.constant(EpilogueEmitter::kQuantMax));
+    vmovups(qmin, epilogue_.constant(EpilogueEmitter::kQuantMin));
+  }
+  auto at = [this](const Reg64& base, const Reg64& stride, const Reg64& stride3, int j) {
+    switch (j) {
+      case 0:
+        return ptr[base];
+      case 1:
+        return ptr[base + stride];
+      case 2:
+        return ptr[base + stride * 2];
+      default:
+        return ptr[base + stride3];
+    }
+  };
+  auto store = [&](const Xmm& v, const Reg64& y_base, const Reg64& res_base, int j) {
+    if (key.residual) vaddps(v, v, at(res_base, res_stride_, res_stride3_, j));
+    if (key.int8_output) {
+      vmulps(v, v, Xmm(inv.getIdx()));
+      vminps(v, v, Xmm(qmax.getIdx()));
+      vmaxps(v, v, Xmm(qmin.getIdx()));
+      vcvtps2dq(v, v);
+      vpackssdw(v, v, v);
+      vpacksswb(v, v, v);
+      vmovd(at(y_base, y_stride_, y_stride3_, j), v);
+    } else {
+      vmovups(at(y_base, y_stride_, y_stride3_, j), v);
+    }
+  };
+  for (int j = 0; j < 4; ++j) {
+    const Ymm o = acc(j, half);
+    // Take the high lane first: a VEX.128 op on xmm(o) clears the upper half of ymm(o).
+    vextractf128(Xmm(high.getIdx()), o, 1);
+    store(Xmm(o.getIdx()), y_lo, res_lo, j);
+    store(Xmm(high.getIdx()), y_hi, res_hi, j);
+  }
+}
+
+#undef ARG
+
+class Avx2Kernel final : public Int8BlockKernel {
+ public:
+  explicit Avx2Kernel(const Int8KernelKey& key) : Int8BlockKernel(key), code_(key) {}
+  void run(const Int8TileArgs& args) const override { code_.entry()(&args); }
+  int tile_tokens() const override { return 16; }
+
+ private:
+  Avx2Generator code_;
+};
+
+}  // namespace
+
+std::unique_ptr<Int8BlockKernel> make_int8_kernel_avx2(const Int8KernelKey& key) {
+  return std::make_unique<Avx2Kernel>(key);
+}
+
+}  // namespace sparq::jit

@@ -1,0 +1,32 @@
+#include "jit/int8_block_kernel.hpp"
+
+#include "jit/kernel_cache.hpp"
+#include "sparq/error.hpp"
+
+namespace sparq::jit {
+
+std::string Int8BlockKernel::name() const {
+  const char* prefix = key_.isa == Isa::reference ? "cpp:" : "jit:";
+  return std::string(prefix) + "int8-4x1:" + isa_name(key_.isa);
+}
+
+std::shared_ptr<const Int8BlockKernel> int8_block_kernel(const Int8KernelKey& key) {
+  if (!isa_available(key.isa))
+    throw NotSupported(std::string("int8 block kernel for ") + isa_name(key.isa) +
+                       " requested, but this CPU lacks it (best here: " +
+                       isa_name(best_int8_isa()) + ")");
+  static KernelCache<Int8KernelKey, Int8BlockKernel> cache;
+  return cache.get(key, [&]() -> std::unique_ptr<Int8BlockKernel> {
+    switch (key.isa) {
+      case Isa::avx512_vnni:
+        return make_int8_kernel_avx512_vnni(key);
+      case Isa::avx2:
+        return make_int8_kernel_avx2(key);
+      case Isa::reference:
+        break;
+    }
+    return make_int8_kernel_reference(key);
+  });
+}
+
+}  // namespace sparq::jit

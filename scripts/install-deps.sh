@@ -1,0 +1,15 @@
+#!/usr/bin/env bash
+# Installs the Debian packages sparq builds against, only those that are missing.
+set -euo pipefail
+pkgs=(cmake g++ make pkg-config libxbyak-dev libdnnl-dev libtbb-dev libeigen3-dev
+      nlohmann-json3-dev libcli11-dev libgtest-dev libgmock-dev libbenchmark-dev)
+missing=()
+for p in "${pkgs[@]}"; do
+  dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
+done
+if ((${#missing[@]})); then
+  echo "sparq: installing missing packages: ${missing[*]}"
+  sudo=""; [ "$(id -u)" -ne 0 ] && sudo="sudo"
+  $sudo apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq --no-install-recommends "${missing[@]}"
+fi

@@ -1,0 +1,111 @@
+// AVX2 activation quantizer: 8 tokens x 8 input columns at a time are quantized, transposed in
+// registers and written as 8-token runs of each column (the chunk layout is [in][64 tokens]).
+// Compiled with -mavx2 -mfma; only called after a CPUID check.
+#include <immintrin.h>
+
+#include <algorithm>
+#include <cmath>
+#include <cstring>
+
+#include "src/activation_quant.hpp"
+
+namespace sparq::detail {
+namespace {
+
+float abs_max(const float* row, int64_t n) {
+  const __m256 sign = _mm256_set1_ps(-0.0f);
+  __m256 m = _mm256_setzero_ps();
+  int64_t i = 0;
+  for (; i + 8 <= n; i += 8) m = _mm256_max_ps(m, _mm256_andnot_ps(sign, _mm256_loadu_ps(row + i)));
+  alignas(32) float lanes[8];
+  _mm256_store_ps(lanes, m);
+  float best = *std::max_element(lanes, lanes + 8);
+  for (; i < n; ++i) best = std::max(best, std::fabs(row[i]));
+  return best;
+}
+
+// In-register transpose of eight 8-lane rows.
+void transpose8(__m256i r[8]) {
+  __m256 v[8], t[8];
+  for (int i = 0; i < 8; ++i) v[i] = _mm256_castsi256_ps(r[i]);
+  for (int i = 0; i < 8; i += 2) {
+    t[i] = _mm256_unpacklo_ps(v[i], v[i + 1]);
+    t[i + 1] = _mm256_unpackhi_ps(v[i], v[i + 1]);
+  }
+  for (int i = 0; i < 8; i += 4) {
+    v[i] = _mm256_shuffle_ps(t[i], t[i + 2], 0x44);
+    v[i + 1] = _mm256_shuffle_ps(t[i], t[i + 2], 0xee);
+    v[i + 2] = _mm256_shuffle_ps(t[i + 1], t[i + 3], 0x44);
+    v[i + 3] = _mm256_shuffle_ps(t[i + 1], t[i + 3], 0xee);
+  }
+  for (int i = 0; i < 4; ++i) {
+    r[i] = _mm256_castps_si256(_mm256_permute2f128_ps(v[i], v[i + 4], 0x20));
+    r[i + 4] = _mm256_castps_si256(_mm256_permute2f128_ps(v[i], v[i + 4], 0x31));
+  }
+}
+
+}  // namespace
+
+void quantize_activations_avx2(const float* x, int64_t tokens, int64_t in,
+                               sparse::Int8Layout layout, uint8_t* xq, float* scales) {
+  const bool u8 = layout == sparse::Int8Layout::quads_u8;
+  const int64_t column_bytes = sparse::x_column_bytes(layout);
+  const int64_t chunks = (tokens + sparse::kChunkTokens - 1) / sparse::kChunkTokens;
+  std::memset(xq, u8 ? 128 : 0, static_cast<size_t>(chunks * in * column_bytes));
+  float inv[sparse::kChunkTokens];
+  static const float zeros[8] = {};
+  for (int64_t ch = 0; ch < chunks; ++ch) {
+    const int64_t t0 = ch * sparse::kChunkTokens;
+    const int64_t valid = std::min<int64_t>(sparse::kChunkTokens, tokens - t0);
+    float token_scale[sparse::kChunkTokens] = {};
+    for (int64_t t = 0; t < valid; ++t) {
+      const float amax = abs_max(x + (t0 + t) * in, in);
+      inv[t] = amax > 0.0f ? 127.0f / amax : 0.0f;
+      token_scale[t] = amax / 127.0f;
+    }
+    for (int slot = 0; slot < sparse::kChunkTokens; ++slot)
+      scales[t0 + slot] = token_scale[sparse::chunk_token(layout, slot)];
+    uint8_t* base = xq + ch * in * column_bytes;
+    for (int64_t tb = 0; tb < valid; tb += 8) {
+      const float* rows[8];
+      __m256 row_inv[8];
+      for (int j = 0; j < 8; ++j) {
+        const bool real = tb + j < valid;
+        rows[j] = real ? x + (t0 + tb + j) * in : zeros;
+        row_inv[j] = _mm256_set1_ps(real ? inv[tb + j] : 0.0f);
+      }
+      int64_t i = 0;
+      for (; i + 8 <= in; i += 8) {
+        __m256i q[8];
+        for (int j = 0; j < 8; ++j) {
+          const __m256 v = rows[j] == zeros ? _mm256_setzero_ps() : _mm256_loadu_ps(rows[j] + i);
+          q[j] = _mm256_cvtps_epi32(_mm256_mul_ps(v, row_inv[j]));  // round half even
+        }
+        transpose8(q);  // q[c] = column i + c, tokens tb..tb+7
+        for (int c = 0; c < 8; ++c) {
+          const __m128i w16 = _mm_packs_epi32(_mm256_castsi256_si128(q[c]),
+                                              _mm256_extracti128_si256(q[c], 1));
+          uint8_t* dst = base + (i + c) * column_bytes + tb * sparse::x_element_bytes(layout);
+          if (u8) {
+            const __m128i b = _mm_packus_epi16(_mm_add_epi16(w16, _mm_set1_epi16(128)), w16);
+            _mm_storel_epi64(reinterpret_cast<__m128i*>(dst), b);
+          } else {
+            _mm_storeu_si128(reinterpret_cast<__m128i*>(dst), w16);
+          }
+        }
+      }
+      for (; i < in; ++i)
+        for (int j = 0; j < 8 && tb + j < valid; ++j) {
+          const float s = std::nearbyint(rows[j][i] * inv[tb + j]);
+          const int16_t v = static_cast<int16_t>(std::clamp(s, -127.0f, 127.0f));
+          uint8_t* dst = base + i * column_bytes + (tb + j) * sparse::x_element_bytes(layout);
+          if (u8)
+            *dst = static_cast<uint8_t>(v + 128);
+          else
+            std::memcpy(dst, &v, 2);
+        }
+    }
+  }
+}
+
+}  // namespace sparq::detail

@@ -1,0 +1,107 @@
+#include "src/dnnl_matmul.hpp"
+
+#include <omp.h>
+
+#include <cstring>
+#include <oneapi/dnnl/dnnl.hpp>
+#include <vector>
+
+#include "sparq/error.hpp"
+
+namespace sparq {
+
+using tag = dnnl::memory::format_tag;
+using dt = dnnl::memory::data_type;
+
+struct DnnlMatmul::Impl {
+  dnnl::engine engine{dnnl::engine::kind::cpu, 0};
+  Kind kind;
+  int64_t tokens, out, in;
+  int threads;
+  dnnl::matmul prim;
+  dnnl::memory::desc src_md, dst_md, scale_md;
+  dnnl::memory weights, bias;
+  std::vector<int8_t> w_s8;
+  std::vector<float> w_f32, b_f32;
+  std::string impl_name;
+};
+
+DnnlMatmul::DnnlMatmul(Kind kind, int64_t tokens, int64_t out, int64_t in, const void* w,
+                       const float* w_scale, const float* bias, Activation activation,
+                       int threads)
+    : impl_(std::make_unique<Impl>()) {
+  if (!w || tokens <= 0 || out <= 0 || in <= 0 || (kind == Kind::s8s8 && !w_scale))
+    throw InvalidArgument("DnnlMatmul: null weight/scales or non-positive shape");
+  Impl& m = *impl_;
+  m.kind = kind;
+  m.tokens = tokens;
+  m.out = out;
+  m.in = in;
+  m.threads = threads;
+  const dt src_dt = kind == Kind::f32 ? dt::f32 : dt::s8;
+  m.src_md = dnnl::memory::desc({tokens, in}, src_dt, tag::ab);
+  // Weights given as [out x in] row-major = a K x N matrix in "ba" order.
+  const dnnl::memory::desc w_md({in, out}, src_dt, tag::ba);
+  const dnnl::memory::desc w_any({in, out}, src_dt, tag::any);
+  m.dst_md = dnnl::memory::desc({tokens, out}, dt::f32, tag::ab);
+  const dnnl::memory::desc b_md({1, out}, dt::f32, tag::ab);
+  dnnl::primitive_attr attr;
+  dnnl::post_ops ops;
+  if (kind == Kind::s8s8) {
+    attr.set_output_scales(1 << 1, std::vector<float>(w_scale, w_scale + out));
+    m.scale_md = dnnl::memory::desc({tokens, 1}, dt::f32, tag::ab);
+    ops.append_binary(dnnl::algorithm::binary_mul, m.scale_md);
+    if (bias) ops.append_binary(dnnl::algorithm::binary_add, b_md);
+  }
+  if (activation == Activation::relu)
+    ops.append_eltwise(1.0f, dnnl::algorithm::eltwise_relu, 0.0f, 0.0f);
+  else if (activation == Activation::gelu_tanh)
+    ops.append_eltwise(1.0f, dnnl::algorithm::eltwise_gelu_tanh, 0.0f, 0.0f);
+  attr.set_post_ops(ops);
+  const bool fused_bias = kind == Kind::f32 && bias;
+  auto desc = fused_bias ? dnnl::matmul::desc(m.src_md, w_any, b_md, m.dst_md)
+                         : dnnl::matmul::desc(m.src_md, w_any, m.dst_md);
+  dnnl::matmul::primitive_desc pd(desc, attr, m.engine);
+  m.impl_name = pd.impl_info_str();
+  m.prim = dnnl::matmul(pd);
+  // Reorder the weights once into the layout the primitive wants.
+  dnnl::stream s(m.engine);
+  const size_t elem = kind == Kind::f32 ? 4 : 1;
+  std::vector<uint8_t> plain(static_cast<size_t>(out * in) * elem);
+  std::memcpy(plain.data(), w, plain.size());
+  dnnl::memory user_w(w_md, m.engine, plain.data());
+  m.weights = dnnl::memory(pd.weights_desc(), m.engine);
+  dnnl::reorder(user_w, m.weights).execute(s, user_w, m.weights);
+  s.wait();
+  if (bias) {
+    m.b_f32.assign(bias, bias + out);
+    m.bias = dnnl::memory(b_md, m.engine, m.b_f32.data());
+  }
+}
+
+DnnlMatmul::~DnnlMatmul() = default;
+DnnlMatmul::DnnlMatmul(DnnlMatmul&&) noexcept = default;
+
+void DnnlMatmul::run(const void* x, const float* x_scale, float* y) const {
+  const Impl& m = *impl_;
+  dnnl::stream s(m.engine);
+  dnnl::memory src(m.src_md, m.engine, const_cast<void*>(x));
+  dnnl::memory dst(m.dst_md, m.engine, y);
+  std::unordered_map<int, dnnl::memory> args{
+      {DNNL_ARG_SRC, src}, {DNNL_ARG_WEIGHTS, m.weights}, {DNNL_ARG_DST, dst}};
+  if (m.kind == Kind::s8s8) {
+    args[DNNL_ARG_ATTR_MULTIPLE_POST_OP(0) | DNNL_ARG_SRC_1] =
+        dnnl::memory(m.scale_md, m.engine, const_cast<float*>(x_scale));
+    if (m.bias) args[DNNL_ARG_ATTR_MULTIPLE_POST_OP(1) | DNNL_ARG_SRC_1] = m.bias;
+  } else if (m.bias) {
+    args[DNNL_ARG_BIAS] = m.bias;
+  }
+  // oneDNN's Debian build threads with OpenMP; the count is a per-calling-thread setting.
+  omp_set_num_threads(m.threads);
+  m.prim.execute(s, args);
+  s.wait();
+}
+
+const char* DnnlMatmul::implementation() const { return impl_->impl_name.c_str(); }
+
+}  // namespace sparq

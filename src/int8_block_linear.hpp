@@ -1,0 +1,35 @@
+// An int8 linear layer on the 4x1 block-sparse tile kernels: weights packed once, activations
+// quantized per call, tiles of (4 rows x one 64-token chunk) spread over threads by row group.
+#pragma once
+
+#include <cstdint>
+#include <memory>
+#include <string>
+
+#include "jit/int8_block_kernel.hpp"
+#include "sparse/int8_block_pack.hpp"
+#include "src/quantized_input.hpp"
+
+namespace sparq {
+
+class Int8BlockLinear {
+ public:
+  // Pre-quantized weights: wq s8 [out x in], w_scale [out], bias [out] or null.
+  Int8BlockLinear(const int8_t* wq, const float* w_scale, const float* bias, int64_t out,
+                  int64_t in, Activation activation, jit::Isa isa, int threads);
+
+  void quantize(const float* x, int64_t tokens, QuantizedInput::Impl& q) const;
+  // y: fp32 [tokens x out], or s8 when y_scale > 0 (requantized); residual fp32 or null.
+  void run(const QuantizedInput::Impl& q, void* y, float y_scale, const float* residual) const;
+
+  const sparse::Int8BlockWeights& weights() const { return weights_; }
+  std::string kernel_name() const { return kernels_[0][0]->name(); }
+  sparse::Int8Layout layout() const { return weights_.layout; }
+
+ private:
+  sparse::Int8BlockWeights weights_;
+  std::shared_ptr<const jit::Int8BlockKernel> kernels_[2][2];  // [residual][int8 output]
+  int threads_;
+};
+
+}  // namespace sparq

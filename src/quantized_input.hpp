@@ -1,0 +1,27 @@
+// The storage behind sparq::QuantizedInput: activations quantized for one layer's kernel.
+#pragma once
+
+#include <cstdint>
+
+#include "sparq/linear.hpp"
+#include "src/aligned.hpp"
+#include "sparse/int8_block_pack.hpp"
+
+namespace sparq {
+
+struct QuantizedInput::Impl {
+  enum class Form { none, row_major, block_layout };
+  Form form = Form::none;
+  sparse::Int8Layout layout = sparse::Int8Layout::pairs_i16;  // for block_layout
+  int64_t tokens = 0, in = 0;
+  AlignedVector<uint8_t> x;   // row_major: s8 [tokens x in]; block_layout: the kernel's chunks
+  AlignedVector<float> scales;
+  // Buffers only grow, so a reused QuantizedInput stops allocating after the largest call.
+  void reserve(int64_t bytes, int64_t scale_count) {
+    if (static_cast<int64_t>(x.size()) < bytes) x.resize(static_cast<size_t>(bytes));
+    if (static_cast<int64_t>(scales.size()) < scale_count)
+      scales.resize(static_cast<size_t>(scale_count));
+  }
+};
+
+}  // namespace sparq

@@ -1,0 +1,253 @@
+// The public SparseLinear: validates arguments, picks a kernel from the weight's structure, the
+// dtype and the CPU, and forwards to it.
+#include <cmath>
+#include <cstring>
+#include <map>
+#include <mutex>
+#include <optional>
+#include <vector>
+
+#include "jit/cpu_features.hpp"
+#include "sparq/sparq.hpp"
+#include "sparse/checks.hpp"
+#include "sparse/reference.hpp"
+#include "sparse/stats.hpp"
+#include "src/dnnl_matmul.hpp"
+#include "src/int8_block_linear.hpp"
+#include "src/quantized_input.hpp"
+#include "src/threading.hpp"
+
+namespace sparq {
+
+using sparse::require;
+
+// Below this fraction of all-zero 4x1 blocks, `auto` runs int8 layers dense on oneDNN.
+constexpr double kMinBlockSparsityForSparse = 0.5;
+
+QuantizedInput::QuantizedInput() : impl_(std::make_unique<Impl>()) {}
+QuantizedInput::~QuantizedInput() = default;
+QuantizedInput::QuantizedInput(QuantizedInput&&) noexcept = default;
+QuantizedInput& QuantizedInput::operator=(QuantizedInput&&) noexcept = default;
+int64_t QuantizedInput::tokens() const { return impl_->tokens; }
+
+const char* cpu_isa_name() { return jit::isa_name(jit::best_int8_isa()); }
+
+struct SparseLinear::Impl {
+  int64_t out = 0, in = 0;
+  LinearOptions options;
+  LinearInfo info;
+  std::optional<Int8BlockLinear> block;  // int8 4x1 kernels
+  // Dense layers on oneDNN: the weights and one primitive per token count, made on first use.
+  std::vector<float> w_f32, bias;
+  std::vector<int8_t> w_s8;
+  std::vector<float> w_scale;
+  mutable std::mutex dense_mutex;
+  mutable std::map<int64_t, std::unique_ptr<DnnlMatmul>> dense;
+
+  const DnnlMatmul& dense_for(int64_t tokens) const {
+    std::lock_guard lock(dense_mutex);
+    auto& prim = dense[tokens];
+    if (!prim) {
+      const bool s8 = options.dtype == DType::int8;
+      prim = std::make_unique<DnnlMatmul>(
+          s8 ? DnnlMatmul::Kind::s8s8 : DnnlMatmul::Kind::f32, tokens, out, in,
+          s8 ? static_cast<const void*>(w_s8.data()) : w_f32.data(), w_scale.data(),
+          bias.empty() ? nullptr : bias.data(), options.activation, info.threads);
+    }
+    return *prim;
+  }
+
+  void quantize(const float* x, int64_t tokens, QuantizedInput::Impl& q) const {
+    if (block) {
+      block->quantize(x, tokens, q);
+      return;
+    }
+    require(x != nullptr, "forward: x must not be null");
+    require(tokens > 0, "forward: tokens must be positive, got " + std::to_string(tokens));
+    q.reserve(tokens * in, tokens);
+    sparse::quantize_rows(x, tokens, in, reinterpret_cast<int8_t*>(q.x.data()), q.scales.data());
+    q.form = QuantizedInput::Impl::Form::row_major;
+    q.tokens = tokens;
+    q.in = in;
+  }
+
+  // Dense int8 (and the fp32 path): oneDNN into y, then the residual.
+  void run_dense(const void* x, const float* x_scale, int64_t tokens, float* y,
+                 const float* residual) const {
+    dense_for(tokens).run(x, x_scale, y);
+    if (residual)
+      for (int64_t i = 0; i < tokens * out; ++i) y[i] += residual[i];
+  }
+
+  void run_quantized(const QuantizedInput::Impl& q, void* y, float y_scale,
+                     const float* residual) const {
+    if (block) {
+      block->run(q, y, y_scale, residual);
+      return;
+    }
+    require(q.form == QuantizedInput::Impl::Form::row_major && q.in == in,
+            "forward: the QuantizedInput was not made by this layer's quantize_input");
+    require(y != nullptr, "forward: y must not be null");
+    if (y_scale <= 0.0f) {
+      run_dense(q.x.data(), q.scales.data(), q.tokens, static_cast<float*>(y), residual);
+      return;
+    }
+    thread_local std::vector<float> tmp;
+    tmp.resize(static_cast<size_t>(q.tokens * out));
+    run_dense(q.x.data(), q.scales.data(), q.tokens, tmp.data(), residual);
+    auto* yq = static_cast<int8_t*>(y);
+    for (size_t i = 0; i < tmp.size(); ++i) yq[i] = sparse::requantize(tmp[i], 1.0f / y_scale);
+  }
+};
+
+namespace {
+
+void validate_pack(const float* weight, int64_t out, int64_t in, const float* bias,
+                   const LinearOptions& o) {
+  require(weight != nullptr, "SparseLinear::pack: weight must not be null");
+  require(out > 0 && in > 0, "SparseLinear::pack: out and in must be positive, got out=" +
+                                 std::to_string(out) + " in=" + std::to_string(in));
+  require(out <= (1 << 30) && in <= (1 << 24),
+          "SparseLinear::pack: out must be <= 2^30 and in <= 2^24, got out=" +
+              std::to_string(out) + " in=" + std::to_string(in));
+  for (int64_t i = 0; i < out * in; ++i)
+    if (!std::isfinite(weight[i]))
+      throw InvalidArgument("SparseLinear::pack: weight[" + std::to_string(i / in) + "][" +
+                            std::to_string(i % in) + "] is not finite");
+  if (bias)
+    for (int64_t i = 0; i < out; ++i)
+      require(std::isfinite(bias[i]),
+              "SparseLinear::pack: bias[" + std::to_string(i) + "] is not finite");
+  resolve_threads(o.threads);
+  const Pattern& p = o.pattern;
+  if (p.kind == Pattern::Kind::block)
+    require(p.block.rows > 0 && p.block.cols > 0, "SparseLinear::pack: block shape must be positive");
+  if (p.kind == Pattern::Kind::n_m)
+    require(p.n > 0 && p.m > 0 && p.n <= p.m, "SparseLinear::pack: N:M needs 0 < N <= M");
+}
+
+std::string percent(double fraction) {
+  char text[16];
+  std::snprintf(text, sizeof text, "%.1f%%", 100.0 * fraction);
+  return text;
+}
+
+}  // namespace
+
+SparseLinear SparseLinear::pack(const float* weight, int64_t out, int64_t in, const float* bias,
+                                const LinearOptions& options) {
+  validate_pack(weight, out, in, bias, options);
+  auto impl = std::make_unique<Impl>();
+  Impl& m = *impl;
+  m.out = out;
+  m.in = in;
+  m.options = options;
+  const std::span<const float> w(weight, static_cast<size_t>(out * in));
+  LinearInfo& info = m.info;
+  info.threads = resolve_threads(options.threads);
+  info.sparsity = sparse::sparsity(w);
+  info.block_sparsity = sparse::block_sparsity(w, out, in, {4, 1});
+  const Pattern& p = options.pattern;
+  const std::string pattern_text = p.to_string();
+
+  if (p.kind == Pattern::Kind::n_m) {
+    if (auto v = sparse::first_n_m_violation(w, out, in, p.n, p.m))
+      throw InvalidArgument("SparseLinear::pack: pattern " + pattern_text +
+                            " requested but the weight is not " + pattern_text + ": " +
+                            v->describe(p.n, p.m));
+    throw NotSupported("SparseLinear::pack: N:M (" + pattern_text +
+                       ") kernels are not supported yet; use pattern 4x1, dense or auto");
+  }
+  if (options.dtype == DType::bf16)
+    throw NotSupported("SparseLinear::pack: dtype bf16 is not supported yet; use int8 or f32");
+  if (p.kind == Pattern::Kind::block && !(p.block == BlockShape{4, 1}))
+    throw NotSupported("SparseLinear::pack: " + pattern_text +
+                       " blocks are not supported yet; the block-sparse kernels take 4x1");
+  if (options.dtype == DType::f32 && p.kind == Pattern::Kind::block)
+    throw NotSupported("SparseLinear::pack: f32 block-sparse kernels are not supported yet; "
+                       "use dtype int8 or pattern dense");
+
+  if (bias) m.bias.assign(bias, bias + out);
+  const bool sparse_kernel =
+      options.dtype == DType::int8 &&
+      (p.kind == Pattern::Kind::block ||
+       (p.kind == Pattern::Kind::automatic && info.block_sparsity >= kMinBlockSparsityForSparse));
+  if (options.dtype == DType::int8) {
+    m.w_s8.resize(static_cast<size_t>(out * in));
+    m.w_scale.resize(static_cast<size_t>(out));
+    sparse::quantize_rows(weight, out, in, m.w_s8.data(), m.w_scale.data());
+  }
+  if (sparse_kernel) {
+    const jit::Isa isa = jit::best_int8_isa();
+    m.block.emplace(m.w_s8.data(), m.w_scale.data(), bias, out, in, options.activation, isa,
+                    options.threads);
+    info.kernel = m.block->kernel_name();
+    info.isa = jit::isa_name(isa);
+    info.pattern = "4x1";
+    info.packed_bytes = m.block->weights().bytes();
+    info.reason = p.kind == Pattern::Kind::block
+                      ? "pattern 4x1 requested"
+                      : "auto: " + percent(info.block_sparsity) + " of 4x1 blocks are zero (>= " +
+                            percent(kMinBlockSparsityForSparse) + ")";
+    if (isa == jit::Isa::reference)
+      info.reason += "; this CPU lacks AVX2: portable C++ kernel (slow)";
+    m.w_s8 = {};
+    m.w_scale = {};
+  } else {
+    const bool s8 = options.dtype == DType::int8;
+    info.kernel = s8 ? "onednn:int8-dense" : "onednn:f32-dense";
+    info.isa = "onednn";
+    info.pattern = "dense";
+    if (!s8) m.w_f32.assign(weight, weight + out * in);
+    info.packed_bytes = static_cast<int64_t>(
+        m.w_s8.size() + (m.w_scale.size() + m.w_f32.size() + m.bias.size()) * sizeof(float));
+    info.reason = p.kind == Pattern::Kind::dense ? "pattern dense requested"
+                  : s8 ? "auto: only " + percent(info.block_sparsity) +
+                             " of 4x1 blocks are zero (< " +
+                             percent(kMinBlockSparsityForSparse) + "): dense is faster"
+                       : "auto: f32 runs dense (f32 sparse kernels are not supported yet)";
+  }
+  return SparseLinear(std::move(impl));
+}
+
+void SparseLinear::forward(const float* x, int64_t tokens, float* y,
+                           const float* residual) const {
+  require(x != nullptr && y != nullptr, "forward: x and y must not be null");
+  require(tokens > 0, "forward: tokens must be positive, got " + std::to_string(tokens));
+  if (impl_->options.dtype == DType::f32) {
+    impl_->run_dense(x, nullptr, tokens, y, residual);
+    return;
+  }
+  thread_local QuantizedInput scratch;
+  impl_->quantize(x, tokens, scratch.impl());
+  impl_->run_quantized(scratch.impl(), y, 0.0f, residual);
+}
+
+void SparseLinear::quantize_input(const float* x, int64_t tokens, QuantizedInput& q) const {
+  if (impl_->options.dtype != DType::int8)
+    throw InvalidArgument("quantize_input: the layer's dtype is " +
+                          std::string(to_string(impl_->options.dtype)) + ", not int8");
+  impl_->quantize(x, tokens, q.impl());
+}
+
+void SparseLinear::forward(const QuantizedInput& q, float* y, const float* residual) const {
+  impl_->run_quantized(q.impl(), y, 0.0f, residual);
+}
+
+void SparseLinear::forward(const QuantizedInput& q, int8_t* y, float y_scale,
+                           const float* residual) const {
+  require(std::isfinite(y_scale) && y_scale > 0.0f,
+          "forward: y_scale must be a positive finite number, got " + std::to_string(y_scale));
+  impl_->run_quantized(q.impl(), y, y_scale, residual);
+}
+
+LinearInfo SparseLinear::info() const { return impl_->info; }
+int64_t SparseLinear::out_features() const { return impl_->out; }
+int64_t SparseLinear::in_features() const { return impl_->in; }
+
+SparseLinear::SparseLinear(std::unique_ptr<Impl> impl) : impl_(std::move(impl)) {}
+SparseLinear::SparseLinear(SparseLinear&&) noexcept = default;
+SparseLinear& SparseLinear::operator=(SparseLinear&&) noexcept = default;
+SparseLinear::~SparseLinear() = default;
+
+}  // namespace sparq
