@@ -19,7 +19,7 @@ struct DnnlMatmul::Impl {
   int64_t tokens, out, in;
   int threads;
   dnnl::matmul prim;
-  dnnl::memory::desc src_md, dst_md, scale_md;
+  dnnl::memory::desc src_md, dst_md;
   dnnl::memory weights, bias;
   std::vector<int8_t> w_s8;
   std::vector<float> w_f32, b_f32;
@@ -30,7 +30,7 @@ DnnlMatmul::DnnlMatmul(Kind kind, int64_t tokens, int64_t out, int64_t in, const
                        const float* w_scale, const float* bias, Activation activation,
                        int threads)
     : impl_(std::make_unique<Impl>()) {
-  if (!w || tokens <= 0 || out <= 0 || in <= 0 || (kind == Kind::s8s8 && !w_scale))
+  if (!w || tokens <= 0 || out <= 0 || in <= 0 || (kind != Kind::f32 && kind != Kind::s8s8_s32 && !w_scale))
     throw InvalidArgument("DnnlMatmul: null weight/scales or non-positive shape");
   Impl& m = *impl_;
   m.kind = kind;
@@ -38,28 +38,28 @@ DnnlMatmul::DnnlMatmul(Kind kind, int64_t tokens, int64_t out, int64_t in, const
   m.out = out;
   m.in = in;
   m.threads = threads;
-  const dt src_dt = kind == Kind::f32 ? dt::f32 : dt::s8;
+  const dt src_dt = kind == Kind::f32 ? dt::f32 : kind == Kind::u8s8_f32 ? dt::u8 : dt::s8;
+  const dt w_dt = kind == Kind::f32 ? dt::f32 : dt::s8;
   m.src_md = dnnl::memory::desc({tokens, in}, src_dt, tag::ab);
   // Weights given as [out x in] row-major = a K x N matrix in "ba" order.
-  const dnnl::memory::desc w_md({in, out}, src_dt, tag::ba);
-  const dnnl::memory::desc w_any({in, out}, src_dt, tag::any);
-  m.dst_md = dnnl::memory::desc({tokens, out}, dt::f32, tag::ab);
+  const dnnl::memory::desc w_md({in, out}, w_dt, tag::ba);
+  const dnnl::memory::desc w_any({in, out}, w_dt, tag::any);
+  m.dst_md = dnnl::memory::desc({tokens, out}, kind == Kind::s8s8_s32 ? dt::s32 : dt::f32, tag::ab);
   const dnnl::memory::desc b_md({1, out}, dt::f32, tag::ab);
   dnnl::primitive_attr attr;
   dnnl::post_ops ops;
-  if (kind == Kind::s8s8) {
-    attr.set_output_scales(1 << 1, std::vector<float>(w_scale, w_scale + out));
-    m.scale_md = dnnl::memory::desc({tokens, 1}, dt::f32, tag::ab);
-    ops.append_binary(dnnl::algorithm::binary_mul, m.scale_md);
-    if (bias) ops.append_binary(dnnl::algorithm::binary_add, b_md);
+  if (kind == Kind::s8s8_s32) {
+    bias = nullptr;
+    activation = Activation::none;
   }
+  if (kind == Kind::s8s8_f32 || kind == Kind::u8s8_f32)
+    attr.set_output_scales(1 << 1, std::vector<float>(w_scale, w_scale + out));
   if (activation == Activation::relu)
     ops.append_eltwise(1.0f, dnnl::algorithm::eltwise_relu, 0.0f, 0.0f);
   else if (activation == Activation::gelu_tanh)
     ops.append_eltwise(1.0f, dnnl::algorithm::eltwise_gelu_tanh, 0.0f, 0.0f);
   attr.set_post_ops(ops);
-  const bool fused_bias = kind == Kind::f32 && bias;
-  auto desc = fused_bias ? dnnl::matmul::desc(m.src_md, w_any, b_md, m.dst_md)
+  auto desc = bias ? dnnl::matmul::desc(m.src_md, w_any, b_md, m.dst_md)
                          : dnnl::matmul::desc(m.src_md, w_any, m.dst_md);
   dnnl::matmul::primitive_desc pd(desc, attr, m.engine);
   m.impl_name = pd.impl_info_str();
@@ -82,20 +82,14 @@ DnnlMatmul::DnnlMatmul(Kind kind, int64_t tokens, int64_t out, int64_t in, const
 DnnlMatmul::~DnnlMatmul() = default;
 DnnlMatmul::DnnlMatmul(DnnlMatmul&&) noexcept = default;
 
-void DnnlMatmul::run(const void* x, const float* x_scale, float* y) const {
+void DnnlMatmul::run(const void* x, void* y) const {
   const Impl& m = *impl_;
   dnnl::stream s(m.engine);
   dnnl::memory src(m.src_md, m.engine, const_cast<void*>(x));
   dnnl::memory dst(m.dst_md, m.engine, y);
   std::unordered_map<int, dnnl::memory> args{
       {DNNL_ARG_SRC, src}, {DNNL_ARG_WEIGHTS, m.weights}, {DNNL_ARG_DST, dst}};
-  if (m.kind == Kind::s8s8) {
-    args[DNNL_ARG_ATTR_MULTIPLE_POST_OP(0) | DNNL_ARG_SRC_1] =
-        dnnl::memory(m.scale_md, m.engine, const_cast<float*>(x_scale));
-    if (m.bias) args[DNNL_ARG_ATTR_MULTIPLE_POST_OP(1) | DNNL_ARG_SRC_1] = m.bias;
-  } else if (m.bias) {
-    args[DNNL_ARG_BIAS] = m.bias;
-  }
+  if (m.bias) args[DNNL_ARG_BIAS] = m.bias;
   // oneDNN's Debian build threads with OpenMP; the count is a per-calling-thread setting.
   omp_set_num_threads(m.threads);
   m.prim.execute(s, args);

@@ -12,8 +12,10 @@ namespace sparq {
 class DnnlMatmul {
  public:
   enum class Kind {
-    f32,   // fp32 x, fp32 w
-    s8s8,  // s8 x (per-token scales), s8 w (per-channel scales), s32 accumulate
+    f32,       // fp32 x, fp32 w -> fp32 y = act(x w^T + bias)
+    s8s8_f32,  // s8 x, s8 w -> fp32 y = act(float(acc) * w_scale[o] + bias[o])
+    u8s8_f32,  // u8 x, s8 w -> fp32 y, as s8s8_f32 (oneDNN's fastest int8 path without VNNI)
+    s8s8_s32,  // s8 x, s8 w -> s32 y = acc (no scales, bias or activation)
   };
   // Builds the primitive for exactly `tokens` rows. w: fp32 [out x in] (f32) or s8 [out x in]
   // (s8s8, with w_scale [out]); bias [out] or null; the activation runs after the bias.
@@ -22,9 +24,10 @@ class DnnlMatmul {
   ~DnnlMatmul();
   DnnlMatmul(DnnlMatmul&&) noexcept;
 
-  // f32: x is fp32 [tokens x in]. s8s8: x is s8 [tokens x in] and x_scale [tokens] multiplies
-  // each output row (a binary post-op), so y = float(acc) * x_scale[t] * w_scale[o] + bias[o].
-  void run(const void* x, const float* x_scale, float* y) const;
+  // x: fp32 or s8 [tokens x in]; y: fp32 or s32 [tokens x out], as the kind says.
+  // (oneDNN 2.6 runs a per-token scale post-op only on its reference kernel, so the s8 kinds
+  // leave per-token scaling to the caller.)
+  void run(const void* x, void* y) const;
   const char* implementation() const;  // oneDNN's name for the kernel it picked
 
  private:

@@ -51,51 +51,50 @@ void Int8BlockLinear::run(const QuantizedInput::Impl& q, void* y, float y_scale,
   const int64_t chunk_bytes = w.in * sparse::x_column_bytes(w.layout);
   auto* y_bytes = static_cast<uint8_t*>(y);
 
-  parallel_ranges(threads_, w.groups(), [&](int64_t g0, int64_t g1) {
-    // Full tiles are written in place; short ones (last tokens, last rows) go through scratch.
-    alignas(64) float scratch_y[sparse::kChunkTokens * 4];
-    alignas(64) float scratch_res[sparse::kChunkTokens * 4];
+  // The kernel writes each tile token-major (4 rows per token) into a small staging block of
+  // kStageGroups groups that stays in L1; the block is then copied to y one token row at a
+  // time. Storing straight into y would put the 16 token rows of a tile at a stride of
+  // out * 4 bytes, which for BERT shapes maps them all to one L1 set. Tails (last tokens of the
+  // last chunk, last rows of the last group) are dropped in the copy.
+  constexpr int64_t kStageGroups = 8;
+  const int64_t stage_stride = kStageGroups * 4 * elem;
+  parallel_ranges(threads_, sparse::ceil_div(w.groups(), kStageGroups), [&](int64_t b0, int64_t b1) {
+    alignas(64) uint8_t stage[sparse::kChunkTokens * kStageGroups * 4 * sizeof(float)];
+    alignas(64) float stage_res[sparse::kChunkTokens * kStageGroups * 4];
     jit::Int8TileArgs a{};
     a.inv_y_scale = int8_out ? 1.0f / y_scale : 0.0f;
+    a.y_stride = stage_stride;
+    a.residual_stride = kStageGroups * 4 * sizeof(float);
     for (int64_t ch = 0; ch < chunks; ++ch) {
       const int64_t t0 = ch * sparse::kChunkTokens;
       const int64_t valid_t = std::min<int64_t>(sparse::kChunkTokens, tokens - t0);
       a.n_steps = sparse::ceil_div(valid_t, tile);
-      const int64_t tile_t = a.n_steps * tile;
       a.x = q.x.data() + ch * chunk_bytes;
       a.x_scale = q.scales.data() + t0;
-      for (int64_t g = g0; g < g1; ++g) {
-        const int64_t r0 = g * 4, valid_r = std::min<int64_t>(4, out - r0);
-        a.entries = w.entries.data() + w.group_begin[g] * entry_bytes;
-        a.n_entries = w.group_begin[g + 1] - w.group_begin[g];
-        a.w_scale = w.scales.data() + r0;
-        a.bias = w.bias.data() + r0;
-        a.compensation = w.compensation.data() + r0;
-        const bool direct = valid_r == 4 && valid_t == tile_t;
-        if (direct) {
-          a.y = y_bytes + (t0 * out + r0) * elem;
-          a.y_stride = out * elem;
-          a.residual = residual ? residual + t0 * out + r0 : nullptr;
-          a.residual_stride = out * 4;
-        } else {
-          a.y = scratch_y;
-          a.y_stride = 4 * elem;
-          if (residual) {
-            std::memset(scratch_res, 0, sizeof(scratch_res));
-            for (int64_t t = 0; t < valid_t; ++t)
-              std::memcpy(scratch_res + t * 4, residual + (t0 + t) * out + r0,
-                          static_cast<size_t>(valid_r) * 4);
-            a.residual = scratch_res;
-            a.residual_stride = 16;
-          }
-        }
-        kernel.run(a);
-        if (!direct) {
-          const auto* src = reinterpret_cast<const uint8_t*>(scratch_y);
+      for (int64_t blk = b0; blk < b1; ++blk) {
+        const int64_t g_begin = blk * kStageGroups;
+        const int64_t g_end = std::min(w.groups(), g_begin + kStageGroups);
+        const int64_t r_begin = g_begin * 4;
+        const int64_t rows = std::min(out, g_end * 4) - r_begin;
+        if (residual) {
           for (int64_t t = 0; t < valid_t; ++t)
-            std::memcpy(y_bytes + ((t0 + t) * out + r0) * elem, src + t * 4 * elem,
-                        static_cast<size_t>(valid_r * elem));
+            std::memcpy(stage_res + t * kStageGroups * 4, residual + (t0 + t) * out + r_begin,
+                        static_cast<size_t>(rows) * sizeof(float));
         }
+        for (int64_t g = g_begin; g < g_end; ++g) {
+          const int64_t r0 = g * 4, in_stage = r0 - r_begin;
+          a.entries = w.entries.data() + w.group_begin[g] * entry_bytes;
+          a.n_entries = w.group_begin[g + 1] - w.group_begin[g];
+          a.w_scale = w.scales.data() + r0;
+          a.bias = w.bias.data() + r0;
+          a.compensation = w.compensation.data() + r0;
+          a.y = stage + in_stage * elem;
+          a.residual = residual ? stage_res + in_stage : nullptr;
+          kernel.run(a);
+        }
+        for (int64_t t = 0; t < valid_t; ++t)
+          std::memcpy(y_bytes + ((t0 + t) * out + r_begin) * elem, stage + t * stage_stride,
+                      static_cast<size_t>(rows * elem));
       }
     }
   });

@@ -49,10 +49,14 @@ struct SparseLinear::Impl {
     auto& prim = dense[tokens];
     if (!prim) {
       const bool s8 = options.dtype == DType::int8;
-      prim = std::make_unique<DnnlMatmul>(
-          s8 ? DnnlMatmul::Kind::s8s8 : DnnlMatmul::Kind::f32, tokens, out, in,
-          s8 ? static_cast<const void*>(w_s8.data()) : w_f32.data(), w_scale.data(),
-          bias.empty() ? nullptr : bias.data(), options.activation, info.threads);
+      if (s8)
+        prim = std::make_unique<DnnlMatmul>(DnnlMatmul::Kind::s8s8_s32, tokens, out, in,
+                                            w_s8.data(), nullptr, nullptr, Activation::none,
+                                            info.threads);
+      else
+        prim = std::make_unique<DnnlMatmul>(DnnlMatmul::Kind::f32, tokens, out, in, w_f32.data(),
+                                            nullptr, bias.empty() ? nullptr : bias.data(),
+                                            options.activation, info.threads);
     }
     return *prim;
   }
@@ -71,14 +75,13 @@ struct SparseLinear::Impl {
     q.in = in;
   }
 
-  // Dense int8 (and the fp32 path): oneDNN into y, then the residual.
-  void run_dense(const void* x, const float* x_scale, int64_t tokens, float* y,
-                 const float* residual) const {
-    dense_for(tokens).run(x, x_scale, y);
+  void run_f32(const float* x, int64_t tokens, float* y, const float* residual) const {
+    dense_for(tokens).run(x, y);
     if (residual)
       for (int64_t i = 0; i < tokens * out; ++i) y[i] += residual[i];
   }
 
+  // Dense int8: oneDNN's s32 accumulators, then the same epilogue as the sparse kernels.
   void run_quantized(const QuantizedInput::Impl& q, void* y, float y_scale,
                      const float* residual) const {
     if (block) {
@@ -88,15 +91,21 @@ struct SparseLinear::Impl {
     require(q.form == QuantizedInput::Impl::Form::row_major && q.in == in,
             "forward: the QuantizedInput was not made by this layer's quantize_input");
     require(y != nullptr, "forward: y must not be null");
-    if (y_scale <= 0.0f) {
-      run_dense(q.x.data(), q.scales.data(), q.tokens, static_cast<float*>(y), residual);
-      return;
-    }
-    thread_local std::vector<float> tmp;
-    tmp.resize(static_cast<size_t>(q.tokens * out));
-    run_dense(q.x.data(), q.scales.data(), q.tokens, tmp.data(), residual);
-    auto* yq = static_cast<int8_t*>(y);
-    for (size_t i = 0; i < tmp.size(); ++i) yq[i] = sparse::requantize(tmp[i], 1.0f / y_scale);
+    thread_local std::vector<int32_t> acc;
+    acc.resize(static_cast<size_t>(q.tokens * out));
+    dense_for(q.tokens).run(q.x.data(), acc.data());
+    for (int64_t t = 0; t < q.tokens; ++t)
+      for (int64_t o = 0; o < out; ++o) {
+        const int64_t i = t * out + o;
+        float v = static_cast<float>(acc[i]) * q.scales[t] * w_scale[o];
+        if (!bias.empty()) v += bias[o];
+        v = sparse::activate(v, options.activation);
+        if (residual) v += residual[i];
+        if (y_scale > 0.0f)
+          static_cast<int8_t*>(y)[i] = sparse::requantize(v, 1.0f / y_scale);
+        else
+          static_cast<float*>(y)[i] = v;
+      }
   }
 };
 
@@ -193,6 +202,7 @@ SparseLinear SparseLinear::pack(const float* weight, int64_t out, int64_t in, co
       info.reason += "; this CPU lacks AVX2: portable C++ kernel (slow)";
     m.w_s8 = {};
     m.w_scale = {};
+    m.bias = {};
   } else {
     const bool s8 = options.dtype == DType::int8;
     info.kernel = s8 ? "onednn:int8-dense" : "onednn:f32-dense";
@@ -215,7 +225,7 @@ void SparseLinear::forward(const float* x, int64_t tokens, float* y,
   require(x != nullptr && y != nullptr, "forward: x and y must not be null");
   require(tokens > 0, "forward: tokens must be positive, got " + std::to_string(tokens));
   if (impl_->options.dtype == DType::f32) {
-    impl_->run_dense(x, nullptr, tokens, y, residual);
+    impl_->run_f32(x, tokens, y, residual);
     return;
   }
   thread_local QuantizedInput scratch;

@@ -1,0 +1,52 @@
+// One benchmark case of sparq's sparse linear against oneDNN's dense matmul: the same pruned
+// weight, the same quantized input, the same dtype, shape and thread count.
+#pragma once
+
+#include <cstdint>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "sparq/sparq.hpp"
+#include "src/dnnl_matmul.hpp"
+
+namespace sparq::bench {
+
+struct SpmmSpec {
+  DType dtype = DType::int8;
+  Pattern pattern = Pattern::blocks(4, 1);
+  int64_t out = 3072, in = 768, tokens = 128;
+  double sparsity = 0.9;
+  int threads = 1;
+  uint32_t seed = 1;
+};
+
+// Everything both sides need, built once (pack, quantize, primitive creation) before timing.
+class SpmmCase {
+ public:
+  explicit SpmmCase(const SpmmSpec& spec);
+  void run_sparse();  // sparq, on pre-quantized activations
+  // oneDNN dense int8, on the same quantized activations: u8 (x + 128, the shift folded into
+  // the bias; oneDNN's fastest int8 path on CPUs without VNNI) and s8. fp32 cases: run_dense only.
+  void run_dense();
+  void run_dense_s8();
+  // Max |y - reference| for sparq and oneDNN, against sparse::linear_int8 / linear_f32.
+  double sparse_max_error() const;
+  double dense_max_error() const;
+  bool has_s8_baseline() const { return dense_s8_ != nullptr; }
+  LinearInfo info() const { return linear_.info(); }
+  std::string dense_implementation() const { return dense_->implementation(); }
+
+ private:
+  SpmmSpec spec_;
+  std::vector<float> x_, w_, bias_;
+  std::vector<int8_t> xq_, wq_;
+  std::vector<uint8_t> xu8_;
+  std::vector<float> x_scale_, w_scale_, bias_u8_;
+  SparseLinear linear_;
+  QuantizedInput q_;
+  std::unique_ptr<DnnlMatmul> dense_, dense_s8_;
+  std::vector<float> y_sparse_, y_dense_;
+};
+
+}  // namespace sparq::bench

@@ -1,0 +1,148 @@
+// Every int8 4x1 tile-kernel variant against sparse::linear_int8 on randomized shapes with tails,
+// sparsities from 0 to 100 %, every epilogue option and both output types.
+#include <gtest/gtest.h>
+
+#include <algorithm>
+#include <random>
+
+#include "jit/cpu_features.hpp"
+#include "sparse/int8_block_pack.hpp"
+#include "sparse/reference.hpp"
+#include "src/activation_quant.hpp"
+#include "src/int8_block_linear.hpp"
+#include "test_util.hpp"
+
+namespace sparq {
+namespace {
+
+struct Case {
+  int64_t out, in, tokens;
+  double block_sparsity;
+};
+
+// An s8 weight whose 4x1 blocks are zero with the given probability; optionally one dense row
+// group among empty ones.
+std::vector<int8_t> block_sparse_weight(int64_t out, int64_t in, double sparsity, uint32_t seed) {
+  auto w = test::random_int8(static_cast<size_t>(out * in), seed);
+  std::mt19937 rng(seed + 1);
+  std::bernoulli_distribution zero(sparsity);
+  for (int64_t g = 0; g < (out + 3) / 4; ++g)
+    for (int64_t c = 0; c < in; ++c)
+      if (zero(rng))
+        for (int64_t r = g * 4; r < std::min(out, g * 4 + 4); ++r) w[r * in + c] = 0;
+  return w;
+}
+
+class Int8KernelTest : public ::testing::TestWithParam<jit::Isa> {
+ protected:
+  void SetUp() override {
+    if (!jit::isa_available(GetParam()))
+      GTEST_SKIP() << "this CPU lacks " << jit::isa_name(GetParam())
+                   << ": that kernel variant cannot run here";
+  }
+
+  void check(const Case& c, Activation act, bool residual, bool int8_out, uint32_t seed,
+             const std::vector<int8_t>* given_w = nullptr) {
+    SCOPED_TRACE(testing::Message() << "out=" << c.out << " in=" << c.in << " tokens=" << c.tokens
+                                    << " sparsity=" << c.block_sparsity << " act="
+                                    << to_string(act) << " residual=" << residual
+                                    << " int8_out=" << int8_out);
+    const auto w = given_w ? *given_w : block_sparse_weight(c.out, c.in, c.block_sparsity, seed);
+    const auto w_scale = test::random_floats(static_cast<size_t>(c.out), seed + 2, 0.001f, 0.02f);
+    const auto bias = test::random_floats(static_cast<size_t>(c.out), seed + 3);
+    const auto xq = test::random_int8(static_cast<size_t>(c.tokens * c.in), seed + 4);
+    const auto x_scale = test::random_floats(static_cast<size_t>(c.tokens), seed + 5, 0.001f, 0.05f);
+    const auto res = test::random_floats(static_cast<size_t>(c.tokens * c.out), seed + 6);
+
+    std::vector<float> want(static_cast<size_t>(c.tokens * c.out));
+    sparse::linear_int8(xq.data(), x_scale.data(), c.tokens, w.data(), w_scale.data(), c.out, c.in,
+                        {bias.data(), act, residual ? res.data() : nullptr}, want.data());
+
+    Int8BlockLinear layer(w.data(), w_scale.data(), bias.data(), c.out, c.in, act, GetParam(), 1);
+    QuantizedInput::Impl q;
+    q.reserve(activation_bytes(layer.layout(), c.tokens, c.in), activation_scale_count(c.tokens));
+    sparse::layout_activations(xq.data(), x_scale.data(), c.tokens, c.in, layer.layout(),
+                               q.x.data(), q.scales.data());
+    q.form = QuantizedInput::Impl::Form::block_layout;
+    q.layout = layer.layout();
+    q.tokens = c.tokens;
+    q.in = c.in;
+
+    if (!int8_out) {
+      std::vector<float> got(want.size(), -12345.0f);
+      layer.run(q, got.data(), 0.0f, residual ? res.data() : nullptr);
+      test::expect_close(got, want, 2e-5, "fp32 output");
+    } else {
+      const float y_scale = 0.02f;
+      std::vector<int8_t> got(want.size(), 99);
+      layer.run(q, got.data(), y_scale, residual ? res.data() : nullptr);
+      int64_t off_by_one = 0;
+      for (size_t i = 0; i < want.size(); ++i) {
+        const int expect = sparse::requantize(want[i], 1.0f / y_scale);
+        ASSERT_LE(std::abs(got[i] - expect), 1) << "element " << i;
+        off_by_one += got[i] != expect;  // a rounding tie moved by float reassociation
+      }
+      EXPECT_LE(off_by_one, static_cast<int64_t>(want.size() / 500 + 1));
+    }
+  }
+};
+
+TEST_P(Int8KernelTest, RandomShapesWithTails) {
+  const Case cases[] = {{4, 4, 16, 0.5},     {5, 7, 1, 0.5},      {3, 1, 3, 0.0},
+                        {17, 33, 17, 0.9},   {64, 96, 64, 0.7},   {66, 130, 65, 0.8},
+                        {128, 64, 130, 0.5}, {31, 257, 127, 0.95}, {8, 16, 200, 0.99}};
+  uint32_t seed = 100;
+  for (const Case& c : cases) check(c, Activation::none, false, false, seed++);
+}
+
+TEST_P(Int8KernelTest, SparsityExtremes) {
+  for (double s : {0.0, 0.5, 0.9, 0.99, 1.0}) check({36, 80, 45, s}, Activation::none, false, false, 7);
+}
+
+TEST_P(Int8KernelTest, OneDenseRowGroupAmongEmptyOnes) {
+  const Case c{40, 50, 33, 1.0};
+  auto w = block_sparse_weight(c.out, c.in, 1.0, 3);
+  const auto row = test::random_int8(static_cast<size_t>(c.in), 4, 1, 127);
+  std::copy(row.begin(), row.end(), w.begin() + 21 * c.in);
+  check(c, Activation::none, false, false, 5, &w);
+}
+
+TEST_P(Int8KernelTest, EveryEpilogue) {
+  uint32_t seed = 300;
+  for (Activation act : {Activation::none, Activation::relu, Activation::gelu_tanh})
+    for (bool residual : {false, true})
+      for (bool int8_out : {false, true})
+        for (const Case& c : {Case{12, 24, 16, 0.6}, Case{13, 40, 70, 0.8}})
+          check(c, act, residual, int8_out, seed++);
+}
+
+TEST_P(Int8KernelTest, ExtremeValuesSaturateInt8Output) {
+  // Full-scale weights and activations: accumulators far beyond the int8 range must clamp.
+  const Case c{8, 64, 20, 0.0};
+  std::vector<int8_t> w(static_cast<size_t>(c.out * c.in), 127);
+  for (int64_t i = 0; i < c.in; ++i) w[i] = -127;  // row 0 negative
+  check(c, Activation::none, false, true, 9, &w);
+}
+
+INSTANTIATE_TEST_SUITE_P(AllIsas, Int8KernelTest,
+                         ::testing::Values(jit::Isa::reference, jit::Isa::avx2,
+                                           jit::Isa::avx512_vnni),
+                         [](const auto& info) { return std::string(jit::isa_name(info.param)); });
+
+TEST(ActivationQuant, VectorPathMatchesPortable) {
+  if (!jit::isa_available(jit::Isa::avx2)) GTEST_SKIP() << "this CPU lacks AVX2";
+  for (auto layout : {sparse::Int8Layout::pairs_i16, sparse::Int8Layout::quads_u8})
+    for (auto [tokens, in] : {std::pair<int64_t, int64_t>{1, 3}, {9, 8}, {64, 64}, {70, 77}, {130, 768}}) {
+      auto x = test::random_floats(static_cast<size_t>(tokens * in), static_cast<uint32_t>(in), -3, 3);
+      x[0] = 0.0f;
+      std::vector<uint8_t> a(static_cast<size_t>(activation_bytes(layout, tokens, in))), b(a.size());
+      std::vector<float> sa(static_cast<size_t>(activation_scale_count(tokens))), sb(sa.size());
+      detail::quantize_activations_avx2(x.data(), tokens, in, layout, a.data(), sa.data());
+      detail::quantize_activations_portable(x.data(), tokens, in, layout, b.data(), sb.data());
+      EXPECT_EQ(a, b) << "tokens=" << tokens << " in=" << in;
+      EXPECT_EQ(sa, sb);
+    }
+}
+
+}  // namespace
+}  // namespace sparq
