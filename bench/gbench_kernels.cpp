@@ -17,9 +17,9 @@ sparq::bench::SpmmSpec spec_of(const benchmark::State& state) {
 }
 
 void set_counters(benchmark::State& state, const sparq::bench::SpmmSpec& s) {
-  state.counters["dense_equiv_GOPS"] = benchmark::Counter(
-      2.0 * double(s.tokens * s.out * s.in) * double(state.iterations()),
-      benchmark::Counter::kIsRate, benchmark::Counter::kIs1000);
+  state.counters["dense_equiv_GOPS"] =
+      benchmark::Counter(2.0 * double(s.tokens * s.out * s.in) * double(state.iterations()),
+                         benchmark::Counter::kIsRate, benchmark::Counter::kIs1000);
 }
 
 void BM_SparseInt8_4x1(benchmark::State& state) {
@@ -47,5 +47,8 @@ void bert_shapes(benchmark::internal::Benchmark* b) {
 }  // namespace
 
 BENCHMARK(BM_SparseInt8_4x1)->Apply(bert_shapes);
-BENCHMARK(BM_DenseInt8_OneDnn)->Args({3072, 768, 128, 0})->Args({768, 3072, 128, 0})->Unit(benchmark::kMicrosecond);
+BENCHMARK(BM_DenseInt8_OneDnn)
+    ->Args({3072, 768, 128, 0})
+    ->Args({768, 3072, 128, 0})
+    ->Unit(benchmark::kMicrosecond);
 BENCHMARK_MAIN();

@@ -95,27 +95,28 @@ Result run_case(const sparq::bench::SpmmSpec& spec, int warmup, int min_reps, do
 nlohmann::json to_json(const Result& r) {
   const auto& s = r.spec;
   const double ops = 2.0 * double(s.tokens) * double(s.out) * double(s.in);
-  return {{"dtype", sparq::to_string(s.dtype)},
-          {"pattern", s.pattern.to_string()},
-          {"out", s.out},
-          {"in", s.in},
-          {"tokens", s.tokens},
-          {"sparsity", s.sparsity},
-          {"block_sparsity", r.block_sparsity},
-          {"threads", s.threads},
-          {"sparse_us", r.sparse_us},
-          {"dense_us", r.dense_us},
-          {"speedup", r.speedup},
-          {"dense_s8_us", r.dense_s8_us},
-          {"speedup_vs_s8", r.speedup_s8},
-          {"sparse_gops", ops / r.sparse_us / 1e3},
-          {"dense_gops", ops / r.dense_us / 1e3},
-          {"sparse_max_error", r.sparse_error},
-          {"dense_max_error", r.dense_error},
-          {"reps", r.reps},
-          {"kernel", r.kernel},
-          {"dense_kernel", "onednn:" + r.dense_impl + (s.dtype == sparq::DType::int8 ? ":u8s8" : "")},
-          {"isa", sparq::cpu_isa_name()}};
+  return {
+      {"dtype", sparq::to_string(s.dtype)},
+      {"pattern", s.pattern.to_string()},
+      {"out", s.out},
+      {"in", s.in},
+      {"tokens", s.tokens},
+      {"sparsity", s.sparsity},
+      {"block_sparsity", r.block_sparsity},
+      {"threads", s.threads},
+      {"sparse_us", r.sparse_us},
+      {"dense_us", r.dense_us},
+      {"speedup", r.speedup},
+      {"dense_s8_us", r.dense_s8_us},
+      {"speedup_vs_s8", r.speedup_s8},
+      {"sparse_gops", ops / r.sparse_us / 1e3},
+      {"dense_gops", ops / r.dense_us / 1e3},
+      {"sparse_max_error", r.sparse_error},
+      {"dense_max_error", r.dense_error},
+      {"reps", r.reps},
+      {"kernel", r.kernel},
+      {"dense_kernel", "onednn:" + r.dense_impl + (s.dtype == sparq::DType::int8 ? ":u8s8" : "")},
+      {"isa", sparq::cpu_isa_name()}};
 }
 
 }  // namespace
@@ -136,7 +137,8 @@ int main(int argc, char** argv) {
   spmm->add_option("--pattern", pattern, "4x1 | auto | dense | RxC | N:M")->capture_default_str();
   spmm->add_option("--out", outs, "output features (several: one case each)")->delimiter(',');
   spmm->add_option("--in", ins, "input features")->delimiter(',');
-  spmm->add_option("--shapes", shapes, "OUTxIN pairs, e.g. 3072x768,768x3072 (instead of --out/--in)")
+  spmm->add_option("--shapes", shapes,
+                   "OUTxIN pairs, e.g. 3072x768,768x3072 (instead of --out/--in)")
       ->delimiter(',');
   spmm->add_option("--tokens", tokens, "tokens (rows of x)")->delimiter(',');
   spmm->add_option("--sparsity", sparsities, "fraction of pruned blocks, 0..1")->delimiter(',');
@@ -155,7 +157,8 @@ int main(int argc, char** argv) {
     if (!shapes.empty()) {
       for (const auto& s : shapes) {
         const auto x = s.find('x');
-        if (x == std::string::npos) throw sparq::InvalidArgument("--shapes: expected OUTxIN, got " + s);
+        if (x == std::string::npos)
+          throw sparq::InvalidArgument("--shapes: expected OUTxIN, got " + s);
         shape_list.push_back({std::stoll(s.substr(0, x)), std::stoll(s.substr(x + 1))});
       }
     } else {
@@ -164,10 +167,11 @@ int main(int argc, char** argv) {
     }
     const bool table = format == "table";
     if (table) {
-      std::printf("sparq-bench spmm: sparq %s vs oneDNN dense matmul (dense_us: u8 activations, "
-                  "oneDNN's fastest int8 path; dense_s8: s8 activations), same shape, threads; "
-                  "medians of interleaved runs; sparq kernel ISA: %s\n",
-                  pattern.c_str(), sparq::cpu_isa_name());
+      std::printf(
+          "sparq-bench spmm: sparq %s vs oneDNN dense matmul (dense_us: u8 activations, "
+          "oneDNN's fastest int8 path; dense_s8: s8 activations), same shape, threads; "
+          "medians of interleaved runs; sparq kernel ISA: %s\n",
+          pattern.c_str(), sparq::cpu_isa_name());
       std::printf("%-5s %-7s %6s %6s %6s %8s %7s %10s %10s %10s %8s %8s %9s %9s  %s\n", "dtype",
                   "pattern", "out", "in", "tokens", "sparsity", "threads", "sparse_us", "dense_us",
                   "dense_s8", "speedup", "vs_s8", "sp_GOPS", "max_err", "kernel");
@@ -176,17 +180,23 @@ int main(int argc, char** argv) {
       for (auto t : tokens)
         for (int th : threads)
           for (double sp : sparsities) {
-            sparq::bench::SpmmSpec spec{sparq::parse_dtype(dtype), sparq::Pattern::parse(pattern),
-                                        shape.out, shape.in, t, sp, th, seed};
+            sparq::bench::SpmmSpec spec{sparq::parse_dtype(dtype),
+                                        sparq::Pattern::parse(pattern),
+                                        shape.out,
+                                        shape.in,
+                                        t,
+                                        sp,
+                                        th,
+                                        seed};
             const Result r = run_case(spec, warmup, min_reps, min_seconds);
             const auto j = to_json(r);
             if (table) {
-              std::printf("%-5s %-7s %6lld %6lld %6lld %8.2f %7d %10.1f %10.1f %10.1f %7.2fx "
-                          "%7.2fx %9.1f %9.2e  %s\n",
-                          dtype.c_str(), pattern.c_str(), (long long)shape.out,
-                          (long long)shape.in, (long long)t, sp, th, r.sparse_us, r.dense_us,
-                          r.dense_s8_us, r.speedup, r.speedup_s8, j["sparse_gops"].get<double>(),
-                          r.sparse_error, r.kernel.c_str());
+              std::printf(
+                  "%-5s %-7s %6lld %6lld %6lld %8.2f %7d %10.1f %10.1f %10.1f %7.2fx "
+                  "%7.2fx %9.1f %9.2e  %s\n",
+                  dtype.c_str(), pattern.c_str(), (long long)shape.out, (long long)shape.in,
+                  (long long)t, sp, th, r.sparse_us, r.dense_us, r.dense_s8_us, r.speedup,
+                  r.speedup_s8, j["sparse_gops"].get<double>(), r.sparse_error, r.kernel.c_str());
               std::fflush(stdout);
             } else {
               std::cout << j.dump() << std::endl;

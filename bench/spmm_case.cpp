@@ -28,10 +28,10 @@ LinearOptions options_for(const SpmmSpec& s) {
 
 std::vector<float> pruned_weight(const SpmmSpec& s) {
   auto w = normal(static_cast<size_t>(s.out * s.in), s.seed, 0.05f);
-  const Pattern p = s.pattern.kind == Pattern::Kind::automatic ||
-                            s.pattern.kind == Pattern::Kind::dense
-                        ? Pattern::blocks(4, 1)
-                        : s.pattern;
+  const Pattern p =
+      s.pattern.kind == Pattern::Kind::automatic || s.pattern.kind == Pattern::Kind::dense
+          ? Pattern::blocks(4, 1)
+          : s.pattern;
   return sparse::prune(w, s.out, s.in, p, s.sparsity);
 }
 
@@ -71,9 +71,9 @@ SpmmCase::SpmmCase(const SpmmSpec& spec)
                                              spec.in, wq_.data(), w_scale_.data(), bias_.data(),
                                              Activation::none, threads);
   } else {
-    dense_ = std::make_unique<DnnlMatmul>(DnnlMatmul::Kind::f32, spec.tokens, spec.out, spec.in,
-                                          w_.data(), nullptr, bias_.data(), Activation::none,
-                                          threads);
+    dense_ =
+        std::make_unique<DnnlMatmul>(DnnlMatmul::Kind::f32, spec.tokens, spec.out, spec.in,
+                                     w_.data(), nullptr, bias_.data(), Activation::none, threads);
   }
 }
 

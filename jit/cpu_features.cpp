@@ -57,10 +57,14 @@ Isa capped_isa() {
   if (const char* cap = std::getenv("SPARQ_MAX_ISA"); cap && *cap) {
     const std::string s = cap;
     Isa limit;
-    if (s == "reference") limit = Isa::reference;
-    else if (s == "avx2") limit = Isa::avx2;
-    else if (s == "avx512_vnni") limit = Isa::avx512_vnni;
-    else throw InvalidArgument("SPARQ_MAX_ISA='" + s + "': expected reference, avx2 or avx512_vnni");
+    if (s == "reference")
+      limit = Isa::reference;
+    else if (s == "avx2")
+      limit = Isa::avx2;
+    else if (s == "avx512_vnni")
+      limit = Isa::avx512_vnni;
+    else
+      throw InvalidArgument("SPARQ_MAX_ISA='" + s + "': expected reference, avx2 or avx512_vnni");
     if (limit < isa) isa = limit;
   }
   return isa;

@@ -69,8 +69,8 @@ void EpilogueEmitter::emit_table() {
       std::bit_cast<uint32_t>(87.0f),
       std::bit_cast<uint32_t>(-87.0f),
       std::bit_cast<uint32_t>(1.44269504088896341f),
-      std::bit_cast<uint32_t>(0.693359375f),       // ln 2, high part (exact in few bits)
-      std::bit_cast<uint32_t>(-2.12194440e-4f),    // ln 2 - high part
+      std::bit_cast<uint32_t>(0.693359375f),     // ln 2, high part (exact in few bits)
+      std::bit_cast<uint32_t>(-2.12194440e-4f),  // ln 2 - high part
       std::bit_cast<uint32_t>(1.0f / 2),
       std::bit_cast<uint32_t>(1.0f / 6),
       std::bit_cast<uint32_t>(1.0f / 24),

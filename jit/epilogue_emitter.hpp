@@ -12,8 +12,23 @@ namespace sparq::jit {
 class EpilogueEmitter {
  public:
   enum Const : int {
-    kOne, kExpMax, kExpMin, kLog2e, kLn2Hi, kLn2Lo, kC2, kC3, kC4, kC5, kC6,
-    kGeluA, kGeluB, kExpBias, kQuantMax, kQuantMin, kConstCount
+    kOne,
+    kExpMax,
+    kExpMin,
+    kLog2e,
+    kLn2Hi,
+    kLn2Lo,
+    kC2,
+    kC3,
+    kC4,
+    kC5,
+    kC6,
+    kGeluA,
+    kGeluB,
+    kExpBias,
+    kQuantMax,
+    kQuantMin,
+    kConstCount
   };
 
   explicit EpilogueEmitter(Xbyak::CodeGenerator& gen) : gen_(gen) {}

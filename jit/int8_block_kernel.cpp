@@ -12,9 +12,9 @@ std::string Int8BlockKernel::name() const {
 
 std::shared_ptr<const Int8BlockKernel> int8_block_kernel(const Int8KernelKey& key) {
   if (!isa_available(key.isa))
-    throw NotSupported(std::string("int8 block kernel for ") + isa_name(key.isa) +
-                       " requested, but this CPU lacks it (best here: " +
-                       isa_name(best_int8_isa()) + ")");
+    throw NotSupported(
+        std::string("int8 block kernel for ") + isa_name(key.isa) +
+        " requested, but this CPU lacks it (best here: " + isa_name(best_int8_isa()) + ")");
   static KernelCache<Int8KernelKey, Int8BlockKernel> cache;
   return cache.get(key, [&]() -> std::unique_ptr<Int8BlockKernel> {
     switch (key.isa) {

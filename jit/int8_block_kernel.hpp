@@ -21,19 +21,19 @@ namespace sparq::jit {
 
 // Field order is the JIT code's ABI: offsets are taken with offsetof.
 struct Int8TileArgs {
-  const uint8_t* x;         // activation chunk base, [in][64] in the layout's element type
-  const uint8_t* entries;   // the group's first entry
+  const uint8_t* x;        // activation chunk base, [in][64] in the layout's element type
+  const uint8_t* entries;  // the group's first entry
   int64_t n_entries;
-  int64_t n_steps;          // token steps of tile_tokens() each, 1..64 / tile_tokens()
-  const float* x_scale;     // the chunk's 64 token scales, in kernel lane order
-  const float* w_scale;     // 4 row scales
-  const float* bias;        // 4 row biases
+  int64_t n_steps;              // token steps of tile_tokens() each, 1..64 / tile_tokens()
+  const float* x_scale;         // the chunk's 64 token scales, in kernel lane order
+  const float* w_scale;         // 4 row scales
+  const float* bias;            // 4 row biases
   const int32_t* compensation;  // 4 row compensations (quads_u8)
-  void* y;                  // output of (token 0 of the chunk, row 0 of the group)
-  int64_t y_stride;         // bytes between tokens of y
-  const float* residual;    // like y, fp32; read when the kernel was built with residual
-  int64_t residual_stride;  // bytes between tokens of residual
-  float inv_y_scale;        // int8 output: 1 / y_scale
+  void* y;                      // output of (token 0 of the chunk, row 0 of the group)
+  int64_t y_stride;             // bytes between tokens of y
+  const float* residual;        // like y, fp32; read when the kernel was built with residual
+  int64_t residual_stride;      // bytes between tokens of residual
+  float inv_y_scale;            // int8 output: 1 / y_scale
 };
 
 struct Int8KernelKey {

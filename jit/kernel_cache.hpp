@@ -16,7 +16,8 @@ class KernelCache {
                                     const std::function<std::unique_ptr<Kernel>()>& make) {
     std::lock_guard lock(mutex_);
     auto it = kernels_.find(key);
-    if (it == kernels_.end()) it = kernels_.emplace(key, std::shared_ptr<const Kernel>(make())).first;
+    if (it == kernels_.end())
+      it = kernels_.emplace(key, std::shared_ptr<const Kernel>(make())).first;
     return it->second;
   }
   size_t size() const {

@@ -26,9 +26,9 @@ inline void require_matrix(std::span<const float> values, int64_t rows, int64_t 
 }
 
 inline void require_block(BlockShape block, const char* what) {
-  require(block.rows > 0 && block.cols > 0, std::string(what) + ": block shape must be positive, got " +
-                                                std::to_string(block.rows) + "x" +
-                                                std::to_string(block.cols));
+  require(block.rows > 0 && block.cols > 0,
+          std::string(what) + ": block shape must be positive, got " + std::to_string(block.rows) +
+              "x" + std::to_string(block.cols));
 }
 
 inline int64_t ceil_div(int64_t a, int64_t b) { return (a + b - 1) / b; }

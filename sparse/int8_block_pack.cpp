@@ -53,7 +53,9 @@ Int8BlockWeights pack_int8_4x1(const int8_t* wq, const float* w_scale, const flo
       w.compensation[r] = 128 * sum;
     }
   }
-  auto weight = [&](int64_t r, int64_t c) -> int8_t { return r < out ? wq[r * in + c] : int8_t{0}; };
+  auto weight = [&](int64_t r, int64_t c) -> int8_t {
+    return r < out ? wq[r * in + c] : int8_t{0};
+  };
   std::vector<int64_t> cols;
   for (int64_t g = 0; g < groups; ++g) {
     cols.clear();

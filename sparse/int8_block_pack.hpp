@@ -4,7 +4,8 @@
 // Weights: output rows in groups of 4 (the last group zero-padded). For each group, the input
 // columns where the 4x1 block holds a non-zero are bundled into entries of `cols_per_entry`
 // columns (a short last bundle repeats its first column with zero weights):
-//   pairs_i16 (AVX2, vpmaddwd): u32 column byte offsets[2], then for rows 0..3: s16 w[r][c0], w[r][c1]
+//   pairs_i16 (AVX2, vpmaddwd): u32 column byte offsets[2], then for rows 0..3: s16 w[r][c0],
+//   w[r][c1]
 //                               -> 24 bytes per entry
 //   quads_u8 (AVX-512 VNNI, vpdpbusd): u32 offsets[4], then for rows 0..3: s8 w[r][c0..c3]
 //                               -> 32 bytes per entry
@@ -37,12 +38,12 @@ int chunk_token(Int8Layout layout, int slot);
 struct Int8BlockWeights {
   Int8Layout layout = Int8Layout::pairs_i16;
   int64_t out = 0, in = 0;
-  std::vector<int64_t> group_begin;    // ceil(out / 4) + 1 entry indices
-  AlignedVector<uint8_t> entries;      // entry_bytes(layout) each
-  AlignedVector<float> scales;         // per output row, padded to a multiple of 4 with zeros
-  AlignedVector<float> bias;           // per output row, zeros when the layer has no bias
-  AlignedVector<int32_t> compensation; // quads_u8: 128 * sum_i w[r][i]; pairs_i16: zeros
-  int64_t nonzero_blocks = 0;          // 4x1 blocks holding a non-zero
+  std::vector<int64_t> group_begin;     // ceil(out / 4) + 1 entry indices
+  AlignedVector<uint8_t> entries;       // entry_bytes(layout) each
+  AlignedVector<float> scales;          // per output row, padded to a multiple of 4 with zeros
+  AlignedVector<float> bias;            // per output row, zeros when the layer has no bias
+  AlignedVector<int32_t> compensation;  // quads_u8: 128 * sum_i w[r][i]; pairs_i16: zeros
+  int64_t nonzero_blocks = 0;           // 4x1 blocks holding a non-zero
 
   int64_t groups() const { return static_cast<int64_t>(group_begin.size()) - 1; }
   int64_t bytes() const;

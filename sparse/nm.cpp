@@ -26,7 +26,9 @@ NmMatrix to_n_m(std::span<const float> w, int64_t rows, int64_t cols, int n, int
   if (auto v = first_n_m_violation(w, rows, cols, n, m))
     throw InvalidArgument("to_n_m: weight is not " + std::to_string(n) + ":" + std::to_string(m) +
                           ": " + v->describe(n, m));
-  NmMatrix out{rows, cols, n, m, std::max(1, static_cast<int>(std::bit_width(static_cast<unsigned>(m - 1)))), {}, {}};
+  NmMatrix out{
+      rows, cols, n, m, std::max(1, static_cast<int>(std::bit_width(static_cast<unsigned>(m - 1)))),
+      {},   {}};
   const int64_t slots = rows * out.groups_per_row() * n;
   out.values.reserve(static_cast<size_t>(slots));
   out.indices.assign(static_cast<size_t>((slots * out.index_bits + 7) / 8), 0);

@@ -58,8 +58,8 @@ std::vector<float> prune_blocks(std::span<const float> w, int64_t rows, int64_t 
 
 std::vector<float> prune_n_m(std::span<const float> w, int64_t rows, int64_t cols, int n, int m) {
   require_matrix(w, rows, cols, "prune_n_m: weight");
-  require(n > 0 && m > 0 && n <= m, "prune_n_m: need 0 < n <= m, got " + std::to_string(n) + ":" +
-                                        std::to_string(m));
+  require(n > 0 && m > 0 && n <= m,
+          "prune_n_m: need 0 < n <= m, got " + std::to_string(n) + ":" + std::to_string(m));
   std::vector<float> pruned(w.begin(), w.end());
   std::vector<int64_t> order;
   for (int64_t r = 0; r < rows; ++r) {

@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <cmath>
+#include <limits>
 #include <vector>
 
 #include "sparse/bf16.hpp"
@@ -68,8 +69,7 @@ void linear_bsr_f32(const float* x, int64_t tokens, const Bsr& w, const Epilogue
   }
 }
 
-void linear_nm_f32(const float* x, int64_t tokens, const NmMatrix& w, const Epilogue& e,
-                   float* y) {
+void linear_nm_f32(const float* x, int64_t tokens, const NmMatrix& w, const Epilogue& e, float* y) {
   require_io(x, tokens, y, "linear_nm_f32");
   for (int64_t t = 0; t < tokens; ++t)
     for (int64_t o = 0; o < w.rows; ++o) {
@@ -90,12 +90,14 @@ void linear_bf16(const float* x, int64_t tokens, const uint16_t* w_bf16, int64_t
   for (int64_t t = 0; t < tokens; ++t)
     for (int64_t o = 0; o < out; ++o) {
       float acc = 0.0f;
-      for (int64_t i = 0; i < in; ++i) acc += bf16_round(x[t * in + i]) * from_bf16(w_bf16[o * in + i]);
+      for (int64_t i = 0; i < in; ++i)
+        acc += bf16_round(x[t * in + i]) * from_bf16(w_bf16[o * in + i]);
       y[t * out + o] = finish(acc, t, o, out, e);
     }
 }
 
 void linear_bsr_bf16(const float* x, int64_t tokens, const Bsr& w, const Epilogue& e, float* y) {
+  require_io(x, tokens, y, "linear_bsr_bf16");
   Bsr rounded = w;
   for (float& v : rounded.values) v = bf16_round(v);
   std::vector<float> xr(x, x + tokens * w.cols);
@@ -119,7 +121,12 @@ void quantize_rows(const float* v, int64_t rows, int64_t cols, int8_t* q, float*
   for (int64_t r = 0; r < rows; ++r) {
     float amax = 0.0f;
     for (int64_t c = 0; c < cols; ++c) amax = std::max(amax, std::fabs(v[r * cols + c]));
-    const float inv = amax > 0.0f ? 127.0f / amax : 0.0f;
+    float inv = amax > 0.0f ? 127.0f / amax : 0.0f;
+    if (!(inv <= std::numeric_limits<float>::max())) {
+      // max |v| < 127 / FLT_MAX: the row is treated as zero rather than saturating.
+      inv = 0.0f;
+      amax = 0.0f;
+    }
     scale[r] = amax / 127.0f;
     for (int64_t c = 0; c < cols; ++c) {
       const float s = std::nearbyint(v[r * cols + c] * inv);

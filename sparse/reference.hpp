@@ -13,7 +13,7 @@ namespace sparq::sparse {
 
 // What follows the matrix product, in this order: bias, activation, residual add.
 struct Epilogue {
-  const float* bias = nullptr;      // [out] or null
+  const float* bias = nullptr;  // [out] or null
   Activation activation = Activation::none;
   const float* residual = nullptr;  // [tokens x out] or null
 };
@@ -37,8 +37,7 @@ void linear_bsr_bf16(const float* x, int64_t tokens, const Bsr& w, const Epilogu
 // int8 with scales: xq [tokens x in] s8 with one scale per token, wq [out x in] s8 with one scale
 // per output channel; int32 accumulation, then float(acc) * x_scale * w_scale.
 void linear_int8(const int8_t* xq, const float* x_scale, int64_t tokens, const int8_t* wq,
-                 const float* w_scale, int64_t out, int64_t in, const Epilogue& epilogue,
-                 float* y);
+                 const float* w_scale, int64_t out, int64_t in, const Epilogue& epilogue, float* y);
 
 // Symmetric int8 quantization with the rounding all sparq kernels use:
 // scale = max|v| / 127, q = round_half_even(v * (127 / max|v|)); an all-zero row gets scale 0.

@@ -50,13 +50,12 @@ bool fits_blocks(std::span<const float> w, int64_t rows, int64_t cols, BlockShap
 
 std::string NmViolation::describe(int n, int m) const {
   return "row " + std::to_string(row) + ", columns " + std::to_string(first_col) + ".." +
-         std::to_string(first_col + m - 1) + " hold " + std::to_string(nonzeros) +
-         " non-zeros where " + std::to_string(n) + ":" + std::to_string(m) + " allows at most " +
-         std::to_string(n);
+         std::to_string(last_col) + " hold " + std::to_string(nonzeros) + " non-zeros where " +
+         std::to_string(n) + ":" + std::to_string(m) + " allows at most " + std::to_string(n);
 }
 
-std::optional<NmViolation> first_n_m_violation(std::span<const float> w, int64_t rows,
-                                               int64_t cols, int n, int m) {
+std::optional<NmViolation> first_n_m_violation(std::span<const float> w, int64_t rows, int64_t cols,
+                                               int n, int m) {
   require_matrix(w, rows, cols, "n:m check");
   require(n > 0 && m > 0 && n <= m, "n:m check: need 0 < n <= m");
   for (int64_t r = 0; r < rows; ++r) {
@@ -64,7 +63,7 @@ std::optional<NmViolation> first_n_m_violation(std::span<const float> w, int64_t
       int count = 0;
       for (int64_t c = c0; c < std::min<int64_t>(cols, c0 + m); ++c)
         count += w[r * cols + c] != 0.0f;
-      if (count > n) return NmViolation{r, c0, count};
+      if (count > n) return NmViolation{r, c0, std::min<int64_t>(cols, c0 + m) - 1, count};
     }
   }
   return std::nullopt;

@@ -24,11 +24,12 @@ bool fits_blocks(std::span<const float> w, int64_t rows, int64_t cols, BlockShap
 struct NmViolation {
   int64_t row = 0;
   int64_t first_col = 0;
+  int64_t last_col = 0;  // the group's last column (a partial last group ends early)
   int nonzeros = 0;
   std::string describe(int n, int m) const;
 };
-std::optional<NmViolation> first_n_m_violation(std::span<const float> w, int64_t rows,
-                                               int64_t cols, int n, int m);
+std::optional<NmViolation> first_n_m_violation(std::span<const float> w, int64_t rows, int64_t cols,
+                                               int n, int m);
 inline bool fits_n_m(std::span<const float> w, int64_t rows, int64_t cols, int n, int m) {
   return !first_n_m_violation(w, rows, cols, n, m).has_value();
 }

@@ -6,6 +6,7 @@
 #include <algorithm>
 #include <cmath>
 #include <cstring>
+#include <limits>
 
 #include "src/activation_quant.hpp"
 
@@ -59,8 +60,9 @@ void quantize_activations_avx2(const float* x, int64_t tokens, int64_t in,
     const int64_t valid = std::min<int64_t>(sparse::kChunkTokens, tokens - t0);
     float token_scale[sparse::kChunkTokens] = {};
     for (int64_t t = 0; t < valid; ++t) {
-      const float amax = abs_max(x + (t0 + t) * in, in);
+      float amax = abs_max(x + (t0 + t) * in, in);
       inv[t] = amax > 0.0f ? 127.0f / amax : 0.0f;
+      if (!(inv[t] <= std::numeric_limits<float>::max())) inv[t] = amax = 0.0f;  // as quantize_rows
       token_scale[t] = amax / 127.0f;
     }
     for (int slot = 0; slot < sparse::kChunkTokens; ++slot)
@@ -83,8 +85,8 @@ void quantize_activations_avx2(const float* x, int64_t tokens, int64_t in,
         }
         transpose8(q);  // q[c] = column i + c, tokens tb..tb+7
         for (int c = 0; c < 8; ++c) {
-          const __m128i w16 = _mm_packs_epi32(_mm256_castsi256_si128(q[c]),
-                                              _mm256_extracti128_si256(q[c], 1));
+          const __m128i w16 =
+              _mm_packs_epi32(_mm256_castsi256_si128(q[c]), _mm256_extracti128_si256(q[c], 1));
           uint8_t* dst = base + (i + c) * column_bytes + tb * sparse::x_element_bytes(layout);
           if (u8) {
             const __m128i b = _mm_packus_epi16(_mm_add_epi16(w16, _mm_set1_epi16(128)), w16);

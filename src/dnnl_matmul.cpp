@@ -27,10 +27,10 @@ struct DnnlMatmul::Impl {
 };
 
 DnnlMatmul::DnnlMatmul(Kind kind, int64_t tokens, int64_t out, int64_t in, const void* w,
-                       const float* w_scale, const float* bias, Activation activation,
-                       int threads)
+                       const float* w_scale, const float* bias, Activation activation, int threads)
     : impl_(std::make_unique<Impl>()) {
-  if (!w || tokens <= 0 || out <= 0 || in <= 0 || (kind != Kind::f32 && kind != Kind::s8s8_s32 && !w_scale))
+  if (!w || tokens <= 0 || out <= 0 || in <= 0 ||
+      (kind != Kind::f32 && kind != Kind::s8s8_s32 && !w_scale))
     throw InvalidArgument("DnnlMatmul: null weight/scales or non-positive shape");
   Impl& m = *impl_;
   m.kind = kind;
@@ -60,7 +60,7 @@ DnnlMatmul::DnnlMatmul(Kind kind, int64_t tokens, int64_t out, int64_t in, const
     ops.append_eltwise(1.0f, dnnl::algorithm::eltwise_gelu_tanh, 0.0f, 0.0f);
   attr.set_post_ops(ops);
   auto desc = bias ? dnnl::matmul::desc(m.src_md, w_any, b_md, m.dst_md)
-                         : dnnl::matmul::desc(m.src_md, w_any, m.dst_md);
+                   : dnnl::matmul::desc(m.src_md, w_any, m.dst_md);
   dnnl::matmul::primitive_desc pd(desc, attr, m.engine);
   m.impl_name = pd.impl_info_str();
   m.prim = dnnl::matmul(pd);

@@ -35,11 +35,11 @@ void Int8BlockLinear::quantize(const float* x, int64_t tokens, QuantizedInput::I
 void Int8BlockLinear::run(const QuantizedInput::Impl& q, void* y, float y_scale,
                           const float* residual) const {
   const sparse::Int8BlockWeights& w = weights_;
-  sparse::require(q.form == QuantizedInput::Impl::Form::block_layout && q.layout == layout() &&
-                      q.in == w.in,
-                  "forward: the QuantizedInput was not made by this layer's quantize_input "
-                  "(in_features " + std::to_string(q.in) + ", expected " + std::to_string(w.in) +
-                      ")");
+  sparse::require(
+      q.form == QuantizedInput::Impl::Form::block_layout && q.layout == layout() && q.in == w.in,
+      "forward: the QuantizedInput was not made by this layer's quantize_input "
+      "(in_features " +
+          std::to_string(q.in) + ", expected " + std::to_string(w.in) + ")");
   sparse::require(y != nullptr, "forward: y must not be null");
   const bool int8_out = y_scale > 0.0f;
   const auto& kernel = *kernels_[residual != nullptr][int8_out];
@@ -58,46 +58,64 @@ void Int8BlockLinear::run(const QuantizedInput::Impl& q, void* y, float y_scale,
   // last chunk, last rows of the last group) are dropped in the copy.
   constexpr int64_t kStageGroups = 8;
   const int64_t stage_stride = kStageGroups * 4 * elem;
-  parallel_ranges(threads_, sparse::ceil_div(w.groups(), kStageGroups), [&](int64_t b0, int64_t b1) {
-    alignas(64) uint8_t stage[sparse::kChunkTokens * kStageGroups * 4 * sizeof(float)];
-    alignas(64) float stage_res[sparse::kChunkTokens * kStageGroups * 4];
-    jit::Int8TileArgs a{};
-    a.inv_y_scale = int8_out ? 1.0f / y_scale : 0.0f;
-    a.y_stride = stage_stride;
-    a.residual_stride = kStageGroups * 4 * sizeof(float);
-    for (int64_t ch = 0; ch < chunks; ++ch) {
-      const int64_t t0 = ch * sparse::kChunkTokens;
-      const int64_t valid_t = std::min<int64_t>(sparse::kChunkTokens, tokens - t0);
-      a.n_steps = sparse::ceil_div(valid_t, tile);
-      a.x = q.x.data() + ch * chunk_bytes;
-      a.x_scale = q.scales.data() + t0;
-      for (int64_t blk = b0; blk < b1; ++blk) {
-        const int64_t g_begin = blk * kStageGroups;
-        const int64_t g_end = std::min(w.groups(), g_begin + kStageGroups);
-        const int64_t r_begin = g_begin * 4;
-        const int64_t rows = std::min(out, g_end * 4) - r_begin;
-        if (residual) {
-          for (int64_t t = 0; t < valid_t; ++t)
-            std::memcpy(stage_res + t * kStageGroups * 4, residual + (t0 + t) * out + r_begin,
-                        static_cast<size_t>(rows) * sizeof(float));
+  parallel_ranges(
+      threads_, sparse::ceil_div(w.groups(), kStageGroups), [&](int64_t b0, int64_t b1) {
+        alignas(64) uint8_t stage[sparse::kChunkTokens * kStageGroups * 4 * sizeof(float)];
+        alignas(64) float stage_res[sparse::kChunkTokens * kStageGroups * 4];
+        jit::Int8TileArgs a{};
+        a.inv_y_scale = int8_out ? 1.0f / y_scale : 0.0f;
+        a.y_stride = stage_stride;
+        a.residual_stride = kStageGroups * 4 * sizeof(float);
+        for (int64_t ch = 0; ch < chunks; ++ch) {
+          const int64_t t0 = ch * sparse::kChunkTokens;
+          const int64_t valid_t = std::min<int64_t>(sparse::kChunkTokens, tokens - t0);
+          a.n_steps = sparse::ceil_div(valid_t, tile);
+          a.x = q.x.data() + ch * chunk_bytes;
+          a.x_scale = q.scales.data() + t0;
+          for (int64_t blk = b0; blk < b1; ++blk) {
+            // Fetch the next block's output lines while this block computes: y is usually cold
+            // (written by nobody since the last call), and waiting for each line at copy time
+            // costs more than the kernel itself at high sparsity.
+            if (blk + 1 < b1) {
+              const int64_t next_r = (blk + 1) * kStageGroups * 4;
+              const int64_t next_bytes = (std::min(out, next_r + kStageGroups * 4) - next_r) * elem;
+              for (int64_t t = 0; t < valid_t; ++t) {
+                const uint8_t* line = y_bytes + ((t0 + t) * out + next_r) * elem;
+                for (int64_t b = 0; b < next_bytes + 63; b += 64)
+                  __builtin_prefetch(line + b, 1, 3);
+                if (residual) {
+                  const float* res_line = residual + (t0 + t) * out + next_r;
+                  for (int64_t b = 0; b < next_bytes / elem * 4 + 63; b += 64)
+                    __builtin_prefetch(reinterpret_cast<const uint8_t*>(res_line) + b, 0, 3);
+                }
+              }
+            }
+            const int64_t g_begin = blk * kStageGroups;
+            const int64_t g_end = std::min(w.groups(), g_begin + kStageGroups);
+            const int64_t r_begin = g_begin * 4;
+            const int64_t rows = std::min(out, g_end * 4) - r_begin;
+            if (residual) {
+              for (int64_t t = 0; t < valid_t; ++t)
+                std::memcpy(stage_res + t * kStageGroups * 4, residual + (t0 + t) * out + r_begin,
+                            static_cast<size_t>(rows) * sizeof(float));
+            }
+            for (int64_t g = g_begin; g < g_end; ++g) {
+              const int64_t r0 = g * 4, in_stage = r0 - r_begin;
+              a.entries = w.entries.data() + w.group_begin[g] * entry_bytes;
+              a.n_entries = w.group_begin[g + 1] - w.group_begin[g];
+              a.w_scale = w.scales.data() + r0;
+              a.bias = w.bias.data() + r0;
+              a.compensation = w.compensation.data() + r0;
+              a.y = stage + in_stage * elem;
+              a.residual = residual ? stage_res + in_stage : nullptr;
+              kernel.run(a);
+            }
+            for (int64_t t = 0; t < valid_t; ++t)
+              std::memcpy(y_bytes + ((t0 + t) * out + r_begin) * elem, stage + t * stage_stride,
+                          static_cast<size_t>(rows * elem));
+          }
         }
-        for (int64_t g = g_begin; g < g_end; ++g) {
-          const int64_t r0 = g * 4, in_stage = r0 - r_begin;
-          a.entries = w.entries.data() + w.group_begin[g] * entry_bytes;
-          a.n_entries = w.group_begin[g + 1] - w.group_begin[g];
-          a.w_scale = w.scales.data() + r0;
-          a.bias = w.bias.data() + r0;
-          a.compensation = w.compensation.data() + r0;
-          a.y = stage + in_stage * elem;
-          a.residual = residual ? stage_res + in_stage : nullptr;
-          kernel.run(a);
-        }
-        for (int64_t t = 0; t < valid_t; ++t)
-          std::memcpy(y_bytes + ((t0 + t) * out + r_begin) * elem, stage + t * stage_stride,
-                      static_cast<size_t>(rows * elem));
-      }
-    }
-  });
+      });
 }
 
 }  // namespace sparq

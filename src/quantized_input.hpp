@@ -4,8 +4,8 @@
 #include <cstdint>
 
 #include "sparq/linear.hpp"
-#include "src/aligned.hpp"
 #include "sparse/int8_block_pack.hpp"
+#include "src/aligned.hpp"
 
 namespace sparq {
 
@@ -14,7 +14,7 @@ struct QuantizedInput::Impl {
   Form form = Form::none;
   sparse::Int8Layout layout = sparse::Int8Layout::pairs_i16;  // for block_layout
   int64_t tokens = 0, in = 0;
-  AlignedVector<uint8_t> x;   // row_major: s8 [tokens x in]; block_layout: the kernel's chunks
+  AlignedVector<uint8_t> x;  // row_major: s8 [tokens x in]; block_layout: the kernel's chunks
   AlignedVector<float> scales;
   // Buffers only grow, so a reused QuantizedInput stops allocating after the largest call.
   void reserve(int64_t bytes, int64_t scale_count) {

@@ -50,9 +50,9 @@ struct SparseLinear::Impl {
     if (!prim) {
       const bool s8 = options.dtype == DType::int8;
       if (s8)
-        prim = std::make_unique<DnnlMatmul>(DnnlMatmul::Kind::s8s8_s32, tokens, out, in,
-                                            w_s8.data(), nullptr, nullptr, Activation::none,
-                                            info.threads);
+        prim =
+            std::make_unique<DnnlMatmul>(DnnlMatmul::Kind::s8s8_s32, tokens, out, in, w_s8.data(),
+                                         nullptr, nullptr, Activation::none, info.threads);
       else
         prim = std::make_unique<DnnlMatmul>(DnnlMatmul::Kind::f32, tokens, out, in, w_f32.data(),
                                             nullptr, bias.empty() ? nullptr : bias.data(),
@@ -117,8 +117,8 @@ void validate_pack(const float* weight, int64_t out, int64_t in, const float* bi
   require(out > 0 && in > 0, "SparseLinear::pack: out and in must be positive, got out=" +
                                  std::to_string(out) + " in=" + std::to_string(in));
   require(out <= (1 << 30) && in <= (1 << 24),
-          "SparseLinear::pack: out must be <= 2^30 and in <= 2^24, got out=" +
-              std::to_string(out) + " in=" + std::to_string(in));
+          "SparseLinear::pack: out must be <= 2^30 and in <= 2^24, got out=" + std::to_string(out) +
+              " in=" + std::to_string(in));
   for (int64_t i = 0; i < out * in; ++i)
     if (!std::isfinite(weight[i]))
       throw InvalidArgument("SparseLinear::pack: weight[" + std::to_string(i / in) + "][" +
@@ -130,7 +130,8 @@ void validate_pack(const float* weight, int64_t out, int64_t in, const float* bi
   resolve_threads(o.threads);
   const Pattern& p = o.pattern;
   if (p.kind == Pattern::Kind::block)
-    require(p.block.rows > 0 && p.block.cols > 0, "SparseLinear::pack: block shape must be positive");
+    require(p.block.rows > 0 && p.block.cols > 0,
+            "SparseLinear::pack: block shape must be positive");
   if (p.kind == Pattern::Kind::n_m)
     require(p.n > 0 && p.m > 0 && p.n <= p.m, "SparseLinear::pack: N:M needs 0 < N <= M");
 }
@@ -173,8 +174,9 @@ SparseLinear SparseLinear::pack(const float* weight, int64_t out, int64_t in, co
     throw NotSupported("SparseLinear::pack: " + pattern_text +
                        " blocks are not supported yet; the block-sparse kernels take 4x1");
   if (options.dtype == DType::f32 && p.kind == Pattern::Kind::block)
-    throw NotSupported("SparseLinear::pack: f32 block-sparse kernels are not supported yet; "
-                       "use dtype int8 or pattern dense");
+    throw NotSupported(
+        "SparseLinear::pack: f32 block-sparse kernels are not supported yet; "
+        "use dtype int8 or pattern dense");
 
   if (bias) m.bias.assign(bias, bias + out);
   const bool sparse_kernel =
@@ -186,18 +188,32 @@ SparseLinear SparseLinear::pack(const float* weight, int64_t out, int64_t in, co
     m.w_scale.resize(static_cast<size_t>(out));
     sparse::quantize_rows(weight, out, in, m.w_s8.data(), m.w_scale.data());
   }
-  if (sparse_kernel) {
+  // oneDNN 2.6's int8 GEMM multiplies with vpmaddubsw on CPUs without VNNI, which saturates
+  // 16-bit sums of two products: full-range int8 data gives wrong results. There, dense int8
+  // layers run on sparq's exact block kernel with every column kept.
+  const jit::CpuFeatures& cpu = jit::cpu_features();
+  const bool onednn_int8_exact = cpu.avx512_vnni || cpu.avx_vnni;
+  const bool exact_dense_on_sparq =
+      options.dtype == DType::int8 && !sparse_kernel && !onednn_int8_exact;
+  if (sparse_kernel || exact_dense_on_sparq) {
     const jit::Isa isa = jit::best_int8_isa();
     m.block.emplace(m.w_s8.data(), m.w_scale.data(), bias, out, in, options.activation, isa,
                     options.threads);
     info.kernel = m.block->kernel_name();
     info.isa = jit::isa_name(isa);
-    info.pattern = "4x1";
+    info.pattern = sparse_kernel ? "4x1" : "dense";
     info.packed_bytes = m.block->weights().bytes();
-    info.reason = p.kind == Pattern::Kind::block
-                      ? "pattern 4x1 requested"
-                      : "auto: " + percent(info.block_sparsity) + " of 4x1 blocks are zero (>= " +
-                            percent(kMinBlockSparsityForSparse) + ")";
+    if (sparse_kernel)
+      info.reason = p.kind == Pattern::Kind::block
+                        ? "pattern 4x1 requested"
+                        : "auto: " + percent(info.block_sparsity) +
+                              " of 4x1 blocks are zero (>= " + percent(kMinBlockSparsityForSparse) +
+                              ")";
+    else
+      info.reason = std::string(p.kind == Pattern::Kind::dense ? "pattern dense requested"
+                                                               : "auto: too dense for sparsity") +
+                    "; this CPU has no VNNI, where oneDNN's int8 GEMM saturates 16-bit "
+                    "intermediate sums, so sparq's exact int8 kernel runs every column";
     if (isa == jit::Isa::reference)
       info.reason += "; this CPU lacks AVX2: portable C++ kernel (slow)";
     m.w_s8 = {};
@@ -212,16 +228,15 @@ SparseLinear SparseLinear::pack(const float* weight, int64_t out, int64_t in, co
     info.packed_bytes = static_cast<int64_t>(
         m.w_s8.size() + (m.w_scale.size() + m.w_f32.size() + m.bias.size()) * sizeof(float));
     info.reason = p.kind == Pattern::Kind::dense ? "pattern dense requested"
-                  : s8 ? "auto: only " + percent(info.block_sparsity) +
-                             " of 4x1 blocks are zero (< " +
-                             percent(kMinBlockSparsityForSparse) + "): dense is faster"
+                  : s8                           ? "auto: only " + percent(info.block_sparsity) +
+                             " of 4x1 blocks are zero (< " + percent(kMinBlockSparsityForSparse) +
+                             "): dense is faster"
                        : "auto: f32 runs dense (f32 sparse kernels are not supported yet)";
   }
   return SparseLinear(std::move(impl));
 }
 
-void SparseLinear::forward(const float* x, int64_t tokens, float* y,
-                           const float* residual) const {
+void SparseLinear::forward(const float* x, int64_t tokens, float* y, const float* residual) const {
   require(x != nullptr && y != nullptr, "forward: x and y must not be null");
   require(tokens > 0, "forward: tokens must be positive, got " + std::to_string(tokens));
   if (impl_->options.dtype == DType::f32) {

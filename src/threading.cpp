@@ -1,15 +1,15 @@
 #include "src/threading.hpp"
 
 #include <sched.h>
+#include <tbb/blocked_range.h>
+#include <tbb/parallel_for.h>
+#include <tbb/partitioner.h>
+#include <tbb/task_arena.h>
 
 #include <map>
 #include <memory>
 #include <mutex>
 #include <string>
-#include <tbb/blocked_range.h>
-#include <tbb/parallel_for.h>
-#include <tbb/partitioner.h>
-#include <tbb/task_arena.h>
 
 #include "sparq/error.hpp"
 

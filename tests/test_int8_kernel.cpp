@@ -44,14 +44,14 @@ class Int8KernelTest : public ::testing::TestWithParam<jit::Isa> {
   void check(const Case& c, Activation act, bool residual, bool int8_out, uint32_t seed,
              const std::vector<int8_t>* given_w = nullptr) {
     SCOPED_TRACE(testing::Message() << "out=" << c.out << " in=" << c.in << " tokens=" << c.tokens
-                                    << " sparsity=" << c.block_sparsity << " act="
-                                    << to_string(act) << " residual=" << residual
-                                    << " int8_out=" << int8_out);
+                                    << " sparsity=" << c.block_sparsity << " act=" << to_string(act)
+                                    << " residual=" << residual << " int8_out=" << int8_out);
     const auto w = given_w ? *given_w : block_sparse_weight(c.out, c.in, c.block_sparsity, seed);
     const auto w_scale = test::random_floats(static_cast<size_t>(c.out), seed + 2, 0.001f, 0.02f);
     const auto bias = test::random_floats(static_cast<size_t>(c.out), seed + 3);
     const auto xq = test::random_int8(static_cast<size_t>(c.tokens * c.in), seed + 4);
-    const auto x_scale = test::random_floats(static_cast<size_t>(c.tokens), seed + 5, 0.001f, 0.05f);
+    const auto x_scale =
+        test::random_floats(static_cast<size_t>(c.tokens), seed + 5, 0.001f, 0.05f);
     const auto res = test::random_floats(static_cast<size_t>(c.tokens * c.out), seed + 6);
 
     std::vector<float> want(static_cast<size_t>(c.tokens * c.out));
@@ -88,15 +88,16 @@ class Int8KernelTest : public ::testing::TestWithParam<jit::Isa> {
 };
 
 TEST_P(Int8KernelTest, RandomShapesWithTails) {
-  const Case cases[] = {{4, 4, 16, 0.5},     {5, 7, 1, 0.5},      {3, 1, 3, 0.0},
-                        {17, 33, 17, 0.9},   {64, 96, 64, 0.7},   {66, 130, 65, 0.8},
+  const Case cases[] = {{4, 4, 16, 0.5},     {5, 7, 1, 0.5},       {3, 1, 3, 0.0},
+                        {17, 33, 17, 0.9},   {64, 96, 64, 0.7},    {66, 130, 65, 0.8},
                         {128, 64, 130, 0.5}, {31, 257, 127, 0.95}, {8, 16, 200, 0.99}};
   uint32_t seed = 100;
   for (const Case& c : cases) check(c, Activation::none, false, false, seed++);
 }
 
 TEST_P(Int8KernelTest, SparsityExtremes) {
-  for (double s : {0.0, 0.5, 0.9, 0.99, 1.0}) check({36, 80, 45, s}, Activation::none, false, false, 7);
+  for (double s : {0.0, 0.5, 0.9, 0.99, 1.0})
+    check({36, 80, 45, s}, Activation::none, false, false, 7);
 }
 
 TEST_P(Int8KernelTest, OneDenseRowGroupAmongEmptyOnes) {
@@ -127,15 +128,18 @@ TEST_P(Int8KernelTest, ExtremeValuesSaturateInt8Output) {
 INSTANTIATE_TEST_SUITE_P(AllIsas, Int8KernelTest,
                          ::testing::Values(jit::Isa::reference, jit::Isa::avx2,
                                            jit::Isa::avx512_vnni),
-                         [](const auto& info) { return std::string(jit::isa_name(info.param)); });
+                         [](const auto& param) { return std::string(jit::isa_name(param.param)); });
 
 TEST(ActivationQuant, VectorPathMatchesPortable) {
   if (!jit::isa_available(jit::Isa::avx2)) GTEST_SKIP() << "this CPU lacks AVX2";
   for (auto layout : {sparse::Int8Layout::pairs_i16, sparse::Int8Layout::quads_u8})
-    for (auto [tokens, in] : {std::pair<int64_t, int64_t>{1, 3}, {9, 8}, {64, 64}, {70, 77}, {130, 768}}) {
-      auto x = test::random_floats(static_cast<size_t>(tokens * in), static_cast<uint32_t>(in), -3, 3);
+    for (auto [tokens, in] :
+         {std::pair<int64_t, int64_t>{1, 3}, {9, 8}, {64, 64}, {70, 77}, {130, 768}}) {
+      auto x =
+          test::random_floats(static_cast<size_t>(tokens * in), static_cast<uint32_t>(in), -3, 3);
       x[0] = 0.0f;
-      std::vector<uint8_t> a(static_cast<size_t>(activation_bytes(layout, tokens, in))), b(a.size());
+      std::vector<uint8_t> a(static_cast<size_t>(activation_bytes(layout, tokens, in))),
+          b(a.size());
       std::vector<float> sa(static_cast<size_t>(activation_scale_count(tokens))), sb(sa.size());
       detail::quantize_activations_avx2(x.data(), tokens, in, layout, a.data(), sa.data());
       detail::quantize_activations_portable(x.data(), tokens, in, layout, b.data(), sb.data());

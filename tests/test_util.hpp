@@ -10,7 +10,8 @@
 
 namespace sparq::test {
 
-inline std::vector<float> random_floats(size_t n, uint32_t seed, float lo = -1.0f, float hi = 1.0f) {
+inline std::vector<float> random_floats(size_t n, uint32_t seed, float lo = -1.0f,
+                                        float hi = 1.0f) {
   std::mt19937 rng(seed);
   std::uniform_real_distribution<float> dist(lo, hi);
   std::vector<float> v(n);
@@ -34,7 +35,12 @@ inline void expect_close(const std::vector<float>& got, const std::vector<float>
   size_t at = 0;
   for (size_t i = 0; i < got.size(); ++i) {
     const double err = std::fabs(double(got[i]) - want[i]) / (1.0 + std::fabs(double(want[i])));
-    if (!(err <= worst)) {
+    if (std::isnan(err)) {  // a NaN is the worst error there is: report the first one
+      worst = err;
+      at = i;
+      break;
+    }
+    if (err > worst) {
       worst = err;
       at = i;
     }

@@ -22,10 +22,10 @@ struct LinearOptions {
 };
 
 struct LinearInfo {
-  std::string kernel;   // e.g. "jit:int8-4x1:avx2" or "onednn:int8-dense"
-  std::string reason;   // why this kernel was chosen
-  std::string pattern;  // the pattern the weight was packed for, e.g. "4x1"
-  std::string isa;      // the ISA the kernel runs on
+  std::string kernel;         // e.g. "jit:int8-4x1:avx2" or "onednn:int8-dense"
+  std::string reason;         // why this kernel was chosen
+  std::string pattern;        // the pattern the weight was packed for, e.g. "4x1"
+  std::string isa;            // the ISA the kernel runs on
   double sparsity = 0;        // fraction of zero weights (fp32 zeros of the weight given to pack)
   double block_sparsity = 0;  // fraction of all-zero blocks of the packed block shape
   int64_t packed_bytes = 0;   // bytes held by the packed weight (values, indices, scales, bias)

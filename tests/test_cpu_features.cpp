@@ -1,0 +1,111 @@
+// CPU feature detection and the ISA dispatch level: internal consistency, agreement with the
+// kernel's view of the CPU (/proc/cpuinfo), and the names. The SPARQ_MAX_ISA cap is read once per
+// process, so it is tested by the isa_cap_* CTests that run isa_cap_probe with it set.
+#include <gtest/gtest.h>
+
+#include <cstdlib>
+#include <fstream>
+#include <optional>
+#include <set>
+#include <sstream>
+#include <string>
+
+#include "jit/cpu_features.hpp"
+#include "sparq/sparq.hpp"
+
+namespace sparq {
+namespace {
+
+using jit::Isa;
+
+constexpr Isa kAllIsas[] = {Isa::reference, Isa::avx2, Isa::avx512_vnni};
+
+// The "flags" line of the first processor in /proc/cpuinfo, or nothing where there is none.
+std::optional<std::set<std::string>> proc_cpuinfo_flags() {
+  std::ifstream in("/proc/cpuinfo");
+  std::string line;
+  while (std::getline(in, line)) {
+    if (line.rfind("flags", 0) != 0) continue;
+    const auto colon = line.find(':');
+    if (colon == std::string::npos) continue;
+    std::istringstream words(line.substr(colon + 1));
+    std::set<std::string> flags;
+    for (std::string w; words >> w;) flags.insert(w);
+    return flags;
+  }
+  return std::nullopt;
+}
+
+TEST(CpuFeatures, ImplicationsHold) {
+  const jit::CpuFeatures& f = jit::cpu_features();
+  EXPECT_TRUE(!f.avx512_vnni || f.avx512f) << "avx512_vnni without avx512f";
+  EXPECT_TRUE(!f.avx512bw || f.avx512f) << "avx512bw without avx512f";
+  EXPECT_TRUE(!f.avx512vl || f.avx512f) << "avx512vl without avx512f";
+  EXPECT_TRUE(!f.avx512_bf16 || f.avx512f) << "avx512_bf16 without avx512f";
+  EXPECT_TRUE(!f.amx_int8 || f.amx_tile) << "amx_int8 without amx_tile";
+  EXPECT_TRUE(!f.amx_bf16 || f.amx_tile) << "amx_bf16 without amx_tile";
+  EXPECT_TRUE(!f.avx512f || f.avx2) << "avx512f without avx2";
+}
+
+TEST(CpuFeatures, DetectedOnceAndStable) {
+  EXPECT_EQ(&jit::cpu_features(), &jit::cpu_features());
+  EXPECT_EQ(jit::best_int8_isa(), jit::best_int8_isa());
+}
+
+TEST(CpuFeatures, AgreeWithProcCpuinfo) {
+  const auto flags = proc_cpuinfo_flags();
+  if (!flags) GTEST_SKIP() << "no flags line in /proc/cpuinfo";
+  // Linux lists a flag only when the CPU has it and the kernel enabled its register state, which
+  // is what CPUID + XGETBV report too.
+  const auto has = [&](const char* flag) { return flags->count(flag) == 1; };
+  const jit::CpuFeatures& f = jit::cpu_features();
+  EXPECT_EQ(f.avx2, has("avx2"));
+  EXPECT_EQ(f.fma, has("fma"));
+  EXPECT_EQ(f.avx512f, has("avx512f"));
+  EXPECT_EQ(f.avx512bw, has("avx512bw"));
+  EXPECT_EQ(f.avx512vl, has("avx512vl"));
+  EXPECT_EQ(f.avx512_vnni, has("avx512_vnni"));
+  EXPECT_EQ(f.amx_tile, has("amx_tile"));
+  EXPECT_EQ(f.amx_int8, has("amx_int8"));
+}
+
+TEST(IsaLevels, AvailabilityFollowsFeatures) {
+  const jit::CpuFeatures& f = jit::cpu_features();
+  const bool vnni512 = f.avx512f && f.avx512bw && f.avx512vl && f.avx512_vnni;
+  EXPECT_TRUE(jit::isa_available(Isa::reference));
+  EXPECT_EQ(jit::isa_available(Isa::avx512_vnni), vnni512);
+  EXPECT_EQ(jit::isa_available(Isa::avx2), vnni512 || (f.avx2 && f.fma));
+  // Levels are ordered: a level is available only when every lower one is.
+  for (Isa lower : kAllIsas)
+    for (Isa higher : kAllIsas)
+      if (lower < higher && jit::isa_available(higher)) {
+        EXPECT_TRUE(jit::isa_available(lower))
+            << jit::isa_name(higher) << " available but " << jit::isa_name(lower) << " not";
+      }
+}
+
+TEST(IsaLevels, BestInt8IsaIsAvailable) {
+  const Isa best = jit::best_int8_isa();
+  EXPECT_TRUE(jit::isa_available(best)) << jit::isa_name(best);
+  EXPECT_STREQ(cpu_isa_name(), jit::isa_name(best));
+  const char* cap = std::getenv("SPARQ_MAX_ISA");
+  if (cap && *cap) GTEST_SKIP() << "SPARQ_MAX_ISA=" << cap << " caps the level";
+  // Uncapped: the highest level this CPU has.
+  for (Isa isa : kAllIsas)
+    if (jit::isa_available(isa)) {
+      EXPECT_GE(best, isa) << jit::isa_name(isa) << " is available";
+    }
+}
+
+TEST(IsaLevels, NamesRoundTrip) {
+  EXPECT_STREQ(jit::isa_name(Isa::reference), "reference");
+  EXPECT_STREQ(jit::isa_name(Isa::avx2), "avx2");
+  EXPECT_STREQ(jit::isa_name(Isa::avx512_vnni), "avx512_vnni");
+  EXPECT_STREQ(jit::isa_name(static_cast<Isa>(7)), "unknown");
+  std::set<std::string> names;
+  for (Isa isa : kAllIsas) names.insert(jit::isa_name(isa));
+  EXPECT_EQ(names.size(), 3u) << "two levels share a name";
+}
+
+}  // namespace
+}  // namespace sparq

@@ -1,0 +1,578 @@
+// The public API, sparq::SparseLinear, against the reference kernels: int8 4x1 and auto layers,
+// the low-level quantize_input/forward entry with fp32 and requantized int8 output, the dense
+// oneDNN layers, info(), kernel choice, thread determinism, and every argument error.
+#include <gtest/gtest.h>
+
+#include <algorithm>
+#include <cmath>
+#include <cstdint>
+#include <limits>
+#include <string>
+#include <vector>
+
+#include "jit/cpu_features.hpp"
+#include "sparq/sparq.hpp"
+#include "sparse/prune.hpp"
+#include "sparse/reference.hpp"
+#include "sparse/stats.hpp"
+#include "test_util.hpp"
+
+namespace sparq {
+namespace {
+
+constexpr float kSentinel = -12345.0f;  // fills y before a call; any element left over fails
+constexpr int64_t kGuard = 16;          // elements past the end of y that must stay untouched
+
+// The message of the exception of type E that f throws, or a marker saying what happened instead.
+template <class E, class F>
+std::string message_of(F&& f) {
+  try {
+    f();
+  } catch (const E& e) {
+    return e.what();
+  } catch (const std::exception& e) {
+    return std::string("<another exception: ") + e.what() + ">";
+  } catch (...) {
+    return "<a non-std exception>";
+  }
+  return "<no exception>";
+}
+
+// EXPECT_THROW, then checks that what() names the problem.
+#define EXPECT_THROW_WITH(statement, exception, needle)                                     \
+  do {                                                                                      \
+    EXPECT_THROW(statement, exception);                                                     \
+    const std::string sparq_message_ = message_of<exception>([&] { statement; });           \
+    EXPECT_NE(sparq_message_.find(needle), std::string::npos)                               \
+        << "expected the message to mention '" << (needle) << "', got: " << sparq_message_; \
+  } while (0)
+
+size_t sz(int64_t n) { return static_cast<size_t>(n); }
+
+// A dense random weight with round(sparsity * blocks) of its 4x1 blocks pruned.
+std::vector<float> pruned_weight(int64_t out, int64_t in, double sparsity, uint32_t seed) {
+  const auto dense = test::random_floats(sz(out * in), seed);
+  return sparse::prune_blocks(dense, out, in, BlockShape{4, 1}, sparsity);
+}
+
+// x [tokens x in] in [-2, 2]; token 3 (when present) is all zeros, which quantizes to scale 0.
+std::vector<float> input(int64_t tokens, int64_t in, uint32_t seed) {
+  auto x = test::random_floats(sz(tokens * in), seed, -2.0f, 2.0f);
+  if (tokens > 3)
+    for (int64_t i = 0; i < in; ++i) x[sz(3 * in + i)] = 0.0f;
+  return x;
+}
+
+// The oracle for int8 layers: the weight quantized per output row, x per token, then
+// sparse::linear_int8 with the layer's epilogue.
+std::vector<float> reference_int8(const std::vector<float>& w, int64_t out, int64_t in,
+                                  const float* bias, const std::vector<float>& x, int64_t tokens,
+                                  Activation activation, const float* residual) {
+  std::vector<int8_t> wq(sz(out * in)), xq(sz(tokens * in));
+  std::vector<float> w_scale(sz(out)), x_scale(sz(tokens));
+  sparse::quantize_rows(w.data(), out, in, wq.data(), w_scale.data());
+  sparse::quantize_rows(x.data(), tokens, in, xq.data(), x_scale.data());
+  std::vector<float> y(sz(tokens * out));
+  sparse::linear_int8(xq.data(), x_scale.data(), tokens, wq.data(), w_scale.data(), out, in,
+                      {bias, activation, residual}, y.data());
+  return y;
+}
+
+// Runs forward(x, tokens, y, residual) into a buffer with a guard zone past its end; checks the
+// guard and returns y.
+std::vector<float> run_forward(const SparseLinear& layer, const std::vector<float>& x,
+                               int64_t tokens, const float* residual) {
+  const int64_t n = tokens * layer.out_features();
+  std::vector<float> y(sz(n + kGuard), kSentinel);
+  layer.forward(x.data(), tokens, y.data(), residual);
+  for (int64_t i = n; i < n + kGuard; ++i)
+    EXPECT_EQ(y[sz(i)], kSentinel) << "forward wrote past the end of y at element " << i;
+  y.resize(sz(n));
+  return y;
+}
+
+LinearOptions options(DType dtype, Pattern pattern, Activation activation = Activation::none,
+                      int threads = 0) {
+  LinearOptions o;
+  o.dtype = dtype;
+  o.pattern = pattern;
+  o.activation = activation;
+  o.threads = threads;
+  return o;
+}
+
+bool starts_with(const std::string& s, const std::string& prefix) {
+  return s.compare(0, prefix.size(), prefix) == 0;
+}
+
+// oneDNN's int8 GEMM is exact only with VNNI; elsewhere dense int8 layers run on sparq's kernel.
+bool onednn_int8_is_exact() {
+  return jit::cpu_features().avx512_vnni || jit::cpu_features().avx_vnni;
+}
+
+bool is_block_kernel(const std::string& kernel) {
+  return starts_with(kernel, "jit:") || starts_with(kernel, "cpp:");
+}
+
+// ------------------------------------------------------------------------------------------------
+// int8 layers against the reference
+
+TEST(SparseLinearInt8, MatchesReferenceOverShapesAndTokenCounts) {
+  const int64_t out = 70;
+  uint32_t seed = 10;
+  for (const Pattern& pattern : {Pattern::blocks(4, 1), Pattern::automatic()})
+    for (int64_t in : {96, 33}) {
+      const auto w = pruned_weight(out, in, 0.8, seed++);
+      const auto bias = test::random_floats(sz(out), seed++);
+      const auto layer =
+          SparseLinear::pack(w.data(), out, in, bias.data(), options(DType::int8, pattern));
+      EXPECT_EQ(layer.info().pattern, "4x1") << "pattern " << pattern.to_string();
+      EXPECT_TRUE(is_block_kernel(layer.info().kernel)) << layer.info().kernel;
+      for (int64_t tokens : {1, 7, 64, 65, 130}) {
+        SCOPED_TRACE(testing::Message() << "pattern=" << pattern.to_string() << " out=" << out
+                                        << " in=" << in << " tokens=" << tokens);
+        const auto x = input(tokens, in, seed++);
+        const auto want =
+            reference_int8(w, out, in, bias.data(), x, tokens, Activation::none, nullptr);
+        test::expect_close(run_forward(layer, x, tokens, nullptr), want, 2e-5, "y");
+      }
+    }
+}
+
+TEST(SparseLinearInt8, ActivationsResidualAndNoBias) {
+  const int64_t out = 70;
+  uint32_t seed = 50;
+  for (const Pattern& pattern : {Pattern::blocks(4, 1), Pattern::automatic()})
+    for (int64_t in : {96, 33})
+      for (Activation act : {Activation::none, Activation::relu, Activation::gelu_tanh})
+        for (bool residual : {false, true})
+          for (bool with_bias : {true, false}) {
+            SCOPED_TRACE(testing::Message() << "pattern=" << pattern.to_string() << " in=" << in
+                                            << " act=" << to_string(act) << " residual=" << residual
+                                            << " bias=" << with_bias);
+            const int64_t tokens = 65;
+            const auto w = pruned_weight(out, in, 0.8, seed++);
+            const auto bias = test::random_floats(sz(out), seed++);
+            const auto res = test::random_floats(sz(tokens * out), seed++);
+            const auto x = input(tokens, in, seed++);
+            const float* b = with_bias ? bias.data() : nullptr;
+            const float* r = residual ? res.data() : nullptr;
+            const auto layer =
+                SparseLinear::pack(w.data(), out, in, b, options(DType::int8, pattern, act));
+            const auto want = reference_int8(w, out, in, b, x, tokens, act, r);
+            test::expect_close(run_forward(layer, x, tokens, r), want, 2e-5, "y");
+          }
+}
+
+// ------------------------------------------------------------------------------------------------
+// The low-level entry: quantize_input + forward(q, ...)
+
+TEST(SparseLinearInt8, QuantizedInputEqualsForward) {
+  const int64_t out = 70, in = 96;
+  const auto w = pruned_weight(out, in, 0.8, 70);
+  const auto bias = test::random_floats(sz(out), 71);
+  for (const Pattern& pattern : {Pattern::blocks(4, 1), Pattern::dense()}) {
+    const auto layer = SparseLinear::pack(w.data(), out, in, bias.data(),
+                                          options(DType::int8, pattern, Activation::gelu_tanh));
+    QuantizedInput q;  // reused: its buffers must handle a shrinking token count
+    for (int64_t tokens : {130, 7, 65}) {
+      for (bool residual : {false, true}) {
+        SCOPED_TRACE(testing::Message() << "pattern=" << pattern.to_string() << " tokens=" << tokens
+                                        << " residual=" << residual);
+        const auto x = input(tokens, in, static_cast<uint32_t>(72 + tokens));
+        const auto res = test::random_floats(sz(tokens * out), 73);
+        const float* r = residual ? res.data() : nullptr;
+        layer.quantize_input(x.data(), tokens, q);
+        EXPECT_EQ(q.tokens(), tokens);
+        std::vector<float> got(sz(tokens * out), kSentinel);
+        layer.forward(q, got.data(), r);
+        EXPECT_EQ(std::count(got.begin(), got.end(), kSentinel), 0) << "y not fully written";
+        EXPECT_EQ(got, run_forward(layer, x, tokens, r)) << "forward(q) differs from forward(x)";
+      }
+    }
+  }
+}
+
+TEST(SparseLinearInt8, RequantizedOutputMatchesFp32WithinOne) {
+  const int64_t out = 70, in = 96, tokens = 130;
+  const auto w = pruned_weight(out, in, 0.8, 80);
+  const auto bias = test::random_floats(sz(out), 81);
+  const auto x = input(tokens, in, 82);
+  const auto res = test::random_floats(sz(tokens * out), 83);
+  for (const Pattern& pattern : {Pattern::blocks(4, 1), Pattern::dense()})
+    for (Activation act : {Activation::none, Activation::gelu_tanh})
+      for (bool residual : {false, true}) {
+        SCOPED_TRACE(testing::Message() << "pattern=" << pattern.to_string()
+                                        << " act=" << to_string(act) << " residual=" << residual);
+        const float* r = residual ? res.data() : nullptr;
+        const auto layer =
+            SparseLinear::pack(w.data(), out, in, bias.data(), options(DType::int8, pattern, act));
+        QuantizedInput q;
+        layer.quantize_input(x.data(), tokens, q);
+        std::vector<float> fp32(sz(tokens * out), kSentinel);
+        layer.forward(q, fp32.data(), r);
+        // A scale that puts most outputs well inside the int8 range and saturates a few.
+        const float y_scale = 0.03f;
+        std::vector<int8_t> got(sz(tokens * out + kGuard), 99);
+        layer.forward(q, got.data(), y_scale, r);
+        int64_t off_by_one = 0, saturated = 0;
+        for (int64_t i = 0; i < tokens * out; ++i) {
+          const int want = sparse::requantize(fp32[sz(i)], 1.0f / y_scale);
+          ASSERT_LE(std::abs(got[sz(i)] - want), 1)
+              << "element " << i << ": got " << int{got[sz(i)]} << ", want " << want << " (fp32 "
+              << fp32[sz(i)] << ")";
+          off_by_one += got[sz(i)] != want;
+          saturated += want == 127 || want == -128;
+        }
+        EXPECT_LT(off_by_one, tokens * out / 100) << "too many off-by-one results";
+        EXPECT_LT(saturated, tokens * out / 2) << "y_scale saturates most outputs: a weak test";
+        for (int64_t i = tokens * out; i < tokens * out + kGuard; ++i)
+          EXPECT_EQ(got[sz(i)], 99) << "forward wrote past the end of y at element " << i;
+      }
+}
+
+// ------------------------------------------------------------------------------------------------
+// Dense layers on oneDNN
+
+TEST(SparseLinearDense, Int8MatchesReference) {
+  uint32_t seed = 90;
+  for (int64_t in : {96, 33})
+    for (double sparsity : {0.0, 0.8})
+      for (Activation act : {Activation::none, Activation::relu, Activation::gelu_tanh})
+        for (int64_t tokens : {1, 65}) {
+          SCOPED_TRACE(testing::Message() << "in=" << in << " sparsity=" << sparsity
+                                          << " act=" << to_string(act) << " tokens=" << tokens);
+          const int64_t out = 70;
+          const auto w = pruned_weight(out, in, sparsity, seed++);
+          const auto bias = test::random_floats(sz(out), seed++);
+          const auto res = test::random_floats(sz(tokens * out), seed++);
+          const auto x = input(tokens, in, seed++);
+          const auto layer = SparseLinear::pack(w.data(), out, in, bias.data(),
+                                                options(DType::int8, Pattern::dense(), act));
+          if (onednn_int8_is_exact())
+            EXPECT_EQ(layer.info().kernel, "onednn:int8-dense");
+          else
+            EXPECT_TRUE(is_block_kernel(layer.info().kernel)) << layer.info().kernel;
+          EXPECT_EQ(layer.info().pattern, "dense");
+          const auto want = reference_int8(w, out, in, bias.data(), x, tokens, act, res.data());
+          test::expect_close(run_forward(layer, x, tokens, res.data()), want, 2e-5, "y");
+        }
+}
+
+TEST(SparseLinearDense, F32MatchesReference) {
+  uint32_t seed = 120;
+  for (const Pattern& pattern : {Pattern::dense(), Pattern::automatic()})
+    for (int64_t in : {96, 33})
+      for (Activation act : {Activation::none, Activation::relu, Activation::gelu_tanh})
+        for (bool residual : {false, true})
+          for (int64_t tokens : {1, 65}) {
+            SCOPED_TRACE(testing::Message() << "pattern=" << pattern.to_string() << " in=" << in
+                                            << " act=" << to_string(act) << " residual=" << residual
+                                            << " tokens=" << tokens);
+            const int64_t out = 70;
+            const auto w = pruned_weight(out, in, 0.8, seed++);
+            const auto bias = test::random_floats(sz(out), seed++);
+            const auto res = test::random_floats(sz(tokens * out), seed++);
+            const auto x = input(tokens, in, seed++);
+            const float* r = residual ? res.data() : nullptr;
+            const auto layer = SparseLinear::pack(w.data(), out, in, bias.data(),
+                                                  options(DType::f32, pattern, act));
+            EXPECT_EQ(layer.info().kernel, "onednn:f32-dense");
+            EXPECT_EQ(layer.info().pattern, "dense");
+            std::vector<float> want(sz(tokens * out));
+            sparse::linear_f32(x.data(), tokens, w.data(), out, in, {bias.data(), act, r},
+                               want.data());
+            test::expect_close(run_forward(layer, x, tokens, r), want, 1e-4, "y");
+          }
+}
+
+// ------------------------------------------------------------------------------------------------
+// info() and the kernel choice
+
+TEST(SparseLinearInfo, BlockSparseLayer) {
+  const int64_t out = 256, in = 256;
+  const auto w = pruned_weight(out, in, 0.9, 150);
+  const auto bias = test::random_floats(sz(out), 151);
+  const auto layer = SparseLinear::pack(w.data(), out, in, bias.data(),
+                                        options(DType::int8, Pattern::blocks(4, 1)));
+  const LinearInfo info = layer.info();
+  EXPECT_TRUE(is_block_kernel(info.kernel)) << info.kernel;
+  EXPECT_NE(info.kernel.find("int8-4x1"), std::string::npos) << info.kernel;
+  EXPECT_EQ(info.pattern, "4x1");
+  EXPECT_EQ(info.isa, cpu_isa_name());
+  EXPECT_DOUBLE_EQ(info.sparsity, sparse::sparsity(w));
+  EXPECT_DOUBLE_EQ(info.block_sparsity, sparse::block_sparsity(w, out, in, {4, 1}));
+  EXPECT_NEAR(info.block_sparsity, 0.9, 0.01);
+  EXPECT_GT(info.packed_bytes, 0);
+  EXPECT_LT(info.packed_bytes, out * in) << "a 90% sparse 4x1 layer is bigger than dense int8";
+  EXPECT_FALSE(info.reason.empty());
+  EXPECT_GT(info.threads, 0);
+  EXPECT_EQ(layer.out_features(), out);
+  EXPECT_EQ(layer.in_features(), in);
+}
+
+TEST(SparseLinearInfo, DenseLayers) {
+  const int64_t out = 70, in = 33;
+  const auto w = pruned_weight(out, in, 0.3, 160);
+  for (DType dtype : {DType::int8, DType::f32}) {
+    SCOPED_TRACE(to_string(dtype));
+    const auto layer =
+        SparseLinear::pack(w.data(), out, in, nullptr, options(dtype, Pattern::dense(), {}, 3));
+    const LinearInfo info = layer.info();
+    if (dtype == DType::f32 || onednn_int8_is_exact()) {
+      EXPECT_TRUE(starts_with(info.kernel, "onednn:")) << info.kernel;
+    } else {
+      EXPECT_NE(info.reason.find("VNNI"), std::string::npos) << info.reason;
+    }
+    EXPECT_EQ(info.pattern, "dense");
+    EXPECT_DOUBLE_EQ(info.sparsity, sparse::sparsity(w));
+    EXPECT_DOUBLE_EQ(info.block_sparsity, sparse::block_sparsity(w, out, in, {4, 1}));
+    EXPECT_GT(info.packed_bytes, 0);
+    EXPECT_FALSE(info.reason.empty());
+    EXPECT_EQ(info.threads, 3);
+  }
+}
+
+TEST(SparseLinearInfo, ThreadsZeroResolvesToAllCores) {
+  const auto w = pruned_weight(8, 8, 0.5, 165);
+  for (const Pattern& pattern : {Pattern::blocks(4, 1), Pattern::dense()}) {
+    const auto layer =
+        SparseLinear::pack(w.data(), 8, 8, nullptr, options(DType::int8, pattern, {}, 0));
+    EXPECT_GT(layer.info().threads, 0) << pattern.to_string();
+  }
+}
+
+TEST(SparseLinearInfo, AutoPicksByBlockSparsity) {
+  const int64_t out = 128, in = 96;
+  const auto sparse_w = pruned_weight(out, in, 0.9, 170);
+  const auto dense_w = pruned_weight(out, in, 0.1, 171);
+  const auto sparse_layer = SparseLinear::pack(sparse_w.data(), out, in, nullptr,
+                                               options(DType::int8, Pattern::automatic()));
+  EXPECT_TRUE(is_block_kernel(sparse_layer.info().kernel)) << sparse_layer.info().kernel;
+  EXPECT_EQ(sparse_layer.info().pattern, "4x1");
+  EXPECT_NE(sparse_layer.info().reason.find("auto"), std::string::npos)
+      << sparse_layer.info().reason;
+
+  const auto dense_layer = SparseLinear::pack(dense_w.data(), out, in, nullptr,
+                                              options(DType::int8, Pattern::automatic()));
+  if (onednn_int8_is_exact()) {
+    EXPECT_EQ(dense_layer.info().kernel, "onednn:int8-dense");
+  }
+  EXPECT_EQ(dense_layer.info().pattern, "dense");
+  EXPECT_NE(dense_layer.info().reason.find("auto"), std::string::npos) << dense_layer.info().reason;
+}
+
+TEST(SparseLinearThreads, OneAndTwoThreadsAreBitIdentical) {
+  const int64_t out = 256, in = 96, tokens = 130;
+  const auto w = pruned_weight(out, in, 0.8, 180);
+  const auto bias = test::random_floats(sz(out), 181);
+  const auto res = test::random_floats(sz(tokens * out), 182);
+  const auto x = input(tokens, in, 183);
+  for (const Pattern& pattern : {Pattern::blocks(4, 1), Pattern::dense()}) {
+    SCOPED_TRACE(pattern.to_string());
+    const auto one = SparseLinear::pack(w.data(), out, in, bias.data(),
+                                        options(DType::int8, pattern, Activation::gelu_tanh, 1));
+    const auto two = SparseLinear::pack(w.data(), out, in, bias.data(),
+                                        options(DType::int8, pattern, Activation::gelu_tanh, 2));
+    EXPECT_EQ(one.info().threads, 1);
+    EXPECT_EQ(two.info().threads, 2);
+    const auto y1 = run_forward(one, x, tokens, res.data());
+    EXPECT_EQ(y1, run_forward(two, x, tokens, res.data()));
+    // And the result is right, so two equal wrong answers do not pass.
+    test::expect_close(
+        y1, reference_int8(w, out, in, bias.data(), x, tokens, Activation::gelu_tanh, res.data()),
+        2e-5, "y");
+  }
+}
+
+// ------------------------------------------------------------------------------------------------
+// Errors
+
+TEST(SparseLinearErrors, PackRejectsInvalidArguments) {
+  const int64_t out = 8, in = 12;
+  auto w = pruned_weight(out, in, 0.5, 190);
+  const LinearOptions o = options(DType::int8, Pattern::blocks(4, 1));
+  EXPECT_THROW_WITH(SparseLinear::pack(nullptr, out, in, nullptr, o), InvalidArgument,
+                    "weight must not be null");
+  EXPECT_THROW_WITH(SparseLinear::pack(w.data(), 0, in, nullptr, o), InvalidArgument, "out=0");
+  EXPECT_THROW_WITH(SparseLinear::pack(w.data(), out, -1, nullptr, o), InvalidArgument, "in=-1");
+  EXPECT_THROW_WITH(SparseLinear::pack(w.data(), out, in, nullptr,
+                                       options(DType::int8, Pattern::dense(), {}, -2)),
+                    InvalidArgument, "threads must be >= 0");
+
+  auto bad = w;
+  bad[sz(3 * in + 5)] = std::numeric_limits<float>::quiet_NaN();
+  EXPECT_THROW_WITH(SparseLinear::pack(bad.data(), out, in, nullptr, o), InvalidArgument,
+                    "weight[3][5]");
+  bad = w;
+  bad[sz(7 * in + 11)] = -std::numeric_limits<float>::infinity();
+  EXPECT_THROW_WITH(SparseLinear::pack(bad.data(), out, in, nullptr, o), InvalidArgument,
+                    "weight[7][11]");
+  auto bias = test::random_floats(sz(out), 191);
+  bias[2] = std::numeric_limits<float>::quiet_NaN();
+  EXPECT_THROW_WITH(SparseLinear::pack(w.data(), out, in, bias.data(), o), InvalidArgument,
+                    "bias[2]");
+}
+
+TEST(SparseLinearErrors, PatternTheWeightDoesNotSatisfy) {
+  const int64_t out = 8, in = 16;
+  const auto w = test::random_floats(sz(out * in), 200);  // dense: not 2:4 anywhere
+  EXPECT_THROW_WITH(
+      SparseLinear::pack(w.data(), out, in, nullptr, options(DType::int8, Pattern::n_of_m(2, 4))),
+      InvalidArgument, "row 0");
+  // Only row 5 breaks 2:4.
+  auto almost = sparse::prune_n_m(w, out, in, 2, 4);
+  almost[sz(5 * in + 8)] = almost[sz(5 * in + 9)] = almost[sz(5 * in + 10)] = 1.0f;
+  EXPECT_THROW_WITH(SparseLinear::pack(almost.data(), out, in, nullptr,
+                                       options(DType::int8, Pattern::n_of_m(2, 4))),
+                    InvalidArgument, "row 5");
+}
+
+TEST(SparseLinearErrors, UnsupportedRequests) {
+  const int64_t out = 8, in = 16;
+  const auto w = pruned_weight(out, in, 0.5, 210);
+  EXPECT_THROW_WITH(
+      SparseLinear::pack(w.data(), out, in, nullptr, options(DType::bf16, Pattern::automatic())),
+      NotSupported, "bf16");
+  const auto w24 = sparse::prune_n_m(test::random_floats(sz(out * in), 211), out, in, 2, 4);
+  ASSERT_TRUE(sparse::fits_n_m(w24, out, in, 2, 4));
+  EXPECT_THROW_WITH(
+      SparseLinear::pack(w24.data(), out, in, nullptr, options(DType::int8, Pattern::n_of_m(2, 4))),
+      NotSupported, "2:4");
+  EXPECT_THROW_WITH(
+      SparseLinear::pack(w.data(), out, in, nullptr, options(DType::int8, Pattern::blocks(16, 1))),
+      NotSupported, "16x1");
+  EXPECT_THROW_WITH(
+      SparseLinear::pack(w.data(), out, in, nullptr, options(DType::f32, Pattern::blocks(4, 1))),
+      NotSupported, "f32");
+}
+
+TEST(SparseLinearErrors, ForwardRejectsInvalidArguments) {
+  const int64_t out = 12, in = 20, tokens = 5;
+  const auto w = pruned_weight(out, in, 0.5, 220);
+  const auto x = input(tokens, in, 221);
+  std::vector<float> y(sz(tokens * out));
+  for (DType dtype : {DType::int8, DType::f32})
+    for (const Pattern& pattern : {Pattern::blocks(4, 1), Pattern::dense()}) {
+      if (dtype == DType::f32 && pattern.kind == Pattern::Kind::block) continue;
+      SCOPED_TRACE(testing::Message() << to_string(dtype) << " " << pattern.to_string());
+      const auto layer = SparseLinear::pack(w.data(), out, in, nullptr, options(dtype, pattern));
+      EXPECT_THROW_WITH(layer.forward(nullptr, tokens, y.data()), InvalidArgument,
+                        "must not be null");
+      EXPECT_THROW_WITH(layer.forward(x.data(), tokens, nullptr), InvalidArgument,
+                        "must not be null");
+      EXPECT_THROW_WITH(layer.forward(x.data(), 0, y.data()), InvalidArgument,
+                        "tokens must be positive");
+      EXPECT_THROW_WITH(layer.forward(x.data(), -3, y.data()), InvalidArgument,
+                        "tokens must be positive");
+    }
+}
+
+TEST(SparseLinearErrors, QuantizedInputMisuse) {
+  const int64_t out = 12, tokens = 5;
+  const auto w96 = pruned_weight(out, 96, 0.5, 230);
+  const auto w33 = pruned_weight(out, 33, 0.5, 231);
+  const auto x33 = input(tokens, 33, 232);
+  const auto x96 = input(tokens, 96, 233);
+  std::vector<float> y(sz(tokens * out));
+  std::vector<int8_t> y8(sz(tokens * out));
+  for (const Pattern& pattern : {Pattern::blocks(4, 1), Pattern::dense()}) {
+    SCOPED_TRACE(pattern.to_string());
+    const auto layer96 =
+        SparseLinear::pack(w96.data(), out, 96, nullptr, options(DType::int8, pattern));
+    const auto layer33 =
+        SparseLinear::pack(w33.data(), out, 33, nullptr, options(DType::int8, pattern));
+    QuantizedInput q33;
+    layer33.quantize_input(x33.data(), tokens, q33);
+    EXPECT_THROW_WITH(layer96.forward(q33, y.data()), InvalidArgument,
+                      "not made by this layer's quantize_input");
+    EXPECT_THROW_WITH(layer96.forward(q33, y8.data(), 0.1f), InvalidArgument,
+                      "not made by this layer's quantize_input");
+    QuantizedInput never_filled;
+    EXPECT_THROW_WITH(layer96.forward(never_filled, y.data()), InvalidArgument, "QuantizedInput");
+
+    QuantizedInput q96;
+    layer96.quantize_input(x96.data(), tokens, q96);
+    EXPECT_THROW_WITH(layer96.forward(q96, static_cast<float*>(nullptr)), InvalidArgument,
+                      "y must not be null");
+    EXPECT_THROW_WITH(layer96.quantize_input(nullptr, tokens, q96), InvalidArgument,
+                      "x must not be null");
+    EXPECT_THROW_WITH(layer96.quantize_input(x96.data(), 0, q96), InvalidArgument,
+                      "tokens must be positive");
+    for (float bad : {0.0f, -1.0f, std::numeric_limits<float>::quiet_NaN(),
+                      std::numeric_limits<float>::infinity()}) {
+      SCOPED_TRACE(testing::Message() << "y_scale=" << bad);
+      EXPECT_THROW_WITH(layer96.forward(q96, y8.data(), bad), InvalidArgument, "y_scale");
+    }
+  }
+  // A 4x1 layer's QuantizedInput in a dense layer of the same in_features, and vice versa.
+  const auto block96 =
+      SparseLinear::pack(w96.data(), out, 96, nullptr, options(DType::int8, Pattern::blocks(4, 1)));
+  const auto dense96 =
+      SparseLinear::pack(w96.data(), out, 96, nullptr, options(DType::int8, Pattern::dense()));
+  QuantizedInput qb, qd;
+  block96.quantize_input(x96.data(), tokens, qb);
+  dense96.quantize_input(x96.data(), tokens, qd);
+  if (onednn_int8_is_exact()) {
+    EXPECT_THROW_WITH(dense96.forward(qb, y.data()), InvalidArgument, "QuantizedInput");
+    EXPECT_THROW_WITH(block96.forward(qd, y.data()), InvalidArgument, "QuantizedInput");
+  } else {
+    // Both layers run sparq's kernel here, so their inputs share one layout and are
+    // interchangeable: the same quantized x gives the same y.
+    std::vector<float> y2(y.size());
+    dense96.forward(qb, y.data());
+    dense96.forward(qd, y2.data());
+    EXPECT_EQ(y, y2);
+  }
+}
+
+TEST(SparseLinearErrors, QuantizeInputOnF32LayerThrows) {
+  const auto w = pruned_weight(8, 8, 0.5, 240);
+  const auto x = input(2, 8, 241);
+  const auto layer =
+      SparseLinear::pack(w.data(), 8, 8, nullptr, options(DType::f32, Pattern::dense()));
+  QuantizedInput q;
+  EXPECT_THROW_WITH(layer.quantize_input(x.data(), 2, q), InvalidArgument, "int8");
+}
+
+// ------------------------------------------------------------------------------------------------
+// Value types
+
+TEST(Pattern, ParsesTheDocumentedForms) {
+  const Pattern b = Pattern::parse("4x1");
+  EXPECT_EQ(b.kind, Pattern::Kind::block);
+  EXPECT_EQ(b.block, (BlockShape{4, 1}));
+  EXPECT_EQ(b.to_string(), "4x1");
+  const Pattern nm = Pattern::parse("2:4");
+  EXPECT_EQ(nm.kind, Pattern::Kind::n_m);
+  EXPECT_EQ(nm.n, 2);
+  EXPECT_EQ(nm.m, 4);
+  EXPECT_EQ(nm.to_string(), "2:4");
+  EXPECT_EQ(Pattern::parse("auto").kind, Pattern::Kind::automatic);
+  EXPECT_EQ(Pattern::parse("dense").kind, Pattern::Kind::dense);
+  EXPECT_EQ(Pattern::parse("16x1").block, (BlockShape{16, 1}));
+}
+
+TEST(Pattern, RejectsMalformedText) {
+  for (const char* text : {"4y1", "0x4", "3:2", "", "x1", "4x", "-4x1", "4x1 ", "automatic"}) {
+    SCOPED_TRACE(text);
+    EXPECT_THROW_WITH(Pattern::parse(text), InvalidArgument, "pattern '" + std::string(text));
+  }
+}
+
+TEST(DType, ParsesAndRejects) {
+  EXPECT_EQ(parse_dtype("f32"), DType::f32);
+  EXPECT_EQ(parse_dtype("bf16"), DType::bf16);
+  EXPECT_EQ(parse_dtype("int8"), DType::int8);
+  EXPECT_THROW_WITH(parse_dtype("int4"), InvalidArgument, "int4");
+  EXPECT_STREQ(to_string(DType::int8), "int8");
+  EXPECT_STREQ(to_string(Activation::gelu_tanh), "gelu_tanh");
+}
+
+TEST(CpuIsa, NameIsOneOfTheKernelLevels) {
+  const std::string name = cpu_isa_name();
+  EXPECT_TRUE(name == "reference" || name == "avx2" || name == "avx512_vnni") << name;
+}
+
+}  // namespace
+}  // namespace sparq
