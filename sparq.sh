@@ -8,8 +8,8 @@ case "${1:-}" in
   demo)
     scripts/install-deps.sh
     scripts/build.sh
-    exec build/bench/sparq-bench spmm --dtype int8 --pattern 4x1 --out 3072,768 --in 768,3072 \
-      --tokens 128 --sparsity 0.7,0.8,0.9 --threads 1 --pair-shapes
+    exec build/bench/sparq-bench spmm --dtype int8 --pattern 4x1 --shapes 3072x768,768x3072 \
+      --tokens 128 --sparsity 0.7,0.8,0.9 --threads 1
     ;;
   test)
     scripts/install-deps.sh

@@ -51,11 +51,10 @@ void Int8BlockLinear::run(const QuantizedInput::Impl& q, void* y, float y_scale,
   const int64_t chunk_bytes = w.in * sparse::x_column_bytes(w.layout);
   auto* y_bytes = static_cast<uint8_t*>(y);
 
-  // The kernel writes each tile token-major (4 rows per token) into a small staging block of
-  // kStageGroups groups that stays in L1; the block is then copied to y one token row at a
-  // time. Storing straight into y would put the 16 token rows of a tile at a stride of
-  // out * 4 bytes, which for BERT shapes maps them all to one L1 set. Tails (last tokens of the
-  // last chunk, last rows of the last group) are dropped in the copy.
+  // The kernel writes each tile token-major (4 rows per token) into a staging block of
+  // kStageGroups groups that stays in L1; the block is then copied to y as one contiguous run per
+  // token. The copy is also where tails are dropped (tokens past the end of the last chunk, rows
+  // past the end of the last group), so the kernel itself never needs a partial store.
   constexpr int64_t kStageGroups = 8;
   const int64_t stage_stride = kStageGroups * 4 * elem;
   parallel_ranges(
@@ -73,23 +72,6 @@ void Int8BlockLinear::run(const QuantizedInput::Impl& q, void* y, float y_scale,
           a.x = q.x.data() + ch * chunk_bytes;
           a.x_scale = q.scales.data() + t0;
           for (int64_t blk = b0; blk < b1; ++blk) {
-            // Fetch the next block's output lines while this block computes: y is usually cold
-            // (written by nobody since the last call), and waiting for each line at copy time
-            // costs more than the kernel itself at high sparsity.
-            if (blk + 1 < b1) {
-              const int64_t next_r = (blk + 1) * kStageGroups * 4;
-              const int64_t next_bytes = (std::min(out, next_r + kStageGroups * 4) - next_r) * elem;
-              for (int64_t t = 0; t < valid_t; ++t) {
-                const uint8_t* line = y_bytes + ((t0 + t) * out + next_r) * elem;
-                for (int64_t b = 0; b < next_bytes + 63; b += 64)
-                  __builtin_prefetch(line + b, 1, 3);
-                if (residual) {
-                  const float* res_line = residual + (t0 + t) * out + next_r;
-                  for (int64_t b = 0; b < next_bytes / elem * 4 + 63; b += 64)
-                    __builtin_prefetch(reinterpret_cast<const uint8_t*>(res_line) + b, 0, 3);
-                }
-              }
-            }
             const int64_t g_begin = blk * kStageGroups;
             const int64_t g_end = std::min(w.groups(), g_begin + kStageGroups);
             const int64_t r_begin = g_begin * 4;
