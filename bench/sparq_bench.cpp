@@ -206,7 +206,8 @@ int main(int argc, char** argv) {
                   "%7.2fx %9.1f %9.2e %9.2e  %s\n",
                   dtype.c_str(), pattern.c_str(), (long long)shape.out, (long long)shape.in,
                   (long long)t, sp, th, r.sparse_us, r.dense_us, r.dense_s8_us, r.speedup,
-                  r.speedup_s8, j["sparse_gops"].get<double>(), r.sparse_error, r.kernel.c_str());
+                  r.speedup_s8, j["sparse_gops"].get<double>(), r.sparse_error, r.dense_error,
+                  r.kernel.c_str());
               std::fflush(stdout);
             } else {
               std::cout << j.dump() << std::endl;
