@@ -42,7 +42,8 @@ struct Shape {
 
 struct Result {
   sparq::bench::SpmmSpec spec;
-  double sparse_us, dense_us, dense_s8_us, speedup, speedup_s8, sparse_error, dense_error;
+  double sparse_us, dense_us, dense_s8_us, speedup, speedup_s8, sparse_error, dense_error,
+      dense_s8_error;
   int reps;
   std::string kernel, dense_impl;
   double block_sparsity;
@@ -78,6 +79,8 @@ Result run_case(const sparq::bench::SpmmSpec& spec, int warmup, int min_reps, do
     }
     if (ratio.size() >= 100000) break;
   }
+  c.run_dense_s8();
+  const double dense_s8_error = c.has_s8_baseline() ? c.dense_max_error() : 0.0;
   c.run_dense();  // leave the u8 baseline's output for the error check
   const auto info = c.info();
   const bool s8 = c.has_s8_baseline();
@@ -89,6 +92,7 @@ Result run_case(const sparq::bench::SpmmSpec& spec, int warmup, int min_reps, do
           s8 ? median(ratio_s8) : 0.0,
           c.sparse_max_error(),
           c.dense_max_error(),
+          dense_s8_error,
           static_cast<int>(ratio.size()),
           info.kernel,
           c.dense_implementation(),
@@ -116,6 +120,7 @@ nlohmann::json to_json(const Result& r) {
       {"dense_gops", ops / r.dense_us / 1e3},
       {"sparse_max_error", r.sparse_error},
       {"dense_max_error", r.dense_error},
+      {"dense_s8_max_error", r.dense_s8_error},
       {"reps", r.reps},
       {"kernel", r.kernel},
       {"dense_kernel", "onednn:" + r.dense_impl + (s.dtype == sparq::DType::int8 ? ":u8s8" : "")},

@@ -96,10 +96,12 @@ void SpmmCase::run_dense_s8() {
 namespace {
 
 double max_error(const std::vector<float>& got, const std::vector<float>& want) {
-  double worst = 0;
-  for (size_t i = 0; i < got.size(); ++i)
+  double worst = 0, scale = 0;
+  for (size_t i = 0; i < got.size(); ++i) {
     worst = std::max(worst, std::fabs(double(got[i]) - double(want[i])));
-  return worst;
+    scale = std::max(scale, std::fabs(double(want[i])));
+  }
+  return scale > 0 ? worst / scale : worst;
 }
 
 }  // namespace

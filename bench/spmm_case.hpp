@@ -30,7 +30,8 @@ class SpmmCase {
   // the bias; oneDNN's fastest int8 path on CPUs without VNNI) and s8. fp32 cases: run_dense only.
   void run_dense();
   void run_dense_s8();
-  // Max |y - reference| for sparq and oneDNN, against sparse::linear_int8 / linear_f32.
+  // max |y - reference| / max |reference| for sparq and oneDNN, against sparse::linear_int8 or
+  // sparse::linear_f32.
   double sparse_max_error() const;
   double dense_max_error() const;
   bool has_s8_baseline() const { return dense_s8_ != nullptr; }

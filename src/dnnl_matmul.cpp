@@ -3,6 +3,7 @@
 #include <omp.h>
 
 #include <cstring>
+#include <string>
 #include <oneapi/dnnl/dnnl.hpp>
 #include <vector>
 
@@ -75,6 +76,15 @@ DnnlMatmul::DnnlMatmul(Kind kind, int64_t tokens, int64_t out, int64_t in, const
   s.wait();
   if (bias) {
     m.b_f32.assign(bias, bias + out);
+    // oneDNN 2.6 scales int8 results after adding the bias: dst = scale * (acc + bias).
+    if (kind == Kind::s8s8_f32 || kind == Kind::u8s8_f32)
+      for (int64_t o = 0; o < out; ++o) {
+        if (w_scale[o] == 0.0f && bias[o] != 0.0f)
+          throw InvalidArgument("DnnlMatmul: output channel " + std::to_string(o) +
+                                " has weight scale 0 and a non-zero bias, which oneDNN 2.6 "
+                                "cannot express");
+        m.b_f32[o] = w_scale[o] == 0.0f ? 0.0f : bias[o] / w_scale[o];
+      }
     m.bias = dnnl::memory(b_md, m.engine, m.b_f32.data());
   }
 }
