@@ -106,29 +106,26 @@ double max_error(const std::vector<float>& got, const std::vector<float>& want) 
 
 }  // namespace
 
-double SpmmCase::sparse_max_error() const {
+std::vector<float> SpmmCase::reference(const float* x_scale) const {
   std::vector<float> ref(y_sparse_.size());
   if (spec_.dtype == DType::int8)
-    sparse::linear_int8(xq_.data(), x_scale_.data(), spec_.tokens, wq_.data(), w_scale_.data(),
-                        spec_.out, spec_.in, {bias_.data()}, ref.data());
+    sparse::linear_int8(xq_.data(), x_scale, spec_.tokens, wq_.data(), w_scale_.data(), spec_.out,
+                        spec_.in, {bias_.data()}, ref.data());
   else
     sparse::linear_f32(x_.data(), spec_.tokens, w_.data(), spec_.out, spec_.in, {bias_.data()},
                        ref.data());
-  return max_error(y_sparse_, ref);
+  return ref;
+}
+
+double SpmmCase::sparse_max_error() const {
+  return max_error(y_sparse_, reference(x_scale_.data()));
 }
 
 double SpmmCase::dense_max_error() const {
-  std::vector<float> ref(y_dense_.size());
   // The dense baseline applies the per-channel weight scales and the bias, not the per-token
   // activation scales (oneDNN 2.6 has no fast kernel for those): its reference uses scale 1.
   const std::vector<float> unit_scale(x_scale_.size(), 1.0f);
-  if (spec_.dtype == DType::int8)
-    sparse::linear_int8(xq_.data(), unit_scale.data(), spec_.tokens, wq_.data(), w_scale_.data(),
-                        spec_.out, spec_.in, {bias_.data()}, ref.data());
-  else
-    sparse::linear_f32(x_.data(), spec_.tokens, w_.data(), spec_.out, spec_.in, {bias_.data()},
-                       ref.data());
-  return max_error(y_dense_, ref);
+  return max_error(y_dense_, reference(unit_scale.data()));
 }
 
 }  // namespace sparq::bench

@@ -39,6 +39,8 @@ class SpmmCase {
   std::string dense_implementation() const { return dense_->implementation(); }
 
  private:
+  std::vector<float> reference(const float* x_scale) const;
+
   SpmmSpec spec_;
   std::vector<float> x_, w_, bias_;
   std::vector<int8_t> xq_, wq_;

@@ -20,10 +20,6 @@ class KernelCache {
       it = kernels_.emplace(key, std::shared_ptr<const Kernel>(make())).first;
     return it->second;
   }
-  size_t size() const {
-    std::lock_guard lock(mutex_);
-    return kernels_.size();
-  }
 
  private:
   mutable std::mutex mutex_;
