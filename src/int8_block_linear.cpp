@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <cstring>
+#include <type_traits>
 
 #include "sparse/checks.hpp"
 #include "src/activation_quant.hpp"
@@ -92,9 +93,22 @@ void Int8BlockLinear::run(const QuantizedInput::Impl& q, void* y, float y_scale,
               a.residual = residual ? stage_res + in_stage : nullptr;
               kernel.run(a);
             }
-            for (int64_t t = 0; t < valid_t; ++t)
-              std::memcpy(y_bytes + ((t0 + t) * out + r_begin) * elem, stage + t * stage_stride,
-                          static_cast<size_t>(rows * elem));
+            // Full blocks copy a size known at compile time, which the compiler inlines: a libc
+            // call per token row cost more than the copy itself.
+            const size_t row_bytes = static_cast<size_t>(rows * elem);
+            uint8_t* y_row = y_bytes + (t0 * out + r_begin) * elem;
+            auto copy_rows = [&](auto size) {
+              for (int64_t t = 0; t < valid_t; ++t, y_row += out * elem)
+                std::memcpy(y_row, stage + t * stage_stride, size);
+            };
+            constexpr size_t kFullF32 = kStageGroups * 4 * sizeof(float),
+                             kFullS8 = kStageGroups * 4;
+            if (row_bytes == kFullF32 && elem == 4)
+              copy_rows(std::integral_constant<size_t, kFullF32>());
+            else if (row_bytes == kFullS8 && elem == 1)
+              copy_rows(std::integral_constant<size_t, kFullS8>());
+            else
+              copy_rows(row_bytes);
           }
         }
       });
