@@ -105,6 +105,16 @@ void linear_bsr_bf16(const float* x, int64_t tokens, const Bsr& w, const Epilogu
   linear_bsr_f32(xr.data(), tokens, rounded, e, y);
 }
 
+void linear_nm_bf16(const float* x, int64_t tokens, const NmMatrix& w, const Epilogue& e,
+                    float* y) {
+  require_io(x, tokens, y, "linear_nm_bf16");
+  NmMatrix rounded = w;
+  for (float& v : rounded.values) v = bf16_round(v);
+  std::vector<float> xr(x, x + tokens * w.cols);
+  for (float& v : xr) v = bf16_round(v);
+  linear_nm_f32(xr.data(), tokens, rounded, e, y);
+}
+
 void linear_int8(const int8_t* xq, const float* x_scale, int64_t tokens, const int8_t* wq,
                  const float* w_scale, int64_t out, int64_t in, const Epilogue& e, float* y) {
   require_io(xq, tokens, y, "linear_int8");

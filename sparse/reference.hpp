@@ -33,6 +33,8 @@ void linear_bf16(const float* x, int64_t tokens, const uint16_t* w_bf16, int64_t
                  const Epilogue& epilogue, float* y);
 void linear_bsr_bf16(const float* x, int64_t tokens, const Bsr& w, const Epilogue& epilogue,
                      float* y);
+void linear_nm_bf16(const float* x, int64_t tokens, const NmMatrix& w, const Epilogue& epilogue,
+                    float* y);
 
 // int8 with scales: xq [tokens x in] s8 with one scale per token, wq [out x in] s8 with one scale
 // per output channel; int32 accumulation, then float(acc) * x_scale * w_scale.

@@ -213,7 +213,8 @@ SparseLinear SparseLinear::pack(const float* weight, int64_t out, int64_t in, co
       info.reason = std::string(p.kind == Pattern::Kind::dense ? "pattern dense requested"
                                                                : "auto: too dense for sparsity") +
                     "; this CPU has no VNNI, where oneDNN's int8 GEMM saturates 16-bit "
-                    "intermediate sums, so sparq's exact int8 kernel runs every column";
+                    "intermediate sums, so sparq's exact int8 kernel runs it (all-zero 4x1 blocks, "
+                    "if any, are skipped)";
     if (isa == jit::Isa::reference)
       info.reason += "; this CPU lacks AVX2: portable C++ kernel (slow)";
     m.w_s8 = {};

@@ -122,6 +122,27 @@ TEST(ReferenceAgreement, BsrBf16MatchesDenseBf16) {
       }
 }
 
+TEST(ReferenceAgreement, NmBf16MatchesDenseBf16) {
+  uint32_t seed = 250;
+  for (const Shape& s : kShapes)
+    for (auto [n, m] : {std::pair{2, 4}, std::pair{1, 4}})
+      for (int variant = 0; variant < 3; ++variant) {
+        SCOPED_TRACE(testing::Message() << "tokens=" << s.tokens << " out=" << s.out << " in="
+                                        << s.in << " " << n << ":" << m << " epilogue=" << variant);
+        const auto w = sparse::prune_n_m(
+            test::random_floats(static_cast<size_t>(s.out * s.in), seed++), s.out, s.in, n, m);
+        const Io io(s, seed++);
+        const auto w_bf16 = sparse::to_bf16(w);
+        std::vector<float> want(static_cast<size_t>(s.tokens * s.out));
+        std::vector<float> got(want.size(), -999.0f);
+        sparse::linear_bf16(io.x.data(), s.tokens, w_bf16.data(), s.out, s.in, io.epilogue(variant),
+                            want.data());
+        sparse::linear_nm_bf16(io.x.data(), s.tokens, sparse::to_n_m(w, s.out, s.in, n, m),
+                               io.epilogue(variant), got.data());
+        test::expect_close(got, want, 1e-5, "linear_nm_bf16");
+      }
+}
+
 TEST(ReferenceAgreement, Bf16RoundsInputsAndStaysCloseToF32) {
   const Shape s{9, 24, 64};
   const auto w = test::random_floats(static_cast<size_t>(s.out * s.in), 300);
