@@ -2,7 +2,6 @@
 
 #include <algorithm>
 #include <cstring>
-#include <type_traits>
 
 #include "sparse/checks.hpp"
 #include "src/activation_quant.hpp"
@@ -52,20 +51,19 @@ void Int8BlockLinear::run(const QuantizedInput::Impl& q, void* y, float y_scale,
   const int64_t chunk_bytes = w.in * sparse::x_column_bytes(w.layout);
   auto* y_bytes = static_cast<uint8_t*>(y);
 
-  // The kernel writes each tile token-major (4 rows per token) into a staging block of
-  // kStageGroups groups that stays in L1; the block is then copied to y as one contiguous run per
-  // token. The copy is also where tails are dropped (tokens past the end of the last chunk, rows
-  // past the end of the last group), so the kernel itself never needs a partial store.
+  // Full blocks of kStageGroups groups are written by the kernel straight into y (staging them
+  // in L1 and copying measured the same). A block that runs short (tokens past the end of the
+  // last chunk, rows past the end of the last group) goes through a staging block instead, and
+  // only its valid part is copied out, so the kernel itself never needs a partial store.
   constexpr int64_t kStageGroups = 8;
   const int64_t stage_stride = kStageGroups * 4 * elem;
+  const int64_t stage_res_stride = kStageGroups * 4 * sizeof(float);
   parallel_ranges(
       threads_, sparse::ceil_div(w.groups(), kStageGroups), [&](int64_t b0, int64_t b1) {
         alignas(64) uint8_t stage[sparse::kChunkTokens * kStageGroups * 4 * sizeof(float)];
         alignas(64) float stage_res[sparse::kChunkTokens * kStageGroups * 4];
         jit::Int8TileArgs a{};
         a.inv_y_scale = int8_out ? 1.0f / y_scale : 0.0f;
-        a.y_stride = stage_stride;
-        a.residual_stride = kStageGroups * 4 * sizeof(float);
         for (int64_t ch = 0; ch < chunks; ++ch) {
           const int64_t t0 = ch * sparse::kChunkTokens;
           const int64_t valid_t = std::min<int64_t>(sparse::kChunkTokens, tokens - t0);
@@ -77,38 +75,37 @@ void Int8BlockLinear::run(const QuantizedInput::Impl& q, void* y, float y_scale,
             const int64_t g_end = std::min(w.groups(), g_begin + kStageGroups);
             const int64_t r_begin = g_begin * 4;
             const int64_t rows = std::min(out, g_end * 4) - r_begin;
-            if (residual) {
-              for (int64_t t = 0; t < valid_t; ++t)
-                std::memcpy(stage_res + t * kStageGroups * 4, residual + (t0 + t) * out + r_begin,
-                            static_cast<size_t>(rows) * sizeof(float));
+            const bool direct = rows == kStageGroups * 4 && valid_t == a.n_steps * tile;
+            uint8_t* y_block = y_bytes + (t0 * out + r_begin) * elem;
+            const float* res_block = residual ? residual + t0 * out + r_begin : nullptr;
+            if (direct) {
+              a.y_stride = out * elem;
+              a.residual_stride = out * static_cast<int64_t>(sizeof(float));
+            } else {
+              a.y_stride = stage_stride;
+              a.residual_stride = stage_res_stride;
+              if (residual) {
+                for (int64_t t = 0; t < valid_t; ++t)
+                  std::memcpy(stage_res + t * kStageGroups * 4, res_block + t * out,
+                              static_cast<size_t>(rows) * sizeof(float));
+                res_block = stage_res;
+              }
             }
             for (int64_t g = g_begin; g < g_end; ++g) {
-              const int64_t r0 = g * 4, in_stage = r0 - r_begin;
+              const int64_t r0 = g * 4, in_block = r0 - r_begin;
               a.entries = w.entries.data() + w.group_begin[g] * entry_bytes;
               a.n_entries = w.group_begin[g + 1] - w.group_begin[g];
               a.w_scale = w.scales.data() + r0;
               a.bias = w.bias.data() + r0;
               a.compensation = w.compensation.data() + r0;
-              a.y = stage + in_stage * elem;
-              a.residual = residual ? stage_res + in_stage : nullptr;
+              a.y = (direct ? y_block : stage) + in_block * elem;
+              a.residual = residual ? res_block + in_block : nullptr;
               kernel.run(a);
             }
-            // Full blocks copy a size known at compile time, which the compiler inlines: a libc
-            // call per token row cost more than the copy itself.
-            const size_t row_bytes = static_cast<size_t>(rows * elem);
-            uint8_t* y_row = y_bytes + (t0 * out + r_begin) * elem;
-            auto copy_rows = [&](auto size) {
-              for (int64_t t = 0; t < valid_t; ++t, y_row += out * elem)
-                std::memcpy(y_row, stage + t * stage_stride, size);
-            };
-            constexpr size_t kFullF32 = kStageGroups * 4 * sizeof(float),
-                             kFullS8 = kStageGroups * 4;
-            if (row_bytes == kFullF32 && elem == 4)
-              copy_rows(std::integral_constant<size_t, kFullF32>());
-            else if (row_bytes == kFullS8 && elem == 1)
-              copy_rows(std::integral_constant<size_t, kFullS8>());
-            else
-              copy_rows(row_bytes);
+            if (!direct)
+              for (int64_t t = 0; t < valid_t; ++t)
+                std::memcpy(y_block + t * out * elem, stage + t * stage_stride,
+                            static_cast<size_t>(rows * elem));
           }
         }
       });
