@@ -113,7 +113,7 @@ TEST_P(Int8KernelTest, EveryEpilogue) {
   for (Activation act : {Activation::none, Activation::relu, Activation::gelu_tanh})
     for (bool residual : {false, true})
       for (bool int8_out : {false, true})
-        for (const Case& c : {Case{12, 24, 16, 0.6}, Case{13, 40, 70, 0.8}})
+        for (const Case& c : {Case{12, 24, 16, 0.6}, Case{13, 40, 70, 0.8}, Case{64, 40, 64, 0.7}})
           check(c, act, residual, int8_out, seed++);
 }
 
