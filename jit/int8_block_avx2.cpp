@@ -1,10 +1,11 @@
 // AVX2 variant of the int8 4x1 block-sparse tile kernel (pairs_i16 layout).
 //
-// Per entry (two input columns c0, c1 of one 4-row group) and 16 tokens:
+// Per entry (two input columns c0, c1 of one 4-row group) and the slice's 16 tokens:
 //   2 loads of 16 s16 activations, vpunpck{l,h}wd -> dwords (x[c0][t], x[c1][t]),
 //   per row: broadcast dword (w[r][c0], w[r][c1]), 2 x (vpmaddwd + vpaddd).
 // A 4-row x 16-token tile keeps 8 ymm accumulators; s16 products are exact, so the result equals
-// the int32 reference bit for bit before the float epilogue.
+// the int32 reference bit for bit before the float epilogue. One call runs a block of groups
+// over one slice, which stays in L1 while the groups' entries stream past.
 #include <cstddef>
 
 #include "jit/epilogue_emitter.hpp"
@@ -27,20 +28,23 @@ class Avx2Generator : public Generator {
   static Ymm acc(int row, int half) { return Ymm(row * 2 + half); }
 
   void generate(const Int8KernelKey& key);
-  void accumulate(bool prefetch_second_line);
+  void accumulate();
   void finish_half(const Int8KernelKey& key, int half);
 
   EpilogueEmitter epilogue_;
-  // Register roles.
-  const Reg64 args_ = rdi, x_ = rsi, entry_ = rdx, count_ = rcx, step_ = r9;
+  // Register roles. rbp walks group_begin; the group's byte offset into the per-row arrays is
+  // 2 * (rbp - group_begin), recomputed where needed.
+  const Reg64 args_ = rdi, x_ = rsi, entry_ = rdx, count_ = rcx, group_ = rbp;
   const Reg64 y_ = r10, y_stride_ = r11, y_stride3_ = r12;
-  const Reg64 res_ = r13, res_stride_ = r14, res_stride3_ = r15, scales_ = rbp;
+  const Reg64 res_ = r13, res_stride_ = r14, res_stride3_ = r15;
 };
 
 #define ARG(field) ptr[args_ + offsetof(Int8TileArgs, field)]
 
 void Avx2Generator::generate(const Int8KernelKey& key) {
   preamble();
+  mov(x_, ARG(x));
+  mov(group_, ARG(group_begin));
   mov(y_, ARG(y));
   mov(y_stride_, ARG(y_stride));
   lea(y_stride3_, ptr[y_stride_ + y_stride_ * 2]);
@@ -49,52 +53,33 @@ void Avx2Generator::generate(const Int8KernelKey& key) {
     mov(res_stride_, ARG(residual_stride));
     lea(res_stride3_, ptr[res_stride_ + res_stride_ * 2]);
   }
-  mov(scales_, ARG(x_scale));
-  xor_(step_, step_);
-
-  Label step_loop, done;
-  L(step_loop);
-  // x_ = chunk base + 16 tokens * 2 bytes per step.
-  mov(x_, step_);
-  shl(x_, 5);
-  add(x_, ARG(x));
-  for (int r = 0; r < 4; ++r)
-    for (int h = 0; h < 2; ++h) vpxor(acc(r, h), acc(r, h), acc(r, h));
-  mov(entry_, ARG(entries));
-  mov(count_, ARG(n_entries));
-  {
-    // Each column's 64 tokens span two cache lines: steps 0-1 read the first, steps 2-3 the
-    // second. Step 0 prefetches the second line of every column it touches.
-    Label later_step, accumulated;
-    test(step_, step_);
-    jnz(later_step, T_NEAR);
-    accumulate(true);
-    jmp(accumulated, T_NEAR);
-    L(later_step);
-    accumulate(false);
-    L(accumulated);
-  }
+  Label group_loop, done;
+  cmp(group_, ARG(group_end));
+  je(done, T_NEAR);
+  L(group_loop);
+  accumulate();
   finish_half(key, 0);
   finish_half(key, 1);
-  // Next 16 tokens.
-  mov(rax, y_stride_);
-  shl(rax, 4);
-  add(y_, rax);
-  if (key.residual) {
-    mov(rax, res_stride_);
-    shl(rax, 4);
-    add(res_, rax);
-  }
-  add(scales_, 16 * sizeof(float));
-  inc(step_);
-  cmp(step_, ARG(n_steps));
-  jl(step_loop);
+  add(y_, 4 * (key.int8_output ? 1 : 4));
+  if (key.residual) add(res_, 4 * sizeof(float));
+  add(group_, sizeof(int64_t));
+  cmp(group_, ARG(group_end));
+  jne(group_loop, T_NEAR);
   L(done);
   postamble();
   epilogue_.emit_table();
 }
 
-void Avx2Generator::accumulate(bool prefetch_second_line) {
+void Avx2Generator::accumulate() {
+  for (int r = 0; r < 4; ++r)
+    for (int h = 0; h < 2; ++h) vpxor(acc(r, h), acc(r, h), acc(r, h));
+  // entry_ = entries + 24 * group_begin[g]; count_ = group_begin[g + 1] - group_begin[g].
+  mov(entry_, qword[group_]);
+  mov(count_, qword[group_ + 8]);
+  sub(count_, entry_);
+  lea(entry_, ptr[entry_ + entry_ * 2]);
+  shl(entry_, 3);
+  add(entry_, ARG(entries));
   Label loop, end;
   test(count_, count_);
   jz(end, T_NEAR);
@@ -105,10 +90,6 @@ void Avx2Generator::accumulate(bool prefetch_second_line) {
     mov(r8d, dword[entry_ + 4]);
     vmovdqu(a, ptr[x_ + rax]);
     vmovdqu(b, ptr[x_ + r8]);
-    if (prefetch_second_line) {
-      prefetcht0(ptr[x_ + rax + 64]);
-      prefetcht0(ptr[x_ + r8 + 64]);
-    }
     vpunpckhwd(hi, a, b);  // tokens 4-7, 12-15
     vpunpcklwd(a, a, b);   // tokens 0-3, 8-11
     for (int r = 0; r < 4; ++r) {
@@ -129,15 +110,22 @@ void Avx2Generator::accumulate(bool prefetch_second_line) {
 // token's 4 outputs are contiguous, add the residual, and store (fp32 or requantized int8).
 void Avx2Generator::finish_half(const Int8KernelKey& key, int half) {
   const Ymm scale = ymm8, ws = ymm9, t1 = ymm10, t2 = ymm11;
-  vmovups(scale, ptr[scales_ + half * 8 * sizeof(float)]);
+  mov(rax, ARG(x_scale));
+  vmovups(scale, ptr[rax + half * 8 * sizeof(float)]);
+  // rcx = byte offset of this group's 4 rows in w_scale / bias: 16 * g = 2 * (8 * g).
+  mov(rcx, group_);
+  sub(rcx, ARG(group_begin));
+  add(rcx, rcx);
   mov(rax, ARG(w_scale));
-  mov(rbx, ARG(bias));
+  add(rax, rcx);
+  mov(r8, ARG(bias));
+  add(r8, rcx);
   for (int r = 0; r < 4; ++r) {
     const Ymm v = acc(r, half);
     vcvtdq2ps(v, v);
     vmulps(v, v, scale);
     vbroadcastss(ws, dword[rax + 4 * r]);
-    vbroadcastss(t1, dword[rbx + 4 * r]);
+    vbroadcastss(t1, dword[r8 + 4 * r]);
     vfmadd213ps(v, ws, t1);
     epilogue_.activation(key.activation, v, ws, t1, t2);
   }
@@ -155,7 +143,7 @@ void Avx2Generator::finish_half(const Int8KernelKey& key, int half) {
   vshufps(r3, u1, u3, 0xee);
 
   // Base pointers of the low-lane tokens (4 half) and the high-lane tokens (8 + 4 half).
-  const Reg64 y_lo = rbx, y_hi = rax, res_lo = rdx, res_hi = rcx;
+  const Reg64 y_lo = r8, y_hi = rax, res_lo = rdx, res_hi = rcx;
   if (half == 0) {
     mov(y_lo, y_);
     lea(y_hi, ptr[y_ + y_stride_ * 8]);

@@ -31,7 +31,9 @@ class Avx512VnniGenerator : public Generator {
   void finish_quarter(const Int8KernelKey& key, int quarter);
 
   EpilogueEmitter epilogue_;
-  const Reg64 args_ = rdi, x_ = rsi, entry_ = rdx, count_ = rcx;
+  // rbp walks group_begin; the group's byte offset into the per-row arrays is
+  // 2 * (rbp - group_begin), recomputed where needed.
+  const Reg64 args_ = rdi, x_ = rsi, entry_ = rdx, count_ = rcx, group_ = rbp;
   const Reg64 y_ = r10, y_stride_ = r11, y_stride3_ = r12;
   const Reg64 res_ = r13, res_stride_ = r14, res_stride3_ = r15;
 };
@@ -41,7 +43,7 @@ class Avx512VnniGenerator : public Generator {
 void Avx512VnniGenerator::generate(const Int8KernelKey& key) {
   preamble();
   mov(x_, ARG(x));
-  accumulate();
+  mov(group_, ARG(group_begin));
   mov(y_, ARG(y));
   mov(y_stride_, ARG(y_stride));
   lea(y_stride3_, ptr[y_stride_ + y_stride_ * 2]);
@@ -50,11 +52,23 @@ void Avx512VnniGenerator::generate(const Int8KernelKey& key) {
     mov(res_stride_, ARG(residual_stride));
     lea(res_stride3_, ptr[res_stride_ + res_stride_ * 2]);
   }
-  // Dequantize, compensate, bias, activation for all 16 accumulators.
+  Label group_loop, done;
+  cmp(group_, ARG(group_end));
+  je(done, T_NEAR);
+  L(group_loop);
+  accumulate();
+  // Dequantize, compensate, bias, activation for all 16 accumulators. rcx = byte offset of this
+  // group's 4 rows in the per-row arrays: 16 * g = 2 * (8 * g).
+  mov(rcx, group_);
+  sub(rcx, ARG(group_begin));
+  add(rcx, rcx);
   mov(rax, ARG(x_scale));
   mov(rbx, ARG(w_scale));
+  add(rbx, rcx);
   mov(r8, ARG(bias));
+  add(r8, rcx);
   mov(r9, ARG(compensation));
+  add(r9, rcx);
   const Zmm scale = zmm16, t0 = zmm17, t1 = zmm18, t2 = zmm19;
   for (int q = 0; q < 4; ++q) {
     vmovups(scale, ptr[rax + q * 64]);
@@ -69,6 +83,12 @@ void Avx512VnniGenerator::generate(const Int8KernelKey& key) {
     }
   }
   for (int q = 0; q < 4; ++q) finish_quarter(key, q);
+  add(y_, 4 * (key.int8_output ? 1 : 4));
+  if (key.residual) add(res_, 4 * sizeof(float));
+  add(group_, sizeof(int64_t));
+  cmp(group_, ARG(group_end));
+  jne(group_loop, T_NEAR);
+  L(done);
   postamble();
   epilogue_.emit_table();
 }
@@ -76,8 +96,12 @@ void Avx512VnniGenerator::generate(const Int8KernelKey& key) {
 void Avx512VnniGenerator::accumulate() {
   for (int r = 0; r < 4; ++r)
     for (int q = 0; q < 4; ++q) vpxord(acc(r, q), acc(r, q), acc(r, q));
-  mov(entry_, ARG(entries));
-  mov(count_, ARG(n_entries));
+  // entry_ = entries + 32 * group_begin[g]; count_ = group_begin[g + 1] - group_begin[g].
+  mov(entry_, qword[group_]);
+  mov(count_, qword[group_ + 8]);
+  sub(count_, entry_);
+  shl(entry_, 5);
+  add(entry_, ARG(entries));
   Label loop, end;
   test(count_, count_);
   jz(end, T_NEAR);

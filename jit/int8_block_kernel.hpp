@@ -1,12 +1,12 @@
-// The int8 4x1 block-sparse tile kernel: one group of 4 output rows x one chunk of up to 64
+// The int8 4x1 block-sparse tile kernel: a run of 4-row groups x one slice of tile_tokens()
 // tokens, y = act(float(sum x_q w_q) * x_scale * w_scale + bias) [+ residual] [-> int8].
 //
 // Variants (chosen from CPUID, see cpu_features.hpp):
-//   avx2         JIT, pairs_i16 layout: vpmaddwd on s16 activations, 4 rows x 16 tokens per step
-//   avx512_vnni  JIT, quads_u8 layout: vpdpbusd on u8 activations, 4 rows x 64 tokens per step
+//   avx2         JIT, pairs_i16 layout: vpmaddwd on s16 activations, 4 rows x 16 tokens per tile
+//   avx512_vnni  JIT, quads_u8 layout: vpdpbusd on u8 activations, 4 rows x 64 tokens per tile
 //   reference    portable C++ on the pairs_i16 layout, for CPUs without AVX2
-// Every variant stores full tiles (tile_tokens() per step, all 4 rows); the caller points y at a
-// scratch tile when the chunk's tokens or the group's rows run short.
+// Every variant stores full tiles (tile_tokens() tokens, all 4 rows of every group); the caller
+// points y at a scratch block when the slice's tokens or the last group's rows run short.
 #pragma once
 
 #include <cstdint>
@@ -21,15 +21,15 @@ namespace sparq::jit {
 
 // Field order is the JIT code's ABI: offsets are taken with offsetof.
 struct Int8TileArgs {
-  const uint8_t* x;        // activation chunk base, [in][64] in the layout's element type
-  const uint8_t* entries;  // the group's first entry
-  int64_t n_entries;
-  int64_t n_steps;              // token steps of tile_tokens() each, 1..64 / tile_tokens()
-  const float* x_scale;         // the chunk's 64 token scales, in kernel lane order
-  const float* w_scale;         // 4 row scales
-  const float* bias;            // 4 row biases
-  const int32_t* compensation;  // 4 row compensations (quads_u8)
-  void* y;                      // output of (token 0 of the chunk, row 0 of the group)
+  const uint8_t* x;             // the activation slice, [in][tile_tokens()] (layout element type)
+  const uint8_t* entries;       // all entries of the layer; group_begin indexes them
+  const int64_t* group_begin;   // first group's entry index; group g ends where g + 1 begins
+  const int64_t* group_end;     // &group_begin[number of groups to run]
+  const float* x_scale;         // the slice's token scales, in kernel lane order
+  const float* w_scale;         // row scales, from the first group's row 0 on
+  const float* bias;            // row biases, likewise
+  const int32_t* compensation;  // row compensations (quads_u8), likewise
+  void* y;                      // output of (token 0 of the slice, row 0 of the first group)
   int64_t y_stride;             // bytes between tokens of y
   const float* residual;        // like y, fp32; read when the kernel was built with residual
   int64_t residual_stride;      // bytes between tokens of residual

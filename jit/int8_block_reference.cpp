@@ -17,14 +17,17 @@ class ReferenceKernel final : public Int8BlockKernel {
 
   void run(const Int8TileArgs& a) const override {
     const auto layout = sparse::Int8Layout::pairs_i16;
-    for (int64_t step = 0; step < a.n_steps; ++step) {
+    const int bytes = sparse::entry_bytes(layout);
+    const int64_t elem = key().int8_output ? 1 : 4;
+    for (const int64_t* g = a.group_begin; g != a.group_end; ++g) {
+      const int64_t local = g - a.group_begin;  // group index within this call
       int32_t acc[4][16] = {};
-      const uint8_t* entry = a.entries;
-      for (int64_t e = 0; e < a.n_entries; ++e, entry += sparse::entry_bytes(layout)) {
+      for (int64_t e = g[0]; e < g[1]; ++e) {
+        const uint8_t* entry = a.entries + e * bytes;
         for (int j = 0; j < 2; ++j) {
           uint32_t offset;
           std::memcpy(&offset, entry + 4 * j, 4);
-          const uint8_t* column = a.x + offset + step * 16 * 2;
+          const uint8_t* column = a.x + offset;
           for (int r = 0; r < 4; ++r) {
             int16_t w;
             std::memcpy(&w, entry + 8 + 4 * r + 2 * j, 2);
@@ -37,20 +40,20 @@ class ReferenceKernel final : public Int8BlockKernel {
         }
       }
       for (int slot = 0; slot < 16; ++slot) {
-        const int t = sparse::chunk_token(layout, slot);  // 0..15 within the step
-        const float xs = a.x_scale[step * 16 + slot];
+        const int t = sparse::chunk_token(layout, slot);  // 0..15 within the slice
+        const float xs = a.x_scale[slot];
         for (int r = 0; r < 4; ++r) {
-          float v = std::fma(static_cast<float>(acc[r][t]) * xs, a.w_scale[r], a.bias[r]);
+          const int64_t row = local * 4 + r;
+          float v = std::fma(static_cast<float>(acc[r][t]) * xs, a.w_scale[row], a.bias[row]);
           v = sparse::activate(v, key().activation);
-          const int64_t token = step * 16 + t;
           if (key().residual)
             v += *reinterpret_cast<const float*>(reinterpret_cast<const uint8_t*>(a.residual) +
-                                                 token * a.residual_stride + 4 * r);
-          uint8_t* out = static_cast<uint8_t*>(a.y) + token * a.y_stride;
+                                                 t * a.residual_stride + 4 * row);
+          uint8_t* out = static_cast<uint8_t*>(a.y) + t * a.y_stride + row * elem;
           if (key().int8_output)
-            reinterpret_cast<int8_t*>(out)[r] = sparse::requantize(v, a.inv_y_scale);
+            *reinterpret_cast<int8_t*>(out) = sparse::requantize(v, a.inv_y_scale);
           else
-            reinterpret_cast<float*>(out)[r] = v;
+            *reinterpret_cast<float*>(out) = v;
         }
       }
     }

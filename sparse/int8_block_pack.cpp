@@ -10,6 +10,7 @@ namespace sparq::sparse {
 int cols_per_entry(Int8Layout layout) { return layout == Int8Layout::pairs_i16 ? 2 : 4; }
 int entry_bytes(Int8Layout layout) { return layout == Int8Layout::pairs_i16 ? 24 : 32; }
 int x_element_bytes(Int8Layout layout) { return layout == Int8Layout::pairs_i16 ? 2 : 1; }
+int slice_tokens(Int8Layout layout) { return layout == Int8Layout::pairs_i16 ? 16 : 64; }
 
 int chunk_token(Int8Layout layout, int slot) {
   if (layout == Int8Layout::pairs_i16) {
@@ -122,24 +123,22 @@ void layout_activations(const int8_t* xq, const float* x_scale, int64_t tokens, 
   const int elem = x_element_bytes(layout);
   std::memset(x, layout == Int8Layout::quads_u8 ? 128 : 0,
               static_cast<size_t>(chunks * in * kChunkTokens * elem));
-  for (int64_t ch = 0; ch < chunks; ++ch) {
-    uint8_t* base = x + ch * in * x_column_bytes(layout);
+  for (int64_t ch = 0; ch < chunks; ++ch)
     for (int slot = 0; slot < kChunkTokens; ++slot) {
       const int64_t t = ch * kChunkTokens + chunk_token(layout, slot);
       scales[ch * kChunkTokens + slot] = t < tokens ? x_scale[t] : 0.0f;
     }
-    for (int64_t t = ch * kChunkTokens; t < std::min(tokens, (ch + 1) * kChunkTokens); ++t)
-      for (int64_t i = 0; i < in; ++i) {
-        uint8_t* dst = base + i * x_column_bytes(layout) + (t % kChunkTokens) * elem;
-        const int8_t q = xq[t * in + i];
-        if (layout == Int8Layout::pairs_i16) {
-          const int16_t q16 = q;
-          std::memcpy(dst, &q16, 2);
-        } else {
-          *dst = static_cast<uint8_t>(q + 128);
-        }
+  for (int64_t t = 0; t < tokens; ++t)
+    for (int64_t i = 0; i < in; ++i) {
+      uint8_t* dst = x + x_offset(layout, in, t, i);
+      const int8_t q = xq[t * in + i];
+      if (layout == Int8Layout::pairs_i16) {
+        const int16_t q16 = q;
+        std::memcpy(dst, &q16, 2);
+      } else {
+        *dst = static_cast<uint8_t>(q + 128);
       }
-  }
+    }
 }
 
 }  // namespace sparq::sparse

@@ -11,11 +11,13 @@
 //                               -> 32 bytes per entry
 // A column byte offset is column * x_column_bytes: the kernel adds it to the activation chunk base.
 //
-// Activations: tokens in chunks of 64. A chunk is [in][64] elements: s16 (pairs_i16) or u8 holding
-// q + 128 (quads_u8, since vpdpbusd multiplies unsigned by signed; the kernel subtracts
-// 128 * sum(w[r]) per row, the `compensation`). Padding tokens are zero (q = 0). The per-token
-// scales of a chunk are stored in the order in which the kernel's vector lanes hold the tokens
-// (chunk_token gives that order).
+// Activations: tokens in chunks of 64, each chunk cut into slices of slice_tokens(layout) tokens
+// (16 for pairs_i16, 64 for quads_u8); a slice is [in][slice_tokens] elements: s16 (pairs_i16)
+// or u8 holding q + 128 (quads_u8, since vpdpbusd multiplies unsigned by signed; the kernel
+// subtracts 128 * sum(w[r]) per row, the `compensation`). A slice of 16 s16 tokens for in = 768
+// is 24 KiB: it stays in L1 while every row group runs over it. Padding tokens are zero (q = 0).
+// The per-token scales of a chunk are stored in the order in which the kernel's vector lanes hold
+// the tokens (chunk_token gives that order).
 #pragma once
 
 #include <cstdint>
@@ -31,7 +33,16 @@ inline constexpr int kChunkTokens = 64;
 int cols_per_entry(Int8Layout layout);
 int entry_bytes(Int8Layout layout);
 int x_element_bytes(Int8Layout layout);
-inline int64_t x_column_bytes(Int8Layout layout) { return kChunkTokens * x_element_bytes(layout); }
+int slice_tokens(Int8Layout layout);
+// Bytes between two input columns of a slice; entries store column * x_column_bytes.
+inline int64_t x_column_bytes(Int8Layout layout) {
+  return slice_tokens(layout) * x_element_bytes(layout);
+}
+// Byte offset of (token t, input column i) in the activation buffer of a layer with `in` columns.
+inline int64_t x_offset(Int8Layout layout, int64_t in, int64_t t, int64_t i) {
+  const int64_t st = slice_tokens(layout);
+  return ((t / st) * in + i) * x_column_bytes(layout) + (t % st) * x_element_bytes(layout);
+}
 // The token (0..63, inside its chunk) whose scale sits at position `slot` of the chunk's scales.
 int chunk_token(Int8Layout layout, int slot);
 
@@ -56,7 +67,7 @@ Int8BlockWeights pack_int8_4x1(const int8_t* wq, const float* w_scale, const flo
 std::vector<int8_t> to_dense(const Int8BlockWeights& w);
 
 // Activations already quantized (xq s8 [tokens x in], one scale per token) -> the kernel layout.
-// x must hold ceil(tokens / 64) * in * 64 elements, scales ceil(tokens / 64) * 64 floats.
+// x must hold ceil(tokens / 64) * 64 * in elements, scales ceil(tokens / 64) * 64 floats.
 void layout_activations(const int8_t* xq, const float* x_scale, int64_t tokens, int64_t in,
                         Int8Layout layout, uint8_t* x, float* scales);
 

@@ -9,7 +9,8 @@
 namespace sparq {
 
 int64_t activation_bytes(sparse::Int8Layout layout, int64_t tokens, int64_t in) {
-  return sparse::ceil_div(tokens, sparse::kChunkTokens) * in * sparse::x_column_bytes(layout);
+  return sparse::ceil_div(tokens, sparse::kChunkTokens) * sparse::kChunkTokens * in *
+         sparse::x_element_bytes(layout);
 }
 
 int64_t activation_scale_count(int64_t tokens) {

@@ -50,9 +50,10 @@ void transpose8(__m256i r[8]) {
 void quantize_activations_avx2(const float* x, int64_t tokens, int64_t in,
                                sparse::Int8Layout layout, uint8_t* xq, float* scales) {
   const bool u8 = layout == sparse::Int8Layout::quads_u8;
-  const int64_t column_bytes = sparse::x_column_bytes(layout);
   const int64_t chunks = (tokens + sparse::kChunkTokens - 1) / sparse::kChunkTokens;
-  std::memset(xq, u8 ? 128 : 0, static_cast<size_t>(chunks * in * column_bytes));
+  std::memset(
+      xq, u8 ? 128 : 0,
+      static_cast<size_t>(chunks * sparse::kChunkTokens * in * sparse::x_element_bytes(layout)));
   float inv[sparse::kChunkTokens];
   static const float zeros[8] = {};
   for (int64_t ch = 0; ch < chunks; ++ch) {
@@ -67,7 +68,6 @@ void quantize_activations_avx2(const float* x, int64_t tokens, int64_t in,
     }
     for (int slot = 0; slot < sparse::kChunkTokens; ++slot)
       scales[t0 + slot] = token_scale[sparse::chunk_token(layout, slot)];
-    uint8_t* base = xq + ch * in * column_bytes;
     for (int64_t tb = 0; tb < valid; tb += 8) {
       const float* rows[8];
       __m256 row_inv[8];
@@ -87,7 +87,7 @@ void quantize_activations_avx2(const float* x, int64_t tokens, int64_t in,
         for (int c = 0; c < 8; ++c) {
           const __m128i w16 =
               _mm_packs_epi32(_mm256_castsi256_si128(q[c]), _mm256_extracti128_si256(q[c], 1));
-          uint8_t* dst = base + (i + c) * column_bytes + tb * sparse::x_element_bytes(layout);
+          uint8_t* dst = xq + sparse::x_offset(layout, in, t0 + tb, i + c);
           if (u8) {
             const __m128i b = _mm_packus_epi16(_mm_add_epi16(w16, _mm_set1_epi16(128)), w16);
             _mm_storel_epi64(reinterpret_cast<__m128i*>(dst), b);
@@ -100,7 +100,7 @@ void quantize_activations_avx2(const float* x, int64_t tokens, int64_t in,
         for (int j = 0; j < 8 && tb + j < valid; ++j) {
           const float s = std::nearbyint(rows[j][i] * inv[tb + j]);
           const int16_t v = static_cast<int16_t>(std::clamp(s, -127.0f, 127.0f));
-          uint8_t* dst = base + i * column_bytes + (tb + j) * sparse::x_element_bytes(layout);
+          uint8_t* dst = xq + sparse::x_offset(layout, in, t0 + tb + j, i);
           if (u8)
             *dst = static_cast<uint8_t>(v + 128);
           else

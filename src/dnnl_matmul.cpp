@@ -3,8 +3,8 @@
 #include <omp.h>
 
 #include <cstring>
-#include <string>
 #include <oneapi/dnnl/dnnl.hpp>
+#include <string>
 #include <vector>
 
 #include "sparq/error.hpp"

@@ -45,63 +45,61 @@ void Int8BlockLinear::run(const QuantizedInput::Impl& q, void* y, float y_scale,
   const auto& kernel = *kernels_[residual != nullptr][int8_out];
   const int64_t out = w.out, tokens = q.tokens;
   const int64_t elem = int8_out ? 1 : 4;
-  const int64_t chunks = sparse::ceil_div(tokens, sparse::kChunkTokens);
-  const int tile = kernel.tile_tokens();
-  const int64_t entry_bytes = sparse::entry_bytes(w.layout);
-  const int64_t chunk_bytes = w.in * sparse::x_column_bytes(w.layout);
+  const int tile = kernel.tile_tokens();  // = the layout's slice
+  const int64_t slices = sparse::ceil_div(tokens, tile);
+  const int64_t slice_bytes = w.in * sparse::x_column_bytes(w.layout);
   auto* y_bytes = static_cast<uint8_t*>(y);
 
-  // Full blocks of kStageGroups groups are written by the kernel straight into y (staging them
-  // in L1 and copying measured the same). A block that runs short (tokens past the end of the
-  // last chunk, rows past the end of the last group) goes through a staging block instead, and
-  // only its valid part is copied out, so the kernel itself never needs a partial store.
-  constexpr int64_t kStageGroups = 8;
-  const int64_t stage_stride = kStageGroups * 4 * elem;
-  const int64_t stage_res_stride = kStageGroups * 4 * sizeof(float);
+  // Each thread takes a range of blocks of kGroupsPerCall row groups; for every slice of
+  // tokens (outer loop: the slice stays in L1) one kernel call runs a whole block. Full blocks
+  // are written straight into y. A block that runs short (tokens past the end of the last
+  // slice, rows past the end of the last group) goes to a staging block instead, and only its
+  // valid part is copied out, so the kernel itself never needs a partial store.
+  constexpr int64_t kGroupsPerCall = 8;
+  const int64_t stage_stride = kGroupsPerCall * 4 * elem;
+  const int64_t stage_res_stride = kGroupsPerCall * 4 * sizeof(float);
   parallel_ranges(
-      threads_, sparse::ceil_div(w.groups(), kStageGroups), [&](int64_t b0, int64_t b1) {
-        alignas(64) uint8_t stage[sparse::kChunkTokens * kStageGroups * 4 * sizeof(float)];
-        alignas(64) float stage_res[sparse::kChunkTokens * kStageGroups * 4];
+      threads_, sparse::ceil_div(w.groups(), kGroupsPerCall), [&](int64_t b0, int64_t b1) {
+        alignas(64) uint8_t stage[sparse::kChunkTokens * kGroupsPerCall * 4 * sizeof(float)];
+        alignas(64) float stage_res[sparse::kChunkTokens * kGroupsPerCall * 4];
         jit::Int8TileArgs a{};
+        a.entries = w.entries.data();
         a.inv_y_scale = int8_out ? 1.0f / y_scale : 0.0f;
-        for (int64_t ch = 0; ch < chunks; ++ch) {
-          const int64_t t0 = ch * sparse::kChunkTokens;
-          const int64_t valid_t = std::min<int64_t>(sparse::kChunkTokens, tokens - t0);
-          a.n_steps = sparse::ceil_div(valid_t, tile);
-          a.x = q.x.data() + ch * chunk_bytes;
+        for (int64_t slice = 0; slice < slices; ++slice) {
+          const int64_t t0 = slice * tile;
+          const int64_t valid_t = std::min<int64_t>(tile, tokens - t0);
+          a.x = q.x.data() + slice * slice_bytes;
           a.x_scale = q.scales.data() + t0;
           for (int64_t blk = b0; blk < b1; ++blk) {
-            const int64_t g_begin = blk * kStageGroups;
-            const int64_t g_end = std::min(w.groups(), g_begin + kStageGroups);
+            const int64_t g_begin = blk * kGroupsPerCall;
+            const int64_t g_end = std::min(w.groups(), g_begin + kGroupsPerCall);
             const int64_t r_begin = g_begin * 4;
             const int64_t rows = std::min(out, g_end * 4) - r_begin;
-            const bool direct = rows == kStageGroups * 4 && valid_t == a.n_steps * tile;
+            const bool direct = rows == kGroupsPerCall * 4 && valid_t == tile;
             uint8_t* y_block = y_bytes + (t0 * out + r_begin) * elem;
             const float* res_block = residual ? residual + t0 * out + r_begin : nullptr;
             if (direct) {
+              a.y = y_block;
               a.y_stride = out * elem;
               a.residual_stride = out * static_cast<int64_t>(sizeof(float));
             } else {
+              a.y = stage;
               a.y_stride = stage_stride;
               a.residual_stride = stage_res_stride;
               if (residual) {
                 for (int64_t t = 0; t < valid_t; ++t)
-                  std::memcpy(stage_res + t * kStageGroups * 4, res_block + t * out,
+                  std::memcpy(stage_res + t * kGroupsPerCall * 4, res_block + t * out,
                               static_cast<size_t>(rows) * sizeof(float));
                 res_block = stage_res;
               }
             }
-            for (int64_t g = g_begin; g < g_end; ++g) {
-              const int64_t r0 = g * 4, in_block = r0 - r_begin;
-              a.entries = w.entries.data() + w.group_begin[g] * entry_bytes;
-              a.n_entries = w.group_begin[g + 1] - w.group_begin[g];
-              a.w_scale = w.scales.data() + r0;
-              a.bias = w.bias.data() + r0;
-              a.compensation = w.compensation.data() + r0;
-              a.y = (direct ? y_block : stage) + in_block * elem;
-              a.residual = residual ? res_block + in_block : nullptr;
-              kernel.run(a);
-            }
+            a.residual = res_block;
+            a.group_begin = w.group_begin.data() + g_begin;
+            a.group_end = w.group_begin.data() + g_end;
+            a.w_scale = w.scales.data() + r_begin;
+            a.bias = w.bias.data() + r_begin;
+            a.compensation = w.compensation.data() + r_begin;
+            kernel.run(a);
             if (!direct)
               for (int64_t t = 0; t < valid_t; ++t)
                 std::memcpy(y_block + t * out * elem, stage + t * stage_stride,

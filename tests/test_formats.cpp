@@ -346,8 +346,13 @@ TEST(Int8Pack, LayoutConstants) {
   EXPECT_EQ(sparse::cols_per_entry(Int8Layout::quads_u8), 4);
   EXPECT_EQ(sparse::entry_bytes(Int8Layout::pairs_i16), 24);
   EXPECT_EQ(sparse::entry_bytes(Int8Layout::quads_u8), 32);
-  EXPECT_EQ(sparse::x_column_bytes(Int8Layout::pairs_i16), 128);
+  EXPECT_EQ(sparse::slice_tokens(Int8Layout::pairs_i16), 16);
+  EXPECT_EQ(sparse::slice_tokens(Int8Layout::quads_u8), 64);
+  EXPECT_EQ(sparse::x_column_bytes(Int8Layout::pairs_i16), 32);
   EXPECT_EQ(sparse::x_column_bytes(Int8Layout::quads_u8), 64);
+  // Slice-major: token 17 of a 5-column layer sits in slice 1, after slice 0's 5 columns.
+  EXPECT_EQ(sparse::x_offset(Int8Layout::pairs_i16, 5, 17, 2), (1 * 5 + 2) * 32 + 1 * 2);
+  EXPECT_EQ(sparse::x_offset(Int8Layout::quads_u8, 5, 70, 3), (1 * 5 + 3) * 64 + 6);
 }
 
 TEST(Int8Pack, ChunkTokenIsAPermutation) {
@@ -530,9 +535,9 @@ TEST(Int8Activations, LandWhereTheLayoutSays) {
       const auto xq = test::random_int8(static_cast<size_t>(tokens * in), seed++, -128, 127);
       const auto x_scale = test::random_floats(static_cast<size_t>(tokens), seed++, 0.01f, 1.0f);
       const int64_t chunks = (tokens + 63) / 64;
-      const int64_t col_bytes = sparse::x_column_bytes(layout);
       const int elem = layout == Int8Layout::pairs_i16 ? 2 : 1;
-      std::vector<uint8_t> x(static_cast<size_t>(chunks * in * col_bytes), 0xA5);
+      const int64_t slice = layout == Int8Layout::pairs_i16 ? 16 : 64;  // tokens per slice
+      std::vector<uint8_t> x(static_cast<size_t>(chunks * 64 * in * elem), 0xA5);
       std::vector<float> scales(static_cast<size_t>(chunks * 64), -7.0f);
       sparse::layout_activations(xq.data(), x_scale.data(), tokens, in, layout, x.data(),
                                  scales.data());
@@ -542,7 +547,8 @@ TEST(Int8Activations, LandWhereTheLayoutSays) {
         for (int64_t i = 0; i < in; ++i)
           for (int64_t p = 0; p < 64; ++p) {
             const int64_t t = ch * 64 + p;
-            const uint8_t* at = x.data() + ch * in * col_bytes + i * col_bytes + p * elem;
+            // Slices of `slice` tokens, each [in][slice]: token t, column i.
+            const uint8_t* at = x.data() + ((t / slice * in + i) * slice + t % slice) * elem;
             int v;
             if (layout == Int8Layout::pairs_i16) {
               int16_t v16;
