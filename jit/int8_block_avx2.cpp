@@ -28,7 +28,7 @@ class Avx2Generator : public Generator {
   static Ymm acc(int row, int half) { return Ymm(row * 2 + half); }
 
   void generate(const Int8KernelKey& key);
-  void accumulate();
+  void accumulate(bool prefetch_columns);
   void finish_half(const Int8KernelKey& key, int half);
 
   EpilogueEmitter epilogue_;
@@ -57,7 +57,7 @@ void Avx2Generator::generate(const Int8KernelKey& key) {
   cmp(group_, ARG(group_end));
   je(done, T_NEAR);
   L(group_loop);
-  accumulate();
+  accumulate(key.prefetch_columns);
   finish_half(key, 0);
   finish_half(key, 1);
   add(y_, 4 * (key.int8_output ? 1 : 4));
@@ -70,7 +70,7 @@ void Avx2Generator::generate(const Int8KernelKey& key) {
   epilogue_.emit_table();
 }
 
-void Avx2Generator::accumulate() {
+void Avx2Generator::accumulate(bool prefetch_columns) {
   for (int r = 0; r < 4; ++r)
     for (int h = 0; h < 2; ++h) vpxor(acc(r, h), acc(r, h), acc(r, h));
   // entry_ = entries + 24 * group_begin[g]; count_ = group_begin[g + 1] - group_begin[g].
@@ -90,6 +90,13 @@ void Avx2Generator::accumulate() {
     mov(r8d, dword[entry_ + 4]);
     vmovdqu(a, ptr[x_ + rax]);
     vmovdqu(b, ptr[x_ + r8]);
+    if (prefetch_columns) {
+      constexpr int ahead = sparse::kEntryReadAhead * 24;
+      mov(ebx, dword[entry_ + ahead]);
+      prefetcht0(ptr[x_ + rbx]);
+      mov(ebx, dword[entry_ + ahead + 4]);
+      prefetcht0(ptr[x_ + rbx]);
+    }
     vpunpckhwd(hi, a, b);  // tokens 4-7, 12-15
     vpunpcklwd(a, a, b);   // tokens 0-3, 8-11
     for (int r = 0; r < 4; ++r) {

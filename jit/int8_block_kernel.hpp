@@ -41,6 +41,9 @@ struct Int8KernelKey {
   Activation activation = Activation::none;
   bool residual = false;
   bool int8_output = false;
+  // Prefetch the activation columns of the entry kEntryReadAhead places ahead: pays when a
+  // slice of activations does not fit in L1 (large in_features).
+  bool prefetch_columns = false;
   auto operator<=>(const Int8KernelKey&) const = default;
 };
 

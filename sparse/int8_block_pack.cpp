@@ -88,6 +88,9 @@ Int8BlockWeights pack_int8_4x1(const int8_t* wq, const float* w_scale, const flo
     }
     w.group_begin.push_back(static_cast<int64_t>(w.entries.size()) / bytes);
   }
+  // Kernels may read the column offsets of entries a few places ahead (to prefetch them): zero
+  // entries past the end keep those reads inside the buffer.
+  w.entries.resize(w.entries.size() + static_cast<size_t>(kEntryReadAhead * bytes), 0);
   return w;
 }
 

@@ -29,6 +29,8 @@ namespace sparq::sparse {
 
 enum class Int8Layout { pairs_i16, quads_u8 };
 inline constexpr int kChunkTokens = 64;
+// Zero entries after the last group's, so a kernel may read this many entries ahead.
+inline constexpr int kEntryReadAhead = 8;
 
 int cols_per_entry(Int8Layout layout);
 int entry_bytes(Int8Layout layout);

@@ -414,7 +414,11 @@ void check_int8_pack(const std::vector<int8_t>& wq, int64_t out, int64_t in, Int
   ASSERT_EQ(p.groups(), groups);
   ASSERT_EQ(static_cast<int64_t>(p.group_begin.size()), groups + 1);
   EXPECT_EQ(p.group_begin[0], 0);
-  ASSERT_EQ(static_cast<int64_t>(p.entries.size()), p.group_begin.back() * bytes);
+  ASSERT_EQ(static_cast<int64_t>(p.entries.size()),
+            (p.group_begin.back() + sparse::kEntryReadAhead) * bytes);
+  // The read-ahead padding is all zeros.
+  EXPECT_TRUE(std::all_of(p.entries.begin() + p.group_begin.back() * bytes, p.entries.end(),
+                          [](uint8_t b) { return b == 0; }));
   int64_t blocks = 0;
   for (int64_t g = 0; g < groups; ++g) {
     // The columns where this group's 4x1 block holds a non-zero, ascending.
