@@ -29,6 +29,7 @@ class Avx2Generator : public Generator {
 
   void generate(const Int8KernelKey& key);
   void accumulate(bool prefetch_columns);
+  void dequantize(const Int8KernelKey& key);
   void finish_half(const Int8KernelKey& key, int half);
 
   EpilogueEmitter epilogue_;
@@ -37,6 +38,7 @@ class Avx2Generator : public Generator {
   const Reg64 args_ = rdi, x_ = rsi, entry_ = rdx, count_ = rcx, group_ = rbp;
   const Reg64 y_ = r10, y_stride_ = r11, y_stride3_ = r12;
   const Reg64 res_ = r13, res_stride_ = r14, res_stride3_ = r15;
+  const Ymm x_scale_[2] = {ymm8, ymm9};  // kept for the whole call; the inner loop uses ymm12-15
 };
 
 #define ARG(field) ptr[args_ + offsetof(Int8TileArgs, field)]
@@ -53,11 +55,16 @@ void Avx2Generator::generate(const Int8KernelKey& key) {
     mov(res_stride_, ARG(residual_stride));
     lea(res_stride3_, ptr[res_stride_ + res_stride_ * 2]);
   }
+  // The slice's token scales, the same for every group: ymm8 (half 0), ymm9 (half 1).
+  mov(rax, ARG(x_scale));
+  vmovups(x_scale_[0], ptr[rax]);
+  vmovups(x_scale_[1], ptr[rax + 8 * sizeof(float)]);
   Label group_loop, done;
   cmp(group_, ARG(group_end));
   je(done, T_NEAR);
   L(group_loop);
   accumulate(key.prefetch_columns);
+  dequantize(key);
   finish_half(key, 0);
   finish_half(key, 1);
   add(y_, 4 * (key.int8_output ? 1 : 4));
@@ -113,12 +120,10 @@ void Avx2Generator::accumulate(bool prefetch_columns) {
   L(end);
 }
 
-// Dequantize, bias, activation, then transpose the 4 rows x 8 tokens of one half so that each
-// token's 4 outputs are contiguous, add the residual, and store (fp32 or requantized int8).
-void Avx2Generator::finish_half(const Int8KernelKey& key, int half) {
-  const Ymm scale = ymm8, ws = ymm9, t1 = ymm10, t2 = ymm11;
-  mov(rax, ARG(x_scale));
-  vmovups(scale, ptr[rax + half * 8 * sizeof(float)]);
+// Dequantize, bias and activation of all 8 accumulators; each row's scale and bias are
+// broadcast once for both halves.
+void Avx2Generator::dequantize(const Int8KernelKey& key) {
+  const Ymm ws = ymm10, b = ymm11, t0 = ymm12, t1 = ymm13, t2 = ymm14;
   // rcx = byte offset of this group's 4 rows in w_scale / bias: 16 * g = 2 * (8 * g).
   mov(rcx, group_);
   sub(rcx, ARG(group_begin));
@@ -128,18 +133,25 @@ void Avx2Generator::finish_half(const Int8KernelKey& key, int half) {
   mov(r8, ARG(bias));
   add(r8, rcx);
   for (int r = 0; r < 4; ++r) {
-    const Ymm v = acc(r, half);
-    vcvtdq2ps(v, v);
-    vmulps(v, v, scale);
     vbroadcastss(ws, dword[rax + 4 * r]);
-    vbroadcastss(t1, dword[r8 + 4 * r]);
-    vfmadd213ps(v, ws, t1);
-    epilogue_.activation(key.activation, v, ws, t1, t2);
+    vbroadcastss(b, dword[r8 + 4 * r]);
+    for (int h = 0; h < 2; ++h) {
+      const Ymm v = acc(r, h);
+      vcvtdq2ps(v, v);
+      vmulps(v, v, x_scale_[h]);
+      vfmadd213ps(v, ws, b);
+    }
+    for (int h = 0; h < 2; ++h) epilogue_.activation(key.activation, acc(r, h), t0, t1, t2);
   }
+}
+
+// Transpose the 4 rows x 8 tokens of one half so that each token's 4 outputs are contiguous,
+// add the residual, and store (fp32 or requantized int8).
+void Avx2Generator::finish_half(const Int8KernelKey& key, int half) {
   // 4x4 transposes inside each 128-bit lane: out j holds token (4 half + j) in its low lane and
   // token (8 + 4 half + j) in its high lane.
   const Ymm r0 = acc(0, half), r1 = acc(1, half), r2 = acc(2, half), r3 = acc(3, half);
-  const Ymm u0 = ymm8, u1 = ymm9, u2 = ymm10, u3 = ymm11;
+  const Ymm u0 = ymm10, u1 = ymm11, u2 = ymm12, u3 = ymm13;
   vunpcklps(u0, r0, r1);
   vunpckhps(u1, r0, r1);
   vunpcklps(u2, r2, r3);
