@@ -42,8 +42,8 @@ struct Shape {
 
 struct Result {
   sparq::bench::SpmmSpec spec;
-  double sparse_us, dense_us, dense_s8_us, speedup, speedup_s8, sparse_error, dense_error,
-      dense_s8_error;
+  double sparse_us, sparse_fp32_us, dense_us, dense_s8_us, speedup, speedup_s8, sparse_error,
+      dense_error, dense_s8_error;
   int reps;
   std::string kernel, dense_impl;
   double block_sparsity;
@@ -53,10 +53,11 @@ Result run_case(const sparq::bench::SpmmSpec& spec, int warmup, int min_reps, do
   sparq::bench::SpmmCase c(spec);
   for (int i = 0; i < warmup; ++i) {
     c.run_sparse();
+    c.run_sparse_fp32();
     c.run_dense();
     c.run_dense_s8();
   }
-  std::vector<double> sparse_t, dense_t, dense_s8_t, ratio, ratio_s8;
+  std::vector<double> sparse_t, sparse_fp32_t, dense_t, dense_s8_t, ratio, ratio_s8;
   const auto start = Clock::now();
   while (static_cast<int>(ratio.size()) < min_reps ||
          std::chrono::duration<double>(Clock::now() - start).count() < min_seconds) {
@@ -72,6 +73,7 @@ Result run_case(const sparq::bench::SpmmSpec& spec, int warmup, int min_reps, do
     sparse_t.push_back(s);
     dense_t.push_back(d);
     ratio.push_back(d / s);
+    sparse_fp32_t.push_back(time_us([&] { c.run_sparse_fp32(); }));
     if (c.has_s8_baseline()) {
       const double d8 = time_us([&] { c.run_dense_s8(); });
       dense_s8_t.push_back(d8);
@@ -82,10 +84,12 @@ Result run_case(const sparq::bench::SpmmSpec& spec, int warmup, int min_reps, do
   c.run_dense_s8();
   const double dense_s8_error = c.has_s8_baseline() ? c.dense_max_error() : 0.0;
   c.run_dense();  // leave the u8 baseline's output for the error check
+  c.run_sparse();
   const auto info = c.info();
   const bool s8 = c.has_s8_baseline();
   return {spec,
           median(sparse_t),
+          median(sparse_fp32_t),
           median(dense_t),
           s8 ? median(dense_s8_t) : 0.0,
           median(ratio),
@@ -112,6 +116,7 @@ nlohmann::json to_json(const Result& r) {
       {"block_sparsity", r.block_sparsity},
       {"threads", s.threads},
       {"sparse_us", r.sparse_us},
+      {"sparse_fp32_in_us", r.sparse_fp32_us},
       {"dense_us", r.dense_us},
       {"speedup", r.speedup},
       {"dense_s8_us", r.dense_s8_us},

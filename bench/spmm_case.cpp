@@ -84,6 +84,8 @@ void SpmmCase::run_sparse() {
     linear_.forward(x_.data(), spec_.tokens, y_sparse_.data());
 }
 
+void SpmmCase::run_sparse_fp32() { linear_.forward(x_.data(), spec_.tokens, y_sparse_.data()); }
+
 void SpmmCase::run_dense() {
   dense_->run(spec_.dtype == DType::int8 ? static_cast<const void*>(xu8_.data()) : x_.data(),
               y_dense_.data());

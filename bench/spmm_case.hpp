@@ -25,7 +25,8 @@ struct SpmmSpec {
 class SpmmCase {
  public:
   explicit SpmmCase(const SpmmSpec& spec);
-  void run_sparse();  // sparq, on pre-quantized activations
+  void run_sparse();       // sparq, on pre-quantized activations
+  void run_sparse_fp32();  // sparq from fp32 activations: quantization included
   // oneDNN dense int8, on the same quantized activations: u8 (x + 128, the shift folded into
   // the bias; oneDNN's fastest int8 path on CPUs without VNNI) and s8. fp32 cases: run_dense only.
   void run_dense();
