@@ -159,3 +159,30 @@ TEST(ActivationQuant, VectorPathMatchesPortable) {
 
 }  // namespace
 }  // namespace sparq
+
+namespace sparq {
+namespace {
+
+// Generating code needs no particular CPU (xbyak only encodes), so every variant's generator runs
+// here for every key, even where the variant cannot execute: an operand combination the
+// assembler rejects fails on any machine.
+TEST(Int8KernelGeneration, EveryVariantAndKeyGenerates) {
+  for (Activation act : {Activation::none, Activation::relu, Activation::gelu_tanh})
+    for (bool residual : {false, true})
+      for (bool int8_out : {false, true})
+        for (bool prefetch : {false, true}) {
+          jit::Int8KernelKey key{jit::Isa::avx512_vnni, act, residual, int8_out, prefetch};
+          std::unique_ptr<jit::Int8BlockKernel> kernel;
+          EXPECT_NO_THROW(kernel = jit::make_int8_kernel_avx512_vnni(key));
+          ASSERT_NE(kernel, nullptr);
+          EXPECT_EQ(kernel->tile_tokens(), 64);
+          EXPECT_EQ(kernel->layout(), sparse::Int8Layout::quads_u8);
+          key.isa = jit::Isa::avx2;
+          EXPECT_NO_THROW(kernel = jit::make_int8_kernel_avx2(key));
+          EXPECT_EQ(kernel->tile_tokens(), 16);
+          EXPECT_EQ(kernel->layout(), sparse::Int8Layout::pairs_i16);
+        }
+}
+
+}  // namespace
+}  // namespace sparq
