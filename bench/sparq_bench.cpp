@@ -11,6 +11,7 @@
 #include <chrono>
 #include <cstdio>
 #include <cstdlib>
+#include <functional>
 #include <iostream>
 #include <nlohmann/json.hpp>
 #include <string>
@@ -61,21 +62,19 @@ Result run_case(const sparq::bench::SpmmSpec& spec, int warmup, int min_reps, do
   const auto start = Clock::now();
   while (static_cast<int>(ratio.size()) < min_reps ||
          std::chrono::duration<double>(Clock::now() - start).count() < min_seconds) {
-    // Alternate which side goes first so neither always runs on a warmer cache.
-    double s, d;
-    if (ratio.size() % 2) {
-      s = time_us([&] { c.run_sparse(); });
-      d = time_us([&] { c.run_dense(); });
-    } else {
-      d = time_us([&] { c.run_dense(); });
-      s = time_us([&] { c.run_sparse(); });
-    }
+    // Rotate the order of the four timed runs, so that none always follows the same one (the
+    // run before leaves the caches warm or cold for the next).
+    double s = 0, s32 = 0, d = 0, d8 = 0;
+    const std::function<void()> runs[4] = {[&] { s = time_us([&] { c.run_sparse(); }); },
+                                           [&] { d = time_us([&] { c.run_dense(); }); },
+                                           [&] { s32 = time_us([&] { c.run_sparse_fp32(); }); },
+                                           [&] { d8 = time_us([&] { c.run_dense_s8(); }); }};
+    for (size_t k = 0; k < 4; ++k) runs[(ratio.size() + k) % 4]();
     sparse_t.push_back(s);
+    sparse_fp32_t.push_back(s32);
     dense_t.push_back(d);
     ratio.push_back(d / s);
-    sparse_fp32_t.push_back(time_us([&] { c.run_sparse_fp32(); }));
     if (c.has_s8_baseline()) {
-      const double d8 = time_us([&] { c.run_dense_s8(); });
       dense_s8_t.push_back(d8);
       ratio_s8.push_back(d8 / s);
     }

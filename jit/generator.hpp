@@ -10,13 +10,21 @@ namespace sparq::jit {
 
 class Generator : public Xbyak::CodeGenerator {
  public:
-  explicit Generator(size_t max_code_bytes = 64 * 1024) : Xbyak::CodeGenerator(max_code_bytes) {}
+  // The buffer is writable while code is emitted and read+execute after finalize(): never both.
+  explicit Generator(size_t max_code_bytes = 64 * 1024)
+      : Xbyak::CodeGenerator(max_code_bytes, Xbyak::DontSetProtectRWE) {}
 
   // The generated function takes one pointer argument (a struct of kernel arguments).
   using Entry = void (*)(const void*);
   Entry entry() const { return getCode<Entry>(); }
 
  protected:
+  // Resolves labels and makes the code read+execute.
+  void finalize() {
+    ready();
+    setProtectModeRE();  // ready() alone sets protection only for auto-growing buffers
+  }
+
   static constexpr int kSavedCount = 6;
   // rdi holds the argument pointer on entry (System V).
   void preamble() {

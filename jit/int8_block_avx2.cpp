@@ -21,7 +21,7 @@ class Avx2Generator : public Generator {
  public:
   explicit Avx2Generator(const Int8KernelKey& key) : epilogue_(*this) {
     generate(key);
-    ready();
+    finalize();
   }
 
  private:

@@ -19,7 +19,7 @@ class Avx512VnniGenerator : public Generator {
  public:
   explicit Avx512VnniGenerator(const Int8KernelKey& key) : epilogue_(*this) {
     generate(key);
-    ready();
+    finalize();
   }
 
  private:

@@ -1,5 +1,7 @@
 #include "jit/int8_block_kernel.hpp"
 
+#include <xbyak/xbyak.h>
+
 #include "jit/kernel_cache.hpp"
 #include "sparq/error.hpp"
 
@@ -17,13 +19,19 @@ std::shared_ptr<const Int8BlockKernel> int8_block_kernel(const Int8KernelKey& ke
         " requested, but this CPU lacks it (best here: " + isa_name(best_int8_isa()) + ")");
   static KernelCache<Int8KernelKey, Int8BlockKernel> cache;
   return cache.get(key, [&]() -> std::unique_ptr<Int8BlockKernel> {
-    switch (key.isa) {
-      case Isa::avx512_vnni:
-        return make_int8_kernel_avx512_vnni(key);
-      case Isa::avx2:
-        return make_int8_kernel_avx2(key);
-      case Isa::reference:
-        break;
+    try {
+      switch (key.isa) {
+        case Isa::avx512_vnni:
+          return make_int8_kernel_avx512_vnni(key);
+        case Isa::avx2:
+          return make_int8_kernel_avx2(key);
+        case Isa::reference:
+          break;
+      }
+    } catch (const Xbyak::Error& e) {
+      // E.g. a host that refuses executable memory.
+      throw NotSupported(std::string("generating the ") + isa_name(key.isa) +
+                         " int8 kernel failed: " + e.what());
     }
     return make_int8_kernel_reference(key);
   });

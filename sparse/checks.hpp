@@ -1,6 +1,7 @@
 // Argument checks shared by the format and kernel entry points.
 #pragma once
 
+#include <concepts>
 #include <cstdint>
 #include <span>
 #include <string>
@@ -12,6 +13,15 @@ namespace sparq::sparse {
 
 inline void require(bool ok, const std::string& message) {
   if (!ok) throw InvalidArgument(message);
+}
+// Hot-path forms: nothing is built unless the check fails.
+inline void require(bool ok, const char* message) {
+  if (!ok) throw InvalidArgument(message);
+}
+template <typename MakeMessage>
+requires std::invocable<MakeMessage>
+inline void require(bool ok, MakeMessage&& make_message) {
+  if (!ok) throw InvalidArgument(make_message());
 }
 
 // A [rows x cols] matrix given as a span: both sizes positive, the span exactly rows*cols long.

@@ -49,9 +49,10 @@ Int8BlockWeights pack_int8_4x1(const int8_t* wq, const float* w_scale, const flo
     w.scales[r] = w_scale[r];
     w.bias[r] = bias ? bias[r] : 0.0f;
     if (layout == Int8Layout::quads_u8) {
-      int32_t sum = 0;
+      int64_t sum = 0;
       for (int64_t i = 0; i < in; ++i) sum += wq[r * in + i];
-      w.compensation[r] = 128 * sum;
+      // int32 like the accumulator it is subtracted from (in <= 131072 keeps it in range).
+      w.compensation[r] = static_cast<int32_t>(128 * sum);
     }
   }
   auto weight = [&](int64_t r, int64_t c) -> int8_t {

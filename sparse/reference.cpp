@@ -130,7 +130,13 @@ void linear_int8(const int8_t* xq, const float* x_scale, int64_t tokens, const i
 void quantize_rows(const float* v, int64_t rows, int64_t cols, int8_t* q, float* scale) {
   for (int64_t r = 0; r < rows; ++r) {
     float amax = 0.0f;
-    for (int64_t c = 0; c < cols; ++c) amax = std::max(amax, std::fabs(v[r * cols + c]));
+    for (int64_t c = 0; c < cols; ++c) {
+      const float a = std::fabs(v[r * cols + c]);
+      if (!(a <= std::numeric_limits<float>::max()))
+        throw InvalidArgument("quantize: row " + std::to_string(r) + ", column " +
+                              std::to_string(c) + " is not finite");
+      amax = std::max(amax, a);
+    }
     float inv = amax > 0.0f ? 127.0f / amax : 0.0f;
     if (!(inv <= std::numeric_limits<float>::max())) {
       // max |v| < 127 / FLT_MAX: the row is treated as zero rather than saturating.

@@ -43,6 +43,7 @@ void linear_int8(const int8_t* xq, const float* x_scale, int64_t tokens, const i
 
 // Symmetric int8 quantization with the rounding all sparq kernels use:
 // scale = max|v| / 127, q = round_half_even(v * (127 / max|v|)); an all-zero row gets scale 0.
+// A NaN or infinite value throws InvalidArgument naming its row and column.
 void quantize_rows(const float* v, int64_t rows, int64_t cols, int8_t* q, float* scale);
 
 // Requantized output: saturate(round_half_even(y * (1 / y_scale))) to [-128, 127].

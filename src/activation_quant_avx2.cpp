@@ -1,32 +1,49 @@
 // AVX2 activation quantizer: 8 tokens x 8 input columns at a time are quantized, transposed in
 // registers and written as 8-token runs of each column (the chunk layout is [in][64 tokens]).
-// Compiled with -mavx2 -mfma; only called after a CPUID check.
+// Its functions are compiled for AVX2 + FMA (target attributes) and only called after a CPUID
+// check; the rest of the unit, and any inline code it instantiates, stays baseline x86-64.
 #include <immintrin.h>
 
 #include <algorithm>
 #include <cmath>
 #include <cstring>
 #include <limits>
+#include <string>
 
+#include "sparq/error.hpp"
 #include "src/activation_quant.hpp"
 
 namespace sparq::detail {
 namespace {
 
-float abs_max(const float* row, int64_t n) {
+// max |row[i]|; NaN when any element is NaN or infinite (x * 0 is NaN exactly for those).
+__attribute__((target("avx2,fma"))) float abs_max(const float* row, int64_t n) {
   const __m256 sign = _mm256_set1_ps(-0.0f);
-  __m256 m = _mm256_setzero_ps();
+  __m256 m = _mm256_setzero_ps(), poison = _mm256_setzero_ps();
   int64_t i = 0;
-  for (; i + 8 <= n; i += 8) m = _mm256_max_ps(m, _mm256_andnot_ps(sign, _mm256_loadu_ps(row + i)));
-  alignas(32) float lanes[8];
+  for (; i + 8 <= n; i += 8) {
+    const __m256 v = _mm256_loadu_ps(row + i);
+    m = _mm256_max_ps(m, _mm256_andnot_ps(sign, v));
+    poison = _mm256_add_ps(poison, _mm256_mul_ps(v, _mm256_setzero_ps()));
+  }
+  alignas(32) float lanes[8], bad[8];
   _mm256_store_ps(lanes, m);
-  float best = *std::max_element(lanes, lanes + 8);
-  for (; i < n; ++i) best = std::max(best, std::fabs(row[i]));
-  return best;
+  _mm256_store_ps(bad, poison);
+  float best = 0.0f, any_bad = 0.0f;
+  for (int j = 0; j < 8; ++j) {
+    best = lanes[j] > best ? lanes[j] : best;
+    any_bad += bad[j];
+  }
+  for (; i < n; ++i) {
+    const float a = std::fabs(row[i]);
+    best = a > best ? a : best;
+    any_bad += row[i] * 0.0f;
+  }
+  return any_bad == 0.0f ? best : std::numeric_limits<float>::quiet_NaN();
 }
 
 // In-register transpose of eight 8-lane rows.
-void transpose8(__m256i r[8]) {
+__attribute__((target("avx2,fma"))) void transpose8(__m256i r[8]) {
   __m256 v[8], t[8];
   for (int i = 0; i < 8; ++i) v[i] = _mm256_castsi256_ps(r[i]);
   for (int i = 0; i < 8; i += 2) {
@@ -47,8 +64,10 @@ void transpose8(__m256i r[8]) {
 
 }  // namespace
 
-void quantize_activations_avx2(const float* x, int64_t tokens, int64_t in,
-                               sparse::Int8Layout layout, uint8_t* xq, float* scales) {
+__attribute__((target("avx2,fma"))) void quantize_activations_avx2(const float* x, int64_t tokens,
+                                                                   int64_t in,
+                                                                   sparse::Int8Layout layout,
+                                                                   uint8_t* xq, float* scales) {
   const bool u8 = layout == sparse::Int8Layout::quads_u8;
   const int64_t chunks = (tokens + sparse::kChunkTokens - 1) / sparse::kChunkTokens;
   std::memset(
@@ -62,6 +81,9 @@ void quantize_activations_avx2(const float* x, int64_t tokens, int64_t in,
     float token_scale[sparse::kChunkTokens] = {};
     for (int64_t t = 0; t < valid; ++t) {
       float amax = abs_max(x + (t0 + t) * in, in);
+      if (std::isnan(amax))
+        throw InvalidArgument("forward: x[" + std::to_string(t0 + t) +
+                              "] holds a value that is not finite");
       inv[t] = amax > 0.0f ? 127.0f / amax : 0.0f;
       if (!(inv[t] <= std::numeric_limits<float>::max())) inv[t] = amax = 0.0f;  // as quantize_rows
       token_scale[t] = amax / 127.0f;

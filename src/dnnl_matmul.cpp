@@ -14,13 +14,22 @@ namespace sparq {
 using tag = dnnl::memory::format_tag;
 using dt = dnnl::memory::data_type;
 
+bool onednn_int8_is_exact() {
+  const auto isa = static_cast<unsigned>(dnnl::get_effective_cpu_isa());
+  auto has = [&](dnnl::cpu_isa level) {
+    const auto bits = static_cast<unsigned>(level);
+    return (isa & bits) == bits;
+  };
+  return has(dnnl::cpu_isa::avx512_core_vnni) || has(dnnl::cpu_isa::avx2_vnni);
+}
+
 struct DnnlMatmul::Impl {
   dnnl::engine engine{dnnl::engine::kind::cpu, 0};
   Kind kind;
   int64_t tokens, out, in;
   int threads;
   dnnl::matmul prim;
-  dnnl::memory::desc src_md, dst_md;
+  dnnl::memory::desc src_md, dst_md, scratchpad_md;
   dnnl::memory weights, bias;
   std::vector<int8_t> w_s8;
   std::vector<float> w_f32, b_f32;
@@ -53,18 +62,26 @@ DnnlMatmul::DnnlMatmul(Kind kind, int64_t tokens, int64_t out, int64_t in, const
     bias = nullptr;
     activation = Activation::none;
   }
-  if (kind == Kind::s8s8_f32 || kind == Kind::u8s8_f32)
-    attr.set_output_scales(1 << 1, std::vector<float>(w_scale, w_scale + out));
+  // A channel with weight scale 0 has an all-zero weight: scale 1 gives the same (zero) product
+  // and lets the bias through unchanged.
+  std::vector<float> scales;
+  if (kind == Kind::s8s8_f32 || kind == Kind::u8s8_f32) {
+    for (int64_t o = 0; o < out; ++o) scales.push_back(w_scale[o] == 0.0f ? 1.0f : w_scale[o]);
+    attr.set_output_scales(1 << 1, scales);
+  }
   if (activation == Activation::relu)
     ops.append_eltwise(1.0f, dnnl::algorithm::eltwise_relu, 0.0f, 0.0f);
   else if (activation == Activation::gelu_tanh)
     ops.append_eltwise(1.0f, dnnl::algorithm::eltwise_gelu_tanh, 0.0f, 0.0f);
   attr.set_post_ops(ops);
+  // A scratchpad per call (from the calling thread) makes concurrent runs of one primitive safe.
+  attr.set_scratchpad_mode(dnnl::scratchpad_mode::user);
   auto desc = bias ? dnnl::matmul::desc(m.src_md, w_any, b_md, m.dst_md)
                    : dnnl::matmul::desc(m.src_md, w_any, m.dst_md);
   dnnl::matmul::primitive_desc pd(desc, attr, m.engine);
   m.impl_name = pd.impl_info_str();
   m.prim = dnnl::matmul(pd);
+  m.scratchpad_md = pd.scratchpad_desc();
   // Reorder the weights once into the layout the primitive wants.
   dnnl::stream s(m.engine);
   const size_t elem = kind == Kind::f32 ? 4 : 1;
@@ -77,14 +94,8 @@ DnnlMatmul::DnnlMatmul(Kind kind, int64_t tokens, int64_t out, int64_t in, const
   if (bias) {
     m.b_f32.assign(bias, bias + out);
     // oneDNN 2.6 scales int8 results after adding the bias: dst = scale * (acc + bias).
-    if (kind == Kind::s8s8_f32 || kind == Kind::u8s8_f32)
-      for (int64_t o = 0; o < out; ++o) {
-        if (w_scale[o] == 0.0f && bias[o] != 0.0f)
-          throw InvalidArgument("DnnlMatmul: output channel " + std::to_string(o) +
-                                " has weight scale 0 and a non-zero bias, which oneDNN 2.6 "
-                                "cannot express");
-        m.b_f32[o] = w_scale[o] == 0.0f ? 0.0f : bias[o] / w_scale[o];
-      }
+    if (!scales.empty())
+      for (int64_t o = 0; o < out; ++o) m.b_f32[o] = bias[o] / scales[o];
     m.bias = dnnl::memory(b_md, m.engine, m.b_f32.data());
   }
 }
@@ -100,6 +111,9 @@ void DnnlMatmul::run(const void* x, void* y) const {
   std::unordered_map<int, dnnl::memory> args{
       {DNNL_ARG_SRC, src}, {DNNL_ARG_WEIGHTS, m.weights}, {DNNL_ARG_DST, dst}};
   if (m.bias) args[DNNL_ARG_BIAS] = m.bias;
+  thread_local std::vector<uint8_t> scratch;
+  if (scratch.size() < m.scratchpad_md.get_size()) scratch.resize(m.scratchpad_md.get_size());
+  args[DNNL_ARG_SCRATCHPAD] = dnnl::memory(m.scratchpad_md, m.engine, scratch.data());
   // oneDNN's Debian build threads with OpenMP; the count is a per-calling-thread setting.
   omp_set_num_threads(m.threads);
   m.prim.execute(s, args);

@@ -10,6 +10,11 @@
 
 namespace sparq {
 
+// Whether oneDNN's int8 GEMM is exact here: it is with VNNI (vpdpbusd); without it oneDNN uses
+// vpmaddubsw, whose 16-bit pair sums saturate on full-range int8 data. Asks oneDNN itself, so
+// ONEDNN_MAX_CPU_ISA is honoured.
+bool onednn_int8_is_exact();
+
 class DnnlMatmul {
  public:
   enum class Kind {

@@ -12,7 +12,7 @@ namespace sparq {
 Int8BlockLinear::Int8BlockLinear(const int8_t* wq, const float* w_scale, const float* bias,
                                  int64_t out, int64_t in, Activation activation, jit::Isa isa,
                                  int threads)
-    : threads_(resolve_threads(threads)) {
+    : arena_(&arena_for(resolve_threads(threads))) {
   // A slice of activations (in x 16 s16 tokens on AVX2) beyond ~24 KiB no longer stays in L1.
   const bool prefetch_columns = in * 32 > 24 * 1024;
   for (int residual = 0; residual < 2; ++residual)
@@ -24,7 +24,9 @@ Int8BlockLinear::Int8BlockLinear(const int8_t* wq, const float* w_scale, const f
 
 void Int8BlockLinear::quantize(const float* x, int64_t tokens, QuantizedInput::Impl& q) const {
   sparse::require(x != nullptr, "forward: x must not be null");
-  sparse::require(tokens > 0, "forward: tokens must be positive, got " + std::to_string(tokens));
+  sparse::require(tokens > 0, [&] {
+    return "forward: tokens must be positive, got " + std::to_string(tokens);
+  });
   const int64_t in = weights_.in;
   q.reserve(activation_bytes(layout(), tokens, in), activation_scale_count(tokens));
   quantize_activations(x, tokens, in, layout(), q.x.data(), q.scales.data());
@@ -39,9 +41,11 @@ void Int8BlockLinear::run(const QuantizedInput::Impl& q, void* y, float y_scale,
   const sparse::Int8BlockWeights& w = weights_;
   sparse::require(
       q.form == QuantizedInput::Impl::Form::block_layout && q.layout == layout() && q.in == w.in,
-      "forward: the QuantizedInput was not made by this layer's quantize_input "
-      "(in_features " +
-          std::to_string(q.in) + ", expected " + std::to_string(w.in) + ")");
+      [&] {
+        return "forward: the QuantizedInput was not made by this layer's quantize_input "
+               "(in_features " +
+               std::to_string(q.in) + ", expected " + std::to_string(w.in) + ")";
+      });
   sparse::require(y != nullptr, "forward: y must not be null");
   const bool int8_out = y_scale > 0.0f;
   const auto& kernel = *kernels_[residual != nullptr][int8_out];
@@ -61,7 +65,7 @@ void Int8BlockLinear::run(const QuantizedInput::Impl& q, void* y, float y_scale,
   const int64_t stage_stride = kGroupsPerCall * 4 * elem;
   const int64_t stage_res_stride = kGroupsPerCall * 4 * sizeof(float);
   parallel_ranges(
-      threads_, sparse::ceil_div(w.groups(), kGroupsPerCall), [&](int64_t b0, int64_t b1) {
+      *arena_, sparse::ceil_div(w.groups(), kGroupsPerCall), [&](int64_t b0, int64_t b1) {
         alignas(64) uint8_t stage[sparse::kChunkTokens * kGroupsPerCall * 4 * sizeof(float)];
         alignas(64) float stage_res[sparse::kChunkTokens * kGroupsPerCall * 4];
         jit::Int8TileArgs a{};
@@ -89,6 +93,8 @@ void Int8BlockLinear::run(const QuantizedInput::Impl& q, void* y, float y_scale,
               a.y_stride = stage_stride;
               a.residual_stride = stage_res_stride;
               if (residual) {
+                // Zeroed first: the kernel also reads the padding tokens and rows.
+                std::memset(stage_res, 0, sizeof(stage_res));
                 for (int64_t t = 0; t < valid_t; ++t)
                   std::memcpy(stage_res + t * kGroupsPerCall * 4, res_block + t * out,
                               static_cast<size_t>(rows) * sizeof(float));

@@ -9,6 +9,7 @@
 #include "jit/int8_block_kernel.hpp"
 #include "sparse/int8_block_pack.hpp"
 #include "src/quantized_input.hpp"
+#include "src/threading.hpp"
 
 namespace sparq {
 
@@ -29,7 +30,7 @@ class Int8BlockLinear {
  private:
   sparse::Int8BlockWeights weights_;
   std::shared_ptr<const jit::Int8BlockKernel> kernels_[2][2];  // [residual][int8 output]
-  int threads_;
+  tbb::task_arena* arena_;
 };
 
 }  // namespace sparq

@@ -2,7 +2,7 @@
 // dtype and the CPU, and forwards to it.
 #include <cmath>
 #include <cstring>
-#include <map>
+#include <list>
 #include <mutex>
 #include <optional>
 #include <vector>
@@ -21,6 +21,9 @@ namespace sparq {
 
 using sparse::require;
 
+// The largest in_features whose int8 dot products cannot overflow int32 (127 * 127 * in < 2^31).
+constexpr int64_t kMaxInFeatures = 131072;
+
 // Below this fraction of all-zero 4x1 blocks, `auto` runs int8 layers dense on oneDNN.
 constexpr double kMinBlockSparsityForSparse = 0.5;
 
@@ -28,7 +31,7 @@ QuantizedInput::QuantizedInput() : impl_(std::make_unique<Impl>()) {}
 QuantizedInput::~QuantizedInput() = default;
 QuantizedInput::QuantizedInput(QuantizedInput&&) noexcept = default;
 QuantizedInput& QuantizedInput::operator=(QuantizedInput&&) noexcept = default;
-int64_t QuantizedInput::tokens() const { return impl_->tokens; }
+int64_t QuantizedInput::tokens() const { return impl_ ? impl().tokens : 0; }
 
 const char* cpu_isa_name() { return jit::isa_name(jit::best_int8_isa()); }
 
@@ -41,24 +44,30 @@ struct SparseLinear::Impl {
   std::vector<float> w_f32, bias;
   std::vector<int8_t> w_s8;
   std::vector<float> w_scale;
+  // Primitives for the most recent token counts (each holds its own reordered weights, so the
+  // cache is bounded); shared_ptr keeps one alive while a thread runs it.
+  static constexpr size_t kMaxDensePrimitives = 8;
   mutable std::mutex dense_mutex;
-  mutable std::map<int64_t, std::unique_ptr<DnnlMatmul>> dense;
+  mutable std::list<std::pair<int64_t, std::shared_ptr<const DnnlMatmul>>> dense;
 
-  const DnnlMatmul& dense_for(int64_t tokens) const {
+  std::shared_ptr<const DnnlMatmul> dense_for(int64_t tokens) const {
     std::lock_guard lock(dense_mutex);
-    auto& prim = dense[tokens];
-    if (!prim) {
-      const bool s8 = options.dtype == DType::int8;
-      if (s8)
-        prim =
-            std::make_unique<DnnlMatmul>(DnnlMatmul::Kind::s8s8_s32, tokens, out, in, w_s8.data(),
-                                         nullptr, nullptr, Activation::none, info.threads);
-      else
-        prim = std::make_unique<DnnlMatmul>(DnnlMatmul::Kind::f32, tokens, out, in, w_f32.data(),
-                                            nullptr, bias.empty() ? nullptr : bias.data(),
-                                            options.activation, info.threads);
-    }
-    return *prim;
+    for (auto it = dense.begin(); it != dense.end(); ++it)
+      if (it->first == tokens) {
+        dense.splice(dense.begin(), dense, it);  // most recently used first
+        return dense.front().second;
+      }
+    std::shared_ptr<const DnnlMatmul> prim;
+    if (options.dtype == DType::int8)
+      prim = std::make_shared<DnnlMatmul>(DnnlMatmul::Kind::s8s8_s32, tokens, out, in, w_s8.data(),
+                                          nullptr, nullptr, Activation::none, info.threads);
+    else
+      prim = std::make_shared<DnnlMatmul>(DnnlMatmul::Kind::f32, tokens, out, in, w_f32.data(),
+                                          nullptr, bias.empty() ? nullptr : bias.data(),
+                                          options.activation, info.threads);
+    dense.emplace_front(tokens, prim);
+    if (dense.size() > kMaxDensePrimitives) dense.pop_back();
+    return prim;
   }
 
   void quantize(const float* x, int64_t tokens, QuantizedInput::Impl& q) const {
@@ -67,7 +76,8 @@ struct SparseLinear::Impl {
       return;
     }
     require(x != nullptr, "forward: x must not be null");
-    require(tokens > 0, "forward: tokens must be positive, got " + std::to_string(tokens));
+    require(tokens > 0,
+            [&] { return "forward: tokens must be positive, got " + std::to_string(tokens); });
     q.reserve(tokens * in, tokens);
     sparse::quantize_rows(x, tokens, in, reinterpret_cast<int8_t*>(q.x.data()), q.scales.data());
     q.form = QuantizedInput::Impl::Form::row_major;
@@ -76,7 +86,7 @@ struct SparseLinear::Impl {
   }
 
   void run_f32(const float* x, int64_t tokens, float* y, const float* residual) const {
-    dense_for(tokens).run(x, y);
+    dense_for(tokens)->run(x, y);
     if (residual)
       for (int64_t i = 0; i < tokens * out; ++i) y[i] += residual[i];
   }
@@ -88,12 +98,13 @@ struct SparseLinear::Impl {
       block->run(q, y, y_scale, residual);
       return;
     }
+    require(options.dtype == DType::int8, "forward: a QuantizedInput needs an int8 layer");
     require(q.form == QuantizedInput::Impl::Form::row_major && q.in == in,
             "forward: the QuantizedInput was not made by this layer's quantize_input");
     require(y != nullptr, "forward: y must not be null");
     thread_local std::vector<int32_t> acc;
     acc.resize(static_cast<size_t>(q.tokens * out));
-    dense_for(q.tokens).run(q.x.data(), acc.data());
+    dense_for(q.tokens)->run(q.x.data(), acc.data());
     for (int64_t t = 0; t < q.tokens; ++t)
       for (int64_t o = 0; o < out; ++o) {
         const int64_t i = t * out + o;
@@ -116,9 +127,21 @@ void validate_pack(const float* weight, int64_t out, int64_t in, const float* bi
   require(weight != nullptr, "SparseLinear::pack: weight must not be null");
   require(out > 0 && in > 0, "SparseLinear::pack: out and in must be positive, got out=" +
                                  std::to_string(out) + " in=" + std::to_string(in));
-  require(out <= (1 << 30) && in <= (1 << 24),
-          "SparseLinear::pack: out must be <= 2^30 and in <= 2^24, got out=" + std::to_string(out) +
+  // int8 kernels accumulate in int32: 127 * 127 * in must stay below 2^31.
+  require(out <= (1 << 30) && in <= kMaxInFeatures,
+          "SparseLinear::pack: out must be <= 2^30 and in <= " + std::to_string(kMaxInFeatures) +
+              " (int32 accumulation), got out=" + std::to_string(out) +
               " in=" + std::to_string(in));
+  require(o.dtype == DType::f32 || o.dtype == DType::bf16 || o.dtype == DType::int8,
+          "SparseLinear::pack: unknown dtype value " + std::to_string(static_cast<int>(o.dtype)));
+  require(o.activation == Activation::none || o.activation == Activation::relu ||
+              o.activation == Activation::gelu_tanh,
+          "SparseLinear::pack: unknown activation value " +
+              std::to_string(static_cast<int>(o.activation)));
+  require(o.pattern.kind == Pattern::Kind::automatic || o.pattern.kind == Pattern::Kind::dense ||
+              o.pattern.kind == Pattern::Kind::block || o.pattern.kind == Pattern::Kind::n_m,
+          "SparseLinear::pack: unknown pattern kind value " +
+              std::to_string(static_cast<int>(o.pattern.kind)));
   for (int64_t i = 0; i < out * in; ++i)
     if (!std::isfinite(weight[i]))
       throw InvalidArgument("SparseLinear::pack: weight[" + std::to_string(i / in) + "][" +
@@ -191,8 +214,7 @@ SparseLinear SparseLinear::pack(const float* weight, int64_t out, int64_t in, co
   // oneDNN 2.6's int8 GEMM multiplies with vpmaddubsw on CPUs without VNNI, which saturates
   // 16-bit sums of two products: full-range int8 data gives wrong results. There, dense int8
   // layers run on sparq's exact block kernel with every column kept.
-  const jit::CpuFeatures& cpu = jit::cpu_features();
-  const bool onednn_int8_exact = cpu.avx512_vnni || cpu.avx_vnni;
+  const bool onednn_int8_exact = onednn_int8_is_exact();
   const bool exact_dense_on_sparq =
       options.dtype == DType::int8 && !sparse_kernel && !onednn_int8_exact;
   if (sparse_kernel || exact_dense_on_sparq) {
@@ -237,39 +259,48 @@ SparseLinear SparseLinear::pack(const float* weight, int64_t out, int64_t in, co
   return SparseLinear(std::move(impl));
 }
 
+const SparseLinear::Impl& SparseLinear::impl() const {
+  if (!impl_) throw InvalidArgument("SparseLinear: this object was moved from");
+  return *impl_;
+}
+
 void SparseLinear::forward(const float* x, int64_t tokens, float* y, const float* residual) const {
   require(x != nullptr && y != nullptr, "forward: x and y must not be null");
-  require(tokens > 0, "forward: tokens must be positive, got " + std::to_string(tokens));
-  if (impl_->options.dtype == DType::f32) {
-    impl_->run_f32(x, tokens, y, residual);
+  require(tokens > 0,
+          [&] { return "forward: tokens must be positive, got " + std::to_string(tokens); });
+  if (impl().options.dtype == DType::f32) {
+    impl().run_f32(x, tokens, y, residual);
     return;
   }
   thread_local QuantizedInput scratch;
-  impl_->quantize(x, tokens, scratch.impl());
-  impl_->run_quantized(scratch.impl(), y, 0.0f, residual);
+  impl().quantize(x, tokens, scratch.impl());
+  impl().run_quantized(scratch.impl(), y, 0.0f, residual);
 }
 
 void SparseLinear::quantize_input(const float* x, int64_t tokens, QuantizedInput& q) const {
-  if (impl_->options.dtype != DType::int8)
+  if (impl().options.dtype != DType::int8)
     throw InvalidArgument("quantize_input: the layer's dtype is " +
-                          std::string(to_string(impl_->options.dtype)) + ", not int8");
-  impl_->quantize(x, tokens, q.impl());
+                          std::string(to_string(impl().options.dtype)) + ", not int8");
+  impl().quantize(x, tokens, q.impl());
 }
 
 void SparseLinear::forward(const QuantizedInput& q, float* y, const float* residual) const {
-  impl_->run_quantized(q.impl(), y, 0.0f, residual);
+  impl().run_quantized(q.impl(), y, 0.0f, residual);
 }
 
 void SparseLinear::forward(const QuantizedInput& q, int8_t* y, float y_scale,
                            const float* residual) const {
-  require(std::isfinite(y_scale) && y_scale > 0.0f,
-          "forward: y_scale must be a positive finite number, got " + std::to_string(y_scale));
-  impl_->run_quantized(q.impl(), y, y_scale, residual);
+  require(std::isfinite(y_scale) && y_scale > 0.0f && std::isfinite(1.0f / y_scale), [&] {
+    return "forward: y_scale must be a positive finite number whose inverse is finite, "
+           "got " +
+           std::to_string(y_scale);
+  });
+  impl().run_quantized(q.impl(), y, y_scale, residual);
 }
 
-LinearInfo SparseLinear::info() const { return impl_->info; }
-int64_t SparseLinear::out_features() const { return impl_->out; }
-int64_t SparseLinear::in_features() const { return impl_->in; }
+LinearInfo SparseLinear::info() const { return impl().info; }
+int64_t SparseLinear::out_features() const { return impl().out; }
+int64_t SparseLinear::in_features() const { return impl().in; }
 
 SparseLinear::SparseLinear(std::unique_ptr<Impl> impl) : impl_(std::move(impl)) {}
 SparseLinear::SparseLinear(SparseLinear&&) noexcept = default;

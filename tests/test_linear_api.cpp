@@ -10,11 +10,11 @@
 #include <string>
 #include <vector>
 
-#include "jit/cpu_features.hpp"
 #include "sparq/sparq.hpp"
 #include "sparse/prune.hpp"
 #include "sparse/reference.hpp"
 #include "sparse/stats.hpp"
+#include "src/dnnl_matmul.hpp"
 #include "test_util.hpp"
 
 namespace sparq {
@@ -106,9 +106,7 @@ bool starts_with(const std::string& s, const std::string& prefix) {
 }
 
 // oneDNN's int8 GEMM is exact only with VNNI; elsewhere dense int8 layers run on sparq's kernel.
-bool onednn_int8_is_exact() {
-  return jit::cpu_features().avx512_vnni || jit::cpu_features().avx_vnni;
-}
+bool dense_int8_on_onednn() { return sparq::onednn_int8_is_exact(); }
 
 bool is_block_kernel(const std::string& kernel) {
   return starts_with(kernel, "jit:") || starts_with(kernel, "cpp:");
@@ -249,7 +247,7 @@ TEST(SparseLinearDense, Int8MatchesReference) {
           const auto x = input(tokens, in, seed++);
           const auto layer = SparseLinear::pack(w.data(), out, in, bias.data(),
                                                 options(DType::int8, Pattern::dense(), act));
-          if (onednn_int8_is_exact())
+          if (dense_int8_on_onednn())
             EXPECT_EQ(layer.info().kernel, "onednn:int8-dense");
           else
             EXPECT_TRUE(is_block_kernel(layer.info().kernel)) << layer.info().kernel;
@@ -319,7 +317,7 @@ TEST(SparseLinearInfo, DenseLayers) {
     const auto layer =
         SparseLinear::pack(w.data(), out, in, nullptr, options(dtype, Pattern::dense(), {}, 3));
     const LinearInfo info = layer.info();
-    if (dtype == DType::f32 || onednn_int8_is_exact()) {
+    if (dtype == DType::f32 || dense_int8_on_onednn()) {
       EXPECT_TRUE(starts_with(info.kernel, "onednn:")) << info.kernel;
     } else {
       EXPECT_NE(info.reason.find("VNNI"), std::string::npos) << info.reason;
@@ -355,7 +353,7 @@ TEST(SparseLinearInfo, AutoPicksByBlockSparsity) {
 
   const auto dense_layer = SparseLinear::pack(dense_w.data(), out, in, nullptr,
                                               options(DType::int8, Pattern::automatic()));
-  if (onednn_int8_is_exact()) {
+  if (dense_int8_on_onednn()) {
     EXPECT_EQ(dense_layer.info().kernel, "onednn:int8-dense");
   }
   EXPECT_EQ(dense_layer.info().pattern, "dense");
@@ -513,7 +511,7 @@ TEST(SparseLinearErrors, QuantizedInputMisuse) {
   QuantizedInput qb, qd;
   block96.quantize_input(x96.data(), tokens, qb);
   dense96.quantize_input(x96.data(), tokens, qd);
-  if (onednn_int8_is_exact()) {
+  if (dense_int8_on_onednn()) {
     EXPECT_THROW_WITH(dense96.forward(qb, y.data()), InvalidArgument, "QuantizedInput");
     EXPECT_THROW_WITH(block96.forward(qd, y.data()), InvalidArgument, "QuantizedInput");
   } else {
@@ -524,6 +522,67 @@ TEST(SparseLinearErrors, QuantizedInputMisuse) {
     dense96.forward(qd, y2.data());
     EXPECT_EQ(y, y2);
   }
+}
+
+TEST(SparseLinearErrors, QuantizedInputOnAnF32LayerThrows) {
+  const auto w = pruned_weight(8, 16, 0.5, 250);
+  const auto x = input(3, 16, 251);
+  const auto int8_layer =
+      SparseLinear::pack(w.data(), 8, 16, nullptr, options(DType::int8, Pattern::dense()));
+  const auto f32_layer =
+      SparseLinear::pack(w.data(), 8, 16, nullptr, options(DType::f32, Pattern::dense()));
+  QuantizedInput q;
+  int8_layer.quantize_input(x.data(), 3, q);
+  std::vector<float> y(3 * 8);
+  EXPECT_THROW_WITH(f32_layer.forward(q, y.data()), InvalidArgument, "int8");
+}
+
+TEST(SparseLinearErrors, TinyOutputScaleThrows) {
+  // 1 / 1e-39 overflows to infinity: the requantization would turn zeros into 127.
+  const auto w = pruned_weight(8, 16, 0.5, 252);
+  const auto x = input(3, 16, 253);
+  const auto layer =
+      SparseLinear::pack(w.data(), 8, 16, nullptr, options(DType::int8, Pattern::blocks(4, 1)));
+  QuantizedInput q;
+  layer.quantize_input(x.data(), 3, q);
+  std::vector<int8_t> y(3 * 8);
+  EXPECT_THROW_WITH(layer.forward(q, y.data(), 1e-39f), InvalidArgument, "y_scale");
+}
+
+TEST(SparseLinearErrors, InFeaturesBeyondInt32AccumulationThrow) {
+  const int64_t in = 131073;  // 127 * 127 * in would pass 2^31
+  const std::vector<float> w(static_cast<size_t>(in), 1.0f);
+  EXPECT_THROW_WITH(SparseLinear::pack(w.data(), 1, in, nullptr, options(DType::int8, {})),
+                    InvalidArgument, "int32 accumulation");
+}
+
+TEST(SparseLinearErrors, NonFiniteInputThrows) {
+  const auto w = pruned_weight(8, 40, 0.5, 254);
+  for (const Pattern& pattern : {Pattern::blocks(4, 1), Pattern::dense()})
+    for (float bad :
+         {std::numeric_limits<float>::quiet_NaN(), std::numeric_limits<float>::infinity()})
+      for (int64_t at : {0, 7, 8, 39, 2 * 40 + 17}) {
+        SCOPED_TRACE(testing::Message() << pattern.to_string() << " value=" << bad << " at=" << at);
+        auto x = input(4, 40, 255);
+        x[static_cast<size_t>(at)] = bad;
+        const auto layer =
+            SparseLinear::pack(w.data(), 8, 40, nullptr, options(DType::int8, pattern));
+        std::vector<float> y(4 * 8);
+        EXPECT_THROW_WITH(layer.forward(x.data(), 4, y.data()), InvalidArgument, "not finite");
+      }
+}
+
+TEST(SparseLinearErrors, MovedFromObjectsThrow) {
+  const auto w = pruned_weight(8, 16, 0.5, 256);
+  auto layer = SparseLinear::pack(w.data(), 8, 16, nullptr, options(DType::int8, {}));
+  const SparseLinear moved = std::move(layer);
+  EXPECT_EQ(moved.out_features(), 8);
+  EXPECT_THROW_WITH((void)layer.info(), InvalidArgument,
+                    "moved from");  // NOLINT(bugprone-use-after-move)
+  QuantizedInput q;
+  QuantizedInput q2 = std::move(q);
+  std::vector<float> y(8);
+  EXPECT_THROW_WITH(moved.forward(q, y.data()), InvalidArgument, "moved from");
 }
 
 TEST(SparseLinearErrors, QuantizeInputOnF32LayerThrows) {

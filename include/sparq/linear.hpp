@@ -10,6 +10,7 @@
 #include <memory>
 #include <string>
 
+#include "sparq/error.hpp"
 #include "sparq/types.hpp"
 
 namespace sparq {
@@ -43,10 +44,14 @@ class QuantizedInput {
   int64_t tokens() const;
 
   struct Impl;
-  Impl& impl() { return *impl_; }
-  const Impl& impl() const { return *impl_; }
+  Impl& impl() { return *checked(); }
+  const Impl& impl() const { return *checked(); }
 
  private:
+  Impl* checked() const {
+    if (!impl_) throw InvalidArgument("QuantizedInput: this object was moved from");
+    return impl_.get();
+  }
   std::unique_ptr<Impl> impl_;
 };
 
@@ -80,6 +85,7 @@ class SparseLinear {
 
  private:
   explicit SparseLinear(std::unique_ptr<Impl> impl);
+  const Impl& impl() const;  // throws InvalidArgument on a moved-from object
   std::unique_ptr<Impl> impl_;
 };
 
