@@ -9,8 +9,6 @@ namespace sparq::sparse {
 
 int cols_per_entry(Int8Layout layout) { return layout == Int8Layout::pairs_i16 ? 2 : 4; }
 int entry_bytes(Int8Layout layout) { return layout == Int8Layout::pairs_i16 ? 24 : 32; }
-int x_element_bytes(Int8Layout layout) { return layout == Int8Layout::pairs_i16 ? 2 : 1; }
-int slice_tokens(Int8Layout layout) { return layout == Int8Layout::pairs_i16 ? 16 : 64; }
 
 int chunk_token(Int8Layout layout, int slot) {
   if (layout == Int8Layout::pairs_i16) {

@@ -34,8 +34,8 @@ inline constexpr int kEntryReadAhead = 8;
 
 int cols_per_entry(Int8Layout layout);
 int entry_bytes(Int8Layout layout);
-int x_element_bytes(Int8Layout layout);
-int slice_tokens(Int8Layout layout);
+inline int x_element_bytes(Int8Layout layout) { return layout == Int8Layout::pairs_i16 ? 2 : 1; }
+inline int slice_tokens(Int8Layout layout) { return layout == Int8Layout::pairs_i16 ? 16 : 64; }
 // Bytes between two input columns of a slice; entries store column * x_column_bytes.
 inline int64_t x_column_bytes(Int8Layout layout) {
   return slice_tokens(layout) * x_element_bytes(layout);

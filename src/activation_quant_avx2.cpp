@@ -98,6 +98,10 @@ __attribute__((target("avx2,fma"))) void quantize_activations_avx2(const float* 
         rows[j] = real ? x + (t0 + tb + j) * in : zeros;
         row_inv[j] = _mm256_set1_ps(real ? inv[tb + j] : 0.0f);
       }
+      // Tokens tb..tb+7 of column i start at run + i * column_bytes (one offset computation per
+      // 8 tokens, not one per store).
+      uint8_t* const run = xq + sparse::x_offset(layout, in, t0 + tb, 0);
+      const int64_t column_bytes = sparse::x_column_bytes(layout);
       int64_t i = 0;
       for (; i + 8 <= in; i += 8) {
         __m256i q[8];
@@ -109,7 +113,7 @@ __attribute__((target("avx2,fma"))) void quantize_activations_avx2(const float* 
         for (int c = 0; c < 8; ++c) {
           const __m128i w16 =
               _mm_packs_epi32(_mm256_castsi256_si128(q[c]), _mm256_extracti128_si256(q[c], 1));
-          uint8_t* dst = xq + sparse::x_offset(layout, in, t0 + tb, i + c);
+          uint8_t* dst = run + (i + c) * column_bytes;
           if (u8) {
             const __m128i b = _mm_packus_epi16(_mm_add_epi16(w16, _mm_set1_epi16(128)), w16);
             _mm_storel_epi64(reinterpret_cast<__m128i*>(dst), b);
