@@ -96,23 +96,29 @@ void linear_bf16(const float* x, int64_t tokens, const uint16_t* w_bf16, int64_t
     }
 }
 
-void linear_bsr_bf16(const float* x, int64_t tokens, const Bsr& w, const Epilogue& e, float* y) {
-  require_io(x, tokens, y, "linear_bsr_bf16");
-  Bsr rounded = w;
+namespace {
+
+// A bf16 reference is the fp32 one on bf16-rounded copies of x and of the weight's values.
+template <typename Weight, typename Fp32Kernel>
+void on_bf16_rounded(const float* x, int64_t tokens, const Weight& w, const Epilogue& e, float* y,
+                     const char* what, Fp32Kernel fp32_kernel) {
+  require_io(x, tokens, y, what);
+  Weight rounded = w;
   for (float& v : rounded.values) v = bf16_round(v);
   std::vector<float> xr(x, x + tokens * w.cols);
   for (float& v : xr) v = bf16_round(v);
-  linear_bsr_f32(xr.data(), tokens, rounded, e, y);
+  fp32_kernel(xr.data(), tokens, rounded, e, y);
+}
+
+}  // namespace
+
+void linear_bsr_bf16(const float* x, int64_t tokens, const Bsr& w, const Epilogue& e, float* y) {
+  on_bf16_rounded(x, tokens, w, e, y, "linear_bsr_bf16", linear_bsr_f32);
 }
 
 void linear_nm_bf16(const float* x, int64_t tokens, const NmMatrix& w, const Epilogue& e,
                     float* y) {
-  require_io(x, tokens, y, "linear_nm_bf16");
-  NmMatrix rounded = w;
-  for (float& v : rounded.values) v = bf16_round(v);
-  std::vector<float> xr(x, x + tokens * w.cols);
-  for (float& v : xr) v = bf16_round(v);
-  linear_nm_f32(xr.data(), tokens, rounded, e, y);
+  on_bf16_rounded(x, tokens, w, e, y, "linear_nm_bf16", linear_nm_f32);
 }
 
 void linear_int8(const int8_t* xq, const float* x_scale, int64_t tokens, const int8_t* wq,
