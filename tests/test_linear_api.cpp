@@ -4,10 +4,12 @@
 #include <gtest/gtest.h>
 
 #include <algorithm>
+#include <atomic>
 #include <cmath>
 #include <cstdint>
 #include <limits>
 #include <string>
+#include <thread>
 #include <vector>
 
 #include "sparq/sparq.hpp"
@@ -631,6 +633,39 @@ TEST(DType, ParsesAndRejects) {
 TEST(CpuIsa, NameIsOneOfTheKernelLevels) {
   const std::string name = cpu_isa_name();
   EXPECT_TRUE(name == "reference" || name == "avx2" || name == "avx512_vnni") << name;
+}
+
+}  // namespace
+}  // namespace sparq
+
+namespace sparq {
+namespace {
+
+// One packed layer, several caller threads at once: every result equals the single-threaded one.
+TEST(SparseLinearThreads, ConcurrentForwardOnOneLayer) {
+  const int64_t out = 70, in = 96, tokens = 33;
+  const auto w = pruned_weight(out, in, 0.8, 400);
+  const auto x = input(tokens, in, 401);
+  for (const auto& [dtype, pattern] :
+       {std::pair{DType::int8, Pattern::blocks(4, 1)}, std::pair{DType::int8, Pattern::dense()},
+        std::pair{DType::f32, Pattern::dense()}}) {
+    SCOPED_TRACE(testing::Message() << to_string(dtype) << " " << pattern.to_string());
+    const auto layer = SparseLinear::pack(w.data(), out, in, nullptr, options(dtype, pattern));
+    std::vector<float> want(static_cast<size_t>(tokens * out));
+    layer.forward(x.data(), tokens, want.data());
+    std::atomic<int> mismatches{0};
+    std::vector<std::thread> callers;
+    for (int c = 0; c < 4; ++c)
+      callers.emplace_back([&] {
+        std::vector<float> y(want.size());
+        for (int rep = 0; rep < 25; ++rep) {
+          layer.forward(x.data(), tokens, y.data());
+          if (y != want) ++mismatches;
+        }
+      });
+    for (auto& t : callers) t.join();
+    EXPECT_EQ(mismatches.load(), 0);
+  }
 }
 
 }  // namespace
