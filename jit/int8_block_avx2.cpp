@@ -212,8 +212,15 @@ void Avx2Generator::finish_half(const Int8KernelKey& key, int half) {
       vmovups(at(y_base, y_stride_, y_stride3_, j), v);
     }
   };
+  const bool plain_store = !key.residual && !key.int8_output;
   for (int j = 0; j < 4; ++j) {
     const Ymm o = acc(j, half);
+    if (plain_store) {
+      // fp32 without residual: both lanes go straight to memory.
+      vmovups(at(y_lo, y_stride_, y_stride3_, j), Xmm(o.getIdx()));
+      vextractf128(at(y_hi, y_stride_, y_stride3_, j), o, 1);
+      continue;
+    }
     // Take the high lane first: a VEX.128 op on xmm(o) clears the upper half of ymm(o).
     vextractf128(Xmm(high.getIdx()), o, 1);
     store(Xmm(o.getIdx()), y_lo, res_lo, j);
