@@ -184,6 +184,9 @@ int main(int argc, char** argv) {
       for (auto o : outs)
         for (auto i : ins) shape_list.push_back({o, i});
     }
+    // Reject a bad dtype or pattern before any output.
+    const sparq::DType parsed_dtype = sparq::parse_dtype(dtype);
+    const sparq::Pattern parsed_pattern = sparq::Pattern::parse(pattern);
     const bool table = format == "table";
     if (table) {
       std::printf(

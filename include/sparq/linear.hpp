@@ -66,6 +66,8 @@ class SparseLinear {
   // int8 layers quantize x dynamically, symmetric, one scale per token (max |x| / 127).
   void forward(const float* x, int64_t tokens, float* y, const float* residual = nullptr) const;
 
+  // forward may be called from several threads at once on one SparseLinear.
+
   // Lower-level int8 entry: quantize once, then run (the benchmark times the second step alone).
   void quantize_input(const float* x, int64_t tokens, QuantizedInput& q) const;
   void forward(const QuantizedInput& q, float* y, const float* residual = nullptr) const;
