@@ -202,14 +202,8 @@ int main(int argc, char** argv) {
       for (auto t : tokens)
         for (int th : threads)
           for (double sp : sparsities) {
-            sparq::bench::SpmmSpec spec{sparq::parse_dtype(dtype),
-                                        sparq::Pattern::parse(pattern),
-                                        shape.out,
-                                        shape.in,
-                                        t,
-                                        sp,
-                                        th,
-                                        seed};
+            sparq::bench::SpmmSpec spec{
+                parsed_dtype, parsed_pattern, shape.out, shape.in, t, sp, th, seed};
             const Result r = run_case(spec, warmup, min_reps, min_seconds);
             const auto j = to_json(r);
             if (table) {
