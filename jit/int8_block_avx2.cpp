@@ -8,18 +8,16 @@
 // over one slice, which stays in L1 while the groups' entries stream past.
 #include <cstddef>
 
-#include "jit/epilogue_emitter.hpp"
-#include "jit/generator.hpp"
-#include "jit/int8_block_kernel.hpp"
+#include "jit/int8_block_generator.hpp"
 
 namespace sparq::jit {
 namespace {
 
 using namespace Xbyak;
 
-class Avx2Generator : public Generator {
+class Avx2Generator : public Int8BlockGenerator {
  public:
-  explicit Avx2Generator(const Int8KernelKey& key) : epilogue_(*this) {
+  explicit Avx2Generator(const Int8KernelKey& key) {
     generate(key);
     finalize();
   }
@@ -32,49 +30,26 @@ class Avx2Generator : public Generator {
   void dequantize(const Int8KernelKey& key);
   void finish_half(const Int8KernelKey& key, int half);
 
-  EpilogueEmitter epilogue_;
-  // Register roles. rbp walks group_begin; the group's byte offset into the per-row arrays is
-  // 2 * (rbp - group_begin), recomputed where needed.
-  const Reg64 args_ = rdi, x_ = rsi, entry_ = rdx, count_ = rcx, group_ = rbp;
-  const Reg64 y_ = r10, y_stride_ = r11, y_stride3_ = r12;
-  const Reg64 res_ = r13, res_stride_ = r14, res_stride3_ = r15;
   const Ymm x_scale_[2] = {ymm8, ymm9};  // kept for the whole call; the inner loop uses ymm12-15
 };
 
-#define ARG(field) ptr[args_ + offsetof(Int8TileArgs, field)]
+#define ARG(field) arg(offsetof(Int8TileArgs, field))
 
 void Avx2Generator::generate(const Int8KernelKey& key) {
-  preamble();
-  mov(x_, ARG(x));
-  mov(group_, ARG(group_begin));
-  mov(y_, ARG(y));
-  mov(y_stride_, ARG(y_stride));
-  lea(y_stride3_, ptr[y_stride_ + y_stride_ * 2]);
-  if (key.residual) {
-    mov(res_, ARG(residual));
-    mov(res_stride_, ARG(residual_stride));
-    lea(res_stride3_, ptr[res_stride_ + res_stride_ * 2]);
-  }
-  // The slice's token scales, the same for every group: ymm8 (half 0), ymm9 (half 1).
-  mov(rax, ARG(x_scale));
-  vmovups(x_scale_[0], ptr[rax]);
-  vmovups(x_scale_[1], ptr[rax + 8 * sizeof(float)]);
-  Label group_loop, done;
-  cmp(group_, ARG(group_end));
-  je(done, T_NEAR);
-  L(group_loop);
-  accumulate(key.prefetch_columns);
-  dequantize(key);
-  finish_half(key, 0);
-  finish_half(key, 1);
-  add(y_, 4 * (key.int8_output ? 1 : 4));
-  if (key.residual) add(res_, 4 * sizeof(float));
-  add(group_, sizeof(int64_t));
-  cmp(group_, ARG(group_end));
-  jne(group_loop, T_NEAR);
-  L(done);
-  postamble();
-  epilogue_.emit_table();
+  generate_group_loop(
+      key,
+      [&] {
+        // The slice's token scales, the same for every group: ymm8 (half 0), ymm9 (half 1).
+        mov(rax, ARG(x_scale));
+        vmovups(x_scale_[0], ptr[rax]);
+        vmovups(x_scale_[1], ptr[rax + 8 * sizeof(float)]);
+      },
+      [&] {
+        accumulate(key.prefetch_columns);
+        dequantize(key);
+        finish_half(key, 0);
+        finish_half(key, 1);
+      });
 }
 
 void Avx2Generator::accumulate(bool prefetch_columns) {
@@ -125,10 +100,7 @@ void Avx2Generator::accumulate(bool prefetch_columns) {
 // broadcast once for both halves.
 void Avx2Generator::dequantize(const Int8KernelKey& key) {
   const Ymm ws = ymm10, b = ymm11, t0 = ymm12, t1 = ymm13, t2 = ymm14;
-  // rcx = byte offset of this group's 4 rows in w_scale / bias: 16 * g = 2 * (8 * g).
-  mov(rcx, group_);
-  sub(rcx, ARG(group_begin));
-  add(rcx, rcx);
+  group_row_offset(rcx);
   mov(rax, ARG(w_scale));
   add(rax, rcx);
   mov(r8, ARG(bias));
@@ -186,20 +158,8 @@ void Avx2Generator::finish_half(const Int8KernelKey& key, int half) {
     vmovups(qmax, epilogue_.constant(EpilogueEmitter::kQuantMax));
     vmovups(qmin, epilogue_.constant(EpilogueEmitter::kQuantMin));
   }
-  auto at = [this](const Reg64& base, const Reg64& stride, const Reg64& stride3, int j) {
-    switch (j) {
-      case 0:
-        return ptr[base];
-      case 1:
-        return ptr[base + stride];
-      case 2:
-        return ptr[base + stride * 2];
-      default:
-        return ptr[base + stride3];
-    }
-  };
   auto store = [&](const Xmm& v, const Reg64& y_base, const Reg64& res_base, int j) {
-    if (key.residual) vaddps(v, v, at(res_base, res_stride_, res_stride3_, j));
+    if (key.residual) vaddps(v, v, token(res_base, res_stride_, res_stride3_, j));
     if (key.int8_output) {
       vmulps(v, v, Xmm(inv.getIdx()));
       vminps(v, v, Xmm(qmax.getIdx()));
@@ -207,9 +167,9 @@ void Avx2Generator::finish_half(const Int8KernelKey& key, int half) {
       vcvtps2dq(v, v);
       vpackssdw(v, v, v);
       vpacksswb(v, v, v);
-      vmovd(at(y_base, y_stride_, y_stride3_, j), v);
+      vmovd(token(y_base, y_stride_, y_stride3_, j), v);
     } else {
-      vmovups(at(y_base, y_stride_, y_stride3_, j), v);
+      vmovups(token(y_base, y_stride_, y_stride3_, j), v);
     }
   };
   const bool plain_store = !key.residual && !key.int8_output;
@@ -217,8 +177,8 @@ void Avx2Generator::finish_half(const Int8KernelKey& key, int half) {
     const Ymm o = acc(j, half);
     if (plain_store) {
       // fp32 without residual: both lanes go straight to memory.
-      vmovups(at(y_lo, y_stride_, y_stride3_, j), Xmm(o.getIdx()));
-      vextractf128(at(y_hi, y_stride_, y_stride3_, j), o, 1);
+      vmovups(token(y_lo, y_stride_, y_stride3_, j), Xmm(o.getIdx()));
+      vextractf128(token(y_hi, y_stride_, y_stride3_, j), o, 1);
       continue;
     }
     // Take the high lane first: a VEX.128 op on xmm(o) clears the upper half of ymm(o).

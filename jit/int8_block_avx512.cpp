@@ -6,18 +6,16 @@
 // Activations are u8 = q + 128; the epilogue subtracts 128 * sum(w[r]) (the compensation).
 #include <cstddef>
 
-#include "jit/epilogue_emitter.hpp"
-#include "jit/generator.hpp"
-#include "jit/int8_block_kernel.hpp"
+#include "jit/int8_block_generator.hpp"
 
 namespace sparq::jit {
 namespace {
 
 using namespace Xbyak;
 
-class Avx512VnniGenerator : public Generator {
+class Avx512VnniGenerator : public Int8BlockGenerator {
  public:
-  explicit Avx512VnniGenerator(const Int8KernelKey& key) : epilogue_(*this) {
+  explicit Avx512VnniGenerator(const Int8KernelKey& key) {
     generate(key);
     finalize();
   }
@@ -30,38 +28,24 @@ class Avx512VnniGenerator : public Generator {
   void accumulate();
   void finish_quarter(const Int8KernelKey& key, int quarter);
 
-  EpilogueEmitter epilogue_;
-  // rbp walks group_begin; the group's byte offset into the per-row arrays is
-  // 2 * (rbp - group_begin), recomputed where needed.
-  const Reg64 args_ = rdi, x_ = rsi, entry_ = rdx, count_ = rcx, group_ = rbp;
-  const Reg64 y_ = r10, y_stride_ = r11, y_stride3_ = r12;
-  const Reg64 res_ = r13, res_stride_ = r14, res_stride3_ = r15;
+  void dequantize(const Int8KernelKey& key);
 };
 
-#define ARG(field) ptr[args_ + offsetof(Int8TileArgs, field)]
+#define ARG(field) arg(offsetof(Int8TileArgs, field))
 
 void Avx512VnniGenerator::generate(const Int8KernelKey& key) {
-  preamble();
-  mov(x_, ARG(x));
-  mov(group_, ARG(group_begin));
-  mov(y_, ARG(y));
-  mov(y_stride_, ARG(y_stride));
-  lea(y_stride3_, ptr[y_stride_ + y_stride_ * 2]);
-  if (key.residual) {
-    mov(res_, ARG(residual));
-    mov(res_stride_, ARG(residual_stride));
-    lea(res_stride3_, ptr[res_stride_ + res_stride_ * 2]);
-  }
-  Label group_loop, done;
-  cmp(group_, ARG(group_end));
-  je(done, T_NEAR);
-  L(group_loop);
-  accumulate();
-  // Dequantize, compensate, bias, activation for all 16 accumulators. rcx = byte offset of this
-  // group's 4 rows in the per-row arrays: 16 * g = 2 * (8 * g).
-  mov(rcx, group_);
-  sub(rcx, ARG(group_begin));
-  add(rcx, rcx);
+  generate_group_loop(
+      key, [] {},
+      [&] {
+        accumulate();
+        dequantize(key);
+        for (int q = 0; q < 4; ++q) finish_quarter(key, q);
+      });
+}
+
+// Dequantize, compensate, bias, activation for all 16 accumulators.
+void Avx512VnniGenerator::dequantize(const Int8KernelKey& key) {
+  group_row_offset(rcx);
   mov(rax, ARG(x_scale));
   mov(rbx, ARG(w_scale));
   add(rbx, rcx);
@@ -82,15 +66,6 @@ void Avx512VnniGenerator::generate(const Int8KernelKey& key) {
       epilogue_.activation(key.activation, v, t0, t1, t2);
     }
   }
-  for (int q = 0; q < 4; ++q) finish_quarter(key, q);
-  add(y_, 4 * (key.int8_output ? 1 : 4));
-  if (key.residual) add(res_, 4 * sizeof(float));
-  add(group_, sizeof(int64_t));
-  cmp(group_, ARG(group_end));
-  jne(group_loop, T_NEAR);
-  L(done);
-  postamble();
-  epilogue_.emit_table();
 }
 
 void Avx512VnniGenerator::accumulate() {
@@ -154,18 +129,6 @@ void Avx512VnniGenerator::finish_quarter(const Int8KernelKey& key, int q) {
     vmovups(qmax, epilogue_.constant(EpilogueEmitter::kQuantMax));
     vmovups(qmin, epilogue_.constant(EpilogueEmitter::kQuantMin));
   }
-  auto at = [this](const Reg64& base, const Reg64& stride, const Reg64& stride3, int j) {
-    switch (j) {
-      case 0:
-        return ptr[base];
-      case 1:
-        return ptr[base + stride];
-      case 2:
-        return ptr[base + stride * 2];
-      default:
-        return ptr[base + stride3];
-    }
-  };
   const Reg64 y_base = rbx, res_base = rdx;
   for (int lane = 0; lane < 4; ++lane) {
     // Token 16 lane + 4 q: y + (16 lane + 4 q) * stride.
@@ -180,7 +143,7 @@ void Avx512VnniGenerator::finish_quarter(const Int8KernelKey& key, int q) {
     }
     for (int j = 0; j < 4; ++j) {
       vextractf32x4(v, acc(j, q), static_cast<uint8_t>(lane));
-      if (key.residual) vaddps(v, v, at(res_base, res_stride_, res_stride3_, j));
+      if (key.residual) vaddps(v, v, token(res_base, res_stride_, res_stride3_, j));
       if (key.int8_output) {
         vmulps(v, v, inv);
         vminps(v, v, qmax);
@@ -188,9 +151,9 @@ void Avx512VnniGenerator::finish_quarter(const Int8KernelKey& key, int q) {
         vcvtps2dq(v, v);
         vpackssdw(v, v, v);
         vpacksswb(v, v, v);
-        vmovd(at(y_base, y_stride_, y_stride3_, j), v);
+        vmovd(token(y_base, y_stride_, y_stride3_, j), v);
       } else {
-        vmovups(at(y_base, y_stride_, y_stride3_, j), v);
+        vmovups(token(y_base, y_stride_, y_stride3_, j), v);
       }
     }
   }

@@ -51,6 +51,23 @@ struct Io {
 
 const Shape kShapes[] = {{1, 37, 53}, {5, 16, 16}, {17, 13, 30}, {3, 1, 1}, {2, 64, 7}};
 
+// Runs `want_kernel` and `got_kernel` (each called as kernel(x, epilogue, y)) on one layer's
+// inputs with one epilogue variant and expects the same outputs within 1e-5.
+template <typename WantKernel, typename GotKernel>
+void expect_agreement(const Shape& s, uint32_t seed, int variant, WantKernel want_kernel,
+                      GotKernel got_kernel, const char* what) {
+  const Io io(s, seed);
+  std::vector<float> want(static_cast<size_t>(s.tokens * s.out));
+  std::vector<float> got(want.size(), -999.0f);
+  want_kernel(io.x.data(), io.epilogue(variant), want.data());
+  got_kernel(io.x.data(), io.epilogue(variant), got.data());
+  test::expect_close(got, want, 1e-5, what);
+}
+
+std::vector<float> random_weight(const Shape& s, uint32_t seed) {
+  return test::random_floats(static_cast<size_t>(s.out * s.in), seed);
+}
+
 TEST(ReferenceAgreement, BsrMatchesDenseF32) {
   uint32_t seed = 1;
   for (const Shape& s : kShapes)
@@ -60,42 +77,38 @@ TEST(ReferenceAgreement, BsrMatchesDenseF32) {
         SCOPED_TRACE(testing::Message()
                      << "tokens=" << s.tokens << " out=" << s.out << " in=" << s.in
                      << " block=" << block.rows << "x" << block.cols << " epilogue=" << variant);
-        const auto w =
-            sparse::prune_blocks(test::random_floats(static_cast<size_t>(s.out * s.in), seed++),
-                                 s.out, s.in, block, 0.7);
-        const Io io(s, seed++);
-        std::vector<float> want(static_cast<size_t>(s.tokens * s.out));
-        std::vector<float> got(want.size(), -999.0f);
-        sparse::linear_f32(io.x.data(), s.tokens, w.data(), s.out, s.in, io.epilogue(variant),
-                           want.data());
-        sparse::linear_bsr_f32(io.x.data(), s.tokens, sparse::to_bsr(w, s.out, s.in, block),
-                               io.epilogue(variant), got.data());
-        test::expect_close(got, want, 1e-5, "linear_bsr_f32");
+        const auto w = sparse::prune_blocks(random_weight(s, seed++), s.out, s.in, block, 0.7);
+        const auto bsr = sparse::to_bsr(w, s.out, s.in, block);
+        expect_agreement(
+            s, seed++, variant,
+            [&](const float* x, const sparse::Epilogue& e, float* y) {
+              sparse::linear_f32(x, s.tokens, w.data(), s.out, s.in, e, y);
+            },
+            [&](const float* x, const sparse::Epilogue& e, float* y) {
+              sparse::linear_bsr_f32(x, s.tokens, bsr, e, y);
+            },
+            "linear_bsr_f32");
       }
 }
 
 TEST(ReferenceAgreement, NmMatchesDenseF32) {
-  struct Nm {
-    int n, m;
-  };
   uint32_t seed = 100;
   for (const Shape& s : kShapes)
-    for (Nm nm : {Nm{2, 4}, Nm{1, 4}, Nm{4, 8}})
+    for (auto [n, m] : {std::pair{2, 4}, std::pair{1, 4}, std::pair{4, 8}})
       for (int variant = 0; variant < 3; ++variant) {
-        SCOPED_TRACE(testing::Message()
-                     << "tokens=" << s.tokens << " out=" << s.out << " in=" << s.in << " " << nm.n
-                     << ":" << nm.m << " epilogue=" << variant);
-        const auto w =
-            sparse::prune_n_m(test::random_floats(static_cast<size_t>(s.out * s.in), seed++), s.out,
-                              s.in, nm.n, nm.m);
-        const Io io(s, seed++);
-        std::vector<float> want(static_cast<size_t>(s.tokens * s.out));
-        std::vector<float> got(want.size(), -999.0f);
-        sparse::linear_f32(io.x.data(), s.tokens, w.data(), s.out, s.in, io.epilogue(variant),
-                           want.data());
-        sparse::linear_nm_f32(io.x.data(), s.tokens, sparse::to_n_m(w, s.out, s.in, nm.n, nm.m),
-                              io.epilogue(variant), got.data());
-        test::expect_close(got, want, 1e-5, "linear_nm_f32");
+        SCOPED_TRACE(testing::Message() << "tokens=" << s.tokens << " out=" << s.out << " in="
+                                        << s.in << " " << n << ":" << m << " epilogue=" << variant);
+        const auto w = sparse::prune_n_m(random_weight(s, seed++), s.out, s.in, n, m);
+        const auto nm = sparse::to_n_m(w, s.out, s.in, n, m);
+        expect_agreement(
+            s, seed++, variant,
+            [&](const float* x, const sparse::Epilogue& e, float* y) {
+              sparse::linear_f32(x, s.tokens, w.data(), s.out, s.in, e, y);
+            },
+            [&](const float* x, const sparse::Epilogue& e, float* y) {
+              sparse::linear_nm_f32(x, s.tokens, nm, e, y);
+            },
+            "linear_nm_f32");
       }
 }
 
@@ -107,18 +120,18 @@ TEST(ReferenceAgreement, BsrBf16MatchesDenseBf16) {
         SCOPED_TRACE(testing::Message()
                      << "tokens=" << s.tokens << " out=" << s.out << " in=" << s.in
                      << " block=" << block.rows << "x" << block.cols << " epilogue=" << variant);
-        const auto w =
-            sparse::prune_blocks(test::random_floats(static_cast<size_t>(s.out * s.in), seed++),
-                                 s.out, s.in, block, 0.5);
-        const Io io(s, seed++);
+        const auto w = sparse::prune_blocks(random_weight(s, seed++), s.out, s.in, block, 0.5);
         const auto w_bf16 = sparse::to_bf16(w);
-        std::vector<float> want(static_cast<size_t>(s.tokens * s.out));
-        std::vector<float> got(want.size(), -999.0f);
-        sparse::linear_bf16(io.x.data(), s.tokens, w_bf16.data(), s.out, s.in, io.epilogue(variant),
-                            want.data());
-        sparse::linear_bsr_bf16(io.x.data(), s.tokens, sparse::to_bsr(w, s.out, s.in, block),
-                                io.epilogue(variant), got.data());
-        test::expect_close(got, want, 1e-5, "linear_bsr_bf16");
+        const auto bsr = sparse::to_bsr(w, s.out, s.in, block);
+        expect_agreement(
+            s, seed++, variant,
+            [&](const float* x, const sparse::Epilogue& e, float* y) {
+              sparse::linear_bf16(x, s.tokens, w_bf16.data(), s.out, s.in, e, y);
+            },
+            [&](const float* x, const sparse::Epilogue& e, float* y) {
+              sparse::linear_bsr_bf16(x, s.tokens, bsr, e, y);
+            },
+            "linear_bsr_bf16");
       }
 }
 
@@ -129,17 +142,18 @@ TEST(ReferenceAgreement, NmBf16MatchesDenseBf16) {
       for (int variant = 0; variant < 3; ++variant) {
         SCOPED_TRACE(testing::Message() << "tokens=" << s.tokens << " out=" << s.out << " in="
                                         << s.in << " " << n << ":" << m << " epilogue=" << variant);
-        const auto w = sparse::prune_n_m(
-            test::random_floats(static_cast<size_t>(s.out * s.in), seed++), s.out, s.in, n, m);
-        const Io io(s, seed++);
+        const auto w = sparse::prune_n_m(random_weight(s, seed++), s.out, s.in, n, m);
         const auto w_bf16 = sparse::to_bf16(w);
-        std::vector<float> want(static_cast<size_t>(s.tokens * s.out));
-        std::vector<float> got(want.size(), -999.0f);
-        sparse::linear_bf16(io.x.data(), s.tokens, w_bf16.data(), s.out, s.in, io.epilogue(variant),
-                            want.data());
-        sparse::linear_nm_bf16(io.x.data(), s.tokens, sparse::to_n_m(w, s.out, s.in, n, m),
-                               io.epilogue(variant), got.data());
-        test::expect_close(got, want, 1e-5, "linear_nm_bf16");
+        const auto nm = sparse::to_n_m(w, s.out, s.in, n, m);
+        expect_agreement(
+            s, seed++, variant,
+            [&](const float* x, const sparse::Epilogue& e, float* y) {
+              sparse::linear_bf16(x, s.tokens, w_bf16.data(), s.out, s.in, e, y);
+            },
+            [&](const float* x, const sparse::Epilogue& e, float* y) {
+              sparse::linear_nm_bf16(x, s.tokens, nm, e, y);
+            },
+            "linear_nm_bf16");
       }
 }
 

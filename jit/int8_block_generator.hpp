@@ -1,0 +1,80 @@
+// What the int8 4x1 tile-kernel generators (AVX2, AVX-512 VNNI) share: the register roles, the
+// loading of the call's arguments, the loop over a block of row groups, and address helpers.
+#pragma once
+
+#include <cstddef>
+
+#include "jit/epilogue_emitter.hpp"
+#include "jit/generator.hpp"
+#include "jit/int8_block_kernel.hpp"
+
+namespace sparq::jit {
+
+class Int8BlockGenerator : public Generator {
+ protected:
+  Int8BlockGenerator() : epilogue_(*this) {}
+
+  Xbyak::Address arg(size_t offset) const { return ptr[args_ + offset]; }
+
+  // Emits the whole function: prologue, `per_call()` once, then for every group of the call
+  // `per_group()` followed by advancing y, residual and the group pointer.
+  template <typename PerCall, typename PerGroup>
+  void generate_group_loop(const Int8KernelKey& key, PerCall per_call, PerGroup per_group) {
+    preamble();
+    mov(x_, arg(offsetof(Int8TileArgs, x)));
+    mov(group_, arg(offsetof(Int8TileArgs, group_begin)));
+    mov(y_, arg(offsetof(Int8TileArgs, y)));
+    mov(y_stride_, arg(offsetof(Int8TileArgs, y_stride)));
+    lea(y_stride3_, ptr[y_stride_ + y_stride_ * 2]);
+    if (key.residual) {
+      mov(res_, arg(offsetof(Int8TileArgs, residual)));
+      mov(res_stride_, arg(offsetof(Int8TileArgs, residual_stride)));
+      lea(res_stride3_, ptr[res_stride_ + res_stride_ * 2]);
+    }
+    per_call();
+    Xbyak::Label group_loop, done;
+    cmp(group_, arg(offsetof(Int8TileArgs, group_end)));
+    je(done, T_NEAR);
+    L(group_loop);
+    per_group();
+    add(y_, 4 * (key.int8_output ? 1 : 4));
+    if (key.residual) add(res_, 4 * sizeof(float));
+    add(group_, sizeof(int64_t));
+    cmp(group_, arg(offsetof(Int8TileArgs, group_end)));
+    jne(group_loop, T_NEAR);
+    L(done);
+    postamble();
+    epilogue_.emit_table();
+  }
+
+  // reg = byte offset of the current group's 4 rows in the per-row arrays (w_scale, bias,
+  // compensation): 16 * g = 2 * (group_ - group_begin).
+  void group_row_offset(const Xbyak::Reg64& reg) {
+    mov(reg, group_);
+    sub(reg, arg(offsetof(Int8TileArgs, group_begin)));
+    add(reg, reg);
+  }
+
+  // Token j (0..3) after `base`, with stride and 3 * stride in registers.
+  Xbyak::Address token(const Xbyak::Reg64& base, const Xbyak::Reg64& stride,
+                       const Xbyak::Reg64& stride3, int j) const {
+    switch (j) {
+      case 0:
+        return ptr[base];
+      case 1:
+        return ptr[base + stride];
+      case 2:
+        return ptr[base + stride * 2];
+      default:
+        return ptr[base + stride3];
+    }
+  }
+
+  EpilogueEmitter epilogue_;
+  // Register roles. rbp walks group_begin; rax, rbx, rcx, rdx, r8, r9 are scratch between phases.
+  const Xbyak::Reg64 args_ = rdi, x_ = rsi, entry_ = rdx, count_ = rcx, group_ = rbp;
+  const Xbyak::Reg64 y_ = r10, y_stride_ = r11, y_stride3_ = r12;
+  const Xbyak::Reg64 res_ = r13, res_stride_ = r14, res_stride3_ = r15;
+};
+
+}  // namespace sparq::jit
