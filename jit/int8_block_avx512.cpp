@@ -6,14 +6,15 @@
 // Activations are u8 = q + 128; the epilogue subtracts 128 * sum(w[r]) (the compensation).
 #include <cstddef>
 
-#include "jit/int8_block_generator.hpp"
+#include "jit/block_tile_generator.hpp"
+#include "jit/int8_block_kernel.hpp"
 
 namespace sparq::jit {
 namespace {
 
 using namespace Xbyak;
 
-class Avx512VnniGenerator : public Int8BlockGenerator {
+class Avx512VnniGenerator : public BlockTileGenerator {
  public:
   explicit Avx512VnniGenerator(const Int8KernelKey& key) {
     generate(key);
@@ -31,11 +32,11 @@ class Avx512VnniGenerator : public Int8BlockGenerator {
   void dequantize(const Int8KernelKey& key);
 };
 
-#define ARG(field) arg(offsetof(Int8TileArgs, field))
+#define ARG(field) arg(offsetof(BlockTileArgs, field))
 
 void Avx512VnniGenerator::generate(const Int8KernelKey& key) {
   generate_group_loop(
-      key, [] {},
+      key.residual, key.int8_output ? 1 : 4, [] {},
       [&] {
         accumulate();
         dequantize(key);
@@ -164,7 +165,7 @@ void Avx512VnniGenerator::finish_quarter(const Int8KernelKey& key, int q) {
 class Avx512VnniKernel final : public Int8BlockKernel {
  public:
   explicit Avx512VnniKernel(const Int8KernelKey& key) : Int8BlockKernel(key), code_(key) {}
-  void run(const Int8TileArgs& args) const override { code_.entry()(&args); }
+  void run(const BlockTileArgs& args) const override { code_.entry()(&args); }
   int tile_tokens() const override { return 64; }
 
  private:

@@ -13,28 +13,12 @@
 #include <memory>
 #include <string>
 
+#include "jit/block_tile.hpp"
 #include "jit/cpu_features.hpp"
 #include "sparq/types.hpp"
 #include "sparse/int8_block_pack.hpp"
 
 namespace sparq::jit {
-
-// Field order is the JIT code's ABI: offsets are taken with offsetof.
-struct Int8TileArgs {
-  const uint8_t* x;             // the activation slice, [in][tile_tokens()] (layout element type)
-  const uint8_t* entries;       // all entries of the layer; group_begin indexes them
-  const int64_t* group_begin;   // first group's entry index; group g ends where g + 1 begins
-  const int64_t* group_end;     // &group_begin[number of groups to run]
-  const float* x_scale;         // the slice's token scales, in kernel lane order
-  const float* w_scale;         // row scales, from the first group's row 0 on
-  const float* bias;            // row biases, likewise
-  const int32_t* compensation;  // row compensations (quads_u8), likewise
-  void* y;                      // output of (token 0 of the slice, row 0 of the first group)
-  int64_t y_stride;             // bytes between tokens of y
-  const float* residual;        // like y, fp32; read when the kernel was built with residual
-  int64_t residual_stride;      // bytes between tokens of residual
-  float inv_y_scale;            // int8 output: 1 / y_scale
-};
 
 struct Int8KernelKey {
   Isa isa = Isa::avx2;
@@ -50,7 +34,7 @@ struct Int8KernelKey {
 class Int8BlockKernel {
  public:
   virtual ~Int8BlockKernel() = default;
-  virtual void run(const Int8TileArgs& args) const = 0;
+  virtual void run(const BlockTileArgs& args) const = 0;
   virtual int tile_tokens() const = 0;
   const Int8KernelKey& key() const { return key_; }
   sparse::Int8Layout layout() const {

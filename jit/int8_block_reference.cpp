@@ -15,7 +15,7 @@ class ReferenceKernel final : public Int8BlockKernel {
   explicit ReferenceKernel(const Int8KernelKey& key) : Int8BlockKernel(key) {}
   int tile_tokens() const override { return 16; }
 
-  void run(const Int8TileArgs& a) const override {
+  void run(const BlockTileArgs& a) const override {
     const auto layout = sparse::Int8Layout::pairs_i16;
     const int bytes = sparse::entry_bytes(layout);
     const int64_t elem = key().int8_output ? 1 : 4;

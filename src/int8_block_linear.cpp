@@ -68,7 +68,7 @@ void Int8BlockLinear::run(const QuantizedInput::Impl& q, void* y, float y_scale,
       *arena_, sparse::ceil_div(w.groups(), kGroupsPerCall), [&](int64_t b0, int64_t b1) {
         alignas(64) uint8_t stage[sparse::kChunkTokens * kGroupsPerCall * 4 * sizeof(float)];
         alignas(64) float stage_res[sparse::kChunkTokens * kGroupsPerCall * 4];
-        jit::Int8TileArgs a{};
+        jit::BlockTileArgs a{};
         a.entries = w.entries.data();
         a.inv_y_scale = int8_out ? 1.0f / y_scale : 0.0f;
         for (int64_t slice = 0; slice < slices; ++slice) {

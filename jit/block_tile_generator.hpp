@@ -1,46 +1,49 @@
-// What the int8 4x1 tile-kernel generators (AVX2, AVX-512 VNNI) share: the register roles, the
-// loading of the call's arguments, the loop over a block of row groups, and address helpers.
+// What every 4x1 block-sparse tile-kernel generator (int8 and f32, any ISA) shares: the register
+// roles, the loading of the call's arguments, the loop over a block of row groups, and address
+// helpers.
 #pragma once
 
 #include <cstddef>
 
 #include "jit/epilogue_emitter.hpp"
 #include "jit/generator.hpp"
-#include "jit/int8_block_kernel.hpp"
+#include "jit/block_tile.hpp"
 
 namespace sparq::jit {
 
-class Int8BlockGenerator : public Generator {
+class BlockTileGenerator : public Generator {
  protected:
-  Int8BlockGenerator() : epilogue_(*this) {}
+  BlockTileGenerator() : epilogue_(*this) {}
 
   Xbyak::Address arg(size_t offset) const { return ptr[args_ + offset]; }
 
   // Emits the whole function: prologue, `per_call()` once, then for every group of the call
-  // `per_group()` followed by advancing y, residual and the group pointer.
+  // `per_group()` followed by advancing y (4 rows of y_element_bytes), residual and the group
+  // pointer.
   template <typename PerCall, typename PerGroup>
-  void generate_group_loop(const Int8KernelKey& key, PerCall per_call, PerGroup per_group) {
+  void generate_group_loop(bool residual, int y_element_bytes, PerCall per_call,
+                           PerGroup per_group) {
     preamble();
-    mov(x_, arg(offsetof(Int8TileArgs, x)));
-    mov(group_, arg(offsetof(Int8TileArgs, group_begin)));
-    mov(y_, arg(offsetof(Int8TileArgs, y)));
-    mov(y_stride_, arg(offsetof(Int8TileArgs, y_stride)));
+    mov(x_, arg(offsetof(BlockTileArgs, x)));
+    mov(group_, arg(offsetof(BlockTileArgs, group_begin)));
+    mov(y_, arg(offsetof(BlockTileArgs, y)));
+    mov(y_stride_, arg(offsetof(BlockTileArgs, y_stride)));
     lea(y_stride3_, ptr[y_stride_ + y_stride_ * 2]);
-    if (key.residual) {
-      mov(res_, arg(offsetof(Int8TileArgs, residual)));
-      mov(res_stride_, arg(offsetof(Int8TileArgs, residual_stride)));
+    if (residual) {
+      mov(res_, arg(offsetof(BlockTileArgs, residual)));
+      mov(res_stride_, arg(offsetof(BlockTileArgs, residual_stride)));
       lea(res_stride3_, ptr[res_stride_ + res_stride_ * 2]);
     }
     per_call();
     Xbyak::Label group_loop, done;
-    cmp(group_, arg(offsetof(Int8TileArgs, group_end)));
+    cmp(group_, arg(offsetof(BlockTileArgs, group_end)));
     je(done, T_NEAR);
     L(group_loop);
     per_group();
-    add(y_, 4 * (key.int8_output ? 1 : 4));
-    if (key.residual) add(res_, 4 * sizeof(float));
+    add(y_, 4 * y_element_bytes);
+    if (residual) add(res_, 4 * sizeof(float));
     add(group_, sizeof(int64_t));
-    cmp(group_, arg(offsetof(Int8TileArgs, group_end)));
+    cmp(group_, arg(offsetof(BlockTileArgs, group_end)));
     jne(group_loop, T_NEAR);
     L(done);
     postamble();
@@ -51,7 +54,7 @@ class Int8BlockGenerator : public Generator {
   // compensation): 16 * g = 2 * (group_ - group_begin).
   void group_row_offset(const Xbyak::Reg64& reg) {
     mov(reg, group_);
-    sub(reg, arg(offsetof(Int8TileArgs, group_begin)));
+    sub(reg, arg(offsetof(BlockTileArgs, group_begin)));
     add(reg, reg);
   }
 
