@@ -24,4 +24,14 @@ struct BlockTileArgs {
   float inv_y_scale;            // int8 output: 1 / y_scale (unused otherwise)
 };
 
+// A generated (or portable) tile kernel: runs the groups [group_begin, group_end) of a packed
+// weight over one slice of tile_tokens() tokens and stores full tiles (all 4 rows of every group,
+// every token of the slice); the caller stages short tiles.
+class BlockTileKernel {
+ public:
+  virtual ~BlockTileKernel() = default;
+  virtual void run(const BlockTileArgs& args) const = 0;
+  virtual int tile_tokens() const = 0;
+};
+
 }  // namespace sparq::jit

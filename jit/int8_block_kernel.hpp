@@ -31,11 +31,8 @@ struct Int8KernelKey {
   auto operator<=>(const Int8KernelKey&) const = default;
 };
 
-class Int8BlockKernel {
+class Int8BlockKernel : public BlockTileKernel {
  public:
-  virtual ~Int8BlockKernel() = default;
-  virtual void run(const BlockTileArgs& args) const = 0;
-  virtual int tile_tokens() const = 0;
   const Int8KernelKey& key() const { return key_; }
   sparse::Int8Layout layout() const {
     return key_.isa == Isa::avx512_vnni ? sparse::Int8Layout::quads_u8
