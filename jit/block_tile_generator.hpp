@@ -5,9 +5,9 @@
 
 #include <cstddef>
 
+#include "jit/block_tile.hpp"
 #include "jit/epilogue_emitter.hpp"
 #include "jit/generator.hpp"
-#include "jit/block_tile.hpp"
 
 namespace sparq::jit {
 

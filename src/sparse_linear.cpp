@@ -9,10 +9,12 @@
 
 #include "jit/cpu_features.hpp"
 #include "sparq/sparq.hpp"
+#include "sparse/bf16.hpp"
 #include "sparse/checks.hpp"
 #include "sparse/reference.hpp"
 #include "sparse/stats.hpp"
 #include "src/dnnl_matmul.hpp"
+#include "src/f32_block_linear.hpp"
 #include "src/int8_block_linear.hpp"
 #include "src/quantized_input.hpp"
 #include "src/threading.hpp"
@@ -39,7 +41,8 @@ struct SparseLinear::Impl {
   int64_t out = 0, in = 0;
   LinearOptions options;
   LinearInfo info;
-  std::optional<Int8BlockLinear> block;  // int8 4x1 kernels
+  std::optional<Int8BlockLinear> block;     // int8 4x1 kernels
+  std::optional<F32BlockLinear> f32_block;  // f32 / bf16 4x1 kernels
   // Dense layers on oneDNN: the weights and one primitive per token count, made on first use.
   std::vector<float> w_f32, bias;
   std::vector<int8_t> w_s8;
@@ -86,6 +89,18 @@ struct SparseLinear::Impl {
   }
 
   void run_f32(const float* x, int64_t tokens, float* y, const float* residual) const {
+    if (f32_block) {
+      f32_block->run(x, tokens, y, residual);
+      return;
+    }
+    if (options.dtype == DType::bf16) {
+      // bf16 semantics on oneDNN's f32 GEMM: the weights were rounded at pack time.
+      thread_local std::vector<float> rounded;
+      rounded.resize(static_cast<size_t>(tokens * in));
+      for (size_t i = 0; i < rounded.size(); ++i)
+        rounded[i] = sparse::from_bf16(sparse::to_bf16(x[i]));
+      x = rounded.data();
+    }
     dense_for(tokens)->run(x, y);
     if (residual)
       for (int64_t i = 0; i < tokens * out; ++i) y[i] += residual[i];
@@ -165,6 +180,53 @@ std::string percent(double fraction) {
   return text;
 }
 
+std::string dense_reason(const SparseLinear::Impl& m) {
+  if (m.options.pattern.kind == Pattern::Kind::dense) return "pattern dense requested";
+  return "auto: only " + percent(m.info.block_sparsity) + " of 4x1 blocks are zero (< " +
+         percent(kMinBlockSparsityForSparse) + "): dense is faster";
+}
+
+// f32 and bf16 layers: the f32 4x1 kernel, or oneDNN's f32 matmul. On this path bf16 means
+// weights and activations rounded to bf16 with fp32 products and sums (sparq has no bf16
+// instruction kernel yet), so results match the bf16 reference up to summation order.
+void pack_float(SparseLinear::Impl& m, const float* weight, const float* bias, bool sparse) {
+  LinearInfo& info = m.info;
+  const bool bf16 = m.options.dtype == DType::bf16;
+  std::vector<float> rounded;
+  if (bf16) {
+    rounded.resize(static_cast<size_t>(m.out * m.in));
+    for (size_t i = 0; i < rounded.size(); ++i)
+      rounded[i] = sparse::from_bf16(sparse::to_bf16(weight[i]));
+    weight = rounded.data();
+  }
+  const std::string bf16_note =
+      bf16 ? "; bf16 runs as bf16-rounded weights and activations on fp32 FMAs" : "";
+  if (sparse) {
+    const jit::Isa isa = jit::best_f32_isa();
+    m.f32_block.emplace(weight, bias, m.out, m.in, m.options.activation, isa, m.options.threads,
+                        bf16);
+    info.kernel = m.f32_block->kernel_name();
+    info.isa = jit::isa_name(isa);
+    info.pattern = "4x1";
+    info.packed_bytes = m.f32_block->weights().bytes();
+    info.reason = (m.options.pattern.kind == Pattern::Kind::block
+                       ? std::string("pattern 4x1 requested")
+                       : "auto: " + percent(info.block_sparsity) + " of 4x1 blocks are zero (>= " +
+                             percent(kMinBlockSparsityForSparse) + ")") +
+                  bf16_note;
+    if (isa == jit::Isa::reference)
+      info.reason += "; this CPU lacks AVX2/FMA: portable C++ kernel (slow)";
+    m.bias = {};
+    return;
+  }
+  info.kernel = "onednn:f32-dense";
+  info.isa = "onednn";
+  info.pattern = "dense";
+  m.w_f32.assign(weight, weight + m.out * m.in);
+  info.packed_bytes = static_cast<int64_t>((m.w_f32.size() + m.bias.size()) * sizeof(float));
+  info.reason = dense_reason(m) + bf16_note;
+}
+
 }  // namespace
 
 SparseLinear SparseLinear::pack(const float* weight, int64_t out, int64_t in, const float* bias,
@@ -191,21 +253,19 @@ SparseLinear SparseLinear::pack(const float* weight, int64_t out, int64_t in, co
     throw NotSupported("SparseLinear::pack: N:M (" + pattern_text +
                        ") kernels are not supported yet; use pattern 4x1, dense or auto");
   }
-  if (options.dtype == DType::bf16)
-    throw NotSupported("SparseLinear::pack: dtype bf16 is not supported yet; use int8 or f32");
   if (p.kind == Pattern::Kind::block && !(p.block == BlockShape{4, 1}))
     throw NotSupported("SparseLinear::pack: " + pattern_text +
                        " blocks are not supported yet; the block-sparse kernels take 4x1");
-  if (options.dtype == DType::f32 && p.kind == Pattern::Kind::block)
-    throw NotSupported(
-        "SparseLinear::pack: f32 block-sparse kernels are not supported yet; "
-        "use dtype int8 or pattern dense");
 
   if (bias) m.bias.assign(bias, bias + out);
-  const bool sparse_kernel =
-      options.dtype == DType::int8 &&
-      (p.kind == Pattern::Kind::block ||
-       (p.kind == Pattern::Kind::automatic && info.block_sparsity >= kMinBlockSparsityForSparse));
+  const bool wants_sparse =
+      p.kind == Pattern::Kind::block ||
+      (p.kind == Pattern::Kind::automatic && info.block_sparsity >= kMinBlockSparsityForSparse);
+  if (options.dtype != DType::int8) {
+    pack_float(m, weight, bias, wants_sparse);
+    return SparseLinear(std::move(impl));
+  }
+  const bool sparse_kernel = wants_sparse;
   if (options.dtype == DType::int8) {
     m.w_s8.resize(static_cast<size_t>(out * in));
     m.w_scale.resize(static_cast<size_t>(out));
@@ -243,18 +303,12 @@ SparseLinear SparseLinear::pack(const float* weight, int64_t out, int64_t in, co
     m.w_scale = {};
     m.bias = {};
   } else {
-    const bool s8 = options.dtype == DType::int8;
-    info.kernel = s8 ? "onednn:int8-dense" : "onednn:f32-dense";
+    info.kernel = "onednn:int8-dense";
     info.isa = "onednn";
     info.pattern = "dense";
-    if (!s8) m.w_f32.assign(weight, weight + out * in);
-    info.packed_bytes = static_cast<int64_t>(
-        m.w_s8.size() + (m.w_scale.size() + m.w_f32.size() + m.bias.size()) * sizeof(float));
-    info.reason = p.kind == Pattern::Kind::dense ? "pattern dense requested"
-                  : s8                           ? "auto: only " + percent(info.block_sparsity) +
-                             " of 4x1 blocks are zero (< " + percent(kMinBlockSparsityForSparse) +
-                             "): dense is faster"
-                       : "auto: f32 runs dense (f32 sparse kernels are not supported yet)";
+    info.packed_bytes =
+        static_cast<int64_t>(m.w_s8.size() + (m.w_scale.size() + m.bias.size()) * sizeof(float));
+    info.reason = dense_reason(m);
   }
   return SparseLinear(std::move(impl));
 }
@@ -268,7 +322,7 @@ void SparseLinear::forward(const float* x, int64_t tokens, float* y, const float
   require(x != nullptr && y != nullptr, "forward: x and y must not be null");
   require(tokens > 0,
           [&] { return "forward: tokens must be positive, got " + std::to_string(tokens); });
-  if (impl().options.dtype == DType::f32) {
+  if (impl().options.dtype != DType::int8) {
     impl().run_f32(x, tokens, y, residual);
     return;
   }

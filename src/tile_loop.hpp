@@ -15,7 +15,7 @@ struct TileLoop {
   tbb::task_arena* arena = nullptr;
   // The packed weight.
   int64_t out = 0;
-  int64_t groups = 0;                   // ceil(out / 4)
+  int64_t groups = 0;                    // ceil(out / 4)
   const int64_t* group_begin = nullptr;  // groups + 1 entry indices
   const uint8_t* entries = nullptr;
   const float* w_scale = nullptr;         // per row, padded to 4 rows per group; int8 only

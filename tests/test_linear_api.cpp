@@ -13,6 +13,7 @@
 #include <vector>
 
 #include "sparq/sparq.hpp"
+#include "sparse/bf16.hpp"
 #include "sparse/prune.hpp"
 #include "sparse/reference.hpp"
 #include "sparse/stats.hpp"
@@ -259,31 +260,47 @@ TEST(SparseLinearDense, Int8MatchesReference) {
         }
 }
 
-TEST(SparseLinearDense, F32MatchesReference) {
+// f32 and bf16 layers, dense on oneDNN and sparse on the f32 4x1 kernel, against the reference of
+// their dtype (bf16: weights and activations rounded to bf16, fp32 sums).
+TEST(SparseLinearFloat, MatchesReference) {
   uint32_t seed = 120;
-  for (const Pattern& pattern : {Pattern::dense(), Pattern::automatic()})
-    for (int64_t in : {96, 33})
-      for (Activation act : {Activation::none, Activation::relu, Activation::gelu_tanh})
-        for (bool residual : {false, true})
-          for (int64_t tokens : {1, 65}) {
-            SCOPED_TRACE(testing::Message() << "pattern=" << pattern.to_string() << " in=" << in
-                                            << " act=" << to_string(act) << " residual=" << residual
-                                            << " tokens=" << tokens);
-            const int64_t out = 70;
-            const auto w = pruned_weight(out, in, 0.8, seed++);
-            const auto bias = test::random_floats(sz(out), seed++);
-            const auto res = test::random_floats(sz(tokens * out), seed++);
-            const auto x = input(tokens, in, seed++);
-            const float* r = residual ? res.data() : nullptr;
-            const auto layer = SparseLinear::pack(w.data(), out, in, bias.data(),
-                                                  options(DType::f32, pattern, act));
-            EXPECT_EQ(layer.info().kernel, "onednn:f32-dense");
-            EXPECT_EQ(layer.info().pattern, "dense");
-            std::vector<float> want(sz(tokens * out));
-            sparse::linear_f32(x.data(), tokens, w.data(), out, in, {bias.data(), act, r},
-                               want.data());
-            test::expect_close(run_forward(layer, x, tokens, r), want, 1e-4, "y");
-          }
+  for (DType dtype : {DType::f32, DType::bf16})
+    for (const Pattern& pattern : {Pattern::dense(), Pattern::automatic(), Pattern::blocks(4, 1)})
+      for (int64_t in : {96, 33})
+        for (Activation act : {Activation::none, Activation::relu, Activation::gelu_tanh})
+          for (bool residual : {false, true})
+            for (int64_t tokens : {1, 65}) {
+              SCOPED_TRACE(testing::Message()
+                           << to_string(dtype) << " pattern=" << pattern.to_string() << " in=" << in
+                           << " act=" << to_string(act) << " residual=" << residual
+                           << " tokens=" << tokens);
+              const int64_t out = 70;
+              const auto w = pruned_weight(out, in, 0.8, seed++);
+              const auto bias = test::random_floats(sz(out), seed++);
+              const auto res = test::random_floats(sz(tokens * out), seed++);
+              const auto x = input(tokens, in, seed++);
+              const float* r = residual ? res.data() : nullptr;
+              const auto layer =
+                  SparseLinear::pack(w.data(), out, in, bias.data(), options(dtype, pattern, act));
+              if (pattern.kind == Pattern::Kind::dense) {
+                EXPECT_EQ(layer.info().kernel, "onednn:f32-dense");
+                EXPECT_EQ(layer.info().pattern, "dense");
+              } else {
+                EXPECT_TRUE(is_block_kernel(layer.info().kernel)) << layer.info().kernel;
+                EXPECT_NE(layer.info().kernel.find("f32-4x1"), std::string::npos);
+                EXPECT_EQ(layer.info().pattern, "4x1");
+              }
+              if (dtype == DType::bf16)
+                EXPECT_NE(layer.info().reason.find("bf16"), std::string::npos);
+              std::vector<float> want(sz(tokens * out));
+              if (dtype == DType::f32)
+                sparse::linear_f32(x.data(), tokens, w.data(), out, in, {bias.data(), act, r},
+                                   want.data());
+              else
+                sparse::linear_bf16(x.data(), tokens, sparse::to_bf16(w).data(), out, in,
+                                    {bias.data(), act, r}, want.data());
+              test::expect_close(run_forward(layer, x, tokens, r), want, 1e-4, "y");
+            }
 }
 
 // ------------------------------------------------------------------------------------------------
@@ -431,9 +448,6 @@ TEST(SparseLinearErrors, PatternTheWeightDoesNotSatisfy) {
 TEST(SparseLinearErrors, UnsupportedRequests) {
   const int64_t out = 8, in = 16;
   const auto w = pruned_weight(out, in, 0.5, 210);
-  EXPECT_THROW_WITH(
-      SparseLinear::pack(w.data(), out, in, nullptr, options(DType::bf16, Pattern::automatic())),
-      NotSupported, "bf16");
   const auto w24 = sparse::prune_n_m(test::random_floats(sz(out * in), 211), out, in, 2, 4);
   ASSERT_TRUE(sparse::fits_n_m(w24, out, in, 2, 4));
   EXPECT_THROW_WITH(
@@ -443,8 +457,8 @@ TEST(SparseLinearErrors, UnsupportedRequests) {
       SparseLinear::pack(w.data(), out, in, nullptr, options(DType::int8, Pattern::blocks(16, 1))),
       NotSupported, "16x1");
   EXPECT_THROW_WITH(
-      SparseLinear::pack(w.data(), out, in, nullptr, options(DType::f32, Pattern::blocks(4, 1))),
-      NotSupported, "f32");
+      SparseLinear::pack(w.data(), out, in, nullptr, options(DType::f32, Pattern::blocks(1, 4))),
+      NotSupported, "1x4");
 }
 
 TEST(SparseLinearErrors, ForwardRejectsInvalidArguments) {
@@ -452,9 +466,8 @@ TEST(SparseLinearErrors, ForwardRejectsInvalidArguments) {
   const auto w = pruned_weight(out, in, 0.5, 220);
   const auto x = input(tokens, in, 221);
   std::vector<float> y(sz(tokens * out));
-  for (DType dtype : {DType::int8, DType::f32})
+  for (DType dtype : {DType::int8, DType::f32, DType::bf16})
     for (const Pattern& pattern : {Pattern::blocks(4, 1), Pattern::dense()}) {
-      if (dtype == DType::f32 && pattern.kind == Pattern::Kind::block) continue;
       SCOPED_TRACE(testing::Message() << to_string(dtype) << " " << pattern.to_string());
       const auto layer = SparseLinear::pack(w.data(), out, in, nullptr, options(dtype, pattern));
       EXPECT_THROW_WITH(layer.forward(nullptr, tokens, y.data()), InvalidArgument,

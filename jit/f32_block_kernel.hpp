@@ -1,0 +1,53 @@
+// The f32 4x1 block-sparse tile kernel: a run of 4-row groups x one slice of tile_tokens()
+// tokens, y = act(sum x w + bias) [+ residual], fp32 in, fp32 out, fp32 accumulation.
+//
+// Variants (chosen from CPUID, see cpu_features.hpp):
+//   avx2       JIT: per entry 2 loads of 8 activations, 4 broadcast weights, 8 vfmadd231ps;
+//              4 rows x 16 tokens per tile
+//   reference  portable C++ on the same layout, for CPUs without AVX2/FMA
+// AVX-512 CPUs run the avx2 variant (an AVX-512F variant does not exist yet).
+#pragma once
+
+#include <memory>
+#include <string>
+
+#include "jit/block_tile.hpp"
+#include "jit/cpu_features.hpp"
+#include "sparq/types.hpp"
+
+namespace sparq::jit {
+
+struct F32KernelKey {
+  Isa isa = Isa::avx2;
+  Activation activation = Activation::none;
+  bool residual = false;
+  // Prefetch the activation column of the entry kEntryReadAhead places ahead: pays when a slice
+  // of activations does not fit in L1 (large in_features).
+  bool prefetch_columns = false;
+  auto operator<=>(const F32KernelKey&) const = default;
+};
+
+class F32BlockKernel : public BlockTileKernel {
+ public:
+  const F32KernelKey& key() const { return key_; }
+  std::string name() const;  // e.g. "jit:f32-4x1:avx2"
+
+ protected:
+  explicit F32BlockKernel(const F32KernelKey& key) : key_(key) {}
+
+ private:
+  F32KernelKey key_;
+};
+
+// The best ISA the f32 kernels have here (capped by SPARQ_MAX_ISA like the int8 ones).
+Isa best_f32_isa();
+
+// Generates (or finds in the process-wide cache) the kernel for a key. Throws NotSupported if the
+// key's ISA is not available on this CPU or has no f32 variant.
+std::shared_ptr<const F32BlockKernel> f32_block_kernel(const F32KernelKey& key);
+
+// The concrete variants (used by f32_block_kernel; exposed for tests).
+std::unique_ptr<F32BlockKernel> make_f32_kernel_avx2(const F32KernelKey& key);
+std::unique_ptr<F32BlockKernel> make_f32_kernel_reference(const F32KernelKey& key);
+
+}  // namespace sparq::jit

@@ -1,0 +1,55 @@
+// Portable C++ variant of the f32 4x1 block-sparse tile kernel, the fallback on CPUs without
+// AVX2/FMA. Same contract and the same layout as the JIT variant.
+#include <cstring>
+
+#include "jit/f32_block_kernel.hpp"
+#include "sparse/f32_block_pack.hpp"
+#include "sparse/reference.hpp"
+
+namespace sparq::jit {
+namespace {
+
+class ReferenceKernel final : public F32BlockKernel {
+ public:
+  explicit ReferenceKernel(const F32KernelKey& key) : F32BlockKernel(key) {}
+  int tile_tokens() const override { return kTokens; }
+
+  void run(const BlockTileArgs& a) const override {
+    for (const int64_t* g = a.group_begin; g != a.group_end; ++g) {
+      const int64_t local = g - a.group_begin;  // group index within this call
+      float acc[4][kTokens] = {};
+      for (int64_t e = g[0]; e < g[1]; ++e) {
+        const uint8_t* entry = a.entries + e * sparse::kF32EntryBytes;
+        uint32_t offset;
+        std::memcpy(&offset, entry, 4);
+        float column[kTokens], w[4];
+        std::memcpy(column, a.x + offset, sizeof column);
+        std::memcpy(w, entry + 4, sizeof w);
+        for (int r = 0; r < 4; ++r)
+          for (int s = 0; s < kTokens; ++s) acc[r][s] += w[r] * column[s];
+      }
+      for (int s = 0; s < kTokens; ++s) {
+        const int t = sparse::f32_slice_token(kTokens, s);
+        for (int r = 0; r < 4; ++r) {
+          const int64_t row = local * 4 + r;
+          float v = sparse::activate(acc[r][s] + a.bias[row], key().activation);
+          if (key().residual)
+            v += *reinterpret_cast<const float*>(reinterpret_cast<const uint8_t*>(a.residual) +
+                                                 t * a.residual_stride + 4 * row);
+          std::memcpy(static_cast<uint8_t*>(a.y) + t * a.y_stride + 4 * row, &v, 4);
+        }
+      }
+    }
+  }
+
+ private:
+  static constexpr int kTokens = 16;
+};
+
+}  // namespace
+
+std::unique_ptr<F32BlockKernel> make_f32_kernel_reference(const F32KernelKey& key) {
+  return std::make_unique<ReferenceKernel>(key);
+}
+
+}  // namespace sparq::jit

@@ -1,0 +1,19 @@
+// fp32 activations into the f32 tile kernels' slice-major layout (sparse/f32_block_pack.hpp),
+// optionally rounded to bf16. The AVX2 path transposes 8 x 8 blocks in registers; the portable
+// one is sparse::layout_f32_activations. Both give identical bytes.
+#pragma once
+
+#include <cstdint>
+
+namespace sparq {
+
+// Uses AVX2 when the CPU has it (and SPARQ_MAX_ISA allows it).
+void layout_f32_activations(const float* x, int64_t tokens, int64_t in, int slice_tokens,
+                            bool round_to_bf16, float* dst);
+
+namespace detail {
+void layout_f32_activations_avx2(const float* x, int64_t tokens, int64_t in, int slice_tokens,
+                                 bool round_to_bf16, float* dst);
+}  // namespace detail
+
+}  // namespace sparq

@@ -1,0 +1,184 @@
+// Every f32 4x1 tile-kernel variant against sparse::linear_f32 on randomized shapes with tails,
+// sparsities from 0 to 100 %, and every epilogue option; the f32 packed layout round trip; the
+// bf16-rounding activation layout.
+#include <gtest/gtest.h>
+
+#include <algorithm>
+#include <cstring>
+#include <limits>
+#include <random>
+
+#include "jit/cpu_features.hpp"
+#include "jit/f32_block_kernel.hpp"
+#include "sparq/error.hpp"
+#include "sparse/bf16.hpp"
+#include "sparse/f32_block_pack.hpp"
+#include "sparse/reference.hpp"
+#include "src/f32_activation_layout.hpp"
+#include "src/f32_block_linear.hpp"
+#include "test_util.hpp"
+
+namespace sparq {
+namespace {
+
+struct Case {
+  int64_t out, in, tokens;
+  double block_sparsity;
+};
+
+// An fp32 weight whose 4x1 blocks are zero with the given probability.
+std::vector<float> block_sparse_weight(int64_t out, int64_t in, double sparsity, uint32_t seed) {
+  auto w = test::random_floats(static_cast<size_t>(out * in), seed);
+  std::mt19937 rng(seed + 1);
+  std::bernoulli_distribution zero(sparsity);
+  for (int64_t g = 0; g < (out + 3) / 4; ++g)
+    for (int64_t c = 0; c < in; ++c)
+      if (zero(rng))
+        for (int64_t r = g * 4; r < std::min(out, g * 4 + 4); ++r) w[r * in + c] = 0.0f;
+  return w;
+}
+
+class F32KernelTest : public ::testing::TestWithParam<jit::Isa> {
+ protected:
+  void SetUp() override {
+    if (!jit::isa_available(GetParam()))
+      GTEST_SKIP() << "this CPU lacks " << jit::isa_name(GetParam())
+                   << ": that kernel variant cannot run here";
+  }
+
+  void check(const Case& c, Activation act, bool residual, uint32_t seed,
+             const std::vector<float>* given_w = nullptr) {
+    SCOPED_TRACE(testing::Message() << "out=" << c.out << " in=" << c.in << " tokens=" << c.tokens
+                                    << " sparsity=" << c.block_sparsity << " act=" << to_string(act)
+                                    << " residual=" << residual);
+    const auto w = given_w ? *given_w : block_sparse_weight(c.out, c.in, c.block_sparsity, seed);
+    const auto bias = test::random_floats(static_cast<size_t>(c.out), seed + 3);
+    const auto x = test::random_floats(static_cast<size_t>(c.tokens * c.in), seed + 4, -2, 2);
+    const auto res = test::random_floats(static_cast<size_t>(c.tokens * c.out), seed + 6);
+
+    std::vector<float> want(static_cast<size_t>(c.tokens * c.out));
+    sparse::linear_f32(x.data(), c.tokens, w.data(), c.out, c.in,
+                       {bias.data(), act, residual ? res.data() : nullptr}, want.data());
+    F32BlockLinear layer(w.data(), bias.data(), c.out, c.in, act, GetParam(), 1, false);
+    std::vector<float> got(want.size(), -12345.0f);
+    layer.run(x.data(), c.tokens, got.data(), residual ? res.data() : nullptr);
+    // Sums of up to `in` products in another order: relative to the magnitude of the terms.
+    test::expect_close(got, want, 2e-6 * std::sqrt(static_cast<double>(c.in)) + 1e-6,
+                       "fp32 output");
+  }
+};
+
+TEST_P(F32KernelTest, RandomShapesWithTails) {
+  const Case cases[] = {{4, 4, 16, 0.5},
+                        {5, 7, 1, 0.5},
+                        {3, 1, 3, 0.0},
+                        {17, 33, 17, 0.9},
+                        {64, 96, 64, 0.7},
+                        {66, 130, 65, 0.8},
+                        {128, 64, 130, 0.5},
+                        {31, 257, 127, 0.95},
+                        {8, 16, 200, 0.99},
+                        // in > 384: the column-prefetching kernel variant
+                        {21, 800, 19, 0.9},
+                        {8, 1030, 33, 0.5}};
+  uint32_t seed = 100;
+  for (const Case& c : cases) check(c, Activation::none, false, seed++);
+}
+
+TEST_P(F32KernelTest, SparsityExtremes) {
+  for (double s : {0.0, 0.5, 0.9, 0.99, 1.0}) check({36, 80, 45, s}, Activation::none, false, 7);
+}
+
+TEST_P(F32KernelTest, OneDenseRowGroupAmongEmptyOnes) {
+  const Case c{40, 50, 33, 1.0};
+  auto w = block_sparse_weight(c.out, c.in, 1.0, 3);
+  const auto row = test::random_floats(static_cast<size_t>(c.in), 4, 0.5f, 1.0f);
+  std::copy(row.begin(), row.end(), w.begin() + 21 * c.in);
+  check(c, Activation::none, false, 5, &w);
+}
+
+TEST_P(F32KernelTest, EveryEpilogue) {
+  uint32_t seed = 300;
+  for (Activation act : {Activation::none, Activation::relu, Activation::gelu_tanh})
+    for (bool residual : {false, true})
+      for (const Case& c : {Case{12, 24, 16, 0.6}, Case{13, 40, 70, 0.8}, Case{64, 40, 64, 0.7}})
+        check(c, act, residual, seed++);
+}
+
+INSTANTIATE_TEST_SUITE_P(AllIsas, F32KernelTest,
+                         ::testing::Values(jit::Isa::reference, jit::Isa::avx2),
+                         [](const auto& param) { return std::string(jit::isa_name(param.param)); });
+
+TEST(F32KernelGeneration, EveryKeyGenerates) {
+  for (Activation act : {Activation::none, Activation::relu, Activation::gelu_tanh})
+    for (bool residual : {false, true})
+      for (bool prefetch : {false, true}) {
+        std::unique_ptr<jit::F32BlockKernel> kernel;
+        EXPECT_NO_THROW(kernel =
+                            jit::make_f32_kernel_avx2({jit::Isa::avx2, act, residual, prefetch}));
+        ASSERT_NE(kernel, nullptr);
+        EXPECT_EQ(kernel->tile_tokens(), 16);
+        EXPECT_EQ(kernel->name(), "jit:f32-4x1:avx2");
+      }
+  EXPECT_THROW(jit::f32_block_kernel({jit::Isa::avx512_vnni}), NotSupported);
+}
+
+TEST(F32Pack, RoundTripAndCounts) {
+  for (auto [out, in] : {std::pair<int64_t, int64_t>{1, 1}, {7, 9}, {64, 33}}) {
+    const auto w = block_sparse_weight(out, in, 0.7, static_cast<uint32_t>(out + in));
+    const auto p = sparse::pack_f32_4x1(w.data(), nullptr, out, in, 16);
+    EXPECT_EQ(sparse::to_dense(p), w) << out << "x" << in;
+    int64_t blocks = 0;
+    for (int64_t g = 0; g < (out + 3) / 4; ++g)
+      for (int64_t c = 0; c < in; ++c) {
+        bool nz = false;
+        for (int64_t r = g * 4; r < std::min(out, g * 4 + 4); ++r) nz |= w[r * in + c] != 0.0f;
+        blocks += nz;
+      }
+    EXPECT_EQ(p.nonzero_blocks, blocks);
+    EXPECT_EQ(p.group_begin.back(), blocks);
+  }
+  EXPECT_THROW(sparse::pack_f32_4x1(nullptr, nullptr, 4, 4, 16), InvalidArgument);
+}
+
+TEST(F32Pack, ActivationLayoutPlacesEveryTokenAndPadsWithZeros) {
+  const int64_t tokens = 19, in = 5;
+  const auto x = test::random_floats(static_cast<size_t>(tokens * in), 1);
+  std::vector<float> laid(static_cast<size_t>(sparse::f32_activation_floats(tokens, in, 16)), 7.f);
+  ASSERT_EQ(laid.size(), static_cast<size_t>(32 * in));
+  sparse::layout_f32_activations(x.data(), tokens, in, 16, false, laid.data());
+  for (int64_t s = 0; s < 2; ++s)
+    for (int64_t i = 0; i < in; ++i)
+      for (int slot = 0; slot < 16; ++slot) {
+        const int64_t t = s * 16 + sparse::f32_slice_token(16, slot);
+        const float want = t < tokens ? x[t * in + i] : 0.0f;
+        EXPECT_EQ(laid[(s * in + i) * 16 + slot], want) << "t=" << t << " i=" << i;
+      }
+  sparse::layout_f32_activations(x.data(), tokens, in, 16, true, laid.data());
+  for (int slot = 0; slot < 16; ++slot) {
+    const int64_t t = sparse::f32_slice_token(16, slot);
+    EXPECT_EQ(laid[slot], sparse::from_bf16(sparse::to_bf16(x[t * in])));
+  }
+}
+
+TEST(F32Pack, VectorLayoutMatchesPortable) {
+  if (!jit::isa_available(jit::Isa::avx2)) GTEST_SKIP() << "this CPU lacks AVX2";
+  for (bool bf16 : {false, true})
+    for (auto [tokens, in] :
+         {std::pair<int64_t, int64_t>{1, 3}, {16, 8}, {19, 13}, {33, 64}, {130, 771}}) {
+      auto x =
+          test::random_floats(static_cast<size_t>(tokens * in), static_cast<uint32_t>(in), -3, 3);
+      x[0] = std::numeric_limits<float>::quiet_NaN();
+      x.back() = -std::numeric_limits<float>::infinity();
+      const size_t n = static_cast<size_t>(sparse::f32_activation_floats(tokens, in, 16));
+      std::vector<float> a(n, 1.0f), b(n, 2.0f);
+      detail::layout_f32_activations_avx2(x.data(), tokens, in, 16, bf16, a.data());
+      sparse::layout_f32_activations(x.data(), tokens, in, 16, bf16, b.data());
+      // Compare bits: NaN != NaN as floats.
+      EXPECT_EQ(0, std::memcmp(a.data(), b.data(), n * sizeof(float)))
+          << "tokens=" << tokens << " in=" << in << " bf16=" << bf16;
+    }
+}
+
+}  // namespace
+}  // namespace sparq
