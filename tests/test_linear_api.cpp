@@ -290,8 +290,9 @@ TEST(SparseLinearFloat, MatchesReference) {
                 EXPECT_NE(layer.info().kernel.find("f32-4x1"), std::string::npos);
                 EXPECT_EQ(layer.info().pattern, "4x1");
               }
-              if (dtype == DType::bf16)
+              if (dtype == DType::bf16) {
                 EXPECT_NE(layer.info().reason.find("bf16"), std::string::npos);
+              }
               std::vector<float> want(sz(tokens * out));
               if (dtype == DType::f32)
                 sparse::linear_f32(x.data(), tokens, w.data(), out, in, {bias.data(), act, r},
