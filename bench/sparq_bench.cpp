@@ -127,7 +127,7 @@ nlohmann::json to_json(const Result& r) {
       {"dense_s8_max_error", r.dense_s8_error},
       {"reps", r.reps},
       {"kernel", r.kernel},
-      {"dense_kernel", "onednn:" + r.dense_impl + (s.dtype == sparq::DType::int8 ? ":u8s8" : "")},
+      {"dense_kernel", "onednn:" + r.dense_impl + (s.dtype == sparq::DType::int8 ? ":u8s8" : ":f32")},
       {"isa", sparq::cpu_isa_name()}};
 }
 

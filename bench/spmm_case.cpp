@@ -4,6 +4,7 @@
 #include <cmath>
 #include <random>
 
+#include "sparse/bf16.hpp"
 #include "sparse/prune.hpp"
 #include "sparse/reference.hpp"
 
@@ -113,6 +114,9 @@ std::vector<float> SpmmCase::reference(const float* x_scale) const {
   if (spec_.dtype == DType::int8)
     sparse::linear_int8(xq_.data(), x_scale, spec_.tokens, wq_.data(), w_scale_.data(), spec_.out,
                         spec_.in, {bias_.data()}, ref.data());
+  else if (spec_.dtype == DType::bf16)
+    sparse::linear_bf16(x_.data(), spec_.tokens, sparse::to_bf16(w_).data(), spec_.out, spec_.in,
+                        {bias_.data()}, ref.data());
   else
     sparse::linear_f32(x_.data(), spec_.tokens, w_.data(), spec_.out, spec_.in, {bias_.data()},
                        ref.data());
@@ -124,6 +128,13 @@ double SpmmCase::sparse_max_error() const {
 }
 
 double SpmmCase::dense_max_error() const {
+  if (spec_.dtype != DType::int8) {
+    // The dense baseline of f32 and bf16 layers is oneDNN's f32 matmul on the unrounded values.
+    std::vector<float> ref(y_dense_.size());
+    sparse::linear_f32(x_.data(), spec_.tokens, w_.data(), spec_.out, spec_.in, {bias_.data()},
+                       ref.data());
+    return max_error(y_dense_, ref);
+  }
   // The dense baseline applies the per-channel weight scales and the bias, not the per-token
   // activation scales (oneDNN 2.6 has no fast kernel for those): its reference uses scale 1.
   const std::vector<float> unit_scale(x_scale_.size(), 1.0f);

@@ -28,11 +28,13 @@ class SpmmCase {
   void run_sparse();       // sparq, on pre-quantized activations
   void run_sparse_fp32();  // sparq from fp32 activations: quantization included
   // oneDNN dense int8, on the same quantized activations: u8 (x + 128, the shift folded into
-  // the bias; oneDNN's fastest int8 path on CPUs without VNNI) and s8. fp32 cases: run_dense only.
+  // the bias; oneDNN's fastest int8 path on CPUs without VNNI) and s8. f32 and bf16 cases:
+  // run_dense only, oneDNN's f32 matmul (bf16 too: oneDNN 2.6 has bf16 GEMMs only for
+  // AVX-512 CPUs).
   void run_dense();
   void run_dense_s8();
-  // max |y - reference| / max |reference| for sparq and oneDNN, against sparse::linear_int8 or
-  // sparse::linear_f32.
+  // max |y - reference| / max |reference| for sparq and oneDNN, against sparse::linear_int8,
+  // linear_bf16 (sparq's bf16) or linear_f32.
   double sparse_max_error() const;
   double dense_max_error() const;
   bool has_s8_baseline() const { return dense_s8_ != nullptr; }
