@@ -74,4 +74,18 @@ void Avx2TileGenerator::store_half(int half, bool residual, bool int8_output) {
   }
 }
 
+void Avx2TileGenerator::add_bias_and_activate(Activation activation) {
+  const Ymm b = ymm11, t0 = ymm12, t1 = ymm13, t2 = ymm14;
+  group_row_offset(rcx);
+  mov(rax, arg(offsetof(BlockTileArgs, bias)));
+  add(rax, rcx);
+  for (int r = 0; r < 4; ++r) {
+    vbroadcastss(b, dword[rax + 4 * r]);
+    for (int h = 0; h < 2; ++h) {
+      vaddps(acc(r, h), acc(r, h), b);
+      epilogue_.activation(activation, acc(r, h), t0, t1, t2);
+    }
+  }
+}
+
 }  // namespace sparq::jit

@@ -4,6 +4,7 @@
 #pragma once
 
 #include "jit/block_tile_generator.hpp"
+#include "sparq/types.hpp"
 
 namespace sparq::jit {
 
@@ -15,6 +16,10 @@ class Avx2TileGenerator : public BlockTileGenerator {
   // adds the residual, and stores (fp32, or requantized int8 with inv_y_scale). Clobbers
   // ymm10..15 and the accumulators of the half; rax, rcx, rdx, r8.
   void store_half(int half, bool residual, bool int8_output);
+
+  // f32 accumulators: add the group's 4 row biases, then the activation. Clobbers ymm11..14,
+  // rax, rcx.
+  void add_bias_and_activate(Activation activation);
 };
 
 }  // namespace sparq::jit

@@ -25,7 +25,7 @@ class F32Avx2Generator : public Avx2TileGenerator {
         key.residual, 4, [] {},
         [&] {
           accumulate(key.prefetch_columns);
-          bias_and_activation(key.activation);
+          add_bias_and_activate(key.activation);
           store_half(0, key.residual, false);
           store_half(1, key.residual, false);
         });
@@ -34,7 +34,6 @@ class F32Avx2Generator : public Avx2TileGenerator {
 
  private:
   void accumulate(bool prefetch_columns);
-  void bias_and_activation(Activation activation);
 };
 
 void F32Avx2Generator::accumulate(bool prefetch_columns) {
@@ -73,20 +72,6 @@ void F32Avx2Generator::accumulate(bool prefetch_columns) {
   L(end);
 }
 
-void F32Avx2Generator::bias_and_activation(Activation activation) {
-  const Ymm b = ymm11, t0 = ymm12, t1 = ymm13, t2 = ymm14;
-  group_row_offset(rcx);
-  mov(rax, arg(offsetof(BlockTileArgs, bias)));
-  add(rax, rcx);
-  for (int r = 0; r < 4; ++r) {
-    vbroadcastss(b, dword[rax + 4 * r]);
-    for (int h = 0; h < 2; ++h) {
-      vaddps(acc(r, h), acc(r, h), b);
-      epilogue_.activation(activation, acc(r, h), t0, t1, t2);
-    }
-  }
-}
-
 class Avx2Kernel final : public F32BlockKernel {
  public:
   explicit Avx2Kernel(const F32KernelKey& key) : F32BlockKernel(key), code_(key) {}
@@ -100,6 +85,7 @@ class Avx2Kernel final : public F32BlockKernel {
 }  // namespace
 
 std::unique_ptr<F32BlockKernel> make_f32_kernel_avx2(const F32KernelKey& key) {
+  if (key.layout == F32Layout::n2_m4) return make_f32_nm_kernel_avx2(key);
   return std::make_unique<Avx2Kernel>(key);
 }
 

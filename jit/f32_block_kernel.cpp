@@ -11,7 +11,8 @@ namespace sparq::jit {
 
 std::string F32BlockKernel::name() const {
   const char* prefix = key_.isa == Isa::reference ? "cpp:" : "jit:";
-  return std::string(prefix) + "f32-4x1:" + isa_name(key_.isa);
+  const char* layout = key_.layout == F32Layout::n2_m4 ? "f32-2:4:" : "f32-4x1:";
+  return std::string(prefix) + layout + isa_name(key_.isa);
 }
 
 Isa best_f32_isa() { return std::min(best_int8_isa(), Isa::avx2); }

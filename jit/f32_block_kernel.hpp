@@ -1,10 +1,12 @@
-// The f32 4x1 block-sparse tile kernel: a run of 4-row groups x one slice of tile_tokens()
-// tokens, y = act(sum x w + bias) [+ residual], fp32 in, fp32 out, fp32 accumulation.
-//
+// The f32 sparse tile kernels: a run of 4-row groups x one slice of tile_tokens() tokens,
+// y = act(sum x w + bias) [+ residual], fp32 in, fp32 out, fp32 accumulation. Two weight layouts:
+//   block_4x1  sparse/f32_block_pack.hpp: per entry (one column of a group) 2 loads of 8
+//              activations, 4 broadcast weights, 8 vfmadd231ps
+//   n2_m4      sparse/f32_nm_pack.hpp (2:4): per block of 4 columns and row, 2 broadcast values,
+//              each times the 16 activations of its column (2 vfmadd231ps with memory operands)
 // Variants (chosen from CPUID, see cpu_features.hpp):
-//   avx2       JIT: per entry 2 loads of 8 activations, 4 broadcast weights, 8 vfmadd231ps;
-//              4 rows x 16 tokens per tile
-//   reference  portable C++ on the same layout, for CPUs without AVX2/FMA
+//   avx2       JIT, 4 rows x 16 tokens per tile
+//   reference  portable C++ on the same layouts, for CPUs without AVX2/FMA
 // AVX-512 CPUs run the avx2 variant (an AVX-512F variant does not exist yet).
 #pragma once
 
@@ -17,8 +19,11 @@
 
 namespace sparq::jit {
 
+enum class F32Layout { block_4x1, n2_m4 };
+
 struct F32KernelKey {
   Isa isa = Isa::avx2;
+  F32Layout layout = F32Layout::block_4x1;
   Activation activation = Activation::none;
   bool residual = false;
   // Prefetch the activation column of the entry kEntryReadAhead places ahead: pays when a slice
@@ -30,7 +35,7 @@ struct F32KernelKey {
 class F32BlockKernel : public BlockTileKernel {
  public:
   const F32KernelKey& key() const { return key_; }
-  std::string name() const;  // e.g. "jit:f32-4x1:avx2"
+  std::string name() const;  // e.g. "jit:f32-4x1:avx2", "jit:f32-2:4:avx2"
 
  protected:
   explicit F32BlockKernel(const F32KernelKey& key) : key_(key) {}
@@ -47,7 +52,8 @@ Isa best_f32_isa();
 std::shared_ptr<const F32BlockKernel> f32_block_kernel(const F32KernelKey& key);
 
 // The concrete variants (used by f32_block_kernel; exposed for tests).
-std::unique_ptr<F32BlockKernel> make_f32_kernel_avx2(const F32KernelKey& key);
+std::unique_ptr<F32BlockKernel> make_f32_kernel_avx2(const F32KernelKey& key);  // either layout
+std::unique_ptr<F32BlockKernel> make_f32_nm_kernel_avx2(const F32KernelKey& key);
 std::unique_ptr<F32BlockKernel> make_f32_kernel_reference(const F32KernelKey& key);
 
 }  // namespace sparq::jit

@@ -14,7 +14,7 @@
 #include "sparse/reference.hpp"
 #include "sparse/stats.hpp"
 #include "src/dnnl_matmul.hpp"
-#include "src/f32_block_linear.hpp"
+#include "src/f32_tile_linear.hpp"
 #include "src/int8_block_linear.hpp"
 #include "src/quantized_input.hpp"
 #include "src/threading.hpp"
@@ -26,8 +26,11 @@ using sparse::require;
 // The largest in_features whose int8 dot products cannot overflow int32 (127 * 127 * in < 2^31).
 constexpr int64_t kMaxInFeatures = 131072;
 
-// Below this fraction of all-zero 4x1 blocks, `auto` runs int8 layers dense on oneDNN.
+// Below this fraction of all-zero 4x1 blocks, `auto` does not pick the 4x1 kernels.
 constexpr double kMinBlockSparsityForSparse = 0.5;
+// A 2:4 weight with fewer zeros than this (e.g. a dense one with a few zeros that happens to fit
+// 2:4) runs dense under `auto`.
+constexpr double kMinSparsityFor2of4 = 0.45;
 
 QuantizedInput::QuantizedInput() : impl_(std::make_unique<Impl>()) {}
 QuantizedInput::~QuantizedInput() = default;
@@ -41,8 +44,8 @@ struct SparseLinear::Impl {
   int64_t out = 0, in = 0;
   LinearOptions options;
   LinearInfo info;
-  std::optional<Int8BlockLinear> block;     // int8 4x1 kernels
-  std::optional<F32BlockLinear> f32_block;  // f32 / bf16 4x1 kernels
+  std::optional<Int8BlockLinear> block;    // int8 4x1 kernels
+  std::optional<F32TileLinear> f32_tiles;  // f32 / bf16 4x1 and 2:4 kernels
   // Dense layers on oneDNN: the weights and one primitive per token count, made on first use.
   std::vector<float> w_f32, bias;
   std::vector<int8_t> w_s8;
@@ -89,8 +92,8 @@ struct SparseLinear::Impl {
   }
 
   void run_f32(const float* x, int64_t tokens, float* y, const float* residual) const {
-    if (f32_block) {
-      f32_block->run(x, tokens, y, residual);
+    if (f32_tiles) {
+      f32_tiles->run(x, tokens, y, residual);
       return;
     }
     if (options.dtype == DType::bf16) {
@@ -183,13 +186,16 @@ std::string percent(double fraction) {
 std::string dense_reason(const SparseLinear::Impl& m) {
   if (m.options.pattern.kind == Pattern::Kind::dense) return "pattern dense requested";
   return "auto: only " + percent(m.info.block_sparsity) + " of 4x1 blocks are zero (< " +
-         percent(kMinBlockSparsityForSparse) + "): dense is faster";
+         percent(kMinBlockSparsityForSparse) + ") and the weight is not 2:4: dense is faster";
 }
 
-// f32 and bf16 layers: the f32 4x1 kernel, or oneDNN's f32 matmul. On this path bf16 means
-// weights and activations rounded to bf16 with fp32 products and sums (sparq has no bf16
+enum class FloatKernel { dense, block_4x1, n2_m4 };
+
+// f32 and bf16 layers: the f32 4x1 or 2:4 kernel, or oneDNN's f32 matmul. On this path bf16
+// means weights and activations rounded to bf16 with fp32 products and sums (sparq has no bf16
 // instruction kernel yet), so results match the bf16 reference up to summation order.
-void pack_float(SparseLinear::Impl& m, const float* weight, const float* bias, bool sparse) {
+void pack_float(SparseLinear::Impl& m, const float* weight, const float* bias, FloatKernel kind,
+                const std::string& reason) {
   LinearInfo& info = m.info;
   const bool bf16 = m.options.dtype == DType::bf16;
   std::vector<float> rounded;
@@ -201,19 +207,17 @@ void pack_float(SparseLinear::Impl& m, const float* weight, const float* bias, b
   }
   const std::string bf16_note =
       bf16 ? "; bf16 runs as bf16-rounded weights and activations on fp32 FMAs" : "";
-  if (sparse) {
+  if (kind != FloatKernel::dense) {
     const jit::Isa isa = jit::best_f32_isa();
-    m.f32_block.emplace(weight, bias, m.out, m.in, m.options.activation, isa, m.options.threads,
-                        bf16);
-    info.kernel = m.f32_block->kernel_name();
+    const auto layout =
+        kind == FloatKernel::n2_m4 ? jit::F32Layout::n2_m4 : jit::F32Layout::block_4x1;
+    m.f32_tiles.emplace(weight, bias, m.out, m.in, layout, m.options.activation, isa,
+                        m.options.threads, bf16);
+    info.kernel = m.f32_tiles->kernel_name();
     info.isa = jit::isa_name(isa);
-    info.pattern = "4x1";
-    info.packed_bytes = m.f32_block->weights().bytes();
-    info.reason = (m.options.pattern.kind == Pattern::Kind::block
-                       ? std::string("pattern 4x1 requested")
-                       : "auto: " + percent(info.block_sparsity) + " of 4x1 blocks are zero (>= " +
-                             percent(kMinBlockSparsityForSparse) + ")") +
-                  bf16_note;
+    info.pattern = kind == FloatKernel::n2_m4 ? "2:4" : "4x1";
+    info.packed_bytes = m.f32_tiles->packed_bytes();
+    info.reason = reason + bf16_note;
     if (isa == jit::Isa::reference)
       info.reason += "; this CPU lacks AVX2/FMA: portable C++ kernel (slow)";
     m.bias = {};
@@ -224,7 +228,7 @@ void pack_float(SparseLinear::Impl& m, const float* weight, const float* bias, b
   info.pattern = "dense";
   m.w_f32.assign(weight, weight + m.out * m.in);
   info.packed_bytes = static_cast<int64_t>((m.w_f32.size() + m.bias.size()) * sizeof(float));
-  info.reason = dense_reason(m) + bf16_note;
+  info.reason = reason + bf16_note;
 }
 
 }  // namespace
@@ -250,8 +254,14 @@ SparseLinear SparseLinear::pack(const float* weight, int64_t out, int64_t in, co
       throw InvalidArgument("SparseLinear::pack: pattern " + pattern_text +
                             " requested but the weight is not " + pattern_text + ": " +
                             v->describe(p.n, p.m));
-    throw NotSupported("SparseLinear::pack: N:M (" + pattern_text +
-                       ") kernels are not supported yet; use pattern 4x1, dense or auto");
+    if (!(p.n == 2 && p.m == 4))
+      throw NotSupported("SparseLinear::pack: " + pattern_text +
+                         " kernels are not supported yet; the N:M kernels take 2:4 (a 1:4 "
+                         "weight is 2:4 too)");
+    if (options.dtype == DType::int8)
+      throw NotSupported(
+          "SparseLinear::pack: int8 2:4 kernels are not supported yet; use dtype f32 or bf16 "
+          "for 2:4, or int8 with pattern 4x1, dense or auto");
   }
   if (p.kind == Pattern::Kind::block && !(p.block == BlockShape{4, 1}))
     throw NotSupported("SparseLinear::pack: " + pattern_text +
@@ -262,7 +272,24 @@ SparseLinear SparseLinear::pack(const float* weight, int64_t out, int64_t in, co
       p.kind == Pattern::Kind::block ||
       (p.kind == Pattern::Kind::automatic && info.block_sparsity >= kMinBlockSparsityForSparse);
   if (options.dtype != DType::int8) {
-    pack_float(m, weight, bias, wants_sparse);
+    FloatKernel kind = FloatKernel::dense;
+    std::string reason = dense_reason(m);
+    if (p.kind == Pattern::Kind::n_m) {
+      kind = FloatKernel::n2_m4;
+      reason = "pattern 2:4 requested";
+    } else if (p.kind == Pattern::Kind::block) {
+      kind = FloatKernel::block_4x1;
+      reason = "pattern 4x1 requested";
+    } else if (wants_sparse) {
+      kind = FloatKernel::block_4x1;
+      reason = "auto: " + percent(info.block_sparsity) +
+               " of 4x1 blocks are zero (>= " + percent(kMinBlockSparsityForSparse) + ")";
+    } else if (p.kind == Pattern::Kind::automatic && sparse::fits_n_m(w, out, in, 2, 4) &&
+               info.sparsity >= kMinSparsityFor2of4) {
+      kind = FloatKernel::n2_m4;
+      reason = "auto: the weight is 2:4 (" + percent(info.sparsity) + " zeros)";
+    }
+    pack_float(m, weight, bias, kind, reason);
     return SparseLinear(std::move(impl));
   }
   const bool sparse_kernel = wants_sparse;

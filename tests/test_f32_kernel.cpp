@@ -7,15 +7,18 @@
 #include <cstring>
 #include <limits>
 #include <random>
+#include <tuple>
 
 #include "jit/cpu_features.hpp"
 #include "jit/f32_block_kernel.hpp"
 #include "sparq/error.hpp"
 #include "sparse/bf16.hpp"
 #include "sparse/f32_block_pack.hpp"
+#include "sparse/f32_nm_pack.hpp"
+#include "sparse/prune.hpp"
 #include "sparse/reference.hpp"
 #include "src/f32_activation_layout.hpp"
-#include "src/f32_block_linear.hpp"
+#include "src/f32_tile_linear.hpp"
 #include "test_util.hpp"
 
 namespace sparq {
@@ -38,12 +41,35 @@ std::vector<float> block_sparse_weight(int64_t out, int64_t in, double sparsity,
   return w;
 }
 
-class F32KernelTest : public ::testing::TestWithParam<jit::Isa> {
+// A 2:4 weight; then each kept value is zeroed with probability `extra_sparsity` (blocks with
+// fewer than 2 kept values, all-zero rows).
+std::vector<float> two_of_four_weight(int64_t out, int64_t in, double extra_sparsity,
+                                      uint32_t seed) {
+  auto w =
+      sparse::prune_n_m(test::random_floats(static_cast<size_t>(out * in), seed), out, in, 2, 4);
+  std::mt19937 rng(seed + 1);
+  std::bernoulli_distribution zero(extra_sparsity);
+  for (float& v : w)
+    if (v != 0.0f && zero(rng)) v = 0.0f;
+  return w;
+}
+
+using Variant = std::tuple<jit::Isa, jit::F32Layout>;
+
+class F32KernelTest : public ::testing::TestWithParam<Variant> {
  protected:
+  jit::Isa isa() const { return std::get<0>(GetParam()); }
+  jit::F32Layout layout() const { return std::get<1>(GetParam()); }
+
   void SetUp() override {
-    if (!jit::isa_available(GetParam()))
-      GTEST_SKIP() << "this CPU lacks " << jit::isa_name(GetParam())
+    if (!jit::isa_available(isa()))
+      GTEST_SKIP() << "this CPU lacks " << jit::isa_name(isa())
                    << ": that kernel variant cannot run here";
+  }
+
+  std::vector<float> weight(int64_t out, int64_t in, double sparsity, uint32_t seed) const {
+    return layout() == jit::F32Layout::n2_m4 ? two_of_four_weight(out, in, sparsity, seed)
+                                             : block_sparse_weight(out, in, sparsity, seed);
   }
 
   void check(const Case& c, Activation act, bool residual, uint32_t seed,
@@ -51,7 +77,7 @@ class F32KernelTest : public ::testing::TestWithParam<jit::Isa> {
     SCOPED_TRACE(testing::Message() << "out=" << c.out << " in=" << c.in << " tokens=" << c.tokens
                                     << " sparsity=" << c.block_sparsity << " act=" << to_string(act)
                                     << " residual=" << residual);
-    const auto w = given_w ? *given_w : block_sparse_weight(c.out, c.in, c.block_sparsity, seed);
+    const auto w = given_w ? *given_w : weight(c.out, c.in, c.block_sparsity, seed);
     const auto bias = test::random_floats(static_cast<size_t>(c.out), seed + 3);
     const auto x = test::random_floats(static_cast<size_t>(c.tokens * c.in), seed + 4, -2, 2);
     const auto res = test::random_floats(static_cast<size_t>(c.tokens * c.out), seed + 6);
@@ -59,7 +85,7 @@ class F32KernelTest : public ::testing::TestWithParam<jit::Isa> {
     std::vector<float> want(static_cast<size_t>(c.tokens * c.out));
     sparse::linear_f32(x.data(), c.tokens, w.data(), c.out, c.in,
                        {bias.data(), act, residual ? res.data() : nullptr}, want.data());
-    F32BlockLinear layer(w.data(), bias.data(), c.out, c.in, act, GetParam(), 1, false);
+    F32TileLinear layer(w.data(), bias.data(), c.out, c.in, layout(), act, isa(), 1, false);
     std::vector<float> got(want.size(), -12345.0f);
     layer.run(x.data(), c.tokens, got.data(), residual ? res.data() : nullptr);
     // Sums of up to `in` products in another order: relative to the magnitude of the terms.
@@ -91,8 +117,8 @@ TEST_P(F32KernelTest, SparsityExtremes) {
 
 TEST_P(F32KernelTest, OneDenseRowGroupAmongEmptyOnes) {
   const Case c{40, 50, 33, 1.0};
-  auto w = block_sparse_weight(c.out, c.in, 1.0, 3);
-  const auto row = test::random_floats(static_cast<size_t>(c.in), 4, 0.5f, 1.0f);
+  auto w = weight(c.out, c.in, 1.0, 3);
+  const auto row = weight(1, c.in, 0.0, 4);  // as dense as the layout allows
   std::copy(row.begin(), row.end(), w.begin() + 21 * c.in);
   check(c, Activation::none, false, 5, &w);
 }
@@ -105,21 +131,29 @@ TEST_P(F32KernelTest, EveryEpilogue) {
         check(c, act, residual, seed++);
 }
 
-INSTANTIATE_TEST_SUITE_P(AllIsas, F32KernelTest,
-                         ::testing::Values(jit::Isa::reference, jit::Isa::avx2),
-                         [](const auto& param) { return std::string(jit::isa_name(param.param)); });
+INSTANTIATE_TEST_SUITE_P(AllVariants, F32KernelTest,
+                         ::testing::Combine(::testing::Values(jit::Isa::reference, jit::Isa::avx2),
+                                            ::testing::Values(jit::F32Layout::block_4x1,
+                                                              jit::F32Layout::n2_m4)),
+                         [](const auto& param) {
+                           return std::string(jit::isa_name(std::get<0>(param.param))) +
+                                  (std::get<1>(param.param) == jit::F32Layout::n2_m4 ? "_2of4"
+                                                                                     : "_4x1");
+                         });
 
 TEST(F32KernelGeneration, EveryKeyGenerates) {
   for (Activation act : {Activation::none, Activation::relu, Activation::gelu_tanh})
     for (bool residual : {false, true})
-      for (bool prefetch : {false, true}) {
-        std::unique_ptr<jit::F32BlockKernel> kernel;
-        EXPECT_NO_THROW(kernel =
-                            jit::make_f32_kernel_avx2({jit::Isa::avx2, act, residual, prefetch}));
-        ASSERT_NE(kernel, nullptr);
-        EXPECT_EQ(kernel->tile_tokens(), 16);
-        EXPECT_EQ(kernel->name(), "jit:f32-4x1:avx2");
-      }
+      for (bool prefetch : {false, true})
+        for (auto layout : {jit::F32Layout::block_4x1, jit::F32Layout::n2_m4}) {
+          std::unique_ptr<jit::F32BlockKernel> kernel;
+          EXPECT_NO_THROW(kernel = jit::make_f32_kernel_avx2(
+                              {jit::Isa::avx2, layout, act, residual, prefetch}));
+          ASSERT_NE(kernel, nullptr);
+          EXPECT_EQ(kernel->tile_tokens(), 16);
+          EXPECT_EQ(kernel->name(),
+                    layout == jit::F32Layout::n2_m4 ? "jit:f32-2:4:avx2" : "jit:f32-4x1:avx2");
+        }
   EXPECT_THROW(jit::f32_block_kernel({jit::Isa::avx512_vnni}), NotSupported);
 }
 
@@ -139,6 +173,21 @@ TEST(F32Pack, RoundTripAndCounts) {
     EXPECT_EQ(p.group_begin.back(), blocks);
   }
   EXPECT_THROW(sparse::pack_f32_4x1(nullptr, nullptr, 4, 4, 16), InvalidArgument);
+}
+
+TEST(F32Pack, TwoOfFourRoundTripAndViolation) {
+  for (auto [out, in] : {std::pair<int64_t, int64_t>{1, 1}, {5, 7}, {9, 16}, {64, 33}}) {
+    const auto w = two_of_four_weight(out, in, 0.3, static_cast<uint32_t>(out * in));
+    const auto p = sparse::pack_f32_2of4(w.data(), nullptr, out, in, 16);
+    EXPECT_EQ(sparse::to_dense(p), w) << out << "x" << in;
+    EXPECT_EQ(p.blocks_per_group, (in + 3) / 4);
+    // 40 bytes per 4 rows x 4 columns: 62.5 % of the dense fp32 bytes.
+    EXPECT_EQ(static_cast<int64_t>(p.entries.size()),
+              ((out + 3) / 4) * p.blocks_per_group * 40 + 8 * 40);
+  }
+  std::vector<float> bad(4 * 8, 0.0f);
+  bad[1 * 8 + 4] = bad[1 * 8 + 5] = bad[1 * 8 + 7] = 1.0f;  // row 1, columns 4..7: 3 non-zeros
+  EXPECT_THROW(sparse::pack_f32_2of4(bad.data(), nullptr, 4, 8, 16), InvalidArgument);
 }
 
 TEST(F32Pack, ActivationLayoutPlacesEveryTokenAndPadsWithZeros) {

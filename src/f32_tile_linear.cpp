@@ -1,0 +1,69 @@
+#include "src/f32_tile_linear.hpp"
+
+#include "sparse/checks.hpp"
+#include "src/aligned.hpp"
+#include "src/f32_activation_layout.hpp"
+#include "src/tile_loop.hpp"
+
+namespace sparq {
+
+F32TileLinear::F32TileLinear(const float* w, const float* bias, int64_t out, int64_t in,
+                             jit::F32Layout layout, Activation activation, jit::Isa isa,
+                             int threads, bool round_inputs_to_bf16)
+    : layout_(layout),
+      out_(out),
+      in_(in),
+      arena_(&arena_for(resolve_threads(threads))),
+      round_inputs_to_bf16_(round_inputs_to_bf16) {
+  // A slice (in x 16 fp32 tokens) beyond ~24 KiB no longer stays in L1.
+  const bool prefetch_columns = layout == jit::F32Layout::block_4x1 && in * 64 > 24 * 1024;
+  for (int residual = 0; residual < 2; ++residual)
+    kernels_[residual] =
+        jit::f32_block_kernel({isa, layout, activation, residual == 1, prefetch_columns});
+  const int slice = kernels_[0]->tile_tokens();
+  if (layout == jit::F32Layout::n2_m4)
+    nm_ = sparse::pack_f32_2of4(w, bias, out, in, slice);
+  else
+    block_ = sparse::pack_f32_4x1(w, bias, out, in, slice);
+}
+
+int64_t F32TileLinear::packed_bytes() const {
+  return layout_ == jit::F32Layout::n2_m4 ? nm_.bytes() : block_.bytes();
+}
+
+void F32TileLinear::run(const float* x, int64_t tokens, float* y, const float* residual) const {
+  sparse::require(x != nullptr && y != nullptr, "forward: x and y must not be null");
+  sparse::require(tokens > 0, [&] {
+    return "forward: tokens must be positive, got " + std::to_string(tokens);
+  });
+  const int slice = kernels_[0]->tile_tokens();
+  // Per calling thread, reused across calls: the hot path allocates only when it grows. (The 2:4
+  // kernel reads only kept values' columns, which all lie below `in`.)
+  thread_local AlignedVector<float> x_layout;
+  x_layout.resize(static_cast<size_t>(sparse::f32_activation_floats(tokens, in_, slice)));
+  layout_f32_activations(x, tokens, in_, slice, round_inputs_to_bf16_, x_layout.data());
+  TileLoop loop;
+  loop.kernel = kernels_[residual != nullptr].get();
+  loop.arena = arena_;
+  loop.out = out_;
+  if (layout_ == jit::F32Layout::n2_m4) {
+    loop.groups = nm_.groups();
+    loop.group_begin = nm_.group_begin.data();
+    loop.entries = nm_.entries.data();
+    loop.bias = nm_.bias.data();
+  } else {
+    loop.groups = block_.groups();
+    loop.group_begin = block_.group_begin.data();
+    loop.entries = block_.entries.data();
+    loop.bias = block_.bias.data();
+  }
+  loop.x = reinterpret_cast<const uint8_t*>(x_layout.data());
+  loop.slice_bytes = in_ * slice * static_cast<int64_t>(sizeof(float));
+  loop.tokens = tokens;
+  loop.y = y;
+  loop.y_element_bytes = 4;
+  loop.residual = residual;
+  run_tiles(loop);
+}
+
+}  // namespace sparq

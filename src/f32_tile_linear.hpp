@@ -1,0 +1,44 @@
+// An f32 (or bf16-rounded) linear layer on the sparse tile kernels, 4x1 block-sparse or 2:4:
+// weights packed once, activations laid out slice-major per call, tiles spread over threads by
+// row group.
+#pragma once
+
+#include <cstdint>
+#include <memory>
+#include <string>
+
+#include "jit/f32_block_kernel.hpp"
+#include "sparse/f32_block_pack.hpp"
+#include "sparse/f32_nm_pack.hpp"
+#include "src/threading.hpp"
+
+namespace sparq {
+
+class F32TileLinear {
+ public:
+  // w: fp32 [out x in] (for n2_m4: 2:4, else InvalidArgument), bias [out] or null.
+  // round_inputs_to_bf16: activations are rounded to bf16 when laid out (the weights must already
+  // hold bf16 values): bf16 semantics on fp32 FMAs.
+  F32TileLinear(const float* w, const float* bias, int64_t out, int64_t in, jit::F32Layout layout,
+                Activation activation, jit::Isa isa, int threads, bool round_inputs_to_bf16);
+
+  // x: fp32 [tokens x in]; y: fp32 [tokens x out]; residual fp32 [tokens x out] or null.
+  void run(const float* x, int64_t tokens, float* y, const float* residual) const;
+
+  std::string kernel_name() const { return kernels_[0]->name(); }
+  int64_t packed_bytes() const;
+  // For tests: the packed weight of the layout in use.
+  const sparse::F32BlockWeights& block_weights() const { return block_; }
+  const sparse::F32NmWeights& nm_weights() const { return nm_; }
+
+ private:
+  jit::F32Layout layout_;
+  int64_t out_ = 0, in_ = 0;
+  sparse::F32BlockWeights block_;                          // block_4x1
+  sparse::F32NmWeights nm_;                                // n2_m4
+  std::shared_ptr<const jit::F32BlockKernel> kernels_[2];  // [residual]
+  tbb::task_arena* arena_;
+  bool round_inputs_to_bf16_;
+};
+
+}  // namespace sparq
