@@ -304,6 +304,48 @@ TEST(SparseLinearFloat, MatchesReference) {
             }
 }
 
+TEST(SparseLinearFloat, TwoOfFourPacksToUnderTwoThirdsOfDense) {
+  const int64_t out = 256, in = 512;
+  const auto w = sparse::prune_n_m(test::random_floats(sz(out * in), 650), out, in, 2, 4);
+  const auto layer =
+      SparseLinear::pack(w.data(), out, in, nullptr, options(DType::f32, Pattern::n_of_m(2, 4)));
+  const double ratio = double(layer.info().packed_bytes) / double(out * in * sizeof(float));
+  EXPECT_GT(ratio, 0.62);
+  EXPECT_LT(ratio, 0.64);
+}
+
+// 2:4 f32 and bf16 layers (explicit and chosen by auto) against the reference of their dtype.
+TEST(SparseLinearFloat, TwoOfFourMatchesReference) {
+  uint32_t seed = 700;
+  for (DType dtype : {DType::f32, DType::bf16})
+    for (const Pattern& pattern : {Pattern::n_of_m(2, 4), Pattern::automatic()})
+      for (int64_t in : {96, 35})
+        for (Activation act : {Activation::none, Activation::gelu_tanh})
+          for (int64_t tokens : {1, 37}) {
+            SCOPED_TRACE(testing::Message() << to_string(dtype) << " " << pattern.to_string()
+                                            << " in=" << in << " tokens=" << tokens);
+            const int64_t out = 30;
+            const auto w =
+                sparse::prune_n_m(test::random_floats(sz(out * in), seed++), out, in, 2, 4);
+            const auto bias = test::random_floats(sz(out), seed++);
+            const auto res = test::random_floats(sz(tokens * out), seed++);
+            const auto x = input(tokens, in, seed++);
+            const auto layer =
+                SparseLinear::pack(w.data(), out, in, bias.data(), options(dtype, pattern, act));
+            EXPECT_EQ(layer.info().pattern, "2:4");
+            EXPECT_NE(layer.info().kernel.find("f32-2:4"), std::string::npos)
+                << layer.info().kernel;
+            std::vector<float> want(sz(tokens * out));
+            if (dtype == DType::f32)
+              sparse::linear_f32(x.data(), tokens, w.data(), out, in,
+                                 {bias.data(), act, res.data()}, want.data());
+            else
+              sparse::linear_bf16(x.data(), tokens, sparse::to_bf16(w).data(), out, in,
+                                  {bias.data(), act, res.data()}, want.data());
+            test::expect_close(run_forward(layer, x, tokens, res.data()), want, 1e-4, "y");
+          }
+}
+
 // ------------------------------------------------------------------------------------------------
 // info() and the kernel choice
 
@@ -453,7 +495,11 @@ TEST(SparseLinearErrors, UnsupportedRequests) {
   ASSERT_TRUE(sparse::fits_n_m(w24, out, in, 2, 4));
   EXPECT_THROW_WITH(
       SparseLinear::pack(w24.data(), out, in, nullptr, options(DType::int8, Pattern::n_of_m(2, 4))),
-      NotSupported, "2:4");
+      NotSupported, "int8 2:4");
+  const auto w14 = sparse::prune_n_m(test::random_floats(sz(out * in), 212), out, in, 1, 4);
+  EXPECT_THROW_WITH(
+      SparseLinear::pack(w14.data(), out, in, nullptr, options(DType::f32, Pattern::n_of_m(1, 4))),
+      NotSupported, "1:4");
   EXPECT_THROW_WITH(
       SparseLinear::pack(w.data(), out, in, nullptr, options(DType::int8, Pattern::blocks(16, 1))),
       NotSupported, "16x1");
