@@ -16,6 +16,7 @@
 #include "src/dnnl_matmul.hpp"
 #include "src/f32_tile_linear.hpp"
 #include "src/int8_block_linear.hpp"
+#include "src/int8_decode_linear.hpp"
 #include "src/quantized_input.hpp"
 #include "src/threading.hpp"
 
@@ -45,6 +46,7 @@ struct SparseLinear::Impl {
   LinearOptions options;
   LinearInfo info;
   std::optional<Int8BlockLinear> block;    // int8 4x1 kernels
+  std::optional<Int8DecodeLinear> decode;  // int8 16x1 decode kernels (<= 4 tokens)
   std::optional<F32TileLinear> f32_tiles;  // f32 / bf16 4x1 and 2:4 kernels
   // Dense layers on oneDNN: the weights and one primitive per token count, made on first use.
   std::vector<float> w_f32, bias;
@@ -77,6 +79,10 @@ struct SparseLinear::Impl {
   }
 
   void quantize(const float* x, int64_t tokens, QuantizedInput::Impl& q) const {
+    if (decode && tokens > 0 && tokens <= sparse::kDecodeMaxTokens) {
+      decode->quantize(x, tokens, q);
+      return;
+    }
     if (block) {
       block->quantize(x, tokens, q);
       return;
@@ -112,6 +118,10 @@ struct SparseLinear::Impl {
   // Dense int8: oneDNN's s32 accumulators, then the same epilogue as the sparse kernels.
   void run_quantized(const QuantizedInput::Impl& q, void* y, float y_scale,
                      const float* residual) const {
+    if (decode && q.form == QuantizedInput::Impl::Form::decode_s16) {
+      decode->run(q, y, y_scale, residual);
+      return;
+    }
     if (block) {
       block->run(q, y, y_scale, residual);
       return;
@@ -189,6 +199,16 @@ std::string dense_reason(const SparseLinear::Impl& m) {
          percent(kMinBlockSparsityForSparse) + ") and the weight is not 2:4: dense is faster";
 }
 
+// An explicitly requested RxC block pattern runs on the 4x1 kernels, which skip every all-zero
+// 4x1 block: an R x C block with R a multiple of 4 is R/4 x C of them.
+std::string block_reason(const SparseLinear::Impl& m) {
+  const Pattern& p = m.options.pattern;
+  if (p.block == BlockShape{4, 1}) return "pattern 4x1 requested";
+  return "pattern " + p.to_string() + " requested; the 4x1 kernel runs it (" +
+         percent(m.info.block_sparsity) + " of 4x1 blocks are zero" +
+         (p.block.rows % 4 == 0 ? ")" : ": " + p.to_string() + " blocks do not stack into 4x1)");
+}
+
 enum class FloatKernel { dense, block_4x1, n2_m4 };
 
 // f32 and bf16 layers: the f32 4x1 or 2:4 kernel, or oneDNN's f32 matmul. On this path bf16
@@ -215,7 +235,9 @@ void pack_float(SparseLinear::Impl& m, const float* weight, const float* bias, F
                         m.options.threads, bf16);
     info.kernel = m.f32_tiles->kernel_name();
     info.isa = jit::isa_name(isa);
-    info.pattern = kind == FloatKernel::n2_m4 ? "2:4" : "4x1";
+    info.pattern = kind == FloatKernel::n2_m4                       ? "2:4"
+                   : m.options.pattern.kind == Pattern::Kind::block ? m.options.pattern.to_string()
+                                                                    : "4x1";
     info.packed_bytes = m.f32_tiles->packed_bytes();
     info.reason = reason + bf16_note;
     if (isa == jit::Isa::reference)
@@ -263,10 +285,6 @@ SparseLinear SparseLinear::pack(const float* weight, int64_t out, int64_t in, co
           "SparseLinear::pack: int8 2:4 kernels are not supported yet; use dtype f32 or bf16 "
           "for 2:4, or int8 with pattern 4x1, dense or auto");
   }
-  if (p.kind == Pattern::Kind::block && !(p.block == BlockShape{4, 1}))
-    throw NotSupported("SparseLinear::pack: " + pattern_text +
-                       " blocks are not supported yet; the block-sparse kernels take 4x1");
-
   if (bias) m.bias.assign(bias, bias + out);
   const bool wants_sparse =
       p.kind == Pattern::Kind::block ||
@@ -279,7 +297,7 @@ SparseLinear SparseLinear::pack(const float* weight, int64_t out, int64_t in, co
       reason = "pattern 2:4 requested";
     } else if (p.kind == Pattern::Kind::block) {
       kind = FloatKernel::block_4x1;
-      reason = "pattern 4x1 requested";
+      reason = block_reason(m);
     } else if (wants_sparse) {
       kind = FloatKernel::block_4x1;
       reason = "auto: " + percent(info.block_sparsity) +
@@ -310,20 +328,36 @@ SparseLinear SparseLinear::pack(const float* weight, int64_t out, int64_t in, co
                     options.threads);
     info.kernel = m.block->kernel_name();
     info.isa = jit::isa_name(isa);
-    info.pattern = sparse_kernel ? "4x1" : "dense";
+    info.pattern = !sparse_kernel ? "dense" : p.kind == Pattern::Kind::block ? pattern_text : "4x1";
     info.packed_bytes = m.block->weights().bytes();
-    if (sparse_kernel)
+    if (sparse_kernel) {
       info.reason = p.kind == Pattern::Kind::block
-                        ? "pattern 4x1 requested"
+                        ? block_reason(m)
                         : "auto: " + percent(info.block_sparsity) +
                               " of 4x1 blocks are zero (>= " + percent(kMinBlockSparsityForSparse) +
                               ")";
-    else
+    } else {
       info.reason = std::string(p.kind == Pattern::Kind::dense ? "pattern dense requested"
                                                                : "auto: too dense for sparsity") +
                     "; this CPU has no VNNI, where oneDNN's int8 GEMM saturates 16-bit "
                     "intermediate sums, so sparq's exact int8 kernel runs it (all-zero 4x1 blocks, "
                     "if any, are skipped)";
+    }
+    // Decode steps: the 16x1 layout, when the weight's zeros come in 16x1 blocks.
+    const double sparsity_16x1 = sparse::block_sparsity(w, out, in, {16, 1});
+    const bool decode =
+        sparse_kernel && in <= sparse::kDecodeMaxIn &&
+        ((p.kind == Pattern::Kind::block && p.block.rows % 16 == 0 && p.block.cols == 1) ||
+         (p.kind == Pattern::Kind::automatic && sparsity_16x1 >= kMinBlockSparsityForSparse));
+    if (decode) {
+      m.decode.emplace(m.w_s8.data(), m.w_scale.data(), bias, out, in, options.activation, isa,
+                       options.threads);
+      info.decode_kernel = m.decode->kernel_name();
+      info.packed_bytes += m.decode->weights().bytes();
+      info.reason += "; calls of <= " + std::to_string(sparse::kDecodeMaxTokens) +
+                     " tokens run the 16x1 decode kernel (" + percent(sparsity_16x1) +
+                     " of 16x1 blocks are zero)";
+    }
     if (isa == jit::Isa::reference)
       info.reason += "; this CPU lacks AVX2: portable C++ kernel (slow)";
     m.w_s8 = {};

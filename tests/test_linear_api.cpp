@@ -346,6 +346,77 @@ TEST(SparseLinearFloat, TwoOfFourMatchesReference) {
           }
 }
 
+// int8 layers pruned in 16x1 blocks: calls of <= 4 tokens run the decode kernel, longer ones the
+// 4x1 kernel; both against the reference, through forward(x) and through a QuantizedInput.
+TEST(SparseLinearDecode, SixteenByOneMatchesReference) {
+  uint32_t seed = 800;
+  for (const Pattern& pattern : {Pattern::blocks(16, 1), Pattern::automatic()})
+    for (int64_t out : {64, 37})
+      for (int64_t tokens : {1, 3, 4, 5, 17}) {
+        SCOPED_TRACE(testing::Message()
+                     << pattern.to_string() << " out=" << out << " tokens=" << tokens);
+        const int64_t in = 80;
+        const auto w = sparse::prune_blocks(test::random_floats(sz(out * in), seed++), out, in,
+                                            BlockShape{16, 1}, 0.7);
+        const auto bias = test::random_floats(sz(out), seed++);
+        const auto res = test::random_floats(sz(tokens * out), seed++);
+        const auto x = input(tokens, in, seed++);
+        const auto layer = SparseLinear::pack(w.data(), out, in, bias.data(),
+                                              options(DType::int8, pattern, Activation::relu));
+        const LinearInfo info = layer.info();
+        EXPECT_NE(info.decode_kernel.find("int8-16x1-decode"), std::string::npos) << info.reason;
+        EXPECT_NE(info.reason.find("decode"), std::string::npos);
+        if (pattern.kind == Pattern::Kind::block) {
+          EXPECT_EQ(info.pattern, "16x1");
+        }
+        const auto want =
+            reference_int8(w, out, in, bias.data(), x, tokens, Activation::relu, res.data());
+        test::expect_close(run_forward(layer, x, tokens, res.data()), want, 2e-5, "forward(x)");
+        QuantizedInput q;
+        layer.quantize_input(x.data(), tokens, q);
+        EXPECT_EQ(q.tokens(), tokens);
+        std::vector<float> y(sz(tokens * out));
+        layer.forward(q, y.data(), res.data());
+        test::expect_close(y, want, 2e-5, "forward(q)");
+      }
+}
+
+// Block patterns other than 4x1 run on the 4x1 kernels, which skip every all-zero 4x1 block;
+// info() says so, and the result is right whatever the block shape.
+TEST(SparseLinearPatterns, OtherBlockShapesRunOnTheFourByOneKernels) {
+  uint32_t seed = 870;
+  for (DType dtype : {DType::int8, DType::f32})
+    for (BlockShape shape : {BlockShape{1, 4}, BlockShape{4, 4}, BlockShape{8, 1}}) {
+      const int64_t out = 40, in = 48, tokens = 21;
+      SCOPED_TRACE(testing::Message()
+                   << to_string(dtype) << " " << shape.rows << "x" << shape.cols);
+      const Pattern pattern = Pattern::blocks(shape.rows, shape.cols);
+      const auto w =
+          sparse::prune_blocks(test::random_floats(sz(out * in), seed++), out, in, shape, 0.8);
+      const auto x = input(tokens, in, seed++);
+      const auto layer = SparseLinear::pack(w.data(), out, in, nullptr, options(dtype, pattern));
+      EXPECT_EQ(layer.info().pattern, pattern.to_string());
+      EXPECT_NE(layer.info().reason.find("4x1 kernel"), std::string::npos) << layer.info().reason;
+      if (shape.rows % 4 != 0) {
+        EXPECT_NE(layer.info().reason.find("do not stack"), std::string::npos);
+      }
+      std::vector<float> want(sz(tokens * out));
+      if (dtype == DType::f32)
+        sparse::linear_f32(x.data(), tokens, w.data(), out, in, {}, want.data());
+      else
+        want = reference_int8(w, out, in, nullptr, x, tokens, Activation::none, nullptr);
+      test::expect_close(run_forward(layer, x, tokens, nullptr), want, 2e-5, "y");
+    }
+}
+
+TEST(SparseLinearDecode, FourByOneWeightsHaveNoDecodeKernel) {
+  const int64_t out = 64, in = 64;
+  const auto w = pruned_weight(out, in, 0.6, 850);  // 4x1 blocks: few whole 16x1 blocks
+  const auto layer =
+      SparseLinear::pack(w.data(), out, in, nullptr, options(DType::int8, Pattern::automatic()));
+  EXPECT_TRUE(layer.info().decode_kernel.empty()) << layer.info().reason;
+}
+
 // ------------------------------------------------------------------------------------------------
 // info() and the kernel choice
 
@@ -500,12 +571,6 @@ TEST(SparseLinearErrors, UnsupportedRequests) {
   EXPECT_THROW_WITH(
       SparseLinear::pack(w14.data(), out, in, nullptr, options(DType::f32, Pattern::n_of_m(1, 4))),
       NotSupported, "1:4");
-  EXPECT_THROW_WITH(
-      SparseLinear::pack(w.data(), out, in, nullptr, options(DType::int8, Pattern::blocks(16, 1))),
-      NotSupported, "16x1");
-  EXPECT_THROW_WITH(
-      SparseLinear::pack(w.data(), out, in, nullptr, options(DType::f32, Pattern::blocks(1, 4))),
-      NotSupported, "1x4");
 }
 
 TEST(SparseLinearErrors, ForwardRejectsInvalidArguments) {

@@ -23,7 +23,10 @@ struct LinearOptions {
 };
 
 struct LinearInfo {
-  std::string kernel;         // e.g. "jit:int8-4x1:avx2" or "onednn:int8-dense"
+  std::string kernel;  // e.g. "jit:int8-4x1:avx2" or "onednn:int8-dense"
+  // The kernel of calls with at most 4 tokens (decode steps) where it differs from `kernel`,
+  // e.g. "jit:int8-16x1-decode:avx2"; empty otherwise.
+  std::string decode_kernel;
   std::string reason;         // why this kernel was chosen
   std::string pattern;        // the pattern the weight was packed for, e.g. "4x1"
   std::string isa;            // the ISA the kernel runs on

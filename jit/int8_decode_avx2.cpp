@@ -1,0 +1,180 @@
+// AVX2 variant of the int8 decode kernel (sparse/int8_decode_pack.hpp), 1..4 tokens.
+//
+// Per entry (a pair of columns c0, c1 of one 16-row group):
+//   2 vpmovsxbw: the 32 interleaved weight bytes -> (w[r][c0], w[r][c1]) s16 pairs, rows 0-7
+//   and 8-15;
+//   per token: vpbroadcastw x[c0], vpbroadcastw x[c1], vpblendw -> (x[c0], x[c1]) in every
+//   dword, then 2 x (vpmaddwd + vpaddd) into the token's two accumulators (rows 0-7, 8-15).
+// s16 products summed in pairs are exact, so the sums equal the int32 reference. The epilogue
+// needs no transpose: the lanes are output rows, contiguous in y.
+#include <cstddef>
+
+#include "jit/epilogue_emitter.hpp"
+#include "jit/generator.hpp"
+#include "jit/int8_decode_kernel.hpp"
+#include "sparse/int8_decode_pack.hpp"
+
+namespace sparq::jit {
+namespace {
+
+using namespace Xbyak;
+
+#define ARG(field) ptr[args_ + offsetof(DecodeArgs, field)]
+
+class DecodeAvx2Generator : public Generator {
+ public:
+  explicit DecodeAvx2Generator(const DecodeKernelKey& key) : epilogue_(*this), key_(key) {
+    generate();
+    finalize();
+  }
+
+ private:
+  static Ymm acc(int token, int half) { return Ymm(token * 2 + half); }
+
+  void generate();
+  void accumulate();
+  void finish();
+
+  EpilogueEmitter epilogue_;
+  const DecodeKernelKey key_;
+  // rdi: arguments; rsi, r8, r9, r15: token 0..3 activation bases; rdx: entry; rcx: count;
+  // rbp: group pointer; r10: y; r11: y stride; r13: residual; r14: residual stride; rax, rbx,
+  // r12: scratch.
+  const Reg64 args_ = rdi, entry_ = rdx, count_ = rcx, group_ = rbp;
+  const Reg64 y_ = r10, y_stride_ = r11, res_ = r13, res_stride_ = r14;
+  const Reg64 x_[4] = {rsi, r8, r9, r15};
+};
+
+void DecodeAvx2Generator::generate() {
+  preamble();
+  mov(x_[0], ARG(x));
+  for (int t = 1; t < key_.tokens; ++t) {
+    mov(x_[t], x_[t - 1]);
+    add(x_[t], ARG(x_stride));
+  }
+  mov(group_, ARG(group_begin));
+  mov(y_, ARG(y));
+  mov(y_stride_, ARG(y_stride));
+  if (key_.residual) {
+    mov(res_, ARG(residual));
+    mov(res_stride_, ARG(residual_stride));
+  }
+  Label group_loop, done;
+  cmp(group_, ARG(group_end));
+  je(done, T_NEAR);
+  L(group_loop);
+  accumulate();
+  finish();
+  add(y_, sparse::kDecodeRows * (key_.int8_output ? 1 : 4));
+  if (key_.residual) add(res_, sparse::kDecodeRows * sizeof(float));
+  add(group_, sizeof(int64_t));
+  cmp(group_, ARG(group_end));
+  jne(group_loop, T_NEAR);
+  L(done);
+  postamble();
+  epilogue_.emit_table();
+}
+
+void DecodeAvx2Generator::accumulate() {
+  for (int t = 0; t < key_.tokens; ++t)
+    for (int h = 0; h < 2; ++h) vpxor(acc(t, h), acc(t, h), acc(t, h));
+  // entry_ = entries + 36 * group_begin[g]; count_ = group_begin[g + 1] - group_begin[g].
+  mov(entry_, qword[group_]);
+  mov(count_, qword[group_ + 8]);
+  sub(count_, entry_);
+  lea(entry_, ptr[entry_ + entry_ * 8]);
+  shl(entry_, 2);
+  add(entry_, ARG(entries));
+  Label loop, end;
+  test(count_, count_);
+  jz(end, T_NEAR);
+  L(loop);
+  {
+    const Ymm w_lo = ymm8, w_hi = ymm9, xa = ymm10, xb = ymm11, prod = ymm12;
+    movzx(eax, word[entry_]);
+    movzx(ebx, word[entry_ + 2]);
+    vpmovsxbw(w_lo, ptr[entry_ + 4]);
+    vpmovsxbw(w_hi, ptr[entry_ + 20]);
+    for (int t = 0; t < key_.tokens; ++t) {
+      vpbroadcastw(xa, word[x_[t] + rax * 2]);
+      vpbroadcastw(xb, word[x_[t] + rbx * 2]);
+      vpblendw(xa, xa, xb, 0xaa);  // odd words from c1
+      vpmaddwd(prod, w_lo, xa);
+      vpaddd(acc(t, 0), acc(t, 0), prod);
+      vpmaddwd(prod, w_hi, xa);
+      vpaddd(acc(t, 1), acc(t, 1), prod);
+    }
+    add(entry_, sparse::kDecodeEntryBytes);
+    dec(count_);
+    jnz(loop);
+  }
+  L(end);
+}
+
+// Dequantize, bias, activation, residual, store: per token, rows 0-7 and 8-15.
+void DecodeAvx2Generator::finish() {
+  const Ymm xs = ymm8, ws = ymm9, b = ymm10, t0 = ymm11, t1 = ymm12, t2 = ymm13;
+  const Ymm inv = ymm14, qmax = ymm15;
+  // rax = byte offset of the group's rows in the per-row arrays: 64 * local group index.
+  mov(rax, group_);
+  sub(rax, ARG(group_begin));
+  shl(rax, 3);
+  mov(rbx, ARG(w_scale));
+  add(rbx, rax);
+  mov(r12, ARG(bias));
+  add(r12, rax);
+  mov(rax, ARG(x_scale));
+  if (key_.int8_output) {
+    vbroadcastss(inv, ARG(inv_y_scale));
+    vmovups(qmax, epilogue_.constant(EpilogueEmitter::kQuantMax));
+  }
+  // rcx walks y's tokens, rdx residual's (the entry registers are free now).
+  mov(rcx, y_);
+  if (key_.residual) mov(rdx, res_);
+  for (int t = 0; t < key_.tokens; ++t) {
+    vbroadcastss(xs, dword[rax + 4 * t]);
+    for (int h = 0; h < 2; ++h) {
+      const Ymm v = acc(t, h);
+      vmovups(ws, ptr[rbx + 32 * h]);
+      vmovups(b, ptr[r12 + 32 * h]);
+      vcvtdq2ps(v, v);
+      vmulps(v, v, xs);
+      vfmadd213ps(v, ws, b);
+      epilogue_.activation(key_.activation, v, t0, t1, t2);
+      if (key_.residual) vaddps(v, v, ptr[rdx + 32 * h]);
+      if (key_.int8_output) {
+        vmulps(v, v, inv);
+        vminps(v, v, qmax);
+        vmaxps(v, v, epilogue_.constant(EpilogueEmitter::kQuantMin));
+        vcvtps2dq(v, v);
+        vextracti128(Xmm(t0.getIdx()), v, 1);
+        vpackssdw(Xmm(v.getIdx()), Xmm(v.getIdx()), Xmm(t0.getIdx()));
+        vpacksswb(Xmm(v.getIdx()), Xmm(v.getIdx()), Xmm(v.getIdx()));
+        vmovq(ptr[rcx + 8 * h], Xmm(v.getIdx()));
+      } else {
+        vmovups(ptr[rcx + 32 * h], v);
+      }
+    }
+    add(rcx, y_stride_);
+    if (key_.residual) add(rdx, res_stride_);
+  }
+}
+
+#undef ARG
+
+class Avx2DecodeKernel final : public Int8DecodeKernel {
+ public:
+  explicit Avx2DecodeKernel(const DecodeKernelKey& key) : Int8DecodeKernel(key), code_(key) {}
+  void run(const DecodeArgs& args) const override { code_.entry()(&args); }
+
+ private:
+  DecodeAvx2Generator code_;
+};
+
+}  // namespace
+
+std::unique_ptr<Int8DecodeKernel> make_int8_decode_avx2(const DecodeKernelKey& key) {
+  return std::make_unique<Avx2DecodeKernel>(key);
+}
+
+}  // namespace sparq::jit

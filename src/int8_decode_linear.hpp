@@ -1,0 +1,38 @@
+// An int8 linear layer for decode steps (1..4 tokens): weights packed in the decode layout
+// (16x1 blocks, rows in vector lanes), activations quantized per token and widened to s16,
+// groups of 16 rows spread over threads.
+#pragma once
+
+#include <cstdint>
+#include <memory>
+#include <string>
+
+#include "jit/int8_decode_kernel.hpp"
+#include "sparse/int8_decode_pack.hpp"
+#include "src/quantized_input.hpp"
+#include "src/threading.hpp"
+
+namespace sparq {
+
+class Int8DecodeLinear {
+ public:
+  // Pre-quantized weights: wq s8 [out x in], w_scale [out], bias [out] or null; in <= 65536.
+  Int8DecodeLinear(const int8_t* wq, const float* w_scale, const float* bias, int64_t out,
+                   int64_t in, Activation activation, jit::Isa isa, int threads);
+
+  // Any token count; more than 4 run in steps of 4, each reading all the weights.
+  void quantize(const float* x, int64_t tokens, QuantizedInput::Impl& q) const;
+  // y: fp32 [tokens x out], or s8 when y_scale > 0 (requantized); residual fp32 or null.
+  void run(const QuantizedInput::Impl& q, void* y, float y_scale, const float* residual) const;
+
+  const sparse::Int8DecodeWeights& weights() const { return weights_; }
+  std::string kernel_name() const { return kernels_[0][0][0]->name(); }
+
+ private:
+  sparse::Int8DecodeWeights weights_;
+  // [tokens - 1][residual][int8 output]
+  std::shared_ptr<const jit::Int8DecodeKernel> kernels_[sparse::kDecodeMaxTokens][2][2];
+  tbb::task_arena* arena_;
+};
+
+}  // namespace sparq
