@@ -17,119 +17,16 @@
 #include <string>
 #include <vector>
 
+#include "bench/bandwidth.hpp"
 #include "bench/spmm_case.hpp"
+#include "bench/spmm_run.hpp"
 #include "jit/cpu_features.hpp"
 
 namespace {
 
-using Clock = std::chrono::steady_clock;
-
-double median(std::vector<double> v) {
-  std::sort(v.begin(), v.end());
-  const size_t n = v.size();
-  return n % 2 ? v[n / 2] : 0.5 * (v[n / 2 - 1] + v[n / 2]);
-}
-
-template <typename F>
-double time_us(F&& f) {
-  const auto t0 = Clock::now();
-  f();
-  return std::chrono::duration<double, std::micro>(Clock::now() - t0).count();
-}
-
 struct Shape {
   int64_t out, in;
 };
-
-struct Result {
-  sparq::bench::SpmmSpec spec;
-  double sparse_us, sparse_fp32_us, dense_us, dense_s8_us, speedup, speedup_s8, sparse_error,
-      dense_error, dense_s8_error;
-  int reps;
-  std::string kernel, dense_impl;
-  double block_sparsity;
-};
-
-Result run_case(const sparq::bench::SpmmSpec& spec, int warmup, int min_reps, double min_seconds) {
-  sparq::bench::SpmmCase c(spec);
-  for (int i = 0; i < warmup; ++i) {
-    c.run_sparse();
-    c.run_sparse_fp32();
-    c.run_dense();
-    c.run_dense_s8();
-  }
-  std::vector<double> sparse_t, sparse_fp32_t, dense_t, dense_s8_t, ratio, ratio_s8;
-  const auto start = Clock::now();
-  while (static_cast<int>(ratio.size()) < min_reps ||
-         std::chrono::duration<double>(Clock::now() - start).count() < min_seconds) {
-    // Rotate the order of the four timed runs, so that none always follows the same one (the
-    // run before leaves the caches warm or cold for the next).
-    double s = 0, s32 = 0, d = 0, d8 = 0;
-    const std::function<void()> runs[4] = {[&] { s = time_us([&] { c.run_sparse(); }); },
-                                           [&] { d = time_us([&] { c.run_dense(); }); },
-                                           [&] { s32 = time_us([&] { c.run_sparse_fp32(); }); },
-                                           [&] { d8 = time_us([&] { c.run_dense_s8(); }); }};
-    for (size_t k = 0; k < 4; ++k) runs[(ratio.size() + k) % 4]();
-    sparse_t.push_back(s);
-    sparse_fp32_t.push_back(s32);
-    dense_t.push_back(d);
-    ratio.push_back(d / s);
-    if (c.has_s8_baseline()) {
-      dense_s8_t.push_back(d8);
-      ratio_s8.push_back(d8 / s);
-    }
-    if (ratio.size() >= 100000) break;
-  }
-  c.run_dense_s8();
-  const double dense_s8_error = c.has_s8_baseline() ? c.dense_max_error() : 0.0;
-  c.run_dense();  // leave the u8 baseline's output for the error check
-  c.run_sparse();
-  const auto info = c.info();
-  const bool s8 = c.has_s8_baseline();
-  return {spec,
-          median(sparse_t),
-          median(sparse_fp32_t),
-          median(dense_t),
-          s8 ? median(dense_s8_t) : 0.0,
-          median(ratio),
-          s8 ? median(ratio_s8) : 0.0,
-          c.sparse_max_error(),
-          c.dense_max_error(),
-          dense_s8_error,
-          static_cast<int>(ratio.size()),
-          info.kernel,
-          c.dense_implementation(),
-          info.block_sparsity};
-}
-
-nlohmann::json to_json(const Result& r) {
-  const auto& s = r.spec;
-  const double ops = 2.0 * double(s.tokens) * double(s.out) * double(s.in);
-  return {{"dtype", sparq::to_string(s.dtype)},
-          {"pattern", s.pattern.to_string()},
-          {"out", s.out},
-          {"in", s.in},
-          {"tokens", s.tokens},
-          {"sparsity", s.sparsity},
-          {"block_sparsity", r.block_sparsity},
-          {"threads", s.threads},
-          {"sparse_us", r.sparse_us},
-          {"sparse_fp32_in_us", r.sparse_fp32_us},
-          {"dense_us", r.dense_us},
-          {"speedup", r.speedup},
-          {"dense_s8_us", r.dense_s8_us},
-          {"speedup_vs_s8", r.speedup_s8},
-          {"sparse_gops", ops / r.sparse_us / 1e3},
-          {"dense_gops", ops / r.dense_us / 1e3},
-          {"sparse_max_error", r.sparse_error},
-          {"dense_max_error", r.dense_error},
-          {"dense_s8_max_error", r.dense_s8_error},
-          {"reps", r.reps},
-          {"kernel", r.kernel},
-          {"dense_kernel",
-           "onednn:" + r.dense_impl + (s.dtype == sparq::DType::int8 ? ":u8s8" : ":f32")},
-          {"isa", sparq::cpu_isa_name()}};
-}
 
 }  // namespace
 
@@ -166,6 +63,10 @@ int main(int argc, char** argv) {
   spmm->add_option("--min-reps", min_reps, "minimum timed pairs")->capture_default_str();
   spmm->add_option("--min-seconds", min_seconds, "minimum timing per case")->capture_default_str();
   spmm->add_option("--seed", seed, "random seed")->capture_default_str();
+  bool cold_weights = false;
+  spmm->add_flag("--cold-weights", cold_weights,
+                 "rotate over weight copies totalling > 4x the last-level cache (decode-like); "
+                 "also measures the copy bandwidth");
   spmm->add_option("--format", format, "table | json")
       ->check(CLI::IsMember({"table", "json"}))
       ->capture_default_str();
@@ -188,12 +89,18 @@ int main(int argc, char** argv) {
     const sparq::DType parsed_dtype = sparq::parse_dtype(dtype);
     const sparq::Pattern parsed_pattern = sparq::Pattern::parse(pattern);
     const bool table = format == "table";
+    const double copy_gbps = cold_weights ? sparq::bench::copy_bandwidth_gbps() : 0.0;
     if (table) {
       std::printf(
           "sparq-bench spmm: sparq %s vs oneDNN dense matmul (dense_us: u8 activations, "
           "oneDNN's fastest int8 path; dense_s8: s8 activations), same shape, threads; "
           "medians of interleaved runs; sparq kernel ISA: %s\n",
           pattern.c_str(), sparq::cpu_isa_name());
+      if (cold_weights)
+        std::printf(
+            "cold weights: each side rotates over copies totalling > 4x the %lld MiB last-level "
+            "cache; copy bandwidth %.1f GB/s (read + write)\n",
+            static_cast<long long>(sparq::bench::last_level_cache_bytes() >> 20), copy_gbps);
       std::printf("%-5s %-7s %6s %6s %6s %8s %7s %10s %10s %10s %8s %8s %9s %9s %9s  %s\n", "dtype",
                   "pattern", "out", "in", "tokens", "sparsity", "threads", "sparse_us", "dense_us",
                   "dense_s8", "speedup", "vs_s8", "sp_GOPS", "sp_err", "dense_err", "kernel");
@@ -202,10 +109,11 @@ int main(int argc, char** argv) {
       for (auto t : tokens)
         for (int th : threads)
           for (double sp : sparsities) {
-            sparq::bench::SpmmSpec spec{
-                parsed_dtype, parsed_pattern, shape.out, shape.in, t, sp, th, seed};
-            const Result r = run_case(spec, warmup, min_reps, min_seconds);
-            const auto j = to_json(r);
+            sparq::bench::SpmmSpec spec{parsed_dtype, parsed_pattern, shape.out,   shape.in, t, sp,
+                                        th,           seed,           cold_weights};
+            const sparq::bench::Result r =
+                sparq::bench::run_case(spec, warmup, min_reps, min_seconds);
+            const auto j = sparq::bench::to_json(r, copy_gbps);
             if (table) {
               std::printf(
                   "%-5s %-7s %6lld %6lld %6lld %8.2f %7d %10.1f %10.1f %10.1f %7.2fx "
@@ -214,6 +122,13 @@ int main(int argc, char** argv) {
                   (long long)t, sp, th, r.sparse_us, r.dense_us, r.dense_s8_us, r.speedup,
                   r.speedup_s8, j["sparse_gops"].get<double>(), r.sparse_error, r.dense_error,
                   r.kernel.c_str());
+              if (cold_weights)
+                std::printf(
+                    "      weights read per call: sparse %.2f MB at %.1f GB/s (%d copies), "
+                    "dense %.2f MB at %.1f GB/s (%d copies)\n",
+                    double(r.sparse_weight_bytes) / 1e6, j["sparse_weight_gbps"].get<double>(),
+                    r.sparse_copies, double(r.dense_weight_bytes) / 1e6,
+                    j["dense_weight_gbps"].get<double>(), r.dense_copies);
               std::fflush(stdout);
             } else {
               std::cout << j.dump() << std::endl;

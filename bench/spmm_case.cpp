@@ -4,6 +4,7 @@
 #include <cmath>
 #include <random>
 
+#include "bench/bandwidth.hpp"
 #include "sparse/bf16.hpp"
 #include "sparse/prune.hpp"
 #include "sparse/reference.hpp"
@@ -43,10 +44,21 @@ SpmmCase::SpmmCase(const SpmmSpec& spec)
       x_(normal(static_cast<size_t>(spec.tokens * spec.in), spec.seed + 1, 1.0f)),
       w_(pruned_weight(spec)),
       bias_(normal(static_cast<size_t>(spec.out), spec.seed + 2, 0.1f)),
-      linear_(SparseLinear::pack(w_.data(), spec.out, spec.in, bias_.data(), options_for(spec))),
       y_sparse_(static_cast<size_t>(spec.tokens * spec.out)),
       y_dense_(y_sparse_.size()) {
-  const int threads = linear_.info().threads;
+  linears_.push_back(
+      SparseLinear::pack(w_.data(), spec.out, spec.in, bias_.data(), options_for(spec)));
+  const int threads = linears_.front().info().threads;
+  // Copies so that each side's weights total more than 4x the last-level cache.
+  auto copies_for = [&](int64_t bytes) {
+    if (!spec.cold_weights) return int64_t{1};
+    return std::clamp<int64_t>((4 * last_level_cache_bytes()) / std::max<int64_t>(bytes, 1) + 1, 2,
+                               512);
+  };
+  for (int64_t i = copies_for(sparse_weight_bytes()); i > 1; --i)
+    linears_.push_back(
+        SparseLinear::pack(w_.data(), spec.out, spec.in, bias_.data(), options_for(spec)));
+  const int64_t dense_copies = copies_for(dense_weight_bytes());
   if (spec.dtype == DType::int8) {
     xq_.resize(x_.size());
     x_scale_.resize(static_cast<size_t>(spec.tokens));
@@ -54,7 +66,7 @@ SpmmCase::SpmmCase(const SpmmSpec& spec)
     wq_.resize(w_.size());
     w_scale_.resize(static_cast<size_t>(spec.out));
     sparse::quantize_rows(w_.data(), spec.out, spec.in, wq_.data(), w_scale_.data());
-    linear_.quantize_input(x_.data(), spec.tokens, q_);
+    linears_.front().quantize_input(x_.data(), spec.tokens, q_);
     // u8 = q + 128; w_scale * (acc_u8 - 128 * rowsum(w)) + b = w_scale * acc_u8 + b', so the
     // shift costs nothing at run time.
     xu8_.resize(xq_.size());
@@ -65,35 +77,61 @@ SpmmCase::SpmmCase(const SpmmSpec& spec)
       for (int64_t i = 0; i < spec.in; ++i) rowsum += wq_[o * spec.in + i];
       bias_u8_[o] = bias_[o] - w_scale_[o] * 128.0f * static_cast<float>(rowsum);
     }
-    dense_ = std::make_unique<DnnlMatmul>(DnnlMatmul::Kind::u8s8_f32, spec.tokens, spec.out,
-                                          spec.in, wq_.data(), w_scale_.data(), bias_u8_.data(),
-                                          Activation::none, threads);
-    dense_s8_ = std::make_unique<DnnlMatmul>(DnnlMatmul::Kind::s8s8_f32, spec.tokens, spec.out,
-                                             spec.in, wq_.data(), w_scale_.data(), bias_.data(),
-                                             Activation::none, threads);
+    for (int64_t i = 0; i < dense_copies; ++i) {
+      dense_.push_back(std::make_unique<DnnlMatmul>(DnnlMatmul::Kind::u8s8_f32, spec.tokens,
+                                                    spec.out, spec.in, wq_.data(), w_scale_.data(),
+                                                    bias_u8_.data(), Activation::none, threads));
+      dense_s8_.push_back(std::make_unique<DnnlMatmul>(
+          DnnlMatmul::Kind::s8s8_f32, spec.tokens, spec.out, spec.in, wq_.data(), w_scale_.data(),
+          bias_.data(), Activation::none, threads));
+    }
   } else {
-    dense_ =
-        std::make_unique<DnnlMatmul>(DnnlMatmul::Kind::f32, spec.tokens, spec.out, spec.in,
-                                     w_.data(), nullptr, bias_.data(), Activation::none, threads);
+    for (int64_t i = 0; i < dense_copies; ++i)
+      dense_.push_back(std::make_unique<DnnlMatmul>(DnnlMatmul::Kind::f32, spec.tokens, spec.out,
+                                                    spec.in, w_.data(), nullptr, bias_.data(),
+                                                    Activation::none, threads));
   }
+}
+
+const SparseLinear& SpmmCase::next_linear() {
+  const SparseLinear& l = linears_[next_sparse_];
+  next_sparse_ = (next_sparse_ + 1) % linears_.size();
+  return l;
 }
 
 void SpmmCase::run_sparse() {
   if (spec_.dtype == DType::int8)
-    linear_.forward(q_, y_sparse_.data());
+    next_linear().forward(q_, y_sparse_.data());
   else
-    linear_.forward(x_.data(), spec_.tokens, y_sparse_.data());
+    next_linear().forward(x_.data(), spec_.tokens, y_sparse_.data());
 }
 
-void SpmmCase::run_sparse_fp32() { linear_.forward(x_.data(), spec_.tokens, y_sparse_.data()); }
+void SpmmCase::run_sparse_fp32() {
+  next_linear().forward(x_.data(), spec_.tokens, y_sparse_.data());
+}
 
 void SpmmCase::run_dense() {
-  dense_->run(spec_.dtype == DType::int8 ? static_cast<const void*>(xu8_.data()) : x_.data(),
-              y_dense_.data());
+  const auto& d = *dense_[next_dense_];
+  next_dense_ = (next_dense_ + 1) % dense_.size();
+  d.run(spec_.dtype == DType::int8 ? static_cast<const void*>(xu8_.data()) : x_.data(),
+        y_dense_.data());
 }
 
 void SpmmCase::run_dense_s8() {
-  if (dense_s8_) dense_s8_->run(xq_.data(), y_dense_.data());
+  if (dense_s8_.empty()) return;
+  const auto& d = *dense_s8_[next_dense_s8_];
+  next_dense_s8_ = (next_dense_s8_ + 1) % dense_s8_.size();
+  d.run(xq_.data(), y_dense_.data());
+}
+
+int64_t SpmmCase::sparse_weight_bytes() const {
+  const LinearInfo i = linears_.front().info();
+  if (spec_.tokens <= 4 && i.decode_packed_bytes > 0) return i.decode_packed_bytes;
+  return i.packed_bytes - i.decode_packed_bytes;
+}
+
+int64_t SpmmCase::dense_weight_bytes() const {
+  return spec_.out * spec_.in * (spec_.dtype == DType::int8 ? 1 : 4);
 }
 
 namespace {

@@ -19,6 +19,9 @@ struct SpmmSpec {
   double sparsity = 0.9;
   int threads = 1;
   uint32_t seed = 1;
+  // Rotate over enough copies of each side's weights that together they exceed 4x the last-level
+  // cache, so every call reads its weights from memory, as a decoder step does.
+  bool cold_weights = false;
 };
 
 // Everything both sides need, built once (pack, quantize, primitive creation) before timing.
@@ -37,21 +40,29 @@ class SpmmCase {
   // linear_bf16 (sparq's bf16) or linear_f32.
   double sparse_max_error() const;
   double dense_max_error() const;
-  bool has_s8_baseline() const { return dense_s8_ != nullptr; }
-  LinearInfo info() const { return linear_.info(); }
-  std::string dense_implementation() const { return dense_->implementation(); }
+  bool has_s8_baseline() const { return !dense_s8_.empty(); }
+  LinearInfo info() const { return linears_.front().info(); }
+  std::string dense_implementation() const { return dense_.front()->implementation(); }
+  // Weight copies each side rotates over (1 unless cold_weights), and the weight bytes one call
+  // reads (for GB/s).
+  int sparse_copies() const { return static_cast<int>(linears_.size()); }
+  int dense_copies() const { return static_cast<int>(dense_.size()); }
+  int64_t sparse_weight_bytes() const;
+  int64_t dense_weight_bytes() const;
 
  private:
   std::vector<float> reference(const float* x_scale) const;
+  const SparseLinear& next_linear();
 
   SpmmSpec spec_;
   std::vector<float> x_, w_, bias_;
   std::vector<int8_t> xq_, wq_;
   std::vector<uint8_t> xu8_;
   std::vector<float> x_scale_, w_scale_, bias_u8_;
-  SparseLinear linear_;
+  std::vector<SparseLinear> linears_;
   QuantizedInput q_;
-  std::unique_ptr<DnnlMatmul> dense_, dense_s8_;
+  std::vector<std::unique_ptr<DnnlMatmul>> dense_, dense_s8_;
+  size_t next_sparse_ = 0, next_dense_ = 0, next_dense_s8_ = 0;
   std::vector<float> y_sparse_, y_dense_;
 };
 

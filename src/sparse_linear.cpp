@@ -353,7 +353,8 @@ SparseLinear SparseLinear::pack(const float* weight, int64_t out, int64_t in, co
       m.decode.emplace(m.w_s8.data(), m.w_scale.data(), bias, out, in, options.activation, isa,
                        options.threads);
       info.decode_kernel = m.decode->kernel_name();
-      info.packed_bytes += m.decode->weights().bytes();
+      info.decode_packed_bytes = m.decode->weights().bytes();
+      info.packed_bytes += info.decode_packed_bytes;
       info.reason += "; calls of <= " + std::to_string(sparse::kDecodeMaxTokens) +
                      " tokens run the 16x1 decode kernel (" + percent(sparsity_16x1) +
                      " of 16x1 blocks are zero)";

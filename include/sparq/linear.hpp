@@ -33,6 +33,7 @@ struct LinearInfo {
   double sparsity = 0;        // fraction of zero weights (fp32 zeros of the weight given to pack)
   double block_sparsity = 0;  // fraction of all-zero blocks of the packed block shape
   int64_t packed_bytes = 0;   // bytes held by the packed weight (values, indices, scales, bias)
+  int64_t decode_packed_bytes = 0;  // the part of packed_bytes decode_kernel reads (0: none)
   int threads = 0;
 };
 
