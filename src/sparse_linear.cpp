@@ -17,6 +17,8 @@
 #include "src/f32_tile_linear.hpp"
 #include "src/int8_block_linear.hpp"
 #include "src/int8_decode_linear.hpp"
+#include "src/int8_nm_kernel.hpp"
+#include "src/int8_nm_linear.hpp"
 #include "src/quantized_input.hpp"
 #include "src/threading.hpp"
 
@@ -47,6 +49,7 @@ struct SparseLinear::Impl {
   LinearInfo info;
   std::optional<Int8BlockLinear> block;    // int8 4x1 kernels
   std::optional<Int8DecodeLinear> decode;  // int8 16x1 decode kernels (<= 4 tokens)
+  std::optional<Int8NmLinear> nm;          // int8 2:4 kernel
   std::optional<F32TileLinear> f32_tiles;  // f32 / bf16 4x1 and 2:4 kernels
   // Dense layers on oneDNN: the weights and one primitive per token count, made on first use.
   std::vector<float> w_f32, bias;
@@ -79,6 +82,10 @@ struct SparseLinear::Impl {
   }
 
   void quantize(const float* x, int64_t tokens, QuantizedInput::Impl& q) const {
+    if (nm && tokens > 0 && tokens <= kNmMaxTokens) {
+      nm->quantize(x, tokens, q);
+      return;
+    }
     if (decode && tokens > 0 && tokens <= sparse::kDecodeMaxTokens) {
       decode->quantize(x, tokens, q);
       return;
@@ -118,6 +125,10 @@ struct SparseLinear::Impl {
   // Dense int8: oneDNN's s32 accumulators, then the same epilogue as the sparse kernels.
   void run_quantized(const QuantizedInput::Impl& q, void* y, float y_scale,
                      const float* residual) const {
+    if (nm && q.form == QuantizedInput::Impl::Form::nm_s8) {
+      nm->run(q, y, y_scale, residual);
+      return;
+    }
     if (decode && q.form == QuantizedInput::Impl::Form::decode_s16) {
       decode->run(q, y, y_scale, residual);
       return;
@@ -280,10 +291,31 @@ SparseLinear SparseLinear::pack(const float* weight, int64_t out, int64_t in, co
       throw NotSupported("SparseLinear::pack: " + pattern_text +
                          " kernels are not supported yet; the N:M kernels take 2:4 (a 1:4 "
                          "weight is 2:4 too)");
-    if (options.dtype == DType::int8)
-      throw NotSupported(
-          "SparseLinear::pack: int8 2:4 kernels are not supported yet; use dtype f32 or bf16 "
-          "for 2:4, or int8 with pattern 4x1, dense or auto");
+  }
+  if (options.dtype == DType::int8 && p.kind == Pattern::Kind::n_m) {
+    std::vector<int8_t> wq(static_cast<size_t>(out * in));
+    std::vector<float> w_scale(static_cast<size_t>(out));
+    sparse::quantize_rows(weight, out, in, wq.data(), w_scale.data());
+    const jit::Isa isa = jit::best_int8_isa();
+    const bool avx2 = isa >= jit::Isa::avx2;
+    m.nm.emplace(wq.data(), w_scale.data(), bias, out, in, options.activation, avx2,
+                 options.threads);
+    // Longer calls: the 4x1 kernel, which on a 2:4 weight skips little but is exact and beats
+    // the 2:4 row kernel once the weights are reused across many tokens.
+    m.block.emplace(wq.data(), w_scale.data(), bias, out, in, options.activation, isa,
+                    options.threads);
+    info.kernel = m.block->kernel_name();
+    info.decode_kernel = m.nm->kernel_name();
+    info.isa = jit::isa_name(isa);
+    info.pattern = "2:4";
+    info.decode_packed_bytes = m.nm->weights().bytes();
+    info.packed_bytes = m.block->weights().bytes() + info.decode_packed_bytes;
+    info.reason = "pattern 2:4 requested: calls of <= " + std::to_string(kNmMaxTokens) +
+                  " tokens run the int8 2:4 kernel (62.5% of the dense weight bytes); longer "
+                  "ones the 4x1 kernel (int8 2:4 has no faster prefill kernel on this ISA)";
+    if (!avx2) info.reason += "; this CPU lacks AVX2: portable C++ kernels (slow)";
+    m.bias = {};
+    return SparseLinear(std::move(impl));
   }
   if (bias) m.bias.assign(bias, bias + out);
   const bool wants_sparse =

@@ -564,9 +564,6 @@ TEST(SparseLinearErrors, UnsupportedRequests) {
   const auto w = pruned_weight(out, in, 0.5, 210);
   const auto w24 = sparse::prune_n_m(test::random_floats(sz(out * in), 211), out, in, 2, 4);
   ASSERT_TRUE(sparse::fits_n_m(w24, out, in, 2, 4));
-  EXPECT_THROW_WITH(
-      SparseLinear::pack(w24.data(), out, in, nullptr, options(DType::int8, Pattern::n_of_m(2, 4))),
-      NotSupported, "int8 2:4");
   const auto w14 = sparse::prune_n_m(test::random_floats(sz(out * in), 212), out, in, 1, 4);
   EXPECT_THROW_WITH(
       SparseLinear::pack(w14.data(), out, in, nullptr, options(DType::f32, Pattern::n_of_m(1, 4))),

@@ -1,0 +1,148 @@
+// The int8 2:4 kernel: its packed layout (round trip, positions, violations), the AVX2 rows
+// against the portable twin bit for bit, and the layer against sparse::linear_int8 with every
+// epilogue, token counts 1..9 and widths that leave a partial 64-column window.
+#include <gtest/gtest.h>
+
+#include <random>
+
+#include "jit/cpu_features.hpp"
+#include "sparq/error.hpp"
+#include "sparq/sparq.hpp"
+#include "sparse/int8_nm_pack.hpp"
+#include "sparse/prune.hpp"
+#include "sparse/reference.hpp"
+#include "src/int8_nm_kernel.hpp"
+#include "src/int8_nm_linear.hpp"
+#include "test_util.hpp"
+
+namespace sparq {
+namespace {
+
+// A 2:4 s8 weight; kept values are dropped with probability `extra` (blocks with 0 or 1).
+std::vector<int8_t> two_of_four_s8(int64_t out, int64_t in, double extra, uint32_t seed) {
+  auto f =
+      sparse::prune_n_m(test::random_floats(static_cast<size_t>(out * in), seed), out, in, 2, 4);
+  std::mt19937 rng(seed + 1);
+  std::bernoulli_distribution drop(extra);
+  std::uniform_int_distribution<int> value(-127, 127);
+  std::vector<int8_t> w(f.size(), 0);
+  for (size_t i = 0; i < f.size(); ++i)
+    if (f[i] != 0.0f && !drop(rng)) w[i] = static_cast<int8_t>(value(rng));
+  return w;
+}
+
+TEST(Int8NmPack, RoundTripAndViolation) {
+  for (auto [out, in] : {std::pair<int64_t, int64_t>{1, 4}, {3, 70}, {9, 128}, {5, 200}}) {
+    const auto w = two_of_four_s8(out, in, 0.2, static_cast<uint32_t>(out * in));
+    const std::vector<float> scale(static_cast<size_t>(out), 1.0f);
+    const auto p = sparse::pack_int8_2of4(w.data(), scale.data(), nullptr, out, in);
+    EXPECT_EQ(sparse::to_dense(p), w) << out << "x" << in;
+    EXPECT_EQ(p.windows, (in + 63) / 64);
+    EXPECT_EQ(static_cast<int64_t>(p.entries.size()), out * p.windows * 40);
+  }
+  std::vector<int8_t> bad(2 * 8, 0);
+  bad[8 + 4] = bad[8 + 5] = bad[8 + 6] = 1;
+  const std::vector<float> scale(2, 1.0f);
+  try {
+    sparse::pack_int8_2of4(bad.data(), scale.data(), nullptr, 2, 8);
+    ADD_FAILURE() << "a 3-of-4 row packed";
+  } catch (const InvalidArgument& e) {
+    EXPECT_NE(std::string(e.what()).find("row 1"), std::string::npos) << e.what();
+  }
+}
+
+TEST(Int8NmKernel, VectorRowsMatchPortable) {
+  if (!jit::isa_available(jit::Isa::avx2)) GTEST_SKIP() << "this CPU lacks AVX2";
+  for (auto [out, in] : {std::pair<int64_t, int64_t>{7, 64}, {13, 70}, {20, 300}})
+    for (int tokens = 1; tokens <= kNmMaxTokens; ++tokens) {
+      const auto w = two_of_four_s8(out, in, 0.1, static_cast<uint32_t>(in + tokens));
+      const std::vector<float> scale(static_cast<size_t>(out), 1.0f);
+      const auto p = sparse::pack_int8_2of4(w.data(), scale.data(), nullptr, out, in);
+      auto x = test::random_int8(static_cast<size_t>(tokens * p.padded_in()), 5);
+      for (int t = 0; t < tokens; ++t)
+        for (int64_t i = in; i < p.padded_in(); ++i) x[t * p.padded_in() + i] = 0;
+      std::vector<int32_t> a(static_cast<size_t>(tokens * out)), b(a.size());
+      int8_nm_rows_avx2(p, x.data(), p.padded_in(), tokens, 0, out, a.data());
+      int8_nm_rows_portable(p, x.data(), p.padded_in(), tokens, 0, out, b.data());
+      EXPECT_EQ(a, b) << out << "x" << in << " tokens=" << tokens;
+      // And against the plain definition.
+      for (int t = 0; t < tokens; ++t)
+        for (int64_t r = 0; r < out; ++r) {
+          int32_t want = 0;
+          for (int64_t i = 0; i < in; ++i) want += w[r * in + i] * x[t * p.padded_in() + i];
+          ASSERT_EQ(b[t * out + r], want) << "t=" << t << " r=" << r;
+        }
+    }
+}
+
+class Int8NmLayerTest : public ::testing::TestWithParam<bool> {};
+
+TEST_P(Int8NmLayerTest, MatchesReference) {
+  const bool avx2 = GetParam();
+  if (avx2 && !jit::isa_available(jit::Isa::avx2)) GTEST_SKIP() << "this CPU lacks AVX2";
+  uint32_t seed = 40;
+  for (Activation act : {Activation::none, Activation::gelu_tanh})
+    for (bool residual : {false, true})
+      for (bool int8_out : {false, true})
+        for (int64_t tokens : {1, 3, 4, 5, 9}) {
+          const int64_t out = 23, in = 90;
+          SCOPED_TRACE(testing::Message() << "tokens=" << tokens << " act=" << to_string(act)
+                                          << " residual=" << residual << " int8=" << int8_out);
+          const auto w = two_of_four_s8(out, in, 0.2, seed++);
+          const auto w_scale = test::random_floats(static_cast<size_t>(out), seed++, 0.001f, 0.02f);
+          const auto bias = test::random_floats(static_cast<size_t>(out), seed++);
+          const auto x = test::random_floats(static_cast<size_t>(tokens * in), seed++, -2, 2);
+          const auto res = test::random_floats(static_cast<size_t>(tokens * out), seed++);
+          Int8NmLinear layer(w.data(), w_scale.data(), bias.data(), out, in, act, avx2, 1);
+          QuantizedInput::Impl q;
+          layer.quantize(x.data(), tokens, q);
+          std::vector<int8_t> xq(static_cast<size_t>(tokens * in));
+          std::vector<float> xs(static_cast<size_t>(tokens));
+          sparse::quantize_rows(x.data(), tokens, in, xq.data(), xs.data());
+          std::vector<float> want(static_cast<size_t>(tokens * out));
+          sparse::linear_int8(xq.data(), xs.data(), tokens, w.data(), w_scale.data(), out, in,
+                              {bias.data(), act, residual ? res.data() : nullptr}, want.data());
+          if (!int8_out) {
+            std::vector<float> got(want.size());
+            layer.run(q, got.data(), 0.0f, residual ? res.data() : nullptr);
+            test::expect_close(got, want, 1e-6, "fp32");
+          } else {
+            std::vector<int8_t> got(want.size());
+            layer.run(q, got.data(), 0.02f, residual ? res.data() : nullptr);
+            for (size_t i = 0; i < want.size(); ++i)
+              ASSERT_EQ(got[i], sparse::requantize(want[i], 1.0f / 0.02f)) << i;
+          }
+        }
+}
+
+INSTANTIATE_TEST_SUITE_P(BothPaths, Int8NmLayerTest, ::testing::Values(false, true),
+                         [](const auto& p) { return p.param ? "avx2" : "portable"; });
+
+// Through the public API: pattern 2:4 in int8.
+TEST(Int8NmApi, PatternTwoOfFourRunsTheNmKernel) {
+  const int64_t out = 40, in = 130;
+  const auto wf =
+      sparse::prune_n_m(test::random_floats(static_cast<size_t>(out * in), 3), out, in, 2, 4);
+  LinearOptions o;
+  o.dtype = DType::int8;
+  o.pattern = Pattern::n_of_m(2, 4);
+  const auto layer = SparseLinear::pack(wf.data(), out, in, nullptr, o);
+  EXPECT_NE(layer.info().decode_kernel.find("int8-2:4"), std::string::npos);
+  EXPECT_NE(layer.info().kernel.find("int8-4x1"), std::string::npos);
+  EXPECT_EQ(layer.info().pattern, "2:4");
+  for (int64_t tokens : {1, 4, 6, 40}) {
+    const auto x = test::random_floats(static_cast<size_t>(tokens * in), 4);
+    std::vector<int8_t> wq(wf.size()), xq(x.size());
+    std::vector<float> ws(static_cast<size_t>(out)), xs(static_cast<size_t>(tokens));
+    sparse::quantize_rows(wf.data(), out, in, wq.data(), ws.data());
+    sparse::quantize_rows(x.data(), tokens, in, xq.data(), xs.data());
+    std::vector<float> want(static_cast<size_t>(tokens * out)), got(want.size());
+    sparse::linear_int8(xq.data(), xs.data(), tokens, wq.data(), ws.data(), out, in, {},
+                        want.data());
+    layer.forward(x.data(), tokens, got.data());
+    test::expect_close(got, want, 2e-5, "y");
+  }
+}
+
+}  // namespace
+}  // namespace sparq
