@@ -59,6 +59,50 @@ void EpilogueEmitter::activation(Activation act, const Vmm& x, const Vmm& t0, co
       g.vaddps(t1, t1, constant(kOne));
       g.vdivps(x, x, t1);
       return;
+    case Activation::silu:
+      // x / (1 + exp(-x)); exp clamps its argument, so large |x| give x or -0.
+      if constexpr (std::is_same_v<Vmm, Xbyak::Zmm>)
+        g.vpxord(t1, t1, t1);
+      else
+        g.vpxor(t1, t1, t1);
+      g.vsubps(t1, t1, x);
+      exp(t1, t0, t2);
+      g.vaddps(t1, t1, constant(kOne));
+      g.vdivps(x, x, t1);
+      return;
+    case Activation::gelu_erf: {
+      // With q = 0.5 P(t) exp(-x^2 / 2), t = 1 / (1 + p |x| / sqrt 2) (erf(z) = 1 - P(t) e^-z^2,
+      // |error| < 1.5e-7): gelu(x) = x - x q for x >= 0, x q for x < 0.
+      g.vmulps(t0, x, x);
+      g.vmulps(t0, t0, constant(kMinusHalf));
+      exp(t0, t1, t2);  // t0 = exp(-x^2 / 2)
+      if constexpr (std::is_same_v<Vmm, Xbyak::Zmm>)
+        g.vpandd(t1, x, constant(kAbsMask));  // vandps on zmm would need AVX512DQ
+      else
+        g.vandps(t1, x, constant(kAbsMask));
+      g.vmulps(t1, t1, constant(kErfP));
+      g.vaddps(t1, t1, constant(kOne));
+      g.vmovups(t2, constant(kOne));
+      g.vdivps(t1, t2, t1);  // t
+      g.vmovups(t2, constant(kErfA5));
+      g.vfmadd213ps(t2, t1, constant(kErfA4));
+      g.vfmadd213ps(t2, t1, constant(kErfA3));
+      g.vfmadd213ps(t2, t1, constant(kErfA2));
+      g.vfmadd213ps(t2, t1, constant(kErfA1));
+      g.vmulps(t2, t2, t1);  // P(t)
+      g.vmulps(t0, t0, t2);
+      g.vmulps(t0, t0, constant(kC2));  // q (kC2 = 1/2)
+      g.vmulps(t1, x, t0);              // x q
+      g.vsubps(t2, x, t1);              // x - x q
+      if constexpr (std::is_same_v<Vmm, Xbyak::Zmm>) {
+        g.vpxord(t0, t0, t0);
+        g.vcmpps(g.k1, x, t0, 1);  // x < 0 (_CMP_LT_OS)
+        g.vblendmps(x | g.k1, t2, t1);
+      } else {
+        g.vblendvps(x, t2, t1, x);  // the sign of x picks x q
+      }
+      return;
+    }
   }
 }
 
@@ -81,6 +125,14 @@ void EpilogueEmitter::emit_table() {
       127u,
       std::bit_cast<uint32_t>(127.0f),
       std::bit_cast<uint32_t>(-128.0f),
+      0x7fffffffu,
+      std::bit_cast<uint32_t>(-0.5f),
+      std::bit_cast<uint32_t>(0.3275911f * 0.7071067811865476f),
+      std::bit_cast<uint32_t>(0.254829592f),
+      std::bit_cast<uint32_t>(-0.284496736f),
+      std::bit_cast<uint32_t>(1.421413741f),
+      std::bit_cast<uint32_t>(-1.453152027f),
+      std::bit_cast<uint32_t>(1.061405429f),
   };
   gen_.align(64);
   gen_.L(table_);

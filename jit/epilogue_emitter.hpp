@@ -28,6 +28,14 @@ class EpilogueEmitter {
     kExpBias,
     kQuantMax,
     kQuantMin,
+    kAbsMask,
+    kMinusHalf,
+    kErfP,  // Abramowitz-Stegun 7.1.26 for erf(|x| / sqrt 2): p / sqrt 2, then a1..a5
+    kErfA1,
+    kErfA2,
+    kErfA3,
+    kErfA4,
+    kErfA5,
     kConstCount
   };
 

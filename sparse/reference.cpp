@@ -37,6 +37,10 @@ float activate(float v, Activation activation) {
       const float u = 0.7978845608028654f * (v + 0.044715f * v * v * v);
       return 0.5f * v * (1.0f + std::tanh(u));
     }
+    case Activation::gelu_erf:
+      return 0.5f * v * (1.0f + std::erf(v * 0.7071067811865476f));
+    case Activation::silu:
+      return v / (1.0f + std::exp(-v));
   }
   return v;
 }

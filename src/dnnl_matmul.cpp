@@ -73,6 +73,10 @@ DnnlMatmul::DnnlMatmul(Kind kind, int64_t tokens, int64_t out, int64_t in, const
     ops.append_eltwise(1.0f, dnnl::algorithm::eltwise_relu, 0.0f, 0.0f);
   else if (activation == Activation::gelu_tanh)
     ops.append_eltwise(1.0f, dnnl::algorithm::eltwise_gelu_tanh, 0.0f, 0.0f);
+  else if (activation == Activation::gelu_erf)
+    ops.append_eltwise(1.0f, dnnl::algorithm::eltwise_gelu_erf, 0.0f, 0.0f);
+  else if (activation == Activation::silu)
+    ops.append_eltwise(1.0f, dnnl::algorithm::eltwise_swish, 1.0f, 0.0f);
   attr.set_post_ops(ops);
   // A scratchpad per call (from the calling thread) makes concurrent runs of one primitive safe.
   attr.set_scratchpad_mode(dnnl::scratchpad_mode::user);

@@ -174,7 +174,8 @@ void validate_pack(const float* weight, int64_t out, int64_t in, const float* bi
   require(o.dtype == DType::f32 || o.dtype == DType::bf16 || o.dtype == DType::int8,
           "SparseLinear::pack: unknown dtype value " + std::to_string(static_cast<int>(o.dtype)));
   require(o.activation == Activation::none || o.activation == Activation::relu ||
-              o.activation == Activation::gelu_tanh,
+              o.activation == Activation::gelu_tanh || o.activation == Activation::gelu_erf ||
+              o.activation == Activation::silu,
           "SparseLinear::pack: unknown activation value " +
               std::to_string(static_cast<int>(o.activation)));
   require(o.pattern.kind == Pattern::Kind::automatic || o.pattern.kind == Pattern::Kind::dense ||

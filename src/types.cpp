@@ -64,8 +64,20 @@ const char* to_string(Activation activation) {
       return "relu";
     case Activation::gelu_tanh:
       return "gelu_tanh";
+    case Activation::gelu_erf:
+      return "gelu_erf";
+    case Activation::silu:
+      return "silu";
   }
   return "?";
+}
+
+Activation parse_activation(const std::string& text) {
+  for (Activation a : {Activation::none, Activation::relu, Activation::gelu_tanh,
+                       Activation::gelu_erf, Activation::silu})
+    if (text == to_string(a)) return a;
+  throw InvalidArgument("activation '" + text +
+                        "': expected none, relu, gelu_tanh, gelu_erf or silu");
 }
 
 DType parse_dtype(const std::string& text) {

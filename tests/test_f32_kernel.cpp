@@ -4,6 +4,7 @@
 #include <gtest/gtest.h>
 
 #include <algorithm>
+#include <cmath>
 #include <cstring>
 #include <limits>
 #include <random>
@@ -125,10 +126,34 @@ TEST_P(F32KernelTest, OneDenseRowGroupAmongEmptyOnes) {
 
 TEST_P(F32KernelTest, EveryEpilogue) {
   uint32_t seed = 300;
-  for (Activation act : {Activation::none, Activation::relu, Activation::gelu_tanh})
+  for (Activation act : {Activation::none, Activation::relu, Activation::gelu_tanh,
+                         Activation::gelu_erf, Activation::silu})
     for (bool residual : {false, true})
       for (const Case& c : {Case{12, 24, 16, 0.6}, Case{13, 40, 70, 0.8}, Case{64, 40, 64, 0.7}})
         check(c, act, residual, seed++);
+}
+
+// The JIT activations over their whole range (tails of exp, erf, the sign switch, zero):
+// an identity weight (4x1-sparse and 2:4) passes chosen values straight into the epilogue.
+TEST_P(F32KernelTest, ActivationsOverTheirRange) {
+  const int64_t n = 16;
+  std::vector<float> w(static_cast<size_t>(n * n), 0.0f);
+  for (int64_t i = 0; i < n; ++i) w[i * n + i] = 1.0f;
+  const float values[] = {-100.f, -30.f, -9.f, -3.f, -1.f, -0.5f, -1e-3f, 0.f,
+                          1e-3f,  0.5f,  1.f,  3.f,  9.f,  30.f,  100.f,  2.5f};
+  std::vector<float> x(static_cast<size_t>(n * n));
+  for (int64_t t = 0; t < n; ++t)
+    for (int64_t i = 0; i < n; ++i)
+      x[t * n + i] = values[(t + i) % n] * (1.0f + 0.01f * static_cast<float>(t));
+  for (Activation act :
+       {Activation::relu, Activation::gelu_tanh, Activation::gelu_erf, Activation::silu}) {
+    F32TileLinear layer(w.data(), nullptr, n, n, layout(), act, isa(), 1, false);
+    std::vector<float> got(x.size());
+    layer.run(x.data(), n, got.data(), nullptr);
+    for (size_t i = 0; i < x.size(); ++i)
+      EXPECT_NEAR(got[i], sparse::activate(x[i], act), 2e-6 * (1.0 + std::fabs(x[i])))
+          << to_string(act) << " x=" << x[i];
+  }
 }
 
 INSTANTIATE_TEST_SUITE_P(AllVariants, F32KernelTest,
@@ -142,7 +167,8 @@ INSTANTIATE_TEST_SUITE_P(AllVariants, F32KernelTest,
                          });
 
 TEST(F32KernelGeneration, EveryKeyGenerates) {
-  for (Activation act : {Activation::none, Activation::relu, Activation::gelu_tanh})
+  for (Activation act : {Activation::none, Activation::relu, Activation::gelu_tanh,
+                         Activation::gelu_erf, Activation::silu})
     for (bool residual : {false, true})
       for (bool prefetch : {false, true})
         for (auto layout : {jit::F32Layout::block_4x1, jit::F32Layout::n2_m4}) {

@@ -92,7 +92,8 @@ TEST_P(Int8DecodeTest, SparsityExtremes) {
 
 TEST_P(Int8DecodeTest, EveryEpilogue) {
   uint32_t seed = 300;
-  for (Activation act : {Activation::none, Activation::relu, Activation::gelu_tanh})
+  for (Activation act : {Activation::none, Activation::relu, Activation::gelu_tanh,
+                         Activation::gelu_erf, Activation::silu})
     for (bool residual : {false, true})
       for (bool int8_out : {false, true})
         for (int64_t tokens : {1, 4, 6})
@@ -126,7 +127,8 @@ TEST(Int8DecodePack, RoundTripCountsAndLimits) {
 
 TEST(Int8DecodeGeneration, EveryKeyGenerates) {
   for (int tokens = 1; tokens <= 4; ++tokens)
-    for (Activation act : {Activation::none, Activation::relu, Activation::gelu_tanh})
+    for (Activation act : {Activation::none, Activation::relu, Activation::gelu_tanh,
+                           Activation::gelu_erf, Activation::silu})
       for (bool residual : {false, true})
         for (bool int8_out : {false, true})
           EXPECT_NO_THROW(

@@ -119,7 +119,8 @@ TEST_P(Int8KernelTest, OneDenseRowGroupAmongEmptyOnes) {
 
 TEST_P(Int8KernelTest, EveryEpilogue) {
   uint32_t seed = 300;
-  for (Activation act : {Activation::none, Activation::relu, Activation::gelu_tanh})
+  for (Activation act : {Activation::none, Activation::relu, Activation::gelu_tanh,
+                         Activation::gelu_erf, Activation::silu})
     for (bool residual : {false, true})
       for (bool int8_out : {false, true})
         for (const Case& c : {Case{12, 24, 16, 0.6}, Case{13, 40, 70, 0.8}, Case{64, 40, 64, 0.7}})
@@ -167,7 +168,8 @@ namespace {
 // here for every key, even where the variant cannot execute: an operand combination the
 // assembler rejects fails on any machine.
 TEST(Int8KernelGeneration, EveryVariantAndKeyGenerates) {
-  for (Activation act : {Activation::none, Activation::relu, Activation::gelu_tanh})
+  for (Activation act : {Activation::none, Activation::relu, Activation::gelu_tanh,
+                         Activation::gelu_erf, Activation::silu})
     for (bool residual : {false, true})
       for (bool int8_out : {false, true})
         for (bool prefetch : {false, true}) {

@@ -145,7 +145,8 @@ TEST(SparseLinearInt8, ActivationsResidualAndNoBias) {
   uint32_t seed = 50;
   for (const Pattern& pattern : {Pattern::blocks(4, 1), Pattern::automatic()})
     for (int64_t in : {96, 33})
-      for (Activation act : {Activation::none, Activation::relu, Activation::gelu_tanh})
+      for (Activation act : {Activation::none, Activation::relu, Activation::gelu_tanh,
+                             Activation::gelu_erf, Activation::silu})
         for (bool residual : {false, true})
           for (bool with_bias : {true, false}) {
             SCOPED_TRACE(testing::Message() << "pattern=" << pattern.to_string() << " in=" << in
@@ -239,7 +240,8 @@ TEST(SparseLinearDense, Int8MatchesReference) {
   uint32_t seed = 90;
   for (int64_t in : {96, 33})
     for (double sparsity : {0.0, 0.8})
-      for (Activation act : {Activation::none, Activation::relu, Activation::gelu_tanh})
+      for (Activation act : {Activation::none, Activation::relu, Activation::gelu_tanh,
+                             Activation::gelu_erf, Activation::silu})
         for (int64_t tokens : {1, 65}) {
           SCOPED_TRACE(testing::Message() << "in=" << in << " sparsity=" << sparsity
                                           << " act=" << to_string(act) << " tokens=" << tokens);
@@ -267,7 +269,8 @@ TEST(SparseLinearFloat, MatchesReference) {
   for (DType dtype : {DType::f32, DType::bf16})
     for (const Pattern& pattern : {Pattern::dense(), Pattern::automatic(), Pattern::blocks(4, 1)})
       for (int64_t in : {96, 33})
-        for (Activation act : {Activation::none, Activation::relu, Activation::gelu_tanh})
+        for (Activation act : {Activation::none, Activation::relu, Activation::gelu_tanh,
+                               Activation::gelu_erf, Activation::silu})
           for (bool residual : {false, true})
             for (int64_t tokens : {1, 65}) {
               SCOPED_TRACE(testing::Message()

@@ -237,6 +237,19 @@ const std::vector<float> kEpX = {1.0f, 2.0f}, kEpW = {-2.0f, 1.0f}, kEpBias = {0
                          kEpResidual = {3.0f, 10.0f, 20.0f, 30.0f};
 const std::vector<float> kEpWant = {3.0f, 10.75f, 20.0f, 31.75f};
 
+TEST(ReferenceEpilogue, ActivationValues) {
+  // Values of the definitions, computed in double precision elsewhere.
+  EXPECT_NEAR(sparse::activate(1.0f, Activation::gelu_erf), 0.8413447460685429, 1e-6);
+  EXPECT_NEAR(sparse::activate(-2.0f, Activation::gelu_erf), -0.04550026389635842, 1e-6);
+  EXPECT_NEAR(sparse::activate(1.0f, Activation::silu), 0.7310585786300049, 1e-6);
+  EXPECT_NEAR(sparse::activate(-2.0f, Activation::silu), -0.23840584404423515, 1e-6);
+  EXPECT_NEAR(sparse::activate(1.0f, Activation::gelu_tanh), 0.8411919906082768, 1e-6);
+  EXPECT_EQ(sparse::activate(-3.0f, Activation::relu), 0.0f);
+  EXPECT_EQ(parse_activation("silu"), Activation::silu);
+  EXPECT_EQ(parse_activation("gelu_erf"), Activation::gelu_erf);
+  EXPECT_THROW(parse_activation("swish"), InvalidArgument);
+}
+
 TEST(ReferenceEpilogue, BiasThenActivationThenResidual) {
   const sparse::Epilogue e{kEpBias.data(), Activation::relu, kEpResidual.data()};
   std::vector<float> y(4, -1.0f);

@@ -31,10 +31,13 @@ struct Pattern {
   std::string to_string() const;
 };
 
-enum class Activation { none, relu, gelu_tanh };
+// gelu_tanh: 0.5 x (1 + tanh(sqrt(2/pi) (x + 0.044715 x^3))) (BERT's "gelu_new");
+// gelu_erf: 0.5 x (1 + erf(x / sqrt 2)) (the exact GELU); silu: x / (1 + exp(-x)) (Llama's MLP).
+enum class Activation { none, relu, gelu_tanh, gelu_erf, silu };
 
 const char* to_string(DType dtype);
 const char* to_string(Activation activation);
+Activation parse_activation(const std::string& text);  // "none" | "relu" | "gelu_tanh" | ...
 DType parse_dtype(const std::string& text);  // "f32" | "bf16" | "int8"
 
 }  // namespace sparq
