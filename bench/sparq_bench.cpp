@@ -20,6 +20,7 @@
 #include "bench/bandwidth.hpp"
 #include "bench/spmm_case.hpp"
 #include "bench/spmm_run.hpp"
+#include "bench/sweep.hpp"
 #include "jit/cpu_features.hpp"
 
 namespace {
@@ -70,7 +71,41 @@ int main(int argc, char** argv) {
   spmm->add_option("--format", format, "table | json")
       ->check(CLI::IsMember({"table", "json"}))
       ->capture_default_str();
+
+  auto* sweep = app.add_subcommand(
+      "sweep", "the grid dtype x pattern x sparsity x tokens: CSV and PNG charts (gnuplot)");
+  sparq::bench::SweepOptions so;
+  std::string sweep_shape = "3072x768";
+  sweep->add_option("--dtypes", so.dtypes, "dtypes")->delimiter(',')->capture_default_str();
+  sweep->add_option("--patterns", so.patterns, "patterns")->delimiter(',')->capture_default_str();
+  sweep->add_option("--sparsities", so.sparsities, "sparsities (N:M patterns: their own)")
+      ->delimiter(',')
+      ->capture_default_str();
+  sweep->add_option("--tokens", so.tokens, "token counts (<= 4: cold weights)")
+      ->delimiter(',')
+      ->capture_default_str();
+  sweep->add_option("--shape", sweep_shape, "OUTxIN")->capture_default_str();
+  sweep->add_option("--threads", so.threads, "threads")->capture_default_str();
+  sweep->add_option("--min-seconds", so.min_seconds, "minimum timing per case")
+      ->capture_default_str();
+  sweep->add_option("--out-dir", so.out_dir, "where sweep.csv and the charts go")
+      ->capture_default_str();
   CLI11_PARSE(app, argc, argv);
+  if (sweep->parsed()) {
+    try {
+      const auto x = sweep_shape.find('x');
+      if (x == std::string::npos)
+        throw sparq::InvalidArgument("--shape: expected OUTxIN, got " + sweep_shape);
+      so.out = std::stoll(sweep_shape.substr(0, x));
+      so.in = std::stoll(sweep_shape.substr(x + 1));
+      for (const auto& d : so.dtypes) sparq::parse_dtype(d);
+      for (const auto& p : so.patterns) sparq::Pattern::parse(p);
+      return sparq::bench::run_sweep(so);
+    } catch (const std::exception& e) {
+      std::cerr << "sparq-bench sweep: " << e.what() << "\n";
+      return 1;
+    }
+  }
 
   try {
     std::vector<Shape> shape_list;
