@@ -1,0 +1,36 @@
+set datafile separator ','
+set terminal pngcairo size 720,480
+set xlabel 'sparsity'
+set ylabel 'speedup over oneDNN dense (x)'
+set key top left
+set grid
+set logscale y 2
+set yrange [0.25:*]
+set xrange [0.45:1]
+set output 'speedup_f32_tokens1.png'
+set title 'sparq f32, 3072x768, tokens 1 (cold weights), threads 1'
+plot 'sweep.csv' using (strcol(1) eq 'f32' && strcol(2) eq '4x1' && $3 == 1 ? $4 : 1/0):7 with linespoints title '4x1', 'sweep.csv' using (strcol(1) eq 'f32' && strcol(2) eq '16x1' && $3 == 1 ? $4 : 1/0):7 with linespoints title '16x1', 'sweep.csv' using (strcol(1) eq 'f32' && strcol(2) eq '4x4' && $3 == 1 ? $4 : 1/0):7 with linespoints title '4x4', 'sweep.csv' using (strcol(1) eq 'f32' && strcol(2) eq '1x4' && $3 == 1 ? $4 : 1/0):7 with linespoints title '1x4', 'sweep.csv' using (strcol(1) eq 'f32' && strcol(2) eq '2:4' && $3 == 1 ? $4 : 1/0):7 with linespoints title '2:4', 1 with lines dashtype 2 lc 'gray' title 'dense'
+set output 'speedup_f32_tokens16.png'
+set title 'sparq f32, 3072x768, tokens 16, threads 1'
+plot 'sweep.csv' using (strcol(1) eq 'f32' && strcol(2) eq '4x1' && $3 == 16 ? $4 : 1/0):7 with linespoints title '4x1', 'sweep.csv' using (strcol(1) eq 'f32' && strcol(2) eq '16x1' && $3 == 16 ? $4 : 1/0):7 with linespoints title '16x1', 'sweep.csv' using (strcol(1) eq 'f32' && strcol(2) eq '4x4' && $3 == 16 ? $4 : 1/0):7 with linespoints title '4x4', 'sweep.csv' using (strcol(1) eq 'f32' && strcol(2) eq '1x4' && $3 == 16 ? $4 : 1/0):7 with linespoints title '1x4', 'sweep.csv' using (strcol(1) eq 'f32' && strcol(2) eq '2:4' && $3 == 16 ? $4 : 1/0):7 with linespoints title '2:4', 1 with lines dashtype 2 lc 'gray' title 'dense'
+set output 'speedup_f32_tokens128.png'
+set title 'sparq f32, 3072x768, tokens 128, threads 1'
+plot 'sweep.csv' using (strcol(1) eq 'f32' && strcol(2) eq '4x1' && $3 == 128 ? $4 : 1/0):7 with linespoints title '4x1', 'sweep.csv' using (strcol(1) eq 'f32' && strcol(2) eq '16x1' && $3 == 128 ? $4 : 1/0):7 with linespoints title '16x1', 'sweep.csv' using (strcol(1) eq 'f32' && strcol(2) eq '4x4' && $3 == 128 ? $4 : 1/0):7 with linespoints title '4x4', 'sweep.csv' using (strcol(1) eq 'f32' && strcol(2) eq '1x4' && $3 == 128 ? $4 : 1/0):7 with linespoints title '1x4', 'sweep.csv' using (strcol(1) eq 'f32' && strcol(2) eq '2:4' && $3 == 128 ? $4 : 1/0):7 with linespoints title '2:4', 1 with lines dashtype 2 lc 'gray' title 'dense'
+set output 'speedup_bf16_tokens1.png'
+set title 'sparq bf16, 3072x768, tokens 1 (cold weights), threads 1'
+plot 'sweep.csv' using (strcol(1) eq 'bf16' && strcol(2) eq '4x1' && $3 == 1 ? $4 : 1/0):7 with linespoints title '4x1', 'sweep.csv' using (strcol(1) eq 'bf16' && strcol(2) eq '16x1' && $3 == 1 ? $4 : 1/0):7 with linespoints title '16x1', 'sweep.csv' using (strcol(1) eq 'bf16' && strcol(2) eq '4x4' && $3 == 1 ? $4 : 1/0):7 with linespoints title '4x4', 'sweep.csv' using (strcol(1) eq 'bf16' && strcol(2) eq '1x4' && $3 == 1 ? $4 : 1/0):7 with linespoints title '1x4', 'sweep.csv' using (strcol(1) eq 'bf16' && strcol(2) eq '2:4' && $3 == 1 ? $4 : 1/0):7 with linespoints title '2:4', 1 with lines dashtype 2 lc 'gray' title 'dense'
+set output 'speedup_bf16_tokens16.png'
+set title 'sparq bf16, 3072x768, tokens 16, threads 1'
+plot 'sweep.csv' using (strcol(1) eq 'bf16' && strcol(2) eq '4x1' && $3 == 16 ? $4 : 1/0):7 with linespoints title '4x1', 'sweep.csv' using (strcol(1) eq 'bf16' && strcol(2) eq '16x1' && $3 == 16 ? $4 : 1/0):7 with linespoints title '16x1', 'sweep.csv' using (strcol(1) eq 'bf16' && strcol(2) eq '4x4' && $3 == 16 ? $4 : 1/0):7 with linespoints title '4x4', 'sweep.csv' using (strcol(1) eq 'bf16' && strcol(2) eq '1x4' && $3 == 16 ? $4 : 1/0):7 with linespoints title '1x4', 'sweep.csv' using (strcol(1) eq 'bf16' && strcol(2) eq '2:4' && $3 == 16 ? $4 : 1/0):7 with linespoints title '2:4', 1 with lines dashtype 2 lc 'gray' title 'dense'
+set output 'speedup_bf16_tokens128.png'
+set title 'sparq bf16, 3072x768, tokens 128, threads 1'
+plot 'sweep.csv' using (strcol(1) eq 'bf16' && strcol(2) eq '4x1' && $3 == 128 ? $4 : 1/0):7 with linespoints title '4x1', 'sweep.csv' using (strcol(1) eq 'bf16' && strcol(2) eq '16x1' && $3 == 128 ? $4 : 1/0):7 with linespoints title '16x1', 'sweep.csv' using (strcol(1) eq 'bf16' && strcol(2) eq '4x4' && $3 == 128 ? $4 : 1/0):7 with linespoints title '4x4', 'sweep.csv' using (strcol(1) eq 'bf16' && strcol(2) eq '1x4' && $3 == 128 ? $4 : 1/0):7 with linespoints title '1x4', 'sweep.csv' using (strcol(1) eq 'bf16' && strcol(2) eq '2:4' && $3 == 128 ? $4 : 1/0):7 with linespoints title '2:4', 1 with lines dashtype 2 lc 'gray' title 'dense'
+set output 'speedup_int8_tokens1.png'
+set title 'sparq int8, 3072x768, tokens 1 (cold weights), threads 1'
+plot 'sweep.csv' using (strcol(1) eq 'int8' && strcol(2) eq '4x1' && $3 == 1 ? $4 : 1/0):7 with linespoints title '4x1', 'sweep.csv' using (strcol(1) eq 'int8' && strcol(2) eq '16x1' && $3 == 1 ? $4 : 1/0):7 with linespoints title '16x1', 'sweep.csv' using (strcol(1) eq 'int8' && strcol(2) eq '4x4' && $3 == 1 ? $4 : 1/0):7 with linespoints title '4x4', 'sweep.csv' using (strcol(1) eq 'int8' && strcol(2) eq '1x4' && $3 == 1 ? $4 : 1/0):7 with linespoints title '1x4', 'sweep.csv' using (strcol(1) eq 'int8' && strcol(2) eq '2:4' && $3 == 1 ? $4 : 1/0):7 with linespoints title '2:4', 1 with lines dashtype 2 lc 'gray' title 'dense'
+set output 'speedup_int8_tokens16.png'
+set title 'sparq int8, 3072x768, tokens 16, threads 1'
+plot 'sweep.csv' using (strcol(1) eq 'int8' && strcol(2) eq '4x1' && $3 == 16 ? $4 : 1/0):7 with linespoints title '4x1', 'sweep.csv' using (strcol(1) eq 'int8' && strcol(2) eq '16x1' && $3 == 16 ? $4 : 1/0):7 with linespoints title '16x1', 'sweep.csv' using (strcol(1) eq 'int8' && strcol(2) eq '4x4' && $3 == 16 ? $4 : 1/0):7 with linespoints title '4x4', 'sweep.csv' using (strcol(1) eq 'int8' && strcol(2) eq '1x4' && $3 == 16 ? $4 : 1/0):7 with linespoints title '1x4', 'sweep.csv' using (strcol(1) eq 'int8' && strcol(2) eq '2:4' && $3 == 16 ? $4 : 1/0):7 with linespoints title '2:4', 1 with lines dashtype 2 lc 'gray' title 'dense'
+set output 'speedup_int8_tokens128.png'
+set title 'sparq int8, 3072x768, tokens 128, threads 1'
+plot 'sweep.csv' using (strcol(1) eq 'int8' && strcol(2) eq '4x1' && $3 == 128 ? $4 : 1/0):7 with linespoints title '4x1', 'sweep.csv' using (strcol(1) eq 'int8' && strcol(2) eq '16x1' && $3 == 128 ? $4 : 1/0):7 with linespoints title '16x1', 'sweep.csv' using (strcol(1) eq 'int8' && strcol(2) eq '4x4' && $3 == 128 ? $4 : 1/0):7 with linespoints title '4x4', 'sweep.csv' using (strcol(1) eq 'int8' && strcol(2) eq '1x4' && $3 == 128 ? $4 : 1/0):7 with linespoints title '1x4', 'sweep.csv' using (strcol(1) eq 'int8' && strcol(2) eq '2:4' && $3 == 128 ? $4 : 1/0):7 with linespoints title '2:4', 1 with lines dashtype 2 lc 'gray' title 'dense'
