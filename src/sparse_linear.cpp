@@ -31,6 +31,10 @@ constexpr int64_t kMaxInFeatures = 131072;
 
 // Below this fraction of all-zero 4x1 blocks, `auto` does not pick the 4x1 kernels.
 constexpr double kMinBlockSparsityForSparse = 0.5;
+// f32/bf16 calls of at most this many tokens are decode-sized: under auto, layers whose 4x1
+// block sparsity is below kMinBlockSparsityForF32Decode (and 2:4 layers) run them dense.
+constexpr int64_t kF32DecodeTokens = 4;
+constexpr double kMinBlockSparsityForF32Decode = 0.75;
 // A 2:4 weight with fewer zeros than this (e.g. a dense one with a few zeros that happens to fit
 // 2:4) runs dense under `auto`.
 constexpr double kMinSparsityFor2of4 = 0.45;
@@ -105,7 +109,8 @@ struct SparseLinear::Impl {
   }
 
   void run_f32(const float* x, int64_t tokens, float* y, const float* residual) const {
-    if (f32_tiles) {
+    const bool dense_decode = !w_f32.empty() && tokens <= kF32DecodeTokens;
+    if (f32_tiles && !dense_decode) {
       f32_tiles->run(x, tokens, y, residual);
       return;
     }
@@ -254,7 +259,24 @@ void pack_float(SparseLinear::Impl& m, const float* weight, const float* bias, F
     info.reason = reason + bf16_note;
     if (isa == jit::Isa::reference)
       info.reason += "; this CPU lacks AVX2/FMA: portable C++ kernel (slow)";
-    m.bias = {};
+    // Decode-sized calls read every weight byte for little arithmetic: there the f32 kernels'
+    // 16-token tiles and 20-40 byte entries lose to oneDNN's dense GEMV unless the weight is very
+    // sparse (measured: docs/sweep, tokens 1). Under auto such layers keep the dense weight too.
+    const bool dense_for_decode =
+        m.options.pattern.kind == Pattern::Kind::automatic &&
+        (kind == FloatKernel::n2_m4 || info.block_sparsity < kMinBlockSparsityForF32Decode);
+    if (dense_for_decode) {
+      m.w_f32.assign(weight, weight + m.out * m.in);
+      info.decode_kernel = "onednn:f32-dense";
+      info.decode_packed_bytes =
+          static_cast<int64_t>((m.w_f32.size() + m.bias.size()) * sizeof(float));
+      info.packed_bytes += info.decode_packed_bytes;
+      info.reason += "; calls of <= " + std::to_string(kF32DecodeTokens) +
+                     " tokens run dense on oneDNN (faster there below " +
+                     percent(kMinBlockSparsityForF32Decode) + " 4x1 block sparsity)";
+    } else {
+      m.bias = {};
+    }
     return;
   }
   info.kernel = "onednn:f32-dense";

@@ -412,6 +412,32 @@ TEST(SparseLinearPatterns, OtherBlockShapesRunOnTheFourByOneKernels) {
     }
 }
 
+// Under auto, a moderately sparse f32 layer runs decode-sized calls dense (oneDNN) and longer
+// ones on the 4x1 kernel; both match the reference.
+TEST(SparseLinearFloat, AutoRunsDecodeCallsDenseBelowTheMeasuredThreshold) {
+  const int64_t out = 48, in = 64;
+  for (double sparsity : {0.6, 0.9}) {
+    SCOPED_TRACE(sparsity);
+    const auto w = pruned_weight(out, in, sparsity, 880);
+    const auto bias = test::random_floats(sz(out), 881);
+    const auto layer = SparseLinear::pack(w.data(), out, in, bias.data(),
+                                          options(DType::f32, Pattern::automatic()));
+    EXPECT_NE(layer.info().kernel.find("f32-4x1"), std::string::npos);
+    if (sparsity < 0.75) {
+      EXPECT_EQ(layer.info().decode_kernel, "onednn:f32-dense");
+      EXPECT_GT(layer.info().decode_packed_bytes, 0);
+    } else {
+      EXPECT_TRUE(layer.info().decode_kernel.empty()) << layer.info().decode_kernel;
+    }
+    for (int64_t tokens : {1, 4, 5, 30}) {
+      const auto x = input(tokens, in, static_cast<uint32_t>(890 + tokens));
+      std::vector<float> want(sz(tokens * out));
+      sparse::linear_f32(x.data(), tokens, w.data(), out, in, {bias.data()}, want.data());
+      test::expect_close(run_forward(layer, x, tokens, nullptr), want, 1e-5, "y");
+    }
+  }
+}
+
 TEST(SparseLinearDecode, FourByOneWeightsHaveNoDecodeKernel) {
   const int64_t out = 64, in = 64;
   const auto w = pruned_weight(out, in, 0.6, 850);  // 4x1 blocks: few whole 16x1 blocks
