@@ -522,27 +522,60 @@ TEST(SparseLinearInfo, AutoPicksByBlockSparsity) {
   EXPECT_NE(dense_layer.info().reason.find("auto"), std::string::npos) << dense_layer.info().reason;
 }
 
+// The reference of a layer's dtype: int8 quantizes weight and input as the layers do; bf16
+// rounds both; f32 is plain.
+std::vector<float> reference_for(DType dtype, const std::vector<float>& w, int64_t out, int64_t in,
+                                 const float* bias, const std::vector<float>& x, int64_t tokens,
+                                 Activation act, const float* residual) {
+  if (dtype == DType::int8) return reference_int8(w, out, in, bias, x, tokens, act, residual);
+  std::vector<float> y(sz(tokens * out));
+  if (dtype == DType::bf16)
+    sparse::linear_bf16(x.data(), tokens, sparse::to_bf16(w).data(), out, in, {bias, act, residual},
+                        y.data());
+  else
+    sparse::linear_f32(x.data(), tokens, w.data(), out, in, {bias, act, residual}, y.data());
+  return y;
+}
+
+// Every kernel family, prefill- and decode-sized: one thread and two give the same bits, and
+// the right ones.
 TEST(SparseLinearThreads, OneAndTwoThreadsAreBitIdentical) {
-  const int64_t out = 256, in = 96, tokens = 130;
-  const auto w = pruned_weight(out, in, 0.8, 180);
+  const int64_t out = 256, in = 96;
+  const auto w4x1 = pruned_weight(out, in, 0.8, 180);
+  const auto w16x1 =
+      sparse::prune_blocks(test::random_floats(sz(out * in), 184), out, in, BlockShape{16, 1}, 0.8);
+  const auto w24 = sparse::prune_n_m(test::random_floats(sz(out * in), 185), out, in, 2, 4);
   const auto bias = test::random_floats(sz(out), 181);
-  const auto res = test::random_floats(sz(tokens * out), 182);
-  const auto x = input(tokens, in, 183);
-  for (const Pattern& pattern : {Pattern::blocks(4, 1), Pattern::dense()}) {
-    SCOPED_TRACE(pattern.to_string());
-    const auto one = SparseLinear::pack(w.data(), out, in, bias.data(),
-                                        options(DType::int8, pattern, Activation::gelu_tanh, 1));
-    const auto two = SparseLinear::pack(w.data(), out, in, bias.data(),
-                                        options(DType::int8, pattern, Activation::gelu_tanh, 2));
-    EXPECT_EQ(one.info().threads, 1);
-    EXPECT_EQ(two.info().threads, 2);
-    const auto y1 = run_forward(one, x, tokens, res.data());
-    EXPECT_EQ(y1, run_forward(two, x, tokens, res.data()));
-    // And the result is right, so two equal wrong answers do not pass.
-    test::expect_close(
-        y1, reference_int8(w, out, in, bias.data(), x, tokens, Activation::gelu_tanh, res.data()),
-        2e-5, "y");
-  }
+  struct Case {
+    DType dtype;
+    Pattern pattern;
+    const std::vector<float>* w;
+  };
+  const Case cases[] = {
+      {DType::int8, Pattern::blocks(4, 1), &w4x1},   {DType::int8, Pattern::dense(), &w4x1},
+      {DType::int8, Pattern::blocks(16, 1), &w16x1}, {DType::int8, Pattern::n_of_m(2, 4), &w24},
+      {DType::f32, Pattern::blocks(4, 1), &w4x1},    {DType::f32, Pattern::n_of_m(2, 4), &w24},
+      {DType::bf16, Pattern::blocks(4, 1), &w4x1}};
+  for (const Case& c : cases)
+    for (int64_t tokens : {130, 3}) {
+      SCOPED_TRACE(testing::Message()
+                   << to_string(c.dtype) << " " << c.pattern.to_string() << " tokens=" << tokens);
+      const auto res = test::random_floats(sz(tokens * out), 182);
+      const auto x = input(tokens, in, 183);
+      const auto one = SparseLinear::pack(c.w->data(), out, in, bias.data(),
+                                          options(c.dtype, c.pattern, Activation::gelu_tanh, 1));
+      const auto two = SparseLinear::pack(c.w->data(), out, in, bias.data(),
+                                          options(c.dtype, c.pattern, Activation::gelu_tanh, 2));
+      EXPECT_EQ(one.info().threads, 1);
+      EXPECT_EQ(two.info().threads, 2);
+      const auto y1 = run_forward(one, x, tokens, res.data());
+      EXPECT_EQ(y1, run_forward(two, x, tokens, res.data()));
+      // And the result is right, so two equal wrong answers do not pass.
+      test::expect_close(y1,
+                         reference_for(c.dtype, *c.w, out, in, bias.data(), x, tokens,
+                                       Activation::gelu_tanh, res.data()),
+                         2e-5, "y");
+    }
 }
 
 // ------------------------------------------------------------------------------------------------
@@ -794,28 +827,34 @@ namespace {
 
 // One packed layer, several caller threads at once: every result equals the single-threaded one.
 TEST(SparseLinearThreads, ConcurrentForwardOnOneLayer) {
-  const int64_t out = 70, in = 96, tokens = 33;
-  const auto w = pruned_weight(out, in, 0.8, 400);
-  const auto x = input(tokens, in, 401);
+  const int64_t out = 70, in = 96;
+  const auto w =
+      sparse::prune_blocks(test::random_floats(sz(out * in), 400), out, in, BlockShape{16, 1}, 0.8);
   for (const auto& [dtype, pattern] :
        {std::pair{DType::int8, Pattern::blocks(4, 1)}, std::pair{DType::int8, Pattern::dense()},
-        std::pair{DType::f32, Pattern::dense()}}) {
+        std::pair{DType::f32, Pattern::dense()}, std::pair{DType::f32, Pattern::blocks(4, 1)},
+        std::pair{DType::bf16, Pattern::blocks(4, 1)},
+        std::pair{DType::int8, Pattern::blocks(16, 1)}}) {
     SCOPED_TRACE(testing::Message() << to_string(dtype) << " " << pattern.to_string());
-    const auto layer = SparseLinear::pack(w.data(), out, in, nullptr, options(dtype, pattern));
-    std::vector<float> want(static_cast<size_t>(tokens * out));
-    layer.forward(x.data(), tokens, want.data());
-    std::atomic<int> mismatches{0};
-    std::vector<std::thread> callers;
-    for (int c = 0; c < 4; ++c)
-      callers.emplace_back([&] {
-        std::vector<float> y(want.size());
-        for (int rep = 0; rep < 25; ++rep) {
-          layer.forward(x.data(), tokens, y.data());
-          if (y != want) ++mismatches;
-        }
-      });
-    for (auto& t : callers) t.join();
-    EXPECT_EQ(mismatches.load(), 0);
+    for (int64_t tokens : {33, 2}) {
+      const auto x = input(tokens, in, 401);
+      const auto layer =
+          SparseLinear::pack(w.data(), out, in, nullptr, options(dtype, pattern, {}, 2));
+      std::vector<float> want(static_cast<size_t>(tokens * out));
+      layer.forward(x.data(), tokens, want.data());
+      std::atomic<int> mismatches{0};
+      std::vector<std::thread> callers;
+      for (int c = 0; c < 4; ++c)
+        callers.emplace_back([&] {
+          std::vector<float> y(want.size());
+          for (int rep = 0; rep < 25; ++rep) {
+            layer.forward(x.data(), tokens, y.data());
+            if (y != want) ++mismatches;
+          }
+        });
+      for (auto& t : callers) t.join();
+      EXPECT_EQ(mismatches.load(), 0);
+    }
   }
 }
 
