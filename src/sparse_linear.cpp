@@ -14,6 +14,7 @@
 #include "sparse/reference.hpp"
 #include "sparse/stats.hpp"
 #include "src/dnnl_matmul.hpp"
+#include "src/f32_decode_linear.hpp"
 #include "src/f32_tile_linear.hpp"
 #include "src/int8_block_linear.hpp"
 #include "src/int8_decode_linear.hpp"
@@ -51,10 +52,11 @@ struct SparseLinear::Impl {
   int64_t out = 0, in = 0;
   LinearOptions options;
   LinearInfo info;
-  std::optional<Int8BlockLinear> block;    // int8 4x1 kernels
-  std::optional<Int8DecodeLinear> decode;  // int8 16x1 decode kernels (<= 4 tokens)
-  std::optional<Int8NmLinear> nm;          // int8 2:4 kernel
-  std::optional<F32TileLinear> f32_tiles;  // f32 / bf16 4x1 and 2:4 kernels
+  std::optional<Int8BlockLinear> block;       // int8 4x1 kernels
+  std::optional<Int8DecodeLinear> decode;     // int8 16x1 decode kernels (<= 4 tokens)
+  std::optional<Int8NmLinear> nm;             // int8 2:4 kernel
+  std::optional<F32TileLinear> f32_tiles;     // f32 / bf16 4x1 and 2:4 kernels
+  std::optional<F32DecodeLinear> f32_decode;  // f32 / bf16 16x1 decode kernels (<= 4 tokens)
   // Dense layers on oneDNN: the weights and one primitive per token count, made on first use.
   std::vector<float> w_f32, bias;
   std::vector<int8_t> w_s8;
@@ -109,6 +111,10 @@ struct SparseLinear::Impl {
   }
 
   void run_f32(const float* x, int64_t tokens, float* y, const float* residual) const {
+    if (f32_decode && tokens <= kF32DecodeTokens) {
+      f32_decode->run(x, tokens, y, residual);
+      return;
+    }
     const bool dense_decode = !w_f32.empty() && tokens <= kF32DecodeTokens;
     if (f32_tiles && !dense_decode) {
       f32_tiles->run(x, tokens, y, residual);
@@ -259,13 +265,33 @@ void pack_float(SparseLinear::Impl& m, const float* weight, const float* bias, F
     info.reason = reason + bf16_note;
     if (isa == jit::Isa::reference)
       info.reason += "; this CPU lacks AVX2/FMA: portable C++ kernel (slow)";
-    // Decode-sized calls read every weight byte for little arithmetic: there the f32 kernels'
-    // 16-token tiles and 20-40 byte entries lose to oneDNN's dense GEMV unless the weight is very
-    // sparse (measured: docs/sweep, tokens 1). Under auto such layers keep the dense weight too.
+    // Decode-sized calls read every weight byte for little arithmetic. Weights whose zeros come
+    // in 16x1 blocks get the decode kernel (rows in lanes; bf16 stored as bf16). Otherwise the
+    // f32 kernels' 16-token tiles and 20-40 byte entries lose to oneDNN's dense GEMV unless the
+    // weight is very sparse (measured: docs/sweep, tokens 1): under auto such layers keep the
+    // dense weight too.
+    const Pattern& p = m.options.pattern;
+    const std::span<const float> all(weight, static_cast<size_t>(m.out * m.in));
+    const double sparsity_16x1 =
+        kind == FloatKernel::block_4x1 ? sparse::block_sparsity(all, m.out, m.in, {16, 1}) : 0.0;
+    const bool decode_kernel =
+        kind == FloatKernel::block_4x1 &&
+        ((p.kind == Pattern::Kind::block && p.block.rows % 16 == 0 && p.block.cols == 1) ||
+         (p.kind == Pattern::Kind::automatic && sparsity_16x1 >= kMinBlockSparsityForSparse));
     const bool dense_for_decode =
-        m.options.pattern.kind == Pattern::Kind::automatic &&
+        !decode_kernel && p.kind == Pattern::Kind::automatic &&
         (kind == FloatKernel::n2_m4 || info.block_sparsity < kMinBlockSparsityForF32Decode);
-    if (dense_for_decode) {
+    if (decode_kernel) {
+      m.f32_decode.emplace(weight, bias, m.out, m.in, bf16, m.options.activation, isa,
+                           m.options.threads);
+      info.decode_kernel = m.f32_decode->kernel_name();
+      info.decode_packed_bytes = m.f32_decode->weights().bytes();
+      info.packed_bytes += info.decode_packed_bytes;
+      info.reason += "; calls of <= " + std::to_string(kF32DecodeTokens) +
+                     " tokens run the 16x1 decode kernel (" + percent(sparsity_16x1) +
+                     " of 16x1 blocks are zero)";
+      m.bias = {};
+    } else if (dense_for_decode) {
       m.w_f32.assign(weight, weight + m.out * m.in);
       info.decode_kernel = "onednn:f32-dense";
       info.decode_packed_bytes =

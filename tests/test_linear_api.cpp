@@ -412,8 +412,8 @@ TEST(SparseLinearPatterns, OtherBlockShapesRunOnTheFourByOneKernels) {
     }
 }
 
-// Under auto, a moderately sparse f32 layer runs decode-sized calls dense (oneDNN) and longer
-// ones on the 4x1 kernel; both match the reference.
+// Under auto, a moderately sparse f32 layer runs decode-sized calls dense (oneDNN), a sparser one
+// on the 16x1 decode kernel, and longer calls on the 4x1 kernel; all match the reference.
 TEST(SparseLinearFloat, AutoRunsDecodeCallsDenseBelowTheMeasuredThreshold) {
   const int64_t out = 48, in = 64;
   for (double sparsity : {0.6, 0.9}) {
@@ -427,7 +427,9 @@ TEST(SparseLinearFloat, AutoRunsDecodeCallsDenseBelowTheMeasuredThreshold) {
       EXPECT_EQ(layer.info().decode_kernel, "onednn:f32-dense");
       EXPECT_GT(layer.info().decode_packed_bytes, 0);
     } else {
-      EXPECT_TRUE(layer.info().decode_kernel.empty()) << layer.info().decode_kernel;
+      // 90 % of 4x1 blocks zero leaves about 65 % of 16x1 blocks zero: the decode kernel.
+      EXPECT_NE(layer.info().decode_kernel.find("f32-16x1-decode"), std::string::npos)
+          << layer.info().decode_kernel;
     }
     for (int64_t tokens : {1, 4, 5, 30}) {
       const auto x = input(tokens, in, static_cast<uint32_t>(890 + tokens));
@@ -575,6 +577,35 @@ TEST(SparseLinearThreads, OneAndTwoThreadsAreBitIdentical) {
                          reference_for(c.dtype, *c.w, out, in, bias.data(), x, tokens,
                                        Activation::gelu_tanh, res.data()),
                          2e-5, "y");
+    }
+}
+
+// Layers pruned in 16x1 blocks, every dtype: calls of <= 4 tokens run a decode kernel, longer ones
+// the 4x1 kernel; both match the reference of the dtype.
+TEST(SparseLinearDecode, EveryDtypeSixteenByOne) {
+  const int64_t out = 50, in = 72;
+  const auto w = sparse::prune_blocks(test::random_floats(sz(out * in), 950), out, in,
+                                      BlockShape{16, 1}, 0.75);
+  const auto bias = test::random_floats(sz(out), 951);
+  for (DType dtype : {DType::f32, DType::bf16, DType::int8})
+    for (const Pattern& pattern : {Pattern::blocks(16, 1), Pattern::automatic()}) {
+      const auto layer = SparseLinear::pack(w.data(), out, in, bias.data(),
+                                            options(dtype, pattern, Activation::silu, 2));
+      const std::string want_kernel = dtype == DType::int8   ? "int8-16x1-decode"
+                                      : dtype == DType::bf16 ? "bf16-16x1-decode"
+                                                             : "f32-16x1-decode";
+      EXPECT_NE(layer.info().decode_kernel.find(want_kernel), std::string::npos)
+          << to_string(dtype) << " " << pattern.to_string() << ": " << layer.info().reason;
+      for (int64_t tokens : {1, 3, 4, 5, 21}) {
+        SCOPED_TRACE(testing::Message()
+                     << to_string(dtype) << " " << pattern.to_string() << " tokens=" << tokens);
+        const auto x = input(tokens, in, static_cast<uint32_t>(960 + tokens));
+        const auto res = test::random_floats(sz(tokens * out), 970);
+        test::expect_close(
+            run_forward(layer, x, tokens, res.data()),
+            reference_for(dtype, w, out, in, bias.data(), x, tokens, Activation::silu, res.data()),
+            2e-5, "y");
+      }
     }
 }
 

@@ -1,0 +1,34 @@
+// An f32 or bf16 linear layer for decode steps (1..4 tokens per kernel call): weights in the f32
+// decode layout (16x1 blocks, rows in vector lanes; bf16 layers store bf16 values), activations
+// used as given (bf16 layers round them), groups of 16 rows spread over threads.
+#pragma once
+
+#include <cstdint>
+#include <memory>
+#include <string>
+
+#include "jit/f32_decode_kernel.hpp"
+#include "sparse/f32_decode_pack.hpp"
+#include "src/threading.hpp"
+
+namespace sparq {
+
+class F32DecodeLinear {
+ public:
+  // w: fp32 [out x in] (bf16: holding bf16 values), bias [out] or null.
+  F32DecodeLinear(const float* w, const float* bias, int64_t out, int64_t in, bool bf16,
+                  Activation activation, jit::Isa isa, int threads);
+
+  // Any token count (more than 4 run in steps of 4, each reading all the weights).
+  void run(const float* x, int64_t tokens, float* y, const float* residual) const;
+
+  const sparse::F32DecodeWeights& weights() const { return weights_; }
+  std::string kernel_name() const { return kernels_[0][0]->name(); }
+
+ private:
+  sparse::F32DecodeWeights weights_;
+  std::shared_ptr<const jit::F32DecodeKernel> kernels_[4][2];  // [tokens - 1][residual]
+  tbb::task_arena* arena_;
+};
+
+}  // namespace sparq
