@@ -6,9 +6,8 @@
 // applies the activation and the residual and stores both halves straight into y.
 #include <cstddef>
 
-#include "jit/epilogue_emitter.hpp"
+#include "jit/decode_generator.hpp"
 #include "jit/f32_decode_kernel.hpp"
-#include "jit/generator.hpp"
 #include "sparse/f32_decode_pack.hpp"
 
 namespace sparq::jit {
@@ -16,70 +15,28 @@ namespace {
 
 using namespace Xbyak;
 
-#define ARG(field) ptr[args_ + offsetof(F32DecodeArgs, field)]
+#define ARG(field) arg(offsetof(F32DecodeArgs, field))
 
-class F32DecodeAvx2Generator : public Generator {
+class F32DecodeAvx2Generator : public DecodeGenerator<F32DecodeArgs> {
  public:
-  explicit F32DecodeAvx2Generator(const F32DecodeKey& key) : epilogue_(*this), key_(key) {
-    generate();
+  explicit F32DecodeAvx2Generator(const F32DecodeKey& key) : key_(key) {
+    generate_decode_loop(key.tokens, key.residual, sparse::kF32DecodeRows * sizeof(float), [&] {
+      accumulate();
+      finish();
+    });
     finalize();
   }
 
  private:
-  static Ymm acc(int token, int half) { return Ymm(token * 2 + half); }
   int entry_bytes() const { return key_.bf16 ? 36 : 68; }
-
-  void generate();
   void accumulate();
   void finish();
 
-  EpilogueEmitter epilogue_;
   const F32DecodeKey key_;
-  // rdi: arguments; rsi, r8, r9, r15: token 0..3 activations; rdx: entry; rcx: count; rbp: group
-  // pointer; r10: y; r11: y stride; r13: residual; r14: residual stride; rax, rbx, r12: scratch.
-  const Reg64 args_ = rdi, entry_ = rdx, count_ = rcx, group_ = rbp;
-  const Reg64 y_ = r10, y_stride_ = r11, res_ = r13, res_stride_ = r14;
-  const Reg64 x_[4] = {rsi, r8, r9, r15};
 };
 
-void F32DecodeAvx2Generator::generate() {
-  preamble();
-  mov(x_[0], ARG(x));
-  for (int t = 1; t < key_.tokens; ++t) {
-    mov(x_[t], x_[t - 1]);
-    add(x_[t], ARG(x_stride));
-  }
-  mov(group_, ARG(group_begin));
-  mov(y_, ARG(y));
-  mov(y_stride_, ARG(y_stride));
-  if (key_.residual) {
-    mov(res_, ARG(residual));
-    mov(res_stride_, ARG(residual_stride));
-  }
-  Label group_loop, done;
-  cmp(group_, ARG(group_end));
-  je(done, T_NEAR);
-  L(group_loop);
-  accumulate();
-  finish();
-  add(y_, sparse::kF32DecodeRows * sizeof(float));
-  if (key_.residual) add(res_, sparse::kF32DecodeRows * sizeof(float));
-  add(group_, sizeof(int64_t));
-  cmp(group_, ARG(group_end));
-  jne(group_loop, T_NEAR);
-  L(done);
-  postamble();
-  epilogue_.emit_table();
-}
-
 void F32DecodeAvx2Generator::accumulate() {
-  for (int t = 0; t < key_.tokens; ++t)
-    for (int h = 0; h < 2; ++h) vxorps(acc(t, h), acc(t, h), acc(t, h));
-  mov(entry_, qword[group_]);
-  mov(count_, qword[group_ + 8]);
-  sub(count_, entry_);
-  imul(entry_, entry_, entry_bytes());
-  add(entry_, ARG(entries));
+  group_entries(entry_bytes());
   Label loop, end;
   test(count_, count_);
   jz(end, T_NEAR);
@@ -112,10 +69,7 @@ void F32DecodeAvx2Generator::accumulate() {
 
 void F32DecodeAvx2Generator::finish() {
   const Ymm t0 = ymm11, t1 = ymm12, t2 = ymm13;
-  // rbx = the group's biases: 64 * local group index = 8 * (group_ - group_begin).
-  mov(rbx, group_);
-  sub(rbx, ARG(group_begin));
-  shl(rbx, 3);
+  group_row_offset(rbx);  // the group's biases
   add(rbx, ARG(bias));
   mov(rax, y_);
   if (key_.residual) mov(rdx, res_);

@@ -9,8 +9,7 @@
 // needs no transpose: the lanes are output rows, contiguous in y.
 #include <cstddef>
 
-#include "jit/epilogue_emitter.hpp"
-#include "jit/generator.hpp"
+#include "jit/decode_generator.hpp"
 #include "jit/int8_decode_kernel.hpp"
 #include "sparse/int8_decode_pack.hpp"
 
@@ -19,72 +18,28 @@ namespace {
 
 using namespace Xbyak;
 
-#define ARG(field) ptr[args_ + offsetof(DecodeArgs, field)]
+#define ARG(field) arg(offsetof(DecodeArgs, field))
 
-class DecodeAvx2Generator : public Generator {
+class DecodeAvx2Generator : public DecodeGenerator<DecodeArgs> {
  public:
-  explicit DecodeAvx2Generator(const DecodeKernelKey& key) : epilogue_(*this), key_(key) {
-    generate();
+  explicit DecodeAvx2Generator(const DecodeKernelKey& key) : key_(key) {
+    generate_decode_loop(key.tokens, key.residual, sparse::kDecodeRows * (key.int8_output ? 1 : 4),
+                         [&] {
+                           accumulate();
+                           finish();
+                         });
     finalize();
   }
 
  private:
-  static Ymm acc(int token, int half) { return Ymm(token * 2 + half); }
-
-  void generate();
   void accumulate();
   void finish();
 
-  EpilogueEmitter epilogue_;
   const DecodeKernelKey key_;
-  // rdi: arguments; rsi, r8, r9, r15: token 0..3 activation bases; rdx: entry; rcx: count;
-  // rbp: group pointer; r10: y; r11: y stride; r13: residual; r14: residual stride; rax, rbx,
-  // r12: scratch.
-  const Reg64 args_ = rdi, entry_ = rdx, count_ = rcx, group_ = rbp;
-  const Reg64 y_ = r10, y_stride_ = r11, res_ = r13, res_stride_ = r14;
-  const Reg64 x_[4] = {rsi, r8, r9, r15};
 };
 
-void DecodeAvx2Generator::generate() {
-  preamble();
-  mov(x_[0], ARG(x));
-  for (int t = 1; t < key_.tokens; ++t) {
-    mov(x_[t], x_[t - 1]);
-    add(x_[t], ARG(x_stride));
-  }
-  mov(group_, ARG(group_begin));
-  mov(y_, ARG(y));
-  mov(y_stride_, ARG(y_stride));
-  if (key_.residual) {
-    mov(res_, ARG(residual));
-    mov(res_stride_, ARG(residual_stride));
-  }
-  Label group_loop, done;
-  cmp(group_, ARG(group_end));
-  je(done, T_NEAR);
-  L(group_loop);
-  accumulate();
-  finish();
-  add(y_, sparse::kDecodeRows * (key_.int8_output ? 1 : 4));
-  if (key_.residual) add(res_, sparse::kDecodeRows * sizeof(float));
-  add(group_, sizeof(int64_t));
-  cmp(group_, ARG(group_end));
-  jne(group_loop, T_NEAR);
-  L(done);
-  postamble();
-  epilogue_.emit_table();
-}
-
 void DecodeAvx2Generator::accumulate() {
-  for (int t = 0; t < key_.tokens; ++t)
-    for (int h = 0; h < 2; ++h) vpxor(acc(t, h), acc(t, h), acc(t, h));
-  // entry_ = entries + 36 * group_begin[g]; count_ = group_begin[g + 1] - group_begin[g].
-  mov(entry_, qword[group_]);
-  mov(count_, qword[group_ + 8]);
-  sub(count_, entry_);
-  lea(entry_, ptr[entry_ + entry_ * 8]);
-  shl(entry_, 2);
-  add(entry_, ARG(entries));
+  group_entries(sparse::kDecodeEntryBytes);
   Label loop, end;
   test(count_, count_);
   jz(end, T_NEAR);
@@ -115,10 +70,7 @@ void DecodeAvx2Generator::accumulate() {
 void DecodeAvx2Generator::finish() {
   const Ymm xs = ymm8, ws = ymm9, b = ymm10, t0 = ymm11, t1 = ymm12, t2 = ymm13;
   const Ymm inv = ymm14, qmax = ymm15;
-  // rax = byte offset of the group's rows in the per-row arrays: 64 * local group index.
-  mov(rax, group_);
-  sub(rax, ARG(group_begin));
-  shl(rax, 3);
+  group_row_offset(rax);
   mov(rbx, ARG(w_scale));
   add(rbx, rax);
   mov(r12, ARG(bias));

@@ -33,12 +33,7 @@ struct Case {
 // An fp32 weight whose 4x1 blocks are zero with the given probability.
 std::vector<float> block_sparse_weight(int64_t out, int64_t in, double sparsity, uint32_t seed) {
   auto w = test::random_floats(static_cast<size_t>(out * in), seed);
-  std::mt19937 rng(seed + 1);
-  std::bernoulli_distribution zero(sparsity);
-  for (int64_t g = 0; g < (out + 3) / 4; ++g)
-    for (int64_t c = 0; c < in; ++c)
-      if (zero(rng))
-        for (int64_t r = g * 4; r < std::min(out, g * 4 + 4); ++r) w[r * in + c] = 0.0f;
+  test::zero_row_blocks(w, out, in, 4, sparsity, seed + 1);
   return w;
 }
 

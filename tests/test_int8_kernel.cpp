@@ -21,15 +21,10 @@ struct Case {
 };
 
 // An s8 weight whose 4x1 blocks are zero with the given probability; optionally one dense row
-// group among empty ones.
+// An s8 weight whose 4x1 blocks are zero with the given probability.
 std::vector<int8_t> block_sparse_weight(int64_t out, int64_t in, double sparsity, uint32_t seed) {
   auto w = test::random_int8(static_cast<size_t>(out * in), seed);
-  std::mt19937 rng(seed + 1);
-  std::bernoulli_distribution zero(sparsity);
-  for (int64_t g = 0; g < (out + 3) / 4; ++g)
-    for (int64_t c = 0; c < in; ++c)
-      if (zero(rng))
-        for (int64_t r = g * 4; r < std::min(out, g * 4 + 4); ++r) w[r * in + c] = 0;
+  test::zero_row_blocks(w, out, in, 4, sparsity, seed + 1);
   return w;
 }
 
@@ -76,13 +71,7 @@ class Int8KernelTest : public ::testing::TestWithParam<jit::Isa> {
       const float y_scale = 0.02f;
       std::vector<int8_t> got(want.size(), 99);
       layer.run(q, got.data(), y_scale, residual ? res.data() : nullptr);
-      int64_t off_by_one = 0;
-      for (size_t i = 0; i < want.size(); ++i) {
-        const int expect = sparse::requantize(want[i], 1.0f / y_scale);
-        ASSERT_LE(std::abs(got[i] - expect), 1) << "element " << i;
-        off_by_one += got[i] != expect;  // a rounding tie moved by float reassociation
-      }
-      EXPECT_LE(off_by_one, static_cast<int64_t>(want.size() / 500 + 1));
+      test::expect_requantized(got, want, y_scale);
     }
   }
 };

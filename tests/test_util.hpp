@@ -3,10 +3,13 @@
 
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <cmath>
 #include <cstdint>
 #include <random>
 #include <vector>
+
+#include "sparse/reference.hpp"
 
 namespace sparq::test {
 
@@ -47,6 +50,33 @@ inline void expect_close(const std::vector<float>& got, const std::vector<float>
   }
   EXPECT_LE(worst, tol) << what << ": worst at " << at << ": got " << got[at] << ", want "
                         << want[at];
+}
+
+// Zeroes whole Rx1 blocks (rows r0..r0+R-1 of one column; the last block may be short) of an
+// [out x in] weight, each with probability `sparsity`.
+template <typename T>
+void zero_row_blocks(std::vector<T>& w, int64_t out, int64_t in, int64_t rows, double sparsity,
+                     uint32_t seed) {
+  std::mt19937 rng(seed);
+  std::bernoulli_distribution zero(sparsity);
+  for (int64_t g = 0; g < (out + rows - 1) / rows; ++g)
+    for (int64_t c = 0; c < in; ++c)
+      if (zero(rng))
+        for (int64_t r = g * rows; r < std::min(out, g * rows + rows); ++r) w[r * in + c] = T{0};
+}
+
+// Requantized int8 outputs against the fp32 reference: each within 1 of the reference's
+// requantization, and only rarely off at all (a rounding tie moved by float reassociation).
+inline void expect_requantized(const std::vector<int8_t>& got, const std::vector<float>& want,
+                               float y_scale) {
+  ASSERT_EQ(got.size(), want.size());
+  int64_t off_by_one = 0;
+  for (size_t i = 0; i < want.size(); ++i) {
+    const int expect = sparse::requantize(want[i], 1.0f / y_scale);
+    ASSERT_LE(std::abs(got[i] - expect), 1) << "element " << i;
+    off_by_one += got[i] != expect;
+  }
+  EXPECT_LE(off_by_one, static_cast<int64_t>(want.size() / 500 + 1));
 }
 
 }  // namespace sparq::test
