@@ -6,6 +6,7 @@
 
 #include "sparse/bf16.hpp"
 #include "sparse/checks.hpp"
+#include "src/bf16_convert.hpp"
 
 namespace sparq {
 
@@ -18,7 +19,9 @@ F32DecodeLinear::F32DecodeLinear(const float* w, const float* bias, int64_t out,
       kernels_[t - 1][residual] = jit::f32_decode_kernel({isa, t, bf16, activation, residual == 1});
 }
 
-void F32DecodeLinear::run(const float* x, int64_t tokens, float* y, const float* residual) const {
+void F32DecodeLinear::run(const float* x, int64_t tokens, void* y_out, const float* residual,
+                          bool bf16_out) const {
+  auto* y = static_cast<float*>(y_out);
   sparse::require(x != nullptr && y != nullptr, "forward: x and y must not be null");
   sparse::require(tokens > 0, [&] {
     return "forward: tokens must be positive, got " + std::to_string(tokens);
@@ -57,6 +60,29 @@ void F32DecodeLinear::run(const float* x, int64_t tokens, float* y, const float*
         a.residual_stride = res_stride * static_cast<int64_t>(sizeof(float));
         kernel.run(a);
       };
+      if (bf16_out) {
+        // One group at a time through the staging block, converted to bf16 on the way out.
+        for (int64_t g = g_begin; g < g_end; ++g) {
+          const int64_t r0 = g * kRows, rows = std::min(kRows, out - r0);
+          const float* res_at = nullptr;
+          int64_t res_stride = out * static_cast<int64_t>(sizeof(float));
+          if (residual && rows == kRows) {
+            res_at = residual + t0 * out + r0;
+          } else if (residual) {
+            std::memset(stage_res, 0, sizeof stage_res);
+            for (int64_t t = 0; t < nt; ++t)
+              std::memcpy(stage_res + t * kRows, residual + (t0 + t) * out + r0,
+                          static_cast<size_t>(rows) * sizeof(float));
+            res_at = stage_res;
+            res_stride = kRows * static_cast<int64_t>(sizeof(float));
+          }
+          call(g, g + 1, stage, kRows, res_at, res_stride / static_cast<int64_t>(sizeof(float)));
+          for (int64_t t = 0; t < nt; ++t)
+            convert_to_bf16(stage + t * kRows, static_cast<uint16_t*>(y_out) + (t0 + t) * out + r0,
+                            rows);
+        }
+        continue;
+      }
       const int64_t direct_end = std::min(g_end, full_groups);
       if (g_begin < direct_end)
         call(g_begin, direct_end, y + t0 * out + g_begin * kRows, out,

@@ -20,7 +20,9 @@ class F32DecodeLinear {
                   Activation activation, jit::Isa isa, int threads);
 
   // Any token count (more than 4 run in steps of 4, each reading all the weights).
-  void run(const float* x, int64_t tokens, float* y, const float* residual) const;
+  // y: fp32 [tokens x out], or bf16 when bf16_out.
+  void run(const float* x, int64_t tokens, void* y, const float* residual,
+           bool bf16_out = false) const;
 
   const sparse::F32DecodeWeights& weights() const { return weights_; }
   std::string kernel_name() const { return kernels_[0][0]->name(); }

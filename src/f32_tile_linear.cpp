@@ -33,7 +33,8 @@ int64_t F32TileLinear::packed_bytes() const {
   return layout_ == jit::F32Layout::n2_m4 ? nm_.bytes() : block_.bytes();
 }
 
-void F32TileLinear::run(const float* x, int64_t tokens, float* y, const float* residual) const {
+void F32TileLinear::run(const float* x, int64_t tokens, void* y, const float* residual,
+                        bool bf16_out) const {
   sparse::require(x != nullptr && y != nullptr, "forward: x and y must not be null");
   sparse::require(tokens > 0, [&] {
     return "forward: tokens must be positive, got " + std::to_string(tokens);
@@ -71,6 +72,7 @@ void F32TileLinear::run(const float* x, int64_t tokens, float* y, const float* r
   loop.tokens = tokens;
   loop.y = y;
   loop.y_element_bytes = 4;
+  loop.bf16_output = bf16_out;
   loop.residual = residual;
   run_tiles(loop);
 }

@@ -22,8 +22,10 @@ class F32TileLinear {
   F32TileLinear(const float* w, const float* bias, int64_t out, int64_t in, jit::F32Layout layout,
                 Activation activation, jit::Isa isa, int threads, bool round_inputs_to_bf16);
 
-  // x: fp32 [tokens x in]; y: fp32 [tokens x out]; residual fp32 [tokens x out] or null.
-  void run(const float* x, int64_t tokens, float* y, const float* residual) const;
+  // x: fp32 [tokens x in]; y: fp32 [tokens x out], or bf16 when bf16_out; residual fp32
+  // [tokens x out] or null.
+  void run(const float* x, int64_t tokens, void* y, const float* residual,
+           bool bf16_out = false) const;
 
   std::string kernel_name() const { return kernels_[0]->name(); }
   int64_t packed_bytes() const;

@@ -35,7 +35,7 @@ void Int8BlockLinear::quantize(const float* x, int64_t tokens, QuantizedInput::I
 }
 
 void Int8BlockLinear::run(const QuantizedInput::Impl& q, void* y, float y_scale,
-                          const float* residual) const {
+                          const float* residual, bool bf16_out) const {
   const sparse::Int8BlockWeights& w = weights_;
   sparse::require(
       q.form == QuantizedInput::Impl::Form::block_layout && q.layout == layout() && q.in == w.in,
@@ -63,6 +63,7 @@ void Int8BlockLinear::run(const QuantizedInput::Impl& q, void* y, float y_scale,
   loop.y = y;
   loop.y_element_bytes = int8_out ? 1 : 4;
   loop.inv_y_scale = int8_out ? 1.0f / y_scale : 0.0f;
+  loop.bf16_output = bf16_out && !int8_out;
   loop.residual = residual;
   run_tiles(loop);
 }

@@ -20,8 +20,10 @@ class Int8BlockLinear {
                   int64_t in, Activation activation, jit::Isa isa, int threads);
 
   void quantize(const float* x, int64_t tokens, QuantizedInput::Impl& q) const;
-  // y: fp32 [tokens x out], or s8 when y_scale > 0 (requantized); residual fp32 or null.
-  void run(const QuantizedInput::Impl& q, void* y, float y_scale, const float* residual) const;
+  // y: fp32 [tokens x out], or s8 when y_scale > 0 (requantized), or bf16 when bf16_out;
+  // residual fp32 or null.
+  void run(const QuantizedInput::Impl& q, void* y, float y_scale, const float* residual,
+           bool bf16_out = false) const;
 
   const sparse::Int8BlockWeights& weights() const { return weights_; }
   std::string kernel_name() const { return kernels_[0][0]->name(); }

@@ -6,6 +6,7 @@
 
 #include "sparse/checks.hpp"
 #include "sparse/reference.hpp"
+#include "src/bf16_convert.hpp"
 
 namespace sparq {
 
@@ -39,7 +40,7 @@ void Int8DecodeLinear::quantize(const float* x, int64_t tokens, QuantizedInput::
 }
 
 void Int8DecodeLinear::run(const QuantizedInput::Impl& q, void* y, float y_scale,
-                           const float* residual) const {
+                           const float* residual, bool bf16_out) const {
   const sparse::Int8DecodeWeights& w = weights_;
   sparse::require(q.form == QuantizedInput::Impl::Form::decode_s16 && q.in == w.in, [&] {
     return "forward: the QuantizedInput was not made by this layer's quantize_input "
@@ -65,7 +66,7 @@ void Int8DecodeLinear::run(const QuantizedInput::Impl& q, void* y, float y_scale
     a.inv_y_scale = int8_out ? 1.0f / y_scale : 0.0f;
     for (int64_t t0 = 0; t0 < q.tokens; t0 += kMaxTokens) {
       const int64_t nt = std::min(kMaxTokens, q.tokens - t0);
-      const auto& kernel = *kernels_[nt - 1][residual != nullptr][int8_out];
+      const auto& kernel = *kernels_[nt - 1][residual != nullptr][int8_out && !bf16_out];
       a.x = reinterpret_cast<const int16_t*>(q.x.data()) + t0 * w.in;
       a.x_scale = q.scales.data() + t0;
       const int64_t g_begin = b0 * kGroupsPerCall;
@@ -82,6 +83,29 @@ void Int8DecodeLinear::run(const QuantizedInput::Impl& q, void* y, float y_scale
         a.residual_stride = res_stride;
         kernel.run(a);
       };
+      if (bf16_out) {
+        // One group at a time through the staging block, converted to bf16 on the way out.
+        for (int64_t g = g_begin; g < g_end; ++g) {
+          const int64_t r0 = g * kRows, rows = std::min(kRows, out - r0);
+          const float* res_at = nullptr;
+          int64_t res_stride = out * static_cast<int64_t>(sizeof(float));
+          if (residual && rows == kRows) {
+            res_at = residual + t0 * out + r0;
+          } else if (residual) {
+            std::memset(stage_res, 0, sizeof stage_res);
+            for (int64_t t = 0; t < nt; ++t)
+              std::memcpy(stage_res + t * kRows, residual + (t0 + t) * out + r0,
+                          static_cast<size_t>(rows) * sizeof(float));
+            res_at = stage_res;
+            res_stride = kRows * static_cast<int64_t>(sizeof(float));
+          }
+          call(g, g + 1, stage, kRows * static_cast<int64_t>(sizeof(float)), res_at, res_stride);
+          for (int64_t t = 0; t < nt; ++t)
+            convert_to_bf16(reinterpret_cast<const float*>(stage) + t * kRows,
+                            static_cast<uint16_t*>(y) + (t0 + t) * out + r0, rows);
+        }
+        continue;
+      }
       const int64_t direct_end = std::min(g_end, full_groups);
       if (g_begin < direct_end)
         call(g_begin, direct_end, y_bytes + (t0 * out + g_begin * kRows) * elem, out * elem,

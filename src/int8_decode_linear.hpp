@@ -22,8 +22,10 @@ class Int8DecodeLinear {
 
   // Any token count; more than 4 run in steps of 4, each reading all the weights.
   void quantize(const float* x, int64_t tokens, QuantizedInput::Impl& q) const;
-  // y: fp32 [tokens x out], or s8 when y_scale > 0 (requantized); residual fp32 or null.
-  void run(const QuantizedInput::Impl& q, void* y, float y_scale, const float* residual) const;
+  // y: fp32 [tokens x out], or s8 when y_scale > 0 (requantized), or bf16 when bf16_out;
+  // residual fp32 or null.
+  void run(const QuantizedInput::Impl& q, void* y, float y_scale, const float* residual,
+           bool bf16_out = false) const;
 
   const sparse::Int8DecodeWeights& weights() const { return weights_; }
   std::string kernel_name() const { return kernels_[0][0][0]->name(); }

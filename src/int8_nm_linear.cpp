@@ -5,6 +5,7 @@
 #include <cstring>
 #include <vector>
 
+#include "sparse/bf16.hpp"
 #include "sparse/checks.hpp"
 #include "sparse/reference.hpp"
 #include "src/int8_nm_kernel.hpp"
@@ -57,8 +58,8 @@ void Int8NmLinear::quantize(const float* x, int64_t tokens, QuantizedInput::Impl
   q.in = in;
 }
 
-void Int8NmLinear::run(const QuantizedInput::Impl& q, void* y, float y_scale,
-                       const float* residual) const {
+void Int8NmLinear::run(const QuantizedInput::Impl& q, void* y, float y_scale, const float* residual,
+                       bool bf16_out) const {
   const sparse::Int8NmWeights& w = weights_;
   sparse::require(q.form == QuantizedInput::Impl::Form::nm_s8 && q.in == w.in, [&] {
     return "forward: the QuantizedInput was not made by this layer's quantize_input "
@@ -88,6 +89,8 @@ void Int8NmLinear::run(const QuantizedInput::Impl& q, void* y, float y_scale,
           if (residual) v += residual[i];
           if (int8_out)
             static_cast<int8_t*>(y)[i] = sparse::requantize(v, inv_y_scale);
+          else if (bf16_out)
+            static_cast<uint16_t*>(y)[i] = sparse::to_bf16(v);
           else
             static_cast<float*>(y)[i] = v;
         }

@@ -19,8 +19,10 @@ class Int8NmLinear {
                Activation activation, bool use_avx2, int threads);
 
   void quantize(const float* x, int64_t tokens, QuantizedInput::Impl& q) const;
-  // y: fp32 [tokens x out], or s8 when y_scale > 0 (requantized); residual fp32 or null.
-  void run(const QuantizedInput::Impl& q, void* y, float y_scale, const float* residual) const;
+  // y: fp32 [tokens x out], or s8 when y_scale > 0 (requantized), or bf16 when bf16_out;
+  // residual fp32 or null.
+  void run(const QuantizedInput::Impl& q, void* y, float y_scale, const float* residual,
+           bool bf16_out = false) const;
 
   const sparse::Int8NmWeights& weights() const { return weights_; }
   std::string kernel_name() const { return use_avx2_ ? "cpp-avx2:int8-2:4" : "cpp:int8-2:4"; }

@@ -13,6 +13,7 @@
 #include "sparse/checks.hpp"
 #include "sparse/reference.hpp"
 #include "sparse/stats.hpp"
+#include "src/bf16_convert.hpp"
 #include "src/dnnl_matmul.hpp"
 #include "src/f32_decode_linear.hpp"
 #include "src/f32_tile_linear.hpp"
@@ -110,14 +111,16 @@ struct SparseLinear::Impl {
     q.in = in;
   }
 
-  void run_f32(const float* x, int64_t tokens, float* y, const float* residual) const {
+  // y: fp32, or bf16 when bf16_out.
+  void run_f32(const float* x, int64_t tokens, void* y, const float* residual,
+               bool bf16_out) const {
     if (f32_decode && tokens <= kF32DecodeTokens) {
-      f32_decode->run(x, tokens, y, residual);
+      f32_decode->run(x, tokens, y, residual, bf16_out);
       return;
     }
     const bool dense_decode = !w_f32.empty() && tokens <= kF32DecodeTokens;
     if (f32_tiles && !dense_decode) {
-      f32_tiles->run(x, tokens, y, residual);
+      f32_tiles->run(x, tokens, y, residual, bf16_out);
       return;
     }
     if (options.dtype == DType::bf16) {
@@ -128,24 +131,33 @@ struct SparseLinear::Impl {
         rounded[i] = sparse::from_bf16(sparse::to_bf16(x[i]));
       x = rounded.data();
     }
-    dense_for(tokens)->run(x, y);
+    // oneDNN writes fp32; bf16 output is converted afterwards (not fused on this path).
+    thread_local std::vector<float> fp32_out;
+    float* y32 = static_cast<float*>(y);
+    if (bf16_out) {
+      fp32_out.resize(static_cast<size_t>(tokens * out));
+      y32 = fp32_out.data();
+    }
+    dense_for(tokens)->run(x, y32);
     if (residual)
-      for (int64_t i = 0; i < tokens * out; ++i) y[i] += residual[i];
+      for (int64_t i = 0; i < tokens * out; ++i) y32[i] += residual[i];
+    if (bf16_out) convert_to_bf16(y32, static_cast<uint16_t*>(y), tokens * out);
   }
 
   // Dense int8: oneDNN's s32 accumulators, then the same epilogue as the sparse kernels.
-  void run_quantized(const QuantizedInput::Impl& q, void* y, float y_scale,
-                     const float* residual) const {
+  // y: fp32, s8 when y_scale > 0, bf16 when bf16_out.
+  void run_quantized(const QuantizedInput::Impl& q, void* y, float y_scale, const float* residual,
+                     bool bf16_out = false) const {
     if (nm && q.form == QuantizedInput::Impl::Form::nm_s8) {
-      nm->run(q, y, y_scale, residual);
+      nm->run(q, y, y_scale, residual, bf16_out);
       return;
     }
     if (decode && q.form == QuantizedInput::Impl::Form::decode_s16) {
-      decode->run(q, y, y_scale, residual);
+      decode->run(q, y, y_scale, residual, bf16_out);
       return;
     }
     if (block) {
-      block->run(q, y, y_scale, residual);
+      block->run(q, y, y_scale, residual, bf16_out);
       return;
     }
     require(options.dtype == DType::int8, "forward: a QuantizedInput needs an int8 layer");
@@ -164,6 +176,8 @@ struct SparseLinear::Impl {
         if (residual) v += residual[i];
         if (y_scale > 0.0f)
           static_cast<int8_t*>(y)[i] = sparse::requantize(v, 1.0f / y_scale);
+        else if (bf16_out)
+          static_cast<uint16_t*>(y)[i] = sparse::to_bf16(v);
         else
           static_cast<float*>(y)[i] = v;
       }
@@ -466,12 +480,30 @@ void SparseLinear::forward(const float* x, int64_t tokens, float* y, const float
   require(tokens > 0,
           [&] { return "forward: tokens must be positive, got " + std::to_string(tokens); });
   if (impl().options.dtype != DType::int8) {
-    impl().run_f32(x, tokens, y, residual);
+    impl().run_f32(x, tokens, y, residual, false);
     return;
   }
   thread_local QuantizedInput scratch;
   impl().quantize(x, tokens, scratch.impl());
   impl().run_quantized(scratch.impl(), y, 0.0f, residual);
+}
+
+void SparseLinear::forward_bf16(const float* x, int64_t tokens, uint16_t* y,
+                                const float* residual) const {
+  require(x != nullptr && y != nullptr, "forward_bf16: x and y must not be null");
+  require(tokens > 0,
+          [&] { return "forward_bf16: tokens must be positive, got " + std::to_string(tokens); });
+  if (impl().options.dtype != DType::int8) {
+    impl().run_f32(x, tokens, y, residual, true);
+    return;
+  }
+  thread_local QuantizedInput scratch;
+  impl().quantize(x, tokens, scratch.impl());
+  impl().run_quantized(scratch.impl(), y, 0.0f, residual, true);
+}
+
+void SparseLinear::forward_bf16(const QuantizedInput& q, uint16_t* y, const float* residual) const {
+  impl().run_quantized(q.impl(), y, 0.0f, residual, true);
 }
 
 void SparseLinear::quantize_input(const float* x, int64_t tokens, QuantizedInput& q) const {

@@ -5,13 +5,18 @@
 
 #include "sparse/checks.hpp"
 #include "sparse/int8_block_pack.hpp"
+#include "src/bf16_convert.hpp"
 
 namespace sparq {
 
 void run_tiles(const TileLoop& loop) {
   const jit::BlockTileKernel& kernel = *loop.kernel;
   const int64_t out = loop.out, tokens = loop.tokens;
-  const int64_t elem = loop.y_element_bytes;
+  // bf16 output: the kernel writes fp32 tiles into the (L1) staging block, converted on the way
+  // out; y then holds 2-byte elements.
+  const bool bf16 = loop.bf16_output;
+  const int64_t elem = bf16 ? 4 : loop.y_element_bytes;
+  const int64_t y_elem = bf16 ? 2 : elem;
   const int tile = kernel.tile_tokens();
   const int64_t slices = sparse::ceil_div(tokens, tile);
   auto* y_bytes = static_cast<uint8_t*>(loop.y);
@@ -42,8 +47,8 @@ void run_tiles(const TileLoop& loop) {
             const int64_t g_end = std::min(loop.groups, g_begin + kGroupsPerCall);
             const int64_t r_begin = g_begin * 4;
             const int64_t rows = std::min(out, g_end * 4) - r_begin;
-            const bool direct = rows == kGroupsPerCall * 4 && valid_t == tile;
-            uint8_t* y_block = y_bytes + (t0 * out + r_begin) * elem;
+            const bool direct = !bf16 && rows == kGroupsPerCall * 4 && valid_t == tile;
+            uint8_t* y_block = y_bytes + (t0 * out + r_begin) * y_elem;
             const float* res_block = loop.residual ? loop.residual + t0 * out + r_begin : nullptr;
             if (direct) {
               a.y = y_block;
@@ -70,9 +75,14 @@ void run_tiles(const TileLoop& loop) {
             a.compensation = loop.compensation ? loop.compensation + r_begin : nullptr;
             kernel.run(a);
             if (!direct)
-              for (int64_t t = 0; t < valid_t; ++t)
-                std::memcpy(y_block + t * out * elem, stage + t * stage_stride,
-                            static_cast<size_t>(rows * elem));
+              for (int64_t t = 0; t < valid_t; ++t) {
+                if (bf16)
+                  convert_to_bf16(reinterpret_cast<const float*>(stage + t * stage_stride),
+                                  reinterpret_cast<uint16_t*>(y_block + t * out * y_elem), rows);
+                else
+                  std::memcpy(y_block + t * out * elem, stage + t * stage_stride,
+                              static_cast<size_t>(rows * elem));
+              }
           }
         }
       });

@@ -26,9 +26,11 @@ struct TileLoop {
   int64_t slice_bytes = 0;
   const float* x_scales = nullptr;
   int64_t tokens = 0;
-  // y [tokens x out] of y_element_bytes each (4: fp32, 1: int8 with inv_y_scale).
+  // y [tokens x out] of y_element_bytes each (4: fp32, 1: int8 with inv_y_scale), or bf16 (2
+  // bytes: the kernel's fp32 tiles are converted as they leave the staging block).
   void* y = nullptr;
   int y_element_bytes = 4;
+  bool bf16_output = false;
   float inv_y_scale = 0.0f;
   const float* residual = nullptr;  // fp32 [tokens x out] or null
 };

@@ -18,6 +18,7 @@
 #include "sparse/f32_nm_pack.hpp"
 #include "sparse/prune.hpp"
 #include "sparse/reference.hpp"
+#include "src/bf16_convert.hpp"
 #include "src/f32_activation_layout.hpp"
 #include "src/f32_tile_linear.hpp"
 #include "test_util.hpp"
@@ -229,6 +230,19 @@ TEST(F32Pack, ActivationLayoutPlacesEveryTokenAndPadsWithZeros) {
     const int64_t t = sparse::f32_slice_token(16, slot);
     EXPECT_EQ(laid[slot], sparse::from_bf16(sparse::to_bf16(x[t * in])));
   }
+}
+
+TEST(Bf16Convert, VectorPathMatchesScalar) {
+  if (!jit::isa_available(jit::Isa::avx2)) GTEST_SKIP() << "this CPU lacks AVX2";
+  auto v = test::random_floats(203, 9, -1e4f, 1e4f);
+  v[0] = std::numeric_limits<float>::quiet_NaN();
+  v[1] = -std::numeric_limits<float>::infinity();
+  v[2] = 1.00390625f;  // exactly between two bf16 values: ties to even
+  v[3] = -0.0f;
+  v[4] = std::numeric_limits<float>::max();
+  std::vector<uint16_t> got(v.size());
+  detail::convert_to_bf16_avx2(v.data(), got.data(), static_cast<int64_t>(v.size()));
+  EXPECT_EQ(got, sparse::to_bf16(v));
 }
 
 TEST(F32Pack, VectorLayoutMatchesPortable) {

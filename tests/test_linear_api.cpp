@@ -580,6 +580,57 @@ TEST(SparseLinearThreads, OneAndTwoThreadsAreBitIdentical) {
     }
 }
 
+// bf16 output from every kernel family, prefill- and decode-sized, dense included: exactly the
+// fp32 output rounded to nearest even, through forward_bf16(x) and (int8) forward_bf16(q).
+TEST(SparseLinearOutput, Bf16IsTheRoundedFp32Result) {
+  const int64_t out = 70, in = 96;
+  const auto w4x1 = pruned_weight(out, in, 0.8, 980);
+  const auto w16x1 =
+      sparse::prune_blocks(test::random_floats(sz(out * in), 981), out, in, BlockShape{16, 1}, 0.8);
+  const auto w24 = sparse::prune_n_m(test::random_floats(sz(out * in), 982), out, in, 2, 4);
+  const auto bias = test::random_floats(sz(out), 983);
+  struct Case {
+    DType dtype;
+    Pattern pattern;
+    const std::vector<float>* w;
+  };
+  const Case cases[] = {
+      {DType::int8, Pattern::blocks(4, 1), &w4x1},   {DType::int8, Pattern::dense(), &w4x1},
+      {DType::int8, Pattern::blocks(16, 1), &w16x1}, {DType::int8, Pattern::n_of_m(2, 4), &w24},
+      {DType::f32, Pattern::blocks(4, 1), &w4x1},    {DType::f32, Pattern::blocks(16, 1), &w16x1},
+      {DType::f32, Pattern::n_of_m(2, 4), &w24},     {DType::f32, Pattern::dense(), &w4x1},
+      {DType::bf16, Pattern::automatic(), &w16x1}};
+  for (const Case& c : cases)
+    for (int64_t tokens : {37, 3}) {
+      SCOPED_TRACE(testing::Message()
+                   << to_string(c.dtype) << " " << c.pattern.to_string() << " tokens=" << tokens);
+      const auto x = input(tokens, in, 984);
+      const auto res = test::random_floats(sz(tokens * out), 985);
+      const auto layer = SparseLinear::pack(c.w->data(), out, in, bias.data(),
+                                            options(c.dtype, c.pattern, Activation::gelu_erf));
+      const auto y32 = run_forward(layer, x, tokens, res.data());
+      const auto want = sparse::to_bf16(y32);
+      std::vector<uint16_t> got(want.size() + 4, 0xdead);
+      layer.forward_bf16(x.data(), tokens, got.data(), res.data());
+      EXPECT_EQ(got[want.size()], 0xdead) << "wrote past the end";
+      got.resize(want.size());
+      EXPECT_EQ(got, want);
+      if (c.dtype == DType::int8) {
+        QuantizedInput q;
+        layer.quantize_input(x.data(), tokens, q);
+        std::vector<uint16_t> from_q(want.size());
+        layer.forward_bf16(q, from_q.data(), res.data());
+        EXPECT_EQ(from_q, want);
+      }
+    }
+  const auto layer =
+      SparseLinear::pack(w4x1.data(), out, in, nullptr, options(DType::f32, Pattern::blocks(4, 1)));
+  std::vector<uint16_t> y(sz(out));
+  const auto x = input(1, in, 986);
+  EXPECT_THROW_WITH(layer.forward_bf16(x.data(), 1, nullptr), InvalidArgument, "must not be null");
+  EXPECT_THROW_WITH(layer.forward_bf16(x.data(), 0, y.data()), InvalidArgument, "tokens");
+}
+
 // Layers pruned in 16x1 blocks, every dtype: calls of <= 4 tokens run a decode kernel, longer ones
 // the 4x1 kernel; both match the reference of the dtype.
 TEST(SparseLinearDecode, EveryDtypeSixteenByOne) {

@@ -75,6 +75,11 @@ class SparseLinear {
   // Lower-level int8 entry: quantize once, then run (the benchmark times the second step alone).
   void quantize_input(const float* x, int64_t tokens, QuantizedInput& q) const;
   void forward(const QuantizedInput& q, float* y, const float* residual = nullptr) const;
+  // bf16 output (y as bf16 bit patterns, rounded to nearest even from the fp32 result). The sparse
+  // kernels convert each tile as it leaves L1; dense oneDNN layers convert afterwards.
+  void forward_bf16(const float* x, int64_t tokens, uint16_t* y,
+                    const float* residual = nullptr) const;
+  void forward_bf16(const QuantizedInput& q, uint16_t* y, const float* residual = nullptr) const;
   // Requantized int8 output: y_q = saturate(round_half_even(y / y_scale)), y_q in [-128, 127].
   void forward(const QuantizedInput& q, int8_t* y, float y_scale,
                const float* residual = nullptr) const;

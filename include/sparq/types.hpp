@@ -38,6 +38,6 @@ enum class Activation { none, relu, gelu_tanh, gelu_erf, silu };
 const char* to_string(DType dtype);
 const char* to_string(Activation activation);
 Activation parse_activation(const std::string& text);  // "none" | "relu" | "gelu_tanh" | ...
-DType parse_dtype(const std::string& text);  // "f32" | "bf16" | "int8"
+DType parse_dtype(const std::string& text);            // "f32" | "bf16" | "int8"
 
 }  // namespace sparq
