@@ -20,4 +20,11 @@ class NotSupported : public std::runtime_error {
   explicit NotSupported(const std::string& what) : std::runtime_error("sparq: " + what) {}
 };
 
+// A model file (safetensors, config.json, GGUF) is missing, unreadable, truncated or malformed;
+// the message names the file and, where it applies, the tensor or key.
+class ModelFileError : public std::runtime_error {
+ public:
+  explicit ModelFileError(const std::string& what) : std::runtime_error("sparq: " + what) {}
+};
+
 }  // namespace sparq

@@ -1,0 +1,74 @@
+// A reader of the safetensors format (https://github.com/huggingface/safetensors): an 8-byte
+// little-endian header length, a JSON header mapping tensor names to {dtype, shape,
+// data_offsets}, then the raw bytes. The file is memory-mapped read-only; every dtype, shape and
+// offset is checked against the file before any byte is read, since model files are untrusted.
+// Also reads sharded checkpoints through model.safetensors.index.json.
+#pragma once
+
+#include <cstdint>
+#include <map>
+#include <memory>
+#include <string>
+#include <vector>
+
+namespace sparq {
+
+enum class TensorDType { f32, f16, bf16 };
+const char* to_string(TensorDType dtype);
+int element_bytes(TensorDType dtype);
+
+// A tensor inside a mapped file: valid as long as the file object lives.
+struct TensorView {
+  std::string name;
+  TensorDType dtype = TensorDType::f32;
+  std::vector<int64_t> shape;
+  const uint8_t* data = nullptr;  // not aligned in general
+  int64_t bytes = 0;
+
+  int64_t elements() const;
+  // The values as fp32 (F16 and BF16 widened exactly).
+  std::vector<float> to_f32() const;
+};
+
+class SafetensorsFile {
+ public:
+  // Throws ModelFileError naming the file (and tensor) for a missing, truncated or malformed file.
+  static SafetensorsFile open(const std::string& path);
+
+  SafetensorsFile(SafetensorsFile&&) noexcept;
+  SafetensorsFile& operator=(SafetensorsFile&&) noexcept;
+  ~SafetensorsFile();
+
+  const std::string& path() const { return path_; }
+  bool contains(const std::string& name) const { return tensors_.count(name) != 0; }
+  // Throws ModelFileError naming the file and tensor when it is missing.
+  const TensorView& tensor(const std::string& name) const;
+  std::vector<std::string> names() const;
+  const std::map<std::string, std::string>& metadata() const { return metadata_; }
+
+ private:
+  SafetensorsFile() = default;
+  struct Mapping;
+  std::unique_ptr<Mapping> mapping_;
+  std::string path_;
+  std::map<std::string, TensorView> tensors_;
+  std::map<std::string, std::string> metadata_;
+};
+
+// All tensors of a Hugging Face folder: model.safetensors, or the shards listed in
+// model.safetensors.index.json.
+class SafetensorsModel {
+ public:
+  static SafetensorsModel open(const std::string& dir);
+  bool contains(const std::string& name) const;
+  const TensorView& tensor(const std::string& name) const;
+  std::vector<std::string> names() const;
+  const std::string& dir() const { return dir_; }
+
+ private:
+  std::string dir_;
+  std::vector<SafetensorsFile> files_;
+  std::map<std::string, size_t> where_;  // tensor name -> index into files_
+};
+
+}  // namespace sparq
