@@ -6,6 +6,7 @@
 #include <unistd.h>
 
 #include <algorithm>
+#include <cmath>
 #include <cstring>
 #include <filesystem>
 #include <fstream>
@@ -267,6 +268,71 @@ SafetensorsModel SafetensorsModel::open(const std::string& dir) {
     model.where_[name] = it->second;
   }
   return model;
+}
+
+namespace {
+
+uint16_t float_to_half(float f) {
+  // Round to nearest even through float arithmetic on the magnitude's bits.
+  uint32_t bits;
+  std::memcpy(&bits, &f, 4);
+  const uint32_t sign = (bits >> 16) & 0x8000;
+  const uint32_t abs = bits & 0x7fffffff;
+  if (abs > 0x7f800000) return static_cast<uint16_t>(sign | 0x7e00);   // NaN
+  if (abs >= 0x477ff000) return static_cast<uint16_t>(sign | 0x7c00);  // overflow -> inf
+  if (abs < 0x38800000) {  // subnormal half (or zero): round |f| * 2^24 to an integer
+    float a;
+    std::memcpy(&a, &abs, 4);
+    return static_cast<uint16_t>(sign | static_cast<uint32_t>(std::nearbyint(a * 16777216.0f)));
+  }
+  const uint32_t rounded = abs + 0xfff + ((abs >> 13) & 1);
+  return static_cast<uint16_t>(sign | ((rounded - 0x38000000) >> 13));
+}
+
+}  // namespace
+
+void write_safetensors(const std::string& path, const std::vector<TensorToWrite>& tensors,
+                       const std::map<std::string, std::string>& metadata) {
+  nlohmann::json header = nlohmann::json::object();
+  if (!metadata.empty()) header["__metadata__"] = metadata;
+  int64_t offset = 0;
+  for (const auto& t : tensors) {
+    if (t.name.empty() || t.name == "__metadata__" || header.contains(t.name))
+      throw InvalidArgument("write_safetensors: bad or repeated tensor name '" + t.name + "'");
+    int64_t n = 1;
+    for (int64_t d : t.shape) {
+      if (d < 0) throw InvalidArgument("write_safetensors: negative dimension in '" + t.name + "'");
+      n *= d;
+    }
+    if (n > 0 && t.values == nullptr)
+      throw InvalidArgument("write_safetensors: no values for '" + t.name + "'");
+    const int64_t bytes = n * element_bytes(t.dtype);
+    header[t.name] = {{"dtype", to_string(t.dtype)},
+                      {"shape", t.shape},
+                      {"data_offsets", {offset, offset + bytes}}};
+    offset += bytes;
+  }
+  std::string text = header.dump();
+  text.append((8 - text.size() % 8) % 8, ' ');  // the data starts 8-byte aligned
+  std::ofstream out(path, std::ios::binary | std::ios::trunc);
+  if (!out) throw ModelFileError(path + ": cannot write");
+  const uint64_t length = text.size();
+  for (int i = 0; i < 8; ++i) out.put(static_cast<char>((length >> (8 * i)) & 0xff));
+  out << text;
+  for (const auto& t : tensors) {
+    int64_t n = 1;
+    for (int64_t d : t.shape) n *= d;
+    for (int64_t i = 0; i < n; ++i) {
+      if (t.dtype == TensorDType::f32) {
+        out.write(reinterpret_cast<const char*>(t.values + i), 4);
+      } else {
+        const uint16_t h = t.dtype == TensorDType::bf16 ? sparse::to_bf16(t.values[i])
+                                                        : float_to_half(t.values[i]);
+        out.write(reinterpret_cast<const char*>(&h), 2);
+      }
+    }
+  }
+  if (!out.flush()) throw ModelFileError(path + ": write failed");
 }
 
 bool SafetensorsModel::contains(const std::string& name) const { return where_.count(name) != 0; }

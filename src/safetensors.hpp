@@ -55,6 +55,19 @@ class SafetensorsFile {
   std::map<std::string, std::string> metadata_;
 };
 
+// A tensor to write: fp32 values stored as `dtype` (F16/BF16 rounded to nearest even).
+struct TensorToWrite {
+  std::string name;
+  TensorDType dtype = TensorDType::f32;
+  std::vector<int64_t> shape;
+  const float* values = nullptr;  // product(shape) values
+};
+
+// Writes a safetensors file (tensors laid out in the given order, 8-byte aligned header).
+// Throws ModelFileError when the file cannot be written, InvalidArgument for a bad tensor list.
+void write_safetensors(const std::string& path, const std::vector<TensorToWrite>& tensors,
+                       const std::map<std::string, std::string>& metadata = {});
+
 // All tensors of a Hugging Face folder: model.safetensors, or the shards listed in
 // model.safetensors.index.json.
 class SafetensorsModel {

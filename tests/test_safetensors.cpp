@@ -14,6 +14,7 @@
 #include <vector>
 
 #include "sparq/error.hpp"
+#include "sparse/bf16.hpp"
 #include "src/safetensors.hpp"
 
 namespace sparq {
@@ -177,6 +178,31 @@ TEST_F(SafetensorsTest, CorruptedHeadersNeverCrash) {
   }
   EXPECT_GT(rejected, 0);
   EXPECT_EQ(loaded + rejected, 300);
+}
+
+TEST_F(SafetensorsTest, WriterRoundTripsEveryDtype) {
+  const std::vector<float> v = {1.0f, -2.5f, 65504.0f, std::ldexp(1.0f, -24), 1e-8f, 70000.0f,
+                                0.1f, -0.0f};
+  const std::string p = (dir_ / "written.safetensors").string();
+  write_safetensors(p,
+                    {{"a", TensorDType::f32, {2, 4}, v.data()},
+                     {"b", TensorDType::f16, {8}, v.data()},
+                     {"c", TensorDType::bf16, {4, 2}, v.data()},
+                     {"empty", TensorDType::f32, {0, 3}, nullptr}},
+                    {{"note", "sparq"}});
+  const auto f = SafetensorsFile::open(p);
+  EXPECT_EQ(f.metadata().at("note"), "sparq");
+  EXPECT_EQ(f.tensor("a").to_f32(), v);
+  EXPECT_EQ(f.tensor("b").to_f32(),
+            (std::vector<float>{1.0f, -2.5f, 65504.0f, std::ldexp(1.0f, -24), 0.0f,
+                                std::numeric_limits<float>::infinity(), 0.0999755859375f, -0.0f}));
+  std::vector<float> bf(v.size());
+  for (size_t i = 0; i < v.size(); ++i) bf[i] = sparse::from_bf16(sparse::to_bf16(v[i]));
+  EXPECT_EQ(f.tensor("c").to_f32(), bf);
+  EXPECT_EQ(f.tensor("empty").elements(), 0);
+  EXPECT_THROW(write_safetensors(p, {{"a", TensorDType::f32, {1}, v.data()},
+                                     {"a", TensorDType::f32, {1}, v.data()}}),
+               InvalidArgument);
 }
 
 TEST_F(SafetensorsTest, ShardedFolders) {

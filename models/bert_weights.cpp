@@ -1,0 +1,108 @@
+#include "models/bert_weights.hpp"
+
+#include "sparq/error.hpp"
+#include "src/safetensors.hpp"
+
+namespace sparq::models {
+namespace {
+
+std::string shape_text(const std::vector<int64_t>& shape) {
+  std::string s = "[";
+  for (size_t i = 0; i < shape.size(); ++i) {
+    if (i) s += ',';
+    s += std::to_string(shape[i]);
+  }
+  return s + "]";
+}
+
+class Loader {
+ public:
+  Loader(const SafetensorsModel& model, const std::string& prefix)
+      : model_(model), prefix_(prefix) {}
+
+  bool has(const std::string& name) const { return model_.contains(prefix_ + name); }
+
+  // The tensor `name` (one of `alternatives` for older checkpoints), as fp32, of this shape.
+  std::vector<float> get(const std::vector<std::string>& alternatives,
+                         const std::vector<int64_t>& shape) const {
+    for (const auto& name : alternatives)
+      if (model_.contains(prefix_ + name)) {
+        const TensorView& t = model_.tensor(prefix_ + name);
+        if (t.shape != shape)
+          throw ModelFileError(model_.dir() + ": tensor '" + prefix_ + name + "' has shape " +
+                               shape_text(t.shape) + "; config.json implies " + shape_text(shape));
+        return t.to_f32();
+      }
+    throw ModelFileError(model_.dir() + ": missing tensor '" + prefix_ + alternatives.front() +
+                         "'");
+  }
+
+  LinearWeights linear(const std::string& name, int64_t out, int64_t in) const {
+    LinearWeights l;
+    l.out = out;
+    l.in = in;
+    l.weight = get({name + ".weight"}, {out, in});
+    l.bias = get({name + ".bias"}, {out});
+    return l;
+  }
+
+  LayerNormWeights norm(const std::string& name, int64_t hidden) const {
+    return {get({name + ".weight", name + ".gamma"}, {hidden}),
+            get({name + ".bias", name + ".beta"}, {hidden})};
+  }
+
+ private:
+  const SafetensorsModel& model_;
+  std::string prefix_;
+};
+
+}  // namespace
+
+BertWeights load_bert_weights(const SafetensorsModel& model, const BertConfig& c) {
+  const bool distil = c.arch == BertConfig::Arch::distilbert;
+  // BertFor... / DistilBertFor... checkpoints prefix the encoder's names.
+  const std::string family = distil ? "distilbert." : "bert.";
+  const std::string prefix =
+      model.contains(family + "embeddings.word_embeddings.weight") ? family : "";
+  const Loader l(model, prefix);
+  const int64_t h = c.hidden_size, i = c.intermediate_size;
+  BertWeights w;
+  w.word_embeddings = l.get({"embeddings.word_embeddings.weight"}, {c.vocab_size, h});
+  w.position_embeddings = l.get({"embeddings.position_embeddings.weight"}, {c.max_position, h});
+  if (!distil)
+    w.token_type_embeddings =
+        l.get({"embeddings.token_type_embeddings.weight"}, {c.type_vocab_size, h});
+  w.embedding_norm = l.norm("embeddings.LayerNorm", h);
+  for (int64_t n = 0; n < c.num_layers; ++n) {
+    BertLayerWeights layer;
+    if (distil) {
+      const std::string p = "transformer.layer." + std::to_string(n) + ".";
+      layer.query = l.linear(p + "attention.q_lin", h, h);
+      layer.key = l.linear(p + "attention.k_lin", h, h);
+      layer.value = l.linear(p + "attention.v_lin", h, h);
+      layer.attention_out = l.linear(p + "attention.out_lin", h, h);
+      layer.attention_norm = l.norm(p + "sa_layer_norm", h);
+      layer.intermediate = l.linear(p + "ffn.lin1", i, h);
+      layer.output = l.linear(p + "ffn.lin2", h, i);
+      layer.output_norm = l.norm(p + "output_layer_norm", h);
+    } else {
+      const std::string p = "encoder.layer." + std::to_string(n) + ".";
+      layer.query = l.linear(p + "attention.self.query", h, h);
+      layer.key = l.linear(p + "attention.self.key", h, h);
+      layer.value = l.linear(p + "attention.self.value", h, h);
+      layer.attention_out = l.linear(p + "attention.output.dense", h, h);
+      layer.attention_norm = l.norm(p + "attention.output.LayerNorm", h);
+      layer.intermediate = l.linear(p + "intermediate.dense", i, h);
+      layer.output = l.linear(p + "output.dense", h, i);
+      layer.output_norm = l.norm(p + "output.LayerNorm", h);
+    }
+    w.layers.push_back(std::move(layer));
+  }
+  if (!distil && l.has("pooler.dense.weight")) {
+    w.has_pooler = true;
+    w.pooler = l.linear("pooler.dense", h, h);
+  }
+  return w;
+}
+
+}  // namespace sparq::models
