@@ -1,0 +1,232 @@
+#include "models/bert_encoder.hpp"
+
+#include <Eigen/Dense>
+#include <algorithm>
+#include <cmath>
+#include <filesystem>
+
+#include "sparq/error.hpp"
+#include "sparse/checks.hpp"
+#include "src/safetensors.hpp"
+#include "src/threading.hpp"
+
+namespace sparq::models {
+
+using sparse::require;
+
+namespace {
+
+using RowMatrix = Eigen::Matrix<float, Eigen::Dynamic, Eigen::Dynamic, Eigen::RowMajor>;
+using ConstStrided = Eigen::Map<const RowMatrix, 0, Eigen::OuterStride<>>;
+using Strided = Eigen::Map<RowMatrix, 0, Eigen::OuterStride<>>;
+
+struct Norm {
+  std::vector<float> gamma, beta;
+};
+
+// In place, per row of `width`: (x - mean) / sqrt(var + eps) * gamma + beta, sums in double.
+void layer_norm(float* x, int64_t rows, int64_t width, const Norm& n, double eps) {
+  for (int64_t r = 0; r < rows; ++r) {
+    float* v = x + r * width;
+    double mean = 0, var = 0;
+    for (int64_t i = 0; i < width; ++i) mean += v[i];
+    mean /= static_cast<double>(width);
+    for (int64_t i = 0; i < width; ++i) var += (v[i] - mean) * (v[i] - mean);
+    const double inv = 1.0 / std::sqrt(var / static_cast<double>(width) + eps);
+    for (int64_t i = 0; i < width; ++i)
+      v[i] = static_cast<float>((v[i] - mean) * inv) * n.gamma[static_cast<size_t>(i)] +
+             n.beta[static_cast<size_t>(i)];
+  }
+}
+
+SparseLinear pack(const LinearWeights& w, const EncoderOptions& o, Activation act) {
+  LinearOptions lo;
+  lo.dtype = o.dtype;
+  lo.pattern = o.pattern;
+  lo.activation = act;
+  lo.threads = o.threads;
+  return SparseLinear::pack(w.weight.data(), w.out, w.in, w.bias.data(), lo);
+}
+
+// query, key and value stacked into one [3 hidden x hidden] layer: one pass over the input.
+LinearWeights stack_qkv(const BertLayerWeights& l) {
+  LinearWeights s;
+  s.out = l.query.out + l.key.out + l.value.out;
+  s.in = l.query.in;
+  for (const LinearWeights* p : {&l.query, &l.key, &l.value}) {
+    s.weight.insert(s.weight.end(), p->weight.begin(), p->weight.end());
+    s.bias.insert(s.bias.end(), p->bias.begin(), p->bias.end());
+  }
+  return s;
+}
+
+}  // namespace
+
+struct BertEncoder::Impl {
+  BertConfig config;
+  EncoderOptions options;
+  std::vector<float> word, position, token_type;
+  Norm embedding_norm;
+  struct Layer {
+    SparseLinear qkv, attention_out, intermediate, output;
+    Norm attention_norm, output_norm;
+  };
+  std::vector<Layer> layers;
+  tbb::task_arena* arena = nullptr;
+
+  void validate(const EncoderInput& in) const {
+    const BertConfig& c = config;
+    require(in.batch > 0 && in.seq > 0, "encoder: batch and seq must be positive");
+    require(in.seq <= c.max_position, [&] {
+      return "encoder: seq " + std::to_string(in.seq) + " exceeds the model's " +
+             std::to_string(c.max_position) + " positions";
+    });
+    require(static_cast<int64_t>(in.ids.size()) == in.batch * in.seq, [&] {
+      return "encoder: " + std::to_string(in.ids.size()) + " ids for batch " +
+             std::to_string(in.batch) + " x seq " + std::to_string(in.seq);
+    });
+    require(static_cast<int64_t>(in.lengths.size()) == in.batch,
+            "encoder: one length per sequence expected");
+    require(in.token_types.empty() || in.token_types.size() == in.ids.size(),
+            "encoder: token_types must be empty or one per id");
+    for (int64_t b = 0; b < in.batch; ++b)
+      require(in.lengths[b] >= 1 && in.lengths[b] <= in.seq, [&] {
+        return "encoder: length " + std::to_string(in.lengths[b]) + " of sequence " +
+               std::to_string(b) + " is not in 1.." + std::to_string(in.seq);
+      });
+    for (size_t i = 0; i < in.ids.size(); ++i)
+      require(in.ids[i] >= 0 && in.ids[i] < c.vocab_size, [&] {
+        return "encoder: token id " + std::to_string(in.ids[i]) + " at " + std::to_string(i) +
+               " is outside the vocabulary (" + std::to_string(c.vocab_size) + ")";
+      });
+    const int64_t types = std::max<int64_t>(1, c.type_vocab_size);
+    for (size_t i = 0; i < in.token_types.size(); ++i)
+      require(in.token_types[i] >= 0 && in.token_types[i] < types, [&] {
+        return "encoder: token type " + std::to_string(in.token_types[i]) + " at " +
+               std::to_string(i) + " is not in 0.." + std::to_string(types - 1);
+      });
+  }
+
+  // Self-attention of one layer: qkv [tokens x 3H] -> ctx [tokens x H]; padded query rows zero.
+  void attention(const EncoderInput& in, const float* qkv, float* ctx) const {
+    const int64_t h = config.hidden_size, heads = config.num_heads, d = config.head_dim();
+    const float scale = 1.0f / std::sqrt(static_cast<float>(d));
+    parallel_ranges(*arena, in.batch * heads, [&](int64_t w0, int64_t w1) {
+      RowMatrix scores;
+      for (int64_t w = w0; w < w1; ++w) {
+        const int64_t b = w / heads, head = w % heads, len = in.lengths[b];
+        const float* base = qkv + b * in.seq * 3 * h + head * d;
+        const ConstStrided q(base, len, d, Eigen::OuterStride<>(3 * h));
+        const ConstStrided k(base + h, len, d, Eigen::OuterStride<>(3 * h));
+        const ConstStrided v(base + 2 * h, len, d, Eigen::OuterStride<>(3 * h));
+        scores.noalias() = (q * k.transpose()) * scale;
+        for (int64_t i = 0; i < len; ++i) {  // softmax over the real keys
+          auto row = scores.row(i);
+          const float m = row.maxCoeff();
+          row = (row.array() - m).exp();
+          row /= row.sum();
+        }
+        Strided out(ctx + b * in.seq * h + head * d, len, d, Eigen::OuterStride<>(h));
+        out.noalias() = scores * v;
+        for (int64_t i = len; i < in.seq; ++i)
+          std::fill_n(ctx + (b * in.seq + i) * h + head * d, d, 0.0f);
+      }
+    });
+  }
+};
+
+BertEncoder::BertEncoder(std::unique_ptr<Impl> impl) : impl_(std::move(impl)) {}
+BertEncoder::BertEncoder(BertEncoder&&) noexcept = default;
+BertEncoder& BertEncoder::operator=(BertEncoder&&) noexcept = default;
+BertEncoder::~BertEncoder() = default;
+
+const BertConfig& BertEncoder::config() const { return impl_->config; }
+
+BertEncoder BertEncoder::load(const std::string& dir, const EncoderOptions& options) {
+  const auto config = BertConfig::from_file((std::filesystem::path(dir) / "config.json").string());
+  const auto model = SafetensorsModel::open(dir);
+  return build(config, load_bert_weights(model, config), options);
+}
+
+BertEncoder BertEncoder::build(const BertConfig& c, const BertWeights& w,
+                               const EncoderOptions& options) {
+  require(static_cast<int64_t>(w.layers.size()) == c.num_layers,
+          "encoder: the weights' layer count differs from the config's");
+  auto impl = std::make_unique<Impl>();
+  impl->config = c;
+  impl->options = options;
+  impl->word = w.word_embeddings;
+  impl->position = w.position_embeddings;
+  impl->token_type = w.token_type_embeddings;
+  impl->embedding_norm = {w.embedding_norm.gamma, w.embedding_norm.beta};
+  impl->arena = &arena_for(resolve_threads(options.threads));
+  for (const BertLayerWeights& l : w.layers)
+    impl->layers.push_back({pack(stack_qkv(l), options, Activation::none),
+                            pack(l.attention_out, options, Activation::none),
+                            pack(l.intermediate, options, c.hidden_act),
+                            pack(l.output, options, Activation::none),
+                            {l.attention_norm.gamma, l.attention_norm.beta},
+                            {l.output_norm.gamma, l.output_norm.beta}});
+  return BertEncoder(std::move(impl));
+}
+
+std::vector<float> BertEncoder::forward(const EncoderInput& in) const {
+  const Impl& m = *impl_;
+  m.validate(in);
+  const BertConfig& c = m.config;
+  const int64_t h = c.hidden_size, tokens = in.batch * in.seq;
+  std::vector<float> x(static_cast<size_t>(tokens * h));
+  for (int64_t t = 0; t < tokens; ++t) {
+    const int64_t pos = t % in.seq, id = in.ids[static_cast<size_t>(t)];
+    const int64_t type = in.token_types.empty() ? 0 : in.token_types[static_cast<size_t>(t)];
+    float* row = x.data() + t * h;
+    for (int64_t i = 0; i < h; ++i) {
+      float v =
+          m.word[static_cast<size_t>(id * h + i)] + m.position[static_cast<size_t>(pos * h + i)];
+      if (!m.token_type.empty()) v += m.token_type[static_cast<size_t>(type * h + i)];
+      row[i] = v;
+    }
+  }
+  layer_norm(x.data(), tokens, h, m.embedding_norm, c.layer_norm_eps);
+  std::vector<float> qkv(static_cast<size_t>(tokens * 3 * h)), ctx(x.size()), x1(x.size());
+  std::vector<float> inner(static_cast<size_t>(tokens * c.intermediate_size));
+  for (const Impl::Layer& l : m.layers) {
+    l.qkv.forward(x.data(), tokens, qkv.data());
+    m.attention(in, qkv.data(), ctx.data());
+    l.attention_out.forward(ctx.data(), tokens, x1.data(), x.data());  // + residual
+    layer_norm(x1.data(), tokens, h, l.attention_norm, c.layer_norm_eps);
+    l.intermediate.forward(x1.data(), tokens, inner.data());      // activation fused
+    l.output.forward(inner.data(), tokens, x.data(), x1.data());  // + residual
+    layer_norm(x.data(), tokens, h, l.output_norm, c.layer_norm_eps);
+  }
+  for (int64_t b = 0; b < in.batch; ++b)  // padded positions carry nothing
+    std::fill(x.begin() + (b * in.seq + in.lengths[b]) * h, x.begin() + (b + 1) * in.seq * h, 0.0f);
+  return x;
+}
+
+std::vector<float> BertEncoder::embed(const EncoderInput& in, Pooling pooling) const {
+  const auto x = forward(in);
+  const int64_t h = impl_->config.hidden_size;
+  std::vector<float> out(static_cast<size_t>(in.batch * h), 0.0f);
+  for (int64_t b = 0; b < in.batch; ++b) {
+    float* o = out.data() + b * h;
+    if (pooling == Pooling::cls) {
+      std::copy_n(x.data() + b * in.seq * h, h, o);
+      continue;
+    }
+    for (int64_t t = 0; t < in.lengths[b]; ++t)
+      for (int64_t i = 0; i < h; ++i) o[i] += x[static_cast<size_t>((b * in.seq + t) * h + i)];
+    for (int64_t i = 0; i < h; ++i) o[i] /= static_cast<float>(in.lengths[b]);
+  }
+  return out;
+}
+
+std::vector<std::pair<std::string, LinearInfo>> BertEncoder::kernels() const {
+  const Impl::Layer& l = impl_->layers.front();
+  return {{"query/key/value", l.qkv.info()},
+          {"attention output", l.attention_out.info()},
+          {"intermediate", l.intermediate.info()},
+          {"output", l.output.info()}};
+}
+
+}  // namespace sparq::models

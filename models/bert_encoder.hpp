@@ -1,0 +1,66 @@
+// A BERT-family encoder whose linear layers run on sparq::SparseLinear: embeddings (word,
+// position, token type, LayerNorm), encoder layers (self-attention with a padding mask, FFN with
+// the config's activation, post-LayerNorm as BERT and DistilBERT do), and CLS or mean pooling.
+// A batch holds sequences of different lengths, padded to the longest; padded positions are
+// masked out of attention and their outputs are zero.
+#pragma once
+
+#include <cstdint>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "models/bert_config.hpp"
+#include "models/bert_weights.hpp"
+#include "sparq/linear.hpp"
+
+namespace sparq::models {
+
+struct EncoderOptions {
+  DType dtype = DType::f32;                // of every linear layer
+  Pattern pattern = Pattern::automatic();  // of every linear layer
+  int threads = 0;                         // 0: all cores
+};
+
+// One batch: token ids [batch x seq] (row-major, padded), each sequence's length (<= seq), and
+// optional token type ids (like the ids; empty: all 0).
+struct EncoderInput {
+  int64_t batch = 0, seq = 0;
+  std::vector<int32_t> ids;
+  std::vector<int64_t> lengths;
+  std::vector<int32_t> token_types;
+};
+
+class BertEncoder {
+ public:
+  // From a Hugging Face folder (config.json + safetensors).
+  static BertEncoder load(const std::string& dir, const EncoderOptions& options);
+  // From weights in memory (synthetic models, pruned copies).
+  static BertEncoder build(const BertConfig& config, const BertWeights& weights,
+                           const EncoderOptions& options);
+
+  BertEncoder(BertEncoder&&) noexcept;
+  BertEncoder& operator=(BertEncoder&&) noexcept;
+  ~BertEncoder();
+
+  // The last hidden states [batch x seq x hidden]; padded positions are zero. Safe to call from
+  // several threads at once on one encoder. Throws InvalidArgument for ids out of the vocabulary,
+  // lengths out of range or sizes that disagree.
+  std::vector<float> forward(const EncoderInput& input) const;
+  // Sentence embeddings [batch x hidden]: the CLS position's hidden state, or the mean over each
+  // sequence's real tokens.
+  enum class Pooling { cls, mean };
+  std::vector<float> embed(const EncoderInput& input, Pooling pooling) const;
+
+  const BertConfig& config() const;
+  // The kernel (and why) of each linear layer kind: query/key/value, attention output,
+  // intermediate, output.
+  std::vector<std::pair<std::string, LinearInfo>> kernels() const;
+
+ private:
+  struct Impl;
+  explicit BertEncoder(std::unique_ptr<Impl> impl);
+  std::unique_ptr<Impl> impl_;
+};
+
+}  // namespace sparq::models
