@@ -27,7 +27,7 @@ std::string gnuplot_script(const SweepOptions& o, const std::string& csv) {
       "set datafile separator ','\nset terminal pngcairo size 720,480\n"
       "set xlabel 'sparsity'\nset ylabel 'speedup over oneDNN dense (x)'\n"
       "set key top left\nset grid\nset logscale y 2\nset yrange [0.25:*]\n"
-                  "set xrange [0.45:1]\n";
+      "set xrange [0.45:1]\n";
   for (const auto& dtype : o.dtypes)
     for (int64_t t : o.tokens) {
       s += "set output '" + chart_name(dtype, t) + ".png'\n";

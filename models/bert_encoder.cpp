@@ -1,10 +1,10 @@
 #include "models/bert_encoder.hpp"
 
-#include <Eigen/Dense>
 #include <algorithm>
 #include <cmath>
 #include <filesystem>
 
+#include "models/attention.hpp"
 #include "sparq/error.hpp"
 #include "sparse/checks.hpp"
 #include "src/safetensors.hpp"
@@ -15,10 +15,6 @@ namespace sparq::models {
 using sparse::require;
 
 namespace {
-
-using RowMatrix = Eigen::Matrix<float, Eigen::Dynamic, Eigen::Dynamic, Eigen::RowMajor>;
-using ConstStrided = Eigen::Map<const RowMatrix, 0, Eigen::OuterStride<>>;
-using Strided = Eigen::Map<RowMatrix, 0, Eigen::OuterStride<>>;
 
 struct Norm {
   std::vector<float> gamma, beta;
@@ -110,26 +106,14 @@ struct BertEncoder::Impl {
   // Self-attention of one layer: qkv [tokens x 3H] -> ctx [tokens x H]; padded query rows zero.
   void attention(const EncoderInput& in, const float* qkv, float* ctx) const {
     const int64_t h = config.hidden_size, heads = config.num_heads, d = config.head_dim();
-    const float scale = 1.0f / std::sqrt(static_cast<float>(d));
     parallel_ranges(*arena, in.batch * heads, [&](int64_t w0, int64_t w1) {
-      RowMatrix scores;
+      thread_local std::vector<float> scratch;
       for (int64_t w = w0; w < w1; ++w) {
         const int64_t b = w / heads, head = w % heads, len = in.lengths[b];
         const float* base = qkv + b * in.seq * 3 * h + head * d;
-        const ConstStrided q(base, len, d, Eigen::OuterStride<>(3 * h));
-        const ConstStrided k(base + h, len, d, Eigen::OuterStride<>(3 * h));
-        const ConstStrided v(base + 2 * h, len, d, Eigen::OuterStride<>(3 * h));
-        scores.noalias() = (q * k.transpose()) * scale;
-        for (int64_t i = 0; i < len; ++i) {  // softmax over the real keys
-          auto row = scores.row(i);
-          const float m = row.maxCoeff();
-          row = (row.array() - m).exp();
-          row /= row.sum();
-        }
-        Strided out(ctx + b * in.seq * h + head * d, len, d, Eigen::OuterStride<>(h));
-        out.noalias() = scores * v;
-        for (int64_t i = len; i < in.seq; ++i)
-          std::fill_n(ctx + (b * in.seq + i) * h + head * d, d, 0.0f);
+        float* out = ctx + b * in.seq * h + head * d;
+        attention_head(base, base + h, base + 2 * h, len, d, 3 * h, out, h, scratch);
+        for (int64_t i = len; i < in.seq; ++i) std::fill_n(out + i * h, d, 0.0f);
       }
     });
   }

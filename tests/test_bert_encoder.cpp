@@ -7,6 +7,8 @@
 #include <random>
 #include <thread>
 
+#include "jit/cpu_features.hpp"
+#include "models/attention.hpp"
 #include "models/bert_encoder.hpp"
 #include "sparq/error.hpp"
 #include "sparse/prune.hpp"
@@ -251,6 +253,21 @@ TEST(BertEncoder, RejectsBadInputsAndRunsConcurrently) {
     });
   for (auto& t : callers) t.join();
   EXPECT_EQ(mismatches.load(), 0);
+}
+
+TEST(Attention, VectorHeadMatchesPortable) {
+  if (!jit::isa_available(jit::Isa::avx2)) GTEST_SKIP() << "this CPU lacks AVX2";
+  for (int64_t len : {1, 7, 8, 33, 128})
+    for (int64_t d : {4, 64, 12}) {
+      const int64_t stride = 3 * d + 5;
+      const auto qkv = test::random_floats(static_cast<size_t>(len * stride), 7, -3, 3);
+      std::vector<float> a(static_cast<size_t>(len * d)), b(a.size()), scratch;
+      detail::attention_head_avx2(qkv.data(), qkv.data() + d, qkv.data() + 2 * d, len, d, stride,
+                                  a.data(), d, scratch);
+      detail::attention_head_portable(qkv.data(), qkv.data() + d, qkv.data() + 2 * d, len, d,
+                                      stride, b.data(), d, scratch);
+      test::expect_close(a, b, 1e-5, "len " + std::to_string(len) + " d " + std::to_string(d));
+    }
 }
 
 }  // namespace

@@ -181,8 +181,8 @@ TEST_F(SafetensorsTest, CorruptedHeadersNeverCrash) {
 }
 
 TEST_F(SafetensorsTest, WriterRoundTripsEveryDtype) {
-  const std::vector<float> v = {1.0f, -2.5f, 65504.0f, std::ldexp(1.0f, -24), 1e-8f, 70000.0f,
-                                0.1f, -0.0f};
+  const std::vector<float> v = {1.0f,  -2.5f,    65504.0f, std::ldexp(1.0f, -24),
+                                1e-8f, 70000.0f, 0.1f,     -0.0f};
   const std::string p = (dir_ / "written.safetensors").string();
   write_safetensors(p,
                     {{"a", TensorDType::f32, {2, 4}, v.data()},

@@ -1,0 +1,213 @@
+// sparq-eval: model-level latency of a BERT-family encoder on sparq, optionally beside the dense
+// model of the same dtype in the same process (runs interleaved, so machine noise hits both).
+//
+//   sparq-eval --synthetic bert-base --sparsity 0.9 --pattern 4x1 --dtype int8 --batch 1
+//              --seq 128 --threads 2 --iters 200 --warmup 20 --compare dense [--format json]
+//   sparq-eval --model DIR ...   (a Hugging Face folder; --sparsity > 0 prunes it on load)
+// --compare dense runs the unpruned model: the speedup is the pruned model's over the original.
+#include <unistd.h>
+
+#include <CLI/CLI.hpp>
+#include <algorithm>
+#include <chrono>
+#include <cstdio>
+#include <filesystem>
+#include <iostream>
+#include <nlohmann/json.hpp>
+#include <optional>
+#include <random>
+#include <string>
+#include <vector>
+
+#include "bench/synthetic_models.hpp"
+#include "models/bert_encoder.hpp"
+#include "sparse/prune.hpp"
+#include "src/safetensors.hpp"
+
+namespace {
+
+using sparq::models::BertConfig;
+using sparq::models::BertEncoder;
+using sparq::models::BertWeights;
+
+double percentile(std::vector<double> v, double p) {
+  std::sort(v.begin(), v.end());
+  const double at = p * static_cast<double>(v.size() - 1);
+  const auto lo = static_cast<size_t>(at);
+  const size_t hi = std::min(lo + 1, v.size() - 1);
+  return v[lo] + (v[hi] - v[lo]) * (at - static_cast<double>(lo));
+}
+
+void prune_linears(BertWeights& w, const sparq::Pattern& pattern, double sparsity) {
+  if (pattern.kind == sparq::Pattern::Kind::dense || sparsity <= 0.0) return;
+  for (auto& l : w.layers)
+    for (auto* lin : {&l.query, &l.key, &l.value, &l.attention_out, &l.intermediate, &l.output})
+      lin->weight = sparq::sparse::prune(lin->weight, lin->out, lin->in, pattern, sparsity);
+}
+
+class Progress {
+ public:
+  explicit Progress(int total) : total_(total), on_(isatty(STDERR_FILENO) != 0) {}
+  void step(int done) const {
+    if (!on_) return;
+    const int width = 30, filled = total_ ? width * done / total_ : width;
+    std::fprintf(stderr, "\r[%s%s] %d/%d", std::string(static_cast<size_t>(filled), '#').c_str(),
+                 std::string(static_cast<size_t>(width - filled), ' ').c_str(), done, total_);
+    if (done == total_) std::fprintf(stderr, "\r%*s\r", width + 20, "");
+  }
+
+ private:
+  int total_;
+  bool on_;
+};
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  if (!std::getenv("OMP_WAIT_POLICY")) {  // see sparq-bench: oneDNN's OpenMP must not spin
+    setenv("OMP_WAIT_POLICY", "PASSIVE", 1);
+    execv("/proc/self/exe", argv);
+  }
+  CLI::App app{"sparq-eval: latency of a BERT-family encoder on sparq"};
+  std::string model_dir, synthetic, dtype = "int8", pattern = "4x1", compare, format = "table";
+  double sparsity = 0.9;
+  int64_t batch = 1, seq = 128;
+  int threads = 0, iters = 200, warmup = 20;
+  uint32_t seed = 1;
+  auto* source = app.add_option_group("model");
+  source->add_option("--model", model_dir, "a Hugging Face folder (config.json + safetensors)");
+  source->add_option("--synthetic", synthetic, "bert-mini | distilbert | bert-base | bert-large");
+  source->require_option(1);
+  app.add_option("--sparsity", sparsity, "pruned fraction of every encoder linear layer")
+      ->check(CLI::Range(0.0, 1.0))
+      ->capture_default_str();
+  app.add_option("--pattern", pattern, "4x1 | 16x1 | 2:4 | RxC | auto | dense")
+      ->capture_default_str();
+  app.add_option("--dtype", dtype, "int8 | f32 | bf16")->capture_default_str();
+  app.add_option("--batch", batch, "sequences per call")
+      ->check(CLI::Range(1, 4096))
+      ->capture_default_str();
+  app.add_option("--seq", seq, "tokens per sequence")
+      ->check(CLI::Range(1, 4096))
+      ->capture_default_str();
+  app.add_option("--threads", threads, "threads (0: all cores)")->capture_default_str();
+  app.add_option("--iters", iters, "timed runs")
+      ->check(CLI::Range(1, 1000000))
+      ->capture_default_str();
+  app.add_option("--warmup", warmup, "untimed runs first")
+      ->check(CLI::Range(0, 1000000))
+      ->capture_default_str();
+  app.add_option("--compare", compare, "dense: also run the dense model, interleaved")
+      ->check(CLI::IsMember({"dense"}));
+  app.add_option("--seed", seed, "random seed")->capture_default_str();
+  app.add_option("--format", format, "table | json")
+      ->check(CLI::IsMember({"table", "json"}))
+      ->capture_default_str();
+  CLI11_PARSE(app, argc, argv);
+
+  try {
+    const sparq::DType parsed_dtype = sparq::parse_dtype(dtype);
+    const sparq::Pattern parsed_pattern = sparq::Pattern::parse(pattern);
+    // The dense model is the unpruned one: the question is how much faster the pruned model runs.
+    BertConfig config;
+    BertWeights dense_weights;
+    std::string name;
+    if (!synthetic.empty()) {
+      config = sparq::bench::synthetic_config(synthetic);
+      dense_weights = sparq::bench::synthetic_weights(config, sparq::Pattern::dense(), 0.0, seed);
+      name = synthetic + " (synthetic)";
+    } else {
+      config = BertConfig::from_file((std::filesystem::path(model_dir) / "config.json").string());
+      dense_weights =
+          sparq::models::load_bert_weights(sparq::SafetensorsModel::open(model_dir), config);
+      name = model_dir;
+    }
+    BertWeights weights = dense_weights;
+    prune_linears(weights, parsed_pattern, sparsity);
+    if (seq > config.max_position)
+      throw sparq::InvalidArgument("--seq " + std::to_string(seq) + " exceeds the model's " +
+                                   std::to_string(config.max_position) + " positions");
+    sparq::models::EncoderOptions options{parsed_dtype, parsed_pattern, threads};
+    const BertEncoder sparse = BertEncoder::build(config, weights, options);
+    std::optional<BertEncoder> dense;
+    if (compare == "dense")
+      dense.emplace(BertEncoder::build(config, dense_weights,
+                                       {parsed_dtype, sparq::Pattern::dense(), threads}));
+    dense_weights = {};
+
+    sparq::models::EncoderInput input;
+    input.batch = batch;
+    input.seq = seq;
+    input.lengths.assign(static_cast<size_t>(batch), seq);
+    std::mt19937 rng(seed);
+    std::uniform_int_distribution<int32_t> id(0, static_cast<int32_t>(config.vocab_size - 1));
+    for (int64_t i = 0; i < batch * seq; ++i) input.ids.push_back(id(rng));
+
+    using Clock = std::chrono::steady_clock;
+    auto time_ms = [&](const BertEncoder& e) {
+      const auto t0 = Clock::now();
+      (void)e.forward(input);
+      return std::chrono::duration<double, std::milli>(Clock::now() - t0).count();
+    };
+    for (int i = 0; i < warmup; ++i) {
+      time_ms(sparse);
+      if (dense) time_ms(*dense);
+    }
+    std::vector<double> sparse_ms, dense_ms;
+    const Progress progress(iters);
+    for (int i = 0; i < iters; ++i) {
+      // Alternate which runs first, so that neither always finds the caches the other left.
+      if (dense && i % 2) dense_ms.push_back(time_ms(*dense));
+      sparse_ms.push_back(time_ms(sparse));
+      if (dense && i % 2 == 0) dense_ms.push_back(time_ms(*dense));
+      progress.step(i + 1);
+    }
+    const double p50 = percentile(sparse_ms, 0.5);
+    nlohmann::json j = {{"model", name},
+                        {"dtype", dtype},
+                        {"pattern", pattern},
+                        {"sparsity", sparsity},
+                        {"batch", batch},
+                        {"seq", seq},
+                        {"threads", sparse.kernels().front().second.threads},
+                        {"iters", iters},
+                        {"p50_ms", p50},
+                        {"p90_ms", percentile(sparse_ms, 0.9)},
+                        {"p99_ms", percentile(sparse_ms, 0.99)},
+                        {"throughput", static_cast<double>(batch) / (p50 / 1e3)}};
+    nlohmann::json kernels = nlohmann::json::object();
+    for (const auto& [kind, info] : sparse.kernels())
+      kernels[kind] = info.kernel + (info.decode_kernel.empty() ? "" : " / " + info.decode_kernel);
+    j["kernels"] = kernels;
+    if (dense) {
+      const double d50 = percentile(dense_ms, 0.5);
+      j["dense_p50_ms"] = d50;
+      j["dense_p90_ms"] = percentile(dense_ms, 0.9);
+      j["dense_p99_ms"] = percentile(dense_ms, 0.99);
+      j["dense_kernel"] = dense->kernels().front().second.kernel;
+      j["speedup"] = d50 / p50;
+    }
+    if (format == "json") {
+      std::cout << j.dump() << std::endl;
+      return 0;
+    }
+    std::printf(
+        "sparq-eval: %s, %s, pattern %s at %.0f%% sparsity, batch %lld x seq %lld, "
+        "threads %d, %d iterations\n",
+        name.c_str(), dtype.c_str(), pattern.c_str(), 100 * sparsity, static_cast<long long>(batch),
+        static_cast<long long>(seq), j["threads"].get<int>(), iters);
+    std::printf("  sparse: p50 %.2f ms  p90 %.2f ms  p99 %.2f ms  %.1f sequences/s\n", p50,
+                j["p90_ms"].get<double>(), j["p99_ms"].get<double>(),
+                j["throughput"].get<double>());
+    if (dense)
+      std::printf("  dense:  p50 %.2f ms  p90 %.2f ms  p99 %.2f ms  -> speedup %.2fx (p50)\n",
+                  j["dense_p50_ms"].get<double>(), j["dense_p90_ms"].get<double>(),
+                  j["dense_p99_ms"].get<double>(), j["speedup"].get<double>());
+    for (const auto& [kind, info] : sparse.kernels())
+      std::printf("  %-17s %s (%s)\n", kind.c_str(), info.kernel.c_str(), info.reason.c_str());
+  } catch (const std::exception& e) {
+    std::cerr << "sparq-eval: " << e.what() << "\n";
+    return 1;
+  }
+  return 0;
+}

@@ -1,0 +1,78 @@
+#include "bench/synthetic_models.hpp"
+
+#include <random>
+
+#include "sparq/error.hpp"
+#include "sparse/prune.hpp"
+
+namespace sparq::bench {
+
+std::vector<std::string> synthetic_names() {
+  return {"bert-mini", "distilbert", "bert-base", "bert-large"};
+}
+
+models::BertConfig synthetic_config(const std::string& name) {
+  models::BertConfig c;
+  c.vocab_size = 30522;
+  c.max_position = 512;
+  c.type_vocab_size = 2;
+  c.hidden_act = Activation::gelu_erf;
+  auto shape = [&](int64_t layers, int64_t hidden, int64_t heads) {
+    c.num_layers = layers;
+    c.hidden_size = hidden;
+    c.num_heads = heads;
+    c.intermediate_size = 4 * hidden;
+  };
+  if (name == "bert-mini") {
+    shape(4, 256, 4);
+  } else if (name == "distilbert") {
+    shape(6, 768, 12);
+    c.arch = models::BertConfig::Arch::distilbert;
+    c.type_vocab_size = 0;
+  } else if (name == "bert-base") {
+    shape(12, 768, 12);
+  } else if (name == "bert-large") {
+    shape(24, 1024, 16);
+  } else {
+    throw InvalidArgument("synthetic model '" + name +
+                          "': expected bert-mini, distilbert, bert-base or bert-large");
+  }
+  return c;
+}
+
+models::BertWeights synthetic_weights(const models::BertConfig& c, const Pattern& pattern,
+                                      double sparsity, uint32_t seed) {
+  std::mt19937 rng(seed);
+  std::normal_distribution<float> normal(0.0f, 0.02f);
+  auto vec = [&](int64_t n) {
+    std::vector<float> v(static_cast<size_t>(n));
+    for (float& x : v) x = normal(rng);
+    return v;
+  };
+  const bool prune = pattern.kind != Pattern::Kind::dense && sparsity > 0.0;
+  auto linear = [&](int64_t out, int64_t in) {
+    models::LinearWeights l;
+    l.out = out;
+    l.in = in;
+    l.weight = vec(out * in);
+    if (prune) l.weight = sparse::prune(l.weight, out, in, pattern, sparsity);
+    l.bias = vec(out);
+    return l;
+  };
+  auto norm = [&](int64_t h) {
+    models::LayerNormWeights n{std::vector<float>(static_cast<size_t>(h), 1.0f), vec(h)};
+    return n;
+  };
+  const int64_t h = c.hidden_size, i = c.intermediate_size;
+  models::BertWeights w;
+  w.word_embeddings = vec(c.vocab_size * h);
+  w.position_embeddings = vec(c.max_position * h);
+  if (c.type_vocab_size) w.token_type_embeddings = vec(c.type_vocab_size * h);
+  w.embedding_norm = norm(h);
+  for (int64_t n = 0; n < c.num_layers; ++n)
+    w.layers.push_back({linear(h, h), linear(h, h), linear(h, h), linear(h, h), linear(i, h),
+                        linear(h, i), norm(h), norm(h)});
+  return w;
+}
+
+}  // namespace sparq::bench
