@@ -20,19 +20,23 @@ struct Norm {
   std::vector<float> gamma, beta;
 };
 
-// In place, per row of `width`: (x - mean) / sqrt(var + eps) * gamma + beta, sums in double.
-void layer_norm(float* x, int64_t rows, int64_t width, const Norm& n, double eps) {
-  for (int64_t r = 0; r < rows; ++r) {
-    float* v = x + r * width;
-    double mean = 0, var = 0;
-    for (int64_t i = 0; i < width; ++i) mean += v[i];
-    mean /= static_cast<double>(width);
-    for (int64_t i = 0; i < width; ++i) var += (v[i] - mean) * (v[i] - mean);
-    const double inv = 1.0 / std::sqrt(var / static_cast<double>(width) + eps);
-    for (int64_t i = 0; i < width; ++i)
-      v[i] = static_cast<float>((v[i] - mean) * inv) * n.gamma[static_cast<size_t>(i)] +
-             n.beta[static_cast<size_t>(i)];
-  }
+// In place, per row of `width`: (x - mean) / sqrt(var + eps) * gamma + beta, sums in double;
+// rows spread over the arena's threads.
+void layer_norm(tbb::task_arena& arena, float* x, int64_t rows, int64_t width, const Norm& n,
+                double eps) {
+  parallel_ranges(arena, rows, [&](int64_t r0, int64_t r1) {
+    for (int64_t r = r0; r < r1; ++r) {
+      float* v = x + r * width;
+      double mean = 0, var = 0;
+      for (int64_t i = 0; i < width; ++i) mean += v[i];
+      mean /= static_cast<double>(width);
+      for (int64_t i = 0; i < width; ++i) var += (v[i] - mean) * (v[i] - mean);
+      const double inv = 1.0 / std::sqrt(var / static_cast<double>(width) + eps);
+      for (int64_t i = 0; i < width; ++i)
+        v[i] = static_cast<float>((v[i] - mean) * inv) * n.gamma[static_cast<size_t>(i)] +
+               n.beta[static_cast<size_t>(i)];
+    }
+  });
 }
 
 SparseLinear pack(const LinearWeights& w, const EncoderOptions& o, Activation act) {
@@ -171,17 +175,17 @@ std::vector<float> BertEncoder::forward(const EncoderInput& in) const {
       row[i] = v;
     }
   }
-  layer_norm(x.data(), tokens, h, m.embedding_norm, c.layer_norm_eps);
+  layer_norm(*m.arena, x.data(), tokens, h, m.embedding_norm, c.layer_norm_eps);
   std::vector<float> qkv(static_cast<size_t>(tokens * 3 * h)), ctx(x.size()), x1(x.size());
   std::vector<float> inner(static_cast<size_t>(tokens * c.intermediate_size));
   for (const Impl::Layer& l : m.layers) {
     l.qkv.forward(x.data(), tokens, qkv.data());
     m.attention(in, qkv.data(), ctx.data());
     l.attention_out.forward(ctx.data(), tokens, x1.data(), x.data());  // + residual
-    layer_norm(x1.data(), tokens, h, l.attention_norm, c.layer_norm_eps);
+    layer_norm(*m.arena, x1.data(), tokens, h, l.attention_norm, c.layer_norm_eps);
     l.intermediate.forward(x1.data(), tokens, inner.data());      // activation fused
     l.output.forward(inner.data(), tokens, x.data(), x1.data());  // + residual
-    layer_norm(x.data(), tokens, h, l.output_norm, c.layer_norm_eps);
+    layer_norm(*m.arena, x.data(), tokens, h, l.output_norm, c.layer_norm_eps);
   }
   for (int64_t b = 0; b < in.batch; ++b)  // padded positions carry nothing
     std::fill(x.begin() + (b * in.seq + in.lengths[b]) * h, x.begin() + (b + 1) * in.seq * h, 0.0f);

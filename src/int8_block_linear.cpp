@@ -1,5 +1,7 @@
 #include "src/int8_block_linear.hpp"
 
+#include <algorithm>
+
 #include "sparse/checks.hpp"
 #include "src/activation_quant.hpp"
 #include "src/threading.hpp"
@@ -27,7 +29,17 @@ void Int8BlockLinear::quantize(const float* x, int64_t tokens, QuantizedInput::I
   });
   const int64_t in = weights_.in;
   q.reserve(activation_bytes(layout(), tokens, in), activation_scale_count(tokens));
-  quantize_activations(x, tokens, in, layout(), q.x.data(), q.scales.data());
+  // Chunks of 64 tokens are independent: quantize them on the layer's threads.
+  uint8_t* const xq = q.x.data();
+  float* const scales = q.scales.data();
+  const int64_t chunk_bytes = activation_bytes(layout(), sparse::kChunkTokens, in);
+  parallel_ranges(*arena_, sparse::ceil_div(tokens, sparse::kChunkTokens),
+                  [&](int64_t c0, int64_t c1) {
+                    const int64_t t0 = c0 * sparse::kChunkTokens;
+                    const int64_t t1 = std::min(tokens, c1 * sparse::kChunkTokens);
+                    quantize_activations(x + t0 * in, t1 - t0, in, layout(), xq + c0 * chunk_bytes,
+                                         scales + t0);
+                  });
   q.form = QuantizedInput::Impl::Form::block_layout;
   q.layout = layout();
   q.tokens = tokens;
