@@ -6,7 +6,7 @@
 
 #include "sparse/checks.hpp"
 #include "sparse/reference.hpp"
-#include "src/bf16_convert.hpp"
+#include "src/decode_groups.hpp"
 
 namespace sparq {
 
@@ -50,16 +50,9 @@ void Int8DecodeLinear::run(const QuantizedInput::Impl& q, void* y, float y_scale
   sparse::require(y != nullptr, "forward: y must not be null");
   constexpr int64_t kRows = sparse::kDecodeRows, kMaxTokens = sparse::kDecodeMaxTokens;
   const bool int8_out = y_scale > 0.0f;
-  const int64_t out = w.out, elem = int8_out ? 1 : 4;
-  const int64_t groups = w.groups();
-  // A short last group (out % 16 rows) runs into a staging block; every other group is stored
-  // straight into y.
-  const int64_t full_groups = out / kRows;
-  auto* y_bytes = static_cast<uint8_t*>(y);
+  const int64_t out = w.out, groups = w.groups();
   constexpr int64_t kGroupsPerCall = 4;
   parallel_ranges(*arena_, sparse::ceil_div(groups, kGroupsPerCall), [&](int64_t b0, int64_t b1) {
-    alignas(64) uint8_t stage[kMaxTokens * kRows * sizeof(float)];
-    alignas(64) float stage_res[kMaxTokens * kRows];
     jit::DecodeArgs a{};
     a.x_stride = w.in * static_cast<int64_t>(sizeof(int16_t));
     a.entries = w.entries.data();
@@ -69,62 +62,20 @@ void Int8DecodeLinear::run(const QuantizedInput::Impl& q, void* y, float y_scale
       const auto& kernel = *kernels_[nt - 1][residual != nullptr][int8_out && !bf16_out];
       a.x = reinterpret_cast<const int16_t*>(q.x.data()) + t0 * w.in;
       a.x_scale = q.scales.data() + t0;
-      const int64_t g_begin = b0 * kGroupsPerCall;
-      const int64_t g_end = std::min(groups, b1 * kGroupsPerCall);
-      auto call = [&](int64_t g0, int64_t g1, void* y_at, int64_t y_stride, const float* res_at,
-                      int64_t res_stride) {
-        a.group_begin = w.group_begin.data() + g0;
-        a.group_end = w.group_begin.data() + g1;
-        a.w_scale = w.scales.data() + g0 * kRows;
-        a.bias = w.bias.data() + g0 * kRows;
-        a.y = y_at;
-        a.y_stride = y_stride;
-        a.residual = res_at;
-        a.residual_stride = res_stride;
-        kernel.run(a);
-      };
-      if (bf16_out) {
-        // One group at a time through the staging block, converted to bf16 on the way out.
-        for (int64_t g = g_begin; g < g_end; ++g) {
-          const int64_t r0 = g * kRows, rows = std::min(kRows, out - r0);
-          const float* res_at = nullptr;
-          int64_t res_stride = out * static_cast<int64_t>(sizeof(float));
-          if (residual && rows == kRows) {
-            res_at = residual + t0 * out + r0;
-          } else if (residual) {
-            std::memset(stage_res, 0, sizeof stage_res);
-            for (int64_t t = 0; t < nt; ++t)
-              std::memcpy(stage_res + t * kRows, residual + (t0 + t) * out + r0,
-                          static_cast<size_t>(rows) * sizeof(float));
-            res_at = stage_res;
-            res_stride = kRows * static_cast<int64_t>(sizeof(float));
-          }
-          call(g, g + 1, stage, kRows * static_cast<int64_t>(sizeof(float)), res_at, res_stride);
-          for (int64_t t = 0; t < nt; ++t)
-            convert_to_bf16(reinterpret_cast<const float*>(stage) + t * kRows,
-                            static_cast<uint16_t*>(y) + (t0 + t) * out + r0, rows);
-        }
-        continue;
-      }
-      const int64_t direct_end = std::min(g_end, full_groups);
-      if (g_begin < direct_end)
-        call(g_begin, direct_end, y_bytes + (t0 * out + g_begin * kRows) * elem, out * elem,
-             residual ? residual + t0 * out + g_begin * kRows : nullptr,
-             out * static_cast<int64_t>(sizeof(float)));
-      if (direct_end < g_end) {  // the short last group
-        const int64_t r0 = full_groups * kRows, rows = out - r0;
-        if (residual) {
-          std::memset(stage_res, 0, sizeof stage_res);
-          for (int64_t t = 0; t < nt; ++t)
-            std::memcpy(stage_res + t * kRows, residual + (t0 + t) * out + r0,
-                        static_cast<size_t>(rows) * sizeof(float));
-        }
-        call(full_groups, g_end, stage, kRows * elem, residual ? stage_res : nullptr,
-             kRows * static_cast<int64_t>(sizeof(float)));
-        for (int64_t t = 0; t < nt; ++t)
-          std::memcpy(y_bytes + ((t0 + t) * out + r0) * elem, stage + t * kRows * elem,
-                      static_cast<size_t>(rows * elem));
-      }
+      const DecodeStep step{out, t0, nt, y, bf16_out ? 2 : (int8_out ? 1 : 4), bf16_out, residual};
+      run_decode_groups(step, b0 * kGroupsPerCall, std::min(groups, b1 * kGroupsPerCall),
+                        [&](int64_t g0, int64_t g1, void* y_at, int64_t y_stride,
+                            const float* res_at, int64_t res_stride) {
+                          a.group_begin = w.group_begin.data() + g0;
+                          a.group_end = w.group_begin.data() + g1;
+                          a.w_scale = w.scales.data() + g0 * kRows;
+                          a.bias = w.bias.data() + g0 * kRows;
+                          a.y = y_at;
+                          a.y_stride = y_stride;
+                          a.residual = res_at;
+                          a.residual_stride = res_stride;
+                          kernel.run(a);
+                        });
     }
   });
 }
