@@ -11,7 +11,9 @@
 
 #include "models/bert_config.hpp"
 #include "models/bert_weights.hpp"
+#include "models/prune_folder.hpp"
 #include "sparq/error.hpp"
+#include "sparse/stats.hpp"
 #include "src/safetensors.hpp"
 #include "test_util.hpp"
 
@@ -186,6 +188,41 @@ TEST_F(BertFolderTest, NamesMissingAndMisshapenTensors) {
     EXPECT_NE(m.find("[8,9]"), std::string::npos) << m;
     EXPECT_NE(m.find("[8,8]"), std::string::npos) << m;
   }
+}
+
+TEST_F(BertFolderTest, PruneFolderPrunesEncoderLinearsOnly) {
+  const auto c = BertConfig::from_json_text(kBertConfig, "config.json");
+  write_bert(c, "bert.", TensorDType::bf16);
+  std::ofstream(dir_ / "config.json") << kBertConfig;
+  std::ofstream(dir_ / "vocab.txt") << "[UNK]\n[CLS]\n[SEP]\n";
+  const fs::path out = dir_.string() + "_pruned";
+  fs::remove_all(out);
+  const auto report = prune_folder(dir_.string(), out.string(), Pattern::blocks(4, 1), 0.75);
+  EXPECT_EQ(report.size(), 12u);  // 2 layers x (query, key, value, attention out, 2 FFN)
+  for (const auto& t : report) {
+    EXPECT_NE(t.name.find("encoder.layer."), std::string::npos) << t.name;
+    EXPECT_NEAR(t.block_sparsity, 0.75, 0.07) << t.name;
+  }
+  EXPECT_TRUE(fs::exists(out / "config.json"));
+  EXPECT_TRUE(fs::exists(out / "vocab.txt"));
+  const auto pruned = load_bert_weights(SafetensorsModel::open(out.string()), c);
+  const auto original = load_bert_weights(SafetensorsModel::open(dir_.string()), c);
+  EXPECT_EQ(pruned.word_embeddings, original.word_embeddings);  // untouched
+  EXPECT_EQ(pruned.pooler.weight, original.pooler.weight);
+  EXPECT_EQ(pruned.layers[0].query.bias, original.layers[0].query.bias);
+  const auto& w = pruned.layers[1].intermediate.weight;
+  EXPECT_NEAR(sparse::block_sparsity(w, 16, 8, {4, 1}), 0.75, 0.07);
+  for (size_t i = 0; i < w.size(); ++i)  // kept values are the originals (bf16 round trip)
+    if (w[i] != 0.0f) {
+      ASSERT_EQ(w[i], original.layers[1].intermediate.weight[i]);
+    }
+  EXPECT_THROW(prune_folder(dir_.string(), dir_.string(), Pattern::blocks(4, 1), 0.5),
+               InvalidArgument);
+  EXPECT_THROW(prune_folder(dir_.string(), out.string(), Pattern::blocks(4, 1), 0.5, "(["),
+               InvalidArgument);
+  EXPECT_THROW(prune_folder(dir_.string(), out.string(), Pattern::blocks(4, 1), 1.0),
+               InvalidArgument);
+  fs::remove_all(out);
 }
 
 }  // namespace
