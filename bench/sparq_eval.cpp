@@ -21,6 +21,7 @@
 
 #include "bench/synthetic_models.hpp"
 #include "models/bert_encoder.hpp"
+#include "models/wordpiece.hpp"
 #include "sparse/prune.hpp"
 #include "src/safetensors.hpp"
 
@@ -100,6 +101,10 @@ int main(int argc, char** argv) {
   app.add_option("--compare", compare, "dense: also run the dense model, interleaved")
       ->check(CLI::IsMember({"dense"}));
   app.add_option("--seed", seed, "random seed")->capture_default_str();
+  std::string text;
+  app.add_option("--text", text,
+                 "with --model: time this text (WordPiece with the folder's vocab.txt) instead of "
+                 "random ids; --seq becomes its token count");
   app.add_option("--format", format, "table | json")
       ->check(CLI::IsMember({"table", "json"}))
       ->capture_default_str();
@@ -124,6 +129,13 @@ int main(int argc, char** argv) {
     }
     BertWeights weights = dense_weights;
     prune_linears(weights, parsed_pattern, sparsity);
+    std::vector<int32_t> text_ids;
+    if (!text.empty()) {
+      if (model_dir.empty()) throw sparq::InvalidArgument("--text needs --model (its vocab.txt)");
+      text_ids = sparq::models::WordPieceTokenizer::from_folder(model_dir).encode(
+          text, config.max_position);
+      seq = static_cast<int64_t>(text_ids.size());
+    }
     if (seq > config.max_position)
       throw sparq::InvalidArgument("--seq " + std::to_string(seq) + " exceeds the model's " +
                                    std::to_string(config.max_position) + " positions");
@@ -141,7 +153,8 @@ int main(int argc, char** argv) {
     input.lengths.assign(static_cast<size_t>(batch), seq);
     std::mt19937 rng(seed);
     std::uniform_int_distribution<int32_t> id(0, static_cast<int32_t>(config.vocab_size - 1));
-    for (int64_t i = 0; i < batch * seq; ++i) input.ids.push_back(id(rng));
+    for (int64_t i = 0; i < batch * seq; ++i)
+      input.ids.push_back(text_ids.empty() ? id(rng) : text_ids[static_cast<size_t>(i % seq)]);
 
     using Clock = std::chrono::steady_clock;
     auto time_ms = [&](const BertEncoder& e) {
