@@ -176,8 +176,13 @@ std::vector<float> BertEncoder::forward(const EncoderInput& in) const {
     }
   }
   layer_norm(*m.arena, x.data(), tokens, h, m.embedding_norm, c.layer_norm_eps);
-  std::vector<float> qkv(static_cast<size_t>(tokens * 3 * h)), ctx(x.size()), x1(x.size());
-  std::vector<float> inner(static_cast<size_t>(tokens * c.intermediate_size));
+  // Per calling thread, reused across calls: after the largest batch, only the returned hidden
+  // states are allocated.
+  thread_local std::vector<float> qkv, ctx, x1, inner;
+  qkv.resize(static_cast<size_t>(tokens * 3 * h));
+  ctx.resize(x.size());
+  x1.resize(x.size());
+  inner.resize(static_cast<size_t>(tokens * c.intermediate_size));
   for (const Impl::Layer& l : m.layers) {
     l.qkv.forward(x.data(), tokens, qkv.data());
     m.attention(in, qkv.data(), ctx.data());

@@ -92,20 +92,9 @@ class F32KernelTest : public ::testing::TestWithParam<Variant> {
 };
 
 TEST_P(F32KernelTest, RandomShapesWithTails) {
-  const Case cases[] = {{4, 4, 16, 0.5},
-                        {5, 7, 1, 0.5},
-                        {3, 1, 3, 0.0},
-                        {17, 33, 17, 0.9},
-                        {64, 96, 64, 0.7},
-                        {66, 130, 65, 0.8},
-                        {128, 64, 130, 0.5},
-                        {31, 257, 127, 0.95},
-                        {8, 16, 200, 0.99},
-                        // in > 384: the column-prefetching kernel variant
-                        {21, 800, 19, 0.9},
-                        {8, 1030, 33, 0.5}};
   uint32_t seed = 100;
-  for (const Case& c : cases) check(c, Activation::none, false, seed++);
+  for (const auto& [out, in, tokens, sparsity] : test::kTileShapes)
+    check({out, in, tokens, sparsity}, Activation::none, false, seed++);
 }
 
 TEST_P(F32KernelTest, SparsityExtremes) {

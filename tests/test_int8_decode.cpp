@@ -52,13 +52,8 @@ class Int8DecodeTest : public ::testing::TestWithParam<jit::Isa> {
     Int8DecodeLinear layer(w.data(), w_scale.data(), bias.data(), out, in, act, GetParam(), 1);
     QuantizedInput::Impl q;
     layer.quantize(x.data(), tokens, q);
-    // The reference on the same quantized activations.
-    std::vector<int8_t> xq(static_cast<size_t>(tokens * in));
-    std::vector<float> xs(static_cast<size_t>(tokens));
-    sparse::quantize_rows(x.data(), tokens, in, xq.data(), xs.data());
-    std::vector<float> want(static_cast<size_t>(tokens * out));
-    sparse::linear_int8(xq.data(), xs.data(), tokens, w.data(), w_scale.data(), out, in,
-                        {bias.data(), act, residual ? res.data() : nullptr}, want.data());
+    const auto want = test::reference_int8_on(x, tokens, in, w.data(), w_scale.data(), out,
+                                              {bias.data(), act, residual ? res.data() : nullptr});
     if (!int8_out) {
       std::vector<float> got(want.size(), -12345.0f);
       layer.run(q, got.data(), 0.0f, residual ? res.data() : nullptr);

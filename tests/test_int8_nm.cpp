@@ -96,12 +96,9 @@ TEST_P(Int8NmLayerTest, MatchesReference) {
           Int8NmLinear layer(w.data(), w_scale.data(), bias.data(), out, in, act, avx2, 1);
           QuantizedInput::Impl q;
           layer.quantize(x.data(), tokens, q);
-          std::vector<int8_t> xq(static_cast<size_t>(tokens * in));
-          std::vector<float> xs(static_cast<size_t>(tokens));
-          sparse::quantize_rows(x.data(), tokens, in, xq.data(), xs.data());
-          std::vector<float> want(static_cast<size_t>(tokens * out));
-          sparse::linear_int8(xq.data(), xs.data(), tokens, w.data(), w_scale.data(), out, in,
-                              {bias.data(), act, residual ? res.data() : nullptr}, want.data());
+          const auto want =
+              test::reference_int8_on(x, tokens, in, w.data(), w_scale.data(), out,
+                                      {bias.data(), act, residual ? res.data() : nullptr});
           if (!int8_out) {
             std::vector<float> got(want.size());
             layer.run(q, got.data(), 0.0f, residual ? res.data() : nullptr);

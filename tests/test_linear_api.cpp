@@ -541,24 +541,36 @@ std::vector<float> reference_for(DType dtype, const std::vector<float>& w, int64
 
 // Every kernel family, prefill- and decode-sized: one thread and two give the same bits, and
 // the right ones.
+// One layer of every kernel family on the same shape: int8 4x1, dense, 16x1 (decode kernel), 2:4;
+// f32 4x1, 16x1 (decode kernel), 2:4, dense; bf16 4x1 and auto (16x1 decode kernel).
+struct FamilyCase {
+  DType dtype;
+  Pattern pattern;
+  const std::vector<float>* w;
+};
+struct FamilyWeights {
+  std::vector<float> w4x1, w16x1, w24;
+  std::vector<FamilyCase> cases() const {
+    return {
+        {DType::int8, Pattern::blocks(4, 1), &w4x1},   {DType::int8, Pattern::dense(), &w4x1},
+        {DType::int8, Pattern::blocks(16, 1), &w16x1}, {DType::int8, Pattern::n_of_m(2, 4), &w24},
+        {DType::f32, Pattern::blocks(4, 1), &w4x1},    {DType::f32, Pattern::blocks(16, 1), &w16x1},
+        {DType::f32, Pattern::n_of_m(2, 4), &w24},     {DType::f32, Pattern::dense(), &w4x1},
+        {DType::bf16, Pattern::blocks(4, 1), &w4x1},   {DType::bf16, Pattern::automatic(), &w16x1}};
+  }
+};
+FamilyWeights family_weights(int64_t out, int64_t in, uint32_t seed) {
+  return {pruned_weight(out, in, 0.8, seed),
+          sparse::prune_blocks(test::random_floats(sz(out * in), seed + 1), out, in,
+                               BlockShape{16, 1}, 0.8),
+          sparse::prune_n_m(test::random_floats(sz(out * in), seed + 2), out, in, 2, 4)};
+}
+
 TEST(SparseLinearThreads, OneAndTwoThreadsAreBitIdentical) {
   const int64_t out = 256, in = 96;
-  const auto w4x1 = pruned_weight(out, in, 0.8, 180);
-  const auto w16x1 =
-      sparse::prune_blocks(test::random_floats(sz(out * in), 184), out, in, BlockShape{16, 1}, 0.8);
-  const auto w24 = sparse::prune_n_m(test::random_floats(sz(out * in), 185), out, in, 2, 4);
+  const FamilyWeights weights = family_weights(out, in, 180);
   const auto bias = test::random_floats(sz(out), 181);
-  struct Case {
-    DType dtype;
-    Pattern pattern;
-    const std::vector<float>* w;
-  };
-  const Case cases[] = {
-      {DType::int8, Pattern::blocks(4, 1), &w4x1},   {DType::int8, Pattern::dense(), &w4x1},
-      {DType::int8, Pattern::blocks(16, 1), &w16x1}, {DType::int8, Pattern::n_of_m(2, 4), &w24},
-      {DType::f32, Pattern::blocks(4, 1), &w4x1},    {DType::f32, Pattern::n_of_m(2, 4), &w24},
-      {DType::bf16, Pattern::blocks(4, 1), &w4x1}};
-  for (const Case& c : cases)
+  for (const FamilyCase& c : weights.cases())
     for (int64_t tokens : {130, 3}) {
       SCOPED_TRACE(testing::Message()
                    << to_string(c.dtype) << " " << c.pattern.to_string() << " tokens=" << tokens);
@@ -584,23 +596,9 @@ TEST(SparseLinearThreads, OneAndTwoThreadsAreBitIdentical) {
 // fp32 output rounded to nearest even, through forward_bf16(x) and (int8) forward_bf16(q).
 TEST(SparseLinearOutput, Bf16IsTheRoundedFp32Result) {
   const int64_t out = 70, in = 96;
-  const auto w4x1 = pruned_weight(out, in, 0.8, 980);
-  const auto w16x1 =
-      sparse::prune_blocks(test::random_floats(sz(out * in), 981), out, in, BlockShape{16, 1}, 0.8);
-  const auto w24 = sparse::prune_n_m(test::random_floats(sz(out * in), 982), out, in, 2, 4);
+  const FamilyWeights weights = family_weights(out, in, 980);
   const auto bias = test::random_floats(sz(out), 983);
-  struct Case {
-    DType dtype;
-    Pattern pattern;
-    const std::vector<float>* w;
-  };
-  const Case cases[] = {
-      {DType::int8, Pattern::blocks(4, 1), &w4x1},   {DType::int8, Pattern::dense(), &w4x1},
-      {DType::int8, Pattern::blocks(16, 1), &w16x1}, {DType::int8, Pattern::n_of_m(2, 4), &w24},
-      {DType::f32, Pattern::blocks(4, 1), &w4x1},    {DType::f32, Pattern::blocks(16, 1), &w16x1},
-      {DType::f32, Pattern::n_of_m(2, 4), &w24},     {DType::f32, Pattern::dense(), &w4x1},
-      {DType::bf16, Pattern::automatic(), &w16x1}};
-  for (const Case& c : cases)
+  for (const FamilyCase& c : weights.cases())
     for (int64_t tokens : {37, 3}) {
       SCOPED_TRACE(testing::Message()
                    << to_string(c.dtype) << " " << c.pattern.to_string() << " tokens=" << tokens);
@@ -623,8 +621,8 @@ TEST(SparseLinearOutput, Bf16IsTheRoundedFp32Result) {
         EXPECT_EQ(from_q, want);
       }
     }
-  const auto layer =
-      SparseLinear::pack(w4x1.data(), out, in, nullptr, options(DType::f32, Pattern::blocks(4, 1)));
+  const auto layer = SparseLinear::pack(weights.w4x1.data(), out, in, nullptr,
+                                        options(DType::f32, Pattern::blocks(4, 1)));
   std::vector<uint16_t> y(sz(out));
   const auto x = input(1, in, 986);
   EXPECT_THROW_WITH(layer.forward_bf16(x.data(), 1, nullptr), InvalidArgument, "must not be null");

@@ -65,6 +65,36 @@ void zero_row_blocks(std::vector<T>& w, int64_t out, int64_t in, int64_t rows, d
         for (int64_t r = g * rows; r < std::min(out, g * rows + rows); ++r) w[r * in + c] = T{0};
 }
 
+// The int8 reference on fp32 activations quantized the way the layers do (per token, symmetric).
+inline std::vector<float> reference_int8_on(const std::vector<float>& x, int64_t tokens, int64_t in,
+                                            const int8_t* wq, const float* w_scale, int64_t out,
+                                            const sparse::Epilogue& epilogue) {
+  std::vector<int8_t> xq(static_cast<size_t>(tokens * in));
+  std::vector<float> xs(static_cast<size_t>(tokens));
+  sparse::quantize_rows(x.data(), tokens, in, xq.data(), xs.data());
+  std::vector<float> y(static_cast<size_t>(tokens * out));
+  sparse::linear_int8(xq.data(), xs.data(), tokens, wq, w_scale, out, in, epilogue, y.data());
+  return y;
+}
+
+// Shapes with tails for the 4x1 tile kernels: out, in, tokens, block sparsity.
+struct TileCase {
+  int64_t out, in, tokens;
+  double block_sparsity;
+};
+inline constexpr TileCase kTileShapes[] = {{4, 4, 16, 0.5},
+                                           {5, 7, 1, 0.5},
+                                           {3, 1, 3, 0.0},
+                                           {17, 33, 17, 0.9},
+                                           {64, 96, 64, 0.7},
+                                           {66, 130, 65, 0.8},
+                                           {128, 64, 130, 0.5},
+                                           {31, 257, 127, 0.95},
+                                           {8, 16, 200, 0.99},
+                                           // in > 384 / 768: the column-prefetching variants
+                                           {21, 800, 19, 0.9},
+                                           {8, 1030, 33, 0.5}};
+
 // Requantized int8 outputs against the fp32 reference: each within 1 of the reference's
 // requantization, and only rarely off at all (a rounding tie moved by float reassociation).
 inline void expect_requantized(const std::vector<int8_t>& got, const std::vector<float>& want,
