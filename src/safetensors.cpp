@@ -49,28 +49,80 @@ float half_to_float(uint16_t h) {
   return out;
 }
 
+constexpr TensorDType kAllDTypes[] = {
+    TensorDType::f64, TensorDType::f32, TensorDType::f16,    TensorDType::bf16, TensorDType::i64,
+    TensorDType::i32, TensorDType::i16, TensorDType::i8,     TensorDType::u64,  TensorDType::u32,
+    TensorDType::u16, TensorDType::u8,  TensorDType::boolean};
+
 TensorDType parse_dtype(const std::string& path, const std::string& name, const std::string& d) {
-  if (d == "F32") return TensorDType::f32;
-  if (d == "F16") return TensorDType::f16;
-  if (d == "BF16") return TensorDType::bf16;
-  fail(path, "tensor '" + name + "' has dtype '" + d + "'; sparq reads F32, F16 and BF16");
+  for (TensorDType t : kAllDTypes)
+    if (d == to_string(t)) return t;
+  fail(path, "tensor '" + name + "' has dtype '" + d +
+                 "'; sparq reads F64, F32, F16, BF16, I64, I32, I16, I8, U64, U32, U16, U8 and "
+                 "BOOL");
 }
 
 }  // namespace
 
 const char* to_string(TensorDType dtype) {
   switch (dtype) {
+    case TensorDType::f64:
+      return "F64";
     case TensorDType::f32:
       return "F32";
     case TensorDType::f16:
       return "F16";
     case TensorDType::bf16:
       return "BF16";
+    case TensorDType::i64:
+      return "I64";
+    case TensorDType::i32:
+      return "I32";
+    case TensorDType::i16:
+      return "I16";
+    case TensorDType::i8:
+      return "I8";
+    case TensorDType::u64:
+      return "U64";
+    case TensorDType::u32:
+      return "U32";
+    case TensorDType::u16:
+      return "U16";
+    case TensorDType::u8:
+      return "U8";
+    case TensorDType::boolean:
+      return "BOOL";
   }
   return "?";
 }
 
-int element_bytes(TensorDType dtype) { return dtype == TensorDType::f32 ? 4 : 2; }
+int element_bytes(TensorDType dtype) {
+  switch (dtype) {
+    case TensorDType::f64:
+    case TensorDType::i64:
+    case TensorDType::u64:
+      return 8;
+    case TensorDType::f32:
+    case TensorDType::i32:
+    case TensorDType::u32:
+      return 4;
+    case TensorDType::f16:
+    case TensorDType::bf16:
+    case TensorDType::i16:
+    case TensorDType::u16:
+      return 2;
+    case TensorDType::i8:
+    case TensorDType::u8:
+    case TensorDType::boolean:
+      return 1;
+  }
+  return 1;
+}
+
+bool is_float(TensorDType dtype) {
+  return dtype == TensorDType::f64 || dtype == TensorDType::f32 || dtype == TensorDType::f16 ||
+         dtype == TensorDType::bf16;
+}
 
 int64_t TensorView::elements() const {
   int64_t n = 1;
@@ -79,11 +131,18 @@ int64_t TensorView::elements() const {
 }
 
 std::vector<float> TensorView::to_f32() const {
+  if (!is_float(dtype))
+    throw ModelFileError("tensor '" + name + "' is " + to_string(dtype) +
+                         "; a float tensor (F32, F16, BF16 or F64) was expected");
   const int64_t n = elements();
   std::vector<float> out(static_cast<size_t>(n));
   for (int64_t i = 0; i < n; ++i) {
     if (dtype == TensorDType::f32) {
       std::memcpy(&out[static_cast<size_t>(i)], data + 4 * i, 4);
+    } else if (dtype == TensorDType::f64) {
+      double d;
+      std::memcpy(&d, data + 8 * i, 8);
+      out[static_cast<size_t>(i)] = static_cast<float>(d);
     } else {
       uint16_t h;
       std::memcpy(&h, data + 2 * i, 2);
@@ -304,8 +363,11 @@ void write_safetensors(const std::string& path, const std::vector<TensorToWrite>
       if (d < 0) throw InvalidArgument("write_safetensors: negative dimension in '" + t.name + "'");
       n *= d;
     }
-    if (n > 0 && t.values == nullptr)
+    if (n > 0 && t.values == nullptr && t.raw == nullptr)
       throw InvalidArgument("write_safetensors: no values for '" + t.name + "'");
+    if (n > 0 && t.raw == nullptr && !is_float(t.dtype))
+      throw InvalidArgument("write_safetensors: '" + t.name + "' is " + to_string(t.dtype) +
+                            ": integer and bool tensors are written from raw bytes");
     const int64_t bytes = n * element_bytes(t.dtype);
     header[t.name] = {{"dtype", to_string(t.dtype)},
                       {"shape", t.shape},
@@ -322,9 +384,16 @@ void write_safetensors(const std::string& path, const std::vector<TensorToWrite>
   for (const auto& t : tensors) {
     int64_t n = 1;
     for (int64_t d : t.shape) n *= d;
+    if (t.raw != nullptr) {
+      out.write(static_cast<const char*>(t.raw), n * element_bytes(t.dtype));
+      continue;
+    }
     for (int64_t i = 0; i < n; ++i) {
       if (t.dtype == TensorDType::f32) {
         out.write(reinterpret_cast<const char*>(t.values + i), 4);
+      } else if (t.dtype == TensorDType::f64) {
+        const double d = t.values[i];
+        out.write(reinterpret_cast<const char*>(&d), 8);
       } else {
         const uint16_t h = t.dtype == TensorDType::bf16 ? sparse::to_bf16(t.values[i])
                                                         : float_to_half(t.values[i]);

@@ -13,9 +13,12 @@
 
 namespace sparq {
 
-enum class TensorDType { f32, f16, bf16 };
+// Every dtype of the format but the 8-bit floats. Weights must be float (F64, F32, F16, BF16);
+// integer and bool tensors (position_ids buffers, for one) are read, checked and passed through.
+enum class TensorDType { f64, f32, f16, bf16, i64, i32, i16, i8, u64, u32, u16, u8, boolean };
 const char* to_string(TensorDType dtype);
 int element_bytes(TensorDType dtype);
+bool is_float(TensorDType dtype);
 
 // A tensor inside a mapped file: valid as long as the file object lives.
 struct TensorView {
@@ -26,7 +29,8 @@ struct TensorView {
   int64_t bytes = 0;
 
   int64_t elements() const;
-  // The values as fp32 (F16 and BF16 widened exactly).
+  // The values as fp32 (F16 and BF16 widened exactly, F64 rounded). Throws ModelFileError naming
+  // the tensor when its dtype is not a float one.
   std::vector<float> to_f32() const;
 };
 
@@ -55,12 +59,15 @@ class SafetensorsFile {
   std::map<std::string, std::string> metadata_;
 };
 
-// A tensor to write: fp32 values stored as `dtype` (F16/BF16 rounded to nearest even).
+// A tensor to write: fp32 values stored as `dtype` (F16/BF16 rounded to nearest even, F64
+// widened), or, when `raw` is set, product(shape) elements already in `dtype`, copied as they
+// are (the only way to write integer and bool tensors).
 struct TensorToWrite {
   std::string name;
   TensorDType dtype = TensorDType::f32;
   std::vector<int64_t> shape;
   const float* values = nullptr;  // product(shape) values
+  const void* raw = nullptr;
 };
 
 // Writes a safetensors file (tensors laid out in the given order, 8-byte aligned header).

@@ -3,6 +3,7 @@
 // values arrive, and missing tensors or shapes that disagree with the config are named.
 #include <gtest/gtest.h>
 
+#include <cstring>
 #include <filesystem>
 #include <fstream>
 #include <map>
@@ -131,11 +132,20 @@ class BertFolderTest : public ::testing::Test {
       values_[name] = test::random_floats(static_cast<size_t>(n), seed++);
       list.push_back({prefix + name, dtype, shape, values_[name].data()});
     }
+    // Real BERT checkpoints carry an I64 buffer the executor does not need.
+    position_ids_.resize(static_cast<size_t>(c.max_position));
+    for (size_t p = 0; p < position_ids_.size(); ++p) position_ids_[p] = static_cast<int64_t>(p);
+    list.push_back({prefix + "embeddings.position_ids",
+                    TensorDType::i64,
+                    {1, c.max_position},
+                    nullptr,
+                    position_ids_.data()});
     write_safetensors((dir_ / "model.safetensors").string(), list);
   }
 
   fs::path dir_;
   std::map<std::string, std::vector<float>> values_;
+  std::vector<int64_t> position_ids_;
 };
 
 TEST_F(BertFolderTest, LoadsBertWithAndWithoutPrefixInEveryDtype) {
@@ -210,6 +220,11 @@ TEST_F(BertFolderTest, PruneFolderPrunesEncoderLinearsOnly) {
   EXPECT_EQ(pruned.word_embeddings, original.word_embeddings);  // untouched
   EXPECT_EQ(pruned.pooler.weight, original.pooler.weight);
   EXPECT_EQ(pruned.layers[0].query.bias, original.layers[0].query.bias);
+  const auto pruned_file = SafetensorsFile::open((out / "model.safetensors").string());
+  const TensorView& ids = pruned_file.tensor("bert.embeddings.position_ids");
+  ASSERT_EQ(ids.dtype, TensorDType::i64);  // passed through byte for byte
+  ASSERT_EQ(ids.bytes, static_cast<int64_t>(position_ids_.size() * 8));
+  EXPECT_EQ(std::memcmp(ids.data, position_ids_.data(), position_ids_.size() * 8), 0);
   const auto& w = pruned.layers[1].intermediate.weight;
   EXPECT_NEAR(sparse::block_sparsity(w, 16, 8, {4, 1}), 0.75, 0.07);
   for (size_t i = 0; i < w.size(); ++i)  // kept values are the originals (bf16 round trip)

@@ -123,8 +123,10 @@ TEST_F(SafetensorsTest, BrokenFilesGiveClearErrors) {
   expect_error(write("array", "[1,2]", {}), {"not a JSON object"});
   expect_error(write("nodtype", R"({"t":{"shape":[2],"data_offsets":[0,8]}})", d8),
                {"'t'", "dtype"});
-  expect_error(write("i64", R"({"t":{"dtype":"I64","shape":[1],"data_offsets":[0,8]}})", d8),
-               {"'t'", "I64", "F32, F16 and BF16"});
+  expect_error(write("f8", R"({"t":{"dtype":"F8_E4M3","shape":[8],"data_offsets":[0,8]}})", d8),
+               {"'t'", "F8_E4M3", "F64, F32, F16, BF16, I64"});
+  expect_error(write("i64", R"({"t":{"dtype":"I64","shape":[2],"data_offsets":[0,8]}})", d8),
+               {"'t'", "needs 16"});
   expect_error(write("negative", R"({"t":{"dtype":"F32","shape":[-2],"data_offsets":[0,8]}})", d8),
                {"'t'", "shape"});
   expect_error(write("lie", R"({"t":{"dtype":"F32","shape":[3],"data_offsets":[0,8]}})", d8),
@@ -203,6 +205,31 @@ TEST_F(SafetensorsTest, WriterRoundTripsEveryDtype) {
   EXPECT_THROW(write_safetensors(p, {{"a", TensorDType::f32, {1}, v.data()},
                                      {"a", TensorDType::f32, {1}, v.data()}}),
                InvalidArgument);
+}
+
+TEST_F(SafetensorsTest, IntegerTensorsAreReadAndPassedThroughButAreNoWeights) {
+  const int64_t ids[3] = {0, 1, -5};
+  const uint8_t flags[2] = {1, 0};
+  const double d[2] = {0.1, -1e300};
+  const std::string p = (dir_ / "ints.safetensors").string();
+  write_safetensors(p, {{"ids", TensorDType::i64, {1, 3}, nullptr, ids},
+                        {"flags", TensorDType::boolean, {2}, nullptr, flags},
+                        {"d", TensorDType::f64, {2}, nullptr, d}});
+  const auto f = SafetensorsFile::open(p);
+  const TensorView& t = f.tensor("ids");
+  EXPECT_EQ(t.dtype, TensorDType::i64);
+  ASSERT_EQ(t.bytes, 24);
+  EXPECT_EQ(std::memcmp(t.data, ids, 24), 0);
+  EXPECT_EQ(f.tensor("flags").bytes, 2);
+  EXPECT_EQ(f.tensor("d").to_f32(), (std::vector<float>{0.1f, -INFINITY}));
+  try {
+    (void)t.to_f32();
+    ADD_FAILURE() << "an I64 tensor converted to float";
+  } catch (const ModelFileError& e) {
+    EXPECT_NE(std::string(e.what()).find("'ids' is I64"), std::string::npos) << e.what();
+  }
+  const std::vector<float> v = {1, 2};
+  EXPECT_THROW(write_safetensors(p, {{"i", TensorDType::i32, {2}, v.data()}}), InvalidArgument);
 }
 
 TEST_F(SafetensorsTest, ShardedFolders) {

@@ -52,6 +52,17 @@ inline void expect_close(const std::vector<float>& got, const std::vector<float>
                         << want[at];
 }
 
+// Cosine similarity of two n-vectors, in double precision.
+inline double cosine(const float* a, const float* b, int64_t n) {
+  double dot = 0, na = 0, nb = 0;
+  for (int64_t i = 0; i < n; ++i) {
+    dot += double(a[i]) * b[i];
+    na += double(a[i]) * a[i];
+    nb += double(b[i]) * b[i];
+  }
+  return dot / std::sqrt(na * nb);
+}
+
 // Zeroes whole Rx1 blocks (rows r0..r0+R-1 of one column; the last block may be short) of an
 // [out x in] weight, each with probability `sparsity`.
 template <typename T>
