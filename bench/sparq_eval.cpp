@@ -4,6 +4,7 @@
 //   sparq-eval --synthetic bert-base --sparsity 0.9 --pattern 4x1 --dtype int8 --batch 1
 //              --seq 128 --threads 2 --iters 200 --warmup 20 --compare dense [--format json]
 //   sparq-eval --model DIR ...   (a Hugging Face folder; --sparsity > 0 prunes it on load)
+//   --save DIR writes the pruned model as a Hugging Face folder (for bench/peers).
 // --compare dense runs the unpruned model: the speedup is the pruned model's over the original.
 #include <unistd.h>
 
@@ -21,6 +22,7 @@
 
 #include "bench/synthetic_models.hpp"
 #include "models/bert_encoder.hpp"
+#include "models/bert_save.hpp"
 #include "models/wordpiece.hpp"
 #include "sparse/prune.hpp"
 #include "src/safetensors.hpp"
@@ -101,7 +103,14 @@ int main(int argc, char** argv) {
   app.add_option("--compare", compare, "dense: also run the dense model, interleaved")
       ->check(CLI::IsMember({"dense"}));
   app.add_option("--seed", seed, "random seed")->capture_default_str();
-  std::string text;
+  std::string text, save_dir;
+  bool profile = false;
+  app.add_flag("--profile", profile,
+               "print where the (pruned) model's time goes: embeddings, each linear layer kind, "
+               "attention, LayerNorm (medians over the timed runs)");
+  app.add_option("--save", save_dir,
+                 "also write the (pruned) model as a Hugging Face folder, fp32 safetensors, for "
+                 "other runtimes (bench/peers)");
   app.add_option("--text", text,
                  "with --model: time this text (WordPiece with the folder's vocab.txt) instead of "
                  "random ids; --seq becomes its token count");
@@ -129,6 +138,7 @@ int main(int argc, char** argv) {
     }
     BertWeights weights = dense_weights;
     prune_linears(weights, parsed_pattern, sparsity);
+    if (!save_dir.empty()) sparq::models::save_bert_folder(save_dir, config, weights);
     std::vector<int32_t> text_ids;
     if (!text.empty()) {
       if (model_dir.empty()) throw sparq::InvalidArgument("--text needs --model (its vocab.txt)");
@@ -157,15 +167,21 @@ int main(int argc, char** argv) {
       input.ids.push_back(text_ids.empty() ? id(rng) : text_ids[static_cast<size_t>(i % seq)]);
 
     using Clock = std::chrono::steady_clock;
+    std::vector<sparq::models::ForwardProfile> profiles;
     auto time_ms = [&](const BertEncoder& e) {
+      sparq::models::ForwardProfile stages;
+      const bool record = profile && &e == &sparse;
       const auto t0 = Clock::now();
-      (void)e.forward(input);
-      return std::chrono::duration<double, std::milli>(Clock::now() - t0).count();
+      (void)e.forward(input, record ? &stages : nullptr);
+      const double ms = std::chrono::duration<double, std::milli>(Clock::now() - t0).count();
+      if (record) profiles.push_back(stages);
+      return ms;
     };
     for (int i = 0; i < warmup; ++i) {
       time_ms(sparse);
       if (dense) time_ms(*dense);
     }
+    profiles.clear();
     std::vector<double> sparse_ms, dense_ms;
     const Progress progress(iters);
     for (int i = 0; i < iters; ++i) {
@@ -192,6 +208,21 @@ int main(int argc, char** argv) {
     for (const auto& [kind, info] : sparse.kernels())
       kernels[kind] = info.kernel + (info.decode_kernel.empty() ? "" : " / " + info.decode_kernel);
     j["kernels"] = kernels;
+    if (profile) {
+      using P = sparq::models::ForwardProfile;
+      const std::pair<const char*, double P::*> stages[] = {
+          {"embeddings", &P::embeddings},     {"qkv", &P::qkv},
+          {"attention", &P::attention},       {"attention_out", &P::attention_out},
+          {"intermediate", &P::intermediate}, {"output", &P::output},
+          {"layer_norm", &P::layer_norm}};
+      nlohmann::json p = nlohmann::json::object();
+      for (const auto& [key, field] : stages) {
+        std::vector<double> v;
+        for (const auto& s : profiles) v.push_back(s.*field);
+        p[key] = percentile(v, 0.5);
+      }
+      j["profile_ms"] = p;
+    }
     if (dense) {
       const double d50 = percentile(dense_ms, 0.5);
       j["dense_p50_ms"] = d50;
@@ -218,6 +249,12 @@ int main(int argc, char** argv) {
                   j["dense_p99_ms"].get<double>(), j["speedup"].get<double>());
     for (const auto& [kind, info] : sparse.kernels())
       std::printf("  %-17s %s (%s)\n", kind.c_str(), info.kernel.c_str(), info.reason.c_str());
+    if (profile) {
+      std::printf("  where the time goes (median ms per call, summed over layers):\n");
+      for (const auto& [key, ms] : j["profile_ms"].items())
+        std::printf("    %-14s %7.2f  (%4.1f%%)\n", key.c_str(), ms.get<double>(),
+                    100.0 * ms.get<double>() / p50);
+    }
   } catch (const std::exception& e) {
     std::cerr << "sparq-eval: " << e.what() << "\n";
     return 1;

@@ -1,10 +1,12 @@
 #include "models/bert_encoder.hpp"
 
 #include <algorithm>
+#include <chrono>
 #include <cmath>
 #include <filesystem>
 
 #include "models/attention.hpp"
+#include "models/layer_norm.hpp"
 #include "sparq/error.hpp"
 #include "sparse/checks.hpp"
 #include "src/safetensors.hpp"
@@ -20,22 +22,13 @@ struct Norm {
   std::vector<float> gamma, beta;
 };
 
-// In place, per row of `width`: (x - mean) / sqrt(var + eps) * gamma + beta, sums in double;
-// rows spread over the arena's threads.
+// In place, per row of `width`, rows spread over the arena's threads.
 void layer_norm(tbb::task_arena& arena, float* x, int64_t rows, int64_t width, const Norm& n,
                 double eps) {
-  parallel_ranges(arena, rows, [&](int64_t r0, int64_t r1) {
-    for (int64_t r = r0; r < r1; ++r) {
-      float* v = x + r * width;
-      double mean = 0, var = 0;
-      for (int64_t i = 0; i < width; ++i) mean += v[i];
-      mean /= static_cast<double>(width);
-      for (int64_t i = 0; i < width; ++i) var += (v[i] - mean) * (v[i] - mean);
-      const double inv = 1.0 / std::sqrt(var / static_cast<double>(width) + eps);
-      for (int64_t i = 0; i < width; ++i)
-        v[i] = static_cast<float>((v[i] - mean) * inv) * n.gamma[static_cast<size_t>(i)] +
-               n.beta[static_cast<size_t>(i)];
-    }
+  const float* gamma = n.gamma.data();
+  const float* beta = n.beta.data();
+  parallel_ranges(arena, rows, [=](int64_t r0, int64_t r1) {
+    layer_norm_rows(x + r0 * width, r1 - r0, width, gamma, beta, eps);
   });
 }
 
@@ -158,9 +151,32 @@ BertEncoder BertEncoder::build(const BertConfig& c, const BertWeights& w,
   return BertEncoder(std::move(impl));
 }
 
-std::vector<float> BertEncoder::forward(const EncoderInput& in) const {
+namespace {
+
+// Adds the time since the last mark to a profile field; does nothing without a profile.
+class StageClock {
+ public:
+  explicit StageClock(ForwardProfile* profile) : profile_(profile) {
+    if (profile_) last_ = std::chrono::steady_clock::now();
+  }
+  void mark(double ForwardProfile::*field) {
+    if (!profile_) return;
+    const auto now = std::chrono::steady_clock::now();
+    profile_->*field += std::chrono::duration<double, std::milli>(now - last_).count();
+    last_ = now;
+  }
+
+ private:
+  ForwardProfile* profile_;
+  std::chrono::steady_clock::time_point last_;
+};
+
+}  // namespace
+
+std::vector<float> BertEncoder::forward(const EncoderInput& in, ForwardProfile* profile) const {
   const Impl& m = *impl_;
   m.validate(in);
+  StageClock clock(profile);
   const BertConfig& c = m.config;
   const int64_t h = c.hidden_size, tokens = in.batch * in.seq;
   std::vector<float> x(static_cast<size_t>(tokens * h));
@@ -176,6 +192,7 @@ std::vector<float> BertEncoder::forward(const EncoderInput& in) const {
     }
   }
   layer_norm(*m.arena, x.data(), tokens, h, m.embedding_norm, c.layer_norm_eps);
+  clock.mark(&ForwardProfile::embeddings);
   // Per calling thread, reused across calls: after the largest batch, only the returned hidden
   // states are allocated.
   thread_local std::vector<float> qkv, ctx, x1, inner;
@@ -185,12 +202,19 @@ std::vector<float> BertEncoder::forward(const EncoderInput& in) const {
   inner.resize(static_cast<size_t>(tokens * c.intermediate_size));
   for (const Impl::Layer& l : m.layers) {
     l.qkv.forward(x.data(), tokens, qkv.data());
+    clock.mark(&ForwardProfile::qkv);
     m.attention(in, qkv.data(), ctx.data());
+    clock.mark(&ForwardProfile::attention);
     l.attention_out.forward(ctx.data(), tokens, x1.data(), x.data());  // + residual
+    clock.mark(&ForwardProfile::attention_out);
     layer_norm(*m.arena, x1.data(), tokens, h, l.attention_norm, c.layer_norm_eps);
-    l.intermediate.forward(x1.data(), tokens, inner.data());      // activation fused
+    clock.mark(&ForwardProfile::layer_norm);
+    l.intermediate.forward(x1.data(), tokens, inner.data());  // activation fused
+    clock.mark(&ForwardProfile::intermediate);
     l.output.forward(inner.data(), tokens, x.data(), x1.data());  // + residual
+    clock.mark(&ForwardProfile::output);
     layer_norm(*m.arena, x.data(), tokens, h, l.output_norm, c.layer_norm_eps);
+    clock.mark(&ForwardProfile::layer_norm);
   }
   for (int64_t b = 0; b < in.batch; ++b)  // padded positions carry nothing
     std::fill(x.begin() + (b * in.seq + in.lengths[b]) * h, x.begin() + (b + 1) * in.seq * h, 0.0f);

@@ -31,6 +31,16 @@ struct EncoderInput {
   std::vector<int32_t> token_types;
 };
 
+// Where a forward call spent its time, summed over layers (milliseconds, wall clock): filled when
+// a caller passes one (sparq-eval --profile); clocks are read only then.
+struct ForwardProfile {
+  double embeddings = 0, qkv = 0, attention = 0, attention_out = 0, intermediate = 0, output = 0,
+         layer_norm = 0;
+  double total() const {
+    return embeddings + qkv + attention + attention_out + intermediate + output + layer_norm;
+  }
+};
+
 class BertEncoder {
  public:
   // From a Hugging Face folder (config.json + safetensors).
@@ -46,7 +56,7 @@ class BertEncoder {
   // The last hidden states [batch x seq x hidden]; padded positions are zero. Safe to call from
   // several threads at once on one encoder. Throws InvalidArgument for ids out of the vocabulary,
   // lengths out of range or sizes that disagree.
-  std::vector<float> forward(const EncoderInput& input) const;
+  std::vector<float> forward(const EncoderInput& input, ForwardProfile* profile = nullptr) const;
   // Sentence embeddings [batch x hidden]: the CLS position's hidden state, or the mean over each
   // sequence's real tokens.
   enum class Pooling { cls, mean };

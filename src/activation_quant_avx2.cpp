@@ -70,9 +70,12 @@ __attribute__((target("avx2,fma"))) void quantize_activations_avx2(const float* 
                                                                    uint8_t* xq, float* scales) {
   const bool u8 = layout == sparse::Int8Layout::quads_u8;
   const int64_t chunks = (tokens + sparse::kChunkTokens - 1) / sparse::kChunkTokens;
-  std::memset(
-      xq, u8 ? 128 : 0,
-      static_cast<size_t>(chunks * sparse::kChunkTokens * in * sparse::x_element_bytes(layout)));
+  // Full chunks are written whole below; only a short last chunk has padding tokens to zero
+  // (clearing every chunk first cost ~1.5 ms per BERT-base forward).
+  const int64_t chunk_bytes = sparse::kChunkTokens * in * sparse::x_element_bytes(layout);
+  const int64_t full_chunks = tokens / sparse::kChunkTokens;
+  if (full_chunks < chunks)
+    std::memset(xq + full_chunks * chunk_bytes, u8 ? 128 : 0, static_cast<size_t>(chunk_bytes));
   float inv[sparse::kChunkTokens];
   static const float zeros[8] = {};
   for (int64_t ch = 0; ch < chunks; ++ch) {

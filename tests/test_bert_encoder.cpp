@@ -10,6 +10,7 @@
 #include "jit/cpu_features.hpp"
 #include "models/attention.hpp"
 #include "models/bert_encoder.hpp"
+#include "models/layer_norm.hpp"
 #include "sparq/error.hpp"
 #include "sparse/prune.hpp"
 #include "sparse/reference.hpp"
@@ -248,17 +249,36 @@ TEST(BertEncoder, RejectsBadInputsAndRunsConcurrently) {
   EXPECT_EQ(mismatches.load(), 0);
 }
 
+TEST(LayerNorm, VectorRowsMatchPortable) {
+  if (!jit::isa_available(jit::Isa::avx2)) GTEST_SKIP() << "this CPU lacks AVX2";
+  for (int64_t width : {1, 7, 8, 15, 16, 24, 33, 384, 768, 1030}) {
+    const int64_t rows = 5;
+    // A large common offset makes a one-pass variance lose every digit; two float passes keep
+    // the error at the inputs' own rounding (~1e-5 of values near 100).
+    auto x = test::random_floats(static_cast<size_t>(rows * width), 3, 100, 102);
+    const auto gamma = test::random_floats(static_cast<size_t>(width), 4, 0.5, 1.5);
+    const auto beta = test::random_floats(static_cast<size_t>(width), 5, -1, 1);
+    auto y = x;
+    detail::layer_norm_rows_avx2(x.data(), rows, width, gamma.data(), beta.data(), 1e-12);
+    detail::layer_norm_rows_portable(y.data(), rows, width, gamma.data(), beta.data(), 1e-12);
+    test::expect_close(x, y, 5e-5, "width " + std::to_string(width));
+  }
+}
+
 TEST(Attention, VectorHeadMatchesPortable) {
   if (!jit::isa_available(jit::Isa::avx2)) GTEST_SKIP() << "this CPU lacks AVX2";
-  for (int64_t len : {1, 7, 8, 33, 128})
-    for (int64_t d : {4, 64, 12}) {
-      const int64_t stride = 3 * d + 5;
+  // Lengths around the 6-row and 8-key tiles, head sizes with 16-, 8- and no-multiple-of-8
+  // column tails; the context written with a stride wider than d (its gaps must stay untouched).
+  std::vector<float> scratch;  // shared across calls, as the encoder's threads do
+  for (int64_t len : {1, 5, 6, 7, 8, 13, 33, 128, 130})
+    for (int64_t d : {4, 8, 12, 24, 32, 64, 80}) {
+      const int64_t stride = 3 * d + 5, ctx_stride = d + 3;
       const auto qkv = test::random_floats(static_cast<size_t>(len * stride), 7, -3, 3);
-      std::vector<float> a(static_cast<size_t>(len * d)), b(a.size()), scratch;
+      std::vector<float> a(static_cast<size_t>(len * ctx_stride), 42.0f), b(a);
       detail::attention_head_avx2(qkv.data(), qkv.data() + d, qkv.data() + 2 * d, len, d, stride,
-                                  a.data(), d, scratch);
+                                  a.data(), ctx_stride, scratch);
       detail::attention_head_portable(qkv.data(), qkv.data() + d, qkv.data() + 2 * d, len, d,
-                                      stride, b.data(), d, scratch);
+                                      stride, b.data(), ctx_stride, scratch);
       test::expect_close(a, b, 1e-5, "len " + std::to_string(len) + " d " + std::to_string(d));
     }
 }

@@ -11,6 +11,7 @@
 #include <vector>
 
 #include "models/bert_config.hpp"
+#include "models/bert_save.hpp"
 #include "models/bert_weights.hpp"
 #include "models/prune_folder.hpp"
 #include "sparq/error.hpp"
@@ -175,6 +176,30 @@ TEST_F(BertFolderTest, LoadsDistilbert) {
   EXPECT_FALSE(w.has_pooler);
   EXPECT_TRUE(w.token_type_embeddings.empty());
   EXPECT_EQ(w.layers[0].value.weight, values_["transformer.layer.0.attention.v_lin.weight"]);
+}
+
+// What save_bert_folder writes loads back as the same config and weights, for both namings.
+TEST_F(BertFolderTest, SavedFoldersLoadBackExactly) {
+  for (const char* text : {kBertConfig, kDistilConfig}) {
+    const auto c = BertConfig::from_json_text(text, "config.json");
+    write_bert(c, "", TensorDType::f32);
+    const auto w = load_bert_weights(SafetensorsModel::open(dir_.string()), c);
+    const fs::path out = dir_ / "saved";
+    save_bert_folder(out.string(), c, w);
+    const auto c2 = BertConfig::from_file((out / "config.json").string());
+    EXPECT_EQ(bert_config_json(c2), bert_config_json(c));
+    EXPECT_EQ(c2.arch, c.arch);
+    EXPECT_EQ(c2.intermediate_size, c.intermediate_size);
+    const auto w2 = load_bert_weights(SafetensorsModel::open(out.string()), c2);
+    EXPECT_EQ(w2.word_embeddings, w.word_embeddings);
+    EXPECT_EQ(w2.has_pooler, w.has_pooler);
+    EXPECT_EQ(w2.pooler.weight, w.pooler.weight);
+    EXPECT_EQ(w2.layers.back().output.weight, w.layers.back().output.weight);
+    EXPECT_EQ(w2.layers.back().output_norm.beta, w.layers.back().output_norm.beta);
+    BertWeights broken = w;
+    broken.layers.back().key.bias.pop_back();
+    EXPECT_THROW(save_bert_folder(out.string(), c, broken), InvalidArgument);
+  }
 }
 
 TEST_F(BertFolderTest, NamesMissingAndMisshapenTensors) {

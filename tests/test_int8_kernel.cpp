@@ -121,13 +121,19 @@ INSTANTIATE_TEST_SUITE_P(AllIsas, Int8KernelTest,
 TEST(ActivationQuant, VectorPathMatchesPortable) {
   if (!jit::isa_available(jit::Isa::avx2)) GTEST_SKIP() << "this CPU lacks AVX2";
   for (auto layout : {sparse::Int8Layout::pairs_i16, sparse::Int8Layout::quads_u8})
-    for (auto [tokens, in] :
-         {std::pair<int64_t, int64_t>{1, 3}, {9, 8}, {64, 64}, {70, 77}, {130, 768}}) {
+    for (auto [tokens, in] : {std::pair<int64_t, int64_t>{1, 3},
+                              {9, 8},
+                              {64, 64},
+                              {64, 13},
+                              {70, 77},
+                              {128, 77},
+                              {130, 768}}) {
       auto x =
           test::random_floats(static_cast<size_t>(tokens * in), static_cast<uint32_t>(in), -3, 3);
       x[0] = 0.0f;
-      std::vector<uint8_t> a(static_cast<size_t>(activation_bytes(layout, tokens, in))),
-          b(a.size());
+      // Garbage first: the buffers are reused between calls, every byte must be written.
+      std::vector<uint8_t> a(static_cast<size_t>(activation_bytes(layout, tokens, in)), 0xa5),
+          b(a.size(), 0x5a);
       std::vector<float> sa(static_cast<size_t>(activation_scale_count(tokens))), sb(sa.size());
       detail::quantize_activations_avx2(x.data(), tokens, in, layout, a.data(), sa.data());
       detail::quantize_activations_portable(x.data(), tokens, in, layout, b.data(), sb.data());

@@ -1,0 +1,229 @@
+#!/usr/bin/env python3
+"""Times one Hugging Face BERT folder on the peer runtimes, same batch / sequence / threads.
+
+Runs in the environment bench/peers/venv.sh makes; bench/peers/run.sh drives it and puts sparq's
+own numbers beside these. Every runtime gets the same random token ids (all positions real),
+warm-up runs first, then the median of --iters timed calls.
+
+Runtimes (each skipped with its reason when it cannot run here):
+  pytorch        transformers BertModel, fp32, torch.inference_mode, torch.set_num_threads
+  ort-fp32       ONNX Runtime on the ONNX export, fused by onnxruntime.transformers' BERT optimizer
+  ort-int8       the same optimized graph through quantize_dynamic (int8 weights per channel,
+                 dynamic uint8 activations): ONNX Runtime's recommended CPU int8 path
+  deepsparse     Neural Magic DeepSparse (its own venv: bench/peers/deepsparse.sh)
+
+Prints one JSON object per runtime on stdout: runtime, p50_ms, p90_ms, mean_ms, iters, note.
+"""
+import argparse
+import json
+import os
+import pathlib
+import statistics
+import subprocess
+import sys
+import time
+
+
+def percentile(values, p):
+    values = sorted(values)
+    at = p * (len(values) - 1)
+    lo = int(at)
+    hi = min(lo + 1, len(values) - 1)
+    return values[lo] + (values[hi] - values[lo]) * (at - lo)
+
+
+def timed(run, warmup, iters):
+    for _ in range(warmup):
+        run()
+    ms = []
+    for _ in range(iters):
+        t0 = time.perf_counter()
+        run()
+        ms.append((time.perf_counter() - t0) * 1e3)
+    return {
+        "p50_ms": percentile(ms, 0.5),
+        "p90_ms": percentile(ms, 0.9),
+        "mean_ms": statistics.fmean(ms),
+        "iters": iters,
+    }
+
+
+def inputs(args, vocab):
+    import numpy as np
+
+    rng = np.random.default_rng(args.seed)
+    ids = rng.integers(0, vocab, size=(args.batch, args.seq), dtype=np.int64)
+    mask = np.ones_like(ids)
+    types = np.zeros_like(ids)
+    return ids, mask, types
+
+
+def load_model(folder):
+    """BertModel in fp32 without the pooler: sparq's executor returns the last hidden state."""
+    import torch
+    import transformers
+
+    return transformers.AutoModel.from_pretrained(
+        folder, dtype=torch.float32, add_pooling_layer=False
+    ).eval()
+
+
+def run_pytorch(args, ids, mask, types):
+    import torch
+
+    torch.set_num_threads(args.threads)
+    model = load_model(args.model)
+    t = [torch.from_numpy(x) for x in (ids, mask, types)]
+    with torch.inference_mode():
+        result = timed(
+            lambda: model(input_ids=t[0], attention_mask=t[1], token_type_ids=t[2]),
+            args.warmup,
+            args.iters,
+        )
+    result["note"] = f"torch {torch.__version__}, fp32"
+    return result
+
+
+def export_onnx(args, work):
+    """The fp32 export and its BERT-optimized form (fused attention, LayerNorm, GELU)."""
+    import torch
+    from onnxruntime.transformers import optimizer
+
+    raw = work / "model.onnx"
+    fused = work / "model_optimized.onnx"
+    if fused.exists():
+        return fused
+    bert = load_model(args.model)
+    config = bert.config
+
+    class Positional(torch.nn.Module):  # the exporter traces positional inputs only
+        def __init__(self):
+            super().__init__()
+            self.bert = bert
+
+        def forward(self, input_ids, attention_mask, token_type_ids):
+            return self.bert(
+                input_ids=input_ids, attention_mask=attention_mask, token_type_ids=token_type_ids
+            ).last_hidden_state
+
+    model = Positional().eval()
+    example = tuple(
+        f((1, 8), dtype=torch.int64) for f in (torch.zeros, torch.ones, torch.zeros)
+    )
+    axes = {0: "batch", 1: "seq"}
+    torch.onnx.export(
+        model,
+        example,
+        str(raw),
+        input_names=["input_ids", "attention_mask", "token_type_ids"],
+        output_names=["last_hidden_state"],
+        dynamic_axes={n: axes for n in ("input_ids", "attention_mask", "token_type_ids")},
+        opset_version=17,
+        dynamo=False,
+    )
+    opt = optimizer.optimize_model(
+        str(raw),
+        model_type="bert",
+        num_heads=config.num_attention_heads,
+        hidden_size=config.hidden_size,
+        opt_level=0,
+    )
+    opt.save_model_to_file(str(fused))
+    return fused
+
+
+def ort_session(path, threads):
+    import onnxruntime as ort
+
+    so = ort.SessionOptions()
+    so.intra_op_num_threads = threads
+    so.inter_op_num_threads = 1
+    so.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
+    so.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+    return ort.InferenceSession(str(path), so, providers=["CPUExecutionProvider"])
+
+
+def run_ort(args, ids, mask, types, work, int8):
+    import onnxruntime as ort
+
+    path = export_onnx(args, work)
+    note = f"onnxruntime {ort.__version__}, fp32, BERT-fused graph"
+    if int8:
+        from onnxruntime.quantization import QuantType, quantize_dynamic
+
+        quantized = work / "model_int8.onnx"
+        if not quantized.exists():
+            import onnx
+
+            # The fused graph has contrib ops that shape inference cannot type.
+            quantize_dynamic(
+                str(path),
+                str(quantized),
+                weight_type=QuantType.QInt8,
+                per_channel=True,
+                extra_options={"DefaultTensorType": onnx.TensorProto.FLOAT},
+            )
+        path = quantized
+        note = f"onnxruntime {ort.__version__}, int8 dynamic quantization (per-channel s8 weights)"
+    session = ort_session(path, args.threads)
+    names = {i.name for i in session.get_inputs()}
+    feed = {
+        k: v
+        for k, v in (("input_ids", ids), ("attention_mask", mask), ("token_type_ids", types))
+        if k in names
+    }
+    result = timed(lambda: session.run(None, feed), args.warmup, args.iters)
+    result["note"] = note
+    return result
+
+
+def run_deepsparse(args, work):
+    """DeepSparse lives in its own venv (old pins); it compiles the fp32 ONNX export."""
+    python = os.environ.get("SPARQ_DEEPSPARSE_PYTHON")
+    if not python or not pathlib.Path(python).exists():
+        raise RuntimeError("no DeepSparse environment (bench/peers/deepsparse.sh makes one)")
+    path = export_onnx(args, work).with_name("model.onnx")
+    script = pathlib.Path(__file__).with_name("deepsparse_run.py")
+    cmd = [python, str(script), str(path), str(args.batch), str(args.seq), str(args.threads),
+           str(args.warmup), str(args.iters), str(args.seed)]
+    out = subprocess.run(cmd, capture_output=True, text=True, timeout=1800)
+    if out.returncode != 0:
+        raise RuntimeError((out.stderr or out.stdout).strip().splitlines()[-1])
+    return json.loads(out.stdout.strip().splitlines()[-1])
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--model", required=True)
+    parser.add_argument("--work", required=True, help="folder for ONNX exports")
+    parser.add_argument("--batch", type=int, default=1)
+    parser.add_argument("--seq", type=int, default=128)
+    parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument("--iters", type=int, default=50)
+    parser.add_argument("--warmup", type=int, default=5)
+    parser.add_argument("--seed", type=int, default=1)
+    parser.add_argument("--runtimes", default="pytorch,ort-fp32,ort-int8,deepsparse")
+    args = parser.parse_args()
+    work = pathlib.Path(args.work)
+    work.mkdir(parents=True, exist_ok=True)
+    vocab = json.loads((pathlib.Path(args.model) / "config.json").read_text())["vocab_size"]
+    ids, mask, types = inputs(args, vocab)
+    runners = {
+        "pytorch": lambda: run_pytorch(args, ids, mask, types),
+        "ort-fp32": lambda: run_ort(args, ids, mask, types, work, int8=False),
+        "ort-int8": lambda: run_ort(args, ids, mask, types, work, int8=True),
+        "deepsparse": lambda: run_deepsparse(args, work),
+    }
+    for name in args.runtimes.split(","):
+        if name not in runners:
+            sys.exit(f"unknown runtime '{name}'; known: {', '.join(runners)}")
+        try:
+            result = runners[name]()
+        except Exception as e:  # a peer that cannot run here is reported, not fatal
+            result = {"skipped": f"{type(e).__name__}: {e}"}
+        result["runtime"] = name
+        print(json.dumps(result), flush=True)
+
+
+if __name__ == "__main__":
+    main()

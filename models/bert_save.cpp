@@ -1,0 +1,129 @@
+#include "models/bert_save.hpp"
+
+#include <filesystem>
+#include <fstream>
+#include <nlohmann/json.hpp>
+#include <vector>
+
+#include "sparq/error.hpp"
+
+namespace sparq::models {
+namespace {
+
+const char* activation_name(Activation a) {
+  switch (a) {
+    case Activation::gelu_erf:
+      return "gelu";
+    case Activation::gelu_tanh:
+      return "gelu_new";
+    case Activation::relu:
+      return "relu";
+    case Activation::silu:
+      return "silu";
+    case Activation::none:
+      break;
+  }
+  throw InvalidArgument("save_bert_folder: an encoder's activation cannot be 'none'");
+}
+
+}  // namespace
+
+std::string bert_config_json(const BertConfig& c) {
+  nlohmann::ordered_json j;
+  if (c.arch == BertConfig::Arch::distilbert) {
+    j = {{"architectures", {"DistilBertModel"}},
+         {"model_type", "distilbert"},
+         {"vocab_size", c.vocab_size},
+         {"dim", c.hidden_size},
+         {"n_layers", c.num_layers},
+         {"n_heads", c.num_heads},
+         {"hidden_dim", c.intermediate_size},
+         {"max_position_embeddings", c.max_position},
+         {"activation", activation_name(c.hidden_act)}};
+  } else {
+    j = {{"architectures", {"BertModel"}},
+         {"model_type", "bert"},
+         {"vocab_size", c.vocab_size},
+         {"hidden_size", c.hidden_size},
+         {"num_hidden_layers", c.num_layers},
+         {"num_attention_heads", c.num_heads},
+         {"intermediate_size", c.intermediate_size},
+         {"max_position_embeddings", c.max_position},
+         {"type_vocab_size", c.type_vocab_size},
+         {"hidden_act", activation_name(c.hidden_act)},
+         {"layer_norm_eps", c.layer_norm_eps}};
+  }
+  return j.dump(2) + "\n";
+}
+
+void save_bert_folder(const std::string& dir, const BertConfig& c, const BertWeights& w,
+                      TensorDType dtype) {
+  namespace fs = std::filesystem;
+  if (!is_float(dtype))
+    throw InvalidArgument(std::string("save_bert_folder: weights cannot be stored as ") +
+                          to_string(dtype));
+  if (static_cast<int64_t>(w.layers.size()) != c.num_layers)
+    throw InvalidArgument("save_bert_folder: " + std::to_string(w.layers.size()) +
+                          " layers of weights for a config of " + std::to_string(c.num_layers));
+  const bool distil = c.arch == BertConfig::Arch::distilbert;
+  const int64_t h = c.hidden_size;
+  std::vector<TensorToWrite> tensors;
+  auto add = [&](const std::string& name, const std::vector<float>& v, std::vector<int64_t> shape) {
+    int64_t n = 1;
+    for (int64_t d : shape) n *= d;
+    if (static_cast<int64_t>(v.size()) != n)
+      throw InvalidArgument("save_bert_folder: '" + name + "' has " + std::to_string(v.size()) +
+                            " values; the config's shape needs " + std::to_string(n));
+    tensors.push_back({name, dtype, std::move(shape), v.data()});
+  };
+  auto linear = [&](const std::string& name, const LinearWeights& l) {
+    add(name + ".weight", l.weight, {l.out, l.in});
+    add(name + ".bias", l.bias, {l.out});
+  };
+  auto norm = [&](const std::string& name, const LayerNormWeights& n) {
+    add(name + ".weight", n.gamma, {h});
+    add(name + ".bias", n.beta, {h});
+  };
+  add("embeddings.word_embeddings.weight", w.word_embeddings, {c.vocab_size, h});
+  add("embeddings.position_embeddings.weight", w.position_embeddings, {c.max_position, h});
+  if (!distil)
+    add("embeddings.token_type_embeddings.weight", w.token_type_embeddings, {c.type_vocab_size, h});
+  norm("embeddings.LayerNorm", w.embedding_norm);
+  for (int64_t n = 0; n < c.num_layers; ++n) {
+    const BertLayerWeights& l = w.layers[static_cast<size_t>(n)];
+    if (distil) {
+      const std::string p = "transformer.layer." + std::to_string(n) + ".";
+      linear(p + "attention.q_lin", l.query);
+      linear(p + "attention.k_lin", l.key);
+      linear(p + "attention.v_lin", l.value);
+      linear(p + "attention.out_lin", l.attention_out);
+      norm(p + "sa_layer_norm", l.attention_norm);
+      linear(p + "ffn.lin1", l.intermediate);
+      linear(p + "ffn.lin2", l.output);
+      norm(p + "output_layer_norm", l.output_norm);
+    } else {
+      const std::string p = "encoder.layer." + std::to_string(n) + ".";
+      linear(p + "attention.self.query", l.query);
+      linear(p + "attention.self.key", l.key);
+      linear(p + "attention.self.value", l.value);
+      linear(p + "attention.output.dense", l.attention_out);
+      norm(p + "attention.output.LayerNorm", l.attention_norm);
+      linear(p + "intermediate.dense", l.intermediate);
+      linear(p + "output.dense", l.output);
+      norm(p + "output.LayerNorm", l.output_norm);
+    }
+  }
+  if (!distil && w.has_pooler) linear("pooler.dense", w.pooler);
+
+  std::error_code ec;
+  fs::create_directories(dir, ec);
+  if (ec) throw ModelFileError(dir + ": cannot create: " + ec.message());
+  const fs::path config_path = fs::path(dir) / "config.json";
+  std::ofstream config(config_path);
+  config << bert_config_json(c);
+  if (!config.flush()) throw ModelFileError(config_path.string() + ": cannot write");
+  write_safetensors((fs::path(dir) / "model.safetensors").string(), tensors,
+                    {{"format", "pt"}, {"saved_by", "sparq"}});
+}
+
+}  // namespace sparq::models
