@@ -1,8 +1,17 @@
-// Google Benchmark suite: sparq's int8 4x1 kernel and oneDNN's dense int8 matmul on BERT-base FFN
-// shapes (out x in x tokens), one thread. Run: build/bench/sparq-gbench
+// Google Benchmark suite, one thread: sparq's int8 4x1 kernel and oneDNN's dense int8 matmul on
+// BERT-base FFN shapes (out x in x tokens); one layer's self-attention (12 heads of 64) on
+// sparq's kernel and on oneDNN primitives, with the largest difference between the two outputs
+// reported. Run: build/bench/sparq-gbench
 #include <benchmark/benchmark.h>
 
+#include <algorithm>
+#include <cmath>
+#include <random>
+#include <vector>
+
+#include "bench/attention_onednn.hpp"
 #include "bench/spmm_case.hpp"
+#include "models/attention.hpp"
 
 namespace {
 
@@ -44,8 +53,58 @@ void bert_shapes(benchmark::internal::Benchmark* b) {
   b->Unit(benchmark::kMicrosecond);
 }
 
+constexpr int64_t kHeads = 12, kHeadDim = 64;
+
+std::vector<float> random_qkv(int64_t len) {
+  std::vector<float> qkv(static_cast<size_t>(len * 3 * kHeads * kHeadDim));
+  std::mt19937 rng(7);
+  std::normal_distribution<float> normal(0.0f, 1.0f);
+  for (float& x : qkv) x = normal(rng);
+  return qkv;
+}
+
+void sparq_attention(const std::vector<float>& qkv, int64_t len, float* ctx) {
+  static thread_local std::vector<float> scratch;
+  const int64_t h = kHeads * kHeadDim;
+  for (int64_t head = 0; head < kHeads; ++head) {
+    const float* q = qkv.data() + head * kHeadDim;
+    sparq::models::attention_head(q, q + h, q + 2 * h, len, kHeadDim, 3 * h, ctx + head * kHeadDim,
+                                  h, scratch);
+  }
+}
+
+void attention_counters(benchmark::State& state, int64_t len) {
+  state.counters["GFLOPS"] =
+      benchmark::Counter(4.0 * double(kHeads * len * len * kHeadDim) * double(state.iterations()),
+                         benchmark::Counter::kIsRate, benchmark::Counter::kIs1000);
+}
+
+void BM_Attention_Sparq(benchmark::State& state) {
+  const int64_t len = state.range(0);
+  const auto qkv = random_qkv(len);
+  std::vector<float> ctx(static_cast<size_t>(len * kHeads * kHeadDim));
+  for (auto _ : state) sparq_attention(qkv, len, ctx.data());
+  attention_counters(state, len);
+}
+
+void BM_Attention_OneDnn(benchmark::State& state) {
+  const int64_t len = state.range(0);
+  const auto qkv = random_qkv(len);
+  std::vector<float> ctx(static_cast<size_t>(len * kHeads * kHeadDim)), want(ctx.size());
+  const sparq::bench::OneDnnAttention attention(len, kHeads, kHeadDim, 1);
+  for (auto _ : state) attention.run(qkv.data(), ctx.data());
+  attention_counters(state, len);
+  sparq_attention(qkv, len, want.data());
+  double diff = 0;
+  for (size_t i = 0; i < ctx.size(); ++i)
+    diff = std::max(diff, double(std::fabs(ctx[i] - want[i])));
+  state.counters["max_diff_vs_sparq"] = diff;
+}
+
 }  // namespace
 
+BENCHMARK(BM_Attention_Sparq)->Arg(128)->Arg(384)->Unit(benchmark::kMicrosecond);
+BENCHMARK(BM_Attention_OneDnn)->Arg(128)->Arg(384)->Unit(benchmark::kMicrosecond);
 BENCHMARK(BM_SparseInt8_4x1)->Apply(bert_shapes);
 BENCHMARK(BM_DenseInt8_OneDnn)
     ->Args({3072, 768, 128, 0})
