@@ -21,9 +21,9 @@
 #include <vector>
 
 #include "bench/synthetic_models.hpp"
-#include "models/bert_encoder.hpp"
+#include "sparq/models/bert_encoder.hpp"
 #include "models/bert_save.hpp"
-#include "models/wordpiece.hpp"
+#include "sparq/models/wordpiece.hpp"
 #include "sparse/prune.hpp"
 #include "src/safetensors.hpp"
 

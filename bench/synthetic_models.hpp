@@ -6,8 +6,8 @@
 #include <string>
 #include <vector>
 
-#include "models/bert_config.hpp"
-#include "models/bert_weights.hpp"
+#include "sparq/models/bert_config.hpp"
+#include "sparq/models/bert_weights.hpp"
 #include "sparq/types.hpp"
 
 namespace sparq::bench {

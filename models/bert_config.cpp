@@ -1,4 +1,4 @@
-#include "models/bert_config.hpp"
+#include "sparq/models/bert_config.hpp"
 
 #include <fstream>
 #include <nlohmann/json.hpp>

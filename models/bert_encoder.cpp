@@ -1,4 +1,4 @@
-#include "models/bert_encoder.hpp"
+#include "sparq/models/bert_encoder.hpp"
 
 #include <algorithm>
 #include <chrono>

@@ -5,8 +5,8 @@
 
 #include <string>
 
-#include "models/bert_config.hpp"
-#include "models/bert_weights.hpp"
+#include "sparq/models/bert_config.hpp"
+#include "sparq/models/bert_weights.hpp"
 #include "src/safetensors.hpp"
 
 namespace sparq::models {

@@ -1,4 +1,4 @@
-#include "models/bert_weights.hpp"
+#include "sparq/models/bert_weights.hpp"
 
 #include "sparq/error.hpp"
 #include "src/safetensors.hpp"

@@ -1,4 +1,4 @@
-#include "models/wordpiece.hpp"
+#include "sparq/models/wordpiece.hpp"
 
 #include <unicode/normalizer2.h>
 #include <unicode/uchar.h>

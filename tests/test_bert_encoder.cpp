@@ -9,7 +9,7 @@
 
 #include "jit/cpu_features.hpp"
 #include "models/attention.hpp"
-#include "models/bert_encoder.hpp"
+#include "sparq/models/bert_encoder.hpp"
 #include "models/layer_norm.hpp"
 #include "sparq/error.hpp"
 #include "sparse/prune.hpp"

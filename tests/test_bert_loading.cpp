@@ -10,9 +10,9 @@
 #include <string>
 #include <vector>
 
-#include "models/bert_config.hpp"
+#include "sparq/models/bert_config.hpp"
 #include "models/bert_save.hpp"
-#include "models/bert_weights.hpp"
+#include "sparq/models/bert_weights.hpp"
 #include "models/prune_folder.hpp"
 #include "sparq/error.hpp"
 #include "sparse/stats.hpp"

@@ -14,8 +14,8 @@
 #include <string>
 #include <vector>
 
-#include "models/bert_encoder.hpp"
-#include "models/wordpiece.hpp"
+#include "sparq/models/bert_encoder.hpp"
+#include "sparq/models/wordpiece.hpp"
 #include "sparse/prune.hpp"
 #include "src/safetensors.hpp"
 #include "test_util.hpp"

@@ -6,7 +6,7 @@
 #include <filesystem>
 #include <fstream>
 
-#include "models/wordpiece.hpp"
+#include "sparq/models/wordpiece.hpp"
 #include "sparq/error.hpp"
 
 namespace sparq::models {

@@ -1,8 +1,11 @@
-// sparq: pruned transformer layers on fast sparse kernels. The whole public API.
+// sparq: pruned transformer layers on fast sparse kernels, and the BERT-family encoder that runs
+// on them. The whole public API.
 #pragma once
 
 #include "sparq/error.hpp"
 #include "sparq/linear.hpp"
+#include "sparq/models/bert_encoder.hpp"
+#include "sparq/models/wordpiece.hpp"
 #include "sparq/types.hpp"
 
 namespace sparq {

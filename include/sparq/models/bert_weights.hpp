@@ -7,7 +7,7 @@
 #include <string>
 #include <vector>
 
-#include "models/bert_config.hpp"
+#include "sparq/models/bert_config.hpp"
 
 namespace sparq {
 class SafetensorsModel;
