@@ -10,7 +10,10 @@ Runtimes (each skipped with its reason when it cannot run here):
   ort-fp32       ONNX Runtime on the ONNX export, fused by onnxruntime.transformers' BERT optimizer
   ort-int8       the same optimized graph through quantize_dynamic (int8 weights per channel,
                  dynamic uint8 activations): ONNX Runtime's recommended CPU int8 path
-  deepsparse     Neural Magic DeepSparse (its own venv: bench/peers/deepsparse.sh)
+  ort-int8-static  the raw export statically quantized (QDQ, s8 activations and per-channel
+                 weights, calibrated on 4 random inputs) on ONNX Runtime
+  deepsparse     Neural Magic DeepSparse on the fp32 export (it finds the zeros itself)
+  deepsparse-int8  DeepSparse on the static QDQ int8 model (its own venv: deepsparse.sh)
 
 Prints one JSON object per runtime on stdout: runtime, p50_ms, p90_ms, mean_ms, iters, note.
 """
@@ -177,19 +180,79 @@ def run_ort(args, ids, mask, types, work, int8):
     return result
 
 
-def run_deepsparse(args, work):
-    """DeepSparse lives in its own venv (old pins); it compiles the fp32 ONNX export."""
+def static_int8(args, work):
+    """The raw export with its MatMuls statically quantized to s8 in QDQ form."""
+    import numpy as np
+    from onnxruntime.quantization import (
+        CalibrationDataReader,
+        QuantFormat,
+        QuantType,
+        quantize_static,
+    )
+
+    raw = export_onnx(args, work).with_name("model.onnx")
+    qdq = work / "model_qdq.onnx"
+    if qdq.exists():
+        return qdq
+    vocab = json.loads((pathlib.Path(args.model) / "config.json").read_text())["vocab_size"]
+
+    class Reader(CalibrationDataReader):
+        def __init__(self):
+            rng = np.random.default_rng(args.seed + 1)
+            shape = (args.batch, args.seq)
+            self.items = iter(
+                [
+                    {
+                        "input_ids": rng.integers(0, vocab, shape, dtype=np.int64),
+                        "attention_mask": np.ones(shape, np.int64),
+                        "token_type_ids": np.zeros(shape, np.int64),
+                    }
+                    for _ in range(4)
+                ]
+            )
+
+        def get_next(self):
+            return next(self.items, None)
+
+    quantize_static(
+        str(raw),
+        str(qdq),
+        Reader(),
+        quant_format=QuantFormat.QDQ,
+        per_channel=True,
+        activation_type=QuantType.QInt8,
+        weight_type=QuantType.QInt8,
+        op_types_to_quantize=["MatMul"],
+    )
+    return qdq
+
+
+def run_ort_static(args, ids, mask, types, work):
+    import onnxruntime as ort
+
+    session = ort_session(static_int8(args, work), args.threads)
+    feed = {"input_ids": ids, "attention_mask": mask, "token_type_ids": types}
+    result = timed(lambda: session.run(None, feed), args.warmup, args.iters)
+    result["note"] = f"onnxruntime {ort.__version__}, static int8 QDQ (s8 activations)"
+    return result
+
+
+def run_deepsparse(args, work, int8=False):
+    """DeepSparse lives in its own venv (old pins); it compiles the fp32 or the QDQ export."""
     python = os.environ.get("SPARQ_DEEPSPARSE_PYTHON")
     if not python or not pathlib.Path(python).exists():
         raise RuntimeError("no DeepSparse environment (bench/peers/deepsparse.sh makes one)")
-    path = export_onnx(args, work).with_name("model.onnx")
+    path = static_int8(args, work) if int8 else export_onnx(args, work).with_name("model.onnx")
     script = pathlib.Path(__file__).with_name("deepsparse_run.py")
     cmd = [python, str(script), str(path), str(args.batch), str(args.seq), str(args.threads),
            str(args.warmup), str(args.iters), str(args.seed)]
     out = subprocess.run(cmd, capture_output=True, text=True, timeout=1800)
     if out.returncode != 0:
         raise RuntimeError((out.stderr or out.stdout).strip().splitlines()[-1])
-    return json.loads(out.stdout.strip().splitlines()[-1])
+    result = json.loads(out.stdout.strip().splitlines()[-1])
+    if int8:
+        result["note"] = result["note"].replace("fp32 ONNX", "static int8 QDQ ONNX")
+    return result
 
 
 def main():
@@ -202,7 +265,10 @@ def main():
     parser.add_argument("--iters", type=int, default=50)
     parser.add_argument("--warmup", type=int, default=5)
     parser.add_argument("--seed", type=int, default=1)
-    parser.add_argument("--runtimes", default="pytorch,ort-fp32,ort-int8,deepsparse")
+    parser.add_argument(
+        "--runtimes",
+        default="pytorch,ort-fp32,ort-int8,ort-int8-static,deepsparse,deepsparse-int8",
+    )
     args = parser.parse_args()
     work = pathlib.Path(args.work)
     work.mkdir(parents=True, exist_ok=True)
@@ -212,7 +278,9 @@ def main():
         "pytorch": lambda: run_pytorch(args, ids, mask, types),
         "ort-fp32": lambda: run_ort(args, ids, mask, types, work, int8=False),
         "ort-int8": lambda: run_ort(args, ids, mask, types, work, int8=True),
+        "ort-int8-static": lambda: run_ort_static(args, ids, mask, types, work),
         "deepsparse": lambda: run_deepsparse(args, work),
+        "deepsparse-int8": lambda: run_deepsparse(args, work, int8=True),
     }
     for name in args.runtimes.split(","):
         if name not in runners:

@@ -41,7 +41,7 @@ echo "sparq-eval: int8 (and saving the pruned model to $work/model)" >&2
 echo "sparq-eval: f32" >&2
 "$eval_bin" "${common[@]}" --dtype f32 >>"$results"
 export SPARQ_DEEPSPARSE_PYTHON="$("$here/deepsparse.sh" || true)"
-echo "peers: PyTorch, ONNX Runtime fp32 / int8, DeepSparse" >&2
+echo "peers: PyTorch, ONNX Runtime fp32 / int8 dynamic / int8 static, DeepSparse fp32 / int8" >&2
 "$python" "$here/peers.py" --model "$work/model" --work "$work" --batch "$batch" --seq "$seq" \
   --threads "$threads" --iters "$iters" --warmup 10 >>"$results"
 echo "sparq-eval: int8 again (drift check)" >&2
