@@ -75,16 +75,17 @@ void Avx2TileGenerator::store_half(int half, bool residual, bool int8_output) {
 }
 
 void Avx2TileGenerator::add_bias_and_activate(Activation activation) {
-  const Ymm b = ymm11, t0 = ymm12, t1 = ymm13, t2 = ymm14;
+  const Ymm b = ymm11;
   group_row_offset(rcx);
   mov(rax, arg(offsetof(BlockTileArgs, bias)));
   add(rax, rcx);
   for (int r = 0; r < 4; ++r) {
     vbroadcastss(b, dword[rax + 4 * r]);
-    for (int h = 0; h < 2; ++h) {
-      vaddps(acc(r, h), acc(r, h), b);
-      epilogue_.activation(activation, acc(r, h), t0, t1, t2);
-    }
+    for (int h = 0; h < 2; ++h) vaddps(acc(r, h), acc(r, h), b);
+    // Both halves of the row at once, interleaved (see EpilogueEmitter).
+    const EpilogueEmitter::Lane<Ymm> lanes[2] = {{acc(r, 0), ymm12, ymm13, ymm14},
+                                                 {acc(r, 1), ymm8, ymm9, ymm10}};
+    epilogue_.activation(activation, std::span<const EpilogueEmitter::Lane<Ymm>>(lanes));
   }
 }
 

@@ -17,7 +17,7 @@ class Avx2TileGenerator : public BlockTileGenerator {
   // ymm10..15 and the accumulators of the half; rax, rcx, rdx, r8.
   void store_half(int half, bool residual, bool int8_output);
 
-  // f32 accumulators: add the group's 4 row biases, then the activation. Clobbers ymm11..14,
+  // f32 accumulators: add the group's 4 row biases, then the activation. Clobbers ymm8..14,
   // rax, rcx.
   void add_bias_and_activate(Activation activation);
 };

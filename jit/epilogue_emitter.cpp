@@ -11,96 +11,111 @@ Xbyak::Address EpilogueEmitter::constant(Const c) const {
 }
 
 template <typename Vmm>
-void EpilogueEmitter::exp(const Vmm& x, const Vmm& n, const Vmm& p) {
+void EpilogueEmitter::exp(std::span<const Lane<Vmm>> lanes, Vmm Lane<Vmm>::*xm, Vmm Lane<Vmm>::*nm,
+                          Vmm Lane<Vmm>::*pm) {
   auto& g = gen_;
+  auto each = [&](auto&& emit) {
+    for (const Lane<Vmm>& l : lanes) emit(l.*xm, l.*nm, l.*pm);
+  };
   // exp(x) = 2^k * e^r with k = round(x * log2 e), r = x - k ln 2 (|r| <= ln2 / 2).
-  g.vminps(x, x, constant(kExpMax));
-  g.vmaxps(x, x, constant(kExpMin));
-  g.vmulps(n, x, constant(kLog2e));
-  g.vcvtps2dq(n, n);
-  g.vcvtdq2ps(p, n);
-  g.vfnmadd231ps(x, p, constant(kLn2Hi));
-  g.vfnmadd231ps(x, p, constant(kLn2Lo));
+  each([&](auto& x, auto&, auto&) { g.vminps(x, x, constant(kExpMax)); });
+  each([&](auto& x, auto&, auto&) { g.vmaxps(x, x, constant(kExpMin)); });
+  each([&](auto& x, auto& n, auto&) { g.vmulps(n, x, constant(kLog2e)); });
+  each([&](auto&, auto& n, auto&) { g.vcvtps2dq(n, n); });
+  each([&](auto&, auto& n, auto& p) { g.vcvtdq2ps(p, n); });
+  each([&](auto& x, auto&, auto& p) { g.vfnmadd231ps(x, p, constant(kLn2Hi)); });
+  each([&](auto& x, auto&, auto& p) { g.vfnmadd231ps(x, p, constant(kLn2Lo)); });
   // Taylor polynomial of degree 6 in r (Horner).
-  g.vmovups(p, constant(kC6));
-  g.vfmadd213ps(p, x, constant(kC5));
-  g.vfmadd213ps(p, x, constant(kC4));
-  g.vfmadd213ps(p, x, constant(kC3));
-  g.vfmadd213ps(p, x, constant(kC2));
-  g.vfmadd213ps(p, x, constant(kOne));
-  g.vfmadd213ps(p, x, constant(kOne));
+  each([&](auto&, auto&, auto& p) { g.vmovups(p, constant(kC6)); });
+  for (Const c : {kC5, kC4, kC3, kC2, kOne, kOne})
+    each([&](auto& x, auto&, auto& p) { g.vfmadd213ps(p, x, constant(c)); });
   // 2^k built in the exponent field.
-  g.vpaddd(n, n, constant(kExpBias));
-  g.vpslld(n, n, 23);
-  g.vmulps(x, p, n);
+  each([&](auto&, auto& n, auto&) { g.vpaddd(n, n, constant(kExpBias)); });
+  each([&](auto&, auto& n, auto&) { g.vpslld(n, n, 23); });
+  each([&](auto& x, auto& n, auto& p) { g.vmulps(x, p, n); });
 }
 
 template <typename Vmm>
 void EpilogueEmitter::activation(Activation act, const Vmm& x, const Vmm& t0, const Vmm& t1,
                                  const Vmm& t2) {
+  const Lane<Vmm> lane{x, t0, t1, t2};
+  activation(act, std::span<const Lane<Vmm>>(&lane, 1));
+}
+
+template <typename Vmm>
+void EpilogueEmitter::activation(Activation act, std::span<const Lane<Vmm>> lanes) {
   auto& g = gen_;
+  using L = Lane<Vmm>;
+  auto each = [&](auto&& emit) {
+    for (const L& l : lanes) emit(l);
+  };
+  constexpr bool zmm = std::is_same_v<Vmm, Xbyak::Zmm>;
+  auto zero = [&](const Vmm& v) {
+    if constexpr (zmm)
+      g.vpxord(v, v, v);  // vxorps on zmm would need AVX512DQ
+    else
+      g.vpxor(v, v, v);
+  };
   switch (act) {
     case Activation::none:
       return;
     case Activation::relu:
-      if constexpr (std::is_same_v<Vmm, Xbyak::Zmm>)
-        g.vpxord(t0, t0, t0);  // vxorps on zmm would need AVX512DQ
-      else
-        g.vpxor(t0, t0, t0);
-      g.vmaxps(x, x, t0);
+      each([&](const L& l) {
+        zero(l.t0);
+        g.vmaxps(l.x, l.x, l.t0);
+      });
       return;
     case Activation::gelu_tanh:
       // gelu(x) = 0.5 x (1 + tanh(u)) = x / (1 + exp(-2u)), u = sqrt(2/pi) (x + 0.044715 x^3).
-      g.vmulps(t0, x, x);
-      g.vmovups(t1, constant(kGeluA));
-      g.vfmadd231ps(t1, t0, constant(kGeluB));  // -2 sqrt(2/pi) (1 + 0.044715 x^2)
-      g.vmulps(t1, t1, x);                      // -2u
-      exp(t1, t0, t2);
-      g.vaddps(t1, t1, constant(kOne));
-      g.vdivps(x, x, t1);
+      each([&](const L& l) { g.vmulps(l.t0, l.x, l.x); });
+      each([&](const L& l) { g.vmovups(l.t1, constant(kGeluA)); });
+      each([&](const L& l) { g.vfmadd231ps(l.t1, l.t0, constant(kGeluB)); });
+      each([&](const L& l) { g.vmulps(l.t1, l.t1, l.x); });  // -2u
+      exp(lanes, &L::t1, &L::t0, &L::t2);
+      each([&](const L& l) { g.vaddps(l.t1, l.t1, constant(kOne)); });
+      each([&](const L& l) { g.vdivps(l.x, l.x, l.t1); });
       return;
     case Activation::silu:
       // x / (1 + exp(-x)); exp clamps its argument, so large |x| give x or -0.
-      if constexpr (std::is_same_v<Vmm, Xbyak::Zmm>)
-        g.vpxord(t1, t1, t1);
-      else
-        g.vpxor(t1, t1, t1);
-      g.vsubps(t1, t1, x);
-      exp(t1, t0, t2);
-      g.vaddps(t1, t1, constant(kOne));
-      g.vdivps(x, x, t1);
+      each([&](const L& l) { zero(l.t1); });
+      each([&](const L& l) { g.vsubps(l.t1, l.t1, l.x); });
+      exp(lanes, &L::t1, &L::t0, &L::t2);
+      each([&](const L& l) { g.vaddps(l.t1, l.t1, constant(kOne)); });
+      each([&](const L& l) { g.vdivps(l.x, l.x, l.t1); });
       return;
     case Activation::gelu_erf: {
       // With q = 0.5 P(t) exp(-x^2 / 2), t = 1 / (1 + p |x| / sqrt 2) (erf(z) = 1 - P(t) e^-z^2,
       // |error| < 1.5e-7): gelu(x) = x - x q for x >= 0, x q for x < 0.
-      g.vmulps(t0, x, x);
-      g.vmulps(t0, t0, constant(kMinusHalf));
-      exp(t0, t1, t2);  // t0 = exp(-x^2 / 2)
-      if constexpr (std::is_same_v<Vmm, Xbyak::Zmm>)
-        g.vpandd(t1, x, constant(kAbsMask));  // vandps on zmm would need AVX512DQ
-      else
-        g.vandps(t1, x, constant(kAbsMask));
-      g.vmulps(t1, t1, constant(kErfP));
-      g.vaddps(t1, t1, constant(kOne));
-      g.vmovups(t2, constant(kOne));
-      g.vdivps(t1, t2, t1);  // t
-      g.vmovups(t2, constant(kErfA5));
-      g.vfmadd213ps(t2, t1, constant(kErfA4));
-      g.vfmadd213ps(t2, t1, constant(kErfA3));
-      g.vfmadd213ps(t2, t1, constant(kErfA2));
-      g.vfmadd213ps(t2, t1, constant(kErfA1));
-      g.vmulps(t2, t2, t1);  // P(t)
-      g.vmulps(t0, t0, t2);
-      g.vmulps(t0, t0, constant(kC2));  // q (kC2 = 1/2)
-      g.vmulps(t1, x, t0);              // x q
-      g.vsubps(t2, x, t1);              // x - x q
-      if constexpr (std::is_same_v<Vmm, Xbyak::Zmm>) {
-        g.vpxord(t0, t0, t0);
-        g.vcmpps(g.k1, x, t0, 1);  // x < 0 (_CMP_LT_OS)
-        g.vblendmps(x | g.k1, t2, t1);
-      } else {
-        g.vblendvps(x, t2, t1, x);  // the sign of x picks x q
-      }
+      each([&](const L& l) { g.vmulps(l.t0, l.x, l.x); });
+      each([&](const L& l) { g.vmulps(l.t0, l.t0, constant(kMinusHalf)); });
+      exp(lanes, &L::t0, &L::t1, &L::t2);  // t0 = exp(-x^2 / 2)
+      each([&](const L& l) {
+        if constexpr (zmm)
+          g.vpandd(l.t1, l.x, constant(kAbsMask));  // vandps on zmm would need AVX512DQ
+        else
+          g.vandps(l.t1, l.x, constant(kAbsMask));
+      });
+      each([&](const L& l) { g.vmulps(l.t1, l.t1, constant(kErfP)); });
+      each([&](const L& l) { g.vaddps(l.t1, l.t1, constant(kOne)); });
+      each([&](const L& l) { g.vmovups(l.t2, constant(kOne)); });
+      each([&](const L& l) { g.vdivps(l.t1, l.t2, l.t1); });  // t
+      each([&](const L& l) { g.vmovups(l.t2, constant(kErfA5)); });
+      for (Const c : {kErfA4, kErfA3, kErfA2, kErfA1})
+        each([&](const L& l) { g.vfmadd213ps(l.t2, l.t1, constant(c)); });
+      each([&](const L& l) { g.vmulps(l.t2, l.t2, l.t1); });  // P(t)
+      each([&](const L& l) { g.vmulps(l.t0, l.t0, l.t2); });
+      each([&](const L& l) { g.vmulps(l.t0, l.t0, constant(kC2)); });  // q (kC2 = 1/2)
+      each([&](const L& l) { g.vmulps(l.t1, l.x, l.t0); });            // x q
+      each([&](const L& l) { g.vsubps(l.t2, l.x, l.t1); });            // x - x q
+      each([&](const L& l) {
+        if constexpr (zmm) {
+          g.vpxord(l.t0, l.t0, l.t0);
+          g.vcmpps(g.k1, l.x, l.t0, 1);  // x < 0 (_CMP_LT_OS)
+          g.vblendmps(l.x | g.k1, l.t2, l.t1);
+        } else {
+          g.vblendvps(l.x, l.t2, l.t1, l.x);  // the sign of x picks x q
+        }
+      });
       return;
     }
   }
@@ -146,5 +161,9 @@ template void EpilogueEmitter::activation<Xbyak::Ymm>(Activation, const Xbyak::Y
 template void EpilogueEmitter::activation<Xbyak::Zmm>(Activation, const Xbyak::Zmm&,
                                                       const Xbyak::Zmm&, const Xbyak::Zmm&,
                                                       const Xbyak::Zmm&);
+template void EpilogueEmitter::activation<Xbyak::Ymm>(Activation,
+                                                      std::span<const Lane<Xbyak::Ymm>>);
+template void EpilogueEmitter::activation<Xbyak::Zmm>(Activation,
+                                                      std::span<const Lane<Xbyak::Zmm>>);
 
 }  // namespace sparq::jit

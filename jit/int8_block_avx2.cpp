@@ -112,7 +112,11 @@ void Avx2Generator::dequantize(const Int8KernelKey& key) {
       vmulps(v, v, x_scale_[h]);
       vfmadd213ps(v, ws, b);
     }
-    for (int h = 0; h < 2; ++h) epilogue_.activation(key.activation, acc(r, h), t0, t1, t2);
+    // Both halves of the row at once, interleaved (see EpilogueEmitter); ws and b are
+    // broadcast again for the next row, so they may serve as scratch.
+    const EpilogueEmitter::Lane<Ymm> lanes[2] = {{acc(r, 0), t0, t1, t2},
+                                                 {acc(r, 1), ws, b, ymm15}};
+    epilogue_.activation(key.activation, std::span<const EpilogueEmitter::Lane<Ymm>>(lanes));
   }
 }
 
