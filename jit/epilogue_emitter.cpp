@@ -84,38 +84,21 @@ void EpilogueEmitter::activation(Activation act, std::span<const Lane<Vmm>> lane
       each([&](const L& l) { g.vdivps(l.x, l.x, l.t1); });
       return;
     case Activation::gelu_erf: {
-      // With q = 0.5 P(t) exp(-x^2 / 2), t = 1 / (1 + p |x| / sqrt 2) (erf(z) = 1 - P(t) e^-z^2,
-      // |error| < 1.5e-7): gelu(x) = x - x q for x >= 0, x q for x < 0.
-      each([&](const L& l) { g.vmulps(l.t0, l.x, l.x); });
-      each([&](const L& l) { g.vmulps(l.t0, l.t0, constant(kMinusHalf)); });
-      exp(lanes, &L::t0, &L::t1, &L::t2);  // t0 = exp(-x^2 / 2)
-      each([&](const L& l) {
-        if constexpr (zmm)
-          g.vpandd(l.t1, l.x, constant(kAbsMask));  // vandps on zmm would need AVX512DQ
-        else
-          g.vandps(l.t1, l.x, constant(kAbsMask));
-      });
-      each([&](const L& l) { g.vmulps(l.t1, l.t1, constant(kErfP)); });
-      each([&](const L& l) { g.vaddps(l.t1, l.t1, constant(kOne)); });
-      each([&](const L& l) { g.vmovups(l.t2, constant(kOne)); });
-      each([&](const L& l) { g.vdivps(l.t1, l.t2, l.t1); });  // t
-      each([&](const L& l) { g.vmovups(l.t2, constant(kErfA5)); });
-      for (Const c : {kErfA4, kErfA3, kErfA2, kErfA1})
+      // gelu(x) = x/2 (1 + erf(x / sqrt 2)), erf from a rational function of the clamped x:
+      // no exp and no table, a chain of ~17 dependent steps. t0 = clamped x, t1 = its square.
+      each([&](const L& l) { g.vminps(l.t0, l.x, constant(kErfClampHi)); });
+      each([&](const L& l) { g.vmaxps(l.t0, l.t0, constant(kErfClampLo)); });
+      each([&](const L& l) { g.vmulps(l.t1, l.t0, l.t0); });
+      each([&](const L& l) { g.vmovups(l.t2, constant(kErfP6)); });
+      for (Const c : {kErfP5, kErfP4, kErfP3, kErfP2, kErfP1, kErfP0})
         each([&](const L& l) { g.vfmadd213ps(l.t2, l.t1, constant(c)); });
-      each([&](const L& l) { g.vmulps(l.t2, l.t2, l.t1); });  // P(t)
-      each([&](const L& l) { g.vmulps(l.t0, l.t0, l.t2); });
-      each([&](const L& l) { g.vmulps(l.t0, l.t0, constant(kC2)); });  // q (kC2 = 1/2)
-      each([&](const L& l) { g.vmulps(l.t1, l.x, l.t0); });            // x q
-      each([&](const L& l) { g.vsubps(l.t2, l.x, l.t1); });            // x - x q
-      each([&](const L& l) {
-        if constexpr (zmm) {
-          g.vpxord(l.t0, l.t0, l.t0);
-          g.vcmpps(g.k1, l.x, l.t0, 1);  // x < 0 (_CMP_LT_OS)
-          g.vblendmps(l.x | g.k1, l.t2, l.t1);
-        } else {
-          g.vblendvps(l.x, l.t2, l.t1, l.x);  // the sign of x picks x q
-        }
-      });
+      each([&](const L& l) { g.vmulps(l.t2, l.t2, l.t0); });  // x P(x^2)
+      each([&](const L& l) { g.vmovups(l.t0, constant(kErfQ4)); });
+      for (Const c : {kErfQ3, kErfQ2, kErfQ1, kOne})
+        each([&](const L& l) { g.vfmadd213ps(l.t0, l.t1, constant(c)); });
+      each([&](const L& l) { g.vdivps(l.t2, l.t2, l.t0); });         // erf(x / sqrt 2)
+      each([&](const L& l) { g.vmulps(l.x, l.x, constant(kC2)); });  // x / 2 (kC2 = 1/2)
+      each([&](const L& l) { g.vfmadd231ps(l.x, l.t2, l.x); });      // x/2 erf + x/2
       return;
     }
   }
@@ -140,14 +123,19 @@ void EpilogueEmitter::emit_table() {
       127u,
       std::bit_cast<uint32_t>(127.0f),
       std::bit_cast<uint32_t>(-128.0f),
-      0x7fffffffu,
-      std::bit_cast<uint32_t>(-0.5f),
-      std::bit_cast<uint32_t>(0.3275911f * 0.7071067811865476f),
-      std::bit_cast<uint32_t>(0.254829592f),
-      std::bit_cast<uint32_t>(-0.284496736f),
-      std::bit_cast<uint32_t>(1.421413741f),
-      std::bit_cast<uint32_t>(-1.453152027f),
-      std::bit_cast<uint32_t>(1.061405429f),
+      std::bit_cast<uint32_t>(5.65685415f),
+      std::bit_cast<uint32_t>(-5.65685415f),
+      std::bit_cast<uint32_t>(0.797884524f),
+      std::bit_cast<uint32_t>(0.0707272813f),
+      std::bit_cast<uint32_t>(0.00894057751f),
+      std::bit_cast<uint32_t>(0.000327036047f),
+      std::bit_cast<uint32_t>(6.24327413e-06f),
+      std::bit_cast<uint32_t>(-4.29171045e-08f),
+      std::bit_cast<uint32_t>(2.17345961e-10f),
+      std::bit_cast<uint32_t>(0.255309403f),
+      std::bit_cast<uint32_t>(0.0287590045f),
+      std::bit_cast<uint32_t>(0.00179429562f),
+      std::bit_cast<uint32_t>(5.96224891e-05f),
   };
   gen_.align(64);
   gen_.L(table_);

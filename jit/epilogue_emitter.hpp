@@ -30,14 +30,21 @@ class EpilogueEmitter {
     kExpBias,
     kQuantMax,
     kQuantMin,
-    kAbsMask,
-    kMinusHalf,
-    kErfP,  // Abramowitz-Stegun 7.1.26 for erf(|x| / sqrt 2): p / sqrt 2, then a1..a5
-    kErfA1,
-    kErfA2,
-    kErfA3,
-    kErfA4,
-    kErfA5,
+    // erf(x / sqrt 2) = x P(x^2) / Q(x^2) for |x| <= 4 sqrt 2 (a rational fit made for sparq,
+    // |error| < 4e-7): the clamp, then P's and Q's coefficients from the constant term up.
+    kErfClampHi,
+    kErfClampLo,
+    kErfP0,
+    kErfP1,
+    kErfP2,
+    kErfP3,
+    kErfP4,
+    kErfP5,
+    kErfP6,
+    kErfQ1,
+    kErfQ2,
+    kErfQ3,
+    kErfQ4,
     kConstCount
   };
 
