@@ -38,6 +38,7 @@ common=(--synthetic "$synthetic" --sparsity "$sparsity" --pattern "$pattern" --b
         --format json)
 echo "sparq-eval: int8 (and saving the pruned model to $work/model)" >&2
 "$eval_bin" "${common[@]}" --dtype int8 --save "$work/model" >>"$results"
+rm -f "$work"/*.onnx "$work"/*.onnx.data  # exports of an earlier model
 echo "sparq-eval: f32" >&2
 "$eval_bin" "${common[@]}" --dtype f32 >>"$results"
 export SPARQ_DEEPSPARSE_PYTHON="$("$here/deepsparse.sh" || true)"
