@@ -5,6 +5,7 @@
 #include <nlohmann/json.hpp>
 #include <vector>
 
+#include "models/bert_names.hpp"
 #include "sparq/error.hpp"
 
 namespace sparq::models {
@@ -91,27 +92,15 @@ void save_bert_folder(const std::string& dir, const BertConfig& c, const BertWei
   norm("embeddings.LayerNorm", w.embedding_norm);
   for (int64_t n = 0; n < c.num_layers; ++n) {
     const BertLayerWeights& l = w.layers[static_cast<size_t>(n)];
-    if (distil) {
-      const std::string p = "transformer.layer." + std::to_string(n) + ".";
-      linear(p + "attention.q_lin", l.query);
-      linear(p + "attention.k_lin", l.key);
-      linear(p + "attention.v_lin", l.value);
-      linear(p + "attention.out_lin", l.attention_out);
-      norm(p + "sa_layer_norm", l.attention_norm);
-      linear(p + "ffn.lin1", l.intermediate);
-      linear(p + "ffn.lin2", l.output);
-      norm(p + "output_layer_norm", l.output_norm);
-    } else {
-      const std::string p = "encoder.layer." + std::to_string(n) + ".";
-      linear(p + "attention.self.query", l.query);
-      linear(p + "attention.self.key", l.key);
-      linear(p + "attention.self.value", l.value);
-      linear(p + "attention.output.dense", l.attention_out);
-      norm(p + "attention.output.LayerNorm", l.attention_norm);
-      linear(p + "intermediate.dense", l.intermediate);
-      linear(p + "output.dense", l.output);
-      norm(p + "output.LayerNorm", l.output_norm);
-    }
+    const BertLayerNames names = bert_layer_names(c.arch, n);
+    linear(names.query, l.query);
+    linear(names.key, l.key);
+    linear(names.value, l.value);
+    linear(names.attention_out, l.attention_out);
+    norm(names.attention_norm, l.attention_norm);
+    linear(names.intermediate, l.intermediate);
+    linear(names.output, l.output);
+    norm(names.output_norm, l.output_norm);
   }
   if (!distil && w.has_pooler) linear("pooler.dense", w.pooler);
 

@@ -1,5 +1,6 @@
 #include "sparq/models/bert_weights.hpp"
 
+#include "models/bert_names.hpp"
 #include "sparq/error.hpp"
 #include "src/safetensors.hpp"
 
@@ -74,28 +75,16 @@ BertWeights load_bert_weights(const SafetensorsModel& model, const BertConfig& c
         l.get({"embeddings.token_type_embeddings.weight"}, {c.type_vocab_size, h});
   w.embedding_norm = l.norm("embeddings.LayerNorm", h);
   for (int64_t n = 0; n < c.num_layers; ++n) {
+    const BertLayerNames names = bert_layer_names(c.arch, n);
     BertLayerWeights layer;
-    if (distil) {
-      const std::string p = "transformer.layer." + std::to_string(n) + ".";
-      layer.query = l.linear(p + "attention.q_lin", h, h);
-      layer.key = l.linear(p + "attention.k_lin", h, h);
-      layer.value = l.linear(p + "attention.v_lin", h, h);
-      layer.attention_out = l.linear(p + "attention.out_lin", h, h);
-      layer.attention_norm = l.norm(p + "sa_layer_norm", h);
-      layer.intermediate = l.linear(p + "ffn.lin1", i, h);
-      layer.output = l.linear(p + "ffn.lin2", h, i);
-      layer.output_norm = l.norm(p + "output_layer_norm", h);
-    } else {
-      const std::string p = "encoder.layer." + std::to_string(n) + ".";
-      layer.query = l.linear(p + "attention.self.query", h, h);
-      layer.key = l.linear(p + "attention.self.key", h, h);
-      layer.value = l.linear(p + "attention.self.value", h, h);
-      layer.attention_out = l.linear(p + "attention.output.dense", h, h);
-      layer.attention_norm = l.norm(p + "attention.output.LayerNorm", h);
-      layer.intermediate = l.linear(p + "intermediate.dense", i, h);
-      layer.output = l.linear(p + "output.dense", h, i);
-      layer.output_norm = l.norm(p + "output.LayerNorm", h);
-    }
+    layer.query = l.linear(names.query, h, h);
+    layer.key = l.linear(names.key, h, h);
+    layer.value = l.linear(names.value, h, h);
+    layer.attention_out = l.linear(names.attention_out, h, h);
+    layer.attention_norm = l.norm(names.attention_norm, h);
+    layer.intermediate = l.linear(names.intermediate, i, h);
+    layer.output = l.linear(names.output, h, i);
+    layer.output_norm = l.norm(names.output_norm, h);
     w.layers.push_back(std::move(layer));
   }
   if (!distil && l.has("pooler.dense.weight")) {
