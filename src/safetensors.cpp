@@ -1,10 +1,5 @@
 #include "src/safetensors.hpp"
 
-#include <fcntl.h>
-#include <sys/mman.h>
-#include <sys/stat.h>
-#include <unistd.h>
-
 #include <algorithm>
 #include <cmath>
 #include <cstring>
@@ -15,6 +10,8 @@
 
 #include "sparq/error.hpp"
 #include "sparse/bf16.hpp"
+#include "sparse/f16.hpp"
+#include "src/mapped_file.hpp"
 
 namespace sparq {
 
@@ -27,26 +24,6 @@ constexpr int64_t kMaxDim = int64_t{1} << 40, kMaxElements = int64_t{1} << 50;
 
 [[noreturn]] void fail(const std::string& path, const std::string& what) {
   throw ModelFileError(path + ": " + what);
-}
-
-float half_to_float(uint16_t h) {
-  const uint32_t sign = static_cast<uint32_t>(h & 0x8000) << 16;
-  const uint32_t exponent = (h >> 10) & 0x1f, mantissa = h & 0x3ff;
-  uint32_t bits;
-  if (exponent == 0x1f) {
-    bits = sign | 0x7f800000u | (mantissa << 13);  // inf, NaN
-  } else if (exponent != 0) {
-    bits = sign | ((exponent + 112) << 23) | (mantissa << 13);
-  } else if (mantissa == 0) {
-    bits = sign;
-  } else {  // subnormal: value = mantissa * 2^-24
-    float v = static_cast<float>(mantissa) * (1.0f / 16777216.0f);
-    std::memcpy(&bits, &v, 4);
-    bits |= sign;
-  }
-  float out;
-  std::memcpy(&out, &bits, 4);
-  return out;
 }
 
 constexpr TensorDType kAllDTypes[] = {
@@ -147,18 +124,14 @@ std::vector<float> TensorView::to_f32() const {
       uint16_t h;
       std::memcpy(&h, data + 2 * i, 2);
       out[static_cast<size_t>(i)] =
-          dtype == TensorDType::bf16 ? sparse::from_bf16(h) : half_to_float(h);
+          dtype == TensorDType::bf16 ? sparse::from_bf16(h) : sparse::from_f16(h);
     }
   }
   return out;
 }
 
 struct SafetensorsFile::Mapping {
-  void* address = nullptr;
-  size_t size = 0;
-  ~Mapping() {
-    if (address) munmap(address, size);
-  }
+  MappedFile file;
 };
 
 SafetensorsFile::SafetensorsFile(SafetensorsFile&&) noexcept = default;
@@ -168,26 +141,13 @@ SafetensorsFile::~SafetensorsFile() = default;
 SafetensorsFile SafetensorsFile::open(const std::string& path) {
   SafetensorsFile file;
   file.path_ = path;
-  const int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
-  if (fd < 0) fail(path, std::string("cannot open: ") + std::strerror(errno));
-  struct stat st {};
-  if (fstat(fd, &st) != 0 || !S_ISREG(st.st_mode)) {
-    ::close(fd);
-    fail(path, "not a regular file");
-  }
-  const auto size = static_cast<uint64_t>(st.st_size);
-  if (size < 8) {
-    ::close(fd);
+  file.mapping_ = std::make_unique<Mapping>();
+  file.mapping_->file = MappedFile::open(path);
+  const uint64_t size = file.mapping_->file.size();
+  if (size < 8)
     fail(path, "the file is " + std::to_string(size) +
                    " bytes; a safetensors file starts with an 8-byte header length");
-  }
-  file.mapping_ = std::make_unique<Mapping>();
-  void* address = mmap(nullptr, size, PROT_READ, MAP_PRIVATE, fd, 0);
-  ::close(fd);
-  if (address == MAP_FAILED) fail(path, std::string("cannot map: ") + std::strerror(errno));
-  file.mapping_->address = address;
-  file.mapping_->size = size;
-  const auto* base = static_cast<const uint8_t*>(address);
+  const uint8_t* base = file.mapping_->file.data();
 
   uint64_t header_bytes = 0;
   for (int i = 7; i >= 0; --i) header_bytes = (header_bytes << 8) | base[i];
@@ -329,26 +289,7 @@ SafetensorsModel SafetensorsModel::open(const std::string& dir) {
   return model;
 }
 
-namespace {
-
-uint16_t float_to_half(float f) {
-  // Round to nearest even through float arithmetic on the magnitude's bits.
-  uint32_t bits;
-  std::memcpy(&bits, &f, 4);
-  const uint32_t sign = (bits >> 16) & 0x8000;
-  const uint32_t abs = bits & 0x7fffffff;
-  if (abs > 0x7f800000) return static_cast<uint16_t>(sign | 0x7e00);   // NaN
-  if (abs >= 0x477ff000) return static_cast<uint16_t>(sign | 0x7c00);  // overflow -> inf
-  if (abs < 0x38800000) {  // subnormal half (or zero): round |f| * 2^24 to an integer
-    float a;
-    std::memcpy(&a, &abs, 4);
-    return static_cast<uint16_t>(sign | static_cast<uint32_t>(std::nearbyint(a * 16777216.0f)));
-  }
-  const uint32_t rounded = abs + 0xfff + ((abs >> 13) & 1);
-  return static_cast<uint16_t>(sign | ((rounded - 0x38000000) >> 13));
-}
-
-}  // namespace
+namespace {}  // namespace
 
 void write_safetensors(const std::string& path, const std::vector<TensorToWrite>& tensors,
                        const std::map<std::string, std::string>& metadata) {
@@ -396,7 +337,7 @@ void write_safetensors(const std::string& path, const std::vector<TensorToWrite>
         out.write(reinterpret_cast<const char*>(&d), 8);
       } else {
         const uint16_t h = t.dtype == TensorDType::bf16 ? sparse::to_bf16(t.values[i])
-                                                        : float_to_half(t.values[i]);
+                                                        : sparse::to_f16(t.values[i]);
         out.write(reinterpret_cast<const char*>(&h), 2);
       }
     }
