@@ -1,27 +1,12 @@
 #include "sparq/models/bert_config.hpp"
 
-#include <fstream>
-#include <nlohmann/json.hpp>
-#include <sstream>
-
-#include "sparq/error.hpp"
+#include "models/config_json.hpp"
 
 namespace sparq::models {
 namespace {
 
-[[noreturn]] void fail(const std::string& origin, const std::string& what) {
-  throw ModelFileError(origin + ": " + what);
-}
-
-int64_t positive(const nlohmann::json& j, const std::string& key, const std::string& origin,
-                 int64_t max) {
-  if (!j.contains(key)) fail(origin, "no '" + key + "'");
-  const auto& v = j[key];
-  if (!v.is_number_integer() || v.get<int64_t>() <= 0 || v.get<int64_t>() > max)
-    fail(origin,
-         "'" + key + "' is " + v.dump() + "; expected an integer in 1.." + std::to_string(max));
-  return v.get<int64_t>();
-}
+using config_json::fail;
+using config_json::positive;
 
 Activation activation(const nlohmann::json& j, const std::string& key, const std::string& origin) {
   if (!j.contains(key)) return Activation::gelu_erf;  // the Hugging Face default
@@ -37,21 +22,11 @@ Activation activation(const nlohmann::json& j, const std::string& key, const std
 }  // namespace
 
 BertConfig BertConfig::from_file(const std::string& path) {
-  std::ifstream in(path);
-  if (!in) throw ModelFileError(path + ": cannot open");
-  std::stringstream text;
-  text << in.rdbuf();
-  return from_json_text(text.str(), path);
+  return from_json_text(config_json::read_file(path), path);
 }
 
 BertConfig BertConfig::from_json_text(const std::string& text, const std::string& origin) {
-  nlohmann::json j;
-  try {
-    j = nlohmann::json::parse(text);
-  } catch (const nlohmann::json::exception& e) {
-    fail(origin, std::string("not valid JSON: ") + e.what());
-  }
-  if (!j.is_object()) fail(origin, "not a JSON object");
+  const nlohmann::json j = config_json::parse_object(text, origin);
   const std::string type = j.contains("model_type") && j["model_type"].is_string()
                                ? j["model_type"].get<std::string>()
                                : "";
@@ -79,12 +54,7 @@ BertConfig BertConfig::from_json_text(const std::string& text, const std::string
     c.type_vocab_size =
         j.contains("type_vocab_size") ? positive(j, "type_vocab_size", origin, 1 << 10) : 2;
     c.hidden_act = activation(j, "hidden_act", origin);
-    if (j.contains("layer_norm_eps")) {
-      if (!j["layer_norm_eps"].is_number() || !(j["layer_norm_eps"].get<double>() > 0.0) ||
-          j["layer_norm_eps"].get<double>() > 1.0)
-        fail(origin, "'layer_norm_eps' is " + j["layer_norm_eps"].dump() + "; expected (0, 1]");
-      c.layer_norm_eps = j["layer_norm_eps"].get<double>();
-    }
+    c.layer_norm_eps = config_json::number(j, "layer_norm_eps", origin, 0.0, 1.0, 1e-12);
   } else {
     fail(origin, "model_type '" + type + "' is not a BERT-family encoder (bert, distilbert)");
   }

@@ -1,0 +1,39 @@
+// The shape of a Llama-family decoder (Llama 2/3, SmolLM2, TinyLlama): read from a Hugging Face
+// config.json (LlamaForCausalLM). Grouped-query attention when num_kv_heads < num_heads; rotary
+// position embeddings with theta and the config's scaling (none, linear, llama3).
+#pragma once
+
+#include <cstdint>
+#include <string>
+
+namespace sparq::models {
+
+struct RopeScaling {
+  enum class Kind { none, linear, llama3 };
+  Kind kind = Kind::none;
+  double factor = 1.0;
+  // llama3 only: the wavelength band between which frequencies are blended.
+  double low_freq_factor = 1.0, high_freq_factor = 4.0;
+  int64_t original_max_position = 8192;
+};
+
+struct LlamaConfig {
+  int64_t vocab_size = 0;
+  int64_t hidden_size = 0;
+  int64_t intermediate_size = 0;
+  int64_t num_layers = 0;
+  int64_t num_heads = 0;
+  int64_t num_kv_heads = 0;
+  int64_t head_dim = 0;  // hidden_size / num_heads unless the config says otherwise
+  int64_t max_position = 0;
+  double rms_norm_eps = 1e-6;
+  double rope_theta = 10000.0;
+  RopeScaling rope_scaling;
+  bool tie_word_embeddings = false;
+
+  // Throws ModelFileError naming the file and key for a missing, mistyped or inconsistent value.
+  static LlamaConfig from_file(const std::string& config_json_path);
+  static LlamaConfig from_json_text(const std::string& text, const std::string& origin);
+};
+
+}  // namespace sparq::models

@@ -1,0 +1,77 @@
+// A Llama-family decoder whose linear layers run on sparq::SparseLinear: token embeddings,
+// per layer RMSNorm -> grouped-query self-attention with rotary position embeddings and a
+// key/value cache -> residual, RMSNorm -> SwiGLU MLP -> residual; final RMSNorm and the output
+// head (tied to the embeddings or not). The query/key/value projections run as one stacked
+// layer, gate and up as another; the residual adds are fused into the o and down projections.
+// The embeddings and the output head stay dense fp32 whatever the options say.
+#pragma once
+
+#include <cstdint>
+#include <memory>
+#include <string>
+#include <utility>
+#include <vector>
+
+#include "sparq/linear.hpp"
+#include "sparq/models/llama_config.hpp"
+#include "sparq/models/llama_weights.hpp"
+
+namespace sparq::models {
+
+struct DecoderOptions {
+  DType dtype = DType::f32;                // of every attention and MLP linear layer
+  Pattern pattern = Pattern::automatic();  // of every attention and MLP linear layer
+  int threads = 0;                         // 0: all cores
+};
+
+class LlamaModel;
+
+// One sequence being decoded: its key/value cache and position. Feed it the prompt, then one
+// token at a time. A session is not thread-safe; several sessions may run on one model at once.
+class LlamaSession {
+ public:
+  LlamaSession(LlamaSession&&) noexcept;
+  LlamaSession& operator=(LlamaSession&&) noexcept;
+  ~LlamaSession();
+
+  // Appends `ids` at the next positions and returns the logits [ids.size() x vocab] (all_logits)
+  // or those of the last position only [vocab]. Throws InvalidArgument for ids outside the
+  // vocabulary, an empty list, or a sequence longer than the session's capacity.
+  std::vector<float> forward(const std::vector<int32_t>& ids, bool all_logits = false);
+  int64_t position() const;  // tokens in the cache
+  int64_t capacity() const;
+
+ private:
+  friend class LlamaModel;
+  struct Impl;
+  explicit LlamaSession(std::unique_ptr<Impl> impl);
+  std::unique_ptr<Impl> impl_;
+};
+
+class LlamaModel {
+ public:
+  // From a Hugging Face folder (config.json + safetensors).
+  static LlamaModel load(const std::string& dir, const DecoderOptions& options);
+  static LlamaModel build(const LlamaConfig& config, const LlamaWeights& weights,
+                          const DecoderOptions& options);
+
+  LlamaModel(LlamaModel&&) noexcept;
+  LlamaModel& operator=(LlamaModel&&) noexcept;
+  ~LlamaModel();
+
+  // A session whose cache holds up to `max_tokens` (<= the config's max_position). It shares
+  // the model's packed weights, so it stays valid after the model object is gone.
+  LlamaSession start(int64_t max_tokens) const;
+  const LlamaConfig& config() const;
+  // The kernel of each linear layer kind: query/key/value, attention output, gate/up, down,
+  // output head.
+  std::vector<std::pair<std::string, LinearInfo>> kernels() const;
+
+ private:
+  friend class LlamaSession;
+  struct Impl;
+  explicit LlamaModel(std::shared_ptr<const Impl> impl);
+  std::shared_ptr<const Impl> impl_;
+};
+
+}  // namespace sparq::models

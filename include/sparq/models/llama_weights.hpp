@@ -1,0 +1,36 @@
+// The fp32 weights of a Llama-family decoder, taken from a Hugging Face folder's safetensors by
+// their LlamaForCausalLM names (model.embed_tokens, model.layers.N.self_attn.{q,k,v,o}_proj,
+// mlp.{gate,up,down}_proj, the two RMSNorms, model.norm, lm_head), every shape checked against
+// config.json.
+#pragma once
+
+#include <vector>
+
+#include "sparq/models/bert_weights.hpp"  // LinearWeights
+#include "sparq/models/llama_config.hpp"
+
+namespace sparq {
+class SafetensorsModel;
+}
+
+namespace sparq::models {
+
+struct LlamaLayerWeights {
+  std::vector<float> attention_norm;  // [hidden]
+  LinearWeights q, k, v, o;           // no biases
+  std::vector<float> mlp_norm;        // [hidden]
+  LinearWeights gate, up, down;
+};
+
+struct LlamaWeights {
+  std::vector<float> embed;  // [vocab x hidden]
+  std::vector<LlamaLayerWeights> layers;
+  std::vector<float> final_norm;  // [hidden]
+  LinearWeights lm_head;          // [vocab x hidden]; empty weight when tied to embed
+};
+
+// Throws ModelFileError naming the folder and tensor for a missing tensor or a shape that
+// disagrees with the config.
+LlamaWeights load_llama_weights(const SafetensorsModel& model, const LlamaConfig& config);
+
+}  // namespace sparq::models

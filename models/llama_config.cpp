@@ -1,0 +1,73 @@
+#include "sparq/models/llama_config.hpp"
+
+#include "models/config_json.hpp"
+
+namespace sparq::models {
+
+using config_json::fail;
+using config_json::positive;
+
+LlamaConfig LlamaConfig::from_file(const std::string& path) {
+  return from_json_text(config_json::read_file(path), path);
+}
+
+LlamaConfig LlamaConfig::from_json_text(const std::string& text, const std::string& origin) {
+  const nlohmann::json j = config_json::parse_object(text, origin);
+  const std::string type = j.contains("model_type") && j["model_type"].is_string()
+                               ? j["model_type"].get<std::string>()
+                               : "";
+  if (type != "llama" && type != "mistral")
+    fail(origin, "model_type '" + type + "' is not a Llama-family decoder (llama)");
+  constexpr int64_t kMaxVocab = 1 << 22, kMaxWidth = 1 << 16, kMaxLayers = 1024;
+  LlamaConfig c;
+  c.vocab_size = positive(j, "vocab_size", origin, kMaxVocab);
+  c.hidden_size = positive(j, "hidden_size", origin, kMaxWidth);
+  c.intermediate_size = positive(j, "intermediate_size", origin, 8 * kMaxWidth);
+  c.num_layers = positive(j, "num_hidden_layers", origin, kMaxLayers);
+  c.num_heads = positive(j, "num_attention_heads", origin, kMaxWidth);
+  c.num_kv_heads = j.contains("num_key_value_heads") && !j["num_key_value_heads"].is_null()
+                       ? positive(j, "num_key_value_heads", origin, kMaxWidth)
+                       : c.num_heads;
+  c.head_dim = j.contains("head_dim") && !j["head_dim"].is_null()
+                   ? positive(j, "head_dim", origin, kMaxWidth)
+                   : c.hidden_size / c.num_heads;
+  c.max_position = positive(j, "max_position_embeddings", origin, 1 << 24);
+  c.rms_norm_eps = config_json::number(j, "rms_norm_eps", origin, 0.0, 1.0, 1e-6);
+  c.rope_theta = config_json::number(j, "rope_theta", origin, 1.0, 1e12, 10000.0);
+  if (j.contains("tie_word_embeddings")) {
+    if (!j["tie_word_embeddings"].is_boolean()) fail(origin, "'tie_word_embeddings' is not a bool");
+    c.tie_word_embeddings = j["tie_word_embeddings"].get<bool>();
+  }
+  if (j.contains("hidden_act") && j["hidden_act"] != "silu")
+    fail(origin, "'hidden_act' is " + j["hidden_act"].dump() + "; Llama's MLP is SwiGLU (silu)");
+  if (j.contains("rope_scaling") && !j["rope_scaling"].is_null()) {
+    const auto& s = j["rope_scaling"];
+    const std::string where = origin + " (rope_scaling)";
+    if (!s.is_object()) fail(origin, "'rope_scaling' is not an object");
+    const std::string kind = s.contains("rope_type") ? s["rope_type"].get<std::string>()
+                             : s.contains("type")    ? s["type"].get<std::string>()
+                                                     : "";
+    c.rope_scaling.factor = config_json::number(s, "factor", where, 0.0, 1e6, 1.0);
+    if (kind == "linear") {
+      c.rope_scaling.kind = RopeScaling::Kind::linear;
+    } else if (kind == "llama3") {
+      c.rope_scaling.kind = RopeScaling::Kind::llama3;
+      c.rope_scaling.low_freq_factor = config_json::number(s, "low_freq_factor", where, 0, 1e6, 1);
+      c.rope_scaling.high_freq_factor =
+          config_json::number(s, "high_freq_factor", where, 0, 1e6, 4);
+      c.rope_scaling.original_max_position =
+          positive(s, "original_max_position_embeddings", where, 1 << 24);
+      if (!(c.rope_scaling.high_freq_factor > c.rope_scaling.low_freq_factor))
+        fail(where, "high_freq_factor must exceed low_freq_factor");
+    } else if (kind != "default") {
+      fail(where, "rope type '" + kind + "'; sparq knows default, linear and llama3");
+    }
+  }
+  if (c.num_heads % c.num_kv_heads != 0)
+    fail(origin, std::to_string(c.num_heads) + " attention heads are not a multiple of " +
+                     std::to_string(c.num_kv_heads) + " key/value heads");
+  if (c.head_dim % 2 != 0) fail(origin, "head_dim " + std::to_string(c.head_dim) + " is odd");
+  return c;
+}
+
+}  // namespace sparq::models

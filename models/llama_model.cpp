@@ -1,0 +1,260 @@
+#include "sparq/models/llama_model.hpp"
+
+#include <algorithm>
+#include <cmath>
+#include <filesystem>
+#include <optional>
+
+#include "models/rope.hpp"
+#include "sparq/error.hpp"
+#include "sparse/checks.hpp"
+#include "src/safetensors.hpp"
+#include "src/threading.hpp"
+
+namespace sparq::models {
+
+using sparse::require;
+
+namespace {
+
+SparseLinear pack(const LinearWeights& w, DType dtype, const Pattern& pattern, int threads) {
+  LinearOptions o;
+  o.dtype = dtype;
+  o.pattern = pattern;
+  o.threads = threads;
+  return SparseLinear::pack(w.weight.data(), w.out, w.in, nullptr, o);
+}
+
+// Rows of several [out x in] weights stacked into one layer: one pass over the input.
+LinearWeights stack(std::initializer_list<const LinearWeights*> parts) {
+  LinearWeights s;
+  s.in = (*parts.begin())->in;
+  for (const LinearWeights* p : parts) {
+    s.out += p->out;
+    s.weight.insert(s.weight.end(), p->weight.begin(), p->weight.end());
+  }
+  return s;
+}
+
+// y = x / sqrt(mean(x^2) + eps) * w per row of `width` (sums in double).
+void rms_norm(const float* x, int64_t rows, int64_t width, const std::vector<float>& w, double eps,
+              float* y) {
+  for (int64_t r = 0; r < rows; ++r) {
+    const float* v = x + r * width;
+    double ss = 0;
+    for (int64_t i = 0; i < width; ++i) ss += double(v[i]) * v[i];
+    const auto inv = static_cast<float>(1.0 / std::sqrt(ss / static_cast<double>(width) + eps));
+    for (int64_t i = 0; i < width; ++i) y[r * width + i] = v[i] * inv * w[static_cast<size_t>(i)];
+  }
+}
+
+}  // namespace
+
+struct LlamaModel::Impl {
+  LlamaConfig config;
+  DecoderOptions options;
+  std::vector<float> embed, final_norm;
+  struct Layer {
+    SparseLinear qkv, o, gate_up, down;
+    std::vector<float> attention_norm, mlp_norm;
+  };
+  std::vector<Layer> layers;
+  std::optional<SparseLinear> head;  // set by build
+  std::vector<float> inv_freq;       // [head_dim / 2]
+  tbb::task_arena* arena = nullptr;
+};
+
+struct LlamaSession::Impl {
+  std::shared_ptr<const LlamaModel::Impl> model;
+  int64_t capacity = 0, position = 0;
+  // Per layer: keys and values [capacity x kv_heads x head_dim]; keys stored rotated.
+  std::vector<std::vector<float>> keys, values;
+  std::vector<float> x, xn, qkv, ctx, x1, gate_up, act, scores;
+
+  std::vector<float> forward(const std::vector<int32_t>& ids, bool all_logits);
+  void attention(int64_t tokens, int64_t layer);
+};
+
+LlamaSession::LlamaSession(std::unique_ptr<Impl> impl) : impl_(std::move(impl)) {}
+LlamaSession::LlamaSession(LlamaSession&&) noexcept = default;
+LlamaSession& LlamaSession::operator=(LlamaSession&&) noexcept = default;
+LlamaSession::~LlamaSession() = default;
+int64_t LlamaSession::position() const { return impl_->position; }
+int64_t LlamaSession::capacity() const { return impl_->capacity; }
+
+std::vector<float> LlamaSession::forward(const std::vector<int32_t>& ids, bool all_logits) {
+  return impl_->forward(ids, all_logits);
+}
+
+// Causal grouped-query attention of the `tokens` new positions over the whole cache.
+void LlamaSession::Impl::attention(int64_t tokens, int64_t layer) {
+  const LlamaConfig& c = model->config;
+  const int64_t d = c.head_dim, heads = c.num_heads, kv_heads = c.num_kv_heads;
+  const int64_t group = heads / kv_heads, row = (heads + 2 * kv_heads) * d;
+  const int64_t first = position;  // absolute position of the first new token
+  const float scale = 1.0f / std::sqrt(static_cast<float>(d));
+  const float* k_cache = keys[static_cast<size_t>(layer)].data();
+  const float* v_cache = values[static_cast<size_t>(layer)].data();
+  float* out = ctx.data();
+  const float* q_all = qkv.data();
+  const int64_t span = first + tokens;
+  scores.resize(static_cast<size_t>(tokens * heads * span));
+  float* score_base = scores.data();
+  parallel_ranges(*model->arena, tokens * heads, [=](int64_t w0, int64_t w1) {
+    for (int64_t w = w0; w < w1; ++w) {
+      const int64_t t = w / heads, h = w % heads, kvh = h / group, len = first + t + 1;
+      const float* q = q_all + t * row + h * d;
+      float* s = score_base + w * span;
+      float m = -INFINITY;
+      for (int64_t j = 0; j < len; ++j) {
+        const float* k = k_cache + (j * kv_heads + kvh) * d;
+        float dot = 0.0f;
+        for (int64_t e = 0; e < d; ++e) dot += q[e] * k[e];
+        s[j] = dot * scale;
+        m = std::max(m, s[j]);
+      }
+      float sum = 0.0f;
+      for (int64_t j = 0; j < len; ++j) sum += (s[j] = std::exp(s[j] - m));
+      float* o = out + t * heads * d + h * d;
+      std::fill_n(o, d, 0.0f);
+      for (int64_t j = 0; j < len; ++j) {
+        const float* v = v_cache + (j * kv_heads + kvh) * d;
+        const float p = s[j] / sum;
+        for (int64_t e = 0; e < d; ++e) o[e] += p * v[e];
+      }
+    }
+  });
+}
+
+std::vector<float> LlamaSession::Impl::forward(const std::vector<int32_t>& ids, bool all_logits) {
+  const LlamaModel::Impl& m = *model;
+  const LlamaConfig& c = m.config;
+  const auto tokens = static_cast<int64_t>(ids.size());
+  require(tokens > 0, "llama: forward needs at least one token");
+  require(position + tokens <= capacity, [&] {
+    return "llama: " + std::to_string(position) + " cached + " + std::to_string(tokens) +
+           " new tokens exceed the session's capacity of " + std::to_string(capacity);
+  });
+  for (size_t i = 0; i < ids.size(); ++i)
+    require(ids[i] >= 0 && ids[i] < c.vocab_size, [&] {
+      return "llama: token id " + std::to_string(ids[i]) + " at " + std::to_string(i) +
+             " is outside the vocabulary (" + std::to_string(c.vocab_size) + ")";
+    });
+  const int64_t h = c.hidden_size, d = c.head_dim, heads = c.num_heads, kv = c.num_kv_heads;
+  const int64_t row = (heads + 2 * kv) * d, inter = c.intermediate_size;
+  x.resize(static_cast<size_t>(tokens * h));
+  xn.resize(x.size());
+  x1.resize(x.size());
+  qkv.resize(static_cast<size_t>(tokens * row));
+  ctx.resize(static_cast<size_t>(tokens * heads * d));
+  gate_up.resize(static_cast<size_t>(tokens * 2 * inter));
+  act.resize(static_cast<size_t>(tokens * inter));
+  for (int64_t t = 0; t < tokens; ++t)
+    std::copy_n(m.embed.data() + ids[static_cast<size_t>(t)] * h, h, x.data() + t * h);
+
+  for (size_t l = 0; l < m.layers.size(); ++l) {
+    const LlamaModel::Impl::Layer& layer = m.layers[l];
+    rms_norm(x.data(), tokens, h, layer.attention_norm, c.rms_norm_eps, xn.data());
+    layer.qkv.forward(xn.data(), tokens, qkv.data());
+    float* k_cache = keys[l].data();
+    float* v_cache = values[l].data();
+    for (int64_t t = 0; t < tokens; ++t) {
+      float* r = qkv.data() + t * row;
+      const int64_t pos = position + t;
+      for (int64_t hh = 0; hh < heads + kv; ++hh)  // queries, then keys
+        apply_rope(r + hh * d, d, pos, m.inv_freq);
+      std::copy_n(r + heads * d, kv * d, k_cache + pos * kv * d);
+      std::copy_n(r + (heads + kv) * d, kv * d, v_cache + pos * kv * d);
+    }
+    attention(tokens, static_cast<int64_t>(l));
+    layer.o.forward(ctx.data(), tokens, x1.data(), x.data());  // + residual
+    rms_norm(x1.data(), tokens, h, layer.mlp_norm, c.rms_norm_eps, xn.data());
+    layer.gate_up.forward(xn.data(), tokens, gate_up.data());
+    for (int64_t t = 0; t < tokens; ++t) {
+      const float* g = gate_up.data() + t * 2 * inter;
+      const float* u = g + inter;
+      float* a = act.data() + t * inter;
+      for (int64_t i = 0; i < inter; ++i) a[i] = g[i] / (1.0f + std::exp(-g[i])) * u[i];
+    }
+    layer.down.forward(act.data(), tokens, x.data(), x1.data());  // + residual
+  }
+  position += tokens;
+  const int64_t first = all_logits ? 0 : tokens - 1, rows = tokens - first;
+  rms_norm(x.data() + first * h, rows, h, m.final_norm, c.rms_norm_eps, xn.data());
+  std::vector<float> logits(static_cast<size_t>(rows * c.vocab_size));
+  m.head->forward(xn.data(), rows, logits.data());
+  return logits;
+}
+
+LlamaModel::LlamaModel(std::shared_ptr<const Impl> impl) : impl_(std::move(impl)) {}
+LlamaModel::LlamaModel(LlamaModel&&) noexcept = default;
+LlamaModel& LlamaModel::operator=(LlamaModel&&) noexcept = default;
+LlamaModel::~LlamaModel() = default;
+
+const LlamaConfig& LlamaModel::config() const { return impl_->config; }
+
+LlamaModel LlamaModel::load(const std::string& dir, const DecoderOptions& options) {
+  const auto config = LlamaConfig::from_file((std::filesystem::path(dir) / "config.json").string());
+  return build(config, load_llama_weights(SafetensorsModel::open(dir), config), options);
+}
+
+LlamaModel LlamaModel::build(const LlamaConfig& c, const LlamaWeights& w,
+                             const DecoderOptions& options) {
+  require(static_cast<int64_t>(w.layers.size()) == c.num_layers,
+          "llama: the weights' layer count differs from the config's");
+  require(static_cast<int64_t>(w.embed.size()) == c.vocab_size * c.hidden_size &&
+              static_cast<int64_t>(w.final_norm.size()) == c.hidden_size,
+          "llama: the embedding or final norm size differs from the config's");
+  auto impl = std::make_unique<Impl>();
+  impl->config = c;
+  impl->options = options;
+  impl->embed = w.embed;
+  impl->final_norm = w.final_norm;
+  impl->arena = &arena_for(resolve_threads(options.threads));
+  impl->inv_freq = rope_inverse_frequencies(c);
+  for (const LlamaLayerWeights& l : w.layers) {
+    require(static_cast<int64_t>(l.attention_norm.size()) == c.hidden_size &&
+                static_cast<int64_t>(l.mlp_norm.size()) == c.hidden_size,
+            "llama: a layer's norm size differs from the config's hidden size");
+    impl->layers.push_back(
+        {pack(stack({&l.q, &l.k, &l.v}), options.dtype, options.pattern, options.threads),
+         pack(l.o, options.dtype, options.pattern, options.threads),
+         pack(stack({&l.gate, &l.up}), options.dtype, options.pattern, options.threads),
+         pack(l.down, options.dtype, options.pattern, options.threads), l.attention_norm,
+         l.mlp_norm});
+  }
+  LinearWeights head = w.lm_head;
+  if (head.weight.empty()) {  // tied to the embeddings
+    head.out = c.vocab_size;
+    head.in = c.hidden_size;
+    head.weight = w.embed;
+  }
+  impl->head.emplace(pack(head, DType::f32, Pattern::dense(), options.threads));
+  return LlamaModel(std::move(impl));
+}
+
+LlamaSession LlamaModel::start(int64_t max_tokens) const {
+  const LlamaConfig& c = impl_->config;
+  require(max_tokens > 0 && max_tokens <= c.max_position, [&] {
+    return "llama: a session of " + std::to_string(max_tokens) + " tokens (1.." +
+           std::to_string(c.max_position) + " expected)";
+  });
+  auto s = std::make_unique<LlamaSession::Impl>();
+  s->model = impl_;
+  s->capacity = max_tokens;
+  const auto cache = static_cast<size_t>(max_tokens * c.num_kv_heads * c.head_dim);
+  s->keys.assign(static_cast<size_t>(c.num_layers), std::vector<float>(cache));
+  s->values.assign(static_cast<size_t>(c.num_layers), std::vector<float>(cache));
+  return LlamaSession(std::move(s));
+}
+
+std::vector<std::pair<std::string, LinearInfo>> LlamaModel::kernels() const {
+  const Impl::Layer& l = impl_->layers.front();
+  return {{"query/key/value", l.qkv.info()},
+          {"attention output", l.o.info()},
+          {"gate/up", l.gate_up.info()},
+          {"down", l.down.info()},
+          {"output head", impl_->head->info()}};
+}
+
+}  // namespace sparq::models

@@ -1,0 +1,62 @@
+#include "sparq/models/llama_weights.hpp"
+
+#include "sparq/error.hpp"
+#include "src/safetensors.hpp"
+
+namespace sparq::models {
+namespace {
+
+std::vector<float> get(const SafetensorsModel& m, const std::string& name,
+                       const std::vector<int64_t>& shape) {
+  const TensorView& t = m.tensor(name);
+  if (t.shape != shape) {
+    auto dims = [](const std::vector<int64_t>& s) {
+      std::string out = "[";
+      for (size_t i = 0; i < s.size(); ++i) out += (i ? ", " : "") + std::to_string(s[i]);
+      return out + "]";
+    };
+    throw ModelFileError(m.dir() + ": tensor '" + name + "' has shape " + dims(t.shape) +
+                         "; the config needs " + dims(shape));
+  }
+  return t.to_f32();
+}
+
+LinearWeights linear(const SafetensorsModel& m, const std::string& name, int64_t out, int64_t in) {
+  LinearWeights l;
+  l.out = out;
+  l.in = in;
+  l.weight = get(m, name + ".weight", {out, in});
+  if (m.contains(name + ".bias"))
+    throw ModelFileError(m.dir() + ": tensor '" + name +
+                         ".bias': Llama projections have no bias, sparq does not read one");
+  l.bias.assign(static_cast<size_t>(out), 0.0f);
+  return l;
+}
+
+}  // namespace
+
+LlamaWeights load_llama_weights(const SafetensorsModel& m, const LlamaConfig& c) {
+  const int64_t h = c.hidden_size, i = c.intermediate_size, d = c.head_dim;
+  LlamaWeights w;
+  w.embed = get(m, "model.embed_tokens.weight", {c.vocab_size, h});
+  for (int64_t n = 0; n < c.num_layers; ++n) {
+    const std::string p = "model.layers." + std::to_string(n) + ".";
+    LlamaLayerWeights l;
+    l.attention_norm = get(m, p + "input_layernorm.weight", {h});
+    l.q = linear(m, p + "self_attn.q_proj", c.num_heads * d, h);
+    l.k = linear(m, p + "self_attn.k_proj", c.num_kv_heads * d, h);
+    l.v = linear(m, p + "self_attn.v_proj", c.num_kv_heads * d, h);
+    l.o = linear(m, p + "self_attn.o_proj", h, c.num_heads * d);
+    l.mlp_norm = get(m, p + "post_attention_layernorm.weight", {h});
+    l.gate = linear(m, p + "mlp.gate_proj", i, h);
+    l.up = linear(m, p + "mlp.up_proj", i, h);
+    l.down = linear(m, p + "mlp.down_proj", h, i);
+    w.layers.push_back(std::move(l));
+  }
+  w.final_norm = get(m, "model.norm.weight", {h});
+  if (!c.tie_word_embeddings || m.contains("lm_head.weight"))
+    w.lm_head = linear(m, "lm_head", c.vocab_size, h);
+  return w;
+}
+
+}  // namespace sparq::models

@@ -1,0 +1,322 @@
+// The Llama decoder against a plain double-precision reference of the same math (whole-sequence
+// causal attention, no cache, its own rotary frequencies): fp32 dense and 4x1-sparse logits to
+// 1e-4, int8 by cosine; the key/value cache (prompt then token by token equals one pass);
+// grouped-query attention, tied and untied heads, linear and llama3 rope scaling; config.json
+// parsing and loading a Hugging Face folder; bad inputs.
+#include <gtest/gtest.h>
+
+#include <cmath>
+#include <filesystem>
+#include <fstream>
+#include <numbers>
+
+#include "sparq/error.hpp"
+#include "sparq/models/llama_model.hpp"
+#include "sparse/prune.hpp"
+#include "src/safetensors.hpp"
+#include "test_util.hpp"
+
+namespace sparq::models {
+namespace {
+
+LlamaConfig tiny_config() {
+  LlamaConfig c;
+  c.vocab_size = 40;
+  c.hidden_size = 32;
+  c.intermediate_size = 48;
+  c.num_layers = 2;
+  c.num_heads = 4;
+  c.num_kv_heads = 2;
+  c.head_dim = 8;
+  c.max_position = 64;
+  c.rms_norm_eps = 1e-5;
+  c.rope_theta = 10000.0;
+  return c;
+}
+
+LlamaWeights random_weights(const LlamaConfig& c, double sparsity, uint32_t seed) {
+  auto vec = [&](int64_t n, float scale) {
+    return test::random_floats(static_cast<size_t>(n), seed++, -scale, scale);
+  };
+  auto linear = [&](int64_t out, int64_t in) {
+    LinearWeights l{out, in, vec(out * in, 0.4f), std::vector<float>(static_cast<size_t>(out))};
+    if (sparsity > 0) l.weight = sparse::prune(l.weight, out, in, Pattern::blocks(4, 1), sparsity);
+    return l;
+  };
+  auto norm = [&] {
+    auto n = vec(c.hidden_size, 0.2f);
+    for (float& g : n) g += 1.0f;
+    return n;
+  };
+  const int64_t h = c.hidden_size, d = c.head_dim;
+  LlamaWeights w;
+  w.embed = vec(c.vocab_size * h, 1.0f);
+  for (int64_t n = 0; n < c.num_layers; ++n)
+    w.layers.push_back({norm(), linear(c.num_heads * d, h), linear(c.num_kv_heads * d, h),
+                        linear(c.num_kv_heads * d, h), linear(h, c.num_heads * d), norm(),
+                        linear(c.intermediate_size, h), linear(c.intermediate_size, h),
+                        linear(h, c.intermediate_size)});
+  w.final_norm = norm();
+  if (!c.tie_word_embeddings) w.lm_head = linear(c.vocab_size, h);
+  return w;
+}
+
+// The reference: every position of `ids` in one pass, in double precision.
+std::vector<float> reference_logits(const LlamaConfig& c, const LlamaWeights& w,
+                                    const std::vector<int32_t>& ids) {
+  const int64_t n = static_cast<int64_t>(ids.size()), h = c.hidden_size, d = c.head_dim;
+  const int64_t heads = c.num_heads, kv = c.num_kv_heads, inter = c.intermediate_size;
+  using Vec = std::vector<double>;
+  auto matvec = [](const LinearWeights& l, const Vec& x) {
+    Vec y(static_cast<size_t>(l.out), 0.0);
+    for (int64_t o = 0; o < l.out; ++o)
+      for (int64_t i = 0; i < l.in; ++i) y[o] += double(l.weight[o * l.in + i]) * x[i];
+    return y;
+  };
+  auto rms = [&](const Vec& x, const std::vector<float>& g) {
+    double ss = 0;
+    for (double v : x) ss += v * v;
+    const double inv = 1.0 / std::sqrt(ss / static_cast<double>(x.size()) + c.rms_norm_eps);
+    Vec y(x.size());
+    for (size_t i = 0; i < x.size(); ++i) y[i] = x[i] * inv * g[i];
+    return y;
+  };
+  // Rotary frequencies, scaled as the config says (written out here independently).
+  std::vector<double> freq(static_cast<size_t>(d / 2));
+  for (int64_t i = 0; i < d / 2; ++i) {
+    double f = 1.0 / std::pow(c.rope_theta, double(2 * i) / double(d));
+    const RopeScaling& s = c.rope_scaling;
+    if (s.kind == RopeScaling::Kind::linear) f /= s.factor;
+    if (s.kind == RopeScaling::Kind::llama3) {
+      const double wavelen = 2 * std::numbers::pi / f, old = double(s.original_max_position);
+      if (wavelen > old / s.low_freq_factor)
+        f = f / s.factor;
+      else if (wavelen >= old / s.high_freq_factor) {
+        const double t =
+            (old / wavelen - s.low_freq_factor) / (s.high_freq_factor - s.low_freq_factor);
+        f = (1 - t) * f / s.factor + t * f;
+      }
+    }
+    freq[static_cast<size_t>(i)] = f;
+  }
+  auto rope = [&](double* v, int64_t pos) {
+    for (int64_t i = 0; i < d / 2; ++i) {
+      const double a = v[i], b = v[i + d / 2], angle = double(pos) * freq[static_cast<size_t>(i)];
+      v[i] = a * std::cos(angle) - b * std::sin(angle);
+      v[i + d / 2] = b * std::cos(angle) + a * std::sin(angle);
+    }
+  };
+  std::vector<Vec> x(static_cast<size_t>(n));
+  for (int64_t t = 0; t < n; ++t)
+    x[t] = Vec(w.embed.begin() + ids[t] * h, w.embed.begin() + (ids[t] + 1) * h);
+  for (const LlamaLayerWeights& l : w.layers) {
+    std::vector<Vec> q(n), k(n), v(n);
+    for (int64_t t = 0; t < n; ++t) {
+      const Vec xn = rms(x[t], l.attention_norm);
+      q[t] = matvec(l.q, xn);
+      k[t] = matvec(l.k, xn);
+      v[t] = matvec(l.v, xn);
+      for (int64_t hh = 0; hh < heads; ++hh) rope(q[t].data() + hh * d, t);
+      for (int64_t hh = 0; hh < kv; ++hh) rope(k[t].data() + hh * d, t);
+    }
+    for (int64_t t = 0; t < n; ++t) {
+      Vec ctx(static_cast<size_t>(heads * d), 0.0);
+      for (int64_t hh = 0; hh < heads; ++hh) {
+        const int64_t g = hh / (heads / kv);
+        Vec s(static_cast<size_t>(t + 1));
+        double m = -INFINITY, sum = 0;
+        for (int64_t j = 0; j <= t; ++j) {
+          double dot = 0;
+          for (int64_t e = 0; e < d; ++e) dot += q[t][hh * d + e] * k[j][g * d + e];
+          s[j] = dot / std::sqrt(double(d));
+          m = std::max(m, s[j]);
+        }
+        for (double& e : s) sum += (e = std::exp(e - m));
+        for (int64_t j = 0; j <= t; ++j)
+          for (int64_t e = 0; e < d; ++e) ctx[hh * d + e] += s[j] / sum * v[j][g * d + e];
+      }
+      const Vec o = matvec(l.o, ctx);
+      for (int64_t i = 0; i < h; ++i) x[t][i] += o[i];
+    }
+    for (int64_t t = 0; t < n; ++t) {
+      const Vec xn = rms(x[t], l.mlp_norm);
+      const Vec g = matvec(l.gate, xn), u = matvec(l.up, xn);
+      Vec a(static_cast<size_t>(inter));
+      for (int64_t i = 0; i < inter; ++i) a[i] = g[i] / (1 + std::exp(-g[i])) * u[i];
+      const Vec down = matvec(l.down, a);
+      for (int64_t i = 0; i < h; ++i) x[t][i] += down[i];
+    }
+  }
+  LinearWeights head = w.lm_head;
+  if (head.weight.empty()) head = {c.vocab_size, h, w.embed, {}};
+  std::vector<float> out;
+  for (int64_t t = 0; t < n; ++t)
+    for (double v : matvec(head, rms(x[t], w.final_norm))) out.push_back(static_cast<float>(v));
+  return out;
+}
+
+const std::vector<int32_t> kPrompt = {1, 7, 3, 39, 0, 22, 22, 5, 17};
+
+TEST(Llama, Fp32DenseAndSparseMatchTheReference) {
+  for (double sparsity : {0.0, 0.75}) {
+    for (bool tied : {false, true}) {
+      SCOPED_TRACE("sparsity " + std::to_string(sparsity) + (tied ? " tied" : " untied"));
+      auto c = tiny_config();
+      c.tie_word_embeddings = tied;
+      const auto w = random_weights(c, sparsity, 3);
+      const Pattern pattern = sparsity > 0 ? Pattern::blocks(4, 1) : Pattern::dense();
+      const auto model = LlamaModel::build(c, w, {DType::f32, pattern, 2});
+      auto session = model.start(16);
+      const auto logits = session.forward(kPrompt, true);
+      test::expect_close(logits, reference_logits(c, w, kPrompt), 1e-4, "logits");
+      EXPECT_EQ(session.position(), static_cast<int64_t>(kPrompt.size()));
+    }
+  }
+}
+
+TEST(Llama, RopeScalingVariantsMatchTheReference) {
+  for (auto kind : {RopeScaling::Kind::linear, RopeScaling::Kind::llama3}) {
+    auto c = tiny_config();
+    c.head_dim = 16;  // enough frequencies to cross the llama3 band
+    c.num_heads = 2;
+    c.num_kv_heads = 1;
+    c.rope_theta = 500000.0;
+    c.rope_scaling = {kind, 8.0, 1.0, 4.0, 64};  // 64: one frequency falls in the blended band
+    const auto w = random_weights(c, 0.0, 9);
+    auto session = LlamaModel::build(c, w, {DType::f32, Pattern::dense(), 1}).start(16);
+    test::expect_close(session.forward(kPrompt, true), reference_logits(c, w, kPrompt), 1e-4,
+                       kind == RopeScaling::Kind::linear ? "linear" : "llama3");
+  }
+}
+
+TEST(Llama, TheCacheGivesWhatOnePassGives) {
+  const auto c = tiny_config();
+  const auto w = random_weights(c, 0.5, 5);
+  const auto model = LlamaModel::build(c, w, {DType::f32, Pattern::blocks(4, 1), 2});
+  auto whole = model.start(16);
+  const auto all = whole.forward(kPrompt, true);
+  auto steps = model.start(16);
+  const size_t prompt = 4, vocab = static_cast<size_t>(c.vocab_size);
+  auto last = steps.forward({kPrompt.begin(), kPrompt.begin() + prompt});
+  test::expect_close(last, {all.begin() + (prompt - 1) * vocab, all.begin() + prompt * vocab}, 1e-5,
+                     "prompt");
+  for (size_t t = prompt; t < kPrompt.size(); ++t) {
+    last = steps.forward({kPrompt[t]});
+    test::expect_close(last, {all.begin() + t * vocab, all.begin() + (t + 1) * vocab}, 1e-5,
+                       "token " + std::to_string(t));
+  }
+}
+
+TEST(Llama, Int8SparseLogitsAgreeWithFp32) {
+  const auto c = tiny_config();
+  const auto w = random_weights(c, 0.75, 11);
+  const auto want = reference_logits(c, w, kPrompt);
+  for (Pattern p : {Pattern::blocks(4, 1), Pattern::automatic()}) {
+    auto session = LlamaModel::build(c, w, {DType::int8, p, 2}).start(16);
+    const auto got = session.forward(kPrompt, true);
+    for (size_t t = 0; t < kPrompt.size(); ++t)
+      EXPECT_GE(test::cosine(&got[t * c.vocab_size], &want[t * c.vocab_size], c.vocab_size), 0.99)
+          << "position " << t;
+  }
+}
+
+TEST(Llama, BadInputsAreRejected) {
+  const auto c = tiny_config();
+  const auto model = LlamaModel::build(c, random_weights(c, 0.0, 1), {});
+  auto s = model.start(4);
+  EXPECT_THROW(s.forward({}), InvalidArgument);
+  EXPECT_THROW(s.forward({40}), InvalidArgument);
+  EXPECT_THROW(s.forward({-1}), InvalidArgument);
+  EXPECT_THROW(s.forward({1, 2, 3, 4, 5}), InvalidArgument);  // beyond the capacity
+  EXPECT_EQ(s.position(), 0);
+  EXPECT_THROW(model.start(0), InvalidArgument);
+  EXPECT_THROW(model.start(c.max_position + 1), InvalidArgument);
+  auto w = random_weights(c, 0.0, 1);
+  w.layers.pop_back();
+  EXPECT_THROW(LlamaModel::build(c, w, {}), InvalidArgument);
+}
+
+constexpr const char* kConfig = R"({"architectures": ["LlamaForCausalLM"], "model_type": "llama",
+  "vocab_size": 40, "hidden_size": 32, "intermediate_size": 48, "num_hidden_layers": 2,
+  "num_attention_heads": 4, "num_key_value_heads": 2, "max_position_embeddings": 64,
+  "rms_norm_eps": 1e-05, "rope_theta": 10000.0, "hidden_act": "silu",
+  "tie_word_embeddings": false, "rope_scaling": null})";
+
+TEST(LlamaConfigJson, ReadsAndChecks) {
+  const auto c = LlamaConfig::from_json_text(kConfig, "config.json");
+  EXPECT_EQ(c.head_dim, 8);
+  EXPECT_EQ(c.num_kv_heads, 2);
+  EXPECT_EQ(c.rope_scaling.kind, RopeScaling::Kind::none);
+  const std::string llama3 = std::string(kConfig).replace(
+      std::string(kConfig).find("null"), 4,
+      R"({"rope_type": "llama3", "factor": 32.0, "low_freq_factor": 1.0,
+          "high_freq_factor": 4.0, "original_max_position_embeddings": 8192})");
+  const auto c3 = LlamaConfig::from_json_text(llama3, "config.json");
+  EXPECT_EQ(c3.rope_scaling.kind, RopeScaling::Kind::llama3);
+  EXPECT_EQ(c3.rope_scaling.factor, 32.0);
+  auto expect_error = [](const std::string& text, const std::string& fragment) {
+    try {
+      LlamaConfig::from_json_text(text, "config.json");
+      ADD_FAILURE() << "accepted: " << fragment;
+    } catch (const ModelFileError& e) {
+      EXPECT_NE(std::string(e.what()).find(fragment), std::string::npos) << e.what();
+    }
+  };
+  auto with = [&](const std::string& from, const std::string& to) {
+    std::string s = kConfig;
+    return s.replace(s.find(from), from.size(), to);
+  };
+  expect_error(with("\"llama\"", "\"bert\""), "not a Llama-family decoder");
+  expect_error(with("\"num_key_value_heads\": 2", "\"num_key_value_heads\": 3"),
+               "not a multiple of 3 key/value heads");
+  expect_error(with("\"vocab_size\": 40,", ""), "no 'vocab_size'");
+  expect_error(with("\"silu\"", "\"gelu\""), "SwiGLU");
+  expect_error(with("null", R"({"rope_type": "yarn", "factor": 4.0})"), "rope type 'yarn'");
+  expect_error("[1]", "not a JSON object");
+}
+
+TEST(LlamaFolder, LoadsTheHuggingFaceNaming) {
+  namespace fs = std::filesystem;
+  const fs::path dir = fs::temp_directory_path() / "sparq_llama_folder";
+  fs::remove_all(dir);
+  fs::create_directories(dir);
+  const auto c = LlamaConfig::from_json_text(kConfig, "config.json");
+  const auto w = random_weights(c, 0.0, 21);
+  std::vector<TensorToWrite> tensors;
+  auto add = [&](const std::string& name, const std::vector<float>& v, std::vector<int64_t> shape) {
+    tensors.push_back({name, TensorDType::f32, std::move(shape), v.data()});
+  };
+  add("model.embed_tokens.weight", w.embed, {c.vocab_size, c.hidden_size});
+  for (int64_t n = 0; n < c.num_layers; ++n) {
+    const auto& l = w.layers[static_cast<size_t>(n)];
+    const std::string p = "model.layers." + std::to_string(n) + ".";
+    add(p + "input_layernorm.weight", l.attention_norm, {c.hidden_size});
+    add(p + "post_attention_layernorm.weight", l.mlp_norm, {c.hidden_size});
+    for (auto [name, lin] : {std::pair{"self_attn.q_proj", &l.q},
+                             {"self_attn.k_proj", &l.k},
+                             {"self_attn.v_proj", &l.v},
+                             {"self_attn.o_proj", &l.o},
+                             {"mlp.gate_proj", &l.gate},
+                             {"mlp.up_proj", &l.up},
+                             {"mlp.down_proj", &l.down}})
+      add(p + name + ".weight", lin->weight, {lin->out, lin->in});
+  }
+  add("model.norm.weight", w.final_norm, {c.hidden_size});
+  std::ofstream(dir / "config.json") << kConfig;
+  write_safetensors((dir / "model.safetensors").string(), tensors);
+  try {
+    LlamaModel::load(dir.string(), {});
+    ADD_FAILURE() << "loaded without lm_head";
+  } catch (const ModelFileError& e) {
+    EXPECT_NE(std::string(e.what()).find("lm_head.weight"), std::string::npos) << e.what();
+  }
+  add("lm_head.weight", w.lm_head.weight, {c.vocab_size, c.hidden_size});
+  write_safetensors((dir / "model.safetensors").string(), tensors);
+  auto session = LlamaModel::load(dir.string(), {DType::f32, Pattern::dense(), 1}).start(16);
+  test::expect_close(session.forward(kPrompt, true), reference_logits(c, w, kPrompt), 1e-4,
+                     "loaded");
+  fs::remove_all(dir);
+}
+
+}  // namespace
+}  // namespace sparq::models
