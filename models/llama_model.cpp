@@ -8,6 +8,7 @@
 #include "models/rope.hpp"
 #include "sparq/error.hpp"
 #include "sparse/checks.hpp"
+#include "src/gguf.hpp"
 #include "src/safetensors.hpp"
 #include "src/threading.hpp"
 
@@ -193,9 +194,15 @@ LlamaModel::~LlamaModel() = default;
 
 const LlamaConfig& LlamaModel::config() const { return impl_->config; }
 
-LlamaModel LlamaModel::load(const std::string& dir, const DecoderOptions& options) {
-  const auto config = LlamaConfig::from_file((std::filesystem::path(dir) / "config.json").string());
-  return build(config, load_llama_weights(SafetensorsModel::open(dir), config), options);
+LlamaModel LlamaModel::load(const std::string& path, const DecoderOptions& options) {
+  if (std::filesystem::is_regular_file(path)) {  // a GGUF file
+    const auto file = GgufFile::open(path);
+    const auto config = llama_config_from_gguf(file);
+    return build(config, load_llama_weights(file, config), options);
+  }
+  const auto config =
+      LlamaConfig::from_file((std::filesystem::path(path) / "config.json").string());
+  return build(config, load_llama_weights(SafetensorsModel::open(path), config), options);
 }
 
 LlamaModel LlamaModel::build(const LlamaConfig& c, const LlamaWeights& w,

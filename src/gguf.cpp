@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <cstring>
+#include <fstream>
 
 #include "sparq/error.hpp"
 #include "src/mapped_file.hpp"
@@ -381,5 +382,166 @@ const GgufTensor& GgufFile::tensor(const std::string& name) const {
 }
 
 std::vector<std::string> GgufFile::tensor_names() const { return order_; }
+
+namespace {
+
+void put(std::string& out, const void* p, size_t n) { out.append(static_cast<const char*>(p), n); }
+template <typename T>
+void put(std::string& out, T v) {
+  put(out, &v, sizeof v);
+}
+void put_string(std::string& out, const std::string& s) {
+  put<uint64_t>(out, s.size());
+  out += s;
+}
+
+void put_value(std::string& out, const GgufValue& v, bool with_type) {
+  if (with_type) put<uint32_t>(out, v.type_id);
+  auto expect = [&](GgufValue::Kind kind) {
+    if (v.kind != kind)
+      throw InvalidArgument("write_gguf: a " + std::string(value_type_name(v.type_id)) +
+                            " value of another kind");
+  };
+  switch (v.type_id) {
+    case kUint8:
+      expect(GgufValue::Kind::uint);
+      put<uint8_t>(out, static_cast<uint8_t>(v.u));
+      break;
+    case kUint16:
+      expect(GgufValue::Kind::uint);
+      put<uint16_t>(out, static_cast<uint16_t>(v.u));
+      break;
+    case kUint32:
+      expect(GgufValue::Kind::uint);
+      put<uint32_t>(out, static_cast<uint32_t>(v.u));
+      break;
+    case kUint64:
+      expect(GgufValue::Kind::uint);
+      put<uint64_t>(out, v.u);
+      break;
+    case kInt8:
+      expect(GgufValue::Kind::sint);
+      put<int8_t>(out, static_cast<int8_t>(v.i));
+      break;
+    case kInt16:
+      expect(GgufValue::Kind::sint);
+      put<int16_t>(out, static_cast<int16_t>(v.i));
+      break;
+    case kInt32:
+      expect(GgufValue::Kind::sint);
+      put<int32_t>(out, static_cast<int32_t>(v.i));
+      break;
+    case kInt64:
+      expect(GgufValue::Kind::sint);
+      put<int64_t>(out, v.i);
+      break;
+    case kFloat32:
+      expect(GgufValue::Kind::real);
+      put<float>(out, static_cast<float>(v.f));
+      break;
+    case kFloat64:
+      expect(GgufValue::Kind::real);
+      put<double>(out, v.f);
+      break;
+    case kBool:
+      expect(GgufValue::Kind::boolean);
+      put<uint8_t>(out, v.b ? 1 : 0);
+      break;
+    case kString:
+      expect(GgufValue::Kind::string);
+      put_string(out, v.s);
+      break;
+    case kArray: {
+      expect(GgufValue::Kind::array);
+      const uint32_t elem = v.array.empty() ? kUint8 : v.array.front().type_id;
+      put<uint32_t>(out, elem);
+      put<uint64_t>(out, v.array.size());
+      for (const GgufValue& e : v.array) {
+        if (e.type_id != elem) throw InvalidArgument("write_gguf: an array of mixed types");
+        put_value(out, e, false);
+      }
+      break;
+    }
+    default:
+      throw InvalidArgument("write_gguf: value type " + std::to_string(v.type_id));
+  }
+}
+
+}  // namespace
+
+void write_gguf(const std::string& path,
+                const std::vector<std::pair<std::string, GgufValue>>& metadata,
+                const std::vector<GgufTensorToWrite>& tensors) {
+  constexpr uint64_t kAlign = 32;
+  std::string head;
+  put<uint32_t>(head, 0x46554747u);
+  put<uint32_t>(head, 3);
+  put<uint64_t>(head, tensors.size());
+  put<uint64_t>(head, metadata.size());
+  for (const auto& [key, value] : metadata) {
+    put_string(head, key);
+    put_value(head, value, true);
+  }
+  uint64_t offset = 0;
+  for (const GgufTensorToWrite& t : tensors) {
+    if (t.dims.empty() || t.dims.size() > kMaxDims || !t.values)
+      throw InvalidArgument("write_gguf: tensor '" + t.name + "' needs 1..4 dims and values");
+    put_string(head, t.name);
+    put<uint32_t>(head, static_cast<uint32_t>(t.dims.size()));
+    int64_t n = 1;
+    for (int64_t d : t.dims) {
+      put<uint64_t>(head, static_cast<uint64_t>(d));
+      n *= d;
+    }
+    put<uint32_t>(head, 0);  // F32
+    put<uint64_t>(head, offset);
+    offset += (static_cast<uint64_t>(n) * 4 + kAlign - 1) / kAlign * kAlign;
+  }
+  head.append((kAlign - head.size() % kAlign) % kAlign, '\0');
+  std::ofstream out(path, std::ios::binary | std::ios::trunc);
+  if (!out) throw ModelFileError(path + ": cannot write");
+  out << head;
+  for (const GgufTensorToWrite& t : tensors) {
+    int64_t n = 1;
+    for (int64_t d : t.dims) n *= d;
+    const auto bytes = static_cast<uint64_t>(n) * 4;
+    out.write(reinterpret_cast<const char*>(t.values), static_cast<std::streamsize>(bytes));
+    const std::string pad((kAlign - bytes % kAlign) % kAlign, '\0');
+    out << pad;
+  }
+  if (!out.flush()) throw ModelFileError(path + ": write failed");
+}
+
+GgufValue gguf_string(std::string s) {
+  GgufValue v;
+  v.kind = GgufValue::Kind::string;
+  v.type_id = kString;
+  v.s = std::move(s);
+  return v;
+}
+
+GgufValue gguf_uint32(uint32_t x) {
+  GgufValue v;
+  v.kind = GgufValue::Kind::uint;
+  v.type_id = kUint32;
+  v.u = x;
+  return v;
+}
+
+GgufValue gguf_float32(float x) {
+  GgufValue v;
+  v.kind = GgufValue::Kind::real;
+  v.type_id = kFloat32;
+  v.f = x;
+  return v;
+}
+
+GgufValue gguf_strings(const std::vector<std::string>& list) {
+  GgufValue v;
+  v.kind = GgufValue::Kind::array;
+  v.type_id = kArray;
+  for (const auto& s : list) v.array.push_back(gguf_string(s));
+  return v;
+}
 
 }  // namespace sparq

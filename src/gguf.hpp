@@ -85,4 +85,25 @@ class GgufFile {
   std::vector<std::string> order_;
 };
 
+// A tensor to write: fp32 values stored as F32, dims in ggml order.
+struct GgufTensorToWrite {
+  std::string name;
+  std::vector<int64_t> dims;
+  const float* values = nullptr;
+};
+
+// Writes a version-3 GGUF file: the metadata (each value encoded as its type_id says; arrays
+// take their elements' type from the first element), then the tensors, 32-byte aligned.
+// Throws ModelFileError when the file cannot be written, InvalidArgument for a value whose
+// type_id disagrees with its kind.
+void write_gguf(const std::string& path,
+                const std::vector<std::pair<std::string, GgufValue>>& metadata,
+                const std::vector<GgufTensorToWrite>& tensors);
+
+// Metadata values, for writing.
+GgufValue gguf_string(std::string s);
+GgufValue gguf_uint32(uint32_t v);
+GgufValue gguf_float32(float v);
+GgufValue gguf_strings(const std::vector<std::string>& v);
+
 }  // namespace sparq

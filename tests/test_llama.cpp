@@ -13,6 +13,7 @@
 #include "sparq/error.hpp"
 #include "sparq/models/llama_model.hpp"
 #include "sparse/prune.hpp"
+#include "src/gguf.hpp"
 #include "src/safetensors.hpp"
 #include "test_util.hpp"
 
@@ -316,6 +317,85 @@ TEST(LlamaFolder, LoadsTheHuggingFaceNaming) {
   test::expect_close(session.forward(kPrompt, true), reference_logits(c, w, kPrompt), 1e-4,
                      "loaded");
   fs::remove_all(dir);
+}
+
+// llama.cpp's converter interleaves each head's rows for its rotary layout.
+std::vector<float> permute_heads(const LinearWeights& l, int64_t heads) {
+  const int64_t d = l.out / heads, half = d / 2;
+  std::vector<float> out(l.weight.size());
+  for (int64_t h = 0; h < heads; ++h)
+    for (int64_t i = 0; i < half; ++i)
+      for (int64_t j = 0; j < 2; ++j)
+        std::copy_n(l.weight.data() + (h * d + j * half + i) * l.in, l.in,
+                    out.data() + (h * d + 2 * i + j) * l.in);
+  return out;
+}
+
+TEST(LlamaGguf, LoadsWhatLlamaCppsConverterWrites) {
+  namespace fs = std::filesystem;
+  const fs::path path = fs::temp_directory_path() / "sparq_llama.gguf";
+  for (bool tied : {true, false}) {
+    SCOPED_TRACE(tied ? "tied" : "untied");
+    auto c = tiny_config();
+    c.tie_word_embeddings = tied;
+    const auto w = random_weights(c, 0.0, 31);
+    std::vector<std::pair<std::string, GgufValue>> meta = {
+        {"general.architecture", gguf_string("llama")},
+        {"llama.embedding_length", gguf_uint32(32)},
+        {"llama.feed_forward_length", gguf_uint32(48)},
+        {"llama.block_count", gguf_uint32(2)},
+        {"llama.attention.head_count", gguf_uint32(4)},
+        {"llama.attention.head_count_kv", gguf_uint32(2)},
+        {"llama.context_length", gguf_uint32(64)},
+        {"llama.rope.freq_base", gguf_float32(10000.0f)},
+        {"llama.attention.layer_norm_rms_epsilon", gguf_float32(1e-5f)},
+        {"tokenizer.ggml.tokens", gguf_strings(std::vector<std::string>(40, "t"))}};
+    std::vector<std::vector<float>> keep;
+    std::vector<GgufTensorToWrite> tensors;
+    auto add = [&](const std::string& name, const std::vector<float>& v,
+                   std::vector<int64_t> dims) {
+      tensors.push_back({name, std::move(dims), v.data()});
+    };
+    add("token_embd.weight", w.embed, {32, 40});
+    keep.reserve(4);
+    for (int64_t n = 0; n < 2; ++n) {
+      const auto& l = w.layers[static_cast<size_t>(n)];
+      const std::string p = "blk." + std::to_string(n) + ".";
+      add(p + "attn_norm.weight", l.attention_norm, {32});
+      keep.push_back(permute_heads(l.q, 4));
+      add(p + "attn_q.weight", keep.back(), {32, 32});
+      keep.push_back(permute_heads(l.k, 2));
+      add(p + "attn_k.weight", keep.back(), {32, 16});
+      add(p + "attn_v.weight", l.v.weight, {32, 16});
+      add(p + "attn_output.weight", l.o.weight, {32, 32});
+      add(p + "ffn_norm.weight", l.mlp_norm, {32});
+      add(p + "ffn_gate.weight", l.gate.weight, {32, 48});
+      add(p + "ffn_up.weight", l.up.weight, {32, 48});
+      add(p + "ffn_down.weight", l.down.weight, {48, 32});
+    }
+    add("output_norm.weight", w.final_norm, {32});
+    if (!tied) add("output.weight", w.lm_head.weight, {32, 40});
+    write_gguf(path.string(), meta, tensors);
+    auto session = LlamaModel::load(path.string(), {DType::f32, Pattern::dense(), 1}).start(16);
+    test::expect_close(session.forward(kPrompt, true), reference_logits(c, w, kPrompt), 1e-4,
+                       "gguf");
+    tensors.pop_back();  // a missing tensor is named
+    if (!tied) {
+      write_gguf(path.string(), meta, tensors);
+      const auto file = GgufFile::open(path.string());
+      const auto cfg = llama_config_from_gguf(file);
+      EXPECT_TRUE(cfg.tie_word_embeddings);  // no output.weight: tied
+    }
+    meta[0].second = gguf_string("gpt2");
+    write_gguf(path.string(), meta, tensors);
+    try {
+      LlamaModel::load(path.string(), {});
+      ADD_FAILURE() << "loaded a gpt2 file";
+    } catch (const ModelFileError& e) {
+      EXPECT_NE(std::string(e.what()).find("'gpt2'"), std::string::npos) << e.what();
+    }
+  }
+  fs::remove(path);
 }
 
 }  // namespace

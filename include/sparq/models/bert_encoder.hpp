@@ -10,9 +10,9 @@
 #include <string>
 #include <vector>
 
+#include "sparq/linear.hpp"
 #include "sparq/models/bert_config.hpp"
 #include "sparq/models/bert_weights.hpp"
-#include "sparq/linear.hpp"
 
 namespace sparq::models {
 

@@ -50,8 +50,9 @@ class LlamaSession {
 
 class LlamaModel {
  public:
-  // From a Hugging Face folder (config.json + safetensors).
-  static LlamaModel load(const std::string& dir, const DecoderOptions& options);
+  // From a Hugging Face folder (config.json + safetensors) or a GGUF file (llama architecture;
+  // F32, F16, BF16, Q8_0, Q4_0 and Q4_1 tensors, dequantized, then packed like any weight).
+  static LlamaModel load(const std::string& path, const DecoderOptions& options);
   static LlamaModel build(const LlamaConfig& config, const LlamaWeights& weights,
                           const DecoderOptions& options);
 

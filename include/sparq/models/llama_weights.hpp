@@ -11,7 +11,8 @@
 
 namespace sparq {
 class SafetensorsModel;
-}
+class GgufFile;
+}  // namespace sparq
 
 namespace sparq::models {
 
@@ -32,5 +33,13 @@ struct LlamaWeights {
 // Throws ModelFileError naming the folder and tensor for a missing tensor or a shape that
 // disagrees with the config.
 LlamaWeights load_llama_weights(const SafetensorsModel& model, const LlamaConfig& config);
+
+// A GGUF file of llama architecture: the config from its llama.* metadata, the weights from
+// token_embd / blk.N.{attn_norm,attn_q,attn_k,attn_v,attn_output,ffn_norm,ffn_gate,ffn_up,
+// ffn_down} / output_norm / output (absent: tied), dequantized to fp32. llama.cpp's converter
+// stores attn_q and attn_k with each head's rows interleaved for its rotary layout; they are
+// put back into Hugging Face's order here, so one rotary implementation serves both formats.
+LlamaConfig llama_config_from_gguf(const GgufFile& file);
+LlamaWeights load_llama_weights(const GgufFile& file, const LlamaConfig& config);
 
 }  // namespace sparq::models

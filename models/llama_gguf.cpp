@@ -1,0 +1,124 @@
+#include <algorithm>
+
+#include "sparq/error.hpp"
+#include "sparq/models/llama_weights.hpp"
+#include "src/gguf.hpp"
+
+namespace sparq::models {
+namespace {
+
+// The tensor as fp32 [rows x cols] (ggml dims {cols, rows}), or a vector (dims {n}).
+std::vector<float> get(const GgufFile& g, const std::string& name,
+                       const std::vector<int64_t>& ggml_dims) {
+  const GgufTensor& t = g.tensor(name);
+  if (t.dims != ggml_dims) {
+    auto dims = [](const std::vector<int64_t>& s) {
+      std::string out = "[";
+      for (size_t i = 0; i < s.size(); ++i) out += (i ? ", " : "") + std::to_string(s[i]);
+      return out + "]";
+    };
+    throw ModelFileError(g.path() + ": tensor '" + name + "' has ggml dims " + dims(t.dims) +
+                         "; the metadata needs " + dims(ggml_dims));
+  }
+  return t.to_f32();
+}
+
+LinearWeights linear(const GgufFile& g, const std::string& name, int64_t out, int64_t in) {
+  LinearWeights l;
+  l.out = out;
+  l.in = in;
+  l.weight = get(g, name, {in, out});
+  l.bias.assign(static_cast<size_t>(out), 0.0f);
+  return l;
+}
+
+// Each head's rows come as (d/2 pairs) x 2; Hugging Face's order is 2 x (d/2).
+void unpermute_heads(LinearWeights& l, int64_t heads) {
+  const int64_t d = l.out / heads, half = d / 2;
+  std::vector<float> out(l.weight.size());
+  for (int64_t h = 0; h < heads; ++h)
+    for (int64_t i = 0; i < half; ++i)
+      for (int64_t j = 0; j < 2; ++j)
+        std::copy_n(l.weight.data() + (h * d + 2 * i + j) * l.in, l.in,
+                    out.data() + (h * d + j * half + i) * l.in);
+  l.weight.swap(out);
+}
+
+}  // namespace
+
+LlamaConfig llama_config_from_gguf(const GgufFile& g) {
+  const std::string arch = g.get_string("general.architecture");
+  if (arch != "llama")
+    throw ModelFileError(g.path() + ": general.architecture is '" + arch +
+                         "'; sparq reads llama GGUF files");
+  auto count = [&](const std::string& key, uint64_t max) {
+    const uint64_t v = g.get_uint(key);
+    if (v == 0 || v > max)
+      throw ModelFileError(g.path() + ": " + key + " is " + std::to_string(v) + " (1.." +
+                           std::to_string(max) + " expected)");
+    return static_cast<int64_t>(v);
+  };
+  LlamaConfig c;
+  c.hidden_size = count("llama.embedding_length", 1 << 16);
+  c.intermediate_size = count("llama.feed_forward_length", 1 << 19);
+  c.num_layers = count("llama.block_count", 1024);
+  c.num_heads = count("llama.attention.head_count", 1 << 16);
+  c.num_kv_heads = g.has("llama.attention.head_count_kv")
+                       ? count("llama.attention.head_count_kv", 1 << 16)
+                       : c.num_heads;
+  c.head_dim = g.has("llama.rope.dimension_count") ? count("llama.rope.dimension_count", 1 << 16)
+                                                   : c.hidden_size / c.num_heads;
+  c.max_position = count("llama.context_length", 1 << 24);
+  c.vocab_size = g.has("llama.vocab_size")
+                     ? count("llama.vocab_size", 1 << 22)
+                     : static_cast<int64_t>(g.get_strings("tokenizer.ggml.tokens").size());
+  c.rms_norm_eps = g.get_float("llama.attention.layer_norm_rms_epsilon");
+  if (g.has("llama.rope.freq_base")) c.rope_theta = g.get_float("llama.rope.freq_base");
+  if (g.has("llama.rope.scaling.type")) {
+    const std::string type = g.get_string("llama.rope.scaling.type");
+    if (type == "linear") {
+      c.rope_scaling.kind = RopeScaling::Kind::linear;
+      c.rope_scaling.factor = g.get_float("llama.rope.scaling.factor");
+    } else if (type != "none") {
+      throw ModelFileError(g.path() + ": llama.rope.scaling.type '" + type +
+                           "'; sparq reads none and linear from GGUF");
+    }
+  }
+  if (g.contains("rope_freqs.weight"))
+    throw ModelFileError(g.path() +
+                         ": per-frequency rope factors (rope_freqs.weight, Llama 3.1 "
+                         "style) are not read from GGUF yet");
+  if (!(c.rms_norm_eps > 0 && c.rms_norm_eps <= 1) || !(c.rope_theta > 1))
+    throw ModelFileError(g.path() + ": implausible rms epsilon or rope base");
+  if (c.num_heads % c.num_kv_heads != 0 || c.head_dim % 2 != 0)
+    throw ModelFileError(g.path() + ": head counts or head size do not fit together");
+  c.tie_word_embeddings = !g.contains("output.weight");
+  return c;
+}
+
+LlamaWeights load_llama_weights(const GgufFile& g, const LlamaConfig& c) {
+  const int64_t h = c.hidden_size, i = c.intermediate_size, d = c.head_dim;
+  LlamaWeights w;
+  w.embed = get(g, "token_embd.weight", {h, c.vocab_size});
+  for (int64_t n = 0; n < c.num_layers; ++n) {
+    const std::string p = "blk." + std::to_string(n) + ".";
+    LlamaLayerWeights l;
+    l.attention_norm = get(g, p + "attn_norm.weight", {h});
+    l.q = linear(g, p + "attn_q.weight", c.num_heads * d, h);
+    unpermute_heads(l.q, c.num_heads);
+    l.k = linear(g, p + "attn_k.weight", c.num_kv_heads * d, h);
+    unpermute_heads(l.k, c.num_kv_heads);
+    l.v = linear(g, p + "attn_v.weight", c.num_kv_heads * d, h);
+    l.o = linear(g, p + "attn_output.weight", h, c.num_heads * d);
+    l.mlp_norm = get(g, p + "ffn_norm.weight", {h});
+    l.gate = linear(g, p + "ffn_gate.weight", i, h);
+    l.up = linear(g, p + "ffn_up.weight", i, h);
+    l.down = linear(g, p + "ffn_down.weight", h, i);
+    w.layers.push_back(std::move(l));
+  }
+  w.final_norm = get(g, "output_norm.weight", {h});
+  if (g.contains("output.weight")) w.lm_head = linear(g, "output.weight", c.vocab_size, h);
+  return w;
+}
+
+}  // namespace sparq::models
