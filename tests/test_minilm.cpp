@@ -14,6 +14,7 @@
 #include <string>
 #include <vector>
 
+#include "model_cache.hpp"
 #include "sparq/models/bert_encoder.hpp"
 #include "sparq/models/wordpiece.hpp"
 #include "sparse/prune.hpp"
@@ -25,18 +26,10 @@ namespace {
 
 namespace fs = std::filesystem;
 
-// Where scripts/fetch-models.sh puts the model (same rules), or $SPARQ_MINILM_DIR.
+// Where scripts/fetch-models.sh puts the model, or $SPARQ_MINILM_DIR.
 fs::path minilm_dir() {
   if (const char* dir = std::getenv("SPARQ_MINILM_DIR")) return dir;
-  fs::path cache;
-  if (const char* c = std::getenv("SPARQ_MODEL_CACHE")) {
-    cache = c;
-  } else if (const char* xdg = std::getenv("XDG_CACHE_HOME")) {
-    cache = fs::path(xdg) / "sparq" / "models";
-  } else if (const char* home = std::getenv("HOME")) {
-    cache = fs::path(home) / ".cache" / "sparq" / "models";
-  }
-  return cache / "all-MiniLM-L6-v2";
+  return test::model_cache_dir() / "all-MiniLM-L6-v2";
 }
 
 struct Reference {
