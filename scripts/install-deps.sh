@@ -2,7 +2,8 @@
 # Installs the Debian packages sparq builds against, only those that are missing.
 set -euo pipefail
 pkgs=(cmake g++ make pkg-config libxbyak-dev libdnnl-dev libtbb-dev libeigen3-dev
-      nlohmann-json3-dev libcli11-dev libgtest-dev libgmock-dev libbenchmark-dev libicu-dev)
+      nlohmann-json3-dev libcli11-dev libgtest-dev libgmock-dev libbenchmark-dev libicu-dev
+      libpcre2-dev)
 missing=()
 for p in "${pkgs[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")

