@@ -12,6 +12,7 @@
 
 #include "sparq/error.hpp"
 #include "sparq/models/llama_model.hpp"
+#include "sparq/models/sampler.hpp"
 #include "sparse/prune.hpp"
 #include "src/gguf.hpp"
 #include "src/safetensors.hpp"
@@ -317,6 +318,44 @@ TEST(LlamaFolder, LoadsTheHuggingFaceNaming) {
   test::expect_close(session.forward(kPrompt, true), reference_logits(c, w, kPrompt), 1e-4,
                      "loaded");
   fs::remove_all(dir);
+}
+
+TEST(Sampler, GreedyTopKTopPAndSeeds) {
+  const std::vector<float> logits = {1.0f, 3.0f, 2.0f, -INFINITY, 2.5f};
+  EXPECT_EQ(Sampler({}).next(logits), 1);  // greedy
+  // top_k 1 is greedy at any temperature; top_p tiny keeps only the best.
+  EXPECT_EQ(Sampler({5.0f, 1, 1.0f, 3}).next(logits), 1);
+  EXPECT_EQ(Sampler({5.0f, 0, 1e-6f, 3}).next(logits), 1);
+  // top_k 2 at a high temperature: only ids 1 and 4, roughly evenly; never the -inf one.
+  Sampler two({100.0f, 2, 1.0f, 7});
+  int counts[5] = {};
+  for (int i = 0; i < 2000; ++i) ++counts[two.next(logits)];
+  EXPECT_EQ(counts[0] + counts[2] + counts[3], 0);
+  EXPECT_GT(counts[1], 800);
+  EXPECT_GT(counts[4], 800);
+  // Temperature 1, no limits: frequencies follow the softmax.
+  Sampler all({1.0f, 0, 1.0f, 11});
+  int freq[5] = {};
+  const int n = 20000;
+  for (int i = 0; i < n; ++i) ++freq[all.next(logits)];
+  double z = 0;
+  for (float l : logits) z += std::isfinite(l) ? std::exp(double(l)) : 0.0;
+  for (int i = 0; i < 5; ++i) {
+    const double p = std::isfinite(logits[i]) ? std::exp(double(logits[i])) / z : 0.0;
+    EXPECT_NEAR(freq[i] / double(n), p, 0.015) << "id " << i;
+  }
+  // The same seed repeats; another differs somewhere.
+  Sampler a({1.0f, 0, 0.9f, 42}), b({1.0f, 0, 0.9f, 42}), c({1.0f, 0, 0.9f, 43});
+  bool differs = false;
+  for (int i = 0; i < 200; ++i) {
+    const int32_t x = a.next(logits);
+    EXPECT_EQ(x, b.next(logits));
+    differs |= x != c.next(logits);
+  }
+  EXPECT_TRUE(differs);
+  EXPECT_THROW(Sampler({-1.0f, 0, 1.0f, 0}), InvalidArgument);
+  EXPECT_THROW(Sampler({1.0f, 0, 0.0f, 0}), InvalidArgument);
+  EXPECT_THROW(Sampler({}).next({-INFINITY, NAN}), InvalidArgument);
 }
 
 // llama.cpp's converter interleaves each head's rows for its rotary layout.
