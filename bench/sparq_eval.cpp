@@ -4,6 +4,9 @@
 //   sparq-eval --synthetic bert-base --sparsity 0.9 --pattern 4x1 --dtype int8 --batch 1
 //              --seq 128 --threads 2 --iters 200 --warmup 20 --compare dense [--format json]
 //   sparq-eval --model DIR ...   (a Hugging Face folder; --sparsity > 0 prunes it on load)
+//   sparq-eval --synthetic llama-1b --sparsity 0.7 --pattern 4x1 --dtype int8 --threads 2
+//              --prompt-tokens 512 --gen-tokens 128 --iters 3 --compare dense   (decoders: pp, tg;
+//              also --model FILE.gguf or a Llama folder)
 //   --save DIR writes the pruned model as a Hugging Face folder (for bench/peers).
 // --compare dense runs the unpruned model: the speedup is the pruned model's over the original.
 #include <unistd.h>
@@ -13,6 +16,7 @@
 #include <chrono>
 #include <cstdio>
 #include <filesystem>
+#include <fstream>
 #include <iostream>
 #include <nlohmann/json.hpp>
 #include <optional>
@@ -20,11 +24,13 @@
 #include <string>
 #include <vector>
 
+#include "bench/llama_eval.hpp"
 #include "bench/synthetic_models.hpp"
-#include "sparq/models/bert_encoder.hpp"
 #include "models/bert_save.hpp"
+#include "sparq/models/bert_encoder.hpp"
 #include "sparq/models/wordpiece.hpp"
 #include "sparse/prune.hpp"
+#include "src/gguf.hpp"
 #include "src/safetensors.hpp"
 
 namespace {
@@ -39,6 +45,20 @@ double percentile(std::vector<double> v, double p) {
   const auto lo = static_cast<size_t>(at);
   const size_t hi = std::min(lo + 1, v.size() - 1);
   return v[lo] + (v[hi] - v[lo]) * (at - static_cast<double>(lo));
+}
+
+// A decoder: a synthetic llama-*, a GGUF file, or a folder whose config.json is a Llama's.
+bool is_decoder(const std::string& synthetic, const std::string& model_dir) {
+  if (!synthetic.empty()) return sparq::bench::is_synthetic_llama(synthetic);
+  if (std::filesystem::is_regular_file(model_dir)) return true;
+  const auto config = std::filesystem::path(model_dir) / "config.json";
+  if (!std::filesystem::exists(config)) return false;
+  try {
+    const auto j = nlohmann::json::parse(std::ifstream(config));
+    return j.value("model_type", "") == "llama" || j.value("model_type", "") == "mistral";
+  } catch (const nlohmann::json::exception&) {
+    return false;  // BertConfig reports what is wrong with it
+  }
 }
 
 void prune_linears(BertWeights& w, const sparq::Pattern& pattern, double sparsity) {
@@ -79,7 +99,9 @@ int main(int argc, char** argv) {
   uint32_t seed = 1;
   auto* source = app.add_option_group("model");
   source->add_option("--model", model_dir, "a Hugging Face folder (config.json + safetensors)");
-  source->add_option("--synthetic", synthetic, "bert-mini | distilbert | bert-base | bert-large");
+  source->add_option("--synthetic", synthetic,
+                     "bert-mini | distilbert | bert-base | bert-large | llama-tiny | llama-1b | "
+                     "llama-7b");
   source->require_option(1);
   app.add_option("--sparsity", sparsity, "pruned fraction of every encoder linear layer")
       ->check(CLI::Range(0.0, 1.0))
@@ -103,6 +125,13 @@ int main(int argc, char** argv) {
   app.add_option("--compare", compare, "dense: also run the dense model, interleaved")
       ->check(CLI::IsMember({"dense"}));
   app.add_option("--seed", seed, "random seed")->capture_default_str();
+  int prompt_tokens = 512, gen_tokens = 128;
+  app.add_option("--prompt-tokens", prompt_tokens, "decoders: prompt length (pp)")
+      ->check(CLI::Range(1, 1 << 16))
+      ->capture_default_str();
+  app.add_option("--gen-tokens", gen_tokens, "decoders: tokens generated (tg)")
+      ->check(CLI::Range(1, 1 << 16))
+      ->capture_default_str();
   std::string text, save_dir;
   bool profile = false;
   app.add_flag("--profile", profile,
@@ -122,6 +151,57 @@ int main(int argc, char** argv) {
   try {
     const sparq::DType parsed_dtype = sparq::parse_dtype(dtype);
     const sparq::Pattern parsed_pattern = sparq::Pattern::parse(pattern);
+    if (is_decoder(synthetic, model_dir)) {
+      sparq::bench::LlamaEvalSpec spec;
+      spec.dtype = parsed_dtype;
+      spec.pattern = parsed_pattern;
+      spec.sparsity = sparsity;
+      spec.threads = threads;
+      spec.prompt_tokens = prompt_tokens;
+      spec.gen_tokens = gen_tokens;
+      spec.iters = iters;
+      spec.warmup = warmup;
+      spec.compare_dense = compare == "dense";
+      spec.seed = seed;
+      sparq::models::LlamaConfig config;
+      sparq::models::LlamaWeights weights;
+      if (!synthetic.empty()) {
+        spec.name = synthetic + " (synthetic)";
+        config = sparq::bench::synthetic_llama_config(synthetic);
+        std::fprintf(stderr, "sparq-eval: making %s's random weights\n", synthetic.c_str());
+        weights = sparq::bench::synthetic_llama_weights(config, sparq::Pattern::dense(), 0.0, seed);
+      } else if (std::filesystem::is_regular_file(model_dir)) {
+        spec.name = model_dir;
+        const auto file = sparq::GgufFile::open(model_dir);
+        config = sparq::models::llama_config_from_gguf(file);
+        weights = sparq::models::load_llama_weights(file, config);
+      } else {
+        spec.name = model_dir;
+        config = sparq::models::LlamaConfig::from_file(
+            (std::filesystem::path(model_dir) / "config.json").string());
+        weights =
+            sparq::models::load_llama_weights(sparq::SafetensorsModel::open(model_dir), config);
+      }
+      const auto j = sparq::bench::run_llama_eval(spec, config, std::move(weights));
+      if (format == "json") {
+        std::cout << j.dump() << std::endl;
+        return 0;
+      }
+      std::printf("sparq-eval: %s, %s, pattern %s at %.0f%% sparsity, threads %d, %d runs\n",
+                  spec.name.c_str(), dtype.c_str(), pattern.c_str(), 100 * sparsity,
+                  j["threads"].get<int>(), iters);
+      std::printf("  sparse: pp%d %.1f tokens/s  tg%d %.2f tokens/s\n", prompt_tokens,
+                  j["pp_tokens_per_s"].get<double>(), gen_tokens,
+                  j["tg_tokens_per_s"].get<double>());
+      if (j.contains("dense_pp_tokens_per_s"))
+        std::printf("  dense:  pp%d %.1f tokens/s  tg%d %.2f tokens/s -> pp %.2fx, tg %.2fx\n",
+                    prompt_tokens, j["dense_pp_tokens_per_s"].get<double>(), gen_tokens,
+                    j["dense_tg_tokens_per_s"].get<double>(), j["pp_speedup"].get<double>(),
+                    j["tg_speedup"].get<double>());
+      for (const auto& [kind, kernel] : j["kernels"].items())
+        std::printf("  %-17s %s\n", kind.c_str(), kernel.get<std::string>().c_str());
+      return 0;
+    }
     // The dense model is the unpruned one: the question is how much faster the pruned model runs.
     BertConfig config;
     BertWeights dense_weights;

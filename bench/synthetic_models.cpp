@@ -75,4 +75,61 @@ models::BertWeights synthetic_weights(const models::BertConfig& c, const Pattern
   return w;
 }
 
+bool is_synthetic_llama(const std::string& name) { return name.rfind("llama-", 0) == 0; }
+
+models::LlamaConfig synthetic_llama_config(const std::string& name) {
+  models::LlamaConfig c;
+  c.rope_theta = 10000.0;
+  c.rms_norm_eps = 1e-5;
+  auto shape = [&](int64_t vocab, int64_t hidden, int64_t layers, int64_t mlp, int64_t heads,
+                   int64_t kv_heads, int64_t positions) {
+    c.vocab_size = vocab;
+    c.hidden_size = hidden;
+    c.num_layers = layers;
+    c.intermediate_size = mlp;
+    c.num_heads = heads;
+    c.num_kv_heads = kv_heads;
+    c.head_dim = hidden / heads;
+    c.max_position = positions;
+  };
+  if (name == "llama-tiny")
+    shape(512, 128, 2, 352, 4, 2, 1024);
+  else if (name == "llama-1b")
+    shape(32000, 2048, 22, 5632, 32, 4, 2048);
+  else if (name == "llama-7b")
+    shape(32000, 4096, 32, 11008, 32, 32, 4096);
+  else
+    throw InvalidArgument("synthetic model '" + name +
+                          "': expected llama-tiny, llama-1b or llama-7b");
+  return c;
+}
+
+models::LlamaWeights synthetic_llama_weights(const models::LlamaConfig& c, const Pattern& pattern,
+                                             double sparsity, uint32_t seed) {
+  std::mt19937 rng(seed);
+  std::normal_distribution<float> normal(0.0f, 0.02f);
+  auto vec = [&](int64_t n) {
+    std::vector<float> v(static_cast<size_t>(n));
+    for (float& x : v) x = normal(rng);
+    return v;
+  };
+  const bool prune = pattern.kind != Pattern::Kind::dense && sparsity > 0.0;
+  auto linear = [&](int64_t out, int64_t in, bool prunable) {
+    models::LinearWeights l{out, in, vec(out * in), std::vector<float>(static_cast<size_t>(out))};
+    if (prune && prunable) l.weight = sparse::prune(l.weight, out, in, pattern, sparsity);
+    return l;
+  };
+  const auto ones = std::vector<float>(static_cast<size_t>(c.hidden_size), 1.0f);
+  const int64_t h = c.hidden_size, d = c.head_dim, i = c.intermediate_size;
+  models::LlamaWeights w;
+  w.embed = vec(c.vocab_size * h);
+  for (int64_t n = 0; n < c.num_layers; ++n)
+    w.layers.push_back({ones, linear(c.num_heads * d, h, true), linear(c.num_kv_heads * d, h, true),
+                        linear(c.num_kv_heads * d, h, true), linear(h, c.num_heads * d, true), ones,
+                        linear(i, h, true), linear(i, h, true), linear(h, i, true)});
+  w.final_norm = ones;
+  w.lm_head = linear(c.vocab_size, h, false);
+  return w;
+}
+
 }  // namespace sparq::bench

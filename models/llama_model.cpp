@@ -236,7 +236,9 @@ LlamaModel LlamaModel::build(const LlamaConfig& c, const LlamaWeights& w,
     head.in = c.hidden_size;
     head.weight = w.embed;
   }
-  impl->head.emplace(pack(head, DType::f32, Pattern::dense(), options.threads));
+  // Dense, in the layers' dtype: an fp32 head would stream 4x the bytes of an int8 one per
+  // generated token.
+  impl->head.emplace(pack(head, options.dtype, Pattern::dense(), options.threads));
   return LlamaModel(std::move(impl));
 }
 

@@ -3,7 +3,7 @@
 // key/value cache -> residual, RMSNorm -> SwiGLU MLP -> residual; final RMSNorm and the output
 // head (tied to the embeddings or not). The query/key/value projections run as one stacked
 // layer, gate and up as another; the residual adds are fused into the o and down projections.
-// The embeddings and the output head stay dense fp32 whatever the options say.
+// The embeddings stay dense fp32; the output head is dense, in the options' dtype.
 #pragma once
 
 #include <cstdint>

@@ -1,0 +1,111 @@
+#include "bench/llama_eval.hpp"
+
+#include <algorithm>
+#include <chrono>
+#include <cstdio>
+#include <optional>
+#include <random>
+
+#include "sparse/prune.hpp"
+
+namespace sparq::bench {
+namespace {
+
+using Clock = std::chrono::steady_clock;
+
+struct Speeds {
+  double pp = 0, tg = 0;  // tokens per second
+};
+
+Speeds run_once(const models::LlamaModel& model, const std::vector<int32_t>& prompt, int gen) {
+  auto session = model.start(static_cast<int64_t>(prompt.size()) + gen);
+  const auto t0 = Clock::now();
+  std::vector<float> logits = session.forward(prompt);
+  const auto t1 = Clock::now();
+  for (int i = 0; i < gen; ++i) {
+    const auto next =
+        static_cast<int32_t>(std::max_element(logits.begin(), logits.end()) - logits.begin());
+    logits = session.forward({next});
+  }
+  const auto t2 = Clock::now();
+  return {static_cast<double>(prompt.size()) / std::chrono::duration<double>(t1 - t0).count(),
+          gen / std::chrono::duration<double>(t2 - t1).count()};
+}
+
+double median(std::vector<double> v) {
+  std::sort(v.begin(), v.end());
+  return v.empty() ? 0.0 : v[v.size() / 2] * 0.5 + v[(v.size() - 1) / 2] * 0.5;
+}
+
+}  // namespace
+
+nlohmann::json run_llama_eval(const LlamaEvalSpec& spec, const models::LlamaConfig& config,
+                              models::LlamaWeights weights) {
+  std::optional<models::LlamaModel> dense;
+  if (spec.compare_dense) {
+    std::fprintf(stderr, "sparq-eval: packing the dense model\n");
+    dense.emplace(
+        models::LlamaModel::build(config, weights, {spec.dtype, Pattern::dense(), spec.threads}));
+  }
+  const bool prune = spec.sparsity > 0 && spec.pattern.kind != Pattern::Kind::dense;
+  if (prune) {
+    std::fprintf(stderr, "sparq-eval: pruning to %s at %.0f%%\n", spec.pattern.to_string().c_str(),
+                 100 * spec.sparsity);
+    const Pattern as =
+        spec.pattern.kind == Pattern::Kind::automatic ? Pattern::blocks(4, 1) : spec.pattern;
+    for (auto& l : weights.layers)
+      for (auto* lin : {&l.q, &l.k, &l.v, &l.o, &l.gate, &l.up, &l.down})
+        lin->weight = sparse::prune(lin->weight, lin->out, lin->in, as, spec.sparsity);
+  }
+  std::fprintf(stderr, "sparq-eval: packing the %s model\n", prune ? "pruned" : "dense");
+  const auto sparse =
+      models::LlamaModel::build(config, weights, {spec.dtype, spec.pattern, spec.threads});
+  weights = {};
+
+  std::mt19937 rng(spec.seed);
+  std::uniform_int_distribution<int32_t> id(0, static_cast<int32_t>(config.vocab_size - 1));
+  std::vector<int32_t> prompt(static_cast<size_t>(spec.prompt_tokens));
+  for (int32_t& t : prompt) t = id(rng);
+
+  std::vector<double> pp, tg, dense_pp, dense_tg;
+  for (int i = 0; i < spec.warmup + spec.iters; ++i) {
+    std::fprintf(stderr, "\rsparq-eval: run %d/%d", i + 1, spec.warmup + spec.iters);
+    // Alternate which runs first, so that neither always finds the caches the other left.
+    Speeds d{};
+    if (dense && i % 2) d = run_once(*dense, prompt, spec.gen_tokens);
+    const Speeds s = run_once(sparse, prompt, spec.gen_tokens);
+    if (dense && i % 2 == 0) d = run_once(*dense, prompt, spec.gen_tokens);
+    if (i < spec.warmup) continue;
+    pp.push_back(s.pp);
+    tg.push_back(s.tg);
+    dense_pp.push_back(d.pp);
+    dense_tg.push_back(d.tg);
+  }
+  std::fprintf(stderr, "\r%40s\r", "");
+  nlohmann::json j = {{"model", spec.name},
+                      {"dtype", to_string(spec.dtype)},
+                      {"pattern", spec.pattern.to_string()},
+                      {"sparsity", spec.sparsity},
+                      {"threads", sparse.kernels().front().second.threads},
+                      {"prompt_tokens", spec.prompt_tokens},
+                      {"gen_tokens", spec.gen_tokens},
+                      {"iters", spec.iters},
+                      {"pp_tokens_per_s", median(pp)},
+                      {"tg_tokens_per_s", median(tg)}};
+  nlohmann::json kernels = nlohmann::json::object();
+  for (const auto& [kind, info] : sparse.kernels())
+    kernels[kind] = info.kernel + (info.decode_kernel.empty() ? "" : " / " + info.decode_kernel);
+  j["kernels"] = kernels;
+  if (dense) {
+    j["dense_pp_tokens_per_s"] = median(dense_pp);
+    j["dense_tg_tokens_per_s"] = median(dense_tg);
+    j["pp_speedup"] = median(pp) / median(dense_pp);
+    j["tg_speedup"] = median(tg) / median(dense_tg);
+    const auto info = dense->kernels().front().second;
+    j["dense_kernel"] =
+        info.kernel + (info.decode_kernel.empty() ? "" : " / " + info.decode_kernel);
+  }
+  return j;
+}
+
+}  // namespace sparq::bench
