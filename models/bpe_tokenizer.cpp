@@ -114,6 +114,10 @@ BpeTokenizer BpeTokenizer::from_gguf(const GgufFile& g) {
                       id("tokenizer.ggml.eos_token_id"), g.path());
 }
 
+BpeTokenizer BpeTokenizer::from_gguf_file(const std::string& path) {
+  return from_gguf(GgufFile::open(path));
+}
+
 void BpeTokenizer::encode_piece(const std::string& bytes, std::vector<int32_t>& out) const {
   const ByteAlphabet& a = alphabet();
   std::vector<std::string> parts;

@@ -5,6 +5,9 @@
 #include "sparq/error.hpp"
 #include "sparq/linear.hpp"
 #include "sparq/models/bert_encoder.hpp"
+#include "sparq/models/bpe_tokenizer.hpp"
+#include "sparq/models/llama_model.hpp"
+#include "sparq/models/sampler.hpp"
 #include "sparq/models/wordpiece.hpp"
 #include "sparq/types.hpp"
 

@@ -22,6 +22,7 @@ class BpeTokenizer {
   // From a GGUF file's tokenizer.ggml.{model = gpt2, tokens, merges, token_type, bos/eos ids}.
   // Throws ModelFileError naming the file and key when they are missing or inconsistent.
   static BpeTokenizer from_gguf(const GgufFile& file);
+  static BpeTokenizer from_gguf_file(const std::string& path);
   // tokens: the vocabulary (id = index) in the byte alphabet; merges: "left right" by rank;
   // special: the ids of tokens that are matched verbatim in the text (control tokens).
   BpeTokenizer(std::vector<std::string> tokens, const std::vector<std::string>& merges,
