@@ -6,8 +6,6 @@
 #include <optional>
 #include <random>
 
-#include "sparse/prune.hpp"
-
 namespace sparq::bench {
 namespace {
 
@@ -48,15 +46,10 @@ nlohmann::json run_llama_eval(const LlamaEvalSpec& spec, const models::LlamaConf
         models::LlamaModel::build(config, weights, {spec.dtype, Pattern::dense(), spec.threads}));
   }
   const bool prune = spec.sparsity > 0 && spec.pattern.kind != Pattern::Kind::dense;
-  if (prune) {
+  if (prune)
     std::fprintf(stderr, "sparq-eval: pruning to %s at %.0f%%\n", spec.pattern.to_string().c_str(),
                  100 * spec.sparsity);
-    const Pattern as =
-        spec.pattern.kind == Pattern::Kind::automatic ? Pattern::blocks(4, 1) : spec.pattern;
-    for (auto& l : weights.layers)
-      for (auto* lin : {&l.q, &l.k, &l.v, &l.o, &l.gate, &l.up, &l.down})
-        lin->weight = sparse::prune(lin->weight, lin->out, lin->in, as, spec.sparsity);
-  }
+  models::prune_projections(weights, spec.pattern, spec.sparsity);
   std::fprintf(stderr, "sparq-eval: packing the %s model\n", prune ? "pruned" : "dense");
   const auto sparse =
       models::LlamaModel::build(config, weights, {spec.dtype, spec.pattern, spec.threads});

@@ -18,6 +18,7 @@
 #include <vector>
 
 #include "bench/bandwidth.hpp"
+#include "bench/passive_omp.hpp"
 #include "bench/spmm_case.hpp"
 #include "bench/spmm_run.hpp"
 #include "bench/sweep.hpp"
@@ -32,13 +33,7 @@ struct Shape {
 }  // namespace
 
 int main(int argc, char** argv) {
-  // oneDNN (the dense baseline) threads with OpenMP, sparq with oneTBB. OpenMP's default is to
-  // spin for a while after each parallel region, which steals the cores sparq's threads need
-  // next. libgomp reads OMP_WAIT_POLICY when it loads, so set it and start again.
-  if (!std::getenv("OMP_WAIT_POLICY")) {
-    setenv("OMP_WAIT_POLICY", "PASSIVE", 1);
-    execv("/proc/self/exe", argv);  // returns only on failure: then run as we are
-  }
+  sparq::bench::restart_with_passive_openmp(argv);
   CLI::App app{"sparq-bench: sparq's sparse kernels against oneDNN dense, same process"};
   app.require_subcommand(1);
   auto* spmm = app.add_subcommand("spmm", "sparse linear layer vs dense matmul");

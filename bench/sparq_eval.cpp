@@ -25,6 +25,7 @@
 #include <vector>
 
 #include "bench/llama_eval.hpp"
+#include "bench/passive_omp.hpp"
 #include "bench/synthetic_models.hpp"
 #include "models/bert_save.hpp"
 #include "sparq/models/bert_encoder.hpp"
@@ -87,10 +88,7 @@ class Progress {
 }  // namespace
 
 int main(int argc, char** argv) {
-  if (!std::getenv("OMP_WAIT_POLICY")) {  // see sparq-bench: oneDNN's OpenMP must not spin
-    setenv("OMP_WAIT_POLICY", "PASSIVE", 1);
-    execv("/proc/self/exe", argv);
-  }
+  sparq::bench::restart_with_passive_openmp(argv);
   CLI::App app{"sparq-eval: latency of a BERT-family encoder on sparq"};
   std::string model_dir, synthetic, dtype = "int8", pattern = "4x1", compare, format = "table";
   double sparsity = 0.9;

@@ -19,11 +19,11 @@
 #include <string>
 #include <vector>
 
+#include "bench/passive_omp.hpp"
 #include "sparq/error.hpp"
 #include "sparq/models/bpe_tokenizer.hpp"
 #include "sparq/models/llama_model.hpp"
 #include "sparq/models/sampler.hpp"
-#include "sparse/prune.hpp"
 #include "src/gguf.hpp"
 #include "src/safetensors.hpp"
 
@@ -53,10 +53,7 @@ std::vector<int32_t> parse_ids(const std::string& text) {
 }  // namespace
 
 int main(int argc, char** argv) {
-  if (!std::getenv("OMP_WAIT_POLICY")) {  // see sparq-bench: oneDNN's OpenMP must not spin
-    setenv("OMP_WAIT_POLICY", "PASSIVE", 1);
-    execv("/proc/self/exe", argv);
-  }
+  sparq::bench::restart_with_passive_openmp(argv);
   CLI::App app{"sparq-generate: text generation with a Llama-family decoder on sparq"};
   std::string model_path, prompt, prompt_ids, dtype = "f32", pattern = "auto";
   int max_tokens = 64, threads = 0;
@@ -103,14 +100,7 @@ int main(int argc, char** argv) {
         throw sparq::InvalidArgument(
             "--prompt needs a GGUF model (its tokenizer); give a folder's prompt as --prompt-ids");
     }
-    if (sparsity > 0 && parsed_pattern.kind != sparq::Pattern::Kind::dense) {
-      const sparq::Pattern prune_as = parsed_pattern.kind == sparq::Pattern::Kind::automatic
-                                          ? sparq::Pattern::blocks(4, 1)
-                                          : parsed_pattern;
-      for (auto& l : weights.layers)
-        for (auto* lin : {&l.q, &l.k, &l.v, &l.o, &l.gate, &l.up, &l.down})
-          lin->weight = sparq::sparse::prune(lin->weight, lin->out, lin->in, prune_as, sparsity);
-    }
+    sparq::models::prune_projections(weights, parsed_pattern, sparsity);
     const auto model = sparq::models::LlamaModel::build(
         config, weights, {sparq::parse_dtype(dtype), parsed_pattern, threads});
     weights = {};

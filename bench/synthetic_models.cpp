@@ -6,6 +6,17 @@
 #include "sparse/prune.hpp"
 
 namespace sparq::bench {
+namespace {
+
+// BERT's initializer: normal, std 0.02.
+std::vector<float> normal_values(std::mt19937& rng, int64_t n) {
+  std::normal_distribution<float> normal(0.0f, 0.02f);
+  std::vector<float> v(static_cast<size_t>(n));
+  for (float& x : v) x = normal(rng);
+  return v;
+}
+
+}  // namespace
 
 std::vector<std::string> synthetic_names() {
   return {"bert-mini", "distilbert", "bert-base", "bert-large"};
@@ -43,12 +54,7 @@ models::BertConfig synthetic_config(const std::string& name) {
 models::BertWeights synthetic_weights(const models::BertConfig& c, const Pattern& pattern,
                                       double sparsity, uint32_t seed) {
   std::mt19937 rng(seed);
-  std::normal_distribution<float> normal(0.0f, 0.02f);
-  auto vec = [&](int64_t n) {
-    std::vector<float> v(static_cast<size_t>(n));
-    for (float& x : v) x = normal(rng);
-    return v;
-  };
+  auto vec = [&](int64_t n) { return normal_values(rng, n); };
   const bool prune = pattern.kind != Pattern::Kind::dense && sparsity > 0.0;
   auto linear = [&](int64_t out, int64_t in) {
     models::LinearWeights l;
@@ -107,28 +113,22 @@ models::LlamaConfig synthetic_llama_config(const std::string& name) {
 models::LlamaWeights synthetic_llama_weights(const models::LlamaConfig& c, const Pattern& pattern,
                                              double sparsity, uint32_t seed) {
   std::mt19937 rng(seed);
-  std::normal_distribution<float> normal(0.0f, 0.02f);
-  auto vec = [&](int64_t n) {
-    std::vector<float> v(static_cast<size_t>(n));
-    for (float& x : v) x = normal(rng);
-    return v;
-  };
-  const bool prune = pattern.kind != Pattern::Kind::dense && sparsity > 0.0;
-  auto linear = [&](int64_t out, int64_t in, bool prunable) {
-    models::LinearWeights l{out, in, vec(out * in), std::vector<float>(static_cast<size_t>(out))};
-    if (prune && prunable) l.weight = sparse::prune(l.weight, out, in, pattern, sparsity);
-    return l;
+  auto vec = [&](int64_t n) { return normal_values(rng, n); };
+  auto linear = [&](int64_t out, int64_t in) {
+    return models::LinearWeights{out, in, vec(out * in),
+                                 std::vector<float>(static_cast<size_t>(out))};
   };
   const auto ones = std::vector<float>(static_cast<size_t>(c.hidden_size), 1.0f);
   const int64_t h = c.hidden_size, d = c.head_dim, i = c.intermediate_size;
   models::LlamaWeights w;
   w.embed = vec(c.vocab_size * h);
   for (int64_t n = 0; n < c.num_layers; ++n)
-    w.layers.push_back({ones, linear(c.num_heads * d, h, true), linear(c.num_kv_heads * d, h, true),
-                        linear(c.num_kv_heads * d, h, true), linear(h, c.num_heads * d, true), ones,
-                        linear(i, h, true), linear(i, h, true), linear(h, i, true)});
+    w.layers.push_back({ones, linear(c.num_heads * d, h), linear(c.num_kv_heads * d, h),
+                        linear(c.num_kv_heads * d, h), linear(h, c.num_heads * d), ones,
+                        linear(i, h), linear(i, h), linear(h, i)});
   w.final_norm = ones;
-  w.lm_head = linear(c.vocab_size, h, false);
+  w.lm_head = linear(c.vocab_size, h);
+  models::prune_projections(w, pattern, sparsity);
   return w;
 }
 

@@ -1,5 +1,5 @@
-// Synthetic encoders and decoders with the real architectures' shapes and random weights (no download), pruned
-// as asked, for sparq-eval.
+// Synthetic encoders and decoders with the real architectures' shapes and random weights (no
+// download), pruned as asked, for sparq-eval.
 #pragma once
 
 #include <cstdint>

@@ -1,6 +1,7 @@
 #include "sparq/models/llama_weights.hpp"
 
 #include "sparq/error.hpp"
+#include "sparse/prune.hpp"
 #include "src/safetensors.hpp"
 
 namespace sparq::models {
@@ -57,6 +58,14 @@ LlamaWeights load_llama_weights(const SafetensorsModel& m, const LlamaConfig& c)
   if (!c.tie_word_embeddings || m.contains("lm_head.weight"))
     w.lm_head = linear(m, "lm_head", c.vocab_size, h);
   return w;
+}
+
+void prune_projections(LlamaWeights& w, const Pattern& pattern, double sparsity) {
+  if (sparsity <= 0 || pattern.kind == Pattern::Kind::dense) return;
+  const Pattern as = pattern.kind == Pattern::Kind::automatic ? Pattern::blocks(4, 1) : pattern;
+  for (auto& l : w.layers)
+    for (auto* lin : {&l.q, &l.k, &l.v, &l.o, &l.gate, &l.up, &l.down})
+      lin->weight = sparse::prune(lin->weight, lin->out, lin->in, as, sparsity);
 }
 
 }  // namespace sparq::models

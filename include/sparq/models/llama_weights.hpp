@@ -8,6 +8,7 @@
 
 #include "sparq/models/bert_weights.hpp"  // LinearWeights
 #include "sparq/models/llama_config.hpp"
+#include "sparq/types.hpp"
 
 namespace sparq {
 class SafetensorsModel;
@@ -33,6 +34,11 @@ struct LlamaWeights {
 // Throws ModelFileError naming the folder and tensor for a missing tensor or a shape that
 // disagrees with the config.
 LlamaWeights load_llama_weights(const SafetensorsModel& model, const LlamaConfig& config);
+
+// Magnitude-prunes every attention and MLP projection (q, k, v, o, gate, up, down) to `pattern`
+// at `sparsity`; embeddings, norms and the head stay as they are. Pattern automatic prunes in
+// 4x1 blocks; dense or sparsity 0 leaves the weights alone.
+void prune_projections(LlamaWeights& weights, const Pattern& pattern, double sparsity);
 
 // A GGUF file of llama architecture: the config from its llama.* metadata, the weights from
 // token_embd / blk.N.{attn_norm,attn_q,attn_k,attn_v,attn_output,ffn_norm,ffn_gate,ffn_up,
