@@ -1,4 +1,6 @@
-// sparq-prune: magnitude pruning of a Hugging Face BERT-family folder.
+// sparq-prune: magnitude pruning of a Hugging Face folder: BERT-family encoders (every encoder
+// linear) and Llama-family decoders (every attention and MLP projection; embeddings and the head
+// stay dense).
 //
 //   sparq-prune --model DIR --out DIR --pattern 4x1|2:4|unstructured|RxC --sparsity 0.9
 //               [--layers REGEX]
@@ -11,7 +13,7 @@
 
 int main(int argc, char** argv) {
   CLI::App app{"sparq-prune: magnitude-prune a Hugging Face model folder"};
-  std::string model, out, pattern = "4x1", layers = sparq::models::kEncoderLinearRegex;
+  std::string model, out, pattern = "4x1", layers;
   double sparsity = 0.9;
   app.add_option("--model", model, "input folder (config.json + safetensors)")->required();
   app.add_option("--out", out, "output folder")->required();
@@ -19,12 +21,13 @@ int main(int argc, char** argv) {
   app.add_option("--sparsity", sparsity, "fraction to prune (N:M patterns: their own)")
       ->capture_default_str();
   app.add_option("--layers", layers,
-                 "regex of the tensor names to prune (default: every "
-                 "encoder linear weight)");
+                 "regex of the tensor names to prune (default: every encoder linear weight, or "
+                 "every attention and MLP projection of a Llama folder)");
   CLI11_PARSE(app, argc, argv);
   try {
     const sparq::Pattern p =
         pattern == "unstructured" ? sparq::Pattern::dense() : sparq::Pattern::parse(pattern);
+    if (layers.empty()) layers = sparq::models::default_prune_regex(model);
     const auto report = sparq::models::prune_folder(model, out, p, sparsity, layers);
     if (report.empty()) {
       std::cerr << "sparq-prune: no tensor matches --layers '" << layers << "'\n";

@@ -1,6 +1,8 @@
 #include "models/prune_folder.hpp"
 
 #include <filesystem>
+#include <fstream>
+#include <nlohmann/json.hpp>
 #include <regex>
 
 #include "sparq/error.hpp"
@@ -9,6 +11,20 @@
 #include "src/safetensors.hpp"
 
 namespace sparq::models {
+
+std::string default_prune_regex(const std::string& dir) {
+  const auto config = std::filesystem::path(dir) / "config.json";
+  if (std::filesystem::exists(config)) {
+    try {
+      const auto j = nlohmann::json::parse(std::ifstream(config));
+      const std::string type = j.is_object() ? j.value("model_type", "") : "";
+      if (type == "llama" || type == "mistral") return kDecoderLinearRegex;
+    } catch (const nlohmann::json::exception&) {
+      // not JSON: the encoder default; loading the folder reports what is wrong with it
+    }
+  }
+  return kEncoderLinearRegex;
+}
 
 std::vector<PrunedTensor> prune_folder(const std::string& in_dir, const std::string& out_dir,
                                        const Pattern& pattern, double sparsity,

@@ -1,7 +1,8 @@
 // Magnitude pruning of a Hugging Face model folder: every tensor whose name matches `layers`
-// (default: the encoder's linear weights) is pruned to the pattern and sparsity; everything is
-// written to `out_dir` as one model.safetensors in the tensors' own dtypes, and the folder's other
-// files (config.json, vocab.txt, tokenizer files) are copied. Used by sparq-prune.
+// (default: the encoder's linear weights; sparq-prune picks default_prune_regex) is pruned to the
+// pattern and sparsity; everything is written to `out_dir` as one model.safetensors in the tensors'
+// own dtypes, and the folder's other files (config.json, vocab.txt, tokenizer files) are copied.
+// Used by sparq-prune.
 #pragma once
 
 #include <cstdint>
@@ -15,6 +16,14 @@ namespace sparq::models {
 // Encoder linear weights of BERT and DistilBERT checkpoints (embeddings and pooler excluded).
 inline const char* kEncoderLinearRegex =
     R"((^|\.)(encoder\.layer|transformer\.layer)\.[0-9]+\..*(query|key|value|dense|q_lin|k_lin|v_lin|out_lin|lin1|lin2)\.weight$)";
+
+// Attention and MLP projections of Llama-family checkpoints (embeddings and lm_head excluded).
+inline const char* kDecoderLinearRegex =
+    R"((^|\.)layers\.[0-9]+\.(self_attn\.(q|k|v|o)_proj|mlp\.(gate|up|down)_proj)\.weight$)";
+
+// The default selection for a folder: the decoder projections when its config.json says
+// model_type llama or mistral, else the encoder linears.
+std::string default_prune_regex(const std::string& dir);
 
 struct PrunedTensor {
   std::string name;

@@ -10,10 +10,12 @@
 #include <fstream>
 #include <numbers>
 
+#include "models/prune_folder.hpp"
 #include "sparq/error.hpp"
 #include "sparq/models/llama_model.hpp"
 #include "sparq/models/sampler.hpp"
 #include "sparse/prune.hpp"
+#include "sparse/stats.hpp"
 #include "src/gguf.hpp"
 #include "src/safetensors.hpp"
 #include "test_util.hpp"
@@ -317,7 +319,25 @@ TEST(LlamaFolder, LoadsTheHuggingFaceNaming) {
   auto session = LlamaModel::load(dir.string(), {DType::f32, Pattern::dense(), 1}).start(16);
   test::expect_close(session.forward(kPrompt, true), reference_logits(c, w, kPrompt), 1e-4,
                      "loaded");
+
+  // sparq-prune's selection for a Llama folder: the 7 projections of each layer, nothing else.
+  const fs::path pruned = dir.string() + "_pruned";
+  EXPECT_EQ(default_prune_regex(dir.string()), kDecoderLinearRegex);
+  const auto report = prune_folder(dir.string(), pruned.string(), Pattern::blocks(4, 1), 0.5,
+                                   default_prune_regex(dir.string()));
+  EXPECT_EQ(report.size(), 14u);
+  for (const auto& t : report) EXPECT_NE(t.name.find("_proj.weight"), std::string::npos);
+  const auto pc = LlamaConfig::from_file((pruned / "config.json").string());
+  const auto pw = load_llama_weights(SafetensorsModel::open(pruned.string()), pc);
+  EXPECT_EQ(pw.embed, w.embed);
+  EXPECT_EQ(pw.lm_head.weight, w.lm_head.weight);
+  EXPECT_NEAR(sparse::block_sparsity(pw.layers[1].down.weight, 32, 48, {4, 1}), 0.5, 0.05);
+  auto pruned_session =
+      LlamaModel::load(pruned.string(), {DType::f32, Pattern::blocks(4, 1), 1}).start(16);
+  test::expect_close(pruned_session.forward(kPrompt, true), reference_logits(c, pw, kPrompt), 1e-4,
+                     "pruned");
   fs::remove_all(dir);
+  fs::remove_all(pruned);
 }
 
 TEST(Sampler, GreedyTopKTopPAndSeeds) {
