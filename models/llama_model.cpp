@@ -5,6 +5,7 @@
 #include <filesystem>
 #include <optional>
 
+#include "models/cached_attention.hpp"
 #include "models/rope.hpp"
 #include "sparq/error.hpp"
 #include "sparse/checks.hpp"
@@ -70,7 +71,7 @@ struct LlamaSession::Impl {
   int64_t capacity = 0, position = 0;
   // Per layer: keys and values [capacity x kv_heads x head_dim]; keys stored rotated.
   std::vector<std::vector<float>> keys, values;
-  std::vector<float> x, xn, qkv, ctx, x1, gate_up, act, scores;
+  std::vector<float> x, xn, qkv, ctx, x1, gate_up, act;
 
   std::vector<float> forward(const std::vector<int32_t>& ids, bool all_logits);
   void attention(int64_t tokens, int64_t layer);
@@ -99,30 +100,12 @@ void LlamaSession::Impl::attention(int64_t tokens, int64_t layer) {
   float* out = ctx.data();
   const float* q_all = qkv.data();
   const int64_t span = first + tokens;
-  scores.resize(static_cast<size_t>(tokens * heads * span));
-  float* score_base = scores.data();
   parallel_ranges(*model->arena, tokens * heads, [=](int64_t w0, int64_t w1) {
+    std::vector<float> scores(static_cast<size_t>(span));  // one row's, reused across the range
     for (int64_t w = w0; w < w1; ++w) {
       const int64_t t = w / heads, h = w % heads, kvh = h / group, len = first + t + 1;
-      const float* q = q_all + t * row + h * d;
-      float* s = score_base + w * span;
-      float m = -INFINITY;
-      for (int64_t j = 0; j < len; ++j) {
-        const float* k = k_cache + (j * kv_heads + kvh) * d;
-        float dot = 0.0f;
-        for (int64_t e = 0; e < d; ++e) dot += q[e] * k[e];
-        s[j] = dot * scale;
-        m = std::max(m, s[j]);
-      }
-      float sum = 0.0f;
-      for (int64_t j = 0; j < len; ++j) sum += (s[j] = std::exp(s[j] - m));
-      float* o = out + t * heads * d + h * d;
-      std::fill_n(o, d, 0.0f);
-      for (int64_t j = 0; j < len; ++j) {
-        const float* v = v_cache + (j * kv_heads + kvh) * d;
-        const float p = s[j] / sum;
-        for (int64_t e = 0; e < d; ++e) o[e] += p * v[e];
-      }
+      cached_attention_row(q_all + t * row + h * d, k_cache + kvh * d, v_cache + kvh * d, len, d,
+                           kv_heads * d, scale, scores.data(), out + t * heads * d + h * d);
     }
   });
 }
