@@ -5,6 +5,7 @@
 #include <cmath>
 
 #include "models/attention.hpp"
+#include "models/avx2_sum.hpp"
 
 namespace sparq::models::detail {
 namespace {
@@ -179,10 +180,7 @@ __attribute__((target("avx2,fma"))) void attention_head_avx2(const float* q, con
       _mm256_storeu_ps(p + j, e);
       vsum = _mm256_add_ps(vsum, e);
     }
-    _mm256_store_ps(lanes, vsum);
-    float sum = 0.0f;
-    for (float x : lanes) sum += x;
-    inv[i] = 1.0f / sum;
+    inv[i] = 1.0f / horizontal_sum(vsum);
   }
 
   if (!pad_v) {

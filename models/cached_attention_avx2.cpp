@@ -5,20 +5,10 @@
 #include <algorithm>
 #include <cmath>
 
+#include "models/avx2_sum.hpp"
 #include "models/cached_attention.hpp"
 
 namespace sparq::models::detail {
-namespace {
-
-__attribute__((target("avx2,fma"))) inline float lane_sum(__m256 v) {
-  __m128 s = _mm_add_ps(_mm256_castps256_ps128(v), _mm256_extractf128_ps(v, 1));
-  s = _mm_add_ps(s, _mm_movehl_ps(s, s));
-  s = _mm_add_ss(s, _mm_movehdup_ps(s));
-  return _mm_cvtss_f32(s);
-}
-
-}  // namespace
-
 __attribute__((target("avx2,fma"))) void cached_attention_row_avx2(
     const float* q, const float* keys, const float* values, int64_t len, int64_t d, int64_t stride,
     float scale, float* scores, float* out) {
@@ -34,8 +24,8 @@ __attribute__((target("avx2,fma"))) void cached_attention_row_avx2(
       a0 = _mm256_fmadd_ps(qe, _mm256_loadu_ps(k0 + e), a0);
       a1 = _mm256_fmadd_ps(qe, _mm256_loadu_ps(k1 + e), a1);
     }
-    scores[j] = lane_sum(a0) * scale;
-    scores[j + 1] = lane_sum(a1) * scale;
+    scores[j] = horizontal_sum(a0) * scale;
+    scores[j + 1] = horizontal_sum(a1) * scale;
     m = std::max(m, std::max(scores[j], scores[j + 1]));
   }
   for (; j < len; ++j) {
@@ -43,7 +33,7 @@ __attribute__((target("avx2,fma"))) void cached_attention_row_avx2(
     __m256 a0 = _mm256_setzero_ps();
     for (int64_t e = 0; e < d; e += 8)
       a0 = _mm256_fmadd_ps(_mm256_loadu_ps(q + e), _mm256_loadu_ps(k0 + e), a0);
-    scores[j] = lane_sum(a0) * scale;
+    scores[j] = horizontal_sum(a0) * scale;
     m = std::max(m, scores[j]);
   }
   float sum = 0.0f;

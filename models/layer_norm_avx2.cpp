@@ -3,20 +3,10 @@
 
 #include <cmath>
 
+#include "models/avx2_sum.hpp"
 #include "models/layer_norm.hpp"
 
 namespace sparq::models::detail {
-namespace {
-
-__attribute__((target("avx2,fma"))) inline float lane_sum(__m256 v) {
-  __m128 s = _mm_add_ps(_mm256_castps256_ps128(v), _mm256_extractf128_ps(v, 1));
-  s = _mm_add_ps(s, _mm_movehl_ps(s, s));
-  s = _mm_add_ss(s, _mm_movehdup_ps(s));
-  return _mm_cvtss_f32(s);
-}
-
-}  // namespace
-
 __attribute__((target("avx2,fma"))) void layer_norm_rows_avx2(float* x, int64_t rows, int64_t width,
                                                               const float* gamma, const float* beta,
                                                               double eps) {
@@ -30,7 +20,7 @@ __attribute__((target("avx2,fma"))) void layer_norm_rows_avx2(float* x, int64_t 
       s1 = _mm256_add_ps(s1, _mm256_loadu_ps(v + i + 8));
     }
     if (i < full) s0 = _mm256_add_ps(s0, _mm256_loadu_ps(v + i));
-    float sum = lane_sum(_mm256_add_ps(s0, s1));
+    float sum = horizontal_sum(_mm256_add_ps(s0, s1));
     for (i = full; i < width; ++i) sum += v[i];
     const float mean = sum / static_cast<float>(width);
     const __m256 vmean = _mm256_set1_ps(mean);
@@ -46,7 +36,7 @@ __attribute__((target("avx2,fma"))) void layer_norm_rows_avx2(float* x, int64_t 
       const __m256 d0 = _mm256_sub_ps(_mm256_loadu_ps(v + i), vmean);
       s0 = _mm256_fmadd_ps(d0, d0, s0);
     }
-    float var = lane_sum(_mm256_add_ps(s0, s1));
+    float var = horizontal_sum(_mm256_add_ps(s0, s1));
     for (i = full; i < width; ++i) var += (v[i] - mean) * (v[i] - mean);
     const float inv = static_cast<float>(
         1.0 / std::sqrt(static_cast<double>(var) / static_cast<double>(width) + eps));

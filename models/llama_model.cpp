@@ -71,6 +71,10 @@ struct LlamaSession::Impl {
   int64_t capacity = 0, position = 0;
   // Per layer: keys and values [capacity x kv_heads x head_dim]; keys stored rotated.
   std::vector<std::vector<float>> keys, values;
+  RopeTable rope;  // positions 0..capacity-1
+  // Attention scores: one row of `capacity` per chunk of (token, head) rows, a chunk per thread.
+  int64_t chunks = 1;
+  std::vector<float> scores;
   std::vector<float> x, xn, qkv, ctx, x1, gate_up, act;
 
   std::vector<float> forward(const std::vector<int32_t>& ids, bool all_logits);
@@ -99,14 +103,18 @@ void LlamaSession::Impl::attention(int64_t tokens, int64_t layer) {
   const float* v_cache = values[static_cast<size_t>(layer)].data();
   float* out = ctx.data();
   const float* q_all = qkv.data();
-  const int64_t span = first + tokens;
-  parallel_ranges(*model->arena, tokens * heads, [=](int64_t w0, int64_t w1) {
-    std::vector<float> scores(static_cast<size_t>(span));  // one row's, reused across the range
-    for (int64_t w = w0; w < w1; ++w) {
-      const int64_t t = w / heads, h = w % heads, kvh = h / group, len = first + t + 1;
-      cached_attention_row(q_all + t * row + h * d, k_cache + kvh * d, v_cache + kvh * d, len, d,
-                           kv_heads * d, scale, scores.data(), out + t * heads * d + h * d);
-    }
+  // One chunk of (token, head) rows per thread, chunk k owning scores row k; the rows are dealt
+  // out in turn because a causal row's cost grows with its token.
+  const int64_t rows = tokens * heads, n = std::min(chunks, rows), cap = capacity;
+  float* score_rows = scores.data();
+  parallel_ranges(*model->arena, n, [=](int64_t k0, int64_t k1) {
+    for (int64_t k = k0; k < k1; ++k)
+      for (int64_t w = k; w < rows; w += n) {
+        const int64_t t = w / heads, h = w % heads, kvh = h / group, len = first + t + 1;
+        cached_attention_row(q_all + t * row + h * d, k_cache + kvh * d, v_cache + kvh * d, len, d,
+                             kv_heads * d, scale, score_rows + k * cap,
+                             out + t * heads * d + h * d);
+      }
   });
 }
 
@@ -145,8 +153,7 @@ std::vector<float> LlamaSession::Impl::forward(const std::vector<int32_t>& ids, 
     for (int64_t t = 0; t < tokens; ++t) {
       float* r = qkv.data() + t * row;
       const int64_t pos = position + t;
-      for (int64_t hh = 0; hh < heads + kv; ++hh)  // queries, then keys
-        apply_rope(r + hh * d, d, pos, m.inv_freq);
+      for (int64_t hh = 0; hh < heads + kv; ++hh) rope.apply(r + hh * d, pos);  // queries, keys
       std::copy_n(r + heads * d, kv * d, k_cache + pos * kv * d);
       std::copy_n(r + (heads + kv) * d, kv * d, v_cache + pos * kv * d);
     }
@@ -237,6 +244,9 @@ LlamaSession LlamaModel::start(int64_t max_tokens) const {
   const auto cache = static_cast<size_t>(max_tokens * c.num_kv_heads * c.head_dim);
   s->keys.assign(static_cast<size_t>(c.num_layers), std::vector<float>(cache));
   s->values.assign(static_cast<size_t>(c.num_layers), std::vector<float>(cache));
+  s->rope = RopeTable(impl_->inv_freq, max_tokens);
+  s->chunks = impl_->arena->max_concurrency();
+  s->scores.resize(static_cast<size_t>(s->chunks * max_tokens));
   return LlamaSession(std::move(s));
 }
 

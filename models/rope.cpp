@@ -31,15 +31,26 @@ std::vector<float> rope_inverse_frequencies(const LlamaConfig& c) {
   return out;
 }
 
-void apply_rope(float* v, int64_t d, int64_t pos, const std::vector<float>& inv_freq) {
-  const int64_t half = d / 2;
-  for (int64_t i = 0; i < half; ++i) {
-    // The angle in float, as the reference implementations compute it.
-    const float angle = static_cast<float>(pos) * inv_freq[static_cast<size_t>(i)];
-    const float cos = std::cos(angle), sin = std::sin(angle);
-    const float a = v[i], b = v[i + half];
-    v[i] = a * cos - b * sin;
-    v[i + half] = b * cos + a * sin;
+RopeTable::RopeTable(const std::vector<float>& inv_freq, int64_t positions)
+    : half_(static_cast<int64_t>(inv_freq.size())),
+      cos_(static_cast<size_t>(positions * half_)),
+      sin_(cos_.size()) {
+  for (int64_t pos = 0; pos < positions; ++pos)
+    for (int64_t i = 0; i < half_; ++i) {
+      // The angle in float, as the reference implementations compute it.
+      const float angle = static_cast<float>(pos) * inv_freq[static_cast<size_t>(i)];
+      cos_[static_cast<size_t>(pos * half_ + i)] = std::cos(angle);
+      sin_[static_cast<size_t>(pos * half_ + i)] = std::sin(angle);
+    }
+}
+
+void RopeTable::apply(float* v, int64_t pos) const {
+  const float* cos = cos_.data() + pos * half_;
+  const float* sin = sin_.data() + pos * half_;
+  for (int64_t i = 0; i < half_; ++i) {
+    const float a = v[i], b = v[i + half_];
+    v[i] = a * cos[i] - b * sin[i];
+    v[i + half_] = b * cos[i] + a * sin[i];
   }
 }
 

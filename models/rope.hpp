@@ -13,7 +13,18 @@ namespace sparq::models {
 // factor; llama3 divides the low frequencies, keeps the high ones and blends the band between.
 std::vector<float> rope_inverse_frequencies(const LlamaConfig& config);
 
-// Rotates one head's vector v[d] for position `pos` in place.
-void apply_rope(float* v, int64_t d, int64_t pos, const std::vector<float>& inv_freq);
+// The cosines and sines of positions 0..positions-1, made once per session so that the
+// per-token work is the rotation alone (every head of a token shares its angles).
+class RopeTable {
+ public:
+  RopeTable() = default;
+  RopeTable(const std::vector<float>& inv_freq, int64_t positions);
+  // Rotates one head's vector v[2 * inv_freq.size()] for position `pos` (< positions) in place.
+  void apply(float* v, int64_t pos) const;
+
+ private:
+  int64_t half_ = 0;
+  std::vector<float> cos_, sin_;  // [positions x half]
+};
 
 }  // namespace sparq::models
