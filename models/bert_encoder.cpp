@@ -57,7 +57,6 @@ LinearWeights stack_qkv(const BertLayerWeights& l) {
 
 struct BertEncoder::Impl {
   BertConfig config;
-  EncoderOptions options;
   std::vector<float> word, position, token_type;
   Norm embedding_norm;
   struct Layer {
@@ -135,7 +134,6 @@ BertEncoder BertEncoder::build(const BertConfig& c, const BertWeights& w,
           "encoder: the weights' layer count differs from the config's");
   auto impl = std::make_unique<Impl>();
   impl->config = c;
-  impl->options = options;
   impl->word = w.word_embeddings;
   impl->position = w.position_embeddings;
   impl->token_type = w.token_type_embeddings;

@@ -54,7 +54,6 @@ void rms_norm(const float* x, int64_t rows, int64_t width, const std::vector<flo
 
 struct LlamaModel::Impl {
   LlamaConfig config;
-  DecoderOptions options;
   std::vector<float> embed, final_norm;
   struct Layer {
     SparseLinear qkv, o, gate_up, down;
@@ -204,7 +203,6 @@ LlamaModel LlamaModel::build(const LlamaConfig& c, const LlamaWeights& w,
           "llama: the embedding or final norm size differs from the config's");
   auto impl = std::make_unique<Impl>();
   impl->config = c;
-  impl->options = options;
   impl->embed = w.embed;
   impl->final_norm = w.final_norm;
   impl->arena = &arena_for(resolve_threads(options.threads));
