@@ -6,6 +6,8 @@
 #include <optional>
 #include <random>
 
+#include "models/llama_save.hpp"
+
 namespace sparq::bench {
 namespace {
 
@@ -50,6 +52,11 @@ nlohmann::json run_llama_eval(const LlamaEvalSpec& spec, const models::LlamaConf
     std::fprintf(stderr, "sparq-eval: pruning to %s at %.0f%%\n", spec.pattern.to_string().c_str(),
                  100 * spec.sparsity);
   models::prune_projections(weights, spec.pattern, spec.sparsity);
+  if (!spec.save_dir.empty()) {
+    std::fprintf(stderr, "sparq-eval: writing the %s weights to %s\n", prune ? "pruned" : "dense",
+                 spec.save_dir.c_str());
+    models::save_llama_folder(spec.save_dir, config, weights);
+  }
   std::fprintf(stderr, "sparq-eval: packing the %s model\n", prune ? "pruned" : "dense");
   const auto sparse =
       models::LlamaModel::build(config, weights, {spec.dtype, spec.pattern, spec.threads});

@@ -161,6 +161,7 @@ int main(int argc, char** argv) {
       spec.warmup = warmup;
       spec.compare_dense = compare == "dense";
       spec.seed = seed;
+      spec.save_dir = save_dir;
       sparq::models::LlamaConfig config;
       sparq::models::LlamaWeights weights;
       if (!synthetic.empty()) {

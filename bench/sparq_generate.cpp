@@ -77,6 +77,9 @@ int main(int argc, char** argv) {
   app.add_option("--top-k", sampling.top_k, "0: no limit")->capture_default_str();
   app.add_option("--top-p", sampling.top_p, "1: no limit")->capture_default_str();
   app.add_option("--seed", sampling.seed, "random seed")->capture_default_str();
+  bool print_ids = false;
+  app.add_flag("--print-ids", print_ids,
+               "print the generated token ids (comma-separated) instead of the text");
   CLI11_PARSE(app, argc, argv);
 
   try {
@@ -106,7 +109,7 @@ int main(int argc, char** argv) {
     weights = {};
     const double load_s = std::chrono::duration<double>(Clock::now() - t_load).count();
     const std::vector<int32_t> input =
-        tokenizer ? tokenizer->encode(prompt) : parse_ids(prompt_ids);
+        prompt_ids.empty() ? tokenizer->encode(prompt) : parse_ids(prompt_ids);
     if (input.empty()) throw sparq::InvalidArgument("the prompt has no tokens");
     auto session = model.start(
         std::min<int64_t>(config.max_position, static_cast<int64_t>(input.size()) + max_tokens));
@@ -115,7 +118,8 @@ int main(int argc, char** argv) {
     for (const auto& [kind, info] : model.kernels())
       std::fprintf(stderr, " %s=%s", kind.c_str(), info.kernel.c_str());
     std::fprintf(stderr, "; loaded in %.2f s\n", load_s);
-    if (tokenizer) std::cout << prompt << std::flush;
+    const bool print_text = tokenizer && !print_ids;
+    if (print_text) std::cout << prompt << std::flush;
 
     const auto t0 = Clock::now();
     std::vector<float> logits = session.forward(input);
@@ -126,17 +130,17 @@ int main(int argc, char** argv) {
     while (static_cast<int>(generated.size()) < max_tokens) {
       const int32_t next = sampler.next(logits);
       generated.push_back(next);
-      if (tokenizer) {
+      if (print_text) {
         // Decode everything so far and print what is new: a character may span tokens.
         const std::string all = tokenizer->decode(generated);
         if (all.size() > shown.size() && all.compare(0, shown.size(), shown) == 0) {
           std::cout << all.substr(shown.size()) << std::flush;
           shown = all;
         }
-        if (next == tokenizer->eos()) break;
       } else {
         std::cout << (generated.size() > 1 ? "," : "") << next << std::flush;
       }
+      if (tokenizer && next == tokenizer->eos()) break;
       if (session.position() >= session.capacity()) break;
       logits = session.forward({next});
     }

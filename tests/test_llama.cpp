@@ -12,6 +12,7 @@
 
 #include "jit/cpu_features.hpp"
 #include "models/cached_attention.hpp"
+#include "models/llama_save.hpp"
 #include "models/prune_folder.hpp"
 #include "sparq/error.hpp"
 #include "sparq/models/llama_model.hpp"
@@ -340,6 +341,42 @@ TEST(LlamaFolder, LoadsTheHuggingFaceNaming) {
                      "pruned");
   fs::remove_all(dir);
   fs::remove_all(pruned);
+}
+
+TEST(LlamaFolder, SavedFolderLoadsBackTheSameModel) {
+  namespace fs = std::filesystem;
+  for (const bool tied : {false, true}) {
+    const fs::path dir = fs::temp_directory_path() / "sparq_llama_saved";
+    fs::remove_all(dir);
+    LlamaConfig c = tiny_config();
+    c.tie_word_embeddings = tied;
+    c.rope_scaling = {RopeScaling::Kind::llama3, 8.0, 1.0, 4.0, 16};
+    const auto w = random_weights(c, 0.5, 31);
+    save_llama_folder(dir.string(), c, w);
+    const auto back = LlamaConfig::from_file((dir / "config.json").string());
+    EXPECT_EQ(back.num_kv_heads, c.num_kv_heads);
+    EXPECT_EQ(back.head_dim, c.head_dim);
+    EXPECT_EQ(back.tie_word_embeddings, tied);
+    EXPECT_EQ(back.rope_scaling.kind, RopeScaling::Kind::llama3);
+    EXPECT_EQ(back.rope_scaling.original_max_position, 16);
+    const auto bw = load_llama_weights(SafetensorsModel::open(dir.string()), back);
+    EXPECT_EQ(bw.embed, w.embed);
+    EXPECT_EQ(bw.layers[1].down.weight, w.layers[1].down.weight);
+    EXPECT_EQ(bw.layers[0].k.weight, w.layers[0].k.weight);
+    EXPECT_EQ(bw.final_norm, w.final_norm);
+    EXPECT_EQ(bw.lm_head.weight, w.lm_head.weight);
+    auto session = LlamaModel::load(dir.string(), {DType::f32, Pattern::dense(), 1}).start(16);
+    test::expect_close(session.forward(kPrompt, true), reference_logits(c, w, kPrompt), 1e-4,
+                       tied ? "tied" : "untied");
+    fs::remove_all(dir);
+  }
+  LlamaConfig c = tiny_config();
+  auto w = random_weights(c, 0.0, 32);
+  w.layers.pop_back();
+  EXPECT_THROW(save_llama_folder("/tmp/sparq_llama_unsaved", c, w), InvalidArgument);
+  w = random_weights(c, 0.0, 32);
+  w.lm_head = {};
+  EXPECT_THROW(save_llama_folder("/tmp/sparq_llama_unsaved", c, w), InvalidArgument);
 }
 
 TEST(CachedAttention, VectorRowMatchesPortable) {

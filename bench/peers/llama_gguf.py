@@ -1,0 +1,147 @@
+#!/usr/bin/env python3
+"""Writes a Llama Hugging Face folder that sparq saved (sparq-eval --synthetic llama-1b --save DIR)
+as a GGUF file llama.cpp loads, with the gguf package: every projection, the token embeddings and
+the head in one type (F32, F16, Q8_0 or Q4_0, like llama-quantize --pure), the norms in F32.
+
+llama.cpp's converter stores attn_q / attn_k with each head's two rotary halves interleaved; the
+same permutation is applied here, so llama.cpp computes the model sparq computes. The synthetic
+models have no tokenizer: a byte-level BPE vocabulary of the config's size is made up (the 256
+GPT-2 byte symbols, then byte pairs with their merges, the last id an end-of-text control token),
+which is enough for llama.cpp and sparq to load the file; the benchmarks feed token ids.
+
+    llama_gguf.py DIR OUT.gguf --type q8_0
+"""
+import argparse
+import json
+import os
+import sys
+
+import numpy as np
+import gguf
+from safetensors.numpy import safe_open
+
+
+def byte_symbols():
+    """GPT-2's printable stand-ins for the 256 byte values, in byte order."""
+    keep = list(range(ord("!"), ord("~") + 1)) + list(range(0xA1, 0xAC + 1)) + list(
+        range(0xAE, 0xFF + 1))
+    out, extra = {}, 0
+    for b in range(256):
+        if b in keep:
+            out[b] = chr(b)
+        else:
+            out[b] = chr(256 + extra)
+            extra += 1
+    return [out[b] for b in range(256)]
+
+
+def made_up_vocab(size):
+    if size < 258:
+        sys.exit(f"llama_gguf.py: a vocabulary of {size} is too small for the made-up BPE one")
+    symbols = byte_symbols()
+    tokens, merges = list(symbols), []
+    for a in symbols:
+        for b in symbols:
+            if len(tokens) == size - 1:
+                break
+            tokens.append(a + b)
+            merges.append(f"{a} {b}")
+    tokens.append("<|endoftext|>")
+    types = [gguf.TokenType.NORMAL] * (size - 1) + [gguf.TokenType.CONTROL]
+    return tokens, types, merges
+
+
+def rotary_interleave(w, heads):
+    """Hugging Face's rotate-half row order -> llama.cpp's interleaved pairs, per head."""
+    return w.reshape(heads, 2, w.shape[0] // heads // 2, *w.shape[1:]).swapaxes(1, 2).reshape(
+        w.shape)
+
+
+QUANT = {
+    "f32": gguf.GGMLQuantizationType.F32,
+    "f16": gguf.GGMLQuantizationType.F16,
+    "q8_0": gguf.GGMLQuantizationType.Q8_0,
+    "q4_0": gguf.GGMLQuantizationType.Q4_0,
+}
+FILE_TYPE = {"f32": gguf.LlamaFileType.ALL_F32, "f16": gguf.LlamaFileType.MOSTLY_F16,
+             "q8_0": gguf.LlamaFileType.MOSTLY_Q8_0, "q4_0": gguf.LlamaFileType.MOSTLY_Q4_0}
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__,
+                                 formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("folder", help="config.json + model.safetensors (LlamaForCausalLM names)")
+    ap.add_argument("out", help="the GGUF file to write")
+    ap.add_argument("--type", choices=sorted(QUANT), default="q8_0")
+    args = ap.parse_args()
+
+    with open(os.path.join(args.folder, "config.json")) as f:
+        c = json.load(f)
+    if c.get("model_type") != "llama":
+        sys.exit(f"llama_gguf.py: {args.folder}: model_type {c.get('model_type')!r}, not llama")
+    heads, kv_heads = c["num_attention_heads"], c.get("num_key_value_heads",
+                                                      c["num_attention_heads"])
+    hidden = c["hidden_size"]
+    head_dim = c.get("head_dim") or hidden // heads
+    qtype = QUANT[args.type]
+
+    w = gguf.GGUFWriter(args.out, "llama")
+    w.add_name("sparq synthetic llama")
+    w.add_context_length(c["max_position_embeddings"])
+    w.add_embedding_length(hidden)
+    w.add_block_count(c["num_hidden_layers"])
+    w.add_feed_forward_length(c["intermediate_size"])
+    w.add_head_count(heads)
+    w.add_head_count_kv(kv_heads)
+    w.add_key_length(head_dim)
+    w.add_value_length(head_dim)
+    w.add_rope_dimension_count(head_dim)
+    w.add_rope_freq_base(c.get("rope_theta", 10000.0))
+    w.add_layer_norm_rms_eps(c.get("rms_norm_eps", 1e-6))
+    w.add_vocab_size(c["vocab_size"])
+    w.add_file_type(FILE_TYPE[args.type])
+    if c.get("rope_scaling"):
+        sys.exit("llama_gguf.py: rope scaling is not exported (the synthetic models have none)")
+    tokens, types, merges = made_up_vocab(c["vocab_size"])
+    w.add_tokenizer_model("gpt2")
+    w.add_tokenizer_pre("default")
+    w.add_token_list(tokens)
+    w.add_token_types(types)
+    w.add_token_merges(merges)
+    w.add_bos_token_id(len(tokens) - 1)
+    w.add_eos_token_id(len(tokens) - 1)
+
+    names = {"model.embed_tokens.weight": "token_embd.weight",
+             "model.norm.weight": "output_norm.weight", "lm_head.weight": "output.weight"}
+    per_layer = {"input_layernorm": "attn_norm", "post_attention_layernorm": "ffn_norm",
+                 "self_attn.q_proj": "attn_q", "self_attn.k_proj": "attn_k",
+                 "self_attn.v_proj": "attn_v", "self_attn.o_proj": "attn_output",
+                 "mlp.gate_proj": "ffn_gate", "mlp.up_proj": "ffn_up", "mlp.down_proj": "ffn_down"}
+    with safe_open(os.path.join(args.folder, "model.safetensors"), "np") as st:
+        for name in st.keys():
+            t = st.get_tensor(name).astype(np.float32)
+            if name in names:
+                out = names[name]
+            else:
+                parts = name.split(".")  # model.layers.N.<module...>.weight
+                if parts[:2] != ["model", "layers"] or parts[-1] != "weight":
+                    sys.exit(f"llama_gguf.py: unexpected tensor {name!r}")
+                out = f"blk.{parts[2]}.{per_layer['.'.join(parts[3:-1])]}.weight"
+                if name.endswith("q_proj.weight"):
+                    t = rotary_interleave(t, heads)
+                elif name.endswith("k_proj.weight"):
+                    t = rotary_interleave(t, kv_heads)
+            if t.ndim == 1:
+                w.add_tensor(out, t)
+            else:
+                w.add_tensor(out, gguf.quants.quantize(t, qtype), raw_dtype=qtype)
+            print(f"\rllama_gguf.py: {out:32s}", end="", file=sys.stderr, flush=True)
+    print(file=sys.stderr)
+    w.write_header_to_file()
+    w.write_kv_data_to_file()
+    w.write_tensors_to_file()
+    w.close()
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,24 @@
+#!/usr/bin/env bash
+# Creates (once) a virtual environment with llama-cpp-python built from source on this machine
+# (PyPI ships no CPU wheel; the build compiles llama.cpp with GGML_NATIVE, so it uses this CPU's
+# vector extensions), plus numpy, gguf and safetensors for the weight export, and prints its python. Prints
+# nothing and exits 1 when the build fails. The build takes ~10-20 minutes on 2 cores.
+# Location: ${SPARQ_LLAMACPP_VENV:-${XDG_CACHE_HOME:-$HOME/.cache}/sparq/llamacpp-venv}.
+set -uo pipefail
+version="0.3.36"
+venv="${SPARQ_LLAMACPP_VENV:-${XDG_CACHE_HOME:-$HOME/.cache}/sparq/llamacpp-venv}"
+if [ ! -x "$venv/bin/python" ] ||
+  ! "$venv/bin/python" -c "import llama_cpp, gguf, numpy, safetensors" 2>/dev/null; then
+  echo "sparq: building llama-cpp-python $version in $venv (compiles llama.cpp)" >&2
+  python3 -m venv "$venv" >&2 &&
+    "$venv/bin/pip" install --quiet --upgrade pip >&2 &&
+    "$venv/bin/pip" install --quiet "numpy>=1.26" "gguf>=0.10" "safetensors>=0.4" >&2 &&
+    CMAKE_ARGS="-DGGML_NATIVE=ON -DGGML_OPENMP=ON -DLLAMA_CURL=OFF" \
+      CMAKE_BUILD_PARALLEL_LEVEL="$(nproc)" \
+      "$venv/bin/pip" install --quiet --no-binary llama-cpp-python \
+      "llama-cpp-python==$version" >&2 || {
+    echo "sparq: llama-cpp-python could not be built (needs a C++ compiler and cmake)" >&2
+    exit 1
+  }
+fi
+echo "$venv/bin/python"
