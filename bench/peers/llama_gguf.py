@@ -135,12 +135,11 @@ def main():
                 w.add_tensor(out, t)
             else:
                 w.add_tensor(out, gguf.quants.quantize(t, qtype), raw_dtype=qtype)
-            print(f"\rllama_gguf.py: {out:32s}", end="", file=sys.stderr, flush=True)
-    print(file=sys.stderr)
     w.write_header_to_file()
     w.write_kv_data_to_file()
     w.write_tensors_to_file()
     w.close()
+    print(f"llama_gguf.py: wrote {args.out} ({args.type.upper()})", file=sys.stderr)
 
 
 if __name__ == "__main__":

@@ -1,0 +1,74 @@
+#!/usr/bin/env bash
+# sparq beside llama.cpp on the same decoder weights, threads, prompt and generation lengths:
+#   bench/peers/llama_run.sh [--synthetic llama-1b] [--threads 2] [--prompt-tokens 512]
+#                            [--gen-tokens 128] [--iters 2] [--rounds 2]
+# 1. sparq-eval makes the synthetic model's random weights and saves them as a Hugging Face
+#    folder; llama_gguf.py exports that folder to GGUF Q8_0 and Q4_0 (the gguf package);
+# 2. a check that both runtimes compute the same model: greedy ids of sparq (fp32, on the Q8_0
+#    file) and llama.cpp (on the same file) for one prompt;
+# 3. --rounds rounds, each timing in turn: sparq int8 dense, 2:4, 70 % 16x1 blocks (sparq-eval,
+#    pruning the same weights by magnitude at load) and llama.cpp Q8_0 and Q4_0
+#    (llamacpp_bench.py), so that the VM's slow minutes fall on every row alike;
+# 4. llama_table.py prints the Markdown table (the README keeps the latest).
+# Work files: ${SPARQ_PEERS_WORK:-/tmp/sparq-peers}/NAME (the fp32 folder of llama-1b is 4.4 GB).
+set -euo pipefail
+here="$(cd "$(dirname "$0")" && pwd)"
+root="$(cd "$here/../.." && pwd)"
+synthetic=llama-1b threads=2 prompt=512 gen=128 iters=2 rounds=2
+while (($#)); do
+  case "$1" in
+    --synthetic) synthetic="$2" ;;
+    --threads) threads="$2" ;;
+    --prompt-tokens) prompt="$2" ;;
+    --gen-tokens) gen="$2" ;;
+    --iters) iters="$2" ;;
+    --rounds) rounds="$2" ;;
+    *) echo "usage: $0 [--synthetic NAME] [--threads T] [--prompt-tokens N] [--gen-tokens N]" \
+         "[--iters N] [--rounds N]" >&2; exit 2 ;;
+  esac
+  shift 2
+done
+work="${SPARQ_PEERS_WORK:-/tmp/sparq-peers}/$synthetic"
+mkdir -p "$work"
+bin="$root/build/bench"
+[ -x "$bin/sparq-eval" ] && [ -x "$bin/sparq-generate" ] || "$root/scripts/build.sh"
+python=$("$here/llamacpp.sh")
+if [ ! -f "$work/model/model.safetensors" ]; then
+  echo "sparq-eval: saving $synthetic's weights to $work/model" >&2
+  "$bin/sparq-eval" --synthetic "$synthetic" --pattern dense --dtype int8 --threads "$threads" \
+    --prompt-tokens 2 --gen-tokens 1 --iters 1 --warmup 0 --save "$work/model" --format json \
+    >/dev/null
+  rm -f "$work"/model-*.gguf
+fi
+for type in q8_0 q4_0; do
+  [ -f "$work/model-$type.gguf" ] ||
+    "$python" "$here/llama_gguf.py" "$work/model" "$work/model-$type.gguf" --type "$type"
+done
+
+results="$work/results.jsonl"
+: >"$results"
+ids=17,300,111,250,9,123,310,77  # below every synthetic model's vocabulary size
+echo "check: greedy ids of sparq (fp32) and llama.cpp on $work/model-q8_0.gguf" >&2
+sparq_ids=$("$bin/sparq-generate" --model "$work/model-q8_0.gguf" --prompt-ids "$ids" \
+  --max-tokens 12 --dtype f32 --threads "$threads" --print-ids 2>/dev/null)
+llama_ids=$("$python" "$here/llamacpp_bench.py" "$work/model-q8_0.gguf" --greedy-ids "$ids" \
+  --max-tokens 12 --threads "$threads" 2>/dev/null)
+echo "{\"check\": \"greedy ids, Q8_0 file\", \"sparq\": \"$sparq_ids\", \"llama.cpp\": \"$llama_ids\"}" \
+  >>"$results"
+
+for ((r = 1; r <= rounds; r++)); do
+  for cfg in "dense 0" "2:4 0.5" "16x1 0.7"; do
+    set -- $cfg
+    echo "round $r/$rounds: sparq int8 $1 ${2}" >&2
+    "$bin/sparq-eval" --synthetic "$synthetic" --dtype int8 --pattern "$1" --sparsity "$2" \
+      --threads "$threads" --prompt-tokens "$prompt" --gen-tokens "$gen" --iters "$iters" \
+      --warmup 1 --format json 2>/dev/null >>"$results"
+  done
+  for type in q8_0 q4_0; do
+    echo "round $r/$rounds: llama.cpp $type" >&2
+    "$python" "$here/llamacpp_bench.py" "$work/model-$type.gguf" --threads "$threads" \
+      --prompt-tokens "$prompt" --gen-tokens "$gen" --iters "$iters" --warmup 1 2>/dev/null |
+      sed "s/^{/{\"quant\": \"${type^^}\", /" >>"$results"
+  done
+done
+"$python" "$here/llama_table.py" "$results"
