@@ -85,7 +85,7 @@ nlohmann::json run_llama_eval(const LlamaEvalSpec& spec, const models::LlamaConf
   nlohmann::json j = {{"model", spec.name},
                       {"dtype", to_string(spec.dtype)},
                       {"pattern", spec.pattern.to_string()},
-                      {"sparsity", spec.sparsity},
+                      {"sparsity", prune ? spec.sparsity : 0.0},
                       {"threads", sparse.kernels().front().second.threads},
                       {"prompt_tokens", spec.prompt_tokens},
                       {"gen_tokens", spec.gen_tokens},

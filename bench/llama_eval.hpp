@@ -24,9 +24,10 @@ struct LlamaEvalSpec {
 };
 
 // weights: unpruned; pruned here (every attention and MLP projection, by magnitude) for the
-// sparse side, and saved as a Hugging Face folder when spec.save_dir is set. Returns the report (JSON keys model, dtype, pattern, sparsity, threads,
-// prompt_tokens, gen_tokens, pp_tokens_per_s, tg_tokens_per_s, kernels, and with compare_dense
-// dense_pp_tokens_per_s, dense_tg_tokens_per_s, pp_speedup, tg_speedup).
+// sparse side, and saved as a Hugging Face folder when spec.save_dir is set. Returns the report
+// (JSON keys model, dtype, pattern, sparsity, threads, prompt_tokens, gen_tokens, pp_tokens_per_s,
+// tg_tokens_per_s, kernels, and with compare_dense dense_pp_tokens_per_s, dense_tg_tokens_per_s,
+// pp_speedup, tg_speedup).
 nlohmann::json run_llama_eval(const LlamaEvalSpec& spec, const models::LlamaConfig& config,
                               models::LlamaWeights weights);
 

@@ -5,31 +5,10 @@
 #include <cmath>
 
 #include "models/attention.hpp"
-#include "models/avx2_sum.hpp"
+#include "models/avx2_math.hpp"
 
 namespace sparq::models::detail {
 namespace {
-
-// exp(x) for x <= 0 (softmax after subtracting the max): 2^k e^r with k = round(x log2 e),
-// |r| <= ln 2 / 2, e^r by a degree-6 polynomial; relative error below 2e-7. Inputs below -87
-// give 0 (via the clamp and 2^k underflow to a tiny normal, then multiplied away).
-__attribute__((target("avx2,fma"))) inline __m256 exp_nonpositive(__m256 x) {
-  x = _mm256_max_ps(x, _mm256_set1_ps(-87.0f));
-  const __m256 k = _mm256_round_ps(_mm256_mul_ps(x, _mm256_set1_ps(1.44269504088896341f)),
-                                   _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
-  __m256 r = _mm256_fnmadd_ps(k, _mm256_set1_ps(0.693359375f), x);
-  r = _mm256_fnmadd_ps(k, _mm256_set1_ps(-2.12194440e-4f), r);
-  __m256 p = _mm256_set1_ps(1.0f / 720);
-  p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(1.0f / 120));
-  p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(1.0f / 24));
-  p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(1.0f / 6));
-  p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(0.5f));
-  p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(1.0f));
-  p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(1.0f));
-  const __m256i e =
-      _mm256_slli_epi32(_mm256_add_epi32(_mm256_cvtps_epi32(k), _mm256_set1_epi32(127)), 23);
-  return _mm256_mul_ps(p, _mm256_castsi256_ps(e));
-}
 
 // C[R x 8 NB] = scale_r * (A[R x K] B[K x 8 NB]): A broadcast by element (row stride lda), B
 // rows of 8 NB floats (row stride ldb), all in registers: R * NB accumulators, each B load

@@ -3,7 +3,7 @@
 
 #include <cmath>
 
-#include "models/avx2_sum.hpp"
+#include "models/avx2_math.hpp"
 #include "models/layer_norm.hpp"
 
 namespace sparq::models::detail {

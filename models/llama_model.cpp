@@ -68,10 +68,12 @@ struct LlamaModel::Impl {
 struct LlamaSession::Impl {
   std::shared_ptr<const LlamaModel::Impl> model;
   int64_t capacity = 0, position = 0;
-  // Per layer: keys and values [capacity x kv_heads x head_dim]; keys stored rotated.
+  // Per layer: keys and values [kv_heads x capacity x head_dim] (each head's positions contiguous,
+  // so that the attention streams them); keys stored rotated.
   std::vector<std::vector<float>> keys, values;
   RopeTable rope;  // positions 0..capacity-1
-  // Attention scores: one row of `capacity` per chunk of (token, head) rows, a chunk per thread.
+  // Attention scores: per chunk of (token, key/value head) items (a chunk per thread), one row of
+  // `capacity` for each query head of a group.
   int64_t chunks = 1;
   std::vector<float> scores;
   std::vector<float> x, xn, qkv, ctx, x1, gate_up, act;
@@ -102,17 +104,18 @@ void LlamaSession::Impl::attention(int64_t tokens, int64_t layer) {
   const float* v_cache = values[static_cast<size_t>(layer)].data();
   float* out = ctx.data();
   const float* q_all = qkv.data();
-  // One chunk of (token, head) rows per thread, chunk k owning scores row k; the rows are dealt
-  // out in turn because a causal row's cost grows with its token.
-  const int64_t rows = tokens * heads, n = std::min(chunks, rows), cap = capacity;
+  // One chunk of (token, key/value head) items per thread, chunk k owning scores rows
+  // [k * group, (k + 1) * group); the items are dealt out in turn because a causal item's cost
+  // grows with its token.
+  const int64_t items = tokens * kv_heads, n = std::min(chunks, items), cap = capacity;
   float* score_rows = scores.data();
   parallel_ranges(*model->arena, n, [=](int64_t k0, int64_t k1) {
     for (int64_t k = k0; k < k1; ++k)
-      for (int64_t w = k; w < rows; w += n) {
-        const int64_t t = w / heads, h = w % heads, kvh = h / group, len = first + t + 1;
-        cached_attention_row(q_all + t * row + h * d, k_cache + kvh * d, v_cache + kvh * d, len, d,
-                             kv_heads * d, scale, score_rows + k * cap,
-                             out + t * heads * d + h * d);
+      for (int64_t w = k; w < items; w += n) {
+        const int64_t t = w / kv_heads, kvh = w % kv_heads, len = first + t + 1;
+        cached_attention(q_all + t * row + kvh * group * d, group, k_cache + kvh * cap * d,
+                         v_cache + kvh * cap * d, len, d, d, scale, score_rows + k * group * cap,
+                         out + t * heads * d + kvh * group * d);
       }
   });
 }
@@ -153,8 +156,10 @@ std::vector<float> LlamaSession::Impl::forward(const std::vector<int32_t>& ids, 
       float* r = qkv.data() + t * row;
       const int64_t pos = position + t;
       for (int64_t hh = 0; hh < heads + kv; ++hh) rope.apply(r + hh * d, pos);  // queries, keys
-      std::copy_n(r + heads * d, kv * d, k_cache + pos * kv * d);
-      std::copy_n(r + (heads + kv) * d, kv * d, v_cache + pos * kv * d);
+      for (int64_t g = 0; g < kv; ++g) {
+        std::copy_n(r + (heads + g) * d, d, k_cache + (g * capacity + pos) * d);
+        std::copy_n(r + (heads + kv + g) * d, d, v_cache + (g * capacity + pos) * d);
+      }
     }
     attention(tokens, static_cast<int64_t>(l));
     layer.o.forward(ctx.data(), tokens, x1.data(), x.data());  // + residual
@@ -244,7 +249,7 @@ LlamaSession LlamaModel::start(int64_t max_tokens) const {
   s->values.assign(static_cast<size_t>(c.num_layers), std::vector<float>(cache));
   s->rope = RopeTable(impl_->inv_freq, max_tokens);
   s->chunks = impl_->arena->max_concurrency();
-  s->scores.resize(static_cast<size_t>(s->chunks * max_tokens));
+  s->scores.resize(static_cast<size_t>(s->chunks * (c.num_heads / c.num_kv_heads) * max_tokens));
   return LlamaSession(std::move(s));
 }
 

@@ -43,11 +43,13 @@ Int8NmWeights pack_int8_2of4(const int8_t* wq, const float* w_scale, const float
           index[b][n] = i;
           ++n;
         }
-        entry[32 + b / 2] |=
-            static_cast<uint8_t>((index[b][0] | index[b][1] << 2) << (4 * (b % 2)));
       }
-      for (int slot = 0; slot < 32; ++slot)
-        entry[slot] = static_cast<uint8_t>(kept[nm_slot_block(slot)][slot % 2]);
+      for (int slot = 0; slot < 32; ++slot) {
+        const int b = nm_slot_block(slot);
+        entry[slot] = static_cast<uint8_t>(kept[b][slot % 2]);
+        entry[32 + nm_position_byte(slot)] |=
+            static_cast<uint8_t>(index[b][slot % 2] << nm_position_shift(slot));
+      }
     }
   return p;
 }
@@ -58,10 +60,7 @@ std::vector<int8_t> to_dense(const Int8NmWeights& p) {
     for (int64_t win = 0; win < p.windows; ++win) {
       const uint8_t* entry = p.entries.data() + (r * p.windows + win) * kNmWindowBytes;
       for (int slot = 0; slot < 32; ++slot) {
-        const int b = nm_slot_block(slot), j = slot % 2;
-        const int nibble = (entry[32 + b / 2] >> (4 * (b % 2))) & 0xf;
-        const int i = j == 0 ? (nibble & 3) : (nibble >> 2);
-        const int64_t c = win * kNmWindow + 4 * b + i;
+        const int64_t c = win * kNmWindow + 4 * nm_slot_block(slot) + nm_slot_position(entry, slot);
         const auto v = static_cast<int8_t>(entry[slot]);
         if (v != 0) w[r * p.in + c] = v;
       }

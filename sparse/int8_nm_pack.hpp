@@ -6,8 +6,9 @@
 // position per kept value).
 //   values: block order 0-3, 8-11, 4-7, 12-15 (two per block, in column order): the order in
 //     which two in-lane byte shuffles of the window's activations deliver them;
-//   positions: one nibble per block, i0 | i1 << 2 (the kept columns inside the block), block b in
-//     byte b / 2, the low nibble for even b.
+//   positions: the kept column inside its block (0..3, 2 bits) of each of the 32 values: slot s
+//     in byte 4 * (s / 16) + s % 4 at bits 2 * ((s % 16) / 4). In this order one in-lane byte
+//     shuffle and one per-dword shift spread the 8 bytes over the 32 slots (the AVX2 kernel).
 // A block with fewer than 2 non-zeros keeps zeros at position 0. Windows past `in` are zero.
 // Activations: s8 [tokens][ceil(in / 64) * 64], zero past `in`.
 #pragma once
@@ -42,6 +43,14 @@ std::vector<int8_t> to_dense(const Int8NmWeights& w);
 inline int nm_slot_block(int slot) {
   static constexpr int kBlocks[4] = {0, 8, 4, 12};
   return kBlocks[slot / 8] + (slot % 8) / 2;
+}
+
+// Where the 2-bit position of the value at byte `slot` (0..31) lives among a window's 8 position
+// bytes: byte nm_position_byte(slot), shifted right by nm_position_shift(slot).
+inline int nm_position_byte(int slot) { return 4 * (slot / 16) + slot % 4; }
+inline int nm_position_shift(int slot) { return 2 * ((slot % 16) / 4); }
+inline int nm_slot_position(const uint8_t* entry, int slot) {
+  return (entry[32 + nm_position_byte(slot)] >> nm_position_shift(slot)) & 3;
 }
 
 }  // namespace sparq::sparse

@@ -1,33 +1,24 @@
 #include <immintrin.h>
 
+#include <cstring>
+
 #include "src/int8_nm_kernel.hpp"
 
 namespace sparq {
 namespace {
 
-// Shuffle indices (window-relative within each 16-column lane) of the 32 kept values of one
-// window, from its 8 position bytes; lane 0's upper half and lane 1's upper half hold the
-// indices meant for the window's second 32 columns.
+// Shuffle indices (column within the 16-column lane of `lo` for the lane's first 8 slots, of `hi`
+// for its last 8) of the 32 kept values of one window, from its 8 position bytes: byte
+// 4 * lane + s % 4 goes to every slot s of its lane with s % 4 equal, the per-dword shift brings
+// the slot's 2 bits down, and the block's first column is added.
 __attribute__((target("avx2"))) inline __m256i shuffle_indices(const uint8_t* positions) {
-  const __m128i m = _mm_loadl_epi64(reinterpret_cast<const __m128i*>(positions));
-  const __m128i low = _mm_and_si128(m, _mm_set1_epi8(0x0f));
-  const __m128i high = _mm_and_si128(_mm_srli_epi16(m, 4), _mm_set1_epi8(0x0f));
-  const __m256i nibble = _mm256_broadcastsi128_si256(_mm_unpacklo_epi8(low, high));  // block b
-  // Each slot's block: lane 0 blocks 0-3 then 8-11, lane 1 blocks 4-7 then 12-15, two slots each.
-  const __m256i by_slot = _mm256_shuffle_epi8(
-      nibble, _mm256_setr_epi8(0, 0, 1, 1, 2, 2, 3, 3, 8, 8, 9, 9, 10, 10, 11, 11, 4, 4, 5, 5, 6, 6,
-                               7, 7, 12, 12, 13, 13, 14, 14, 15, 15));
-  const __m256i first =
-      _mm256_shuffle_epi8(_mm256_setr_epi8(0, 1, 2, 3, 0, 1, 2, 3, 0, 1, 2, 3, 0, 1, 2, 3, 0, 1, 2,
-                                           3, 0, 1, 2, 3, 0, 1, 2, 3, 0, 1, 2, 3),
-                          by_slot);  // n & 3
-  const __m256i second =
-      _mm256_shuffle_epi8(_mm256_setr_epi8(0, 0, 0, 0, 1, 1, 1, 1, 2, 2, 2, 2, 3, 3, 3, 3, 0, 0, 0,
-                                           0, 1, 1, 1, 1, 2, 2, 2, 2, 3, 3, 3, 3),
-                          by_slot);  // n >> 2
-  const __m256i odd = _mm256_set1_epi16(static_cast<short>(0xff00));
-  const __m256i position = _mm256_blendv_epi8(first, second, odd);
-  // + 4 * (block within its 16-column lane).
+  int64_t bits;
+  std::memcpy(&bits, positions, sizeof bits);
+  const __m256i spread = _mm256_shuffle_epi8(
+      _mm256_set1_epi64x(bits), _mm256_setr_epi8(0, 1, 2, 3, 0, 1, 2, 3, 0, 1, 2, 3, 0, 1, 2, 3, 4,
+                                                 5, 6, 7, 4, 5, 6, 7, 4, 5, 6, 7, 4, 5, 6, 7));
+  const __m256i position = _mm256_and_si256(
+      _mm256_srlv_epi32(spread, _mm256_setr_epi32(0, 2, 4, 6, 0, 2, 4, 6)), _mm256_set1_epi8(3));
   const __m256i base = _mm256_setr_epi8(0, 0, 4, 4, 8, 8, 12, 12, 0, 0, 4, 4, 8, 8, 12, 12, 0, 0, 4,
                                         4, 8, 8, 12, 12, 0, 0, 4, 4, 8, 8, 12, 12);
   return _mm256_add_epi8(position, base);
@@ -50,14 +41,14 @@ __attribute__((target("avx2"))) void rows(const sparse::Int8NmWeights& w, const 
     const uint8_t* entry = w.entries.data() + r * w.windows * sparse::kNmWindowBytes;
     for (int64_t win = 0; win < w.windows; ++win, entry += sparse::kNmWindowBytes) {
       const __m256i idx = shuffle_indices(entry + 32);
-      const __m256i idx_upper = _mm256_shuffle_epi32(idx, 0x4e);
       const __m256i weights = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(entry));
       for (int t = 0; t < kTokens; ++t) {
         const int8_t* xw = x + t * x_stride + win * sparse::kNmWindow;
         const __m256i lo = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(xw));
         const __m256i hi = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(xw + 32));
+        // Each lane's first 8 slots pick from lo's lane, its last 8 from hi's.
         const __m256i picked =
-            _mm256_unpacklo_epi64(_mm256_shuffle_epi8(lo, idx), _mm256_shuffle_epi8(hi, idx_upper));
+            _mm256_blend_epi32(_mm256_shuffle_epi8(lo, idx), _mm256_shuffle_epi8(hi, idx), 0xcc);
         const __m256i products =
             _mm256_maddubs_epi16(_mm256_abs_epi8(picked), _mm256_sign_epi8(weights, picked));
         acc[t] = _mm256_add_epi32(acc[t], _mm256_madd_epi16(products, ones));

@@ -20,11 +20,9 @@ void int8_nm_rows_portable(const sparse::Int8NmWeights& w, const int8_t* x, int6
       for (int64_t win = 0; win < w.windows; ++win) {
         const uint8_t* entry = w.entries.data() + (r * w.windows + win) * sparse::kNmWindowBytes;
         for (int slot = 0; slot < 32; ++slot) {
-          const int b = sparse::nm_slot_block(slot);
-          const int nibble = (entry[32 + b / 2] >> (4 * (b % 2))) & 0xf;
-          const int i = slot % 2 == 0 ? (nibble & 3) : (nibble >> 2);
-          acc += int32_t{static_cast<int8_t>(entry[slot])} *
-                 x[t * x_stride + win * sparse::kNmWindow + 4 * b + i];
+          const int64_t c = win * sparse::kNmWindow + 4 * sparse::nm_slot_block(slot) +
+                            sparse::nm_slot_position(entry, slot);
+          acc += int32_t{static_cast<int8_t>(entry[slot])} * x[t * x_stride + c];
         }
       }
       sums[t * (r1 - r0) + (r - r0)] = acc;

@@ -379,22 +379,26 @@ TEST(LlamaFolder, SavedFolderLoadsBackTheSameModel) {
   EXPECT_THROW(save_llama_folder("/tmp/sparq_llama_unsaved", c, w), InvalidArgument);
 }
 
-TEST(CachedAttention, VectorRowMatchesPortable) {
+TEST(CachedAttention, VectorMatchesPortable) {
   if (!jit::isa_available(jit::Isa::avx2)) GTEST_SKIP() << "this CPU lacks AVX2";
-  for (int64_t d : {8, 64, 72, 128})
-    for (int64_t len : {1, 2, 3, 17, 200}) {
-      const int64_t stride = 3 * d + 8;
-      const auto q = test::random_floats(static_cast<size_t>(d), 1, -2, 2);
-      const auto k = test::random_floats(static_cast<size_t>(len * stride), 2, -2, 2);
-      const auto v = test::random_floats(static_cast<size_t>(len * stride), 3, -2, 2);
-      std::vector<float> scratch(static_cast<size_t>(len)), a(static_cast<size_t>(d)), b(a);
-      const float scale = 1.0f / std::sqrt(static_cast<float>(d));
-      detail::cached_attention_row_avx2(q.data(), k.data(), v.data(), len, d, stride, scale,
-                                        scratch.data(), a.data());
-      detail::cached_attention_row_portable(q.data(), k.data(), v.data(), len, d, stride, scale,
-                                            scratch.data(), b.data());
-      test::expect_close(a, b, 1e-5, "d " + std::to_string(d) + " len " + std::to_string(len));
-    }
+  for (int64_t group : {1, 3, 8})
+    for (int64_t d : {8, 64, 72, 128})
+      for (int64_t len : {1, 2, 3, 8, 16, 17, 200, 643}) {
+        const int64_t stride = 3 * d + 8;
+        const auto q = test::random_floats(static_cast<size_t>(group * d), 1, -2, 2);
+        const auto k = test::random_floats(static_cast<size_t>(len * stride), 2, -2, 2);
+        const auto v = test::random_floats(static_cast<size_t>(len * stride), 3, -2, 2);
+        std::vector<float> scratch(static_cast<size_t>(group * len));
+        std::vector<float> a(static_cast<size_t>(group * d)), b(a);
+        const float scale = 1.0f / std::sqrt(static_cast<float>(d));
+        detail::cached_attention_avx2(q.data(), group, k.data(), v.data(), len, d, stride, scale,
+                                      scratch.data(), a.data());
+        detail::cached_attention_portable(q.data(), group, k.data(), v.data(), len, d, stride,
+                                          scale, scratch.data(), b.data());
+        test::expect_close(a, b, 1e-5,
+                           "group " + std::to_string(group) + " d " + std::to_string(d) + " len " +
+                               std::to_string(len));
+      }
 }
 
 TEST(Sampler, GreedyTopKTopPAndSeeds) {
