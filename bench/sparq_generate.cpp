@@ -4,8 +4,8 @@
 //   sparq-generate --model FILE.gguf --prompt "..." --max-tokens 64 [--dtype int8]
 //                  [--pattern auto] [--sparsity 0.7] [--threads 2] [--temperature 0.8 --top-k 40
 //                  --top-p 0.95 --seed 1]
-//   sparq-generate --model DIR --prompt-ids 1,2,3 ...   (a Hugging Face folder: token ids, since
-//                  sparq reads the byte-level BPE vocabulary from GGUF files)
+//   sparq-generate --model DIR --prompt "..." ...   (a Hugging Face folder with a byte-level BPE
+//                  tokenizer.json; --prompt-ids 1,2,3 takes token ids instead)
 // --sparsity > 0 prunes every attention and MLP projection by magnitude to --pattern on load.
 #include <unistd.h>
 
@@ -60,7 +60,8 @@ int main(int argc, char** argv) {
   double sparsity = 0.0;
   sparq::models::SamplingOptions sampling;
   app.add_option("--model", model_path, "a GGUF file (llama) or a Hugging Face folder")->required();
-  auto* text = app.add_option("--prompt", prompt, "the prompt text (GGUF models)");
+  auto* text = app.add_option("--prompt", prompt,
+                              "the prompt text (the GGUF file's or the folder's tokenizer.json)");
   auto* ids = app.add_option("--prompt-ids", prompt_ids, "the prompt as comma-separated token ids");
   text->excludes(ids);
   app.add_option("--max-tokens", max_tokens, "tokens to generate at most")
@@ -99,9 +100,11 @@ int main(int argc, char** argv) {
       config = LlamaConfig::from_file((std::filesystem::path(model_path) / "config.json").string());
       weights =
           sparq::models::load_llama_weights(sparq::SafetensorsModel::open(model_path), config);
-      if (!prompt.empty())
-        throw sparq::InvalidArgument(
-            "--prompt needs a GGUF model (its tokenizer); give a folder's prompt as --prompt-ids");
+      if (std::filesystem::exists(std::filesystem::path(model_path) / "tokenizer.json"))
+        tokenizer.emplace(sparq::models::BpeTokenizer::from_folder(model_path));
+      else if (!prompt.empty())
+        throw sparq::InvalidArgument("--prompt needs a tokenizer: " + model_path +
+                                     " has no tokenizer.json; give the prompt as --prompt-ids");
     }
     sparq::models::prune_projections(weights, parsed_pattern, sparsity);
     const auto model = sparq::models::LlamaModel::build(

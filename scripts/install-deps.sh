@@ -12,6 +12,10 @@ done
 if ! python3 -m pip --version >/dev/null 2>&1; then
   missing+=(python3-pip)
 fi
+# scripts/python-tools.sh makes a small virtual environment (gguf, numpy, safetensors).
+if ! python3 -c "import venv, ensurepip" >/dev/null 2>&1; then
+  missing+=(python3-venv)
+fi
 if ((${#missing[@]})); then
   echo "sparq: installing missing packages: ${missing[*]}"
   sudo=""; [ "$(id -u)" -ne 0 ] && sudo="sudo"

@@ -68,10 +68,16 @@ std::vector<float> prune_n_m(std::span<const float> w, int64_t rows, int64_t col
       float* group = &pruned[r * cols + c0];
       order.resize(width);
       std::iota(order.begin(), order.end(), int64_t{0});
-      // Largest magnitude first; ties keep the lower column.
-      std::stable_sort(order.begin(), order.end(), [&](int64_t a, int64_t b) {
-        return std::fabs(group[a]) > std::fabs(group[b]);
-      });
+      // Largest magnitude first; ties keep the lower column. An insertion sort: groups are a
+      // few columns, and std::stable_sort's buffer allocation per group dominated pruning a
+      // billion-weight model.
+      for (int64_t i = 1; i < width; ++i) {
+        const int64_t v = order[i];
+        int64_t j = i;
+        for (; j > 0 && std::fabs(group[order[j - 1]]) < std::fabs(group[v]); --j)
+          order[j] = order[j - 1];
+        order[j] = v;
+      }
       for (int64_t i = n; i < width; ++i) group[order[i]] = 0.0f;
     }
   }

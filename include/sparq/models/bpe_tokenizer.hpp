@@ -23,6 +23,12 @@ class BpeTokenizer {
   // Throws ModelFileError naming the file and key when they are missing or inconsistent.
   static BpeTokenizer from_gguf(const GgufFile& file);
   static BpeTokenizer from_gguf_file(const std::string& path);
+  // From a Hugging Face folder's tokenizer.json (model BPE over GPT-2's byte alphabet, the
+  // ByteLevel pre-tokenizer; added tokens matched verbatim) and, when present,
+  // tokenizer_config.json's bos_token / eos_token. Throws ModelFileError naming the file and what
+  // is unsupported (SentencePiece-style Metaspace / byte-fallback vocabularies, other
+  // pre-tokenizers) or inconsistent.
+  static BpeTokenizer from_folder(const std::string& dir);
   // tokens: the vocabulary (id = index) in the byte alphabet; merges: "left right" by rank;
   // special: the ids of tokens that are matched verbatim in the text (control tokens).
   BpeTokenizer(std::vector<std::string> tokens, const std::vector<std::string>& merges,
