@@ -1,11 +1,10 @@
 #include "models/bert_save.hpp"
 
-#include <filesystem>
-#include <fstream>
 #include <nlohmann/json.hpp>
 #include <vector>
 
 #include "models/bert_names.hpp"
+#include "models/folder_writer.hpp"
 #include "sparq/error.hpp"
 
 namespace sparq::models {
@@ -59,36 +58,25 @@ std::string bert_config_json(const BertConfig& c) {
 
 void save_bert_folder(const std::string& dir, const BertConfig& c, const BertWeights& w,
                       TensorDType dtype) {
-  namespace fs = std::filesystem;
-  if (!is_float(dtype))
-    throw InvalidArgument(std::string("save_bert_folder: weights cannot be stored as ") +
-                          to_string(dtype));
+  FolderWriter out("save_bert_folder", dtype);
   if (static_cast<int64_t>(w.layers.size()) != c.num_layers)
     throw InvalidArgument("save_bert_folder: " + std::to_string(w.layers.size()) +
                           " layers of weights for a config of " + std::to_string(c.num_layers));
   const bool distil = c.arch == BertConfig::Arch::distilbert;
   const int64_t h = c.hidden_size;
-  std::vector<TensorToWrite> tensors;
-  auto add = [&](const std::string& name, const std::vector<float>& v, std::vector<int64_t> shape) {
-    int64_t n = 1;
-    for (int64_t d : shape) n *= d;
-    if (static_cast<int64_t>(v.size()) != n)
-      throw InvalidArgument("save_bert_folder: '" + name + "' has " + std::to_string(v.size()) +
-                            " values; the config's shape needs " + std::to_string(n));
-    tensors.push_back({name, dtype, std::move(shape), v.data()});
-  };
   auto linear = [&](const std::string& name, const LinearWeights& l) {
-    add(name + ".weight", l.weight, {l.out, l.in});
-    add(name + ".bias", l.bias, {l.out});
+    out.add(name + ".weight", l.weight, {l.out, l.in});
+    out.add(name + ".bias", l.bias, {l.out});
   };
   auto norm = [&](const std::string& name, const LayerNormWeights& n) {
-    add(name + ".weight", n.gamma, {h});
-    add(name + ".bias", n.beta, {h});
+    out.add(name + ".weight", n.gamma, {h});
+    out.add(name + ".bias", n.beta, {h});
   };
-  add("embeddings.word_embeddings.weight", w.word_embeddings, {c.vocab_size, h});
-  add("embeddings.position_embeddings.weight", w.position_embeddings, {c.max_position, h});
+  out.add("embeddings.word_embeddings.weight", w.word_embeddings, {c.vocab_size, h});
+  out.add("embeddings.position_embeddings.weight", w.position_embeddings, {c.max_position, h});
   if (!distil)
-    add("embeddings.token_type_embeddings.weight", w.token_type_embeddings, {c.type_vocab_size, h});
+    out.add("embeddings.token_type_embeddings.weight", w.token_type_embeddings,
+            {c.type_vocab_size, h});
   norm("embeddings.LayerNorm", w.embedding_norm);
   for (int64_t n = 0; n < c.num_layers; ++n) {
     const BertLayerWeights& l = w.layers[static_cast<size_t>(n)];
@@ -104,15 +92,7 @@ void save_bert_folder(const std::string& dir, const BertConfig& c, const BertWei
   }
   if (!distil && w.has_pooler) linear("pooler.dense", w.pooler);
 
-  std::error_code ec;
-  fs::create_directories(dir, ec);
-  if (ec) throw ModelFileError(dir + ": cannot create: " + ec.message());
-  const fs::path config_path = fs::path(dir) / "config.json";
-  std::ofstream config(config_path);
-  config << bert_config_json(c);
-  if (!config.flush()) throw ModelFileError(config_path.string() + ": cannot write");
-  write_safetensors((fs::path(dir) / "model.safetensors").string(), tensors,
-                    {{"format", "pt"}, {"saved_by", "sparq"}});
+  out.write(dir, bert_config_json(c));
 }
 
 }  // namespace sparq::models

@@ -1,10 +1,9 @@
 #include "models/llama_save.hpp"
 
-#include <filesystem>
-#include <fstream>
 #include <nlohmann/json.hpp>
 #include <vector>
 
+#include "models/folder_writer.hpp"
 #include "sparq/error.hpp"
 
 namespace sparq::models {
@@ -39,53 +38,33 @@ std::string llama_config_json(const LlamaConfig& c) {
 
 void save_llama_folder(const std::string& dir, const LlamaConfig& c, const LlamaWeights& w,
                        TensorDType dtype) {
-  namespace fs = std::filesystem;
-  if (!is_float(dtype))
-    throw InvalidArgument(std::string("save_llama_folder: weights cannot be stored as ") +
-                          to_string(dtype));
+  FolderWriter out("save_llama_folder", dtype);
   if (static_cast<int64_t>(w.layers.size()) != c.num_layers)
     throw InvalidArgument("save_llama_folder: " + std::to_string(w.layers.size()) +
                           " layers of weights for a config of " + std::to_string(c.num_layers));
   const int64_t h = c.hidden_size, i = c.intermediate_size, d = c.head_dim;
-  std::vector<TensorToWrite> tensors;
-  auto add = [&](const std::string& name, const std::vector<float>& v, std::vector<int64_t> shape) {
-    int64_t n = 1;
-    for (int64_t x : shape) n *= x;
-    if (static_cast<int64_t>(v.size()) != n)
-      throw InvalidArgument("save_llama_folder: '" + name + "' has " + std::to_string(v.size()) +
-                            " values; the config's shape needs " + std::to_string(n));
-    tensors.push_back({name, dtype, std::move(shape), v.data()});
-  };
-  add("model.embed_tokens.weight", w.embed, {c.vocab_size, h});
+  out.add("model.embed_tokens.weight", w.embed, {c.vocab_size, h});
   for (int64_t n = 0; n < c.num_layers; ++n) {
     const LlamaLayerWeights& l = w.layers[static_cast<size_t>(n)];
     const std::string p = "model.layers." + std::to_string(n) + ".";
-    add(p + "input_layernorm.weight", l.attention_norm, {h});
-    add(p + "self_attn.q_proj.weight", l.q.weight, {c.num_heads * d, h});
-    add(p + "self_attn.k_proj.weight", l.k.weight, {c.num_kv_heads * d, h});
-    add(p + "self_attn.v_proj.weight", l.v.weight, {c.num_kv_heads * d, h});
-    add(p + "self_attn.o_proj.weight", l.o.weight, {h, c.num_heads * d});
-    add(p + "post_attention_layernorm.weight", l.mlp_norm, {h});
-    add(p + "mlp.gate_proj.weight", l.gate.weight, {i, h});
-    add(p + "mlp.up_proj.weight", l.up.weight, {i, h});
-    add(p + "mlp.down_proj.weight", l.down.weight, {h, i});
+    out.add(p + "input_layernorm.weight", l.attention_norm, {h});
+    out.add(p + "self_attn.q_proj.weight", l.q.weight, {c.num_heads * d, h});
+    out.add(p + "self_attn.k_proj.weight", l.k.weight, {c.num_kv_heads * d, h});
+    out.add(p + "self_attn.v_proj.weight", l.v.weight, {c.num_kv_heads * d, h});
+    out.add(p + "self_attn.o_proj.weight", l.o.weight, {h, c.num_heads * d});
+    out.add(p + "post_attention_layernorm.weight", l.mlp_norm, {h});
+    out.add(p + "mlp.gate_proj.weight", l.gate.weight, {i, h});
+    out.add(p + "mlp.up_proj.weight", l.up.weight, {i, h});
+    out.add(p + "mlp.down_proj.weight", l.down.weight, {h, i});
   }
-  add("model.norm.weight", w.final_norm, {h});
+  out.add("model.norm.weight", w.final_norm, {h});
   if (!w.lm_head.weight.empty()) {
-    add("lm_head.weight", w.lm_head.weight, {c.vocab_size, h});
+    out.add("lm_head.weight", w.lm_head.weight, {c.vocab_size, h});
   } else if (!c.tie_word_embeddings) {
     throw InvalidArgument("save_llama_folder: no lm_head weights for an untied config");
   }
 
-  std::error_code ec;
-  fs::create_directories(dir, ec);
-  if (ec) throw ModelFileError(dir + ": cannot create: " + ec.message());
-  const fs::path config_path = fs::path(dir) / "config.json";
-  std::ofstream config(config_path);
-  config << llama_config_json(c);
-  if (!config.flush()) throw ModelFileError(config_path.string() + ": cannot write");
-  write_safetensors((fs::path(dir) / "model.safetensors").string(), tensors,
-                    {{"format", "pt"}, {"saved_by", "sparq"}});
+  out.write(dir, llama_config_json(c));
 }
 
 }  // namespace sparq::models
