@@ -1,4 +1,5 @@
 #include <algorithm>
+#include <cmath>
 
 #include "sparq/error.hpp"
 #include "sparq/models/llama_weights.hpp"
@@ -84,14 +85,24 @@ LlamaConfig llama_config_from_gguf(const GgufFile& g) {
                            "'; sparq reads none and linear from GGUF");
     }
   }
-  if (g.contains("rope_freqs.weight"))
-    throw ModelFileError(g.path() +
-                         ": per-frequency rope factors (rope_freqs.weight, Llama 3.1 "
-                         "style) are not read from GGUF yet");
   if (!(c.rms_norm_eps > 0 && c.rms_norm_eps <= 1) || !(c.rope_theta > 1))
     throw ModelFileError(g.path() + ": implausible rms epsilon or rope base");
   if (c.num_heads % c.num_kv_heads != 0 || c.head_dim % 2 != 0)
     throw ModelFileError(g.path() + ": head counts or head size do not fit together");
+  if (g.contains("rope_freqs.weight")) {
+    // Llama 3.1's scaling, one divisor per rotary frequency.
+    const GgufTensor& t = g.tensor("rope_freqs.weight");
+    if (t.dims != std::vector<int64_t>{c.head_dim / 2})
+      throw ModelFileError(g.path() + ": rope_freqs.weight has " + std::to_string(t.dims.size()) +
+                           " dimension(s) of " + std::to_string(t.dims.empty() ? 0 : t.dims[0]) +
+                           " values; one of head_dim / 2 = " + std::to_string(c.head_dim / 2) +
+                           " expected");
+    c.rope_freq_factors = t.to_f32();
+    for (float f : c.rope_freq_factors)
+      if (!(f > 0.0f) || !std::isfinite(f))
+        throw ModelFileError(g.path() + ": rope_freqs.weight holds " + std::to_string(f) +
+                             " (positive finite divisors expected)");
+  }
   c.tie_word_embeddings = !g.contains("output.weight");
   return c;
 }

@@ -39,6 +39,10 @@ std::string llama_config_json(const LlamaConfig& c) {
 void save_llama_folder(const std::string& dir, const LlamaConfig& c, const LlamaWeights& w,
                        TensorDType dtype) {
   FolderWriter out("save_llama_folder", dtype);
+  if (!c.rope_freq_factors.empty())
+    throw InvalidArgument(
+        "save_llama_folder: per-frequency rope divisors (from a GGUF's rope_freqs.weight) have "
+        "no config.json form; save the llama3 rope_scaling they came from instead");
   if (static_cast<int64_t>(w.layers.size()) != c.num_layers)
     throw InvalidArgument("save_llama_folder: " + std::to_string(w.layers.size()) +
                           " layers of weights for a config of " + std::to_string(c.num_layers));

@@ -26,6 +26,7 @@ std::vector<float> rope_inverse_frequencies(const LlamaConfig& c) {
         f = (1.0 - smooth) * f / s.factor + smooth * f;
       }
     }
+    if (!c.rope_freq_factors.empty()) f /= c.rope_freq_factors[static_cast<size_t>(i)];
     out[static_cast<size_t>(i)] = static_cast<float>(f);
   }
   return out;

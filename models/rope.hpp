@@ -10,7 +10,8 @@
 namespace sparq::models {
 
 // inv_freq[i] = theta^(-2i/d) for i < d/2, then scaled: linear divides every frequency by the
-// factor; llama3 divides the low frequencies, keeps the high ones and blends the band between.
+// factor; llama3 divides the low frequencies, keeps the high ones and blends the band between;
+// per-frequency divisors (GGUF rope_freqs.weight), when the config has them, divide each one.
 std::vector<float> rope_inverse_frequencies(const LlamaConfig& config);
 
 // The cosines and sines of positions 0..positions-1, made once per session so that the

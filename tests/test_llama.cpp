@@ -377,6 +377,9 @@ TEST(LlamaFolder, SavedFolderLoadsBackTheSameModel) {
   w = random_weights(c, 0.0, 32);
   w.lm_head = {};
   EXPECT_THROW(save_llama_folder("/tmp/sparq_llama_unsaved", c, w), InvalidArgument);
+  w = random_weights(c, 0.0, 32);
+  c.rope_freq_factors = {1, 2, 4, 8};  // no config.json form
+  EXPECT_THROW(save_llama_folder("/tmp/sparq_llama_unsaved", c, w), InvalidArgument);
 }
 
 TEST(CachedAttention, VectorMatchesPortable) {
@@ -451,6 +454,50 @@ std::vector<float> permute_heads(const LinearWeights& l, int64_t heads) {
   return out;
 }
 
+// A tiny llama GGUF as llama.cpp's converter writes it (q/k rows interleaved, ggml dims order).
+struct TinyGguf {
+  std::vector<std::pair<std::string, GgufValue>> meta;
+  std::vector<std::vector<float>> keep;  // the permuted q/k, which `tensors` points into
+  std::vector<GgufTensorToWrite> tensors;
+};
+
+TinyGguf tiny_gguf(const LlamaWeights& w, bool tied) {
+  TinyGguf g;
+  g.meta = {{"general.architecture", gguf_string("llama")},
+            {"llama.embedding_length", gguf_uint32(32)},
+            {"llama.feed_forward_length", gguf_uint32(48)},
+            {"llama.block_count", gguf_uint32(2)},
+            {"llama.attention.head_count", gguf_uint32(4)},
+            {"llama.attention.head_count_kv", gguf_uint32(2)},
+            {"llama.context_length", gguf_uint32(64)},
+            {"llama.rope.freq_base", gguf_float32(10000.0f)},
+            {"llama.attention.layer_norm_rms_epsilon", gguf_float32(1e-5f)},
+            {"tokenizer.ggml.tokens", gguf_strings(std::vector<std::string>(40, "t"))}};
+  auto add = [&](const std::string& name, const std::vector<float>& v, std::vector<int64_t> dims) {
+    g.tensors.push_back({name, std::move(dims), v.data()});
+  };
+  add("token_embd.weight", w.embed, {32, 40});
+  g.keep.reserve(4);
+  for (int64_t n = 0; n < 2; ++n) {
+    const auto& l = w.layers[static_cast<size_t>(n)];
+    const std::string p = "blk." + std::to_string(n) + ".";
+    add(p + "attn_norm.weight", l.attention_norm, {32});
+    g.keep.push_back(permute_heads(l.q, 4));
+    add(p + "attn_q.weight", g.keep.back(), {32, 32});
+    g.keep.push_back(permute_heads(l.k, 2));
+    add(p + "attn_k.weight", g.keep.back(), {32, 16});
+    add(p + "attn_v.weight", l.v.weight, {32, 16});
+    add(p + "attn_output.weight", l.o.weight, {32, 32});
+    add(p + "ffn_norm.weight", l.mlp_norm, {32});
+    add(p + "ffn_gate.weight", l.gate.weight, {32, 48});
+    add(p + "ffn_up.weight", l.up.weight, {32, 48});
+    add(p + "ffn_down.weight", l.down.weight, {48, 32});
+  }
+  add("output_norm.weight", w.final_norm, {32});
+  if (!tied) add("output.weight", w.lm_head.weight, {32, 40});
+  return g;
+}
+
 TEST(LlamaGguf, LoadsWhatLlamaCppsConverterWrites) {
   namespace fs = std::filesystem;
   const fs::path path = fs::temp_directory_path() / "sparq_llama.gguf";
@@ -459,60 +506,81 @@ TEST(LlamaGguf, LoadsWhatLlamaCppsConverterWrites) {
     auto c = tiny_config();
     c.tie_word_embeddings = tied;
     const auto w = random_weights(c, 0.0, 31);
-    std::vector<std::pair<std::string, GgufValue>> meta = {
-        {"general.architecture", gguf_string("llama")},
-        {"llama.embedding_length", gguf_uint32(32)},
-        {"llama.feed_forward_length", gguf_uint32(48)},
-        {"llama.block_count", gguf_uint32(2)},
-        {"llama.attention.head_count", gguf_uint32(4)},
-        {"llama.attention.head_count_kv", gguf_uint32(2)},
-        {"llama.context_length", gguf_uint32(64)},
-        {"llama.rope.freq_base", gguf_float32(10000.0f)},
-        {"llama.attention.layer_norm_rms_epsilon", gguf_float32(1e-5f)},
-        {"tokenizer.ggml.tokens", gguf_strings(std::vector<std::string>(40, "t"))}};
-    std::vector<std::vector<float>> keep;
-    std::vector<GgufTensorToWrite> tensors;
-    auto add = [&](const std::string& name, const std::vector<float>& v,
-                   std::vector<int64_t> dims) {
-      tensors.push_back({name, std::move(dims), v.data()});
-    };
-    add("token_embd.weight", w.embed, {32, 40});
-    keep.reserve(4);
-    for (int64_t n = 0; n < 2; ++n) {
-      const auto& l = w.layers[static_cast<size_t>(n)];
-      const std::string p = "blk." + std::to_string(n) + ".";
-      add(p + "attn_norm.weight", l.attention_norm, {32});
-      keep.push_back(permute_heads(l.q, 4));
-      add(p + "attn_q.weight", keep.back(), {32, 32});
-      keep.push_back(permute_heads(l.k, 2));
-      add(p + "attn_k.weight", keep.back(), {32, 16});
-      add(p + "attn_v.weight", l.v.weight, {32, 16});
-      add(p + "attn_output.weight", l.o.weight, {32, 32});
-      add(p + "ffn_norm.weight", l.mlp_norm, {32});
-      add(p + "ffn_gate.weight", l.gate.weight, {32, 48});
-      add(p + "ffn_up.weight", l.up.weight, {32, 48});
-      add(p + "ffn_down.weight", l.down.weight, {48, 32});
-    }
-    add("output_norm.weight", w.final_norm, {32});
-    if (!tied) add("output.weight", w.lm_head.weight, {32, 40});
-    write_gguf(path.string(), meta, tensors);
+    TinyGguf g = tiny_gguf(w, tied);
+    write_gguf(path.string(), g.meta, g.tensors);
     auto session = LlamaModel::load(path.string(), {DType::f32, Pattern::dense(), 1}).start(16);
     test::expect_close(session.forward(kPrompt, true), reference_logits(c, w, kPrompt), 1e-4,
                        "gguf");
-    tensors.pop_back();  // a missing tensor is named
+    g.tensors.pop_back();  // a missing tensor is named
     if (!tied) {
-      write_gguf(path.string(), meta, tensors);
+      write_gguf(path.string(), g.meta, g.tensors);
       const auto file = GgufFile::open(path.string());
       const auto cfg = llama_config_from_gguf(file);
       EXPECT_TRUE(cfg.tie_word_embeddings);  // no output.weight: tied
     }
-    meta[0].second = gguf_string("gpt2");
-    write_gguf(path.string(), meta, tensors);
+    g.meta[0].second = gguf_string("gpt2");
+    write_gguf(path.string(), g.meta, g.tensors);
     try {
       LlamaModel::load(path.string(), {});
       ADD_FAILURE() << "loaded a gpt2 file";
     } catch (const ModelFileError& e) {
       EXPECT_NE(std::string(e.what()).find("'gpt2'"), std::string::npos) << e.what();
+    }
+  }
+  fs::remove(path);
+}
+
+// Llama 3.1 GGUF files carry the llama3 rope scaling as per-frequency divisors
+// (rope_freqs.weight), computed by llama.cpp's converter from the config; the model must compute
+// what the Hugging Face config's llama3 scaling gives.
+TEST(LlamaGguf, RopeFreqsCarryTheLlama3Scaling) {
+  namespace fs = std::filesystem;
+  const fs::path path = fs::temp_directory_path() / "sparq_llama_rope_freqs.gguf";
+  auto c = tiny_config();
+  c.tie_word_embeddings = true;
+  // head_dim 8: wavelengths 6.3, 63, 628, 6283 against 64 / 1 and 64 / 4: one frequency kept,
+  // one blended, two divided by the factor.
+  c.rope_scaling = {RopeScaling::Kind::llama3, 8.0, 1.0, 4.0, 64};
+  const auto w = random_weights(c, 0.0, 33);
+  std::vector<float> factors;
+  for (int64_t i = 0; i < c.head_dim / 2; ++i) {
+    const double f =
+        std::pow(c.rope_theta, -2.0 * static_cast<double>(i) / static_cast<double>(c.head_dim));
+    const double wavelen = 2 * std::numbers::pi / f, low = 64.0 / 1.0, high = 64.0 / 4.0;
+    if (wavelen < high) {
+      factors.push_back(1.0f);
+    } else if (wavelen > low) {
+      factors.push_back(8.0f);
+    } else {
+      const double smooth = (64.0 / wavelen - 1.0) / (4.0 - 1.0);
+      factors.push_back(static_cast<float>(1.0 / ((1 - smooth) / 8.0 + smooth)));
+    }
+  }
+  TinyGguf g = tiny_gguf(w, true);
+  g.tensors.push_back({"rope_freqs.weight", {4}, factors.data()});
+  write_gguf(path.string(), g.meta, g.tensors);
+  const auto cfg = llama_config_from_gguf(GgufFile::open(path.string()));
+  EXPECT_EQ(cfg.rope_freq_factors, factors);
+  auto session = LlamaModel::load(path.string(), {DType::f32, Pattern::dense(), 1}).start(64);
+  std::vector<int32_t> long_prompt;
+  for (int i = 0; i < 60; ++i) long_prompt.push_back((i * 7 + 3) % 40);
+  test::expect_close(session.forward(long_prompt, true), reference_logits(c, w, long_prompt), 1e-4,
+                     "rope_freqs");
+  // Without the factors the model is a different one: the check above can fail.
+  auto plain = c;
+  plain.rope_scaling = {};
+  const auto a = reference_logits(plain, w, long_prompt), b = reference_logits(c, w, long_prompt);
+  double differ = 0;
+  for (size_t i = 0; i < a.size(); ++i) differ = std::max(differ, std::fabs(double{a[i]} - b[i]));
+  EXPECT_GT(differ, 1e-3);
+  for (const auto& bad : {std::vector<float>{1, 2, 3}, std::vector<float>{1, 0, 8, 8}}) {
+    g.tensors.back() = {"rope_freqs.weight", {static_cast<int64_t>(bad.size())}, bad.data()};
+    write_gguf(path.string(), g.meta, g.tensors);
+    try {
+      llama_config_from_gguf(GgufFile::open(path.string()));
+      ADD_FAILURE() << "read bad rope_freqs";
+    } catch (const ModelFileError& e) {
+      EXPECT_NE(std::string(e.what()).find("rope_freqs.weight"), std::string::npos) << e.what();
     }
   }
   fs::remove(path);

@@ -5,6 +5,7 @@
 
 #include <cstdint>
 #include <string>
+#include <vector>
 
 namespace sparq::models {
 
@@ -29,6 +30,9 @@ struct LlamaConfig {
   double rms_norm_eps = 1e-6;
   double rope_theta = 10000.0;
   RopeScaling rope_scaling;
+  // Per-frequency divisors of the rotary inverse frequencies ([head_dim / 2]; empty: none), as
+  // GGUF files of Llama 3.1 carry the llama3 scaling (rope_freqs.weight).
+  std::vector<float> rope_freq_factors;
   bool tie_word_embeddings = false;
 
   // Throws ModelFileError naming the file and key for a missing, mistyped or inconsistent value.
