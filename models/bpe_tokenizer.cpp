@@ -94,6 +94,15 @@ BpeTokenizer BpeTokenizer::from_gguf(const GgufFile& g) {
   if (model != "gpt2")
     throw ModelFileError(g.path() + ": tokenizer.ggml.model is '" + model +
                          "'; sparq reads byte-level BPE ('gpt2') vocabularies");
+  // The pre-tokenizer: sparq implements GPT-2's regex. llama.cpp names others (Llama 3's
+  // "llama-bpe", Qwen's, ...) which split text differently; reading those with GPT-2's rule would
+  // give wrong ids without a word, so they are refused by name.
+  const std::string pre =
+      g.has("tokenizer.ggml.pre") ? g.get_string("tokenizer.ggml.pre") : std::string("default");
+  if (pre != "default" && pre != "gpt2" && pre != "smollm")
+    throw ModelFileError(g.path() + ": tokenizer.ggml.pre is '" + pre +
+                         "'; sparq's byte-level BPE implements GPT-2's pre-tokenization (default, "
+                         "gpt2, smollm); give this model's prompt as token ids");
   auto tokens = g.get_strings("tokenizer.ggml.tokens");
   const auto merges = g.get_strings("tokenizer.ggml.merges");
   std::vector<int32_t> special;

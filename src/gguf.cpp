@@ -536,6 +536,20 @@ GgufValue gguf_float32(float x) {
   return v;
 }
 
+GgufValue gguf_int32s(const std::vector<int32_t>& list) {
+  GgufValue v;
+  v.kind = GgufValue::Kind::array;
+  v.type_id = kArray;
+  for (int32_t x : list) {
+    GgufValue e;
+    e.kind = GgufValue::Kind::sint;
+    e.type_id = kInt32;
+    e.i = x;
+    v.array.push_back(e);
+  }
+  return v;
+}
+
 GgufValue gguf_strings(const std::vector<std::string>& list) {
   GgufValue v;
   v.kind = GgufValue::Kind::array;

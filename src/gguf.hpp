@@ -105,5 +105,6 @@ GgufValue gguf_string(std::string s);
 GgufValue gguf_uint32(uint32_t v);
 GgufValue gguf_float32(float v);
 GgufValue gguf_strings(const std::vector<std::string>& v);
+GgufValue gguf_int32s(const std::vector<int32_t>& v);
 
 }  // namespace sparq

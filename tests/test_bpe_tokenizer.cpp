@@ -10,6 +10,7 @@
 
 #include "sparq/error.hpp"
 #include "sparq/models/bpe_tokenizer.hpp"
+#include "src/gguf.hpp"
 
 namespace sparq::models {
 namespace {
@@ -173,6 +174,41 @@ TEST_F(TokenizerJson, RejectsWhatItDoesNotRead) {
   expect_error("tokenizer.json");
   std::filesystem::remove(dir_ / "tokenizer.json");
   expect_error("tokenizer.json");
+}
+
+// From GGUF: the same vocabulary loads under GPT-2's pre-tokenizer names and is refused, naming
+// the pre-tokenizer, under others (whose split rule sparq does not implement).
+TEST(TokenizerGguf, KnownPreTokenizersOnly) {
+  const Vocab v = tiny_vocab();
+  const BpeTokenizer direct(v.tokens, v.merges, {v.eos}, -1, v.eos, "direct");
+  const auto path = std::filesystem::temp_directory_path() / "sparq_tokenizer.gguf";
+  std::vector<int32_t> types(v.tokens.size(), 1);
+  types.back() = 3;  // control
+  for (const std::string pre : {"", "default", "gpt2", "smollm", "llama-bpe", "qwen2"}) {
+    std::vector<std::pair<std::string, GgufValue>> meta = {
+        {"general.architecture", gguf_string("llama")},
+        {"tokenizer.ggml.model", gguf_string("gpt2")},
+        {"tokenizer.ggml.tokens", gguf_strings(v.tokens)},
+        {"tokenizer.ggml.merges", gguf_strings(v.merges)},
+        {"tokenizer.ggml.token_type", gguf_int32s(types)},
+        {"tokenizer.ggml.eos_token_id", gguf_uint32(static_cast<uint32_t>(v.eos))}};
+    if (!pre.empty()) meta.emplace_back("tokenizer.ggml.pre", gguf_string(pre));
+    write_gguf(path.string(), meta, {});
+    if (pre == "llama-bpe" || pre == "qwen2") {
+      try {
+        BpeTokenizer::from_gguf_file(path.string());
+        ADD_FAILURE() << "loaded pre-tokenizer " << pre;
+      } catch (const ModelFileError& e) {
+        EXPECT_NE(std::string(e.what()).find("'" + pre + "'"), std::string::npos) << e.what();
+      }
+    } else {
+      const auto t = BpeTokenizer::from_gguf_file(path.string());
+      EXPECT_EQ(t.eos(), v.eos);
+      EXPECT_EQ(t.encode("hello world<|endoftext|>"), direct.encode("hello world<|endoftext|>"))
+          << pre;
+    }
+  }
+  std::filesystem::remove(path);
 }
 
 }  // namespace
