@@ -1,5 +1,7 @@
 #include "sparq/models/llama_model.hpp"
 
+#include <tbb/parallel_for.h>
+
 #include <algorithm>
 #include <cmath>
 #include <filesystem>
@@ -212,17 +214,25 @@ LlamaModel LlamaModel::build(const LlamaConfig& c, const LlamaWeights& w,
   impl->final_norm = w.final_norm;
   impl->arena = &arena_for(resolve_threads(options.threads));
   impl->inv_freq = rope_inverse_frequencies(c);
-  for (const LlamaLayerWeights& l : w.layers) {
+  for (const LlamaLayerWeights& l : w.layers)
     require(static_cast<int64_t>(l.attention_norm.size()) == c.hidden_size &&
                 static_cast<int64_t>(l.mlp_norm.size()) == c.hidden_size,
             "llama: a layer's norm size differs from the config's hidden size");
-    impl->layers.push_back(
-        {pack(stack({&l.q, &l.k, &l.v}), options.dtype, options.pattern, options.threads),
-         pack(l.o, options.dtype, options.pattern, options.threads),
-         pack(stack({&l.gate, &l.up}), options.dtype, options.pattern, options.threads),
-         pack(l.down, options.dtype, options.pattern, options.threads), l.attention_norm,
-         l.mlp_norm});
-  }
+  // Layers are packed side by side on the model's threads: quantizing, pruning checks and packing
+  // are mostly single-threaded per matrix, and a billion-weight model otherwise takes minutes.
+  std::vector<std::optional<Impl::Layer>> packed(w.layers.size());
+  impl->arena->execute([&] {
+    tbb::parallel_for(size_t{0}, w.layers.size(), [&](size_t n) {
+      const LlamaLayerWeights& l = w.layers[n];
+      packed[n].emplace(Impl::Layer{
+          pack(stack({&l.q, &l.k, &l.v}), options.dtype, options.pattern, options.threads),
+          pack(l.o, options.dtype, options.pattern, options.threads),
+          pack(stack({&l.gate, &l.up}), options.dtype, options.pattern, options.threads),
+          pack(l.down, options.dtype, options.pattern, options.threads), l.attention_norm,
+          l.mlp_norm});
+    });
+  });
+  for (auto& layer : packed) impl->layers.push_back(std::move(*layer));
   LinearWeights head = w.lm_head;
   if (head.weight.empty()) {  // tied to the embeddings
     head.out = c.vocab_size;

@@ -1,5 +1,7 @@
 #include "sparq/models/llama_weights.hpp"
 
+#include <tbb/parallel_for.h>
+
 #include "sparq/error.hpp"
 #include "sparse/prune.hpp"
 #include "src/safetensors.hpp"
@@ -63,9 +65,12 @@ LlamaWeights load_llama_weights(const SafetensorsModel& m, const LlamaConfig& c)
 void prune_projections(LlamaWeights& w, const Pattern& pattern, double sparsity) {
   if (sparsity <= 0 || pattern.kind == Pattern::Kind::dense) return;
   const Pattern as = pattern.kind == Pattern::Kind::automatic ? Pattern::blocks(4, 1) : pattern;
-  for (auto& l : w.layers)
+  // Layers side by side (on the calling thread's task arena): each matrix prunes on one thread.
+  tbb::parallel_for(size_t{0}, w.layers.size(), [&](size_t n) {
+    LlamaLayerWeights& l = w.layers[n];
     for (auto* lin : {&l.q, &l.k, &l.v, &l.o, &l.gate, &l.up, &l.down})
       lin->weight = sparse::prune(lin->weight, lin->out, lin->in, as, sparsity);
+  });
 }
 
 }  // namespace sparq::models
