@@ -7,6 +7,7 @@
 #include <optional>
 #include <vector>
 
+#include "gpu/backend.hpp"
 #include "jit/cpu_features.hpp"
 #include "sparq/sparq.hpp"
 #include "sparse/bf16.hpp"
@@ -14,6 +15,7 @@
 #include "sparse/reference.hpp"
 #include "sparse/stats.hpp"
 #include "src/bf16_convert.hpp"
+#include "src/cuda_backend.hpp"
 #include "src/dnnl_matmul.hpp"
 #include "src/f32_decode_linear.hpp"
 #include "src/f32_tile_linear.hpp"
@@ -58,6 +60,7 @@ struct SparseLinear::Impl {
   std::optional<Int8NmLinear> nm;             // int8 2:4 kernel
   std::optional<F32TileLinear> f32_tiles;     // f32 / bf16 4x1 and 2:4 kernels
   std::optional<F32DecodeLinear> f32_decode;  // f32 / bf16 16x1 decode kernels (<= 4 tokens)
+  std::unique_ptr<gpu::DeviceLinear> cuda;    // the layer on a GPU (LinearOptions.device cuda)
   // Dense layers on oneDNN: the weights and one primitive per token count, made on first use.
   std::vector<float> w_f32, bias;
   std::vector<int8_t> w_s8;
@@ -196,8 +199,21 @@ void validate_pack(const float* weight, int64_t out, int64_t in, const float* bi
           "SparseLinear::pack: out must be <= 2^30 and in <= " + std::to_string(kMaxInFeatures) +
               " (int32 accumulation), got out=" + std::to_string(out) +
               " in=" + std::to_string(in));
-  require(o.dtype == DType::f32 || o.dtype == DType::bf16 || o.dtype == DType::int8,
+  require(o.dtype == DType::f32 || o.dtype == DType::bf16 || o.dtype == DType::int8 ||
+              o.dtype == DType::f16,
           "SparseLinear::pack: unknown dtype value " + std::to_string(static_cast<int>(o.dtype)));
+  require(o.device.kind == Device::Kind::cpu || o.device.kind == Device::Kind::cuda,
+          "SparseLinear::pack: unknown device kind value " +
+              std::to_string(static_cast<int>(o.device.kind)));
+  require(o.device.index >= 0,
+          "SparseLinear::pack: device index must be >= 0, got " + std::to_string(o.device.index));
+  if (o.device.kind == Device::Kind::cpu && o.dtype == DType::f16)
+    throw NotSupported(
+        "SparseLinear::pack: dtype f16 runs on Device::cuda only; on the CPU use f32, bf16 or "
+        "int8");
+  if (o.device.kind == Device::Kind::cuda && o.dtype == DType::f32)
+    throw NotSupported("SparseLinear::pack: dtype f32 is not supported on " + o.device.to_string() +
+                       " (the GPU kernels run on tensor cores); use f16, bf16 or int8");
   require(o.activation == Activation::none || o.activation == Activation::relu ||
               o.activation == Activation::gelu_tanh || o.activation == Activation::gelu_erf ||
               o.activation == Activation::silu,
@@ -337,6 +353,11 @@ SparseLinear SparseLinear::pack(const float* weight, int64_t out, int64_t in, co
   m.out = out;
   m.in = in;
   m.options = options;
+  if (options.device.kind == Device::Kind::cuda) {
+    m.cuda = cuda_backend_for(options.device).pack(weight, out, in, bias, options);
+    m.info = m.cuda->info();
+    return SparseLinear(std::move(impl));
+  }
   const std::span<const float> w(weight, static_cast<size_t>(out * in));
   LinearInfo& info = m.info;
   info.threads = resolve_threads(options.threads);
@@ -476,10 +497,25 @@ const SparseLinear::Impl& SparseLinear::impl() const {
   return *impl_;
 }
 
+namespace {
+// The entry points that exist for CPU layers only.
+const SparseLinear::Impl& require_cpu(const SparseLinear::Impl& m, const char* entry) {
+  if (m.cuda)
+    throw NotSupported(std::string(entry) + ": the layer was packed for " +
+                       m.options.device.to_string() +
+                       "; CUDA layers run forward (host fp32) or forward_device");
+  return m;
+}
+}  // namespace
+
 void SparseLinear::forward(const float* x, int64_t tokens, float* y, const float* residual) const {
   require(x != nullptr && y != nullptr, "forward: x and y must not be null");
   require(tokens > 0,
           [&] { return "forward: tokens must be positive, got " + std::to_string(tokens); });
+  if (impl().cuda) {
+    impl().cuda->forward_host(x, tokens, y, residual);
+    return;
+  }
   if (impl().options.dtype != DType::int8) {
     impl().run_f32(x, tokens, y, residual, false);
     return;
@@ -494,6 +530,7 @@ void SparseLinear::forward_bf16(const float* x, int64_t tokens, uint16_t* y,
   require(x != nullptr && y != nullptr, "forward_bf16: x and y must not be null");
   require(tokens > 0,
           [&] { return "forward_bf16: tokens must be positive, got " + std::to_string(tokens); });
+  require_cpu(impl(), "forward_bf16");
   if (impl().options.dtype != DType::int8) {
     impl().run_f32(x, tokens, y, residual, true);
     return;
@@ -504,10 +541,11 @@ void SparseLinear::forward_bf16(const float* x, int64_t tokens, uint16_t* y,
 }
 
 void SparseLinear::forward_bf16(const QuantizedInput& q, uint16_t* y, const float* residual) const {
-  impl().run_quantized(q.impl(), y, 0.0f, residual, true);
+  require_cpu(impl(), "forward_bf16").run_quantized(q.impl(), y, 0.0f, residual, true);
 }
 
 void SparseLinear::quantize_input(const float* x, int64_t tokens, QuantizedInput& q) const {
+  require_cpu(impl(), "quantize_input");
   if (impl().options.dtype != DType::int8)
     throw InvalidArgument("quantize_input: the layer's dtype is " +
                           std::string(to_string(impl().options.dtype)) + ", not int8");
@@ -515,7 +553,7 @@ void SparseLinear::quantize_input(const float* x, int64_t tokens, QuantizedInput
 }
 
 void SparseLinear::forward(const QuantizedInput& q, float* y, const float* residual) const {
-  impl().run_quantized(q.impl(), y, 0.0f, residual);
+  require_cpu(impl(), "forward(QuantizedInput)").run_quantized(q.impl(), y, 0.0f, residual);
 }
 
 void SparseLinear::forward(const QuantizedInput& q, int8_t* y, float y_scale,
@@ -525,8 +563,22 @@ void SparseLinear::forward(const QuantizedInput& q, int8_t* y, float y_scale,
            "got " +
            std::to_string(y_scale);
   });
-  impl().run_quantized(q.impl(), y, y_scale, residual);
+  require_cpu(impl(), "forward(QuantizedInput)").run_quantized(q.impl(), y, y_scale, residual);
 }
+
+void SparseLinear::forward_device(const void* x, int64_t tokens, void* y, const void* residual,
+                                  void* stream) const {
+  if (!impl().cuda)
+    throw InvalidArgument(
+        "forward_device: the layer was packed for cpu; pack it with LinearOptions.device = "
+        "Device::cuda() to run it on a GPU, or call forward");
+  require(x != nullptr && y != nullptr, "forward_device: x and y must not be null");
+  require(tokens > 0,
+          [&] { return "forward_device: tokens must be positive, got " + std::to_string(tokens); });
+  impl().cuda->forward_device(x, tokens, y, residual, stream);
+}
+
+Device SparseLinear::device() const { return impl().options.device; }
 
 LinearInfo SparseLinear::info() const { return impl().info; }
 int64_t SparseLinear::out_features() const { return impl().out; }

@@ -52,6 +52,8 @@ const char* to_string(DType dtype) {
       return "bf16";
     case DType::int8:
       return "int8";
+    case DType::f16:
+      return "f16";
   }
   return "?";
 }
@@ -84,7 +86,25 @@ DType parse_dtype(const std::string& text) {
   if (text == "f32") return DType::f32;
   if (text == "bf16") return DType::bf16;
   if (text == "int8") return DType::int8;
-  throw InvalidArgument("dtype '" + text + "': expected f32, bf16 or int8");
+  if (text == "f16") return DType::f16;
+  throw InvalidArgument("dtype '" + text + "': expected f32, bf16, int8 or f16");
+}
+
+Device Device::parse(const std::string& text) {
+  if (text == "cpu") return cpu();
+  if (text == "cuda") return cuda(0);
+  if (text.rfind("cuda:", 0) == 0) {
+    int index = 0;
+    const std::string digits = text.substr(5);
+    const auto [end, ec] = std::from_chars(digits.data(), digits.data() + digits.size(), index);
+    if (!digits.empty() && ec == std::errc() && end == digits.data() + digits.size() && index >= 0)
+      return cuda(index);
+  }
+  throw InvalidArgument("device '" + text + "': expected cpu, cuda or cuda:N (N >= 0)");
+}
+
+std::string Device::to_string() const {
+  return kind == Kind::cpu ? "cpu" : "cuda:" + std::to_string(index);
 }
 
 }  // namespace sparq

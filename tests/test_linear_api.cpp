@@ -26,30 +26,6 @@ namespace {
 constexpr float kSentinel = -12345.0f;  // fills y before a call; any element left over fails
 constexpr int64_t kGuard = 16;          // elements past the end of y that must stay untouched
 
-// The message of the exception of type E that f throws, or a marker saying what happened instead.
-template <class E, class F>
-std::string message_of(F&& f) {
-  try {
-    f();
-  } catch (const E& e) {
-    return e.what();
-  } catch (const std::exception& e) {
-    return std::string("<another exception: ") + e.what() + ">";
-  } catch (...) {
-    return "<a non-std exception>";
-  }
-  return "<no exception>";
-}
-
-// EXPECT_THROW, then checks that what() names the problem.
-#define EXPECT_THROW_WITH(statement, exception, needle)                                     \
-  do {                                                                                      \
-    EXPECT_THROW(statement, exception);                                                     \
-    const std::string sparq_message_ = message_of<exception>([&] { statement; });           \
-    EXPECT_NE(sparq_message_.find(needle), std::string::npos)                               \
-        << "expected the message to mention '" << (needle) << "', got: " << sparq_message_; \
-  } while (0)
-
 size_t sz(int64_t n) { return static_cast<size_t>(n); }
 
 // A dense random weight with round(sparsity * blocks) of its 4x1 blocks pruned.

@@ -7,6 +7,7 @@
 #include <cmath>
 #include <cstdint>
 #include <random>
+#include <string>
 #include <vector>
 
 #include "sparse/reference.hpp"
@@ -119,5 +120,29 @@ inline void expect_requantized(const std::vector<int8_t>& got, const std::vector
   }
   EXPECT_LE(off_by_one, static_cast<int64_t>(want.size() / 500 + 1));
 }
+
+// The message of the exception of type E that f throws, or a marker saying what happened instead.
+template <class E, class F>
+std::string message_of(F&& f) {
+  try {
+    f();
+  } catch (const E& e) {
+    return e.what();
+  } catch (const std::exception& e) {
+    return std::string("<another exception: ") + e.what() + ">";
+  } catch (...) {
+    return "<a non-std exception>";
+  }
+  return "<no exception>";
+}
+
+// EXPECT_THROW, then checks that what() names the problem.
+#define EXPECT_THROW_WITH(statement, exception, needle)                                          \
+  do {                                                                                           \
+    EXPECT_THROW(statement, exception);                                                          \
+    const std::string sparq_message_ = ::sparq::test::message_of<exception>([&] { statement; }); \
+    EXPECT_NE(sparq_message_.find(needle), std::string::npos)                                    \
+        << "expected the message to mention '" << (needle) << "', got: " << sparq_message_;      \
+  } while (0)
 
 }  // namespace sparq::test

@@ -10,6 +10,7 @@
 #include <memory>
 #include <string>
 
+#include "sparq/device.hpp"
 #include "sparq/error.hpp"
 #include "sparq/types.hpp"
 
@@ -20,6 +21,8 @@ struct LinearOptions {
   Pattern pattern = Pattern::automatic();
   Activation activation = Activation::none;  // applied after bias, before the residual add
   int threads = 0;                           // 0: all cores
+  // Device::cuda(N): the layer is packed on GPU N (dtypes f16, bf16, int8; see forward_device).
+  Device device = Device::cpu();
 };
 
 struct LinearInfo {
@@ -83,6 +86,15 @@ class SparseLinear {
   // Requantized int8 output: y_q = saturate(round_half_even(y / y_scale)), y_q in [-128, 127].
   void forward(const QuantizedInput& q, int8_t* y, float y_scale,
                const float* residual = nullptr) const;
+
+  // Layers packed for Device::cuda. x, y and residual are device pointers (cudaMalloc'd on the
+  // layer's GPU), row-major, in the layer's activation type: IEEE half for f16 and int8 layers
+  // (int8 layers quantize x per token on the GPU), bf16 for bf16 layers. stream is a cudaStream_t
+  // (null: the default stream); the call is asynchronous on it. forward(const float*...) also works
+  // on CUDA layers with host fp32 pointers: it copies, converts and waits (convenient, not fast).
+  void forward_device(const void* x, int64_t tokens, void* y, const void* residual = nullptr,
+                      void* stream = nullptr) const;
+  Device device() const;
 
   LinearInfo info() const;
   int64_t out_features() const;

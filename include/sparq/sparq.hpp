@@ -2,6 +2,7 @@
 // on them. The whole public API.
 #pragma once
 
+#include "sparq/device.hpp"
 #include "sparq/error.hpp"
 #include "sparq/linear.hpp"
 #include "sparq/models/bert_encoder.hpp"

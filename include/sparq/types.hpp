@@ -6,7 +6,8 @@
 
 namespace sparq {
 
-enum class DType { f32, bf16, int8 };
+// f16 (IEEE half) runs on Device::cuda only; the CPU kernels take f32, bf16 and int8.
+enum class DType { f32, bf16, int8, f16 };
 
 // An RxC block: R consecutive output rows x C consecutive input columns of an [out x in] weight.
 struct BlockShape {
@@ -35,9 +36,24 @@ struct Pattern {
 // gelu_erf: 0.5 x (1 + erf(x / sqrt 2)) (the exact GELU); silu: x / (1 + exp(-x)) (Llama's MLP).
 enum class Activation { none, relu, gelu_tanh, gelu_erf, silu };
 
+// Where a layer runs: the CPU, or CUDA device `index` (the CUDA backend, gpu/, when sparq was built
+// with it and a driver and a GPU of compute capability >= 8.0 are present).
+struct Device {
+  enum class Kind { cpu, cuda };
+  Kind kind = Kind::cpu;
+  int index = 0;
+
+  static Device cpu() { return {}; }
+  static Device cuda(int index = 0) { return {Kind::cuda, index}; }
+  // Parses "cpu", "cuda" or "cuda:N"; throws InvalidArgument otherwise.
+  static Device parse(const std::string& text);
+  std::string to_string() const;
+  friend bool operator==(const Device&, const Device&) = default;
+};
+
 const char* to_string(DType dtype);
 const char* to_string(Activation activation);
 Activation parse_activation(const std::string& text);  // "none" | "relu" | "gelu_tanh" | ...
-DType parse_dtype(const std::string& text);            // "f32" | "bf16" | "int8"
+DType parse_dtype(const std::string& text);            // "f32" | "bf16" | "int8" | "f16"
 
 }  // namespace sparq

@@ -1,0 +1,127 @@
+// One CTA computes one block row of the weight (R output channels) for 64 tokens: four warps, each
+// owning 16 tokens and R/16 accumulator fragments. For every stored block the CTA stages the
+// matching 64 x C slice of x in shared memory (zero-filled past the last token and the last input
+// column, so no shape needs padding), then each warp multiplies the R x C block by its 16 x C slice
+// with 16x16x16 wmma. The epilogue goes through shared memory so that each thread writes whole
+// output elements with bias, activation and residual applied.
+#include <cuda_bf16.h>
+#include <cuda_fp16.h>
+#include <mma.h>
+
+#include "gpu/activation.cuh"
+#include "gpu/bsr_mma.hpp"
+#include "gpu/cuda_check.hpp"
+
+namespace sparq::gpu {
+namespace {
+
+constexpr int kWarps = 4;
+constexpr int kTokensPerWarp = 16;
+constexpr int kTokensPerCta = kWarps * kTokensPerWarp;
+constexpr int kThreads = kWarps * 32;
+// Shared-memory row padding against bank conflicts. wmma wants every fragment row start 32-byte
+// aligned, i.e. leading dimensions of a multiple of 16 halves / 8 floats.
+constexpr int kPad = 16;
+
+template <typename T, int R, int C>
+__global__ void __launch_bounds__(kThreads)
+    bsr_mma_kernel(int64_t out, int64_t in, const int64_t* row_ptr, const int32_t* col_idx,
+                   const T* values, const T* x, int64_t tokens, const float* bias, Activation act,
+                   const T* residual, T* y) {
+  using namespace nvcuda;
+  constexpr int kXld = C + kPad;  // a multiple of 16 halves
+  constexpr int kYld = R + 8;     // fp32 accumulator staging, a multiple of 8 floats
+  __shared__ __align__(32) T xs[kTokensPerCta * kXld];
+  __shared__ __align__(32) float ys[kTokensPerCta * kYld];
+
+  const int64_t block_row = blockIdx.x;
+  const int64_t t0 = int64_t{blockIdx.y} * kTokensPerCta;
+  const int warp = threadIdx.x / 32;
+
+  wmma::fragment<wmma::accumulator, 16, 16, 16, float> acc[R / 16];
+#pragma unroll
+  for (int i = 0; i < R / 16; ++i) wmma::fill_fragment(acc[i], 0.0f);
+
+  const T zero = from_float<T>(0.0f);
+  for (int64_t b = row_ptr[block_row]; b < row_ptr[block_row + 1]; ++b) {
+    const int64_t k0 = int64_t{col_idx[b]} * C;
+    __syncthreads();  // the previous block's slice is no longer read
+    for (int e = threadIdx.x; e < kTokensPerCta * C; e += kThreads) {
+      const int t = e / C, k = e % C;
+      const int64_t token = t0 + t, col = k0 + k;
+      xs[t * kXld + k] = token < tokens && col < in ? x[token * in + col] : zero;
+    }
+    __syncthreads();
+    const T* wblock = values + b * (R * C);
+#pragma unroll
+    for (int kk = 0; kk < C / 16; ++kk) {
+      // x^T slice (k x token) read column-major from the token-major staging rows.
+      wmma::fragment<wmma::matrix_b, 16, 16, 16, T, wmma::col_major> xf;
+      wmma::load_matrix_sync(xf, xs + warp * kTokensPerWarp * kXld + kk * 16, kXld);
+#pragma unroll
+      for (int i = 0; i < R / 16; ++i) {
+        wmma::fragment<wmma::matrix_a, 16, 16, 16, T, wmma::row_major> wf;
+        wmma::load_matrix_sync(wf, wblock + i * 16 * C + kk * 16, C);
+        wmma::mma_sync(acc[i], wf, xf, acc[i]);
+      }
+    }
+  }
+  // acc[i] holds rows i*16.. of the block row x the warp's 16 tokens; stored token-major.
+#pragma unroll
+  for (int i = 0; i < R / 16; ++i)
+    wmma::store_matrix_sync(ys + warp * kTokensPerWarp * kYld + i * 16, acc[i], kYld,
+                            wmma::mem_col_major);
+  __syncthreads();
+  for (int e = threadIdx.x; e < kTokensPerCta * R; e += kThreads) {
+    const int t = e / R, r = e % R;
+    const int64_t token = t0 + t, o = block_row * R + r;
+    if (token >= tokens || o >= out) continue;
+    float v = ys[t * kYld + r];
+    if (bias) v += bias[o];
+    v = apply_activation(v, act);
+    if (residual) v += to_float<T>(residual[token * out + o]);
+    y[token * out + o] = from_float<T>(v);
+  }
+}
+
+template <typename T, int R, int C>
+void launch(const BsrDevice& w, const void* x, int64_t tokens, const float* bias, Activation act,
+            const void* residual, void* y, cudaStream_t stream) {
+  const dim3 grid(static_cast<unsigned>(w.block_rows),
+                  static_cast<unsigned>((tokens + kTokensPerCta - 1) / kTokensPerCta));
+  bsr_mma_kernel<T, R, C><<<grid, kThreads, 0, stream>>>(
+      w.out, w.in, w.row_ptr, w.col_idx, static_cast<const T*>(w.values), static_cast<const T*>(x),
+      tokens, bias, act, static_cast<const T*>(residual), static_cast<T*>(y));
+  check_cuda(cudaGetLastError(), "bsr_mma_kernel launch");
+}
+
+template <typename T>
+void dispatch(const BsrDevice& w, const void* x, int64_t tokens, const float* bias, Activation act,
+              const void* residual, void* y, cudaStream_t stream) {
+  const int r = w.block_rows_of, c = w.block_cols_of;
+  if (r == 16 && c == 16) return launch<T, 16, 16>(w, x, tokens, bias, act, residual, y, stream);
+  if (r == 16 && c == 32) return launch<T, 16, 32>(w, x, tokens, bias, act, residual, y, stream);
+  if (r == 32 && c == 16) return launch<T, 32, 16>(w, x, tokens, bias, act, residual, y, stream);
+  if (r == 32 && c == 32) return launch<T, 32, 32>(w, x, tokens, bias, act, residual, y, stream);
+  throw NotSupported("bsr_mma: block " + std::to_string(r) + "x" + std::to_string(c) +
+                     " (expected 16x16, 16x32, 32x16 or 32x32)");
+}
+
+}  // namespace
+
+bool bsr_mma_supports(int rows, int cols) {
+  return (rows == 16 || rows == 32) && (cols == 16 || cols == 32);
+}
+
+void bsr_mma_forward(const BsrDevice& w, Elem e, const void* x, int64_t tokens, const float* bias,
+                     Activation act, const void* residual, void* y, cudaStream_t stream) {
+  if (tokens > int64_t{65535} * kTokensPerCta)
+    throw NotSupported("bsr_mma: at most " + std::to_string(65535 * kTokensPerCta) +
+                       " tokens per call, got " + std::to_string(tokens));
+  if (e == Elem::f16)
+    dispatch<__half>(w, x, tokens, bias, act, residual, y, stream);
+  else
+    dispatch<__nv_bfloat16>(w, x, tokens, bias, act, residual, y, stream);
+}
+
+}  // namespace sparq::gpu

@@ -1,0 +1,48 @@
+#include "gpu/context.hpp"
+
+#include <map>
+#include <memory>
+#include <mutex>
+
+namespace sparq::gpu {
+
+DeviceGuard::DeviceGuard(int device) {
+  check_cuda(cudaGetDevice(&previous_), "cudaGetDevice");
+  if (previous_ != device) {
+    check_cuda(cudaSetDevice(device), "cudaSetDevice");
+    restore_ = true;
+  }
+}
+
+DeviceGuard::~DeviceGuard() {
+  if (restore_) cudaSetDevice(previous_);
+}
+
+Context& Context::get(int device) {
+  static std::mutex mutex;
+  static std::map<int, std::unique_ptr<Context>> contexts;
+  std::lock_guard lock(mutex);
+  auto& slot = contexts[device];
+  if (!slot) {
+    DeviceGuard guard(device);
+    auto c = std::make_unique<Context>();
+    c->device = device;
+    cudaDeviceProp prop{};
+    check_cuda(cudaGetDeviceProperties(&prop, device), "cudaGetDeviceProperties");
+    c->sm = prop.major * 10 + prop.minor;
+    check_cublas(cublasLtCreate(&c->blas_lt), "cublasLtCreate");
+    check_cusparse(cusparseCreate(&c->sparse), "cusparseCreate");
+    slot = std::move(c);  // never destroyed: layers may outlive any scope
+  }
+  return *slot;
+}
+
+StreamScratch::StreamScratch(size_t bytes, cudaStream_t stream) : stream_(stream) {
+  if (bytes > 0) check_cuda(cudaMallocAsync(&data_, bytes, stream), "cudaMallocAsync");
+}
+
+StreamScratch::~StreamScratch() {
+  if (data_) cudaFreeAsync(data_, stream_);
+}
+
+}  // namespace sparq::gpu

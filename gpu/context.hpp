@@ -1,0 +1,60 @@
+// Per-GPU library handles (created on first use, kept for the process), the current-device guard,
+// and stream-ordered scratch memory for the layers' temporaries.
+#pragma once
+
+#include <cublasLt.h>
+#include <cuda_runtime.h>
+#include <cusparse.h>
+
+#include <cstdint>
+#include <string>
+
+#include "gpu/cuda_check.hpp"
+
+namespace sparq::gpu {
+
+// Makes `device` current for the scope and restores the previous one.
+class DeviceGuard {
+ public:
+  explicit DeviceGuard(int device);
+  ~DeviceGuard();
+  DeviceGuard(const DeviceGuard&) = delete;
+  DeviceGuard& operator=(const DeviceGuard&) = delete;
+
+ private:
+  int previous_ = 0;
+  bool restore_ = false;
+};
+
+struct Context {
+  int device = 0;
+  int sm = 0;
+  cublasLtHandle_t blas_lt = nullptr;
+  cusparseHandle_t sparse = nullptr;
+
+  static Context& get(int device);  // thread-safe; handles are used under the caller's stream
+};
+
+// cudaMallocAsync / cudaFreeAsync on one stream: memory for one call's temporaries that is
+// recycled by the driver's pool, so per-call allocation stays cheap.
+class StreamScratch {
+ public:
+  StreamScratch(size_t bytes, cudaStream_t stream);
+  ~StreamScratch();
+  StreamScratch(const StreamScratch&) = delete;
+  StreamScratch& operator=(const StreamScratch&) = delete;
+  template <typename T = void>
+  T* get() const {
+    return static_cast<T*>(data_);
+  }
+
+ private:
+  void* data_ = nullptr;
+  cudaStream_t stream_ = nullptr;
+};
+
+inline int64_t round_up(int64_t value, int64_t multiple) {
+  return (value + multiple - 1) / multiple * multiple;
+}
+
+}  // namespace sparq::gpu

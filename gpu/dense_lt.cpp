@@ -1,0 +1,104 @@
+#include "gpu/dense_lt.hpp"
+
+#include <algorithm>
+#include <vector>
+
+#include "gpu/host_values.hpp"
+#include "gpu/lt_matmul.hpp"
+#include "sparse/reference.hpp"
+
+namespace sparq::gpu {
+namespace {
+
+class DenseHalfKernel final : public GpuKernel {
+ public:
+  DenseHalfKernel(int device, const float* weight, int64_t out, int64_t in, const float* bias,
+                  DType dtype, Activation act)
+      : out_(out),
+        elem_(activation_elem(dtype)),
+        act_(act),
+        matmul_(device, out, in, in, in,
+                {elem_ == Elem::f16 ? CUDA_R_16F : CUDA_R_16BF,
+                 elem_ == Elem::f16 ? CUDA_R_16F : CUDA_R_16BF, CUBLAS_COMPUTE_32F, CUDA_R_32F}) {
+    weight_ = upload(std::span<const uint16_t>(
+        to_16bit(std::span(weight, static_cast<size_t>(out * in)), elem_)));
+    if (bias) bias_ = upload(std::span(bias, static_cast<size_t>(out)));
+  }
+
+  void run(const void* x, int64_t tokens, void* y, const void* residual,
+           cudaStream_t stream) const override {
+    const float one = 1.0f, zero = 0.0f;
+    matmul_.run(weight_.get(), x, tokens, y, &one, &zero, stream);
+    finish_output(y, out_, y, elem_, tokens, out_, bias_.get<float>(), act_, residual, stream);
+  }
+  std::string name() const override {
+    return std::string("cublaslt:") + elem_name(elem_) + "-dense";
+  }
+  int64_t bytes() const override { return static_cast<int64_t>(weight_.bytes() + bias_.bytes()); }
+
+ private:
+  int64_t out_;
+  Elem elem_;
+  Activation act_;
+  LtMatmul matmul_;
+  DeviceBuffer weight_, bias_;
+};
+
+// Rows of the int8 operands are padded to 16 bytes and the output to 16 channels, the alignment
+// cuBLASLt's integer tensor-core kernels want.
+class DenseInt8Kernel final : public GpuKernel {
+ public:
+  DenseInt8Kernel(int device, const float* weight, int64_t out, int64_t in, const float* bias,
+                  Activation act)
+      : out_(out),
+        in_(in),
+        out_padded_(round_up(out, 16)),
+        in_padded_(round_up(in, 16)),
+        act_(act),
+        matmul_(device, out_padded_, in_padded_, in_padded_, in_padded_,
+                {CUDA_R_8I, CUDA_R_32I, CUBLAS_COMPUTE_32I, CUDA_R_32I}) {
+    std::vector<int8_t> q(static_cast<size_t>(out * in));
+    std::vector<float> scale(static_cast<size_t>(out));
+    sparse::quantize_rows(weight, out, in, q.data(), scale.data());
+    std::vector<int8_t> padded(static_cast<size_t>(out_padded_ * in_padded_), 0);
+    for (int64_t r = 0; r < out; ++r)
+      std::copy_n(q.begin() + r * in, in, padded.begin() + r * in_padded_);
+    weight_ = upload(std::span<const int8_t>(padded));
+    scale_ = upload(std::span<const float>(scale));
+    if (bias) bias_ = upload(std::span(bias, static_cast<size_t>(out)));
+  }
+
+  void run(const void* x, int64_t tokens, void* y, const void* residual,
+           cudaStream_t stream) const override {
+    StreamScratch q(static_cast<size_t>(tokens * in_padded_), stream);
+    StreamScratch x_scale(static_cast<size_t>(tokens) * sizeof(float), stream);
+    StreamScratch acc(static_cast<size_t>(tokens * out_padded_) * sizeof(int32_t), stream);
+    quantize_rows(x, tokens, in_, q.get<int8_t>(), in_padded_, x_scale.get<float>(), stream);
+    const int32_t one = 1, zero = 0;
+    matmul_.run(weight_.get(), q.get(), tokens, acc.get(), &one, &zero, stream);
+    int8_epilogue(acc.get<int32_t>(), out_padded_, x_scale.get<float>(), scale_.get<float>(),
+                  bias_.get<float>(), act_, residual, y, tokens, out_, stream);
+  }
+  std::string name() const override { return "cublaslt:int8-dense"; }
+  int64_t bytes() const override {
+    return static_cast<int64_t>(weight_.bytes() + scale_.bytes() + bias_.bytes());
+  }
+
+ private:
+  int64_t out_, in_, out_padded_, in_padded_;
+  Activation act_;
+  LtMatmul matmul_;
+  DeviceBuffer weight_, scale_, bias_;
+};
+
+}  // namespace
+
+std::unique_ptr<GpuKernel> make_dense_kernel(int device, const float* weight, int64_t out,
+                                             int64_t in, const float* bias, DType dtype,
+                                             Activation act) {
+  if (dtype == DType::int8)
+    return std::make_unique<DenseInt8Kernel>(device, weight, out, in, bias, act);
+  return std::make_unique<DenseHalfKernel>(device, weight, out, in, bias, dtype, act);
+}
+
+}  // namespace sparq::gpu

@@ -1,0 +1,79 @@
+#include "gpu/lt_matmul.hpp"
+
+namespace sparq::gpu {
+namespace {
+constexpr size_t kMaxWorkspace = size_t{32} << 20;
+constexpr size_t kMaxCachedShapes = 64;
+}  // namespace
+
+struct LtMatmul::Shape {
+  cublasLtMatmulDesc_t desc = nullptr;
+  cublasLtMatrixLayout_t a = nullptr, b = nullptr, d = nullptr;
+  cublasLtMatmulAlgo_t algo{};
+  size_t workspace = 0;
+  ~Shape() {
+    if (d) cublasLtMatrixLayoutDestroy(d);
+    if (b) cublasLtMatrixLayoutDestroy(b);
+    if (a) cublasLtMatrixLayoutDestroy(a);
+    if (desc) cublasLtMatmulDescDestroy(desc);
+  }
+};
+
+LtMatmul::LtMatmul(int device, int64_t m, int64_t k, int64_t lda, int64_t ldb, LtTypes types)
+    : device_(device), m_(m), k_(k), lda_(lda), ldb_(ldb), types_(types) {}
+
+std::shared_ptr<const LtMatmul::Shape> LtMatmul::shape_for(int64_t n) const {
+  std::lock_guard lock(mutex_);
+  if (auto it = shapes_.find(n); it != shapes_.end()) return it->second;
+  auto s = std::make_shared<Shape>();
+  const Context& ctx = Context::get(device_);
+  check_cublas(cublasLtMatmulDescCreate(&s->desc, types_.compute, types_.scale),
+               "cublasLtMatmulDescCreate");
+  const cublasOperation_t transpose = CUBLAS_OP_T, none = CUBLAS_OP_N;
+  check_cublas(cublasLtMatmulDescSetAttribute(s->desc, CUBLASLT_MATMUL_DESC_TRANSA, &transpose,
+                                              sizeof transpose),
+               "cublasLtMatmulDescSetAttribute(TRANSA)");
+  check_cublas(
+      cublasLtMatmulDescSetAttribute(s->desc, CUBLASLT_MATMUL_DESC_TRANSB, &none, sizeof none),
+      "cublasLtMatmulDescSetAttribute(TRANSB)");
+  check_cublas(cublasLtMatrixLayoutCreate(&s->a, types_.ab, static_cast<uint64_t>(k_),
+                                          static_cast<uint64_t>(m_), lda_),
+               "cublasLtMatrixLayoutCreate(A)");
+  check_cublas(cublasLtMatrixLayoutCreate(&s->b, types_.ab, static_cast<uint64_t>(k_),
+                                          static_cast<uint64_t>(n), ldb_),
+               "cublasLtMatrixLayoutCreate(B)");
+  check_cublas(cublasLtMatrixLayoutCreate(&s->d, types_.cd, static_cast<uint64_t>(m_),
+                                          static_cast<uint64_t>(n), m_),
+               "cublasLtMatrixLayoutCreate(D)");
+  cublasLtMatmulPreference_t pref = nullptr;
+  check_cublas(cublasLtMatmulPreferenceCreate(&pref), "cublasLtMatmulPreferenceCreate");
+  size_t max_workspace = kMaxWorkspace;
+  cublasLtMatmulPreferenceSetAttribute(pref, CUBLASLT_MATMUL_PREF_MAX_WORKSPACE_BYTES,
+                                       &max_workspace, sizeof max_workspace);
+  cublasLtMatmulHeuristicResult_t result{};
+  int found = 0;
+  const cublasStatus_t status = cublasLtMatmulAlgoGetHeuristic(
+      ctx.blas_lt, s->desc, s->a, s->b, s->d, s->d, pref, 1, &result, &found);
+  cublasLtMatmulPreferenceDestroy(pref);
+  if (status != CUBLAS_STATUS_SUCCESS || found == 0)
+    throw NotSupported("cuBLASLt has no algorithm for " + std::to_string(n) + " x " +
+                       std::to_string(m_) + " x " + std::to_string(k_) +
+                       " (tokens x out x in) in these types (status " +
+                       std::to_string(static_cast<int>(status)) + ")");
+  s->algo = result.algo;
+  s->workspace = result.workspaceSize;
+  if (shapes_.size() >= kMaxCachedShapes) shapes_.clear();  // shared_ptr keeps running ones
+  shapes_[n] = s;
+  return s;
+}
+
+void LtMatmul::run(const void* a, const void* b, int64_t n, void* d, const void* alpha,
+                   const void* beta, cudaStream_t stream) const {
+  const std::shared_ptr<const Shape> s = shape_for(n);
+  StreamScratch workspace(s->workspace, stream);
+  check_cublas(cublasLtMatmul(Context::get(device_).blas_lt, s->desc, alpha, a, s->a, b, s->b, beta,
+                              d, s->d, d, s->d, &s->algo, workspace.get(), s->workspace, stream),
+               "cublasLtMatmul");
+}
+
+}  // namespace sparq::gpu

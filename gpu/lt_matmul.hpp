@@ -1,0 +1,40 @@
+// One cuBLASLt matmul shape, "TN" in column-major terms: D [m x n] = A^T B with A [k x m] (a
+// row-major [m x k] weight) and B [k x n] (row-major [n x k] activations), so D is the row-major
+// [n x m] output. Descriptors and the heuristic's algorithm are made once per n.
+#pragma once
+
+#include <cublasLt.h>
+
+#include <cstdint>
+#include <map>
+#include <memory>
+#include <mutex>
+
+#include "gpu/context.hpp"
+
+namespace sparq::gpu {
+
+struct LtTypes {
+  cudaDataType ab, cd;
+  cublasComputeType_t compute;
+  cudaDataType scale;
+};
+
+class LtMatmul {
+ public:
+  LtMatmul(int device, int64_t m, int64_t k, int64_t lda, int64_t ldb, LtTypes types);
+  // alpha and beta point to host scalars of types.scale.
+  void run(const void* a, const void* b, int64_t n, void* d, const void* alpha, const void* beta,
+           cudaStream_t stream) const;
+
+ private:
+  struct Shape;
+  std::shared_ptr<const Shape> shape_for(int64_t n) const;
+  int device_;
+  int64_t m_, k_, lda_, ldb_;
+  LtTypes types_;
+  mutable std::mutex mutex_;
+  mutable std::map<int64_t, std::shared_ptr<Shape>> shapes_;
+};
+
+}  // namespace sparq::gpu

@@ -1,0 +1,291 @@
+#include "gpu/nm_lt.hpp"
+
+#if SPARQ_HAVE_CUSPARSELT
+
+#include <cusparseLt.h>
+
+#include <algorithm>
+#include <map>
+#include <mutex>
+#include <vector>
+
+#include "gpu/context.hpp"
+#include "gpu/device_buffer.hpp"
+#include "gpu/elementwise.hpp"
+#include "gpu/host_values.hpp"
+#include "sparse/reference.hpp"
+
+namespace sparq::gpu {
+namespace {
+
+// cuSPARSELt wants the structured matrix's rows, columns and leading dimension in multiples of
+// 32 (int8) / 16 (fp16, bf16) and the dense ones in multiples of 16 / 8; 32 covers every case.
+constexpr int64_t kAlign = 32;
+constexpr size_t kMaxCachedPlans = 64;
+
+const cusparseLtHandle_t& handle_for(int device) {
+  static std::mutex mutex;
+  static std::map<int, std::unique_ptr<cusparseLtHandle_t>> handles;
+  std::lock_guard lock(mutex);
+  auto& slot = handles[device];
+  if (!slot) {
+    DeviceGuard guard(device);
+    auto h = std::make_unique<cusparseLtHandle_t>();
+    check_cusparse(cusparseLtInit(h.get()), "cusparseLtInit");
+    slot = std::move(h);  // kept for the process, like the other library handles
+  }
+  return *slot;
+}
+
+// "TN" in column-major terms: A is the row-major weight [out x in] seen as [in x out] and
+// transposed, B the row-major activations [tokens x in] seen as [in x tokens], D [out x tokens]
+// column-major = the row-major output [tokens x out]. This is the layout cuSPARSELt's int8 kernels
+// require (both operands contiguous along k), and fp16 / bf16 take it too.
+struct Plan {
+  cusparseLtMatDescriptor_t a{}, b{}, d{};
+  cusparseLtMatmulDescriptor_t matmul{};
+  cusparseLtMatmulAlgSelection_t alg{};
+  cusparseLtMatmulPlan_t plan{};
+  size_t workspace = 0;
+  bool a_made = false, b_made = false, d_made = false, alg_made = false, plan_made = false;
+  ~Plan() {
+    if (plan_made) cusparseLtMatmulPlanDestroy(&plan);
+    if (alg_made) cusparseLtMatmulAlgSelectionDestroy(&alg);
+    if (d_made) cusparseLtMatDescriptorDestroy(&d);
+    if (b_made) cusparseLtMatDescriptorDestroy(&b);
+    if (a_made) cusparseLtMatDescriptorDestroy(&a);
+  }
+};
+
+class NmLtKernel final : public GpuKernel {
+ public:
+  NmLtKernel(int device, const float* weight, int64_t out, int64_t in, const float* bias,
+             DType dtype, Activation act)
+      : device_(device),
+        out_(out),
+        in_(in),
+        out_padded_(round_up(out, kAlign)),
+        in_padded_(round_up(in, kAlign)),
+        int8_(dtype == DType::int8),
+        elem_(activation_elem(dtype)),
+        act_(act) {
+    DeviceGuard guard(device);
+    if (int8_) {
+      ab_type_ = CUDA_R_8I;
+      cd_type_ = CUDA_R_32I;
+      compute_ = CUSPARSE_COMPUTE_32I;
+    } else {
+      ab_type_ = cd_type_ = elem_ == Elem::f16 ? CUDA_R_16F : CUDA_R_16BF;
+      compute_ = CUSPARSE_COMPUTE_32F;
+    }
+    upload_dense_weight(weight);
+    if (bias) bias_ = upload(std::span(bias, static_cast<size_t>(out)));
+    compress();
+  }
+
+  void run(const void* x, int64_t tokens, void* y, const void* residual,
+           cudaStream_t stream) const override {
+    const int64_t n = round_up(tokens, kAlign);
+    const std::shared_ptr<const Plan> p = plan_for(n);
+    const size_t ab_bytes = int8_ ? 1 : 2, d_bytes = int8_ ? 4 : 2;
+    StreamScratch b(static_cast<size_t>(n * in_padded_) * ab_bytes, stream);
+    StreamScratch x_scale(int8_ ? static_cast<size_t>(tokens) * sizeof(float) : 0, stream);
+    if (int8_) {
+      if (n > tokens)
+        check_cuda(cudaMemsetAsync(b.get<int8_t>() + tokens * in_padded_, 0,
+                                   static_cast<size_t>((n - tokens) * in_padded_), stream),
+                   "cudaMemsetAsync");
+      quantize_rows(x, tokens, in_, b.get<int8_t>(), in_padded_, x_scale.get<float>(), stream);
+    } else {
+      copy_rows_padded(x, in_, b.get(), in_padded_, tokens, in_, n, 2, stream);
+    }
+    StreamScratch d(static_cast<size_t>(n * out_padded_) * d_bytes, stream);
+    StreamScratch workspace(p->workspace, stream);
+    const float alpha = 1.0f, beta = 0.0f;
+    cudaStream_t streams[] = {stream};
+    check_cusparse(cusparseLtMatmul(&handle_for(device_), &p->plan, &alpha, compressed_.get(),
+                                    b.get(), &beta, d.get(), d.get(), workspace.get(), streams, 1),
+                   "cusparseLtMatmul");
+    if (int8_)
+      int8_epilogue(d.get<int32_t>(), out_padded_, x_scale.get<float>(), scale_.get<float>(),
+                    bias_.get<float>(), act_, residual, y, tokens, out_, stream);
+    else
+      finish_output(d.get(), out_padded_, y, elem_, tokens, out_, bias_.get<float>(), act_,
+                    residual, stream);
+  }
+
+  std::string name() const override {
+    return std::string("cusparselt:") + (int8_ ? "int8" : elem_name(elem_)) + "-2:4";
+  }
+  int64_t bytes() const override {
+    return static_cast<int64_t>(compressed_.bytes() + scale_.bytes() + bias_.bytes());
+  }
+
+ private:
+  void upload_dense_weight(const float* weight) {
+    const size_t n = static_cast<size_t>(out_padded_ * in_padded_);
+    if (int8_) {
+      std::vector<int8_t> q(static_cast<size_t>(out_ * in_));
+      std::vector<float> scale(static_cast<size_t>(out_));
+      sparse::quantize_rows(weight, out_, in_, q.data(), scale.data());
+      std::vector<int8_t> padded(n, 0);
+      for (int64_t r = 0; r < out_; ++r)
+        std::copy_n(q.begin() + r * in_, in_, padded.begin() + r * in_padded_);
+      dense_ = upload(std::span<const int8_t>(padded));
+      scale_ = upload(std::span<const float>(scale));
+    } else {
+      std::vector<float> padded(n, 0.0f);
+      for (int64_t r = 0; r < out_; ++r)
+        std::copy_n(weight + r * in_, in_, padded.begin() + r * in_padded_);
+      dense_ = upload(std::span<const uint16_t>(to_16bit(padded, elem_)));
+    }
+  }
+
+  void make_structured(cusparseLtMatDescriptor_t& a) const {
+    check_cusparse(cusparseLtStructuredDescriptorInit(
+                       &handle_for(device_), &a, in_padded_, out_padded_, in_padded_, 16, ab_type_,
+                       CUSPARSE_ORDER_COL, CUSPARSELT_SPARSITY_50_PERCENT),
+                   "cusparseLtStructuredDescriptorInit");
+  }
+
+  // The weight was checked 2:4 on the host; cuSPARSELt checks it again in its own layout (a
+  // disagreement would mean sparq describes the matrix wrongly), then compresses it once.
+  void compress() {
+    const cusparseLtHandle_t& h = handle_for(device_);
+    Plan a;  // holds the structured descriptor only
+    make_structured(a.a);
+    a.a_made = true;
+    DeviceBuffer valid(sizeof(int));
+    check_cusparse(cusparseLtSpMMAPruneCheck2(&h, &a.a, 1, CUSPARSE_OPERATION_TRANSPOSE,
+                                              dense_.get(), valid.get<int>(), nullptr),
+                   "cusparseLtSpMMAPruneCheck2");
+    int invalid = 0;
+    check_cuda(cudaMemcpy(&invalid, valid.get(), sizeof invalid, cudaMemcpyDeviceToHost),
+               "cudaMemcpy prune check");
+    if (invalid != 0)
+      throw InvalidArgument(
+          "cuSPARSELt rejects the weight as 2:4 along the input dimension (sparq's own check "
+          "passed): report this as a sparq bug");
+    size_t compressed_bytes = 0, buffer_bytes = 0;
+    check_cusparse(cusparseLtSpMMACompressedSize2(&h, &a.a, &compressed_bytes, &buffer_bytes),
+                   "cusparseLtSpMMACompressedSize2");
+    compressed_ = DeviceBuffer(compressed_bytes);
+    DeviceBuffer buffer(buffer_bytes);
+    check_cusparse(cusparseLtSpMMACompress2(&h, &a.a, 1, CUSPARSE_OPERATION_TRANSPOSE, dense_.get(),
+                                            compressed_.get(), buffer.get(), nullptr),
+                   "cusparseLtSpMMACompress2");
+    check_cuda(cudaDeviceSynchronize(), "cusparseLtSpMMACompress2 (synchronize)");
+    dense_ = DeviceBuffer();  // the compressed copy is all the layer keeps
+  }
+
+  // Descriptors, the algorithm found by cusparseLtMatmulSearch, and the workspace size, once per
+  // padded token count.
+  std::shared_ptr<const Plan> plan_for(int64_t n) const {
+    std::lock_guard lock(mutex_);
+    if (auto it = plans_.find(n); it != plans_.end()) return it->second;
+    DeviceGuard guard(device_);
+    const cusparseLtHandle_t& h = handle_for(device_);
+    auto p = std::make_shared<Plan>();
+    make_structured(p->a);
+    p->a_made = true;
+    check_cusparse(cusparseLtDenseDescriptorInit(&h, &p->b, in_padded_, n, in_padded_, 16, ab_type_,
+                                                 CUSPARSE_ORDER_COL),
+                   "cusparseLtDenseDescriptorInit(B)");
+    p->b_made = true;
+    check_cusparse(cusparseLtDenseDescriptorInit(&h, &p->d, out_padded_, n, out_padded_, 16,
+                                                 cd_type_, CUSPARSE_ORDER_COL),
+                   "cusparseLtDenseDescriptorInit(D)");
+    p->d_made = true;
+    check_cusparse(cusparseLtMatmulDescriptorInit(&h, &p->matmul, CUSPARSE_OPERATION_TRANSPOSE,
+                                                  CUSPARSE_OPERATION_NON_TRANSPOSE, &p->a, &p->b,
+                                                  &p->d, &p->d, compute_),
+                   "cusparseLtMatmulDescriptorInit");
+    check_cusparse(
+        cusparseLtMatmulAlgSelectionInit(&h, &p->alg, &p->matmul, CUSPARSELT_MATMUL_ALG_DEFAULT),
+        "cusparseLtMatmulAlgSelectionInit");
+    p->alg_made = true;
+    check_cusparse(cusparseLtMatmulPlanInit(&h, &p->plan, &p->matmul, &p->alg),
+                   "cusparseLtMatmulPlanInit");
+    p->plan_made = true;
+    check_cusparse(cusparseLtMatmulGetWorkspace(&h, &p->plan, &p->workspace),
+                   "cusparseLtMatmulGetWorkspace");
+    search(*p, n);
+    if (plans_.size() >= kMaxCachedPlans) plans_.clear();  // shared_ptr keeps running ones
+    plans_[n] = p;
+    return p;
+  }
+
+  // Times every algorithm on scratch operands (blocking) and keeps the fastest in the plan; the
+  // plan is then made again for it and the workspace re-queried, as NVIDIA's samples do.
+  void search(Plan& p, int64_t n) const {
+    const cusparseLtHandle_t& h = handle_for(device_);
+    const size_t ab_bytes = int8_ ? 1 : 2, d_bytes = int8_ ? 4 : 2;
+    DeviceBuffer b(static_cast<size_t>(n * in_padded_) * ab_bytes);
+    DeviceBuffer d(static_cast<size_t>(n * out_padded_) * d_bytes);
+    check_cuda(cudaMemset(b.get(), 0, b.bytes()), "cudaMemset");
+    DeviceBuffer workspace(p.workspace);
+    const float alpha = 1.0f, beta = 0.0f;
+    check_cusparse(cusparseLtMatmulSearch(&h, &p.plan, &alpha, compressed_.get(), b.get(), &beta,
+                                          d.get(), d.get(), workspace.get(), nullptr, 0),
+                   "cusparseLtMatmulSearch");
+    check_cusparse(cusparseLtMatmulPlanDestroy(&p.plan), "cusparseLtMatmulPlanDestroy");
+    p.plan_made = false;
+    check_cusparse(cusparseLtMatmulPlanInit(&h, &p.plan, &p.matmul, &p.alg),
+                   "cusparseLtMatmulPlanInit");
+    p.plan_made = true;
+    check_cusparse(cusparseLtMatmulGetWorkspace(&h, &p.plan, &p.workspace),
+                   "cusparseLtMatmulGetWorkspace");
+  }
+
+  int device_;
+  int64_t out_, in_, out_padded_, in_padded_;
+  bool int8_;
+  Elem elem_;
+  Activation act_;
+  cudaDataType ab_type_{}, cd_type_{};
+  cusparseComputeType compute_{};
+  DeviceBuffer dense_, compressed_, scale_, bias_;
+  mutable std::mutex mutex_;
+  mutable std::map<int64_t, std::shared_ptr<Plan>> plans_;
+};
+
+}  // namespace
+
+std::unique_ptr<GpuKernel> make_nm_kernel(int device, const float* weight, int64_t out, int64_t in,
+                                          const float* bias, DType dtype, Activation act,
+                                          std::string& why) {
+  why.clear();
+  return std::make_unique<NmLtKernel>(device, weight, out, in, bias, dtype, act);
+}
+
+std::string cusparselt_description() {
+  int major = 0, minor = 0, patch = 0;
+  cusparseLtGetProperty(MAJOR_VERSION, &major);
+  cusparseLtGetProperty(MINOR_VERSION, &minor);
+  cusparseLtGetProperty(PATCH_LEVEL, &patch);
+  return "cuSPARSELt " + std::to_string(major) + "." + std::to_string(minor) + "." +
+         std::to_string(patch);
+}
+
+}  // namespace sparq::gpu
+
+#else  // built without cuSPARSELt
+
+namespace sparq::gpu {
+
+constexpr const char* kNoCusparselt =
+    "cuSPARSELt was not found when sparq was built, so 2:4 layers on CUDA run dense (install the "
+    "PyPI wheel nvidia-cusparselt-cu13 with scripts/cuda-deps.sh or set SPARQ_CUSPARSELT_ROOT, "
+    "then rebuild)";
+
+std::unique_ptr<GpuKernel> make_nm_kernel(int, const float*, int64_t, int64_t, const float*, DType,
+                                          Activation, std::string& why) {
+  why = kNoCusparselt;
+  return nullptr;
+}
+
+std::string cusparselt_description() { return kNoCusparselt; }
+
+}  // namespace sparq::gpu
+
+#endif

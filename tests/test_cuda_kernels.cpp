@@ -1,0 +1,174 @@
+// Every GPU kernel of the CUDA backend against the CPU oracle, called directly with device buffers
+// and a stream (the path forward_device takes): sparq's BSR tensor-core kernel for each block
+// shape, cuSPARSE Blocked-ELL, cuBLASLt dense and cuSPARSELt 2:4, in fp16 / bf16 / int8, with
+// token, row and column tails. Skips with the reason when no supported GPU is usable.
+#include <cuda_runtime.h>
+#include <gtest/gtest.h>
+
+#include <functional>
+#include <string>
+#include <vector>
+
+#include "gpu/blocked_ell_sparse.hpp"
+#include "gpu/bsr_linear.hpp"
+#include "gpu/dense_lt.hpp"
+#include "gpu/device_buffer.hpp"
+#include "gpu/host_values.hpp"
+#include "gpu/nm_lt.hpp"
+#include "gpu_reference.hpp"
+#include "sparq/sparq.hpp"
+#include "sparse/prune.hpp"
+#include "test_util.hpp"
+
+namespace sparq::gpu {
+namespace {
+
+using MakeKernel = std::function<std::unique_ptr<GpuKernel>(
+    const std::vector<float>& w, int64_t out, int64_t in, const float* bias)>;
+
+// GTEST_SKIP returns from the function it is written in, so each test skips itself.
+#define SKIP_WITHOUT_GPU()                                                          \
+  do {                                                                              \
+    const CudaStatus status_ = cuda_status();                                       \
+    if (!status_.usable) GTEST_SKIP() << "no usable CUDA GPU: " << status_.message; \
+  } while (0)
+
+std::vector<float> download_to_f32(const DeviceBuffer& y, size_t n, Elem e) {
+  std::vector<uint16_t> bits(n);
+  check_cuda(cudaMemcpy(bits.data(), y.get(), n * 2, cudaMemcpyDeviceToHost), "cudaMemcpy");
+  std::vector<float> out(n);
+  for (size_t i = 0; i < n; ++i)
+    out[i] = e == Elem::f16 ? sparse::from_f16(bits[i]) : sparse::from_bf16(bits[i]);
+  return out;
+}
+
+// Runs `make` on weights pruned by `prune` for several shapes and token counts (with and without
+// bias, activation and residual) and compares with the oracle.
+void check_kernel(
+    DType dtype,
+    const std::function<std::vector<float>(const std::vector<float>&, int64_t, int64_t)>& prune,
+    const MakeKernel& make) {
+  const Elem e = activation_elem(dtype);
+  cudaStream_t stream = nullptr;
+  check_cuda(cudaStreamCreate(&stream), "cudaStreamCreate");
+  uint32_t seed = 7;
+  for (auto [out, in] : {std::pair<int64_t, int64_t>{64, 64}, {48, 96}, {40, 72}, {128, 256}})
+    for (int64_t tokens : {1, 5, 16, 63, 130})
+      for (bool epilogue : {false, true}) {
+        ++seed;
+        const auto w = prune(test::random_floats(static_cast<size_t>(out * in), seed), out, in);
+        const auto bias = test::random_floats(static_cast<size_t>(out), seed + 1);
+        auto x = test::random_floats(static_cast<size_t>(tokens * in), seed + 2);
+        auto residual = test::random_floats(static_cast<size_t>(tokens * out), seed + 3);
+        for (float& v : x) v = test::round_to(v, dtype == DType::int8 ? DType::f16 : dtype);
+        for (float& v : residual) v = test::round_to(v, dtype == DType::int8 ? DType::f16 : dtype);
+        const Activation act = epilogue ? Activation::gelu_tanh : Activation::none;
+        const auto kernel = make(w, out, in, epilogue ? bias.data() : nullptr);
+        const DeviceBuffer dx = upload(std::span<const uint16_t>(to_16bit(x, e)));
+        const DeviceBuffer dr = upload(std::span<const uint16_t>(to_16bit(residual, e)));
+        DeviceBuffer dy(static_cast<size_t>(tokens * out) * 2);
+        kernel->run(dx.get(), tokens, dy.get(), epilogue ? dr.get() : nullptr, stream);
+        check_cuda(cudaStreamSynchronize(stream), "cudaStreamSynchronize");
+        const auto got = download_to_f32(dy, static_cast<size_t>(tokens * out), e);
+        const auto want = test::gpu_reference(x, tokens, w, out, in,
+                                              epilogue ? bias : std::vector<float>(out, 0.0f), act,
+                                              epilogue ? residual : std::vector<float>{}, dtype);
+        test::expect_close(got, want, dtype == DType::bf16 ? 3e-2 : 1e-2,
+                           kernel->name() + " tokens=" + std::to_string(tokens) +
+                               " out=" + std::to_string(out) + " in=" + std::to_string(in));
+      }
+  cudaStreamDestroy(stream);
+}
+
+auto blocks_pruned(BlockShape shape, double sparsity) {
+  return [=](const std::vector<float>& w, int64_t out, int64_t in) {
+    return sparse::prune_blocks(w, out, in, shape, sparsity);
+  };
+}
+
+auto two_of_four() {
+  return [](const std::vector<float>& w, int64_t out, int64_t in) {
+    return sparse::prune_n_m(w, out, in, 2, 4);
+  };
+}
+
+auto unpruned() {
+  return [](const std::vector<float>& w, int64_t, int64_t) { return w; };
+}
+
+TEST(CudaKernels, BsrTensorCoreKernel) {
+  SKIP_WITHOUT_GPU();
+  for (DType dtype : {DType::f16, DType::bf16})
+    for (BlockShape shape : {BlockShape{16, 16}, {16, 32}, {32, 16}, {32, 32}})
+      check_kernel(dtype, blocks_pruned(shape, 0.6),
+                   [&](const std::vector<float>& w, int64_t out, int64_t in, const float* bias) {
+                     const auto bsr = sparse::to_bsr(w, out, in, shape);
+                     return make_bsr_kernel(bsr, bias, dtype,
+                                            bias ? Activation::gelu_tanh : Activation::none);
+                   });
+}
+
+TEST(CudaKernels, CusparseBlockedEll) {
+  SKIP_WITHOUT_GPU();
+  for (DType dtype : {DType::f16, DType::bf16})
+    for (int b : {16, 32})
+      check_kernel(dtype, blocks_pruned({b, b}, 0.6),
+                   [&](const std::vector<float>& w, int64_t out, int64_t in, const float* bias) {
+                     const auto bsr = sparse::to_bsr(w, out, in, {b, b});
+                     return make_blocked_ell_kernel(
+                         0, bsr, bias, dtype, bias ? Activation::gelu_tanh : Activation::none);
+                   });
+}
+
+TEST(CudaKernels, CublasLtDense) {
+  SKIP_WITHOUT_GPU();
+  for (DType dtype : {DType::f16, DType::bf16, DType::int8})
+    check_kernel(dtype, unpruned(),
+                 [&](const std::vector<float>& w, int64_t out, int64_t in, const float* bias) {
+                   return make_dense_kernel(0, w.data(), out, in, bias, dtype,
+                                            bias ? Activation::gelu_tanh : Activation::none);
+                 });
+}
+
+TEST(CudaKernels, CusparseLt2of4) {
+  SKIP_WITHOUT_GPU();
+  std::string why;
+  if (!make_nm_kernel(0, std::vector<float>(32 * 32, 0.0f).data(), 32, 32, nullptr, DType::f16,
+                      Activation::none, why))
+    GTEST_SKIP() << why;
+  for (DType dtype : {DType::f16, DType::bf16, DType::int8})
+    check_kernel(dtype, two_of_four(),
+                 [&](const std::vector<float>& w, int64_t out, int64_t in, const float* bias) {
+                   std::string unused;
+                   return make_nm_kernel(0, w.data(), out, in, bias, dtype,
+                                         bias ? Activation::gelu_tanh : Activation::none, unused);
+                 });
+}
+
+// forward_device through the public API on a caller's stream equals the host-pointer forward.
+TEST(CudaKernels, ForwardDeviceMatchesForward) {
+  SKIP_WITHOUT_GPU();
+  const int64_t out = 96, in = 128, tokens = 33;
+  const auto w = sparse::prune_n_m(test::random_floats(out * in, 5), out, in, 2, 4);
+  LinearOptions o;
+  o.dtype = DType::f16;
+  o.pattern = Pattern::n_of_m(2, 4);
+  o.device = Device::cuda(0);
+  const auto layer = SparseLinear::pack(w.data(), out, in, nullptr, o);
+  auto x = test::random_floats(tokens * in, 6);
+  for (float& v : x) v = test::round_to(v, DType::f16);
+  std::vector<float> host_y(tokens * out);
+  layer.forward(x.data(), tokens, host_y.data());
+  const DeviceBuffer dx = upload(std::span<const uint16_t>(to_16bit(x, Elem::f16)));
+  DeviceBuffer dy(static_cast<size_t>(tokens * out) * 2);
+  cudaStream_t stream = nullptr;
+  check_cuda(cudaStreamCreate(&stream), "cudaStreamCreate");
+  layer.forward_device(dx.get(), tokens, dy.get(), nullptr, stream);
+  check_cuda(cudaStreamSynchronize(stream), "cudaStreamSynchronize");
+  cudaStreamDestroy(stream);
+  const auto device_y = download_to_f32(dy, static_cast<size_t>(tokens * out), Elem::f16);
+  test::expect_close(device_y, host_y, 1e-3, "forward_device vs forward");
+}
+
+}  // namespace
+}  // namespace sparq::gpu
