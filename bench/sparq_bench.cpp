@@ -4,6 +4,8 @@
 //
 //   sparq-bench spmm --dtype int8 --pattern 4x1 --out 3072 --in 768 --tokens 128
 //                    --sparsity 0.7,0.8,0.9 --threads 1 [--format json]
+//   sparq-bench spmm --device cuda --dtype f16 --pattern 2:4 --shapes 4096x4096 --tokens 4096
+//                    (on a GPU: against cuBLASLt dense, timed with CUDA events)
 #include <unistd.h>
 
 #include <CLI/CLI.hpp>
@@ -20,6 +22,7 @@
 #include "bench/bandwidth.hpp"
 #include "bench/passive_omp.hpp"
 #include "bench/spmm_case.hpp"
+#include "bench/spmm_cuda.hpp"
 #include "bench/spmm_run.hpp"
 #include "bench/sweep.hpp"
 #include "jit/cpu_features.hpp"
@@ -45,7 +48,11 @@ int main(int argc, char** argv) {
   int warmup = 20, min_reps = 50;
   double min_seconds = 1.0;
   uint32_t seed = 1;
-  spmm->add_option("--dtype", dtype, "int8 | f32 | bf16")->capture_default_str();
+  std::string device = "cpu";
+  spmm->add_option("--dtype", dtype, "int8 | f32 | bf16 | f16 (cuda)")->capture_default_str();
+  spmm->add_option("--device", device,
+                   "cpu | cuda | cuda:N (cuda: against cuBLASLt dense; --threads ignored)")
+      ->capture_default_str();
   spmm->add_option("--pattern", pattern, "4x1 | auto | dense | RxC | N:M")->capture_default_str();
   spmm->add_option("--out", outs, "output features (several: one case each)")->delimiter(',');
   spmm->add_option("--in", ins, "input features")->delimiter(',');
@@ -119,6 +126,36 @@ int main(int argc, char** argv) {
     const sparq::DType parsed_dtype = sparq::parse_dtype(dtype);
     const sparq::Pattern parsed_pattern = sparq::Pattern::parse(pattern);
     const bool table = format == "table";
+    const sparq::Device parsed_device = sparq::Device::parse(device);
+    if (parsed_device.kind == sparq::Device::Kind::cuda) {
+      if (cold_weights) throw sparq::InvalidArgument("--cold-weights is for --device cpu");
+      if (const sparq::CudaStatus st = sparq::cuda_status(); !st.usable)
+        throw sparq::NotSupported("--device " + parsed_device.to_string() + ": " + st.message);
+      if (table)
+        std::printf("%-5s %-7s %6s %6s %6s %8s %10s %10s %8s %9s %9s  %s (dense: %s)\n", "dtype",
+                    "pattern", "out", "in", "tokens", "sparsity", "sparse_us", "dense_us",
+                    "speedup", "sp_err", "dense_err", "kernel", "kernel");
+      for (const Shape& shape : shape_list)
+        for (auto t : tokens)
+          for (double sp : sparsities) {
+            const sparq::bench::SpmmSpec spec{
+                parsed_dtype, parsed_pattern, shape.out, shape.in, t, sp, 0, seed};
+            const auto r =
+                sparq::bench::run_cuda_case(spec, parsed_device, warmup, min_reps, min_seconds);
+            if (table) {
+              std::printf(
+                  "%-5s %-7s %6lld %6lld %6lld %8.2f %10.1f %10.1f %7.2fx %9.2e %9.2e  %s "
+                  "(dense: %s) on %s\n",
+                  dtype.c_str(), pattern.c_str(), (long long)shape.out, (long long)shape.in,
+                  (long long)t, sp, r.sparse_us, r.dense_us, r.speedup, r.sparse_error,
+                  r.dense_error, r.kernel.c_str(), r.dense_kernel.c_str(), r.gpu.c_str());
+              std::fflush(stdout);
+            } else {
+              std::cout << sparq::bench::to_json(r).dump() << std::endl;
+            }
+          }
+      return 0;
+    }
     const double copy_gbps = cold_weights ? sparq::bench::copy_bandwidth_gbps() : 0.0;
     if (table) {
       std::printf(

@@ -8,6 +8,7 @@
 //              --prompt-tokens 512 --gen-tokens 128 --iters 3 --compare dense   (decoders: pp, tg;
 //              also --model FILE.gguf or a Llama folder)
 //   --save DIR writes the pruned model as a Hugging Face folder (for bench/peers).
+//   --device cuda[:N] runs encoders' whole forward pass on a GPU (dtype f16, bf16 or int8).
 // --compare dense runs the unpruned model: the speedup is the pruned model's over the original.
 #include <unistd.h>
 
@@ -91,6 +92,7 @@ int main(int argc, char** argv) {
   sparq::bench::restart_with_passive_openmp(argv);
   CLI::App app{"sparq-eval: latency of a BERT-family encoder on sparq"};
   std::string model_dir, synthetic, dtype = "int8", pattern = "4x1", compare, format = "table";
+  std::string device = "cpu";
   double sparsity = 0.9;
   int64_t batch = 1, seq = 128;
   int threads = 0, iters = 200, warmup = 20;
@@ -106,7 +108,11 @@ int main(int argc, char** argv) {
       ->capture_default_str();
   app.add_option("--pattern", pattern, "4x1 | 16x1 | 2:4 | RxC | auto | dense")
       ->capture_default_str();
-  app.add_option("--dtype", dtype, "int8 | f32 | bf16")->capture_default_str();
+  app.add_option("--dtype", dtype, "int8 | f32 | bf16 | f16 (cuda only)")->capture_default_str();
+  app.add_option("--device", device,
+                 "cpu | cuda | cuda:N: where encoders run (the whole forward pass; --compare "
+                 "dense runs there too); decoders run on the CPU only")
+      ->capture_default_str();
   app.add_option("--batch", batch, "sequences per call")
       ->check(CLI::Range(1, 4096))
       ->capture_default_str();
@@ -149,7 +155,13 @@ int main(int argc, char** argv) {
   try {
     const sparq::DType parsed_dtype = sparq::parse_dtype(dtype);
     const sparq::Pattern parsed_pattern = sparq::Pattern::parse(pattern);
+    const sparq::Device parsed_device = sparq::Device::parse(device);
     if (is_decoder(synthetic, model_dir)) {
+      if (parsed_device.kind != sparq::Device::Kind::cpu) {
+        std::cerr << "sparq-eval: --device " << device
+                  << ": decoders run on the CPU only (use --device cpu)\n";
+        return 2;
+      }
       sparq::bench::LlamaEvalSpec spec;
       spec.dtype = parsed_dtype;
       spec.pattern = parsed_pattern;
@@ -228,12 +240,12 @@ int main(int argc, char** argv) {
     if (seq > config.max_position)
       throw sparq::InvalidArgument("--seq " + std::to_string(seq) + " exceeds the model's " +
                                    std::to_string(config.max_position) + " positions");
-    sparq::models::EncoderOptions options{parsed_dtype, parsed_pattern, threads};
+    sparq::models::EncoderOptions options{parsed_dtype, parsed_pattern, threads, parsed_device};
     const BertEncoder sparse = BertEncoder::build(config, weights, options);
     std::optional<BertEncoder> dense;
     if (compare == "dense")
-      dense.emplace(BertEncoder::build(config, dense_weights,
-                                       {parsed_dtype, sparq::Pattern::dense(), threads}));
+      dense.emplace(BertEncoder::build(
+          config, dense_weights, {parsed_dtype, sparq::Pattern::dense(), threads, parsed_device}));
     dense_weights = {};
 
     sparq::models::EncoderInput input;
@@ -273,6 +285,7 @@ int main(int argc, char** argv) {
     const double p50 = percentile(sparse_ms, 0.5);
     nlohmann::json j = {{"model", name},
                         {"dtype", dtype},
+                        {"device", parsed_device.to_string()},
                         {"pattern", pattern},
                         {"sparsity", sparsity},
                         {"batch", batch},
@@ -315,10 +328,11 @@ int main(int argc, char** argv) {
       return 0;
     }
     std::printf(
-        "sparq-eval: %s, %s, pattern %s at %.0f%% sparsity, batch %lld x seq %lld, "
+        "sparq-eval: %s, %s on %s, pattern %s at %.0f%% sparsity, batch %lld x seq %lld, "
         "threads %d, %d iterations\n",
-        name.c_str(), dtype.c_str(), pattern.c_str(), 100 * sparsity, static_cast<long long>(batch),
-        static_cast<long long>(seq), j["threads"].get<int>(), iters);
+        name.c_str(), dtype.c_str(), parsed_device.to_string().c_str(), pattern.c_str(),
+        100 * sparsity, static_cast<long long>(batch), static_cast<long long>(seq),
+        j["threads"].get<int>(), iters);
     std::printf("  sparse: p50 %.2f ms  p90 %.2f ms  p99 %.2f ms  %.1f sequences/s\n", p50,
                 j["p90_ms"].get<double>(), j["p99_ms"].get<double>(),
                 j["throughput"].get<double>());

@@ -10,7 +10,6 @@
 #include "sparse/reference.hpp"
 
 namespace sparq::bench {
-namespace {
 
 std::vector<float> normal(size_t n, uint32_t seed, float stddev) {
   std::mt19937 rng(seed);
@@ -20,14 +19,6 @@ std::vector<float> normal(size_t n, uint32_t seed, float stddev) {
   return v;
 }
 
-LinearOptions options_for(const SpmmSpec& s) {
-  LinearOptions o;
-  o.dtype = s.dtype;
-  o.pattern = s.pattern;
-  o.threads = s.threads;
-  return o;
-}
-
 std::vector<float> pruned_weight(const SpmmSpec& s) {
   auto w = normal(static_cast<size_t>(s.out * s.in), s.seed, 0.05f);
   const Pattern p =
@@ -35,6 +26,16 @@ std::vector<float> pruned_weight(const SpmmSpec& s) {
           ? Pattern::blocks(4, 1)
           : s.pattern;
   return sparse::prune(w, s.out, s.in, p, s.sparsity);
+}
+
+namespace {
+
+LinearOptions options_for(const SpmmSpec& s) {
+  LinearOptions o;
+  o.dtype = s.dtype;
+  o.pattern = s.pattern;
+  o.threads = s.threads;
+  return o;
 }
 
 }  // namespace

@@ -24,6 +24,12 @@ struct SpmmSpec {
   bool cold_weights = false;
 };
 
+// Normal(0, stddev) values, seeded.
+std::vector<float> normal(size_t n, uint32_t seed, float stddev);
+// The case's weight: normal(0, 0.05) pruned to the spec's pattern and sparsity (auto and dense:
+// 4x1 blocks at that sparsity).
+std::vector<float> pruned_weight(const SpmmSpec& s);
+
 // Everything both sides need, built once (pack, quantize, primitive creation) before timing.
 class SpmmCase {
  public:

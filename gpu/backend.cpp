@@ -5,6 +5,7 @@
 #include <cstdio>
 #include <vector>
 
+#include "gpu/bert_encoder_cuda.hpp"
 #include "gpu/blocked_ell_sparse.hpp"
 #include "gpu/bsr_linear.hpp"
 #include "gpu/context.hpp"
@@ -200,6 +201,12 @@ class CudaBackend final : public Backend {
     info.packed_bytes = chosen.kernel->bytes();
     info.reason = reason;
     return make_cuda_linear(device, std::move(chosen.kernel), std::move(info), out, in, o.dtype);
+  }
+
+  std::unique_ptr<DeviceEncoder> build_encoder(
+      const models::BertConfig& config, const models::BertWeights& weights,
+      const models::EncoderOptions& options) const override {
+    return make_cuda_bert_encoder(*this, config, weights, options);
   }
 };
 

@@ -6,9 +6,13 @@
 
 #include <cstdint>
 #include <memory>
+#include <string>
+#include <utility>
+#include <vector>
 
 #include "sparq/device.hpp"
 #include "sparq/linear.hpp"
+#include "sparq/models/bert_encoder.hpp"
 
 namespace sparq::gpu {
 
@@ -28,6 +32,18 @@ class DeviceLinear {
                               void* stream) const = 0;
 };
 
+// A BERT-family encoder whose whole forward pass runs on one GPU (EncoderOptions.device cuda):
+// embeddings, LayerNorms, attention and the linear layers, activations in fp16 or bf16.
+class DeviceEncoder {
+ public:
+  virtual ~DeviceEncoder() = default;
+  // As BertEncoder::forward: last hidden states [batch x seq x hidden], fp32 on the host, padded
+  // positions zero. Input already validated by BertEncoder.
+  virtual std::vector<float> forward(const models::EncoderInput& input,
+                                     models::ForwardProfile* profile) const = 0;
+  virtual std::vector<std::pair<std::string, LinearInfo>> kernels() const = 0;
+};
+
 class Backend {
  public:
   virtual ~Backend() = default;
@@ -36,6 +52,10 @@ class Backend {
   virtual std::unique_ptr<DeviceLinear> pack(const float* weight, int64_t out, int64_t in,
                                              const float* bias,
                                              const LinearOptions& options) const = 0;
+  // Throws NotSupported for dtypes other than f16 / bf16 / int8 (int8: the linear layers only).
+  virtual std::unique_ptr<DeviceEncoder> build_encoder(
+      const models::BertConfig& config, const models::BertWeights& weights,
+      const models::EncoderOptions& options) const = 0;
 };
 
 }  // namespace sparq::gpu

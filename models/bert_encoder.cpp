@@ -9,6 +9,7 @@
 #include "models/layer_norm.hpp"
 #include "sparq/error.hpp"
 #include "sparse/checks.hpp"
+#include "src/cuda_backend.hpp"
 #include "src/safetensors.hpp"
 #include "src/threading.hpp"
 
@@ -65,6 +66,8 @@ struct BertEncoder::Impl {
   };
   std::vector<Layer> layers;
   tbb::task_arena* arena = nullptr;
+  // EncoderOptions.device cuda: the whole forward pass runs here, and the CPU members stay empty.
+  std::unique_ptr<gpu::DeviceEncoder> cuda;
 
   void validate(const EncoderInput& in) const {
     const BertConfig& c = config;
@@ -134,6 +137,18 @@ BertEncoder BertEncoder::build(const BertConfig& c, const BertWeights& w,
           "encoder: the weights' layer count differs from the config's");
   auto impl = std::make_unique<Impl>();
   impl->config = c;
+  if (options.device.kind == Device::Kind::cuda) {
+    require(options.device.index >= 0,
+            "encoder: device index must be >= 0, got " + std::to_string(options.device.index));
+    if (options.dtype == DType::f32)
+      throw NotSupported("encoder: dtype f32 is not supported on " + options.device.to_string() +
+                         " (the GPU kernels run on tensor cores); use f16, bf16 or int8");
+    impl->cuda = cuda_backend_for(options.device).build_encoder(c, w, options);
+    return BertEncoder(std::move(impl));
+  }
+  require(options.device.kind == Device::Kind::cpu,
+          "encoder: unknown device kind value " +
+              std::to_string(static_cast<int>(options.device.kind)));
   impl->word = w.word_embeddings;
   impl->position = w.position_embeddings;
   impl->token_type = w.token_type_embeddings;
@@ -174,6 +189,7 @@ class StageClock {
 std::vector<float> BertEncoder::forward(const EncoderInput& in, ForwardProfile* profile) const {
   const Impl& m = *impl_;
   m.validate(in);
+  if (m.cuda) return m.cuda->forward(in, profile);
   StageClock clock(profile);
   const BertConfig& c = m.config;
   const int64_t h = c.hidden_size, tokens = in.batch * in.seq;
@@ -237,6 +253,7 @@ std::vector<float> BertEncoder::embed(const EncoderInput& in, Pooling pooling) c
 }
 
 std::vector<std::pair<std::string, LinearInfo>> BertEncoder::kernels() const {
+  if (impl_->cuda) return impl_->cuda->kernels();
   const Impl::Layer& l = impl_->layers.front();
   return {{"query/key/value", l.qkv.info()},
           {"attention output", l.attention_out.info()},

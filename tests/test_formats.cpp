@@ -16,6 +16,7 @@
 #include "sparq/error.hpp"
 #include "sparq/types.hpp"
 #include "sparse/bf16.hpp"
+#include "sparse/blocked_ell.hpp"
 #include "sparse/bsr.hpp"
 #include "sparse/int8_block_pack.hpp"
 #include "sparse/nm.hpp"
@@ -241,6 +242,47 @@ TEST(Bsr, HandExample3x5With2x2Blocks) {
   EXPECT_EQ(m.values, (std::vector<float>{1, 0, 0, 0, 2, 0, 0, 0, 3, 0, 0, 0}));
   EXPECT_EQ(m.bytes(), static_cast<int64_t>(3 * 8 + 3 * 4 + 12 * 4));
   EXPECT_EQ(sparse::to_dense(m), w);
+}
+
+// Blocked-ELL (cuSPARSE's block format, built on the CPU for the CUDA backend).
+TEST(BlockedEll, RoundTripWithRaggedRowsAndEdges) {
+  uint32_t seed = 300;
+  for (int b : {2, 16, 32})
+    for (auto [rows, cols] : {std::pair<int64_t, int64_t>{37, 53}, {64, 64}, {5, 3}, {96, 40}})
+      for (double sparsity : {0.0, 0.6, 1.0}) {
+        const auto w =
+            sparse::prune_blocks(test::random_floats(static_cast<size_t>(rows * cols), seed++),
+                                 rows, cols, {b, b}, sparsity);
+        const auto e = sparse::to_blocked_ell(sparse::to_bsr(w, rows, cols, {b, b}));
+        EXPECT_EQ(sparse::to_dense(e), w) << b << " " << rows << "x" << cols;
+        EXPECT_EQ(e.rows % b, 0);
+        EXPECT_EQ(e.cols % b, 0);
+        EXPECT_GE(e.slots, 1);
+        EXPECT_EQ(e.col_idx.size(), static_cast<size_t>(e.rows / b * e.slots));
+        EXPECT_EQ(e.values.size(), static_cast<size_t>(e.rows * e.ell_cols()));
+        for (int32_t c : e.col_idx) EXPECT_TRUE(c >= -1 && c < e.cols / b);
+      }
+}
+
+TEST(BlockedEll, HandExampleLayout) {
+  // Block row 0 holds blocks at block columns 0 and 2, block row 1 one block at column 1: two
+  // slots, the second of row 1 padded with -1. Values: rows x (slots * block), row-major.
+  const std::vector<float> w = {
+      1, 0, 0, 0, 2, 0,  //
+      0, 0, 0, 0, 0, 3,  //
+      0, 0, 4, 0, 0, 0,  //
+      0, 0, 0, 5, 0, 0,  //
+  };
+  const auto e = sparse::to_blocked_ell(sparse::to_bsr(w, 4, 6, {2, 2}));
+  EXPECT_EQ(e.slots, 2);
+  EXPECT_EQ(e.ell_cols(), 4);
+  EXPECT_EQ(e.col_idx, (std::vector<int32_t>{0, 2, 1, -1}));
+  EXPECT_EQ(e.values, (std::vector<float>{1, 0, 2, 0,  //
+                                          0, 0, 0, 3,  //
+                                          4, 0, 0, 0,  //
+                                          0, 5, 0, 0}));
+  EXPECT_DOUBLE_EQ(e.padding(), 0.25);
+  EXPECT_THROW(sparse::to_blocked_ell(sparse::to_bsr(w, 4, 6, {2, 1})), InvalidArgument);
 }
 
 TEST(Bsr, InvalidArguments) {

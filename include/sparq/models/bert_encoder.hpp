@@ -20,6 +20,9 @@ struct EncoderOptions {
   DType dtype = DType::f32;                // of every linear layer
   Pattern pattern = Pattern::automatic();  // of every linear layer
   int threads = 0;                         // 0: all cores
+  // Device::cuda(N): the whole forward pass on GPU N (dtype f16, bf16, or int8 linear layers with
+  // fp16 activations); forward still takes and returns host data.
+  Device device = Device::cpu();
 };
 
 // One batch: token ids [batch x seq] (row-major, padded), each sequence's length (<= seq), and
