@@ -55,7 +55,8 @@ message(STATUS "sparq: CUDA backend built for sm ${CMAKE_CUDA_ARCHITECTURES} "
 # cuSPARSELt (2:4 on sparse tensor cores): SPARQ_CUSPARSELT_ROOT (cache or environment) points at a
 # folder with include/cusparseLt.h and lib/libcusparseLt.so*, e.g. the PyPI wheel
 # nvidia-cusparselt-cu13's site-packages/nvidia/cu13; scripts/cuda-deps.sh installs that wheel
-# into ~/.cache/sparq/cuda-venv, which is searched too, as is a system install.
+# into $SPARQ_CUDA_VENV or ~/.cache/sparq/cuda-venv, which are searched too, as is a system
+# install.
 set(_sparq_lt_hints)
 if(SPARQ_CUSPARSELT_ROOT)
   list(APPEND _sparq_lt_hints "${SPARQ_CUSPARSELT_ROOT}")
@@ -63,10 +64,21 @@ endif()
 if(DEFINED ENV{SPARQ_CUSPARSELT_ROOT})
   list(APPEND _sparq_lt_hints "$ENV{SPARQ_CUSPARSELT_ROOT}")
 endif()
-if(DEFINED ENV{HOME})
-  file(GLOB _sparq_lt_wheels "$ENV{HOME}/.cache/sparq/cuda-venv/lib/python3*/site-packages/nvidia/cu13")
-  list(APPEND _sparq_lt_hints ${_sparq_lt_wheels})
+# The same venv locations scripts/cuda-deps.sh installs into.
+set(_sparq_lt_venvs)
+if(DEFINED ENV{SPARQ_CUDA_VENV})
+  list(APPEND _sparq_lt_venvs "$ENV{SPARQ_CUDA_VENV}")
 endif()
+if(DEFINED ENV{XDG_CACHE_HOME})
+  list(APPEND _sparq_lt_venvs "$ENV{XDG_CACHE_HOME}/sparq/cuda-venv")
+endif()
+if(DEFINED ENV{HOME})
+  list(APPEND _sparq_lt_venvs "$ENV{HOME}/.cache/sparq/cuda-venv")
+endif()
+foreach(_venv ${_sparq_lt_venvs})
+  file(GLOB _sparq_lt_wheels "${_venv}/lib/python3*/site-packages/nvidia/cu13")
+  list(APPEND _sparq_lt_hints ${_sparq_lt_wheels})
+endforeach()
 find_path(SPARQ_CUSPARSELT_INCLUDE_DIR cusparseLt.h
   HINTS ${_sparq_lt_hints} PATH_SUFFIXES include include/libcusparseLt/13)
 find_library(SPARQ_CUSPARSELT_LIBRARY NAMES cusparseLt libcusparseLt.so.0

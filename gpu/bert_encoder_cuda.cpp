@@ -50,18 +50,6 @@ void check_linear(const LinearWeights& l, int64_t out, int64_t in, const std::st
                             std::to_string(static_cast<int64_t>(i) % in) + "] is not finite");
 }
 
-// As models/bert_encoder.cpp: query, key and value stacked into one [3 hidden x hidden] layer.
-LinearWeights stack_qkv(const models::BertLayerWeights& l) {
-  LinearWeights s;
-  s.out = l.query.out + l.key.out + l.value.out;
-  s.in = l.query.in;
-  for (const LinearWeights* p : {&l.query, &l.key, &l.value}) {
-    s.weight.insert(s.weight.end(), p->weight.begin(), p->weight.end());
-    s.bias.insert(s.bias.end(), p->bias.begin(), p->bias.end());
-  }
-  return s;
-}
-
 struct DeviceNorm {
   DeviceBuffer gamma, beta;
 };
@@ -175,7 +163,7 @@ class CudaBertEncoder final : public DeviceEncoder {
       check_linear(l.attention_out, h, h, at + "attention output");
       check_linear(l.intermediate, inter, h, at + "intermediate");
       check_linear(l.output, h, inter, at + "output");
-      const LinearWeights qkv = stack_qkv(l);
+      const LinearWeights qkv = models::stacked_qkv(l);
       if (!qkv.bias.empty()) check_count(qkv.bias.size(), 3 * h, at + "query/key/value biases");
       Layer layer;
       layer.qkv = pack(qkv, Activation::none);

@@ -42,18 +42,6 @@ SparseLinear pack(const LinearWeights& w, const EncoderOptions& o, Activation ac
   return SparseLinear::pack(w.weight.data(), w.out, w.in, w.bias.data(), lo);
 }
 
-// query, key and value stacked into one [3 hidden x hidden] layer: one pass over the input.
-LinearWeights stack_qkv(const BertLayerWeights& l) {
-  LinearWeights s;
-  s.out = l.query.out + l.key.out + l.value.out;
-  s.in = l.query.in;
-  for (const LinearWeights* p : {&l.query, &l.key, &l.value}) {
-    s.weight.insert(s.weight.end(), p->weight.begin(), p->weight.end());
-    s.bias.insert(s.bias.end(), p->bias.begin(), p->bias.end());
-  }
-  return s;
-}
-
 }  // namespace
 
 struct BertEncoder::Impl {
@@ -155,7 +143,7 @@ BertEncoder BertEncoder::build(const BertConfig& c, const BertWeights& w,
   impl->embedding_norm = {w.embedding_norm.gamma, w.embedding_norm.beta};
   impl->arena = &arena_for(resolve_threads(options.threads));
   for (const BertLayerWeights& l : w.layers)
-    impl->layers.push_back({pack(stack_qkv(l), options, Activation::none),
+    impl->layers.push_back({pack(stacked_qkv(l), options, Activation::none),
                             pack(l.attention_out, options, Activation::none),
                             pack(l.intermediate, options, c.hidden_act),
                             pack(l.output, options, Activation::none),

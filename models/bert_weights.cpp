@@ -94,4 +94,15 @@ BertWeights load_bert_weights(const SafetensorsModel& model, const BertConfig& c
   return w;
 }
 
+LinearWeights stacked_qkv(const BertLayerWeights& layer) {
+  LinearWeights s;
+  s.out = layer.query.out + layer.key.out + layer.value.out;
+  s.in = layer.query.in;
+  for (const LinearWeights* p : {&layer.query, &layer.key, &layer.value}) {
+    s.weight.insert(s.weight.end(), p->weight.begin(), p->weight.end());
+    s.bias.insert(s.bias.end(), p->bias.begin(), p->bias.end());
+  }
+  return s;
+}
+
 }  // namespace sparq::models

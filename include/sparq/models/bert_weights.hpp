@@ -44,4 +44,8 @@ struct BertWeights {
 // disagrees with the config.
 BertWeights load_bert_weights(const SafetensorsModel& model, const BertConfig& config);
 
+// Query, key and value stacked into one [3 hidden x hidden] layer (rows: query's, key's, value's),
+// as the encoders run them: one pass over the input for all three.
+LinearWeights stacked_qkv(const BertLayerWeights& layer);
+
 }  // namespace sparq::models
