@@ -7,6 +7,7 @@
 #include <string>
 #include <vector>
 
+#include "gpu/attention_gemm.hpp"
 #include "gpu/context.hpp"
 #include "gpu/device_buffer.hpp"
 #include "gpu/elementwise.hpp"
@@ -27,6 +28,10 @@ using models::LinearWeights;
 
 // The embedding kernels index tables and rows with int; the launch grids take 2^31 - 1 blocks.
 constexpr int64_t kMaxInt = 0x7fffffff;
+// Batches whose attention scores and probabilities fit in this many bytes run attention on
+// cuBLAS (tensor cores); larger ones on the attention kernel, which holds one block's scores in
+// shared memory only.
+constexpr int64_t kMaxGemmAttentionBytes = int64_t{1} << 30;
 
 void check_count(size_t got, int64_t want, const std::string& what) {
   if (static_cast<int64_t>(got) != want)
@@ -107,7 +112,10 @@ class CudaBertEncoder final : public DeviceEncoder {
  public:
   CudaBertEncoder(const Backend& backend, const BertConfig& c, const BertWeights& w,
                   const EncoderOptions& o)
-      : device_(o.device.index), elem_(activation_elem(o.dtype)), config_(c) {
+      : device_(o.device.index),
+        elem_(activation_elem(o.dtype)),
+        config_(c),
+        attention_gemm_(o.device.index) {
     const int64_t h = c.hidden_size, inter = c.intermediate_size;
     if (o.dtype != DType::f16 && o.dtype != DType::bf16 && o.dtype != DType::int8)
       throw NotSupported(std::string("encoder on ") + o.device.to_string() + ": dtype " +
@@ -181,8 +189,11 @@ class CudaBertEncoder final : public DeviceEncoder {
     const int64_t h = c.hidden_size, inter = c.intermediate_size, tokens = in.batch * in.seq;
     const float eps = static_cast<float>(c.layer_norm_eps);
     // Limits the CPU encoder does not have; BertEncoder validated everything else.
+    const bool gemm_attention =
+        GemmAttention::scratch_bytes(in.batch, in.seq, c.num_heads) <= kMaxGemmAttentionBytes &&
+        in.seq <= kMaxInt;
     const int64_t shared = attention_shared_bytes(in.seq, c.head_dim());
-    if (shared > max_shared_bytes_ || in.batch > 65535 || tokens > kMaxInt)
+    if ((!gemm_attention && shared > max_shared_bytes_) || in.batch > 65535 || tokens > kMaxInt)
       throw NotSupported("encoder on cuda:" + std::to_string(device_) + ": seq " +
                          std::to_string(in.seq) + " needs " + std::to_string(shared) +
                          " bytes of shared memory for attention (head_dim " +
@@ -220,8 +231,12 @@ class CudaBertEncoder final : public DeviceEncoder {
     for (const Layer& l : layers_) {
       l.qkv->forward_device(x.get(), tokens, qkv.get(), nullptr, stream);
       clock.mark(&ForwardProfile::qkv);
-      attention(qkv.get(), lengths_d.get<int32_t>(), in.batch, in.seq, c.num_heads, c.head_dim(),
-                ctx.get(), elem_, max_shared_bytes_, stream);
+      if (gemm_attention)
+        attention_gemm_.run(qkv.get(), lengths_d.get<int32_t>(), in.lengths.data(), in.batch,
+                            in.seq, c.num_heads, c.head_dim(), ctx.get(), elem_, stream);
+      else
+        attention(qkv.get(), lengths_d.get<int32_t>(), in.batch, in.seq, c.num_heads, c.head_dim(),
+                  ctx.get(), elem_, max_shared_bytes_, stream);
       clock.mark(&ForwardProfile::attention);
       l.attention_out->forward_device(ctx.get(), tokens, x1.get(), x.get(), stream);  // + residual
       clock.mark(&ForwardProfile::attention_out);
@@ -270,6 +285,7 @@ class CudaBertEncoder final : public DeviceEncoder {
   Elem elem_;
   BertConfig config_;
   int64_t max_shared_bytes_ = 0;
+  GemmAttention attention_gemm_;
   DeviceBuffer word_, position_, token_type_;  // fp32 tables; token_type_ empty for DistilBERT
   DeviceNorm embedding_norm_;
   std::vector<Layer> layers_;

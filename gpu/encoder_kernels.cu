@@ -205,6 +205,31 @@ __global__ void attention_kernel(const T* qkv, const int32_t* lengths, int seq, 
   }
 }
 
+// One warp per row (sequence, head, query).
+template <typename T>
+__global__ void masked_softmax_kernel(const float* scores, const int32_t* lengths, int64_t rows,
+                                      int heads, int seq, T* probs) {
+  const int64_t row = blockIdx.x * int64_t{blockDim.x / 32} + threadIdx.x / 32;
+  if (row >= rows) return;  // whole warps leave together: no shuffle loses a lane
+  const int lane = threadIdx.x % 32;
+  const int64_t b = row / (int64_t{heads} * seq);
+  const int query = static_cast<int>(row % seq);
+  const int len = lengths[b];
+  const float* s = scores + row * seq;
+  T* p = probs + row * seq;
+  if (query >= len) {
+    for (int j = lane; j < seq; j += 32) p[j] = from_float<T>(0.0f);
+    return;
+  }
+  float m = -INFINITY;
+  for (int j = lane; j < len; j += 32) m = fmaxf(m, s[j]);
+  m = warp_max(m);
+  float sum = 0.0f;
+  for (int j = lane; j < len; j += 32) sum += expf(s[j] - m);
+  const float inv = 1.0f / warp_sum(sum);  // >= 1 term: the maximum contributes exp(0)
+  for (int j = lane; j < seq; j += 32) p[j] = from_float<T>(j < len ? expf(s[j] - m) * inv : 0.0f);
+}
+
 template <typename T>
 void launch_attention(const void* qkv, const int32_t* lengths, int64_t batch, int64_t seq,
                       int64_t heads, int64_t head_dim, void* ctx, int64_t shared_bytes,
@@ -252,6 +277,22 @@ void layer_norm(void* x, const float* gamma, const float* beta, float eps, int64
     layer_norm_kernel<<<blocks, kNormThreads, 0, stream>>>(static_cast<__nv_bfloat16*>(x), gamma,
                                                            beta, eps, static_cast<int>(hidden));
   check_cuda(cudaGetLastError(), "layer_norm launch");
+}
+
+void masked_softmax(const float* scores, const int32_t* lengths, int64_t batch, int64_t heads,
+                    int64_t seq, void* probs, Elem e, cudaStream_t stream) {
+  const int64_t rows = batch * heads * seq;
+  constexpr int kWarpsPerBlock = 4;
+  const auto blocks = static_cast<unsigned>((rows + kWarpsPerBlock - 1) / kWarpsPerBlock);
+  if (e == Elem::f16)
+    masked_softmax_kernel<<<blocks, 32 * kWarpsPerBlock, 0, stream>>>(
+        scores, lengths, rows, static_cast<int>(heads), static_cast<int>(seq),
+        static_cast<__half*>(probs));
+  else
+    masked_softmax_kernel<<<blocks, 32 * kWarpsPerBlock, 0, stream>>>(
+        scores, lengths, rows, static_cast<int>(heads), static_cast<int>(seq),
+        static_cast<__nv_bfloat16*>(probs));
+  check_cuda(cudaGetLastError(), "masked_softmax launch");
 }
 
 int64_t attention_shared_bytes(int64_t seq, int64_t head_dim) {

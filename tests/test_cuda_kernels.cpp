@@ -9,10 +9,12 @@
 #include <string>
 #include <vector>
 
+#include "gpu/attention_gemm.hpp"
 #include "gpu/blocked_ell_sparse.hpp"
 #include "gpu/bsr_linear.hpp"
 #include "gpu/dense_lt.hpp"
 #include "gpu/device_buffer.hpp"
+#include "gpu/encoder_kernels.hpp"
 #include "gpu/host_values.hpp"
 #include "gpu/nm_lt.hpp"
 #include "gpu_reference.hpp"
@@ -143,6 +145,43 @@ TEST(CudaKernels, CusparseLt2of4) {
                    return make_nm_kernel(0, w.data(), out, in, bias, dtype,
                                          bias ? Activation::gelu_tanh : Activation::none, unused);
                  });
+}
+
+// The encoder's two attention paths agree: cuBLAS GEMMs + masked softmax (the fast path) and the
+// one-CTA-per-query-block kernel (its twin), with padded and empty sequences.
+TEST(CudaKernels, GemmAttentionMatchesTheAttentionKernel) {
+  SKIP_WITHOUT_GPU();
+  int max_shared = 0;
+  check_cuda(cudaDeviceGetAttribute(&max_shared, cudaDevAttrMaxSharedMemoryPerBlockOptin, 0),
+             "cudaDeviceGetAttribute");
+  const GemmAttention gemm(0);
+  for (Elem e : {Elem::f16, Elem::bf16})
+    for (int64_t d : {32, 64, 128}) {
+      const int64_t batch = 4, seq = 37, heads = 3, hidden = heads * d;
+      const std::vector<int64_t> lengths = {37, 20, 1, 0};
+      const std::vector<int32_t> lengths32(lengths.begin(), lengths.end());
+      const auto qkv =
+          test::random_floats(static_cast<size_t>(batch * seq * 3 * hidden), 11, -2, 2);
+      const DeviceBuffer dqkv = upload(std::span<const uint16_t>(to_16bit(qkv, e)));
+      const DeviceBuffer dlen = upload(std::span<const int32_t>(lengths32));
+      const size_t n = static_cast<size_t>(batch * seq * hidden);
+      DeviceBuffer a(n * 2), b(n * 2);
+      check_cuda(cudaMemset(a.get(), 0x7f, n * 2), "cudaMemset");  // garbage the paths must fill
+      check_cuda(cudaMemset(b.get(), 0x7f, n * 2), "cudaMemset");
+      attention(dqkv.get(), dlen.get<int32_t>(), batch, seq, heads, d, a.get(), e, max_shared,
+                nullptr);
+      gemm.run(dqkv.get(), dlen.get<int32_t>(), lengths.data(), batch, seq, heads, d, b.get(), e,
+               nullptr);
+      check_cuda(cudaDeviceSynchronize(), "cudaDeviceSynchronize");
+      const auto want = download_to_f32(a, n, e), got = download_to_f32(b, n, e);
+      test::expect_close(got, want, e == Elem::bf16 ? 3e-2 : 1e-2,
+                         std::string("attention ") + elem_name(e) + " d=" + std::to_string(d));
+      for (int64_t s = 0; s < batch; ++s)
+        for (int64_t q = lengths[s]; q < seq; ++q)
+          for (int64_t i = 0; i < hidden; ++i)
+            ASSERT_EQ(got[static_cast<size_t>((s * seq + q) * hidden + i)], 0.0f)
+                << "padded query " << q << " of sequence " << s;
+    }
 }
 
 // forward_device through the public API on a caller's stream equals the host-pointer forward.

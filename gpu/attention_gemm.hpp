@@ -1,0 +1,41 @@
+// The encoder's self-attention on tensor cores through cuBLAS: per sequence, the scores of every
+// head in one strided-batched GEMM (Q K^T, fp32 out), a masked softmax kernel (16-bit
+// probabilities), and the context in a second one (P V). The fast path; attention() in
+// encoder_kernels.hpp, one CTA per query block on CUDA cores, is its twin and the fallback when
+// the score buffer would be too large.
+#pragma once
+
+#include <cublas_v2.h>
+#include <cuda_runtime.h>
+
+#include <cstdint>
+#include <mutex>
+
+#include "gpu/elementwise.hpp"
+
+namespace sparq::gpu {
+
+class GemmAttention {
+ public:
+  explicit GemmAttention(int device);
+  ~GemmAttention();
+  GemmAttention(const GemmAttention&) = delete;
+  GemmAttention& operator=(const GemmAttention&) = delete;
+
+  // Device bytes of the scores and probabilities one call allocates.
+  static int64_t scratch_bytes(int64_t batch, int64_t seq, int64_t heads);
+
+  // As attention(): qkv [batch*seq x 3*hidden] -> ctx [batch*seq x hidden]; keys at positions
+  // >= lengths[b] are masked out, query rows >= lengths[b] come out zero. `lengths` is read on
+  // the device (lengths_d) and on the host (lengths_h) to skip padded work.
+  void run(const void* qkv, const int32_t* lengths_d, const int64_t* lengths_h, int64_t batch,
+           int64_t seq, int64_t heads, int64_t head_dim, void* ctx, Elem e,
+           cudaStream_t stream) const;
+
+ private:
+  int device_;
+  cublasHandle_t handle_ = nullptr;
+  mutable std::mutex mutex_;  // the handle's stream is per handle: one caller enqueues at a time
+};
+
+}  // namespace sparq::gpu
