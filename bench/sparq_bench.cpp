@@ -129,8 +129,10 @@ int main(int argc, char** argv) {
     const sparq::Device parsed_device = sparq::Device::parse(device);
     if (parsed_device.kind == sparq::Device::Kind::cuda) {
       if (cold_weights) throw sparq::InvalidArgument("--cold-weights is for --device cpu");
-      if (const sparq::CudaStatus st = sparq::cuda_status(); !st.usable)
+      const sparq::CudaStatus st = sparq::cuda_status();
+      if (!st.usable)
         throw sparq::NotSupported("--device " + parsed_device.to_string() + ": " + st.message);
+      if (table) std::printf("sparq-bench spmm on %s: %s\n", device.c_str(), st.message.c_str());
       if (table)
         std::printf("%-5s %-7s %6s %6s %6s %8s %10s %10s %8s %9s %9s  %s (dense: %s)\n", "dtype",
                     "pattern", "out", "in", "tokens", "sparsity", "sparse_us", "dense_us",

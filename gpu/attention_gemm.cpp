@@ -13,7 +13,12 @@ GemmAttention::GemmAttention(int device) : device_(device) {
 }
 
 GemmAttention::~GemmAttention() {
-  if (handle_) cublasDestroy(handle_);
+  if (!handle_) return;
+  int previous = 0;
+  cudaGetDevice(&previous);
+  cudaSetDevice(device_);  // cuBLAS handles are destroyed on their own device
+  cublasDestroy(handle_);
+  cudaSetDevice(previous);
 }
 
 int64_t GemmAttention::scratch_bytes(int64_t batch, int64_t seq, int64_t heads) {
@@ -32,6 +37,11 @@ void GemmAttention::run(const void* qkv, const int32_t* lengths_d, const int64_t
   const auto* base = static_cast<const unsigned char*>(qkv);
   std::lock_guard lock(mutex_);
   check_cublas(cublasSetStream(handle_, stream), "cublasSetStream");
+  // The caller's stream may be destroyed after this call: the handle must not keep it.
+  struct ResetStream {
+    cublasHandle_t handle;
+    ~ResetStream() { cublasSetStream(handle, nullptr); }
+  } reset{handle_};
   // Column-major views (cuBLAS): a head's queries / keys / values are [d x seq] matrices with
   // leading dimension 3 hidden (consecutive positions are rows of qkv), heads d elements apart.
   // scores (col-major [seq_k x seq_q], ld seq) = K^T Q: row-major [query][key].

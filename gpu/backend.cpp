@@ -39,27 +39,35 @@ struct Candidate {
   double ms = 0;
 };
 
-// Median time of one call on kTimingTokens random-free (zero) tokens, after warm-up.
+// Median time of one call on kTimingTokens zero tokens, after warm-up, on a stream of its own
+// (other threads' work on the legacy stream does not land in the timing).
 double time_kernel(const GpuKernel& k, int64_t in, int64_t out, int device) {
   DeviceGuard guard(device);
   DeviceBuffer x(static_cast<size_t>(kTimingTokens * in) * 2);
   DeviceBuffer y(static_cast<size_t>(kTimingTokens * out) * 2);
   check_cuda(cudaMemset(x.get(), 0, x.bytes()), "cudaMemset");
-  cudaEvent_t start = nullptr, stop = nullptr;
-  check_cuda(cudaEventCreate(&start), "cudaEventCreate");
-  check_cuda(cudaEventCreate(&stop), "cudaEventCreate");
+  struct Timing {
+    cudaStream_t stream = nullptr;
+    cudaEvent_t start = nullptr, stop = nullptr;
+    ~Timing() {
+      if (start) cudaEventDestroy(start);
+      if (stop) cudaEventDestroy(stop);
+      if (stream) cudaStreamDestroy(stream);
+    }
+  } t;
+  check_cuda(cudaStreamCreateWithFlags(&t.stream, cudaStreamNonBlocking), "cudaStreamCreate");
+  check_cuda(cudaEventCreate(&t.start), "cudaEventCreate");
+  check_cuda(cudaEventCreate(&t.stop), "cudaEventCreate");
   std::vector<float> ms;
   for (int i = 0; i < 13; ++i) {
-    check_cuda(cudaEventRecord(start, nullptr), "cudaEventRecord");
-    k.run(x.get(), kTimingTokens, y.get(), nullptr, nullptr);
-    check_cuda(cudaEventRecord(stop, nullptr), "cudaEventRecord");
-    check_cuda(cudaEventSynchronize(stop), "cudaEventSynchronize");
-    float t = 0;
-    check_cuda(cudaEventElapsedTime(&t, start, stop), "cudaEventElapsedTime");
-    if (i >= 3) ms.push_back(t);  // the first calls make plans and warm caches
+    check_cuda(cudaEventRecord(t.start, t.stream), "cudaEventRecord");
+    k.run(x.get(), kTimingTokens, y.get(), nullptr, t.stream);
+    check_cuda(cudaEventRecord(t.stop, t.stream), "cudaEventRecord");
+    check_cuda(cudaEventSynchronize(t.stop), "cudaEventSynchronize");
+    float elapsed = 0;
+    check_cuda(cudaEventElapsedTime(&elapsed, t.start, t.stop), "cudaEventElapsedTime");
+    if (i >= 3) ms.push_back(elapsed);  // the first calls make plans and warm caches
   }
-  cudaEventDestroy(start);
-  cudaEventDestroy(stop);
   std::sort(ms.begin(), ms.end());
   return ms[ms.size() / 2];
 }
@@ -80,9 +88,13 @@ class CudaBackend final : public Backend {
     std::string names;
     for (int i = 0; i < count; ++i) {
       cudaDeviceProp prop{};
-      if (cudaGetDeviceProperties(&prop, i) != cudaSuccess) continue;
       CudaGpu g;
-      g.index = i;
+      g.index = i;  // gpus[i] is device i, also when its properties cannot be read
+      if (cudaGetDeviceProperties(&prop, i) != cudaSuccess) {
+        g.name = "device " + std::to_string(i) + " (properties unreadable)";
+        s.gpus.push_back(g);
+        continue;
+      }
       g.name = prop.name;
       g.sm = prop.major * 10 + prop.minor;
       g.supported = g.sm >= 80;
@@ -118,8 +130,15 @@ class CudaBackend final : public Backend {
       candidates.push_back(
           {make_dense_kernel(device, weight, out, in, bias, o.dtype, o.activation), "dense"});
     };
+    // A cuSPARSELt failure (an unsupported shape or architecture) leaves the layer to the other
+    // candidates and says why, instead of failing the whole pack.
     auto add_nm = [&] {
-      auto k = make_nm_kernel(device, weight, out, in, bias, o.dtype, o.activation, nm_missing);
+      std::unique_ptr<GpuKernel> k;
+      try {
+        k = make_nm_kernel(device, weight, out, in, bias, o.dtype, o.activation, nm_missing);
+      } catch (const CudaError& e) {
+        nm_missing = std::string("cuSPARSELt failed: ") + e.what();
+      }
       if (k) candidates.push_back({std::move(k), "2:4"});
       return static_cast<bool>(k);
     };
@@ -171,7 +190,8 @@ class CudaBackend final : public Backend {
       case Pattern::Kind::automatic: {
         add_dense();
         reason = "auto";
-        if (info.sparsity >= kMinSparsityFor2of4 && sparse::fits_n_m(w, out, in, 2, 4)) add_nm();
+        if (info.sparsity >= kMinSparsityFor2of4 && sparse::fits_n_m(w, out, in, 2, 4) && !add_nm())
+          reason += " (2:4 not tried: " + nm_missing + ")";
         if (o.dtype != DType::int8)
           for (BlockShape shape : {BlockShape{32, 32}, BlockShape{16, 16}})
             if (sparse::block_sparsity(w, out, in, shape) >= kMinBlockSparsity) {
@@ -194,6 +214,9 @@ class CudaBackend final : public Backend {
       }
       reason += ": fastest at " + std::to_string(kTimingTokens) + " tokens of " + timings;
     }
+    // Uploads from pageable memory may still be in flight when cudaMemcpy returns; a caller's
+    // non-blocking stream must not see a half-written weight.
+    check_cuda(cudaDeviceSynchronize(), "cudaDeviceSynchronize (end of pack)");
     Candidate& chosen = candidates[best];
     info.kernel = chosen.kernel->name();
     info.pattern = chosen.pattern;

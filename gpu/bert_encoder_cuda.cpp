@@ -182,6 +182,9 @@ class CudaBertEncoder final : public DeviceEncoder {
       layer.output_norm = upload_norm(l.output_norm, h, at + "output LayerNorm");
       layers_.push_back(std::move(layer));
     }
+    // The tables were uploaded from pageable memory: make sure they have landed before a
+    // forward on another stream reads them.
+    check_cuda(cudaDeviceSynchronize(), "cudaDeviceSynchronize (end of encoder build)");
   }
 
   std::vector<float> forward(const EncoderInput& in, ForwardProfile* profile) const override {

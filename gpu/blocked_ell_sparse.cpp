@@ -15,6 +15,7 @@ class BlockedEllKernel final : public GpuKernel {
  public:
   BlockedEllKernel(int device, const sparse::Bsr& w, const float* bias, DType dtype, Activation act)
       : device_(device), elem_(activation_elem(dtype)), act_(act) {
+    DeviceGuard guard(device);
     const sparse::BlockedEll e = sparse::to_blocked_ell(w);
     out_ = e.logical_rows;
     in_ = e.logical_cols;
@@ -25,7 +26,6 @@ class BlockedEllKernel final : public GpuKernel {
     col_idx_ = upload(std::span(e.col_idx));
     values_ = upload(std::span<const uint16_t>(to_16bit(e.values, elem_)));
     if (bias) bias_ = upload(std::span(bias, static_cast<size_t>(out_)));
-    DeviceGuard guard(device);
     check_cusparse(cusparseCreateBlockedEll(&a_, out_padded_, in_padded_, block_, ell_cols_,
                                             col_idx_.get(), values_.get(), CUSPARSE_INDEX_32I,
                                             CUSPARSE_INDEX_BASE_ZERO, value_type()),
@@ -46,32 +46,34 @@ class BlockedEllKernel final : public GpuKernel {
     }
     StreamScratch c(static_cast<size_t>(tokens * out_padded_) * 2, stream);
     cusparseDnMatDescr_t b = nullptr, cm = nullptr;
-    check_cusparse(
-        cusparseCreateDnMat(&b, in_padded_, tokens, in_padded_, const_cast<void*>(b_values),
-                            value_type(), CUSPARSE_ORDER_COL),
-        "cusparseCreateDnMat(B)");
-    check_cusparse(cusparseCreateDnMat(&cm, out_padded_, tokens, out_padded_, c.get(), value_type(),
-                                       CUSPARSE_ORDER_COL),
-                   "cusparseCreateDnMat(C)");
     const float alpha = 1.0f, beta = 0.0f;
     try {
-      // The handle's stream is per handle, not per call: one enqueue at a time.
+      check_cusparse(
+          cusparseCreateDnMat(&b, in_padded_, tokens, in_padded_, const_cast<void*>(b_values),
+                              value_type(), CUSPARSE_ORDER_COL),
+          "cusparseCreateDnMat(B)");
+      check_cusparse(cusparseCreateDnMat(&cm, out_padded_, tokens, out_padded_, c.get(),
+                                         value_type(), CUSPARSE_ORDER_COL),
+                     "cusparseCreateDnMat(C)");
+      // The handle's stream is per handle, not per call: one enqueue at a time, and the handle
+      // is left on the null stream (the caller's may be destroyed after this call).
       std::lock_guard lock(ctx_mutex());
       check_cusparse(cusparseSetStream(ctx.sparse, stream), "cusparseSetStream");
       size_t bytes = 0;
-      check_cusparse(
-          cusparseSpMM_bufferSize(ctx.sparse, CUSPARSE_OPERATION_NON_TRANSPOSE,
-                                  CUSPARSE_OPERATION_NON_TRANSPOSE, &alpha, a_, b, &beta, cm,
-                                  CUDA_R_32F, CUSPARSE_SPMM_BLOCKED_ELL_ALG1, &bytes),
-          "cusparseSpMM_bufferSize");
-      StreamScratch workspace(bytes, stream);
-      check_cusparse(cusparseSpMM(ctx.sparse, CUSPARSE_OPERATION_NON_TRANSPOSE,
-                                  CUSPARSE_OPERATION_NON_TRANSPOSE, &alpha, a_, b, &beta, cm,
-                                  CUDA_R_32F, CUSPARSE_SPMM_BLOCKED_ELL_ALG1, workspace.get()),
-                     "cusparseSpMM (Blocked-ELL)");
+      cusparseStatus_t status = cusparseSpMM_bufferSize(
+          ctx.sparse, CUSPARSE_OPERATION_NON_TRANSPOSE, CUSPARSE_OPERATION_NON_TRANSPOSE, &alpha,
+          a_, b, &beta, cm, CUDA_R_32F, CUSPARSE_SPMM_BLOCKED_ELL_ALG1, &bytes);
+      if (status == CUSPARSE_STATUS_SUCCESS) {
+        StreamScratch workspace(bytes, stream);
+        status = cusparseSpMM(ctx.sparse, CUSPARSE_OPERATION_NON_TRANSPOSE,
+                              CUSPARSE_OPERATION_NON_TRANSPOSE, &alpha, a_, b, &beta, cm,
+                              CUDA_R_32F, CUSPARSE_SPMM_BLOCKED_ELL_ALG1, workspace.get());
+      }
+      cusparseSetStream(ctx.sparse, nullptr);
+      check_cusparse(status, "cusparseSpMM (Blocked-ELL)");
     } catch (...) {
-      cusparseDestroyDnMat(cm);
-      cusparseDestroyDnMat(b);
+      if (cm) cusparseDestroyDnMat(cm);
+      if (b) cusparseDestroyDnMat(b);
       throw;
     }
     cusparseDestroyDnMat(cm);

@@ -8,6 +8,8 @@
 #include <cuda_fp16.h>
 #include <mma.h>
 
+#include <algorithm>
+
 #include "gpu/activation.cuh"
 #include "gpu/bsr_mma.hpp"
 #include "gpu/cuda_check.hpp"
@@ -115,13 +117,20 @@ bool bsr_mma_supports(int rows, int cols) {
 
 void bsr_mma_forward(const BsrDevice& w, Elem e, const void* x, int64_t tokens, const float* bias,
                      Activation act, const void* residual, void* y, cudaStream_t stream) {
-  if (tokens > int64_t{65535} * kTokensPerCta)
-    throw NotSupported("bsr_mma: at most " + std::to_string(65535 * kTokensPerCta) +
-                       " tokens per call, got " + std::to_string(tokens));
-  if (e == Elem::f16)
-    dispatch<__half>(w, x, tokens, bias, act, residual, y, stream);
-  else
-    dispatch<__nv_bfloat16>(w, x, tokens, bias, act, residual, y, stream);
+  // The grid's y dimension holds at most 65535 token tiles: longer calls run in chunks.
+  constexpr int64_t kChunk = int64_t{65535} * kTokensPerCta;
+  const size_t elem_bytes = 2;
+  for (int64_t t0 = 0; t0 < tokens; t0 += kChunk) {
+    const int64_t n = std::min(kChunk, tokens - t0);
+    const void* xc = static_cast<const char*>(x) + t0 * w.in * elem_bytes;
+    void* yc = static_cast<char*>(y) + t0 * w.out * elem_bytes;
+    const void* rc =
+        residual ? static_cast<const char*>(residual) + t0 * w.out * elem_bytes : nullptr;
+    if (e == Elem::f16)
+      dispatch<__half>(w, xc, n, bias, act, rc, yc, stream);
+    else
+      dispatch<__nv_bfloat16>(w, xc, n, bias, act, rc, yc, stream);
+  }
 }
 
 }  // namespace sparq::gpu

@@ -1,5 +1,6 @@
 #include "gpu/context.hpp"
 
+#include <cstdint>
 #include <map>
 #include <memory>
 #include <mutex>
@@ -30,6 +31,15 @@ Context& Context::get(int device) {
     cudaDeviceProp prop{};
     check_cuda(cudaGetDeviceProperties(&prop, device), "cudaGetDeviceProperties");
     c->sm = prop.major * 10 + prop.minor;
+    // Keep freed stream-ordered scratch in the pool: with the default threshold (0) every
+    // synchronization returns it to the driver and the next call maps it again, which costs more
+    // than small kernels and would skew timings (auto's choice, sparq-bench) against the kernels
+    // that need workspace.
+    cudaMemPool_t pool = nullptr;
+    check_cuda(cudaDeviceGetDefaultMemPool(&pool, device), "cudaDeviceGetDefaultMemPool");
+    uint64_t keep_all = UINT64_MAX;
+    check_cuda(cudaMemPoolSetAttribute(pool, cudaMemPoolAttrReleaseThreshold, &keep_all),
+               "cudaMemPoolSetAttribute(ReleaseThreshold)");
     check_cublas(cublasLtCreate(&c->blas_lt), "cublasLtCreate");
     check_cusparse(cusparseCreate(&c->sparse), "cusparseCreate");
     slot = std::move(c);  // never destroyed: layers may outlive any scope

@@ -2,6 +2,7 @@
 #pragma once
 
 #include <cublasLt.h>
+#include <cublas_api.h>
 #include <cuda_runtime.h>
 #include <cusparse.h>
 
@@ -25,8 +26,8 @@ inline void check_cuda(cudaError_t status, const char* call) {
 
 inline void check_cublas(cublasStatus_t status, const char* call) {
   if (status != CUBLAS_STATUS_SUCCESS)
-    throw CudaError(std::string(call) + " failed: cuBLAS status " +
-                    std::to_string(static_cast<int>(status)));
+    throw CudaError(std::string(call) + " failed: " + cublasGetStatusName(status) + " (" +
+                    cublasGetStatusString(status) + ")");
 }
 
 inline void check_cusparse(cusparseStatus_t status, const char* call) {

@@ -4,6 +4,14 @@ namespace sparq::gpu {
 namespace {
 constexpr size_t kMaxWorkspace = size_t{32} << 20;
 constexpr size_t kMaxCachedShapes = 64;
+
+// The largest power of two (at most 256) the address is a multiple of.
+uint32_t alignment_of(const void* p) {
+  const auto address = reinterpret_cast<uintptr_t>(p);
+  uint32_t a = 256;
+  while (a > 1 && address % a != 0) a /= 2;
+  return a;
+}
 }  // namespace
 
 struct LtMatmul::Shape {
@@ -22,9 +30,10 @@ struct LtMatmul::Shape {
 LtMatmul::LtMatmul(int device, int64_t m, int64_t k, int64_t lda, int64_t ldb, LtTypes types)
     : device_(device), m_(m), k_(k), lda_(lda), ldb_(ldb), types_(types) {}
 
-std::shared_ptr<const LtMatmul::Shape> LtMatmul::shape_for(int64_t n) const {
+std::shared_ptr<const LtMatmul::Shape> LtMatmul::shape_for(const Key& key) const {
+  const auto [n, align_b, align_d] = key;
   std::lock_guard lock(mutex_);
-  if (auto it = shapes_.find(n); it != shapes_.end()) return it->second;
+  if (auto it = shapes_.find(key); it != shapes_.end()) return it->second;
   auto s = std::make_shared<Shape>();
   const Context& ctx = Context::get(device_);
   check_cublas(cublasLtMatmulDescCreate(&s->desc, types_.compute, types_.scale),
@@ -47,9 +56,22 @@ std::shared_ptr<const LtMatmul::Shape> LtMatmul::shape_for(int64_t n) const {
                "cublasLtMatrixLayoutCreate(D)");
   cublasLtMatmulPreference_t pref = nullptr;
   check_cublas(cublasLtMatmulPreferenceCreate(&pref), "cublasLtMatmulPreferenceCreate");
-  size_t max_workspace = kMaxWorkspace;
-  cublasLtMatmulPreferenceSetAttribute(pref, CUBLASLT_MATMUL_PREF_MAX_WORKSPACE_BYTES,
-                                       &max_workspace, sizeof max_workspace);
+  const uint64_t max_workspace = kMaxWorkspace;
+  const uint32_t align_a = 256;  // the weight: a cudaMalloc'd buffer of its own
+  const std::pair<cublasLtMatmulPreferenceAttributes_t, uint32_t> alignments[] = {
+      {CUBLASLT_MATMUL_PREF_MIN_ALIGNMENT_A_BYTES, align_a},
+      {CUBLASLT_MATMUL_PREF_MIN_ALIGNMENT_B_BYTES, align_b},
+      {CUBLASLT_MATMUL_PREF_MIN_ALIGNMENT_C_BYTES, align_d},
+      {CUBLASLT_MATMUL_PREF_MIN_ALIGNMENT_D_BYTES, align_d}};
+  cublasStatus_t set = cublasLtMatmulPreferenceSetAttribute(
+      pref, CUBLASLT_MATMUL_PREF_MAX_WORKSPACE_BYTES, &max_workspace, sizeof max_workspace);
+  for (const auto& [attribute, bytes] : alignments)
+    if (set == CUBLAS_STATUS_SUCCESS)
+      set = cublasLtMatmulPreferenceSetAttribute(pref, attribute, &bytes, sizeof bytes);
+  if (set != CUBLAS_STATUS_SUCCESS) {
+    cublasLtMatmulPreferenceDestroy(pref);
+    check_cublas(set, "cublasLtMatmulPreferenceSetAttribute");
+  }
   cublasLtMatmulHeuristicResult_t result{};
   int found = 0;
   const cublasStatus_t status = cublasLtMatmulAlgoGetHeuristic(
@@ -63,13 +85,13 @@ std::shared_ptr<const LtMatmul::Shape> LtMatmul::shape_for(int64_t n) const {
   s->algo = result.algo;
   s->workspace = result.workspaceSize;
   if (shapes_.size() >= kMaxCachedShapes) shapes_.clear();  // shared_ptr keeps running ones
-  shapes_[n] = s;
+  shapes_[key] = s;
   return s;
 }
 
 void LtMatmul::run(const void* a, const void* b, int64_t n, void* d, const void* alpha,
                    const void* beta, cudaStream_t stream) const {
-  const std::shared_ptr<const Shape> s = shape_for(n);
+  const std::shared_ptr<const Shape> s = shape_for({n, alignment_of(b), alignment_of(d)});
   StreamScratch workspace(s->workspace, stream);
   check_cublas(cublasLtMatmul(Context::get(device_).blas_lt, s->desc, alpha, a, s->a, b, s->b, beta,
                               d, s->d, d, s->d, &s->algo, workspace.get(), s->workspace, stream),

@@ -1,6 +1,8 @@
 // One cuBLASLt matmul shape, "TN" in column-major terms: D [m x n] = A^T B with A [k x m] (a
 // row-major [m x k] weight) and B [k x n] (row-major [n x k] activations), so D is the row-major
-// [n x m] output. Descriptors and the heuristic's algorithm are made once per n.
+// [n x m] output. Descriptors and the heuristic's algorithm are made once per n and alignment of
+// the B and D pointers (the heuristic otherwise assumes 256-byte alignment, which a caller's
+// pointer into the middle of a buffer need not have).
 #pragma once
 
 #include <cublasLt.h>
@@ -9,6 +11,7 @@
 #include <map>
 #include <memory>
 #include <mutex>
+#include <tuple>
 
 #include "gpu/context.hpp"
 
@@ -29,12 +32,13 @@ class LtMatmul {
 
  private:
   struct Shape;
-  std::shared_ptr<const Shape> shape_for(int64_t n) const;
+  using Key = std::tuple<int64_t, uint32_t, uint32_t>;  // n, alignment of B, of D
+  std::shared_ptr<const Shape> shape_for(const Key& key) const;
   int device_;
   int64_t m_, k_, lda_, ldb_;
   LtTypes types_;
   mutable std::mutex mutex_;
-  mutable std::map<int64_t, std::shared_ptr<Shape>> shapes_;
+  mutable std::map<Key, std::shared_ptr<Shape>> shapes_;
 };
 
 }  // namespace sparq::gpu

@@ -81,6 +81,9 @@ class NmLtKernel final : public GpuKernel {
     upload_dense_weight(weight);
     if (bias) bias_ = upload(std::span(bias, static_cast<size_t>(out)));
     compress();
+    // One plan (with its algorithm search) at pack time, so that a shape or architecture
+    // cuSPARSELt rejects fails here, where the backend can fall back, not in the first forward.
+    plan_for(4 * kAlign);
   }
 
   void run(const void* x, int64_t tokens, void* y, const void* residual,

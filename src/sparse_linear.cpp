@@ -575,6 +575,8 @@ void SparseLinear::forward_device(const void* x, int64_t tokens, void* y, const 
   require(x != nullptr && y != nullptr, "forward_device: x and y must not be null");
   require(tokens > 0,
           [&] { return "forward_device: tokens must be positive, got " + std::to_string(tokens); });
+  // The library kernels write y before the epilogue reads the residual.
+  require(residual != y, "forward_device: residual must not be the output buffer y");
   impl().cuda->forward_device(x, tokens, y, residual, stream);
 }
 

@@ -248,10 +248,12 @@ TEST(CudaEncoder, PoolingProfilesBadInputsAndConcurrentCallers) {
     callers.emplace_back([&] {
       for (int r = 0; r < 4; ++r) {
         const auto got = enc.forward(in);
+        // Relative: cuBLAS promises bit-identical results only with one active stream, and one
+        // fp16 ulp at 2..4 is 2e-3.
         double worst = 0;
         for (size_t i = 0; i < got.size(); ++i)
-          worst = std::max(worst, static_cast<double>(std::fabs(got[i] - want[i])));
-        if (!(worst <= 1e-3)) ++mismatches;
+          worst = std::max(worst, std::fabs(double(got[i]) - want[i]) / (1.0 + std::fabs(want[i])));
+        if (!(worst <= 2e-3)) ++mismatches;
       }
     });
   for (auto& t : callers) t.join();

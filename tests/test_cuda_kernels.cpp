@@ -155,10 +155,20 @@ TEST(CudaKernels, GemmAttentionMatchesTheAttentionKernel) {
   check_cuda(cudaDeviceGetAttribute(&max_shared, cudaDevAttrMaxSharedMemoryPerBlockOptin, 0),
              "cudaDeviceGetAttribute");
   const GemmAttention gemm(0);
+  struct Case {
+    int64_t seq, d;
+    std::vector<int64_t> lengths;
+  };
+  // seq 512 with d 128 needs the attention kernel's opt-in shared memory (> 48 KiB).
+  const std::vector<Case> cases = {{37, 32, {37, 20, 1, 0}},
+                                   {37, 64, {37, 20, 1, 0}},
+                                   {37, 128, {37, 20, 1, 0}},
+                                   {512, 128, {512, 300}}};
   for (Elem e : {Elem::f16, Elem::bf16})
-    for (int64_t d : {32, 64, 128}) {
-      const int64_t batch = 4, seq = 37, heads = 3, hidden = heads * d;
-      const std::vector<int64_t> lengths = {37, 20, 1, 0};
+    for (const Case& c : cases) {
+      const int64_t seq = c.seq, d = c.d, heads = 3, hidden = heads * d;
+      const std::vector<int64_t>& lengths = c.lengths;
+      const auto batch = static_cast<int64_t>(lengths.size());
       const std::vector<int32_t> lengths32(lengths.begin(), lengths.end());
       const auto qkv =
           test::random_floats(static_cast<size_t>(batch * seq * 3 * hidden), 11, -2, 2);
