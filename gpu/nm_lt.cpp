@@ -5,6 +5,7 @@
 #include <cusparseLt.h>
 
 #include <algorithm>
+#include <cstdint>
 #include <map>
 #include <mutex>
 #include <vector>
@@ -22,6 +23,9 @@ namespace {
 // 32 (int8) / 16 (fp16, bf16) and the dense ones in multiples of 16 / 8; 32 covers every case.
 constexpr int64_t kAlign = 32;
 constexpr size_t kMaxCachedPlans = 64;
+
+// cuSPARSELt wants every matrix pointer 16-byte aligned.
+bool is_aligned(const void* p) { return reinterpret_cast<uintptr_t>(p) % 16 == 0; }
 
 const cusparseLtHandle_t& handle_for(int device) {
   static std::mutex mutex;
@@ -91,7 +95,12 @@ class NmLtKernel final : public GpuKernel {
     const int64_t n = round_up(tokens, kAlign);
     const std::shared_ptr<const Plan> p = plan_for(n);
     const size_t ab_bytes = int8_ ? 1 : 2, d_bytes = int8_ ? 4 : 2;
-    StreamScratch b(static_cast<size_t>(n * in_padded_) * ab_bytes, stream);
+    // fp16 / bf16 operands already in cuSPARSELt's shape (aligned sizes and 16-byte pointers)
+    // are used in place: no copy of x in, no unpadding pass out.
+    const bool aligned_shape = !int8_ && tokens == n && in_ == in_padded_;
+    const bool x_in_place = aligned_shape && is_aligned(x);
+    const bool y_in_place = !int8_ && tokens == n && out_ == out_padded_ && is_aligned(y);
+    StreamScratch b(x_in_place ? 0 : static_cast<size_t>(n * in_padded_) * ab_bytes, stream);
     StreamScratch x_scale(int8_ ? static_cast<size_t>(tokens) * sizeof(float) : 0, stream);
     if (int8_) {
       if (n > tokens)
@@ -99,22 +108,25 @@ class NmLtKernel final : public GpuKernel {
                                    static_cast<size_t>((n - tokens) * in_padded_), stream),
                    "cudaMemsetAsync");
       quantize_rows(x, tokens, in_, b.get<int8_t>(), in_padded_, x_scale.get<float>(), stream);
-    } else {
+    } else if (!x_in_place) {
       copy_rows_padded(x, in_, b.get(), in_padded_, tokens, in_, n, 2, stream);
     }
-    StreamScratch d(static_cast<size_t>(n * out_padded_) * d_bytes, stream);
+    const void* b_ptr = x_in_place ? x : b.get();
+    StreamScratch d(y_in_place ? 0 : static_cast<size_t>(n * out_padded_) * d_bytes, stream);
+    void* d_ptr = y_in_place ? y : d.get();
     StreamScratch workspace(p->workspace, stream);
     const float alpha = 1.0f, beta = 0.0f;
     cudaStream_t streams[] = {stream};
     check_cusparse(cusparseLtMatmul(&handle_for(device_), &p->plan, &alpha, compressed_.get(),
-                                    b.get(), &beta, d.get(), d.get(), workspace.get(), streams, 1),
+                                    b_ptr, &beta, d_ptr, d_ptr, workspace.get(), streams, 1),
                    "cusparseLtMatmul");
     if (int8_)
-      int8_epilogue(d.get<int32_t>(), out_padded_, x_scale.get<float>(), scale_.get<float>(),
-                    bias_.get<float>(), act_, residual, y, tokens, out_, stream);
-    else
-      finish_output(d.get(), out_padded_, y, elem_, tokens, out_, bias_.get<float>(), act_,
-                    residual, stream);
+      int8_epilogue(static_cast<const int32_t*>(d_ptr), out_padded_, x_scale.get<float>(),
+                    scale_.get<float>(), bias_.get<float>(), act_, residual, y, tokens, out_,
+                    stream);
+    else  // in place when D is y (a no-op without bias, activation and residual)
+      finish_output(d_ptr, out_padded_, y, elem_, tokens, out_, bias_.get<float>(), act_, residual,
+                    stream);
   }
 
   std::string name() const override {
