@@ -55,8 +55,8 @@ message(STATUS "sparq: CUDA backend built for sm ${CMAKE_CUDA_ARCHITECTURES} "
 # cuSPARSELt (2:4 on sparse tensor cores): SPARQ_CUSPARSELT_ROOT (cache or environment) points at a
 # folder with include/cusparseLt.h and lib/libcusparseLt.so*, e.g. the PyPI wheel
 # nvidia-cusparselt-cu13's site-packages/nvidia/cu13; scripts/cuda-deps.sh installs that wheel
-# into $SPARQ_CUDA_VENV or ~/.cache/sparq/cuda-venv, which are searched too, as is a system
-# install.
+# into $SPARQ_CUDA_VENV or ~/.cache/sparq/cuda-venv, which are searched too, as are the
+# site-packages of the python3 on PATH and a system install.
 set(_sparq_lt_hints)
 if(SPARQ_CUSPARSELT_ROOT)
   list(APPEND _sparq_lt_hints "${SPARQ_CUSPARSELT_ROOT}")
@@ -79,6 +79,18 @@ foreach(_venv ${_sparq_lt_venvs})
   file(GLOB _sparq_lt_wheels "${_venv}/lib/python3*/site-packages/nvidia/cu13")
   list(APPEND _sparq_lt_hints ${_sparq_lt_wheels})
 endforeach()
+# The wheel may also be installed in the python3 on PATH (GPU images with PyTorch carry it).
+find_program(_sparq_python3 python3)
+if(_sparq_python3)
+  execute_process(
+    COMMAND ${_sparq_python3} -c
+            "import site; print(';'.join(site.getsitepackages() + [site.getusersitepackages()]))"
+    OUTPUT_VARIABLE _sparq_site_dirs OUTPUT_STRIP_TRAILING_WHITESPACE ERROR_QUIET)
+  foreach(_site ${_sparq_site_dirs})
+    file(GLOB _sparq_lt_wheels "${_site}/nvidia/cu13" "${_site}/nvidia/cusparselt")
+    list(APPEND _sparq_lt_hints ${_sparq_lt_wheels})
+  endforeach()
+endif()
 find_path(SPARQ_CUSPARSELT_INCLUDE_DIR cusparseLt.h
   HINTS ${_sparq_lt_hints} PATH_SUFFIXES include include/libcusparseLt/13)
 find_library(SPARQ_CUSPARSELT_LIBRARY NAMES cusparseLt libcusparseLt.so.0

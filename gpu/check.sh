@@ -4,12 +4,28 @@
 # (2:4 fp16 and int8 against cuBLASLt dense on 4096 x 4096 x 4096 and on BERT-base's four linear
 # shapes at 128 and 4096 tokens; block-sparse 16x16 / 32x32 fp16 at 90 %; BERT-base end to end,
 # batch 32 x seq 128, fp16 dense against 2:4) and prints a summary. About 5 minutes on an H100.
-#   gpu/check.sh [--skip-build]
+#   gpu/check.sh                   build here (needs sparq's Debian packages and the CUDA toolkit)
+#   gpu/check.sh --skip-build      reuse build-cuda/
+#   gpu/check.sh --prebuilt DIR    run what gpu/device_bundle.sh packed, unpacked into DIR (for
+#                                  GPU machines that cannot build sparq or fetch packages)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 build=build-cuda
+mode="${1:-}"
+if [ "$mode" = "--prebuilt" ]; then
+  build="${2:?--prebuilt needs the folder the bundle was unpacked into}"
+  # The bundle's libraries, then CUDA's (the toolkit's first, then the pip wheels of the python3
+  # on PATH, where GPU images with PyTorch keep cuSPARSELt).
+  wheels=$(python3 - <<'PY' 2>/dev/null || true
+import glob, os, site
+dirs = site.getsitepackages() + [site.getusersitepackages()]
+print(":".join(sorted({p for d in dirs for p in glob.glob(d + "/nvidia/*/lib")})))
+PY
+)
+  export LD_LIBRARY_PATH="$build:$build/lib:/usr/local/cuda/lib64:${wheels}:${LD_LIBRARY_PATH:-}"
+fi
 log=$build/check.log
-if [ "${1:-}" != "--skip-build" ]; then
+if [ "$mode" != "--skip-build" ] && [ "$mode" != "--prebuilt" ]; then
   scripts/cuda-deps.sh
   arch=$(nvidia-smi --query-gpu=compute_cap --format=csv,noheader 2>/dev/null | head -1 | tr -d .)
   cmake -S . -B $build -DCMAKE_BUILD_TYPE=Release -DSPARQ_WITH_CUDA=ON \
@@ -23,7 +39,7 @@ say() { echo "$@" | tee -a "$log"; }
 
 say "== sparq gpu/check.sh, $(date -u +%Y-%m-%d)"
 say "$(nvidia-smi --query-gpu=name,driver_version,memory.total --format=csv,noheader)"
-say "$($build/bench/sparq-bench spmm --help >/dev/null && echo "git $(git rev-parse --short HEAD)")"
+say "sparq $(git rev-parse --short HEAD 2>/dev/null || echo "(no git)")"
 
 say "== GPU tests"
 failed_tests=0

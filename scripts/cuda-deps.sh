@@ -12,6 +12,15 @@ venv="${SPARQ_CUDA_VENV:-${XDG_CACHE_HOME:-$HOME/.cache}/sparq/cuda-venv}"
 if compgen -G "$venv/lib/python3*/site-packages/nvidia/cu13/include/cusparseLt.h" >/dev/null; then
   exit 0
 fi
+# Already in the python3 on PATH (GPU images with PyTorch carry the wheel): CMake finds it there.
+if python3 - <<'PY' 2>/dev/null
+import glob, site, sys
+dirs = site.getsitepackages() + [site.getusersitepackages()]
+sys.exit(0 if any(glob.glob(d + "/nvidia/*/include/cusparseLt.h") for d in dirs) else 1)
+PY
+then
+  exit 0
+fi
 echo "sparq: installing cuSPARSELt (nvidia-cusparselt-cu13, ~250 MB) into $venv"
 if ! python3 -m venv "$venv" || ! "$venv/bin/pip" install --quiet "nvidia-cusparselt-cu13>=0.8"
 then
