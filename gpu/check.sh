@@ -40,6 +40,7 @@ say() { echo "$@" | tee -a "$log"; }
 say "== sparq gpu/check.sh, $(date -u +%Y-%m-%d)"
 say "$(nvidia-smi --query-gpu=name,driver_version,memory.total --format=csv,noheader)"
 say "sparq $(git rev-parse --short HEAD 2>/dev/null || echo "(no git)")"
+if [ -f "$build/VERSION" ]; then say "prebuilt: $(cat "$build/VERSION")"; fi
 
 say "== GPU tests"
 failed_tests=0

@@ -29,6 +29,8 @@ done | sort -u | grep -Ev '/(libc|libm|libdl|libpthread|librt|libgcc_s|libstdc\+
   grep -Ev '/(libcu|libnv|libcusparseLt|libsparq)' | while read -r lib; do
   cp -L "$lib" "$stage/lib/"
 done
+echo "sparq $(git rev-parse --short HEAD)$(git diff --quiet HEAD || echo '+changes'), packed \
+$(date -u +%Y-%m-%dT%H:%MZ)" >"$stage/VERSION"
 mkdir -p .device
 tar -cJf .device/bundle.tar.xz -C "$stage" .
 ls -la .device/bundle.tar.xz
