@@ -9,9 +9,10 @@
 
 #include "jit/cpu_features.hpp"
 #include "models/attention.hpp"
-#include "sparq/models/bert_encoder.hpp"
 #include "models/layer_norm.hpp"
+#include "small_bert.hpp"
 #include "sparq/error.hpp"
+#include "sparq/models/bert_encoder.hpp"
 #include "sparse/prune.hpp"
 #include "sparse/reference.hpp"
 #include "test_util.hpp"
@@ -20,49 +21,18 @@ namespace sparq::models {
 namespace {
 
 BertConfig small_config(BertConfig::Arch arch = BertConfig::Arch::bert) {
-  BertConfig c;
-  c.arch = arch;
-  c.vocab_size = 50;
-  c.hidden_size = 32;
-  c.num_layers = 2;
-  c.num_heads = 4;
-  c.intermediate_size = 64;
-  c.max_position = 24;
-  c.type_vocab_size = arch == BertConfig::Arch::bert ? 2 : 0;
-  c.hidden_act = Activation::gelu_erf;
-  return c;
+  return test::small_bert_config(arch);
 }
 
-// Random weights; linear layers pruned to `sparsity` in 4x1 blocks (0: dense).
+// Random weights; linear layers (+-0.3) pruned to `sparsity` in 4x1 blocks (0: dense).
 BertWeights random_weights(const BertConfig& c, double sparsity, uint32_t seed) {
-  auto vec = [&](int64_t n, float scale) {
-    auto v = test::random_floats(static_cast<size_t>(n), seed++, -scale, scale);
-    return v;
-  };
-  auto linear = [&](int64_t out, int64_t in) {
-    LinearWeights l;
-    l.out = out;
-    l.in = in;
-    l.weight = vec(out * in, 0.3f);
-    if (sparsity > 0) l.weight = sparse::prune(l.weight, out, in, Pattern::blocks(4, 1), sparsity);
-    l.bias = vec(out, 0.1f);
-    return l;
-  };
-  auto norm = [&](int64_t h) {
-    LayerNormWeights n{vec(h, 0.2f), vec(h, 0.1f)};
-    for (float& g : n.gamma) g += 1.0f;
-    return n;
-  };
-  const int64_t h = c.hidden_size, i = c.intermediate_size;
-  BertWeights w;
-  w.word_embeddings = vec(c.vocab_size * h, 1.0f);
-  w.position_embeddings = vec(c.max_position * h, 0.5f);
-  if (c.type_vocab_size) w.token_type_embeddings = vec(c.type_vocab_size * h, 0.5f);
-  w.embedding_norm = norm(h);
-  for (int64_t n = 0; n < c.num_layers; ++n)
-    w.layers.push_back({linear(h, h), linear(h, h), linear(h, h), linear(h, h), linear(i, h),
-                        linear(h, i), norm(h), norm(h)});
-  return w;
+  test::PruneFn prune;
+  if (sparsity > 0)
+    prune = [sparsity](const std::vector<float>& w, int64_t out, int64_t in) {
+      return sparse::prune(w, out, in, Pattern::blocks(4, 1), sparsity);
+    };
+  return test::random_bert_weights(
+      c, seed, [](int64_t) { return 0.3f; }, prune);
 }
 
 // The plain reference, in double precision.

@@ -12,6 +12,7 @@
 #include <thread>
 #include <vector>
 
+#include "small_bert.hpp"
 #include "sparq/device.hpp"
 #include "sparq/error.hpp"
 #include "sparq/models/bert_encoder.hpp"
@@ -22,49 +23,19 @@ namespace sparq::models {
 namespace {
 
 BertConfig small_config(BertConfig::Arch arch = BertConfig::Arch::bert) {
-  BertConfig c;
-  c.arch = arch;
-  c.vocab_size = 50;
-  c.hidden_size = 64;
-  c.num_layers = 2;
-  c.num_heads = 4;
-  c.intermediate_size = 128;
-  c.max_position = 40;
-  c.type_vocab_size = arch == BertConfig::Arch::bert ? 2 : 0;
-  c.hidden_act = Activation::gelu_erf;
-  return c;
+  return test::small_bert_config(arch, {64, 128, 40});
 }
 
-// Random weights as tests/test_bert_encoder.cpp makes them, linear layers scaled by 1 / sqrt(in)
-// so that activations stay near unit size at any width; 2:4-pruned when `two_of_four`.
+// Linear layers scaled by 2 / sqrt(in) so that activations stay near unit size at any width;
+// 2:4-pruned when `two_of_four`.
 BertWeights random_weights(const BertConfig& c, bool two_of_four, uint32_t seed) {
-  auto vec = [&](int64_t n, float scale) {
-    return test::random_floats(static_cast<size_t>(n), seed++, -scale, scale);
-  };
-  auto linear = [&](int64_t out, int64_t in) {
-    LinearWeights l;
-    l.out = out;
-    l.in = in;
-    l.weight = vec(out * in, 2.0f / std::sqrt(static_cast<float>(in)));
-    if (two_of_four) l.weight = sparse::prune_n_m(l.weight, out, in, 2, 4);
-    l.bias = vec(out, 0.1f);
-    return l;
-  };
-  auto norm = [&](int64_t h) {
-    LayerNormWeights n{vec(h, 0.2f), vec(h, 0.1f)};
-    for (float& g : n.gamma) g += 1.0f;
-    return n;
-  };
-  const int64_t h = c.hidden_size, i = c.intermediate_size;
-  BertWeights w;
-  w.word_embeddings = vec(c.vocab_size * h, 1.0f);
-  w.position_embeddings = vec(c.max_position * h, 0.5f);
-  if (c.type_vocab_size) w.token_type_embeddings = vec(c.type_vocab_size * h, 0.5f);
-  w.embedding_norm = norm(h);
-  for (int64_t n = 0; n < c.num_layers; ++n)
-    w.layers.push_back({linear(h, h), linear(h, h), linear(h, h), linear(h, h), linear(i, h),
-                        linear(h, i), norm(h), norm(h)});
-  return w;
+  test::PruneFn prune;
+  if (two_of_four)
+    prune = [](const std::vector<float>& w, int64_t out, int64_t in) {
+      return sparse::prune_n_m(w, out, in, 2, 4);
+    };
+  return test::random_bert_weights(
+      c, seed, [](int64_t in) { return 2.0f / std::sqrt(static_cast<float>(in)); }, prune);
 }
 
 // Sequences of different lengths padded to `seq`; with the default seq 37 the attention kernel
