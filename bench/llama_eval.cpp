@@ -6,6 +6,7 @@
 #include <optional>
 #include <random>
 
+#include "bench/median.hpp"
 #include "models/llama_save.hpp"
 
 namespace sparq::bench {
@@ -30,11 +31,6 @@ Speeds run_once(const models::LlamaModel& model, const std::vector<int32_t>& pro
   const auto t2 = Clock::now();
   return {static_cast<double>(prompt.size()) / std::chrono::duration<double>(t1 - t0).count(),
           gen / std::chrono::duration<double>(t2 - t1).count()};
-}
-
-double median(std::vector<double> v) {
-  std::sort(v.begin(), v.end());
-  return v.empty() ? 0.0 : v[v.size() / 2] * 0.5 + v[(v.size() - 1) / 2] * 0.5;
 }
 
 }  // namespace

@@ -132,11 +132,12 @@ int main(int argc, char** argv) {
       const sparq::CudaStatus st = sparq::cuda_status();
       if (!st.usable)
         throw sparq::NotSupported("--device " + parsed_device.to_string() + ": " + st.message);
-      if (table) std::printf("sparq-bench spmm on %s: %s\n", device.c_str(), st.message.c_str());
-      if (table)
+      if (table) {
+        std::printf("sparq-bench spmm on %s: %s\n", device.c_str(), st.message.c_str());
         std::printf("%-5s %-7s %6s %6s %6s %8s %10s %10s %8s %9s %9s  %s (dense: %s)\n", "dtype",
                     "pattern", "out", "in", "tokens", "sparsity", "sparse_us", "dense_us",
                     "speedup", "sp_err", "dense_err", "kernel", "kernel");
+      }
       for (const Shape& shape : shape_list)
         for (auto t : tokens)
           for (double sp : sparsities) {

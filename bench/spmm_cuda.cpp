@@ -4,6 +4,7 @@
 #include <chrono>
 #include <cmath>
 
+#include "bench/median.hpp"
 #include "sparse/reference.hpp"
 
 #if SPARQ_BENCH_CUDA
@@ -22,12 +23,6 @@ void check(cudaError_t status, const char* what) {
   if (status != cudaSuccess)
     throw std::runtime_error(std::string("sparq-bench: ") + what + ": " +
                              cudaGetErrorString(status));
-}
-
-double median(std::vector<double> v) {
-  std::sort(v.begin(), v.end());
-  const size_t n = v.size();
-  return n % 2 ? v[n / 2] : 0.5 * (v[n / 2 - 1] + v[n / 2]);
 }
 
 // Device memory for one buffer of 16-bit activations.

@@ -5,16 +5,12 @@
 #include <functional>
 #include <vector>
 
+#include "bench/median.hpp"
+
 namespace sparq::bench {
 namespace {
 
 using Clock = std::chrono::steady_clock;
-
-double median(std::vector<double> v) {
-  std::sort(v.begin(), v.end());
-  const size_t n = v.size();
-  return n % 2 ? v[n / 2] : 0.5 * (v[n / 2 - 1] + v[n / 2]);
-}
 
 template <typename F>
 double time_us(F&& f) {

@@ -7,27 +7,13 @@
 
 namespace sparq::gpu {
 
-GemmAttention::GemmAttention(int device) : device_(device) {
-  DeviceGuard guard(device);
-  check_cublas(cublasCreate(&handle_), "cublasCreate");
-}
-
-GemmAttention::~GemmAttention() {
-  if (!handle_) return;
-  int previous = 0;
-  cudaGetDevice(&previous);
-  cudaSetDevice(device_);  // cuBLAS handles are destroyed on their own device
-  cublasDestroy(handle_);
-  cudaSetDevice(previous);
-}
-
-int64_t GemmAttention::scratch_bytes(int64_t batch, int64_t seq, int64_t heads) {
+int64_t gemm_attention_scratch_bytes(int64_t batch, int64_t seq, int64_t heads) {
   return batch * heads * seq * seq * static_cast<int64_t>(sizeof(float) + 2);
 }
 
-void GemmAttention::run(const void* qkv, const int32_t* lengths_d, const int64_t* lengths_h,
-                        int64_t batch, int64_t seq, int64_t heads, int64_t head_dim, void* ctx,
-                        Elem e, cudaStream_t stream) const {
+void gemm_attention(int device, const void* qkv, const int32_t* lengths_d, const int64_t* lengths_h,
+                    int64_t batch, int64_t seq, int64_t heads, int64_t head_dim, void* ctx, Elem e,
+                    cudaStream_t stream) {
   const int64_t hidden = heads * head_dim, ld_qkv = 3 * hidden;
   const int64_t per_sequence = heads * seq * seq;
   StreamScratch scores(static_cast<size_t>(batch * per_sequence) * sizeof(float), stream);
@@ -35,13 +21,9 @@ void GemmAttention::run(const void* qkv, const int32_t* lengths_d, const int64_t
   const cudaDataType type = e == Elem::f16 ? CUDA_R_16F : CUDA_R_16BF;
   const size_t elem_bytes = 2;
   const auto* base = static_cast<const unsigned char*>(qkv);
-  std::lock_guard lock(mutex_);
-  check_cublas(cublasSetStream(handle_, stream), "cublasSetStream");
-  // The caller's stream may be destroyed after this call: the handle must not keep it.
-  struct ResetStream {
-    cublasHandle_t handle;
-    ~ResetStream() { cublasSetStream(handle, nullptr); }
-  } reset{handle_};
+  Context& context = Context::get(device);
+  const Context::StreamLock on_stream(context, stream);
+  cublasHandle_t handle = context.blas;
   // Column-major views (cuBLAS): a head's queries / keys / values are [d x seq] matrices with
   // leading dimension 3 hidden (consecutive positions are rows of qkv), heads d elements apart.
   // scores (col-major [seq_k x seq_q], ld seq) = K^T Q: row-major [query][key].
@@ -54,10 +36,10 @@ void GemmAttention::run(const void* qkv, const int32_t* lengths_d, const int64_t
     // Only the real keys and queries (len x len); the softmax masks the rest of each row.
     check_cublas(
         cublasGemmStridedBatchedEx(
-            handle_, CUBLAS_OP_T, CUBLAS_OP_N, len, len, static_cast<int>(head_dim), &scale, k,
-            type, static_cast<int>(ld_qkv), head_dim, q, type, static_cast<int>(ld_qkv), head_dim,
-            &zero, scores.get<float>() + b * per_sequence, CUDA_R_32F, static_cast<int>(seq),
-            seq * seq, static_cast<int>(heads), CUBLAS_COMPUTE_32F, CUBLAS_GEMM_DEFAULT),
+            handle, CUBLAS_OP_T, CUBLAS_OP_N, len, len, static_cast<int>(head_dim), &scale, k, type,
+            static_cast<int>(ld_qkv), head_dim, q, type, static_cast<int>(ld_qkv), head_dim, &zero,
+            scores.get<float>() + b * per_sequence, CUDA_R_32F, static_cast<int>(seq), seq * seq,
+            static_cast<int>(heads), CUBLAS_COMPUTE_32F, CUBLAS_GEMM_DEFAULT),
         "cublasGemmStridedBatchedEx (attention scores)");
   }
   masked_softmax(scores.get<float>(), lengths_d, batch, heads, seq, probs.get(), e, stream);
@@ -79,7 +61,7 @@ void GemmAttention::run(const void* qkv, const int32_t* lengths_d, const int64_t
     // k = len: padded keys never enter the sum (their values are not even read).
     check_cublas(
         cublasGemmStridedBatchedEx(
-            handle_, CUBLAS_OP_N, CUBLAS_OP_N, static_cast<int>(head_dim), static_cast<int>(seq),
+            handle, CUBLAS_OP_N, CUBLAS_OP_N, static_cast<int>(head_dim), static_cast<int>(seq),
             len, &one, v, type, static_cast<int>(ld_qkv), head_dim, p, type, static_cast<int>(seq),
             seq * seq, &zero, out, type, static_cast<int>(hidden), head_dim,
             static_cast<int>(heads), CUBLAS_COMPUTE_32F, CUBLAS_GEMM_DEFAULT),

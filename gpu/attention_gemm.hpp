@@ -5,37 +5,22 @@
 // the score buffer would be too large.
 #pragma once
 
-#include <cublas_v2.h>
 #include <cuda_runtime.h>
 
 #include <cstdint>
-#include <mutex>
 
 #include "gpu/elementwise.hpp"
 
 namespace sparq::gpu {
 
-class GemmAttention {
- public:
-  explicit GemmAttention(int device);
-  ~GemmAttention();
-  GemmAttention(const GemmAttention&) = delete;
-  GemmAttention& operator=(const GemmAttention&) = delete;
+// Device bytes of the scores and probabilities one call allocates.
+int64_t gemm_attention_scratch_bytes(int64_t batch, int64_t seq, int64_t heads);
 
-  // Device bytes of the scores and probabilities one call allocates.
-  static int64_t scratch_bytes(int64_t batch, int64_t seq, int64_t heads);
-
-  // As attention(): qkv [batch*seq x 3*hidden] -> ctx [batch*seq x hidden]; keys at positions
-  // >= lengths[b] are masked out, query rows >= lengths[b] come out zero. `lengths` is read on
-  // the device (lengths_d) and on the host (lengths_h) to skip padded work.
-  void run(const void* qkv, const int32_t* lengths_d, const int64_t* lengths_h, int64_t batch,
-           int64_t seq, int64_t heads, int64_t head_dim, void* ctx, Elem e,
-           cudaStream_t stream) const;
-
- private:
-  int device_;
-  cublasHandle_t handle_ = nullptr;
-  mutable std::mutex mutex_;  // the handle's stream is per handle: one caller enqueues at a time
-};
+// As attention(): qkv [batch*seq x 3*hidden] -> ctx [batch*seq x hidden] on `device`; keys at
+// positions >= lengths[b] are masked out, query rows >= lengths[b] come out zero. The lengths are
+// read on the device (lengths_d) and on the host (lengths_h, to skip padded work).
+void gemm_attention(int device, const void* qkv, const int32_t* lengths_d, const int64_t* lengths_h,
+                    int64_t batch, int64_t seq, int64_t heads, int64_t head_dim, void* ctx, Elem e,
+                    cudaStream_t stream);
 
 }  // namespace sparq::gpu

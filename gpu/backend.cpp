@@ -26,12 +26,6 @@ constexpr double kMinBlockSparsity = 0.5;
 // `auto` and explicit block patterns time their candidates on this many tokens.
 constexpr int64_t kTimingTokens = 128;
 
-std::string percent(double fraction) {
-  char text[16];
-  std::snprintf(text, sizeof text, "%.1f%%", 100.0 * fraction);
-  return text;
-}
-
 struct Candidate {
   std::unique_ptr<GpuKernel> kernel;
   std::string pattern;

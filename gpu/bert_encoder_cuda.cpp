@@ -112,10 +112,7 @@ class CudaBertEncoder final : public DeviceEncoder {
  public:
   CudaBertEncoder(const Backend& backend, const BertConfig& c, const BertWeights& w,
                   const EncoderOptions& o)
-      : device_(o.device.index),
-        elem_(activation_elem(o.dtype)),
-        config_(c),
-        attention_gemm_(o.device.index) {
+      : device_(o.device.index), elem_(activation_elem(o.dtype)), config_(c) {
     const int64_t h = c.hidden_size, inter = c.intermediate_size;
     if (o.dtype != DType::f16 && o.dtype != DType::bf16 && o.dtype != DType::int8)
       throw NotSupported(std::string("encoder on ") + o.device.to_string() + ": dtype " +
@@ -192,11 +189,11 @@ class CudaBertEncoder final : public DeviceEncoder {
     const int64_t h = c.hidden_size, inter = c.intermediate_size, tokens = in.batch * in.seq;
     const float eps = static_cast<float>(c.layer_norm_eps);
     // Limits the CPU encoder does not have; BertEncoder validated everything else.
-    const bool gemm_attention =
-        GemmAttention::scratch_bytes(in.batch, in.seq, c.num_heads) <= kMaxGemmAttentionBytes &&
+    const bool on_tensor_cores =
+        gemm_attention_scratch_bytes(in.batch, in.seq, c.num_heads) <= kMaxGemmAttentionBytes &&
         in.seq <= kMaxInt;
     const int64_t shared = attention_shared_bytes(in.seq, c.head_dim());
-    if ((!gemm_attention && shared > max_shared_bytes_) || in.batch > 65535 || tokens > kMaxInt)
+    if ((!on_tensor_cores && shared > max_shared_bytes_) || in.batch > 65535 || tokens > kMaxInt)
       throw NotSupported("encoder on cuda:" + std::to_string(device_) + ": seq " +
                          std::to_string(in.seq) + " needs " + std::to_string(shared) +
                          " bytes of shared memory for attention (head_dim " +
@@ -234,9 +231,9 @@ class CudaBertEncoder final : public DeviceEncoder {
     for (const Layer& l : layers_) {
       l.qkv->forward_device(x.get(), tokens, qkv.get(), nullptr, stream);
       clock.mark(&ForwardProfile::qkv);
-      if (gemm_attention)
-        attention_gemm_.run(qkv.get(), lengths_d.get<int32_t>(), in.lengths.data(), in.batch,
-                            in.seq, c.num_heads, c.head_dim(), ctx.get(), elem_, stream);
+      if (on_tensor_cores)
+        gemm_attention(device_, qkv.get(), lengths_d.get<int32_t>(), in.lengths.data(), in.batch,
+                       in.seq, c.num_heads, c.head_dim(), ctx.get(), elem_, stream);
       else
         attention(qkv.get(), lengths_d.get<int32_t>(), in.batch, in.seq, c.num_heads, c.head_dim(),
                   ctx.get(), elem_, max_shared_bytes_, stream);
@@ -288,7 +285,6 @@ class CudaBertEncoder final : public DeviceEncoder {
   Elem elem_;
   BertConfig config_;
   int64_t max_shared_bytes_ = 0;
-  GemmAttention attention_gemm_;
   DeviceBuffer word_, position_, token_type_;  // fp32 tables; token_type_ empty for DistilBERT
   DeviceNorm embedding_norm_;
   std::vector<Layer> layers_;

@@ -1,7 +1,5 @@
 #include "gpu/blocked_ell_sparse.hpp"
 
-#include <mutex>
-
 #include "gpu/context.hpp"
 #include "gpu/host_values.hpp"
 #include "sparse/blocked_ell.hpp"
@@ -37,7 +35,7 @@ class BlockedEllKernel final : public GpuKernel {
 
   void run(const void* x, int64_t tokens, void* y, const void* residual,
            cudaStream_t stream) const override {
-    const Context& ctx = Context::get(device_);
+    Context& ctx = Context::get(device_);
     StreamScratch xb(in_padded_ == in_ ? 0 : static_cast<size_t>(tokens * in_padded_) * 2, stream);
     const void* b_values = x;
     if (in_padded_ != in_) {
@@ -55,22 +53,18 @@ class BlockedEllKernel final : public GpuKernel {
       check_cusparse(cusparseCreateDnMat(&cm, out_padded_, tokens, out_padded_, c.get(),
                                          value_type(), CUSPARSE_ORDER_COL),
                      "cusparseCreateDnMat(C)");
-      // The handle's stream is per handle, not per call: one enqueue at a time, and the handle
-      // is left on the null stream (the caller's may be destroyed after this call).
-      std::lock_guard lock(ctx_mutex());
-      check_cusparse(cusparseSetStream(ctx.sparse, stream), "cusparseSetStream");
+      const Context::StreamLock on_stream(ctx, stream);
       size_t bytes = 0;
-      cusparseStatus_t status = cusparseSpMM_bufferSize(
-          ctx.sparse, CUSPARSE_OPERATION_NON_TRANSPOSE, CUSPARSE_OPERATION_NON_TRANSPOSE, &alpha,
-          a_, b, &beta, cm, CUDA_R_32F, CUSPARSE_SPMM_BLOCKED_ELL_ALG1, &bytes);
-      if (status == CUSPARSE_STATUS_SUCCESS) {
-        StreamScratch workspace(bytes, stream);
-        status = cusparseSpMM(ctx.sparse, CUSPARSE_OPERATION_NON_TRANSPOSE,
-                              CUSPARSE_OPERATION_NON_TRANSPOSE, &alpha, a_, b, &beta, cm,
-                              CUDA_R_32F, CUSPARSE_SPMM_BLOCKED_ELL_ALG1, workspace.get());
-      }
-      cusparseSetStream(ctx.sparse, nullptr);
-      check_cusparse(status, "cusparseSpMM (Blocked-ELL)");
+      check_cusparse(
+          cusparseSpMM_bufferSize(ctx.sparse, CUSPARSE_OPERATION_NON_TRANSPOSE,
+                                  CUSPARSE_OPERATION_NON_TRANSPOSE, &alpha, a_, b, &beta, cm,
+                                  CUDA_R_32F, CUSPARSE_SPMM_BLOCKED_ELL_ALG1, &bytes),
+          "cusparseSpMM_bufferSize");
+      StreamScratch workspace(bytes, stream);
+      check_cusparse(cusparseSpMM(ctx.sparse, CUSPARSE_OPERATION_NON_TRANSPOSE,
+                                  CUSPARSE_OPERATION_NON_TRANSPOSE, &alpha, a_, b, &beta, cm,
+                                  CUDA_R_32F, CUSPARSE_SPMM_BLOCKED_ELL_ALG1, workspace.get()),
+                     "cusparseSpMM (Blocked-ELL)");
     } catch (...) {
       if (cm) cusparseDestroyDnMat(cm);
       if (b) cusparseDestroyDnMat(b);
@@ -92,10 +86,6 @@ class BlockedEllKernel final : public GpuKernel {
 
  private:
   cudaDataType value_type() const { return elem_ == Elem::f16 ? CUDA_R_16F : CUDA_R_16BF; }
-  static std::mutex& ctx_mutex() {
-    static std::mutex m;
-    return m;
-  }
 
   int device_;
   Elem elem_;

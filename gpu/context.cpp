@@ -41,10 +41,22 @@ Context& Context::get(int device) {
     check_cuda(cudaMemPoolSetAttribute(pool, cudaMemPoolAttrReleaseThreshold, &keep_all),
                "cudaMemPoolSetAttribute(ReleaseThreshold)");
     check_cublas(cublasLtCreate(&c->blas_lt), "cublasLtCreate");
+    check_cublas(cublasCreate(&c->blas), "cublasCreate");
     check_cusparse(cusparseCreate(&c->sparse), "cusparseCreate");
     slot = std::move(c);  // never destroyed: layers may outlive any scope
   }
   return *slot;
+}
+
+Context::StreamLock::StreamLock(Context& context, cudaStream_t stream)
+    : context_(context), lock_(context.stream_mutex_) {
+  check_cublas(cublasSetStream(context.blas, stream), "cublasSetStream");
+  check_cusparse(cusparseSetStream(context.sparse, stream), "cusparseSetStream");
+}
+
+Context::StreamLock::~StreamLock() {
+  cublasSetStream(context_.blas, nullptr);
+  cusparseSetStream(context_.sparse, nullptr);
 }
 
 StreamScratch::StreamScratch(size_t bytes, cudaStream_t stream) : stream_(stream) {

@@ -3,10 +3,12 @@
 #pragma once
 
 #include <cublasLt.h>
+#include <cublas_v2.h>
 #include <cuda_runtime.h>
 #include <cusparse.h>
 
 #include <cstdint>
+#include <mutex>
 #include <string>
 
 #include "gpu/cuda_check.hpp"
@@ -29,10 +31,28 @@ class DeviceGuard {
 struct Context {
   int device = 0;
   int sm = 0;
-  cublasLtHandle_t blas_lt = nullptr;
-  cusparseHandle_t sparse = nullptr;
+  cublasLtHandle_t blas_lt = nullptr;  // takes the stream per call
+  cublasHandle_t blas = nullptr;       // cuBLAS and cuSPARSE keep the stream in the handle:
+  cusparseHandle_t sparse = nullptr;   // use them through StreamLock
 
-  static Context& get(int device);  // thread-safe; handles are used under the caller's stream
+  static Context& get(int device);  // thread-safe; the handles live as long as the process
+
+  // Holds the handles' lock, points cuBLAS and cuSPARSE at `stream` and back at the null stream
+  // when it goes (the caller's stream may be destroyed after the call).
+  class StreamLock {
+   public:
+    StreamLock(Context& context, cudaStream_t stream);
+    ~StreamLock();
+    StreamLock(const StreamLock&) = delete;
+    StreamLock& operator=(const StreamLock&) = delete;
+
+   private:
+    Context& context_;
+    std::lock_guard<std::mutex> lock_;
+  };
+
+ private:
+  std::mutex stream_mutex_;
 };
 
 // cudaMallocAsync / cudaFreeAsync on one stream: memory for one call's temporaries that is

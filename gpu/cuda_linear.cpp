@@ -1,7 +1,6 @@
 #include "gpu/cuda_linear.hpp"
 
 #include "gpu/context.hpp"
-#include "gpu/device_buffer.hpp"
 #include "gpu/elementwise.hpp"
 
 namespace sparq::gpu {
@@ -25,8 +24,10 @@ class CudaLinear final : public DeviceLinear {
     DeviceGuard guard(device_);
     const size_t x_count = static_cast<size_t>(tokens * in_);
     const size_t y_count = static_cast<size_t>(tokens * out_);
-    DeviceBuffer staging(std::max(x_count, y_count) * sizeof(float));
-    DeviceBuffer x16(x_count * 2), y16(y_count * 2), residual16(residual ? y_count * 2 : 0);
+    // Stream-ordered pool memory (kept by the pool between calls), not cudaMalloc per call.
+    StreamScratch staging(std::max(x_count, y_count) * sizeof(float), nullptr);
+    StreamScratch x16(x_count * 2, nullptr), y16(y_count * 2, nullptr);
+    StreamScratch residual16(residual ? y_count * 2 : 0, nullptr);
     check_cuda(cudaMemcpy(staging.get(), x, x_count * sizeof(float), cudaMemcpyHostToDevice),
                "cudaMemcpy x to device");
     convert_from_f32(staging.get<float>(), x16.get(), elem_, static_cast<int64_t>(x_count),

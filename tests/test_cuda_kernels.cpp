@@ -154,7 +154,6 @@ TEST(CudaKernels, GemmAttentionMatchesTheAttentionKernel) {
   int max_shared = 0;
   check_cuda(cudaDeviceGetAttribute(&max_shared, cudaDevAttrMaxSharedMemoryPerBlockOptin, 0),
              "cudaDeviceGetAttribute");
-  const GemmAttention gemm(0);
   struct Case {
     int64_t seq, d;
     std::vector<int64_t> lengths;
@@ -180,8 +179,8 @@ TEST(CudaKernels, GemmAttentionMatchesTheAttentionKernel) {
       check_cuda(cudaMemset(b.get(), 0x7f, n * 2), "cudaMemset");
       attention(dqkv.get(), dlen.get<int32_t>(), batch, seq, heads, d, a.get(), e, max_shared,
                 nullptr);
-      gemm.run(dqkv.get(), dlen.get<int32_t>(), lengths.data(), batch, seq, heads, d, b.get(), e,
-               nullptr);
+      gemm_attention(0, dqkv.get(), dlen.get<int32_t>(), lengths.data(), batch, seq, heads, d,
+                     b.get(), e, nullptr);
       check_cuda(cudaDeviceSynchronize(), "cudaDeviceSynchronize");
       const auto want = download_to_f32(a, n, e), got = download_to_f32(b, n, e);
       test::expect_close(got, want, e == Elem::bf16 ? 3e-2 : 1e-2,

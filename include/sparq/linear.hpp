@@ -89,9 +89,10 @@ class SparseLinear {
 
   // Layers packed for Device::cuda. x, y and residual are device pointers (cudaMalloc'd on the
   // layer's GPU), row-major, in the layer's activation type: IEEE half for f16 and int8 layers
-  // (int8 layers quantize x per token on the GPU), bf16 for bf16 layers. stream is a cudaStream_t
-  // (null: the default stream); the call is asynchronous on it. forward(const float*...) also works
-  // on CUDA layers with host fp32 pointers: it copies, converts and waits (convenient, not fast).
+  // (int8 layers quantize x per token on the GPU), bf16 for bf16 layers; residual must not be y.
+  // stream is a cudaStream_t (null: the default stream); the call is asynchronous on it.
+  // forward(const float*...) also works on CUDA layers with host fp32 pointers: it copies,
+  // converts and waits (convenient, not fast).
   void forward_device(const void* x, int64_t tokens, void* y, const void* residual = nullptr,
                       void* stream = nullptr) const;
   Device device() const;
