@@ -125,18 +125,11 @@ BertEncoder BertEncoder::build(const BertConfig& c, const BertWeights& w,
           "encoder: the weights' layer count differs from the config's");
   auto impl = std::make_unique<Impl>();
   impl->config = c;
+  check_device_request(options.device, options.dtype, "encoder");
   if (options.device.kind == Device::Kind::cuda) {
-    require(options.device.index >= 0,
-            "encoder: device index must be >= 0, got " + std::to_string(options.device.index));
-    if (options.dtype == DType::f32)
-      throw NotSupported("encoder: dtype f32 is not supported on " + options.device.to_string() +
-                         " (the GPU kernels run on tensor cores); use f16, bf16 or int8");
     impl->cuda = cuda_backend_for(options.device).build_encoder(c, w, options);
     return BertEncoder(std::move(impl));
   }
-  require(options.device.kind == Device::Kind::cpu,
-          "encoder: unknown device kind value " +
-              std::to_string(static_cast<int>(options.device.kind)));
   impl->word = w.word_embeddings;
   impl->position = w.position_embeddings;
   impl->token_type = w.token_type_embeddings;

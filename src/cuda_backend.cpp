@@ -84,6 +84,20 @@ CudaStatus load_cuda_backend(const std::string& path, gpu::Backend** backend) {
 
 CudaStatus cuda_status() { return loaded().status; }
 
+void check_device_request(const Device& device, DType dtype, const std::string& who) {
+  if (device.kind != Device::Kind::cpu && device.kind != Device::Kind::cuda)
+    throw InvalidArgument(who + ": unknown device kind value " +
+                          std::to_string(static_cast<int>(device.kind)));
+  if (device.index < 0)
+    throw InvalidArgument(who + ": device index must be >= 0, got " + std::to_string(device.index));
+  if (device.kind == Device::Kind::cpu && dtype == DType::f16)
+    throw NotSupported(who +
+                       ": dtype f16 runs on Device::cuda only; on the CPU use f32, bf16 or int8");
+  if (device.kind == Device::Kind::cuda && dtype == DType::f32)
+    throw NotSupported(who + ": dtype f32 is not supported on " + device.to_string() +
+                       " (the GPU kernels run on tensor cores); use f16, bf16 or int8");
+}
+
 gpu::Backend& cuda_backend_for(const Device& device) {
   const Loaded& l = loaded();
   const std::string asked = "device " + device.to_string() + " requested";

@@ -8,6 +8,10 @@
 
 namespace sparq {
 
+// The device and dtype rules every entry point applies before anything is loaded: a known device
+// kind, index >= 0, f16 on cuda only, f32 not on cuda. `who` starts the messages.
+void check_device_request(const Device& device, DType dtype, const std::string& who);
+
 // The loaded backend, checked for `device`: throws NotSupported naming what is missing (a build
 // without CUDA, the backend file, the driver, the GPU index, an architecture below sm_80).
 gpu::Backend& cuda_backend_for(const Device& device);

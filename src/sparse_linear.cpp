@@ -202,18 +202,7 @@ void validate_pack(const float* weight, int64_t out, int64_t in, const float* bi
   require(o.dtype == DType::f32 || o.dtype == DType::bf16 || o.dtype == DType::int8 ||
               o.dtype == DType::f16,
           "SparseLinear::pack: unknown dtype value " + std::to_string(static_cast<int>(o.dtype)));
-  require(o.device.kind == Device::Kind::cpu || o.device.kind == Device::Kind::cuda,
-          "SparseLinear::pack: unknown device kind value " +
-              std::to_string(static_cast<int>(o.device.kind)));
-  require(o.device.index >= 0,
-          "SparseLinear::pack: device index must be >= 0, got " + std::to_string(o.device.index));
-  if (o.device.kind == Device::Kind::cpu && o.dtype == DType::f16)
-    throw NotSupported(
-        "SparseLinear::pack: dtype f16 runs on Device::cuda only; on the CPU use f32, bf16 or "
-        "int8");
-  if (o.device.kind == Device::Kind::cuda && o.dtype == DType::f32)
-    throw NotSupported("SparseLinear::pack: dtype f32 is not supported on " + o.device.to_string() +
-                       " (the GPU kernels run on tensor cores); use f16, bf16 or int8");
+  check_device_request(o.device, o.dtype, "SparseLinear::pack");
   require(o.activation == Activation::none || o.activation == Activation::relu ||
               o.activation == Activation::gelu_tanh || o.activation == Activation::gelu_erf ||
               o.activation == Activation::silu,
