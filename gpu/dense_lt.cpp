@@ -4,12 +4,20 @@
 #include <vector>
 
 #include "gpu/host_values.hpp"
+#include "gpu/library_epilogue.hpp"
 #include "gpu/lt_matmul.hpp"
 #include "sparse/reference.hpp"
 
 namespace sparq::gpu {
 namespace {
 
+cublasLtEpilogue_t lt_epilogue_kind(LibraryEpilogue fused) {
+  if (fused.bias) return fused.relu ? CUBLASLT_EPILOGUE_RELU_BIAS : CUBLASLT_EPILOGUE_BIAS;
+  return fused.relu ? CUBLASLT_EPILOGUE_RELU : CUBLASLT_EPILOGUE_DEFAULT;
+}
+
+// Bias and ReLU run in cuBLASLt's epilogue, the residual enters as C where library_epilogue allows;
+// sparq's pass applies only what is left (GELU, SiLU, a residual after an activation).
 class DenseHalfKernel final : public GpuKernel {
  public:
   DenseHalfKernel(int device, const float* weight, int64_t out, int64_t in, const float* bias,
@@ -17,22 +25,28 @@ class DenseHalfKernel final : public GpuKernel {
       : out_(out),
         elem_(activation_elem(dtype)),
         act_(act),
+        fused_(library_epilogue(bias != nullptr, act)),
+        weight_(upload(std::span<const uint16_t>(
+            to_16bit(std::span(weight, static_cast<size_t>(out * in)), elem_)))),
+        bias_(bias ? upload(std::span<const uint16_t>(
+                         to_16bit(std::span(bias, static_cast<size_t>(out)), elem_)))
+                   : DeviceBuffer()),
         matmul_(device, out, in, in, in,
                 {elem_ == Elem::f16 ? CUDA_R_16F : CUDA_R_16BF,
-                 elem_ == Elem::f16 ? CUDA_R_16F : CUDA_R_16BF, CUBLAS_COMPUTE_32F, CUDA_R_32F}) {
-    weight_ = upload(std::span<const uint16_t>(
-        to_16bit(std::span(weight, static_cast<size_t>(out * in)), elem_)));
-    if (bias) bias_ = upload(std::span(bias, static_cast<size_t>(out)));
-  }
+                 elem_ == Elem::f16 ? CUDA_R_16F : CUDA_R_16BF, CUBLAS_COMPUTE_32F, CUDA_R_32F},
+                {lt_epilogue_kind(fused_), bias_.get()}) {}
 
   void run(const void* x, int64_t tokens, void* y, const void* residual,
            cudaStream_t stream) const override {
+    const bool residual_in_matmul = residual && fused_.residual_as_c;
     const float one = 1.0f, zero = 0.0f;
-    matmul_.run(weight_.get(), x, tokens, y, &one, &zero, stream);
-    finish_output(y, out_, y, elem_, tokens, out_, bias_.get<float>(), act_, residual, stream);
+    matmul_.run(weight_.get(), x, tokens, residual_in_matmul ? residual : nullptr, y, &one,
+                residual_in_matmul ? &one : &zero, stream);
+    finish_output(y, out_, y, elem_, tokens, out_, nullptr, fused_.remaining(act_),
+                  residual_in_matmul ? nullptr : residual, stream);
   }
   std::string name() const override {
-    return std::string("cublaslt:") + elem_name(elem_) + "-dense";
+    return std::string("cublaslt:") + elem_name(elem_) + "-dense" + fused_.suffix();
   }
   int64_t bytes() const override { return static_cast<int64_t>(weight_.bytes() + bias_.bytes()); }
 
@@ -40,8 +54,9 @@ class DenseHalfKernel final : public GpuKernel {
   int64_t out_;
   Elem elem_;
   Activation act_;
+  LibraryEpilogue fused_;
+  DeviceBuffer weight_, bias_;  // bias in the output type, as cuBLASLt's epilogue reads it
   LtMatmul matmul_;
-  DeviceBuffer weight_, bias_;
 };
 
 // Rows of the int8 operands are padded to 16 bytes and the output to 16 channels, the alignment
@@ -75,7 +90,7 @@ class DenseInt8Kernel final : public GpuKernel {
     StreamScratch acc(static_cast<size_t>(tokens * out_padded_) * sizeof(int32_t), stream);
     quantize_rows(x, tokens, in_, q.get<int8_t>(), in_padded_, x_scale.get<float>(), stream);
     const int32_t one = 1, zero = 0;
-    matmul_.run(weight_.get(), q.get(), tokens, acc.get(), &one, &zero, stream);
+    matmul_.run(weight_.get(), q.get(), tokens, nullptr, acc.get(), &one, &zero, stream);
     int8_epilogue(acc.get<int32_t>(), out_padded_, x_scale.get<float>(), scale_.get<float>(),
                   bias_.get<float>(), act_, residual, y, tokens, out_, stream);
   }

@@ -1,5 +1,7 @@
 #include "gpu/lt_matmul.hpp"
 
+#include <algorithm>
+
 namespace sparq::gpu {
 namespace {
 constexpr size_t kMaxWorkspace = size_t{32} << 20;
@@ -27,8 +29,9 @@ struct LtMatmul::Shape {
   }
 };
 
-LtMatmul::LtMatmul(int device, int64_t m, int64_t k, int64_t lda, int64_t ldb, LtTypes types)
-    : device_(device), m_(m), k_(k), lda_(lda), ldb_(ldb), types_(types) {}
+LtMatmul::LtMatmul(int device, int64_t m, int64_t k, int64_t lda, int64_t ldb, LtTypes types,
+                   LtEpilogue epilogue)
+    : device_(device), m_(m), k_(k), lda_(lda), ldb_(ldb), types_(types), epilogue_(epilogue) {}
 
 std::shared_ptr<const LtMatmul::Shape> LtMatmul::shape_for(const Key& key) const {
   const auto [n, align_b, align_d] = key;
@@ -45,6 +48,14 @@ std::shared_ptr<const LtMatmul::Shape> LtMatmul::shape_for(const Key& key) const
   check_cublas(
       cublasLtMatmulDescSetAttribute(s->desc, CUBLASLT_MATMUL_DESC_TRANSB, &none, sizeof none),
       "cublasLtMatmulDescSetAttribute(TRANSB)");
+  if (epilogue_.kind != CUBLASLT_EPILOGUE_DEFAULT)
+    check_cublas(cublasLtMatmulDescSetAttribute(s->desc, CUBLASLT_MATMUL_DESC_EPILOGUE,
+                                                &epilogue_.kind, sizeof epilogue_.kind),
+                 "cublasLtMatmulDescSetAttribute(EPILOGUE)");
+  if (epilogue_.bias)
+    check_cublas(cublasLtMatmulDescSetAttribute(s->desc, CUBLASLT_MATMUL_DESC_BIAS_POINTER,
+                                                &epilogue_.bias, sizeof epilogue_.bias),
+                 "cublasLtMatmulDescSetAttribute(BIAS_POINTER)");
   check_cublas(cublasLtMatrixLayoutCreate(&s->a, types_.ab, static_cast<uint64_t>(k_),
                                           static_cast<uint64_t>(m_), lda_),
                "cublasLtMatrixLayoutCreate(A)");
@@ -89,12 +100,14 @@ std::shared_ptr<const LtMatmul::Shape> LtMatmul::shape_for(const Key& key) const
   return s;
 }
 
-void LtMatmul::run(const void* a, const void* b, int64_t n, void* d, const void* alpha,
-                   const void* beta, cudaStream_t stream) const {
-  const std::shared_ptr<const Shape> s = shape_for({n, alignment_of(b), alignment_of(d)});
+void LtMatmul::run(const void* a, const void* b, int64_t n, const void* c, void* d,
+                   const void* alpha, const void* beta, cudaStream_t stream) const {
+  if (!c) c = d;
+  const std::shared_ptr<const Shape> s =
+      shape_for({n, alignment_of(b), std::min(alignment_of(c), alignment_of(d))});
   StreamScratch workspace(s->workspace, stream);
   check_cublas(cublasLtMatmul(Context::get(device_).blas_lt, s->desc, alpha, a, s->a, b, s->b, beta,
-                              d, s->d, d, s->d, &s->algo, workspace.get(), s->workspace, stream),
+                              c, s->d, d, s->d, &s->algo, workspace.get(), s->workspace, stream),
                "cublasLtMatmul");
 }
 

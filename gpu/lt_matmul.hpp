@@ -2,7 +2,8 @@
 // row-major [m x k] weight) and B [k x n] (row-major [n x k] activations), so D is the row-major
 // [n x m] output. Descriptors and the heuristic's algorithm are made once per n and alignment of
 // the B and D pointers (the heuristic otherwise assumes 256-byte alignment, which a caller's
-// pointer into the middle of a buffer need not have).
+// pointer into the middle of a buffer need not have). An optional epilogue adds a bias vector (in
+// D's type, one value per row of D) and applies ReLU inside the matmul.
 #pragma once
 
 #include <cublasLt.h>
@@ -23,20 +24,28 @@ struct LtTypes {
   cudaDataType scale;
 };
 
+struct LtEpilogue {
+  cublasLtEpilogue_t kind = CUBLASLT_EPILOGUE_DEFAULT;
+  const void* bias = nullptr;  // device memory the caller keeps alive, for the *_BIAS kinds
+};
+
 class LtMatmul {
  public:
-  LtMatmul(int device, int64_t m, int64_t k, int64_t lda, int64_t ldb, LtTypes types);
-  // alpha and beta point to host scalars of types.scale.
-  void run(const void* a, const void* b, int64_t n, void* d, const void* alpha, const void* beta,
-           cudaStream_t stream) const;
+  LtMatmul(int device, int64_t m, int64_t k, int64_t lda, int64_t ldb, LtTypes types,
+           LtEpilogue epilogue = {});
+  // D = epilogue(alpha A^T B + beta C); alpha and beta point to host scalars of types.scale. C has
+  // D's layout; null means D (beta = 0 then ignores it).
+  void run(const void* a, const void* b, int64_t n, const void* c, void* d, const void* alpha,
+           const void* beta, cudaStream_t stream) const;
 
  private:
   struct Shape;
-  using Key = std::tuple<int64_t, uint32_t, uint32_t>;  // n, alignment of B, of D
+  using Key = std::tuple<int64_t, uint32_t, uint32_t>;  // n, alignment of B, of C and D
   std::shared_ptr<const Shape> shape_for(const Key& key) const;
   int device_;
   int64_t m_, k_, lda_, ldb_;
   LtTypes types_;
+  LtEpilogue epilogue_;
   mutable std::mutex mutex_;
   mutable std::map<Key, std::shared_ptr<Shape>> shapes_;
 };

@@ -14,6 +14,7 @@
 #include "gpu/device_buffer.hpp"
 #include "gpu/elementwise.hpp"
 #include "gpu/host_values.hpp"
+#include "gpu/library_epilogue.hpp"
 #include "sparse/reference.hpp"
 
 namespace sparq::gpu {
@@ -72,7 +73,8 @@ class NmLtKernel final : public GpuKernel {
         in_padded_(round_up(in, kAlign)),
         int8_(dtype == DType::int8),
         elem_(activation_elem(dtype)),
-        act_(act) {
+        act_(act),
+        fused_(int8_ ? LibraryEpilogue{} : library_epilogue(bias != nullptr, act)) {
     DeviceGuard guard(device);
     if (int8_) {
       ab_type_ = CUDA_R_8I;
@@ -84,10 +86,24 @@ class NmLtKernel final : public GpuKernel {
     }
     upload_dense_weight(weight);
     if (bias) bias_ = upload(std::span(bias, static_cast<size_t>(out)));
+    if (fused_.bias) {
+      std::vector<float> padded(static_cast<size_t>(out_padded_), 0.0f);
+      std::copy_n(bias, out, padded.begin());
+      bias_out_type_ = upload(std::span<const uint16_t>(to_16bit(padded, elem_)));
+    }
     compress();
     // One plan (with its algorithm search) at pack time, so that a shape or architecture
     // cuSPARSELt rejects fails here, where the backend can fall back, not in the first forward.
-    plan_for(4 * kAlign);
+    // A cuSPARSELt that refuses the fused bias / ReLU gets the plain plan and sparq's pass.
+    try {
+      plan_for(4 * kAlign);
+    } catch (const CudaError&) {
+      if (!fused_.bias && !fused_.relu) throw;
+      fused_ = LibraryEpilogue{.residual_as_c = fused_.residual_as_c};
+      bias_out_type_ = DeviceBuffer();
+      plans_.clear();
+      plan_for(4 * kAlign);
+    }
   }
 
   void run(const void* x, int64_t tokens, void* y, const void* residual,
@@ -100,6 +116,9 @@ class NmLtKernel final : public GpuKernel {
     const bool aligned_shape = !int8_ && tokens == n && in_ == in_padded_;
     const bool x_in_place = aligned_shape && is_aligned(x);
     const bool y_in_place = !int8_ && tokens == n && out_ == out_padded_ && is_aligned(y);
+    // C shares D's descriptor, so the residual can be C only when D is y itself.
+    const bool residual_in_matmul =
+        residual && fused_.residual_as_c && y_in_place && is_aligned(residual);
     StreamScratch b(x_in_place ? 0 : static_cast<size_t>(n * in_padded_) * ab_bytes, stream);
     StreamScratch x_scale(int8_ ? static_cast<size_t>(tokens) * sizeof(float) : 0, stream);
     if (int8_) {
@@ -115,25 +134,29 @@ class NmLtKernel final : public GpuKernel {
     StreamScratch d(y_in_place ? 0 : static_cast<size_t>(n * out_padded_) * d_bytes, stream);
     void* d_ptr = y_in_place ? y : d.get();
     StreamScratch workspace(p->workspace, stream);
-    const float alpha = 1.0f, beta = 0.0f;
+    const float alpha = 1.0f, beta = residual_in_matmul ? 1.0f : 0.0f;
+    const void* c_ptr = residual_in_matmul ? residual : d_ptr;
     cudaStream_t streams[] = {stream};
     check_cusparse(cusparseLtMatmul(&handle_for(device_), &p->plan, &alpha, compressed_.get(),
-                                    b_ptr, &beta, d_ptr, d_ptr, workspace.get(), streams, 1),
+                                    b_ptr, &beta, c_ptr, d_ptr, workspace.get(), streams, 1),
                    "cusparseLtMatmul");
     if (int8_)
       int8_epilogue(static_cast<const int32_t*>(d_ptr), out_padded_, x_scale.get<float>(),
                     scale_.get<float>(), bias_.get<float>(), act_, residual, y, tokens, out_,
                     stream);
-    else  // in place when D is y (a no-op without bias, activation and residual)
-      finish_output(d_ptr, out_padded_, y, elem_, tokens, out_, bias_.get<float>(), act_, residual,
-                    stream);
+    else  // in place when D is y (a no-op when the library did the whole epilogue)
+      finish_output(d_ptr, out_padded_, y, elem_, tokens, out_,
+                    fused_.bias ? nullptr : bias_.get<float>(), fused_.remaining(act_),
+                    residual_in_matmul ? nullptr : residual, stream);
   }
 
   std::string name() const override {
-    return std::string("cusparselt:") + (int8_ ? "int8" : elem_name(elem_)) + "-2:4";
+    return std::string("cusparselt:") + (int8_ ? "int8" : elem_name(elem_)) + "-2:4" +
+           fused_.suffix();
   }
   int64_t bytes() const override {
-    return static_cast<int64_t>(compressed_.bytes() + scale_.bytes() + bias_.bytes());
+    return static_cast<int64_t>(compressed_.bytes() + scale_.bytes() + bias_.bytes() +
+                                bias_out_type_.bytes());
   }
 
  private:
@@ -215,6 +238,7 @@ class NmLtKernel final : public GpuKernel {
                                                   CUSPARSE_OPERATION_NON_TRANSPOSE, &p->a, &p->b,
                                                   &p->d, &p->d, compute_),
                    "cusparseLtMatmulDescriptorInit");
+    set_epilogue(p->matmul);
     check_cusparse(
         cusparseLtMatmulAlgSelectionInit(&h, &p->alg, &p->matmul, CUSPARSELT_MATMUL_ALG_DEFAULT),
         "cusparseLtMatmulAlgSelectionInit");
@@ -228,6 +252,24 @@ class NmLtKernel final : public GpuKernel {
     if (plans_.size() >= kMaxCachedPlans) plans_.clear();  // shared_ptr keeps running ones
     plans_[n] = p;
     return p;
+  }
+
+  // ReLU and the bias (one value per row of D, in D's type, as NVIDIA documents for 16-bit
+  // outputs) into cuSPARSELt's epilogue.
+  void set_epilogue(cusparseLtMatmulDescriptor_t& matmul) const {
+    const cusparseLtHandle_t& h = handle_for(device_);
+    if (fused_.relu) {
+      const int on = 1;
+      check_cusparse(cusparseLtMatmulDescSetAttribute(
+                         &h, &matmul, CUSPARSELT_MATMUL_ACTIVATION_RELU, &on, sizeof on),
+                     "cusparseLtMatmulDescSetAttribute(ACTIVATION_RELU)");
+    }
+    if (fused_.bias) {
+      const void* bias = bias_out_type_.get();
+      check_cusparse(cusparseLtMatmulDescSetAttribute(&h, &matmul, CUSPARSELT_MATMUL_BIAS_POINTER,
+                                                      &bias, sizeof bias),
+                     "cusparseLtMatmulDescSetAttribute(BIAS_POINTER)");
+    }
   }
 
   // Times every algorithm on scratch operands (blocking) and keeps the fastest in the plan; the
@@ -257,9 +299,11 @@ class NmLtKernel final : public GpuKernel {
   bool int8_;
   Elem elem_;
   Activation act_;
+  LibraryEpilogue fused_;  // none for int8: its scales come before the bias, in sparq's epilogue
   cudaDataType ab_type_{}, cd_type_{};
   cusparseComputeType compute_{};
   DeviceBuffer dense_, compressed_, scale_, bias_;
+  DeviceBuffer bias_out_type_;  // [out_padded] in D's type, for the fused bias
   mutable std::mutex mutex_;
   mutable std::map<int64_t, std::shared_ptr<Plan>> plans_;
 };

@@ -6,6 +6,7 @@
 #include <string>
 #include <vector>
 
+#include "gpu/library_epilogue.hpp"
 #include "gpu_reference.hpp"
 #include "sparq/sparq.hpp"
 #include "sparse/prune.hpp"
@@ -64,6 +65,40 @@ TEST(CudaStatus, ALibraryThatIsNoBackendIsRefused) {
 std::vector<float> weight_2of4(int64_t out, int64_t in, uint32_t seed) {
   const auto w = test::random_floats(static_cast<size_t>(out * in), seed);
   return sparse::prune_n_m(w, out, in, 2, 4);
+}
+
+// The split of the epilogue between cuBLASLt / cuSPARSELt and sparq's finishing pass, played out
+// on scalars: the library computes relu?(a + beta * c + bias) for what it was given, sparq's pass
+// the rest; together they must equal act(a + bias) + residual for every activation.
+TEST(LibraryEpilogue, LibraryPlusSparqPassEqualsTheEpilogue) {
+  const float values[] = {-2.5f, -0.3f, 0.0f, 0.4f, 3.0f};
+  for (Activation act : {Activation::none, Activation::relu, Activation::gelu_tanh,
+                         Activation::gelu_erf, Activation::silu})
+    for (bool has_bias : {false, true})
+      for (bool has_residual : {false, true}) {
+        const gpu::LibraryEpilogue fused = gpu::library_epilogue(has_bias, act);
+        EXPECT_EQ(fused.bias, has_bias);
+        const bool residual_in_library = has_residual && fused.residual_as_c;
+        for (float a : values)
+          for (float b : values)
+            for (float r : values) {
+              const float bias = has_bias ? b : 0.0f, residual = has_residual ? r : 0.0f;
+              float v = a + (fused.bias ? bias : 0.0f) + (residual_in_library ? residual : 0.0f);
+              if (fused.relu) v = v > 0.0f ? v : 0.0f;
+              v += fused.bias ? 0.0f : bias;
+              v = sparse::activate(v, fused.remaining(act));
+              v += residual_in_library ? 0.0f : residual;
+              EXPECT_FLOAT_EQ(v, sparse::activate(a + bias, act) + residual)
+                  << to_string(act) << " bias=" << has_bias << " residual=" << has_residual
+                  << " a=" << a << " b=" << b << " r=" << r;
+            }
+      }
+}
+
+TEST(LibraryEpilogue, NamesWhatTheLibraryApplies) {
+  EXPECT_EQ(gpu::library_epilogue(true, Activation::relu).suffix(), "+bias+relu");
+  EXPECT_EQ(gpu::library_epilogue(true, Activation::gelu_erf).suffix(), "+bias");
+  EXPECT_EQ(gpu::library_epilogue(false, Activation::none).suffix(), "");
 }
 
 TEST(CudaLinear, AskingForCudaWithoutAUsableGpuThrowsNotSupported) {

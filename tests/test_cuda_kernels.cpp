@@ -26,7 +26,19 @@ namespace sparq::gpu {
 namespace {
 
 using MakeKernel = std::function<std::unique_ptr<GpuKernel>(
-    const std::vector<float>& w, int64_t out, int64_t in, const float* bias)>;
+    const std::vector<float>& w, int64_t out, int64_t in, const float* bias, Activation act)>;
+
+// The epilogues a layer can ask for; the libraries fuse some of them (library_epilogue.hpp), so
+// each split between the library and sparq's pass is taken at least once.
+struct EpilogueCase {
+  bool bias;
+  Activation act;
+  bool residual;
+};
+constexpr EpilogueCase kEpilogues[] = {
+    {false, Activation::none, false}, {true, Activation::none, false},
+    {true, Activation::relu, false},  {true, Activation::none, true},
+    {false, Activation::relu, true},  {true, Activation::gelu_tanh, true}};
 
 // GTEST_SKIP returns from the function it is written in, so each test skips itself.
 #define SKIP_WITHOUT_GPU()                                                          \
@@ -44,41 +56,45 @@ std::vector<float> download_to_f32(const DeviceBuffer& y, size_t n, Elem e) {
   return out;
 }
 
-// Runs `make` on weights pruned by `prune` for several shapes and token counts (with and without
-// bias, activation and residual) and compares with the oracle.
+// Runs `make` on weights pruned by `prune` for several shapes and every epilogue case, each kernel
+// on several token counts (32-multiples among them, where cuSPARSELt writes y in place and may take
+// the residual as C), and compares with the oracle.
 void check_kernel(
     DType dtype,
     const std::function<std::vector<float>(const std::vector<float>&, int64_t, int64_t)>& prune,
     const MakeKernel& make) {
   const Elem e = activation_elem(dtype);
+  const DType rounding = dtype == DType::int8 ? DType::f16 : dtype;
   cudaStream_t stream = nullptr;
   check_cuda(cudaStreamCreate(&stream), "cudaStreamCreate");
   uint32_t seed = 7;
   for (auto [out, in] : {std::pair<int64_t, int64_t>{64, 64}, {48, 96}, {40, 72}, {128, 256}})
-    for (int64_t tokens : {1, 5, 16, 63, 130})
-      for (bool epilogue : {false, true}) {
-        ++seed;
-        const auto w = prune(test::random_floats(static_cast<size_t>(out * in), seed), out, in);
-        const auto bias = test::random_floats(static_cast<size_t>(out), seed + 1);
+    for (const EpilogueCase& epilogue : kEpilogues) {
+      ++seed;
+      const auto w = prune(test::random_floats(static_cast<size_t>(out * in), seed), out, in);
+      const auto bias = test::random_floats(static_cast<size_t>(out), seed + 1);
+      const auto kernel = make(w, out, in, epilogue.bias ? bias.data() : nullptr, epilogue.act);
+      for (int64_t tokens : {1, 5, 16, 63, 64, 130}) {
         auto x = test::random_floats(static_cast<size_t>(tokens * in), seed + 2);
         auto residual = test::random_floats(static_cast<size_t>(tokens * out), seed + 3);
-        for (float& v : x) v = test::round_to(v, dtype == DType::int8 ? DType::f16 : dtype);
-        for (float& v : residual) v = test::round_to(v, dtype == DType::int8 ? DType::f16 : dtype);
-        const Activation act = epilogue ? Activation::gelu_tanh : Activation::none;
-        const auto kernel = make(w, out, in, epilogue ? bias.data() : nullptr);
+        for (float& v : x) v = test::round_to(v, rounding);
+        for (float& v : residual) v = test::round_to(v, rounding);
         const DeviceBuffer dx = upload(std::span<const uint16_t>(to_16bit(x, e)));
         const DeviceBuffer dr = upload(std::span<const uint16_t>(to_16bit(residual, e)));
         DeviceBuffer dy(static_cast<size_t>(tokens * out) * 2);
-        kernel->run(dx.get(), tokens, dy.get(), epilogue ? dr.get() : nullptr, stream);
+        kernel->run(dx.get(), tokens, dy.get(), epilogue.residual ? dr.get() : nullptr, stream);
         check_cuda(cudaStreamSynchronize(stream), "cudaStreamSynchronize");
         const auto got = download_to_f32(dy, static_cast<size_t>(tokens * out), e);
-        const auto want = test::gpu_reference(x, tokens, w, out, in,
-                                              epilogue ? bias : std::vector<float>(out, 0.0f), act,
-                                              epilogue ? residual : std::vector<float>{}, dtype);
+        const auto want = test::gpu_reference(
+            x, tokens, w, out, in, epilogue.bias ? bias : std::vector<float>(out, 0.0f),
+            epilogue.act, epilogue.residual ? residual : std::vector<float>{}, dtype);
         test::expect_close(got, want, dtype == DType::bf16 ? 3e-2 : 1e-2,
-                           kernel->name() + " tokens=" + std::to_string(tokens) +
-                               " out=" + std::to_string(out) + " in=" + std::to_string(in));
+                           kernel->name() + " act=" + to_string(epilogue.act) +
+                               (epilogue.residual ? " +residual" : "") +
+                               " tokens=" + std::to_string(tokens) + " out=" + std::to_string(out) +
+                               " in=" + std::to_string(in));
       }
+    }
   cudaStreamDestroy(stream);
 }
 
@@ -103,10 +119,10 @@ TEST(CudaKernels, BsrTensorCoreKernel) {
   for (DType dtype : {DType::f16, DType::bf16})
     for (BlockShape shape : {BlockShape{16, 16}, {16, 32}, {32, 16}, {32, 32}})
       check_kernel(dtype, blocks_pruned(shape, 0.6),
-                   [&](const std::vector<float>& w, int64_t out, int64_t in, const float* bias) {
+                   [&](const std::vector<float>& w, int64_t out, int64_t in, const float* bias,
+                       Activation act) {
                      const auto bsr = sparse::to_bsr(w, out, in, shape);
-                     return make_bsr_kernel(bsr, bias, dtype,
-                                            bias ? Activation::gelu_tanh : Activation::none);
+                     return make_bsr_kernel(bsr, bias, dtype, act);
                    });
 }
 
@@ -115,21 +131,20 @@ TEST(CudaKernels, CusparseBlockedEll) {
   for (DType dtype : {DType::f16, DType::bf16})
     for (int b : {16, 32})
       check_kernel(dtype, blocks_pruned({b, b}, 0.6),
-                   [&](const std::vector<float>& w, int64_t out, int64_t in, const float* bias) {
+                   [&](const std::vector<float>& w, int64_t out, int64_t in, const float* bias,
+                       Activation act) {
                      const auto bsr = sparse::to_bsr(w, out, in, {b, b});
-                     return make_blocked_ell_kernel(
-                         0, bsr, bias, dtype, bias ? Activation::gelu_tanh : Activation::none);
+                     return make_blocked_ell_kernel(0, bsr, bias, dtype, act);
                    });
 }
 
 TEST(CudaKernels, CublasLtDense) {
   SKIP_WITHOUT_GPU();
   for (DType dtype : {DType::f16, DType::bf16, DType::int8})
-    check_kernel(dtype, unpruned(),
-                 [&](const std::vector<float>& w, int64_t out, int64_t in, const float* bias) {
-                   return make_dense_kernel(0, w.data(), out, in, bias, dtype,
-                                            bias ? Activation::gelu_tanh : Activation::none);
-                 });
+    check_kernel(
+        dtype, unpruned(),
+        [&](const std::vector<float>& w, int64_t out, int64_t in, const float* bias,
+            Activation act) { return make_dense_kernel(0, w.data(), out, in, bias, dtype, act); });
 }
 
 TEST(CudaKernels, CusparseLt2of4) {
@@ -140,10 +155,10 @@ TEST(CudaKernels, CusparseLt2of4) {
     GTEST_SKIP() << why;
   for (DType dtype : {DType::f16, DType::bf16, DType::int8})
     check_kernel(dtype, two_of_four(),
-                 [&](const std::vector<float>& w, int64_t out, int64_t in, const float* bias) {
+                 [&](const std::vector<float>& w, int64_t out, int64_t in, const float* bias,
+                     Activation act) {
                    std::string unused;
-                   return make_nm_kernel(0, w.data(), out, in, bias, dtype,
-                                         bias ? Activation::gelu_tanh : Activation::none, unused);
+                   return make_nm_kernel(0, w.data(), out, in, bias, dtype, act, unused);
                  });
 }
 
