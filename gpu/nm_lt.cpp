@@ -85,7 +85,7 @@ class NmLtKernel final : public GpuKernel {
       compute_ = CUSPARSE_COMPUTE_32F;
     }
     upload_dense_weight(weight);
-    if (bias) bias_ = upload(std::span(bias, static_cast<size_t>(out)));
+    if (bias && !fused_.bias) bias_ = upload(std::span(bias, static_cast<size_t>(out)));
     if (fused_.bias) {
       std::vector<float> padded(static_cast<size_t>(out_padded_), 0.0f);
       std::copy_n(bias, out, padded.begin());
@@ -101,6 +101,7 @@ class NmLtKernel final : public GpuKernel {
       if (!fused_.bias && !fused_.relu) throw;
       fused_ = LibraryEpilogue{.residual_as_c = fused_.residual_as_c};
       bias_out_type_ = DeviceBuffer();
+      if (bias) bias_ = upload(std::span(bias, static_cast<size_t>(out)));
       plans_.clear();
       plan_for(4 * kAlign);
     }
@@ -145,9 +146,8 @@ class NmLtKernel final : public GpuKernel {
                     scale_.get<float>(), bias_.get<float>(), act_, residual, y, tokens, out_,
                     stream);
     else  // in place when D is y (a no-op when the library did the whole epilogue)
-      finish_output(d_ptr, out_padded_, y, elem_, tokens, out_,
-                    fused_.bias ? nullptr : bias_.get<float>(), fused_.remaining(act_),
-                    residual_in_matmul ? nullptr : residual, stream);
+      finish_output(d_ptr, out_padded_, y, elem_, tokens, out_, bias_.get<float>(),
+                    fused_.remaining(act_), residual_in_matmul ? nullptr : residual, stream);
   }
 
   std::string name() const override {
@@ -302,8 +302,9 @@ class NmLtKernel final : public GpuKernel {
   LibraryEpilogue fused_;  // none for int8: its scales come before the bias, in sparq's epilogue
   cudaDataType ab_type_{}, cd_type_{};
   cusparseComputeType compute_{};
-  DeviceBuffer dense_, compressed_, scale_, bias_;
-  DeviceBuffer bias_out_type_;  // [out_padded] in D's type, for the fused bias
+  DeviceBuffer dense_, compressed_, scale_;
+  DeviceBuffer bias_;           // fp32 [out] for sparq's pass (int8, or a refused fusion)
+  DeviceBuffer bias_out_type_;  // [out_padded] in D's type, for cuSPARSELt's fused bias
   mutable std::mutex mutex_;
   mutable std::map<int64_t, std::shared_ptr<Plan>> plans_;
 };
