@@ -1,5 +1,7 @@
 #include "gpu/blocked_ell_sparse.hpp"
 
+#include <cstdint>
+
 #include "gpu/context.hpp"
 #include "gpu/host_values.hpp"
 #include "sparse/blocked_ell.hpp"
@@ -36,9 +38,11 @@ class BlockedEllKernel final : public GpuKernel {
   void run(const void* x, int64_t tokens, void* y, const void* residual,
            cudaStream_t stream) const override {
     Context& ctx = Context::get(device_);
-    StreamScratch xb(in_padded_ == in_ ? 0 : static_cast<size_t>(tokens * in_padded_) * 2, stream);
+    // cuSPARSE's Blocked-ELL SpMM reads B in vectors: a padded or unaligned x is copied first.
+    const bool x_in_place = in_padded_ == in_ && reinterpret_cast<uintptr_t>(x) % 16 == 0;
+    StreamScratch xb(x_in_place ? 0 : static_cast<size_t>(tokens * in_padded_) * 2, stream);
     const void* b_values = x;
-    if (in_padded_ != in_) {
+    if (!x_in_place) {
       copy_rows_padded(x, in_, xb.get(), in_padded_, tokens, in_, tokens, 2, stream);
       b_values = xb.get();
     }
