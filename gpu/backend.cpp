@@ -141,7 +141,7 @@ class CudaBackend final : public Backend {
       const double bs = sparse::block_sparsity(w, out, in, shape);
       const std::string name = std::to_string(shape.rows) + "x" + std::to_string(shape.cols);
       candidates.push_back({make_bsr_kernel(bsr, bias, o.dtype, o.activation), name, bs});
-      if (shape.rows == shape.cols)
+      if (shape.rows == shape.cols && o.dtype != DType::int8)  // cuSPARSE: no int8 Blocked-ELL
         candidates.push_back(
             {make_blocked_ell_kernel(device, bsr, bias, o.dtype, o.activation), name, bs});
     };
@@ -168,10 +168,6 @@ class CudaBackend final : public Backend {
         break;
       }
       case Pattern::Kind::block: {
-        if (o.dtype == DType::int8)
-          throw NotSupported(
-              "SparseLinear::pack: int8 block-sparse layers on cuda are not "
-              "supported; use f16 or bf16 for blocks, or int8 with 2:4");
         const BlockShape shape = p.block;
         if (!(shape.rows == 16 || shape.rows == 32) || !(shape.cols == 16 || shape.cols == 32))
           throw NotSupported("SparseLinear::pack: block " + p.to_string() +
@@ -186,12 +182,11 @@ class CudaBackend final : public Backend {
         reason = "auto";
         if (info.sparsity >= kMinSparsityFor2of4 && sparse::fits_n_m(w, out, in, 2, 4) && !add_nm())
           reason += " (2:4 not tried: " + nm_missing + ")";
-        if (o.dtype != DType::int8)
-          for (BlockShape shape : {BlockShape{32, 32}, BlockShape{16, 16}})
-            if (sparse::block_sparsity(w, out, in, shape) >= kMinBlockSparsity) {
-              add_blocks(shape);
-              break;
-            }
+        for (BlockShape shape : {BlockShape{32, 32}, BlockShape{16, 16}})
+          if (sparse::block_sparsity(w, out, in, shape) >= kMinBlockSparsity) {
+            add_blocks(shape);
+            break;
+          }
         break;
       }
     }

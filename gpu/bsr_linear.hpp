@@ -1,4 +1,5 @@
-// A block-sparse layer on sparq's tensor-core BSR kernel (bsr_mma.cu).
+// A block-sparse layer on sparq's tensor-core BSR kernels (bsr_mma.cu for fp16 / bf16,
+// bsr_int8_mma.cu for int8 with fp16 activations).
 #pragma once
 
 #include <memory>

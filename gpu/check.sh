@@ -65,6 +65,8 @@ say "   was faster at pack time: see the kernel column) vs dense"
 for p in 16x16 32x32; do
   bench --dtype f16 --pattern $p --sparsity 0.9 --shapes 3072x768,4096x4096 --tokens 128,4096
 done
+say "== int8 block-sparse at 90 % (sparq's int8 BSR kernel) vs cuBLASLt dense int8"
+bench --dtype int8 --pattern 32x32 --sparsity 0.9 --shapes 3072x768,4096x4096 --tokens 128,4096
 say "== BERT-base end to end, batch 32 x seq 128, fp16"
 eval_out=$($build/bench/sparq-eval --synthetic bert-base --device cuda --dtype f16 --pattern 2:4 \
   --batch 32 --seq 128 --iters 30 --warmup 5 --compare dense 2>&1 || true)

@@ -44,14 +44,18 @@ __global__ void finish_output_kernel(const T* src, int64_t src_ld, T* y, int64_t
   }
 }
 
-// One block per token row: max |x| by a block reduction, then the quantized row.
-__global__ void quantize_rows_kernel(const __half* x, int64_t in, int8_t* q, int64_t ld_q,
-                                     float* scales) {
+// One block per row of q: max |x| by a block reduction, then the quantized row. q is row-major
+// [rows x ld_q] when plane_rows is 0, else k-planes [ld_q/16][plane_rows][16]; rows past `tokens`
+// (planes only) are written as zeros and get no scale.
+__global__ void quantize_rows_kernel(const __half* x, int64_t tokens, int64_t in, int8_t* q,
+                                     int64_t ld_q, int64_t plane_rows, float* scales) {
   const int64_t row = blockIdx.x;
+  const bool real = row < tokens;  // the same for the whole block: the barrier below is safe
   const __half* xr = x + row * in;
   float local = 0.0f;
-  for (int64_t i = threadIdx.x; i < in; i += blockDim.x)
-    local = fmaxf(local, fabsf(__half2float(xr[i])));
+  if (real)
+    for (int64_t i = threadIdx.x; i < in; i += blockDim.x)
+      local = fmaxf(local, fabsf(__half2float(xr[i])));
   __shared__ float partial[kThreads / 32];
   for (int offset = 16; offset > 0; offset /= 2)
     local = fmaxf(local, __shfl_xor_sync(0xffffffffu, local, offset));
@@ -61,15 +65,15 @@ __global__ void quantize_rows_kernel(const __half* x, int64_t in, int8_t* q, int
   for (int w = 0; w < kThreads / 32; ++w) max_abs = fmaxf(max_abs, partial[w]);
   const float scale = max_abs / 127.0f;
   const float inverse = max_abs > 0.0f ? 127.0f / max_abs : 0.0f;
-  if (threadIdx.x == 0) scales[row] = scale;
-  int8_t* qr = q + row * ld_q;
+  if (real && threadIdx.x == 0) scales[row] = scale;
   for (int64_t i = threadIdx.x; i < ld_q; i += blockDim.x) {
     int v = 0;
-    if (i < in) {
+    if (real && i < in) {
       v = __float2int_rn(__half2float(xr[i]) * inverse);
       v = v > 127 ? 127 : (v < -127 ? -127 : v);
     }
-    qr[i] = static_cast<int8_t>(v);
+    const int64_t at = plane_rows ? (i / 16) * plane_rows * 16 + row * 16 + i % 16 : row * ld_q + i;
+    q[at] = static_cast<int8_t>(v);
   }
 }
 
@@ -138,8 +142,20 @@ void finish_output(const void* src, int64_t src_ld, void* y, Elem e, int64_t tok
 void quantize_rows(const void* x, int64_t tokens, int64_t in, int8_t* q, int64_t ld_q,
                    float* scales, cudaStream_t stream) {
   quantize_rows_kernel<<<static_cast<unsigned>(tokens), kThreads, 0, stream>>>(
-      static_cast<const __half*>(x), in, q, ld_q, scales);
+      static_cast<const __half*>(x), tokens, in, q, ld_q, 0, scales);
   check_cuda(cudaGetLastError(), "quantize_rows launch");
+}
+
+void quantize_rows_planar(const void* x, int64_t tokens, int64_t in, int8_t* q, int64_t ld_q,
+                          int64_t plane_rows, float* scales, cudaStream_t stream) {
+  if (ld_q % 16 != 0 || ld_q < in || plane_rows < tokens)
+    throw InvalidArgument("quantize_rows_planar: " + std::to_string(tokens) + " x " +
+                          std::to_string(in) + " into planes of " + std::to_string(plane_rows) +
+                          " rows x " + std::to_string(ld_q) +
+                          " columns (expected columns a multiple of 16 and nothing cut off)");
+  quantize_rows_kernel<<<static_cast<unsigned>(plane_rows), kThreads, 0, stream>>>(
+      static_cast<const __half*>(x), tokens, in, q, ld_q, plane_rows, scales);
+  check_cuda(cudaGetLastError(), "quantize_rows_planar launch");
 }
 
 void int8_epilogue(const int32_t* acc, int64_t ld_acc, const float* x_scale, const float* w_scale,

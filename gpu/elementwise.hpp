@@ -29,6 +29,12 @@ void finish_output(const void* src, int64_t src_ld, void* y, Elem e, int64_t tok
 void quantize_rows(const void* x, int64_t tokens, int64_t in, int8_t* q, int64_t ld_q,
                    float* scales, cudaStream_t stream);
 
+// The same quantization into k-planes [ld_q/16][plane_rows][16] (the layout of the int8 BSR
+// kernel, bsr_mma.hpp): element (t, k) at (k / 16) * plane_rows * 16 + t * 16 + k % 16; rows past
+// `tokens` and columns past `in` are zero. ld_q % 16 == 0, plane_rows >= tokens.
+void quantize_rows_planar(const void* x, int64_t tokens, int64_t in, int8_t* q, int64_t ld_q,
+                          int64_t plane_rows, float* scales, cudaStream_t stream);
+
 // y (fp16 [tokens x out]) = act(acc * x_scale[token] * w_scale[out] + bias) + residual, with acc
 // int32 [tokens x ld_acc].
 void int8_epilogue(const int32_t* acc, int64_t ld_acc, const float* x_scale, const float* w_scale,

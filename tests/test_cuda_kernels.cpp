@@ -1,7 +1,7 @@
 // Every GPU kernel of the CUDA backend against the CPU oracle, called directly with device buffers
-// and a stream (the path forward_device takes): sparq's BSR tensor-core kernel for each block
-// shape, cuSPARSE Blocked-ELL, cuBLASLt dense and cuSPARSELt 2:4, in fp16 / bf16 / int8, with
-// token, row and column tails. Skips with the reason when no supported GPU is usable.
+// and a stream (the path forward_device takes): sparq's BSR tensor-core kernels (fp16, bf16, int8)
+// for each block shape, cuSPARSE Blocked-ELL, cuBLASLt dense and cuSPARSELt 2:4, in fp16 / bf16 /
+// int8, with token, row and column tails. Skips with the reason when no supported GPU is usable.
 #include <cuda_runtime.h>
 #include <gtest/gtest.h>
 
@@ -122,7 +122,7 @@ auto unpruned() {
 
 TEST(CudaKernels, BsrTensorCoreKernel) {
   SKIP_WITHOUT_GPU();
-  for (DType dtype : {DType::f16, DType::bf16})
+  for (DType dtype : {DType::f16, DType::bf16, DType::int8})
     for (BlockShape shape : {BlockShape{16, 16}, {16, 32}, {32, 16}, {32, 32}})
       check_kernel(dtype, blocks_pruned(shape, 0.6),
                    [&](const std::vector<float>& w, int64_t out, int64_t in, const float* bias,
