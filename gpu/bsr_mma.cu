@@ -90,6 +90,8 @@ __global__ void __launch_bounds__(kThreads)
   constexpr int kXld = C + kPad;  // a multiple of 16 halves
   constexpr int kYld = R + 8;     // fp32 accumulator staging, a multiple of 8 floats
   constexpr int kBuffers = kAsync ? kStages : 1;
+  // Every buffer starts 128-byte aligned (cp.async wants 16, wmma 32).
+  static_assert(kTokensPerCta * kXld * sizeof(T) % 128 == 0);
   __shared__ __align__(128) T xs[kBuffers][kTokensPerCta * kXld];
   __shared__ __align__(32) float ys[kTokensPerCta * kYld];
 
@@ -180,10 +182,10 @@ bool bsr_mma_supports(int rows, int cols) {
 void bsr_mma_forward(const BsrDevice& w, Elem e, const void* x, int64_t tokens, const float* bias,
                      Activation act, const void* residual, void* y, cudaStream_t stream) {
   // The grid's y dimension holds at most 65535 token tiles: longer calls run in chunks.
-  constexpr int64_t kChunk = int64_t{65535} * kTokensPerCta;
+  constexpr int64_t kMaxTokensPerLaunch = int64_t{65535} * kTokensPerCta;
   const size_t elem_bytes = 2;
-  for (int64_t t0 = 0; t0 < tokens; t0 += kChunk) {
-    const int64_t n = std::min(kChunk, tokens - t0);
+  for (int64_t t0 = 0; t0 < tokens; t0 += kMaxTokensPerLaunch) {
+    const int64_t n = std::min(kMaxTokensPerLaunch, tokens - t0);
     const void* xc = static_cast<const char*>(x) + t0 * w.in * elem_bytes;
     void* yc = static_cast<char*>(y) + t0 * w.out * elem_bytes;
     const void* rc =

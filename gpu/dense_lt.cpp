@@ -31,6 +31,7 @@ class DenseHalfKernel final : public GpuKernel {
         bias_(bias ? upload(std::span<const uint16_t>(
                          to_16bit(std::span(bias, static_cast<size_t>(out)), elem_)))
                    : DeviceBuffer()),
+        bias_f32_(bias ? upload(std::span(bias, static_cast<size_t>(out))) : DeviceBuffer()),
         matmul_(device, out, in, in, in,
                 {elem_ == Elem::f16 ? CUDA_R_16F : CUDA_R_16BF,
                  elem_ == Elem::f16 ? CUDA_R_16F : CUDA_R_16BF, CUBLAS_COMPUTE_32F, CUDA_R_32F},
@@ -40,22 +41,31 @@ class DenseHalfKernel final : public GpuKernel {
            cudaStream_t stream) const override {
     const bool residual_in_matmul = residual && fused_.residual_as_c;
     const float one = 1.0f, zero = 0.0f;
-    matmul_.run(weight_.get(), x, tokens, residual_in_matmul ? residual : nullptr, y, &one,
-                residual_in_matmul ? &one : &zero, stream);
-    finish_output(y, out_, y, elem_, tokens, out_, nullptr, fused_.remaining(act_),
+    const bool epilogue_done =
+        matmul_.run(weight_.get(), x, tokens, residual_in_matmul ? residual : nullptr, y, &one,
+                    residual_in_matmul ? &one : &zero, stream);
+    // Without the library's epilogue the residual (if it went in as C) precedes the bias, which
+    // is the same sum: residual_as_c implies no activation.
+    finish_output(y, out_, y, elem_, tokens, out_,
+                  epilogue_done && fused_.bias ? nullptr : bias_f32_.get<float>(),
+                  epilogue_done ? fused_.remaining(act_) : act_,
                   residual_in_matmul ? nullptr : residual, stream);
   }
   std::string name() const override {
     return std::string("cublaslt:") + elem_name(elem_) + "-dense" + fused_.suffix();
   }
-  int64_t bytes() const override { return static_cast<int64_t>(weight_.bytes() + bias_.bytes()); }
+  int64_t bytes() const override {
+    return static_cast<int64_t>(weight_.bytes() + bias_.bytes() + bias_f32_.bytes());
+  }
 
  private:
   int64_t out_;
   Elem elem_;
   Activation act_;
   LibraryEpilogue fused_;
-  DeviceBuffer weight_, bias_;  // bias in the output type, as cuBLASLt's epilogue reads it
+  DeviceBuffer weight_;
+  DeviceBuffer bias_;      // in the output type, as cuBLASLt's epilogue reads it
+  DeviceBuffer bias_f32_;  // for sparq's pass when a shape has no algorithm with the epilogue
   LtMatmul matmul_;
 };
 

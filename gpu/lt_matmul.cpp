@@ -21,6 +21,7 @@ struct LtMatmul::Shape {
   cublasLtMatrixLayout_t a = nullptr, b = nullptr, d = nullptr;
   cublasLtMatmulAlgo_t algo{};
   size_t workspace = 0;
+  bool library_epilogue = false;  // made with the epilogue (bias / ReLU) of LtEpilogue
   ~Shape() {
     if (d) cublasLtMatrixLayoutDestroy(d);
     if (b) cublasLtMatrixLayoutDestroy(b);
@@ -33,11 +34,29 @@ LtMatmul::LtMatmul(int device, int64_t m, int64_t k, int64_t lda, int64_t ldb, L
                    LtEpilogue epilogue)
     : device_(device), m_(m), k_(k), lda_(lda), ldb_(ldb), types_(types), epilogue_(epilogue) {}
 
+// A shape for which cuBLASLt has no algorithm with the epilogue is made without it; run() then
+// says so and the caller applies bias and activation itself.
 std::shared_ptr<const LtMatmul::Shape> LtMatmul::shape_for(const Key& key) const {
-  const auto [n, align_b, align_d] = key;
   std::lock_guard lock(mutex_);
   if (auto it = shapes_.find(key); it != shapes_.end()) return it->second;
+  std::shared_ptr<Shape> s;
+  if (epilogue_.kind != CUBLASLT_EPILOGUE_DEFAULT) {
+    try {
+      s = make_shape(key, true);
+    } catch (const NotSupported&) {
+      s = nullptr;
+    }
+  }
+  if (!s) s = make_shape(key, false);
+  if (shapes_.size() >= kMaxCachedShapes) shapes_.clear();  // shared_ptr keeps running ones
+  shapes_[key] = s;
+  return s;
+}
+
+std::shared_ptr<LtMatmul::Shape> LtMatmul::make_shape(const Key& key, bool with_epilogue) const {
+  const auto [n, align_b, align_d] = key;
   auto s = std::make_shared<Shape>();
+  s->library_epilogue = with_epilogue;
   const Context& ctx = Context::get(device_);
   check_cublas(cublasLtMatmulDescCreate(&s->desc, types_.compute, types_.scale),
                "cublasLtMatmulDescCreate");
@@ -48,11 +67,11 @@ std::shared_ptr<const LtMatmul::Shape> LtMatmul::shape_for(const Key& key) const
   check_cublas(
       cublasLtMatmulDescSetAttribute(s->desc, CUBLASLT_MATMUL_DESC_TRANSB, &none, sizeof none),
       "cublasLtMatmulDescSetAttribute(TRANSB)");
-  if (epilogue_.kind != CUBLASLT_EPILOGUE_DEFAULT)
+  if (with_epilogue)
     check_cublas(cublasLtMatmulDescSetAttribute(s->desc, CUBLASLT_MATMUL_DESC_EPILOGUE,
                                                 &epilogue_.kind, sizeof epilogue_.kind),
                  "cublasLtMatmulDescSetAttribute(EPILOGUE)");
-  if (epilogue_.bias)
+  if (with_epilogue && epilogue_.bias)
     check_cublas(cublasLtMatmulDescSetAttribute(s->desc, CUBLASLT_MATMUL_DESC_BIAS_POINTER,
                                                 &epilogue_.bias, sizeof epilogue_.bias),
                  "cublasLtMatmulDescSetAttribute(BIAS_POINTER)");
@@ -95,12 +114,10 @@ std::shared_ptr<const LtMatmul::Shape> LtMatmul::shape_for(const Key& key) const
                        std::to_string(static_cast<int>(status)) + ")");
   s->algo = result.algo;
   s->workspace = result.workspaceSize;
-  if (shapes_.size() >= kMaxCachedShapes) shapes_.clear();  // shared_ptr keeps running ones
-  shapes_[key] = s;
   return s;
 }
 
-void LtMatmul::run(const void* a, const void* b, int64_t n, const void* c, void* d,
+bool LtMatmul::run(const void* a, const void* b, int64_t n, const void* c, void* d,
                    const void* alpha, const void* beta, cudaStream_t stream) const {
   if (!c) c = d;
   const std::shared_ptr<const Shape> s =
@@ -109,6 +126,7 @@ void LtMatmul::run(const void* a, const void* b, int64_t n, const void* c, void*
   check_cublas(cublasLtMatmul(Context::get(device_).blas_lt, s->desc, alpha, a, s->a, b, s->b, beta,
                               c, s->d, d, s->d, &s->algo, workspace.get(), s->workspace, stream),
                "cublasLtMatmul");
+  return s->library_epilogue;
 }
 
 }  // namespace sparq::gpu

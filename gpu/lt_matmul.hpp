@@ -34,14 +34,16 @@ class LtMatmul {
   LtMatmul(int device, int64_t m, int64_t k, int64_t lda, int64_t ldb, LtTypes types,
            LtEpilogue epilogue = {});
   // D = epilogue(alpha A^T B + beta C); alpha and beta point to host scalars of types.scale. C has
-  // D's layout; null means D (beta = 0 then ignores it).
-  void run(const void* a, const void* b, int64_t n, const void* c, void* d, const void* alpha,
+  // D's layout; null means D (beta = 0 then ignores it). Returns whether the epilogue was applied:
+  // false when cuBLASLt had no algorithm with it for this shape and alignment.
+  bool run(const void* a, const void* b, int64_t n, const void* c, void* d, const void* alpha,
            const void* beta, cudaStream_t stream) const;
 
  private:
   struct Shape;
   using Key = std::tuple<int64_t, uint32_t, uint32_t>;  // n, alignment of B, of C and D
   std::shared_ptr<const Shape> shape_for(const Key& key) const;
+  std::shared_ptr<Shape> make_shape(const Key& key, bool with_epilogue) const;
   int device_;
   int64_t m_, k_, lda_, ldb_;
   LtTypes types_;

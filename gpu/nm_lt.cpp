@@ -24,6 +24,7 @@ namespace {
 // 32 (int8) / 16 (fp16, bf16) and the dense ones in multiples of 16 / 8; 32 covers every case.
 constexpr int64_t kAlign = 32;
 constexpr size_t kMaxCachedPlans = 64;
+constexpr int64_t kProbeTokens = 4 * kAlign;  // the token count planned and probed at pack time
 
 // cuSPARSELt wants every matrix pointer 16-byte aligned.
 bool is_aligned(const void* p) { return reinterpret_cast<uintptr_t>(p) % 16 == 0; }
@@ -52,6 +53,7 @@ struct Plan {
   cusparseLtMatmulAlgSelection_t alg{};
   cusparseLtMatmulPlan_t plan{};
   size_t workspace = 0;
+  bool library_epilogue = false;  // bias / ReLU of fused_ set on the matmul descriptor
   bool a_made = false, b_made = false, d_made = false, alg_made = false, plan_made = false;
   ~Plan() {
     if (plan_made) cusparseLtMatmulPlanDestroy(&plan);
@@ -85,26 +87,12 @@ class NmLtKernel final : public GpuKernel {
       compute_ = CUSPARSE_COMPUTE_32F;
     }
     upload_dense_weight(weight);
-    if (bias && !fused_.bias) bias_ = upload(std::span(bias, static_cast<size_t>(out)));
-    if (fused_.bias) {
-      std::vector<float> padded(static_cast<size_t>(out_padded_), 0.0f);
-      std::copy_n(bias, out, padded.begin());
-      bias_out_type_ = upload(std::span<const uint16_t>(to_16bit(padded, elem_)));
-    }
+    if (bias) bias_ = upload(std::span(bias, static_cast<size_t>(out)));
     compress();
+    if (fused_.bias || fused_.relu) fuse_epilogue(bias);
     // One plan (with its algorithm search) at pack time, so that a shape or architecture
     // cuSPARSELt rejects fails here, where the backend can fall back, not in the first forward.
-    // A cuSPARSELt that refuses the fused bias / ReLU gets the plain plan and sparq's pass.
-    try {
-      plan_for(4 * kAlign);
-    } catch (const CudaError&) {
-      if (!fused_.bias && !fused_.relu) throw;
-      fused_ = LibraryEpilogue{.residual_as_c = fused_.residual_as_c};
-      bias_out_type_ = DeviceBuffer();
-      if (bias) bias_ = upload(std::span(bias, static_cast<size_t>(out)));
-      plans_.clear();
-      plan_for(4 * kAlign);
-    }
+    plan_for(kProbeTokens);
   }
 
   void run(const void* x, int64_t tokens, void* y, const void* residual,
@@ -120,6 +108,7 @@ class NmLtKernel final : public GpuKernel {
     // C shares D's descriptor, so the residual can be C only when D is y itself.
     const bool residual_in_matmul =
         residual && fused_.residual_as_c && y_in_place && is_aligned(residual);
+    const bool bias_in_matmul = p->library_epilogue && fused_.bias;
     StreamScratch b(x_in_place ? 0 : static_cast<size_t>(n * in_padded_) * ab_bytes, stream);
     StreamScratch x_scale(int8_ ? static_cast<size_t>(tokens) * sizeof(float) : 0, stream);
     if (int8_) {
@@ -146,8 +135,10 @@ class NmLtKernel final : public GpuKernel {
                     scale_.get<float>(), bias_.get<float>(), act_, residual, y, tokens, out_,
                     stream);
     else  // in place when D is y (a no-op when the library did the whole epilogue)
-      finish_output(d_ptr, out_padded_, y, elem_, tokens, out_, bias_.get<float>(),
-                    fused_.remaining(act_), residual_in_matmul ? nullptr : residual, stream);
+      finish_output(d_ptr, out_padded_, y, elem_, tokens, out_,
+                    bias_in_matmul ? nullptr : bias_.get<float>(),
+                    p->library_epilogue ? fused_.remaining(act_) : act_,
+                    residual_in_matmul ? nullptr : residual, stream);
   }
 
   std::string name() const override {
@@ -156,7 +147,7 @@ class NmLtKernel final : public GpuKernel {
   }
   int64_t bytes() const override {
     return static_cast<int64_t>(compressed_.bytes() + scale_.bytes() + bias_.bytes() +
-                                bias_out_type_.bytes());
+                                bias_library_.bytes());
   }
 
  private:
@@ -217,11 +208,27 @@ class NmLtKernel final : public GpuKernel {
   }
 
   // Descriptors, the algorithm found by cusparseLtMatmulSearch, and the workspace size, once per
-  // padded token count.
+  // padded token count. A plan cuSPARSELt refuses with the fused epilogue is made without it (the
+  // run then leaves bias and activation to sparq's pass).
   std::shared_ptr<const Plan> plan_for(int64_t n) const {
     std::lock_guard lock(mutex_);
     if (auto it = plans_.find(n); it != plans_.end()) return it->second;
     DeviceGuard guard(device_);
+    std::shared_ptr<Plan> p;
+    if (fused_.bias || fused_.relu) {
+      try {
+        p = make_plan(n, true);
+      } catch (const CudaError&) {
+        p = nullptr;
+      }
+    }
+    if (!p) p = make_plan(n, false);
+    if (plans_.size() >= kMaxCachedPlans) plans_.clear();  // shared_ptr keeps running ones
+    plans_[n] = p;
+    return p;
+  }
+
+  std::shared_ptr<Plan> make_plan(int64_t n, bool with_epilogue) const {
     const cusparseLtHandle_t& h = handle_for(device_);
     auto p = std::make_shared<Plan>();
     make_structured(p->a);
@@ -238,7 +245,8 @@ class NmLtKernel final : public GpuKernel {
                                                   CUSPARSE_OPERATION_NON_TRANSPOSE, &p->a, &p->b,
                                                   &p->d, &p->d, compute_),
                    "cusparseLtMatmulDescriptorInit");
-    set_epilogue(p->matmul);
+    if (with_epilogue) set_epilogue(p->matmul);
+    p->library_epilogue = with_epilogue;
     check_cusparse(
         cusparseLtMatmulAlgSelectionInit(&h, &p->alg, &p->matmul, CUSPARSELT_MATMUL_ALG_DEFAULT),
         "cusparseLtMatmulAlgSelectionInit");
@@ -249,13 +257,77 @@ class NmLtKernel final : public GpuKernel {
     check_cusparse(cusparseLtMatmulGetWorkspace(&h, &p->plan, &p->workspace),
                    "cusparseLtMatmulGetWorkspace");
     search(*p, n);
-    if (plans_.size() >= kMaxCachedPlans) plans_.clear();  // shared_ptr keeps running ones
-    plans_[n] = p;
     return p;
   }
 
-  // ReLU and the bias (one value per row of D, in D's type, as NVIDIA documents for 16-bit
-  // outputs) into cuSPARSELt's epilogue.
+  // The bias's element type in cuSPARSELt's epilogue has changed between versions (NVIDIA's
+  // samples pass fp32 with 16-bit compute and D's type with fp32 compute), and a wrong guess gives
+  // wrong numbers, not an error. So each candidate is tried on zero activations, where the output
+  // must be exactly act(bias) rounded to D's type, and the first that gives it is kept; when none
+  // does (or cuSPARSELt refuses the epilogue), sparq's pass adds the bias and activates.
+  void fuse_epilogue(const float* bias) {
+    const LibraryEpilogue wanted = fused_;
+    const int attempts = wanted.bias ? 2 : 1;
+    for (int attempt = 0; attempt < attempts; ++attempt) {
+      if (wanted.bias) bias_library_ = upload_library_bias(bias, attempt == 1);
+      plans_.clear();
+      try {
+        const std::shared_ptr<const Plan> p = plan_for(kProbeTokens);
+        if (p->library_epilogue && probe_matches(*p, bias)) return;
+      } catch (const CudaError&) {
+        // a failing plan or probe run: try the next bias type, then sparq's pass
+      }
+    }
+    fused_ = LibraryEpilogue{.residual_as_c = wanted.residual_as_c};
+    bias_library_ = DeviceBuffer();
+    plans_.clear();
+  }
+
+  // [out_padded] bias values in D's type or in fp32; the buffer is sized for fp32 either way, so
+  // a library reading the other type stays inside it.
+  DeviceBuffer upload_library_bias(const float* bias, bool as_fp32) const {
+    std::vector<float> padded(static_cast<size_t>(out_padded_), 0.0f);
+    std::copy_n(bias, out_, padded.begin());
+    if (as_fp32) return upload(std::span<const float>(padded));
+    std::vector<uint16_t> bits = to_16bit(padded, elem_);
+    bits.resize(bits.size() * 2, 0);
+    return upload(std::span<const uint16_t>(bits));
+  }
+
+  // Runs the plan on zero activations and checks every output against act(bias) in D's type.
+  bool probe_matches(const Plan& p, const float* bias) const {
+    const cusparseLtHandle_t& h = handle_for(device_);
+    const int64_t n = kProbeTokens;
+    DeviceBuffer b(static_cast<size_t>(n * in_padded_) * 2);
+    DeviceBuffer d(static_cast<size_t>(n * out_padded_) * 2);
+    check_cuda(cudaMemset(b.get(), 0, b.bytes()), "cudaMemset");
+    check_cuda(cudaMemset(d.get(), 0xff, d.bytes()), "cudaMemset");  // NaN: must be overwritten
+    DeviceBuffer workspace(p.workspace);
+    const float alpha = 1.0f, beta = 0.0f;
+    check_cusparse(cusparseLtMatmul(&h, &p.plan, &alpha, compressed_.get(), b.get(), &beta, d.get(),
+                                    d.get(), workspace.get(), nullptr, 0),
+                   "cusparseLtMatmul (epilogue probe)");
+    std::vector<uint16_t> got(static_cast<size_t>(n * out_padded_));
+    check_cuda(cudaMemcpy(got.data(), d.get(), d.bytes(), cudaMemcpyDeviceToHost),
+               "cudaMemcpy (epilogue probe)");
+    std::vector<float> want(static_cast<size_t>(out_padded_), 0.0f);
+    for (int64_t o = 0; o < out_; ++o) {
+      const float v = fused_.bias ? bias[o] : 0.0f;
+      want[static_cast<size_t>(o)] = fused_.relu && v < 0.0f ? 0.0f : v;
+    }
+    const std::vector<uint16_t> want_bits = to_16bit(want, elem_);
+    const auto value = [&](uint16_t bits) {
+      return elem_ == Elem::f16 ? sparse::from_f16(bits) : sparse::from_bf16(bits);
+    };
+    for (int64_t t = 0; t < n; ++t)
+      for (int64_t o = 0; o < out_padded_; ++o)
+        if (value(got[static_cast<size_t>(t * out_padded_ + o)]) !=
+            value(want_bits[static_cast<size_t>(o)]))
+          return false;  // NaN (not written) compares unequal too
+    return true;
+  }
+
+  // ReLU and the bias (one value per row of D) into cuSPARSELt's epilogue.
   void set_epilogue(cusparseLtMatmulDescriptor_t& matmul) const {
     const cusparseLtHandle_t& h = handle_for(device_);
     if (fused_.relu) {
@@ -265,7 +337,7 @@ class NmLtKernel final : public GpuKernel {
                      "cusparseLtMatmulDescSetAttribute(ACTIVATION_RELU)");
     }
     if (fused_.bias) {
-      const void* bias = bias_out_type_.get();
+      const void* bias = bias_library_.get();
       check_cusparse(cusparseLtMatmulDescSetAttribute(&h, &matmul, CUSPARSELT_MATMUL_BIAS_POINTER,
                                                       &bias, sizeof bias),
                      "cusparseLtMatmulDescSetAttribute(BIAS_POINTER)");
@@ -303,8 +375,8 @@ class NmLtKernel final : public GpuKernel {
   cudaDataType ab_type_{}, cd_type_{};
   cusparseComputeType compute_{};
   DeviceBuffer dense_, compressed_, scale_;
-  DeviceBuffer bias_;           // fp32 [out] for sparq's pass (int8, or a refused fusion)
-  DeviceBuffer bias_out_type_;  // [out_padded] in D's type, for cuSPARSELt's fused bias
+  DeviceBuffer bias_;          // fp32 [out] for sparq's pass (int8, or a plan without the epilogue)
+  DeviceBuffer bias_library_;  // [out_padded] for cuSPARSELt's epilogue (fuse_epilogue)
   mutable std::mutex mutex_;
   mutable std::map<int64_t, std::shared_ptr<Plan>> plans_;
 };

@@ -75,24 +75,28 @@ TEST(LibraryEpilogue, LibraryPlusSparqPassEqualsTheEpilogue) {
   for (Activation act : {Activation::none, Activation::relu, Activation::gelu_tanh,
                          Activation::gelu_erf, Activation::silu})
     for (bool has_bias : {false, true})
-      for (bool has_residual : {false, true}) {
-        const gpu::LibraryEpilogue fused = gpu::library_epilogue(has_bias, act);
-        EXPECT_EQ(fused.bias, has_bias);
-        const bool residual_in_library = has_residual && fused.residual_as_c;
-        for (float a : values)
-          for (float b : values)
-            for (float r : values) {
-              const float bias = has_bias ? b : 0.0f, residual = has_residual ? r : 0.0f;
-              float v = a + (fused.bias ? bias : 0.0f) + (residual_in_library ? residual : 0.0f);
-              if (fused.relu) v = v > 0.0f ? v : 0.0f;
-              v += fused.bias ? 0.0f : bias;
-              v = sparse::activate(v, fused.remaining(act));
-              v += residual_in_library ? 0.0f : residual;
-              EXPECT_FLOAT_EQ(v, sparse::activate(a + bias, act) + residual)
-                  << to_string(act) << " bias=" << has_bias << " residual=" << has_residual
-                  << " a=" << a << " b=" << b << " r=" << r;
-            }
-      }
+      for (bool has_residual : {false, true})
+        for (bool refused : {false, true}) {
+          // A library that refuses the bias / ReLU keeps only the residual as C (nm_lt.cpp).
+          const gpu::LibraryEpilogue chosen = gpu::library_epilogue(has_bias, act);
+          const gpu::LibraryEpilogue fused =
+              refused ? gpu::LibraryEpilogue{.residual_as_c = chosen.residual_as_c} : chosen;
+          EXPECT_EQ(chosen.bias, has_bias);
+          const bool residual_in_library = has_residual && fused.residual_as_c;
+          for (float a : values)
+            for (float b : values)
+              for (float r : values) {
+                const float bias = has_bias ? b : 0.0f, residual = has_residual ? r : 0.0f;
+                float v = a + (fused.bias ? bias : 0.0f) + (residual_in_library ? residual : 0.0f);
+                if (fused.relu) v = v > 0.0f ? v : 0.0f;
+                v += fused.bias ? 0.0f : bias;
+                v = sparse::activate(v, fused.remaining(act));
+                v += residual_in_library ? 0.0f : residual;
+                EXPECT_FLOAT_EQ(v, sparse::activate(a + bias, act) + residual)
+                    << to_string(act) << " bias=" << has_bias << " residual=" << has_residual
+                    << " refused=" << refused << " a=" << a << " b=" << b << " r=" << r;
+              }
+        }
 }
 
 TEST(LibraryEpilogue, NamesWhatTheLibraryApplies) {

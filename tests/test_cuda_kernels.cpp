@@ -7,6 +7,7 @@
 
 #include <functional>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include "gpu/attention_gemm.hpp"
@@ -56,9 +57,20 @@ std::vector<float> download_to_f32(const DeviceBuffer& y, size_t n, Elem e) {
   return out;
 }
 
+// Token counts, and whether x and the residual sit 2 bytes off a 16-byte boundary: the kernels'
+// paths for operands that are not aligned (BSR without cp.async, cuSPARSELt's padded copy, no
+// residual as C) beside the aligned ones (32-multiples, where cuSPARSELt writes y in place and may
+// take the residual as C).
+constexpr std::pair<int64_t, bool> kTokenCases[] = {
+    {1, true}, {5, false}, {16, false}, {63, true}, {64, false}, {96, true}, {130, false}};
+
+DeviceBuffer upload_at_offset(std::vector<uint16_t> bits, bool offset) {
+  if (offset) bits.insert(bits.begin(), uint16_t{0});
+  return upload(std::span<const uint16_t>(bits));
+}
+
 // Runs `make` on weights pruned by `prune` for several shapes and every epilogue case, each kernel
-// on several token counts (32-multiples among them, where cuSPARSELt writes y in place and may take
-// the residual as C; odd ones with x misaligned), and compares with the oracle.
+// on every token case, and compares with the oracle.
 void check_kernel(
     DType dtype,
     const std::function<std::vector<float>(const std::vector<float>&, int64_t, int64_t)>& prune,
@@ -74,21 +86,20 @@ void check_kernel(
       const auto w = prune(test::random_floats(static_cast<size_t>(out * in), seed), out, in);
       const auto bias = test::random_floats(static_cast<size_t>(out), seed + 1);
       const auto kernel = make(w, out, in, epilogue.bias ? bias.data() : nullptr, epilogue.act);
-      for (int64_t tokens : {1, 5, 16, 63, 64, 130}) {
-        auto x = test::random_floats(static_cast<size_t>(tokens * in), seed + 2);
-        auto residual = test::random_floats(static_cast<size_t>(tokens * out), seed + 3);
+      for (const auto& [tokens, misaligned] : kTokenCases) {
+        const uint32_t data_seed = seed * 1000 + static_cast<uint32_t>(tokens);
+        auto x = test::random_floats(static_cast<size_t>(tokens * in), data_seed);
+        auto residual = test::random_floats(static_cast<size_t>(tokens * out), data_seed + 1);
         for (float& v : x) v = test::round_to(v, rounding);
         for (float& v : residual) v = test::round_to(v, rounding);
-        // Odd token counts read x from a 2-byte offset: the kernels' paths for operands that are
-        // not 16-byte aligned (BSR without cp.async, cuSPARSELt's padded copy).
-        const bool offset_x = tokens % 2 == 1;
-        std::vector<uint16_t> x_bits = to_16bit(x, e);
-        if (offset_x) x_bits.insert(x_bits.begin(), uint16_t{0});
-        const DeviceBuffer dx = upload(std::span<const uint16_t>(x_bits));
-        const void* x_ptr = static_cast<const char*>(dx.get()) + (offset_x ? 2 : 0);
-        const DeviceBuffer dr = upload(std::span<const uint16_t>(to_16bit(residual, e)));
+        const DeviceBuffer dx = upload_at_offset(to_16bit(x, e), misaligned);
+        const DeviceBuffer dr = upload_at_offset(to_16bit(residual, e), misaligned);
+        const void* x_ptr = static_cast<const char*>(dx.get()) + (misaligned ? 2 : 0);
+        const void* r_ptr = static_cast<const char*>(dr.get()) + (misaligned ? 2 : 0);
         DeviceBuffer dy(static_cast<size_t>(tokens * out) * 2);
-        kernel->run(x_ptr, tokens, dy.get(), epilogue.residual ? dr.get() : nullptr, stream);
+        // NaN in fp16 and bf16: an output element the kernel does not write fails the comparison.
+        check_cuda(cudaMemset(dy.get(), 0xff, dy.bytes()), "cudaMemset");
+        kernel->run(x_ptr, tokens, dy.get(), epilogue.residual ? r_ptr : nullptr, stream);
         check_cuda(cudaStreamSynchronize(stream), "cudaStreamSynchronize");
         const auto got = download_to_f32(dy, static_cast<size_t>(tokens * out), e);
         const auto want = test::gpu_reference(
@@ -96,9 +107,9 @@ void check_kernel(
             epilogue.act, epilogue.residual ? residual : std::vector<float>{}, dtype);
         test::expect_close(got, want, dtype == DType::bf16 ? 3e-2 : 1e-2,
                            kernel->name() + " act=" + to_string(epilogue.act) +
-                               (epilogue.residual ? " +residual" : "") +
-                               " tokens=" + std::to_string(tokens) + " out=" + std::to_string(out) +
-                               " in=" + std::to_string(in));
+                               (epilogue.residual ? " +residual" : "") + " tokens=" +
+                               std::to_string(tokens) + (misaligned ? " (misaligned)" : "") +
+                               " out=" + std::to_string(out) + " in=" + std::to_string(in));
       }
     }
   cudaStreamDestroy(stream);
@@ -166,6 +177,29 @@ TEST(CudaKernels, CusparseLt2of4) {
                    std::string unused;
                    return make_nm_kernel(0, w.data(), out, in, bias, dtype, act, unused);
                  });
+}
+
+// cuBLASLt and cuSPARSELt take bias and ReLU into their own epilogue for fp16 / bf16 (the kernel
+// name says what they apply). cuSPARSELt's fused plan is verified at pack time and dropped when its
+// output is wrong, so a missing suffix there means cuSPARSELt's epilogue did not give act(bias).
+TEST(CudaKernels, LibrariesTakeBiasAndReluIntoTheirEpilogue) {
+  SKIP_WITHOUT_GPU();
+  const int64_t out = 64, in = 128;
+  const auto w = sparse::prune_n_m(test::random_floats(out * in, 3), out, in, 2, 4);
+  const auto bias = test::random_floats(out, 4);
+  for (DType dtype : {DType::f16, DType::bf16})
+    for (Activation act : {Activation::none, Activation::relu, Activation::gelu_erf}) {
+      const std::string want = act == Activation::relu ? "+bias+relu" : "+bias";
+      const auto dense = make_dense_kernel(0, w.data(), out, in, bias.data(), dtype, act);
+      EXPECT_TRUE(dense->name().ends_with(want)) << dense->name() << " should end in " << want;
+      std::string why;
+      const auto nm = make_nm_kernel(0, w.data(), out, in, bias.data(), dtype, act, why);
+      if (!nm) continue;  // built without cuSPARSELt: CusparseLt2of4 says so
+      EXPECT_TRUE(nm->name().ends_with(want))
+          << nm->name() << " should end in " << want
+          << ": cuSPARSELt refused the fused bias / ReLU or its output on zero activations was not "
+             "act(bias)";
+    }
 }
 
 // The encoder's two attention paths agree: cuBLAS GEMMs + masked softmax (the fast path) and the
