@@ -102,15 +102,21 @@ int64_t bsr_int8_plane_tokens(int64_t tokens) {
   return (tokens + kTokensPerCta - 1) / kTokensPerCta * kTokensPerCta;
 }
 
-void bsr_int8_forward(const BsrDevice& w, const float* w_scale, const int8_t* q,
+void bsr_int8_forward(const BsrDevice& w, const float* w_scale, const int8_t* q, int64_t ld_q,
                       int64_t plane_tokens, const float* x_scale, int64_t tokens, const float* bias,
                       Activation act, const void* residual, void* y, cudaStream_t stream) {
-  if (tokens > bsr_int8_max_tokens() || plane_tokens < bsr_int8_plane_tokens(tokens))
-    throw InvalidArgument("bsr_int8_forward: " + std::to_string(tokens) + " tokens in planes of " +
-                          std::to_string(plane_tokens) + " (expected at most " +
-                          std::to_string(bsr_int8_max_tokens()) +
-                          " tokens, planes rounded up to 64)");
   const int r = w.block_rows_of, c = w.block_cols_of;
+  // The kernel reads whole blocks of columns and whole 64-token tiles, and wmma wants every
+  // fragment 32-byte aligned: planes of a multiple of 64 tokens, a 32-byte aligned q.
+  const int64_t columns_read = (w.in + c - 1) / c * c;
+  if (tokens > bsr_int8_max_tokens() || plane_tokens % kTokensPerCta != 0 ||
+      plane_tokens < tokens || ld_q % kTile != 0 || ld_q < columns_read ||
+      reinterpret_cast<uintptr_t>(q) % 32 != 0)
+    throw InvalidArgument("bsr_int8_forward: " + std::to_string(tokens) + " tokens in planes of " +
+                          std::to_string(plane_tokens) + " tokens x " + std::to_string(ld_q) +
+                          " columns (expected at most " + std::to_string(bsr_int8_max_tokens()) +
+                          " tokens, planes a multiple of 64 tokens and of 16 columns covering " +
+                          std::to_string(columns_read) + ", q 32-byte aligned)");
   if (r == 16 && c == 16)
     return launch<16, 16>(w, w_scale, q, plane_tokens, x_scale, tokens, bias, act, residual, y,
                           stream);

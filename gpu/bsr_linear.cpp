@@ -104,7 +104,7 @@ class BsrInt8Kernel final : public GpuKernel {
       const void* rc =
           residual ? static_cast<const char*>(residual) + t0 * desc_.out * elem_bytes : nullptr;
       void* yc = static_cast<char*>(y) + t0 * desc_.out * elem_bytes;
-      bsr_int8_forward(desc_, scale_.get<float>(), q.get<int8_t>(), plane_tokens,
+      bsr_int8_forward(desc_, scale_.get<float>(), q.get<int8_t>(), in_padded_, plane_tokens,
                        x_scale.get<float>(), n, bias_.get<float>(), act_, rc, yc, stream);
     }
   }

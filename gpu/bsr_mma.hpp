@@ -30,13 +30,13 @@ bool bsr_mma_supports(int rows, int cols);
 void bsr_mma_forward(const BsrDevice& w, Elem e, const void* x, int64_t tokens, const float* bias,
                      Activation act, const void* residual, void* y, cudaStream_t stream);
 
-// int8: q holds the activations quantized per token in k-planes [in_padded/16][plane_tokens][16]
-// (quantize_rows_planar, in_padded = in rounded up to 32), x_scale one scale per token, w_scale one
-// per output channel; residual and y fp16. At most bsr_int8_max_tokens() tokens per call, with
-// plane_tokens >= bsr_int8_plane_tokens(tokens).
+// int8: q holds the activations quantized per token in k-planes [ld_q/16][plane_tokens][16]
+// (quantize_rows_planar; ld_q = in rounded up to 32 covers every block), x_scale one scale per
+// token, w_scale one per output channel; residual and y fp16. At most bsr_int8_max_tokens() tokens
+// per call, plane_tokens = bsr_int8_plane_tokens(tokens) (a multiple of 64), q 32-byte aligned.
 int64_t bsr_int8_max_tokens();
 int64_t bsr_int8_plane_tokens(int64_t tokens);
-void bsr_int8_forward(const BsrDevice& w, const float* w_scale, const int8_t* q,
+void bsr_int8_forward(const BsrDevice& w, const float* w_scale, const int8_t* q, int64_t ld_q,
                       int64_t plane_tokens, const float* x_scale, int64_t tokens, const float* bias,
                       Activation act, const void* residual, void* y, cudaStream_t stream);
 

@@ -35,7 +35,11 @@ class DenseHalfKernel final : public GpuKernel {
         matmul_(device, out, in, in, in,
                 {elem_ == Elem::f16 ? CUDA_R_16F : CUDA_R_16BF,
                  elem_ == Elem::f16 ? CUDA_R_16F : CUDA_R_16BF, CUBLAS_COMPUTE_32F, CUDA_R_32F},
-                {lt_epilogue_kind(fused_), bias_.get()}) {}
+                {lt_epilogue_kind(fused_), bias_.get()}) {
+    // The name reports what the pack-time plan does (128 tokens, aligned buffers); a shape
+    // cuBLASLt has no algorithm with the epilogue for runs it in sparq's pass instead.
+    named_epilogue_ = lt_epilogue_kind(fused_) != CUBLASLT_EPILOGUE_DEFAULT && matmul_.prepare(128);
+  }
 
   void run(const void* x, int64_t tokens, void* y, const void* residual,
            cudaStream_t stream) const override {
@@ -52,7 +56,8 @@ class DenseHalfKernel final : public GpuKernel {
                   residual_in_matmul ? nullptr : residual, stream);
   }
   std::string name() const override {
-    return std::string("cublaslt:") + elem_name(elem_) + "-dense" + fused_.suffix();
+    return std::string("cublaslt:") + elem_name(elem_) + "-dense" +
+           (named_epilogue_ ? fused_.suffix() : "");
   }
   int64_t bytes() const override {
     return static_cast<int64_t>(weight_.bytes() + bias_.bytes() + bias_f32_.bytes());
@@ -62,7 +67,8 @@ class DenseHalfKernel final : public GpuKernel {
   int64_t out_;
   Elem elem_;
   Activation act_;
-  LibraryEpilogue fused_;
+  LibraryEpilogue fused_;  // what cuBLASLt is asked to apply (per shape, run() says if it did)
+  bool named_epilogue_ = false;  // the pack-time shape took it
   DeviceBuffer weight_;
   DeviceBuffer bias_;      // in the output type, as cuBLASLt's epilogue reads it
   DeviceBuffer bias_f32_;  // for sparq's pass when a shape has no algorithm with the epilogue

@@ -43,7 +43,9 @@ std::shared_ptr<const LtMatmul::Shape> LtMatmul::shape_for(const Key& key) const
   if (epilogue_.kind != CUBLASLT_EPILOGUE_DEFAULT) {
     try {
       s = make_shape(key, true);
-    } catch (const NotSupported&) {
+    } catch (const NotSupported&) {  // no algorithm with the epilogue
+      s = nullptr;
+    } catch (const CudaError&) {  // the epilogue attributes refused
       s = nullptr;
     }
   }
@@ -116,6 +118,8 @@ std::shared_ptr<LtMatmul::Shape> LtMatmul::make_shape(const Key& key, bool with_
   s->workspace = result.workspaceSize;
   return s;
 }
+
+bool LtMatmul::prepare(int64_t n) const { return shape_for({n, 256, 256})->library_epilogue; }
 
 bool LtMatmul::run(const void* a, const void* b, int64_t n, const void* c, void* d,
                    const void* alpha, const void* beta, cudaStream_t stream) const {

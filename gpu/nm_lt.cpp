@@ -89,7 +89,7 @@ class NmLtKernel final : public GpuKernel {
     upload_dense_weight(weight);
     if (bias) bias_ = upload(std::span(bias, static_cast<size_t>(out)));
     compress();
-    if (fused_.bias || fused_.relu) fuse_epilogue(bias);
+    if (fused_.bias || fused_.relu) fuse_epilogue(weight, bias);
     // One plan (with its algorithm search) at pack time, so that a shape or architecture
     // cuSPARSELt rejects fails here, where the backend can fall back, not in the first forward.
     plan_for(kProbeTokens);
@@ -262,20 +262,22 @@ class NmLtKernel final : public GpuKernel {
 
   // The bias's element type in cuSPARSELt's epilogue has changed between versions (NVIDIA's
   // samples pass fp32 with 16-bit compute and D's type with fp32 compute), and a wrong guess gives
-  // wrong numbers, not an error. So each candidate is tried on zero activations, where the output
-  // must be exactly act(bias) rounded to D's type, and the first that gives it is kept; when none
-  // does (or cuSPARSELt refuses the epilogue), sparq's pass adds the bias and activates.
-  void fuse_epilogue(const float* bias) {
+  // wrong numbers, not an error. So each candidate is run on a probe input whose exact output is
+  // known (probe_matches), and the first that gives it is kept; when none does, or cuSPARSELt
+  // refuses the epilogue, sparq's pass adds the bias and activates.
+  void fuse_epilogue(const float* weight, const float* bias) {
     const LibraryEpilogue wanted = fused_;
     const int attempts = wanted.bias ? 2 : 1;
     for (int attempt = 0; attempt < attempts; ++attempt) {
-      if (wanted.bias) bias_library_ = upload_library_bias(bias, attempt == 1);
+      const bool bias_fp32 = attempt == 1;
+      if (wanted.bias) bias_library_ = upload_library_bias(bias, bias_fp32);
       plans_.clear();
       try {
         const std::shared_ptr<const Plan> p = plan_for(kProbeTokens);
-        if (p->library_epilogue && probe_matches(*p, bias)) return;
+        if (!p->library_epilogue) break;  // refused outright: the bias type is not the question
+        if (probe_matches(*p, weight, bias, bias_fp32)) return;
       } catch (const CudaError&) {
-        // a failing plan or probe run: try the next bias type, then sparq's pass
+        // a failing probe run: try the next bias type, then sparq's pass
       }
     }
     fused_ = LibraryEpilogue{.residual_as_c = wanted.residual_as_c};
@@ -294,14 +296,23 @@ class NmLtKernel final : public GpuKernel {
     return upload(std::span<const uint16_t>(bits));
   }
 
-  // Runs the plan on zero activations and checks every output against act(bias) in D's type.
-  bool probe_matches(const Plan& p, const float* bias) const {
+  float round_to_elem(float v) const {
+    return elem_ == Elem::f16 ? sparse::from_f16(sparse::to_f16(v))
+                              : sparse::from_bf16(sparse::to_bf16(v));
+  }
+
+  // Every token of the probe is the unit vector of input column 0, so output o must be exactly
+  // act(w[o][0] + bias[o]) in D's type: one exact product, the bias as the candidate stores it,
+  // ReLU where fused. Checks that the bias is read in the right type and per output row, and that
+  // ReLU applies. D starts as a finite sentinel, so an element left unwritten fails too.
+  bool probe_matches(const Plan& p, const float* weight, const float* bias, bool bias_fp32) const {
     const cusparseLtHandle_t& h = handle_for(device_);
     const int64_t n = kProbeTokens;
-    DeviceBuffer b(static_cast<size_t>(n * in_padded_) * 2);
+    std::vector<float> x(static_cast<size_t>(n * in_padded_), 0.0f);
+    for (int64_t t = 0; t < n; ++t) x[static_cast<size_t>(t * in_padded_)] = 1.0f;
+    const DeviceBuffer b = upload(std::span<const uint16_t>(to_16bit(x, elem_)));
     DeviceBuffer d(static_cast<size_t>(n * out_padded_) * 2);
-    check_cuda(cudaMemset(b.get(), 0, b.bytes()), "cudaMemset");
-    check_cuda(cudaMemset(d.get(), 0xff, d.bytes()), "cudaMemset");  // NaN: must be overwritten
+    check_cuda(cudaMemset(d.get(), 0x5a, d.bytes()), "cudaMemset");
     DeviceBuffer workspace(p.workspace);
     const float alpha = 1.0f, beta = 0.0f;
     check_cusparse(cusparseLtMatmul(&h, &p.plan, &alpha, compressed_.get(), b.get(), &beta, d.get(),
@@ -312,18 +323,17 @@ class NmLtKernel final : public GpuKernel {
                "cudaMemcpy (epilogue probe)");
     std::vector<float> want(static_cast<size_t>(out_padded_), 0.0f);
     for (int64_t o = 0; o < out_; ++o) {
-      const float v = fused_.bias ? bias[o] : 0.0f;
-      want[static_cast<size_t>(o)] = fused_.relu && v < 0.0f ? 0.0f : v;
+      const float b_o = !fused_.bias ? 0.0f : bias_fp32 ? bias[o] : round_to_elem(bias[o]);
+      const float v = round_to_elem(weight[o * in_]) + b_o;
+      want[static_cast<size_t>(o)] = round_to_elem(fused_.relu && v < 0.0f ? 0.0f : v);
     }
-    const std::vector<uint16_t> want_bits = to_16bit(want, elem_);
     const auto value = [&](uint16_t bits) {
       return elem_ == Elem::f16 ? sparse::from_f16(bits) : sparse::from_bf16(bits);
     };
     for (int64_t t = 0; t < n; ++t)
       for (int64_t o = 0; o < out_padded_; ++o)
-        if (value(got[static_cast<size_t>(t * out_padded_ + o)]) !=
-            value(want_bits[static_cast<size_t>(o)]))
-          return false;  // NaN (not written) compares unequal too
+        if (value(got[static_cast<size_t>(t * out_padded_ + o)]) != want[static_cast<size_t>(o)])
+          return false;
     return true;
   }
 
