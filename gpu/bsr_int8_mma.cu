@@ -16,16 +16,16 @@
 #include <cstdint>
 
 #include "gpu/activation.cuh"
+#include "gpu/bsr_cta.cuh"
 #include "gpu/bsr_mma.hpp"
 #include "gpu/cuda_check.hpp"
 
 namespace sparq::gpu {
 namespace {
 
-constexpr int kWarps = 4;
-constexpr int kTokensPerWarp = 16;
-constexpr int kTokensPerCta = kWarps * kTokensPerWarp;
-constexpr int kThreads = kWarps * 32;
+constexpr int kTokensPerWarp = kBsrTokensPerWarp;
+constexpr int kTokensPerCta = kBsrTokensPerCta;
+constexpr int kThreads = kBsrThreads;
 constexpr int kTile = 16;  // wmma m = n = k for int8
 
 template <int R, int C>
@@ -97,7 +97,7 @@ void launch(const BsrDevice& w, const float* w_scale, const int8_t* q, int64_t p
 
 }  // namespace
 
-int64_t bsr_int8_max_tokens() { return int64_t{65535} * kTokensPerCta; }
+int64_t bsr_int8_max_tokens() { return kBsrMaxTokensPerLaunch; }
 int64_t bsr_int8_plane_tokens(int64_t tokens) {
   return (tokens + kTokensPerCta - 1) / kTokensPerCta * kTokensPerCta;
 }
@@ -117,20 +117,10 @@ void bsr_int8_forward(const BsrDevice& w, const float* w_scale, const int8_t* q,
                           " columns (expected at most " + std::to_string(bsr_int8_max_tokens()) +
                           " tokens, planes a multiple of 64 tokens and of 16 columns covering " +
                           std::to_string(columns_read) + ", q 32-byte aligned)");
-  if (r == 16 && c == 16)
-    return launch<16, 16>(w, w_scale, q, plane_tokens, x_scale, tokens, bias, act, residual, y,
-                          stream);
-  if (r == 16 && c == 32)
-    return launch<16, 32>(w, w_scale, q, plane_tokens, x_scale, tokens, bias, act, residual, y,
-                          stream);
-  if (r == 32 && c == 16)
-    return launch<32, 16>(w, w_scale, q, plane_tokens, x_scale, tokens, bias, act, residual, y,
-                          stream);
-  if (r == 32 && c == 32)
-    return launch<32, 32>(w, w_scale, q, plane_tokens, x_scale, tokens, bias, act, residual, y,
-                          stream);
-  throw NotSupported("bsr_int8: block " + std::to_string(r) + "x" + std::to_string(c) +
-                     " (expected 16x16, 16x32, 32x16 or 32x32)");
+  dispatch_block_shape(r, c, "bsr_int8", [&](auto rows, auto cols) {
+    launch<decltype(rows)::value, decltype(cols)::value>(w, w_scale, q, plane_tokens, x_scale,
+                                                         tokens, bias, act, residual, y, stream);
+  });
 }
 
 }  // namespace sparq::gpu

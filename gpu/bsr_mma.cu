@@ -16,16 +16,16 @@
 #include <cstdint>
 
 #include "gpu/activation.cuh"
+#include "gpu/bsr_cta.cuh"
 #include "gpu/bsr_mma.hpp"
 #include "gpu/cuda_check.hpp"
 
 namespace sparq::gpu {
 namespace {
 
-constexpr int kWarps = 4;
-constexpr int kTokensPerWarp = 16;
-constexpr int kTokensPerCta = kWarps * kTokensPerWarp;
-constexpr int kThreads = kWarps * 32;
+constexpr int kTokensPerWarp = kBsrTokensPerWarp;
+constexpr int kTokensPerCta = kBsrTokensPerCta;
+constexpr int kThreads = kBsrThreads;
 // Shared-memory row padding against bank conflicts. wmma wants every fragment row start 32-byte
 // aligned, i.e. leading dimensions of a multiple of 16 halves / 8 floats.
 constexpr int kPad = 16;
@@ -164,13 +164,9 @@ void launch(const BsrDevice& w, const void* x, int64_t tokens, const float* bias
 template <typename T>
 void dispatch(const BsrDevice& w, const void* x, int64_t tokens, const float* bias, Activation act,
               const void* residual, void* y, cudaStream_t stream) {
-  const int r = w.block_rows_of, c = w.block_cols_of;
-  if (r == 16 && c == 16) return launch<T, 16, 16>(w, x, tokens, bias, act, residual, y, stream);
-  if (r == 16 && c == 32) return launch<T, 16, 32>(w, x, tokens, bias, act, residual, y, stream);
-  if (r == 32 && c == 16) return launch<T, 32, 16>(w, x, tokens, bias, act, residual, y, stream);
-  if (r == 32 && c == 32) return launch<T, 32, 32>(w, x, tokens, bias, act, residual, y, stream);
-  throw NotSupported("bsr_mma: block " + std::to_string(r) + "x" + std::to_string(c) +
-                     " (expected 16x16, 16x32, 32x16 or 32x32)");
+  dispatch_block_shape(w.block_rows_of, w.block_cols_of, "bsr_mma", [&](auto r, auto c) {
+    launch<T, decltype(r)::value, decltype(c)::value>(w, x, tokens, bias, act, residual, y, stream);
+  });
 }
 
 }  // namespace
@@ -181,11 +177,9 @@ bool bsr_mma_supports(int rows, int cols) {
 
 void bsr_mma_forward(const BsrDevice& w, Elem e, const void* x, int64_t tokens, const float* bias,
                      Activation act, const void* residual, void* y, cudaStream_t stream) {
-  // The grid's y dimension holds at most 65535 token tiles: longer calls run in chunks.
-  constexpr int64_t kMaxTokensPerLaunch = int64_t{65535} * kTokensPerCta;
   const size_t elem_bytes = 2;
-  for (int64_t t0 = 0; t0 < tokens; t0 += kMaxTokensPerLaunch) {
-    const int64_t n = std::min(kMaxTokensPerLaunch, tokens - t0);
+  for (int64_t t0 = 0; t0 < tokens; t0 += kBsrMaxTokensPerLaunch) {  // the grid's limit
+    const int64_t n = std::min(kBsrMaxTokensPerLaunch, tokens - t0);
     const void* xc = static_cast<const char*>(x) + t0 * w.in * elem_bytes;
     void* yc = static_cast<char*>(y) + t0 * w.out * elem_bytes;
     const void* rc =
