@@ -5,6 +5,7 @@
 #include <cuda_runtime.h>
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <functional>
 #include <string>
 #include <utility>
@@ -254,6 +255,55 @@ TEST(CudaKernels, GemmAttentionMatchesTheAttentionKernel) {
             ASSERT_EQ(got[static_cast<size_t>((s * seq + q) * hidden + i)], 0.0f)
                 << "padded query " << q << " of sequence " << s;
     }
+}
+
+// The GPU's per-token quantization equals the CPU's bit for bit, in the row-major layout of the
+// library int8 paths and in the k-planes of the int8 BSR kernel (zeros past the last column and
+// the last token).
+TEST(CudaKernels, QuantizeRowsMatchesTheCpuInBothLayouts) {
+  SKIP_WITHOUT_GPU();
+  for (auto [tokens, in] : {std::pair<int64_t, int64_t>{1, 16}, {5, 40}, {70, 96}, {130, 33}}) {
+    auto x = test::random_floats(static_cast<size_t>(tokens * in), static_cast<uint32_t>(in));
+    for (float& v : x) v = test::round_to(v, DType::f16);
+    x[0] = 0.0f;  // and one all-zero row: scale 0, all zero
+    if (tokens > 1) std::fill_n(x.begin() + in, in, 0.0f);
+    std::vector<int8_t> want(x.size());
+    std::vector<float> want_scale(static_cast<size_t>(tokens));
+    sparse::quantize_rows(x.data(), tokens, in, want.data(), want_scale.data());
+    const DeviceBuffer dx = upload(std::span<const uint16_t>(to_16bit(x, Elem::f16)));
+    const int64_t ld = (in + 31) / 32 * 32, plane_rows = (tokens + 63) / 64 * 64;
+    DeviceBuffer rows(static_cast<size_t>(tokens * ld)),
+        planes(static_cast<size_t>(plane_rows * ld));
+    DeviceBuffer scale_rows(static_cast<size_t>(tokens) * 4), scale_planes(scale_rows.bytes());
+    check_cuda(cudaMemset(planes.get(), 0x55, planes.bytes()), "cudaMemset");  // must be zeroed
+    quantize_rows(dx.get(), tokens, in, rows.get<int8_t>(), ld, scale_rows.get<float>(), nullptr);
+    quantize_rows_planar(dx.get(), tokens, in, planes.get<int8_t>(), ld, plane_rows,
+                         scale_planes.get<float>(), nullptr);
+    std::vector<int8_t> got_rows(rows.bytes()), got_planes(planes.bytes());
+    std::vector<float> got_scale(static_cast<size_t>(tokens)), got_scale_planes(got_scale.size());
+    check_cuda(cudaMemcpy(got_rows.data(), rows.get(), rows.bytes(), cudaMemcpyDeviceToHost),
+               "cudaMemcpy");
+    check_cuda(cudaMemcpy(got_planes.data(), planes.get(), planes.bytes(), cudaMemcpyDeviceToHost),
+               "cudaMemcpy");
+    check_cuda(
+        cudaMemcpy(got_scale.data(), scale_rows.get(), scale_rows.bytes(), cudaMemcpyDeviceToHost),
+        "cudaMemcpy");
+    check_cuda(cudaMemcpy(got_scale_planes.data(), scale_planes.get(), scale_planes.bytes(),
+                          cudaMemcpyDeviceToHost),
+               "cudaMemcpy");
+    EXPECT_EQ(got_scale, want_scale) << tokens << " x " << in;
+    EXPECT_EQ(got_scale_planes, want_scale) << tokens << " x " << in;
+    for (int64_t t = 0; t < plane_rows; ++t)
+      for (int64_t k = 0; k < ld; ++k) {
+        const int8_t w = t < tokens && k < in ? want[static_cast<size_t>(t * in + k)] : int8_t{0};
+        if (t < tokens) {
+          ASSERT_EQ(got_rows[static_cast<size_t>(t * ld + k)], w)
+              << "row-major, token " << t << " column " << k << " of " << tokens << " x " << in;
+        }
+        ASSERT_EQ(got_planes[static_cast<size_t>((k / 16) * plane_rows * 16 + t * 16 + k % 16)], w)
+            << "k-planes, token " << t << " column " << k << " of " << tokens << " x " << in;
+      }
+  }
 }
 
 // forward_device through the public API on a caller's stream equals the host-pointer forward.
