@@ -80,6 +80,10 @@ eval_out=$($build/bench/sparq-eval --synthetic bert-base --device cuda --dtype f
   --batch 32 --seq 128 --iters 30 --warmup 5 --compare dense 2>&1 || true)
 say "$eval_out"
 took
+say "== where the 2:4 model's time goes (a separate run: the profile waits after every stage)"
+say "$($build/bench/sparq-eval --synthetic bert-base --device cuda --dtype f16 --pattern 2:4 \
+  --batch 32 --seq 128 --iters 10 --warmup 3 --profile 2>&1 || true)"
+took
 
 say "== summary"
 ratio() { awk -v d="$1" -v p="$2" -v s="$3" -v t="$4" \
