@@ -63,19 +63,14 @@ class BsrKernel final : public GpuKernel {
   std::string name_;
 };
 
-// The weight quantized per output channel exactly as the CPU layers do (over the whole row), each
-// stored block rearranged into the int8 kernel's k-panels [C/16][R][16].
-struct QuantizedPanels {
-  std::vector<int8_t> panels;
-  std::vector<float> scale;
-};
+}  // namespace
 
-QuantizedPanels quantize_to_panels(const sparse::Bsr& w) {
+Int8Panels quantize_to_panels(const sparse::Bsr& w) {
   const int64_t out = w.rows, in = w.cols, R = w.block.rows, C = w.block.cols;
   const std::vector<float> dense = sparse::to_dense(w);
   std::vector<int8_t> q(dense.size());
-  QuantizedPanels p{std::vector<int8_t>(w.values.size(), 0),
-                    std::vector<float>(static_cast<size_t>(out))};
+  Int8Panels p{std::vector<int8_t>(w.values.size(), 0),
+               std::vector<float>(static_cast<size_t>(out))};
   sparse::quantize_rows(dense.data(), out, in, q.data(), p.scale.data());
   for (int64_t br = 0; br < w.block_rows(); ++br)
     for (int64_t b = w.row_ptr[static_cast<size_t>(br)]; b < w.row_ptr[static_cast<size_t>(br + 1)];
@@ -89,6 +84,8 @@ QuantizedPanels quantize_to_panels(const sparse::Bsr& w) {
         }
   return p;
 }
+
+namespace {
 
 // int8: the fp16 activations quantized per token on the GPU into k-planes, then one kernel for
 // product, scales and epilogue.
@@ -120,7 +117,7 @@ class BsrInt8Kernel final : public GpuKernel {
   int64_t bytes() const override { return static_cast<int64_t>(w_.bytes() + scale_.bytes()); }
 
  private:
-  BsrInt8Kernel(const sparse::Bsr& w, const QuantizedPanels& q, const float* bias, Activation act)
+  BsrInt8Kernel(const sparse::Bsr& w, const Int8Panels& q, const float* bias, Activation act)
       : in_padded_(round_up(w.cols, 32)),
         act_(act),
         w_(w, std::span<const int8_t>(q.panels), bias),

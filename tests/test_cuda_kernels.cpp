@@ -1,7 +1,8 @@
 // Every GPU kernel of the CUDA backend against the CPU oracle, called directly with device buffers
 // and a stream (the path forward_device takes): sparq's BSR tensor-core kernels (fp16, bf16, int8)
 // for each block shape, cuSPARSE Blocked-ELL, cuBLASLt dense and cuSPARSELt 2:4, in fp16 / bf16 /
-// int8, with token, row and column tails. Skips with the reason when no supported GPU is usable.
+// int8, with token, row and column tails. Skips with the reason when no supported GPU is usable,
+// except for the host-side check of the int8 BSR kernel's weight layout.
 #include <cuda_runtime.h>
 #include <gtest/gtest.h>
 
@@ -254,6 +255,56 @@ TEST(CudaKernels, GemmAttentionMatchesTheAttentionKernel) {
           for (int64_t i = 0; i < hidden; ++i)
             ASSERT_EQ(got[static_cast<size_t>((s * seq + q) * hidden + i)], 0.0f)
                 << "padded query " << q << " of sequence " << s;
+    }
+}
+
+// Host-side, so it runs without a GPU: the int8 BSR kernel's weight panels, read the way the
+// kernel's wmma fragments read them (matrix_a row-major, ldm 16, at kk*R*16 + i*256 of the block),
+// against activations in the k-plane layout, give exactly the oracle's int32 sums.
+TEST(CudaKernels, Int8PanelsGiveTheOraclesIntegerSums) {
+  for (BlockShape shape : {BlockShape{16, 16}, {16, 32}, {32, 16}, {32, 32}})
+    for (auto [out, in] : {std::pair<int64_t, int64_t>{40, 72}, {64, 96}, {33, 50}}) {
+      const int64_t tokens = 5, R = shape.rows, C = shape.cols;
+      const auto w = sparse::prune_blocks(
+          test::random_floats(static_cast<size_t>(out * in), static_cast<uint32_t>(out + in)), out,
+          in, shape, 0.5);
+      const sparse::Bsr bsr = sparse::to_bsr(w, out, in, shape);
+      const Int8Panels p = quantize_to_panels(bsr);
+      std::vector<int8_t> wq(w.size()), xq(static_cast<size_t>(tokens * in));
+      std::vector<float> ws(static_cast<size_t>(out)), xs(static_cast<size_t>(tokens));
+      sparse::quantize_rows(w.data(), out, in, wq.data(), ws.data());
+      EXPECT_EQ(p.scale, ws);
+      const auto x = test::random_floats(xq.size(), 9);
+      sparse::quantize_rows(x.data(), tokens, in, xq.data(), xs.data());
+      // The k-planes of quantize_rows_planar: [ld/16][tokens][16], zero past the last column.
+      const int64_t ld = (in + 31) / 32 * 32;
+      std::vector<int8_t> planes(static_cast<size_t>(ld * tokens), 0);
+      for (int64_t t = 0; t < tokens; ++t)
+        for (int64_t k = 0; k < in; ++k)
+          planes[static_cast<size_t>((k / 16) * tokens * 16 + t * 16 + k % 16)] =
+              xq[static_cast<size_t>(t * in + k)];
+      for (int64_t br = 0; br < bsr.block_rows(); ++br)
+        for (int64_t t = 0; t < tokens; ++t)
+          for (int64_t r = 0; r < R && br * R + r < out; ++r) {
+            int32_t acc = 0;
+            for (int64_t b = bsr.row_ptr[static_cast<size_t>(br)];
+                 b < bsr.row_ptr[static_cast<size_t>(br + 1)]; ++b)
+              for (int64_t kk = 0; kk < C / 16; ++kk)
+                for (int64_t k = 0; k < 16; ++k) {
+                  const int64_t i = r / 16, m = r % 16;
+                  const int64_t plane = bsr.col_idx[static_cast<size_t>(b)] * (C / 16) + kk;
+                  acc += int32_t{p.panels[static_cast<size_t>(b * R * C + kk * R * 16 + i * 256 +
+                                                              m * 16 + k)]} *
+                         planes[static_cast<size_t>(plane * tokens * 16 + t * 16 + k)];
+                }
+            const int64_t o = br * R + r;
+            int32_t want = 0;
+            for (int64_t k = 0; k < in; ++k)
+              want += int32_t{wq[static_cast<size_t>(o * in + k)]} *
+                      xq[static_cast<size_t>(t * in + k)];
+            ASSERT_EQ(acc, want) << "block " << R << "x" << C << ", " << out << " x " << in
+                                 << ", row " << o << ", token " << t;
+          }
     }
 }
 
