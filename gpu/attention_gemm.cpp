@@ -3,52 +3,11 @@
 #include <algorithm>
 #include <cmath>
 
+#include "gpu/attention_pointers.hpp"
 #include "gpu/context.hpp"
 #include "gpu/encoder_kernels.hpp"
 
 namespace sparq::gpu {
-namespace {
-
-// One strided-batched GEMM of each kind over `count` (sequence, head) pairs that sit a constant
-// stride apart. Column-major views (cuBLAS): a head's queries / keys / values are [d x seq]
-// matrices with leading dimension 3 hidden (consecutive positions are rows of qkv).
-struct AttentionGemms {
-  cublasHandle_t handle;
-  cudaDataType type;
-  int64_t seq, head_dim, ld_qkv, hidden;
-  float scale;
-
-  // scores (col-major [seq_k x seq_q], ld seq) = K^T Q: row-major [query][key], for the first
-  // `len` keys and queries (the softmax masks the rest of each row and reads no further).
-  void scores(const void* k, const void* q, int64_t qk_stride, int len, float* s, int64_t s_stride,
-              int64_t count) const {
-    const float zero = 0.0f;
-    check_cublas(
-        cublasGemmStridedBatchedEx(
-            handle, CUBLAS_OP_T, CUBLAS_OP_N, len, len, static_cast<int>(head_dim), &scale, k, type,
-            static_cast<int>(ld_qkv), qk_stride, q, type, static_cast<int>(ld_qkv), qk_stride,
-            &zero, s, CUDA_R_32F, static_cast<int>(seq), s_stride, static_cast<int>(count),
-            CUBLAS_COMPUTE_32F, CUBLAS_GEMM_DEFAULT),
-        "cublasGemmStridedBatchedEx (attention scores)");
-  }
-
-  // ctx (col-major [d x seq_q], ld hidden) = V P_cm, P_cm the row-major probabilities seen as
-  // col-major [seq_k x seq_q] (ld seq), summing over the first `len` keys. Padded query columns
-  // of P are zero, so their context rows are too.
-  void context(const void* v, int64_t v_stride, const void* p, int64_t p_stride, int len, void* out,
-               int64_t out_stride, int64_t count) const {
-    const float one = 1.0f, zero = 0.0f;
-    check_cublas(
-        cublasGemmStridedBatchedEx(
-            handle, CUBLAS_OP_N, CUBLAS_OP_N, static_cast<int>(head_dim), static_cast<int>(seq),
-            len, &one, v, type, static_cast<int>(ld_qkv), v_stride, p, type, static_cast<int>(seq),
-            p_stride, &zero, out, type, static_cast<int>(hidden), out_stride,
-            static_cast<int>(count), CUBLAS_COMPUTE_32F, CUBLAS_GEMM_DEFAULT),
-        "cublasGemmStridedBatchedEx (attention context)");
-  }
-};
-
-}  // namespace
 
 int64_t gemm_attention_scratch_bytes(int64_t batch, int64_t seq, int64_t heads) {
   return batch * heads * seq * seq * static_cast<int64_t>(sizeof(float) + 2);
@@ -57,65 +16,54 @@ int64_t gemm_attention_scratch_bytes(int64_t batch, int64_t seq, int64_t heads) 
 void gemm_attention(int device, const void* qkv, const int32_t* lengths_d, const int64_t* lengths_h,
                     int64_t batch, int64_t seq, int64_t heads, int64_t head_dim, void* ctx, Elem e,
                     cudaStream_t stream) {
-  const int64_t hidden = heads * head_dim, ld_qkv = 3 * hidden;
-  const int64_t per_sequence = heads * seq * seq;
-  StreamScratch scores(static_cast<size_t>(batch * per_sequence) * sizeof(float), stream);
-  StreamScratch probs(static_cast<size_t>(batch * per_sequence) * 2, stream);
-  const size_t elem_bytes = 2;
-  const auto* base = static_cast<const unsigned char*>(qkv);
-  auto* out = static_cast<unsigned char*>(ctx);
-  const auto* p = static_cast<const unsigned char*>(probs.get());
+  const int64_t hidden = heads * head_dim, ld_qkv = 3 * hidden, count = batch * heads;
+  const int longest = static_cast<int>(*std::max_element(lengths_h, lengths_h + batch));
+  if (longest == 0) {  // nothing to attend to: every query row is padding
+    check_cuda(cudaMemsetAsync(ctx, 0, static_cast<size_t>(batch * seq * hidden) * 2, stream),
+               "cudaMemsetAsync (empty batch)");
+    return;
+  }
+  StreamScratch scores(static_cast<size_t>(count * seq * seq) * sizeof(float), stream);
+  StreamScratch probs(static_cast<size_t>(count * seq * seq) * 2, stream);
+  StreamScratch pointer_arrays(static_cast<size_t>(6 * count) * sizeof(void*), stream);
+  attention_pointers(qkv, scores.get<float>(), probs.get(), ctx, batch, heads, seq, head_dim,
+                     pointer_arrays.get<void*>(), stream);
+  void* const* p = pointer_arrays.get<void*>();
+  const void* const* queries = p;
+  const void* const* keys = p + count;
+  void* const* head_scores = p + 2 * count;
+  const void* const* values = p + 3 * count;
+  const void* const* head_probs = p + 4 * count;
+  void* const* context_columns = p + 5 * count;
+
+  const cudaDataType type = e == Elem::f16 ? CUDA_R_16F : CUDA_R_16BF;
   Context& context = Context::get(device);
   const Context::StreamLock on_stream(context, stream);
-  const AttentionGemms gemm{
-      context.blas, e == Elem::f16 ? CUDA_R_16F : CUDA_R_16BF,     seq, head_dim, ld_qkv,
-      hidden,       1.0f / std::sqrt(static_cast<float>(head_dim))};
-  const auto bytes = [&](int64_t elements) { return static_cast<size_t>(elements) * elem_bytes; };
-  // Each GEMM call costs a launch, so the loop runs over the smaller of batch and heads: per
-  // sequence (all heads of it in one call, exactly its length), or per head (that head of every
-  // sequence in one call, up to the longest length: the softmax zeroes the probabilities of
-  // shorter sequences' padded keys, so those keys add 0 x a finite value).
-  if (batch <= heads) {
-    for (int64_t b = 0; b < batch; ++b) {
-      const int len = static_cast<int>(lengths_h[b]);
-      if (len == 0) continue;  // the softmax writes this sequence's probabilities as zeros
-      const unsigned char* q = base + bytes(b * seq * ld_qkv);
-      gemm.scores(q + bytes(hidden), q, head_dim, len, scores.get<float>() + b * per_sequence,
-                  seq * seq, heads);
-    }
-  } else {
-    const int longest = static_cast<int>(*std::max_element(lengths_h, lengths_h + batch));
-    for (int64_t h = 0; longest > 0 && h < heads; ++h) {
-      const unsigned char* q = base + bytes(h * head_dim);
-      gemm.scores(q + bytes(hidden), q, seq * ld_qkv, longest, scores.get<float>() + h * seq * seq,
-                  per_sequence, batch);
-    }
-  }
+  // One batched GEMM of each kind over every (sequence, head), up to the longest length: every
+  // GEMM call costs a launch, and at BERT's sequence lengths each head's product is small. The
+  // softmax masks each sequence's own padded keys, so shorter sequences add 0 x (a finite value)
+  // for the keys past their length. Column-major views (cuBLAS): a head's queries / keys / values
+  // are [d x seq] matrices with leading dimension 3 hidden.
+  // scores (col-major [seq_k x seq_q], ld seq) = K^T Q: row-major [query][key].
+  const float scale = 1.0f / std::sqrt(static_cast<float>(head_dim)), zero = 0.0f, one = 1.0f;
+  check_cublas(
+      cublasGemmBatchedEx(context.blas, CUBLAS_OP_T, CUBLAS_OP_N, longest, longest,
+                          static_cast<int>(head_dim), &scale, keys, type, static_cast<int>(ld_qkv),
+                          queries, type, static_cast<int>(ld_qkv), &zero, head_scores, CUDA_R_32F,
+                          static_cast<int>(seq), static_cast<int>(count), CUBLAS_COMPUTE_32F,
+                          CUBLAS_GEMM_DEFAULT),
+      "cublasGemmBatchedEx (attention scores)");
   masked_softmax(scores.get<float>(), lengths_d, batch, heads, seq, probs.get(), e, stream);
-  if (batch <= heads) {
-    for (int64_t b = 0; b < batch; ++b) {
-      const int len = static_cast<int>(lengths_h[b]);
-      unsigned char* o = out + bytes(b * seq * hidden);
-      if (len == 0) {
-        check_cuda(cudaMemsetAsync(o, 0, bytes(seq * hidden), stream),
-                   "cudaMemsetAsync (empty sequence)");
-        continue;
-      }
-      // k = len: padded keys never enter the sum (their values are not even read).
-      gemm.context(base + bytes(b * seq * ld_qkv + 2 * hidden), head_dim,
-                   p + bytes(b * per_sequence), seq * seq, len, o, head_dim, heads);
-    }
-  } else {
-    const int longest = static_cast<int>(*std::max_element(lengths_h, lengths_h + batch));
-    if (longest == 0) {
-      check_cuda(cudaMemsetAsync(out, 0, bytes(batch * seq * hidden), stream),
-                 "cudaMemsetAsync (empty batch)");
-      return;
-    }
-    for (int64_t h = 0; h < heads; ++h)
-      gemm.context(base + bytes(2 * hidden + h * head_dim), seq * ld_qkv, p + bytes(h * seq * seq),
-                   per_sequence, longest, out + bytes(h * head_dim), seq * hidden, batch);
-  }
+  // ctx (col-major [d x seq_q], ld hidden) = V P_cm, P_cm the row-major probabilities seen as
+  // col-major [seq_k x seq_q] (ld seq). Padded query columns of P are zero, so their context rows
+  // are too.
+  check_cublas(
+      cublasGemmBatchedEx(context.blas, CUBLAS_OP_N, CUBLAS_OP_N, static_cast<int>(head_dim),
+                          static_cast<int>(seq), longest, &one, values, type,
+                          static_cast<int>(ld_qkv), head_probs, type, static_cast<int>(seq), &zero,
+                          context_columns, type, static_cast<int>(hidden), static_cast<int>(count),
+                          CUBLAS_COMPUTE_32F, CUBLAS_GEMM_DEFAULT),
+      "cublasGemmBatchedEx (attention context)");
 }
 
 }  // namespace sparq::gpu

@@ -1,9 +1,8 @@
-// The encoder's self-attention on tensor cores through cuBLAS: the scores (Q K^T, fp32 out) in
-// strided-batched GEMMs, per sequence over its heads or per head over the sequences, whichever
-// takes fewer calls; one masked softmax kernel (16-bit probabilities); the context (P V) batched
-// the same way. The fast path; attention() in
-// encoder_kernels.hpp, one CTA per query block on CUDA cores, is its twin and the fallback when
-// the score buffer would be too large.
+// The encoder's self-attention on tensor cores through cuBLAS: the scores (Q K^T, fp32 out) of
+// every sequence and head in one batched GEMM, one masked softmax kernel (16-bit probabilities),
+// and the context (P V) in a second batched GEMM, up to the longest sequence's length. The fast
+// path; attention() in encoder_kernels.hpp, one CTA per query block on CUDA cores, is its twin and
+// the fallback when the score buffer would be too large.
 #pragma once
 
 #include <cuda_runtime.h>
@@ -19,9 +18,9 @@ int64_t gemm_attention_scratch_bytes(int64_t batch, int64_t seq, int64_t heads);
 
 // As attention(): qkv [batch*seq x 3*hidden] -> ctx [batch*seq x hidden] on `device`; keys at
 // positions >= lengths[b] are masked out, query rows >= lengths[b] come out zero. The lengths are
-// read on the device (lengths_d) and on the host (lengths_h, to skip padded work). Batched per
-// head, the context multiplies padded keys' values by zero probabilities: qkv must be finite there
-// (the encoder's padded positions are).
+// read on the device (lengths_d) and on the host (lengths_h, to skip padding past the longest).
+// The context multiplies a shorter sequence's padded keys' values by zero probabilities: qkv must
+// be finite there (the encoder's padded positions are).
 void gemm_attention(int device, const void* qkv, const int32_t* lengths_d, const int64_t* lengths_h,
                     int64_t batch, int64_t seq, int64_t heads, int64_t head_dim, void* ctx, Elem e,
                     cudaStream_t stream);
