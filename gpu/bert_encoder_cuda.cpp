@@ -190,6 +190,7 @@ class CudaBertEncoder final : public DeviceEncoder {
     const float eps = static_cast<float>(c.layer_norm_eps);
     // Limits the CPU encoder does not have; BertEncoder validated everything else.
     const bool on_tensor_cores =
+        gemm_attention_supports(c.head_dim()) &&
         gemm_attention_scratch_bytes(in.batch, in.seq, c.num_heads) <= kMaxGemmAttentionBytes &&
         in.seq <= kMaxInt;
     const int64_t shared = attention_shared_bytes(in.seq, c.head_dim());

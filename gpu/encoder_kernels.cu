@@ -208,15 +208,15 @@ __global__ void attention_kernel(const T* qkv, const int32_t* lengths, int seq, 
 // One warp per row (sequence, head, query).
 template <typename T>
 __global__ void masked_softmax_kernel(const float* scores, const int32_t* lengths, int64_t rows,
-                                      int heads, int seq, T* probs) {
+                                      int heads, int seq, int64_t ld, T* probs) {
   const int64_t row = blockIdx.x * int64_t{blockDim.x / 32} + threadIdx.x / 32;
   if (row >= rows) return;  // whole warps leave together: no shuffle loses a lane
   const int lane = threadIdx.x % 32;
   const int64_t b = row / (int64_t{heads} * seq);
   const int query = static_cast<int>(row % seq);
   const int len = lengths[b];
-  const float* s = scores + row * seq;
-  T* p = probs + row * seq;
+  const float* s = scores + row * ld;
+  T* p = probs + row * ld;
   if (query >= len) {
     for (int j = lane; j < seq; j += 32) p[j] = from_float<T>(0.0f);
     return;
@@ -228,6 +228,16 @@ __global__ void masked_softmax_kernel(const float* scores, const int32_t* length
   for (int j = lane; j < len; j += 32) sum += expf(s[j] - m);
   const float inv = 1.0f / warp_sum(sum);  // >= 1 term: the maximum contributes exp(0)
   for (int j = lane; j < seq; j += 32) p[j] = from_float<T>(j < len ? expf(s[j] - m) * inv : 0.0f);
+}
+
+// One block per token row: zeroes the value columns of positions at or past their sequence's
+// length.
+__global__ void zero_padded_values_kernel(unsigned short* qkv, const int32_t* lengths, int64_t seq,
+                                          int64_t hidden) {
+  const int64_t row = blockIdx.x;
+  if (row % seq < lengths[row / seq]) return;
+  unsigned short* v = qkv + row * 3 * hidden + 2 * hidden;
+  for (int64_t i = threadIdx.x; i < hidden; i += blockDim.x) v[i] = 0;  // +0 in fp16 and bf16
 }
 
 template <typename T>
@@ -280,19 +290,26 @@ void layer_norm(void* x, const float* gamma, const float* beta, float eps, int64
 }
 
 void masked_softmax(const float* scores, const int32_t* lengths, int64_t batch, int64_t heads,
-                    int64_t seq, void* probs, Elem e, cudaStream_t stream) {
+                    int64_t seq, int64_t ld, void* probs, Elem e, cudaStream_t stream) {
   const int64_t rows = batch * heads * seq;
   constexpr int kWarpsPerBlock = 4;
   const auto blocks = static_cast<unsigned>((rows + kWarpsPerBlock - 1) / kWarpsPerBlock);
   if (e == Elem::f16)
     masked_softmax_kernel<<<blocks, 32 * kWarpsPerBlock, 0, stream>>>(
-        scores, lengths, rows, static_cast<int>(heads), static_cast<int>(seq),
+        scores, lengths, rows, static_cast<int>(heads), static_cast<int>(seq), ld,
         static_cast<__half*>(probs));
   else
     masked_softmax_kernel<<<blocks, 32 * kWarpsPerBlock, 0, stream>>>(
-        scores, lengths, rows, static_cast<int>(heads), static_cast<int>(seq),
+        scores, lengths, rows, static_cast<int>(heads), static_cast<int>(seq), ld,
         static_cast<__nv_bfloat16*>(probs));
   check_cuda(cudaGetLastError(), "masked_softmax launch");
+}
+
+void zero_padded_values(void* qkv, const int32_t* lengths, int64_t batch, int64_t seq,
+                        int64_t hidden, cudaStream_t stream) {
+  zero_padded_values_kernel<<<static_cast<unsigned>(batch * seq), 128, 0, stream>>>(
+      static_cast<unsigned short*>(qkv), lengths, seq, hidden);
+  check_cuda(cudaGetLastError(), "zero_padded_values launch");
 }
 
 int64_t attention_shared_bytes(int64_t seq, int64_t head_dim) {

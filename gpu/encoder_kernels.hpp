@@ -37,10 +37,17 @@ int64_t attention_shared_bytes(int64_t seq, int64_t head_dim);
 void attention(const void* qkv, const int32_t* lengths, int64_t batch, int64_t seq, int64_t heads,
                int64_t head_dim, void* ctx, Elem e, int64_t max_shared_bytes, cudaStream_t stream);
 
-// Row-wise softmax of scores [batch x heads x seq x seq] (fp32, row-major [query][key] per head)
-// over the keys < lengths[b], into probs (16-bit, same layout): keys >= lengths[b] get 0, and
-// whole rows of queries >= lengths[b] are 0 (their scores are not read).
+// Row-wise softmax of scores [batch x heads x seq x ld] (fp32, row-major [query][key] per head,
+// rows ld >= seq apart) over the keys < lengths[b], into probs (16-bit, same layout): keys >=
+// lengths[b] (up to seq) get 0, and whole rows of queries >= lengths[b] are 0 (their scores are
+// not read).
 void masked_softmax(const float* scores, const int32_t* lengths, int64_t batch, int64_t heads,
-                    int64_t seq, void* probs, Elem e, cudaStream_t stream);
+                    int64_t seq, int64_t ld, void* probs, Elem e, cudaStream_t stream);
+
+// qkv [batch*seq x 3*hidden], 16-bit: the values (last hidden columns) of every position at or
+// past its sequence's length set to zero, so that a product over padded keys with zero
+// probabilities is zero whatever those positions held.
+void zero_padded_values(void* qkv, const int32_t* lengths, int64_t batch, int64_t seq,
+                        int64_t hidden, cudaStream_t stream);
 
 }  // namespace sparq::gpu

@@ -224,10 +224,12 @@ TEST(CudaKernels, GemmAttentionMatchesTheAttentionKernel) {
     std::vector<int64_t> lengths;
   };
   // seq 512 with d 128 needs the attention kernel's opt-in shared memory (> 48 KiB).
-  const std::vector<Case> cases = {{37, 32, {37, 20, 1, 0}},
-                                   {37, 64, {37, 20, 1, 0}},
-                                   {37, 128, {37, 20, 1, 0}},
-                                   {512, 128, {512, 300}}};
+  // Longest lengths short of seq (the batched GEMMs stop there), an odd seq (padded score rows),
+  // a batch with nothing to attend to.
+  const std::vector<Case> cases = {{37, 32, {37, 20, 1, 0}},  {37, 64, {37, 20, 1, 0}},
+                                   {37, 128, {37, 20, 1, 0}}, {512, 128, {512, 300}},
+                                   {40, 64, {29, 7, 0}},      {37, 64, {36, 5}},
+                                   {130, 64, {128, 3}},       {37, 64, {0, 0}}};
   for (Elem e : {Elem::f16, Elem::bf16})
     for (const Case& c : cases) {
       const int64_t seq = c.seq, d = c.d, heads = 3, hidden = heads * d;
@@ -326,7 +328,9 @@ TEST(CudaKernels, QuantizeRowsMatchesTheCpuInBothLayouts) {
     DeviceBuffer rows(static_cast<size_t>(tokens * ld)),
         planes(static_cast<size_t>(plane_rows * ld));
     DeviceBuffer scale_rows(static_cast<size_t>(tokens) * 4), scale_planes(scale_rows.bytes());
-    check_cuda(cudaMemset(planes.get(), 0x55, planes.bytes()), "cudaMemset");  // must be zeroed
+    // Garbage the kernels must overwrite, zero padding included.
+    check_cuda(cudaMemset(rows.get(), 0x55, rows.bytes()), "cudaMemset");
+    check_cuda(cudaMemset(planes.get(), 0x55, planes.bytes()), "cudaMemset");
     quantize_rows(dx.get(), tokens, in, rows.get<int8_t>(), ld, scale_rows.get<float>(), nullptr);
     quantize_rows_planar(dx.get(), tokens, in, planes.get<int8_t>(), ld, plane_rows,
                          scale_planes.get<float>(), nullptr);
