@@ -26,16 +26,15 @@ BertConfig small_config(BertConfig::Arch arch = BertConfig::Arch::bert) {
   return test::small_bert_config(arch, {64, 128, 40});
 }
 
-// Linear layers scaled by 2 / sqrt(in) so that activations stay near unit size at any width;
-// 2:4-pruned when `two_of_four`.
-BertWeights random_weights(const BertConfig& c, bool two_of_four, uint32_t seed) {
-  test::PruneFn prune;
-  if (two_of_four)
-    prune = [](const std::vector<float>& w, int64_t out, int64_t in) {
-      return sparse::prune_n_m(w, out, in, 2, 4);
-    };
+// Linear layers scaled by 2 / sqrt(in) so that activations stay near unit size at any width,
+// pruned by `prune` when given.
+BertWeights random_weights(const BertConfig& c, uint32_t seed, const test::PruneFn& prune = {}) {
   return test::random_bert_weights(
       c, seed, [](int64_t in) { return 2.0f / std::sqrt(static_cast<float>(in)); }, prune);
+}
+
+std::vector<float> two_of_four(const std::vector<float>& w, int64_t out, int64_t in) {
+  return sparse::prune_n_m(w, out, in, 2, 4);
 }
 
 // Sequences of different lengths padded to `seq`; with the default seq 37 the attention kernel
@@ -111,13 +110,13 @@ TEST(CudaEncoder, AskingForCudaWithoutAUsableGpuThrowsNotSupported) {
   const CudaStatus s = cuda_status();
   if (s.usable) GTEST_SKIP() << "a GPU is usable here: " << s.message;
   const auto c = small_config();
-  const auto w = random_weights(c, false, 1);
+  const auto w = random_weights(c, 1);
   EXPECT_THROW_WITH(BertEncoder::build(c, w, on_gpu(DType::f16)), NotSupported, "cuda:0");
 }
 
 TEST(CudaEncoder, F32AndBadDeviceIndicesAreRefusedBeforeLoading) {
   const auto c = small_config();
-  const auto w = random_weights(c, false, 2);
+  const auto w = random_weights(c, 2);
   EXPECT_THROW_WITH(BertEncoder::build(c, w, on_gpu(DType::f32)), NotSupported, "f16");
   auto o = on_gpu(DType::f16);
   o.device.index = -1;
@@ -130,7 +129,7 @@ TEST(CudaEncoder, MatchesTheCpuEncoderInEveryDtype) {
   if (!cuda_status().usable) GTEST_SKIP() << "no usable CUDA GPU: " << cuda_status().message;
   for (auto arch : {BertConfig::Arch::bert, BertConfig::Arch::distilbert}) {
     const auto c = small_config(arch);
-    const auto w = random_weights(c, false, 10);
+    const auto w = random_weights(c, 10);
     const auto in = batch_input(c);
     const auto want = BertEncoder::build(c, w, cpu_f32()).forward(in);
     for (DType dtype : {DType::f16, DType::bf16, DType::int8}) {
@@ -152,7 +151,7 @@ TEST(CudaEncoder, MatchesTheCpuEncoderInEveryDtype) {
 TEST(CudaEncoder, TwoOfFourModelMatchesTheCpuEncoder) {
   if (!cuda_status().usable) GTEST_SKIP() << "no usable CUDA GPU: " << cuda_status().message;
   const auto c = small_config();
-  const auto w = random_weights(c, true, 20);
+  const auto w = random_weights(c, 20, two_of_four);
   const auto in = batch_input(c);
   const auto want = BertEncoder::build(c, w, cpu_f32()).forward(in);
   for (DType dtype : {DType::f16, DType::bf16, DType::int8}) {
@@ -160,6 +159,22 @@ TEST(CudaEncoder, TwoOfFourModelMatchesTheCpuEncoder) {
     const auto enc = BertEncoder::build(c, w, on_gpu(dtype, Pattern::n_of_m(2, 4)));
     SCOPED_TRACE(testing::Message() << to_string(dtype) << ": " << describe(enc));
     expect_matches(enc.forward(in), want, in, c.hidden_size, min_cosine_for(dtype));
+  }
+}
+
+TEST(CudaEncoder, BlockSparseModelMatchesTheCpuEncoder) {
+  if (!cuda_status().usable) GTEST_SKIP() << "no usable CUDA GPU: " << cuda_status().message;
+  const auto c = small_config();
+  const auto w = random_weights(c, 50, [](const std::vector<float>& v, int64_t out, int64_t in) {
+    return sparse::prune_blocks(v, out, in, {16, 16}, 0.6);
+  });
+  const auto in = batch_input(c);
+  const auto want = BertEncoder::build(c, w, cpu_f32()).forward(in);
+  for (DType dtype : {DType::f16, DType::bf16, DType::int8}) {
+    const auto enc = BertEncoder::build(c, w, on_gpu(dtype, Pattern::blocks(16, 16)));
+    SCOPED_TRACE(testing::Message() << to_string(dtype) << ": " << describe(enc));
+    expect_matches(enc.forward(in), want, in, c.hidden_size, min_cosine_for(dtype));
+    for (const auto& [kind, info] : enc.kernels()) EXPECT_EQ(info.pattern, "16x16") << kind;
   }
 }
 
@@ -173,7 +188,7 @@ TEST(CudaEncoder, LongSequencesAndWideHeads) {
   c.num_layers = 1;
   c.intermediate_size = 256;
   c.max_position = 512;
-  const auto w = random_weights(c, false, 30);
+  const auto w = random_weights(c, 30);
   const auto in = batch_input(c, 512, {512, 300});
   const auto want = BertEncoder::build(c, w, cpu_f32()).forward(in);
   const auto enc = BertEncoder::build(c, w, on_gpu(DType::f16));
@@ -183,7 +198,7 @@ TEST(CudaEncoder, LongSequencesAndWideHeads) {
 TEST(CudaEncoder, PoolingProfilesBadInputsAndConcurrentCallers) {
   if (!cuda_status().usable) GTEST_SKIP() << "no usable CUDA GPU: " << cuda_status().message;
   const auto c = small_config();
-  const auto w = random_weights(c, false, 40);
+  const auto w = random_weights(c, 40);
   const auto in = batch_input(c);
   const auto cpu = BertEncoder::build(c, w, cpu_f32());
   const auto enc = BertEncoder::build(c, w, on_gpu(DType::f16));
