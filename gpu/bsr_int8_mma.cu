@@ -15,7 +15,6 @@
 #include <algorithm>
 #include <cstdint>
 
-#include "gpu/activation.cuh"
 #include "gpu/bsr_cta.cuh"
 #include "gpu/bsr_mma.hpp"
 #include "gpu/cuda_check.hpp"
@@ -70,17 +69,12 @@ __global__ void __launch_bounds__(kThreads)
     wmma::store_matrix_sync(ys + warp * kTokensPerWarp * kYld + i * kTile, acc[i], kYld,
                             wmma::mem_col_major);
   __syncthreads();
-  for (int e = threadIdx.x; e < kTokensPerCta * R; e += kThreads) {
-    const int t = e / R, r = e % R;
-    const int64_t token = t0 + t, o = block_row * R + r;
-    if (token >= tokens || o >= out) continue;
-    // The same order of operations as int8_epilogue (elementwise.cu) and the CPU layers.
-    float v = static_cast<float>(ys[t * kYld + r]) * x_scale[token] * w_scale[o];
-    if (bias) v += bias[o];
-    v = apply_activation(v, act);
-    if (residual) v += __half2float(residual[token * out + o]);
-    y[token * out + o] = __float2half_rn(v);
-  }
+  // The same order of operations as int8_epilogue (elementwise.cu) and the CPU layers.
+  write_bsr_tile<R>(
+      [&](int t, int r, int64_t token, int64_t o) {
+        return static_cast<float>(ys[t * kYld + r]) * x_scale[token] * w_scale[o];
+      },
+      t0, block_row, tokens, out, bias, act, residual, y);
 }
 
 template <int R, int C>

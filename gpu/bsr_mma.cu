@@ -136,16 +136,8 @@ __global__ void __launch_bounds__(kThreads)
     wmma::store_matrix_sync(ys + warp * kTokensPerWarp * kYld + i * 16, acc[i], kYld,
                             wmma::mem_col_major);
   __syncthreads();
-  for (int e = threadIdx.x; e < kTokensPerCta * R; e += kThreads) {
-    const int t = e / R, r = e % R;
-    const int64_t token = t0 + t, o = block_row * R + r;
-    if (token >= tokens || o >= out) continue;
-    float v = ys[t * kYld + r];
-    if (bias) v += bias[o];
-    v = apply_activation(v, act);
-    if (residual) v += to_float<T>(residual[token * out + o]);
-    y[token * out + o] = from_float<T>(v);
-  }
+  write_bsr_tile<R>([&](int t, int r, int64_t, int64_t) { return ys[t * kYld + r]; }, t0, block_row,
+                    tokens, out, bias, act, residual, y);
 }
 
 template <typename T, int R, int C>
