@@ -70,6 +70,10 @@ int main(int argc, char** argv) {
   spmm->add_flag("--cold-weights", cold_weights,
                  "rotate over weight copies totalling > 4x the last-level cache (decode-like); "
                  "also measures the copy bandwidth");
+  bool no_bias = false;
+  spmm->add_flag("--no-bias", no_bias,
+                 "--device cuda: layers without bias on both sides (the bare matmul that published "
+                 "sparse-vs-dense figures measure)");
   spmm->add_option("--format", format, "table | json")
       ->check(CLI::IsMember({"table", "json"}))
       ->capture_default_str();
@@ -133,7 +137,8 @@ int main(int argc, char** argv) {
       if (!st.usable)
         throw sparq::NotSupported("--device " + parsed_device.to_string() + ": " + st.message);
       if (table) {
-        std::printf("sparq-bench spmm on %s: %s\n", device.c_str(), st.message.c_str());
+        std::printf("sparq-bench spmm on %s: %s%s\n", device.c_str(), st.message.c_str(),
+                    no_bias ? " (layers without bias)" : "");
         std::printf("%-5s %-7s %6s %6s %6s %8s %10s %10s %8s %9s %9s  %s (dense: %s)\n", "dtype",
                     "pattern", "out", "in", "tokens", "sparsity", "sparse_us", "dense_us",
                     "speedup", "sp_err", "dense_err", "kernel", "kernel");
@@ -141,8 +146,9 @@ int main(int argc, char** argv) {
       for (const Shape& shape : shape_list)
         for (auto t : tokens)
           for (double sp : sparsities) {
-            const sparq::bench::SpmmSpec spec{
-                parsed_dtype, parsed_pattern, shape.out, shape.in, t, sp, 0, seed};
+            sparq::bench::SpmmSpec spec{parsed_dtype, parsed_pattern, shape.out, shape.in, t, sp, 0,
+                                        seed};
+            spec.bias = !no_bias;
             const auto r =
                 sparq::bench::run_cuda_case(spec, parsed_device, warmup, min_reps, min_seconds);
             if (table) {
@@ -159,6 +165,7 @@ int main(int argc, char** argv) {
           }
       return 0;
     }
+    if (no_bias) throw sparq::InvalidArgument("--no-bias is for --device cuda");
     const double copy_gbps = cold_weights ? sparq::bench::copy_bandwidth_gbps() : 0.0;
     if (table) {
       std::printf(

@@ -22,6 +22,7 @@ struct SpmmSpec {
   // Rotate over enough copies of each side's weights that together they exceed 4x the last-level
   // cache, so every call reads its weights from memory, as a decoder step does.
   bool cold_weights = false;
+  bool bias = true;  // --device cuda only: false measures the bare matmul
 };
 
 // Normal(0, stddev) values, seeded.

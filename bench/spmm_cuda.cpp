@@ -68,9 +68,10 @@ CudaResult run_cuda_case(const SpmmSpec& spec, const Device& device, int warmup,
   o.dtype = spec.dtype;
   o.pattern = spec.pattern;
   o.device = device;
-  const SparseLinear sparse_layer = SparseLinear::pack(w.data(), spec.out, spec.in, bias.data(), o);
+  const float* b = spec.bias ? bias.data() : nullptr;
+  const SparseLinear sparse_layer = SparseLinear::pack(w.data(), spec.out, spec.in, b, o);
   o.pattern = Pattern::dense();
-  const SparseLinear dense_layer = SparseLinear::pack(w.data(), spec.out, spec.in, bias.data(), o);
+  const SparseLinear dense_layer = SparseLinear::pack(w.data(), spec.out, spec.in, b, o);
 
   check(cudaSetDevice(device.index), "cudaSetDevice");
   std::vector<uint16_t> x16(x.size());
@@ -126,7 +127,7 @@ CudaResult run_cuda_case(const SpmmSpec& spec, const Device& device, int warmup,
   cudaStreamDestroy(stream);
 
   std::vector<float> ref(y_count);
-  const sparse::Epilogue epilogue{bias.data(), Activation::none, nullptr};
+  const sparse::Epilogue epilogue{b, Activation::none, nullptr};
   sparse::linear_f32(x.data(), spec.tokens, w.data(), spec.out, spec.in, epilogue, ref.data());
   std::vector<uint16_t> ys(y_count), yd(y_count);
   check(cudaMemcpy(ys.data(), dy_sparse.get(), y_count * 2, cudaMemcpyDeviceToHost), "cudaMemcpy");
@@ -170,6 +171,7 @@ nlohmann::json to_json(const CudaResult& r) {
           {"in", s.in},
           {"tokens", s.tokens},
           {"sparsity", s.sparsity},
+          {"bias", s.bias},
           {"sparse_us", r.sparse_us},
           {"dense_us", r.dense_us},
           {"speedup", r.speedup},
