@@ -1,9 +1,10 @@
 // One cuBLASLt matmul shape, "TN" in column-major terms: D [m x n] = A^T B with A [k x m] (a
 // row-major [m x k] weight) and B [k x n] (row-major [n x k] activations), so D is the row-major
-// [n x m] output. Descriptors and the heuristic's algorithm are made once per n and alignment of
-// the B and D pointers (the heuristic otherwise assumes 256-byte alignment, which a caller's
-// pointer into the middle of a buffer need not have). An optional epilogue adds a bias vector (in
-// D's type, one value per row of D) and applies ReLU inside the matmul.
+// [n x m] output. Descriptors and the algorithm (the fastest of the heuristic's candidates, timed)
+// are made once per n and alignment of the B and D pointers (the heuristic otherwise assumes
+// 256-byte alignment, which a caller's pointer into the middle of a buffer need not have). An
+// optional epilogue adds a bias vector (in D's type, one value per row of D) and applies ReLU
+// inside the matmul.
 #pragma once
 
 #include <cublasLt.h>
@@ -46,6 +47,8 @@ class LtMatmul {
   using Key = std::tuple<int64_t, uint32_t, uint32_t>;  // n, alignment of B, of C and D
   std::shared_ptr<const Shape> shape_for(const Key& key) const;
   std::shared_ptr<Shape> make_shape(const Key& key, bool with_epilogue) const;
+  size_t fastest(const Shape& s, int64_t n, const cublasLtMatmulHeuristicResult_t* results,
+                 int count) const;
   int device_;
   int64_t m_, k_, lda_, ldb_;
   LtTypes types_;
