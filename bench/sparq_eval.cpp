@@ -258,14 +258,13 @@ int main(int argc, char** argv) {
       input.ids.push_back(text_ids.empty() ? id(rng) : text_ids[static_cast<size_t>(i % seq)]);
 
     using Clock = std::chrono::steady_clock;
-    std::vector<sparq::models::ForwardProfile> profiles;
+    std::vector<sparq::models::ForwardProfile> profiles, dense_profiles;
     auto time_ms = [&](const BertEncoder& e) {
       sparq::models::ForwardProfile stages;
-      const bool record = profile && &e == &sparse;
       const auto t0 = Clock::now();
-      (void)e.forward(input, record ? &stages : nullptr);
+      (void)e.forward(input, profile ? &stages : nullptr);
       const double ms = std::chrono::duration<double, std::milli>(Clock::now() - t0).count();
-      if (record) profiles.push_back(stages);
+      if (profile) (&e == &sparse ? profiles : dense_profiles).push_back(stages);
       return ms;
     };
     for (int i = 0; i < warmup; ++i) {
@@ -273,6 +272,7 @@ int main(int argc, char** argv) {
       if (dense) time_ms(*dense);
     }
     profiles.clear();
+    dense_profiles.clear();
     std::vector<double> sparse_ms, dense_ms;
     const Progress progress(iters);
     for (int i = 0; i < iters; ++i) {
@@ -307,13 +307,21 @@ int main(int argc, char** argv) {
           {"attention", &P::attention},       {"attention_out", &P::attention_out},
           {"intermediate", &P::intermediate}, {"output", &P::output},
           {"layer_norm", &P::layer_norm}};
-      nlohmann::json p = nlohmann::json::object();
-      for (const auto& [key, field] : stages) {
-        std::vector<double> v;
-        for (const auto& s : profiles) v.push_back(s.*field);
-        p[key] = percentile(v, 0.5);
-      }
-      j["profile_ms"] = p;
+      // Medians per stage, and the median of the per-forward sums of the stages.
+      const auto medians = [&](const std::vector<P>& runs) {
+        nlohmann::json p = nlohmann::json::object();
+        for (const auto& [key, field] : stages) {
+          std::vector<double> v;
+          for (const auto& s : runs) v.push_back(s.*field);
+          p[key] = percentile(v, 0.5);
+        }
+        std::vector<double> totals;
+        for (const auto& s : runs) totals.push_back(s.total());
+        p["stages_total"] = percentile(totals, 0.5);
+        return p;
+      };
+      j["profile_ms"] = medians(profiles);
+      if (dense) j["dense_profile_ms"] = medians(dense_profiles);
     }
     if (dense) {
       const double d50 = percentile(dense_ms, 0.5);
@@ -343,10 +351,18 @@ int main(int argc, char** argv) {
     for (const auto& [kind, info] : sparse.kernels())
       std::printf("  %-17s %s (%s)\n", kind.c_str(), info.kernel.c_str(), info.reason.c_str());
     if (profile) {
-      std::printf("  where the time goes (median ms per call, summed over layers):\n");
-      for (const auto& [key, ms] : j["profile_ms"].items())
-        std::printf("    %-14s %7.2f  (%4.1f%%)\n", key.c_str(), ms.get<double>(),
+      std::printf("  where the time goes (median ms per call, summed over layers; %% of p50)%s:\n",
+                  dense ? ", sparse then dense" : "");
+      for (const auto& [key, ms] : j["profile_ms"].items()) {
+        std::printf("    %-14s %7.2f  (%4.1f%%)", key.c_str(), ms.get<double>(),
                     100.0 * ms.get<double>() / p50);
+        if (dense) {
+          const double d = j["dense_profile_ms"][key].get<double>();
+          std::printf("   dense %7.2f  (%4.1f%%)  -> %.2fx", d,
+                      100.0 * d / j["dense_p50_ms"].get<double>(), d / ms.get<double>());
+        }
+        std::printf("\n");
+      }
     }
   } catch (const std::exception& e) {
     std::cerr << "sparq-eval: " << e.what() << "\n";

@@ -34,8 +34,10 @@ struct EncoderInput {
   std::vector<int32_t> token_types;
 };
 
-// Where a forward call spent its time, summed over layers (milliseconds, wall clock): filled when
-// a caller passes one (sparq-eval --profile); clocks are read only then.
+// Where a forward call spent its time, summed over layers (milliseconds): filled when a caller
+// passes one (sparq-eval --profile); clocks are read only then. On the CPU wall clock per stage;
+// on a GPU the stream's time per stage from CUDA events (the forward does not wait between
+// stages), without the input's upload and the output's download.
 struct ForwardProfile {
   double embeddings = 0, qkv = 0, attention = 0, attention_out = 0, intermediate = 0, output = 0,
          layer_norm = 0;
