@@ -10,6 +10,9 @@ namespace {
 constexpr size_t kMaxWorkspace = size_t{32} << 20;
 constexpr size_t kMaxCachedShapes = 64;
 constexpr int kCandidates = 8;  // heuristic results timed per shape
+// Below this many multiply-adds the heuristic's first choice is kept untimed: small products are
+// launch-bound, and a caller whose token counts vary would pay the timing for each new one.
+constexpr double kMinTimedMacs = double{1 << 30};
 constexpr int kWarmupCalls = 2, kTimedCalls = 5;
 
 size_t element_bytes(cudaDataType t) {
@@ -137,14 +140,14 @@ std::shared_ptr<LtMatmul::Shape> LtMatmul::make_shape(const Key& key, bool with_
   return s;
 }
 
-// The heuristic ranks its candidates by a model; for some shapes a later one is faster. So each
-// is timed on zero operands of the shape (calls queued back to back between events, the median
-// of kTimedCalls after warm-up), as cusparseLtMatmulSearch tunes the 2:4 side of sparq's
-// comparisons, and the fastest is kept. A candidate that fails to run is passed over; when none
-// runs, the heuristic's first stands and the real call reports the error.
+// The heuristic ranks its candidates by a model; for some shapes a later one is faster. So for
+// products of at least kMinTimedMacs each is timed on zero operands of the shape (calls queued back
+// to back between events, the median of kTimedCalls after warm-up), as cusparseLtMatmulSearch tunes
+// the 2:4 side of sparq's comparisons, and the fastest is kept. A candidate that fails to run is
+// passed over; when none runs, the heuristic's first stands and the real call reports the error.
 size_t LtMatmul::fastest(const Shape& s, int64_t n, const cublasLtMatmulHeuristicResult_t* results,
                          int count) const {
-  if (count < 2) return 0;
+  if (count < 2 || double(m_) * double(n) * double(k_) < kMinTimedMacs) return 0;
   const Context& ctx = Context::get(device_);
   size_t workspace_bytes = 0;
   for (int i = 0; i < count; ++i)

@@ -1,10 +1,10 @@
 // One cuBLASLt matmul shape, "TN" in column-major terms: D [m x n] = A^T B with A [k x m] (a
 // row-major [m x k] weight) and B [k x n] (row-major [n x k] activations), so D is the row-major
-// [n x m] output. Descriptors and the algorithm (the fastest of the heuristic's candidates, timed)
-// are made once per n and alignment of the B and D pointers (the heuristic otherwise assumes
-// 256-byte alignment, which a caller's pointer into the middle of a buffer need not have). An
-// optional epilogue adds a bias vector (in D's type, one value per row of D) and applies ReLU
-// inside the matmul.
+// [n x m] output. Descriptors and the algorithm (for large products the fastest of the
+// heuristic's candidates, timed) are made once per n and alignment of the B and D pointers (the
+// heuristic otherwise assumes 256-byte alignment, which a caller's pointer into the middle of a
+// buffer need not have). An optional epilogue adds a bias vector (in D's type, one value per row of
+// D) and applies ReLU inside the matmul.
 #pragma once
 
 #include <cublasLt.h>
