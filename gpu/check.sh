@@ -45,17 +45,26 @@ say "$(nvidia-smi --query-gpu=name,driver_version,memory.total --format=csv,nohe
 say "sparq $(git rev-parse --short HEAD 2>/dev/null || echo "(no git)")"
 if [ -f "$build/VERSION" ]; then say "prebuilt: $(cat "$build/VERSION")"; fi
 
+# Every part runs under a time limit, so that a hang (a kernel that never ends) costs that part,
+# not the rest of the check; a part stopped by its limit says so (exit status 124).
+limit() { timeout --kill-after=10 "$@"; }
 say "== GPU tests"
 failed_tests=0
 for t in test_cuda_api test_cuda_kernels test_cuda_encoder; do
   # A failing suite is reported and counted; the benchmark still runs.
-  if ! $build/tests/$t --gtest_brief=1 >"$build/$t.log" 2>&1; then failed_tests=$((failed_tests + 1)); fi
+  status=0
+  limit 240 $build/tests/$t --gtest_brief=1 >"$build/$t.log" 2>&1 || status=$?
+  if [ $status -ne 0 ]; then
+    failed_tests=$((failed_tests + 1))
+    echo "$t: exit status $status$( [ $status -eq 124 ] && echo ' (stopped at its 240 s limit)')" \
+      >>"$build/$t.log"
+  fi
   tee -a "$log" <"$build/$t.log" | tail -3
   took
 done
 
-bench() { $build/bench/sparq-bench spmm --device cuda --min-reps 50 --min-seconds 1 "$@" 2>&1 |
-  tee -a "$log" || true; }
+bench() { limit 120 $build/bench/sparq-bench spmm --device cuda --min-reps 50 --min-seconds 1 "$@" \
+  2>&1 | tee -a "$log" || true; }
 say "== 2:4 vs cuBLASLt dense, 4096 x 4096 x 4096"
 bench --dtype f16 --pattern 2:4 --shapes 4096x4096 --tokens 4096
 bench --dtype int8 --pattern 2:4 --shapes 4096x4096 --tokens 4096
@@ -79,13 +88,14 @@ say "== int8 block-sparse at 90 % (sparq's int8 BSR kernel) vs cuBLASLt dense in
 bench --dtype int8 --pattern 32x32 --sparsity 0.9 --shapes 3072x768,4096x4096 --tokens 128,4096
 took
 say "== BERT-base end to end, batch 32 x seq 128, fp16"
-eval_out=$($build/bench/sparq-eval --synthetic bert-base --device cuda --dtype f16 --pattern 2:4 \
-  --batch 32 --seq 128 --iters 30 --warmup 5 --compare dense 2>&1 || true)
+eval_out=$(limit 150 $build/bench/sparq-eval --synthetic bert-base --device cuda --dtype f16 \
+  --pattern 2:4 --batch 32 --seq 128 --iters 30 --warmup 5 --compare dense 2>&1 || true)
 say "$eval_out"
 took
 say "== where the time goes, 2:4 and dense (a separate run: CUDA events around every stage)"
-profile_out=$($build/bench/sparq-eval --synthetic bert-base --device cuda --dtype f16 --pattern 2:4 \
-  --batch 32 --seq 128 --iters 10 --warmup 3 --compare dense --profile 2>&1 || true)
+profile_out=$(limit 150 $build/bench/sparq-eval --synthetic bert-base --device cuda \
+  --dtype f16 --pattern 2:4 --batch 32 --seq 128 --iters 10 --warmup 3 --compare dense --profile \
+  2>&1 || true)
 say "$profile_out"
 took
 
