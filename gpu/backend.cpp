@@ -50,6 +50,7 @@ double time_kernel(const GpuKernel& k, int64_t in, int64_t out, int device) {
       if (stream) cudaStreamDestroy(stream);
     }
   } t;
+  check_cuda(cudaDeviceSynchronize(), "cudaDeviceSynchronize (before kernel timing)");
   check_cuda(cudaStreamCreateWithFlags(&t.stream, cudaStreamNonBlocking), "cudaStreamCreate");
   // On the timing stream: a non-blocking stream does not wait for the legacy one.
   check_cuda(cudaMemsetAsync(x.get(), 0, x.bytes(), t.stream), "cudaMemsetAsync");

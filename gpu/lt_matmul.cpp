@@ -163,6 +163,9 @@ size_t LtMatmul::fastest(const Shape& s, int64_t n, const cublasLtMatmulHeuristi
       if (stream) cudaStreamDestroy(stream);
     }
   } t;
+  // Work this process queued before (a caller's earlier calls) would share the GPU with the
+  // timed calls.
+  check_cuda(cudaDeviceSynchronize(), "cudaDeviceSynchronize (before cuBLASLt timing)");
   check_cuda(cudaStreamCreateWithFlags(&t.stream, cudaStreamNonBlocking), "cudaStreamCreate");
   // On the timing stream: a non-blocking stream does not wait for the legacy one.
   check_cuda(cudaMemsetAsync(a.get(), 0, a.bytes(), t.stream), "cudaMemsetAsync");
