@@ -5,9 +5,12 @@
 #include <cusparseLt.h>
 
 #include <algorithm>
+#include <atomic>
 #include <cstdint>
 #include <map>
+#include <memory>
 #include <mutex>
+#include <utility>
 #include <vector>
 
 #include "gpu/context.hpp"
@@ -29,19 +32,38 @@ constexpr int64_t kProbeTokens = 4 * kAlign;  // the token count planned and pro
 // cuSPARSELt wants every matrix pointer 16-byte aligned.
 bool is_aligned(const void* p) { return reinterpret_cast<uintptr_t>(p) % 16 == 0; }
 
-const cusparseLtHandle_t& handle_for(int device) {
-  static std::mutex mutex;
-  static std::map<int, std::unique_ptr<cusparseLtHandle_t>> handles;
-  std::lock_guard lock(mutex);
-  auto& slot = handles[device];
+// cuSPARSELt's handle must not be shared between threads (a handle made on one thread and used
+// on another fails with internal errors: PyTorch issue 113776, fixed there by a handle per thread),
+// so each thread has its own per device, and the plans, which are made with a handle, are cached
+// per handle (its serial number: a later thread's handle may reuse a freed one's address).
+struct ThreadHandle {
+  cusparseLtHandle_t handle{};
+  uint64_t serial = 0;
+  bool made = false;
+  ThreadHandle() = default;
+  ThreadHandle(const ThreadHandle&) = delete;
+  ThreadHandle& operator=(const ThreadHandle&) = delete;
+  ~ThreadHandle() {
+    if (made) cusparseLtDestroy(&handle);  // at thread exit; errors there are ignored
+  }
+};
+
+const ThreadHandle& thread_handle(int device) {
+  static std::atomic<uint64_t> next_serial{1};
+  thread_local std::map<int, std::unique_ptr<ThreadHandle>> handles;
+  std::unique_ptr<ThreadHandle>& slot = handles[device];
   if (!slot) {
     DeviceGuard guard(device);
-    auto h = std::make_unique<cusparseLtHandle_t>();
-    check_cusparse(cusparseLtInit(h.get()), "cusparseLtInit");
-    slot = std::move(h);  // kept for the process, like the other library handles
+    auto h = std::make_unique<ThreadHandle>();
+    check_cusparse(cusparseLtInit(&h->handle), "cusparseLtInit");
+    h->made = true;
+    h->serial = next_serial++;
+    slot = std::move(h);
   }
   return *slot;
 }
+
+const cusparseLtHandle_t& handle_for(int device) { return thread_handle(device).handle; }
 
 // "TN" in column-major terms: A is the row-major weight [out x in] seen as [in x out] and
 // transposed, B the row-major activations [tokens x in] seen as [in x tokens], D [out x tokens]
@@ -211,8 +233,9 @@ class NmLtKernel final : public GpuKernel {
   // padded token count. A plan cuSPARSELt refuses with the fused epilogue is made without it (the
   // run then leaves bias and activation to sparq's pass).
   std::shared_ptr<const Plan> plan_for(int64_t n) const {
+    const PlanKey key{thread_handle(device_).serial, n};
     std::lock_guard lock(mutex_);
-    if (auto it = plans_.find(n); it != plans_.end()) return it->second;
+    if (auto it = plans_.find(key); it != plans_.end()) return it->second;
     DeviceGuard guard(device_);
     std::shared_ptr<Plan> p;
     if (fused_.bias || fused_.relu) {
@@ -224,7 +247,7 @@ class NmLtKernel final : public GpuKernel {
     }
     if (!p) p = make_plan(n, false);
     if (plans_.size() >= kMaxCachedPlans) plans_.clear();  // shared_ptr keeps running ones
-    plans_[n] = p;
+    plans_[key] = p;
     return p;
   }
 
@@ -388,7 +411,8 @@ class NmLtKernel final : public GpuKernel {
   DeviceBuffer bias_;          // fp32 [out] for sparq's pass (int8, or a plan without the epilogue)
   DeviceBuffer bias_library_;  // [out_padded] for cuSPARSELt's epilogue (fuse_epilogue)
   mutable std::mutex mutex_;
-  mutable std::map<int64_t, std::shared_ptr<Plan>> plans_;
+  using PlanKey = std::pair<uint64_t, int64_t>;  // the thread's handle serial, padded tokens
+  mutable std::map<PlanKey, std::shared_ptr<Plan>> plans_;
 };
 
 }  // namespace

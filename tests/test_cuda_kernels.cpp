@@ -9,6 +9,7 @@
 #include <algorithm>
 #include <functional>
 #include <string>
+#include <thread>
 #include <utility>
 #include <vector>
 
@@ -211,6 +212,67 @@ TEST(CudaKernels, CusparseLt2of4) {
                    std::string unused;
                    return make_nm_kernel(0, w.data(), out, in, bias, dtype, act, unused);
                  });
+}
+
+// cuSPARSELt's handles and plans are per thread (nm_lt.cpp): a layer packed on this thread runs
+// from three others at once, each on a non-blocking stream of its own, at the token count planned
+// at pack time (128) and at new ones.
+TEST(CudaKernels, CusparseLt2of4FromSeveralThreads) {
+  SKIP_WITHOUT_GPU();
+  const int64_t out = 64, in = 128;
+  const auto w = sparse::prune_n_m(test::random_floats(out * in, 21), out, in, 2, 4);
+  const auto bias = test::random_floats(out, 22);
+  std::string why;
+  const auto kernel =
+      make_nm_kernel(0, w.data(), out, in, bias.data(), DType::f16, Activation::none, why);
+  if (!kernel) GTEST_SKIP() << why;
+  const std::vector<int64_t> token_counts = {128, 32, 70};
+  std::vector<std::vector<float>> inputs;
+  for (size_t i = 0; i < token_counts.size(); ++i) {
+    auto x = test::random_floats(static_cast<size_t>(token_counts[i] * in),
+                                 23 + static_cast<uint32_t>(i));
+    for (float& v : x) v = test::round_to(v, DType::f16);
+    inputs.push_back(std::move(x));
+  }
+  constexpr int kThreads = 3;
+  std::vector<std::vector<std::vector<float>>> got(kThreads);
+  std::vector<std::string> errors(kThreads);
+  std::vector<std::thread> threads;
+  for (int t = 0; t < kThreads; ++t)
+    threads.emplace_back([&, t] {
+      cudaStream_t stream = nullptr;
+      try {
+        check_cuda(cudaSetDevice(0), "cudaSetDevice");
+        check_cuda(cudaStreamCreateWithFlags(&stream, cudaStreamNonBlocking), "cudaStreamCreate");
+        for (size_t i = 0; i < token_counts.size(); ++i) {
+          const int64_t tokens = token_counts[i];
+          const DeviceBuffer dx = upload(std::span<const uint16_t>(to_16bit(inputs[i], Elem::f16)));
+          // The upload's copy may still be in flight on the legacy stream, which a non-blocking
+          // stream does not wait for.
+          check_cuda(cudaDeviceSynchronize(), "cudaDeviceSynchronize");
+          DeviceBuffer dy(static_cast<size_t>(tokens * out) * 2);
+          check_cuda(cudaMemsetAsync(dy.get(), 0xff, dy.bytes(), stream), "cudaMemsetAsync");
+          kernel->run(dx.get(), tokens, dy.get(), nullptr, stream);
+          check_cuda(cudaStreamSynchronize(stream), "cudaStreamSynchronize");
+          got[t].push_back(download_to_f32(dy, static_cast<size_t>(tokens * out), Elem::f16));
+        }
+      } catch (const std::exception& e) {
+        errors[t] = e.what();
+      }
+      if (stream) cudaStreamDestroy(stream);
+    });
+  for (std::thread& thread : threads) thread.join();
+  for (int t = 0; t < kThreads; ++t) {
+    ASSERT_EQ(errors[t], "") << "thread " << t;
+    ASSERT_EQ(got[t].size(), token_counts.size());
+    for (size_t i = 0; i < token_counts.size(); ++i) {
+      const auto want = test::gpu_reference(inputs[i], token_counts[i], w, out, in, bias,
+                                            Activation::none, {}, DType::f16);
+      test::expect_close(
+          got[t][i], want, tolerance(DType::f16),
+          "thread " + std::to_string(t) + ", " + std::to_string(token_counts[i]) + " tokens");
+    }
+  }
 }
 
 // cuBLASLt and cuSPARSELt take bias and ReLU into their own epilogue for fp16 / bf16 (the kernel
