@@ -67,4 +67,12 @@ StreamScratch::~StreamScratch() {
   if (data_) cudaFreeAsync(data_, stream_);
 }
 
+bool is_capturing(cudaStream_t stream) {
+  cudaStreamCaptureStatus status = cudaStreamCaptureStatusNone;
+  const cudaError_t e = cudaStreamIsCapturing(stream, &status);
+  if (e == cudaSuccess) return status != cudaStreamCaptureStatusNone;
+  (void)cudaGetLastError();  // not sticky: keep it from being blamed on a later launch
+  return e == cudaErrorStreamCaptureImplicit;
+}
+
 }  // namespace sparq::gpu

@@ -73,6 +73,11 @@ class StreamScratch {
   cudaStream_t stream_ = nullptr;
 };
 
+// Whether `stream` is being captured into a CUDA graph, where nothing may allocate with
+// cudaMalloc, synchronize or time (a layer's first call at a new token count does); for the
+// legacy stream, whether a blocking stream is.
+bool is_capturing(cudaStream_t stream);
+
 inline int64_t round_up(int64_t value, int64_t multiple) {
   return (value + multiple - 1) / multiple * multiple;
 }

@@ -56,26 +56,28 @@ LtMatmul::LtMatmul(int device, int64_t m, int64_t k, int64_t lda, int64_t ldb, L
 
 // A shape for which cuBLASLt has no algorithm with the epilogue is made without it; run() then
 // says so and the caller applies bias and activation itself.
-std::shared_ptr<const LtMatmul::Shape> LtMatmul::shape_for(const Key& key) const {
+std::shared_ptr<const LtMatmul::Shape> LtMatmul::shape_for(const Key& key,
+                                                           cudaStream_t stream) const {
   std::lock_guard lock(mutex_);
   if (auto it = shapes_.find(key); it != shapes_.end()) return it->second;
   std::shared_ptr<Shape> s;
   if (epilogue_.kind != CUBLASLT_EPILOGUE_DEFAULT) {
     try {
-      s = make_shape(key, true);
+      s = make_shape(key, true, stream);
     } catch (const NotSupported&) {  // no algorithm with the epilogue
       s = nullptr;
     } catch (const CudaError&) {  // the epilogue attributes refused
       s = nullptr;
     }
   }
-  if (!s) s = make_shape(key, false);
+  if (!s) s = make_shape(key, false, stream);
   if (shapes_.size() >= kMaxCachedShapes) shapes_.clear();  // shared_ptr keeps running ones
   shapes_[key] = s;
   return s;
 }
 
-std::shared_ptr<LtMatmul::Shape> LtMatmul::make_shape(const Key& key, bool with_epilogue) const {
+std::shared_ptr<LtMatmul::Shape> LtMatmul::make_shape(const Key& key, bool with_epilogue,
+                                                      cudaStream_t stream) const {
   const auto [n, align_b, align_d] = key;
   auto s = std::make_shared<Shape>();
   s->library_epilogue = with_epilogue;
@@ -134,7 +136,7 @@ std::shared_ptr<LtMatmul::Shape> LtMatmul::make_shape(const Key& key, bool with_
                        std::to_string(m_) + " x " + std::to_string(k_) +
                        " (tokens x out x in) in these types (status " +
                        std::to_string(static_cast<int>(status)) + ")");
-  const cublasLtMatmulHeuristicResult_t& chosen = results[fastest(*s, n, results, found)];
+  const cublasLtMatmulHeuristicResult_t& chosen = results[fastest(*s, n, results, found, stream)];
   s->algo = chosen.algo;
   s->workspace = chosen.workspaceSize;
   return s;
@@ -145,9 +147,11 @@ std::shared_ptr<LtMatmul::Shape> LtMatmul::make_shape(const Key& key, bool with_
 // to back between events, the median of kTimedCalls after warm-up), as cusparseLtMatmulSearch tunes
 // the 2:4 side of sparq's comparisons, and the fastest is kept. A candidate that fails to run is
 // passed over; when none runs, the heuristic's first stands and the real call reports the error.
+// Inside a graph capture the heuristic's first is kept untimed (and cached for the shape).
 size_t LtMatmul::fastest(const Shape& s, int64_t n, const cublasLtMatmulHeuristicResult_t* results,
-                         int count) const {
+                         int count, cudaStream_t stream) const {
   if (count < 2 || double(m_) * double(n) * double(k_) < kMinTimedMacs) return 0;
+  if (stream && is_capturing(stream)) return 0;  // a graph capture allows no timing
   const Context& ctx = Context::get(device_);
   size_t workspace_bytes = 0;
   for (int i = 0; i < count; ++i)
@@ -209,13 +213,15 @@ size_t LtMatmul::fastest(const Shape& s, int64_t n, const cublasLtMatmulHeuristi
   return best;
 }
 
-bool LtMatmul::prepare(int64_t n) const { return shape_for({n, 256, 256})->library_epilogue; }
+bool LtMatmul::prepare(int64_t n) const {
+  return shape_for({n, 256, 256}, nullptr)->library_epilogue;
+}
 
 bool LtMatmul::run(const void* a, const void* b, int64_t n, const void* c, void* d,
                    const void* alpha, const void* beta, cudaStream_t stream) const {
   if (!c) c = d;
   const std::shared_ptr<const Shape> s =
-      shape_for({n, alignment_of(b), std::min(alignment_of(c), alignment_of(d))});
+      shape_for({n, alignment_of(b), std::min(alignment_of(c), alignment_of(d))}, stream);
   StreamScratch workspace(s->workspace, stream);
   check_cublas(cublasLtMatmul(Context::get(device_).blas_lt, s->desc, alpha, a, s->a, b, s->b, beta,
                               c, s->d, d, s->d, &s->algo, workspace.get(), s->workspace, stream),

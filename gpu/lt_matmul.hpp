@@ -45,10 +45,11 @@ class LtMatmul {
  private:
   struct Shape;
   using Key = std::tuple<int64_t, uint32_t, uint32_t>;  // n, alignment of B, of C and D
-  std::shared_ptr<const Shape> shape_for(const Key& key) const;
-  std::shared_ptr<Shape> make_shape(const Key& key, bool with_epilogue) const;
+  // `stream`: the calling run's (null at pack time); inside a graph capture no candidate is timed.
+  std::shared_ptr<const Shape> shape_for(const Key& key, cudaStream_t stream) const;
+  std::shared_ptr<Shape> make_shape(const Key& key, bool with_epilogue, cudaStream_t stream) const;
   size_t fastest(const Shape& s, int64_t n, const cublasLtMatmulHeuristicResult_t* results,
-                 int count) const;
+                 int count, cudaStream_t stream) const;
   int device_;
   int64_t m_, k_, lda_, ldb_;
   LtTypes types_;

@@ -120,7 +120,7 @@ class NmLtKernel final : public GpuKernel {
   void run(const void* x, int64_t tokens, void* y, const void* residual,
            cudaStream_t stream) const override {
     const int64_t n = round_up(tokens, kAlign);
-    const std::shared_ptr<const Plan> p = plan_for(n);
+    const std::shared_ptr<const Plan> p = plan_for(n, stream);
     const size_t ab_bytes = int8_ ? 1 : 2, d_bytes = int8_ ? 4 : 2;
     // fp16 / bf16 operands already in cuSPARSELt's shape (aligned sizes and 16-byte pointers)
     // are used in place: no copy of x in, no unpadding pass out.
@@ -230,12 +230,19 @@ class NmLtKernel final : public GpuKernel {
   }
 
   // Descriptors, the algorithm found by cusparseLtMatmulSearch, and the workspace size, once per
-  // padded token count. A plan cuSPARSELt refuses with the fused epilogue is made without it (the
-  // run then leaves bias and activation to sparq's pass).
-  std::shared_ptr<const Plan> plan_for(int64_t n) const {
+  // padded token count (and thread). A plan cuSPARSELt refuses with the fused epilogue is made
+  // without it (the run then leaves bias and activation to sparq's pass). `stream`: the calling
+  // run's, where a graph capture rules the search out.
+  std::shared_ptr<const Plan> plan_for(int64_t n, cudaStream_t stream = nullptr) const {
     const PlanKey key{thread_handle(device_).serial, n};
     std::lock_guard lock(mutex_);
     if (auto it = plans_.find(key); it != plans_.end()) return it->second;
+    if (stream && is_capturing(stream))
+      throw NotSupported(
+          "cuSPARSELt 2:4 layer: the first call at " + std::to_string(n) +
+          " (padded) tokens on this thread searches for an algorithm, which cannot run while the "
+          "stream is captured into a CUDA graph; call the layer once at this token count, on the "
+          "capturing thread, before capturing");
     DeviceGuard guard(device_);
     std::shared_ptr<Plan> p;
     if (fused_.bias || fused_.relu) {

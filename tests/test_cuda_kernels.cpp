@@ -275,6 +275,50 @@ TEST(CudaKernels, CusparseLt2of4FromSeveralThreads) {
   }
 }
 
+// Inside a CUDA graph capture a 2:4 layer cannot search for a new token count's algorithm: it says
+// so before queuing anything (the capture stays valid). Planned beforehand, it is captured and the
+// graph's replay gives the oracle's result.
+TEST(CudaKernels, TwoOfFourLayerInsideAGraphCapture) {
+  SKIP_WITHOUT_GPU();
+  const int64_t out = 64, in = 128, tokens = 64;  // pack time planned 128 tokens, not 64
+  const auto w = sparse::prune_n_m(test::random_floats(out * in, 31), out, in, 2, 4);
+  const auto bias = test::random_floats(out, 32);
+  std::string why;
+  const auto kernel =
+      make_nm_kernel(0, w.data(), out, in, bias.data(), DType::f16, Activation::relu, why);
+  if (!kernel) GTEST_SKIP() << why;
+  auto x = test::random_floats(static_cast<size_t>(tokens * in), 33);
+  for (float& v : x) v = test::round_to(v, DType::f16);
+  const DeviceBuffer dx = upload(std::span<const uint16_t>(to_16bit(x, Elem::f16)));
+  DeviceBuffer dy(static_cast<size_t>(tokens * out) * 2);
+  cudaStream_t stream = nullptr;
+  check_cuda(cudaStreamCreateWithFlags(&stream, cudaStreamNonBlocking), "cudaStreamCreate");
+  check_cuda(cudaDeviceSynchronize(), "cudaDeviceSynchronize");
+  cudaGraph_t graph = nullptr;
+  check_cuda(cudaStreamBeginCapture(stream, cudaStreamCaptureModeGlobal), "cudaStreamBeginCapture");
+  EXPECT_THROW(kernel->run(dx.get(), tokens, dy.get(), nullptr, stream), NotSupported);
+  check_cuda(cudaStreamEndCapture(stream, &graph), "cudaStreamEndCapture (refused call)");
+  check_cuda(cudaGraphDestroy(graph), "cudaGraphDestroy");
+
+  kernel->run(dx.get(), tokens, dy.get(), nullptr, stream);  // plans 64 tokens
+  check_cuda(cudaMemsetAsync(dy.get(), 0xff, dy.bytes(), stream), "cudaMemsetAsync");
+  check_cuda(cudaStreamSynchronize(stream), "cudaStreamSynchronize");
+  check_cuda(cudaStreamBeginCapture(stream, cudaStreamCaptureModeGlobal), "cudaStreamBeginCapture");
+  kernel->run(dx.get(), tokens, dy.get(), nullptr, stream);
+  check_cuda(cudaStreamEndCapture(stream, &graph), "cudaStreamEndCapture");
+  cudaGraphExec_t exec = nullptr;
+  check_cuda(cudaGraphInstantiate(&exec, graph, 0), "cudaGraphInstantiate");
+  check_cuda(cudaGraphLaunch(exec, stream), "cudaGraphLaunch");
+  check_cuda(cudaStreamSynchronize(stream), "cudaStreamSynchronize");
+  const auto want =
+      test::gpu_reference(x, tokens, w, out, in, bias, Activation::relu, {}, DType::f16);
+  test::expect_close(download_to_f32(dy, static_cast<size_t>(tokens * out), Elem::f16), want,
+                     tolerance(DType::f16), kernel->name() + " replayed from a CUDA graph");
+  cudaGraphExecDestroy(exec);
+  cudaGraphDestroy(graph);
+  cudaStreamDestroy(stream);
+}
+
 // cuBLASLt and cuSPARSELt take bias and ReLU into their own epilogue for fp16 / bf16 (the kernel
 // name says what they apply). cuSPARSELt's fused plan is verified at pack time and dropped when its
 // output is wrong, so a missing suffix there means cuSPARSELt's epilogue did not give act(bias).

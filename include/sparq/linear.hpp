@@ -90,7 +90,11 @@ class SparseLinear {
   // Layers packed for Device::cuda. x, y and residual are device pointers (cudaMalloc'd on the
   // layer's GPU), row-major, in the layer's activation type: IEEE half for f16 and int8 layers
   // (int8 layers quantize x per token on the GPU), bf16 for bf16 layers; residual must not be y.
-  // stream is a cudaStream_t (null: the default stream); the call is asynchronous on it.
+  // stream is a cudaStream_t (null: the default stream); the call is asynchronous on it, except
+  // the first call at a new token count (rounded up to 32 for 2:4 layers; per calling thread for
+  // them), which plans and may time the library's algorithms and so blocks. Such a first call
+  // cannot be captured into a CUDA graph (2:4 layers throw NotSupported saying so; dense layers
+  // then keep cuBLASLt's untimed first choice): call each token count once before capturing.
   // forward(const float*...) also works on CUDA layers with host fp32 pointers: it copies,
   // converts and waits (convenient, not fast).
   void forward_device(const void* x, int64_t tokens, void* y, const void* residual = nullptr,
