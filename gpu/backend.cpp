@@ -50,6 +50,9 @@ double time_kernel(const GpuKernel& k, int64_t in, int64_t out, int device) {
       if (stream) cudaStreamDestroy(stream);
     }
   } t;
+  // Needed, not only for a quiet GPU: the candidates' weights were uploaded from pageable memory
+  // with cudaMemcpy, which may return before the copy lands, and the timing stream below does
+  // not wait for the legacy stream (a half-written index array would be read out of bounds).
   check_cuda(cudaDeviceSynchronize(), "cudaDeviceSynchronize (before kernel timing)");
   check_cuda(cudaStreamCreateWithFlags(&t.stream, cudaStreamNonBlocking), "cudaStreamCreate");
   // On the timing stream: a non-blocking stream does not wait for the legacy one.
@@ -95,6 +98,7 @@ class CudaBackend final : public Backend {
       CudaGpu g;
       g.index = i;  // gpus[i] is device i, also when its properties cannot be read
       if (cudaGetDeviceProperties(&prop, i) != cudaSuccess) {
+        (void)cudaGetLastError();  // reported here, not blamed on a later call
         g.name = "device " + std::to_string(i) + " (properties unreadable)";
         s.gpus.push_back(g);
         continue;

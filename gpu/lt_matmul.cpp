@@ -198,7 +198,10 @@ size_t LtMatmul::fastest(const Shape& s, int64_t n, const cublasLtMatmulHeuristi
       check_cuda(cudaEventRecord(t.events[2 * i + 1], t.stream), "cudaEventRecord");
     }
     check_cuda(cudaStreamSynchronize(t.stream), "cudaStreamSynchronize (cuBLASLt timing)");
-    if (!ran) continue;
+    if (!ran) {
+      (void)cudaGetLastError();  // a refused candidate's error is not a later launch's
+      continue;
+    }
     std::vector<float> ms(kTimedCalls);
     for (int i = 0; i < kTimedCalls; ++i)
       check_cuda(cudaEventElapsedTime(&ms[i], t.events[2 * i], t.events[2 * i + 1]),
