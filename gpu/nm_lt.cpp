@@ -388,6 +388,9 @@ class NmLtKernel final : public GpuKernel {
   // plan is then made again for it and the workspace re-queried, as NVIDIA's samples do.
   void search(Plan& p, int64_t n) const {
     const cusparseLtHandle_t& h = handle_for(device_);
+    // The legacy stream waits for blocking streams, not for a caller's non-blocking one, whose
+    // queued work would otherwise share the GPU with the timed candidates.
+    check_cuda(cudaDeviceSynchronize(), "cudaDeviceSynchronize (before cusparseLtMatmulSearch)");
     const size_t ab_bytes = int8_ ? 1 : 2, d_bytes = int8_ ? 4 : 2;
     DeviceBuffer b(static_cast<size_t>(n * in_padded_) * ab_bytes);
     DeviceBuffer d(static_cast<size_t>(n * out_padded_) * d_bytes);
