@@ -10,9 +10,10 @@ namespace {
 constexpr size_t kMaxWorkspace = size_t{32} << 20;
 constexpr size_t kMaxCachedShapes = 64;
 constexpr int kCandidates = 8;  // heuristic results timed per shape
-// Below this many multiply-adds the heuristic's first choice is kept untimed: small products are
-// launch-bound, and a caller whose token counts vary would pay the timing for each new one.
-constexpr double kMinTimedMacs = double{1 << 30};
+// Below this many multiply-adds (a few microseconds of work) the heuristic's first choice is kept
+// untimed: timing would cost more than it could save (cuSPARSELt's search in nm_lt.cpp has the
+// same threshold, so both sides of a comparison are tuned alike).
+constexpr double kMinTimedMacs = double{1 << 24};
 constexpr int kWarmupCalls = 2, kTimedCalls = 5;
 
 size_t element_bytes(cudaDataType t) {

@@ -28,6 +28,9 @@ namespace {
 constexpr int64_t kAlign = 32;
 constexpr size_t kMaxCachedPlans = 64;
 constexpr int64_t kProbeTokens = 4 * kAlign;  // the token count planned and probed at pack time
+// Smaller products keep cuSPARSELt's default algorithm: searching costs more than it could save
+// (the dense layers' cuBLASLt timing has the same threshold, lt_matmul.cpp).
+constexpr double kMinSearchedMacs = double{1 << 24};
 
 // cuSPARSELt wants every matrix pointer 16-byte aligned.
 bool is_aligned(const void* p) { return reinterpret_cast<uintptr_t>(p) % 16 == 0; }
@@ -286,7 +289,7 @@ class NmLtKernel final : public GpuKernel {
     p->plan_made = true;
     check_cusparse(cusparseLtMatmulGetWorkspace(&h, &p->plan, &p->workspace),
                    "cusparseLtMatmulGetWorkspace");
-    search(*p, n);
+    if (double(out_padded_) * double(n) * double(in_padded_) >= kMinSearchedMacs) search(*p, n);
     return p;
   }
 

@@ -175,28 +175,36 @@ TEST(CudaKernels, CublasLtDense) {
             Activation act) { return make_dense_kernel(0, w.data(), out, in, bias, dtype, act); });
 }
 
-// From 2^30 multiply-adds cuBLASLt's candidates are timed at the first call of a token count and
-// the fastest kept (lt_matmul.cpp); whichever wins must still give the oracle's result.
-TEST(CudaKernels, CublasLtDenseOnATimedShape) {
+// From 2^24 multiply-adds cuBLASLt's candidates are timed and cuSPARSELt searches at the first call
+// of a token count, and the fastest is kept (lt_matmul.cpp, nm_lt.cpp); whichever wins must still
+// give the oracle's result. 256 x 256 x 256 is exactly the threshold.
+TEST(CudaKernels, LibrariesTuneShapesFromTheThresholdUp) {
   SKIP_WITHOUT_GPU();
-  const int64_t out = 1024, in = 1024, tokens = 1024;
-  const auto w = test::random_floats(static_cast<size_t>(out * in), 11);
+  const int64_t out = 256, in = 256, tokens = 256;
+  const auto w =
+      sparse::prune_n_m(test::random_floats(static_cast<size_t>(out * in), 11), out, in, 2, 4);
   const auto bias = test::random_floats(static_cast<size_t>(out), 12);
-  for (DType dtype : {DType::f16, DType::int8}) {
-    const Elem e = activation_elem(dtype);
-    auto x = test::random_floats(static_cast<size_t>(tokens * in), 13);
-    for (float& v : x) v = test::round_to(v, dtype == DType::int8 ? DType::f16 : dtype);
-    const auto kernel =
-        make_dense_kernel(0, w.data(), out, in, bias.data(), dtype, Activation::relu);
-    const DeviceBuffer dx = upload(std::span<const uint16_t>(to_16bit(x, e)));
-    DeviceBuffer dy(static_cast<size_t>(tokens * out) * 2);
-    check_cuda(cudaMemset(dy.get(), 0xff, dy.bytes()), "cudaMemset");
-    kernel->run(dx.get(), tokens, dy.get(), nullptr, nullptr);
-    check_cuda(cudaDeviceSynchronize(), "cudaDeviceSynchronize");
-    const auto want = test::gpu_reference(x, tokens, w, out, in, bias, Activation::relu, {}, dtype);
-    test::expect_close(download_to_f32(dy, static_cast<size_t>(tokens * out), e), want,
-                       tolerance(dtype), kernel->name() + " 1024^3");
-  }
+  for (DType dtype : {DType::f16, DType::int8})
+    for (bool two_of_four : {false, true}) {
+      const Elem e = activation_elem(dtype);
+      auto x = test::random_floats(static_cast<size_t>(tokens * in), 13);
+      for (float& v : x) v = test::round_to(v, dtype == DType::int8 ? DType::f16 : dtype);
+      std::string why;
+      const auto kernel =
+          two_of_four
+              ? make_nm_kernel(0, w.data(), out, in, bias.data(), dtype, Activation::relu, why)
+              : make_dense_kernel(0, w.data(), out, in, bias.data(), dtype, Activation::relu);
+      if (!kernel) continue;  // built without cuSPARSELt: CusparseLt2of4 says so
+      const DeviceBuffer dx = upload(std::span<const uint16_t>(to_16bit(x, e)));
+      DeviceBuffer dy(static_cast<size_t>(tokens * out) * 2);
+      check_cuda(cudaMemset(dy.get(), 0xff, dy.bytes()), "cudaMemset");
+      kernel->run(dx.get(), tokens, dy.get(), nullptr, nullptr);
+      check_cuda(cudaDeviceSynchronize(), "cudaDeviceSynchronize");
+      const auto want =
+          test::gpu_reference(x, tokens, w, out, in, bias, Activation::relu, {}, dtype);
+      test::expect_close(download_to_f32(dy, static_cast<size_t>(tokens * out), e), want,
+                         tolerance(dtype), kernel->name() + " 256^3");
+    }
 }
 
 TEST(CudaKernels, CusparseLt2of4) {
