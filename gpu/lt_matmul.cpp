@@ -8,8 +8,8 @@
 namespace sparq::gpu {
 namespace {
 constexpr size_t kMaxWorkspace = size_t{32} << 20;
-constexpr size_t kMaxCachedShapes = 64;
-constexpr int kCandidates = 8;  // heuristic results timed per shape
+constexpr size_t kMaxCachedShapes = 512;  // per layer: token counts x alignments
+constexpr int kCandidates = 8;            // heuristic results timed per shape
 // Below this many multiply-adds (a few microseconds of work) the heuristic's first choice is kept
 // untimed: timing would cost more than it could save (cuSPARSELt's search in nm_lt.cpp has the
 // same threshold, so both sides of a comparison are tuned alike).

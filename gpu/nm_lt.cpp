@@ -26,7 +26,7 @@ namespace {
 // cuSPARSELt wants the structured matrix's rows, columns and leading dimension in multiples of
 // 32 (int8) / 16 (fp16, bf16) and the dense ones in multiples of 16 / 8; 32 covers every case.
 constexpr int64_t kAlign = 32;
-constexpr size_t kMaxCachedPlans = 64;
+constexpr size_t kMaxCachedPlans = 512;       // per layer: token counts x calling threads
 constexpr int64_t kProbeTokens = 4 * kAlign;  // the token count planned and probed at pack time
 // Smaller products keep cuSPARSELt's default algorithm: searching costs more than it could save
 // (the dense layers' cuBLASLt timing has the same threshold, lt_matmul.cpp).
