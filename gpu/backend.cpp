@@ -12,6 +12,7 @@
 #include "gpu/cuda_linear.hpp"
 #include "gpu/dense_lt.hpp"
 #include "gpu/device_buffer.hpp"
+#include "gpu/event_timer.hpp"
 #include "gpu/nm_lt.hpp"
 #include "sparse/bsr.hpp"
 #include "sparse/stats.hpp"
@@ -33,50 +34,19 @@ struct Candidate {
   double ms = 0;
 };
 
-// Median time of one call on kTimingTokens zero tokens, after warm-up, on a stream of its own
-// (other threads' work on the legacy stream does not land in the timing). The calls are queued
-// back to back with an event around each and one wait at the end, so an interval is the call's
-// GPU time rather than the launch latency a wait before every call would add.
+// Median time of one call on kTimingTokens zero tokens, after warm-up (the first calls make plans
+// and warm caches), queued back to back on a stream of its own (event_timer.hpp).
 double time_kernel(const GpuKernel& k, int64_t in, int64_t out, int device) {
-  constexpr int kCalls = 13, kWarmup = 3;  // the first calls make plans and warm caches
   DeviceGuard guard(device);
   DeviceBuffer x(static_cast<size_t>(kTimingTokens * in) * 2);
   DeviceBuffer y(static_cast<size_t>(kTimingTokens * out) * 2);
-  struct Timing {
-    cudaStream_t stream = nullptr;
-    std::vector<cudaEvent_t> events;
-    ~Timing() {
-      for (cudaEvent_t e : events) cudaEventDestroy(e);
-      if (stream) cudaStreamDestroy(stream);
-    }
-  } t;
-  // Needed, not only for a quiet GPU: the candidates' weights were uploaded from pageable memory
-  // with cudaMemcpy, which may return before the copy lands, and the timing stream below does
-  // not wait for the legacy stream (a half-written index array would be read out of bounds).
-  check_cuda(cudaDeviceSynchronize(), "cudaDeviceSynchronize (before kernel timing)");
-  check_cuda(cudaStreamCreateWithFlags(&t.stream, cudaStreamNonBlocking), "cudaStreamCreate");
+  EventTimer timer(10);
   // On the timing stream: a non-blocking stream does not wait for the legacy one.
-  check_cuda(cudaMemsetAsync(x.get(), 0, x.bytes(), t.stream), "cudaMemsetAsync");
-  for (int i = 0; i < 2 * kCalls; ++i) {
-    t.events.push_back(nullptr);
-    check_cuda(cudaEventCreate(&t.events.back()), "cudaEventCreate");
-  }
-  for (int i = 0; i < kCalls; ++i) {
-    if (i == kWarmup) check_cuda(cudaStreamSynchronize(t.stream), "cudaStreamSynchronize");
-    check_cuda(cudaEventRecord(t.events[2 * i], t.stream), "cudaEventRecord");
-    k.run(x.get(), kTimingTokens, y.get(), nullptr, t.stream);
-    check_cuda(cudaEventRecord(t.events[2 * i + 1], t.stream), "cudaEventRecord");
-  }
-  check_cuda(cudaStreamSynchronize(t.stream), "cudaStreamSynchronize");
-  std::vector<float> ms;
-  for (int i = kWarmup; i < kCalls; ++i) {
-    float elapsed = 0;
-    check_cuda(cudaEventElapsedTime(&elapsed, t.events[2 * i], t.events[2 * i + 1]),
-               "cudaEventElapsedTime");
-    ms.push_back(elapsed);
-  }
-  std::sort(ms.begin(), ms.end());
-  return ms[ms.size() / 2];
+  check_cuda(cudaMemsetAsync(x.get(), 0, x.bytes(), timer.stream()), "cudaMemsetAsync");
+  return *timer.median_ms(3, [&](cudaStream_t stream) {
+    k.run(x.get(), kTimingTokens, y.get(), nullptr, stream);  // throws on failure
+    return true;
+  });
 }
 
 class CudaBackend final : public Backend {

@@ -1,9 +1,10 @@
 #include "gpu/lt_matmul.hpp"
 
 #include <algorithm>
-#include <vector>
+#include <optional>
 
 #include "gpu/device_buffer.hpp"
+#include "gpu/event_timer.hpp"
 
 namespace sparq::gpu {
 namespace {
@@ -14,7 +15,7 @@ constexpr int kCandidates = 8;            // heuristic results timed per shape
 // untimed: timing would cost more than it could save (cuSPARSELt's search in nm_lt.cpp has the
 // same threshold, so both sides of a comparison are tuned alike).
 constexpr double kMinTimedMacs = double{1 << 24};
-constexpr int kWarmupCalls = 2, kTimedCalls = 5;
+constexpr int kWarmupCalls = 2, kTimedCalls = 5;  // per candidate
 
 size_t element_bytes(cudaDataType t) {
   switch (t) {
@@ -160,23 +161,10 @@ size_t LtMatmul::fastest(const Shape& s, int64_t n, const cublasLtMatmulHeuristi
   const size_t ab = element_bytes(types_.ab);
   DeviceBuffer a(static_cast<size_t>(lda_ * m_) * ab), b(static_cast<size_t>(ldb_ * n) * ab),
       d(static_cast<size_t>(m_ * n) * element_bytes(types_.cd)), workspace(workspace_bytes);
-  struct Timing {
-    cudaStream_t stream = nullptr;
-    std::vector<cudaEvent_t> events;
-    ~Timing() {
-      for (cudaEvent_t e : events) cudaEventDestroy(e);
-      if (stream) cudaStreamDestroy(stream);
-    }
-  } t;
-  // Work this process queued before (a caller's earlier calls) would share the GPU with the
-  // timed calls.
-  check_cuda(cudaDeviceSynchronize(), "cudaDeviceSynchronize (before cuBLASLt timing)");
-  check_cuda(cudaStreamCreateWithFlags(&t.stream, cudaStreamNonBlocking), "cudaStreamCreate");
+  EventTimer timer(kTimedCalls);
   // On the timing stream: a non-blocking stream does not wait for the legacy one.
-  check_cuda(cudaMemsetAsync(a.get(), 0, a.bytes(), t.stream), "cudaMemsetAsync");
-  check_cuda(cudaMemsetAsync(b.get(), 0, b.bytes(), t.stream), "cudaMemsetAsync");
-  t.events.resize(2 * kTimedCalls, nullptr);
-  for (cudaEvent_t& e : t.events) check_cuda(cudaEventCreate(&e), "cudaEventCreate");
+  check_cuda(cudaMemsetAsync(a.get(), 0, a.bytes(), timer.stream()), "cudaMemsetAsync");
+  check_cuda(cudaMemsetAsync(b.get(), 0, b.bytes(), timer.stream()), "cudaMemsetAsync");
   const float one_f = 1.0f, zero_f = 0.0f;
   const int32_t one_i = 1, zero_i = 0;
   const bool int_scale = types_.scale == CUDA_R_32I;
@@ -186,32 +174,14 @@ size_t LtMatmul::fastest(const Shape& s, int64_t n, const cublasLtMatmulHeuristi
   float best_ms = 0;
   for (int c = 0; c < count; ++c) {
     if (results[c].state != CUBLAS_STATUS_SUCCESS) continue;
-    const auto call = [&] {
+    const std::optional<float> ms = timer.median_ms(kWarmupCalls, [&](cudaStream_t timing_stream) {
       return cublasLtMatmul(ctx.blas_lt, s.desc, alpha, a.get(), s.a, b.get(), s.b, beta, d.get(),
                             s.d, d.get(), s.d, &results[c].algo, workspace.get(),
-                            results[c].workspaceSize, t.stream);
-    };
-    bool ran = true;
-    for (int i = 0; i < kWarmupCalls && ran; ++i) ran = call() == CUBLAS_STATUS_SUCCESS;
-    for (int i = 0; i < kTimedCalls && ran; ++i) {
-      check_cuda(cudaEventRecord(t.events[2 * i], t.stream), "cudaEventRecord");
-      ran = call() == CUBLAS_STATUS_SUCCESS;
-      check_cuda(cudaEventRecord(t.events[2 * i + 1], t.stream), "cudaEventRecord");
-    }
-    check_cuda(cudaStreamSynchronize(t.stream), "cudaStreamSynchronize (cuBLASLt timing)");
-    if (!ran) {
-      (void)cudaGetLastError();  // a refused candidate's error is not a later launch's
-      continue;
-    }
-    std::vector<float> ms(kTimedCalls);
-    for (int i = 0; i < kTimedCalls; ++i)
-      check_cuda(cudaEventElapsedTime(&ms[i], t.events[2 * i], t.events[2 * i + 1]),
-                 "cudaEventElapsedTime");
-    std::sort(ms.begin(), ms.end());
-    const float median = ms[kTimedCalls / 2];
-    if (best_ms == 0 || median < best_ms) {
+                            results[c].workspaceSize, timing_stream) == CUBLAS_STATUS_SUCCESS;
+    });
+    if (ms && (best_ms == 0 || *ms < best_ms)) {
       best = static_cast<size_t>(c);
-      best_ms = median;
+      best_ms = *ms;
     }
   }
   return best;
