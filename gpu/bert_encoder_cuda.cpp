@@ -85,12 +85,19 @@ class Stream {
 class StageClock {
  public:
   StageClock(ForwardProfile* profile, cudaStream_t stream) : profile_(profile), stream_(stream) {
-    if (profile_) record();
+    try {
+      if (profile_) record();
+    } catch (...) {  // no destructor runs for a constructor that throws
+      for (cudaEvent_t e : events_)
+        if (e) cudaEventDestroy(e);
+      throw;
+    }
   }
   StageClock(const StageClock&) = delete;
   StageClock& operator=(const StageClock&) = delete;
   ~StageClock() {
-    for (cudaEvent_t e : events_) cudaEventDestroy(e);
+    for (cudaEvent_t e : events_)
+      if (e) cudaEventDestroy(e);
   }
   void mark(double ForwardProfile::*field) {
     if (!profile_) return;

@@ -9,6 +9,7 @@
 #   gpu/check.sh --skip-build      reuse build-cuda/
 #   gpu/check.sh --prebuilt DIR    run what gpu/device_bundle.sh packed, unpacked into DIR (for
 #                                  GPU machines that cannot build sparq or fetch packages)
+#   SPARQ_CHECK_BUDGET=SECONDS     the most the tests and benchmark may take together (500)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 build=build-cuda
@@ -46,8 +47,20 @@ say "sparq $(git rev-parse --short HEAD 2>/dev/null || echo "(no git)")"
 if [ -f "$build/VERSION" ]; then say "prebuilt: $(cat "$build/VERSION")"; fi
 
 # Every part runs under a time limit, so that a hang (a kernel that never ends) costs that part,
-# not the rest of the check; a part stopped by its limit says so (exit status 124).
-limit() { timeout --kill-after=10 "$@"; }
+# not the rest of the check, and no part may run past the whole check's budget, so that the
+# summary comes before the caller's own limit (a device command's, say): a part stopped by its
+# limit exits with 124 (137 when it had to be killed), one left no time with 124 at once.
+budget="${SPARQ_CHECK_BUDGET:-500}"
+limit() {
+  local seconds=$1 left=$((budget - SECONDS))
+  shift
+  if [ "$left" -le 5 ]; then
+    echo "(not run: the check's ${budget} s budget is spent)"
+    return 124
+  fi
+  [ "$seconds" -gt "$left" ] && seconds=$left
+  timeout --kill-after=5 "$seconds" "$@"
+}
 say "== GPU tests"
 failed_tests=0
 for t in test_cuda_api test_cuda_kernels test_cuda_encoder; do
@@ -56,8 +69,11 @@ for t in test_cuda_api test_cuda_kernels test_cuda_encoder; do
   limit 240 $build/tests/$t --gtest_brief=1 >"$build/$t.log" 2>&1 || status=$?
   if [ $status -ne 0 ]; then
     failed_tests=$((failed_tests + 1))
-    echo "$t: exit status $status$( [ $status -eq 124 ] && echo ' (stopped at its 240 s limit)')" \
-      >>"$build/$t.log"
+    case $status in
+      124 | 137) why=" (stopped by its time limit)" ;;
+      *) why="" ;;
+    esac
+    echo "$t: exit status $status$why" >>"$build/$t.log"
   fi
   tee -a "$log" <"$build/$t.log" | tail -3
   took

@@ -7,16 +7,25 @@
 namespace sparq::gpu {
 
 EventTimer::EventTimer(int timed_calls) {
-  check_cuda(cudaDeviceSynchronize(), "cudaDeviceSynchronize (before timing)");
-  check_cuda(cudaStreamCreateWithFlags(&stream_, cudaStreamNonBlocking), "cudaStreamCreate");
-  events_.resize(2 * static_cast<size_t>(timed_calls), nullptr);
-  for (cudaEvent_t& e : events_) check_cuda(cudaEventCreate(&e), "cudaEventCreate");
+  try {
+    check_cuda(cudaDeviceSynchronize(), "cudaDeviceSynchronize (before timing)");
+    check_cuda(cudaStreamCreateWithFlags(&stream_, cudaStreamNonBlocking), "cudaStreamCreate");
+    events_.resize(2 * static_cast<size_t>(timed_calls), nullptr);
+    for (cudaEvent_t& e : events_) check_cuda(cudaEventCreate(&e), "cudaEventCreate");
+  } catch (...) {
+    release();  // no destructor runs for a constructor that throws
+    throw;
+  }
 }
 
-EventTimer::~EventTimer() {
+EventTimer::~EventTimer() { release(); }
+
+void EventTimer::release() {
   for (cudaEvent_t e : events_)
     if (e) cudaEventDestroy(e);
+  events_.clear();
   if (stream_) cudaStreamDestroy(stream_);
+  stream_ = nullptr;
 }
 
 std::optional<float> EventTimer::median_ms(int warmup,

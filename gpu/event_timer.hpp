@@ -29,6 +29,7 @@ class EventTimer {
   std::optional<float> median_ms(int warmup, const std::function<bool(cudaStream_t)>& call);
 
  private:
+  void release();
   cudaStream_t stream_ = nullptr;
   std::vector<cudaEvent_t> events_;  // start and stop of each timed call
 };

@@ -153,7 +153,7 @@ std::shared_ptr<LtMatmul::Shape> LtMatmul::make_shape(const Key& key, bool with_
 size_t LtMatmul::fastest(const Shape& s, int64_t n, const cublasLtMatmulHeuristicResult_t* results,
                          int count, cudaStream_t stream) const {
   if (count < 2 || double(m_) * double(n) * double(k_) < kMinTimedMacs) return 0;
-  if (stream && is_capturing(stream)) return 0;  // a graph capture allows no timing
+  if (is_capturing(stream)) return 0;  // a graph capture allows no timing
   const Context& ctx = Context::get(device_);
   size_t workspace_bytes = 0;
   for (int i = 0; i < count; ++i)

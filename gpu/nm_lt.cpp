@@ -38,32 +38,35 @@ bool is_aligned(const void* p) { return reinterpret_cast<uintptr_t>(p) % 16 == 0
 // cuSPARSELt's handle must not be shared between threads (a handle made on one thread and used
 // on another fails with internal errors: PyTorch issue 113776, fixed there by a handle per thread),
 // so each thread has its own per device, and the plans, which are made with a handle, are cached
-// per handle (its serial number: a later thread's handle may reuse a freed one's address).
+// per handle (its serial number). Handles are never destroyed, as in PyTorch: cuSPARSELt does not
+// say whether a plan refers to its handle, and plans of a finished thread may still be cached.
 struct ThreadHandle {
   cusparseLtHandle_t handle{};
   uint64_t serial = 0;
-  bool made = false;
-  ThreadHandle() = default;
-  ThreadHandle(const ThreadHandle&) = delete;
-  ThreadHandle& operator=(const ThreadHandle&) = delete;
-  ~ThreadHandle() {
-    if (made) cusparseLtDestroy(&handle);  // at thread exit; errors there are ignored
-  }
 };
 
+std::map<int, const ThreadHandle*>& thread_handles() {
+  thread_local std::map<int, const ThreadHandle*> handles;  // the handles themselves are leaked
+  return handles;
+}
+
+// This thread's handle for `device`, or null when it has none yet.
+const ThreadHandle* existing_thread_handle(int device) {
+  const auto& handles = thread_handles();
+  const auto it = handles.find(device);
+  return it == handles.end() ? nullptr : it->second;
+}
+
 const ThreadHandle& thread_handle(int device) {
+  if (const ThreadHandle* h = existing_thread_handle(device)) return *h;
   static std::atomic<uint64_t> next_serial{1};
-  thread_local std::map<int, std::unique_ptr<ThreadHandle>> handles;
-  std::unique_ptr<ThreadHandle>& slot = handles[device];
-  if (!slot) {
-    DeviceGuard guard(device);
-    auto h = std::make_unique<ThreadHandle>();
-    check_cusparse(cusparseLtInit(&h->handle), "cusparseLtInit");
-    h->made = true;
-    h->serial = next_serial++;
-    slot = std::move(h);
-  }
-  return *slot;
+  DeviceGuard guard(device);
+  auto h = std::make_unique<ThreadHandle>();
+  check_cusparse(cusparseLtInit(&h->handle), "cusparseLtInit");
+  h->serial = next_serial++;
+  const ThreadHandle* kept = h.release();  // intentionally never freed (see above)
+  thread_handles()[device] = kept;
+  return *kept;
 }
 
 const cusparseLtHandle_t& handle_for(int device) { return thread_handle(device).handle; }
@@ -237,15 +240,21 @@ class NmLtKernel final : public GpuKernel {
   // without it (the run then leaves bias and activation to sparq's pass). `stream`: the calling
   // run's, where a graph capture rules the search out.
   std::shared_ptr<const Plan> plan_for(int64_t n, cudaStream_t stream = nullptr) const {
-    const PlanKey key{thread_handle(device_).serial, n};
-    std::lock_guard lock(mutex_);
-    if (auto it = plans_.find(key); it != plans_.end()) return it->second;
-    if (stream && is_capturing(stream))
+    // Inside a capture not even a first handle is made (cusparseLtInit need not be capturable).
+    if (is_capturing(stream)) {
+      const ThreadHandle* mine = existing_thread_handle(device_);
+      std::lock_guard lock(mutex_);
+      if (mine)
+        if (auto it = plans_.find({mine->serial, n}); it != plans_.end()) return it->second;
       throw NotSupported(
           "cuSPARSELt 2:4 layer: the first call at " + std::to_string(n) +
           " (padded) tokens on this thread searches for an algorithm, which cannot run while the "
           "stream is captured into a CUDA graph; call the layer once at this token count, on the "
           "capturing thread, before capturing");
+    }
+    const PlanKey key{thread_handle(device_).serial, n};
+    std::lock_guard lock(mutex_);
+    if (auto it = plans_.find(key); it != plans_.end()) return it->second;
     DeviceGuard guard(device_);
     std::shared_ptr<Plan> p;
     if (fused_.bias || fused_.relu) {

@@ -299,32 +299,54 @@ TEST(CudaKernels, TwoOfFourLayerInsideAGraphCapture) {
   for (float& v : x) v = test::round_to(v, DType::f16);
   const DeviceBuffer dx = upload(std::span<const uint16_t>(to_16bit(x, Elem::f16)));
   DeviceBuffer dy(static_cast<size_t>(tokens * out) * 2);
-  cudaStream_t stream = nullptr;
-  check_cuda(cudaStreamCreateWithFlags(&stream, cudaStreamNonBlocking), "cudaStreamCreate");
+  // Ends a capture that a throwing call leaves open (in global mode an open capture would make
+  // every later test's CUDA calls on this thread fail), and frees what the test made.
+  struct Graph {
+    cudaStream_t stream = nullptr;
+    bool capturing = false;
+    cudaGraph_t graph = nullptr;
+    cudaGraphExec_t exec = nullptr;
+    void begin() {
+      check_cuda(cudaStreamBeginCapture(stream, cudaStreamCaptureModeGlobal),
+                 "cudaStreamBeginCapture");
+      capturing = true;
+    }
+    void end() {
+      capturing = false;
+      if (graph) cudaGraphDestroy(graph);
+      graph = nullptr;
+      check_cuda(cudaStreamEndCapture(stream, &graph), "cudaStreamEndCapture");
+    }
+    ~Graph() {
+      if (capturing) {
+        cudaGraph_t left = nullptr;
+        cudaStreamEndCapture(stream, &left);
+        if (left) cudaGraphDestroy(left);
+      }
+      if (exec) cudaGraphExecDestroy(exec);
+      if (graph) cudaGraphDestroy(graph);
+      if (stream) cudaStreamDestroy(stream);
+    }
+  } g;
+  check_cuda(cudaStreamCreateWithFlags(&g.stream, cudaStreamNonBlocking), "cudaStreamCreate");
   check_cuda(cudaDeviceSynchronize(), "cudaDeviceSynchronize");
-  cudaGraph_t graph = nullptr;
-  check_cuda(cudaStreamBeginCapture(stream, cudaStreamCaptureModeGlobal), "cudaStreamBeginCapture");
-  EXPECT_THROW(kernel->run(dx.get(), tokens, dy.get(), nullptr, stream), NotSupported);
-  check_cuda(cudaStreamEndCapture(stream, &graph), "cudaStreamEndCapture (refused call)");
-  check_cuda(cudaGraphDestroy(graph), "cudaGraphDestroy");
+  g.begin();
+  EXPECT_THROW(kernel->run(dx.get(), tokens, dy.get(), nullptr, g.stream), NotSupported);
+  g.end();  // succeeds only if the refused call left the capture valid
 
-  kernel->run(dx.get(), tokens, dy.get(), nullptr, stream);  // plans 64 tokens
-  check_cuda(cudaMemsetAsync(dy.get(), 0xff, dy.bytes(), stream), "cudaMemsetAsync");
-  check_cuda(cudaStreamSynchronize(stream), "cudaStreamSynchronize");
-  check_cuda(cudaStreamBeginCapture(stream, cudaStreamCaptureModeGlobal), "cudaStreamBeginCapture");
-  kernel->run(dx.get(), tokens, dy.get(), nullptr, stream);
-  check_cuda(cudaStreamEndCapture(stream, &graph), "cudaStreamEndCapture");
-  cudaGraphExec_t exec = nullptr;
-  check_cuda(cudaGraphInstantiate(&exec, graph, 0), "cudaGraphInstantiate");
-  check_cuda(cudaGraphLaunch(exec, stream), "cudaGraphLaunch");
-  check_cuda(cudaStreamSynchronize(stream), "cudaStreamSynchronize");
+  kernel->run(dx.get(), tokens, dy.get(), nullptr, g.stream);  // plans 64 tokens
+  check_cuda(cudaMemsetAsync(dy.get(), 0xff, dy.bytes(), g.stream), "cudaMemsetAsync");
+  check_cuda(cudaStreamSynchronize(g.stream), "cudaStreamSynchronize");
+  g.begin();
+  kernel->run(dx.get(), tokens, dy.get(), nullptr, g.stream);
+  g.end();
+  check_cuda(cudaGraphInstantiate(&g.exec, g.graph, 0), "cudaGraphInstantiate");
+  check_cuda(cudaGraphLaunch(g.exec, g.stream), "cudaGraphLaunch");
+  check_cuda(cudaStreamSynchronize(g.stream), "cudaStreamSynchronize");
   const auto want =
       test::gpu_reference(x, tokens, w, out, in, bias, Activation::relu, {}, DType::f16);
   test::expect_close(download_to_f32(dy, static_cast<size_t>(tokens * out), Elem::f16), want,
                      tolerance(DType::f16), kernel->name() + " replayed from a CUDA graph");
-  cudaGraphExecDestroy(exec);
-  cudaGraphDestroy(graph);
-  cudaStreamDestroy(stream);
 }
 
 // cuBLASLt and cuSPARSELt take bias and ReLU into their own epilogue for fp16 / bf16 (the kernel
