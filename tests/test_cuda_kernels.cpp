@@ -224,17 +224,17 @@ TEST(CudaKernels, CusparseLt2of4) {
 
 // cuSPARSELt's handles and plans are per thread (nm_lt.cpp): a layer packed on this thread runs
 // from three others at once, each on a non-blocking stream of its own, at the token count planned
-// at pack time (128) and at new ones.
+// at pack time (128) and at new ones, one of them (256) large enough for each thread to search.
 TEST(CudaKernels, CusparseLt2of4FromSeveralThreads) {
   SKIP_WITHOUT_GPU();
-  const int64_t out = 64, in = 128;
+  const int64_t out = 256, in = 256;
   const auto w = sparse::prune_n_m(test::random_floats(out * in, 21), out, in, 2, 4);
   const auto bias = test::random_floats(out, 22);
   std::string why;
   const auto kernel =
       make_nm_kernel(0, w.data(), out, in, bias.data(), DType::f16, Activation::none, why);
   if (!kernel) GTEST_SKIP() << why;
-  const std::vector<int64_t> token_counts = {128, 32, 70};
+  const std::vector<int64_t> token_counts = {128, 256, 70};
   std::vector<std::vector<float>> inputs;
   for (size_t i = 0; i < token_counts.size(); ++i) {
     auto x = test::random_floats(static_cast<size_t>(token_counts[i] * in),
