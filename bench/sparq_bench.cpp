@@ -139,9 +139,10 @@ int main(int argc, char** argv) {
       if (table) {
         std::printf("sparq-bench spmm on %s: %s%s\n", device.c_str(), st.message.c_str(),
                     no_bias ? " (layers without bias)" : "");
-        std::printf("%-5s %-7s %6s %6s %6s %8s %10s %10s %8s %9s %9s  %s (dense: %s)\n", "dtype",
-                    "pattern", "out", "in", "tokens", "sparsity", "sparse_us", "dense_us",
-                    "speedup", "sp_err", "dense_err", "kernel", "kernel");
+        // sp_TOPS / dn_TOPS: 2 x tokens x out x in per call, the dense count for both sides.
+        std::printf("%-5s %-7s %6s %6s %6s %8s %10s %10s %8s %9s %9s %8s %8s  %s (dense: %s)\n",
+                    "dtype", "pattern", "out", "in", "tokens", "sparsity", "sparse_us", "dense_us",
+                    "speedup", "sp_err", "dense_err", "sp_TOPS", "dn_TOPS", "kernel", "kernel");
       }
       for (const Shape& shape : shape_list)
         for (auto t : tokens)
@@ -152,12 +153,14 @@ int main(int argc, char** argv) {
             const auto r =
                 sparq::bench::run_cuda_case(spec, parsed_device, warmup, min_reps, min_seconds);
             if (table) {
+              const auto j = sparq::bench::to_json(r);
               std::printf(
-                  "%-5s %-7s %6lld %6lld %6lld %8.2f %10.1f %10.1f %7.2fx %9.2e %9.2e  %s "
-                  "(dense: %s) on %s\n",
+                  "%-5s %-7s %6lld %6lld %6lld %8.2f %10.1f %10.1f %7.2fx %9.2e %9.2e %8.1f %8.1f  "
+                  "%s (dense: %s) on %s\n",
                   dtype.c_str(), pattern.c_str(), (long long)shape.out, (long long)shape.in,
                   (long long)t, sp, r.sparse_us, r.dense_us, r.speedup, r.sparse_error,
-                  r.dense_error, r.kernel.c_str(), r.dense_kernel.c_str(), r.gpu.c_str());
+                  r.dense_error, j["sparse_tflops"].get<double>(), j["dense_tflops"].get<double>(),
+                  r.kernel.c_str(), r.dense_kernel.c_str(), r.gpu.c_str());
               std::fflush(stdout);
             } else {
               std::cout << sparq::bench::to_json(r).dump() << std::endl;
