@@ -81,12 +81,15 @@ done
 
 bench() { limit 120 $build/bench/sparq-bench spmm --device cuda --min-reps 50 --min-seconds 1 "$@" \
   2>&1 | tee -a "$log" || true; }
-say "== 2:4 vs cuBLASLt dense, 4096 x 4096 x 4096"
+say "== 2:4 vs cuBLASLt dense, 4096 x 4096 x 4096 (\"sparq plan:\" lines: what each library was"
+say "   tuned to, SPARQ_LOG_PLANS)"
+export SPARQ_LOG_PLANS=1
 bench --dtype f16 --pattern 2:4 --shapes 4096x4096 --tokens 4096
 bench --dtype int8 --pattern 2:4 --shapes 4096x4096 --tokens 4096
 say "   the same fp16 layers without bias (the bare matmul of published 2:4 vs dense figures):"
 no_bias=$(bench --dtype f16 --pattern 2:4 --shapes 4096x4096 --tokens 4096 --no-bias)
 echo "$no_bias"  # (the log has it already)
+unset SPARQ_LOG_PLANS
 took
 say "== 2:4 vs dense, BERT-base linear shapes (qkv, attention out, intermediate, output)"
 for dtype in f16 int8; do

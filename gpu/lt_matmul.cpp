@@ -1,10 +1,13 @@
 #include "gpu/lt_matmul.hpp"
 
 #include <algorithm>
+#include <cstdio>
 #include <optional>
+#include <string>
 
 #include "gpu/device_buffer.hpp"
 #include "gpu/event_timer.hpp"
+#include "gpu/plan_log.hpp"
 
 namespace sparq::gpu {
 namespace {
@@ -172,6 +175,7 @@ size_t LtMatmul::fastest(const Shape& s, int64_t n, const cublasLtMatmulHeuristi
   const void* beta = int_scale ? static_cast<const void*>(&zero_i) : &zero_f;
   size_t best = 0;
   float best_ms = 0;
+  std::string timings;  // for SPARQ_LOG_PLANS
   for (int c = 0; c < count; ++c) {
     if (results[c].state != CUBLAS_STATUS_SUCCESS) continue;
     const std::optional<float> ms = timer.median_ms(kWarmupCalls, [&](cudaStream_t timing_stream) {
@@ -183,7 +187,16 @@ size_t LtMatmul::fastest(const Shape& s, int64_t n, const cublasLtMatmulHeuristi
       best = static_cast<size_t>(c);
       best_ms = *ms;
     }
+    if (plan_log_enabled()) {
+      char t[32];
+      std::snprintf(t, sizeof t, "%s%.4f", c ? ", " : "", ms ? double(*ms) : -1.0);
+      timings += t;
+    }
   }
+  plan_log("cuBLASLt " + std::to_string(m_) + " x " + std::to_string(k_) + " at " +
+           std::to_string(n) + " tokens" + (s.library_epilogue ? " (epilogue)" : "") +
+           ": candidate " + std::to_string(best) + " of " + std::to_string(count) +
+           " fastest; median ms in the heuristic's order: " + timings);
   return best;
 }
 

@@ -18,6 +18,7 @@
 #include "gpu/elementwise.hpp"
 #include "gpu/host_values.hpp"
 #include "gpu/library_epilogue.hpp"
+#include "gpu/plan_log.hpp"
 #include "sparse/reference.hpp"
 
 namespace sparq::gpu {
@@ -419,6 +420,23 @@ class NmLtKernel final : public GpuKernel {
     p.plan_made = true;
     check_cusparse(cusparseLtMatmulGetWorkspace(&h, &p.plan, &p.workspace),
                    "cusparseLtMatmulGetWorkspace");
+    if (plan_log_enabled()) log_search(p, n);
+  }
+
+  void log_search(const Plan& p, int64_t n) const {
+    const cusparseLtHandle_t& h = handle_for(device_);
+    int config = -1, max_config = -1, split_k = -1;
+    cusparseLtMatmulAlgGetAttribute(&h, &p.alg, CUSPARSELT_MATMUL_ALG_CONFIG_ID, &config,
+                                    sizeof config);
+    cusparseLtMatmulAlgGetAttribute(&h, &p.alg, CUSPARSELT_MATMUL_ALG_CONFIG_MAX_ID, &max_config,
+                                    sizeof max_config);
+    cusparseLtMatmulAlgGetAttribute(&h, &p.alg, CUSPARSELT_MATMUL_SPLIT_K, &split_k,
+                                    sizeof split_k);
+    plan_log(name() + " " + std::to_string(out_padded_) + " x " + std::to_string(in_padded_) +
+             " at " + std::to_string(n) + " tokens: searched config " + std::to_string(config) +
+             " of 0.." + std::to_string(max_config) + ", split-k " + std::to_string(split_k) +
+             ", workspace " + std::to_string(p.workspace) + " bytes" +
+             (p.library_epilogue ? ", library epilogue" : ""));
   }
 
   int device_;
