@@ -78,7 +78,8 @@ class CudaBackend final : public Backend {
       g.supported = g.sm >= 80;
       g.memory_bytes = static_cast<long long>(prop.totalGlobalMem);
       s.usable = s.usable || g.supported;
-      names += (names.empty() ? "" : ", ") + g.name + " (sm_" + std::to_string(g.sm) + ")";
+      names += (names.empty() ? "" : ", ") + g.name + " (sm_" + std::to_string(g.sm) +
+               (memory_pools_supported(i) ? "" : ", no memory pools: slower scratch") + ")";
       s.gpus.push_back(g);
     }
     if (count == 0)

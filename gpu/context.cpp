@@ -35,11 +35,13 @@ Context& Context::get(int device) {
     // synchronization returns it to the driver and the next call maps it again, which costs more
     // than small kernels and would skew timings (auto's choice, sparq-bench) against the kernels
     // that need workspace.
-    cudaMemPool_t pool = nullptr;
-    check_cuda(cudaDeviceGetDefaultMemPool(&pool, device), "cudaDeviceGetDefaultMemPool");
-    uint64_t keep_all = UINT64_MAX;
-    check_cuda(cudaMemPoolSetAttribute(pool, cudaMemPoolAttrReleaseThreshold, &keep_all),
-               "cudaMemPoolSetAttribute(ReleaseThreshold)");
+    if (memory_pools_supported(device)) {
+      cudaMemPool_t pool = nullptr;
+      check_cuda(cudaDeviceGetDefaultMemPool(&pool, device), "cudaDeviceGetDefaultMemPool");
+      uint64_t keep_all = UINT64_MAX;
+      check_cuda(cudaMemPoolSetAttribute(pool, cudaMemPoolAttrReleaseThreshold, &keep_all),
+                 "cudaMemPoolSetAttribute(ReleaseThreshold)");
+    }
     check_cublas(cublasLtCreate(&c->blas_lt), "cublasLtCreate");
     check_cublas(cublasCreate(&c->blas), "cublasCreate");
     check_cusparse(cusparseCreate(&c->sparse), "cusparseCreate");
@@ -59,12 +61,39 @@ Context::StreamLock::~StreamLock() {
   cusparseSetStream(context_.sparse, nullptr);
 }
 
+bool memory_pools_supported(int device) {
+  static std::mutex mutex;
+  static std::map<int, bool> known;
+  std::lock_guard lock(mutex);
+  if (auto it = known.find(device); it != known.end()) return it->second;
+  int supported = 0;
+  if (cudaDeviceGetAttribute(&supported, cudaDevAttrMemoryPoolsSupported, device) != cudaSuccess) {
+    (void)cudaGetLastError();
+    supported = 0;
+  }
+  return known[device] = supported != 0;
+}
+
 StreamScratch::StreamScratch(size_t bytes, cudaStream_t stream) : stream_(stream) {
-  if (bytes > 0) check_cuda(cudaMallocAsync(&data_, bytes, stream), "cudaMallocAsync");
+  if (bytes == 0) return;
+  int device = 0;
+  check_cuda(cudaGetDevice(&device), "cudaGetDevice");
+  pooled_ = memory_pools_supported(device);
+  if (pooled_)
+    check_cuda(cudaMallocAsync(&data_, bytes, stream), "cudaMallocAsync");
+  else
+    check_cuda(cudaMalloc(&data_, bytes),
+               "cudaMalloc (this GPU has no stream-ordered memory pools)");
 }
 
 StreamScratch::~StreamScratch() {
-  if (data_) cudaFreeAsync(data_, stream_);
+  if (!data_) return;
+  if (pooled_) {
+    cudaFreeAsync(data_, stream_);
+  } else {  // the stream's queued work may still use the memory
+    cudaStreamSynchronize(stream_);
+    cudaFree(data_);
+  }
 }
 
 bool is_capturing(cudaStream_t stream) {

@@ -55,8 +55,12 @@ struct Context {
   std::mutex stream_mutex_;
 };
 
+// Whether the GPU has stream-ordered memory pools (cudaMallocAsync); some virtualized GPUs do not.
+bool memory_pools_supported(int device);
+
 // cudaMallocAsync / cudaFreeAsync on one stream: memory for one call's temporaries that is
-// recycled by the driver's pool, so per-call allocation stays cheap.
+// recycled by the driver's pool, so per-call allocation stays cheap. On a GPU without memory
+// pools: cudaMalloc, and cudaFree after waiting for the stream (slower; not capturable).
 class StreamScratch {
  public:
   StreamScratch(size_t bytes, cudaStream_t stream);
@@ -71,6 +75,7 @@ class StreamScratch {
  private:
   void* data_ = nullptr;
   cudaStream_t stream_ = nullptr;
+  bool pooled_ = true;
 };
 
 // Whether `stream` is being captured into a CUDA graph, where nothing may allocate with
