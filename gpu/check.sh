@@ -87,8 +87,7 @@ export SPARQ_LOG_PLANS=1
 bench --dtype f16 --pattern 2:4 --shapes 4096x4096 --tokens 4096
 bench --dtype int8 --pattern 2:4 --shapes 4096x4096 --tokens 4096
 say "   the same fp16 layers without bias (the bare matmul of published 2:4 vs dense figures):"
-no_bias=$(bench --dtype f16 --pattern 2:4 --shapes 4096x4096 --tokens 4096 --no-bias)
-echo "$no_bias"  # (the log has it already)
+bench --dtype f16 --pattern 2:4 --shapes 4096x4096 --tokens 4096 --no-bias | tee "$build/no_bias.log"
 unset SPARQ_LOG_PLANS
 took
 say "== 2:4 vs dense, BERT-base linear shapes (qkv, attention out, intermediate, output)"
@@ -119,11 +118,12 @@ say "$profile_out"
 took
 
 say "== summary"
+# The speedup column of the first row for dtype, pattern, OUTxIN and tokens in the log (or $5).
 ratio() { awk -v d="$1" -v p="$2" -v s="$3" -v t="$4" \
-  '$1==d && $2==p && $3"x"$4==s && $5==t {print $9; exit}' "$log"; }
+  '$1==d && $2==p && $3"x"$4==s && $5==t {print $9; exit}' "${5:-$log}"; }
 say "2:4 f16  4096^3: $(ratio f16 2:4 4096x4096 4096) of cuBLASLt dense fp16 (target >= 1.2x)"
-say "2:4 f16  4096^3 without bias: $(echo "$no_bias" | awk '$1=="f16" && $2=="2:4" {print $9; exit}')\
- of cuBLASLt dense fp16 without bias"
+say "2:4 f16  4096^3 without bias: $(ratio f16 2:4 4096x4096 4096 "$build/no_bias.log") of\
+ cuBLASLt dense fp16 without bias"
 say "2:4 int8 4096^3: $(ratio int8 2:4 4096x4096 4096) of cuBLASLt dense int8"
 say "BERT-base b32 s128 fp16, 2:4 vs dense: $(echo "$eval_out" | grep -i 'speedup' | head -1)"
 say "  the GPU's time in the encoder stages (no upload, no download), 2:4 vs dense:\

@@ -1,5 +1,6 @@
 #include "gpu/context.hpp"
 
+#include <atomic>
 #include <cstdint>
 #include <map>
 #include <memory>
@@ -62,16 +63,20 @@ Context::StreamLock::~StreamLock() {
 }
 
 bool memory_pools_supported(int device) {
-  static std::mutex mutex;
-  static std::map<int, bool> known;
-  std::lock_guard lock(mutex);
-  if (auto it = known.find(device); it != known.end()) return it->second;
+  // Asked on every scratch allocation: one lock-free read per call once known (0 unknown, 1 yes,
+  // 2 no); two threads asking at once both query, with the same answer.
+  constexpr int kKnownDevices = 64;
+  static std::atomic<int> known[kKnownDevices] = {};
+  if (device >= 0 && device < kKnownDevices)
+    if (const int k = known[device].load(std::memory_order_relaxed); k != 0) return k == 1;
   int supported = 0;
   if (cudaDeviceGetAttribute(&supported, cudaDevAttrMemoryPoolsSupported, device) != cudaSuccess) {
     (void)cudaGetLastError();
     supported = 0;
   }
-  return known[device] = supported != 0;
+  if (device >= 0 && device < kKnownDevices)
+    known[device].store(supported ? 1 : 2, std::memory_order_relaxed);
+  return supported != 0;
 }
 
 StreamScratch::StreamScratch(size_t bytes, cudaStream_t stream) : stream_(stream) {

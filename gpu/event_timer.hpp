@@ -1,16 +1,28 @@
 // Times calls queued back to back on a stream of its own: an event before and after each and one
 // wait at the end, so an interval is the call's GPU time rather than the launch latency a wait
 // before every call would add. Used where sparq picks between implementations by their speed
-// (the backend's candidates at pack time, cuBLASLt's algorithms per shape).
+// (the backend's candidates at pack time, cuBLASLt's algorithms per shape); beside it, the size
+// from which the libraries' algorithms are tuned at all.
 #pragma once
 
 #include <cuda_runtime.h>
 
+#include <cstdint>
 #include <functional>
 #include <optional>
 #include <vector>
 
 namespace sparq::gpu {
+
+// Products of fewer multiply-adds (a few microseconds of work) keep each library's own choice
+// untimed, cuBLASLt's heuristic first and cuSPARSELt's default: tuning would cost more than it
+// could save. One threshold for both, so that both sides of a comparison are tuned alike.
+constexpr double kMinTunedMacs = double{1 << 24};
+
+// Whether a library's algorithms are timed for an m x n x k product.
+inline bool worth_tuning(int64_t m, int64_t n, int64_t k) {
+  return double(m) * double(n) * double(k) >= kMinTunedMacs;
+}
 
 class EventTimer {
  public:

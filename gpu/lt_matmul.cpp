@@ -12,12 +12,8 @@
 namespace sparq::gpu {
 namespace {
 constexpr size_t kMaxWorkspace = size_t{32} << 20;
-constexpr size_t kMaxCachedShapes = 512;  // per layer: token counts x alignments
-constexpr int kCandidates = 8;            // heuristic results timed per shape
-// Below this many multiply-adds (a few microseconds of work) the heuristic's first choice is kept
-// untimed: timing would cost more than it could save (cuSPARSELt's search in nm_lt.cpp has the
-// same threshold, so both sides of a comparison are tuned alike).
-constexpr double kMinTimedMacs = double{1 << 24};
+constexpr size_t kMaxCachedShapes = 512;          // per layer: token counts x alignments
+constexpr int kCandidates = 8;                    // heuristic results timed per shape
 constexpr int kWarmupCalls = 2, kTimedCalls = 5;  // per candidate
 
 size_t element_bytes(cudaDataType t) {
@@ -148,14 +144,14 @@ std::shared_ptr<LtMatmul::Shape> LtMatmul::make_shape(const Key& key, bool with_
 }
 
 // The heuristic ranks its candidates by a model; for some shapes a later one is faster. So for
-// products of at least kMinTimedMacs each is timed on zero operands of the shape (calls queued back
-// to back between events, the median of kTimedCalls after warm-up), as cusparseLtMatmulSearch tunes
-// the 2:4 side of sparq's comparisons, and the fastest is kept. A candidate that fails to run is
-// passed over; when none runs, the heuristic's first stands and the real call reports the error.
+// products worth tuning (event_timer.hpp) each is timed on zero operands of the shape (calls queued
+// back to back between events, the median of kTimedCalls after warm-up), as cusparseLtMatmulSearch
+// tunes the 2:4 side of sparq's comparisons, and the fastest is kept. A candidate that fails to run
+// is passed over; when none runs, the heuristic's first stands and the real call reports the error.
 // Inside a graph capture the heuristic's first is kept untimed (and cached for the shape).
 size_t LtMatmul::fastest(const Shape& s, int64_t n, const cublasLtMatmulHeuristicResult_t* results,
                          int count, cudaStream_t stream) const {
-  if (count < 2 || double(m_) * double(n) * double(k_) < kMinTimedMacs) return 0;
+  if (count < 2 || !worth_tuning(m_, n, k_)) return 0;
   if (is_capturing(stream)) return 0;  // a graph capture allows no timing
   const Context& ctx = Context::get(device_);
   size_t workspace_bytes = 0;
@@ -193,10 +189,11 @@ size_t LtMatmul::fastest(const Shape& s, int64_t n, const cublasLtMatmulHeuristi
       timings += t;
     }
   }
-  plan_log("cuBLASLt " + std::to_string(m_) + " x " + std::to_string(k_) + " at " +
-           std::to_string(n) + " tokens" + (s.library_epilogue ? " (epilogue)" : "") +
-           ": candidate " + std::to_string(best) + " of " + std::to_string(count) +
-           " fastest; median ms in the heuristic's order: " + timings);
+  if (plan_log_enabled())
+    plan_log("cuBLASLt " + std::to_string(m_) + " x " + std::to_string(k_) + " at " +
+             std::to_string(n) + " tokens" + (s.library_epilogue ? " (epilogue)" : "") +
+             ": candidate " + std::to_string(best) + " of " + std::to_string(count) +
+             " fastest; median ms in the heuristic's order: " + timings);
   return best;
 }
 

@@ -16,6 +16,7 @@
 #include "gpu/context.hpp"
 #include "gpu/device_buffer.hpp"
 #include "gpu/elementwise.hpp"
+#include "gpu/event_timer.hpp"
 #include "gpu/host_values.hpp"
 #include "gpu/library_epilogue.hpp"
 #include "gpu/plan_log.hpp"
@@ -29,9 +30,6 @@ namespace {
 constexpr int64_t kAlign = 32;
 constexpr size_t kMaxCachedPlans = 512;       // per layer: token counts x calling threads
 constexpr int64_t kProbeTokens = 4 * kAlign;  // the token count planned and probed at pack time
-// Smaller products keep cuSPARSELt's default algorithm: searching costs more than it could save
-// (the dense layers' cuBLASLt timing has the same threshold, lt_matmul.cpp).
-constexpr double kMinSearchedMacs = double{1 << 24};
 
 // cuSPARSELt wants every matrix pointer 16-byte aligned.
 bool is_aligned(const void* p) { return reinterpret_cast<uintptr_t>(p) % 16 == 0; }
@@ -299,7 +297,7 @@ class NmLtKernel final : public GpuKernel {
     p->plan_made = true;
     check_cusparse(cusparseLtMatmulGetWorkspace(&h, &p->plan, &p->workspace),
                    "cusparseLtMatmulGetWorkspace");
-    if (double(out_padded_) * double(n) * double(in_padded_) >= kMinSearchedMacs) search(*p, n);
+    if (worth_tuning(out_padded_, n, in_padded_)) search(*p, n);  // else cuSPARSELt's default
     return p;
   }
 

@@ -148,34 +148,40 @@ TEST(CudaEncoder, MatchesTheCpuEncoderInEveryDtype) {
   }
 }
 
-TEST(CudaEncoder, TwoOfFourModelMatchesTheCpuEncoder) {
-  if (!cuda_status().usable) GTEST_SKIP() << "no usable CUDA GPU: " << cuda_status().message;
+// A model pruned by `prune`, on the GPU with `pattern` in every dtype, against the CPU encoder in
+// fp32; every layer runs `pattern` unless `fallback_allowed` (2:4 without cuSPARSELt runs dense and
+// says so in the reason).
+void expect_sparse_model_matches(uint32_t seed, const test::PruneFn& prune, const Pattern& pattern,
+                                 bool fallback_allowed) {
   const auto c = small_config();
-  const auto w = random_weights(c, 20, two_of_four);
+  const auto w = random_weights(c, seed, prune);
   const auto in = batch_input(c);
   const auto want = BertEncoder::build(c, w, cpu_f32()).forward(in);
   for (DType dtype : {DType::f16, DType::bf16, DType::int8}) {
-    // Without cuSPARSELt the layers fall back to dense kernels and say so in their reason.
-    const auto enc = BertEncoder::build(c, w, on_gpu(dtype, Pattern::n_of_m(2, 4)));
+    const auto enc = BertEncoder::build(c, w, on_gpu(dtype, pattern));
     SCOPED_TRACE(testing::Message() << to_string(dtype) << ": " << describe(enc));
     expect_matches(enc.forward(in), want, in, c.hidden_size, min_cosine_for(dtype));
+    if (!fallback_allowed) {
+      for (const auto& [kind, info] : enc.kernels()) {
+        EXPECT_EQ(info.pattern, pattern.to_string()) << kind;
+      }
+    }
   }
+}
+
+TEST(CudaEncoder, TwoOfFourModelMatchesTheCpuEncoder) {
+  if (!cuda_status().usable) GTEST_SKIP() << "no usable CUDA GPU: " << cuda_status().message;
+  expect_sparse_model_matches(20, two_of_four, Pattern::n_of_m(2, 4), true);
 }
 
 TEST(CudaEncoder, BlockSparseModelMatchesTheCpuEncoder) {
   if (!cuda_status().usable) GTEST_SKIP() << "no usable CUDA GPU: " << cuda_status().message;
-  const auto c = small_config();
-  const auto w = random_weights(c, 50, [](const std::vector<float>& v, int64_t out, int64_t in) {
-    return sparse::prune_blocks(v, out, in, {16, 16}, 0.6);
-  });
-  const auto in = batch_input(c);
-  const auto want = BertEncoder::build(c, w, cpu_f32()).forward(in);
-  for (DType dtype : {DType::f16, DType::bf16, DType::int8}) {
-    const auto enc = BertEncoder::build(c, w, on_gpu(dtype, Pattern::blocks(16, 16)));
-    SCOPED_TRACE(testing::Message() << to_string(dtype) << ": " << describe(enc));
-    expect_matches(enc.forward(in), want, in, c.hidden_size, min_cosine_for(dtype));
-    for (const auto& [kind, info] : enc.kernels()) EXPECT_EQ(info.pattern, "16x16") << kind;
-  }
+  expect_sparse_model_matches(
+      50,
+      [](const std::vector<float>& v, int64_t out, int64_t in) {
+        return sparse::prune_blocks(v, out, in, {16, 16}, 0.6);
+      },
+      Pattern::blocks(16, 16), false);
 }
 
 TEST(CudaEncoder, LongSequencesAndWideHeads) {

@@ -80,6 +80,43 @@ double tolerance(DType dtype) {
   return dtype == DType::bf16 ? 3e-2 : 1e-2;
 }
 
+// Random activations as a GPU layer of `dtype` receives them (16-bit; fp16 for int8 layers).
+std::vector<float> layer_input(size_t count, uint32_t seed, DType dtype) {
+  auto x = test::random_floats(count, seed);
+  for (float& v : x) v = test::round_to(v, dtype == DType::int8 ? DType::f16 : dtype);
+  return x;
+}
+
+// Runs `kernel` on x (tokens rows) on `stream` into a NaN-poisoned output and returns it as floats.
+// The upload is waited for: a non-blocking stream does not wait for the legacy one it went on.
+std::vector<float> run_kernel(const GpuKernel& kernel, const std::vector<float>& x, int64_t tokens,
+                              int64_t out, Elem e, cudaStream_t stream) {
+  const DeviceBuffer dx = upload(std::span<const uint16_t>(to_16bit(x, e)));
+  check_cuda(cudaDeviceSynchronize(), "cudaDeviceSynchronize");
+  DeviceBuffer dy(static_cast<size_t>(tokens * out) * 2);
+  check_cuda(cudaMemsetAsync(dy.get(), 0xff, dy.bytes(), stream), "cudaMemsetAsync");
+  kernel.run(dx.get(), tokens, dy.get(), nullptr, stream);
+  check_cuda(cudaStreamSynchronize(stream), "cudaStreamSynchronize");
+  return download_to_f32(dy, static_cast<size_t>(tokens * out), e);
+}
+
+// A 2:4-pruned random weight, its bias, and its cuSPARSELt kernel (null, with `why`, in a build
+// without cuSPARSELt).
+struct TwoOfFourLayer {
+  int64_t out, in;
+  std::vector<float> w, bias;
+  std::string why;
+  std::unique_ptr<GpuKernel> kernel;
+  TwoOfFourLayer(int64_t out_features, int64_t in_features, uint32_t seed, DType dtype,
+                 Activation act)
+      : out(out_features),
+        in(in_features),
+        w(sparse::prune_n_m(test::random_floats(static_cast<size_t>(out * in), seed), out, in, 2,
+                            4)),
+        bias(test::random_floats(static_cast<size_t>(out), seed + 1)),
+        kernel(make_nm_kernel(0, w.data(), out, in, bias.data(), dtype, act, why)) {}
+};
+
 // Runs `make` on weights pruned by `prune` for several shapes and every epilogue case, each kernel
 // on every token case, and compares with the oracle.
 void check_kernel(
@@ -180,31 +217,21 @@ TEST(CudaKernels, CublasLtDense) {
 // give the oracle's result. 256 x 256 x 256 is exactly the threshold.
 TEST(CudaKernels, LibrariesTuneShapesFromTheThresholdUp) {
   SKIP_WITHOUT_GPU();
-  const int64_t out = 256, in = 256, tokens = 256;
-  const auto w =
-      sparse::prune_n_m(test::random_floats(static_cast<size_t>(out * in), 11), out, in, 2, 4);
-  const auto bias = test::random_floats(static_cast<size_t>(out), 12);
-  for (DType dtype : {DType::f16, DType::int8})
-    for (bool two_of_four : {false, true}) {
-      const Elem e = activation_elem(dtype);
-      auto x = test::random_floats(static_cast<size_t>(tokens * in), 13);
-      for (float& v : x) v = test::round_to(v, dtype == DType::int8 ? DType::f16 : dtype);
-      std::string why;
-      const auto kernel =
-          two_of_four
-              ? make_nm_kernel(0, w.data(), out, in, bias.data(), dtype, Activation::relu, why)
-              : make_dense_kernel(0, w.data(), out, in, bias.data(), dtype, Activation::relu);
-      if (!kernel) continue;  // built without cuSPARSELt: CusparseLt2of4 says so
-      const DeviceBuffer dx = upload(std::span<const uint16_t>(to_16bit(x, e)));
-      DeviceBuffer dy(static_cast<size_t>(tokens * out) * 2);
-      check_cuda(cudaMemset(dy.get(), 0xff, dy.bytes()), "cudaMemset");
-      kernel->run(dx.get(), tokens, dy.get(), nullptr, nullptr);
-      check_cuda(cudaDeviceSynchronize(), "cudaDeviceSynchronize");
-      const auto want =
-          test::gpu_reference(x, tokens, w, out, in, bias, Activation::relu, {}, dtype);
-      test::expect_close(download_to_f32(dy, static_cast<size_t>(tokens * out), e), want,
-                         tolerance(dtype), kernel->name() + " 256^3");
+  const int64_t tokens = 256;
+  for (DType dtype : {DType::f16, DType::int8}) {
+    const TwoOfFourLayer layer(256, 256, 11, dtype, Activation::relu);
+    const auto x = layer_input(static_cast<size_t>(tokens * layer.in), 13, dtype);
+    const auto want = test::gpu_reference(x, tokens, layer.w, layer.out, layer.in, layer.bias,
+                                          Activation::relu, {}, dtype);
+    const auto dense = make_dense_kernel(0, layer.w.data(), layer.out, layer.in, layer.bias.data(),
+                                         dtype, Activation::relu);
+    // Without cuSPARSELt only the dense side runs (CusparseLt2of4 says why it skips).
+    for (const GpuKernel* kernel : {dense.get(), layer.kernel.get()}) {
+      if (!kernel) continue;
+      test::expect_close(run_kernel(*kernel, x, tokens, layer.out, activation_elem(dtype), nullptr),
+                         want, tolerance(dtype), kernel->name() + " 256^3");
     }
+  }
 }
 
 TEST(CudaKernels, CusparseLt2of4) {
@@ -227,21 +254,13 @@ TEST(CudaKernels, CusparseLt2of4) {
 // at pack time (128) and at new ones, one of them (256) large enough for each thread to search.
 TEST(CudaKernels, CusparseLt2of4FromSeveralThreads) {
   SKIP_WITHOUT_GPU();
-  const int64_t out = 256, in = 256;
-  const auto w = sparse::prune_n_m(test::random_floats(out * in, 21), out, in, 2, 4);
-  const auto bias = test::random_floats(out, 22);
-  std::string why;
-  const auto kernel =
-      make_nm_kernel(0, w.data(), out, in, bias.data(), DType::f16, Activation::none, why);
-  if (!kernel) GTEST_SKIP() << why;
+  const TwoOfFourLayer layer(256, 256, 21, DType::f16, Activation::none);
+  if (!layer.kernel) GTEST_SKIP() << layer.why;
   const std::vector<int64_t> token_counts = {128, 256, 70};
   std::vector<std::vector<float>> inputs;
-  for (size_t i = 0; i < token_counts.size(); ++i) {
-    auto x = test::random_floats(static_cast<size_t>(token_counts[i] * in),
-                                 23 + static_cast<uint32_t>(i));
-    for (float& v : x) v = test::round_to(v, DType::f16);
-    inputs.push_back(std::move(x));
-  }
+  for (size_t i = 0; i < token_counts.size(); ++i)
+    inputs.push_back(layer_input(static_cast<size_t>(token_counts[i] * layer.in),
+                                 23 + static_cast<uint32_t>(i), DType::f16));
   constexpr int kThreads = 3;
   std::vector<std::vector<std::vector<float>>> got(kThreads);
   std::vector<std::string> errors(kThreads);
@@ -252,18 +271,9 @@ TEST(CudaKernels, CusparseLt2of4FromSeveralThreads) {
       try {
         check_cuda(cudaSetDevice(0), "cudaSetDevice");
         check_cuda(cudaStreamCreateWithFlags(&stream, cudaStreamNonBlocking), "cudaStreamCreate");
-        for (size_t i = 0; i < token_counts.size(); ++i) {
-          const int64_t tokens = token_counts[i];
-          const DeviceBuffer dx = upload(std::span<const uint16_t>(to_16bit(inputs[i], Elem::f16)));
-          // The upload's copy may still be in flight on the legacy stream, which a non-blocking
-          // stream does not wait for.
-          check_cuda(cudaDeviceSynchronize(), "cudaDeviceSynchronize");
-          DeviceBuffer dy(static_cast<size_t>(tokens * out) * 2);
-          check_cuda(cudaMemsetAsync(dy.get(), 0xff, dy.bytes(), stream), "cudaMemsetAsync");
-          kernel->run(dx.get(), tokens, dy.get(), nullptr, stream);
-          check_cuda(cudaStreamSynchronize(stream), "cudaStreamSynchronize");
-          got[t].push_back(download_to_f32(dy, static_cast<size_t>(tokens * out), Elem::f16));
-        }
+        for (size_t i = 0; i < token_counts.size(); ++i)
+          got[t].push_back(
+              run_kernel(*layer.kernel, inputs[i], token_counts[i], layer.out, Elem::f16, stream));
       } catch (const std::exception& e) {
         errors[t] = e.what();
       }
@@ -274,8 +284,8 @@ TEST(CudaKernels, CusparseLt2of4FromSeveralThreads) {
     ASSERT_EQ(errors[t], "") << "thread " << t;
     ASSERT_EQ(got[t].size(), token_counts.size());
     for (size_t i = 0; i < token_counts.size(); ++i) {
-      const auto want = test::gpu_reference(inputs[i], token_counts[i], w, out, in, bias,
-                                            Activation::none, {}, DType::f16);
+      const auto want = test::gpu_reference(inputs[i], token_counts[i], layer.w, layer.out,
+                                            layer.in, layer.bias, Activation::none, {}, DType::f16);
       test::expect_close(
           got[t][i], want, tolerance(DType::f16),
           "thread " + std::to_string(t) + ", " + std::to_string(token_counts[i]) + " tokens");
@@ -288,17 +298,13 @@ TEST(CudaKernels, CusparseLt2of4FromSeveralThreads) {
 // graph's replay gives the oracle's result.
 TEST(CudaKernels, TwoOfFourLayerInsideAGraphCapture) {
   SKIP_WITHOUT_GPU();
-  const int64_t out = 64, in = 128, tokens = 64;  // pack time planned 128 tokens, not 64
-  const auto w = sparse::prune_n_m(test::random_floats(out * in, 31), out, in, 2, 4);
-  const auto bias = test::random_floats(out, 32);
-  std::string why;
-  const auto kernel =
-      make_nm_kernel(0, w.data(), out, in, bias.data(), DType::f16, Activation::relu, why);
-  if (!kernel) GTEST_SKIP() << why;
-  auto x = test::random_floats(static_cast<size_t>(tokens * in), 33);
-  for (float& v : x) v = test::round_to(v, DType::f16);
+  const int64_t tokens = 64;  // pack time planned 128 tokens, not 64
+  const TwoOfFourLayer layer(64, 128, 31, DType::f16, Activation::relu);
+  if (!layer.kernel) GTEST_SKIP() << layer.why;
+  const GpuKernel& kernel = *layer.kernel;
+  const auto x = layer_input(static_cast<size_t>(tokens * layer.in), 33, DType::f16);
   const DeviceBuffer dx = upload(std::span<const uint16_t>(to_16bit(x, Elem::f16)));
-  DeviceBuffer dy(static_cast<size_t>(tokens * out) * 2);
+  DeviceBuffer dy(static_cast<size_t>(tokens * layer.out) * 2);
   // Ends a capture that a throwing call leaves open (in global mode an open capture would make
   // every later test's CUDA calls on this thread fail), and frees what the test made.
   struct Graph {
@@ -331,22 +337,22 @@ TEST(CudaKernels, TwoOfFourLayerInsideAGraphCapture) {
   check_cuda(cudaStreamCreateWithFlags(&g.stream, cudaStreamNonBlocking), "cudaStreamCreate");
   check_cuda(cudaDeviceSynchronize(), "cudaDeviceSynchronize");
   g.begin();
-  EXPECT_THROW(kernel->run(dx.get(), tokens, dy.get(), nullptr, g.stream), NotSupported);
+  EXPECT_THROW(kernel.run(dx.get(), tokens, dy.get(), nullptr, g.stream), NotSupported);
   g.end();  // succeeds only if the refused call left the capture valid
 
-  kernel->run(dx.get(), tokens, dy.get(), nullptr, g.stream);  // plans 64 tokens
+  kernel.run(dx.get(), tokens, dy.get(), nullptr, g.stream);  // plans 64 tokens
   check_cuda(cudaMemsetAsync(dy.get(), 0xff, dy.bytes(), g.stream), "cudaMemsetAsync");
   check_cuda(cudaStreamSynchronize(g.stream), "cudaStreamSynchronize");
   g.begin();
-  kernel->run(dx.get(), tokens, dy.get(), nullptr, g.stream);
+  kernel.run(dx.get(), tokens, dy.get(), nullptr, g.stream);
   g.end();
   check_cuda(cudaGraphInstantiate(&g.exec, g.graph, 0), "cudaGraphInstantiate");
   check_cuda(cudaGraphLaunch(g.exec, g.stream), "cudaGraphLaunch");
   check_cuda(cudaStreamSynchronize(g.stream), "cudaStreamSynchronize");
-  const auto want =
-      test::gpu_reference(x, tokens, w, out, in, bias, Activation::relu, {}, DType::f16);
-  test::expect_close(download_to_f32(dy, static_cast<size_t>(tokens * out), Elem::f16), want,
-                     tolerance(DType::f16), kernel->name() + " replayed from a CUDA graph");
+  const auto want = test::gpu_reference(x, tokens, layer.w, layer.out, layer.in, layer.bias,
+                                        Activation::relu, {}, DType::f16);
+  test::expect_close(download_to_f32(dy, static_cast<size_t>(tokens * layer.out), Elem::f16), want,
+                     tolerance(DType::f16), kernel.name() + " replayed from a CUDA graph");
 }
 
 // cuBLASLt and cuSPARSELt take bias and ReLU into their own epilogue for fp16 / bf16 (the kernel
