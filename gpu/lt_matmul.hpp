@@ -37,10 +37,10 @@ class LtMatmul {
   // D = epilogue(alpha A^T B + beta C); alpha and beta point to host scalars of types.scale. C has
   // D's layout; null means D (beta = 0 then ignores it). Returns whether the epilogue was applied:
   // false when cuBLASLt had no algorithm with it for this shape and alignment.
-  // Plans n tokens with 256-byte aligned operands now; returns whether with the epilogue.
-  bool prepare(int64_t n) const;
   bool run(const void* a, const void* b, int64_t n, const void* c, void* d, const void* alpha,
            const void* beta, cudaStream_t stream) const;
+  // Plans n tokens with 256-byte aligned operands now; returns whether with the epilogue.
+  bool prepare(int64_t n) const;
 
  private:
   struct Shape;
