@@ -3,7 +3,10 @@
 set -euo pipefail
 pkgs=(cmake g++ make pkg-config libxbyak-dev libdnnl-dev libtbb-dev libeigen3-dev
       nlohmann-json3-dev libcli11-dev libgtest-dev libgmock-dev libbenchmark-dev libicu-dev
-      libpcre2-dev)
+      libpcre2-dev
+      # libdnnl-dev only recommends these, yet its CMake package config requires OpenCL (it is
+      # built with oneDNN's OpenCL GPU runtime): find_package(dnnl) fails without them.
+      ocl-icd-opencl-dev opencl-headers)
 missing=()
 for p in "${pkgs[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
