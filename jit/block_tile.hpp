@@ -7,6 +7,15 @@
 
 namespace sparq::jit {
 
+// A kernel call runs up to kGroupsPerCall row groups (32 rows) over one slice of tokens.
+inline constexpr int kGroupsPerCall = 8;
+// Kernels that stage their own tiles (stores_partial_tiles()) transpose into an L1 block of
+// [tokens][kGroupsPerCall * 4 rows] fp32, then write y a whole 128-byte token row at a time: y's
+// rows are often 4 KiB apart (out a multiple of 1024 floats), and 16-byte stores to 64 such rows
+// all fall into one L1 set and miss on every group.
+inline constexpr int kStageRowBytes = kGroupsPerCall * 4 * 4;
+inline constexpr int kStageBytes = 64 * kStageRowBytes;
+
 // Field order is the JIT code's ABI: offsets are taken with offsetof.
 struct BlockTileArgs {
   const uint8_t* x;             // the activation slice, [in][tile_tokens()] (layout element type)
@@ -22,16 +31,23 @@ struct BlockTileArgs {
   const float* residual;        // like y, fp32; read when the kernel was built with residual
   int64_t residual_stride;      // bytes between tokens of residual
   float inv_y_scale;            // int8 output: 1 / y_scale (unused otherwise)
+  // Read only by kernels that stage their own tiles:
+  uint8_t* stage;        // kStageBytes of 64-byte-aligned scratch
+  int64_t valid_tokens;  // tokens of the slice to store, 1..tile_tokens()
+  int64_t valid_rows;    // rows of the call to store, 1..4 * (group_end - group_begin)
 };
 
 // A generated (or portable) tile kernel: runs the groups [group_begin, group_end) of a packed
-// weight over one slice of tile_tokens() tokens and stores full tiles (all 4 rows of every group,
-// every token of the slice); the caller stages short tiles.
+// weight over one slice of tile_tokens() tokens. Unless stores_partial_tiles(), it stores full
+// tiles (all 4 rows of every group, every token of the slice) of fp32 or int8, and the caller
+// stages short tiles and converts bf16 output; a kernel that stores partial tiles writes exactly
+// valid_tokens x valid_rows elements of its output type (fp32, int8 or bf16) and nothing else.
 class BlockTileKernel {
  public:
   virtual ~BlockTileKernel() = default;
   virtual void run(const BlockTileArgs& args) const = 0;
   virtual int tile_tokens() const = 0;
+  virtual bool stores_partial_tiles() const { return false; }
 };
 
 }  // namespace sparq::jit

@@ -19,10 +19,10 @@ class BlockTileGenerator : public Generator {
 
   // Emits the whole function: prologue, `per_call()` once, then for every group of the call
   // `per_group()` followed by advancing y (4 rows of y_element_bytes), residual and the group
-  // pointer.
-  template <typename PerCall, typename PerGroup>
-  void generate_group_loop(bool residual, int y_element_bytes, PerCall per_call,
-                           PerGroup per_group) {
+  // pointer, and `after_groups()` once after the last group.
+  template <typename PerCall, typename PerGroup, typename AfterGroups>
+  void generate_group_loop(bool residual, int y_element_bytes, PerCall per_call, PerGroup per_group,
+                           AfterGroups after_groups) {
     preamble();
     mov(x_, arg(offsetof(BlockTileArgs, x)));
     mov(group_, arg(offsetof(BlockTileArgs, group_begin)));
@@ -45,9 +45,15 @@ class BlockTileGenerator : public Generator {
     add(group_, sizeof(int64_t));
     cmp(group_, arg(offsetof(BlockTileArgs, group_end)));
     jne(group_loop, T_NEAR);
+    after_groups();
     L(done);
     postamble();
     epilogue_.emit_table();
+  }
+  template <typename PerCall, typename PerGroup>
+  void generate_group_loop(bool residual, int y_element_bytes, PerCall per_call,
+                           PerGroup per_group) {
+    generate_group_loop(residual, y_element_bytes, per_call, per_group, [] {});
   }
 
   // reg = byte offset of the current group's 4 rows in the per-row arrays (w_scale, bias,

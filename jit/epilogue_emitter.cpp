@@ -136,6 +136,9 @@ void EpilogueEmitter::emit_table() {
       std::bit_cast<uint32_t>(0.0287590045f),
       std::bit_cast<uint32_t>(0.00179429562f),
       std::bit_cast<uint32_t>(5.96224891e-05f),
+      1u,
+      0x7fffu,
+      0x40u,
   };
   gen_.align(64);
   gen_.L(table_);

@@ -45,6 +45,10 @@ class EpilogueEmitter {
     kErfQ2,
     kErfQ3,
     kErfQ4,
+    // Integer constants of the bf16 rounding: the lowest bit, 0x7fff, and the quiet-NaN bit.
+    kOneBit,
+    kBf16Round,
+    kBf16QuietBit,
     kConstCount
   };
 

@@ -28,6 +28,9 @@ struct Int8KernelKey {
   // Prefetch the activation columns of the entry kEntryReadAhead places ahead: pays when a
   // slice of activations does not fit in L1 (large in_features).
   bool prefetch_columns = false;
+  // bf16 output written by the kernel itself (only kernels that store partial tiles; the others
+  // write fp32 and the tile loop converts).
+  bool bf16_output = false;
   auto operator<=>(const Int8KernelKey&) const = default;
 };
 

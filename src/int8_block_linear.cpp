@@ -13,12 +13,18 @@ Int8BlockLinear::Int8BlockLinear(const int8_t* wq, const float* w_scale, const f
                                  int64_t out, int64_t in, Activation activation, jit::Isa isa,
                                  int threads)
     : arena_(&arena_for(resolve_threads(threads))) {
-  // A slice of activations (in x 16 s16 tokens on AVX2) beyond ~24 KiB no longer stays in L1.
-  const bool prefetch_columns = in * 32 > 24 * 1024;
+  // A slice of activations (in x 16 s16 tokens on AVX2, 64 u8 on AVX-512) beyond ~24 KiB no
+  // longer stays in L1.
+  const int64_t column_bytes = isa == jit::Isa::avx512_vnni ? 64 : 32;
+  const bool prefetch_columns = in * column_bytes > 24 * 1024;
   for (int residual = 0; residual < 2; ++residual)
-    for (int int8_out = 0; int8_out < 2; ++int8_out)
-      kernels_[residual][int8_out] =
-          jit::int8_block_kernel({isa, activation, residual == 1, int8_out == 1, prefetch_columns});
+    for (int output : {kF32Out, kS8Out, kBf16Out}) {
+      jit::Int8KernelKey key{isa, activation, residual == 1, output == kS8Out, prefetch_columns};
+      // Kernels that store partial tiles write bf16 themselves; the tile loop converts the fp32
+      // tiles of the others.
+      key.bf16_output = output == kBf16Out && isa == jit::Isa::avx512_vnni;
+      kernels_[residual][output] = jit::int8_block_kernel(key);
+    }
   weights_ = sparse::pack_int8_4x1(wq, w_scale, bias, out, in, kernels_[0][0]->layout());
 }
 
@@ -58,8 +64,9 @@ void Int8BlockLinear::run(const QuantizedInput::Impl& q, void* y, float y_scale,
       });
   sparse::require(y != nullptr, "forward: y must not be null");
   const bool int8_out = y_scale > 0.0f;
+  const Output output = int8_out ? kS8Out : bf16_out ? kBf16Out : kF32Out;
   TileLoop loop;
-  loop.kernel = kernels_[residual != nullptr][int8_out].get();
+  loop.kernel = kernels_[residual != nullptr][output].get();
   loop.arena = arena_;
   loop.out = w.out;
   loop.groups = w.groups();

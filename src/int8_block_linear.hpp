@@ -30,8 +30,9 @@ class Int8BlockLinear {
   sparse::Int8Layout layout() const { return weights_.layout; }
 
  private:
+  enum Output { kF32Out, kS8Out, kBf16Out };
   sparse::Int8BlockWeights weights_;
-  std::shared_ptr<const jit::Int8BlockKernel> kernels_[2][2];  // [residual][int8 output]
+  std::shared_ptr<const jit::Int8BlockKernel> kernels_[2][3];  // [residual][Output]
   tbb::task_arena* arena_;
 };
 

@@ -12,10 +12,12 @@ namespace sparq {
 void run_tiles(const TileLoop& loop) {
   const jit::BlockTileKernel& kernel = *loop.kernel;
   const int64_t out = loop.out, tokens = loop.tokens;
-  // bf16 output: the kernel writes fp32 tiles into the (L1) staging block, converted on the way
-  // out; y then holds 2-byte elements.
+  // A kernel that stores partial tiles writes every output type into y itself. Otherwise bf16
+  // output: the kernel writes fp32 tiles into the (L1) staging block, converted on the way out;
+  // y then holds 2-byte elements.
+  const bool self_staged = kernel.stores_partial_tiles();
   const bool bf16 = loop.bf16_output;
-  const int64_t elem = bf16 ? 4 : loop.y_element_bytes;
+  const int64_t elem = bf16 && !self_staged ? 4 : loop.y_element_bytes;
   const int64_t y_elem = bf16 ? 2 : elem;
   const int tile = kernel.tile_tokens();
   const int64_t slices = sparse::ceil_div(tokens, tile);
@@ -24,35 +26,41 @@ void run_tiles(const TileLoop& loop) {
   // Each thread takes a range of blocks of kGroupsPerCall row groups; for every slice of tokens
   // (outer loop: the slice stays in L1) one kernel call runs a whole block. Full blocks are
   // written straight into y. A block that runs short goes to a staging block instead, and only
-  // its valid part is copied out, so the kernel itself never needs a partial store.
-  constexpr int64_t kGroupsPerCall = 8;
+  // its valid part is copied out, so the kernel itself never needs a partial store (a kernel that
+  // stores partial tiles always writes y itself and gets the staging block as its scratch).
+  constexpr int64_t kGroupsPerCall = jit::kGroupsPerCall;
   constexpr int64_t kMaxTile = sparse::kChunkTokens;
   sparse::require(tile <= kMaxTile, "run_tiles: tile wider than the staging block");
+  static_assert(kMaxTile * jit::kStageRowBytes == jit::kStageBytes);
   const int64_t stage_stride = kGroupsPerCall * 4 * elem;
   const int64_t stage_res_stride = kGroupsPerCall * 4 * sizeof(float);
   parallel_ranges(
       *loop.arena, sparse::ceil_div(loop.groups, kGroupsPerCall), [&](int64_t b0, int64_t b1) {
-        alignas(64) uint8_t stage[kMaxTile * kGroupsPerCall * 4 * sizeof(float)];
+        alignas(64) uint8_t stage[jit::kStageBytes];
         alignas(64) float stage_res[kMaxTile * kGroupsPerCall * 4];
         jit::BlockTileArgs a{};
         a.entries = loop.entries;
         a.inv_y_scale = loop.inv_y_scale;
+        a.stage = stage;
         for (int64_t slice = 0; slice < slices; ++slice) {
           const int64_t t0 = slice * tile;
           const int64_t valid_t = std::min<int64_t>(tile, tokens - t0);
           a.x = loop.x + slice * loop.slice_bytes;
           a.x_scale = loop.x_scales ? loop.x_scales + t0 : nullptr;
+          a.valid_tokens = valid_t;
           for (int64_t blk = b0; blk < b1; ++blk) {
             const int64_t g_begin = blk * kGroupsPerCall;
             const int64_t g_end = std::min(loop.groups, g_begin + kGroupsPerCall);
             const int64_t r_begin = g_begin * 4;
             const int64_t rows = std::min(out, g_end * 4) - r_begin;
-            const bool direct = !bf16 && rows == kGroupsPerCall * 4 && valid_t == tile;
+            const bool direct =
+                self_staged || (!bf16 && rows == kGroupsPerCall * 4 && valid_t == tile);
             uint8_t* y_block = y_bytes + (t0 * out + r_begin) * y_elem;
             const float* res_block = loop.residual ? loop.residual + t0 * out + r_begin : nullptr;
+            a.valid_rows = rows;
             if (direct) {
               a.y = y_block;
-              a.y_stride = out * elem;
+              a.y_stride = out * y_elem;
               a.residual_stride = out * static_cast<int64_t>(sizeof(float));
             } else {
               a.y = stage;

@@ -1,0 +1,103 @@
+#include "jit/block_tile_avx512.hpp"
+
+#include <cstddef>
+
+namespace sparq::jit {
+
+using namespace Xbyak;
+
+void Avx512TileGenerator::store_quarter(int q) {
+  // 4x4 transposes inside each 128-bit lane: out j holds token 16L + 4q + j's rows in lane L.
+  const Zmm r0 = acc(0, q), r1 = acc(1, q), r2 = acc(2, q), r3 = acc(3, q);
+  const Zmm u0 = zmm26, u1 = zmm27, u2 = zmm28, u3 = zmm29;
+  vunpcklps(u0, r0, r1);
+  vunpckhps(u1, r0, r1);
+  vunpcklps(u2, r2, r3);
+  vunpckhps(u3, r2, r3);
+  vshufps(r0, u0, u2, 0x44);
+  vshufps(r1, u0, u2, 0xee);
+  vshufps(r2, u1, u3, 0x44);
+  vshufps(r3, u1, u3, 0xee);
+  for (int j = 0; j < 4; ++j)
+    for (int lane = 0; lane < 4; ++lane) {
+      const Address at = ptr[y_ + (16 * lane + 4 * q + j) * kStageRowBytes];
+      if (lane == 0)
+        vmovups(at, Xmm(acc(j, q).getIdx()));
+      else
+        vextractf32x4(at, acc(j, q), static_cast<uint8_t>(lane));
+    }
+}
+
+void Avx512TileGenerator::copy_out(bool residual, TileOutput output) {
+  auto field = [&](size_t offset) { return arg(offset); };
+  const Reg64 src = rax, dst = rbx, dst_stride = r11, res = r13, res_stride = r14, left = r9;
+  mov(src, field(offsetof(BlockTileArgs, stage)));
+  mov(dst, field(offsetof(BlockTileArgs, y)));
+  mov(dst_stride, field(offsetof(BlockTileArgs, y_stride)));
+  if (residual) {
+    mov(res, field(offsetof(BlockTileArgs, residual)));
+    mov(res_stride, field(offsetof(BlockTileArgs, residual_stride)));
+  }
+  // Row masks: k(1 + c) for rows 16c..16c+15 of the call.
+  constexpr int chunks = kStageRowBytes / 64;
+  static_assert(chunks <= 4, "one mask register per 16 rows");
+  mov(rcx, field(offsetof(BlockTileArgs, valid_rows)));
+  mov(r8, -1);
+  bzhi(r8, r8, rcx);  // the low valid_rows bits (all 64 for valid_rows = 64)
+  for (int c = 0; c < chunks; ++c) {
+    kmovw(Opmask(1 + c), r8d);
+    if (c + 1 < chunks) shr(r8, 16);
+  }
+  const Zmm inv = zmm2, qmax = zmm3, qmin = zmm4, t = zmm5;
+  if (output == TileOutput::s8) {
+    vbroadcastss(inv, field(offsetof(BlockTileArgs, inv_y_scale)));
+    vmovups(qmax, epilogue_.constant(EpilogueEmitter::kQuantMax));
+    vmovups(qmin, epilogue_.constant(EpilogueEmitter::kQuantMin));
+  }
+  mov(left, field(offsetof(BlockTileArgs, valid_tokens)));
+  Label token_loop;
+  L(token_loop);
+  for (int c = 0; c < chunks; ++c) {
+    const Opmask k = Opmask(1 + c);
+    const Zmm v = zmm0;
+    vmovups(v, ptr[src + 64 * c]);
+    if (residual) {
+      vmovups(t | k | T_z, ptr[res + 64 * c]);  // masked: never reads past the valid rows
+      vaddps(v, v, t);
+    }
+    switch (output) {
+      case TileOutput::f32:
+        vmovups(ptr[dst + 64 * c] | k, v);
+        break;
+      case TileOutput::s8:
+        // Round to nearest even (MXCSR's default) after clamping, as sparse::requantize.
+        vmulps(v, v, inv);
+        vminps(v, v, qmax);
+        vmaxps(v, v, qmin);
+        vcvtps2dq(v, v);
+        vpmovsdb(ptr[dst + 16 * c] | k, v);
+        break;
+      case TileOutput::bf16: {
+        // Round to nearest even as sparse::to_bf16 (integer arithmetic, so denormals are kept
+        // where vcvtneps2bf16 would flush them); a NaN keeps its top bits and becomes quiet.
+        vpsrld(t, v, 16);
+        vpandd(t, t, epilogue_.constant(EpilogueEmitter::kOneBit));
+        vpaddd(t, t, epilogue_.constant(EpilogueEmitter::kBf16Round));
+        vpaddd(t, t, v);
+        vpsrld(t, t, 16);
+        vcmpps(k7, v, v, 3);  // unordered: NaN
+        vpsrld(t | k7, v, 16);
+        vpord(t | k7, t, epilogue_.constant(EpilogueEmitter::kBf16QuietBit));
+        vpmovdw(ptr[dst + 32 * c] | k, t);
+        break;
+      }
+    }
+  }
+  add(src, kStageRowBytes);
+  add(dst, dst_stride);
+  if (residual) add(res, res_stride);
+  dec(left);
+  jnz(token_loop, T_NEAR);
+}
+
+}  // namespace sparq::jit
