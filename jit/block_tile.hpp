@@ -7,6 +7,9 @@
 
 namespace sparq::jit {
 
+// The element type a kernel writes.
+enum class TileOutput { f32, s8, bf16 };
+
 // A kernel call runs up to kGroupsPerCall row groups (32 rows) over one slice of tokens.
 inline constexpr int kGroupsPerCall = 8;
 // Kernels that stage their own tiles (stores_partial_tiles()) transpose into an L1 block of

@@ -8,8 +8,6 @@
 
 namespace sparq::jit {
 
-enum class TileOutput { f32, s8, bf16 };
-
 class Avx512TileGenerator : public BlockTileGenerator {
  protected:
   static Xbyak::Zmm acc(int row, int quarter) { return Xbyak::Zmm(row * 4 + quarter); }

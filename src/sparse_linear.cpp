@@ -9,6 +9,7 @@
 
 #include "gpu/backend.hpp"
 #include "jit/cpu_features.hpp"
+#include "jit/row_epilogue.hpp"
 #include "sparq/sparq.hpp"
 #include "sparse/bf16.hpp"
 #include "sparse/checks.hpp"
@@ -65,6 +66,11 @@ struct SparseLinear::Impl {
   std::vector<float> w_f32, bias;
   std::vector<int8_t> w_s8;
   std::vector<float> w_scale;
+  // Dense int8: the epilogue after oneDNN's s32 product, [residual][TileOutput] (null: portable),
+  // the bias (zeros without one) and the threads the epilogue runs on.
+  std::shared_ptr<const jit::RowEpilogue> row_epilogues[2][3];
+  std::vector<float> dense_bias;
+  tbb::task_arena* arena = nullptr;
   // Primitives for the most recent token counts (each holds its own reordered weights, so the
   // cache is bounded); shared_ptr keeps one alive while a thread runs it.
   static constexpr size_t kMaxDensePrimitives = 8;
@@ -170,20 +176,24 @@ struct SparseLinear::Impl {
     thread_local std::vector<int32_t> acc;
     acc.resize(static_cast<size_t>(q.tokens * out));
     dense_for(q.tokens)->run(q.x.data(), acc.data());
-    for (int64_t t = 0; t < q.tokens; ++t)
-      for (int64_t o = 0; o < out; ++o) {
-        const int64_t i = t * out + o;
-        float v = static_cast<float>(acc[i]) * q.scales[t] * w_scale[o];
-        if (!bias.empty()) v += bias[o];
-        v = sparse::activate(v, options.activation);
-        if (residual) v += residual[i];
-        if (y_scale > 0.0f)
-          static_cast<int8_t*>(y)[i] = sparse::requantize(v, 1.0f / y_scale);
-        else if (bf16_out)
-          static_cast<uint16_t*>(y)[i] = sparse::to_bf16(v);
-        else
-          static_cast<float*>(y)[i] = v;
-      }
+    const jit::TileOutput output = y_scale > 0.0f ? jit::TileOutput::s8
+                                   : bf16_out     ? jit::TileOutput::bf16
+                                                  : jit::TileOutput::f32;
+    const jit::RowEpilogueKey key{jit::Isa::reference, options.activation, residual != nullptr,
+                                  output};
+    const jit::RowEpilogue* kernel =
+        row_epilogues[residual != nullptr][static_cast<int>(output)].get();
+    const int64_t y_elem = output == jit::TileOutput::f32  ? 4
+                           : output == jit::TileOutput::s8 ? 1
+                                                           : 2;
+    const int32_t* acc_rows = acc.data();
+    parallel_ranges(*arena, q.tokens, [&](int64_t t0, int64_t t1) {
+      for (int64_t t = t0; t < t1; ++t)
+        jit::apply_row_epilogue(kernel, key, acc_rows + t * out, q.scales[t], w_scale.data(),
+                                dense_bias.data(), residual ? residual + t * out : nullptr,
+                                static_cast<uint8_t*>(y) + t * out * y_elem, out,
+                                y_scale > 0.0f ? 1.0f / y_scale : 0.0f);
+    });
   }
 };
 
@@ -473,6 +483,17 @@ SparseLinear SparseLinear::pack(const float* weight, int64_t out, int64_t in, co
   } else {
     info.kernel = "onednn:int8-dense";
     info.isa = "onednn";
+    // The epilogue (scales, bias, activation, residual, output type) runs vectorized after
+    // oneDNN's s32 product, on the layer's threads.
+    const jit::Isa isa = jit::best_int8_isa();
+    for (int residual = 0; residual < 2; ++residual)
+      for (jit::TileOutput output :
+           {jit::TileOutput::f32, jit::TileOutput::s8, jit::TileOutput::bf16})
+        if (isa != jit::Isa::reference)
+          m.row_epilogues[residual][static_cast<int>(output)] =
+              jit::row_epilogue({isa, options.activation, residual == 1, output});
+    m.dense_bias = bias ? std::vector<float>(bias, bias + out) : std::vector<float>(out, 0.0f);
+    m.arena = &arena_for(info.threads);
     info.pattern = "dense";
     info.packed_bytes =
         static_cast<int64_t>(m.w_s8.size() + (m.w_scale.size() + m.bias.size()) * sizeof(float));
