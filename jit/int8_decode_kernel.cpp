@@ -15,7 +15,6 @@ std::string Int8DecodeKernel::name() const {
 
 std::shared_ptr<const Int8DecodeKernel> int8_decode_kernel(const DecodeKernelKey& requested) {
   DecodeKernelKey key = requested;
-  if (key.isa > Isa::avx2) key.isa = Isa::avx2;  // no wider variant yet
   if (!isa_available(key.isa))
     throw NotSupported(std::string("int8 decode kernel for ") + isa_name(key.isa) +
                        " requested, but this CPU lacks it");
@@ -27,9 +26,11 @@ std::shared_ptr<const Int8DecodeKernel> int8_decode_kernel(const DecodeKernelKey
   return cache.get(key, [&]() -> std::unique_ptr<Int8DecodeKernel> {
     if (key.isa == Isa::reference) return make_int8_decode_reference(key);
     try {
+      if (key.isa == Isa::avx512_vnni) return make_int8_decode_avx512_vnni(key);
       return make_int8_decode_avx2(key);
     } catch (const Xbyak::Error& e) {
-      throw NotSupported(std::string("generating the avx2 int8 decode kernel failed: ") + e.what());
+      throw NotSupported(std::string("generating the ") + isa_name(key.isa) +
+                         " int8 decode kernel failed: " + e.what());
     }
   });
 }

@@ -4,8 +4,9 @@
 // byte, so the layout puts output rows in the vector lanes: each y row segment is contiguous and
 // the weights are read once for all the call's tokens.
 //
-// Variants: avx2 (JIT: per pair of columns, 2 vpmovsxbw of the 32 weight bytes, and per token
-// one (x[c0], x[c1]) broadcast and 2 vpmaddwd + vpaddd, exact) and reference (portable C++).
+// Variants: avx512_vnni (JIT: per pair of columns, one vpmovsxbw of the 32 weight bytes and per
+// token one (x[c0], x[c1]) broadcast and one vpdpwssd), avx2 (JIT: 2 vpmovsxbw, and per token 2
+// vpmaddwd + vpaddd), both exact, and reference (portable C++).
 // Every variant stores all 16 rows of every group; the caller stages a short last group.
 #pragma once
 
@@ -58,10 +59,11 @@ class Int8DecodeKernel {
   DecodeKernelKey key_;
 };
 
-// Generates (or finds in the process-wide cache) the kernel for a key. avx512_vnni CPUs get the
-// avx2 variant. Throws NotSupported if the key's ISA is not available here.
+// Generates (or finds in the process-wide cache) the kernel for a key. Throws NotSupported if the
+// key's ISA is not available here.
 std::shared_ptr<const Int8DecodeKernel> int8_decode_kernel(const DecodeKernelKey& key);
 
+std::unique_ptr<Int8DecodeKernel> make_int8_decode_avx512_vnni(const DecodeKernelKey& key);
 std::unique_ptr<Int8DecodeKernel> make_int8_decode_avx2(const DecodeKernelKey& key);
 std::unique_ptr<Int8DecodeKernel> make_int8_decode_reference(const DecodeKernelKey& key);
 

@@ -90,7 +90,8 @@ TEST_P(Int8DecodeTest, EveryEpilogue) {
 }
 
 INSTANTIATE_TEST_SUITE_P(AllIsas, Int8DecodeTest,
-                         ::testing::Values(jit::Isa::reference, jit::Isa::avx2),
+                         ::testing::Values(jit::Isa::reference, jit::Isa::avx2,
+                                           jit::Isa::avx512_vnni),
                          [](const auto& param) { return std::string(jit::isa_name(param.param)); });
 
 TEST(Int8DecodePack, RoundTripCountsAndLimits) {
@@ -119,9 +120,12 @@ TEST(Int8DecodeGeneration, EveryKeyGenerates) {
     for (Activation act : {Activation::none, Activation::relu, Activation::gelu_tanh,
                            Activation::gelu_erf, Activation::silu})
       for (bool residual : {false, true})
-        for (bool int8_out : {false, true})
+        for (bool int8_out : {false, true}) {
           EXPECT_NO_THROW(
               jit::make_int8_decode_avx2({jit::Isa::avx2, tokens, act, residual, int8_out}));
+          EXPECT_NO_THROW(jit::make_int8_decode_avx512_vnni(
+              {jit::Isa::avx512_vnni, tokens, act, residual, int8_out}));
+        }
   EXPECT_THROW(jit::int8_decode_kernel({jit::Isa::avx2, 5}), InvalidArgument);
 }
 
