@@ -9,7 +9,7 @@
 // zeroes ymm(2t), which clears the whole zmm.
 #include <cstddef>
 
-#include "jit/decode_generator.hpp"
+#include "jit/decode_avx512.hpp"
 #include "jit/int8_decode_kernel.hpp"
 #include "sparse/int8_decode_pack.hpp"
 
@@ -20,13 +20,13 @@ using namespace Xbyak;
 
 #define ARG(field) arg(offsetof(DecodeArgs, field))
 
-class DecodeAvx512Generator : public DecodeGenerator<DecodeArgs> {
+class Int8DecodeAvx512Generator : public DecodeAvx512Generator<DecodeArgs> {
  public:
-  explicit DecodeAvx512Generator(const DecodeKernelKey& key) : key_(key) {
+  explicit Int8DecodeAvx512Generator(const DecodeKernelKey& key) : key_(key) {
     generate_decode_loop(key.tokens, key.residual, sparse::kDecodeRows * (key.int8_output ? 1 : 4),
                          [&] {
                            accumulate();
-                           finish();
+                           finish(key_);
                          });
     finalize();
   }
@@ -34,16 +34,15 @@ class DecodeAvx512Generator : public DecodeGenerator<DecodeArgs> {
  private:
   static constexpr int kChains = 4;
   static constexpr int kPrefetchBytes = 4096;
-  static Zmm acc(int token) { return Zmm(2 * token); }
-  // Accumulator chain c of a token: chain 0 is acc(token), the others zmm8..zmm27.
+  // Accumulator chain c of a token: chain 0 is acc(token), the others zmm8..zmm27 (summed into
+  // acc before the epilogue).
   static Zmm chain(int token, int c) { return c == 0 ? acc(token) : Zmm(8 + 4 * token + c - 1); }
   void accumulate();
-  void finish();
 
   const DecodeKernelKey key_;
 };
 
-void DecodeAvx512Generator::accumulate() {
+void Int8DecodeAvx512Generator::accumulate() {
   group_entries(sparse::kDecodeEntryBytes);
   // vpdpwssd's latency (4-5 cycles) would bound one accumulator chain per token to a fraction
   // of the loop's throughput: entries go round-robin to kChains chains, summed at the end.
@@ -91,46 +90,6 @@ void DecodeAvx512Generator::accumulate() {
   }
 }
 
-// Dequantize, bias, activation, residual, store: one zmm of 16 rows per token.
-void DecodeAvx512Generator::finish() {
-  const Zmm xs = zmm16, ws = zmm17, b = zmm18, t0 = zmm19, t1 = zmm20, t2 = zmm21;
-  const Zmm inv = zmm22, qmax = zmm23, qmin = zmm24;
-  group_row_offset(rax);
-  mov(rbx, ARG(w_scale));
-  vmovups(ws, ptr[rbx + rax]);
-  mov(rbx, ARG(bias));
-  vmovups(b, ptr[rbx + rax]);
-  mov(rax, ARG(x_scale));
-  if (key_.int8_output) {
-    vbroadcastss(inv, ARG(inv_y_scale));
-    vmovups(qmax, epilogue_.constant(EpilogueEmitter::kQuantMax));
-    vmovups(qmin, epilogue_.constant(EpilogueEmitter::kQuantMin));
-  }
-  // rcx walks y's tokens, rdx residual's (the entry registers are free now).
-  mov(rcx, y_);
-  if (key_.residual) mov(rdx, res_);
-  for (int t = 0; t < key_.tokens; ++t) {
-    const Zmm v = acc(t);
-    vbroadcastss(xs, dword[rax + 4 * t]);
-    vcvtdq2ps(v, v);
-    vmulps(v, v, xs);
-    vfmadd132ps(v, b, ws);  // v = v * w_scale + bias
-    epilogue_.activation(key_.activation, v, t0, t1, t2);
-    if (key_.residual) vaddps(v, v, ptr[rdx]);
-    if (key_.int8_output) {
-      vmulps(v, v, inv);
-      vminps(v, v, qmax);
-      vmaxps(v, v, qmin);
-      vcvtps2dq(v, v);
-      vpmovsdb(ptr[rcx], v);
-    } else {
-      vmovups(ptr[rcx], v);
-    }
-    add(rcx, y_stride_);
-    if (key_.residual) add(rdx, res_stride_);
-  }
-}
-
 #undef ARG
 
 class Avx512DecodeKernel final : public Int8DecodeKernel {
@@ -139,7 +98,7 @@ class Avx512DecodeKernel final : public Int8DecodeKernel {
   void run(const DecodeArgs& args) const override { code_.entry()(&args); }
 
  private:
-  DecodeAvx512Generator code_;
+  Int8DecodeAvx512Generator code_;
 };
 
 }  // namespace

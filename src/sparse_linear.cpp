@@ -157,7 +157,8 @@ struct SparseLinear::Impl {
   // y: fp32, s8 when y_scale > 0, bf16 when bf16_out.
   void run_quantized(const QuantizedInput::Impl& q, void* y, float y_scale, const float* residual,
                      bool bf16_out = false) const {
-    if (nm && q.form == QuantizedInput::Impl::Form::nm_s8) {
+    if (nm && (q.form == QuantizedInput::Impl::Form::nm_s8 ||
+               q.form == QuantizedInput::Impl::Form::nm_u8)) {
       nm->run(q, y, y_scale, residual, bf16_out);
       return;
     }
@@ -381,7 +382,7 @@ SparseLinear SparseLinear::pack(const float* weight, int64_t out, int64_t in, co
     sparse::quantize_rows(weight, out, in, wq.data(), w_scale.data());
     const jit::Isa isa = jit::best_int8_isa();
     const bool avx2 = isa >= jit::Isa::avx2;
-    m.nm.emplace(wq.data(), w_scale.data(), bias, out, in, options.activation, avx2,
+    m.nm.emplace(wq.data(), w_scale.data(), bias, out, in, options.activation, isa,
                  options.threads);
     // Longer calls: the 4x1 kernel, which on a 2:4 weight skips little but is exact and beats
     // the 2:4 row kernel once the weights are reused across many tokens.
@@ -391,7 +392,7 @@ SparseLinear SparseLinear::pack(const float* weight, int64_t out, int64_t in, co
     info.decode_kernel = m.nm->kernel_name();
     info.isa = jit::isa_name(isa);
     info.pattern = "2:4";
-    info.decode_packed_bytes = m.nm->weights().bytes();
+    info.decode_packed_bytes = m.nm->packed_bytes();
     info.packed_bytes = m.block->weights().bytes() + info.decode_packed_bytes;
     info.reason = "pattern 2:4 requested: calls of <= " + std::to_string(kNmMaxTokens) +
                   " tokens run the int8 2:4 kernel (62.5% of the dense weight bytes); longer "
