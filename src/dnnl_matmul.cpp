@@ -80,6 +80,10 @@ DnnlMatmul::DnnlMatmul(Kind kind, int64_t tokens, int64_t out, int64_t in, const
   attr.set_post_ops(ops);
   // A scratchpad per call (from the calling thread) makes concurrent runs of one primitive safe.
   attr.set_scratchpad_mode(dnnl::scratchpad_mode::user);
+  // oneDNN plans a primitive's parallel split for the OpenMP thread count current when it is
+  // created (and this per-thread setting is whatever the last run() on this thread left): a
+  // 2-thread layer built after a 1-thread run would run its 2 threads on a 1-thread plan.
+  omp_set_num_threads(threads);
   auto desc = bias ? dnnl::matmul::desc(m.src_md, w_any, b_md, m.dst_md)
                    : dnnl::matmul::desc(m.src_md, w_any, m.dst_md);
   dnnl::matmul::primitive_desc pd(desc, attr, m.engine);
