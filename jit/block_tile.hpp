@@ -18,6 +18,9 @@ inline constexpr int kGroupsPerCall = 8;
 // all fall into one L1 set and miss on every group.
 inline constexpr int kStageRowBytes = kGroupsPerCall * 4 * 4;
 inline constexpr int kStageBytes = 64 * kStageRowBytes;
+// Kernels that stage their own tiles also get this much more scratch after the stage (the f32
+// 2:4 kernel keeps its groups' partial sums there).
+inline constexpr int kScratchBytes = kGroupsPerCall * 16 * 64;
 
 // Field order is the JIT code's ABI: offsets are taken with offsetof.
 struct BlockTileArgs {
@@ -35,7 +38,7 @@ struct BlockTileArgs {
   int64_t residual_stride;      // bytes between tokens of residual
   float inv_y_scale;            // int8 output: 1 / y_scale (unused otherwise)
   // Read only by kernels that stage their own tiles:
-  uint8_t* stage;        // kStageBytes of 64-byte-aligned scratch
+  uint8_t* stage;        // kStageBytes + kScratchBytes of 64-byte-aligned scratch
   int64_t valid_tokens;  // tokens of the slice to store, 1..tile_tokens()
   int64_t valid_rows;    // rows of the call to store, 1..4 * (group_end - group_begin)
 };

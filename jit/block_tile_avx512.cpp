@@ -6,8 +6,9 @@ namespace sparq::jit {
 
 using namespace Xbyak;
 
-void Avx512TileGenerator::store_quarter(int q) {
-  // 4x4 transposes inside each 128-bit lane: out j holds token 16L + 4q + j's rows in lane L.
+void Avx512TileGenerator::store_quarter(int q, int quarters) {
+  // 4x4 transposes inside each 128-bit lane: out j holds token 4 quarters L + 4q + j's rows in
+  // lane L.
   const Zmm r0 = acc(0, q), r1 = acc(1, q), r2 = acc(2, q), r3 = acc(3, q);
   const Zmm u0 = zmm26, u1 = zmm27, u2 = zmm28, u3 = zmm29;
   vunpcklps(u0, r0, r1);
@@ -20,7 +21,7 @@ void Avx512TileGenerator::store_quarter(int q) {
   vshufps(r3, u1, u3, 0xee);
   for (int j = 0; j < 4; ++j)
     for (int lane = 0; lane < 4; ++lane) {
-      const Address at = ptr[y_ + (16 * lane + 4 * q + j) * kStageRowBytes];
+      const Address at = ptr[y_ + (4 * quarters * lane + 4 * q + j) * kStageRowBytes];
       if (lane == 0)
         vmovups(at, Xmm(acc(j, q).getIdx()));
       else

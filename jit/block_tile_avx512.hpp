@@ -1,7 +1,9 @@
-// What the AVX-512 tile kernels share: a tile of 4 rows x 64 tokens in 16 zmm accumulators
-// (zmm0..15: row r, token quarter q in zmm(4r + q); lane order as sparse::chunk_token gives it
-// for quads_u8), transposed into the L1 stage of the call, and the stage's copy-out into y, where
-// the residual and the output type (fp32, int8, bf16) are applied a whole token row at a time.
+// What the AVX-512 tile kernels share: a tile of 4 rows x 16 * quarters tokens (quarters 2 or 4)
+// in zmm accumulators (row r, token quarter q in zmm(4r + q); lane L of quarter q holds the
+// tokens 4 * quarters * L + 4q + 0..3, as sparse::chunk_token for quads_u8 and
+// sparse::f32_slice_token give it), transposed into the L1 stage of the call, and the stage's
+// copy-out into y, where the residual and the output type (fp32, int8, bf16) are applied a whole
+// token row at a time.
 #pragma once
 
 #include "jit/block_tile_generator.hpp"
@@ -26,12 +28,11 @@ class Avx512TileGenerator : public BlockTileGenerator {
         per_group, [&] { copy_out(residual, output); });
   }
 
-  // Transposes the 4 rows of quarter q (lane L of acc(r, q) holds tokens 16L + 4q + 0..3) and
-  // stores each token's 4 rows at its place in the stage. Clobbers zmm26..29 and the quarter's
-  // accumulators.
-  void store_quarter(int quarter);
+  // Transposes the 4 rows of quarter q (lane L of acc(r, q) holds tokens 4 * quarters * L + 4q +
+  // 0..3) and stores each token's 4 rows at its place in the stage. Clobbers zmm26..29 and the
+  // quarter's accumulators.
+  void store_quarter(int quarter, int quarters = 4);
 
- private:
   // Copies valid_tokens x valid_rows of the stage to y, adding the residual and converting to
   // the output type. Clobbers zmm0..5, k1, k2 and the scratch registers.
   void copy_out(bool residual, TileOutput output);

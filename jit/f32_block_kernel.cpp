@@ -15,24 +15,23 @@ std::string F32BlockKernel::name() const {
   return std::string(prefix) + layout + isa_name(key_.isa);
 }
 
-Isa best_f32_isa() { return std::min(best_int8_isa(), Isa::avx2); }
+Isa best_f32_isa() { return best_int8_isa(); }
 
 std::shared_ptr<const F32BlockKernel> f32_block_kernel(const F32KernelKey& key) {
   if (!isa_available(key.isa))
     throw NotSupported(std::string("f32 block kernel for ") + isa_name(key.isa) +
                        " requested, but this CPU lacks it (best here: " + isa_name(best_f32_isa()) +
                        ")");
-  if (key.isa > Isa::avx2)
-    throw NotSupported(std::string("f32 block kernel for ") + isa_name(key.isa) +
-                       " does not exist yet; the avx2 one runs on this CPU");
   static KernelCache<F32KernelKey, F32BlockKernel> cache;
   return cache.get(key, [&]() -> std::unique_ptr<F32BlockKernel> {
     if (key.isa == Isa::reference) return make_f32_kernel_reference(key);
     try {
+      if (key.isa == Isa::avx512_vnni) return make_f32_kernel_avx512(key);
       return make_f32_kernel_avx2(key);
     } catch (const Xbyak::Error& e) {
       // E.g. a host that refuses executable memory.
-      throw NotSupported(std::string("generating the avx2 f32 kernel failed: ") + e.what());
+      throw NotSupported(std::string("generating the ") + isa_name(key.isa) +
+                         " f32 kernel failed: " + e.what());
     }
   });
 }

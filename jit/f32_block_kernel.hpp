@@ -5,9 +5,10 @@
 //   n2_m4      sparse/f32_nm_pack.hpp (2:4): per block of 4 columns and row, 2 broadcast values,
 //              each times the 16 activations of its column (2 vfmadd231ps with memory operands)
 // Variants (chosen from CPUID, see cpu_features.hpp):
-//   avx2       JIT, 4 rows x 16 tokens per tile
-//   reference  portable C++ on the same layouts, for CPUs without AVX2/FMA
-// AVX-512 CPUs run the avx2 variant (an AVX-512F variant does not exist yet).
+//   avx512_vnni  JIT on AVX-512F only (the ISA ladder's AVX-512 level), 4 rows x 64 tokens
+//                (4x1) or x 32 tokens (2:4) per tile, tiles staged and stored by the kernel
+//   avx2         JIT, 4 rows x 16 tokens per tile
+//   reference    portable C++ on the same layouts, for CPUs without AVX2/FMA
 #pragma once
 
 #include <memory>
@@ -29,6 +30,8 @@ struct F32KernelKey {
   // Prefetch the activation column of the entry kEntryReadAhead places ahead: pays when a slice
   // of activations does not fit in L1 (large in_features).
   bool prefetch_columns = false;
+  // bf16 output written by the kernel (kernels that store partial tiles only).
+  bool bf16_output = false;
   auto operator<=>(const F32KernelKey&) const = default;
 };
 
@@ -52,7 +55,8 @@ Isa best_f32_isa();
 std::shared_ptr<const F32BlockKernel> f32_block_kernel(const F32KernelKey& key);
 
 // The concrete variants (used by f32_block_kernel; exposed for tests).
-std::unique_ptr<F32BlockKernel> make_f32_kernel_avx2(const F32KernelKey& key);  // either layout
+std::unique_ptr<F32BlockKernel> make_f32_kernel_avx512(const F32KernelKey& key);  // either layout
+std::unique_ptr<F32BlockKernel> make_f32_kernel_avx2(const F32KernelKey& key);    // either layout
 std::unique_ptr<F32BlockKernel> make_f32_nm_kernel_avx2(const F32KernelKey& key);
 std::unique_ptr<F32BlockKernel> make_f32_kernel_reference(const F32KernelKey& key);
 

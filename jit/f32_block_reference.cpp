@@ -37,7 +37,7 @@ class ReferenceKernel final : public F32BlockKernel {
       for (int r = 0; r < 4; ++r)
         for (int j = 0; j < 2; ++j) {
           float column[kTokens], w;
-          std::memcpy(column, block + entry[2 * r + j], sizeof column);
+          std::memcpy(column, block + 4 * entry[2 * r + j], sizeof column);
           std::memcpy(&w, entry + 8 + 8 * r + 4 * j, 4);
           for (int s = 0; s < kTokens; ++s) acc[r][s] += w * column[s];
         }

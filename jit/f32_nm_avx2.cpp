@@ -64,8 +64,8 @@ void F32NmAvx2Generator::accumulate() {
         movzx(offset[j].cvt32(), offsets.cvt8());
         shr(offsets, 8);
         vbroadcastss(w[j], dword[entry_ + 8 + 8 * r + 4 * j]);
-        vfmadd231ps(acc(r, 0), w[j], ptr[column + offset[j]]);
-        vfmadd231ps(acc(r, 1), w[j], ptr[column + offset[j] + 32]);
+        vfmadd231ps(acc(r, 0), w[j], ptr[column + offset[j] * 4]);
+        vfmadd231ps(acc(r, 1), w[j], ptr[column + offset[j] * 4 + 32]);
       }
     add(entry_, sparse::kF32NmEntryBytes);
     add(column, 4 * 64);

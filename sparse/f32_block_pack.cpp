@@ -11,9 +11,16 @@
 namespace sparq::sparse {
 
 int f32_slice_token(int slice_tokens, int slot) {
-  require(slice_tokens == 16, "f32_slice_token: only 16-token slices exist");
-  const int half = slot / 8, lane = slot % 8;
-  return lane < 4 ? 4 * half + lane : 8 + 4 * half + (lane - 4);
+  if (slice_tokens == 16) {
+    const int half = slot / 8, lane = slot % 8;
+    return lane < 4 ? 4 * half + lane : 8 + 4 * half + (lane - 4);
+  }
+  require(slice_tokens == 32 || slice_tokens == 64,
+          "f32_slice_token: slices of 16, 32 or 64 tokens exist");
+  // zmm q of a column holds, in its 128-bit lane L, the tokens 4 * quarters * L + 4q + 0..3: a
+  // 4x4 transpose per lane then gives each token's 4 rows (the int8 quads order for 64).
+  const int quarters = slice_tokens / 16, q = slot / 16, lane = (slot % 16) / 4, j = slot % 4;
+  return 4 * quarters * lane + 4 * q + j;
 }
 
 int64_t F32BlockWeights::bytes() const {

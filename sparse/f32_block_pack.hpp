@@ -21,7 +21,8 @@ namespace sparq::sparse {
 inline constexpr int kF32EntryBytes = 20;
 
 // The token (0..slice_tokens-1) that column position `slot` of a slice holds. For 16-token slices
-// (AVX2: two ymm per column) the order is 0-3, 8-11, 4-7, 12-15, matching the transposed store.
+// (AVX2: two ymm per column) the order is 0-3, 8-11, 4-7, 12-15, matching the transposed store;
+// for 32 and 64 (AVX-512: 2 or 4 zmm per column) zmm q lane L holds tokens 4 (n / 16) L + 4q + j.
 int f32_slice_token(int slice_tokens, int slot);
 
 struct F32BlockWeights {

@@ -19,8 +19,8 @@ F32NmWeights pack_f32_2of4(const float* w, const float* bias, int64_t out, int64
                            int slice_tokens) {
   require(w != nullptr, "pack_f32_2of4: weight must not be null");
   require(out > 0 && in > 0, "pack_f32_2of4: out and in must be positive");
-  require(slice_tokens > 0 && slice_tokens * 4 * 3 <= 255,
-          "pack_f32_2of4: byte offsets need slice_tokens <= 21");
+  require(slice_tokens > 0 && slice_tokens * 3 <= 255,
+          "pack_f32_2of4: one-byte offsets need slice_tokens <= 85");
   const std::span<const float> all(w, static_cast<size_t>(out * in));
   if (auto v = first_n_m_violation(all, out, in, 2, 4))
     throw InvalidArgument("pack_f32_2of4: the weight is not 2:4: " + v->describe(2, 4));
@@ -43,7 +43,7 @@ F32NmWeights pack_f32_2of4(const float* w, const float* bias, int64_t out, int64
         for (int i = 0; i < 4 && k * 4 + i < in; ++i) {
           const float v = w[(g * 4 + r) * in + k * 4 + i];
           if (v == 0.0f) continue;
-          entry[2 * r + kept] = static_cast<uint8_t>(i * column_bytes);
+          entry[2 * r + kept] = static_cast<uint8_t>(i * column_bytes / 4);
           std::memcpy(entry + 8 + 8 * r + 4 * kept, &v, 4);
           ++kept;
         }
@@ -64,7 +64,7 @@ std::vector<float> to_dense(const F32NmWeights& p) {
         for (int j = 0; j < 2; ++j) {
           float v;
           std::memcpy(&v, entry + 8 + 8 * r + 4 * j, 4);
-          if (v != 0.0f) w[(g * 4 + r) * p.in + k * 4 + entry[2 * r + j] / column_bytes] = v;
+          if (v != 0.0f) w[(g * 4 + r) * p.in + k * 4 + entry[2 * r + j] * 4 / column_bytes] = v;
         }
     }
   return w;

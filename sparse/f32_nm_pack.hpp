@@ -1,8 +1,8 @@
 // The packed layout of the f32 2:4 tile kernels. Rows in groups of 4 (the last group padded with
 // zero rows); for each group and each block of 4 input columns, one 40-byte entry:
 //   u8 offset[r][j] for rows 0..3, kept values j = 0, 1: the value's column inside the block
-//     times the activation column stride (64 bytes for 16-token slices), so the kernel adds it to
-//     the block's base address without decoding;
+//     times the activation column stride in units of 4 bytes (16 for 16-token slices), so the
+//     kernel adds 4 x it (an address scale) to the block's base without decoding;
 //   f32 value[r][j] for rows 0..3, j = 0, 1.
 // A block row with fewer than 2 non-zeros stores explicit zeros (offset 0). 40 bytes replace the
 // 64 bytes of the dense fp32 block: 62.5 % of the dense weight bytes (2 values + 2 one-byte

@@ -7,7 +7,7 @@ namespace sparq {
 
 void layout_f32_activations(const float* x, int64_t tokens, int64_t in, int slice_tokens,
                             bool round_to_bf16, float* dst) {
-  if (slice_tokens == 16 && jit::best_f32_isa() >= jit::Isa::avx2)
+  if (slice_tokens % 8 == 0 && jit::best_f32_isa() >= jit::Isa::avx2)
     detail::layout_f32_activations_avx2(x, tokens, in, slice_tokens, round_to_bf16, dst);
   else
     sparse::layout_f32_activations(x, tokens, in, slice_tokens, round_to_bf16, dst);

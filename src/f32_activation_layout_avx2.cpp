@@ -1,6 +1,6 @@
-// AVX2 layout of fp32 activations for the f32 tile kernels: per 16-token slice and 8 input
-// columns, the 8 tokens of each lane half (tokens 0-3 + 8-11, then 4-7 + 12-15: the slice's slot
-// order) are loaded as 8 rows, transposed 8 x 8 in registers and stored as 8 columns.
+// AVX2 layout of fp32 activations for the f32 tile kernels: per slice and 8 input columns, the 8
+// tokens of each group of 8 slots (e.g. tokens 0-3 + 8-11, then 4-7 + 12-15 for 16-token slices)
+// are loaded as 8 rows, transposed 8 x 8 in registers and stored as 8 columns.
 // Compiled for AVX2 (target attributes) and only called after a CPUID check.
 #include <immintrin.h>
 
@@ -48,17 +48,19 @@ __attribute__((target("avx2"))) void transpose8(__m256 r[8]) {
 __attribute__((target("avx2"))) void layout_f32_activations_avx2(const float* x, int64_t tokens,
                                                                  int64_t in, int slice_tokens,
                                                                  bool round_to_bf16, float* dst) {
-  sparse::require(slice_tokens == 16, "layout_f32_activations_avx2: 16-token slices only");
-  const int64_t slices = sparse::ceil_div(tokens, 16);
+  const int64_t n = slice_tokens;
+  sparse::require(n % 8 == 0, "layout_f32_activations_avx2: slices of a multiple of 8 tokens");
+  const int64_t slices = sparse::ceil_div(tokens, n);
   const int64_t full = in / 8 * 8;
   for (int64_t s = 0; s < slices; ++s) {
-    float* slice = dst + s * in * 16;
-    for (int half = 0; half < 2; ++half) {
-      // Slot 8 half + k holds token f32_slice_token(16, 8 half + k).
+    float* slice = dst + s * in * n;
+    for (int64_t group = 0; group < n / 8; ++group) {
+      // Slot 8 group + k holds token f32_slice_token(n, 8 group + k).
       const float* rows[8];
       bool present[8];
       for (int k = 0; k < 8; ++k) {
-        const int64_t t = s * 16 + sparse::f32_slice_token(16, 8 * half + k);
+        const int64_t t =
+            s * n + sparse::f32_slice_token(static_cast<int>(n), static_cast<int>(8 * group + k));
         present[k] = t < tokens;
         rows[k] = x + (present[k] ? t : 0) * in;
       }
@@ -69,19 +71,19 @@ __attribute__((target("avx2"))) void layout_f32_activations_avx2(const float* x,
           if (round_to_bf16) r[k] = round_bf16(r[k]);
         }
         transpose8(r);
-        for (int c = 0; c < 8; ++c) _mm256_storeu_ps(slice + (i + c) * 16 + 8 * half, r[c]);
+        for (int c = 0; c < 8; ++c) _mm256_storeu_ps(slice + (i + c) * n + 8 * group, r[c]);
       }
     }
   }
   // The last in % 8 columns, one element at a time.
   if (full < in) {
     for (int64_t s = 0; s < slices; ++s)
-      for (int slot = 0; slot < 16; ++slot) {
-        const int64_t t = s * 16 + sparse::f32_slice_token(16, slot);
+      for (int slot = 0; slot < n; ++slot) {
+        const int64_t t = s * n + sparse::f32_slice_token(static_cast<int>(n), slot);
         for (int64_t i = full; i < in; ++i) {
           float v = t < tokens ? x[t * in + i] : 0.0f;
           if (round_to_bf16 && t < tokens) v = _mm256_cvtss_f32(round_bf16(_mm256_set1_ps(v)));
-          dst[(s * in + i) * 16 + slot] = v;
+          dst[(s * in + i) * n + slot] = v;
         }
       }
   }

@@ -17,12 +17,19 @@ F32TileLinear::F32TileLinear(const float* w, const float* bias, int64_t out, int
       in_(in),
       arena_(&arena_for(resolve_threads(threads))),
       round_inputs_to_bf16_(round_inputs_to_bf16) {
-  // A slice (in x 16 fp32 tokens) beyond ~24 KiB no longer stays in L1.
-  const bool prefetch_columns = layout == jit::F32Layout::block_4x1 && in * 64 > 24 * 1024;
+  // A slice (in x 16 fp32 tokens on AVX2, 64 on AVX-512) beyond ~24 KiB no longer stays in L1.
+  const int64_t column_bytes = isa == jit::Isa::avx512_vnni ? 256 : 64;
+  const bool prefetch_columns =
+      layout == jit::F32Layout::block_4x1 && in * column_bytes > 24 * 1024;
   for (int residual = 0; residual < 2; ++residual)
-    kernels_[residual] =
-        jit::f32_block_kernel({isa, layout, activation, residual == 1, prefetch_columns});
-  const int slice = kernels_[0]->tile_tokens();
+    for (int bf16 = 0; bf16 < 2; ++bf16) {
+      jit::F32KernelKey key{isa, layout, activation, residual == 1, prefetch_columns};
+      // Kernels that store partial tiles write bf16 themselves; the tile loop converts the
+      // others' fp32 tiles.
+      key.bf16_output = bf16 == 1 && isa == jit::Isa::avx512_vnni;
+      kernels_[residual][bf16] = jit::f32_block_kernel(key);
+    }
+  const int slice = kernels_[0][0]->tile_tokens();
   if (layout == jit::F32Layout::n2_m4)
     nm_ = sparse::pack_f32_2of4(w, bias, out, in, slice);
   else
@@ -39,7 +46,7 @@ void F32TileLinear::run(const float* x, int64_t tokens, void* y, const float* re
   sparse::require(tokens > 0, [&] {
     return "forward: tokens must be positive, got " + std::to_string(tokens);
   });
-  const int slice = kernels_[0]->tile_tokens();
+  const int slice = kernels_[0][0]->tile_tokens();
   // Per calling thread, reused across calls: the hot path allocates only when it grows. (The 2:4
   // kernel reads only kept values' columns, which all lie below `in`.)
   thread_local AlignedVector<float> x_layout;
@@ -53,7 +60,7 @@ void F32TileLinear::run(const float* x, int64_t tokens, void* y, const float* re
                            laid_out + s0 * in_ * slice);
   });
   TileLoop loop;
-  loop.kernel = kernels_[residual != nullptr].get();
+  loop.kernel = kernels_[residual != nullptr][bf16_out].get();
   loop.arena = arena_;
   loop.out = out_;
   if (layout_ == jit::F32Layout::n2_m4) {

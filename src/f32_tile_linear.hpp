@@ -27,7 +27,7 @@ class F32TileLinear {
   void run(const float* x, int64_t tokens, void* y, const float* residual,
            bool bf16_out = false) const;
 
-  std::string kernel_name() const { return kernels_[0]->name(); }
+  std::string kernel_name() const { return kernels_[0][0]->name(); }
   int64_t packed_bytes() const;
   // For tests: the packed weight of the layout in use.
   const sparse::F32BlockWeights& block_weights() const { return block_; }
@@ -36,9 +36,9 @@ class F32TileLinear {
  private:
   jit::F32Layout layout_;
   int64_t out_ = 0, in_ = 0;
-  sparse::F32BlockWeights block_;                          // block_4x1
-  sparse::F32NmWeights nm_;                                // n2_m4
-  std::shared_ptr<const jit::F32BlockKernel> kernels_[2];  // [residual]
+  sparse::F32BlockWeights block_;                             // block_4x1
+  sparse::F32NmWeights nm_;                                   // n2_m4
+  std::shared_ptr<const jit::F32BlockKernel> kernels_[2][2];  // [residual][bf16 output]
   tbb::task_arena* arena_;
   bool round_inputs_to_bf16_;
 };

@@ -36,7 +36,7 @@ void run_tiles(const TileLoop& loop) {
   const int64_t stage_res_stride = kGroupsPerCall * 4 * sizeof(float);
   parallel_ranges(
       *loop.arena, sparse::ceil_div(loop.groups, kGroupsPerCall), [&](int64_t b0, int64_t b1) {
-        alignas(64) uint8_t stage[jit::kStageBytes];
+        alignas(64) uint8_t stage[jit::kStageBytes + jit::kScratchBytes];
         alignas(64) float stage_res[kMaxTile * kGroupsPerCall * 4];
         jit::BlockTileArgs a{};
         a.entries = loop.entries;

@@ -142,7 +142,8 @@ TEST_P(F32KernelTest, ActivationsOverTheirRange) {
 }
 
 INSTANTIATE_TEST_SUITE_P(AllVariants, F32KernelTest,
-                         ::testing::Combine(::testing::Values(jit::Isa::reference, jit::Isa::avx2),
+                         ::testing::Combine(::testing::Values(jit::Isa::reference, jit::Isa::avx2,
+                                                              jit::Isa::avx512_vnni),
                                             ::testing::Values(jit::F32Layout::block_4x1,
                                                               jit::F32Layout::n2_m4)),
                          [](const auto& param) {
@@ -164,8 +165,17 @@ TEST(F32KernelGeneration, EveryKeyGenerates) {
           EXPECT_EQ(kernel->tile_tokens(), 16);
           EXPECT_EQ(kernel->name(),
                     layout == jit::F32Layout::n2_m4 ? "jit:f32-2:4:avx2" : "jit:f32-4x1:avx2");
+          for (bool bf16_out : {false, true}) {
+            jit::F32KernelKey key{jit::Isa::avx512_vnni, layout, act, residual, prefetch};
+            key.bf16_output = bf16_out;
+            EXPECT_NO_THROW(kernel = jit::make_f32_kernel_avx512(key));
+            ASSERT_NE(kernel, nullptr);
+            EXPECT_TRUE(kernel->stores_partial_tiles());
+          }
         }
-  EXPECT_THROW(jit::f32_block_kernel({jit::Isa::avx512_vnni}), NotSupported);
+  if (!jit::isa_available(jit::Isa::avx512_vnni)) {
+    EXPECT_THROW(jit::f32_block_kernel({jit::Isa::avx512_vnni}), NotSupported);
+  }
 }
 
 TEST(F32Pack, RoundTripAndCounts) {
@@ -236,21 +246,22 @@ TEST(Bf16Convert, VectorPathMatchesScalar) {
 
 TEST(F32Pack, VectorLayoutMatchesPortable) {
   if (!jit::isa_available(jit::Isa::avx2)) GTEST_SKIP() << "this CPU lacks AVX2";
-  for (bool bf16 : {false, true})
-    for (auto [tokens, in] :
-         {std::pair<int64_t, int64_t>{1, 3}, {16, 8}, {19, 13}, {33, 64}, {130, 771}}) {
-      auto x =
-          test::random_floats(static_cast<size_t>(tokens * in), static_cast<uint32_t>(in), -3, 3);
-      x[0] = std::numeric_limits<float>::quiet_NaN();
-      x.back() = -std::numeric_limits<float>::infinity();
-      const size_t n = static_cast<size_t>(sparse::f32_activation_floats(tokens, in, 16));
-      std::vector<float> a(n, 1.0f), b(n, 2.0f);
-      detail::layout_f32_activations_avx2(x.data(), tokens, in, 16, bf16, a.data());
-      sparse::layout_f32_activations(x.data(), tokens, in, 16, bf16, b.data());
-      // Compare bits: NaN != NaN as floats.
-      EXPECT_EQ(0, std::memcmp(a.data(), b.data(), n * sizeof(float)))
-          << "tokens=" << tokens << " in=" << in << " bf16=" << bf16;
-    }
+  for (int slice : {16, 32, 64})
+    for (bool bf16 : {false, true})
+      for (auto [tokens, in] :
+           {std::pair<int64_t, int64_t>{1, 3}, {16, 8}, {19, 13}, {33, 64}, {130, 771}}) {
+        auto x =
+            test::random_floats(static_cast<size_t>(tokens * in), static_cast<uint32_t>(in), -3, 3);
+        x[0] = std::numeric_limits<float>::quiet_NaN();
+        x.back() = -std::numeric_limits<float>::infinity();
+        const size_t n = static_cast<size_t>(sparse::f32_activation_floats(tokens, in, slice));
+        std::vector<float> a(n, 1.0f), b(n, 2.0f);
+        detail::layout_f32_activations_avx2(x.data(), tokens, in, slice, bf16, a.data());
+        sparse::layout_f32_activations(x.data(), tokens, in, slice, bf16, b.data());
+        // Compare bits: NaN != NaN as floats.
+        EXPECT_EQ(0, std::memcmp(a.data(), b.data(), n * sizeof(float)))
+            << "slice=" << slice << " tokens=" << tokens << " in=" << in << " bf16=" << bf16;
+      }
 }
 
 }  // namespace
