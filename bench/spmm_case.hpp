@@ -39,8 +39,8 @@ class SpmmCase {
   void run_sparse_fp32();  // sparq from fp32 activations: quantization included
   // oneDNN dense int8, on the same quantized activations: u8 (x + 128, the shift folded into
   // the bias; oneDNN's fastest int8 path on CPUs without VNNI) and s8. f32 and bf16 cases:
-  // run_dense only, oneDNN's f32 matmul (bf16 too: oneDNN 2.6 has bf16 GEMMs only for
-  // AVX-512 CPUs).
+  // run_dense only, oneDNN's f32 matmul, or for bf16 its bf16 matmul where the CPU has one
+  // (AVX512_BF16; dense_is_bf16).
   void run_dense();
   void run_dense_s8();
   // max |y - reference| / max |reference| for sparq and oneDNN, against sparse::linear_int8,
@@ -49,13 +49,18 @@ class SpmmCase {
   double dense_max_error() const;
   bool has_s8_baseline() const { return !dense_s8_.empty(); }
   LinearInfo info() const { return linears_.front().info(); }
-  std::string dense_implementation() const { return dense_.front()->implementation(); }
+  // oneDNN's kernel and the operand types, e.g. "brg:avx512_core_vnni:u8s8".
+  std::string dense_implementation() const {
+    const char* types = spec_.dtype == DType::int8 ? ":u8s8" : dense_is_bf16() ? ":bf16" : ":f32";
+    return dense_.front()->implementation() + std::string(types);
+  }
   // Weight copies each side rotates over (1 unless cold_weights), and the weight bytes one call
   // reads (for GB/s).
   int sparse_copies() const { return static_cast<int>(linears_.size()); }
   int dense_copies() const { return static_cast<int>(dense_.size()); }
   int64_t sparse_weight_bytes() const;
   int64_t dense_weight_bytes() const;
+  bool dense_is_bf16() const;
 
  private:
   std::vector<float> reference(const float* x_scale) const;
@@ -65,6 +70,7 @@ class SpmmCase {
   std::vector<float> x_, w_, bias_;
   std::vector<int8_t> xq_, wq_;
   std::vector<uint8_t> xu8_;
+  std::vector<uint16_t> x_bf16_;  // bf16 cases on oneDNN's bf16 GEMM
   std::vector<float> x_scale_, w_scale_, bias_u8_;
   std::vector<SparseLinear> linears_;
   QuantizedInput q_;

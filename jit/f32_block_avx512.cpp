@@ -7,11 +7,15 @@
 //     FMAs: 32 zmm loads and 8 broadcasts per 32 FMAs, at 2 per cycle on Zen 5 (measured), so at
 //     best 1.6x a dense kernel's 64 FMAs per 4x4x64 block; measured about 1x oneDNN's f32 GEMM
 //     (tokens in lanes cannot reuse a loaded column across rows that keep different columns).
-// Activations: the f32 slice layout of sparse/f32_block_pack.hpp for 16 * quarters tokens.
+//   bf16_4x1 (64 tokens, AVX512_BF16): per pair of input columns vdpbf16ps on bf16 weights
+//     and activations (sparse/bf16_block_pack.hpp).
+// Activations: the f32 slice layout of sparse/f32_block_pack.hpp for 16 * quarters tokens, or
+// the bf16 one.
 #include <cstddef>
 
 #include "jit/block_tile_avx512.hpp"
 #include "jit/f32_block_kernel.hpp"
+#include "sparse/bf16_block_pack.hpp"
 #include "sparse/f32_block_pack.hpp"
 #include "sparse/f32_nm_pack.hpp"
 #include "sparse/int8_block_pack.hpp"
@@ -31,7 +35,10 @@ class F32Avx512Generator : public Avx512TileGenerator {
       generate_staged(
           key.residual, output, [] {},
           [&] {
-            accumulate_4x1(key.prefetch_columns);
+            if (key.layout == F32Layout::bf16_4x1)
+              accumulate_bf16(key.prefetch_columns);
+            else
+              accumulate_4x1(key.prefetch_columns);
             add_bias_and_activate(key.activation);
             for (int q = 0; q < quarters_; ++q) store_quarter(q, quarters_);
           });
@@ -44,6 +51,7 @@ class F32Avx512Generator : public Avx512TileGenerator {
       for (int q = 0; q < quarters_; ++q) vpxord(acc(r, q), acc(r, q), acc(r, q));
   }
   void accumulate_4x1(bool prefetch_columns);
+  void accumulate_bf16(bool prefetch_columns);
   void generate_2of4(const F32KernelKey& key, TileOutput output);
   void blocks_2of4();
   void add_bias_and_activate(Activation activation);
@@ -78,6 +86,55 @@ void F32Avx512Generator::accumulate_4x1(bool prefetch_columns) {
     for (int q = 0; q < quarters_; ++q)
       for (int r = 0; r < 4; ++r) vfmadd231ps(acc(r, q), column[q], w[r]);
     add(entry_, sparse::kF32EntryBytes);
+    dec(count_);
+    jnz(loop);
+  }
+  L(end);
+}
+
+// bf16 pairs: per entry (two input columns of one 4-row group) 4 zmm loads (2 per column, 64
+// bf16 tokens each), vpunpck{l,h}wd into 4 vectors of (x[c0][t], x[c1][t]) pairs, the 4 rows'
+// weight pairs broadcast, 16 vdpbf16ps: twice the multiply-adds of an fp32 entry in the same
+// number of vector instructions.
+void F32Avx512Generator::accumulate_bf16(bool prefetch_columns) {
+  zero_accumulators();
+  // entry_ = entries + 24 * group_begin[g]; count_ = group_begin[g + 1] - group_begin[g].
+  mov(entry_, qword[group_]);
+  mov(count_, qword[group_ + 8]);
+  sub(count_, entry_);
+  lea(entry_, ptr[entry_ + entry_ * 2]);
+  shl(entry_, 3);
+  add(entry_, arg(offsetof(BlockTileArgs, entries)));
+  Label loop, end;
+  test(count_, count_);
+  jz(end, T_NEAR);
+  L(loop);
+  {
+    const Zmm a[2] = {zmm16, zmm17}, b[2] = {zmm18, zmm19};
+    const Zmm pair[4] = {zmm20, zmm21, zmm22, zmm23};
+    const Zmm w[4] = {zmm24, zmm25, zmm26, zmm27};
+    mov(eax, dword[entry_]);
+    mov(ebx, dword[entry_ + 4]);
+    for (int h = 0; h < 2; ++h) {
+      vmovdqu16(a[h], ptr[x_ + rax + 64 * h]);
+      vmovdqu16(b[h], ptr[x_ + rbx + 64 * h]);
+    }
+    if (prefetch_columns) {
+      constexpr int ahead = sparse::kEntryReadAhead * sparse::kBf16EntryBytes;
+      for (int j = 0; j < 2; ++j) {
+        mov(r8d, dword[entry_ + ahead + 4 * j]);
+        prefetcht0(ptr[x_ + r8]);
+        prefetcht0(ptr[x_ + r8 + 64]);
+      }
+    }
+    for (int r = 0; r < 4; ++r) vpbroadcastd(w[r], ptr[entry_ + 8 + 4 * r]);
+    for (int h = 0; h < 2; ++h) {
+      vpunpcklwd(pair[2 * h], a[h], b[h]);
+      vpunpckhwd(pair[2 * h + 1], a[h], b[h]);
+    }
+    for (int q = 0; q < 4; ++q)
+      for (int r = 0; r < 4; ++r) vdpbf16ps(acc(r, q), pair[q], w[r]);
+    add(entry_, sparse::kBf16EntryBytes);
     dec(count_);
     jnz(loop);
   }

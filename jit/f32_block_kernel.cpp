@@ -11,17 +11,27 @@ namespace sparq::jit {
 
 std::string F32BlockKernel::name() const {
   const char* prefix = key_.isa == Isa::reference ? "cpp:" : "jit:";
-  const char* layout = key_.layout == F32Layout::n2_m4 ? "f32-2:4:" : "f32-4x1:";
+  const char* layout = key_.layout == F32Layout::n2_m4      ? "f32-2:4:"
+                       : key_.layout == F32Layout::bf16_4x1 ? "bf16-4x1:"
+                                                            : "f32-4x1:";
   return std::string(prefix) + layout + isa_name(key_.isa);
 }
 
 Isa best_f32_isa() { return best_int8_isa(); }
+
+bool native_bf16_available() {
+  return best_f32_isa() == Isa::avx512_vnni && cpu_features().avx512_bf16;
+}
 
 std::shared_ptr<const F32BlockKernel> f32_block_kernel(const F32KernelKey& key) {
   if (!isa_available(key.isa))
     throw NotSupported(std::string("f32 block kernel for ") + isa_name(key.isa) +
                        " requested, but this CPU lacks it (best here: " + isa_name(best_f32_isa()) +
                        ")");
+  if (key.layout == F32Layout::bf16_4x1 &&
+      (key.isa != Isa::avx512_vnni || !cpu_features().avx512_bf16))
+    throw NotSupported(std::string("bf16 block kernel for ") + isa_name(key.isa) +
+                       " requested: it needs avx512_vnni with AVX512_BF16");
   static KernelCache<F32KernelKey, F32BlockKernel> cache;
   return cache.get(key, [&]() -> std::unique_ptr<F32BlockKernel> {
     if (key.isa == Isa::reference) return make_f32_kernel_reference(key);

@@ -5,8 +5,8 @@
 //   n2_m4      sparse/f32_nm_pack.hpp (2:4): per block of 4 columns and row, 2 broadcast values,
 //              each times the 16 activations of its column (2 vfmadd231ps with memory operands)
 // Variants (chosen from CPUID, see cpu_features.hpp):
-//   avx512_vnni  JIT on AVX-512F only (the ISA ladder's AVX-512 level), 4 rows x 64 tokens
-//                (4x1) or x 32 tokens (2:4) per tile, tiles staged and stored by the kernel
+//   avx512_vnni  JIT on AVX-512F only (the ISA ladder's AVX-512 level), 4 rows x 64 tokens per
+//                tile, tiles staged and stored by the kernel; bf16_4x1 also needs AVX512_BF16
 //   avx2         JIT, 4 rows x 16 tokens per tile
 //   reference    portable C++ on the same layouts, for CPUs without AVX2/FMA
 #pragma once
@@ -20,7 +20,9 @@
 
 namespace sparq::jit {
 
-enum class F32Layout { block_4x1, n2_m4 };
+// block_4x1 and n2_m4 run fp32 FMAs (bf16 layers on them: bf16-rounded values); bf16_4x1 runs
+// vdpbf16ps on bf16-stored weights (AVX512_BF16 only).
+enum class F32Layout { block_4x1, n2_m4, bf16_4x1 };
 
 struct F32KernelKey {
   Isa isa = Isa::avx2;
@@ -49,6 +51,8 @@ class F32BlockKernel : public BlockTileKernel {
 
 // The best ISA the f32 kernels have here (capped by SPARQ_MAX_ISA like the int8 ones).
 Isa best_f32_isa();
+// Whether the bf16_4x1 kernel runs here: AVX512_BF16 and the ISA cap at avx512_vnni.
+bool native_bf16_available();
 
 // Generates (or finds in the process-wide cache) the kernel for a key. Throws NotSupported if the
 // key's ISA is not available on this CPU or has no f32 variant.

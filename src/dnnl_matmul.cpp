@@ -14,6 +14,12 @@ namespace sparq {
 using tag = dnnl::memory::format_tag;
 using dt = dnnl::memory::data_type;
 
+bool onednn_has_bf16() {
+  const auto isa = static_cast<unsigned>(dnnl::get_effective_cpu_isa());
+  const auto bits = static_cast<unsigned>(dnnl::cpu_isa::avx512_core_bf16);
+  return (isa & bits) == bits;
+}
+
 bool onednn_int8_is_exact() {
   const auto isa = static_cast<unsigned>(dnnl::get_effective_cpu_isa());
   auto has = [&](dnnl::cpu_isa level) {
@@ -40,7 +46,7 @@ DnnlMatmul::DnnlMatmul(Kind kind, int64_t tokens, int64_t out, int64_t in, const
                        const float* w_scale, const float* bias, Activation activation, int threads)
     : impl_(std::make_unique<Impl>()) {
   if (!w || tokens <= 0 || out <= 0 || in <= 0 ||
-      (kind != Kind::f32 && kind != Kind::s8s8_s32 && !w_scale))
+      (kind != Kind::f32 && kind != Kind::bf16 && kind != Kind::s8s8_s32 && !w_scale))
     throw InvalidArgument("DnnlMatmul: null weight/scales or non-positive shape");
   Impl& m = *impl_;
   m.kind = kind;
@@ -48,11 +54,16 @@ DnnlMatmul::DnnlMatmul(Kind kind, int64_t tokens, int64_t out, int64_t in, const
   m.out = out;
   m.in = in;
   m.threads = threads;
-  const dt src_dt = kind == Kind::f32 ? dt::f32 : kind == Kind::u8s8_f32 ? dt::u8 : dt::s8;
-  const dt w_dt = kind == Kind::f32 ? dt::f32 : dt::s8;
+  const bool floating = kind == Kind::f32 || kind == Kind::bf16;
+  const dt src_dt = kind == Kind::f32        ? dt::f32
+                    : kind == Kind::bf16     ? dt::bf16
+                    : kind == Kind::u8s8_f32 ? dt::u8
+                                             : dt::s8;
+  const dt w_dt = kind == Kind::f32 ? dt::f32 : kind == Kind::bf16 ? dt::bf16 : dt::s8;
   m.src_md = dnnl::memory::desc({tokens, in}, src_dt, tag::ab);
   // Weights given as [out x in] row-major = a K x N matrix in "ba" order.
-  const dnnl::memory::desc w_md({in, out}, w_dt, tag::ba);
+  // The user's weights: fp32 for the floating kinds (reordered into bf16 by oneDNN for bf16).
+  const dnnl::memory::desc w_md({in, out}, floating ? dt::f32 : dt::s8, tag::ba);
   const dnnl::memory::desc w_any({in, out}, w_dt, tag::any);
   m.dst_md = dnnl::memory::desc({tokens, out}, kind == Kind::s8s8_s32 ? dt::s32 : dt::f32, tag::ab);
   const dnnl::memory::desc b_md({1, out}, dt::f32, tag::ab);
@@ -92,7 +103,7 @@ DnnlMatmul::DnnlMatmul(Kind kind, int64_t tokens, int64_t out, int64_t in, const
   m.scratchpad_md = pd.scratchpad_desc();
   // Reorder the weights once into the layout the primitive wants.
   dnnl::stream s(m.engine);
-  const size_t elem = kind == Kind::f32 ? 4 : 1;
+  const size_t elem = floating ? 4 : 1;
   std::vector<uint8_t> plain(static_cast<size_t>(out * in) * elem);
   std::memcpy(plain.data(), w, plain.size());
   dnnl::memory user_w(w_md, m.engine, plain.data());

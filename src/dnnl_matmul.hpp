@@ -10,6 +10,9 @@
 
 namespace sparq {
 
+// Whether oneDNN has a native bf16 GEMM here (AVX512_BF16 or AMX; elsewhere it would emulate).
+bool onednn_has_bf16();
+
 // Whether oneDNN's int8 GEMM is exact here: it is with VNNI (vpdpbusd); without it oneDNN uses
 // vpmaddubsw, whose 16-bit pair sums saturate on full-range int8 data. Asks oneDNN itself, so
 // ONEDNN_MAX_CPU_ISA is honoured.
@@ -22,6 +25,7 @@ class DnnlMatmul {
     s8s8_f32,  // s8 x, s8 w -> fp32 y = act(float(acc) * w_scale[o] + bias[o])
     u8s8_f32,  // u8 x, s8 w -> fp32 y, as s8s8_f32 (oneDNN's fastest int8 path without VNNI)
     s8s8_s32,  // s8 x, s8 w -> s32 y = acc (no scales, bias or activation)
+    bf16,      // bf16 x, w given fp32 and stored as bf16 -> fp32 y = act(x w^T + bias)
   };
   // Builds the primitive for exactly `tokens` rows. w: fp32 [out x in] (f32) or s8 [out x in]
   // (s8s8, with w_scale [out]); bias [out] or null; the activation runs after the bias.
@@ -30,7 +34,7 @@ class DnnlMatmul {
   ~DnnlMatmul();
   DnnlMatmul(DnnlMatmul&&) noexcept;
 
-  // x: fp32 or s8 [tokens x in]; y: fp32 or s32 [tokens x out], as the kind says.
+  // x: fp32, s8/u8 or bf16 [tokens x in]; y: fp32 or s32 [tokens x out], as the kind says.
   // (oneDNN 2.6 runs a per-token scale post-op only on its reference kernel, so the s8 kinds
   // leave per-token scaling to the caller.)
   void run(const void* x, void* y) const;

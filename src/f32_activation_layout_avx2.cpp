@@ -4,6 +4,8 @@
 // Compiled for AVX2 (target attributes) and only called after a CPUID check.
 #include <immintrin.h>
 
+#include "sparse/bf16.hpp"
+#include "sparse/bf16_block_pack.hpp"
 #include "sparse/checks.hpp"
 #include "sparse/f32_block_pack.hpp"
 #include "src/f32_activation_layout.hpp"
@@ -85,6 +87,46 @@ __attribute__((target("avx2"))) void layout_f32_activations_avx2(const float* x,
           if (round_to_bf16 && t < tokens) v = _mm256_cvtss_f32(round_bf16(_mm256_set1_ps(v)));
           dst[(s * in + i) * n + slot] = v;
         }
+      }
+  }
+}
+
+__attribute__((target("avx2"))) void layout_bf16_activations_avx2(const float* x, int64_t tokens,
+                                                                  int64_t in, uint16_t* dst) {
+  constexpr int64_t n = sparse::kBf16SliceTokens;
+  const int64_t slices = sparse::ceil_div(tokens, n);
+  const int64_t full = in / 8 * 8;
+  for (int64_t s = 0; s < slices; ++s) {
+    uint16_t* slice = dst + s * in * n;
+    for (int group = 0; group < n / 8; ++group) {
+      const float* rows[8];
+      bool present[8];
+      for (int k = 0; k < 8; ++k) {
+        const int64_t t = s * n + sparse::bf16_slice_token(8 * group + k);
+        present[k] = t < tokens;
+        rows[k] = x + (present[k] ? t : 0) * in;
+      }
+      for (int64_t i = 0; i < full; i += 8) {
+        __m256 r[8];
+        for (int k = 0; k < 8; ++k)
+          r[k] = round_bf16(present[k] ? _mm256_loadu_ps(rows[k] + i) : _mm256_setzero_ps());
+        transpose8(r);
+        for (int c = 0; c < 8; ++c) {
+          // The rounded values' upper halves are the bf16 bits: 8 words of one column.
+          const __m256i high = _mm256_srli_epi32(_mm256_castps_si256(r[c]), 16);
+          const __m128i words =
+              _mm_packus_epi32(_mm256_castsi256_si128(high), _mm256_extracti128_si256(high, 1));
+          _mm_storeu_si128(reinterpret_cast<__m128i*>(slice + (i + c) * n + 8 * group), words);
+        }
+      }
+    }
+  }
+  if (full < in) {
+    for (int64_t s = 0; s < slices; ++s)
+      for (int slot = 0; slot < n; ++slot) {
+        const int64_t t = s * n + sparse::bf16_slice_token(slot);
+        for (int64_t i = full; i < in; ++i)
+          dst[(s * in + i) * n + slot] = t < tokens ? sparse::to_bf16(x[t * in + i]) : 0;
       }
   }
 }

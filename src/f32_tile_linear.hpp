@@ -1,6 +1,7 @@
-// An f32 (or bf16-rounded) linear layer on the sparse tile kernels, 4x1 block-sparse or 2:4:
-// weights packed once, activations laid out slice-major per call, tiles spread over threads by
-// row group.
+// An f32 or bf16 linear layer on the sparse tile kernels, 4x1 block-sparse or 2:4: weights
+// packed once, activations laid out slice-major per call, tiles spread over threads by row
+// group. bf16 4x1 layers run vdpbf16ps on bf16-stored weights where the CPU has AVX512_BF16
+// (layout bf16_4x1), elsewhere fp32 FMAs on bf16-rounded values.
 #pragma once
 
 #include <cstdint>
@@ -8,6 +9,7 @@
 #include <string>
 
 #include "jit/f32_block_kernel.hpp"
+#include "sparse/bf16_block_pack.hpp"
 #include "sparse/f32_block_pack.hpp"
 #include "sparse/f32_nm_pack.hpp"
 #include "src/threading.hpp"
@@ -17,8 +19,9 @@ namespace sparq {
 class F32TileLinear {
  public:
   // w: fp32 [out x in] (for n2_m4: 2:4, else InvalidArgument), bias [out] or null.
-  // round_inputs_to_bf16: activations are rounded to bf16 when laid out (the weights must already
-  // hold bf16 values): bf16 semantics on fp32 FMAs.
+  // round_inputs_to_bf16: a bf16 layer (the weights must already hold bf16 values): bf16_4x1
+  // where available for a block_4x1 layout, else activations rounded to bf16 when laid out and
+  // fp32 FMAs.
   F32TileLinear(const float* w, const float* bias, int64_t out, int64_t in, jit::F32Layout layout,
                 Activation activation, jit::Isa isa, int threads, bool round_inputs_to_bf16);
 
@@ -32,12 +35,14 @@ class F32TileLinear {
   // For tests: the packed weight of the layout in use.
   const sparse::F32BlockWeights& block_weights() const { return block_; }
   const sparse::F32NmWeights& nm_weights() const { return nm_; }
+  jit::F32Layout layout() const { return layout_; }
 
  private:
   jit::F32Layout layout_;
   int64_t out_ = 0, in_ = 0;
   sparse::F32BlockWeights block_;                             // block_4x1
   sparse::F32NmWeights nm_;                                   // n2_m4
+  sparse::Bf16BlockWeights bf16_;                             // bf16_4x1
   std::shared_ptr<const jit::F32BlockKernel> kernels_[2][2];  // [residual][bf16 output]
   tbb::task_arena* arena_;
   bool round_inputs_to_bf16_;

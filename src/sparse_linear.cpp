@@ -278,8 +278,11 @@ void pack_float(SparseLinear::Impl& m, const float* weight, const float* bias, F
       rounded[i] = sparse::from_bf16(sparse::to_bf16(weight[i]));
     weight = rounded.data();
   }
+  const bool native_bf16 = bf16 && kind == FloatKernel::block_4x1 && jit::native_bf16_available();
   const std::string bf16_note =
-      bf16 ? "; bf16 runs as bf16-rounded weights and activations on fp32 FMAs" : "";
+      !bf16         ? ""
+      : native_bf16 ? "; bf16 weights and activations on vdpbf16ps (AVX512_BF16)"
+                    : "; bf16 runs as bf16-rounded weights and activations on fp32 FMAs";
   if (kind != FloatKernel::dense) {
     const jit::Isa isa = jit::best_f32_isa();
     const auto layout =

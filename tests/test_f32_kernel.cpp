@@ -14,6 +14,7 @@
 #include "jit/f32_block_kernel.hpp"
 #include "sparq/error.hpp"
 #include "sparse/bf16.hpp"
+#include "sparse/bf16_block_pack.hpp"
 #include "sparse/f32_block_pack.hpp"
 #include "sparse/f32_nm_pack.hpp"
 #include "sparse/prune.hpp"
@@ -58,15 +59,32 @@ class F32KernelTest : public ::testing::TestWithParam<Variant> {
   jit::Isa isa() const { return std::get<0>(GetParam()); }
   jit::F32Layout layout() const { return std::get<1>(GetParam()); }
 
+  // The bf16 layout is reached through a bf16 layer (bf16-rounded weights, rounded inputs) on
+  // the block_4x1 layout, which F32TileLinear turns into bf16_4x1 where the CPU has AVX512_BF16.
+  bool bf16() const { return layout() == jit::F32Layout::bf16_4x1; }
+
   void SetUp() override {
     if (!jit::isa_available(isa()))
       GTEST_SKIP() << "this CPU lacks " << jit::isa_name(isa())
                    << ": that kernel variant cannot run here";
+    if (bf16() && (isa() != jit::Isa::avx512_vnni || !jit::native_bf16_available()))
+      GTEST_SKIP() << "the bf16 kernel needs avx512_vnni with AVX512_BF16";
+  }
+
+  F32TileLinear layer(const std::vector<float>& w, const float* bias, int64_t out, int64_t in,
+                      Activation act) const {
+    F32TileLinear l(w.data(), bias, out, in, bf16() ? jit::F32Layout::block_4x1 : layout(), act,
+                    isa(), 1, bf16());
+    EXPECT_EQ(l.layout(), layout());
+    return l;
   }
 
   std::vector<float> weight(int64_t out, int64_t in, double sparsity, uint32_t seed) const {
-    return layout() == jit::F32Layout::n2_m4 ? two_of_four_weight(out, in, sparsity, seed)
-                                             : block_sparse_weight(out, in, sparsity, seed);
+    auto w = layout() == jit::F32Layout::n2_m4 ? two_of_four_weight(out, in, sparsity, seed)
+                                               : block_sparse_weight(out, in, sparsity, seed);
+    if (bf16())
+      for (float& v : w) v = sparse::from_bf16(sparse::to_bf16(v));
+    return w;
   }
 
   void check(const Case& c, Activation act, bool residual, uint32_t seed,
@@ -80,11 +98,15 @@ class F32KernelTest : public ::testing::TestWithParam<Variant> {
     const auto res = test::random_floats(static_cast<size_t>(c.tokens * c.out), seed + 6);
 
     std::vector<float> want(static_cast<size_t>(c.tokens * c.out));
-    sparse::linear_f32(x.data(), c.tokens, w.data(), c.out, c.in,
-                       {bias.data(), act, residual ? res.data() : nullptr}, want.data());
-    F32TileLinear layer(w.data(), bias.data(), c.out, c.in, layout(), act, isa(), 1, false);
+    const sparse::Epilogue e{bias.data(), act, residual ? res.data() : nullptr};
+    if (bf16())
+      sparse::linear_bf16(x.data(), c.tokens, sparse::to_bf16(w).data(), c.out, c.in, e,
+                          want.data());
+    else
+      sparse::linear_f32(x.data(), c.tokens, w.data(), c.out, c.in, e, want.data());
+    const F32TileLinear l = layer(w, bias.data(), c.out, c.in, act);
     std::vector<float> got(want.size(), -12345.0f);
-    layer.run(x.data(), c.tokens, got.data(), residual ? res.data() : nullptr);
+    l.run(x.data(), c.tokens, got.data(), residual ? res.data() : nullptr);
     // Sums of up to `in` products in another order: relative to the magnitude of the terms.
     test::expect_close(got, want, 2e-6 * std::sqrt(static_cast<double>(c.in)) + 1e-6,
                        "fp32 output");
@@ -132,12 +154,14 @@ TEST_P(F32KernelTest, ActivationsOverTheirRange) {
       x[t * n + i] = values[(t + i) % n] * (1.0f + 0.01f * static_cast<float>(t));
   for (Activation act :
        {Activation::relu, Activation::gelu_tanh, Activation::gelu_erf, Activation::silu}) {
-    F32TileLinear layer(w.data(), nullptr, n, n, layout(), act, isa(), 1, false);
+    const F32TileLinear l = layer(w, nullptr, n, n, act);
     std::vector<float> got(x.size());
-    layer.run(x.data(), n, got.data(), nullptr);
-    for (size_t i = 0; i < x.size(); ++i)
-      EXPECT_NEAR(got[i], sparse::activate(x[i], act), 2e-6 * (1.0 + std::fabs(x[i])))
-          << to_string(act) << " x=" << x[i];
+    l.run(x.data(), n, got.data(), nullptr);
+    for (size_t i = 0; i < x.size(); ++i) {
+      const float v = bf16() ? sparse::from_bf16(sparse::to_bf16(x[i])) : x[i];
+      EXPECT_NEAR(got[i], sparse::activate(v, act), 2e-6 * (1.0 + std::fabs(v)))
+          << to_string(act) << " x=" << v;
+    }
   }
 }
 
@@ -145,11 +169,14 @@ INSTANTIATE_TEST_SUITE_P(AllVariants, F32KernelTest,
                          ::testing::Combine(::testing::Values(jit::Isa::reference, jit::Isa::avx2,
                                                               jit::Isa::avx512_vnni),
                                             ::testing::Values(jit::F32Layout::block_4x1,
-                                                              jit::F32Layout::n2_m4)),
+                                                              jit::F32Layout::n2_m4,
+                                                              jit::F32Layout::bf16_4x1)),
                          [](const auto& param) {
+                           const jit::F32Layout l = std::get<1>(param.param);
                            return std::string(jit::isa_name(std::get<0>(param.param))) +
-                                  (std::get<1>(param.param) == jit::F32Layout::n2_m4 ? "_2of4"
-                                                                                     : "_4x1");
+                                  (l == jit::F32Layout::n2_m4      ? "_2of4"
+                                   : l == jit::F32Layout::bf16_4x1 ? "_bf16_4x1"
+                                                                   : "_4x1");
                          });
 
 TEST(F32KernelGeneration, EveryKeyGenerates) {
@@ -242,6 +269,52 @@ TEST(Bf16Convert, VectorPathMatchesScalar) {
   std::vector<uint16_t> got(v.size());
   detail::convert_to_bf16_avx2(v.data(), got.data(), static_cast<int64_t>(v.size()));
   EXPECT_EQ(got, sparse::to_bf16(v));
+}
+
+TEST(Bf16Pack, RoundTripPairsAndCounts) {
+  for (auto [out, in] : {std::pair<int64_t, int64_t>{1, 1}, {7, 9}, {64, 33}, {5, 130}}) {
+    auto w = block_sparse_weight(out, in, 0.7, static_cast<uint32_t>(out * 3 + in));
+    for (float& v : w) v = sparse::from_bf16(sparse::to_bf16(v));
+    const auto p = sparse::pack_bf16_4x1(w.data(), nullptr, out, in);
+    EXPECT_EQ(sparse::to_dense(p), w) << out << "x" << in;
+    int64_t blocks = 0, entries = 0;
+    for (int64_t g = 0; g < (out + 3) / 4; ++g) {
+      int64_t group_blocks = 0;
+      for (int64_t c = 0; c < in; ++c) {
+        bool nz = false;
+        for (int64_t r = g * 4; r < std::min(out, g * 4 + 4); ++r) nz |= w[r * in + c] != 0.0f;
+        group_blocks += nz;
+      }
+      blocks += group_blocks;
+      entries += (group_blocks + 1) / 2;  // pairs of columns, a short last pair
+    }
+    EXPECT_EQ(p.nonzero_blocks, blocks);
+    EXPECT_EQ(p.group_begin.back(), entries);
+  }
+  EXPECT_THROW(sparse::pack_bf16_4x1(nullptr, nullptr, 4, 4), InvalidArgument);
+}
+
+TEST(Bf16Pack, VectorLayoutMatchesPortableAndPlacesEveryToken) {
+  if (!jit::isa_available(jit::Isa::avx2)) GTEST_SKIP() << "this CPU lacks AVX2";
+  for (auto [tokens, in] :
+       {std::pair<int64_t, int64_t>{1, 3}, {16, 8}, {19, 13}, {64, 64}, {130, 771}}) {
+    auto x =
+        test::random_floats(static_cast<size_t>(tokens * in), static_cast<uint32_t>(in), -3, 3);
+    x[0] = std::numeric_limits<float>::quiet_NaN();
+    const size_t n = static_cast<size_t>(sparse::bf16_activation_elements(tokens, in));
+    std::vector<uint16_t> a(n, 1), b(n, 2);
+    detail::layout_bf16_activations_avx2(x.data(), tokens, in, a.data());
+    sparse::layout_bf16_activations(x.data(), tokens, in, b.data());
+    EXPECT_EQ(a, b) << "tokens=" << tokens << " in=" << in;
+    for (int64_t s = 0; s * 64 < tokens; ++s)
+      for (int64_t i = 0; i < in; ++i)
+        for (int slot = 0; slot < 64; ++slot) {
+          const int64_t t = s * 64 + sparse::bf16_slice_token(slot);
+          const uint16_t want = t < tokens ? sparse::to_bf16(x[t * in + i]) : 0;
+          ASSERT_EQ(b[static_cast<size_t>((s * in + i) * 64 + slot)], want)
+              << "t=" << t << " i=" << i;
+        }
+  }
 }
 
 TEST(F32Pack, VectorLayoutMatchesPortable) {
