@@ -76,7 +76,6 @@ std::unique_ptr<F32DecodeKernel> make_f32_decode_reference(const F32DecodeKey& k
 
 std::shared_ptr<const F32DecodeKernel> f32_decode_kernel(const F32DecodeKey& requested) {
   F32DecodeKey key = requested;
-  if (key.isa > Isa::avx2) key.isa = Isa::avx2;  // no wider variant yet
   if (!isa_available(key.isa))
     throw NotSupported(std::string("f32 decode kernel for ") + isa_name(key.isa) +
                        " requested, but this CPU lacks it");
@@ -87,9 +86,11 @@ std::shared_ptr<const F32DecodeKernel> f32_decode_kernel(const F32DecodeKey& req
   return cache.get(key, [&]() -> std::unique_ptr<F32DecodeKernel> {
     if (key.isa == Isa::reference) return make_f32_decode_reference(key);
     try {
+      if (key.isa == Isa::avx512_vnni) return make_f32_decode_avx512(key);
       return make_f32_decode_avx2(key);
     } catch (const Xbyak::Error& e) {
-      throw NotSupported(std::string("generating the avx2 f32 decode kernel failed: ") + e.what());
+      throw NotSupported(std::string("generating the ") + isa_name(key.isa) +
+                         " f32 decode kernel failed: " + e.what());
     }
   });
 }

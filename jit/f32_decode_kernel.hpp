@@ -51,10 +51,11 @@ class F32DecodeKernel {
   F32DecodeKey key_;
 };
 
-// From the process-wide cache; wider ISAs get the avx2 variant. NotSupported if the ISA is
+// From the process-wide cache (avx512_vnni: the AVX-512F variant). NotSupported if the ISA is
 // missing here, InvalidArgument for a token count outside 1..4.
 std::shared_ptr<const F32DecodeKernel> f32_decode_kernel(const F32DecodeKey& key);
 
+std::unique_ptr<F32DecodeKernel> make_f32_decode_avx512(const F32DecodeKey& key);  // AVX-512F
 std::unique_ptr<F32DecodeKernel> make_f32_decode_avx2(const F32DecodeKey& key);
 std::unique_ptr<F32DecodeKernel> make_f32_decode_reference(const F32DecodeKey& key);
 

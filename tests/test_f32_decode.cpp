@@ -89,7 +89,8 @@ TEST_P(F32DecodeTest, SparsityExtremesAndEpilogues) {
 }
 
 INSTANTIATE_TEST_SUITE_P(AllVariants, F32DecodeTest,
-                         ::testing::Combine(::testing::Values(jit::Isa::reference, jit::Isa::avx2),
+                         ::testing::Combine(::testing::Values(jit::Isa::reference, jit::Isa::avx2,
+                                                              jit::Isa::avx512_vnni),
                                             ::testing::Values(false, true)),
                          [](const auto& p) {
                            return std::string(jit::isa_name(std::get<0>(p.param))) +
@@ -110,8 +111,11 @@ TEST(F32DecodeGeneration, EveryKeyGenerates) {
   for (int tokens = 1; tokens <= 4; ++tokens)
     for (bool bf16 : {false, true})
       for (Activation act : {Activation::none, Activation::gelu_erf, Activation::silu})
-        for (bool residual : {false, true})
+        for (bool residual : {false, true}) {
           EXPECT_NO_THROW(jit::make_f32_decode_avx2({jit::Isa::avx2, tokens, bf16, act, residual}));
+          EXPECT_NO_THROW(
+              jit::make_f32_decode_avx512({jit::Isa::avx512_vnni, tokens, bf16, act, residual}));
+        }
 }
 
 }  // namespace

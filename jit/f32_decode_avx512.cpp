@@ -1,0 +1,126 @@
+// AVX-512F variant of the f32/bf16 decode kernel (sparse/f32_decode_pack.hpp), 1..4 tokens.
+//
+// Per entry (one column c of a 16-row group): the 16 weights in one zmm (fp32 as the FMA's
+// memory operand; bf16 widened once by vpmovzxwd + vpslld and reused by every token); per token
+// one broadcast of x[c] and one vfmadd231ps. Entries go round-robin to four accumulator chains
+// per token (one chain is bound by the FMA latency), and the weight stream is prefetched 4 KiB
+// ahead (memory latency would otherwise add to the loop's time). Token t's chain 0 is zmm(2t),
+// zeroed by the shared decode loop.
+#include <cstddef>
+
+#include "jit/decode_generator.hpp"
+#include "jit/f32_decode_kernel.hpp"
+#include "sparse/f32_decode_pack.hpp"
+
+namespace sparq::jit {
+namespace {
+
+using namespace Xbyak;
+
+#define ARG(field) arg(offsetof(F32DecodeArgs, field))
+
+class F32DecodeAvx512Generator : public DecodeGenerator<F32DecodeArgs> {
+ public:
+  explicit F32DecodeAvx512Generator(const F32DecodeKey& key) : key_(key) {
+    generate_decode_loop(key.tokens, key.residual, sparse::kF32DecodeRows * sizeof(float), [&] {
+      accumulate();
+      finish();
+    });
+    finalize();
+  }
+
+ private:
+  static constexpr int kChains = 4;
+  static constexpr int kPrefetchBytes = 4096;
+  static Zmm acc(int token) { return Zmm(2 * token); }
+  static Zmm chain(int token, int c) { return c == 0 ? acc(token) : Zmm(8 + 4 * token + c - 1); }
+  int entry_bytes() const { return key_.bf16 ? 36 : 68; }
+  void accumulate();
+  void finish();
+
+  const F32DecodeKey key_;
+};
+
+void F32DecodeAvx512Generator::accumulate() {
+  group_entries(entry_bytes());
+  for (int c = 1; c < kChains; ++c)
+    for (int t = 0; t < key_.tokens; ++t) vpxord(chain(t, c), chain(t, c), chain(t, c));
+  const Zmm w = zmm28, xb = zmm29;
+  auto entry = [&](int at, int c) {
+    mov(eax, dword[entry_ + at]);
+    if (key_.bf16) {
+      vpmovzxwd(w, ptr[entry_ + at + 4]);
+      vpslld(w, w, 16);
+    }
+    for (int t = 0; t < key_.tokens; ++t) {
+      vbroadcastss(xb, dword[x_[t] + rax * 4]);
+      if (key_.bf16)
+        vfmadd231ps(chain(t, c), w, xb);
+      else
+        vfmadd231ps(chain(t, c), xb, ptr[entry_ + at + 4]);
+    }
+  };
+  const int bytes = entry_bytes(), round = kChains * bytes;
+  Label unrolled, single, one, end;
+  mov(r12, count_);
+  shr(r12, 2);
+  jz(single, T_NEAR);
+  L(unrolled);
+  for (int line = 0; line * 64 < round; ++line)
+    prefetcht0(ptr[entry_ + kPrefetchBytes + 64 * line]);
+  for (int c = 0; c < kChains; ++c) entry(c * bytes, c);
+  add(entry_, round);
+  dec(r12);
+  jnz(unrolled, T_NEAR);
+  L(single);
+  and_(count_, kChains - 1);
+  jz(end, T_NEAR);
+  L(one);
+  entry(0, 0);
+  add(entry_, bytes);
+  dec(count_);
+  jnz(one, T_NEAR);
+  L(end);
+  for (int t = 0; t < key_.tokens; ++t) {
+    vaddps(chain(t, 0), chain(t, 0), chain(t, 1));
+    vaddps(chain(t, 2), chain(t, 2), chain(t, 3));
+    vaddps(acc(t), chain(t, 0), chain(t, 2));
+  }
+}
+
+void F32DecodeAvx512Generator::finish() {
+  const Zmm b = zmm16, t0 = zmm17, t1 = zmm18, t2 = zmm19;
+  group_row_offset(rbx);  // the group's biases
+  add(rbx, ARG(bias));
+  vmovups(b, ptr[rbx]);
+  mov(rax, y_);
+  if (key_.residual) mov(rdx, res_);
+  for (int t = 0; t < key_.tokens; ++t) {
+    const Zmm v = acc(t);
+    vaddps(v, v, b);
+    epilogue_.activation(key_.activation, v, t0, t1, t2);
+    if (key_.residual) vaddps(v, v, ptr[rdx]);
+    vmovups(ptr[rax], v);
+    add(rax, y_stride_);
+    if (key_.residual) add(rdx, res_stride_);
+  }
+}
+
+#undef ARG
+
+class Avx512F32Decode final : public F32DecodeKernel {
+ public:
+  explicit Avx512F32Decode(const F32DecodeKey& key) : F32DecodeKernel(key), code_(key) {}
+  void run(const F32DecodeArgs& args) const override { code_.entry()(&args); }
+
+ private:
+  F32DecodeAvx512Generator code_;
+};
+
+}  // namespace
+
+std::unique_ptr<F32DecodeKernel> make_f32_decode_avx512(const F32DecodeKey& key) {
+  return std::make_unique<Avx512F32Decode>(key);
+}
+
+}  // namespace sparq::jit
