@@ -62,7 +62,8 @@ class F32DecodeTest : public ::testing::TestWithParam<std::tuple<jit::Isa, bool>
     std::vector<float> got(want.size(), -12345.0f);
     layer.run(x.data(), tokens, got.data(), r);
     test::expect_close(got, want, 2e-6 * std::sqrt(static_cast<double>(in)) + 1e-6, "y");
-    if (act == Activation::none && isa() != jit::Isa::reference) {
+    // The AVX2 variant sums in the portable twin's order; the AVX-512 one in four chains.
+    if (act == Activation::none && isa() == jit::Isa::avx2) {
       F32DecodeLinear twin(w.data(), bias.data(), out, in, bf16(), act, jit::Isa::reference, 1);
       std::vector<float> portable(want.size());
       twin.run(x.data(), tokens, portable.data(), r);
