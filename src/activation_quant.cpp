@@ -25,6 +25,13 @@ void quantize_activations(const float* x, int64_t tokens, int64_t in, sparse::In
     detail::quantize_activations_portable(x, tokens, in, layout, xq, scales);
 }
 
+void quantize_rows(const float* x, int64_t rows, int64_t cols, int8_t* q, float* scale) {
+  if (jit::isa_available(jit::Isa::avx2) && jit::best_int8_isa() >= jit::Isa::avx2)
+    detail::quantize_rows_avx2(x, rows, cols, q, scale);
+  else
+    sparse::quantize_rows(x, rows, cols, q, scale);
+}
+
 namespace detail {
 
 void quantize_activations_portable(const float* x, int64_t tokens, int64_t in,

@@ -16,7 +16,12 @@ int64_t activation_scale_count(int64_t tokens);
 void quantize_activations(const float* x, int64_t tokens, int64_t in, sparse::Int8Layout layout,
                           uint8_t* xq, float* scales);
 
+// Row-major symmetric quantization, exactly sparse::quantize_rows (InvalidArgument on a value
+// that is not finite), with AVX2 when the CPU has it.
+void quantize_rows(const float* x, int64_t rows, int64_t cols, int8_t* q, float* scale);
+
 namespace detail {
+void quantize_rows_avx2(const float* x, int64_t rows, int64_t cols, int8_t* q, float* scale);
 void quantize_activations_portable(const float* x, int64_t tokens, int64_t in,
                                    sparse::Int8Layout layout, uint8_t* xq, float* scales);
 void quantize_activations_avx2(const float* x, int64_t tokens, int64_t in,

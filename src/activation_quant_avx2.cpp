@@ -139,4 +139,32 @@ __attribute__((target("avx2,fma"))) void quantize_activations_avx2(const float* 
   }
 }
 
+__attribute__((target("avx2,fma"))) void quantize_rows_avx2(const float* x, int64_t rows,
+                                                            int64_t cols, int8_t* q, float* scale) {
+  for (int64_t r = 0; r < rows; ++r) {
+    const float* row = x + r * cols;
+    float amax = abs_max(row, cols);
+    if (std::isnan(amax))
+      throw InvalidArgument("quantize: row " + std::to_string(r) +
+                            " holds a value that is not finite");
+    float inv = amax > 0.0f ? 127.0f / amax : 0.0f;
+    if (!(inv <= std::numeric_limits<float>::max())) inv = amax = 0.0f;  // as quantize_rows
+    scale[r] = amax / 127.0f;
+    const __m256 vinv = _mm256_set1_ps(inv);
+    int8_t* out = q + r * cols;
+    int64_t c = 0;
+    for (; c + 16 <= cols; c += 16) {
+      // Round half to even (MXCSR's default), as std::nearbyint; |v * inv| <= 127.
+      const __m256i a = _mm256_cvtps_epi32(_mm256_mul_ps(_mm256_loadu_ps(row + c), vinv));
+      const __m256i b = _mm256_cvtps_epi32(_mm256_mul_ps(_mm256_loadu_ps(row + c + 8), vinv));
+      const __m256i words = _mm256_permute4x64_epi64(_mm256_packs_epi32(a, b), 0xd8);
+      const __m128i bytes =
+          _mm_packs_epi16(_mm256_castsi256_si128(words), _mm256_extracti128_si256(words, 1));
+      _mm_storeu_si128(reinterpret_cast<__m128i*>(out + c), bytes);
+    }
+    for (; c < cols; ++c)
+      out[c] = static_cast<int8_t>(std::clamp(std::nearbyint(row[c] * inv), -127.0f, 127.0f));
+  }
+}
+
 }  // namespace sparq::detail

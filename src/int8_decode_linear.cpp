@@ -6,6 +6,7 @@
 
 #include "sparse/checks.hpp"
 #include "sparse/reference.hpp"
+#include "src/activation_quant.hpp"
 #include "src/decode_groups.hpp"
 
 namespace sparq {
@@ -31,7 +32,7 @@ void Int8DecodeLinear::quantize(const float* x, int64_t tokens, QuantizedInput::
   q.reserve(tokens * in * static_cast<int64_t>(sizeof(int16_t)), tokens);
   thread_local std::vector<int8_t> s8;
   s8.resize(static_cast<size_t>(tokens * in));
-  sparse::quantize_rows(x, tokens, in, s8.data(), q.scales.data());
+  quantize_rows(x, tokens, in, s8.data(), q.scales.data());
   auto* x16 = reinterpret_cast<int16_t*>(q.x.data());
   for (int64_t i = 0; i < tokens * in; ++i) x16[i] = s8[static_cast<size_t>(i)];
   q.form = QuantizedInput::Impl::Form::decode_s16;

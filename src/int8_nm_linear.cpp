@@ -8,6 +8,7 @@
 #include "sparse/bf16.hpp"
 #include "sparse/checks.hpp"
 #include "sparse/reference.hpp"
+#include "src/activation_quant.hpp"
 #include "src/decode_groups.hpp"
 #include "src/int8_nm_kernel.hpp"
 
@@ -63,7 +64,7 @@ void Int8NmLinear::quantize(const float* x, int64_t tokens, QuantizedInput::Impl
   q.reserve(tokens * padded, tokens);
   thread_local std::vector<int8_t> s8;
   s8.resize(static_cast<size_t>(tokens * in));
-  sparse::quantize_rows(x, tokens, in, s8.data(), q.scales.data());
+  quantize_rows(x, tokens, in, s8.data(), q.scales.data());
   // The JIT kernel multiplies u8 = q + 128 (padding 0: its weights are zero); the row kernel s8.
   const uint8_t shift = jit_ ? 128 : 0;
   for (int64_t t = 0; t < tokens; ++t) {

@@ -15,6 +15,7 @@
 #include "sparse/checks.hpp"
 #include "sparse/reference.hpp"
 #include "sparse/stats.hpp"
+#include "src/activation_quant.hpp"
 #include "src/bf16_convert.hpp"
 #include "src/cuda_backend.hpp"
 #include "src/dnnl_matmul.hpp"
@@ -114,7 +115,15 @@ struct SparseLinear::Impl {
     require(tokens > 0,
             [&] { return "forward: tokens must be positive, got " + std::to_string(tokens); });
     q.reserve(tokens * in, tokens);
-    sparse::quantize_rows(x, tokens, in, reinterpret_cast<int8_t*>(q.x.data()), q.scales.data());
+    auto* xq = reinterpret_cast<int8_t*>(q.x.data());
+    float* scales = q.scales.data();
+    auto rows = [&](int64_t t0, int64_t t1) {
+      quantize_rows(x + t0 * in, t1 - t0, in, xq + t0 * in, scales + t0);
+    };
+    if (arena)
+      parallel_ranges(*arena, tokens, rows);
+    else
+      rows(0, tokens);
     q.form = QuantizedInput::Impl::Form::row_major;
     q.tokens = tokens;
     q.in = in;

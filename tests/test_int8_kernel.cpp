@@ -3,9 +3,11 @@
 #include <gtest/gtest.h>
 
 #include <algorithm>
+#include <limits>
 #include <random>
 
 #include "jit/cpu_features.hpp"
+#include "sparq/error.hpp"
 #include "sparse/int8_block_pack.hpp"
 #include "sparse/reference.hpp"
 #include "src/activation_quant.hpp"
@@ -140,6 +142,28 @@ TEST(ActivationQuant, VectorPathMatchesPortable) {
       EXPECT_EQ(a, b) << "tokens=" << tokens << " in=" << in;
       EXPECT_EQ(sa, sb);
     }
+}
+
+TEST(ActivationQuant, VectorRowsMatchPortable) {
+  if (!jit::isa_available(jit::Isa::avx2)) GTEST_SKIP() << "this CPU lacks AVX2";
+  for (auto [rows, cols] :
+       {std::pair<int64_t, int64_t>{1, 1}, {3, 15}, {4, 16}, {5, 77}, {9, 768}}) {
+    auto x =
+        test::random_floats(static_cast<size_t>(rows * cols), static_cast<uint32_t>(cols), -5, 5);
+    for (int64_t c = 0; c < cols; ++c) x[static_cast<size_t>(c)] = 0.0f;  // an all-zero row
+    if (rows > 2) x[static_cast<size_t>(2 * cols)] = 1e-39f;              // a denormal maximum
+    std::vector<int8_t> a(x.size(), 99), b(x.size(), 98);
+    std::vector<float> sa(static_cast<size_t>(rows)), sb(sa.size());
+    detail::quantize_rows_avx2(x.data(), rows, cols, a.data(), sa.data());
+    sparse::quantize_rows(x.data(), rows, cols, b.data(), sb.data());
+    EXPECT_EQ(a, b) << rows << "x" << cols;
+    EXPECT_EQ(sa, sb) << rows << "x" << cols;
+  }
+  std::vector<float> bad(20, 1.0f);
+  bad[17] = std::numeric_limits<float>::infinity();
+  std::vector<int8_t> q(bad.size());
+  float scale[1];
+  EXPECT_THROW(detail::quantize_rows_avx2(bad.data(), 1, 20, q.data(), scale), InvalidArgument);
 }
 
 }  // namespace
