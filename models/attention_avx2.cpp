@@ -87,11 +87,14 @@ __attribute__((target("avx2,fma"))) void tile_rows(int64_t rows, const float* a,
   }
 }
 
+}  // namespace
+
 // C[m x n] = diag(row_scale) A[m x k] B[k x n] for n a multiple of 8, in tiles of 6 rows x 16
 // (or 8) columns.
-__attribute__((target("avx2,fma"))) void small_gemm(int64_t m, int64_t n, int64_t k, const float* a,
-                                                    int64_t lda, const float* b, int64_t ldb,
-                                                    float* c, int64_t ldc, const float* row_scale) {
+__attribute__((target("avx2,fma"))) void small_gemm_avx2(int64_t m, int64_t n, int64_t k,
+                                                         const float* a, int64_t lda,
+                                                         const float* b, int64_t ldb, float* c,
+                                                         int64_t ldc, const float* row_scale) {
   for (int64_t i = 0; i < m; i += kRows) {
     const int64_t rows = std::min<int64_t>(kRows, m - i);
     const float* scale = row_scale ? row_scale + i : nullptr;
@@ -102,17 +105,16 @@ __attribute__((target("avx2,fma"))) void small_gemm(int64_t m, int64_t n, int64_
   }
 }
 
-}  // namespace
+namespace {
 
 // Scores S = Q K^T (K transposed into scratch, keys padded to a multiple of 8 with zeros), a
 // row-wise softmax, then ctx = P V with 1 / (row sum) applied at the store. Both products run on
 // register tiles (small_gemm). Head dimensions that are no multiple of 8 go through V padded
 // into scratch.
-__attribute__((target("avx2,fma"))) void attention_head_avx2(const float* q, const float* k,
-                                                             const float* v, int64_t len, int64_t d,
-                                                             int64_t stride, float* ctx,
-                                                             int64_t ctx_stride,
-                                                             std::vector<float>& scratch) {
+// The products run on `gemm` (small_gemm_avx2, or its AVX-512 twin).
+__attribute__((target("avx2,fma"))) void attention_head_vector(
+    const float* q, const float* k, const float* v, int64_t len, int64_t d, int64_t stride,
+    float* ctx, int64_t ctx_stride, std::vector<float>& scratch, SmallGemm gemm) {
   const int64_t len8 = (len + 7) / 8 * 8, d8 = (d + 7) / 8 * 8;
   const bool pad_v = d8 != d;
   // kt [d x len8] | scores [len x len8] | inverse row sums [len] | padded V [len x d8] and
@@ -132,7 +134,7 @@ __attribute__((target("avx2,fma"))) void attention_head_avx2(const float* q, con
     for (int64_t j = e < d_full ? len_full : 0; j < len; ++j) row[j] = k[j * stride + e];
     std::fill(row + len, row + len8, 0.0f);
   }
-  small_gemm(len, len8, d, q, stride, kt, len8, scores, len8, nullptr);
+  gemm(len, len8, d, q, stride, kt, len8, scores, len8, nullptr);
 
   const float scale = 1.0f / std::sqrt(static_cast<float>(d));
   const __m256 vscale = _mm256_set1_ps(scale);
@@ -163,7 +165,7 @@ __attribute__((target("avx2,fma"))) void attention_head_avx2(const float* q, con
   }
 
   if (!pad_v) {
-    small_gemm(len, d, len, scores, len8, v, stride, ctx, ctx_stride, inv);
+    gemm(len, d, len, scores, len8, v, stride, ctx, ctx_stride, inv);
     return;
   }
   float* vp = inv + len;
@@ -172,8 +174,22 @@ __attribute__((target("avx2,fma"))) void attention_head_avx2(const float* q, con
     std::copy_n(v + j * stride, d, vp + j * d8);
     std::fill(vp + j * d8 + d, vp + (j + 1) * d8, 0.0f);
   }
-  small_gemm(len, d8, len, scores, len8, vp, d8, out, d8, inv);
+  gemm(len, d8, len, scores, len8, vp, d8, out, d8, inv);
   for (int64_t i = 0; i < len; ++i) std::copy_n(out + i * d8, d, ctx + i * ctx_stride);
+}
+
+}  // namespace
+
+void attention_head_avx2(const float* q, const float* k, const float* v, int64_t len, int64_t d,
+                         int64_t stride, float* ctx, int64_t ctx_stride,
+                         std::vector<float>& scratch) {
+  attention_head_vector(q, k, v, len, d, stride, ctx, ctx_stride, scratch, small_gemm_avx2);
+}
+
+void attention_head_avx512(const float* q, const float* k, const float* v, int64_t len, int64_t d,
+                           int64_t stride, float* ctx, int64_t ctx_stride,
+                           std::vector<float>& scratch) {
+  attention_head_vector(q, k, v, len, d, stride, ctx, ctx_stride, scratch, small_gemm_avx512);
 }
 
 }  // namespace sparq::models::detail

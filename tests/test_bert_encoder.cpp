@@ -240,7 +240,7 @@ TEST(Attention, VectorHeadMatchesPortable) {
   // Lengths around the 6-row and 8-key tiles, head sizes with 16-, 8- and no-multiple-of-8
   // column tails; the context written with a stride wider than d (its gaps must stay untouched).
   std::vector<float> scratch;  // shared across calls, as the encoder's threads do
-  for (int64_t len : {1, 5, 6, 7, 8, 13, 33, 128, 130})
+  for (int64_t len : {1, 5, 6, 7, 8, 12, 13, 24, 33, 40, 128, 130})
     for (int64_t d : {4, 8, 12, 24, 32, 64, 80}) {
       const int64_t stride = 3 * d + 5, ctx_stride = d + 3;
       const auto qkv = test::random_floats(static_cast<size_t>(len * stride), 7, -3, 3);
@@ -250,6 +250,14 @@ TEST(Attention, VectorHeadMatchesPortable) {
       detail::attention_head_portable(qkv.data(), qkv.data() + d, qkv.data() + 2 * d, len, d,
                                       stride, b.data(), ctx_stride, scratch);
       test::expect_close(a, b, 1e-5, "len " + std::to_string(len) + " d " + std::to_string(d));
+      if (jit::isa_available(jit::Isa::avx512_vnni)) {
+        // 12-row and 32/16/8-column AVX-512 tiles.
+        std::vector<float> c(a.size(), 42.0f);
+        detail::attention_head_avx512(qkv.data(), qkv.data() + d, qkv.data() + 2 * d, len, d,
+                                      stride, c.data(), ctx_stride, scratch);
+        test::expect_close(c, b, 1e-5,
+                           "avx512 len " + std::to_string(len) + " d " + std::to_string(d));
+      }
     }
 }
 
