@@ -8,6 +8,7 @@
 #include <optional>
 
 #include "models/cached_attention.hpp"
+#include "models/llama_ops.hpp"
 #include "models/rope.hpp"
 #include "sparq/error.hpp"
 #include "sparse/checks.hpp"
@@ -38,18 +39,6 @@ LinearWeights stack(std::initializer_list<const LinearWeights*> parts) {
     s.weight.insert(s.weight.end(), p->weight.begin(), p->weight.end());
   }
   return s;
-}
-
-// y = x / sqrt(mean(x^2) + eps) * w per row of `width` (sums in double).
-void rms_norm(const float* x, int64_t rows, int64_t width, const std::vector<float>& w, double eps,
-              float* y) {
-  for (int64_t r = 0; r < rows; ++r) {
-    const float* v = x + r * width;
-    double ss = 0;
-    for (int64_t i = 0; i < width; ++i) ss += double(v[i]) * v[i];
-    const auto inv = static_cast<float>(1.0 / std::sqrt(ss / static_cast<double>(width) + eps));
-    for (int64_t i = 0; i < width; ++i) y[r * width + i] = v[i] * inv * w[static_cast<size_t>(i)];
-  }
 }
 
 }  // namespace
@@ -148,9 +137,16 @@ std::vector<float> LlamaSession::Impl::forward(const std::vector<int32_t>& ids, 
   for (int64_t t = 0; t < tokens; ++t)
     std::copy_n(m.embed.data() + ids[static_cast<size_t>(t)] * h, h, x.data() + t * h);
 
+  // RMSNorm of token rows, split over the model's threads for prompts.
+  auto norm = [&](const float* in, int64_t n, int64_t width, const std::vector<float>& w,
+                  float* out) {
+    parallel_ranges(*m.arena, n, [&](int64_t t0, int64_t t1) {
+      rms_norm_rows(in + t0 * width, t1 - t0, width, w.data(), c.rms_norm_eps, out + t0 * width);
+    });
+  };
   for (size_t l = 0; l < m.layers.size(); ++l) {
     const LlamaModel::Impl::Layer& layer = m.layers[l];
-    rms_norm(x.data(), tokens, h, layer.attention_norm, c.rms_norm_eps, xn.data());
+    norm(x.data(), tokens, h, layer.attention_norm, xn.data());
     layer.qkv.forward(xn.data(), tokens, qkv.data());
     float* k_cache = keys[l].data();
     float* v_cache = values[l].data();
@@ -165,19 +161,29 @@ std::vector<float> LlamaSession::Impl::forward(const std::vector<int32_t>& ids, 
     }
     attention(tokens, static_cast<int64_t>(l));
     layer.o.forward(ctx.data(), tokens, x1.data(), x.data());  // + residual
-    rms_norm(x1.data(), tokens, h, layer.mlp_norm, c.rms_norm_eps, xn.data());
+    norm(x1.data(), tokens, h, layer.mlp_norm, xn.data());
     layer.gate_up.forward(xn.data(), tokens, gate_up.data());
-    for (int64_t t = 0; t < tokens; ++t) {
-      const float* g = gate_up.data() + t * 2 * inter;
-      const float* u = g + inter;
-      float* a = act.data() + t * inter;
-      for (int64_t i = 0; i < inter; ++i) a[i] = g[i] / (1.0f + std::exp(-g[i])) * u[i];
+    // silu(gate) * up, on the model's threads: token rows for prompts, ranges of one row for
+    // a decode step.
+    const float* gu = gate_up.data();
+    float* a = act.data();
+    if (tokens > 1) {
+      parallel_ranges(*m.arena, tokens, [&](int64_t t0, int64_t t1) {
+        for (int64_t t = t0; t < t1; ++t)
+          swiglu(gu + t * 2 * inter, gu + t * 2 * inter + inter, inter, a + t * inter);
+      });
+    } else {
+      constexpr int64_t kSpan = 1024;
+      parallel_ranges(*m.arena, sparse::ceil_div(inter, kSpan), [&](int64_t s0, int64_t s1) {
+        const int64_t i0 = s0 * kSpan, i1 = std::min(inter, s1 * kSpan);
+        swiglu(gu + i0, gu + inter + i0, i1 - i0, a + i0);
+      });
     }
     layer.down.forward(act.data(), tokens, x.data(), x1.data());  // + residual
   }
   position += tokens;
   const int64_t first = all_logits ? 0 : tokens - 1, rows = tokens - first;
-  rms_norm(x.data() + first * h, rows, h, m.final_norm, c.rms_norm_eps, xn.data());
+  norm(x.data() + first * h, rows, h, m.final_norm, xn.data());
   std::vector<float> logits(static_cast<size_t>(rows * c.vocab_size));
   m.head->forward(xn.data(), rows, logits.data());
   return logits;

@@ -12,6 +12,7 @@
 
 #include "jit/cpu_features.hpp"
 #include "models/cached_attention.hpp"
+#include "models/llama_ops.hpp"
 #include "models/llama_save.hpp"
 #include "models/prune_folder.hpp"
 #include "sparq/error.hpp"
@@ -380,6 +381,34 @@ TEST(LlamaFolder, SavedFolderLoadsBackTheSameModel) {
   w = random_weights(c, 0.0, 32);
   c.rope_freq_factors = {1, 2, 4, 8};  // no config.json form
   EXPECT_THROW(save_llama_folder("/tmp/sparq_llama_unsaved", c, w), InvalidArgument);
+}
+
+TEST(LlamaOps, VectorRmsNormAndSwigluMatchPortable) {
+  if (!jit::isa_available(jit::Isa::avx2)) GTEST_SKIP() << "this CPU lacks AVX2";
+  for (int64_t width : {1, 7, 8, 9, 64, 130, 2048}) {
+    const int64_t rows = 3;
+    const auto x = test::random_floats(static_cast<size_t>(rows * width), 5, -4, 4);
+    const auto w = test::random_floats(static_cast<size_t>(width), 6, 0.5f, 1.5f);
+    std::vector<float> a(x.size(), 9.0f), b(x.size(), 8.0f);
+    models::detail::rms_norm_rows_avx2(x.data(), rows, width, w.data(), 1e-5, a.data());
+    models::detail::rms_norm_rows_portable(x.data(), rows, width, w.data(), 1e-5, b.data());
+    test::expect_close(a, b, 1e-6, "rms_norm width " + std::to_string(width));
+  }
+  // Gates over the whole range: large negative (exp underflows), around zero, large positive.
+  std::vector<float> gate = test::random_floats(1003, 7, -12, 12);
+  gate[0] = -100.0f;
+  gate[1] = 100.0f;
+  gate[2] = 0.0f;
+  gate[3] = -0.0f;
+  gate[4] = 1e-30f;
+  const auto up = test::random_floats(gate.size(), 8, -3, 3);
+  std::vector<float> a(gate.size(), 9.0f), b(gate.size(), 8.0f);
+  for (int64_t n : {1, 8, 15, 1003}) {
+    models::detail::swiglu_avx2(gate.data(), up.data(), n, a.data());
+    models::detail::swiglu_portable(gate.data(), up.data(), n, b.data());
+    for (int64_t i = 0; i < n; ++i)
+      ASSERT_NEAR(a[i], b[i], 1e-6 * (1.0 + std::fabs(b[i]))) << "n " << n << " i " << i;
+  }
 }
 
 TEST(CachedAttention, VectorMatchesPortable) {
