@@ -41,6 +41,14 @@ struct BlockTileArgs {
   uint8_t* stage;        // kStageBytes + kScratchBytes of 64-byte-aligned scratch
   int64_t valid_tokens;  // tokens of the slice to store, 1..tile_tokens()
   int64_t valid_rows;    // rows of the call to store, 1..4 * (group_end - group_begin)
+  // Read only by kernels that defer their copy-out (defers_copy_out()): the previous call's
+  // staged tile, which this call writes to its y between its own groups (prev_valid_tokens 0:
+  // none). y_stride, residual_stride and inv_y_scale are the previous call's too.
+  const uint8_t* prev_stage;
+  void* prev_y;
+  const float* prev_residual;
+  int64_t prev_valid_tokens;
+  int64_t prev_valid_rows;
 };
 
 // A generated (or portable) tile kernel: runs the groups [group_begin, group_end) of a packed
@@ -48,12 +56,16 @@ struct BlockTileArgs {
 // tiles (all 4 rows of every group, every token of the slice) of fp32 or int8, and the caller
 // stages short tiles and converts bf16 output; a kernel that stores partial tiles writes exactly
 // valid_tokens x valid_rows elements of its output type (fp32, int8 or bf16) and nothing else.
+// A kernel that defers its copy-out leaves its tile in `stage` and writes the previous call's
+// staged tile instead, spread between its own groups (a call with no groups only flushes): the
+// caller alternates two stages and flushes after its last call.
 class BlockTileKernel {
  public:
   virtual ~BlockTileKernel() = default;
   virtual void run(const BlockTileArgs& args) const = 0;
   virtual int tile_tokens() const = 0;
   virtual bool stores_partial_tiles() const { return false; }
+  virtual bool defers_copy_out() const { return false; }
 };
 
 }  // namespace sparq::jit

@@ -29,33 +29,76 @@ void Avx512TileGenerator::store_quarter(int q, int quarters) {
     }
 }
 
+namespace {
+const Reg64 kSrc = Xbyak::util::rax, kDst = Xbyak::util::rbx, kDstStride = Xbyak::util::r11,
+            kRes = Xbyak::util::r13, kResStride = Xbyak::util::r14, kLeft = Xbyak::util::r9;
+}  // namespace
+
 void Avx512TileGenerator::copy_out(bool residual, TileOutput output) {
-  auto field = [&](size_t offset) { return arg(offset); };
-  const Reg64 src = rax, dst = rbx, dst_stride = r11, res = r13, res_stride = r14, left = r9;
-  mov(src, field(offsetof(BlockTileArgs, stage)));
-  mov(dst, field(offsetof(BlockTileArgs, y)));
-  mov(dst_stride, field(offsetof(BlockTileArgs, y_stride)));
+  mov(kSrc, arg(offsetof(BlockTileArgs, stage)));
+  mov(kDst, arg(offsetof(BlockTileArgs, y)));
+  mov(kDstStride, arg(offsetof(BlockTileArgs, y_stride)));
   if (residual) {
-    mov(res, field(offsetof(BlockTileArgs, residual)));
-    mov(res_stride, field(offsetof(BlockTileArgs, residual_stride)));
+    mov(kRes, arg(offsetof(BlockTileArgs, residual)));
+    mov(kResStride, arg(offsetof(BlockTileArgs, residual_stride)));
   }
+  load_copy_state(output, offsetof(BlockTileArgs, valid_rows));
+  mov(kLeft, arg(offsetof(BlockTileArgs, valid_tokens)));
+  copy_rows(residual, output);
+}
+
+void Avx512TileGenerator::copy_previous_rows(bool residual, TileOutput output, int max_rows) {
+  Label skip, counted;
+  mov(kLeft, pending_);
+  sub(kLeft, copied_);
+  jle(skip, T_NEAR);
+  cmp(kLeft, max_rows);
+  jle(counted);
+  mov(kLeft, max_rows);
+  L(counted);
+  mov(kSrc, copied_);
+  shl(kSrc, 7);
+  static_assert(kStageRowBytes == 128, "rows of the stage are 128 bytes");
+  add(kSrc, arg(offsetof(BlockTileArgs, prev_stage)));
+  mov(kDstStride, arg(offsetof(BlockTileArgs, y_stride)));
+  mov(kDst, copied_);
+  imul(kDst, kDstStride);
+  add(kDst, arg(offsetof(BlockTileArgs, prev_y)));
+  if (residual) {
+    mov(kResStride, arg(offsetof(BlockTileArgs, residual_stride)));
+    mov(kRes, copied_);
+    imul(kRes, kResStride);
+    add(kRes, arg(offsetof(BlockTileArgs, prev_residual)));
+  }
+  add(copied_, kLeft);
+  load_copy_state(output, offsetof(BlockTileArgs, prev_valid_rows));
+  copy_rows(residual, output);
+  L(skip);
+}
+
+void Avx512TileGenerator::load_copy_state(TileOutput output, size_t rows_field) {
   // Row masks: k(1 + c) for rows 16c..16c+15 of the call.
   constexpr int chunks = kStageRowBytes / 64;
   static_assert(chunks <= 4, "one mask register per 16 rows");
-  mov(rcx, field(offsetof(BlockTileArgs, valid_rows)));
+  mov(rcx, arg(rows_field));
   mov(r8, -1);
   bzhi(r8, r8, rcx);  // the low valid_rows bits (all 64 for valid_rows = 64)
   for (int c = 0; c < chunks; ++c) {
     kmovw(Opmask(1 + c), r8d);
     if (c + 1 < chunks) shr(r8, 16);
   }
-  const Zmm inv = zmm2, qmax = zmm3, qmin = zmm4, t = zmm5;
   if (output == TileOutput::s8) {
-    vbroadcastss(inv, field(offsetof(BlockTileArgs, inv_y_scale)));
-    vmovups(qmax, epilogue_.constant(EpilogueEmitter::kQuantMax));
-    vmovups(qmin, epilogue_.constant(EpilogueEmitter::kQuantMin));
+    vbroadcastss(zmm2, arg(offsetof(BlockTileArgs, inv_y_scale)));
+    vmovups(zmm3, epilogue_.constant(EpilogueEmitter::kQuantMax));
+    vmovups(zmm4, epilogue_.constant(EpilogueEmitter::kQuantMin));
   }
-  mov(left, field(offsetof(BlockTileArgs, valid_tokens)));
+}
+
+void Avx512TileGenerator::copy_rows(bool residual, TileOutput output) {
+  constexpr int chunks = kStageRowBytes / 64;
+  const Reg64 src = kSrc, dst = kDst, dst_stride = kDstStride, res = kRes, res_stride = kResStride,
+              left = kLeft;
+  const Zmm inv = zmm2, qmax = zmm3, qmin = zmm4, t = zmm5;
   Label token_loop;
   L(token_loop);
   for (int c = 0; c < chunks; ++c) {

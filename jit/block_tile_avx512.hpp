@@ -28,14 +28,53 @@ class Avx512TileGenerator : public BlockTileGenerator {
         per_group, [&] { copy_out(residual, output); });
   }
 
+  // The same with the copy-out deferred (defers_copy_out()): per group, up to kRowsPerGroup
+  // token rows of the previous call's stage go to its y, the rest after the last group. A burst
+  // of 128 stores to rows 4 KiB-multiples apart (out = 3072 fp32) stalls on one L1 set; spread
+  // between groups, the misses overlap the arithmetic.
+  template <typename PerCall, typename PerGroup>
+  void generate_pipelined(bool residual, TileOutput output, PerCall per_call, PerGroup per_group) {
+    preamble();
+    mov(x_, arg(offsetof(BlockTileArgs, x)));
+    mov(group_, arg(offsetof(BlockTileArgs, group_begin)));
+    mov(y_, arg(offsetof(BlockTileArgs, stage)));
+    xor_(copied_, copied_);
+    mov(pending_, arg(offsetof(BlockTileArgs, prev_valid_tokens)));
+    per_call();
+    Xbyak::Label group_loop, after;
+    cmp(group_, arg(offsetof(BlockTileArgs, group_end)));
+    je(after, T_NEAR);
+    L(group_loop);
+    per_group();
+    copy_previous_rows(residual, output, kRowsPerGroup);
+    add(y_, 16);
+    add(group_, sizeof(int64_t));
+    cmp(group_, arg(offsetof(BlockTileArgs, group_end)));
+    jne(group_loop, T_NEAR);
+    L(after);
+    copy_previous_rows(residual, output, 64);
+    postamble();
+    epilogue_.emit_table();
+  }
+
   // Transposes the 4 rows of quarter q (lane L of acc(r, q) holds tokens 4 * quarters * L + 4q +
   // 0..3) and stores each token's 4 rows at its place in the stage. Clobbers zmm26..29 and the
   // quarter's accumulators.
   void store_quarter(int quarter, int quarters = 4);
 
   // Copies valid_tokens x valid_rows of the stage to y, adding the residual and converting to
-  // the output type. Clobbers zmm0..5, k1, k2 and the scratch registers.
+  // the output type. Clobbers zmm0..5, k1, k2, k7 and the scratch registers.
   void copy_out(bool residual, TileOutput output);
+
+ private:
+  static constexpr int kRowsPerGroup = 8;
+  // Up to max_rows more rows of the previous call's stage (copied_ of pending_ done).
+  void copy_previous_rows(bool residual, TileOutput output, int max_rows);
+  // Row masks k1, k2 from the row count at args + rows_field, and the output's constants.
+  void load_copy_state(TileOutput output, size_t rows_field);
+  // The copy loop over `left` rows: src (stage), dst (y), dst_stride, res, res_stride set.
+  void copy_rows(bool residual, TileOutput output);
+  const Xbyak::Reg64 copied_ = r15, pending_ = r12;
 };
 
 }  // namespace sparq::jit

@@ -32,7 +32,7 @@ class F32Avx512Generator : public Avx512TileGenerator {
     if (key.layout == F32Layout::n2_m4)
       generate_2of4(key, output);
     else
-      generate_staged(
+      generate_pipelined(
           key.residual, output, [] {},
           [&] {
             if (key.layout == F32Layout::bf16_4x1)
@@ -265,6 +265,7 @@ class Avx512F32Kernel final : public F32BlockKernel {
   void run(const BlockTileArgs& args) const override { code_.entry()(&args); }
   int tile_tokens() const override { return 16 * quarters_; }
   bool stores_partial_tiles() const override { return true; }
+  bool defers_copy_out() const override { return key().layout != F32Layout::n2_m4; }
 
  private:
   int quarters_;

@@ -24,7 +24,7 @@ class Avx512VnniGenerator : public Avx512TileGenerator {
     const TileOutput output = key.int8_output   ? TileOutput::s8
                               : key.bf16_output ? TileOutput::bf16
                                                 : TileOutput::f32;
-    generate_staged(
+    generate_pipelined(
         key.residual, output, [] {},
         [&] {
           accumulate(key.prefetch_columns);
@@ -135,6 +135,7 @@ class Avx512VnniKernel final : public Int8BlockKernel {
   void run(const BlockTileArgs& args) const override { code_.entry()(&args); }
   int tile_tokens() const override { return 64; }
   bool stores_partial_tiles() const override { return true; }
+  bool defers_copy_out() const override { return true; }
 
  private:
   Avx512VnniGenerator code_;

@@ -36,8 +36,12 @@ void run_tiles(const TileLoop& loop) {
   const int64_t stage_res_stride = kGroupsPerCall * 4 * sizeof(float);
   parallel_ranges(
       *loop.arena, sparse::ceil_div(loop.groups, kGroupsPerCall), [&](int64_t b0, int64_t b1) {
-        alignas(64) uint8_t stage[jit::kStageBytes + jit::kScratchBytes];
+        // Kernels that defer their copy-out alternate between the two stages.
+        alignas(64) uint8_t stages[2][jit::kStageBytes + jit::kScratchBytes];
         alignas(64) float stage_res[kMaxTile * kGroupsPerCall * 4];
+        uint8_t* const stage = stages[0];
+        const bool deferred = kernel.defers_copy_out();
+        int current = 0;
         jit::BlockTileArgs a{};
         a.entries = loop.entries;
         a.inv_y_scale = loop.inv_y_scale;
@@ -81,7 +85,16 @@ void run_tiles(const TileLoop& loop) {
             a.w_scale = loop.w_scale ? loop.w_scale + r_begin : nullptr;
             a.bias = loop.bias + r_begin;
             a.compensation = loop.compensation ? loop.compensation + r_begin : nullptr;
+            if (deferred) a.stage = stages[current];
             kernel.run(a);
+            if (deferred) {
+              a.prev_stage = a.stage;
+              a.prev_y = a.y;
+              a.prev_residual = a.residual;
+              a.prev_valid_tokens = a.valid_tokens;
+              a.prev_valid_rows = a.valid_rows;
+              current ^= 1;
+            }
             if (!direct)
               for (int64_t t = 0; t < valid_t; ++t) {
                 if (bf16)
@@ -92,6 +105,11 @@ void run_tiles(const TileLoop& loop) {
                               static_cast<size_t>(rows * elem));
               }
           }
+        }
+        if (deferred) {  // the last call's tile: a call with no groups only copies it out
+          a.group_begin = a.group_end;
+          a.stage = stages[current];
+          kernel.run(a);
         }
       });
 }
