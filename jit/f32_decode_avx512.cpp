@@ -23,7 +23,10 @@ class F32DecodeAvx512Generator : public DecodeGenerator<F32DecodeArgs> {
  public:
   explicit F32DecodeAvx512Generator(const F32DecodeKey& key) : key_(key) {
     generate_decode_loop(key.tokens, key.residual, sparse::kF32DecodeRows * sizeof(float), [&] {
-      accumulate();
+      if (key.two_of_four)
+        accumulate_2of4();
+      else
+        accumulate();
       finish();
     });
     finalize();
@@ -36,6 +39,7 @@ class F32DecodeAvx512Generator : public DecodeGenerator<F32DecodeArgs> {
   static Zmm chain(int token, int c) { return c == 0 ? acc(token) : Zmm(8 + 4 * token + c - 1); }
   int entry_bytes() const { return key_.bf16 ? 36 : 68; }
   void accumulate();
+  void accumulate_2of4();
   void finish();
 
   const F32DecodeKey key_;
@@ -86,6 +90,56 @@ void F32DecodeAvx512Generator::accumulate() {
     vaddps(chain(t, 2), chain(t, 2), chain(t, 3));
     vaddps(acc(t), chain(t, 0), chain(t, 2));
   }
+}
+
+// 2:4 (sparse/f32_decode_pack.hpp): per block of 4 columns, the 16 position bytes become two
+// vpermps index vectors (kept value 0 and 1 of each row); per token the block's 4 activations,
+// broadcast to every 128-bit lane, are permuted into each row's two columns and multiplied by the
+// two weight vectors (two chains per token: zmm(2t), zmm(2t + 1)).
+void F32DecodeAvx512Generator::accumulate_2of4() {
+  const int value_bytes = key_.bf16 ? 2 : 4, bytes = 2 * 16 * value_bytes + 16;
+  group_entries(bytes);
+  const Zmm idx0 = zmm16, idx1 = zmm17, three = zmm18, w0 = zmm19, w1 = zmm20, xq = zmm21,
+            p0 = zmm22, p1 = zmm23;
+  mov(eax, 3);
+  vpbroadcastd(three, eax);
+  xor_(ebx, ebx);  // the block's byte offset in the activations (16 per block)
+  Label loop, end;
+  test(count_, count_);
+  jz(end, T_NEAR);
+  L(loop);
+  {
+    for (int line = 0; line * 64 < bytes; ++line)
+      prefetcht0(ptr[entry_ + kPrefetchBytes + 64 * line]);
+    vpmovzxbd(idx0, ptr[entry_ + 32 * value_bytes]);
+    vpsrld(idx1, idx0, 2);
+    vpandd(idx0, idx0, three);
+    vpandd(idx1, idx1, three);
+    if (key_.bf16) {
+      vpmovzxwd(w0, ptr[entry_]);
+      vpslld(w0, w0, 16);
+      vpmovzxwd(w1, ptr[entry_ + 32]);
+      vpslld(w1, w1, 16);
+    }
+    for (int t = 0; t < key_.tokens; ++t) {
+      vbroadcastf32x4(xq, ptr[x_[t] + rbx]);
+      vpermps(p0, idx0, xq);
+      vpermps(p1, idx1, xq);
+      if (key_.bf16) {
+        vfmadd231ps(Zmm(2 * t), p0, w0);
+        vfmadd231ps(Zmm(2 * t + 1), p1, w1);
+      } else {
+        vfmadd231ps(Zmm(2 * t), p0, ptr[entry_]);
+        vfmadd231ps(Zmm(2 * t + 1), p1, ptr[entry_ + 64]);
+      }
+    }
+    add(entry_, bytes);
+    add(rbx, 16);
+    dec(count_);
+    jnz(loop, T_NEAR);
+  }
+  L(end);
+  for (int t = 0; t < key_.tokens; ++t) vaddps(acc(t), Zmm(2 * t), Zmm(2 * t + 1));
 }
 
 void F32DecodeAvx512Generator::finish() {

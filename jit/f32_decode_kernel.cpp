@@ -15,7 +15,8 @@ namespace sparq::jit {
 
 std::string F32DecodeKernel::name() const {
   const char* prefix = key_.isa == Isa::reference ? "cpp:" : "jit:";
-  return std::string(prefix) + (key_.bf16 ? "bf16" : "f32") + "-16x1-decode:" + isa_name(key_.isa);
+  return std::string(prefix) + (key_.bf16 ? "bf16" : "f32") +
+         (key_.two_of_four ? "-2:4-decode:" : "-16x1-decode:") + isa_name(key_.isa);
 }
 
 namespace {
@@ -25,13 +26,43 @@ class ReferenceF32Decode final : public F32DecodeKernel {
  public:
   explicit ReferenceF32Decode(const F32DecodeKey& key) : F32DecodeKernel(key) {}
 
+  // 2:4: per block of 4 columns, each row's two kept values (value j, then j + 1).
+  void accumulate_2of4(const F32DecodeArgs& a, const int64_t* g,
+                       float (&acc)[4][sparse::kF32DecodeRows]) const {
+    constexpr int kRows = sparse::kF32DecodeRows;
+    const int value_bytes = key().bf16 ? 2 : 4, bytes = 2 * kRows * value_bytes + kRows;
+    for (int64_t e = g[0]; e < g[1]; ++e) {
+      const uint8_t* entry = a.entries + e * bytes;
+      const int64_t block = e - g[0];
+      for (int r = 0; r < kRows; ++r)
+        for (int j = 0; j < 2; ++j) {
+          const uint8_t* slot = entry + (j * kRows + r) * value_bytes;
+          float w;
+          if (key().bf16) {
+            uint16_t h;
+            std::memcpy(&h, slot, 2);
+            w = sparse::from_bf16(h);
+          } else {
+            std::memcpy(&w, slot, 4);
+          }
+          const int64_t c = 4 * block + (entry[2 * kRows * value_bytes + r] >> (2 * j) & 3);
+          for (int t = 0; t < key().tokens; ++t) {
+            float x;
+            std::memcpy(&x, reinterpret_cast<const uint8_t*>(a.x) + t * a.x_stride + 4 * c, 4);
+            acc[t][r] = std::fma(w, x, acc[t][r]);
+          }
+        }
+    }
+  }
+
   void run(const F32DecodeArgs& a) const override {
     constexpr int kRows = sparse::kF32DecodeRows;
     const int bytes = key().bf16 ? 36 : 68;
     for (const int64_t* g = a.group_begin; g != a.group_end; ++g) {
       const int64_t local = g - a.group_begin;
       float acc[4][kRows] = {};
-      for (int64_t e = g[0]; e < g[1]; ++e) {
+      if (key().two_of_four) accumulate_2of4(a, g, acc);
+      for (int64_t e = g[0]; e < g[1] && !key().two_of_four; ++e) {
         const uint8_t* entry = a.entries + e * bytes;
         uint32_t c;
         std::memcpy(&c, entry, 4);
@@ -79,6 +110,8 @@ std::shared_ptr<const F32DecodeKernel> f32_decode_kernel(const F32DecodeKey& req
   if (!isa_available(key.isa))
     throw NotSupported(std::string("f32 decode kernel for ") + isa_name(key.isa) +
                        " requested, but this CPU lacks it");
+  if (key.two_of_four && key.isa == Isa::avx2)
+    throw NotSupported("the f32 2:4 decode kernel has no avx2 variant (avx512_vnni or reference)");
   if (key.tokens < 1 || key.tokens > 4)
     throw InvalidArgument("f32 decode kernel: tokens must be 1..4, got " +
                           std::to_string(key.tokens));

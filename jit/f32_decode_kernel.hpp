@@ -34,6 +34,7 @@ struct F32DecodeKey {
   bool bf16 = false;
   Activation activation = Activation::none;
   bool residual = false;
+  bool two_of_four = false;  // the 2:4 layout (AVX-512 and the portable twin only)
   auto operator<=>(const F32DecodeKey&) const = default;
 };
 

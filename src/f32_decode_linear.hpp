@@ -1,6 +1,7 @@
 // An f32 or bf16 linear layer for decode steps (1..4 tokens per kernel call): weights in the f32
-// decode layout (16x1 blocks, rows in vector lanes; bf16 layers store bf16 values), activations
-// used as given (bf16 layers round them), groups of 16 rows spread over threads.
+// decode layout (16x1 blocks, or 2:4 blocks of 16 x 4 on AVX-512; rows in vector lanes; bf16
+// layers store bf16 values), activations used as given (bf16 layers round them, 2:4 pads them to
+// whole blocks), groups of 16 rows spread over threads.
 #pragma once
 
 #include <cstdint>
@@ -15,9 +16,10 @@ namespace sparq {
 
 class F32DecodeLinear {
  public:
-  // w: fp32 [out x in] (bf16: holding bf16 values), bias [out] or null.
+  // w: fp32 [out x in] (bf16: holding bf16 values; two_of_four: 2:4, isa avx512_vnni or
+  // reference), bias [out] or null.
   F32DecodeLinear(const float* w, const float* bias, int64_t out, int64_t in, bool bf16,
-                  Activation activation, jit::Isa isa, int threads);
+                  Activation activation, jit::Isa isa, int threads, bool two_of_four = false);
 
   // Any token count (more than 4 run in steps of 4, each reading all the weights).
   // y: fp32 [tokens x out], or bf16 when bf16_out.

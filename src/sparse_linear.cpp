@@ -320,18 +320,22 @@ void pack_float(SparseLinear::Impl& m, const float* weight, const float* bias, F
         kind == FloatKernel::block_4x1 &&
         ((p.kind == Pattern::Kind::block && p.block.rows % 16 == 0 && p.block.cols == 1) ||
          (p.kind == Pattern::Kind::automatic && sparsity_16x1 >= kMinBlockSparsityForSparse));
+    // 2:4 weights on AVX-512 get the 2:4 decode kernel (16 rows in lanes, 56 % of the dense fp32
+    // bytes, 62.5 % of bf16): the tile kernel would spend 64 token lanes on one token.
+    const bool nm_decode_kernel = kind == FloatKernel::n2_m4 && isa == jit::Isa::avx512_vnni;
     const bool dense_for_decode =
-        !decode_kernel && p.kind == Pattern::Kind::automatic &&
+        !decode_kernel && !nm_decode_kernel && p.kind == Pattern::Kind::automatic &&
         (kind == FloatKernel::n2_m4 || info.block_sparsity < kMinBlockSparsityForF32Decode);
-    if (decode_kernel) {
+    if (decode_kernel || nm_decode_kernel) {
       m.f32_decode.emplace(weight, bias, m.out, m.in, bf16, m.options.activation, isa,
-                           m.options.threads);
+                           m.options.threads, nm_decode_kernel);
       info.decode_kernel = m.f32_decode->kernel_name();
       info.decode_packed_bytes = m.f32_decode->weights().bytes();
       info.packed_bytes += info.decode_packed_bytes;
-      info.reason += "; calls of <= " + std::to_string(kF32DecodeTokens) +
-                     " tokens run the 16x1 decode kernel (" + percent(sparsity_16x1) +
-                     " of 16x1 blocks are zero)";
+      info.reason += "; calls of <= " + std::to_string(kF32DecodeTokens) + " tokens run the " +
+                     (nm_decode_kernel ? std::string("2:4 decode kernel")
+                                       : "16x1 decode kernel (" + percent(sparsity_16x1) +
+                                             " of 16x1 blocks are zero)");
       m.bias = {};
     } else if (dense_for_decode) {
       m.w_f32.assign(weight, weight + m.out * m.in);

@@ -293,9 +293,17 @@ TEST(SparseLinearFloat, TwoOfFourPacksToUnderTwoThirdsOfDense) {
   const auto w = sparse::prune_n_m(test::random_floats(sz(out * in), 650), out, in, 2, 4);
   const auto layer =
       SparseLinear::pack(w.data(), out, in, nullptr, options(DType::f32, Pattern::n_of_m(2, 4)));
-  const double ratio = double(layer.info().packed_bytes) / double(out * in * sizeof(float));
+  const LinearInfo info = layer.info();
+  const double dense = double(out * in * sizeof(float));
+  // The prefill kernel's 2:4 entries: 62.5 % of dense plus group offsets.
+  const double ratio = double(info.packed_bytes - info.decode_packed_bytes) / dense;
   EXPECT_GT(ratio, 0.62);
   EXPECT_LT(ratio, 0.64);
+  // On AVX-512, decode-sized calls have the 2:4 decode layout too: 144 of 256 bytes per 16 x 4.
+  if (jit::isa_available(jit::Isa::avx512_vnni)) {
+    EXPECT_NE(info.decode_kernel.find("2:4-decode"), std::string::npos) << info.decode_kernel;
+    EXPECT_NEAR(double(info.decode_packed_bytes) / dense, 0.5625, 0.01);
+  }
 }
 
 // 2:4 f32 and bf16 layers (explicit and chosen by auto) against the reference of their dtype.
@@ -867,9 +875,21 @@ TEST(DType, ParsesAndRejects) {
   EXPECT_STREQ(to_string(Activation::gelu_tanh), "gelu_tanh");
 }
 
-TEST(CpuIsa, NameIsOneOfTheKernelLevels) {
-  const std::string name = cpu_isa_name();
-  EXPECT_TRUE(name == "reference" || name == "avx2" || name == "avx512_vnni") << name;
+// The level cpu_isa_name() reports is the one sparq's own kernels run on: an int8 4x1 layer's
+// kernel (e.g. "jit:int8-4x1:avx2") and info().isa name it, and its output is the reference's.
+TEST(CpuIsa, NameIsTheLevelTheKernelsRunOn) {
+  const int64_t out = 64, in = 96, tokens = 20;
+  const auto w = pruned_weight(out, in, 0.9, 860);
+  const auto x = input(tokens, in, 861);
+  const auto layer =
+      SparseLinear::pack(w.data(), out, in, nullptr, options(DType::int8, Pattern::blocks(4, 1)));
+  const LinearInfo info = layer.info();
+  ASSERT_TRUE(is_block_kernel(info.kernel)) << info.kernel;
+  EXPECT_EQ(info.kernel.substr(info.kernel.rfind(':') + 1), cpu_isa_name()) << info.kernel;
+  EXPECT_EQ(info.isa, cpu_isa_name());
+  test::expect_close(run_forward(layer, x, tokens, nullptr),
+                     reference_int8(w, out, in, nullptr, x, tokens, Activation::none, nullptr),
+                     2e-5, "y");
 }
 
 }  // namespace
