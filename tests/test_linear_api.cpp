@@ -263,7 +263,9 @@ TEST(SparseLinearFloat, MatchesReference) {
               const auto layer =
                   SparseLinear::pack(w.data(), out, in, bias.data(), options(dtype, pattern, act));
               if (pattern.kind == Pattern::Kind::dense) {
-                EXPECT_EQ(layer.info().kernel, "onednn:f32-dense");
+                EXPECT_EQ(layer.info().kernel, dtype == DType::bf16 && onednn_has_bf16()
+                                                   ? "onednn:bf16-dense"
+                                                   : "onednn:f32-dense");
                 EXPECT_EQ(layer.info().pattern, "dense");
               } else {
                 EXPECT_TRUE(is_block_kernel(layer.info().kernel)) << layer.info().kernel;
