@@ -260,6 +260,20 @@ void validate_pack(const float* weight, int64_t out, int64_t in, const float* bi
     require(p.n > 0 && p.m > 0 && p.n <= p.m, "SparseLinear::pack: N:M needs 0 < N <= M");
 }
 
+// Dense int8 on oneDNN (m.w_s8 and m.w_scale set): the epilogue (scales, bias, activation,
+// residual, output type) runs vectorized after oneDNN's s32 product, on the layer's threads.
+void prepare_dense_int8(SparseLinear::Impl& m, const float* bias) {
+  const jit::Isa isa = jit::best_int8_isa();
+  for (int residual = 0; residual < 2; ++residual)
+    for (jit::TileOutput output :
+         {jit::TileOutput::f32, jit::TileOutput::s8, jit::TileOutput::bf16})
+      if (isa != jit::Isa::reference)
+        m.row_epilogues[residual][static_cast<int>(output)] =
+            jit::row_epilogue({isa, m.options.activation, residual == 1, output});
+  m.dense_bias = bias ? std::vector<float>(bias, bias + m.out) : std::vector<float>(m.out, 0.0f);
+  m.arena = &arena_for(m.info.threads);
+}
+
 std::string percent(double fraction) {
   char text[16];
   std::snprintf(text, sizeof text, "%.1f%%", 100.0 * fraction);
@@ -404,28 +418,37 @@ SparseLinear SparseLinear::pack(const float* weight, int64_t out, int64_t in, co
                          "weight is 2:4 too)");
   }
   if (options.dtype == DType::int8 && p.kind == Pattern::Kind::n_m) {
-    std::vector<int8_t> wq(static_cast<size_t>(out * in));
-    std::vector<float> w_scale(static_cast<size_t>(out));
-    sparse::quantize_rows(weight, out, in, wq.data(), w_scale.data());
+    m.w_s8.resize(static_cast<size_t>(out * in));
+    m.w_scale.resize(static_cast<size_t>(out));
+    sparse::quantize_rows(weight, out, in, m.w_s8.data(), m.w_scale.data());
     const jit::Isa isa = jit::best_int8_isa();
     const bool avx2 = isa >= jit::Isa::avx2;
-    m.nm.emplace(wq.data(), w_scale.data(), bias, out, in, options.activation, isa,
+    m.nm.emplace(m.w_s8.data(), m.w_scale.data(), bias, out, in, options.activation, isa,
                  options.threads);
-    // Longer calls: the 4x1 kernel, which on a 2:4 weight skips little but is exact and beats
-    // the 2:4 row kernel once the weights are reused across many tokens.
-    m.block.emplace(wq.data(), w_scale.data(), bias, out, in, options.activation, isa,
-                    options.threads);
-    info.kernel = m.block->kernel_name();
     info.decode_kernel = m.nm->kernel_name();
     info.isa = jit::isa_name(isa);
     info.pattern = "2:4";
     info.decode_packed_bytes = m.nm->packed_bytes();
-    info.packed_bytes = m.block->weights().bytes() + info.decode_packed_bytes;
     info.reason = "pattern 2:4 requested: calls of <= " + std::to_string(kNmMaxTokens) +
-                  " tokens run the int8 2:4 kernel (62.5% of the dense weight bytes); longer "
-                  "ones the 4x1 kernel (int8 2:4 has no faster prefill kernel on this ISA)";
+                  " tokens run the int8 2:4 kernel (62.5% of the dense weight bytes); ";
+    if (onednn_int8_is_exact()) {
+      // Longer calls: oneDNN's dense int8 GEMM. No sparse kernel beats it on a 2:4 weight (the
+      // 4x1 kernel skips almost nothing there: 0.45-0.6x of oneDNN, measured on Zen 5).
+      prepare_dense_int8(m, bias);
+      info.kernel = "onednn:int8-dense";
+      info.packed_bytes = info.decode_packed_bytes + static_cast<int64_t>(m.w_s8.size());
+      info.reason += "longer ones dense on oneDNN (no int8 2:4 kernel beats it for many tokens)";
+    } else {
+      // Without VNNI oneDNN's int8 GEMM saturates: longer calls on the exact 4x1 kernel.
+      m.block.emplace(m.w_s8.data(), m.w_scale.data(), bias, out, in, options.activation, isa,
+                      options.threads);
+      info.kernel = m.block->kernel_name();
+      info.packed_bytes = m.block->weights().bytes() + info.decode_packed_bytes;
+      info.reason += "longer ones the 4x1 kernel (oneDNN's int8 GEMM is inexact without VNNI)";
+      m.w_s8 = {};
+      m.w_scale = {};
+    }
     if (!avx2) info.reason += "; this CPU lacks AVX2: portable C++ kernels (slow)";
-    m.bias = {};
     return SparseLinear(std::move(impl));
   }
   if (bias) m.bias.assign(bias, bias + out);
@@ -511,17 +534,7 @@ SparseLinear SparseLinear::pack(const float* weight, int64_t out, int64_t in, co
   } else {
     info.kernel = "onednn:int8-dense";
     info.isa = "onednn";
-    // The epilogue (scales, bias, activation, residual, output type) runs vectorized after
-    // oneDNN's s32 product, on the layer's threads.
-    const jit::Isa isa = jit::best_int8_isa();
-    for (int residual = 0; residual < 2; ++residual)
-      for (jit::TileOutput output :
-           {jit::TileOutput::f32, jit::TileOutput::s8, jit::TileOutput::bf16})
-        if (isa != jit::Isa::reference)
-          m.row_epilogues[residual][static_cast<int>(output)] =
-              jit::row_epilogue({isa, options.activation, residual == 1, output});
-    m.dense_bias = bias ? std::vector<float>(bias, bias + out) : std::vector<float>(out, 0.0f);
-    m.arena = &arena_for(info.threads);
+    prepare_dense_int8(m, bias);
     info.pattern = "dense";
     info.packed_bytes =
         static_cast<int64_t>(m.w_s8.size() + (m.w_scale.size() + m.bias.size()) * sizeof(float));
