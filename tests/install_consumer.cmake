@@ -1,7 +1,8 @@
 # Run by CTest (install_and_build_consumer) with cmake -P:
 #   -DBUILD_DIR=<sparq build tree> -DSOURCE_DIR=<sparq source tree> -DWORK_DIR=<scratch dir>
-# Installs the build tree into WORK_DIR/prefix, configures and builds examples/consumer against
-# that prefix alone, and runs it against the installed libsparq. Any failure is fatal.
+# Installs the build tree into WORK_DIR/prefix, runs an installed tool from the prefix (its RPATH
+# must find the installed libsparq), configures and builds examples/consumer against that prefix
+# alone, and runs it against the installed libsparq. Any failure is fatal.
 cmake_minimum_required(VERSION 3.20)
 
 foreach(var BUILD_DIR SOURCE_DIR WORK_DIR)
@@ -30,7 +31,7 @@ endfunction()
 
 # Build the consumer with the compiler and generator of the sparq build.
 load_cache("${BUILD_DIR}" READ_WITH_PREFIX sparq_ CMAKE_CXX_COMPILER CMAKE_GENERATOR
-           CMAKE_BUILD_TYPE)
+           CMAKE_BUILD_TYPE CMAKE_INSTALL_BINDIR SPARQ_BUILD_BENCH)
 set(configure_args)
 if(sparq_CMAKE_GENERATOR)
   list(APPEND configure_args -G "${sparq_CMAKE_GENERATOR}")
@@ -58,6 +59,42 @@ if(NOT config_files OR NOT libraries)
 endif()
 list(GET libraries 0 library)
 get_filename_component(libdir "${library}" DIRECTORY)
+
+# The installed tools run from the prefix as installed: no LD_LIBRARY_PATH, and the loader takes
+# libsparq from the prefix (not from the build tree or an earlier install elsewhere).
+if(NOT DEFINED sparq_SPARQ_BUILD_BENCH OR sparq_SPARQ_BUILD_BENCH)
+  set(bindir "${sparq_CMAKE_INSTALL_BINDIR}")
+  if(bindir STREQUAL "")
+    set(bindir bin)
+  endif()
+  if(NOT IS_ABSOLUTE "${bindir}")
+    set(bindir "${prefix}/${bindir}")
+  endif()
+  foreach(tool sparq-bench sparq-eval sparq-prune sparq-generate)
+    if(NOT EXISTS "${bindir}/${tool}")
+      message(FATAL_ERROR "install: ${bindir}/${tool} is missing")
+    endif()
+  endforeach()
+  run_step("run installed sparq-eval --help"
+           "${CMAKE_COMMAND}" -E env --unset=LD_LIBRARY_PATH "${bindir}/sparq-eval" --help)
+  if(NOT step_output MATCHES "Usage: ")
+    message(FATAL_ERROR "installed sparq-eval --help printed no usage:\n${step_output}")
+  endif()
+  # glibc's loader lists what it would load (what ldd prints) instead of running the program.
+  execute_process(COMMAND "${CMAKE_COMMAND}" -E env --unset=LD_LIBRARY_PATH
+                          LD_TRACE_LOADED_OBJECTS=1 "${bindir}/sparq-eval"
+                  OUTPUT_VARIABLE loaded ERROR_VARIABLE loaded)
+  string(REGEX MATCH "libsparq\\.so[^\n]*" loaded_sparq "${loaded}")
+  get_filename_component(real_prefix "${prefix}" REALPATH)
+  string(FIND "${loaded_sparq}" "=> ${real_prefix}/" from_prefix)
+  if(from_prefix EQUAL -1)
+    string(FIND "${loaded_sparq}" "=> ${prefix}/" from_prefix)
+  endif()
+  if(from_prefix EQUAL -1)
+    message(FATAL_ERROR "installed sparq-eval does not load libsparq from ${prefix}:\n${loaded}")
+  endif()
+  message(STATUS "installed sparq-eval loads ${loaded_sparq}")
+endif()
 
 # Only the scratch prefix: no package registry, so the build tree cannot be found instead.
 run_step("configure consumer" "${CMAKE_COMMAND}" -S "${SOURCE_DIR}/examples/consumer"

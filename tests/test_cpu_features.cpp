@@ -3,6 +3,7 @@
 // process, so it is tested by the isa_cap_* CTests that run isa_cap_probe with it set.
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <cstdlib>
 #include <fstream>
 #include <optional>
@@ -47,11 +48,6 @@ TEST(CpuFeatures, ImplicationsHold) {
   EXPECT_TRUE(!f.avx512f || f.avx2) << "avx512f without avx2";
 }
 
-TEST(CpuFeatures, DetectedOnceAndStable) {
-  EXPECT_EQ(&jit::cpu_features(), &jit::cpu_features());
-  EXPECT_EQ(jit::best_int8_isa(), jit::best_int8_isa());
-}
-
 TEST(CpuFeatures, AgreeWithProcCpuinfo) {
   const auto flags = proc_cpuinfo_flags();
   if (!flags) GTEST_SKIP() << "no flags line in /proc/cpuinfo";
@@ -65,8 +61,31 @@ TEST(CpuFeatures, AgreeWithProcCpuinfo) {
   EXPECT_EQ(f.avx512bw, has("avx512bw"));
   EXPECT_EQ(f.avx512vl, has("avx512vl"));
   EXPECT_EQ(f.avx512_vnni, has("avx512_vnni"));
+  // CPUID leaf 7 subleaf 1 (the bf16 kernels dispatch on avx512_bf16).
+  EXPECT_EQ(f.avx512_bf16, has("avx512_bf16"));
+  EXPECT_EQ(f.avx_vnni, has("avx_vnni"));
   EXPECT_EQ(f.amx_tile, has("amx_tile"));
   EXPECT_EQ(f.amx_int8, has("amx_int8"));
+  EXPECT_EQ(f.amx_bf16, has("amx_bf16"));
+}
+
+// The level the kernels dispatch to is the highest the features allow, lowered by SPARQ_MAX_ISA
+// when it is set (the isa_cap_* CTests run with it set).
+TEST(IsaLevels, BestInt8IsaIsTheDetectedLevelCapped) {
+  const jit::CpuFeatures& f = jit::cpu_features();
+  Isa want = Isa::reference;
+  if (f.avx2 && f.fma) want = Isa::avx2;
+  if (f.avx512f && f.avx512bw && f.avx512vl && f.avx512_vnni) want = Isa::avx512_vnni;
+  if (const char* cap = std::getenv("SPARQ_MAX_ISA"); cap && *cap) {
+    bool known = false;
+    for (Isa isa : kAllIsas)
+      if (std::string(cap) == jit::isa_name(isa)) {
+        known = true;
+        want = std::min(want, isa);
+      }
+    if (!known) GTEST_SKIP() << "SPARQ_MAX_ISA=" << cap << " is not a level";
+  }
+  EXPECT_EQ(jit::isa_name(jit::best_int8_isa()), std::string(jit::isa_name(want)));
 }
 
 TEST(IsaLevels, AvailabilityFollowsFeatures) {

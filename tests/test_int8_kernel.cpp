@@ -103,7 +103,10 @@ TEST_P(Int8KernelTest, EveryEpilogue) {
                          Activation::gelu_erf, Activation::silu})
     for (bool residual : {false, true})
       for (bool int8_out : {false, true})
-        for (const Case& c : {Case{12, 24, 16, 0.6}, Case{13, 40, 70, 0.8}, Case{64, 40, 64, 0.7}})
+        // in = 800: the column-prefetching variants (in > 384 on AVX-512, > 768 on AVX2), so
+        // every kernel key runs here where the CPU has its ISA.
+        for (const Case& c : {Case{12, 24, 16, 0.6}, Case{13, 40, 70, 0.8}, Case{64, 40, 64, 0.7},
+                              Case{21, 800, 19, 0.9}})
           check(c, act, residual, int8_out, seed++);
 }
 
@@ -174,7 +177,8 @@ namespace {
 
 // Generating code needs no particular CPU (xbyak only encodes), so every variant's generator runs
 // here for every key, even where the variant cannot execute: an operand combination the
-// assembler rejects fails on any machine.
+// assembler rejects fails on any machine. (Int8KernelTest.EveryEpilogue runs every key and
+// compares it with the reference where the CPU has the ISA.)
 TEST(Int8KernelGeneration, EveryVariantAndKeyGenerates) {
   for (Activation act : {Activation::none, Activation::relu, Activation::gelu_tanh,
                          Activation::gelu_erf, Activation::silu})
@@ -185,12 +189,15 @@ TEST(Int8KernelGeneration, EveryVariantAndKeyGenerates) {
           std::unique_ptr<jit::Int8BlockKernel> kernel;
           EXPECT_NO_THROW(kernel = jit::make_int8_kernel_avx512_vnni(key));
           ASSERT_NE(kernel, nullptr);
-          EXPECT_EQ(kernel->tile_tokens(), 64);
-          EXPECT_EQ(kernel->layout(), sparse::Int8Layout::quads_u8);
+          // A tile is one slice of the activation layout the kernel reads (the tile loop steps
+          // through slices): the kernel's tile and the packing's slice must agree.
+          EXPECT_EQ(kernel->tile_tokens(), sparse::slice_tokens(kernel->layout()));
+          EXPECT_EQ(kernel->key(), key);
           key.isa = jit::Isa::avx2;
           EXPECT_NO_THROW(kernel = jit::make_int8_kernel_avx2(key));
-          EXPECT_EQ(kernel->tile_tokens(), 16);
-          EXPECT_EQ(kernel->layout(), sparse::Int8Layout::pairs_i16);
+          ASSERT_NE(kernel, nullptr);
+          EXPECT_EQ(kernel->tile_tokens(), sparse::slice_tokens(kernel->layout()));
+          EXPECT_EQ(kernel->key(), key);
         }
 }
 

@@ -87,10 +87,12 @@ TEST_P(Int8NmLayerTest, MatchesReference) {
   // polynomial approximations.
   const bool exact = isa != jit::Isa::avx512_vnni;
   uint32_t seed = 40;
-  for (Activation act : {Activation::none, Activation::gelu_erf, Activation::silu})
+  // Every epilogue and 1..4 tokens per call: every decode kernel key runs (9 in three steps).
+  for (Activation act : {Activation::none, Activation::relu, Activation::gelu_tanh,
+                         Activation::gelu_erf, Activation::silu})
     for (bool residual : {false, true})
       for (bool int8_out : {false, true})
-        for (int64_t tokens : {1, 3, 4, 5, 9})
+        for (int64_t tokens : {1, 2, 3, 4, 9})
           for (auto [out, in] : {std::pair<int64_t, int64_t>{23, 90}, {40, 132}, {16, 8}}) {
             SCOPED_TRACE(testing::Message() << "tokens=" << tokens << " act=" << to_string(act)
                                             << " residual=" << residual << " int8=" << int8_out);
@@ -150,13 +152,7 @@ TEST(Int8NmDecodePack, RoundTripAndViolation) {
                     InvalidArgument, "row 1");
 }
 
-TEST(Int8NmDecodeGeneration, EveryKeyGeneratesAndBadKeysAreRefused) {
-  for (int tokens = 1; tokens <= 4; ++tokens)
-    for (Activation act : {Activation::none, Activation::gelu_tanh, Activation::silu})
-      for (bool residual : {false, true})
-        for (bool int8_out : {false, true})
-          EXPECT_NO_THROW(jit::make_int8_nm_decode_avx512_vnni(
-              {jit::Isa::avx512_vnni, tokens, act, residual, int8_out}));
+TEST(Int8NmDecodeKernel, BadKeysAreRefused) {
   EXPECT_THROW(jit::int8_nm_decode_kernel({jit::Isa::avx2, 1}), NotSupported);
   if (jit::isa_available(jit::Isa::avx512_vnni)) {
     EXPECT_THROW(jit::int8_nm_decode_kernel({jit::Isa::avx512_vnni, 5}), InvalidArgument);
