@@ -45,15 +45,22 @@ CpuFeatures detect() {
   return f;
 }
 
-Isa detected_isa() {
-  const CpuFeatures& f = cpu_features();
-  if (f.avx512f && f.avx512bw && f.avx512vl && f.avx512_vnni) return Isa::avx512_vnni;
-  if (f.avx2 && f.fma) return Isa::avx2;
-  return Isa::reference;
+bool has(const CpuFeatures& f, Isa isa) {
+  switch (isa) {
+    case Isa::reference:
+      return true;
+    case Isa::avx2:
+      return f.avx2 && f.fma;
+    case Isa::avx512:
+      return f.avx2 && f.fma && f.avx512f && f.avx512bw && f.avx512vl;
+    case Isa::avx512_vnni:
+      return has(f, Isa::avx512) && f.avx512_vnni;
+  }
+  return false;
 }
 
-Isa capped_isa() {
-  Isa isa = detected_isa();
+Isa read_cap() {
+  Isa isa = Isa::avx512_vnni;
   if (const char* cap = std::getenv("SPARQ_MAX_ISA"); cap && *cap) {
     const std::string s = cap;
     Isa limit;
@@ -61,14 +68,33 @@ Isa capped_isa() {
       limit = Isa::reference;
     else if (s == "avx2")
       limit = Isa::avx2;
+    else if (s == "avx512")
+      limit = Isa::avx512;
     else if (s == "avx512_vnni")
       limit = Isa::avx512_vnni;
     else
-      throw InvalidArgument("SPARQ_MAX_ISA='" + s + "': expected reference, avx2 or avx512_vnni");
+      throw InvalidArgument("SPARQ_MAX_ISA='" + s +
+                            "': expected reference, avx2, avx512 or avx512_vnni");
     if (limit < isa) isa = limit;
   }
   return isa;
 }
+
+Isa isa_cap() {
+  static const Isa cap = read_cap();
+  return cap;
+}
+
+// The highest of `levels` (highest first) this CPU has, capped by SPARQ_MAX_ISA.
+template <size_t N>
+Isa best_of(const Isa (&levels)[N]) {
+  const Isa cap = isa_cap();
+  for (Isa isa : levels)
+    if (isa <= cap && has(cpu_features(), isa)) return isa;
+  return Isa::reference;
+}
+
+
 
 }  // namespace
 
@@ -83,6 +109,8 @@ const char* isa_name(Isa isa) {
       return "reference";
     case Isa::avx2:
       return "avx2";
+    case Isa::avx512:
+      return "avx512";
     case Isa::avx512_vnni:
       return "avx512_vnni";
   }
@@ -90,10 +118,15 @@ const char* isa_name(Isa isa) {
 }
 
 Isa best_int8_isa() {
-  static const Isa isa = capped_isa();
+  static const Isa isa = best_of({Isa::avx512_vnni, Isa::avx2});
   return isa;
 }
 
-bool isa_available(Isa isa) { return isa <= detected_isa(); }
+Isa best_float_isa() {
+  static const Isa isa = best_of({Isa::avx512, Isa::avx2});
+  return isa;
+}
+
+bool isa_available(Isa isa) { return has(cpu_features(), isa); }
 
 }  // namespace sparq::jit

@@ -14,13 +14,23 @@ struct CpuFeatures {
 // Detected once per process.
 const CpuFeatures& cpu_features();
 
-// Kernel ISA levels, lowest first.
-enum class Isa { reference = 0, avx2 = 1, avx512_vnni = 2 };
+// Kernel ISA levels, lowest first. Each names the features its kernels need:
+//   avx2         AVX2 + FMA
+//   avx512       AVX-512 F/BW/VL (the fp32 and bf16 kernels; vdpbf16ps also needs AVX512_BF16,
+//                see native_bf16_available in f32_block_kernel.hpp)
+//   avx512_vnni  avx512 + AVX512_VNNI (the int8 kernels: vpdpbusd / vpdpwssd)
+// A CPU with AVX-512F but no VNNI (Skylake-SP) runs fp32 on avx512 and int8 on avx2.
+enum class Isa { reference = 0, avx2 = 1, avx512 = 2, avx512_vnni = 3 };
 const char* isa_name(Isa isa);
 
-// The best ISA the int8 block-sparse kernels can use here. The environment variable
-// SPARQ_MAX_ISA=reference|avx2|avx512_vnni caps it (to test fallbacks on a bigger CPU).
+// The environment variable SPARQ_MAX_ISA=reference|avx2|avx512|avx512_vnni caps every family's
+// level (to test fallbacks on a bigger CPU).
+// The best level the int8 kernels have here (avx512_vnni, avx2 or reference: no int8 kernel
+// needs AVX-512 without VNNI).
 Isa best_int8_isa();
+// The best level the fp32 / bf16 kernels have here (avx512, avx2 or reference).
+Isa best_float_isa();
+// Whether this CPU has the features of a level (regardless of SPARQ_MAX_ISA).
 bool isa_available(Isa isa);
 
 }  // namespace sparq::jit

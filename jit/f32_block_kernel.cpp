@@ -17,26 +17,26 @@ std::string F32BlockKernel::name() const {
   return std::string(prefix) + layout + isa_name(key_.isa);
 }
 
-Isa best_f32_isa() { return best_int8_isa(); }
-
 bool native_bf16_available() {
-  return best_f32_isa() == Isa::avx512_vnni && cpu_features().avx512_bf16;
+  return best_float_isa() == Isa::avx512 && cpu_features().avx512_bf16;
 }
 
-std::shared_ptr<const F32BlockKernel> f32_block_kernel(const F32KernelKey& key) {
+std::shared_ptr<const F32BlockKernel> f32_block_kernel(const F32KernelKey& requested) {
+  F32KernelKey key = requested;
+  if (key.isa > Isa::avx512) key.isa = Isa::avx512;
   if (!isa_available(key.isa))
     throw NotSupported(std::string("f32 block kernel for ") + isa_name(key.isa) +
-                       " requested, but this CPU lacks it (best here: " + isa_name(best_f32_isa()) +
+                       " requested, but this CPU lacks it (best here: " + isa_name(best_float_isa()) +
                        ")");
   if (key.layout == F32Layout::bf16_4x1 &&
-      (key.isa != Isa::avx512_vnni || !cpu_features().avx512_bf16))
+      (key.isa != Isa::avx512 || !cpu_features().avx512_bf16))
     throw NotSupported(std::string("bf16 block kernel for ") + isa_name(key.isa) +
-                       " requested: it needs avx512_vnni with AVX512_BF16");
+                       " requested: it needs avx512 with AVX512_BF16");
   static KernelCache<F32KernelKey, F32BlockKernel> cache;
   return cache.get(key, [&]() -> std::unique_ptr<F32BlockKernel> {
     if (key.isa == Isa::reference) return make_f32_kernel_reference(key);
     try {
-      if (key.isa == Isa::avx512_vnni) return make_f32_kernel_avx512(key);
+      if (key.isa == Isa::avx512) return make_f32_kernel_avx512(key);
       return make_f32_kernel_avx2(key);
     } catch (const Xbyak::Error& e) {
       // E.g. a host that refuses executable memory.

@@ -5,8 +5,9 @@
 //   n2_m4      sparse/f32_nm_pack.hpp (2:4): per block of 4 columns and row, 2 broadcast values,
 //              each times the 16 activations of its column (2 vfmadd231ps with memory operands)
 // Variants (chosen from CPUID, see cpu_features.hpp):
-//   avx512_vnni  JIT on AVX-512F only (the ISA ladder's AVX-512 level), 4 rows x 64 tokens per
-//                tile, tiles staged and stored by the kernel; bf16_4x1 also needs AVX512_BF16
+//   avx512       JIT on AVX-512 F/BW/VL, 4 rows x 64 tokens per tile, tiles staged and stored
+//                by the kernel; bf16_4x1 also needs AVX512_BF16 (keys asking for avx512_vnni get
+//                the avx512 variant: the float kernels need no VNNI)
 //   avx2         JIT, 4 rows x 16 tokens per tile
 //   reference    portable C++ on the same layouts, for CPUs without AVX2/FMA
 #pragma once
@@ -49,9 +50,8 @@ class F32BlockKernel : public BlockTileKernel {
   F32KernelKey key_;
 };
 
-// The best ISA the f32 kernels have here (capped by SPARQ_MAX_ISA like the int8 ones).
-Isa best_f32_isa();
-// Whether the bf16_4x1 kernel runs here: AVX512_BF16 and the ISA cap at avx512_vnni.
+// Whether the bf16_4x1 kernel runs here: AVX512_BF16 and the float kernels at avx512 (the ISA
+// cap included).
 bool native_bf16_available();
 
 // Generates (or finds in the process-wide cache) the kernel for a key. Throws NotSupported if the

@@ -107,11 +107,12 @@ std::unique_ptr<F32DecodeKernel> make_f32_decode_reference(const F32DecodeKey& k
 
 std::shared_ptr<const F32DecodeKernel> f32_decode_kernel(const F32DecodeKey& requested) {
   F32DecodeKey key = requested;
+  if (key.isa > Isa::avx512) key.isa = Isa::avx512;  // the float kernels need no VNNI
   if (!isa_available(key.isa))
     throw NotSupported(std::string("f32 decode kernel for ") + isa_name(key.isa) +
                        " requested, but this CPU lacks it");
   if (key.two_of_four && key.isa == Isa::avx2)
-    throw NotSupported("the f32 2:4 decode kernel has no avx2 variant (avx512_vnni or reference)");
+    throw NotSupported("the f32 2:4 decode kernel has no avx2 variant (avx512 or reference)");
   if (key.tokens < 1 || key.tokens > 4)
     throw InvalidArgument("f32 decode kernel: tokens must be 1..4, got " +
                           std::to_string(key.tokens));
@@ -119,7 +120,7 @@ std::shared_ptr<const F32DecodeKernel> f32_decode_kernel(const F32DecodeKey& req
   return cache.get(key, [&]() -> std::unique_ptr<F32DecodeKernel> {
     if (key.isa == Isa::reference) return make_f32_decode_reference(key);
     try {
-      if (key.isa == Isa::avx512_vnni) return make_f32_decode_avx512(key);
+      if (key.isa == Isa::avx512) return make_f32_decode_avx512(key);
       return make_f32_decode_avx2(key);
     } catch (const Xbyak::Error& e) {
       throw NotSupported(std::string("generating the ") + isa_name(key.isa) +

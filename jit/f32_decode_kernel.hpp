@@ -52,7 +52,7 @@ class F32DecodeKernel {
   F32DecodeKey key_;
 };
 
-// From the process-wide cache (avx512_vnni: the AVX-512F variant). NotSupported if the ISA is
+// From the process-wide cache (avx512 and avx512_vnni: the AVX-512F variant). NotSupported if the ISA is
 // missing here, InvalidArgument for a token count outside 1..4.
 std::shared_ptr<const F32DecodeKernel> f32_decode_kernel(const F32DecodeKey& key);
 

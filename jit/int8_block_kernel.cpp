@@ -17,6 +17,9 @@ std::shared_ptr<const Int8BlockKernel> int8_block_kernel(const Int8KernelKey& ke
     throw NotSupported(
         std::string("int8 block kernel for ") + isa_name(key.isa) +
         " requested, but this CPU lacks it (best here: " + isa_name(best_int8_isa()) + ")");
+  if (key.isa == Isa::avx512)
+    throw NotSupported("int8 block kernel for avx512 requested: the int8 kernels need VNNI on "
+                       "AVX-512 (avx512_vnni) or run on avx2");
   static KernelCache<Int8KernelKey, Int8BlockKernel> cache;
   return cache.get(key, [&]() -> std::unique_ptr<Int8BlockKernel> {
     try {
@@ -25,6 +28,7 @@ std::shared_ptr<const Int8BlockKernel> int8_block_kernel(const Int8KernelKey& ke
           return make_int8_kernel_avx512_vnni(key);
         case Isa::avx2:
           return make_int8_kernel_avx2(key);
+        case Isa::avx512:
         case Isa::reference:
           break;
       }

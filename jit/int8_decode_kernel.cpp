@@ -22,6 +22,9 @@ std::shared_ptr<const Int8DecodeKernel> int8_decode_kernel(const DecodeKernelKey
     throw InvalidArgument("int8 decode kernel: tokens must be 1.." +
                           std::to_string(sparse::kDecodeMaxTokens) + ", got " +
                           std::to_string(key.tokens));
+  if (key.isa == Isa::avx512)
+    throw NotSupported("int8 decode kernel for avx512 requested: the int8 kernels need VNNI on "
+                       "AVX-512 (avx512_vnni) or run on avx2");
   static KernelCache<DecodeKernelKey, Int8DecodeKernel> cache;
   return cache.get(key, [&]() -> std::unique_ptr<Int8DecodeKernel> {
     if (key.isa == Isa::reference) return make_int8_decode_reference(key);

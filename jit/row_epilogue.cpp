@@ -192,12 +192,12 @@ void portable(const RowEpilogueKey& key, const int32_t* acc, float x_scale, cons
 }  // namespace
 
 std::shared_ptr<const RowEpilogue> row_epilogue(const RowEpilogueKey& key) {
-  if ((key.isa != Isa::avx2 && key.isa != Isa::avx512_vnni) || !isa_available(key.isa))
+  if (key.isa == Isa::reference || !isa_available(key.isa))
     throw NotSupported(std::string("row epilogue for ") + isa_name(key.isa) +
-                       " requested; it is generated for avx2 and avx512_vnni where available");
+                       " requested; it is generated for avx2 and avx512 where available");
   static KernelCache<RowEpilogueKey, RowEpilogue> cache;
   return cache.get(key, [&]() -> std::unique_ptr<RowEpilogue> {
-    if (key.isa == Isa::avx512_vnni) return std::make_unique<GeneratedRowEpilogue<Zmm>>(key);
+    if (key.isa >= Isa::avx512) return std::make_unique<GeneratedRowEpilogue<Zmm>>(key);
     return std::make_unique<GeneratedRowEpilogue<Ymm>>(key);
   });
 }

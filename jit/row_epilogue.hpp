@@ -42,7 +42,7 @@ class RowEpilogue {
   virtual void run(const RowEpilogueArgs& args) const = 0;
 };
 
-// The epilogue for a key, generated once per process. key.isa must be avx2 or avx512_vnni (the
+// The epilogue for a key, generated once per process. key.isa must be avx2 or an AVX-512 level (the
 // AVX-512 variant uses F and BW only) and available here.
 std::shared_ptr<const RowEpilogue> row_epilogue(const RowEpilogueKey& key);
 

@@ -9,9 +9,9 @@ namespace sparq::models {
 
 void attention_head(const float* q, const float* k, const float* v, int64_t len, int64_t d,
                     int64_t stride, float* ctx, int64_t ctx_stride, std::vector<float>& scratch) {
-  if (jit::best_int8_isa() >= jit::Isa::avx512_vnni)
+  if (jit::best_float_isa() >= jit::Isa::avx512)
     detail::attention_head_avx512(q, k, v, len, d, stride, ctx, ctx_stride, scratch);
-  else if (jit::best_int8_isa() >= jit::Isa::avx2)
+  else if (jit::best_float_isa() >= jit::Isa::avx2)
     detail::attention_head_avx2(q, k, v, len, d, stride, ctx, ctx_stride, scratch);
   else
     detail::attention_head_portable(q, k, v, len, d, stride, ctx, ctx_stride, scratch);

@@ -10,7 +10,7 @@ namespace sparq::models {
 void cached_attention(const float* q, int64_t group, const float* keys, const float* values,
                       int64_t len, int64_t d, int64_t stride, float scale, float* scores,
                       float* out) {
-  if (d % 8 == 0 && jit::best_int8_isa() >= jit::Isa::avx2)
+  if (d % 8 == 0 && jit::best_float_isa() >= jit::Isa::avx2)
     detail::cached_attention_avx2(q, group, keys, values, len, d, stride, scale, scores, out);
   else
     detail::cached_attention_portable(q, group, keys, values, len, d, stride, scale, scores, out);

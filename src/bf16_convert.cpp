@@ -6,7 +6,7 @@
 namespace sparq {
 
 void convert_to_bf16(const float* src, uint16_t* dst, int64_t n) {
-  if (jit::best_int8_isa() >= jit::Isa::avx2) {
+  if (jit::best_float_isa() >= jit::Isa::avx2) {
     detail::convert_to_bf16_avx2(src, dst, n);
     return;
   }

@@ -16,7 +16,7 @@ namespace sparq {
 
 class F32DecodeLinear {
  public:
-  // w: fp32 [out x in] (bf16: holding bf16 values; two_of_four: 2:4, isa avx512_vnni or
+  // w: fp32 [out x in] (bf16: holding bf16 values; two_of_four: 2:4, isa avx512 or
   // reference), bias [out] or null.
   F32DecodeLinear(const float* w, const float* bias, int64_t out, int64_t in, bool bf16,
                   Activation activation, jit::Isa isa, int threads, bool two_of_four = false);

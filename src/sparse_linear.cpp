@@ -318,14 +318,14 @@ void pack_float(SparseLinear::Impl& m, const float* weight, const float* bias, F
       : native_bf16 ? "; bf16 weights and activations on vdpbf16ps (AVX512_BF16)"
                     : "; bf16 runs as bf16-rounded weights and activations on fp32 FMAs";
   if (kind != FloatKernel::dense) {
-    const jit::Isa isa = jit::best_f32_isa();
+    const jit::Isa isa = jit::best_float_isa();
     const auto layout =
         kind == FloatKernel::n2_m4 ? jit::F32Layout::n2_m4 : jit::F32Layout::block_4x1;
     // bf16 2:4 where oneDNN has a bf16 GEMM: longer calls dense on it (the fp32 2:4 kernel on
     // bf16 values runs 0.46-0.60x of it, measured on Zen 5); decode-sized ones on the 2:4
     // decode kernel below.
     const bool dense_prefill =
-        kind == FloatKernel::n2_m4 && m.dense_bf16() && isa == jit::Isa::avx512_vnni;
+        kind == FloatKernel::n2_m4 && m.dense_bf16() && isa >= jit::Isa::avx512;
     if (dense_prefill) {
       m.w_f32.assign(weight, weight + m.out * m.in);
       info.kernel = "onednn:bf16-dense";
@@ -359,7 +359,7 @@ void pack_float(SparseLinear::Impl& m, const float* weight, const float* bias, F
          (p.kind == Pattern::Kind::automatic && sparsity_16x1 >= kMinBlockSparsityForSparse));
     // 2:4 weights on AVX-512 get the 2:4 decode kernel (16 rows in lanes, 56 % of the dense fp32
     // bytes, 62.5 % of bf16): the tile kernel would spend 64 token lanes on one token.
-    const bool nm_decode_kernel = kind == FloatKernel::n2_m4 && isa == jit::Isa::avx512_vnni;
+    const bool nm_decode_kernel = kind == FloatKernel::n2_m4 && isa >= jit::Isa::avx512;
     const bool dense_for_decode =
         !decode_kernel && !nm_decode_kernel && p.kind == Pattern::Kind::automatic &&
         (kind == FloatKernel::n2_m4 || info.block_sparsity < kMinBlockSparsityForF32Decode);

@@ -6,6 +6,7 @@
 #include <algorithm>
 #include <cstdlib>
 #include <fstream>
+#include <iterator>
 #include <optional>
 #include <set>
 #include <sstream>
@@ -19,7 +20,7 @@ namespace {
 
 using jit::Isa;
 
-constexpr Isa kAllIsas[] = {Isa::reference, Isa::avx2, Isa::avx512_vnni};
+constexpr Isa kAllIsas[] = {Isa::reference, Isa::avx2, Isa::avx512, Isa::avx512_vnni};
 
 // The "flags" line of the first processor in /proc/cpuinfo, or nothing where there is none.
 std::optional<std::set<std::string>> proc_cpuinfo_flags() {
@@ -69,31 +70,37 @@ TEST(CpuFeatures, AgreeWithProcCpuinfo) {
   EXPECT_EQ(f.amx_bf16, has("amx_bf16"));
 }
 
-// The level the kernels dispatch to is the highest the features allow, lowered by SPARQ_MAX_ISA
-// when it is set (the isa_cap_* CTests run with it set).
-TEST(IsaLevels, BestInt8IsaIsTheDetectedLevelCapped) {
+// The level each family dispatches to is the highest its features allow, lowered by
+// SPARQ_MAX_ISA when it is set (the isa_cap_* CTests run with it set). int8 has no avx512 level
+// (its AVX-512 kernels need VNNI), the float kernels no avx512_vnni one (they need no VNNI).
+TEST(IsaLevels, BestIsasAreTheDetectedLevelsCapped) {
   const jit::CpuFeatures& f = jit::cpu_features();
-  Isa want = Isa::reference;
-  if (f.avx2 && f.fma) want = Isa::avx2;
-  if (f.avx512f && f.avx512bw && f.avx512vl && f.avx512_vnni) want = Isa::avx512_vnni;
-  if (const char* cap = std::getenv("SPARQ_MAX_ISA"); cap && *cap) {
+  const bool avx2 = f.avx2 && f.fma, avx512 = avx2 && f.avx512f && f.avx512bw && f.avx512vl;
+  Isa cap = Isa::avx512_vnni;
+  if (const char* env = std::getenv("SPARQ_MAX_ISA"); env && *env) {
     bool known = false;
     for (Isa isa : kAllIsas)
-      if (std::string(cap) == jit::isa_name(isa)) {
+      if (std::string(env) == jit::isa_name(isa)) {
         known = true;
-        want = std::min(want, isa);
+        cap = isa;
       }
-    if (!known) GTEST_SKIP() << "SPARQ_MAX_ISA=" << cap << " is not a level";
+    if (!known) GTEST_SKIP() << "SPARQ_MAX_ISA=" << env << " is not a level";
   }
-  EXPECT_EQ(jit::isa_name(jit::best_int8_isa()), std::string(jit::isa_name(want)));
+  Isa int8 = Isa::reference, floating = Isa::reference;
+  if (avx2 && cap >= Isa::avx2) int8 = floating = Isa::avx2;
+  if (avx512 && cap >= Isa::avx512) floating = Isa::avx512;
+  if (avx512 && f.avx512_vnni && cap >= Isa::avx512_vnni) int8 = Isa::avx512_vnni;
+  EXPECT_EQ(std::string(jit::isa_name(jit::best_int8_isa())), jit::isa_name(int8));
+  EXPECT_EQ(std::string(jit::isa_name(jit::best_float_isa())), jit::isa_name(floating));
 }
 
 TEST(IsaLevels, AvailabilityFollowsFeatures) {
   const jit::CpuFeatures& f = jit::cpu_features();
-  const bool vnni512 = f.avx512f && f.avx512bw && f.avx512vl && f.avx512_vnni;
+  const bool avx2 = f.avx2 && f.fma, avx512 = avx2 && f.avx512f && f.avx512bw && f.avx512vl;
   EXPECT_TRUE(jit::isa_available(Isa::reference));
-  EXPECT_EQ(jit::isa_available(Isa::avx512_vnni), vnni512);
-  EXPECT_EQ(jit::isa_available(Isa::avx2), vnni512 || (f.avx2 && f.fma));
+  EXPECT_EQ(jit::isa_available(Isa::avx2), avx2);
+  EXPECT_EQ(jit::isa_available(Isa::avx512), avx512);
+  EXPECT_EQ(jit::isa_available(Isa::avx512_vnni), avx512 && f.avx512_vnni);
   // Levels are ordered: a level is available only when every lower one is.
   for (Isa lower : kAllIsas)
     for (Isa higher : kAllIsas)
@@ -109,9 +116,9 @@ TEST(IsaLevels, BestInt8IsaIsAvailable) {
   EXPECT_STREQ(cpu_isa_name(), jit::isa_name(best));
   const char* cap = std::getenv("SPARQ_MAX_ISA");
   if (cap && *cap) GTEST_SKIP() << "SPARQ_MAX_ISA=" << cap << " caps the level";
-  // Uncapped: the highest level this CPU has.
+  // Uncapped: the highest int8 level this CPU has (avx512 is a float level only).
   for (Isa isa : kAllIsas)
-    if (jit::isa_available(isa)) {
+    if (jit::isa_available(isa) && isa != Isa::avx512) {
       EXPECT_GE(best, isa) << jit::isa_name(isa) << " is available";
     }
 }
@@ -119,11 +126,12 @@ TEST(IsaLevels, BestInt8IsaIsAvailable) {
 TEST(IsaLevels, NamesRoundTrip) {
   EXPECT_STREQ(jit::isa_name(Isa::reference), "reference");
   EXPECT_STREQ(jit::isa_name(Isa::avx2), "avx2");
+  EXPECT_STREQ(jit::isa_name(Isa::avx512), "avx512");
   EXPECT_STREQ(jit::isa_name(Isa::avx512_vnni), "avx512_vnni");
   EXPECT_STREQ(jit::isa_name(static_cast<Isa>(7)), "unknown");
   std::set<std::string> names;
   for (Isa isa : kAllIsas) names.insert(jit::isa_name(isa));
-  EXPECT_EQ(names.size(), 3u) << "two levels share a name";
+  EXPECT_EQ(names.size(), std::size(kAllIsas)) << "two levels share a name";
 }
 
 }  // namespace

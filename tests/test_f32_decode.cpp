@@ -130,7 +130,7 @@ TEST_P(F32DecodeTest, TwoOfFourLayout) {
 
 INSTANTIATE_TEST_SUITE_P(AllVariants, F32DecodeTest,
                          ::testing::Combine(::testing::Values(jit::Isa::reference, jit::Isa::avx2,
-                                                              jit::Isa::avx512_vnni),
+                                                              jit::Isa::avx512),
                                             ::testing::Values(false, true)),
                          [](const auto& p) {
                            return std::string(jit::isa_name(std::get<0>(p.param))) +

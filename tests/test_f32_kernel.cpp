@@ -67,8 +67,8 @@ class F32KernelTest : public ::testing::TestWithParam<Variant> {
     if (!jit::isa_available(isa()))
       GTEST_SKIP() << "this CPU lacks " << jit::isa_name(isa())
                    << ": that kernel variant cannot run here";
-    if (bf16() && (isa() != jit::Isa::avx512_vnni || !jit::native_bf16_available()))
-      GTEST_SKIP() << "the bf16 kernel needs avx512_vnni with AVX512_BF16";
+    if (bf16() && (isa() != jit::Isa::avx512 || !jit::native_bf16_available()))
+      GTEST_SKIP() << "the bf16 kernel needs avx512 with AVX512_BF16";
   }
 
   F32TileLinear layer(const std::vector<float>& w, const float* bias, int64_t out, int64_t in,
@@ -167,7 +167,7 @@ TEST_P(F32KernelTest, ActivationsOverTheirRange) {
 
 INSTANTIATE_TEST_SUITE_P(AllVariants, F32KernelTest,
                          ::testing::Combine(::testing::Values(jit::Isa::reference, jit::Isa::avx2,
-                                                              jit::Isa::avx512_vnni),
+                                                              jit::Isa::avx512),
                                             ::testing::Values(jit::F32Layout::block_4x1,
                                                               jit::F32Layout::n2_m4,
                                                               jit::F32Layout::bf16_4x1)),
@@ -193,15 +193,15 @@ TEST(F32KernelGeneration, EveryKeyGenerates) {
           EXPECT_EQ(kernel->name(),
                     layout == jit::F32Layout::n2_m4 ? "jit:f32-2:4:avx2" : "jit:f32-4x1:avx2");
           for (bool bf16_out : {false, true}) {
-            jit::F32KernelKey key{jit::Isa::avx512_vnni, layout, act, residual, prefetch};
+            jit::F32KernelKey key{jit::Isa::avx512, layout, act, residual, prefetch};
             key.bf16_output = bf16_out;
             EXPECT_NO_THROW(kernel = jit::make_f32_kernel_avx512(key));
             ASSERT_NE(kernel, nullptr);
             EXPECT_TRUE(kernel->stores_partial_tiles());
           }
         }
-  if (!jit::isa_available(jit::Isa::avx512_vnni)) {
-    EXPECT_THROW(jit::f32_block_kernel({jit::Isa::avx512_vnni}), NotSupported);
+  if (!jit::isa_available(jit::Isa::avx512)) {
+    EXPECT_THROW(jit::f32_block_kernel({jit::Isa::avx512}), NotSupported);
   }
 }
 

@@ -302,7 +302,7 @@ TEST(SparseLinearFloat, TwoOfFourPacksToUnderTwoThirdsOfDense) {
   EXPECT_GT(ratio, 0.62);
   EXPECT_LT(ratio, 0.64);
   // On AVX-512, decode-sized calls have the 2:4 decode layout too: 144 of 256 bytes per 16 x 4.
-  if (jit::isa_available(jit::Isa::avx512_vnni)) {
+  if (jit::isa_available(jit::Isa::avx512)) {
     EXPECT_NE(info.decode_kernel.find("2:4-decode"), std::string::npos) << info.decode_kernel;
     EXPECT_NEAR(double(info.decode_packed_bytes) / dense, 0.5625, 0.01);
   }
@@ -330,7 +330,7 @@ TEST(SparseLinearFloat, TwoOfFourMatchesReference) {
             // bf16 2:4 runs its longer calls on oneDNN's bf16 GEMM where the CPU has AVX-512
             // with BF16 (faster than the fp32 2:4 kernel there).
             const bool dense_prefill = dtype == DType::bf16 && onednn_has_bf16() &&
-                                       jit::best_f32_isa() == jit::Isa::avx512_vnni;
+                                       jit::best_float_isa() == jit::Isa::avx512;
             EXPECT_NE(layer.info().kernel.find(dense_prefill ? "onednn:bf16-dense" : "f32-2:4"),
                       std::string::npos)
                 << layer.info().kernel;

@@ -86,7 +86,7 @@ TEST(RowEpilogue, RefusesIsasItIsNotGeneratedFor) {
 }
 
 INSTANTIATE_TEST_SUITE_P(GeneratedIsas, RowEpilogueTest,
-                         ::testing::Values(jit::Isa::avx2, jit::Isa::avx512_vnni),
+                         ::testing::Values(jit::Isa::avx2, jit::Isa::avx512),
                          [](const auto& param) { return std::string(jit::isa_name(param.param)); });
 
 }  // namespace
