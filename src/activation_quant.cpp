@@ -19,7 +19,9 @@ int64_t activation_scale_count(int64_t tokens) {
 
 void quantize_activations(const float* x, int64_t tokens, int64_t in, sparse::Int8Layout layout,
                           uint8_t* xq, float* scales) {
-  if (jit::isa_available(jit::Isa::avx2) && jit::best_int8_isa() >= jit::Isa::avx2)
+  if (layout == sparse::Int8Layout::quads_u8 && jit::best_float_isa() >= jit::Isa::avx512)
+    detail::quantize_activations_avx512(x, tokens, in, xq, scales);
+  else if (jit::isa_available(jit::Isa::avx2) && jit::best_int8_isa() >= jit::Isa::avx2)
     detail::quantize_activations_avx2(x, tokens, in, layout, xq, scales);
   else
     detail::quantize_activations_portable(x, tokens, in, layout, xq, scales);

@@ -26,6 +26,9 @@ void quantize_activations_portable(const float* x, int64_t tokens, int64_t in,
                                    sparse::Int8Layout layout, uint8_t* xq, float* scales);
 void quantize_activations_avx2(const float* x, int64_t tokens, int64_t in,
                                sparse::Int8Layout layout, uint8_t* xq, float* scales);
+// quads_u8 only.
+void quantize_activations_avx512(const float* x, int64_t tokens, int64_t in, uint8_t* xq,
+                                 float* scales);
 }  // namespace detail
 
 }  // namespace sparq

@@ -132,7 +132,8 @@ TEST(ActivationQuant, VectorPathMatchesPortable) {
                               {64, 13},
                               {70, 77},
                               {128, 77},
-                              {130, 768}}) {
+                              {130, 768},
+                              {33, 17}}) {
       auto x =
           test::random_floats(static_cast<size_t>(tokens * in), static_cast<uint32_t>(in), -3, 3);
       x[0] = 0.0f;
@@ -144,6 +145,16 @@ TEST(ActivationQuant, VectorPathMatchesPortable) {
       detail::quantize_activations_portable(x.data(), tokens, in, layout, b.data(), sb.data());
       EXPECT_EQ(a, b) << "tokens=" << tokens << " in=" << in;
       EXPECT_EQ(sa, sb);
+      if (layout == sparse::Int8Layout::quads_u8 && jit::isa_available(jit::Isa::avx512)) {
+        std::vector<uint8_t> c(a.size(), 0x33);
+        std::vector<float> sc(sa.size());
+        detail::quantize_activations_avx512(x.data(), tokens, in, c.data(), sc.data());
+        EXPECT_EQ(c, b) << "avx512 tokens=" << tokens << " in=" << in;
+        EXPECT_EQ(sc, sb) << "avx512 tokens=" << tokens << " in=" << in;
+        x[x.size() / 2] = std::numeric_limits<float>::infinity();
+        EXPECT_THROW(detail::quantize_activations_avx512(x.data(), tokens, in, c.data(), sc.data()),
+                     InvalidArgument);
+      }
     }
 }
 
