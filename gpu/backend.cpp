@@ -16,14 +16,14 @@
 #include "gpu/nm_lt.hpp"
 #include "sparse/bsr.hpp"
 #include "sparse/stats.hpp"
+#include "src/kernel_thresholds.hpp"
 
 namespace sparq::gpu {
 namespace {
 
-// Under `auto`, a 2:4 weight needs this many zeros to be tried on the 2:4 kernel, and a block shape
-// this fraction of all-zero blocks to be tried on the block kernels.
-constexpr double kMinSparsityFor2of4 = 0.45;
-constexpr double kMinBlockSparsity = 0.5;
+// Under `auto`, a 2:4 weight needs kMinSparsityFor2of4 zeros to be tried on the 2:4 kernel, and a
+// block shape kMinBlockSparsityForSparse all-zero blocks to be tried on the block kernels (the
+// CPU's thresholds, src/kernel_thresholds.hpp).
 // `auto` and explicit block patterns time their candidates on this many tokens.
 constexpr int64_t kTimingTokens = 128;
 
@@ -168,7 +168,7 @@ class CudaBackend final : public Backend {
         if (info.sparsity >= kMinSparsityFor2of4 && sparse::fits_n_m(w, out, in, 2, 4) && !add_nm())
           reason += " (2:4 not tried: " + nm_missing + ")";
         for (BlockShape shape : {BlockShape{32, 32}, BlockShape{16, 16}})
-          if (sparse::block_sparsity(w, out, in, shape) >= kMinBlockSparsity) {
+          if (sparse::block_sparsity(w, out, in, shape) >= kMinBlockSparsityForSparse) {
             add_blocks(shape);
             break;
           }

@@ -25,6 +25,7 @@
 #include "src/int8_decode_linear.hpp"
 #include "src/int8_nm_kernel.hpp"
 #include "src/int8_nm_linear.hpp"
+#include "src/kernel_thresholds.hpp"
 #include "src/quantized_input.hpp"
 #include "src/threading.hpp"
 
@@ -34,16 +35,6 @@ using sparse::require;
 
 // The largest in_features whose int8 dot products cannot overflow int32 (127 * 127 * in < 2^31).
 constexpr int64_t kMaxInFeatures = 131072;
-
-// Below this fraction of all-zero 4x1 blocks, `auto` does not pick the 4x1 kernels.
-constexpr double kMinBlockSparsityForSparse = 0.5;
-// f32/bf16 calls of at most this many tokens are decode-sized: under auto, layers whose 4x1
-// block sparsity is below kMinBlockSparsityForF32Decode (and 2:4 layers) run them dense.
-constexpr int64_t kF32DecodeTokens = 4;
-constexpr double kMinBlockSparsityForF32Decode = 0.75;
-// A 2:4 weight with fewer zeros than this (e.g. a dense one with a few zeros that happens to fit
-// 2:4) runs dense under `auto`.
-constexpr double kMinSparsityFor2of4 = 0.45;
 
 QuantizedInput::QuantizedInput() : impl_(std::make_unique<Impl>()) {}
 QuantizedInput::~QuantizedInput() = default;
@@ -645,7 +636,31 @@ void SparseLinear::forward_device(const void* x, int64_t tokens, void* y, const 
 
 Device SparseLinear::device() const { return impl().options.device; }
 
-LinearInfo SparseLinear::info() const { return impl().info; }
+namespace {
+// "jit:int8-4x1:avx512_vnni" -> "int8-4x1", "onednn:int8-dense" -> "int8-dense",
+// "cpp-avx2:int8-2:4" -> "int8-2:4": the text between the prefix and an ISA suffix.
+std::string family_of(const std::string& kernel) {
+  const size_t begin = kernel.find(':');
+  if (begin == std::string::npos) return kernel;
+  std::string rest = kernel.substr(begin + 1);
+  const size_t last = rest.rfind(':');
+  if (last != std::string::npos) {
+    const std::string suffix = rest.substr(last + 1);
+    for (jit::Isa isa :
+         {jit::Isa::reference, jit::Isa::avx2, jit::Isa::avx512, jit::Isa::avx512_vnni})
+      if (suffix == jit::isa_name(isa)) return rest.substr(0, last);
+  }
+  return rest;
+}
+}  // namespace
+
+LinearInfo SparseLinear::info() const {
+  LinearInfo info = impl().info;
+  info.family = family_of(info.kernel);
+  info.decode_family = info.decode_kernel.empty() ? "" : family_of(info.decode_kernel);
+  info.dtype = impl().options.dtype;
+  return info;
+}
 int64_t SparseLinear::out_features() const { return impl().out; }
 int64_t SparseLinear::in_features() const { return impl().in; }
 

@@ -554,6 +554,31 @@ FamilyWeights family_weights(int64_t out, int64_t in, uint32_t seed) {
           sparse::prune_n_m(test::random_floats(sz(out * in), seed + 2), out, in, 2, 4)};
 }
 
+// The structured fields of info() agree with its kernel strings, for every family and dtype.
+TEST(SparseLinearInfo, FamilyAndDtypeFields) {
+  const int64_t out = 64, in = 96;
+  const FamilyWeights weights = family_weights(out, in, 190);
+  for (const FamilyCase& c : weights.cases()) {
+    const auto layer =
+        SparseLinear::pack(c.w->data(), out, in, nullptr, options(c.dtype, c.pattern));
+    const LinearInfo info = layer.info();
+    SCOPED_TRACE(info.kernel + " / " + info.decode_kernel);
+    EXPECT_EQ(info.dtype, c.dtype);
+    ASSERT_FALSE(info.family.empty());
+    // The family sits between the implementation prefix and the ISA suffix of the name.
+    EXPECT_NE(info.kernel.find(":" + info.family), std::string::npos);
+    // int8 layers run int8 families; f32/bf16 ones float families (bf16 may run f32 kernels).
+    EXPECT_EQ(info.family.rfind("int8", 0) == 0, c.dtype == DType::int8) << info.family;
+    if (info.kernel.rfind("jit:", 0) == 0) {
+      EXPECT_EQ(info.kernel, "jit:" + info.family + ":" + info.isa);
+    }
+    EXPECT_EQ(info.decode_family.empty(), info.decode_kernel.empty());
+    if (!info.decode_kernel.empty()) {
+      EXPECT_NE(info.decode_kernel.find(info.decode_family), std::string::npos);
+    }
+  }
+}
+
 TEST(SparseLinearThreads, OneAndTwoThreadsAreBitIdentical) {
   const int64_t out = 256, in = 96;
   const FamilyWeights weights = family_weights(out, in, 180);

@@ -38,6 +38,11 @@ struct LinearInfo {
   int64_t packed_bytes = 0;   // bytes held by the packed weight (values, indices, scales, bias)
   int64_t decode_packed_bytes = 0;  // the part of packed_bytes decode_kernel reads (0: none)
   int threads = 0;
+  // The same, structured: the kernel family of `kernel` and `decode_kernel` without their
+  // implementation prefix and ISA suffix (e.g. "int8-4x1", "int8-16x1-decode", "int8-dense"; empty
+  // when decode_kernel is), and the layer's dtype.
+  std::string family, decode_family;
+  DType dtype = DType::int8;
 };
 
 // Activations quantized for an int8 layer, in the layout its kernel reads. Produced by
