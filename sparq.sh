@@ -6,7 +6,9 @@
 #                     and SmolLM2-135M from PyPI into ~/.cache/sparq), sets up the small Python
 #                     environment the GGUF-export test drives, installs cuSPARSELt where the CUDA
 #                     toolkit is present (the CUDA backend is then built and compile-checked; its
-#                     GPU tests skip without a GPU), and runs the whole test suite
+#                     GPU tests skip without a GPU), sets up the instruction-set emulator the
+#                     kernel tests run ISAs this CPU lacks on (bochscpu-python, a cache virtual
+#                     environment), and runs the whole test suite
 set -euo pipefail
 cd "$(dirname "$0")"
 case "${1:-}" in
@@ -22,6 +24,7 @@ case "${1:-}" in
     scripts/build.sh
     scripts/fetch-models.sh
     scripts/python-tools.sh
+    scripts/emulator-deps.sh
     cd build && exec ctest --output-on-failure -j"$(nproc)"
     ;;
   *)

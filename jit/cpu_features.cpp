@@ -5,7 +5,9 @@
 #include <cstdint>
 #include <cstdlib>
 #include <string>
+#include <utility>
 
+#include "jit/code_runner.hpp"
 #include "sparq/error.hpp"
 
 namespace sparq::jit {
@@ -45,19 +47,7 @@ CpuFeatures detect() {
   return f;
 }
 
-bool has(const CpuFeatures& f, Isa isa) {
-  switch (isa) {
-    case Isa::reference:
-      return true;
-    case Isa::avx2:
-      return f.avx2 && f.fma;
-    case Isa::avx512:
-      return f.avx2 && f.fma && f.avx512f && f.avx512bw && f.avx512vl;
-    case Isa::avx512_vnni:
-      return has(f, Isa::avx512) && f.avx512_vnni;
-  }
-  return false;
-}
+bool has(const CpuFeatures& f, Isa isa) { return f.covers(features_of(isa)); }
 
 Isa read_cap() {
   Isa isa = Isa::avx512_vnni;
@@ -94,8 +84,6 @@ Isa best_of(const Isa (&levels)[N]) {
   return Isa::reference;
 }
 
-
-
 }  // namespace
 
 const CpuFeatures& cpu_features() {
@@ -128,5 +116,66 @@ Isa best_float_isa() {
 }
 
 bool isa_available(Isa isa) { return has(cpu_features(), isa); }
+
+bool CpuFeatures::covers(const CpuFeatures& n) const {
+  const bool pairs[][2] = {{avx2, n.avx2},
+                           {fma, n.fma},
+                           {avx512f, n.avx512f},
+                           {avx512bw, n.avx512bw},
+                           {avx512vl, n.avx512vl},
+                           {avx512_vnni, n.avx512_vnni},
+                           {avx512_bf16, n.avx512_bf16},
+                           {avx_vnni, n.avx_vnni},
+                           {amx_tile, n.amx_tile},
+                           {amx_int8, n.amx_int8},
+                           {amx_bf16, n.amx_bf16}};
+  for (const auto& [have, need] : pairs)
+    if (need && !have) return false;
+  return true;
+}
+
+std::string CpuFeatures::names() const {
+  const std::pair<const char*, bool> flags[] = {{"avx2", avx2},
+                                                {"fma", fma},
+                                                {"avx512f", avx512f},
+                                                {"avx512bw", avx512bw},
+                                                {"avx512vl", avx512vl},
+                                                {"avx512_vnni", avx512_vnni},
+                                                {"avx512_bf16", avx512_bf16},
+                                                {"avx_vnni", avx_vnni},
+                                                {"amx_tile", amx_tile},
+                                                {"amx_int8", amx_int8},
+                                                {"amx_bf16", amx_bf16}};
+  std::string s;
+  for (const auto& [name, on] : flags) {
+    if (!on) continue;
+    if (!s.empty()) s += ' ';
+    s += name;
+  }
+  return s;
+}
+
+CpuFeatures features_of(Isa isa) {
+  CpuFeatures f;
+  if (isa == Isa::reference) return f;
+  f.avx2 = f.fma = true;
+  if (isa == Isa::avx2) return f;
+  f.avx512f = f.avx512bw = f.avx512vl = true;
+  if (isa == Isa::avx512) return f;
+  f.avx512_vnni = true;
+  return f;
+}
+
+CpuFeatures bf16_features() {
+  CpuFeatures f = features_of(Isa::avx512);
+  f.avx512_bf16 = true;
+  return f;
+}
+
+bool can_run(const CpuFeatures& needed) {
+  if (cpu_features().covers(needed)) return true;
+  const CodeRunner* runner = code_runner();
+  return runner && runner->features.covers(needed);
+}
 
 }  // namespace sparq::jit

@@ -2,6 +2,8 @@
 // vendor string, and the ISA levels sparq's kernels dispatch on.
 #pragma once
 
+#include <string>
+
 namespace sparq::jit {
 
 struct CpuFeatures {
@@ -9,6 +11,11 @@ struct CpuFeatures {
   bool avx512f = false, avx512bw = false, avx512vl = false, avx512_vnni = false;
   bool avx512_bf16 = false, avx_vnni = false;
   bool amx_tile = false, amx_int8 = false, amx_bf16 = false;
+
+  // Whether every feature `needed` has is also here.
+  bool covers(const CpuFeatures& needed) const;
+  // The features present, space-separated in /proc/cpuinfo's spelling ("avx2 fma avx512f ...").
+  std::string names() const;
 };
 
 // Detected once per process.
@@ -32,5 +39,14 @@ Isa best_int8_isa();
 Isa best_float_isa();
 // Whether this CPU has the features of a level (regardless of SPARQ_MAX_ISA).
 bool isa_available(Isa isa);
+
+// The features a level's kernels need (avx512: F/BW/VL with AVX2 and FMA; avx512_vnni adds VNNI).
+CpuFeatures features_of(Isa isa);
+// What the bf16 kernels need: avx512 plus AVX512_BF16.
+CpuFeatures bf16_features();
+// Whether generated code needing `needed` can run in this process: on this CPU, or through the
+// installed code runner (jit/code_runner.hpp; only test support installs one).
+bool can_run(const CpuFeatures& needed);
+inline bool can_run(Isa isa) { return can_run(features_of(isa)); }
 
 }  // namespace sparq::jit

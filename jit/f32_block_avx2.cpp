@@ -29,7 +29,7 @@ class F32Avx2Generator : public Avx2TileGenerator {
           store_half(0, key.residual, false);
           store_half(1, key.residual, false);
         });
-    finalize();
+    finalize(features_of(Isa::avx2));
   }
 
  private:
@@ -75,7 +75,7 @@ void F32Avx2Generator::accumulate(bool prefetch_columns) {
 class Avx2Kernel final : public F32BlockKernel {
  public:
   explicit Avx2Kernel(const F32KernelKey& key) : F32BlockKernel(key), code_(key) {}
-  void run(const BlockTileArgs& args) const override { code_.entry()(&args); }
+  void run(const BlockTileArgs& args) const override { code_.run(&args); }
   int tile_tokens() const override { return 16; }
 
  private:

@@ -42,7 +42,7 @@ class F32Avx512Generator : public Avx512TileGenerator {
             add_bias_and_activate(key.activation);
             for (int q = 0; q < quarters_; ++q) store_quarter(q, quarters_);
           });
-    finalize();
+    finalize(key.layout == F32Layout::bf16_4x1 ? bf16_features() : features_of(Isa::avx512));
   }
 
  private:
@@ -262,7 +262,7 @@ class Avx512F32Kernel final : public F32BlockKernel {
  public:
   Avx512F32Kernel(const F32KernelKey& key, int quarters)
       : F32BlockKernel(key), quarters_(quarters), code_(key, quarters) {}
-  void run(const BlockTileArgs& args) const override { code_.entry()(&args); }
+  void run(const BlockTileArgs& args) const override { code_.run(&args); }
   int tile_tokens() const override { return 16 * quarters_; }
   bool stores_partial_tiles() const override { return true; }
   bool defers_copy_out() const override { return key().layout != F32Layout::n2_m4; }

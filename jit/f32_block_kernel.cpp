@@ -24,12 +24,11 @@ bool native_bf16_available() {
 std::shared_ptr<const F32BlockKernel> f32_block_kernel(const F32KernelKey& requested) {
   F32KernelKey key = requested;
   if (key.isa > Isa::avx512) key.isa = Isa::avx512;
-  if (!isa_available(key.isa))
-    throw NotSupported(std::string("f32 block kernel for ") + isa_name(key.isa) +
-                       " requested, but this CPU lacks it (best here: " + isa_name(best_float_isa()) +
-                       ")");
-  if (key.layout == F32Layout::bf16_4x1 &&
-      (key.isa != Isa::avx512 || !cpu_features().avx512_bf16))
+  if (!can_run(key.isa))
+    throw NotSupported(
+        std::string("f32 block kernel for ") + isa_name(key.isa) +
+        " requested, but this CPU lacks it (best here: " + isa_name(best_float_isa()) + ")");
+  if (key.layout == F32Layout::bf16_4x1 && (key.isa != Isa::avx512 || !can_run(bf16_features())))
     throw NotSupported(std::string("bf16 block kernel for ") + isa_name(key.isa) +
                        " requested: it needs avx512 with AVX512_BF16");
   static KernelCache<F32KernelKey, F32BlockKernel> cache;

@@ -24,7 +24,7 @@ class F32DecodeAvx2Generator : public DecodeGenerator<F32DecodeArgs> {
       accumulate();
       finish();
     });
-    finalize();
+    finalize(features_of(Isa::avx2));
   }
 
  private:
@@ -91,7 +91,7 @@ void F32DecodeAvx2Generator::finish() {
 class Avx2F32Decode final : public F32DecodeKernel {
  public:
   explicit Avx2F32Decode(const F32DecodeKey& key) : F32DecodeKernel(key), code_(key) {}
-  void run(const F32DecodeArgs& args) const override { code_.entry()(&args); }
+  void run(const F32DecodeArgs& args) const override { code_.run(&args); }
 
  private:
   F32DecodeAvx2Generator code_;

@@ -29,7 +29,7 @@ class F32DecodeAvx512Generator : public DecodeGenerator<F32DecodeArgs> {
         accumulate();
       finish();
     });
-    finalize();
+    finalize(features_of(Isa::avx512));
   }
 
  private:
@@ -165,7 +165,7 @@ void F32DecodeAvx512Generator::finish() {
 class Avx512F32Decode final : public F32DecodeKernel {
  public:
   explicit Avx512F32Decode(const F32DecodeKey& key) : F32DecodeKernel(key), code_(key) {}
-  void run(const F32DecodeArgs& args) const override { code_.entry()(&args); }
+  void run(const F32DecodeArgs& args) const override { code_.run(&args); }
 
  private:
   F32DecodeAvx512Generator code_;

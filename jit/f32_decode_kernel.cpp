@@ -108,7 +108,7 @@ std::unique_ptr<F32DecodeKernel> make_f32_decode_reference(const F32DecodeKey& k
 std::shared_ptr<const F32DecodeKernel> f32_decode_kernel(const F32DecodeKey& requested) {
   F32DecodeKey key = requested;
   if (key.isa > Isa::avx512) key.isa = Isa::avx512;  // the float kernels need no VNNI
-  if (!isa_available(key.isa))
+  if (!can_run(key.isa))
     throw NotSupported(std::string("f32 decode kernel for ") + isa_name(key.isa) +
                        " requested, but this CPU lacks it");
   if (key.two_of_four && key.isa == Isa::avx2)

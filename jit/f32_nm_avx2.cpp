@@ -28,7 +28,7 @@ class F32NmAvx2Generator : public Avx2TileGenerator {
           store_half(0, key.residual, false);
           store_half(1, key.residual, false);
         });
-    finalize();
+    finalize(features_of(Isa::avx2));
   }
 
  private:
@@ -78,7 +78,7 @@ void F32NmAvx2Generator::accumulate() {
 class Avx2NmKernel final : public F32BlockKernel {
  public:
   explicit Avx2NmKernel(const F32KernelKey& key) : F32BlockKernel(key), code_(key) {}
-  void run(const BlockTileArgs& args) const override { code_.entry()(&args); }
+  void run(const BlockTileArgs& args) const override { code_.run(&args); }
   int tile_tokens() const override { return 16; }
 
  private:

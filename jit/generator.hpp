@@ -5,6 +5,11 @@
 #include <xbyak/xbyak.h>
 
 #include <cstddef>
+#include <string>
+
+#include "jit/code_runner.hpp"
+#include "jit/cpu_features.hpp"
+#include "sparq/error.hpp"
 
 namespace sparq::jit {
 
@@ -15,14 +20,36 @@ class Generator : public Xbyak::CodeGenerator {
       : Xbyak::CodeGenerator(max_code_bytes, Xbyak::DontSetProtectRWE) {}
 
   // The generated function takes one pointer argument (a struct of kernel arguments).
-  using Entry = void (*)(const void*);
+  using Entry = CodeEntry;
   Entry entry() const { return getCode<Entry>(); }
+  // Calls the generated code on `args`: directly, or through the code runner chosen at
+  // finalize() when this CPU lacks what the code needs.
+  void run(const void* args) const {
+    if (runner_) [[unlikely]]
+      runner_->call(entry(), args);
+    else
+      entry()(args);
+  }
+  // Whether run() goes through a code runner (an emulator).
+  bool emulated() const { return runner_ != nullptr; }
 
  protected:
-  // Resolves labels and makes the code read+execute.
-  void finalize() {
+  // Resolves labels and makes the code read+execute. `needs`: the features the code uses; where
+  // this CPU lacks one, calls go through the installed code runner (NotSupported if there is
+  // none that has them).
+  void finalize(const CpuFeatures& needs) {
     ready();
     setProtectModeRE();  // ready() alone sets protection only for auto-growing buffers
+    const CodeRunner* runner = code_runner();
+    const bool native = cpu_features().covers(needs);
+    if (runner && runner->everything && runner->features.covers(needs)) {
+      runner_ = runner;
+    } else if (!native) {
+      if (!runner || !runner->features.covers(needs))
+        throw NotSupported("generated code needs " + needs.names() + "; this CPU has " +
+                           cpu_features().names());
+      runner_ = runner;
+    }
   }
 
   static constexpr int kSavedCount = 6;
@@ -37,6 +64,7 @@ class Generator : public Xbyak::CodeGenerator {
   }
 
  private:
+  const CodeRunner* runner_ = nullptr;
   const Xbyak::Reg64* saved() const {
     static const Xbyak::Reg64 regs[kSavedCount] = {rbx, rbp, r12, r13, r14, r15};
     return regs;

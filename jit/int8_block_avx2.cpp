@@ -20,7 +20,7 @@ class Avx2Generator : public Avx2TileGenerator {
  public:
   explicit Avx2Generator(const Int8KernelKey& key) {
     generate(key);
-    finalize();
+    finalize(features_of(Isa::avx2));
   }
 
  private:
@@ -125,7 +125,7 @@ void Avx2Generator::dequantize(const Int8KernelKey& key) {
 class Avx2Kernel final : public Int8BlockKernel {
  public:
   explicit Avx2Kernel(const Int8KernelKey& key) : Int8BlockKernel(key), code_(key) {}
-  void run(const BlockTileArgs& args) const override { code_.entry()(&args); }
+  void run(const BlockTileArgs& args) const override { code_.run(&args); }
   int tile_tokens() const override { return 16; }
 
  private:

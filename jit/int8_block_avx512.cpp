@@ -31,7 +31,7 @@ class Avx512VnniGenerator : public Avx512TileGenerator {
           dequantize(key.activation);
           for (int q = 0; q < 4; ++q) store_quarter(q);
         });
-    finalize();
+    finalize(features_of(Isa::avx512_vnni));
   }
 
  private:
@@ -132,7 +132,7 @@ void Avx512VnniGenerator::dequantize(Activation activation) {
 class Avx512VnniKernel final : public Int8BlockKernel {
  public:
   explicit Avx512VnniKernel(const Int8KernelKey& key) : Int8BlockKernel(key), code_(key) {}
-  void run(const BlockTileArgs& args) const override { code_.entry()(&args); }
+  void run(const BlockTileArgs& args) const override { code_.run(&args); }
   int tile_tokens() const override { return 64; }
   bool stores_partial_tiles() const override { return true; }
   bool defers_copy_out() const override { return true; }

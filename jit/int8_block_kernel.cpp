@@ -13,13 +13,14 @@ std::string Int8BlockKernel::name() const {
 }
 
 std::shared_ptr<const Int8BlockKernel> int8_block_kernel(const Int8KernelKey& key) {
-  if (!isa_available(key.isa))
+  if (!can_run(key.isa))
     throw NotSupported(
         std::string("int8 block kernel for ") + isa_name(key.isa) +
         " requested, but this CPU lacks it (best here: " + isa_name(best_int8_isa()) + ")");
   if (key.isa == Isa::avx512)
-    throw NotSupported("int8 block kernel for avx512 requested: the int8 kernels need VNNI on "
-                       "AVX-512 (avx512_vnni) or run on avx2");
+    throw NotSupported(
+        "int8 block kernel for avx512 requested: the int8 kernels need VNNI on "
+        "AVX-512 (avx512_vnni) or run on avx2");
   static KernelCache<Int8KernelKey, Int8BlockKernel> cache;
   return cache.get(key, [&]() -> std::unique_ptr<Int8BlockKernel> {
     try {

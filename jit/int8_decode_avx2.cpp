@@ -28,7 +28,7 @@ class DecodeAvx2Generator : public DecodeGenerator<DecodeArgs> {
                            accumulate();
                            finish();
                          });
-    finalize();
+    finalize(features_of(Isa::avx2));
   }
 
  private:
@@ -117,7 +117,7 @@ void DecodeAvx2Generator::finish() {
 class Avx2DecodeKernel final : public Int8DecodeKernel {
  public:
   explicit Avx2DecodeKernel(const DecodeKernelKey& key) : Int8DecodeKernel(key), code_(key) {}
-  void run(const DecodeArgs& args) const override { code_.entry()(&args); }
+  void run(const DecodeArgs& args) const override { code_.run(&args); }
 
  private:
   DecodeAvx2Generator code_;

@@ -28,7 +28,7 @@ class Int8DecodeAvx512Generator : public DecodeAvx512Generator<DecodeArgs> {
                            accumulate();
                            finish(key_);
                          });
-    finalize();
+    finalize(features_of(Isa::avx512_vnni));
   }
 
  private:
@@ -95,7 +95,7 @@ void Int8DecodeAvx512Generator::accumulate() {
 class Avx512DecodeKernel final : public Int8DecodeKernel {
  public:
   explicit Avx512DecodeKernel(const DecodeKernelKey& key) : Int8DecodeKernel(key), code_(key) {}
-  void run(const DecodeArgs& args) const override { code_.entry()(&args); }
+  void run(const DecodeArgs& args) const override { code_.run(&args); }
 
  private:
   Int8DecodeAvx512Generator code_;

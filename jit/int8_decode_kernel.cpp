@@ -15,7 +15,7 @@ std::string Int8DecodeKernel::name() const {
 
 std::shared_ptr<const Int8DecodeKernel> int8_decode_kernel(const DecodeKernelKey& requested) {
   DecodeKernelKey key = requested;
-  if (!isa_available(key.isa))
+  if (!can_run(key.isa))
     throw NotSupported(std::string("int8 decode kernel for ") + isa_name(key.isa) +
                        " requested, but this CPU lacks it");
   if (key.tokens < 1 || key.tokens > sparse::kDecodeMaxTokens)
@@ -23,8 +23,9 @@ std::shared_ptr<const Int8DecodeKernel> int8_decode_kernel(const DecodeKernelKey
                           std::to_string(sparse::kDecodeMaxTokens) + ", got " +
                           std::to_string(key.tokens));
   if (key.isa == Isa::avx512)
-    throw NotSupported("int8 decode kernel for avx512 requested: the int8 kernels need VNNI on "
-                       "AVX-512 (avx512_vnni) or run on avx2");
+    throw NotSupported(
+        "int8 decode kernel for avx512 requested: the int8 kernels need VNNI on "
+        "AVX-512 (avx512_vnni) or run on avx2");
   static KernelCache<DecodeKernelKey, Int8DecodeKernel> cache;
   return cache.get(key, [&]() -> std::unique_ptr<Int8DecodeKernel> {
     if (key.isa == Isa::reference) return make_int8_decode_reference(key);

@@ -27,7 +27,7 @@ class NmDecodeAvx512Generator : public DecodeAvx512Generator<NmDecodeArgs> {
                            accumulate();
                            finish(key_);
                          });
-    finalize();
+    finalize(features_of(Isa::avx512_vnni));
   }
 
  private:
@@ -86,7 +86,7 @@ void NmDecodeAvx512Generator::accumulate() {
 class Avx512NmDecodeKernel final : public Int8NmDecodeKernel {
  public:
   explicit Avx512NmDecodeKernel(const DecodeKernelKey& key) : Int8NmDecodeKernel(key), code_(key) {}
-  void run(const NmDecodeArgs& args) const override { code_.entry()(&args); }
+  void run(const NmDecodeArgs& args) const override { code_.run(&args); }
 
  private:
   NmDecodeAvx512Generator code_;
@@ -99,7 +99,7 @@ std::unique_ptr<Int8NmDecodeKernel> make_int8_nm_decode_avx512_vnni(const Decode
 }
 
 std::shared_ptr<const Int8NmDecodeKernel> int8_nm_decode_kernel(const DecodeKernelKey& key) {
-  if (key.isa != Isa::avx512_vnni || !isa_available(key.isa))
+  if (key.isa != Isa::avx512_vnni || !can_run(key.isa))
     throw NotSupported(std::string("int8 2:4 decode kernel for ") + isa_name(key.isa) +
                        " requested; it needs avx512_vnni (best here: " + isa_name(best_int8_isa()) +
                        ")");

@@ -33,7 +33,7 @@ class RowEpilogueGenerator : public Generator {
 
   explicit RowEpilogueGenerator(const RowEpilogueKey& key) : epilogue_(*this) {
     generate(key);
-    finalize();
+    finalize(features_of(key.isa));
   }
 
  private:
@@ -163,7 +163,7 @@ class GeneratedRowEpilogue final : public RowEpilogue {
  public:
   explicit GeneratedRowEpilogue(const RowEpilogueKey& key) : code_(key) {}
   int block() const override { return RowEpilogueGenerator<Vmm>::kBlock; }
-  void run(const RowEpilogueArgs& args) const override { code_.entry()(&args); }
+  void run(const RowEpilogueArgs& args) const override { code_.run(&args); }
 
  private:
   RowEpilogueGenerator<Vmm> code_;
@@ -192,7 +192,7 @@ void portable(const RowEpilogueKey& key, const int32_t* acc, float x_scale, cons
 }  // namespace
 
 std::shared_ptr<const RowEpilogue> row_epilogue(const RowEpilogueKey& key) {
-  if (key.isa == Isa::reference || !isa_available(key.isa))
+  if (key.isa == Isa::reference || !can_run(key.isa))
     throw NotSupported(std::string("row epilogue for ") + isa_name(key.isa) +
                        " requested; it is generated for avx2 and avx512 where available");
   static KernelCache<RowEpilogueKey, RowEpilogue> cache;

@@ -13,7 +13,7 @@ F32TileLinear::F32TileLinear(const float* w, const float* bias, int64_t out, int
                              jit::F32Layout layout, Activation activation, jit::Isa isa,
                              int threads, bool round_inputs_to_bf16)
     : layout_(layout == jit::F32Layout::block_4x1 && round_inputs_to_bf16 &&
-                      isa >= jit::Isa::avx512 && jit::native_bf16_available()
+                      isa >= jit::Isa::avx512 && jit::can_run(jit::bf16_features())
                   ? jit::F32Layout::bf16_4x1
                   : layout),
       out_(out),
@@ -22,7 +22,7 @@ F32TileLinear::F32TileLinear(const float* w, const float* bias, int64_t out, int
       round_inputs_to_bf16_(round_inputs_to_bf16) {
   // A slice (in x 16 fp32 tokens on AVX2, 64 on AVX-512) beyond ~24 KiB no longer stays in L1.
   const int64_t column_bytes = layout_ == jit::F32Layout::bf16_4x1 ? sparse::kBf16ColumnBytes
-                               : isa >= jit::Isa::avx512          ? 256
+                               : isa >= jit::Isa::avx512           ? 256
                                                                    : 64;
   const bool prefetch_columns = layout_ != jit::F32Layout::n2_m4 && in * column_bytes > 24 * 1024;
   for (int residual = 0; residual < 2; ++residual)

@@ -10,6 +10,7 @@
 #include <tuple>
 
 #include "jit/cpu_features.hpp"
+#include "lane.hpp"
 #include "sparq/error.hpp"
 #include "sparse/bf16.hpp"
 #include "sparse/f32_decode_pack.hpp"
@@ -42,7 +43,10 @@ class F32DecodeTest : public ::testing::TestWithParam<std::tuple<jit::Isa, bool>
   jit::Isa isa() const { return std::get<0>(GetParam()); }
   bool bf16() const { return std::get<1>(GetParam()); }
   void SetUp() override {
-    if (!jit::isa_available(isa())) GTEST_SKIP() << "this CPU lacks " << jit::isa_name(isa());
+    if (const std::string why = test::lane_skip_reason(isa()); !why.empty()) GTEST_SKIP() << why;
+    test::announce_lane(
+        std::string(bf16() ? "bf16" : "f32") + " decode kernels, " + jit::isa_name(isa()),
+        jit::features_of(isa()));
   }
 
   void check(int64_t out, int64_t in, int64_t tokens, double sparsity, Activation act,

@@ -12,6 +12,7 @@
 
 #include "jit/cpu_features.hpp"
 #include "jit/f32_block_kernel.hpp"
+#include "lane.hpp"
 #include "sparq/error.hpp"
 #include "sparse/bf16.hpp"
 #include "sparse/bf16_block_pack.hpp"
@@ -64,11 +65,12 @@ class F32KernelTest : public ::testing::TestWithParam<Variant> {
   bool bf16() const { return layout() == jit::F32Layout::bf16_4x1; }
 
   void SetUp() override {
-    if (!jit::isa_available(isa()))
-      GTEST_SKIP() << "this CPU lacks " << jit::isa_name(isa())
-                   << ": that kernel variant cannot run here";
-    if (bf16() && (isa() != jit::Isa::avx512 || !jit::native_bf16_available()))
-      GTEST_SKIP() << "the bf16 kernel needs avx512 with AVX512_BF16";
+    if (bf16() && isa() != jit::Isa::avx512)
+      GTEST_SKIP() << "the bf16 kernel is avx512 with AVX512_BF16 only";
+    const jit::CpuFeatures needs = bf16() ? jit::bf16_features() : jit::features_of(isa());
+    if (const std::string why = test::lane_skip_reason(needs); !why.empty()) GTEST_SKIP() << why;
+    test::announce_lane(
+        std::string(bf16() ? "bf16" : "f32") + " block kernels, " + jit::isa_name(isa()), needs);
   }
 
   F32TileLinear layer(const std::vector<float>& w, const float* bias, int64_t out, int64_t in,
@@ -165,19 +167,18 @@ TEST_P(F32KernelTest, ActivationsOverTheirRange) {
   }
 }
 
-INSTANTIATE_TEST_SUITE_P(AllVariants, F32KernelTest,
-                         ::testing::Combine(::testing::Values(jit::Isa::reference, jit::Isa::avx2,
-                                                              jit::Isa::avx512),
-                                            ::testing::Values(jit::F32Layout::block_4x1,
-                                                              jit::F32Layout::n2_m4,
-                                                              jit::F32Layout::bf16_4x1)),
-                         [](const auto& param) {
-                           const jit::F32Layout l = std::get<1>(param.param);
-                           return std::string(jit::isa_name(std::get<0>(param.param))) +
-                                  (l == jit::F32Layout::n2_m4      ? "_2of4"
-                                   : l == jit::F32Layout::bf16_4x1 ? "_bf16_4x1"
-                                                                   : "_4x1");
-                         });
+INSTANTIATE_TEST_SUITE_P(
+    AllVariants, F32KernelTest,
+    ::testing::Combine(::testing::Values(jit::Isa::reference, jit::Isa::avx2, jit::Isa::avx512),
+                       ::testing::Values(jit::F32Layout::block_4x1, jit::F32Layout::n2_m4,
+                                         jit::F32Layout::bf16_4x1)),
+    [](const auto& param) {
+      const jit::F32Layout l = std::get<1>(param.param);
+      return std::string(jit::isa_name(std::get<0>(param.param))) +
+             (l == jit::F32Layout::n2_m4      ? "_2of4"
+              : l == jit::F32Layout::bf16_4x1 ? "_bf16_4x1"
+                                              : "_4x1");
+    });
 
 TEST(F32KernelGeneration, EveryKeyGenerates) {
   for (Activation act : {Activation::none, Activation::relu, Activation::gelu_tanh,
@@ -200,7 +201,7 @@ TEST(F32KernelGeneration, EveryKeyGenerates) {
             EXPECT_TRUE(kernel->stores_partial_tiles());
           }
         }
-  if (!jit::isa_available(jit::Isa::avx512)) {
+  if (!jit::can_run(jit::Isa::avx512)) {
     EXPECT_THROW(jit::f32_block_kernel({jit::Isa::avx512}), NotSupported);
   }
 }

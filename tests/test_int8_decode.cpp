@@ -7,6 +7,7 @@
 #include <random>
 
 #include "jit/cpu_features.hpp"
+#include "lane.hpp"
 #include "sparq/error.hpp"
 #include "sparse/int8_decode_pack.hpp"
 #include "sparse/reference.hpp"
@@ -34,8 +35,10 @@ std::vector<int8_t> decode_weight(int64_t out, int64_t in, double block_sparsity
 class Int8DecodeTest : public ::testing::TestWithParam<jit::Isa> {
  protected:
   void SetUp() override {
-    if (!jit::isa_available(GetParam()))
-      GTEST_SKIP() << "this CPU lacks " << jit::isa_name(GetParam());
+    if (const std::string why = test::lane_skip_reason(GetParam()); !why.empty())
+      GTEST_SKIP() << why;
+    test::announce_lane(std::string("int8 16x1 decode kernels, ") + jit::isa_name(GetParam()),
+                        jit::features_of(GetParam()));
   }
 
   void check(int64_t out, int64_t in, int64_t tokens, double sparsity, Activation act,

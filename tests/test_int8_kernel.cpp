@@ -7,6 +7,7 @@
 #include <random>
 
 #include "jit/cpu_features.hpp"
+#include "lane.hpp"
 #include "sparq/error.hpp"
 #include "sparse/int8_block_pack.hpp"
 #include "sparse/reference.hpp"
@@ -33,9 +34,10 @@ std::vector<int8_t> block_sparse_weight(int64_t out, int64_t in, double sparsity
 class Int8KernelTest : public ::testing::TestWithParam<jit::Isa> {
  protected:
   void SetUp() override {
-    if (!jit::isa_available(GetParam()))
-      GTEST_SKIP() << "this CPU lacks " << jit::isa_name(GetParam())
-                   << ": that kernel variant cannot run here";
+    if (const std::string why = test::lane_skip_reason(GetParam()); !why.empty())
+      GTEST_SKIP() << why;
+    test::announce_lane(std::string("int8 4x1 kernels, ") + jit::isa_name(GetParam()),
+                        jit::features_of(GetParam()));
   }
 
   void check(const Case& c, Activation act, bool residual, bool int8_out, uint32_t seed,

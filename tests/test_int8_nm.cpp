@@ -7,6 +7,7 @@
 
 #include "jit/cpu_features.hpp"
 #include "jit/int8_nm_decode_kernel.hpp"
+#include "lane.hpp"
 #include "sparq/error.hpp"
 #include "sparq/sparq.hpp"
 #include "sparse/int8_nm_decode_pack.hpp"
@@ -82,7 +83,8 @@ class Int8NmLayerTest : public ::testing::TestWithParam<jit::Isa> {};
 
 TEST_P(Int8NmLayerTest, MatchesReference) {
   const jit::Isa isa = GetParam();
-  if (!jit::isa_available(isa)) GTEST_SKIP() << "this CPU lacks " << jit::isa_name(isa);
+  if (const std::string why = test::lane_skip_reason(isa); !why.empty()) GTEST_SKIP() << why;
+  test::announce_lane(std::string("int8 2:4 decode, ") + jit::isa_name(isa), jit::features_of(isa));
   // The row kernels share the reference's scalar epilogue; the JIT kernel's activations are
   // polynomial approximations.
   const bool exact = isa != jit::Isa::avx512_vnni;
@@ -154,7 +156,7 @@ TEST(Int8NmDecodePack, RoundTripAndViolation) {
 
 TEST(Int8NmDecodeKernel, BadKeysAreRefused) {
   EXPECT_THROW(jit::int8_nm_decode_kernel({jit::Isa::avx2, 1}), NotSupported);
-  if (jit::isa_available(jit::Isa::avx512_vnni)) {
+  if (jit::can_run(jit::Isa::avx512_vnni)) {
     EXPECT_THROW(jit::int8_nm_decode_kernel({jit::Isa::avx512_vnni, 5}), InvalidArgument);
   }
 }

@@ -8,6 +8,7 @@
 #include <random>
 
 #include "jit/row_epilogue.hpp"
+#include "lane.hpp"
 #include "sparq/error.hpp"
 #include "sparse/bf16.hpp"
 #include "test_util.hpp"
@@ -18,9 +19,10 @@ namespace {
 class RowEpilogueTest : public ::testing::TestWithParam<jit::Isa> {
  protected:
   void SetUp() override {
-    if (!jit::isa_available(GetParam()))
-      GTEST_SKIP() << "this CPU lacks " << jit::isa_name(GetParam())
-                   << ": that epilogue variant cannot run here";
+    if (const std::string why = test::lane_skip_reason(GetParam()); !why.empty())
+      GTEST_SKIP() << why;
+    test::announce_lane(std::string("row epilogue, ") + jit::isa_name(GetParam()),
+                        jit::features_of(GetParam()));
   }
 };
 

@@ -1,0 +1,283 @@
+// The emulator lane itself (tests/emulator/): the emulated CPU computes what the instructions
+// sparq's kernels use compute, faults become errors naming what happened, and a deliberately
+// broken kernel run through the lane fails the comparison with its reference.
+#include <gtest/gtest.h>
+#include <sys/mman.h>
+#include <xbyak/xbyak.h>
+
+#include <atomic>
+#include <cmath>
+#include <cstdio>
+#include <cstring>
+#include <map>
+#include <mutex>
+
+#include "emulator.hpp"
+#include "jit/code_runner.hpp"
+#include "lane.hpp"
+#include "sparse/bf16.hpp"
+#include "sparse/reference.hpp"
+#include "src/activation_quant.hpp"
+#include "src/int8_block_linear.hpp"
+#include "test_util.hpp"
+
+namespace sparq {
+namespace {
+
+namespace emu = test::emulator;
+
+#define SKIP_WITHOUT_EMULATOR() \
+  if (!emu::available())        \
+  GTEST_SKIP() << "the emulator is unavailable: " << emu::unavailable_reason()
+
+// A small program: emitted by `body` (rdi = argument pointer), then ret.
+class Program : public Xbyak::CodeGenerator {
+ public:
+  template <class Body>
+  explicit Program(Body body) : Xbyak::CodeGenerator(4096) {
+    body(*this);
+    ret();
+    ready();
+  }
+  void (*entry() const)(const void*) { return getCode<void (*)(const void*)>(); }
+};
+
+TEST(Emulator, ReportsTheSapphireRapidsFeatures) {
+  SKIP_WITHOUT_EMULATOR();
+  const emu::EmulatedCpu& cpu = emu::cpu();
+  std::printf("emulated CPU: %s\n", cpu.summary().c_str());
+  EXPECT_TRUE(cpu.avx2 && cpu.fma);
+  EXPECT_TRUE(cpu.avx512f && cpu.avx512dq && cpu.avx512bw && cpu.avx512vl);
+  EXPECT_TRUE(cpu.avx512_vnni) << "cpu.model was not set to Sapphire Rapids";
+  EXPECT_TRUE(cpu.avx512_bf16);
+}
+
+// vpdpbusd (u8 x s8, the 4x1 kernel's multiply-add) with a masked merge and zmm16-31.
+TEST(Emulator, VnniDotProductsMatchScalar) {
+  SKIP_WITHOUT_EMULATOR();
+  struct Args {
+    uint8_t a[64];
+    int8_t b[64];
+    int32_t acc[16];
+    int32_t out[16];
+  } args{};
+  for (int i = 0; i < 64; ++i) {
+    args.a[i] = static_cast<uint8_t>(i * 37 + 11);
+    args.b[i] = static_cast<int8_t>(i * 53 - 90);
+  }
+  for (int i = 0; i < 16; ++i) args.acc[i] = 1000 * i - 7000;
+  Program p([](Xbyak::CodeGenerator& g) {
+    using namespace Xbyak::util;
+    g.vmovdqu32(zmm17, g.ptr[rdi + offsetof(Args, acc)]);
+    g.vmovdqu8(zmm20, g.ptr[rdi + offsetof(Args, a)]);
+    g.mov(eax, 0x7fff);  // lane 15 keeps its accumulator
+    g.kmovw(k3, eax);
+    g.vpdpbusd(zmm17 | k3, zmm20, g.ptr[rdi + offsetof(Args, b)]);
+    g.vmovdqu32(g.ptr[rdi + offsetof(Args, out)], zmm17);
+    g.vzeroupper();
+  });
+  emu::call(p.entry(), &args);
+  for (int lane = 0; lane < 16; ++lane) {
+    int32_t want = args.acc[lane];
+    if (lane < 15)
+      for (int k = 0; k < 4; ++k) want += int32_t{args.a[4 * lane + k]} * args.b[4 * lane + k];
+    EXPECT_EQ(args.out[lane], want) << "lane " << lane;
+  }
+}
+
+// vdpbf16ps (the bf16 kernel's multiply-add, register operands as the kernel has them) and
+// vcvtneps2bf16, against fp32 arithmetic. Known emulator defects, which sparq's kernels avoid:
+// vdpbf16ps with a memory operand at a displacement ([reg + d]) reads the wrong elements, and
+// vcvtne2ps2bf16 gets the upper half of its result wrong.
+TEST(Emulator, Bf16DotProductsMatchScalar) {
+  SKIP_WITHOUT_EMULATOR();
+  struct Args {
+    uint16_t a[32], b[32];
+    float acc[16], out[16];
+    float wide[16];
+    uint16_t narrow[16];
+  } args{};
+  const auto values = test::random_floats(96, 5, -4.0f, 4.0f);
+  for (int i = 0; i < 32; ++i) {
+    args.a[i] = sparse::to_bf16(values[i]);
+    args.b[i] = sparse::to_bf16(values[32 + i]);
+  }
+  for (int i = 0; i < 16; ++i) {
+    args.acc[i] = values[64 + i];
+    args.wide[i] = values[80 + i] * 1.2345f;
+  }
+  Program p([](Xbyak::CodeGenerator& g) {
+    using namespace Xbyak::util;
+    g.vmovups(zmm1, g.ptr[rdi + offsetof(Args, acc)]);
+    g.vmovdqu16(zmm2, g.ptr[rdi + offsetof(Args, a)]);
+    g.vmovdqu16(zmm4, g.ptr[rdi + offsetof(Args, b)]);
+    g.vdpbf16ps(zmm1, zmm2, zmm4);
+    g.vmovups(g.ptr[rdi + offsetof(Args, out)], zmm1);
+    g.vcvtneps2bf16(ymm3, g.ptr[rdi + offsetof(Args, wide)]);
+    g.vmovdqu16(g.ptr[rdi + offsetof(Args, narrow)], ymm3);
+    g.vzeroupper();
+  });
+  emu::call(p.entry(), &args);
+  for (int lane = 0; lane < 16; ++lane) {
+    const float want =
+        args.acc[lane] + sparse::from_bf16(args.a[2 * lane]) * sparse::from_bf16(args.b[2 * lane]) +
+        sparse::from_bf16(args.a[2 * lane + 1]) * sparse::from_bf16(args.b[2 * lane + 1]);
+    EXPECT_NEAR(args.out[lane], want, 1e-5f * (1 + std::fabs(want))) << "lane " << lane;
+    EXPECT_EQ(args.narrow[lane], sparse::to_bf16(args.wide[lane])) << "lane " << lane;
+  }
+}
+
+TEST(Emulator, AmxIsReportedAsUndefinedOpcode) {
+  SKIP_WITHOUT_EMULATOR();
+  alignas(64) uint8_t config[64] = {1};
+  Program p([](Xbyak::CodeGenerator& g) {
+    using namespace Xbyak::util;
+    g.ldtilecfg(g.ptr[rdi]);
+  });
+  try {
+    emu::call(p.entry(), config);
+    ADD_FAILURE() << "ldtilecfg ran under emulation";
+  } catch (const emu::EmulationError& e) {
+    EXPECT_NE(std::string(e.what()).find("#UD"), std::string::npos) << e.what();
+  }
+}
+
+TEST(Emulator, UnmappedMemoryIsAnError) {
+  SKIP_WITHOUT_EMULATOR();
+  Program p([](Xbyak::CodeGenerator& g) {
+    using namespace Xbyak::util;
+    g.mov(rax, 0x10);  // the null page
+    g.mov(rax, g.ptr[rax]);
+  });
+  try {
+    emu::call(p.entry(), nullptr);
+    ADD_FAILURE() << "a load from address 0x10 went unnoticed";
+  } catch (const emu::EmulationError& e) {
+    EXPECT_NE(std::string(e.what()).find("not mapped"), std::string::npos) << e.what();
+  }
+  // The emulator is still usable after a failed call.
+  int32_t x = 0;
+  Program ok([](Xbyak::CodeGenerator& g) {
+    using namespace Xbyak::util;
+    g.mov(g.dword[rdi], 42);
+  });
+  emu::call(ok.entry(), &x);
+  EXPECT_EQ(x, 42);
+}
+
+TEST(Emulator, BrokenCallingConventionIsAnError) {
+  SKIP_WITHOUT_EMULATOR();
+  Program clobbers([](Xbyak::CodeGenerator& g) {
+    using namespace Xbyak::util;
+    g.xor_(r12, r12);
+  });
+  EXPECT_THROW(emu::call(clobbers.entry(), nullptr), emu::EmulationError);
+  Program unbalanced([](Xbyak::CodeGenerator& g) {
+    using namespace Xbyak::util;
+    g.mov(rax, g.ptr[rsp]);  // the return address...
+    g.push(rax);             // ...pushed again: ret returns with rsp 8 bytes low
+  });
+  EXPECT_THROW(emu::call(unbalanced.entry(), nullptr), emu::EmulationError);
+}
+
+// ---- a deliberately broken kernel --------------------------------------------------------------
+// A runner that emulates every generated call, optionally on a copy of the code in which each
+// vpdpbusd (EVEX.512.66.0F38.W0 50) became vpdpwssd (... 52): the int8 kernel then multiplies
+// the wrong pairs. The copy keeps the code's offsets, so its rip-relative constants still resolve.
+std::atomic<bool> g_break{false};
+std::atomic<int> g_patched{0};
+
+const uint8_t* mutated_copy(const uint8_t* entry) {
+  static std::mutex mutex;
+  static std::map<const uint8_t*, const uint8_t*> copies;
+  std::lock_guard<std::mutex> lock(mutex);
+  if (auto it = copies.find(entry); it != copies.end()) return it->second;
+  // The mapping holding the code, from /proc/self/maps.
+  uintptr_t begin = 0, end = 0;
+  if (FILE* f = std::fopen("/proc/self/maps", "r")) {
+    unsigned long long b, e;
+    char perms[8];
+    char line[512];
+    while (std::fgets(line, sizeof line, f))
+      if (std::sscanf(line, "%llx-%llx %7s", &b, &e, perms) == 3 &&
+          reinterpret_cast<uintptr_t>(entry) >= b && reinterpret_cast<uintptr_t>(entry) < e) {
+        begin = b;
+        end = e;
+      }
+    std::fclose(f);
+  }
+  if (begin == 0) throw std::runtime_error("generated code not found in /proc/self/maps");
+  const size_t bytes = end - begin;
+  void* copy = mmap(nullptr, bytes, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+  if (copy == MAP_FAILED) throw std::runtime_error("mmap failed");
+  auto* c = static_cast<uint8_t*>(copy);
+  std::memcpy(c, reinterpret_cast<const void*>(begin), bytes);
+  for (size_t i = 0; i + 5 < bytes; ++i)
+    if (c[i] == 0x62 && (c[i + 1] & 0x0f) == 0x02 && (c[i + 2] & 0x87) == 0x05 &&
+        (c[i + 3] & 0x60) == 0x40 && c[i + 4] == 0x50) {  // L'L = 10: 512 bits
+      c[i + 4] = 0x52;
+      g_patched.fetch_add(1);
+    }
+  const uint8_t* moved = c + (entry - reinterpret_cast<const uint8_t*>(begin));
+  copies.emplace(entry, moved);
+  return moved;
+}
+
+void breaking_call(jit::CodeEntry entry, const void* args) {
+  if (!g_break.load()) return emu::call(entry, args);
+  const uint8_t* moved = mutated_copy(reinterpret_cast<const uint8_t*>(entry));
+  emu::call(reinterpret_cast<jit::CodeEntry>(const_cast<uint8_t*>(moved)), args);
+}
+
+// The worst error of the avx512_vnni int8 4x1 layer against sparse::linear_int8.
+double vnni_layer_error() {
+  const int64_t out = 37, in = 70, tokens = 21;
+  auto w = test::random_int8(static_cast<size_t>(out * in), 1);
+  test::zero_row_blocks(w, out, in, 4, 0.6, 2);
+  const auto w_scale = test::random_floats(static_cast<size_t>(out), 3, 0.001f, 0.02f);
+  const auto bias = test::random_floats(static_cast<size_t>(out), 4);
+  const auto xq = test::random_int8(static_cast<size_t>(tokens * in), 5);
+  const auto x_scale = test::random_floats(static_cast<size_t>(tokens), 6, 0.001f, 0.05f);
+  std::vector<float> want(static_cast<size_t>(tokens * out));
+  sparse::linear_int8(xq.data(), x_scale.data(), tokens, w.data(), w_scale.data(), out, in,
+                      {bias.data(), Activation::none, nullptr}, want.data());
+  Int8BlockLinear layer(w.data(), w_scale.data(), bias.data(), out, in, Activation::none,
+                        jit::Isa::avx512_vnni, 1);
+  QuantizedInput::Impl q;
+  q.reserve(activation_bytes(layer.layout(), tokens, in), activation_scale_count(tokens));
+  sparse::layout_activations(xq.data(), x_scale.data(), tokens, in, layer.layout(), q.x.data(),
+                             q.scales.data());
+  q.form = QuantizedInput::Impl::Form::block_layout;
+  q.layout = layer.layout();
+  q.tokens = tokens;
+  q.in = in;
+  std::vector<float> got(want.size(), -12345.0f);
+  layer.run(q, got.data(), 0.0f, nullptr);
+  double worst = 0;
+  for (size_t i = 0; i < got.size(); ++i)
+    worst = std::max(worst, std::fabs(double(got[i]) - want[i]) / (1.0 + std::fabs(want[i])));
+  return worst;
+}
+
+TEST(EmulatorLane, BrokenVnniKernelFailsItsReferenceCheck) {
+  SKIP_WITHOUT_EMULATOR();
+  // Every generated call of this test goes through the breaking runner, natively capable or not
+  // (each test runs in its own process, so no kernel was generated before it).
+  static const jit::CodeRunner runner{
+      "emulated, optionally broken", jit::features_of(jit::Isa::avx512_vnni), &breaking_call, true};
+  const jit::CodeRunner* previous = jit::set_code_runner(&runner);
+  const uint64_t calls = emu::call_count();
+  g_break = false;
+  const double intact = vnni_layer_error();
+  EXPECT_GT(emu::call_count(), calls) << "the kernel did not run under emulation";
+  EXPECT_LE(intact, 2e-5) << "the intact kernel disagrees with the reference under emulation";
+  g_break = true;
+  const double broken = vnni_layer_error();
+  g_break = false;
+  jit::set_code_runner(previous);
+  EXPECT_GT(g_patched.load(), 0) << "no vpdpbusd found in the generated kernel";
+  EXPECT_GT(broken, 1e-2) << "the broken kernel went unnoticed (worst error " << broken << ")";
+}
+
+}  // namespace
+}  // namespace sparq
