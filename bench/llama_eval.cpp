@@ -8,6 +8,7 @@
 
 #include "bench/median.hpp"
 #include "models/llama_save.hpp"
+#include "sparq/sparq.hpp"
 
 namespace sparq::bench {
 namespace {
@@ -83,6 +84,8 @@ nlohmann::json run_llama_eval(const LlamaEvalSpec& spec, const models::LlamaConf
                       {"pattern", spec.pattern.to_string()},
                       {"sparsity", prune ? spec.sparsity : 0.0},
                       {"threads", sparse.kernels().front().second.threads},
+                      {"isa", cpu_isa_name()},
+                      {"cpu_features", cpu_features_name()},
                       {"prompt_tokens", spec.prompt_tokens},
                       {"gen_tokens", spec.gen_tokens},
                       {"iters", spec.iters},

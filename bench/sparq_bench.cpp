@@ -174,8 +174,8 @@ int main(int argc, char** argv) {
       std::printf(
           "sparq-bench spmm: sparq %s vs oneDNN dense matmul (dense_us: u8 activations, "
           "oneDNN's fastest int8 path; dense_s8: s8 activations), same shape, threads; "
-          "medians of interleaved runs; sparq kernel ISA: %s\n",
-          pattern.c_str(), sparq::cpu_isa_name());
+          "medians of interleaved runs; sparq kernels: %s; CPU features: %s\n",
+          pattern.c_str(), sparq::cpu_isa_name(), sparq::cpu_features_name());
       if (cold_weights)
         std::printf(
             "cold weights: each side rotates over copies totalling > 4x the %lld MiB last-level "

@@ -31,6 +31,7 @@
 #include "models/bert_save.hpp"
 #include "sparq/models/bert_encoder.hpp"
 #include "sparq/models/wordpiece.hpp"
+#include "sparq/sparq.hpp"
 #include "sparse/prune.hpp"
 #include "src/gguf.hpp"
 #include "src/safetensors.hpp"
@@ -201,6 +202,8 @@ int main(int argc, char** argv) {
       std::printf("sparq-eval: %s, %s, pattern %s at %.0f%% sparsity, threads %d, %d runs\n",
                   spec.name.c_str(), dtype.c_str(), pattern.c_str(), 100 * sparsity,
                   j["threads"].get<int>(), iters);
+      std::printf("  kernels on %s; CPU features: %s\n", sparq::cpu_isa_name(),
+                  sparq::cpu_features_name());
       std::printf("  sparse: pp%d %.1f tokens/s  tg%d %.2f tokens/s\n", prompt_tokens,
                   j["pp_tokens_per_s"].get<double>(), gen_tokens,
                   j["tg_tokens_per_s"].get<double>());
@@ -291,6 +294,8 @@ int main(int argc, char** argv) {
                         {"batch", batch},
                         {"seq", seq},
                         {"threads", sparse.kernels().front().second.threads},
+                        {"isa", sparq::cpu_isa_name()},
+                        {"cpu_features", sparq::cpu_features_name()},
                         {"iters", iters},
                         {"p50_ms", p50},
                         {"p90_ms", percentile(sparse_ms, 0.9)},
@@ -341,6 +346,8 @@ int main(int argc, char** argv) {
         name.c_str(), dtype.c_str(), parsed_device.to_string().c_str(), pattern.c_str(),
         100 * sparsity, static_cast<long long>(batch), static_cast<long long>(seq),
         j["threads"].get<int>(), iters);
+    std::printf("  kernels on %s; CPU features: %s\n", sparq::cpu_isa_name(),
+                sparq::cpu_features_name());
     std::printf("  sparse: p50 %.2f ms  p90 %.2f ms  p99 %.2f ms  %.1f sequences/s\n", p50,
                 j["p90_ms"].get<double>(), j["p99_ms"].get<double>(),
                 j["throughput"].get<double>());

@@ -92,6 +92,7 @@ nlohmann::json to_json(const Result& r, double copy_gbps) {
           {"kernel", r.kernel},
           {"dense_kernel", "onednn:" + r.dense_impl},
           {"isa", sparq::cpu_isa_name()},
+          {"cpu_features", sparq::cpu_features_name()},
           {"cold_weights", s.cold_weights},
           {"sparse_copies", r.sparse_copies},
           {"dense_copies", r.dense_copies},

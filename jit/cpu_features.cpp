@@ -1,6 +1,8 @@
 #include "jit/cpu_features.hpp"
 
 #include <cpuid.h>
+#include <sys/syscall.h>
+#include <unistd.h>
 
 #include <cstdint>
 #include <cstdlib>
@@ -17,6 +19,14 @@ uint64_t xgetbv0() {
   uint32_t eax, edx;
   __asm__ volatile("xgetbv" : "=a"(eax), "=d"(edx) : "c"(0));
   return (uint64_t{edx} << 32) | eax;
+}
+
+// Linux enables AMX tile data per process, on request (arch_prctl ARCH_REQ_XCOMP_PERM for
+// XFEATURE_XTILEDATA); without it the first tile instruction faults although CPUID and XCR0 say
+// AMX is there.
+bool request_amx_permission() {
+  constexpr long kReqXcompPerm = 0x1023, kXfeatureXtiledata = 18;
+  return syscall(SYS_arch_prctl, kReqXcompPerm, kXfeatureXtiledata) == 0;
 }
 
 CpuFeatures detect() {
@@ -44,6 +54,7 @@ CpuFeatures detect() {
     f.avx_vnni = ymm_state && (a & (1u << 4));
     f.avx512_bf16 = zmm_state && (a & (1u << 5));
   }
+  if (f.amx_tile && !request_amx_permission()) f.amx_tile = f.amx_int8 = f.amx_bf16 = false;
   return f;
 }
 

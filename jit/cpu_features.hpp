@@ -18,7 +18,8 @@ struct CpuFeatures {
   std::string names() const;
 };
 
-// Detected once per process.
+// Detected once per process: CPUID, with the register state the OS enabled (XCR0); the AMX
+// flags only once Linux granted this process the tile data permission (requested here).
 const CpuFeatures& cpu_features();
 
 // Kernel ISA levels, lowest first. Each names the features its kernels need:

@@ -42,7 +42,22 @@ QuantizedInput::QuantizedInput(QuantizedInput&&) noexcept = default;
 QuantizedInput& QuantizedInput::operator=(QuantizedInput&&) noexcept = default;
 int64_t QuantizedInput::tokens() const { return impl_ ? impl().tokens : 0; }
 
-const char* cpu_isa_name() { return jit::isa_name(jit::best_int8_isa()); }
+const char* cpu_isa_name() {
+  static const std::string name = [] {
+    const jit::Isa int8 = jit::best_int8_isa(), flt = jit::best_float_isa();
+    if (int8 == jit::Isa::avx512_vnni || int8 == flt) return std::string(jit::isa_name(int8));
+    return std::string("int8 ") + jit::isa_name(int8) + ", float " + jit::isa_name(flt);
+  }();
+  return name.c_str();
+}
+
+const char* cpu_features_name() {
+  static const std::string name = [] {
+    const std::string names = jit::cpu_features().names();
+    return names.empty() ? std::string("none") : names;
+  }();
+  return name.c_str();
+}
 
 struct SparseLinear::Impl {
   int64_t out = 0, in = 0;

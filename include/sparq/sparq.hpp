@@ -13,6 +13,12 @@
 #include "sparq/types.hpp"
 
 namespace sparq {
-// The name of the ISA level sparq's kernels dispatch to on this CPU, e.g. "avx512_vnni" or "avx2".
+// What sparq's own kernels run on here: "avx512_vnni" (int8 on AVX-512 VNNI, fp32 / bf16 on
+// AVX-512F), "avx2", "reference", or, where the int8 and float families differ (AVX-512 without
+// VNNI, or a SPARQ_MAX_ISA cap of avx512), "int8 avx2, float avx512".
 const char* cpu_isa_name();
+// The CPU features sparq detected (CPUID with the register state the OS enabled in XCR0; AMX only
+// once Linux granted the tile data permission), space-separated in /proc/cpuinfo's spelling,
+// e.g. "avx2 fma avx512f avx512bw avx512vl avx512_vnni avx512_bf16"; "none" without AVX2.
+const char* cpu_features_name();
 }  // namespace sparq
