@@ -6,6 +6,7 @@
 #include <limits>
 #include <random>
 
+#include "jit/code_runner.hpp"
 #include "jit/cpu_features.hpp"
 #include "lane.hpp"
 #include "sparq/error.hpp"
@@ -192,6 +193,17 @@ namespace {
 // here for every key, even where the variant cannot execute: an operand combination the
 // assembler rejects fails on any machine. (Int8KernelTest.EveryEpilogue runs every key and
 // compares it with the reference where the CPU has the ISA.)
+// Code for features this CPU lacks is generated, but calling it without an emulator to run it
+// is refused with NotSupported (the code never runs natively).
+TEST(Int8KernelGeneration, CodeThisCpuCannotRunIsRefusedWhenCalled) {
+  if (jit::isa_available(jit::Isa::avx512_vnni))
+    GTEST_SKIP() << "this CPU runs the VNNI kernel natively";
+  const jit::CodeRunner* lane = jit::set_code_runner(nullptr);
+  auto kernel = jit::make_int8_kernel_avx512_vnni({jit::Isa::avx512_vnni});
+  jit::set_code_runner(lane);
+  EXPECT_THROW_WITH(kernel->run(jit::BlockTileArgs{}), NotSupported, "avx512_vnni");
+}
+
 TEST(Int8KernelGeneration, EveryVariantAndKeyGenerates) {
   for (Activation act : {Activation::none, Activation::relu, Activation::gelu_tanh,
                          Activation::gelu_erf, Activation::silu})
