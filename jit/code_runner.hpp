@@ -14,7 +14,6 @@ namespace sparq::jit {
 using CodeEntry = void (*)(const void*);
 
 struct CodeRunner {
-  const char* name;      // e.g. "emulated sapphire_rapids (Bochs 3.0)"
   CpuFeatures features;  // what code run through it may use
   void (*call)(CodeEntry entry, const void* args);
   // Also run code this CPU could run itself (the lane's own checks on an AVX-512 machine).

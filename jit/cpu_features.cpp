@@ -128,38 +128,30 @@ Isa best_float_isa() {
 
 bool isa_available(Isa isa) { return has(cpu_features(), isa); }
 
-bool CpuFeatures::covers(const CpuFeatures& n) const {
-  const bool pairs[][2] = {{avx2, n.avx2},
-                           {fma, n.fma},
-                           {avx512f, n.avx512f},
-                           {avx512bw, n.avx512bw},
-                           {avx512vl, n.avx512vl},
-                           {avx512_vnni, n.avx512_vnni},
-                           {avx512_bf16, n.avx512_bf16},
-                           {avx_vnni, n.avx_vnni},
-                           {amx_tile, n.amx_tile},
-                           {amx_int8, n.amx_int8},
-                           {amx_bf16, n.amx_bf16}};
-  for (const auto& [have, need] : pairs)
-    if (need && !have) return false;
+// Every feature with its /proc/cpuinfo name: what covers() compares and names() lists.
+constexpr std::pair<const char*, bool CpuFeatures::*> kFeatureFields[] = {
+    {"avx2", &CpuFeatures::avx2},
+    {"fma", &CpuFeatures::fma},
+    {"avx512f", &CpuFeatures::avx512f},
+    {"avx512bw", &CpuFeatures::avx512bw},
+    {"avx512vl", &CpuFeatures::avx512vl},
+    {"avx512_vnni", &CpuFeatures::avx512_vnni},
+    {"avx512_bf16", &CpuFeatures::avx512_bf16},
+    {"avx_vnni", &CpuFeatures::avx_vnni},
+    {"amx_tile", &CpuFeatures::amx_tile},
+    {"amx_int8", &CpuFeatures::amx_int8},
+    {"amx_bf16", &CpuFeatures::amx_bf16}};
+
+bool CpuFeatures::covers(const CpuFeatures& needed) const {
+  for (const auto& [name, field] : kFeatureFields)
+    if (needed.*field && !(this->*field)) return false;
   return true;
 }
 
 std::string CpuFeatures::names() const {
-  const std::pair<const char*, bool> flags[] = {{"avx2", avx2},
-                                                {"fma", fma},
-                                                {"avx512f", avx512f},
-                                                {"avx512bw", avx512bw},
-                                                {"avx512vl", avx512vl},
-                                                {"avx512_vnni", avx512_vnni},
-                                                {"avx512_bf16", avx512_bf16},
-                                                {"avx_vnni", avx_vnni},
-                                                {"amx_tile", amx_tile},
-                                                {"amx_int8", amx_int8},
-                                                {"amx_bf16", amx_bf16}};
   std::string s;
-  for (const auto& [name, on] : flags) {
-    if (!on) continue;
+  for (const auto& [name, field] : kFeatureFields) {
+    if (!(this->*field)) continue;
     if (!s.empty()) s += ' ';
     s += name;
   }

@@ -30,8 +30,6 @@ class Generator : public Xbyak::CodeGenerator {
     else
       entry()(args);
   }
-  // Whether run() goes through a code runner (an emulator).
-  bool emulated() const { return runner_ != nullptr && runner_ != &kNoRunner; }
 
  protected:
   // Resolves labels and makes the code read+execute. `needs`: the features the code uses; where
@@ -66,7 +64,7 @@ class Generator : public Xbyak::CodeGenerator {
 
  private:
   // Marks code that needs features this CPU lacks, with no runner that has them.
-  static constexpr CodeRunner kNoRunner{"none", {}, nullptr};
+  static constexpr CodeRunner kNoRunner{{}, nullptr};
 
   void run_elsewhere(const void* args) const {
     if (runner_ == &kNoRunner)

@@ -15,7 +15,6 @@
 #include <cstring>
 #include <memory>
 #include <mutex>
-#include <sstream>
 #include <vector>
 
 namespace sparq::test::emulator {
@@ -372,16 +371,16 @@ class Emulator {
     CpuidProgram program;
     CpuidOut out{};
     run_locked(program.getCode<void (*)(const void*)>(), &out);
-    cpu_.fma = out.leaf1_ecx & (1u << 12);
-    cpu_.avx2 = out.leaf7_ebx & (1u << 5);
-    cpu_.avx512f = out.leaf7_ebx & (1u << 16);
+    jit::CpuFeatures& f = cpu_.features;
+    f.fma = out.leaf1_ecx & (1u << 12);
+    f.avx2 = out.leaf7_ebx & (1u << 5);
+    f.avx512f = out.leaf7_ebx & (1u << 16);
+    f.avx512bw = out.leaf7_ebx & (1u << 30);
+    f.avx512vl = out.leaf7_ebx & (1u << 31);
+    f.avx512_vnni = out.leaf7_ecx & (1u << 11);
+    f.avx512_bf16 = out.leaf7_1_eax & (1u << 5);
     cpu_.avx512dq = out.leaf7_ebx & (1u << 17);
-    cpu_.avx512bw = out.leaf7_ebx & (1u << 30);
-    cpu_.avx512vl = out.leaf7_ebx & (1u << 31);
-    cpu_.avx512_vnni = out.leaf7_ecx & (1u << 11);
     cpu_.avx512_fp16 = out.leaf7_edx & (1u << 23);
-    cpu_.amx_tile = out.leaf7_edx & (1u << 24);
-    cpu_.avx512_bf16 = out.leaf7_1_eax & (1u << 5);
     if ((out.xcr0 & 0xe7u) != 0xe7u)
       throw std::runtime_error("the emulated CPU refused XCR0 = 0xe7 (got " + hex(out.xcr0) + ")");
   }
@@ -577,21 +576,10 @@ class Emulator {
 }  // namespace
 
 std::string EmulatedCpu::summary() const {
-  std::ostringstream s;
-  s << model << ":";
-  const std::pair<const char*, bool> flags[] = {{"avx2", avx2},
-                                                {"fma", fma},
-                                                {"avx512f", avx512f},
-                                                {"avx512dq", avx512dq},
-                                                {"avx512bw", avx512bw},
-                                                {"avx512vl", avx512vl},
-                                                {"avx512_vnni", avx512_vnni},
-                                                {"avx512_bf16", avx512_bf16},
-                                                {"avx512_fp16", avx512_fp16}};
-  for (const auto& [name, on] : flags)
-    if (on) s << " " << name;
-  s << " (no AMX execution)";
-  return s.str();
+  std::string s = model + ": " + features.names();
+  if (avx512dq) s += " avx512dq";
+  if (avx512_fp16) s += " avx512_fp16";
+  return s + " (no AMX execution)";
 }
 
 bool available() { return Emulator::get().ok(); }

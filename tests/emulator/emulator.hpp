@@ -23,6 +23,8 @@
 #include <stdexcept>
 #include <string>
 
+#include "jit/cpu_features.hpp"
+
 namespace sparq::test::emulator {
 
 class EmulationError : public std::runtime_error {
@@ -34,10 +36,10 @@ class EmulationError : public std::runtime_error {
 // XCR0.
 struct EmulatedCpu {
   std::string model;  // e.g. "sapphire_rapids (Bochs cpu.model 30)"
-  bool avx2 = false, fma = false;
-  bool avx512f = false, avx512dq = false, avx512bw = false, avx512vl = false;
-  bool avx512_vnni = false, avx512_bf16 = false, avx512_fp16 = false;
-  bool amx_tile = false;  // CPUID may say so; the wheel's Bochs does not execute AMX (#UD)
+  // What code run under emulation may use (the features sparq tracks). AMX stays off whatever
+  // CPUID says: the wheel's Bochs raises #UD on tile instructions.
+  jit::CpuFeatures features;
+  bool avx512dq = false, avx512_fp16 = false;  // reported, unused by sparq's kernels
   std::string summary() const;
 };
 

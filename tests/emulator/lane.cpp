@@ -10,20 +10,6 @@
 namespace sparq::test {
 namespace {
 
-jit::CpuFeatures emulated_features() {
-  const emulator::EmulatedCpu& e = emulator::cpu();
-  jit::CpuFeatures f;
-  f.avx2 = e.avx2;
-  f.fma = e.fma;
-  f.avx512f = e.avx512f;
-  f.avx512bw = e.avx512bw;
-  f.avx512vl = e.avx512vl;
-  f.avx512_vnni = e.avx512_vnni;
-  f.avx512_bf16 = e.avx512_bf16;
-  // AMX stays off: the emulator raises #UD on tile instructions whatever CPUID says.
-  return f;
-}
-
 std::string& not_installed_reason() {
   static std::string reason = "the emulator lane was not set up (install_emulator_lane)";
   return reason;
@@ -39,13 +25,12 @@ std::string install_emulator_lane() {
     return "sparq kernel lane: native " + jit::cpu_features().names() + "; " +
            not_installed_reason();
   }
-  const jit::CpuFeatures features = emulated_features();
+  const jit::CpuFeatures& features = emulator::cpu().features;
   if (jit::cpu_features().covers(features)) {
     not_installed_reason() = "this CPU has every feature the emulator has";
     return "sparq kernel lane: every variant runs natively (" + jit::cpu_features().names() + ")";
   }
-  static const std::string name = "emulated " + emulator::cpu().model;
-  runner = new jit::CodeRunner{name.c_str(), features, &emulator::call, false};
+  runner = new jit::CodeRunner{features, &emulator::call, false};
   jit::set_code_runner(runner);
   return "sparq kernel lane: native " + jit::cpu_features().names() + "; the rest under " +
          emulator::cpu().summary();
