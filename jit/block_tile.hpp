@@ -49,7 +49,17 @@ struct BlockTileArgs {
   const float* prev_residual;
   int64_t prev_valid_tokens;
   int64_t prev_valid_rows;
+  // Read only by the 2:4 table kernels (jit/nm_table_kernel.hpp), which run the units
+  // [chunk_begin, chunk_begin + chunk_units) of every group: x is then that chunk's table,
+  // entries the first group's entry of the chunk (the others follow it), and each group's 16
+  // accumulators wait in `partial` (1 KiB per group, the call's first group first) between
+  // chunks.
+  uint8_t* partial;
+  int64_t chunk_begin;
+  int64_t chunk_units;
+  int64_t chunk_flags;  // kFirstChunk: start from zero; kLastChunk: finish and write y
 };
+inline constexpr int64_t kFirstChunk = 1, kLastChunk = 2;
 
 // A generated (or portable) tile kernel: runs the groups [group_begin, group_end) of a packed
 // weight over one slice of tile_tokens() tokens. Unless stores_partial_tiles(), it stores full

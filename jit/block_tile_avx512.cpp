@@ -1,6 +1,7 @@
 #include "jit/block_tile_avx512.hpp"
 
 #include <cstddef>
+#include <span>
 
 namespace sparq::jit {
 
@@ -27,6 +28,58 @@ void Avx512TileGenerator::store_quarter(int q, int quarters) {
       else
         vextractf32x4(at, acc(j, q), static_cast<uint8_t>(lane));
     }
+}
+
+void Avx512TileGenerator::dequantize_tile(Activation activation) {
+  group_row_offset(rcx);
+  mov(rax, arg(offsetof(BlockTileArgs, x_scale)));
+  mov(rbx, arg(offsetof(BlockTileArgs, w_scale)));
+  add(rbx, rcx);
+  mov(r8, arg(offsetof(BlockTileArgs, bias)));
+  add(r8, rcx);
+  mov(r9, arg(offsetof(BlockTileArgs, compensation)));
+  add(r9, rcx);
+  const Zmm comp = zmm16, w_scale = zmm17, bias = zmm18;
+  for (int r = 0; r < 4; ++r) {
+    vpbroadcastd(comp, ptr[r9 + 4 * r]);
+    vbroadcastss(w_scale, ptr[rbx + 4 * r]);
+    vbroadcastss(bias, ptr[r8 + 4 * r]);
+    for (int q = 0; q < 4; ++q) {
+      const Zmm v = acc(r, q);
+      vpsubd(v, v, comp);
+      vcvtdq2ps(v, v);
+      vmulps(v, v, ptr[rax + q * 64]);  // the quarter's 16 token scales
+      vfmadd132ps(v, bias, w_scale);    // v = v * w_scale + bias
+    }
+  }
+  if (activation == Activation::none) return;
+  // Four accumulators at a time, interleaved (GELU and SiLU are long dependent chains).
+  using Lane = EpilogueEmitter::Lane<Zmm>;
+  for (int r = 0; r < 4; ++r) {
+    const Lane lanes[4] = {{acc(r, 0), zmm16, zmm17, zmm18},
+                           {acc(r, 1), zmm19, zmm20, zmm21},
+                           {acc(r, 2), zmm22, zmm23, zmm24},
+                           {acc(r, 3), zmm25, zmm26, zmm27}};
+    epilogue_.activation(activation, std::span<const Lane>(lanes));
+  }
+}
+
+void Avx512TileGenerator::bias_and_activate_tile(Activation activation, int quarters) {
+  group_row_offset(rcx);
+  mov(rax, arg(offsetof(BlockTileArgs, bias)));
+  add(rax, rcx);
+  for (int r = 0; r < 4; ++r) {
+    vbroadcastss(zmm16, dword[rax + 4 * r]);
+    for (int q = 0; q < quarters; ++q) vaddps(acc(r, q), acc(r, q), zmm16);
+  }
+  if (activation == Activation::none) return;
+  using Lane = EpilogueEmitter::Lane<Zmm>;
+  for (int r = 0; r < 4; ++r) {
+    Lane lanes[4];
+    for (int q = 0; q < quarters; ++q)
+      lanes[q] = {acc(r, q), Zmm(16 + 3 * q), Zmm(17 + 3 * q), Zmm(18 + 3 * q)};
+    epilogue_.activation(activation, std::span<const Lane>(lanes, static_cast<size_t>(quarters)));
+  }
 }
 
 namespace {

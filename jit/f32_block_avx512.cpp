@@ -39,7 +39,7 @@ class F32Avx512Generator : public Avx512TileGenerator {
               accumulate_bf16(key.prefetch_columns);
             else
               accumulate_4x1(key.prefetch_columns);
-            add_bias_and_activate(key.activation);
+            bias_and_activate_tile(key.activation, quarters_);
             for (int q = 0; q < quarters_; ++q) store_quarter(q, quarters_);
           });
     finalize(key.layout == F32Layout::bf16_4x1 ? bf16_features() : features_of(Isa::avx512));
@@ -54,7 +54,6 @@ class F32Avx512Generator : public Avx512TileGenerator {
   void accumulate_bf16(bool prefetch_columns);
   void generate_2of4(const F32KernelKey& key, TileOutput output);
   void blocks_2of4();
-  void add_bias_and_activate(Activation activation);
 
   static constexpr int kChunkBlocks = 16;
   const int quarters_;
@@ -188,7 +187,7 @@ void F32Avx512Generator::generate_2of4(const F32KernelKey& key, TileOutput outpu
     lea(rax, ptr[chunk_begin + chunk_blocks]);
     cmp(rax, blocks);
     jne(keep, T_NEAR);
-    add_bias_and_activate(key.activation);
+    bias_and_activate_tile(key.activation, quarters_);
     for (int q = 0; q < quarters_; ++q) store_quarter(q, quarters_);
     jmp(next, T_NEAR);
     L(keep);
@@ -238,24 +237,6 @@ void F32Avx512Generator::blocks_2of4() {
     jnz(loop);
   }
   L(end);
-}
-
-void F32Avx512Generator::add_bias_and_activate(Activation activation) {
-  group_row_offset(rcx);
-  mov(rax, arg(offsetof(BlockTileArgs, bias)));
-  add(rax, rcx);
-  for (int r = 0; r < 4; ++r) {
-    vbroadcastss(zmm16, dword[rax + 4 * r]);
-    for (int q = 0; q < quarters_; ++q) vaddps(acc(r, q), acc(r, q), zmm16);
-  }
-  if (activation == Activation::none) return;
-  using Lane = EpilogueEmitter::Lane<Zmm>;
-  for (int r = 0; r < 4; ++r) {
-    Lane lanes[4];
-    for (int q = 0; q < quarters_; ++q)
-      lanes[q] = {acc(r, q), Zmm(16 + 3 * q), Zmm(17 + 3 * q), Zmm(18 + 3 * q)};
-    epilogue_.activation(activation, std::span<const Lane>(lanes, static_cast<size_t>(quarters_)));
-  }
 }
 
 class Avx512F32Kernel final : public F32BlockKernel {

@@ -28,7 +28,7 @@ class Avx512VnniGenerator : public Avx512TileGenerator {
         key.residual, output, [] {},
         [&] {
           accumulate(key.prefetch_columns);
-          dequantize(key.activation);
+          dequantize_tile(key.activation);
           for (int q = 0; q < 4; ++q) store_quarter(q);
         });
     finalize(features_of(Isa::avx512_vnni));
@@ -36,7 +36,6 @@ class Avx512VnniGenerator : public Avx512TileGenerator {
 
  private:
   void accumulate(bool prefetch_columns);
-  void dequantize(Activation activation);
 };
 
 #define ARG(field) arg(offsetof(BlockTileArgs, field))
@@ -90,41 +89,6 @@ void Avx512VnniGenerator::accumulate(bool prefetch_columns) {
     jnz(loop);
   }
   L(end);
-}
-
-// acc = act(float(acc - compensation) * x_scale * w_scale + bias) for all 16 accumulators.
-void Avx512VnniGenerator::dequantize(Activation activation) {
-  group_row_offset(rcx);
-  mov(rax, ARG(x_scale));
-  mov(rbx, ARG(w_scale));
-  add(rbx, rcx);
-  mov(r8, ARG(bias));
-  add(r8, rcx);
-  mov(r9, ARG(compensation));
-  add(r9, rcx);
-  const Zmm comp = zmm16, w_scale = zmm17, bias = zmm18;
-  for (int r = 0; r < 4; ++r) {
-    vpbroadcastd(comp, ptr[r9 + 4 * r]);
-    vbroadcastss(w_scale, ptr[rbx + 4 * r]);
-    vbroadcastss(bias, ptr[r8 + 4 * r]);
-    for (int q = 0; q < 4; ++q) {
-      const Zmm v = acc(r, q);
-      vpsubd(v, v, comp);
-      vcvtdq2ps(v, v);
-      vmulps(v, v, ptr[rax + q * 64]);  // the quarter's 16 token scales
-      vfmadd132ps(v, bias, w_scale);    // v = v * w_scale + bias
-    }
-  }
-  if (activation == Activation::none) return;
-  // Four accumulators at a time, interleaved (GELU and SiLU are long dependent chains).
-  using Lane = EpilogueEmitter::Lane<Zmm>;
-  for (int r = 0; r < 4; ++r) {
-    const Lane lanes[4] = {{acc(r, 0), zmm16, zmm17, zmm18},
-                           {acc(r, 1), zmm19, zmm20, zmm21},
-                           {acc(r, 2), zmm22, zmm23, zmm24},
-                           {acc(r, 3), zmm25, zmm26, zmm27}};
-    epilogue_.activation(activation, std::span<const Lane>(lanes));
-  }
 }
 
 #undef ARG

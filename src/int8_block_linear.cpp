@@ -28,28 +28,32 @@ Int8BlockLinear::Int8BlockLinear(const int8_t* wq, const float* w_scale, const f
   weights_ = sparse::pack_int8_4x1(wq, w_scale, bias, out, in, kernels_[0][0]->layout());
 }
 
-void Int8BlockLinear::quantize(const float* x, int64_t tokens, QuantizedInput::Impl& q) const {
+void quantize_block_layout(const float* x, int64_t tokens, int64_t in, sparse::Int8Layout layout,
+                           tbb::task_arena& arena, QuantizedInput::Impl& q) {
   sparse::require(x != nullptr, "forward: x must not be null");
   sparse::require(tokens > 0, [&] {
     return "forward: tokens must be positive, got " + std::to_string(tokens);
   });
-  const int64_t in = weights_.in;
-  q.reserve(activation_bytes(layout(), tokens, in), activation_scale_count(tokens));
+  q.reserve(activation_bytes(layout, tokens, in), activation_scale_count(tokens));
   // Chunks of 64 tokens are independent: quantize them on the layer's threads.
   uint8_t* const xq = q.x.data();
   float* const scales = q.scales.data();
-  const int64_t chunk_bytes = activation_bytes(layout(), sparse::kChunkTokens, in);
-  parallel_ranges(*arena_, sparse::ceil_div(tokens, sparse::kChunkTokens),
+  const int64_t chunk_bytes = activation_bytes(layout, sparse::kChunkTokens, in);
+  parallel_ranges(arena, sparse::ceil_div(tokens, sparse::kChunkTokens),
                   [&](int64_t c0, int64_t c1) {
                     const int64_t t0 = c0 * sparse::kChunkTokens;
                     const int64_t t1 = std::min(tokens, c1 * sparse::kChunkTokens);
-                    quantize_activations(x + t0 * in, t1 - t0, in, layout(), xq + c0 * chunk_bytes,
+                    quantize_activations(x + t0 * in, t1 - t0, in, layout, xq + c0 * chunk_bytes,
                                          scales + t0);
                   });
   q.form = QuantizedInput::Impl::Form::block_layout;
-  q.layout = layout();
+  q.layout = layout;
   q.tokens = tokens;
   q.in = in;
+}
+
+void Int8BlockLinear::quantize(const float* x, int64_t tokens, QuantizedInput::Impl& q) const {
+  quantize_block_layout(x, tokens, weights_.in, layout(), *arena_, q);
 }
 
 void Int8BlockLinear::run(const QuantizedInput::Impl& q, void* y, float y_scale,

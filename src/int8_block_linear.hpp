@@ -13,6 +13,11 @@
 
 namespace sparq {
 
+// x fp32 [tokens x in] quantized into an int8 block layout's 64-token chunks on the arena's
+// threads (q.form block_layout).
+void quantize_block_layout(const float* x, int64_t tokens, int64_t in, sparse::Int8Layout layout,
+                           tbb::task_arena& arena, QuantizedInput::Impl& q);
+
 class Int8BlockLinear {
  public:
   // Pre-quantized weights: wq s8 [out x in], w_scale [out], bias [out] or null.

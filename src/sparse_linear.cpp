@@ -1,6 +1,7 @@
 // The public SparseLinear: validates arguments, picks a kernel from the weight's structure, the
 // dtype and the CPU, and forwards to it.
 #include <cmath>
+#include <cstdlib>
 #include <cstring>
 #include <list>
 #include <mutex>
@@ -25,6 +26,7 @@
 #include "src/int8_decode_linear.hpp"
 #include "src/int8_nm_kernel.hpp"
 #include "src/int8_nm_linear.hpp"
+#include "src/nm_table_linear.hpp"
 #include "src/kernel_thresholds.hpp"
 #include "src/quantized_input.hpp"
 #include "src/threading.hpp"
@@ -65,7 +67,8 @@ struct SparseLinear::Impl {
   LinearInfo info;
   std::optional<Int8BlockLinear> block;       // int8 4x1 kernels
   std::optional<Int8DecodeLinear> decode;     // int8 16x1 decode kernels (<= 4 tokens)
-  std::optional<Int8NmLinear> nm;             // int8 2:4 kernel
+  std::optional<Int8NmLinear> nm;             // int8 2:4 kernel (decode-sized calls)
+  std::optional<NmTableLinear> nm_table;      // int8 / bf16 2:4 table kernels (longer calls)
   std::optional<F32TileLinear> f32_tiles;     // f32 / bf16 4x1 and 2:4 kernels
   std::optional<F32DecodeLinear> f32_decode;  // f32 / bf16 16x1 decode kernels (<= 4 tokens)
   std::unique_ptr<gpu::DeviceLinear> cuda;    // the layer on a GPU (LinearOptions.device cuda)
@@ -122,6 +125,10 @@ struct SparseLinear::Impl {
       block->quantize(x, tokens, q);
       return;
     }
+    if (nm_table) {
+      nm_table->quantize(x, tokens, q);
+      return;
+    }
     require(x != nullptr, "forward: x must not be null");
     require(tokens > 0,
             [&] { return "forward: tokens must be positive, got " + std::to_string(tokens); });
@@ -145,6 +152,10 @@ struct SparseLinear::Impl {
                bool bf16_out) const {
     if (f32_decode && tokens <= kF32DecodeTokens) {
       f32_decode->run(x, tokens, y, residual, bf16_out);
+      return;
+    }
+    if (nm_table && tokens >= kNmTableMinTokens) {
+      nm_table->run(x, tokens, y, residual, bf16_out);
       return;
     }
     const bool dense_decode = !w_f32.empty() && tokens <= kF32DecodeTokens;
@@ -194,6 +205,10 @@ struct SparseLinear::Impl {
     }
     if (block) {
       block->run(q, y, y_scale, residual, bf16_out);
+      return;
+    }
+    if (nm_table) {
+      nm_table->run(q, y, y_scale, residual, bf16_out);
       return;
     }
     require(options.dtype == DType::int8, "forward: a QuantizedInput needs an int8 layer");
@@ -302,6 +317,16 @@ std::string block_reason(const SparseLinear::Impl& m) {
          (p.block.rows % 4 == 0 ? ")" : ": " + p.to_string() + " blocks do not stack into 4x1)");
 }
 
+// SPARQ_INT8_2OF4_PREFILL=table|dense (default dense): where int8 2:4 calls of more than 4 tokens
+// run on AVX-512 VNNI. A measurement switch: the table kernel loses to oneDNN's GEMM on Zen 4.
+bool int8_2of4_prefill_on_table() {
+  const char* v = std::getenv("SPARQ_INT8_2OF4_PREFILL");
+  if (v == nullptr || *v == 0 || std::string(v) == "dense") return false;
+  if (std::string(v) == "table") return true;
+  throw InvalidArgument(std::string("SPARQ_INT8_2OF4_PREFILL must be table or dense, got '") + v +
+                        "'");
+}
+
 enum class FloatKernel { dense, block_4x1, n2_m4 };
 
 // f32 and bf16 layers: the f32 4x1 or 2:4 kernel, or oneDNN's f32 matmul. On this path bf16
@@ -330,9 +355,20 @@ void pack_float(SparseLinear::Impl& m, const float* weight, const float* bias, F
     // bf16 2:4 where oneDNN has a bf16 GEMM: longer calls dense on it (the fp32 2:4 kernel on
     // bf16 values runs 0.46-0.60x of it, measured on Zen 5); decode-sized ones on the 2:4
     // decode kernel below.
-    const bool dense_prefill =
-        kind == FloatKernel::n2_m4 && m.dense_bf16() && isa >= jit::Isa::avx512;
-    if (dense_prefill) {
+    // bf16 2:4 with AVX512_BF16: calls of >= kNmTableMinTokens tokens on the 2:4 table kernel
+    // (1.3-1.45x oneDNN's bf16 GEMM at 128 tokens on Zen 4), shorter ones (more than the decode
+    // kernel's 4) dense on oneDNN's bf16 GEMM.
+    const bool table_prefill = kind == FloatKernel::n2_m4 && bf16 && isa >= jit::Isa::avx512 &&
+                               jit::native_bf16_available() && m.dense_bf16();
+    const bool dense_prefill = kind == FloatKernel::n2_m4 && m.dense_bf16() &&
+                               isa >= jit::Isa::avx512;
+    if (table_prefill) {
+      m.nm_table.emplace(weight, bias, m.out, m.in, m.options.activation, m.options.threads);
+      m.w_f32.assign(weight, weight + m.out * m.in);
+      info.kernel = m.nm_table->kernel_name();
+      info.packed_bytes = m.nm_table->weights().bytes() +
+                          static_cast<int64_t>((m.w_f32.size() + m.bias.size()) * sizeof(float));
+    } else if (dense_prefill) {
       m.w_f32.assign(weight, weight + m.out * m.in);
       info.kernel = "onednn:bf16-dense";
       info.packed_bytes = static_cast<int64_t>((m.w_f32.size() + m.bias.size()) * sizeof(float));
@@ -347,7 +383,12 @@ void pack_float(SparseLinear::Impl& m, const float* weight, const float* bias, F
                    : m.options.pattern.kind == Pattern::Kind::block ? m.options.pattern.to_string()
                                                                     : "4x1";
     info.reason =
-        reason + (dense_prefill ? "; longer calls dense on oneDNN's bf16 GEMM" : bf16_note);
+        reason + (table_prefill ? "; calls of >= " + std::to_string(kNmTableMinTokens) +
+                                      " tokens on the bf16 2:4 table kernel (vdpbf16ps on "
+                                      "per-call tables of the kept activations), shorter ones "
+                                      "dense on oneDNN's bf16 GEMM"
+                  : dense_prefill ? "; longer calls dense on oneDNN's bf16 GEMM"
+                                  : bf16_note);
     if (isa == jit::Isa::reference)
       info.reason += "; this CPU lacks AVX2/FMA: portable C++ kernel (slow)";
     // Decode-sized calls read every weight byte for little arithmetic. Weights whose zeros come
@@ -449,9 +490,19 @@ SparseLinear SparseLinear::pack(const float* weight, int64_t out, int64_t in, co
     info.decode_packed_bytes = m.nm->packed_bytes();
     info.reason = "pattern 2:4 requested: calls of <= " + std::to_string(kNmMaxTokens) +
                   " tokens run the int8 2:4 kernel (62.5% of the dense weight bytes); ";
-    if (onednn_int8_is_exact()) {
-      // Longer calls: oneDNN's dense int8 GEMM. No sparse kernel beats it on a 2:4 weight (the
-      // 4x1 kernel skips almost nothing there: 0.45-0.6x of oneDNN, measured on Zen 5).
+    if (isa == jit::Isa::avx512_vnni && int8_2of4_prefill_on_table()) {
+      // Longer calls: the 2:4 table kernel (vpdpbusd on per-call tables of the kept activations),
+      // on request only: its table lives in L2 and it runs 0.83-0.94x of oneDNN on Zen 4.
+      m.nm_table.emplace(m.w_s8.data(), m.w_scale.data(), bias, out, in, options.activation,
+                         options.threads);
+      info.kernel = m.nm_table->kernel_name();
+      info.packed_bytes = info.decode_packed_bytes + m.nm_table->weights().bytes();
+      info.reason += "longer ones the 2:4 table kernel (75% of the dense weight bytes)";
+      m.w_s8 = {};
+      m.w_scale = {};
+    } else if (onednn_int8_is_exact()) {
+      // Longer calls: oneDNN's dense int8 GEMM. No sparse kernel here beats it on a 2:4 weight
+      // (the 4x1 kernel skips almost nothing there: 0.45-0.6x of oneDNN, measured on Zen 5).
       prepare_dense_int8(m, bias);
       info.kernel = "onednn:int8-dense";
       info.packed_bytes = info.decode_packed_bytes + static_cast<int64_t>(m.w_s8.size());

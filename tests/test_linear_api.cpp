@@ -316,7 +316,7 @@ TEST(SparseLinearFloat, TwoOfFourMatchesReference) {
     for (const Pattern& pattern : {Pattern::n_of_m(2, 4), Pattern::automatic()})
       for (int64_t in : {96, 35})
         for (Activation act : {Activation::none, Activation::gelu_tanh})
-          for (int64_t tokens : {1, 37}) {
+          for (int64_t tokens : {1, 37, 100}) {
             SCOPED_TRACE(testing::Message() << to_string(dtype) << " " << pattern.to_string()
                                             << " in=" << in << " tokens=" << tokens);
             const int64_t out = 30;
@@ -328,11 +328,12 @@ TEST(SparseLinearFloat, TwoOfFourMatchesReference) {
             const auto layer =
                 SparseLinear::pack(w.data(), out, in, bias.data(), options(dtype, pattern, act));
             EXPECT_EQ(layer.info().pattern, "2:4");
-            // bf16 2:4 runs its longer calls on oneDNN's bf16 GEMM where the CPU has AVX-512
-            // with BF16 (faster than the fp32 2:4 kernel there).
-            const bool dense_prefill = dtype == DType::bf16 && onednn_has_bf16() &&
-                                       jit::best_float_isa() == jit::Isa::avx512;
-            EXPECT_NE(layer.info().kernel.find(dense_prefill ? "onednn:bf16-dense" : "f32-2:4"),
+            // bf16 2:4 where the CPU has AVX-512 with BF16: calls of >= 48 tokens on the bf16
+            // table kernel, 5..47 on oneDNN's bf16 GEMM (37 here), the rest on the decode kernel.
+            const bool table = dtype == DType::bf16 && onednn_has_bf16() &&
+                               jit::native_bf16_available() &&
+                               jit::best_float_isa() == jit::Isa::avx512;
+            EXPECT_NE(layer.info().kernel.find(table ? "jit:bf16-2:4" : "f32-2:4"),
                       std::string::npos)
                 << layer.info().kernel;
             std::vector<float> want(sz(tokens * out));
