@@ -220,14 +220,17 @@ void F32Avx512Generator::blocks_2of4() {
   jz(end, T_NEAR);
   L(loop);
   {
-    const Zmm w[2] = {zmm16, zmm17};
+    const Zmm w[2] = {zmm16, zmm17}, values[2] = {zmm18, zmm19};
     const Reg64 offset[2] = {rax, rbx};
     mov(offsets, qword[entry_]);
+    // Two loads for the 8 values (rows 0-1, rows 2-3 in every 128-bit lane), each spread over
+    // the lanes by vpshufd: the loop is bound by loads (1 per cycle on Zen 4), not shuffles.
+    for (int h = 0; h < 2; ++h) vbroadcasti32x4(values[h], ptr[entry_ + 8 + 16 * h]);
     for (int r = 0; r < 4; ++r)
       for (int j = 0; j < 2; ++j) {
         movzx(offset[j].cvt32(), offsets.cvt8());
         if (r < 3 || j < 1) shr(offsets, 8);
-        vbroadcastss(w[j], dword[entry_ + 8 + 8 * r + 4 * j]);
+        vpshufd(w[j], values[r / 2], static_cast<uint8_t>((2 * (r % 2) + j) * 0x55));
         for (int q = 0; q < quarters_; ++q)
           vfmadd231ps(acc(r, q), w[j], ptr[column + offset[j] * 4 + 64 * q]);
       }
