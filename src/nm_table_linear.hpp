@@ -1,8 +1,8 @@
 // A 2:4 linear layer for prefill-sized calls on the table kernels (jit/nm_table_kernel.hpp),
 // int8 (AVX-512 VNNI) or bf16 (AVX512_BF16). Weights packed once (sparse/nm_table_pack.hpp). Per
 // call: activations in the 4x1 kernels' 64-token slices; then each thread takes a contiguous
-// range of row groups and, per slice and per chunk of units, builds the chunk's table (L2-sized,
-// in its own buffer: no thread waits for another) and runs its groups over it, their partial
+// range of row groups and, per slice and per chunk of units, builds the chunk's table (in its own
+// buffer: no thread waits for another) and runs its groups over it, their partial
 // sums waiting in the thread's buffer between chunks.
 #pragma once
 
