@@ -21,7 +21,7 @@ using namespace Xbyak;
 class NmTableGenerator : public Avx512TileGenerator {
  public:
   explicit NmTableGenerator(const NmTableKernelKey& key)
-      : int8_(key.type == sparse::NmTableType::int8) {
+      : int8_(key.type == sparse::NmTableType::int8), quarters_(key.quarters) {
     const Address flags = byte[args_ + offsetof(BlockTileArgs, chunk_flags)];
     preamble();
     mov(x_, ARG(x));
@@ -38,22 +38,25 @@ class NmTableGenerator : public Avx512TileGenerator {
       mov(count_, ARG(chunk_units));
       test(flags, static_cast<uint8_t>(kFirstChunk));
       jz(from_partial, T_NEAR);
-      for (int i = 0; i < 16; ++i) vpxord(Zmm(i), Zmm(i), Zmm(i));
+      for (int r = 0; r < 4; ++r)
+        for (int q = 0; q < quarters_; ++q) vpxord(acc(r, q), acc(r, q), acc(r, q));
       jmp(run, T_NEAR);
       L(from_partial);
-      for (int i = 0; i < 16; ++i) vmovdqa32(Zmm(i), ptr[partial_ + 64 * i]);
+      for (int r = 0; r < 4; ++r)
+        for (int q = 0; q < quarters_; ++q) vmovdqa32(acc(r, q), ptr[partial_ + 64 * (4 * r + q)]);
       L(run);
-      units(sparse::nm_table_unit_bytes(key.type));
+      units(sparse::nm_table_unit_bytes(key.type, quarters_));
       test(flags, static_cast<uint8_t>(kLastChunk));
       jz(keep, T_NEAR);
       if (int8_)
         dequantize_tile(key.activation);
       else
-        bias_and_activate_tile(key.activation);
-      for (int q = 0; q < 4; ++q) store_quarter(q);
+        bias_and_activate_tile(key.activation, quarters_);
+      for (int q = 0; q < quarters_; ++q) store_quarter(q, quarters_);
       jmp(next, T_NEAR);
       L(keep);
-      for (int i = 0; i < 16; ++i) vmovdqa32(ptr[partial_ + 64 * i], Zmm(i));
+      for (int r = 0; r < 4; ++r)
+        for (int q = 0; q < quarters_; ++q) vmovdqa32(ptr[partial_ + 64 * (4 * r + q)], acc(r, q));
       L(next);
       add(y_, 16);  // the next group's 4 rows in the stage
       add(partial_, 16 * 64);
@@ -91,9 +94,10 @@ class NmTableGenerator : public Avx512TileGenerator {
         if (r < 3) shr(offsets, 16);
         const Zmm w = weight[r % 2];
         vpshufd(w, weights, static_cast<uint8_t>(r * 0x55));
-        for (int q = 0; q < 4; ++q) {
+        for (int q = 0; q < quarters_; ++q) {
           const Zmm t = Zmm(16 + 4 * (r % 2) + q);
-          vmovdqu32(t, ptr[table + rax + 64 * q]);
+          // Entries hold combination * 64; a combination spans 64 * quarters bytes.
+          vmovdqu32(t, ptr[table + rax * quarters_ + 64 * q]);
           if (int8_)
             vpdpbusd(acc(r, q), t, w);
           else
@@ -109,6 +113,7 @@ class NmTableGenerator : public Avx512TileGenerator {
   }
 
   const bool int8_;
+  const int quarters_;
   const Reg64 partial_ = r12;
 };
 

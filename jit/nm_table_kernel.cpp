@@ -24,6 +24,11 @@ std::shared_ptr<const NmTableKernel> nm_table_kernel(const NmTableKernelKey& key
         " 2:4 table kernel needs " + needs.names() + "; this CPU has " + cpu_features().names());
   if (key.type == sparse::NmTableType::bf16 && key.output == TileOutput::s8)
     throw NotSupported("the bf16 2:4 table kernel writes fp32 or bf16, not int8");
+  const bool int8 = key.type == sparse::NmTableType::int8;
+  if (int8 ? key.quarters != 4 : key.quarters != 1 && key.quarters != 2 && key.quarters != 4)
+    throw NotSupported("the 2:4 table kernel takes tiles of 4 quarters (64 tokens)" +
+                       std::string(int8 ? "" : ", or 1 or 2 for bf16") + ", not " +
+                       std::to_string(key.quarters));
   static KernelCache<NmTableKernelKey, NmTableKernel> cache;
   return cache.get(key, [&]() -> std::unique_ptr<NmTableKernel> {
     try {

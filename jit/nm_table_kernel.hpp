@@ -27,13 +27,14 @@ struct NmTableKernelKey {
   Activation activation = Activation::none;
   bool residual = false;
   TileOutput output = TileOutput::f32;  // s8 only for int8
+  int quarters = 4;  // 16 * quarters tokens per tile: 4, or 1 and 2 for bf16's short slices
   auto operator<=>(const NmTableKernelKey&) const = default;
 };
 
 class NmTableKernel : public BlockTileKernel {
  public:
   const NmTableKernelKey& key() const { return key_; }
-  int tile_tokens() const override { return sparse::kNmTableSliceTokens; }
+  int tile_tokens() const override { return 16 * key_.quarters; }
   bool stores_partial_tiles() const override { return true; }
   // "jit:int8-2:4:avx512_vnni", "jit:bf16-2:4:avx512"
   std::string name() const;
@@ -48,7 +49,8 @@ class NmTableKernel : public BlockTileKernel {
 // What a key's kernel needs from the CPU.
 CpuFeatures nm_table_features(sparse::NmTableType type);
 // Generates (or finds in the process-wide cache) the kernel for a key. NotSupported if the CPU
-// cannot run it (and no code runner can) or an int8 output is asked of a bf16 kernel.
+// cannot run it (and no code runner can), an int8 output is asked of a bf16 kernel, or quarters
+// is not 4 (int8) or 1, 2, 4 (bf16).
 std::shared_ptr<const NmTableKernel> nm_table_kernel(const NmTableKernelKey& key);
 // The generator itself (tests assemble it on any CPU).
 std::unique_ptr<NmTableKernel> make_nm_table_kernel_avx512(const NmTableKernelKey& key);

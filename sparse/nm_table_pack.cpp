@@ -52,7 +52,7 @@ void pack_entries(NmTableWeights& p, int element_bits, ValueOf value_of) {
             ++lane_element;
           }
         }
-        const auto offset = static_cast<uint16_t>(combination * kNmTableVectorBytes);
+        const auto offset = static_cast<uint16_t>(combination * kNmTableQuarterBytes);
         std::memcpy(entry + 2 * r, &offset, sizeof(offset));
         std::memcpy(entry + 8 + 4 * r, &value, sizeof(value));
       }
@@ -73,7 +73,7 @@ void for_each_kept(const NmTableWeights& p, int64_t g, int64_t u, int r, int ele
   uint32_t value = 0;
   std::memcpy(&offset, entry + 2 * r, sizeof(offset));
   std::memcpy(&value, entry + 8 + 4 * r, sizeof(value));
-  const int combination = offset / kNmTableVectorBytes;
+  const int combination = offset / kNmTableQuarterBytes;
   const int blocks = nm_table_unit_columns(p.type) / 4;
   const uint32_t element_mask = (1u << element_bits) - 1;
   for (int b = 0; b < blocks; ++b)
@@ -173,16 +173,20 @@ std::vector<float> to_dense_bf16(const NmTableWeights& p) {
   return w;
 }
 
-void build_nm_table_reference(NmTableType type, const uint8_t* slice, int64_t in,
+void build_nm_table_reference(NmTableType type, int quarters, const uint8_t* slice, int64_t in,
                               int64_t unit_begin, int64_t unit_end, uint8_t* table) {
+  const bool int8 = type == NmTableType::int8;
+  require(quarters == 4 || (!int8 && (quarters == 1 || quarters == 2)),
+          "build_nm_table: int8 tables take 4 quarters, bf16 ones 1, 2 or 4");
   const int unit_columns = nm_table_unit_columns(type);
-  const int column_bytes = nm_table_column_bytes(type);
+  const int column_bytes = nm_table_column_bytes(type, quarters);
+  const int64_t vectors_bytes = int64_t{kNmTableQuarterBytes} * quarters;
   for (int64_t u = unit_begin; u < unit_end; ++u) {
-    uint8_t* unit = table + (u - unit_begin) * nm_table_unit_bytes(type);
+    uint8_t* unit = table + (u - unit_begin) * nm_table_unit_bytes(type, quarters);
     for (int c = 0; c < nm_table_combinations(type); ++c) {
       // The unit's columns this combination keeps, in lane order.
       int64_t columns[4] = {};
-      if (type == NmTableType::int8) {
+      if (int8) {
         const int p0 = c / 6, p1 = c % 6;
         for (int k = 0; k < 2; ++k) {
           columns[k] = u * unit_columns + kNmPairColumns[p0][k];
@@ -191,29 +195,38 @@ void build_nm_table_reference(NmTableType type, const uint8_t* slice, int64_t in
       } else {
         for (int k = 0; k < 2; ++k) columns[k] = u * unit_columns + kNmPairColumns[c][k];
       }
-      uint8_t* vectors = unit + c * kNmTableVectorBytes;
-      for (int q = 0; q < 4; ++q)
+      uint8_t* vectors = unit + c * vectors_bytes;
+      for (int q = 0; q < quarters; ++q)
         for (int lane = 0; lane < 4; ++lane)
           for (int j = 0; j < 4; ++j) {
             uint8_t* dword = vectors + 64 * q + 16 * lane + 4 * j;
-            if (type == NmTableType::int8) {
+            if (int8) {
               // Column byte 16L + 4q + j: what vpunpck{l,h}bw then vpunpck{l,h}wd of the four
               // columns leave in vector q, lane L, dword j.
               const int slot = 16 * lane + 4 * q + j;
               for (int k = 0; k < 4; ++k)
                 dword[k] = columns[k] < in ? slice[columns[k] * column_bytes + slot] : 0;
-            } else {
-              // Column element 32 (q / 2) + 8L + 4 (q % 2) + j: what vpunpck{l,h}wd of the two
-              // columns' zmm q / 2 leave in vector q, lane L, dword j.
-              const int slot = 32 * (q / 2) + 8 * lane + 4 * (q % 2) + j;
-              for (int k = 0; k < 2; ++k)
-                for (int b = 0; b < 2; ++b)
-                  dword[2 * k + b] =
-                      columns[k] < in ? slice[columns[k] * column_bytes + 2 * slot + b] : 0;
+              continue;
             }
+            // The column's element for token 4QL + 4q + j: in a 64-token slice at 32 (q / 2) +
+            // 8L + 4 (q % 2) + j (what vpunpck{l,h}wd of the two columns' zmm q / 2 leave in
+            // vector q, lane L, dword j); in a short slice at the token itself.
+            const int slot = quarters == 4 ? 32 * (q / 2) + 8 * lane + 4 * (q % 2) + j
+                                           : 4 * quarters * lane + 4 * q + j;
+            for (int k = 0; k < 2; ++k)
+              for (int b = 0; b < 2; ++b)
+                dword[2 * k + b] =
+                    columns[k] < in ? slice[columns[k] * column_bytes + 2 * slot + b] : 0;
           }
     }
   }
+}
+
+void layout_bf16_natural(const float* x, int64_t tokens, int64_t in, int slice_tokens,
+                         uint16_t* dst) {
+  for (int64_t i = 0; i < in; ++i)
+    for (int t = 0; t < slice_tokens; ++t)
+      dst[i * slice_tokens + t] = t < tokens ? to_bf16(x[t * in + i]) : 0;
 }
 
 }  // namespace sparq::sparse

@@ -4,29 +4,32 @@
 // A 2:4 row keeps 2 of every 4 columns: one of 6 pairs per block of 4 columns. A vpdpbusd lane
 // multiplies 4 bytes, two blocks' kept pairs; a vdpbf16ps lane 2 bf16, one block's pair. With
 // tokens in the lanes, each row wants its own activations, so the kernels do not gather them per
-// row: per 64-token slice, a table holds every combination a row can ask for, built once and
+// row: per slice of tokens, a table holds every combination a row can ask for, built once and
 // shared by every row (sparse/nm_table_pack.cpp builds it; src/nm_table_build_avx512.cpp too):
 //   int8: per unit of 8 columns (blocks 2u, 2u + 1), 36 combinations c = 6 * p0 + p1 of block
 //         2u's pair p0 and block 2u + 1's pair p1; lane dword = u8 (x[a0], x[b0], x[a1], x[b1]).
 //   bf16: per unit of 4 columns (one block), 6 combinations c = p; lane dword = bf16 (x[a], x[b]).
-// Pairs p = 0..5 are (0,1), (0,2), (0,3), (1,2), (1,3), (2,3). A combination is 4 zmm (256
-// bytes): vector q lane L dword j holds token 16L + 4q + j (sparse::chunk_token's quads order,
-// which the AVX-512 tile store transposes). Table bytes per unit: 36 * 256 (int8), 6 * 256 (bf16).
+// Pairs p = 0..5 are (0,1), (0,2), (0,3), (1,2), (1,3), (2,3). A slice holds 16 Q tokens (Q, the
+// quarters: 4 for full slices; 1 or 2 for a bf16 call's short last slice), and a combination is
+// Q zmm (64 Q bytes): vector q lane L dword j holds token 4 Q L + 4 q + j of the slice (the order
+// the AVX-512 tile store transposes; for Q = 4 sparse::chunk_token's quads order). Table bytes per
+// unit: 36 * 64 Q (int8), 6 * 64 Q (bf16).
 //
 // The kernels run a chunk of units (nm_table_chunk_units) over every row group before the next
-// chunk; the entries are stored in that order, chunk-major
-// (chunk, group, unit), so that a pass over a chunk reads them as one sequential stream.
+// chunk; the entries are stored in that order, chunk-major (chunk, group, unit), so that a pass
+// over a chunk reads them as one sequential stream.
 //
 // Weights: output rows in groups of 4 (the last group zero-padded). Per group and unit one
-// 24-byte entry: u16 offset[r] (the row's combination times 256: its byte offset inside the
-// unit's table), then u32 value[r]: the row's kept values in lane order (int8: s8 w[a0], w[b0],
-// w[a1], w[b1]; bf16: w[a], w[b]). A block with fewer than 2 non-zeros fills its pair with a
-// zero weight. 24 bytes for 4 rows x 8 columns is 75 % of dense int8 (32); for 4 x 4 bf16, 75 %
-// of dense bf16 (32).
+// 24-byte entry: u16 offset[r] (the row's combination times 64: times Q, which the kernel's
+// address scale supplies, its byte offset inside the unit's table), then u32 value[r]: the row's
+// kept values in lane order (int8: s8 w[a0], w[b0], w[a1], w[b1]; bf16: w[a], w[b]). A block with
+// fewer than 2 non-zeros fills its pair with a zero weight. 24 bytes for 4 rows x 8 columns is
+// 75 % of dense int8 (32); for 4 x 4 bf16, 75 % of dense bf16 (32).
 //
-// Activations: the 64-token slices of the kernels' 4x1 layouts (int8 quads_u8, u8 = q + 128,
-// sparse/int8_block_pack.hpp; bf16, sparse/bf16_block_pack.hpp). The int8 compensation is the
-// 4x1 kernel's: 128 * sum of the row's weights.
+// Activations, per slice: Q = 4, the 64-token slices of the kernels' 4x1 layouts (int8 quads_u8,
+// u8 = q + 128, sparse/int8_block_pack.hpp; bf16, sparse/bf16_block_pack.hpp); Q = 1, 2 (bf16),
+// [in][16 Q] bf16 in token order (layout_bf16_natural). The int8 compensation is the 4x1 kernel's:
+// 128 * sum of the row's weights.
 #pragma once
 
 #include <algorithm>
@@ -40,21 +43,28 @@ namespace sparq::sparse {
 enum class NmTableType { int8, bf16 };
 
 inline constexpr int kNmTableEntryBytes = 24;
-inline constexpr int kNmTableVectorBytes = 256;  // one combination, 64 tokens
+inline constexpr int kNmTableQuarterBytes = 64;  // one vector of a combination: 16 tokens
 inline constexpr int kNmTableSliceTokens = 64;
 
 inline int nm_table_unit_columns(NmTableType type) { return type == NmTableType::int8 ? 8 : 4; }
 inline int nm_table_combinations(NmTableType type) { return type == NmTableType::int8 ? 36 : 6; }
-inline int64_t nm_table_unit_bytes(NmTableType type) {
-  return int64_t{nm_table_combinations(type)} * kNmTableVectorBytes;
+inline int64_t nm_table_unit_bytes(NmTableType type, int quarters = 4) {
+  return int64_t{nm_table_combinations(type)} * kNmTableQuarterBytes * quarters;
+}
+// The quarters of a slice of `tokens` (1..64) tokens: 1 or 2 where a bf16 slice fits, else 4.
+inline int nm_table_quarters(NmTableType type, int64_t tokens) {
+  if (type == NmTableType::int8 || tokens > 32) return 4;
+  return tokens > 16 ? 2 : 1;
 }
 // Units per chunk: 16 int8 (128 columns, 144 KiB of table: L2), 24 bf16 (96 columns, 36 KiB:
 // mostly L1). Measured on Zen 4: bf16 16-32 units within 5 %, 96 (L2) 30 % slower.
 inline int64_t nm_table_chunk_units(NmTableType type) {
   return type == NmTableType::int8 ? 16 : 24;
 }
-// Bytes between two input columns of an activation slice.
-inline int nm_table_column_bytes(NmTableType type) { return type == NmTableType::int8 ? 64 : 128; }
+// Bytes between two input columns of an activation slice of 16 Q tokens.
+inline int nm_table_column_bytes(NmTableType type, int quarters = 4) {
+  return type == NmTableType::int8 ? 64 : 32 * quarters;
+}
 // Pair p (0..5) of a block keeps columns nm_pair_columns[p][0] < nm_pair_columns[p][1].
 inline constexpr int kNmPairColumns[6][2] = {{0, 1}, {0, 2}, {0, 3}, {1, 2}, {1, 3}, {2, 3}};
 
@@ -90,12 +100,18 @@ NmTableWeights pack_bf16_2of4_table(const float* w, const float* bias, int64_t o
 std::vector<int8_t> to_dense_int8(const NmTableWeights& w);
 std::vector<float> to_dense_bf16(const NmTableWeights& w);
 
-// Builds the table of units [unit_begin, unit_end) from one activation slice (the 4x1 kernels'
-// 64-token layout, [in][64] u8 or bf16): table receives (unit_end - unit_begin) *
-// nm_table_unit_bytes(type) bytes, unit unit_begin first. Columns past `in` count as zero.
-// Portable (the reference twin); src/nm_table_build.hpp has the vector version (identical
-// bytes).
-void build_nm_table_reference(NmTableType type, const uint8_t* slice, int64_t in,
+// Builds the table of units [unit_begin, unit_end) from one activation slice of 16 * quarters
+// tokens (the layouts above: [in][64] u8 or bf16 for 4 quarters, [in][16 Q] bf16 in token order
+// for 1 or 2): table receives (unit_end - unit_begin) * nm_table_unit_bytes(type, quarters)
+// bytes, unit unit_begin first. Columns past `in` count as zero. int8 takes 4 quarters only
+// (InvalidArgument otherwise). Portable (the reference twin); src/nm_table_build.hpp has the
+// vector version (identical bytes).
+void build_nm_table_reference(NmTableType type, int quarters, const uint8_t* slice, int64_t in,
                               int64_t unit_begin, int64_t unit_end, uint8_t* table);
+
+// x fp32 [tokens x in] -> [in][slice_tokens] bf16 in token order (rounded to nearest even),
+// zero past `tokens`: the activations of a short bf16 slice (tokens <= slice_tokens).
+void layout_bf16_natural(const float* x, int64_t tokens, int64_t in, int slice_tokens,
+                         uint16_t* dst);
 
 }  // namespace sparq::sparse

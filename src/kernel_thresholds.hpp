@@ -17,8 +17,5 @@ inline constexpr double kMinSparsityFor2of4 = 0.45;
 // dense.
 inline constexpr int64_t kF32DecodeTokens = 4;
 inline constexpr double kMinBlockSparsityForF32Decode = 0.75;
-// 2:4 calls of at least this many tokens run the table kernels (64-token slices: shorter calls
-// waste lanes; on Zen 4 bf16 they beat oneDNN's bf16 GEMM from 48 tokens on, 1.06-1.10x).
-inline constexpr int64_t kNmTableMinTokens = 48;
 
 }  // namespace sparq

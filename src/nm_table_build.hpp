@@ -9,13 +9,13 @@
 
 namespace sparq {
 
-void build_nm_table(sparse::NmTableType type, const uint8_t* slice, int64_t in, int64_t unit_begin,
-                    int64_t unit_end, uint8_t* table);
+void build_nm_table(sparse::NmTableType type, int quarters, const uint8_t* slice, int64_t in,
+                    int64_t unit_begin, int64_t unit_end, uint8_t* table);
 
 namespace detail {
 // Units whose columns all lie below `in`; the caller builds a partial last unit portably.
-void build_nm_table_avx512(sparse::NmTableType type, const uint8_t* slice, int64_t unit_begin,
-                           int64_t unit_end, uint8_t* table);
+void build_nm_table_avx512(sparse::NmTableType type, int quarters, const uint8_t* slice,
+                           int64_t unit_begin, int64_t unit_end, uint8_t* table);
 }  // namespace detail
 
 }  // namespace sparq

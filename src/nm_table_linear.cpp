@@ -18,8 +18,13 @@ constexpr int64_t kPartialBytesPerGroup = 16 * 64;
 
 // One forward call: the activation slices and where the output goes.
 struct NmTableLinear::Call {
-  const uint8_t* x = nullptr;  // slices of 64 tokens, slice_bytes apart
+  // `full` slices of 64 tokens, slice_bytes apart, then up to two short slices of 16 *
+  // short_quarters[k] tokens (0: none) in the short-slice layout, each right after the one
+  // before it.
+  const uint8_t* x = nullptr;
   int64_t slice_bytes = 0;
+  int64_t full = 0;
+  int short_quarters[2] = {0, 0};
   const float* x_scales = nullptr;  // int8: per token, lane order
   int64_t tokens = 0;
   void* y = nullptr;
@@ -45,11 +50,13 @@ NmTableLinear::NmTableLinear(const float* w, const float* bias, int64_t out, int
 void NmTableLinear::make_kernels(Activation activation) {
   const bool int8 = weights_.type == sparse::NmTableType::int8;
   for (int residual = 0; residual < 2; ++residual)
-    for (auto output : {jit::TileOutput::f32, jit::TileOutput::s8, jit::TileOutput::bf16}) {
-      if (!int8 && output == jit::TileOutput::s8) continue;
-      kernels_[residual][static_cast<int>(output)] =
-          jit::nm_table_kernel({weights_.type, activation, residual == 1, output});
-    }
+    for (auto output : {jit::TileOutput::f32, jit::TileOutput::s8, jit::TileOutput::bf16})
+      for (int quarters : {1, 2, 4}) {
+        if (int8 && quarters != 4) continue;
+        if (!int8 && output == jit::TileOutput::s8) continue;
+        kernels_[residual][static_cast<int>(output)][quarters_index(quarters)] =
+            jit::nm_table_kernel({weights_.type, activation, residual == 1, output, quarters});
+      }
 }
 
 void NmTableLinear::quantize(const float* x, int64_t tokens, QuantizedInput::Impl& q) const {
@@ -74,6 +81,7 @@ void NmTableLinear::run(const QuantizedInput::Impl& q, void* y, float y_scale,
   Call call;
   call.x = q.x.data();
   call.slice_bytes = in * sparse::x_column_bytes(sparse::Int8Layout::quads_u8);
+  call.full = sparse::ceil_div(q.tokens, sparse::kNmTableSliceTokens);
   call.x_scales = q.scales.data();
   call.tokens = q.tokens;
   call.y = y;
@@ -94,18 +102,44 @@ void NmTableLinear::run(const float* x, int64_t tokens, void* y, const float* re
     return "forward: tokens must be positive, got " + std::to_string(tokens);
   });
   const int64_t in = weights_.in;
+  // Full 64-token slices, and the call's remainder (up to 48 tokens) on short slices of 32 and
+  // 16 tokens in token order, so that it computes 16 or 32 lanes per 16 tokens, not 64.
+  constexpr int64_t kSlice = sparse::kBf16SliceTokens;
+  const int64_t remainder = tokens % kSlice;
+  int short_quarters[2] = {0, 0};
+  if (remainder > 0 && remainder <= 48) {
+    short_quarters[0] = remainder > 16 ? 2 : 1;
+    if (remainder > 32) short_quarters[1] = 1;
+  }
+  const int64_t full = short_quarters[0] ? tokens / kSlice : sparse::ceil_div(tokens, kSlice);
   // Per calling thread, reused across calls: the hot path allocates only when it grows.
   thread_local AlignedVector<uint16_t> x_bf16;
-  x_bf16.resize(static_cast<size_t>(sparse::bf16_activation_elements(tokens, in)));
+  x_bf16.resize(static_cast<size_t>((full + 1) * in * kSlice));
   uint16_t* const laid_out = x_bf16.data();
-  constexpr int64_t kSlice = sparse::kBf16SliceTokens;
-  parallel_ranges(*arena_, sparse::ceil_div(tokens, kSlice), [&](int64_t s0, int64_t s1) {
-    const int64_t t0 = s0 * kSlice, t1 = std::min(tokens, s1 * kSlice);
-    layout_bf16_activations(x + t0 * in, t1 - t0, in, laid_out + s0 * in * kSlice);
+  parallel_ranges(*arena_, full + 1, [&](int64_t s0, int64_t s1) {
+    for (int64_t s = s0; s < s1; ++s) {
+      const int64_t t0 = s * kSlice;
+      if (s < full) {
+        layout_bf16_activations(x + t0 * in, std::min(kSlice, tokens - t0), in,
+                                laid_out + s * in * kSlice);
+        continue;
+      }
+      uint16_t* at = laid_out + s * in * kSlice;
+      for (int k = 0, t = 0; k < 2 && short_quarters[k]; ++k) {
+        const int n = 16 * short_quarters[k];
+        sparse::layout_bf16_natural(x + (t0 + t) * in, std::min<int64_t>(n, tokens - t0 - t), in, n,
+                                    at);
+        at += in * n;
+        t += n;
+      }
+    }
   });
   Call call;
   call.x = reinterpret_cast<const uint8_t*>(laid_out);
   call.slice_bytes = in * sparse::kBf16ColumnBytes;
+  call.full = full;
+  call.short_quarters[0] = short_quarters[0];
+  call.short_quarters[1] = short_quarters[1];
   call.tokens = tokens;
   call.y = y;
   call.output = bf16_out ? jit::TileOutput::bf16 : jit::TileOutput::f32;
@@ -115,8 +149,7 @@ void NmTableLinear::run(const float* x, int64_t tokens, void* y, const float* re
 
 void NmTableLinear::run_slices(const Call& call) const {
   const sparse::NmTableWeights& w = weights_;
-  const jit::NmTableKernel& kernel =
-      *kernels_[call.residual != nullptr][static_cast<int>(call.output)];
+  const auto& kernels = kernels_[call.residual != nullptr][static_cast<int>(call.output)];
   constexpr int64_t kGroupsPerCall = jit::kGroupsPerCall;
   const int64_t out = w.out, groups = w.groups(), tokens = call.tokens;
   const int64_t y_elem = call.output == jit::TileOutput::f32    ? 4
@@ -125,7 +158,7 @@ void NmTableLinear::run_slices(const Call& call) const {
   const int64_t unit_bytes = sparse::nm_table_unit_bytes(w.type);
   const int64_t chunk_units = sparse::nm_table_chunk_units(w.type);
   const int64_t chunks = sparse::ceil_div(w.units, chunk_units);
-  const int64_t slices = sparse::ceil_div(tokens, sparse::kNmTableSliceTokens);
+  const int64_t slices = call.full + (call.short_quarters[0] > 0) + (call.short_quarters[1] > 0);
   const int64_t calls = sparse::ceil_div(groups, kGroupsPerCall);
   // One contiguous range of calls per thread: each thread builds the tables it reads.
   const int64_t parts = std::min<int64_t>(arena_->max_concurrency(), calls);
@@ -145,15 +178,26 @@ void NmTableLinear::run_slices(const Call& call) const {
     a.y_stride = out * y_elem;
     a.residual_stride = out * static_cast<int64_t>(sizeof(float));
     for (int64_t s = 0; s < slices; ++s) {
-      const int64_t t0 = s * sparse::kNmTableSliceTokens;
+      int64_t t0 = s * sparse::kNmTableSliceTokens;
       const uint8_t* slice = call.x + s * call.slice_bytes;
+      int quarters = 4;
+      if (s >= call.full) {  // the short slices (bf16 only): 16 Q tokens of 32 Q bytes a column
+        t0 = call.full * sparse::kNmTableSliceTokens;
+        slice = call.x + call.full * call.slice_bytes;
+        for (int64_t k = 0; k < s - call.full; ++k) {
+          t0 += 16 * call.short_quarters[k];
+          slice += w.in * 32 * call.short_quarters[k];
+        }
+        quarters = call.short_quarters[s - call.full];
+      }
+      const jit::NmTableKernel& kernel = *kernels[quarters_index(quarters)];
       a.x_scale = call.x_scales ? call.x_scales + t0 : nullptr;
-      a.valid_tokens = std::min<int64_t>(sparse::kNmTableSliceTokens, tokens - t0);
+      a.valid_tokens = std::min<int64_t>(16 * quarters, tokens - t0);
       for (int64_t k = 0; k < chunks; ++k) {
         a.chunk_begin = k * chunk_units;
         a.chunk_units = std::min(chunk_units, w.units - a.chunk_begin);
         a.chunk_flags = (k == 0 ? jit::kFirstChunk : 0) | (k + 1 == chunks ? jit::kLastChunk : 0);
-        build_nm_table(w.type, slice, w.in, a.chunk_begin, a.chunk_begin + a.chunk_units,
+        build_nm_table(w.type, quarters, slice, w.in, a.chunk_begin, a.chunk_begin + a.chunk_units,
                        table.data());
         for (int64_t c = c0; c < c1; ++c) {
           const int64_t g_begin = c * kGroupsPerCall;

@@ -32,12 +32,13 @@ class NmTableLinear {
   // null.
   void run(const QuantizedInput::Impl& q, void* y, float y_scale, const float* residual,
            bool bf16_out = false) const;
-  // bf16: x fp32 [tokens x in] (rounded to bf16 on the way in); y fp32 or bf16 when bf16_out.
+  // bf16: x fp32 [tokens x in] (rounded to bf16 on the way in); y fp32 or bf16 when bf16_out. A
+  // call's last 1..32 tokens run on a 16- or 32-token tile.
   void run(const float* x, int64_t tokens, void* y, const float* residual,
            bool bf16_out = false) const;
 
   const sparse::NmTableWeights& weights() const { return weights_; }
-  std::string kernel_name() const { return kernels_[0][0]->name(); }
+  std::string kernel_name() const { return kernels_[0][0][quarters_index(4)]->name(); }
 
  private:
   struct Call;
@@ -45,7 +46,9 @@ class NmTableLinear {
   void run_slices(const Call& call) const;
 
   sparse::NmTableWeights weights_;
-  std::shared_ptr<const jit::NmTableKernel> kernels_[2][3];  // [residual][jit::TileOutput]
+  static int quarters_index(int quarters) { return quarters / 2; }  // 1, 2, 4 -> 0, 1, 2
+  // [residual][jit::TileOutput][quarters_index]
+  std::shared_ptr<const jit::NmTableKernel> kernels_[2][3][3];
   tbb::task_arena* arena_;
 };
 

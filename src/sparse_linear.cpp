@@ -26,8 +26,8 @@
 #include "src/int8_decode_linear.hpp"
 #include "src/int8_nm_kernel.hpp"
 #include "src/int8_nm_linear.hpp"
-#include "src/nm_table_linear.hpp"
 #include "src/kernel_thresholds.hpp"
+#include "src/nm_table_linear.hpp"
 #include "src/quantized_input.hpp"
 #include "src/threading.hpp"
 
@@ -154,7 +154,7 @@ struct SparseLinear::Impl {
       f32_decode->run(x, tokens, y, residual, bf16_out);
       return;
     }
-    if (nm_table && tokens >= kNmTableMinTokens) {
+    if (nm_table) {
       nm_table->run(x, tokens, y, residual, bf16_out);
       return;
     }
@@ -352,22 +352,19 @@ void pack_float(SparseLinear::Impl& m, const float* weight, const float* bias, F
     const jit::Isa isa = jit::best_float_isa();
     const auto layout =
         kind == FloatKernel::n2_m4 ? jit::F32Layout::n2_m4 : jit::F32Layout::block_4x1;
-    // bf16 2:4 where oneDNN has a bf16 GEMM: longer calls dense on it (the fp32 2:4 kernel on
-    // bf16 values runs 0.46-0.60x of it, measured on Zen 5); decode-sized ones on the 2:4
-    // decode kernel below.
-    // bf16 2:4 with AVX512_BF16: calls of >= kNmTableMinTokens tokens on the 2:4 table kernel
-    // (1.3-1.45x oneDNN's bf16 GEMM at 128 tokens on Zen 4), shorter ones (more than the decode
-    // kernel's 4) dense on oneDNN's bf16 GEMM.
+    // bf16 2:4 with AVX512_BF16: calls of more than 4 tokens on the 2:4 table kernel (1.3-1.45x
+    // oneDNN's bf16 GEMM at 128 tokens on Zen 4; a call's last 1..32 tokens on 16- or 32-token
+    // tiles), decode-sized ones on the 2:4 decode kernel below. Where only oneDNN has a bf16
+    // GEMM (SPARQ_MAX_ISA below the kernel), longer calls dense on it: the fp32 2:4 kernel on
+    // bf16 values runs 0.46-0.60x of it (Zen 5).
     const bool table_prefill = kind == FloatKernel::n2_m4 && bf16 && isa >= jit::Isa::avx512 &&
-                               jit::native_bf16_available() && m.dense_bf16();
-    const bool dense_prefill = kind == FloatKernel::n2_m4 && m.dense_bf16() &&
-                               isa >= jit::Isa::avx512;
+                               jit::native_bf16_available();
+    const bool dense_prefill =
+        !table_prefill && kind == FloatKernel::n2_m4 && m.dense_bf16() && isa >= jit::Isa::avx512;
     if (table_prefill) {
       m.nm_table.emplace(weight, bias, m.out, m.in, m.options.activation, m.options.threads);
-      m.w_f32.assign(weight, weight + m.out * m.in);
       info.kernel = m.nm_table->kernel_name();
-      info.packed_bytes = m.nm_table->weights().bytes() +
-                          static_cast<int64_t>((m.w_f32.size() + m.bias.size()) * sizeof(float));
+      info.packed_bytes = m.nm_table->weights().bytes();
     } else if (dense_prefill) {
       m.w_f32.assign(weight, weight + m.out * m.in);
       info.kernel = "onednn:bf16-dense";
@@ -383,10 +380,9 @@ void pack_float(SparseLinear::Impl& m, const float* weight, const float* bias, F
                    : m.options.pattern.kind == Pattern::Kind::block ? m.options.pattern.to_string()
                                                                     : "4x1";
     info.reason =
-        reason + (table_prefill ? "; calls of >= " + std::to_string(kNmTableMinTokens) +
+        reason + (table_prefill ? "; calls of more than " + std::to_string(kF32DecodeTokens) +
                                       " tokens on the bf16 2:4 table kernel (vdpbf16ps on "
-                                      "per-call tables of the kept activations), shorter ones "
-                                      "dense on oneDNN's bf16 GEMM"
+                                      "per-call tables of the kept activations)"
                   : dense_prefill ? "; longer calls dense on oneDNN's bf16 GEMM"
                                   : bf16_note);
     if (isa == jit::Isa::reference)

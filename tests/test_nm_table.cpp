@@ -136,7 +136,7 @@ TEST(NmTableBuild, PortableTableHoldsTheCombinationsInLaneOrder) {
   const int64_t units8 = (in + 7) / 8;
   std::vector<uint8_t> table(
       static_cast<size_t>(units8 * sparse::nm_table_unit_bytes(NmTableType::int8)));
-  sparse::build_nm_table_reference(NmTableType::int8, slice.data(), in, 0, units8, table.data());
+  sparse::build_nm_table_reference(NmTableType::int8, 4, slice.data(), in, 0, units8, table.data());
   auto q_at = [&](int64_t t, int64_t c) -> uint8_t {
     return c < in ? static_cast<uint8_t>(xq[t * in + c] + 128) : 0;
   };
@@ -162,7 +162,7 @@ TEST(NmTableBuild, PortableTableHoldsTheCombinationsInLaneOrder) {
   const int64_t units16 = (in + 3) / 4;
   std::vector<uint8_t> table16(
       static_cast<size_t>(units16 * sparse::nm_table_unit_bytes(NmTableType::bf16)));
-  sparse::build_nm_table_reference(NmTableType::bf16,
+  sparse::build_nm_table_reference(NmTableType::bf16, 4,
                                    reinterpret_cast<const uint8_t*>(slice16.data()), in, 0, units16,
                                    table16.data());
   for (int64_t u = 0; u < units16; ++u)
@@ -182,24 +182,68 @@ TEST(NmTableBuild, PortableTableHoldsTheCombinationsInLaneOrder) {
           }
 }
 
+// Short bf16 slices (16 or 32 tokens in token order): in combination c's vector q, lane L,
+// dword j sits token 4 Q L + 4 q + j.
+TEST(NmTableBuild, ShortBf16SlicesHoldTheirTokensInLaneOrder) {
+  const int64_t in = 13;
+  for (int quarters : {1, 2}) {
+    const int64_t tokens = 16 * quarters - 3;  // padding tokens too
+    SCOPED_TRACE(testing::Message() << "quarters " << quarters);
+    const auto x = test::random_floats(static_cast<size_t>(tokens * in), 19, -2, 2);
+    std::vector<uint16_t> slice(static_cast<size_t>(in * 16 * quarters));
+    sparse::layout_bf16_natural(x.data(), tokens, in, 16 * quarters, slice.data());
+    const int64_t units = (in + 3) / 4;
+    std::vector<uint8_t> table(
+        static_cast<size_t>(units * sparse::nm_table_unit_bytes(NmTableType::bf16, quarters)));
+    sparse::build_nm_table_reference(NmTableType::bf16, quarters,
+                                     reinterpret_cast<const uint8_t*>(slice.data()), in, 0, units,
+                                     table.data());
+    for (int64_t u = 0; u < units; ++u)
+      for (int c = 0; c < 6; ++c)
+        for (int q = 0; q < quarters; ++q)
+          for (int lane = 0; lane < 4; ++lane)
+            for (int j = 0; j < 4; ++j) {
+              const int64_t t = 4 * quarters * lane + 4 * q + j;
+              uint16_t got[2];
+              std::memcpy(
+                  got, table.data() + (u * 6 + c) * 64 * quarters + 64 * q + 16 * lane + 4 * j, 4);
+              for (int k = 0; k < 2; ++k) {
+                const int64_t col = 4 * u + sparse::kNmPairColumns[c][k];
+                const uint16_t want = col < in && t < tokens ? sparse::to_bf16(x[t * in + col]) : 0;
+                ASSERT_EQ(got[k], want) << "u=" << u << " c=" << c << " t=" << t << " k=" << k;
+              }
+            }
+  }
+  std::vector<uint8_t> any(1 << 16);
+  EXPECT_THROW_WITH(
+      sparse::build_nm_table_reference(NmTableType::int8, 2, any.data(), 8, 0, 1, any.data()),
+      InvalidArgument, "4 quarters");
+}
+
 TEST(NmTableBuild, VectorBuilderMatchesPortable) {
   if (jit::best_float_isa() < jit::Isa::avx512)
     GTEST_SKIP() << "this CPU runs the portable builder itself (no AVX-512)";
   for (NmTableType type : {NmTableType::int8, NmTableType::bf16})
-    for (int64_t in : {8, 29, 64, 300}) {
-      SCOPED_TRACE(testing::Message() << "type " << int(type) << " in=" << in);
-      const int64_t units =
-          (in + sparse::nm_table_unit_columns(type) - 1) / sparse::nm_table_unit_columns(type);
-      // Any bytes will do: the builder only moves them.
-      AlignedVector<uint8_t> slice(static_cast<size_t>(in * sparse::nm_table_column_bytes(type)));
-      std::mt19937 rng(static_cast<uint32_t>(in));
-      for (uint8_t& b : slice) b = static_cast<uint8_t>(rng());
-      for (auto [u0, u1] : {std::pair<int64_t, int64_t>{0, units}, {units / 2, units}, {0, 1}}) {
-        const auto bytes = static_cast<size_t>((u1 - u0) * sparse::nm_table_unit_bytes(type));
-        AlignedVector<uint8_t> a(bytes, 0xcd), b(bytes, 0xab);
-        build_nm_table(type, slice.data(), in, u0, u1, a.data());
-        sparse::build_nm_table_reference(type, slice.data(), in, u0, u1, b.data());
-        EXPECT_EQ(a, b) << "units " << u0 << ".." << u1;
+    for (int quarters : {1, 2, 4}) {
+      if (type == NmTableType::int8 && quarters != 4) continue;
+      for (int64_t in : {8, 29, 64, 300}) {
+        SCOPED_TRACE(testing::Message()
+                     << "type " << int(type) << " quarters " << quarters << " in=" << in);
+        const int64_t units =
+            (in + sparse::nm_table_unit_columns(type) - 1) / sparse::nm_table_unit_columns(type);
+        // Any bytes will do: the builder only moves them.
+        AlignedVector<uint8_t> slice(
+            static_cast<size_t>(in * sparse::nm_table_column_bytes(type, quarters)));
+        std::mt19937 rng(static_cast<uint32_t>(in));
+        for (uint8_t& b : slice) b = static_cast<uint8_t>(rng());
+        for (auto [u0, u1] : {std::pair<int64_t, int64_t>{0, units}, {units / 2, units}, {0, 1}}) {
+          const auto bytes =
+              static_cast<size_t>((u1 - u0) * sparse::nm_table_unit_bytes(type, quarters));
+          AlignedVector<uint8_t> a(bytes, 0xcd), b(bytes, 0xab);
+          build_nm_table(type, quarters, slice.data(), in, u0, u1, a.data());
+          sparse::build_nm_table_reference(type, quarters, slice.data(), in, u0, u1, b.data());
+          EXPECT_EQ(a, b) << "units " << u0 << ".." << u1;
+        }
       }
     }
 }
@@ -266,6 +310,7 @@ TEST(NmTableEmulated, BothKernelsMatchTheReference) {
   for (NmTableType type : {NmTableType::int8, NmTableType::bf16}) {
     SCOPED_TRACE(type_name(type));
     check_layer(type, {9, 150, 70, 1}, Activation::gelu_erf, true, 11);
+    check_layer(type, {9, 40, 20, 1}, Activation::none, false, 12);
   }
   jit::set_code_runner(previous);
   if (test::emulator::call_count() == calls)
@@ -281,8 +326,10 @@ TEST_P(NmTableLayerTest, MatchesReference) {
   test::announce_lane(std::string(type_name(type)) + " 2:4 table kernel", needs);
   // Partial groups (out % 4), calls (out % 32), units (in % 8, in % 4), several chunks (int8:
   // 16 units, bf16: 24), partial token slices, two threads.
-  const LayerCase cases[] = {
-      {5, 6, 1, 1}, {37, 70, 64, 1}, {64, 264, 100, 2}, {300, 136, 17, 2}, {8, 780, 130, 1}};
+  // bf16 tokens 1, 17, 80 (64 + 16) and 96 (64 + 32) end on 16- and 32-token tiles.
+  const LayerCase cases[] = {{5, 6, 1, 1},      {37, 70, 64, 1},  {64, 264, 100, 2},
+                             {300, 136, 17, 2}, {8, 780, 130, 1}, {40, 72, 80, 2},
+                             {33, 100, 96, 1}};
   uint32_t seed = 70;
   for (const LayerCase& c : cases)
     for (Activation act : {Activation::none, Activation::relu, Activation::gelu_tanh,
@@ -299,6 +346,14 @@ TEST(NmTableKernel, BadKeysAreRefused) {
     EXPECT_THROW(
         jit::nm_table_kernel({NmTableType::bf16, Activation::none, false, jit::TileOutput::s8}),
         NotSupported);
+    EXPECT_THROW_WITH(
+        jit::nm_table_kernel({NmTableType::bf16, Activation::none, false, jit::TileOutput::f32, 3}),
+        NotSupported, "not 3");
+  }
+  if (jit::can_run(jit::nm_table_features(NmTableType::int8))) {
+    EXPECT_THROW_WITH(
+        jit::nm_table_kernel({NmTableType::int8, Activation::none, false, jit::TileOutput::f32, 2}),
+        NotSupported, "not 2");
   }
   // A layer of the other type refuses the wrong call.
   if (jit::can_run(jit::nm_table_features(NmTableType::int8))) {
