@@ -10,11 +10,12 @@
 
 #include "jit/f32_decode_kernel.hpp"
 #include "sparse/f32_decode_pack.hpp"
+#include "src/linear_kernel.hpp"
 #include "src/threading.hpp"
 
 namespace sparq {
 
-class F32DecodeLinear {
+class F32DecodeLinear final : public LinearKernel {
  public:
   // w: fp32 [out x in] (bf16: holding bf16 values; two_of_four: 2:4, isa avx512 or
   // reference), bias [out] or null.
@@ -24,10 +25,14 @@ class F32DecodeLinear {
   // Any token count (more than 4 run in steps of 4, each reading all the weights).
   // y: fp32 [tokens x out], or bf16 when bf16_out.
   void run(const float* x, int64_t tokens, void* y, const float* residual,
-           bool bf16_out = false) const;
+           bool bf16_out = false) const override;
+  using LinearKernel::run;
 
   const sparse::F32DecodeWeights& weights() const { return weights_; }
   std::string kernel_name() const { return kernels_[0][0]->name(); }
+  std::string name() const override { return kernel_name(); }
+  std::string isa() const override { return jit::isa_name(kernels_[0][0]->key().isa); }
+  int64_t packed_bytes() const override { return weights_.bytes(); }
 
  private:
   sparse::F32DecodeWeights weights_;

@@ -12,11 +12,12 @@
 #include "sparse/bf16_block_pack.hpp"
 #include "sparse/f32_block_pack.hpp"
 #include "sparse/f32_nm_pack.hpp"
+#include "src/linear_kernel.hpp"
 #include "src/threading.hpp"
 
 namespace sparq {
 
-class F32TileLinear {
+class F32TileLinear final : public LinearKernel {
  public:
   // w: fp32 [out x in] (for n2_m4: 2:4, else InvalidArgument), bias [out] or null.
   // round_inputs_to_bf16: a bf16 layer (the weights must already hold bf16 values): bf16_4x1
@@ -28,10 +29,13 @@ class F32TileLinear {
   // x: fp32 [tokens x in]; y: fp32 [tokens x out], or bf16 when bf16_out; residual fp32
   // [tokens x out] or null.
   void run(const float* x, int64_t tokens, void* y, const float* residual,
-           bool bf16_out = false) const;
+           bool bf16_out = false) const override;
+  using LinearKernel::run;
 
   std::string kernel_name() const { return kernels_[0][0]->name(); }
-  int64_t packed_bytes() const;
+  std::string name() const override { return kernel_name(); }
+  std::string isa() const override { return jit::isa_name(kernels_[0][0]->key().isa); }
+  int64_t packed_bytes() const override;
   // For tests: the packed weight of the layout in use.
   const sparse::F32BlockWeights& block_weights() const { return block_; }
   const sparse::F32NmWeights& nm_weights() const { return nm_; }

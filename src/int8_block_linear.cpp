@@ -39,13 +39,12 @@ void quantize_block_layout(const float* x, int64_t tokens, int64_t in, sparse::I
   uint8_t* const xq = q.x.data();
   float* const scales = q.scales.data();
   const int64_t chunk_bytes = activation_bytes(layout, sparse::kChunkTokens, in);
-  parallel_ranges(arena, sparse::ceil_div(tokens, sparse::kChunkTokens),
-                  [&](int64_t c0, int64_t c1) {
-                    const int64_t t0 = c0 * sparse::kChunkTokens;
-                    const int64_t t1 = std::min(tokens, c1 * sparse::kChunkTokens);
-                    quantize_activations(x + t0 * in, t1 - t0, in, layout, xq + c0 * chunk_bytes,
-                                         scales + t0);
-                  });
+  parallel_ranges(
+      arena, sparse::ceil_div(tokens, sparse::kChunkTokens), [&](int64_t c0, int64_t c1) {
+        const int64_t t0 = c0 * sparse::kChunkTokens;
+        const int64_t t1 = std::min(tokens, c1 * sparse::kChunkTokens);
+        quantize_activations(x + t0 * in, t1 - t0, in, layout, xq + c0 * chunk_bytes, scales + t0);
+      });
   q.form = QuantizedInput::Impl::Form::block_layout;
   q.layout = layout;
   q.tokens = tokens;
@@ -56,16 +55,19 @@ void Int8BlockLinear::quantize(const float* x, int64_t tokens, QuantizedInput::I
   quantize_block_layout(x, tokens, weights_.in, layout(), *arena_, q);
 }
 
+bool Int8BlockLinear::reads(const QuantizedInput::Impl& q) const {
+  return q.form == QuantizedInput::Impl::Form::block_layout && q.layout == layout() &&
+         q.in == weights_.in;
+}
+
 void Int8BlockLinear::run(const QuantizedInput::Impl& q, void* y, float y_scale,
                           const float* residual, bool bf16_out) const {
   const sparse::Int8BlockWeights& w = weights_;
-  sparse::require(
-      q.form == QuantizedInput::Impl::Form::block_layout && q.layout == layout() && q.in == w.in,
-      [&] {
-        return "forward: the QuantizedInput was not made by this layer's quantize_input "
-               "(in_features " +
-               std::to_string(q.in) + ", expected " + std::to_string(w.in) + ")";
-      });
+  sparse::require(reads(q), [&] {
+    return "forward: the QuantizedInput was not made by this layer's quantize_input "
+           "(in_features " +
+           std::to_string(q.in) + ", expected " + std::to_string(w.in) + ")";
+  });
   sparse::require(y != nullptr, "forward: y must not be null");
   const bool int8_out = y_scale > 0.0f;
   const Output output = int8_out ? kS8Out : bf16_out ? kBf16Out : kF32Out;

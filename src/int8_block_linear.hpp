@@ -8,6 +8,7 @@
 
 #include "jit/int8_block_kernel.hpp"
 #include "sparse/int8_block_pack.hpp"
+#include "src/linear_kernel.hpp"
 #include "src/quantized_input.hpp"
 #include "src/threading.hpp"
 
@@ -18,20 +19,25 @@ namespace sparq {
 void quantize_block_layout(const float* x, int64_t tokens, int64_t in, sparse::Int8Layout layout,
                            tbb::task_arena& arena, QuantizedInput::Impl& q);
 
-class Int8BlockLinear {
+class Int8BlockLinear final : public LinearKernel {
  public:
   // Pre-quantized weights: wq s8 [out x in], w_scale [out], bias [out] or null.
   Int8BlockLinear(const int8_t* wq, const float* w_scale, const float* bias, int64_t out,
                   int64_t in, Activation activation, jit::Isa isa, int threads);
 
-  void quantize(const float* x, int64_t tokens, QuantizedInput::Impl& q) const;
+  void quantize(const float* x, int64_t tokens, QuantizedInput::Impl& q) const override;
+  bool reads(const QuantizedInput::Impl& q) const override;
   // y: fp32 [tokens x out], or s8 when y_scale > 0 (requantized), or bf16 when bf16_out;
   // residual fp32 or null.
   void run(const QuantizedInput::Impl& q, void* y, float y_scale, const float* residual,
-           bool bf16_out = false) const;
+           bool bf16_out = false) const override;
+  using LinearKernel::run;
 
   const sparse::Int8BlockWeights& weights() const { return weights_; }
   std::string kernel_name() const { return kernels_[0][0]->name(); }
+  std::string name() const override { return kernel_name(); }
+  std::string isa() const override { return jit::isa_name(kernels_[0][0]->key().isa); }
+  int64_t packed_bytes() const override { return weights_.bytes(); }
   sparse::Int8Layout layout() const { return weights_.layout; }
 
  private:

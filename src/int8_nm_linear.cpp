@@ -78,11 +78,16 @@ void Int8NmLinear::quantize(const float* x, int64_t tokens, QuantizedInput::Impl
   q.in = in;
 }
 
+bool Int8NmLinear::reads(const QuantizedInput::Impl& q) const {
+  const int64_t in = jit_ ? decode_weights_.in : weights_.in;
+  const auto form = jit_ ? QuantizedInput::Impl::Form::nm_u8 : QuantizedInput::Impl::Form::nm_s8;
+  return q.form == form && q.in == in;
+}
+
 void Int8NmLinear::run(const QuantizedInput::Impl& q, void* y, float y_scale, const float* residual,
                        bool bf16_out) const {
   const int64_t in = jit_ ? decode_weights_.in : weights_.in;
-  const auto form = jit_ ? QuantizedInput::Impl::Form::nm_u8 : QuantizedInput::Impl::Form::nm_s8;
-  sparse::require(q.form == form && q.in == in, [&] {
+  sparse::require(reads(q), [&] {
     return "forward: the QuantizedInput was not made by this layer's quantize_input "
            "(in_features " +
            std::to_string(q.in) + ", expected " + std::to_string(in) + ")";

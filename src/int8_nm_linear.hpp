@@ -13,25 +13,32 @@
 #include "sparse/int8_decode_pack.hpp"
 #include "sparse/int8_nm_decode_pack.hpp"
 #include "sparse/int8_nm_pack.hpp"
+#include "src/linear_kernel.hpp"
 #include "src/quantized_input.hpp"
 #include "src/threading.hpp"
 
 namespace sparq {
 
-class Int8NmLinear {
+class Int8NmLinear final : public LinearKernel {
  public:
   // wq: s8 [out x in], 2:4; w_scale [out]; bias [out] or null; isa: the best available.
   Int8NmLinear(const int8_t* wq, const float* w_scale, const float* bias, int64_t out, int64_t in,
                Activation activation, jit::Isa isa, int threads);
 
-  void quantize(const float* x, int64_t tokens, QuantizedInput::Impl& q) const;
+  void quantize(const float* x, int64_t tokens, QuantizedInput::Impl& q) const override;
+  bool reads(const QuantizedInput::Impl& q) const override;
   // y: fp32 [tokens x out], or s8 when y_scale > 0 (requantized), or bf16 when bf16_out;
   // residual fp32 or null.
   void run(const QuantizedInput::Impl& q, void* y, float y_scale, const float* residual,
-           bool bf16_out = false) const;
+           bool bf16_out = false) const override;
+  using LinearKernel::run;
 
-  int64_t packed_bytes() const { return jit_ ? decode_weights_.bytes() : weights_.bytes(); }
+  int64_t packed_bytes() const override {
+    return jit_ ? decode_weights_.bytes() : weights_.bytes();
+  }
   std::string kernel_name() const;
+  std::string name() const override { return kernel_name(); }
+  std::string isa() const override { return jit::isa_name(isa_); }
 
  private:
   void run_jit(const QuantizedInput::Impl& q, void* y, float y_scale, const float* residual,

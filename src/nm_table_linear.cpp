@@ -65,18 +65,22 @@ void NmTableLinear::quantize(const float* x, int64_t tokens, QuantizedInput::Imp
   quantize_block_layout(x, tokens, weights_.in, sparse::Int8Layout::quads_u8, *arena_, q);
 }
 
+bool NmTableLinear::reads(const QuantizedInput::Impl& q) const {
+  return weights_.type == sparse::NmTableType::int8 &&
+         q.form == QuantizedInput::Impl::Form::block_layout &&
+         q.layout == sparse::Int8Layout::quads_u8 && q.in == weights_.in;
+}
+
 void NmTableLinear::run(const QuantizedInput::Impl& q, void* y, float y_scale,
                         const float* residual, bool bf16_out) const {
   const int64_t in = weights_.in;
   sparse::require(weights_.type == sparse::NmTableType::int8,
                   "NmTableLinear::run: the layer is bf16");
-  sparse::require(q.form == QuantizedInput::Impl::Form::block_layout &&
-                      q.layout == sparse::Int8Layout::quads_u8 && q.in == in,
-                  [&] {
-                    return "forward: the QuantizedInput was not made by this layer's "
-                           "quantize_input (in_features " +
-                           std::to_string(q.in) + ", expected " + std::to_string(in) + ")";
-                  });
+  sparse::require(reads(q), [&] {
+    return "forward: the QuantizedInput was not made by this layer's "
+           "quantize_input (in_features " +
+           std::to_string(q.in) + ", expected " + std::to_string(in) + ")";
+  });
   sparse::require(y != nullptr, "forward: y must not be null");
   Call call;
   call.x = q.x.data();

@@ -1,0 +1,144 @@
+#include "src/dense_linear.hpp"
+
+#include "sparse/bf16.hpp"
+#include "sparse/checks.hpp"
+#include "src/activation_quant.hpp"
+#include "src/bf16_convert.hpp"
+
+namespace sparq {
+
+DenseLinear::DenseLinear(const LayerDescription& d)
+    : out_(d.out),
+      in_(d.in),
+      dtype_(d.options.dtype),
+      activation_(d.options.activation),
+      threads_(d.threads),
+      arena_(&arena_for(d.threads)) {
+  if (d.int8()) {
+    w_s8_ = d.w_s8;
+    w_scale_ = d.w_scale;
+    dense_bias_ = d.bias ? std::vector<float>(d.bias, d.bias + d.out)
+                         : std::vector<float>(static_cast<size_t>(d.out), 0.0f);
+    const jit::Isa isa = jit::best_int8_isa();
+    if (isa != jit::Isa::reference)
+      for (int residual = 0; residual < 2; ++residual)
+        for (jit::TileOutput output :
+             {jit::TileOutput::f32, jit::TileOutput::s8, jit::TileOutput::bf16})
+          row_epilogues_[residual][static_cast<int>(output)] =
+              jit::row_epilogue({isa, activation_, residual == 1, output});
+    return;
+  }
+  w_f32_.assign(d.weight, d.weight + d.out * d.in);
+  if (d.bias) bias_.assign(d.bias, d.bias + d.out);
+}
+
+std::string DenseLinear::name() const {
+  if (dtype_ == DType::int8) return "onednn:int8-dense";
+  return bf16_gemm() ? "onednn:bf16-dense" : "onednn:f32-dense";
+}
+
+int64_t DenseLinear::packed_bytes() const {
+  if (dtype_ == DType::int8)
+    return static_cast<int64_t>(w_s8_.size() +
+                                (w_scale_.size() + dense_bias_.size()) * sizeof(float));
+  return static_cast<int64_t>((w_f32_.size() + bias_.size()) * sizeof(float));
+}
+
+std::shared_ptr<const DnnlMatmul> DenseLinear::primitive(int64_t tokens) const {
+  std::lock_guard lock(mutex_);
+  for (auto it = primitives_.begin(); it != primitives_.end(); ++it)
+    if (it->first == tokens) {
+      primitives_.splice(primitives_.begin(), primitives_, it);  // most recently used first
+      return primitives_.front().second;
+    }
+  std::shared_ptr<const DnnlMatmul> prim;
+  if (dtype_ == DType::int8)
+    prim = std::make_shared<DnnlMatmul>(DnnlMatmul::Kind::s8s8_s32, tokens, out_, in_, w_s8_.data(),
+                                        nullptr, nullptr, Activation::none, threads_);
+  else
+    prim = std::make_shared<DnnlMatmul>(
+        bf16_gemm() ? DnnlMatmul::Kind::bf16 : DnnlMatmul::Kind::f32, tokens, out_, in_,
+        w_f32_.data(), nullptr, bias_.empty() ? nullptr : bias_.data(), activation_, threads_);
+  primitives_.emplace_front(tokens, prim);
+  if (primitives_.size() > kMaxPrimitives) primitives_.pop_back();
+  return prim;
+}
+
+void DenseLinear::run(const float* x, int64_t tokens, void* y, const float* residual,
+                      bool bf16_out) const {
+  if (dtype_ == DType::int8) return LinearKernel::run(x, tokens, y, residual, bf16_out);
+  const void* dense_x = x;
+  if (bf16_gemm()) {
+    thread_local std::vector<uint16_t> x_bf16;
+    x_bf16.resize(static_cast<size_t>(tokens * in_));
+    convert_to_bf16(x, x_bf16.data(), tokens * in_);
+    dense_x = x_bf16.data();
+  } else if (dtype_ == DType::bf16) {
+    // bf16 semantics on oneDNN's f32 GEMM: the weights were rounded at pack time.
+    thread_local std::vector<float> rounded;
+    rounded.resize(static_cast<size_t>(tokens * in_));
+    for (size_t i = 0; i < rounded.size(); ++i)
+      rounded[i] = sparse::from_bf16(sparse::to_bf16(x[i]));
+    dense_x = rounded.data();
+  }
+  // oneDNN writes fp32; bf16 output is converted afterwards (not fused on this path).
+  thread_local std::vector<float> fp32_out;
+  float* y32 = static_cast<float*>(y);
+  if (bf16_out) {
+    fp32_out.resize(static_cast<size_t>(tokens * out_));
+    y32 = fp32_out.data();
+  }
+  primitive(tokens)->run(dense_x, y32);
+  if (residual)
+    for (int64_t i = 0; i < tokens * out_; ++i) y32[i] += residual[i];
+  if (bf16_out) convert_to_bf16(y32, static_cast<uint16_t*>(y), tokens * out_);
+}
+
+void DenseLinear::quantize(const float* x, int64_t tokens, QuantizedInput::Impl& q) const {
+  if (dtype_ != DType::int8) return LinearKernel::quantize(x, tokens, q);
+  sparse::require(x != nullptr, "forward: x must not be null");
+  sparse::require(tokens > 0, [&] {
+    return "forward: tokens must be positive, got " + std::to_string(tokens);
+  });
+  q.reserve(tokens * in_, tokens);
+  auto* xq = reinterpret_cast<int8_t*>(q.x.data());
+  float* scales = q.scales.data();
+  parallel_ranges(*arena_, tokens, [&](int64_t t0, int64_t t1) {
+    quantize_rows(x + t0 * in_, t1 - t0, in_, xq + t0 * in_, scales + t0);
+  });
+  q.form = QuantizedInput::Impl::Form::row_major;
+  q.tokens = tokens;
+  q.in = in_;
+}
+
+bool DenseLinear::reads(const QuantizedInput::Impl& q) const {
+  return dtype_ == DType::int8 && q.form == QuantizedInput::Impl::Form::row_major && q.in == in_;
+}
+
+void DenseLinear::run(const QuantizedInput::Impl& q, void* y, float y_scale, const float* residual,
+                      bool bf16_out) const {
+  if (dtype_ != DType::int8) return LinearKernel::run(q, y, y_scale, residual, bf16_out);
+  sparse::require(reads(q),
+                  "forward: the QuantizedInput was not made by this layer's quantize_input");
+  sparse::require(y != nullptr, "forward: y must not be null");
+  thread_local std::vector<int32_t> acc;
+  acc.resize(static_cast<size_t>(q.tokens * out_));
+  primitive(q.tokens)->run(q.x.data(), acc.data());
+  const jit::TileOutput output = y_scale > 0.0f ? jit::TileOutput::s8
+                                 : bf16_out     ? jit::TileOutput::bf16
+                                                : jit::TileOutput::f32;
+  const jit::RowEpilogueKey key{jit::Isa::reference, activation_, residual != nullptr, output};
+  const jit::RowEpilogue* kernel =
+      row_epilogues_[residual != nullptr][static_cast<int>(output)].get();
+  const int64_t y_elem = output == jit::TileOutput::f32 ? 4 : output == jit::TileOutput::s8 ? 1 : 2;
+  const int32_t* acc_rows = acc.data();
+  parallel_ranges(*arena_, q.tokens, [&](int64_t t0, int64_t t1) {
+    for (int64_t t = t0; t < t1; ++t)
+      jit::apply_row_epilogue(kernel, key, acc_rows + t * out_, q.scales[t], w_scale_.data(),
+                              dense_bias_.data(), residual ? residual + t * out_ : nullptr,
+                              static_cast<uint8_t*>(y) + t * out_ * y_elem, out_,
+                              y_scale > 0.0f ? 1.0f / y_scale : 0.0f);
+  });
+}
+
+}  // namespace sparq

@@ -1,0 +1,59 @@
+// A dense layer on oneDNN: fp32 on its f32 matmul; bf16 on its bf16 GEMM where it has one
+// (onednn_has_bf16), else on its f32 matmul with bf16-rounded inputs (the weight is rounded at
+// pack time); int8 on its s8 GEMM with s32 output, then sparq's generated row epilogue (scales,
+// bias, activation, residual, output type) on the layer's threads. One oneDNN primitive per token
+// count, the most recent kMaxPrimitives kept (each holds its own reordered weights), made on
+// first use.
+#pragma once
+
+#include <cstdint>
+#include <list>
+#include <memory>
+#include <mutex>
+#include <string>
+#include <utility>
+#include <vector>
+
+#include "jit/row_epilogue.hpp"
+#include "src/dnnl_matmul.hpp"
+#include "src/linear_kernel.hpp"
+#include "src/threading.hpp"
+
+namespace sparq {
+
+class DenseLinear final : public LinearKernel {
+ public:
+  // The layer's weight (d.weight; int8: d.w_s8 / d.w_scale), bias and epilogue.
+  explicit DenseLinear(const LayerDescription& d);
+
+  std::string name() const override;
+  std::string isa() const override { return "onednn"; }
+  int64_t packed_bytes() const override;
+
+  void run(const float* x, int64_t tokens, void* y, const float* residual,
+           bool bf16_out) const override;
+  void quantize(const float* x, int64_t tokens, QuantizedInput::Impl& q) const override;
+  bool reads(const QuantizedInput::Impl& q) const override;
+  void run(const QuantizedInput::Impl& q, void* y, float y_scale, const float* residual,
+           bool bf16_out) const override;
+
+ private:
+  std::shared_ptr<const DnnlMatmul> primitive(int64_t tokens) const;
+  bool bf16_gemm() const { return dtype_ == DType::bf16 && onednn_has_bf16(); }
+
+  static constexpr size_t kMaxPrimitives = 8;
+  int64_t out_, in_;
+  DType dtype_;
+  Activation activation_;
+  int threads_;
+  tbb::task_arena* arena_;
+  std::vector<float> w_f32_, bias_;  // fp32 / bf16 layers (bias empty without one)
+  std::vector<int8_t> w_s8_;         // int8 layers
+  std::vector<float> w_scale_, dense_bias_;
+  // int8: the epilogue after oneDNN's s32 product, [residual][TileOutput] (null: portable).
+  std::shared_ptr<const jit::RowEpilogue> row_epilogues_[2][3];
+  mutable std::mutex mutex_;
+  mutable std::list<std::pair<int64_t, std::shared_ptr<const DnnlMatmul>>> primitives_;
+};
+
+}  // namespace sparq

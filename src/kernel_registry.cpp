@@ -1,0 +1,265 @@
+#include "src/kernel_registry.hpp"
+
+#include <cstdio>
+#include <cstdlib>
+
+#include "jit/cpu_features.hpp"
+#include "jit/f32_block_kernel.hpp"
+#include "sparq/error.hpp"
+#include "sparse/int8_decode_pack.hpp"
+#include "src/dense_linear.hpp"
+#include "src/dnnl_matmul.hpp"
+#include "src/f32_decode_linear.hpp"
+#include "src/f32_tile_linear.hpp"
+#include "src/int8_block_linear.hpp"
+#include "src/int8_decode_linear.hpp"
+#include "src/int8_nm_linear.hpp"
+#include "src/kernel_thresholds.hpp"
+#include "src/nm_table_linear.hpp"
+
+namespace sparq {
+namespace {
+
+using Why = std::optional<std::string>;
+using Shape = WeightShape;
+const Why kNo = std::nullopt;
+
+std::string percent(double fraction) {
+  char text[16];
+  std::snprintf(text, sizeof text, "%.1f%%", 100.0 * fraction);
+  return text;
+}
+
+std::string decode_calls() { return "calls of <= " + std::to_string(kDecodeTokens) + " tokens "; }
+
+// SPARQ_INT8_2OF4_PREFILL=table|dense (default dense): where int8 2:4 calls of more than 4 tokens
+// run on AVX-512 VNNI. A measurement switch: the table kernel loses to oneDNN's GEMM on Zen 4.
+bool int8_2of4_prefill_on_table() {
+  const char* v = std::getenv("SPARQ_INT8_2OF4_PREFILL");
+  if (v == nullptr || *v == 0 || std::string(v) == "dense") return false;
+  if (std::string(v) == "table") return true;
+  throw InvalidArgument(std::string("SPARQ_INT8_2OF4_PREFILL must be table or dense, got '") + v +
+                        "'");
+}
+
+std::string slow_note(jit::Isa isa, const char* lacks) {
+  return isa == jit::Isa::reference
+             ? std::string("this CPU lacks ") + lacks + ": portable C++ kernel (slow)"
+             : std::string();
+}
+
+std::string join(std::string a, const std::string& b) {
+  if (a.empty()) return b;
+  if (!b.empty()) a += "; " + b;
+  return a;
+}
+
+// ---- int8 ------------------------------------------------------------------------------------
+
+Why int8_nm_decode(const LayerDescription& d) {
+  if (!d.int8() || d.shape != Shape::two_of_four) return kNo;
+  return join(decode_calls() + "run the int8 2:4 kernel (62.5% of the dense weight bytes)",
+              slow_note(jit::best_int8_isa(), "AVX2"));
+}
+std::shared_ptr<const LinearKernel> pack_int8_nm_decode(const LayerDescription& d) {
+  return std::make_shared<Int8NmLinear>(d.w_s8.data(), d.w_scale.data(), d.bias, d.out, d.in,
+                                        d.options.activation, jit::best_int8_isa(), d.threads);
+}
+
+// Decode steps run the 16x1 decode kernel on any weight the int8 tile kernels run (blocks, or
+// dense ones where oneDNN's int8 GEMM is inexact): it streams the weight once with rows in lanes,
+// where the 4x1 tile kernel would spend 16 token lanes on each (on a dense weight 3.4x oneDNN's
+// int8 GEMV, the 4x1 kernel on an 80 % 4x1-sparse weight only 1.98x; AVX2, README decode table).
+Why int8_16x1_decode(const LayerDescription& d) {
+  if (!d.int8() || d.shape == Shape::two_of_four || d.in > sparse::kDecodeMaxIn) return kNo;
+  if (d.shape == Shape::dense && onednn_int8_is_exact()) return kNo;
+  return decode_calls() + "run the 16x1 decode kernel (" + percent(d.sparsity_16x1) +
+         " of 16x1 blocks are zero)";
+}
+std::shared_ptr<const LinearKernel> pack_int8_16x1_decode(const LayerDescription& d) {
+  return std::make_shared<Int8DecodeLinear>(d.w_s8.data(), d.w_scale.data(), d.bias, d.out, d.in,
+                                            d.options.activation, jit::best_int8_isa(), d.threads);
+}
+
+// On request only: its table (36 combinations per 8 columns) lives in L2, and it runs 0.83-0.94x
+// of oneDNN's GEMM on Zen 4.
+Why int8_nm_table(const LayerDescription& d) {
+  if (!d.int8() || d.shape != Shape::two_of_four || jit::best_int8_isa() != jit::Isa::avx512_vnni ||
+      !int8_2of4_prefill_on_table())
+    return kNo;
+  return std::string(
+      "longer calls the int8 2:4 table kernel (75% of the dense weight bytes; "
+      "SPARQ_INT8_2OF4_PREFILL=table)");
+}
+std::shared_ptr<const LinearKernel> pack_int8_nm_table(const LayerDescription& d) {
+  return std::make_shared<NmTableLinear>(d.w_s8.data(), d.w_scale.data(), d.bias, d.out, d.in,
+                                         d.options.activation, d.threads);
+}
+
+// oneDNN 2.6's int8 GEMM multiplies with vpmaddubsw on CPUs without VNNI, which saturates 16-bit
+// sums of two products: full-range int8 data gives wrong results. There, dense and 2:4 int8
+// layers run on sparq's exact 4x1 kernel instead.
+Why int8_dense(const LayerDescription& d) {
+  if (!d.int8() || d.shape == Shape::blocks || !onednn_int8_is_exact()) return kNo;
+  if (d.shape == Shape::two_of_four)
+    return std::string(
+        "longer calls dense on oneDNN (no int8 2:4 kernel beats it for many tokens: the 4x1 "
+        "kernel skips almost nothing there, 0.45-0.6x of oneDNN on Zen 5)");
+  return std::string();
+}
+
+Why int8_4x1(const LayerDescription& d) {
+  if (!d.int8()) return kNo;
+  std::string why;
+  if (d.shape == Shape::two_of_four)
+    why = "longer calls the 4x1 kernel (oneDNN's int8 GEMM is inexact without VNNI)";
+  else if (d.shape == Shape::dense)
+    why =
+        "this CPU has no VNNI, where oneDNN's int8 GEMM saturates 16-bit intermediate sums, so "
+        "sparq's exact int8 kernel runs it (all-zero 4x1 blocks, if any, are skipped)";
+  return join(why, slow_note(jit::best_int8_isa(), "AVX2"));
+}
+std::shared_ptr<const LinearKernel> pack_int8_4x1(const LayerDescription& d) {
+  return std::make_shared<Int8BlockLinear>(d.w_s8.data(), d.w_scale.data(), d.bias, d.out, d.in,
+                                           d.options.activation, jit::best_int8_isa(), d.threads);
+}
+
+// ---- fp32 / bf16 ------------------------------------------------------------------------------
+
+// Weights whose zeros come in 16x1 blocks: the decode kernel (rows in lanes; bf16 stored as bf16).
+Why float_16x1_decode(const LayerDescription& d) {
+  if (d.int8() || d.shape != Shape::blocks) return kNo;
+  const Pattern& p = d.options.pattern;
+  const bool rx1 = p.kind == Pattern::Kind::block && p.block.rows % 16 == 0 && p.block.cols == 1;
+  const bool automatic =
+      p.kind == Pattern::Kind::automatic && d.sparsity_16x1 >= kMinBlockSparsityForSparse;
+  if (!rx1 && !automatic) return kNo;
+  return decode_calls() + "run the 16x1 decode kernel (" + percent(d.sparsity_16x1) +
+         " of 16x1 blocks are zero)";
+}
+std::shared_ptr<const LinearKernel> pack_float_16x1_decode(const LayerDescription& d) {
+  return std::make_shared<F32DecodeLinear>(d.weight, d.bias, d.out, d.in, d.bf16(),
+                                           d.options.activation, jit::best_float_isa(), d.threads);
+}
+
+// 2:4 on AVX-512: 16 x 4 blocks with rows in lanes (56 % of the dense fp32 bytes, 62.5 % of
+// bf16): the tile kernels would spend 64 token lanes on one token.
+Why float_nm_decode(const LayerDescription& d) {
+  if (d.int8() || d.shape != Shape::two_of_four || jit::best_float_isa() < jit::Isa::avx512)
+    return kNo;
+  return decode_calls() + "run the 2:4 decode kernel";
+}
+std::shared_ptr<const LinearKernel> pack_float_nm_decode(const LayerDescription& d) {
+  return std::make_shared<F32DecodeLinear>(d.weight, d.bias, d.out, d.in, d.bf16(),
+                                           d.options.activation, jit::best_float_isa(), d.threads,
+                                           true);
+}
+
+// Elsewhere under auto, the tile kernels' 64-token (16 on AVX2) tiles and 20-40 byte entries
+// lose to oneDNN's dense GEMV at decode unless the weight is very sparse (measured: docs/sweep,
+// tokens 1): such layers keep the dense weight too.
+Why float_dense_decode(const LayerDescription& d) {
+  if (d.int8() || d.shape == Shape::dense || d.options.pattern.kind != Pattern::Kind::automatic)
+    return kNo;
+  if (d.shape == Shape::blocks && d.block_sparsity >= kMinBlockSparsityForF32Decode) return kNo;
+  return decode_calls() + "run dense on oneDNN (faster there below " +
+         percent(kMinBlockSparsityForF32Decode) + " 4x1 block sparsity)";
+}
+
+// bf16 2:4 with AVX512_BF16: 1.3-1.45x oneDNN's bf16 GEMM at 128 tokens on Zen 4 (a call's last
+// 1..48 tokens on 32- and 16-token tiles).
+Why bf16_nm_table(const LayerDescription& d) {
+  if (!d.bf16() || d.shape != Shape::two_of_four || jit::best_float_isa() < jit::Isa::avx512 ||
+      !jit::native_bf16_available())
+    return kNo;
+  return "calls of more than " + std::to_string(kDecodeTokens) +
+         " tokens on the bf16 2:4 table kernel (vdpbf16ps on per-call tables of the kept "
+         "activations)";
+}
+std::shared_ptr<const LinearKernel> pack_bf16_nm_table(const LayerDescription& d) {
+  return std::make_shared<NmTableLinear>(d.weight, d.bias, d.out, d.in, d.options.activation,
+                                         d.threads);
+}
+
+// Where oneDNN has a bf16 GEMM but sparq's table kernel cannot run (SPARQ_MAX_ISA below it): the
+// fp32 2:4 kernel on bf16 values runs 0.46-0.60x of oneDNN's bf16 GEMM (Zen 5).
+Why bf16_nm_dense(const LayerDescription& d) {
+  if (!d.bf16() || d.shape != Shape::two_of_four || !onednn_has_bf16() ||
+      jit::best_float_isa() < jit::Isa::avx512)
+    return kNo;
+  return std::string("longer calls dense on oneDNN's bf16 GEMM");
+}
+
+std::string bf16_note(const LayerDescription& d, bool vdpbf16ps) {
+  if (!d.bf16()) return "";
+  return vdpbf16ps ? "bf16 weights and activations on vdpbf16ps (AVX512_BF16)"
+                   : "bf16 runs as bf16-rounded weights and activations on fp32 FMAs";
+}
+
+Why float_tiles(const LayerDescription& d) {
+  if (d.int8() || d.shape == Shape::dense) return kNo;
+  const bool vdpbf16ps = d.shape == Shape::blocks && jit::native_bf16_available();
+  return join(bf16_note(d, vdpbf16ps), slow_note(jit::best_float_isa(), "AVX2/FMA"));
+}
+std::shared_ptr<const LinearKernel> pack_float_tiles(const LayerDescription& d) {
+  const auto layout =
+      d.shape == Shape::two_of_four ? jit::F32Layout::n2_m4 : jit::F32Layout::block_4x1;
+  return std::make_shared<F32TileLinear>(d.weight, d.bias, d.out, d.in, layout,
+                                         d.options.activation, jit::best_float_isa(), d.threads,
+                                         d.bf16());
+}
+
+Why float_dense(const LayerDescription& d) {
+  if (d.int8()) return kNo;
+  return d.bf16() && onednn_has_bf16() ? std::string("bf16 on oneDNN's bf16 GEMM")
+                                       : bf16_note(d, false);
+}
+
+std::shared_ptr<const LinearKernel> pack_dense(const LayerDescription& d) {
+  return std::make_shared<DenseLinear>(d);
+}
+
+constexpr KernelFamily kFamilies[] = {
+    // int8: decode kernels first, then the longer calls' kernels.
+    {"int8-2:4-decode", TokenRange::decode, int8_nm_decode, pack_int8_nm_decode},
+    {"int8-16x1-decode", TokenRange::decode, int8_16x1_decode, pack_int8_16x1_decode},
+    {"int8-2:4", TokenRange::prefill, int8_nm_table, pack_int8_nm_table},
+    {"int8-dense", TokenRange::all, int8_dense, pack_dense},
+    {"int8-4x1", TokenRange::all, int8_4x1, pack_int8_4x1},
+    // fp32 / bf16
+    {"float-16x1-decode", TokenRange::decode, float_16x1_decode, pack_float_16x1_decode},
+    {"float-2:4-decode", TokenRange::decode, float_nm_decode, pack_float_nm_decode},
+    {"float-dense-decode", TokenRange::decode, float_dense_decode, pack_dense},
+    {"bf16-2:4", TokenRange::prefill, bf16_nm_table, pack_bf16_nm_table},
+    {"bf16-2:4-dense", TokenRange::prefill, bf16_nm_dense, pack_dense},
+    {"float-tiles", TokenRange::all, float_tiles, pack_float_tiles},
+    {"float-dense", TokenRange::all, float_dense, pack_dense},
+};
+
+}  // namespace
+
+std::span<const KernelFamily> kernel_families() { return kFamilies; }
+
+KernelChoice choose_kernels(const LayerDescription& layer) {
+  const KernelFamily* chosen[2] = {nullptr, nullptr};  // [prefill, decode]
+  KernelChoice choice;
+  for (const KernelFamily& family : kernel_families()) {
+    for (int decode = 0; decode < 2; ++decode) {
+      const TokenRange other = decode ? TokenRange::prefill : TokenRange::decode;
+      if (chosen[decode] || family.range == other) continue;
+      if (auto why = family.applies(layer)) {
+        chosen[decode] = &family;
+        (decode ? choice.decode_reason : choice.prefill_reason) = *why;
+      }
+    }
+    if (chosen[0] && chosen[1]) break;
+  }
+  if (!chosen[0] || !chosen[1])
+    throw NotSupported("no CPU kernel family applies to this layer (dtype " +
+                       std::string(to_string(layer.options.dtype)) + ")");
+  choice.prefill = chosen[0]->pack(layer);
+  if (chosen[1] != chosen[0]) choice.decode = chosen[1]->pack(layer);
+  return choice;
+}
+
+}  // namespace sparq
