@@ -63,6 +63,17 @@ LlamaConfig LlamaConfig::from_json_text(const std::string& text, const std::stri
       fail(where, "rope type '" + kind + "'; sparq knows default, linear and llama3");
     }
   }
+  // Mistral's sliding window: attention over the last `sliding_window` tokens only. sparq's
+  // attention has no window, so a config whose window is shorter than the context it allows is
+  // refused rather than silently run with full attention beyond the window.
+  if (j.contains("sliding_window") && !j["sliding_window"].is_null()) {
+    const int64_t window = positive(j, "sliding_window", origin, 1 << 24);
+    if (window < c.max_position)
+      fail(origin, "'sliding_window' is " + std::to_string(window) +
+                       ", below max_position_embeddings " + std::to_string(c.max_position) +
+                       ": sparq's attention has no sliding window (prompts beyond it would get "
+                       "full attention)");
+  }
   if (c.num_heads % c.num_kv_heads != 0)
     fail(origin, std::to_string(c.num_heads) + " attention heads are not a multiple of " +
                      std::to_string(c.num_kv_heads) + " key/value heads");

@@ -281,6 +281,16 @@ TEST(LlamaConfigJson, ReadsAndChecks) {
   expect_error(with("\"silu\"", "\"gelu\""), "SwiGLU");
   expect_error(with("null", R"({"rope_type": "yarn", "factor": 4.0})"), "rope type 'yarn'");
   expect_error("[1]", "not a JSON object");
+  // Mistral: a sliding window shorter than the context is refused; null or a window covering
+  // the whole context is plain attention.
+  const std::string mistral = with("\"llama\"", "\"mistral\"");
+  auto window = [&](const std::string& value) {
+    std::string s = mistral;
+    return s.replace(s.find("\"rope_scaling\""), 0, "\"sliding_window\": " + value + ", ");
+  };
+  expect_error(window("32"), "'sliding_window' is 32, below max_position_embeddings 64");
+  EXPECT_NO_THROW(LlamaConfig::from_json_text(window("null"), "config.json"));
+  EXPECT_NO_THROW(LlamaConfig::from_json_text(window("64"), "config.json"));
 }
 
 TEST(LlamaFolder, LoadsTheHuggingFaceNaming) {
