@@ -30,7 +30,7 @@ int main(int argc, char** argv) {
     return 2;
   }
   const fs::path out = argv[1];
-  for (const char* d : {"safetensors", "gguf", "config", "tokenizers"})
+  for (const char* d : {"safetensors", "safetensors_index", "gguf", "config", "tokenizers"})
     fs::create_directories(out / d);
 
   const std::vector<float> values = {1.0f, -2.5f, 0.0f, 3.25f, -0.125f, 7.0f};
@@ -43,6 +43,11 @@ int main(int argc, char** argv) {
                     {{"format", "pt"}});
   write_safetensors((out / "safetensors" / "one.safetensors").string(),
                     {{"x", TensorDType::f64, {1}, values.data()}});
+  // The index of fuzz_safetensors_index's two shards.
+  write_text(out / "safetensors_index" / "index.json",
+             R"({"metadata": {"total_size": 54}, "weight_map": {"a.weight":
+"model-00001-of-00002.safetensors", "b.bias": "model-00001-of-00002.safetensors", "c.weight":
+"model-00002-of-00002.safetensors"}})");
 
   const std::vector<std::string> tokens = {"h",    "e",     "l",        "o", "he",           "ll",
                                            "hell", "hello", "\xc4\xa0", "w", "<|endoftext|>"};
