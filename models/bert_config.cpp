@@ -26,6 +26,10 @@ BertConfig BertConfig::from_file(const std::string& path) {
 }
 
 BertConfig BertConfig::from_json_text(const std::string& text, const std::string& origin) {
+  return config_json::guarded(origin, [&] { return parse(text, origin); });
+}
+
+BertConfig BertConfig::parse(const std::string& text, const std::string& origin) {
   const nlohmann::json j = config_json::parse_object(text, origin);
   const std::string type = j.contains("model_type") && j["model_type"].is_string()
                                ? j["model_type"].get<std::string>()

@@ -47,8 +47,12 @@ std::string token_text(const nlohmann::json& v) {
 }  // namespace
 
 BpeTokenizer BpeTokenizer::from_folder(const std::string& dir) {
+  const std::string origin = (std::filesystem::path(dir) / "tokenizer.json").string();
+  return config_json::guarded(origin, [&] { return read_folder(dir, origin); });
+}
+
+BpeTokenizer BpeTokenizer::read_folder(const std::string& dir, const std::string& origin) {
   namespace fs = std::filesystem;
-  const std::string origin = (fs::path(dir) / "tokenizer.json").string();
   const nlohmann::json j = config_json::parse_object(config_json::read_file(origin), origin);
   if (!j.contains("model") || !j["model"].is_object()) fail(origin, "no 'model' object");
   const nlohmann::json& m = j["model"];

@@ -11,7 +11,9 @@ LlamaConfig LlamaConfig::from_file(const std::string& path) {
   return from_json_text(config_json::read_file(path), path);
 }
 
-LlamaConfig LlamaConfig::from_json_text(const std::string& text, const std::string& origin) {
+namespace {
+
+LlamaConfig parse(const std::string& text, const std::string& origin) {
   const nlohmann::json j = config_json::parse_object(text, origin);
   const std::string type = j.contains("model_type") && j["model_type"].is_string()
                                ? j["model_type"].get<std::string>()
@@ -44,9 +46,10 @@ LlamaConfig LlamaConfig::from_json_text(const std::string& text, const std::stri
     const auto& s = j["rope_scaling"];
     const std::string where = origin + " (rope_scaling)";
     if (!s.is_object()) fail(origin, "'rope_scaling' is not an object");
-    const std::string kind = s.contains("rope_type") ? s["rope_type"].get<std::string>()
-                             : s.contains("type")    ? s["type"].get<std::string>()
-                                                     : "";
+    const char* kind_key = s.contains("rope_type") ? "rope_type" : "type";
+    if (s.contains(kind_key) && !s[kind_key].is_string())
+      fail(where, std::string("'") + kind_key + "' is not a string");
+    const std::string kind = s.contains(kind_key) ? s[kind_key].get<std::string>() : "";
     c.rope_scaling.factor = config_json::number(s, "factor", where, 0.0, 1e6, 1.0);
     if (kind == "linear") {
       c.rope_scaling.kind = RopeScaling::Kind::linear;
@@ -79,6 +82,12 @@ LlamaConfig LlamaConfig::from_json_text(const std::string& text, const std::stri
                      std::to_string(c.num_kv_heads) + " key/value heads");
   if (c.head_dim % 2 != 0) fail(origin, "head_dim " + std::to_string(c.head_dim) + " is odd");
   return c;
+}
+
+}  // namespace
+
+LlamaConfig LlamaConfig::from_json_text(const std::string& text, const std::string& origin) {
+  return config_json::guarded(origin, [&] { return parse(text, origin); });
 }
 
 }  // namespace sparq::models

@@ -139,6 +139,18 @@ TEST_F(TokenizerJson, RejectsWhatItDoesNotRead) {
   j["model"]["type"] = "WordPiece";
   write(j);
   expect_error("model type 'WordPiece'");
+  // Values of an unexpected JSON type get sparq's error, not the JSON library's (the first was
+  // found by fuzz_tokenizers: "type": [...]).
+  for (const char* key : {"type", "byte_fallback"}) {
+    j = tokenizer_json(v, false);
+    j["model"][key] = {"h e", "l l"};
+    write(j);
+    expect_error("unexpected type");
+  }
+  j = tokenizer_json(v, false);
+  j["pre_tokenizer"]["add_prefix_space"] = "yes";
+  write(j);
+  expect_error("unexpected type");
   j = tokenizer_json(v, false);
   j["pre_tokenizer"] = {{"type", "Sequence"},
                         {"pretokenizers", {{{"type", "Split"}}, {{"type", "ByteLevel"}}}}};

@@ -280,6 +280,7 @@ TEST(LlamaConfigJson, ReadsAndChecks) {
   expect_error(with("\"vocab_size\": 40,", ""), "no 'vocab_size'");
   expect_error(with("\"silu\"", "\"gelu\""), "SwiGLU");
   expect_error(with("null", R"({"rope_type": "yarn", "factor": 4.0})"), "rope type 'yarn'");
+  expect_error(with("null", R"({"rope_type": 3, "factor": 4.0})"), "'rope_type' is not a string");
   expect_error("[1]", "not a JSON object");
   // Mistral: a sliding window shorter than the context is refused; null or a window covering
   // the whole context is plain attention.

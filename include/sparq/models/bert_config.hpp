@@ -27,6 +27,10 @@ struct BertConfig {
   // Throws ModelFileError naming the file and key for a missing, mistyped or implausible value.
   static BertConfig from_file(const std::string& config_json_path);
   static BertConfig from_json_text(const std::string& text, const std::string& origin);
+
+ private:
+  // from_json_text's checks (which guard the JSON library's own type errors around it).
+  static BertConfig parse(const std::string& text, const std::string& origin);
 };
 
 }  // namespace sparq::models

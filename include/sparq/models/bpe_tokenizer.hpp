@@ -47,6 +47,8 @@ class BpeTokenizer {
   int32_t eos() const { return eos_; }
 
  private:
+  // from_folder's reading (which guards the JSON library's own type errors around it).
+  static BpeTokenizer read_folder(const std::string& dir, const std::string& origin);
   void encode_piece(const std::string& bytes, std::vector<int32_t>& out) const;
 
   std::vector<std::string> tokens_;
