@@ -4,17 +4,19 @@
 # Builds into build-fuzz/ with clang (Debian's clang and libclang-rt-*-dev, which
 # scripts/install-deps.sh does not install: the default build and tests do not need them), writes
 # the seed corpora with sparq's own writers, and runs each harness (fuzz_safetensors,
-# fuzz_safetensors_index, fuzz_gguf, fuzz_config, fuzz_tokenizers) over its growing corpus (build-fuzz/tests/fuzz/corpus/KIND) with
-# its dictionary. Prints, per harness, the executions, the coverage (edges) and the features, and
-# exits non-zero on the first crash, leak, timeout or sanitizer report (libFuzzer leaves the
-# input as crash-*/leak-*/timeout-* in build-fuzz/tests/fuzz/; add it to tests as a regression).
+# fuzz_safetensors_index, fuzz_gguf, fuzz_config, fuzz_tokenizers, fuzz_model_folder) over its
+# growing corpus (build-fuzz/tests/fuzz/corpus/KIND) with its dictionary. Prints, per harness,
+# the executions, the coverage (edges) and the features, and exits non-zero on the first crash,
+# leak, timeout or sanitizer report (libFuzzer leaves the input as crash-*/leak-*/timeout-* in
+# build-fuzz/tests/fuzz/artifacts/; add it to tests as a regression).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 seconds="${1:-300}"
 shift || true
 harnesses=("$@")
 [ ${#harnesses[@]} -gt 0 ] ||
-  harnesses=(fuzz_safetensors fuzz_safetensors_index fuzz_gguf fuzz_config fuzz_tokenizers)
+  harnesses=(fuzz_safetensors fuzz_safetensors_index fuzz_gguf fuzz_config fuzz_tokenizers
+             fuzz_model_folder)
 command -v clang++ >/dev/null || { echo "fuzz: clang++ not found (apt-get install clang libclang-rt-14-dev)" >&2; exit 1; }
 CC=clang CXX=clang++ cmake -S . -B build-fuzz -DCMAKE_BUILD_TYPE=RelWithDebInfo -DSPARQ_FUZZ=ON \
   -DSPARQ_WITH_CUDA=OFF -DSPARQ_BUILD_TESTS=OFF -DSPARQ_BUILD_BENCH=OFF >/dev/null

@@ -5,7 +5,9 @@
 #include <cstdio>
 #include <filesystem>
 #include <fstream>
+#include <iterator>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include "models/bert_save.hpp"
@@ -22,6 +24,36 @@ void write_text(const fs::path& path, const std::string& text) {
   std::ofstream(path, std::ios::binary) << text;
 }
 
+std::string read_bytes(const fs::path& path) {
+  std::ifstream in(path, std::ios::binary);
+  return std::string(std::istreambuf_iterator<char>(in), {});
+}
+
+// A model-folder seed: two bytes of config length, config.json, then model.safetensors made from
+// `shapes` (name, shape; values small and varied).
+void write_model_seed(const fs::path& path, const std::string& config,
+                      const std::vector<std::pair<std::string, std::vector<int64_t>>>& shapes) {
+  std::vector<std::vector<float>> store;
+  std::vector<TensorToWrite> tensors;
+  for (const auto& [name, shape] : shapes) {
+    int64_t n = 1;
+    for (int64_t d : shape) n *= d;
+    store.emplace_back(static_cast<size_t>(n));
+    for (size_t i = 0; i < store.back().size(); ++i)
+      store.back()[i] = 0.01f * static_cast<float>(static_cast<int>(i % 7) - 3);
+    tensors.push_back({name, TensorDType::f32, shape, nullptr});
+  }
+  for (size_t i = 0; i < tensors.size(); ++i) tensors[i].values = store[i].data();
+  const fs::path st = fs::path(path).replace_extension(".tmp");
+  write_safetensors(st.string(), tensors);
+  const std::string weights = read_bytes(st);
+  fs::remove(st);
+  std::string seed;
+  seed += static_cast<char>(config.size() & 0xff);
+  seed += static_cast<char>(config.size() >> 8);
+  write_text(path, seed + config + weights);
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
@@ -30,7 +62,8 @@ int main(int argc, char** argv) {
     return 2;
   }
   const fs::path out = argv[1];
-  for (const char* d : {"safetensors", "safetensors_index", "gguf", "config", "tokenizers"})
+  for (const char* d :
+       {"safetensors", "safetensors_index", "gguf", "config", "tokenizers", "model_folder"})
     fs::create_directories(out / d);
 
   const std::vector<float> values = {1.0f, -2.5f, 0.0f, 3.25f, -0.125f, 7.0f};
@@ -87,6 +120,63 @@ int main(int argc, char** argv) {
   llama.head_dim = 8;
   llama.max_position = 64;
   write_text(out / "config" / "llama.json", models::llama_config_json(llama));
+
+  // Model folders: a one-layer BERT and Llama of width 8.
+  {
+    const int64_t h = 8, inter = 16, vocab = 12;
+    models::BertConfig b;
+    b.vocab_size = vocab;
+    b.hidden_size = h;
+    b.num_layers = 1;
+    b.num_heads = 2;
+    b.intermediate_size = inter;
+    b.max_position = 8;
+    b.type_vocab_size = 2;
+    std::vector<std::pair<std::string, std::vector<int64_t>>> t = {
+        {"embeddings.word_embeddings.weight", {vocab, h}},
+        {"embeddings.position_embeddings.weight", {8, h}},
+        {"embeddings.token_type_embeddings.weight", {2, h}},
+        {"embeddings.LayerNorm.weight", {h}},
+        {"embeddings.LayerNorm.bias", {h}}};
+    const std::string p = "encoder.layer.0.";
+    for (const char* q : {"attention.self.query", "attention.self.key", "attention.self.value",
+                          "attention.output.dense"}) {
+      t.push_back({p + q + ".weight", {h, h}});
+      t.push_back({p + q + ".bias", {h}});
+    }
+    t.push_back({p + "intermediate.dense.weight", {inter, h}});
+    t.push_back({p + "intermediate.dense.bias", {inter}});
+    t.push_back({p + "output.dense.weight", {h, inter}});
+    t.push_back({p + "output.dense.bias", {h}});
+    for (const char* n : {"attention.output.LayerNorm", "output.LayerNorm"}) {
+      t.push_back({p + n + ".weight", {h}});
+      t.push_back({p + n + ".bias", {h}});
+    }
+    write_model_seed(out / "model_folder" / "bert", models::bert_config_json(b), t);
+    models::LlamaConfig l;
+    l.vocab_size = vocab;
+    l.hidden_size = h;
+    l.intermediate_size = inter;
+    l.num_layers = 1;
+    l.num_heads = 2;
+    l.num_kv_heads = 1;
+    l.head_dim = 4;
+    l.max_position = 16;
+    const std::string q = "model.layers.0.";
+    write_model_seed(out / "model_folder" / "llama", models::llama_config_json(l),
+                     {{"model.embed_tokens.weight", {vocab, h}},
+                      {q + "input_layernorm.weight", {h}},
+                      {q + "self_attn.q_proj.weight", {8, h}},
+                      {q + "self_attn.k_proj.weight", {4, h}},
+                      {q + "self_attn.v_proj.weight", {4, h}},
+                      {q + "self_attn.o_proj.weight", {h, 8}},
+                      {q + "post_attention_layernorm.weight", {h}},
+                      {q + "mlp.gate_proj.weight", {inter, h}},
+                      {q + "mlp.up_proj.weight", {inter, h}},
+                      {q + "mlp.down_proj.weight", {h, inter}},
+                      {"model.norm.weight", {h}},
+                      {"lm_head.weight", {vocab, h}}});
+  }
 
   // Tokenizer seeds: the file, a 0xff separator, the text.
   const std::string text =
