@@ -232,7 +232,8 @@ void F32Avx512Generator::blocks_2of4() {
         if (r < 3 || j < 1) shr(offsets, 8);
         vpshufd(w[j], values[r / 2], static_cast<uint8_t>((2 * (r % 2) + j) * 0x55));
         for (int q = 0; q < quarters_; ++q)
-          vfmadd231ps(acc(r, q), w[j], ptr[column + offset[j] * 4 + 64 * q]);
+          // Offsets are packed for 64-token slices (column * 64 floats): scaled by the quarters.
+          vfmadd231ps(acc(r, q), w[j], ptr[column + offset[j] * quarters_ + 64 * q]);
       }
     add(entry_, sparse::kF32NmEntryBytes);
     add(column, 4 * column_bytes);
@@ -259,7 +260,7 @@ class Avx512F32Kernel final : public F32BlockKernel {
 }  // namespace
 
 std::unique_ptr<F32BlockKernel> make_f32_kernel_avx512(const F32KernelKey& key) {
-  return std::make_unique<Avx512F32Kernel>(key, 4);
+  return std::make_unique<Avx512F32Kernel>(key, key.quarters);
 }
 
 }  // namespace sparq::jit

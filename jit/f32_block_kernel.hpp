@@ -35,6 +35,9 @@ struct F32KernelKey {
   bool prefetch_columns = false;
   // bf16 output written by the kernel (kernels that store partial tiles only).
   bool bf16_output = false;
+  // AVX-512 tiles of 16 * quarters tokens: 4, or 2 for the 2:4 layout's short calls and
+  // remainders (32-token slices; the 4x1 layouts store byte offsets for 64-token slices).
+  int quarters = 4;
   auto operator<=>(const F32KernelKey&) const = default;
 };
 

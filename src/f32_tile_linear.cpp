@@ -32,6 +32,12 @@ F32TileLinear::F32TileLinear(const float* w, const float* bias, int64_t out, int
       // others' fp32 tiles.
       key.bf16_output = bf16 == 1 && isa >= jit::Isa::avx512;
       kernels_[residual][bf16] = jit::f32_block_kernel(key);
+      // The AVX-512 2:4 kernel also on 32-token tiles: a call's remainder of at most 32 tokens
+      // (and a call that short) computes 32 token lanes, not 64.
+      if (layout_ == jit::F32Layout::n2_m4 && isa >= jit::Isa::avx512) {
+        key.quarters = 2;
+        short_kernels_[residual][bf16] = jit::f32_block_kernel(key);
+      }
     }
   const int slice = kernels_[0][0]->tile_tokens();
   if (layout_ == jit::F32Layout::n2_m4)
@@ -54,7 +60,22 @@ void F32TileLinear::run(const float* x, int64_t tokens, void* y, const float* re
   sparse::require(tokens > 0, [&] {
     return "forward: tokens must be positive, got " + std::to_string(tokens);
   });
-  const int slice = kernels_[0][0]->tile_tokens();
+  const int64_t remainder = tokens % kernels_[0][0]->tile_tokens();
+  if (!short_kernels_[0][0] || remainder == 0 || remainder > short_kernels_[0][0]->tile_tokens()) {
+    run_tiles_of(kernels_, x, tokens, y, residual, bf16_out);
+    return;
+  }
+  const int64_t full = tokens - remainder;
+  if (full > 0) run_tiles_of(kernels_, x, full, y, residual, bf16_out);
+  const int64_t y_element_bytes = bf16_out ? 2 : 4;
+  run_tiles_of(short_kernels_, x + full * in_, remainder,
+               static_cast<uint8_t*>(y) + full * out_ * y_element_bytes,
+               residual ? residual + full * out_ : nullptr, bf16_out);
+}
+
+void F32TileLinear::run_tiles_of(const Kernels& kernels, const float* x, int64_t tokens, void* y,
+                                 const float* residual, bool bf16_out) const {
+  const int slice = kernels[0][0]->tile_tokens();
   const bool bf16_pairs = layout_ == jit::F32Layout::bf16_4x1;
   const int64_t element_bytes = bf16_pairs ? 2 : 4;
   // Per calling thread, reused across calls: the hot path allocates only when it grows. (The 2:4
@@ -75,7 +96,7 @@ void F32TileLinear::run(const float* x, int64_t tokens, void* y, const float* re
                              reinterpret_cast<float*>(dst));
   });
   TileLoop loop;
-  loop.kernel = kernels_[residual != nullptr][bf16_out].get();
+  loop.kernel = kernels[residual != nullptr][bf16_out].get();
   loop.arena = arena_;
   loop.out = out_;
   if (layout_ == jit::F32Layout::n2_m4) {

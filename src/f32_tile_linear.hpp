@@ -44,10 +44,16 @@ class F32TileLinear final : public LinearKernel {
  private:
   jit::F32Layout layout_;
   int64_t out_ = 0, in_ = 0;
-  sparse::F32BlockWeights block_;                             // block_4x1
-  sparse::F32NmWeights nm_;                                   // n2_m4
-  sparse::Bf16BlockWeights bf16_;                             // bf16_4x1
-  std::shared_ptr<const jit::F32BlockKernel> kernels_[2][2];  // [residual][bf16 output]
+  sparse::F32BlockWeights block_;                                    // block_4x1
+  sparse::F32NmWeights nm_;                                          // n2_m4
+  sparse::Bf16BlockWeights bf16_;                                    // bf16_4x1
+  using Kernels = std::shared_ptr<const jit::F32BlockKernel>[2][2];  // [residual][bf16 output]
+  // Runs `tokens` tokens on one tile width (the kernels' slices).
+  void run_tiles_of(const Kernels& kernels, const float* x, int64_t tokens, void* y,
+                    const float* residual, bool bf16_out) const;
+
+  Kernels kernels_;
+  Kernels short_kernels_;  // AVX-512 2:4: 32-token tiles for short calls and remainders
   tbb::task_arena* arena_;
   bool round_inputs_to_bf16_;
 };

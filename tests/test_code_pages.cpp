@@ -89,8 +89,12 @@ TEST(CodePages, EveryKernelFamilyLeavesNoWritableCode) {
       keep(make_f32_kernel_avx512({Isa::avx512, layout, Activation::relu, residual}));
       if (layout == F32Layout::block_4x1)
         keep(make_f32_kernel_avx2({Isa::avx2, layout, Activation::relu, residual}));
-      if (layout == F32Layout::n2_m4)
+      if (layout == F32Layout::n2_m4) {
         keep(make_f32_nm_kernel_avx2({Isa::avx2, layout, Activation::relu, residual}));
+        F32KernelKey short_tiles{Isa::avx512, layout, Activation::relu, residual};
+        short_tiles.quarters = 2;
+        keep(make_f32_kernel_avx512(short_tiles));
+      }
     }
     for (int tokens = 1; tokens <= 4; ++tokens)
       for (bool bf16 : {false, true}) {
