@@ -143,34 +143,35 @@ NmTableWeights pack_bf16_2of4_table(const float* w, const float* bias, int64_t o
   return p;
 }
 
-std::vector<int8_t> to_dense_int8(const NmTableWeights& p) {
-  require(p.type == NmTableType::int8, "to_dense_int8: the weight is bf16");
-  std::vector<int8_t> w(static_cast<size_t>(p.out * p.in), 0);
+namespace {
+
+// The dense weight the entries hold, each kept value's bits turned into T by `value`.
+template <typename T, typename Value>
+std::vector<T> to_dense(const NmTableWeights& p, int element_bits, Value value) {
+  std::vector<T> w(static_cast<size_t>(p.out * p.in), T{});
   for (int64_t g = 0; g < p.groups(); ++g)
     for (int64_t u = 0; u < p.units; ++u)
       for (int r = 0; r < 4; ++r)
-        for_each_kept(p, g, u, r, 8, [&](int64_t c, uint32_t bits) {
+        for_each_kept(p, g, u, r, element_bits, [&](int64_t c, uint32_t bits) {
           const int64_t row = 4 * g + r;
           if (bits == 0) return;
-          require(row < p.out && c < p.in, "to_dense_int8: a value outside the matrix");
-          w[static_cast<size_t>(row * p.in + c)] = static_cast<int8_t>(bits);
+          require(row < p.out && c < p.in, "to_dense: a value outside the matrix");
+          w[static_cast<size_t>(row * p.in + c)] = value(bits);
         });
   return w;
 }
 
+}  // namespace
+
+std::vector<int8_t> to_dense_int8(const NmTableWeights& p) {
+  require(p.type == NmTableType::int8, "to_dense_int8: the weight is bf16");
+  return to_dense<int8_t>(p, 8, [](uint32_t bits) { return static_cast<int8_t>(bits); });
+}
+
 std::vector<float> to_dense_bf16(const NmTableWeights& p) {
   require(p.type == NmTableType::bf16, "to_dense_bf16: the weight is int8");
-  std::vector<float> w(static_cast<size_t>(p.out * p.in), 0.0f);
-  for (int64_t g = 0; g < p.groups(); ++g)
-    for (int64_t u = 0; u < p.units; ++u)
-      for (int r = 0; r < 4; ++r)
-        for_each_kept(p, g, u, r, 16, [&](int64_t c, uint32_t bits) {
-          const int64_t row = 4 * g + r;
-          if (bits == 0) return;
-          require(row < p.out && c < p.in, "to_dense_bf16: a value outside the matrix");
-          w[static_cast<size_t>(row * p.in + c)] = from_bf16(static_cast<uint16_t>(bits));
-        });
-  return w;
+  return to_dense<float>(p, 16,
+                         [](uint32_t bits) { return from_bf16(static_cast<uint16_t>(bits)); });
 }
 
 void build_nm_table_reference(NmTableType type, int quarters, const uint8_t* slice, int64_t in,

@@ -7,6 +7,7 @@
 #include "jit/f32_block_kernel.hpp"
 #include "sparq/error.hpp"
 #include "sparse/int8_decode_pack.hpp"
+#include "sparse/stats.hpp"
 #include "src/dense_linear.hpp"
 #include "src/dnnl_matmul.hpp"
 #include "src/f32_decode_linear.hpp"
@@ -28,6 +29,15 @@ std::string percent(double fraction) {
   char text[16];
   std::snprintf(text, sizeof text, "%.1f%%", 100.0 * fraction);
   return text;
+}
+
+// An explicitly requested RxC block pattern runs on the 4x1 kernels, which skip every all-zero
+// 4x1 block: an R x C block with R a multiple of 4 is R/4 x C of them.
+std::string block_reason(const Pattern& p, double block_sparsity) {
+  if (p.block == BlockShape{4, 1}) return "pattern 4x1 requested";
+  return "pattern " + p.to_string() + " requested; the 4x1 kernel runs it (" +
+         percent(block_sparsity) + " of 4x1 blocks are zero" +
+         (p.block.rows % 4 == 0 ? ")" : ": " + p.to_string() + " blocks do not stack into 4x1)");
 }
 
 std::string decode_calls() { return "calls of <= " + std::to_string(kDecodeTokens) + " tokens "; }
@@ -181,15 +191,6 @@ std::shared_ptr<const LinearKernel> pack_bf16_nm_table(const LayerDescription& d
                                          d.threads);
 }
 
-// Where oneDNN has a bf16 GEMM but sparq's table kernel cannot run (SPARQ_MAX_ISA below it): the
-// fp32 2:4 kernel on bf16 values runs 0.46-0.60x of oneDNN's bf16 GEMM (Zen 5).
-Why bf16_nm_dense(const LayerDescription& d) {
-  if (!d.bf16() || d.shape != Shape::two_of_four || !onednn_has_bf16() ||
-      jit::best_float_isa() < jit::Isa::avx512)
-    return kNo;
-  return std::string("longer calls dense on oneDNN's bf16 GEMM");
-}
-
 std::string bf16_note(const LayerDescription& d, bool vdpbf16ps) {
   if (!d.bf16()) return "";
   return vdpbf16ps ? "bf16 weights and activations on vdpbf16ps (AVX512_BF16)"
@@ -231,7 +232,6 @@ constexpr KernelFamily kFamilies[] = {
     {"float-2:4-decode", TokenRange::decode, float_nm_decode, pack_float_nm_decode},
     {"float-dense-decode", TokenRange::decode, float_dense_decode, pack_dense},
     {"bf16-2:4", TokenRange::prefill, bf16_nm_table, pack_bf16_nm_table},
-    {"bf16-2:4-dense", TokenRange::prefill, bf16_nm_dense, pack_dense},
     {"float-tiles", TokenRange::all, float_tiles, pack_float_tiles},
     {"float-dense", TokenRange::all, float_dense, pack_dense},
 };
@@ -239,6 +239,42 @@ constexpr KernelFamily kFamilies[] = {
 }  // namespace
 
 std::span<const KernelFamily> kernel_families() { return kFamilies; }
+
+// The structure the weight is packed for: the pattern requested, or under auto the 4x1 kernels
+// when enough 4x1 blocks are zero, 2:4 (fp32 / bf16) when the weight fits it, else dense.
+void resolve_shape(LayerDescription& d, std::span<const float> w) {
+  const Pattern& p = d.options.pattern;
+  switch (p.kind) {
+    case Pattern::Kind::n_m:
+      d.shape = WeightShape::two_of_four;
+      d.shape_reason = "pattern 2:4 requested";
+      return;
+    case Pattern::Kind::block:
+      d.shape = WeightShape::blocks;
+      d.shape_reason = block_reason(p, d.block_sparsity);
+      return;
+    case Pattern::Kind::dense:
+      d.shape = WeightShape::dense;
+      d.shape_reason = "pattern dense requested";
+      return;
+    case Pattern::Kind::automatic:
+      break;
+  }
+  if (d.block_sparsity >= kMinBlockSparsityForSparse) {
+    d.shape = WeightShape::blocks;
+    d.shape_reason = "auto: " + percent(d.block_sparsity) +
+                     " of 4x1 blocks are zero (>= " + percent(kMinBlockSparsityForSparse) + ")";
+  } else if (!d.int8() && d.sparsity >= kMinSparsityFor2of4 &&
+             sparse::fits_n_m(w, d.out, d.in, 2, 4)) {
+    d.shape = WeightShape::two_of_four;
+    d.shape_reason = "auto: the weight is 2:4 (" + percent(d.sparsity) + " zeros)";
+  } else {
+    d.shape = WeightShape::dense;
+    d.shape_reason = "auto: only " + percent(d.block_sparsity) + " of 4x1 blocks are zero (< " +
+                     percent(kMinBlockSparsityForSparse) +
+                     ") and the weight is not 2:4: dense is " + "faster";
+  }
+}
 
 KernelChoice choose_kernels(const LayerDescription& layer) {
   const KernelFamily* chosen[2] = {nullptr, nullptr};  // [prefill, decode]

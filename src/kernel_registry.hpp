@@ -13,12 +13,10 @@
 #include <span>
 #include <string>
 
+#include "src/kernel_thresholds.hpp"
 #include "src/linear_kernel.hpp"
 
 namespace sparq {
-
-// Calls of at most this many tokens are decode steps (every decode kernel takes 1..4).
-inline constexpr int64_t kDecodeTokens = 4;
 
 enum class TokenRange { decode, prefill, all };
 
@@ -41,5 +39,10 @@ struct KernelChoice {
   std::string prefill_reason, decode_reason;
 };
 KernelChoice choose_kernels(const LayerDescription& layer);
+
+// Sets layer.shape and shape_reason: the pattern requested, or under auto the block kernels when
+// enough 4x1 blocks are zero (kMinBlockSparsityForSparse), 2:4 for fp32 / bf16 weights that fit
+// it, else dense. w: the layer's weight; the statistics must be set.
+void resolve_shape(LayerDescription& layer, std::span<const float> w);
 
 }  // namespace sparq

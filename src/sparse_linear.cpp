@@ -124,57 +124,6 @@ void validate_pack(const float* weight, int64_t out, int64_t in, const float* bi
     require(p.n > 0 && p.m > 0 && p.n <= p.m, "SparseLinear::pack: N:M needs 0 < N <= M");
 }
 
-std::string percent(double fraction) {
-  char text[16];
-  std::snprintf(text, sizeof text, "%.1f%%", 100.0 * fraction);
-  return text;
-}
-
-// An explicitly requested RxC block pattern runs on the 4x1 kernels, which skip every all-zero
-// 4x1 block: an R x C block with R a multiple of 4 is R/4 x C of them.
-std::string block_reason(const Pattern& p, double block_sparsity) {
-  if (p.block == BlockShape{4, 1}) return "pattern 4x1 requested";
-  return "pattern " + p.to_string() + " requested; the 4x1 kernel runs it (" +
-         percent(block_sparsity) + " of 4x1 blocks are zero" +
-         (p.block.rows % 4 == 0 ? ")" : ": " + p.to_string() + " blocks do not stack into 4x1)");
-}
-
-// The structure the weight is packed for: the pattern requested, or under auto the 4x1 kernels
-// when enough 4x1 blocks are zero, 2:4 (fp32 / bf16) when the weight fits it, else dense.
-void resolve_shape(LayerDescription& d, std::span<const float> w) {
-  const Pattern& p = d.options.pattern;
-  switch (p.kind) {
-    case Pattern::Kind::n_m:
-      d.shape = WeightShape::two_of_four;
-      d.shape_reason = "pattern 2:4 requested";
-      return;
-    case Pattern::Kind::block:
-      d.shape = WeightShape::blocks;
-      d.shape_reason = block_reason(p, d.block_sparsity);
-      return;
-    case Pattern::Kind::dense:
-      d.shape = WeightShape::dense;
-      d.shape_reason = "pattern dense requested";
-      return;
-    case Pattern::Kind::automatic:
-      break;
-  }
-  if (d.block_sparsity >= kMinBlockSparsityForSparse) {
-    d.shape = WeightShape::blocks;
-    d.shape_reason = "auto: " + percent(d.block_sparsity) +
-                     " of 4x1 blocks are zero (>= " + percent(kMinBlockSparsityForSparse) + ")";
-  } else if (!d.int8() && d.sparsity >= kMinSparsityFor2of4 &&
-             sparse::fits_n_m(w, d.out, d.in, 2, 4)) {
-    d.shape = WeightShape::two_of_four;
-    d.shape_reason = "auto: the weight is 2:4 (" + percent(d.sparsity) + " zeros)";
-  } else {
-    d.shape = WeightShape::dense;
-    d.shape_reason = "auto: only " + percent(d.block_sparsity) + " of 4x1 blocks are zero (< " +
-                     percent(kMinBlockSparsityForSparse) +
-                     ") and the weight is not 2:4: dense is " + "faster";
-  }
-}
-
 }  // namespace
 
 SparseLinear SparseLinear::pack(const float* weight, int64_t out, int64_t in, const float* bias,
@@ -212,7 +161,7 @@ SparseLinear SparseLinear::pack(const float* weight, int64_t out, int64_t in, co
   d.sparsity = sparse::sparsity(w);
   d.block_sparsity = sparse::block_sparsity(w, out, in, {4, 1});
   d.sparsity_16x1 = sparse::block_sparsity(w, out, in, {16, 1});
-  resolve_shape(d, w);
+  resolve_shape(d, w);  // (src/kernel_registry.hpp)
   // bf16 layers: every kernel reads the weight rounded to bf16.
   std::vector<float> rounded;
   if (d.bf16()) {
