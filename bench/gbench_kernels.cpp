@@ -63,13 +63,13 @@ std::vector<float> random_qkv(int64_t len) {
   return qkv;
 }
 
-void sparq_attention(const std::vector<float>& qkv, int64_t len, float* ctx) {
+void sparq_attention(const std::vector<float>& qkv, int64_t len, float* ctx, bool bf16 = false) {
   static thread_local std::vector<float> scratch;
   const int64_t h = kHeads * kHeadDim;
   for (int64_t head = 0; head < kHeads; ++head) {
     const float* q = qkv.data() + head * kHeadDim;
-    sparq::models::attention_head(q, q + h, q + 2 * h, len, kHeadDim, 3 * h, ctx + head * kHeadDim,
-                                  h, scratch);
+    (bf16 ? sparq::models::attention_head_bf16 : sparq::models::attention_head)(
+        q, q + h, q + 2 * h, len, kHeadDim, 3 * h, ctx + head * kHeadDim, h, scratch);
   }
 }
 
@@ -85,6 +85,23 @@ void BM_Attention_Sparq(benchmark::State& state) {
   std::vector<float> ctx(static_cast<size_t>(len * kHeads * kHeadDim));
   for (auto _ : state) sparq_attention(qkv, len, ctx.data());
   attention_counters(state, len);
+}
+
+// The bf16 variant (vdpbf16ps on AVX512_BF16; the portable twin elsewhere, much slower), with
+// its largest difference from the fp32 kernel.
+void BM_Attention_SparqBf16(benchmark::State& state) {
+  const int64_t len = state.range(0);
+  const auto qkv = random_qkv(len);
+  std::vector<float> ctx(static_cast<size_t>(len * kHeads * kHeadDim)), want(ctx.size());
+  for (auto _ : state) sparq_attention(qkv, len, ctx.data(), true);
+  attention_counters(state, len);
+  sparq_attention(qkv, len, want.data());
+  double diff = 0;
+  for (size_t i = 0; i < ctx.size(); ++i)
+    diff = std::max(diff, double(std::fabs(ctx[i] - want[i])));
+  state.counters["max_diff_vs_fp32"] = diff;
+  state.SetLabel(sparq::models::bf16_attention_runs_natively(kHeadDim) ? "avx512_bf16"
+                                                                       : "portable");
 }
 
 void BM_Attention_OneDnn(benchmark::State& state) {
@@ -104,6 +121,7 @@ void BM_Attention_OneDnn(benchmark::State& state) {
 }  // namespace
 
 BENCHMARK(BM_Attention_Sparq)->Arg(128)->Arg(384)->Unit(benchmark::kMicrosecond);
+BENCHMARK(BM_Attention_SparqBf16)->Arg(128)->Arg(384)->Unit(benchmark::kMicrosecond);
 BENCHMARK(BM_Attention_OneDnn)->Arg(128)->Arg(384)->Unit(benchmark::kMicrosecond);
 BENCHMARK(BM_SparseInt8_4x1)->Apply(bert_shapes);
 BENCHMARK(BM_DenseInt8_OneDnn)

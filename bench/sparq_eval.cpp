@@ -93,7 +93,7 @@ int main(int argc, char** argv) {
   sparq::bench::restart_with_passive_openmp(argv);
   CLI::App app{"sparq-eval: latency of a BERT-family encoder on sparq"};
   std::string model_dir, synthetic, dtype = "int8", pattern = "4x1", compare, format = "table";
-  std::string device = "cpu";
+  std::string device = "cpu", attention = "auto";
   double sparsity = 0.9;
   int64_t batch = 1, seq = 128;
   int threads = 0, iters = 200, warmup = 20;
@@ -113,6 +113,11 @@ int main(int argc, char** argv) {
   app.add_option("--device", device,
                  "cpu | cuda | cuda:N: where encoders run (the whole forward pass; --compare "
                  "dense runs there too); decoders run on the CPU only")
+      ->capture_default_str();
+  app.add_option("--attention", attention,
+                 "encoders on the CPU: the attention products' precision: auto (bf16 for int8 and "
+                 "bf16 models where the CPU has AVX512_BF16) | f32 | bf16")
+      ->check(CLI::IsMember({"auto", "f32", "bf16"}))
       ->capture_default_str();
   app.add_option("--batch", batch, "sequences per call")
       ->check(CLI::Range(1, 4096))
@@ -243,12 +248,20 @@ int main(int argc, char** argv) {
     if (seq > config.max_position)
       throw sparq::InvalidArgument("--seq " + std::to_string(seq) + " exceeds the model's " +
                                    std::to_string(config.max_position) + " positions");
-    sparq::models::EncoderOptions options{parsed_dtype, parsed_pattern, threads, parsed_device};
+    using sparq::models::AttentionPrecision;
+    const AttentionPrecision parsed_attention = attention == "f32" ? AttentionPrecision::f32
+                                                : attention == "bf16"
+                                                    ? AttentionPrecision::bf16
+                                                    : AttentionPrecision::automatic;
+    sparq::models::EncoderOptions options{parsed_dtype, parsed_pattern, threads, parsed_device,
+                                          parsed_attention};
     const BertEncoder sparse = BertEncoder::build(config, weights, options);
     std::optional<BertEncoder> dense;
-    if (compare == "dense")
-      dense.emplace(BertEncoder::build(
-          config, dense_weights, {parsed_dtype, sparq::Pattern::dense(), threads, parsed_device}));
+    if (compare == "dense") {
+      // The same attention as the sparse model: the comparison is of the linear layers.
+      options.pattern = sparq::Pattern::dense();
+      dense.emplace(BertEncoder::build(config, dense_weights, options));
+    }
     dense_weights = {};
 
     sparq::models::EncoderInput input;
@@ -305,6 +318,7 @@ int main(int argc, char** argv) {
     for (const auto& [kind, info] : sparse.kernels())
       kernels[kind] = info.kernel + (info.decode_kernel.empty() ? "" : " / " + info.decode_kernel);
     j["kernels"] = kernels;
+    j["attention"] = sparse.attention_kernel();
     if (profile) {
       using P = sparq::models::ForwardProfile;
       const std::pair<const char*, double P::*> stages[] = {
@@ -357,6 +371,7 @@ int main(int argc, char** argv) {
                   j["dense_p99_ms"].get<double>(), j["speedup"].get<double>());
     for (const auto& [kind, info] : sparse.kernels())
       std::printf("  %-17s %s (%s)\n", kind.c_str(), info.kernel.c_str(), info.reason.c_str());
+    std::printf("  %-17s %s\n", "attention", sparse.attention_kernel().c_str());
     if (profile) {
       std::printf("  where the time goes (median ms per call, summed over layers; %% of p50)%s:\n",
                   dense ? ", sparse then dense" : "");

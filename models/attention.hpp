@@ -15,6 +15,18 @@ namespace sparq::models {
 void attention_head(const float* q, const float* k, const float* v, int64_t len, int64_t d,
                     int64_t stride, float* ctx, int64_t ctx_stride, std::vector<float>& scratch);
 
+// The same with both products on bf16 operands: q, k, v and the softmax's probabilities rounded
+// to bf16 (to nearest even, as sparse::to_bf16), products accumulated in fp32, the softmax in
+// fp32. On AVX512_BF16 (vdpbf16ps: twice the multiply-adds of an fp32 FMA per instruction) where
+// bf16_attention_runs_natively(d), else on the portable twin (slow: for tests and odd shapes).
+void attention_head_bf16(const float* q, const float* k, const float* v, int64_t len, int64_t d,
+                         int64_t stride, float* ctx, int64_t ctx_stride,
+                         std::vector<float>& scratch);
+// Whether attention_head_bf16 runs on AVX512_BF16 here for head dimension d (even d of at most
+// kMaxBf16HeadDim, a CPU with AVX512_BF16 and the float kernels at avx512 under SPARQ_MAX_ISA).
+inline constexpr int64_t kMaxBf16HeadDim = 1024;
+bool bf16_attention_runs_natively(int64_t d);
+
 namespace detail {
 void attention_head_portable(const float* q, const float* k, const float* v, int64_t len, int64_t d,
                              int64_t stride, float* ctx, int64_t ctx_stride,
@@ -26,6 +38,19 @@ void attention_head_avx2(const float* q, const float* k, const float* v, int64_t
 void attention_head_avx512(const float* q, const float* k, const float* v, int64_t len, int64_t d,
                            int64_t stride, float* ctx, int64_t ctx_stride,
                            std::vector<float>& scratch);
+
+void attention_head_bf16_portable(const float* q, const float* k, const float* v, int64_t len,
+                                  int64_t d, int64_t stride, float* ctx, int64_t ctx_stride,
+                                  std::vector<float>& scratch);
+void attention_head_bf16_avx512(const float* q, const float* k, const float* v, int64_t len,
+                                int64_t d, int64_t stride, float* ctx, int64_t ctx_stride,
+                                std::vector<float>& scratch);
+
+// Row-wise softmax of scores [rows x width] (row stride width; width a multiple of 8, >= len)
+// over the first len columns: p = exp((s - max) scale), columns len.. set to 0, and inv[i] =
+// 1 / (row i's sum). AVX2.
+void softmax_rows_avx2(float* scores, int64_t rows, int64_t len, int64_t width, float scale,
+                       float* inv);
 
 // C[m x n] = diag(row_scale) A[m x k] B[k x n] (row_scale may be null) for n a multiple of 8.
 using SmallGemm = void (*)(int64_t m, int64_t n, int64_t k, const float* a, int64_t lda,

@@ -105,6 +105,44 @@ __attribute__((target("avx2,fma"))) void small_gemm_avx2(int64_t m, int64_t n, i
   }
 }
 
+// Row-wise softmax of scores [rows x width] (row stride width, width a multiple of 8 and >= len)
+// over the first len columns: p = exp((s - max) scale), the columns from len on set to 0, and
+// inv[i] = 1 / (row i's sum).
+__attribute__((target("avx2,fma"))) void softmax_rows_avx2(float* scores, int64_t rows, int64_t len,
+                                                           int64_t width, float scale, float* inv) {
+  const __m256 vscale = _mm256_set1_ps(scale);
+  for (int64_t i = 0; i < rows; ++i) {
+    float* p = scores + i * width;
+    __m256 vmax = _mm256_set1_ps(-INFINITY);
+    int64_t j = 0;
+    for (; j + 8 <= len; j += 8) vmax = _mm256_max_ps(vmax, _mm256_loadu_ps(p + j));
+    alignas(32) float lanes[8];
+    _mm256_store_ps(lanes, vmax);
+    float m = lanes[0];
+    for (float x : lanes) m = std::max(m, x);
+    for (; j < len; ++j) m = std::max(m, p[j]);
+    // p[j] = exp((p[j] - max) scale); the padding keys (j >= len) become 0.
+    const __m256 vm = _mm256_set1_ps(m * scale);
+    __m256 vsum = _mm256_setzero_ps();
+    for (j = 0; j + 8 <= len; j += 8) {
+      const __m256 e = exp_nonpositive(_mm256_fmsub_ps(_mm256_loadu_ps(p + j), vscale, vm));
+      _mm256_storeu_ps(p + j, e);
+      vsum = _mm256_add_ps(vsum, e);
+    }
+    if (j < len) {
+      __m256 e = exp_nonpositive(_mm256_fmsub_ps(_mm256_loadu_ps(p + j), vscale, vm));
+      _mm256_store_ps(lanes, e);
+      for (int64_t l = len - j; l < 8; ++l) lanes[l] = 0.0f;
+      e = _mm256_load_ps(lanes);
+      _mm256_storeu_ps(p + j, e);
+      vsum = _mm256_add_ps(vsum, e);
+      j += 8;
+    }
+    std::fill(p + j, p + width, 0.0f);
+    inv[i] = 1.0f / horizontal_sum(vsum);
+  }
+}
+
 namespace {
 
 // Scores S = Q K^T (K transposed into scratch, keys padded to a multiple of 8 with zeros), a
@@ -136,33 +174,7 @@ __attribute__((target("avx2,fma"))) void attention_head_vector(
   }
   gemm(len, len8, d, q, stride, kt, len8, scores, len8, nullptr);
 
-  const float scale = 1.0f / std::sqrt(static_cast<float>(d));
-  const __m256 vscale = _mm256_set1_ps(scale);
-  for (int64_t i = 0; i < len; ++i) {
-    float* p = scores + i * len8;
-    __m256 vmax = _mm256_set1_ps(-INFINITY);
-    int64_t j = 0;
-    for (; j + 8 <= len; j += 8) vmax = _mm256_max_ps(vmax, _mm256_loadu_ps(p + j));
-    alignas(32) float lanes[8];
-    _mm256_store_ps(lanes, vmax);
-    float m = lanes[0];
-    for (float x : lanes) m = std::max(m, x);
-    for (; j < len; ++j) m = std::max(m, p[j]);
-    // p[j] = exp((p[j] - max) scale); the padding keys (j >= len) become 0.
-    const __m256 vm = _mm256_set1_ps(m * scale);
-    __m256 vsum = _mm256_setzero_ps();
-    for (j = 0; j < len8; j += 8) {
-      __m256 e = exp_nonpositive(_mm256_fmsub_ps(_mm256_loadu_ps(p + j), vscale, vm));
-      if (j + 8 > len) {
-        _mm256_store_ps(lanes, e);
-        for (int64_t l = len - j; l < 8; ++l) lanes[l] = 0.0f;
-        e = _mm256_load_ps(lanes);
-      }
-      _mm256_storeu_ps(p + j, e);
-      vsum = _mm256_add_ps(vsum, e);
-    }
-    inv[i] = 1.0f / horizontal_sum(vsum);
-  }
+  softmax_rows_avx2(scores, len, len, len8, 1.0f / std::sqrt(static_cast<float>(d)), inv);
 
   if (!pad_v) {
     gemm(len, d, len, scores, len8, v, stride, ctx, ctx_stride, inv);

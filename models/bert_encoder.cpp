@@ -5,6 +5,7 @@
 #include <cmath>
 #include <filesystem>
 
+#include "jit/cpu_features.hpp"
 #include "models/attention.hpp"
 #include "models/layer_norm.hpp"
 #include "sparq/error.hpp"
@@ -42,6 +43,27 @@ SparseLinear pack(const LinearWeights& w, const EncoderOptions& o, Activation ac
   return SparseLinear::pack(w.weight.data(), w.out, w.in, w.bias.data(), lo);
 }
 
+// Whether the CPU encoder runs its attention products in bf16 (EncoderOptions.attention).
+bool use_bf16_attention(const EncoderOptions& o, int64_t head_dim) {
+  const bool native = bf16_attention_runs_natively(head_dim);
+  switch (o.attention) {
+    case AttentionPrecision::f32:
+      return false;
+    case AttentionPrecision::bf16:
+      if (!native)
+        throw NotSupported(
+            "encoder: attention bf16 needs AVX512_BF16 (vdpbf16ps) with the float kernels at "
+            "avx512, and an even head dimension of at most " +
+            std::to_string(kMaxBf16HeadDim) + "; this CPU has: " + jit::cpu_features().names() +
+            " (SPARQ_MAX_ISA caps it), head dimension " + std::to_string(head_dim) +
+            ". Use attention f32 or automatic.");
+      return true;
+    case AttentionPrecision::automatic:
+      return native && (o.dtype == DType::int8 || o.dtype == DType::bf16);
+  }
+  return false;
+}
+
 }  // namespace
 
 struct BertEncoder::Impl {
@@ -54,6 +76,7 @@ struct BertEncoder::Impl {
   };
   std::vector<Layer> layers;
   tbb::task_arena* arena = nullptr;
+  bool bf16_attention = false;
   // EncoderOptions.device cuda: the whole forward pass runs here, and the CPU members stay empty.
   std::unique_ptr<gpu::DeviceEncoder> cuda;
 
@@ -99,7 +122,8 @@ struct BertEncoder::Impl {
         const int64_t b = w / heads, head = w % heads, len = in.lengths[b];
         const float* base = qkv + b * in.seq * 3 * h + head * d;
         float* out = ctx + b * in.seq * h + head * d;
-        attention_head(base, base + h, base + 2 * h, len, d, 3 * h, out, h, scratch);
+        (bf16_attention ? attention_head_bf16 : attention_head)(base, base + h, base + 2 * h, len,
+                                                                d, 3 * h, out, h, scratch);
         for (int64_t i = len; i < in.seq; ++i) std::fill_n(out + i * h, d, 0.0f);
       }
     });
@@ -135,6 +159,7 @@ BertEncoder BertEncoder::build(const BertConfig& c, const BertWeights& w,
   impl->token_type = w.token_type_embeddings;
   impl->embedding_norm = {w.embedding_norm.gamma, w.embedding_norm.beta};
   impl->arena = &arena_for(resolve_threads(options.threads));
+  impl->bf16_attention = use_bf16_attention(options, c.head_dim());
   for (const BertLayerWeights& l : w.layers)
     impl->layers.push_back({pack(stacked_qkv(l), options, Activation::none),
                             pack(l.attention_out, options, Activation::none),
@@ -240,6 +265,13 @@ std::vector<std::pair<std::string, LinearInfo>> BertEncoder::kernels() const {
           {"attention output", l.attention_out.info()},
           {"intermediate", l.intermediate.info()},
           {"output", l.output.info()}};
+}
+
+std::string BertEncoder::attention_kernel() const {
+  if (impl_->cuda) return "cuda (batched cuBLAS products, 16-bit probabilities)";
+  if (impl_->bf16_attention) return "bf16 (vdpbf16ps, avx512_bf16)";
+  const jit::Isa isa = jit::best_float_isa();
+  return std::string("f32 (") + (isa >= jit::Isa::avx2 ? jit::isa_name(isa) : "portable") + ")";
 }
 
 }  // namespace sparq::models

@@ -166,6 +166,60 @@ TEST(BertEncoder, Int8SparseEmbeddingsAgreeWithFp32) {
   }
 }
 
+TEST(BertEncoder, AttentionPrecisionIsChosenAndBf16StaysClose) {
+  const auto c = small_config();
+  const auto w = random_weights(c, 0.0, 21);
+  const auto in = batch_input(c);
+  EncoderOptions o;
+  o.dtype = DType::f32;
+  o.pattern = Pattern::dense();
+  // automatic: fp32 models keep fp32 attention; int8 and bf16 models take bf16 where it runs.
+  EXPECT_EQ(BertEncoder::build(c, w, o).attention_kernel().substr(0, 3), "f32");
+  const bool native = bf16_attention_runs_natively(c.head_dim());
+  for (DType dtype : {DType::int8, DType::bf16}) {
+    EncoderOptions q = o;
+    q.dtype = dtype;
+    EXPECT_EQ(BertEncoder::build(c, w, q).attention_kernel().substr(0, 4),
+              native ? "bf16" : "f32 ")
+        << to_string(dtype);
+  }
+  o.attention = AttentionPrecision::bf16;
+  if (!native) {
+    EXPECT_THROW(BertEncoder::build(c, w, o), NotSupported);
+    GTEST_SKIP() << "no AVX512_BF16 here: the bf16 attention's accuracy is not checked";
+  }
+  const auto enc = BertEncoder::build(c, w, o);
+  EXPECT_EQ(enc.attention_kernel(), "bf16 (vdpbf16ps, avx512_bf16)");
+  // fp32 linear layers, bf16 attention products, against the double reference.
+  const auto got = enc.forward(in);
+  const auto want = reference(c, w, in);
+  ASSERT_EQ(got.size(), want.size());
+  const double diff = max_abs_diff(got, want);
+  EXPECT_LE(diff, 3e-2);
+  EXPECT_GT(diff, 1e-6);  // bf16 rounding did happen: it is not the fp32 path
+}
+
+TEST(BertEncoder, Bf16AttentionRefusesAnOddHeadDimension) {
+  test::SmallBertShape shape;
+  shape.hidden = 30;  // 4 heads would not divide it; 2 heads of 15
+  auto c = test::small_bert_config(BertConfig::Arch::bert, shape);
+  c.num_heads = 2;
+  const auto w = random_weights(c, 0.0, 22);
+  EncoderOptions o;
+  o.dtype = DType::f32;
+  o.pattern = Pattern::dense();
+  o.attention = AttentionPrecision::bf16;
+  try {
+    BertEncoder::build(c, w, o);
+    FAIL() << "expected NotSupported";
+  } catch (const NotSupported& e) {
+    EXPECT_NE(std::string(e.what()).find("head dimension 15"), std::string::npos) << e.what();
+  }
+  o.attention = AttentionPrecision::automatic;
+  o.dtype = DType::int8;
+  EXPECT_EQ(BertEncoder::build(c, w, o).attention_kernel().substr(0, 3), "f32");
+}
+
 TEST(BertEncoder, PaddingDoesNotChangeASequence) {
   const auto c = small_config();
   const auto w = random_weights(c, 0.0, 30);
@@ -259,6 +313,46 @@ TEST(Attention, VectorHeadMatchesPortable) {
                            "avx512 len " + std::to_string(len) + " d " + std::to_string(d));
       }
     }
+}
+
+TEST(Attention, Bf16HeadMatchesItsTwinAndFp32) {
+  // Lengths around the 12-row and 16-key tiles (odd lengths: a key pair with one key), head sizes
+  // with 16-column tails; the context written with a stride wider than d (gaps untouched).
+  std::vector<float> scratch;
+  for (int64_t len : {1, 2, 5, 12, 13, 16, 17, 33, 128, 131})
+    for (int64_t d : {2, 6, 16, 24, 64, 80}) {
+      const std::string what = "len " + std::to_string(len) + " d " + std::to_string(d);
+      const int64_t stride = 3 * d + 5, ctx_stride = d + 3;
+      const auto qkv = test::random_floats(static_cast<size_t>(len * stride), 11, -3, 3);
+      std::vector<float> exact(static_cast<size_t>(len * ctx_stride), 42.0f), twin(exact);
+      detail::attention_head_portable(qkv.data(), qkv.data() + d, qkv.data() + 2 * d, len, d,
+                                      stride, exact.data(), ctx_stride, scratch);
+      detail::attention_head_bf16_portable(qkv.data(), qkv.data() + d, qkv.data() + 2 * d, len, d,
+                                           stride, twin.data(), ctx_stride, scratch);
+      // bf16 operands (8 bits of mantissa) against exact fp32 attention: close, not equal.
+      test::expect_close(twin, exact, 3e-2, "bf16 twin vs fp32, " + what);
+      if (!bf16_attention_runs_natively(d)) continue;
+      std::vector<float> got(exact.size(), 42.0f);
+      detail::attention_head_bf16_avx512(qkv.data(), qkv.data() + d, qkv.data() + 2 * d, len, d,
+                                         stride, got.data(), ctx_stride, scratch);
+      // Same roundings; only the fp32 summation order and exp's last bits differ (a probability
+      // whose exp lands on the other side of a bf16 rounding boundary moves by 2^-9 of itself).
+      test::expect_close(got, twin, 2e-3, "avx512_bf16 vs twin, " + what);
+      for (int64_t i = 0; i < len; ++i)
+        for (int64_t g = d; g < ctx_stride; ++g)
+          ASSERT_EQ(got[static_cast<size_t>(i * ctx_stride + g)], 42.0f) << what;
+    }
+}
+
+TEST(Attention, Bf16RoundsNaNToNaN) {
+  if (!bf16_attention_runs_natively(64)) GTEST_SKIP() << "no AVX512_BF16 here";
+  const int64_t len = 8, d = 64, stride = 3 * d;
+  auto qkv = test::random_floats(static_cast<size_t>(len * stride), 12, -1, 1);
+  qkv[static_cast<size_t>(2 * d + 3)] = NAN;  // one value of V
+  std::vector<float> ctx(static_cast<size_t>(len * d)), scratch;
+  detail::attention_head_bf16_avx512(qkv.data(), qkv.data() + d, qkv.data() + 2 * d, len, d, stride,
+                                     ctx.data(), d, scratch);
+  for (int64_t i = 0; i < len; ++i) EXPECT_TRUE(std::isnan(ctx[static_cast<size_t>(i * d + 3)]));
 }
 
 }  // namespace

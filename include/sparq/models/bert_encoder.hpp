@@ -16,6 +16,14 @@
 
 namespace sparq::models {
 
+// The precision of self-attention's two products (q k^T and p v) on the CPU; the softmax and the
+// accumulation are fp32 in both.
+enum class AttentionPrecision {
+  automatic,  // bf16 where the linear layers are int8 or bf16 and the CPU has AVX512_BF16, else f32
+  f32,
+  bf16,  // q, k, v and the probabilities rounded to bf16 (vdpbf16ps); needs AVX512_BF16
+};
+
 struct EncoderOptions {
   DType dtype = DType::f32;                // of every linear layer
   Pattern pattern = Pattern::automatic();  // of every linear layer
@@ -23,6 +31,9 @@ struct EncoderOptions {
   // Device::cuda(N): the whole forward pass on GPU N (dtype f16, bf16, or int8 linear layers with
   // fp16 activations); forward still takes and returns host data.
   Device device = Device::cpu();
+  // CPU only (a GPU forward pass keeps its own attention). bf16 on a CPU without AVX512_BF16, or
+  // a head dimension that is odd or above 1024: NotSupported.
+  AttentionPrecision attention = AttentionPrecision::automatic;
 };
 
 // One batch: token ids [batch x seq] (row-major, padded), each sequence's length (<= seq), and
@@ -71,6 +82,9 @@ class BertEncoder {
   // The kernel (and why) of each linear layer kind: query/key/value, attention output,
   // intermediate, output.
   std::vector<std::pair<std::string, LinearInfo>> kernels() const;
+  // Which attention runs: "bf16 (vdpbf16ps, avx512_bf16)", "f32 (avx512)", "f32 (avx2)", "f32
+  // (portable)", or the GPU's.
+  std::string attention_kernel() const;
 
  private:
   struct Impl;
