@@ -36,8 +36,10 @@ def main():
             continue
         seen.add(key)
         p50 = ours if key == "int8" else l["p50_ms"]
-        rows.append((f"sparq {key}, {l['pattern']} at {l['sparsity']:.0%}", p50,
-                     ", ".join(sorted(set(l["kernels"].values())))))
+        kernels = ", ".join(sorted(set(l["kernels"].values())))
+        if "attention" in l:
+            kernels += "; attention " + l["attention"]
+        rows.append((f"sparq {key}, {l['pattern']} at {l['sparsity']:.0%}", p50, kernels))
         rows.append((f"sparq {key}, dense (same process)", l["dense_p50_ms"], l["dense_kernel"]))
     for p in peers:
         if "skipped" in p:
