@@ -4,6 +4,8 @@
 //
 //   sparq-bench spmm --dtype int8 --pattern 4x1 --out 3072 --in 768 --tokens 128
 //                    --sparsity 0.7,0.8,0.9 --threads 1 [--format json]
+//   sparq-bench scaling --dtype int8 --pattern 4x1 --shapes 3072x768 --tokens 128 --sparsity 0.9
+//                       --threads 2   (1 thread against 2, interleaved in one process)
 //   sparq-bench spmm --device cuda --dtype f16 --pattern 2:4 --shapes 4096x4096 --tokens 4096
 //                    (on a GPU: against cuBLASLt dense, timed with CUDA events)
 #include <unistd.h>
@@ -78,6 +80,27 @@ int main(int argc, char** argv) {
       ->check(CLI::IsMember({"table", "json"}))
       ->capture_default_str();
 
+  auto* scaling = app.add_subcommand(
+      "scaling",
+      "one thread against --threads N on the same layer, interleaved (sparq and oneDNN)");
+  int scaling_threads = 2;
+  scaling->add_option("--dtype", dtype, "int8 | f32 | bf16")->capture_default_str();
+  scaling->add_option("--pattern", pattern, "4x1 | auto | dense | RxC | N:M")
+      ->capture_default_str();
+  scaling->add_option("--shapes", shapes, "OUTxIN pairs, e.g. 3072x768,768x3072")
+      ->delimiter(',')
+      ->required();
+  scaling->add_option("--tokens", tokens, "tokens (rows of x)")->delimiter(',');
+  scaling->add_option("--sparsity", sparsities, "fraction of pruned blocks, 0..1")->delimiter(',');
+  scaling->add_option("--threads", scaling_threads, "the thread count compared with one")
+      ->check(CLI::Range(2, 1024))
+      ->capture_default_str();
+  scaling->add_option("--warmup", warmup, "warm-up runs of each")->capture_default_str();
+  scaling->add_option("--min-reps", min_reps, "minimum timed rounds")->capture_default_str();
+  scaling->add_option("--min-seconds", min_seconds, "minimum timing per case")
+      ->capture_default_str();
+  scaling->add_flag("--cold-weights", cold_weights, "as for spmm");
+
   auto* sweep = app.add_subcommand(
       "sweep", "the grid dtype x pattern x sparsity x tokens: CSV and PNG charts (gnuplot)");
   sparq::bench::SweepOptions so;
@@ -115,14 +138,45 @@ int main(int argc, char** argv) {
 
   try {
     std::vector<Shape> shape_list;
-    if (!shapes.empty()) {
-      for (const auto& s : shapes) {
-        const auto x = s.find('x');
-        if (x == std::string::npos)
-          throw sparq::InvalidArgument("--shapes: expected OUTxIN, got " + s);
-        shape_list.push_back({std::stoll(s.substr(0, x)), std::stoll(s.substr(x + 1))});
-      }
-    } else {
+    for (const auto& s : shapes) {
+      const auto x = s.find('x');
+      if (x == std::string::npos)
+        throw sparq::InvalidArgument("--shapes: expected OUTxIN, got " + s);
+      shape_list.push_back({std::stoll(s.substr(0, x)), std::stoll(s.substr(x + 1))});
+    }
+    if (scaling->parsed()) {
+      const sparq::DType parsed_dtype = sparq::parse_dtype(dtype);
+      const sparq::Pattern parsed_pattern = sparq::Pattern::parse(pattern);
+      std::printf(
+          "sparq-bench scaling: 1 thread vs %d on the same layer (sparq %s) and oneDNN dense, "
+          "interleaved; scaling = median of per-round t1 / t%d; sparq kernels: %s; CPU "
+          "features: %s\n",
+          scaling_threads, pattern.c_str(), scaling_threads, sparq::cpu_isa_name(),
+          sparq::cpu_features_name());
+      std::printf("%-5s %-7s %6s %6s %6s %8s %-6s %10s %10s %8s %10s %10s %8s %5s  %s\n", "dtype",
+                  "pattern", "out", "in", "tokens", "sparsity", "calls", "sparse_1", "sparse_n",
+                  "scaling", "dense_1", "dense_n", "scaling", "reps", "kernel");
+      for (const Shape& shape : shape_list)
+        for (auto t : tokens)
+          for (double sp : sparsities) {
+            sparq::bench::SpmmSpec spec{parsed_dtype, parsed_pattern,  shape.out, shape.in,    t,
+                                        sp,           scaling_threads, seed,      cold_weights};
+            const auto r = sparq::bench::run_scaling(spec, warmup, min_reps, min_seconds);
+            for (int burst = 0; burst < 2; ++burst) {
+              const auto& m = r.modes[burst];
+              std::printf(
+                  "%-5s %-7s %6lld %6lld %6lld %8.2f %-6s %10.1f %10.1f %7.2fx %10.1f %10.1f "
+                  "%7.2fx %5d  %s\n",
+                  dtype.c_str(), pattern.c_str(), (long long)shape.out, (long long)shape.in,
+                  (long long)t, sp, burst ? "burst" : "single", m.sparse_1_us, m.sparse_n_us,
+                  m.sparse_scaling, m.dense_1_us, m.dense_n_us, m.dense_scaling, r.reps,
+                  r.kernel.c_str());
+            }
+            std::fflush(stdout);
+          }
+      return 0;
+    }
+    if (shapes.empty()) {
       for (auto o : outs)
         for (auto i : ins) shape_list.push_back({o, i});
     }

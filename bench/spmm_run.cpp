@@ -66,6 +66,54 @@ Result run_case(const SpmmSpec& spec, int warmup, int min_reps, double min_secon
           c.dense_weight_bytes(), c.sparse_copies(), c.dense_copies()};
 }
 
+ScalingResult run_scaling(const SpmmSpec& spec, int warmup, int min_reps, double min_seconds) {
+  SpmmSpec one = spec;
+  one.threads = 1;
+  SpmmCase c1(one), cn(spec);
+  for (int i = 0; i < warmup; ++i) {
+    c1.run_sparse();
+    cn.run_sparse();
+    c1.run_dense();
+    cn.run_dense();
+  }
+  // Each timed run is one call (the pool's threads have slept since their last call, as a layer
+  // called now and then finds them) or a burst of kBurst calls back to back, per call (the
+  // threads stay awake, as between the layers of a model's forward pass).
+  constexpr int kBurst = 8;
+  std::vector<double> t[2][4], ratio[2][2];
+  const auto start = Clock::now();
+  int rounds = 0;
+  while (rounds < min_reps ||
+         std::chrono::duration<double>(Clock::now() - start).count() < min_seconds) {
+    for (int burst = 0; burst < 2; ++burst) {
+      const int calls = burst ? kBurst : 1;
+      double r[4] = {};
+      const std::function<void()> fs[4] = {[&] { c1.run_sparse(); }, [&] { cn.run_sparse(); },
+                                           [&] { c1.run_dense(); }, [&] { cn.run_dense(); }};
+      for (int k = 0; k < 4; ++k) {
+        const int which = (rounds + k) % 4;
+        r[which] = time_us([&] {
+                     for (int c = 0; c < calls; ++c) fs[which]();
+                   }) /
+                   calls;
+      }
+      for (int k = 0; k < 4; ++k) t[burst][k].push_back(r[k]);
+      ratio[burst][0].push_back(r[0] / r[1]);
+      ratio[burst][1].push_back(r[2] / r[3]);
+    }
+    if (++rounds >= 100000) break;
+  }
+  const auto info = cn.info();
+  ScalingResult out;
+  out.spec = spec;
+  out.reps = rounds;
+  out.kernel = spec.tokens <= 4 && !info.decode_kernel.empty() ? info.decode_kernel : info.kernel;
+  for (int burst = 0; burst < 2; ++burst)
+    out.modes[burst] = {median(t[burst][0]), median(t[burst][1]), median(ratio[burst][0]),
+                        median(t[burst][2]), median(t[burst][3]), median(ratio[burst][1])};
+  return out;
+}
+
 nlohmann::json to_json(const Result& r, double copy_gbps) {
   const auto& s = r.spec;
   const double ops = 2.0 * double(s.tokens) * double(s.out) * double(s.in);
