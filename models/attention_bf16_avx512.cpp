@@ -10,6 +10,7 @@
 #include <cstring>
 
 #include "models/attention.hpp"
+#include "models/avx512_math.hpp"
 
 // GCC 12's shift and conversion intrinsics pass _mm512_undefined_epi32() as their unused merge
 // source, and its own -Wmaybe-uninitialized then reports inside immintrin.h at every call site.
@@ -43,26 +44,6 @@ SPARQ_BF16_TARGET void row_to_bf16(const float* src, uint16_t* dst, int64_t n) {
     const auto m = static_cast<__mmask16>((1u << (n - i)) - 1);
     _mm256_mask_storeu_epi16(dst + i, m, to_bf16(_mm512_maskz_loadu_ps(m, src + i)));
   }
-}
-
-// exp(x) for x <= 0, as exp_nonpositive in avx2_math.hpp on 16 lanes: 2^k e^r, k = round(x log2 e),
-// e^r by a degree-6 polynomial (relative error below 2e-7); inputs below -87 give ~0.
-SPARQ_BF16_TARGET inline __m512 exp_nonpositive(__m512 x) {
-  x = _mm512_max_ps(x, _mm512_set1_ps(-87.0f));
-  const __m512 k = _mm512_roundscale_ps(_mm512_mul_ps(x, _mm512_set1_ps(1.44269504088896341f)),
-                                        _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
-  __m512 r = _mm512_fnmadd_ps(k, _mm512_set1_ps(0.693359375f), x);
-  r = _mm512_fnmadd_ps(k, _mm512_set1_ps(-2.12194440e-4f), r);
-  __m512 p = _mm512_set1_ps(1.0f / 720);
-  p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(1.0f / 120));
-  p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(1.0f / 24));
-  p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(1.0f / 6));
-  p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(0.5f));
-  p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(1.0f));
-  p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(1.0f));
-  const __m512i e =
-      _mm512_slli_epi32(_mm512_add_epi32(_mm512_cvtps_epi32(k), _mm512_set1_epi32(127)), 23);
-  return _mm512_mul_ps(p, _mm512_castsi512_ps(e));
 }
 
 // The softmax of scores [rows x width] over the first len columns (width a multiple of 16, >=

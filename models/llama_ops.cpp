@@ -8,14 +8,18 @@ namespace sparq::models {
 
 void rms_norm_rows(const float* x, int64_t rows, int64_t width, const float* w, double eps,
                    float* y) {
-  if (jit::best_float_isa() >= jit::Isa::avx2)
+  if (jit::best_float_isa() >= jit::Isa::avx512)
+    detail::rms_norm_rows_avx512(x, rows, width, w, eps, y);
+  else if (jit::best_float_isa() >= jit::Isa::avx2)
     detail::rms_norm_rows_avx2(x, rows, width, w, eps, y);
   else
     detail::rms_norm_rows_portable(x, rows, width, w, eps, y);
 }
 
 void swiglu(const float* gate, const float* up, int64_t n, float* act) {
-  if (jit::best_float_isa() >= jit::Isa::avx2)
+  if (jit::best_float_isa() >= jit::Isa::avx512)
+    detail::swiglu_avx512(gate, up, n, act);
+  else if (jit::best_float_isa() >= jit::Isa::avx2)
     detail::swiglu_avx2(gate, up, n, act);
   else
     detail::swiglu_portable(gate, up, n, act);

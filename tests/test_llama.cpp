@@ -404,6 +404,11 @@ TEST(LlamaOps, VectorRmsNormAndSwigluMatchPortable) {
     models::detail::rms_norm_rows_avx2(x.data(), rows, width, w.data(), 1e-5, a.data());
     models::detail::rms_norm_rows_portable(x.data(), rows, width, w.data(), 1e-5, b.data());
     test::expect_close(a, b, 1e-6, "rms_norm width " + std::to_string(width));
+    if (jit::isa_available(jit::Isa::avx512)) {
+      std::vector<float> c(x.size(), 7.0f);
+      models::detail::rms_norm_rows_avx512(x.data(), rows, width, w.data(), 1e-5, c.data());
+      test::expect_close(c, b, 1e-6, "avx512 rms_norm width " + std::to_string(width));
+    }
   }
   // Gates over the whole range: large negative (exp underflows), around zero, large positive.
   std::vector<float> gate = test::random_floats(1003, 7, -12, 12);
@@ -419,6 +424,12 @@ TEST(LlamaOps, VectorRmsNormAndSwigluMatchPortable) {
     models::detail::swiglu_portable(gate.data(), up.data(), n, b.data());
     for (int64_t i = 0; i < n; ++i)
       ASSERT_NEAR(a[i], b[i], 1e-6 * (1.0 + std::fabs(b[i]))) << "n " << n << " i " << i;
+    if (!jit::isa_available(jit::Isa::avx512)) continue;
+    std::vector<float> c(gate.size() + 1, 6.0f);
+    models::detail::swiglu_avx512(gate.data(), up.data(), n, c.data());
+    for (int64_t i = 0; i < n; ++i)
+      ASSERT_NEAR(c[i], b[i], 1e-6 * (1.0 + std::fabs(b[i]))) << "avx512 n " << n << " i " << i;
+    EXPECT_EQ(c[static_cast<size_t>(n)], 6.0f) << "a masked tail wrote past n " << n;
   }
 }
 
