@@ -25,7 +25,9 @@
 #include <string>
 #include <vector>
 
+#include "bench/instances.hpp"
 #include "bench/llama_eval.hpp"
+#include "bench/median.hpp"
 #include "bench/passive_omp.hpp"
 #include "bench/synthetic_models.hpp"
 #include "models/bert_save.hpp"
@@ -35,20 +37,14 @@
 #include "sparse/prune.hpp"
 #include "src/gguf.hpp"
 #include "src/safetensors.hpp"
+#include "src/threading.hpp"
+#include "src/threading.hpp"
 
 namespace {
 
 using sparq::models::BertConfig;
 using sparq::models::BertEncoder;
 using sparq::models::BertWeights;
-
-double percentile(std::vector<double> v, double p) {
-  std::sort(v.begin(), v.end());
-  const double at = p * static_cast<double>(v.size() - 1);
-  const auto lo = static_cast<size_t>(at);
-  const size_t hi = std::min(lo + 1, v.size() - 1);
-  return v[lo] + (v[hi] - v[lo]) * (at - static_cast<double>(lo));
-}
 
 // A decoder: a synthetic llama-*, a GGUF file, or a folder whose config.json is a Llama's.
 bool is_decoder(const std::string& synthetic, const std::string& model_dir) {
@@ -86,6 +82,71 @@ class Progress {
   int total_;
   bool on_;
 };
+
+struct InstancesMode {
+  int instances, threads_per_instance;
+  std::string model;  // separate | shared | both
+  int requests;
+  double latency_bound;
+  bool json;
+  std::string name, dtype, pattern;
+  double sparsity;
+};
+
+// sparq-eval --instances / --latency-bound: the stream at one (N, K) or the search over them.
+int run_instances_mode(const InstancesMode& m, const sparq::bench::EncoderFactory& factory,
+                       const sparq::models::EncoderInput& input) {
+  using sparq::bench::InstancesResult;
+  using sparq::bench::InstancesSpec;
+  const int cores = static_cast<int>(sparq::allowed_cpus().size());
+  std::vector<std::pair<int, int>> points;
+  if (m.latency_bound > 0)
+    points = sparq::bench::search_points(cores);
+  else
+    points = {{std::max(1, m.instances), std::max(1, m.threads_per_instance)}};
+  std::vector<bool> models;
+  if (m.model != "shared") models.push_back(false);
+  if (m.model != "separate") models.push_back(true);
+  if (!m.json) {
+    char bound[64] = "";
+    if (m.latency_bound > 0)
+      std::snprintf(bound, sizeof(bound), ", latency bound %.2f ms on p90", m.latency_bound);
+    std::printf(
+        "sparq-eval: %s, %s, pattern %s at %.0f%% sparsity, batch %lld x seq %lld; %d requests "
+        "per point over N instances x K threads (%d cores here)%s\n",
+        m.name.c_str(), m.dtype.c_str(), m.pattern.c_str(), 100 * m.sparsity,
+        static_cast<long long>(input.batch), static_cast<long long>(input.seq), m.requests, cores,
+        bound);
+    sparq::bench::print_instances_header();
+  }
+  std::optional<InstancesResult> best;
+  for (const auto& [n, k] : points)
+    for (bool shared : models) {
+      if (shared && n == 1 && models.size() > 1) continue;  // one instance: the same either way
+      InstancesSpec spec;
+      spec.instances = n;
+      spec.threads_per_instance = k;
+      spec.shared = shared;
+      spec.requests = m.requests;
+      const InstancesResult r = sparq::bench::run_instances(factory, input, spec);
+      if (m.json)
+        std::cout << sparq::bench::instances_json(r, m.latency_bound) << std::endl;
+      else
+        sparq::bench::print_instances_row(r, m.latency_bound);
+      if (m.latency_bound > 0 && r.p90_ms <= m.latency_bound &&
+          (!best || r.throughput > best->throughput))
+        best = r;
+    }
+  if (m.latency_bound > 0 && !m.json) {
+    if (best)
+      std::printf("  best within %.2f ms (p90): %d instances x %d threads, %s models: %.1f seq/s\n",
+                  m.latency_bound, best->spec.instances, best->spec.threads_per_instance,
+                  best->spec.shared ? "shared" : "separate", best->throughput);
+    else
+      std::printf("  no point kept p90 within %.2f ms\n", m.latency_bound);
+  }
+  return 0;
+}
 
 }  // namespace
 
@@ -142,6 +203,29 @@ int main(int argc, char** argv) {
   app.add_option("--gen-tokens", gen_tokens, "decoders: tokens generated (tg)")
       ->check(CLI::Range(1, 1 << 16))
       ->capture_default_str();
+  int instances = 0, threads_per_instance = 0, requests = 200;
+  double latency_bound = 0;
+  std::string instance_model = "both";
+  app.add_option("--instances", instances,
+                 "encoders: serve a stream of --requests with N instances at once, each on its "
+                 "own thread pool and, when they fit, its own cores (throughput and per-request "
+                 "latency)")
+      ->check(CLI::Range(1, 4096));
+  app.add_option("--threads-per-instance", threads_per_instance,
+                 "threads of each instance (default 1)")
+      ->check(CLI::Range(1, 4096));
+  app.add_option("--instance-model", instance_model,
+                 "separate (one model object per instance) | shared (one for all) | both")
+      ->check(CLI::IsMember({"separate", "shared", "both"}))
+      ->capture_default_str();
+  app.add_option("--requests", requests, "requests in the stream (--instances, --latency-bound)")
+      ->check(CLI::Range(1, 10000000))
+      ->capture_default_str();
+  app.add_option("--latency-bound", latency_bound,
+                 "encoders: run every instances x threads-per-instance with product <= cores "
+                 "(powers of two), print each, and pick the highest throughput whose p90 "
+                 "latency is within MS")
+      ->check(CLI::Range(0.001, 1e9));
   std::string text, save_dir;
   bool profile = false;
   app.add_flag("--profile", profile,
@@ -158,8 +242,12 @@ int main(int argc, char** argv) {
       ->capture_default_str();
   CLI11_PARSE(app, argc, argv);
 
+  const bool instances_mode = instances > 0 || threads_per_instance > 0 || latency_bound > 0;
   try {
     const sparq::DType parsed_dtype = sparq::parse_dtype(dtype);
+    if (instances_mode && is_decoder(synthetic, model_dir))
+      throw sparq::InvalidArgument(
+          "--instances, --threads-per-instance and --latency-bound are for encoders");
     const sparq::Pattern parsed_pattern = sparq::Pattern::parse(pattern);
     const sparq::Device parsed_device = sparq::Device::parse(device);
     if (is_decoder(synthetic, model_dir)) {
@@ -255,14 +343,6 @@ int main(int argc, char** argv) {
                                                     : AttentionPrecision::automatic;
     sparq::models::EncoderOptions options{parsed_dtype, parsed_pattern, threads, parsed_device,
                                           parsed_attention};
-    const BertEncoder sparse = BertEncoder::build(config, weights, options);
-    std::optional<BertEncoder> dense;
-    if (compare == "dense") {
-      // The same attention as the sparse model: the comparison is of the linear layers.
-      options.pattern = sparq::Pattern::dense();
-      dense.emplace(BertEncoder::build(config, dense_weights, options));
-    }
-    dense_weights = {};
 
     sparq::models::EncoderInput input;
     input.batch = batch;
@@ -272,6 +352,31 @@ int main(int argc, char** argv) {
     std::uniform_int_distribution<int32_t> id(0, static_cast<int32_t>(config.vocab_size - 1));
     for (int64_t i = 0; i < batch * seq; ++i)
       input.ids.push_back(text_ids.empty() ? id(rng) : text_ids[static_cast<size_t>(i % seq)]);
+
+    if (instances_mode) {
+      if (parsed_device.kind != sparq::Device::Kind::cpu)
+        throw sparq::InvalidArgument("--instances and --latency-bound run on the CPU only");
+      const sparq::bench::EncoderFactory factory = [&](int k, int pool) {
+        sparq::models::EncoderOptions o = options;
+        o.threads = k;
+        o.pool = pool;
+        return BertEncoder::build(config, weights, o);
+      };
+      InstancesMode mode{instances,      threads_per_instance,
+                         instance_model, requests,
+                         latency_bound,  format == "json",
+                         name,           dtype,
+                         pattern,        sparsity};
+      return run_instances_mode(mode, factory, input);
+    }
+    const BertEncoder sparse = BertEncoder::build(config, weights, options);
+    std::optional<BertEncoder> dense;
+    if (compare == "dense") {
+      // The same attention as the sparse model: the comparison is of the linear layers.
+      options.pattern = sparq::Pattern::dense();
+      dense.emplace(BertEncoder::build(config, dense_weights, options));
+    }
+    dense_weights = {};
 
     using Clock = std::chrono::steady_clock;
     std::vector<sparq::models::ForwardProfile> profiles, dense_profiles;
@@ -298,7 +403,7 @@ int main(int argc, char** argv) {
       if (dense && i % 2 == 0) dense_ms.push_back(time_ms(*dense));
       progress.step(i + 1);
     }
-    const double p50 = percentile(sparse_ms, 0.5);
+    const double p50 = sparq::bench::percentile(sparse_ms, 0.5);
     nlohmann::json j = {{"model", name},
                         {"dtype", dtype},
                         {"device", parsed_device.to_string()},
@@ -311,8 +416,8 @@ int main(int argc, char** argv) {
                         {"cpu_features", sparq::cpu_features_name()},
                         {"iters", iters},
                         {"p50_ms", p50},
-                        {"p90_ms", percentile(sparse_ms, 0.9)},
-                        {"p99_ms", percentile(sparse_ms, 0.99)},
+                        {"p90_ms", sparq::bench::percentile(sparse_ms, 0.9)},
+                        {"p99_ms", sparq::bench::percentile(sparse_ms, 0.99)},
                         {"throughput", static_cast<double>(batch) / (p50 / 1e3)}};
     nlohmann::json kernels = nlohmann::json::object();
     for (const auto& [kind, info] : sparse.kernels())
@@ -332,21 +437,21 @@ int main(int argc, char** argv) {
         for (const auto& [key, field] : stages) {
           std::vector<double> v;
           for (const auto& s : runs) v.push_back(s.*field);
-          p[key] = percentile(v, 0.5);
+          p[key] = sparq::bench::percentile(v, 0.5);
         }
         std::vector<double> totals;
         for (const auto& s : runs) totals.push_back(s.total());
-        p["stages_total"] = percentile(totals, 0.5);
+        p["stages_total"] = sparq::bench::percentile(totals, 0.5);
         return p;
       };
       j["profile_ms"] = medians(profiles);
       if (dense) j["dense_profile_ms"] = medians(dense_profiles);
     }
     if (dense) {
-      const double d50 = percentile(dense_ms, 0.5);
+      const double d50 = sparq::bench::percentile(dense_ms, 0.5);
       j["dense_p50_ms"] = d50;
-      j["dense_p90_ms"] = percentile(dense_ms, 0.9);
-      j["dense_p99_ms"] = percentile(dense_ms, 0.99);
+      j["dense_p90_ms"] = sparq::bench::percentile(dense_ms, 0.9);
+      j["dense_p99_ms"] = sparq::bench::percentile(dense_ms, 0.99);
       j["dense_kernel"] = dense->kernels().front().second.kernel;
       j["speedup"] = d50 / p50;
     }

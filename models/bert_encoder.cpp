@@ -40,6 +40,7 @@ SparseLinear pack(const LinearWeights& w, const EncoderOptions& o, Activation ac
   lo.pattern = o.pattern;
   lo.activation = act;
   lo.threads = o.threads;
+  lo.pool = o.pool;
   return SparseLinear::pack(w.weight.data(), w.out, w.in, w.bias.data(), lo);
 }
 
@@ -158,7 +159,7 @@ BertEncoder BertEncoder::build(const BertConfig& c, const BertWeights& w,
   impl->position = w.position_embeddings;
   impl->token_type = w.token_type_embeddings;
   impl->embedding_norm = {w.embedding_norm.gamma, w.embedding_norm.beta};
-  impl->arena = &arena_for(resolve_threads(options.threads));
+  impl->arena = &arena_for(resolve_threads(options.threads), options.pool);
   impl->bf16_attention = use_bf16_attention(options, c.head_dim());
   for (const BertLayerWeights& l : w.layers)
     impl->layers.push_back({pack(stacked_qkv(l), options, Activation::none),

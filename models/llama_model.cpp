@@ -22,11 +22,12 @@ using sparse::require;
 
 namespace {
 
-SparseLinear pack(const LinearWeights& w, DType dtype, const Pattern& pattern, int threads) {
+SparseLinear pack(const LinearWeights& w, const DecoderOptions& options, const Pattern& pattern) {
   LinearOptions o;
-  o.dtype = dtype;
+  o.dtype = options.dtype;
   o.pattern = pattern;
-  o.threads = threads;
+  o.threads = options.threads;
+  o.pool = options.pool;
   return SparseLinear::pack(w.weight.data(), w.out, w.in, nullptr, o);
 }
 
@@ -218,7 +219,7 @@ LlamaModel LlamaModel::build(const LlamaConfig& c, const LlamaWeights& w,
   impl->config = c;
   impl->embed = w.embed;
   impl->final_norm = w.final_norm;
-  impl->arena = &arena_for(resolve_threads(options.threads));
+  impl->arena = &arena_for(resolve_threads(options.threads), options.pool);
   impl->inv_freq = rope_inverse_frequencies(c);
   for (const LlamaLayerWeights& l : w.layers)
     require(static_cast<int64_t>(l.attention_norm.size()) == c.hidden_size &&
@@ -230,12 +231,11 @@ LlamaModel LlamaModel::build(const LlamaConfig& c, const LlamaWeights& w,
   impl->arena->execute([&] {
     tbb::parallel_for(size_t{0}, w.layers.size(), [&](size_t n) {
       const LlamaLayerWeights& l = w.layers[n];
-      packed[n].emplace(Impl::Layer{
-          pack(stack({&l.q, &l.k, &l.v}), options.dtype, options.pattern, options.threads),
-          pack(l.o, options.dtype, options.pattern, options.threads),
-          pack(stack({&l.gate, &l.up}), options.dtype, options.pattern, options.threads),
-          pack(l.down, options.dtype, options.pattern, options.threads), l.attention_norm,
-          l.mlp_norm});
+      packed[n].emplace(Impl::Layer{pack(stack({&l.q, &l.k, &l.v}), options, options.pattern),
+                                    pack(l.o, options, options.pattern),
+                                    pack(stack({&l.gate, &l.up}), options, options.pattern),
+                                    pack(l.down, options, options.pattern), l.attention_norm,
+                                    l.mlp_norm});
     });
   });
   for (auto& layer : packed) impl->layers.push_back(std::move(*layer));
@@ -247,7 +247,7 @@ LlamaModel LlamaModel::build(const LlamaConfig& c, const LlamaWeights& w,
   }
   // Dense, in the layers' dtype: an fp32 head would stream 4x the bytes of an int8 one per
   // generated token.
-  impl->head.emplace(pack(head, options.dtype, Pattern::dense(), options.threads));
+  impl->head.emplace(pack(head, options, Pattern::dense()));
   return LlamaModel(std::move(impl));
 }
 

@@ -13,7 +13,7 @@ DenseLinear::DenseLinear(const LayerDescription& d)
       dtype_(d.options.dtype),
       activation_(d.options.activation),
       threads_(d.threads),
-      arena_(&arena_for(d.threads)) {
+      arena_(&arena_for(d.pool())) {
   if (d.int8()) {
     w_s8_ = d.w_s8;
     w_scale_ = d.w_scale;

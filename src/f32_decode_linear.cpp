@@ -11,11 +11,11 @@
 namespace sparq {
 
 F32DecodeLinear::F32DecodeLinear(const float* w, const float* bias, int64_t out, int64_t in,
-                                 bool bf16, Activation activation, jit::Isa isa, int threads,
+                                 bool bf16, Activation activation, jit::Isa isa, PoolRef threads,
                                  bool two_of_four)
     : weights_(two_of_four ? sparse::pack_f32_2of4_decode(w, bias, out, in, bf16)
                            : sparse::pack_f32_decode(w, bias, out, in, bf16)),
-      arena_(&arena_for(resolve_threads(threads))) {
+      arena_(&arena_for(resolve_threads(threads.threads), threads.pool)) {
   for (int t = 1; t <= 4; ++t)
     for (int residual = 0; residual < 2; ++residual)
       kernels_[t - 1][residual] =

@@ -11,14 +11,14 @@ namespace sparq {
 
 F32TileLinear::F32TileLinear(const float* w, const float* bias, int64_t out, int64_t in,
                              jit::F32Layout layout, Activation activation, jit::Isa isa,
-                             int threads, bool round_inputs_to_bf16)
+                             PoolRef threads, bool round_inputs_to_bf16)
     : layout_(layout == jit::F32Layout::block_4x1 && round_inputs_to_bf16 &&
                       isa >= jit::Isa::avx512 && jit::can_run(jit::bf16_features())
                   ? jit::F32Layout::bf16_4x1
                   : layout),
       out_(out),
       in_(in),
-      arena_(&arena_for(resolve_threads(threads))),
+      arena_(&arena_for(resolve_threads(threads.threads), threads.pool)),
       round_inputs_to_bf16_(round_inputs_to_bf16) {
   // A slice (in x 16 fp32 tokens on AVX2, 64 on AVX-512) beyond ~24 KiB no longer stays in L1.
   const int64_t column_bytes = layout_ == jit::F32Layout::bf16_4x1 ? sparse::kBf16ColumnBytes

@@ -11,8 +11,8 @@ namespace sparq {
 
 Int8BlockLinear::Int8BlockLinear(const int8_t* wq, const float* w_scale, const float* bias,
                                  int64_t out, int64_t in, Activation activation, jit::Isa isa,
-                                 int threads)
-    : arena_(&arena_for(resolve_threads(threads))) {
+                                 PoolRef threads)
+    : arena_(&arena_for(resolve_threads(threads.threads), threads.pool)) {
   // A slice of activations (in x 16 s16 tokens on AVX2, 64 u8 on AVX-512) beyond ~24 KiB no
   // longer stays in L1.
   const int64_t column_bytes = isa == jit::Isa::avx512_vnni ? 64 : 32;

@@ -23,7 +23,7 @@ class Int8BlockLinear final : public LinearKernel {
  public:
   // Pre-quantized weights: wq s8 [out x in], w_scale [out], bias [out] or null.
   Int8BlockLinear(const int8_t* wq, const float* w_scale, const float* bias, int64_t out,
-                  int64_t in, Activation activation, jit::Isa isa, int threads);
+                  int64_t in, Activation activation, jit::Isa isa, PoolRef threads);
 
   void quantize(const float* x, int64_t tokens, QuantizedInput::Impl& q) const override;
   bool reads(const QuantizedInput::Impl& q) const override;

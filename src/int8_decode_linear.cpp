@@ -13,9 +13,9 @@ namespace sparq {
 
 Int8DecodeLinear::Int8DecodeLinear(const int8_t* wq, const float* w_scale, const float* bias,
                                    int64_t out, int64_t in, Activation activation, jit::Isa isa,
-                                   int threads)
+                                   PoolRef threads)
     : weights_(sparse::pack_int8_decode(wq, w_scale, bias, out, in)),
-      arena_(&arena_for(resolve_threads(threads))) {
+      arena_(&arena_for(resolve_threads(threads.threads), threads.pool)) {
   for (int t = 1; t <= sparse::kDecodeMaxTokens; ++t)
     for (int residual = 0; residual < 2; ++residual)
       for (int int8_out = 0; int8_out < 2; ++int8_out)

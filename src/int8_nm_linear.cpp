@@ -32,11 +32,11 @@ void int8_nm_rows_portable(const sparse::Int8NmWeights& w, const int8_t* x, int6
 }
 
 Int8NmLinear::Int8NmLinear(const int8_t* wq, const float* w_scale, const float* bias, int64_t out,
-                           int64_t in, Activation activation, jit::Isa isa, int threads)
+                           int64_t in, Activation activation, jit::Isa isa, PoolRef threads)
     : isa_(isa),
       jit_(isa == jit::Isa::avx512_vnni),
       activation_(activation),
-      arena_(&arena_for(resolve_threads(threads))) {
+      arena_(&arena_for(resolve_threads(threads.threads), threads.pool)) {
   if (!jit_) {
     weights_ = sparse::pack_int8_2of4(wq, w_scale, bias, out, in);
     return;

@@ -23,7 +23,7 @@ class Int8NmLinear final : public LinearKernel {
  public:
   // wq: s8 [out x in], 2:4; w_scale [out]; bias [out] or null; isa: the best available.
   Int8NmLinear(const int8_t* wq, const float* w_scale, const float* bias, int64_t out, int64_t in,
-               Activation activation, jit::Isa isa, int threads);
+               Activation activation, jit::Isa isa, PoolRef threads);
 
   void quantize(const float* x, int64_t tokens, QuantizedInput::Impl& q) const override;
   bool reads(const QuantizedInput::Impl& q) const override;

@@ -10,6 +10,7 @@
 
 #include "sparq/linear.hpp"
 #include "src/quantized_input.hpp"
+#include "src/threading.hpp"
 
 namespace sparq {
 
@@ -22,7 +23,9 @@ enum class WeightShape { dense, blocks, two_of_four };
 struct LayerDescription {
   int64_t out = 0, in = 0;
   LinearOptions options;
-  int threads = 1;                // resolved (options.threads 0: all cores)
+  int threads = 1;  // resolved (options.threads 0: all cores)
+  // The threads the layer runs on: `threads` of options.pool's arenas.
+  PoolRef pool() const { return {threads, options.pool}; }
   const float* weight = nullptr;  // fp32 [out x in]; for bf16 layers rounded to bf16 values
   const float* bias = nullptr;    // [out] or null
   // Statistics: fraction of zeros, of all-zero 4x1 and 16x1 blocks.

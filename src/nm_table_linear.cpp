@@ -34,16 +34,16 @@ struct NmTableLinear::Call {
 };
 
 NmTableLinear::NmTableLinear(const int8_t* wq, const float* w_scale, const float* bias, int64_t out,
-                             int64_t in, Activation activation, int threads)
+                             int64_t in, Activation activation, PoolRef threads)
     : weights_(sparse::pack_int8_2of4_table(wq, w_scale, bias, out, in)),
-      arena_(&arena_for(resolve_threads(threads))) {
+      arena_(&arena_for(resolve_threads(threads.threads), threads.pool)) {
   make_kernels(activation);
 }
 
 NmTableLinear::NmTableLinear(const float* w, const float* bias, int64_t out, int64_t in,
-                             Activation activation, int threads)
+                             Activation activation, PoolRef threads)
     : weights_(sparse::pack_bf16_2of4_table(w, bias, out, in)),
-      arena_(&arena_for(resolve_threads(threads))) {
+      arena_(&arena_for(resolve_threads(threads.threads), threads.pool)) {
   make_kernels(activation);
 }
 

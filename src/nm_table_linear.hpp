@@ -22,10 +22,10 @@ class NmTableLinear final : public LinearKernel {
  public:
   // int8: wq s8 [out x in], 2:4; w_scale [out]; bias [out] or null.
   NmTableLinear(const int8_t* wq, const float* w_scale, const float* bias, int64_t out, int64_t in,
-                Activation activation, int threads);
+                Activation activation, PoolRef threads);
   // bf16: w fp32 [out x in] holding bf16 values, 2:4; bias [out] or null.
   NmTableLinear(const float* w, const float* bias, int64_t out, int64_t in, Activation activation,
-                int threads);
+                PoolRef threads);
 
   // int8: x fp32 [tokens x in] quantized into the quads_u8 slices (the 4x1 kernel's form).
   void quantize(const float* x, int64_t tokens, QuantizedInput::Impl& q) const override;

@@ -1,7 +1,10 @@
 #include "src/threading.hpp"
 
+#include <pthread.h>
 #include <sched.h>
+#include <tbb/task_scheduler_observer.h>
 
+#include <algorithm>
 #include <map>
 #include <memory>
 #include <mutex>
@@ -11,11 +14,67 @@
 
 namespace sparq {
 
-tbb::task_arena& arena_for(int threads) {
+namespace {
+
+std::mutex& arenas_mutex() {
   static std::mutex mutex;
-  static std::map<int, std::unique_ptr<tbb::task_arena>> arenas;
-  std::lock_guard lock(mutex);
-  auto& arena = arenas[threads];
+  return mutex;
+}
+
+cpu_set_t cpu_set_of(const std::vector<int>& cpus) {
+  cpu_set_t set;
+  CPU_ZERO(&set);
+  for (int c : cpus)
+    if (c >= 0 && c < CPU_SETSIZE) CPU_SET(c, &set);
+  return set;
+}
+
+// Pins each thread entering its arena.
+class PinningObserver : public tbb::task_scheduler_observer {
+ public:
+  PinningObserver(tbb::task_arena& arena, std::vector<int> cpus)
+      : tbb::task_scheduler_observer(arena), cpus_(std::move(cpus)) {
+    observe(true);
+  }
+  ~PinningObserver() override { observe(false); }
+  void on_scheduler_entry(bool /*worker*/) override { pin_this_thread(cpus_); }
+
+ private:
+  std::vector<int> cpus_;
+};
+
+}  // namespace
+
+bool pin_this_thread(const std::vector<int>& cpus) {
+  if (cpus.empty()) return false;
+  const cpu_set_t set = cpu_set_of(cpus);
+  return pthread_setaffinity_np(pthread_self(), sizeof(set), &set) == 0;
+}
+
+std::vector<int> allowed_cpus() {
+  cpu_set_t set;
+  std::vector<int> cpus;
+  if (sched_getaffinity(0, sizeof(set), &set) != 0) return cpus;
+  for (int c = 0; c < CPU_SETSIZE; ++c)
+    if (CPU_ISSET(c, &set)) cpus.push_back(c);
+  return cpus;
+}
+
+bool pin_pool(int threads, int pool, const std::vector<int>& cpus) {
+  const std::vector<int> allowed = allowed_cpus();
+  for (int c : cpus)
+    if (std::find(allowed.begin(), allowed.end(), c) == allowed.end()) return false;
+  tbb::task_arena& arena = arena_for(threads, pool);
+  static std::map<std::pair<int, int>, std::unique_ptr<PinningObserver>> observers;
+  std::lock_guard lock(arenas_mutex());
+  observers[{threads, pool}] = std::make_unique<PinningObserver>(arena, cpus);
+  return true;
+}
+
+tbb::task_arena& arena_for(int threads, int pool) {
+  static std::map<std::pair<int, int>, std::unique_ptr<tbb::task_arena>> arenas;
+  std::lock_guard lock(arenas_mutex());
+  auto& arena = arenas[{threads, pool}];
   if (!arena) {
     arena = std::make_unique<tbb::task_arena>(threads);
     arena->initialize();

@@ -8,6 +8,7 @@
 
 #include <algorithm>
 #include <cstdint>
+#include <vector>
 
 namespace sparq {
 
@@ -15,8 +16,28 @@ namespace sparq {
 int hardware_threads();
 // 0 -> all cores; negative -> InvalidArgument.
 int resolve_threads(int requested);
-// The process-wide arena for a thread count (made on first use; takes a lock: call at pack time).
-tbb::task_arena& arena_for(int threads);
+// The process-wide arena of pool `pool` for a thread count (made on first use; takes a lock: call
+// at pack time). Layers and models of one pool and thread count share an arena; independent
+// instances of a model (LinearOptions / EncoderOptions / DecoderOptions::pool) use different
+// pools, so that their calls do not queue on one arena's threads.
+tbb::task_arena& arena_for(int threads, int pool = 0);
+
+// Where a layer takes its threads from: a thread count (resolved: >= 1) and a pool. Converts
+// from a bare count (pool 0) on purpose: most callers have only that.
+struct PoolRef {
+  PoolRef(int threads_, int pool_ = 0) : threads(threads_), pool(pool_) {}  // NOLINT
+  int threads, pool;
+};
+inline tbb::task_arena& arena_for(const PoolRef& p) { return arena_for(p.threads, p.pool); }
+
+// Pins the threads that work in the arena of (threads, pool) to `cpus` as they enter it (a oneTBB
+// observer; the thread that calls into the arena pins itself). Returns false, pinning nothing,
+// where the OS refuses (a CPU outside this process's affinity mask).
+bool pin_pool(int threads, int pool, const std::vector<int>& cpus);
+// Pins the calling thread to `cpus`; false where the OS refuses.
+bool pin_this_thread(const std::vector<int>& cpus);
+// The CPUs this process may run on, in order.
+std::vector<int> allowed_cpus();
 
 // Runs body(begin, end) over [0, n) split into contiguous ranges on the arena's threads (the
 // caller's thread included). With a one-thread arena, or n == 1, it runs inline. A template, so

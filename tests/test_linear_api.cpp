@@ -20,6 +20,7 @@
 #include "sparse/reference.hpp"
 #include "sparse/stats.hpp"
 #include "src/dnnl_matmul.hpp"
+#include "src/threading.hpp"
 #include "test_util.hpp"
 
 namespace sparq {
@@ -968,6 +969,41 @@ TEST(SparseLinearThreads, ConcurrentForwardOnOneLayer) {
       for (auto& t : callers) t.join();
       EXPECT_EQ(mismatches.load(), 0);
     }
+  }
+}
+
+// LinearOptions::pool: layers of different pools run on different arenas (so independent model
+// instances do not queue on one), with results equal to pool 0's, also side by side.
+TEST(SparseLinearThreads, PoolsAreSeparateArenasWithEqualResults) {
+  EXPECT_NE(&arena_for(2, 0), &arena_for(2, 1));
+  EXPECT_EQ(&arena_for(2, 1), &arena_for(2, 1));
+  const int64_t out = 96, in = 128, tokens = 40;
+  const auto w =
+      sparse::prune_blocks(test::random_floats(sz(out * in), 410), out, in, BlockShape{4, 1}, 0.8);
+  const auto x = input(tokens, in, 411);
+  for (DType dtype : {DType::int8, DType::f32}) {
+    SCOPED_TRACE(to_string(dtype));
+    auto o = options(dtype, Pattern::blocks(4, 1), Activation::none, 2);
+    const auto base = SparseLinear::pack(w.data(), out, in, nullptr, o);
+    std::vector<float> want(sz(tokens * out));
+    base.forward(x.data(), tokens, want.data());
+    std::vector<SparseLinear> pooled;
+    for (int pool : {1, 2}) {
+      o.pool = pool;
+      pooled.push_back(SparseLinear::pack(w.data(), out, in, nullptr, o));
+    }
+    std::atomic<int> mismatches{0};
+    std::vector<std::thread> callers;
+    for (const SparseLinear& layer : pooled)
+      callers.emplace_back([&] {
+        std::vector<float> y(want.size());
+        for (int rep = 0; rep < 10; ++rep) {
+          layer.forward(x.data(), tokens, y.data());
+          if (y != want) ++mismatches;
+        }
+      });
+    for (auto& t : callers) t.join();
+    EXPECT_EQ(mismatches.load(), 0);
   }
 }
 

@@ -23,6 +23,10 @@ struct LinearOptions {
   int threads = 0;                           // 0: all cores
   // Device::cuda(N): the layer is packed on GPU N (dtypes f16, bf16, int8; see forward_device).
   Device device = Device::cpu();
+  // The thread pool: layers of one pool and thread count share its threads. Independent model
+  // instances run side by side (each on its own cores) use different pools, so that their calls
+  // do not queue on one pool.
+  int pool = 0;
 };
 
 struct LinearInfo {

@@ -34,6 +34,7 @@ struct EncoderOptions {
   // CPU only (a GPU forward pass keeps its own attention). bf16 on a CPU without AVX512_BF16, or
   // a head dimension that is odd or above 1024: NotSupported.
   AttentionPrecision attention = AttentionPrecision::automatic;
+  int pool = 0;  // the thread pool of every layer and stage (see LinearOptions::pool)
 };
 
 // One batch: token ids [batch x seq] (row-major, padded), each sequence's length (<= seq), and

@@ -22,6 +22,7 @@ struct DecoderOptions {
   DType dtype = DType::f32;                // of every attention and MLP linear layer
   Pattern pattern = Pattern::automatic();  // of every attention and MLP linear layer
   int threads = 0;                         // 0: all cores
+  int pool = 0;  // the thread pool of every layer and stage (see LinearOptions::pool)
 };
 
 class LlamaModel;
