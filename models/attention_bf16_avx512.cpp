@@ -14,8 +14,10 @@
 
 // GCC 12's shift and conversion intrinsics pass _mm512_undefined_epi32() as their unused merge
 // source, and its own -Wmaybe-uninitialized then reports inside immintrin.h at every call site.
+#if defined(__GNUC__) && !defined(__clang__)
 #pragma GCC diagnostic push
 #pragma GCC diagnostic ignored "-Wmaybe-uninitialized"
+#endif
 
 #define SPARQ_BF16_TARGET __attribute__((target("avx512f,avx512bw,avx512vl,avx512bf16,avx2,fma")))
 
@@ -218,4 +220,6 @@ SPARQ_BF16_TARGET void attention_head_bf16_avx512(const float* q, const float* k
 
 }  // namespace sparq::models::detail
 
+#if defined(__GNUC__) && !defined(__clang__)
 #pragma GCC diagnostic pop
+#endif

@@ -9,8 +9,10 @@
 
 // GCC 12's AVX-512 intrinsics pass an undefined vector as the unused merge source, and its own
 // -Wmaybe-uninitialized then reports inside immintrin.h at every call site.
+#if defined(__GNUC__) && !defined(__clang__)
 #pragma GCC diagnostic push
 #pragma GCC diagnostic ignored "-Wmaybe-uninitialized"
+#endif
 
 #define SPARQ_AVX512_TARGET __attribute__((target("avx512f,avx2,fma")))
 
@@ -63,4 +65,6 @@ SPARQ_AVX512_TARGET void swiglu_avx512(const float* gate, const float* up, int64
 
 }  // namespace sparq::models::detail
 
+#if defined(__GNUC__) && !defined(__clang__)
 #pragma GCC diagnostic pop
+#endif

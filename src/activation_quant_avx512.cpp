@@ -5,8 +5,10 @@
 // and called only after a CPUID check.
 // GCC 12's AVX-512 intrinsics pass _mm512_undefined_ps() as the unused merge source, which its
 // own -Wmaybe-uninitialized then reports inside immintrin.h at every call site.
+#if defined(__GNUC__) && !defined(__clang__)
 #pragma GCC diagnostic push
 #pragma GCC diagnostic ignored "-Wmaybe-uninitialized"
+#endif
 #include <immintrin.h>
 
 #include <algorithm>
@@ -151,4 +153,6 @@ SPARQ_AVX512 void quantize_activations_avx512(const float* x, int64_t tokens, in
 
 }  // namespace sparq::detail
 
+#if defined(__GNUC__) && !defined(__clang__)
 #pragma GCC diagnostic pop
+#endif

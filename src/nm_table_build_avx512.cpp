@@ -5,9 +5,11 @@
 // attributes and called only after a CPUID check.
 // GCC 12's AVX-512 intrinsics pass _mm512_undefined_epi32() as the unused merge source, which its
 // own -Wuninitialized then reports inside immintrin.h at every call site.
+#if defined(__GNUC__) && !defined(__clang__)
 #pragma GCC diagnostic push
 #pragma GCC diagnostic ignored "-Wuninitialized"
 #pragma GCC diagnostic ignored "-Wmaybe-uninitialized"
+#endif
 #include <immintrin.h>
 
 #include "src/nm_table_build.hpp"
@@ -107,4 +109,6 @@ void build_nm_table_avx512(sparse::NmTableType type, int quarters, const uint8_t
 
 }  // namespace sparq::detail
 
+#if defined(__GNUC__) && !defined(__clang__)
 #pragma GCC diagnostic pop
+#endif
