@@ -10,6 +10,9 @@
 // over the 4x1-pruned weight (a block holds the zeros of its neighbours).
 #include <mkl.h>
 #include <mkl_spblas.h>
+#ifdef SPARQ_PEER_LIBXSMM
+#include <libxsmm.h>
+#endif
 
 #include <CLI/CLI.hpp>
 #include <chrono>
@@ -136,6 +139,48 @@ class MklSpmm {
   matrix_descr descr_{};
 };
 
+#ifdef SPARQ_PEER_LIBXSMM
+// LIBXSMM's fixed-sparsity kernel (libxsmm_sfsspmdm): code generated for this weight's zeros at
+// creation, y^T = W x^T on row-major operands (x^T laid out before timing). At creation LIBXSMM
+// times its sparse kernel against its dense GEMM and keeps the faster.
+class XsmmSpmm {
+ public:
+  XsmmSpmm(const std::vector<float>& w, int out, int in, int tokens)
+      : out_(out), in_(in), tokens_(tokens) {
+    handle_ = libxsmm_sfsspmdm_create(out, tokens, in, in, tokens, tokens, 1.0f, 0.0f, 0, w.data());
+    if (!handle_) throw std::runtime_error("libxsmm_sfsspmdm_create failed");
+    const auto x = sparq::bench::normal(static_cast<size_t>(tokens * in), 78, 1.0f);
+    xt_.resize(x.size());
+    for (int t = 0; t < tokens; ++t)
+      for (int c = 0; c < in; ++c)
+        xt_[static_cast<size_t>(c * tokens + t)] = x[static_cast<size_t>(t * in + c)];
+    y_.assign(static_cast<size_t>(out * tokens), 0.0f);
+  }
+  ~XsmmSpmm() { libxsmm_sfsspmdm_destroy(handle_); }
+  XsmmSpmm(const XsmmSpmm&) = delete;
+  XsmmSpmm& operator=(const XsmmSpmm&) = delete;
+  void run() { libxsmm_sfsspmdm_execute(handle_, xt_.data(), y_.data()); }
+  double max_error(const std::vector<float>& w) const {
+    double worst = 0, scale = 0;
+    for (int r = 0; r < out_; ++r)
+      for (int t = 0; t < tokens_; ++t) {
+        double s = 0;
+        for (int c = 0; c < in_; ++c)
+          s += double(w[static_cast<size_t>(r * in_ + c)]) *
+               xt_[static_cast<size_t>(c * tokens_ + t)];
+        worst = std::max(worst, std::fabs(s - y_[static_cast<size_t>(r * tokens_ + t)]));
+        scale = std::max(scale, std::fabs(s));
+      }
+    return worst / std::max(scale, 1e-30);
+  }
+
+ private:
+  int out_, in_, tokens_;
+  libxsmm_sfsspmdm* handle_ = nullptr;
+  std::vector<float> xt_, y_;
+};
+#endif
+
 double time_us(const std::function<void()>& f) {
   const auto t0 = Clock::now();
   f();
@@ -175,9 +220,16 @@ int main(int argc, char** argv) {
         "%s\n",
         v.MajorVersion, v.MinorVersion, v.UpdateVersion, v.Processor, threads,
         sparq::cpu_features_name());
-    std::printf("%6s %6s %6s %8s | %9s %9s %9s %9s %9s %9s | %s\n", "out", "in", "tokens",
+#ifdef SPARQ_PEER_LIBXSMM
+    libxsmm_init();
+    std::printf(
+        "LIBXSMM %s, target %s (libxsmm_sfsspmdm: its sparse JIT or its dense GEMM, "
+        "whichever it timed faster at creation)\n",
+        LIBXSMM_VERSION, libxsmm_get_target_arch());
+#endif
+    std::printf("%6s %6s %6s %8s | %9s %9s %9s %9s %9s %9s %9s | %s\n", "out", "in", "tokens",
                 "sparsity", "sparq_f32", "sparq_i8", "dnnl_f32", "dnnl_i8", "mkl_csr", "mkl_bsr4",
-                "sparq f32 vs mkl csr / vs dnnl f32; sparq int8 vs dnnl int8");
+                "xsmm_f32", "sparq f32 vs mkl csr / xsmm / dnnl f32; sparq int8 vs dnnl int8");
     for (const std::string& shape : shapes) {
       const auto x = shape.find('x');
       if (x == std::string::npos) throw std::invalid_argument("--shapes: OUTxIN, got " + shape);
@@ -194,11 +246,20 @@ int main(int argc, char** argv) {
                      tk = static_cast<MKL_INT>(t);
           MklSpmm csr(w, o, n, tk, 1, false), csr_row(w, o, n, tk, 1, true),
               bsr(w, o, n, tk, 4, false), bsr_row(w, o, n, tk, 4, true);
+#ifdef SPARQ_PEER_LIBXSMM
+          XsmmSpmm xsmm(w, static_cast<int>(out), static_cast<int>(in), static_cast<int>(t));
+          constexpr int kRuns = 9;
+#else
           constexpr int kRuns = 8;
+#endif
           const std::function<void()> runs[kRuns] = {
               [&] { cf.run_sparse(); }, [&] { ci.run_sparse(); }, [&] { cf.run_dense(); },
               [&] { ci.run_dense(); },  [&] { csr.run(); },       [&] { bsr.run(); },
-              [&] { csr_row.run(); },   [&] { bsr_row.run(); }};
+              [&] { csr_row.run(); },   [&] { bsr_row.run(); },
+#ifdef SPARQ_PEER_LIBXSMM
+              [&] { xsmm.run(); },
+#endif
+          };
           for (int i = 0; i < warmup; ++i)
             for (const auto& r : runs) r();
           std::vector<double> times[kRuns];
@@ -220,28 +281,37 @@ int main(int argc, char** argv) {
           m[5] = std::min(m[5], m[7]);
           const double csr_err = std::max(csr.max_error(w), csr_row.max_error(w)),
                        bsr_err = std::max(bsr.max_error(w), bsr_row.max_error(w));
+#ifdef SPARQ_PEER_LIBXSMM
+          const double xsmm_us = m[8], xsmm_err = xsmm.max_error(w);
+#else
+          const double xsmm_us = std::nan(""), xsmm_err = std::nan("");
+#endif
           std::printf(
-              "%6lld %6lld %6lld %8.2f | %9.1f %9.1f %9.1f %9.1f %9.1f %9.1f | %.2fx / %.2fx; "
-              "%.2fx  (mkl err %.1e / %.1e; faster layouts %s / %s)\n",
+              "%6lld %6lld %6lld %8.2f | %9.1f %9.1f %9.1f %9.1f %9.1f %9.1f %9.1f | %.2fx / "
+              "%.2fx / %.2fx; %.2fx  (errors: mkl %.1e / %.1e, xsmm %.1e; mkl layouts %s / %s)\n",
               static_cast<long long>(out), static_cast<long long>(in), static_cast<long long>(t),
-              sp, m[0], m[1], m[2], m[3], m[4], m[5], m[4] / m[0], m[2] / m[0], m[3] / m[1],
-              csr_err, bsr_err, csr_rows ? "row" : "col", bsr_rows ? "row" : "col");
-          const nlohmann::json j = {{"out", out},
-                                    {"in", in},
-                                    {"tokens", t},
-                                    {"sparsity", sp},
-                                    {"threads", threads},
-                                    {"sparq_f32_us", m[0]},
-                                    {"sparq_int8_us", m[1]},
-                                    {"onednn_f32_us", m[2]},
-                                    {"onednn_int8_us", m[3]},
-                                    {"mkl_csr_f32_us", m[4]},
-                                    {"mkl_bsr4_f32_us", m[5]},
-                                    {"mkl_csr_error", csr_err},
-                                    {"mkl_bsr_error", bsr_err},
-                                    {"rounds", rounds},
-                                    {"sparq_f32_kernel", cf.info().kernel},
-                                    {"sparq_int8_kernel", ci.info().kernel}};
+              sp, m[0], m[1], m[2], m[3], m[4], m[5], xsmm_us, m[4] / m[0], xsmm_us / m[0],
+              m[2] / m[0], m[3] / m[1], csr_err, bsr_err, xsmm_err, csr_rows ? "row" : "col",
+              bsr_rows ? "row" : "col");
+          const nlohmann::json j = {
+              {"out", out},
+              {"in", in},
+              {"tokens", t},
+              {"sparsity", sp},
+              {"threads", threads},
+              {"sparq_f32_us", m[0]},
+              {"sparq_int8_us", m[1]},
+              {"onednn_f32_us", m[2]},
+              {"onednn_int8_us", m[3]},
+              {"mkl_csr_f32_us", m[4]},
+              {"mkl_bsr4_f32_us", m[5]},
+              {"mkl_csr_error", csr_err},
+              {"mkl_bsr_error", bsr_err},
+              {"libxsmm_f32_us", std::isnan(xsmm_us) ? nlohmann::json() : nlohmann::json(xsmm_us)},
+              {"libxsmm_error", std::isnan(xsmm_err) ? nlohmann::json() : nlohmann::json(xsmm_err)},
+              {"rounds", rounds},
+              {"sparq_f32_kernel", cf.info().kernel},
+              {"sparq_int8_kernel", ci.info().kernel}};
           if (!json_path.empty()) std::ofstream(json_path, std::ios::app) << j.dump() << "\n";
           std::fflush(stdout);
         }
