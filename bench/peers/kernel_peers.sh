@@ -6,7 +6,7 @@
 #                               [--threads 1] [--min-seconds 1]
 # oneMKL comes from PyPI (mkl-devel, mkl-include) in ${XDG_CACHE_HOME:-$HOME/.cache}/sparq/mkl-venv;
 # the program builds into build/ (with -DSPARQ_MKL_ROOT set there). JSON lines of the run:
-# ${SPARQ_PEERS_WORK:-/tmp/sparq-peers}/kernel-peers.jsonl.
+# ${SPARQ_PEERS_WORK:-/tmp/sparq-peers}/kernel-peers.jsonl, charts in .../charts/.
 set -euo pipefail
 root="$(cd "$(dirname "$0")/../.." && pwd)"
 venv="${XDG_CACHE_HOME:-$HOME/.cache}/sparq/mkl-venv"
@@ -24,4 +24,6 @@ cmake --build "$root/build" -j"$(nproc)" --target sparq-kernel-peers >&2
 work="${SPARQ_PEERS_WORK:-/tmp/sparq-peers}"
 mkdir -p "$work"
 : >"$work/kernel-peers.jsonl"
-exec "$root/build/bench/sparq-kernel-peers" --json "$work/kernel-peers.jsonl" "$@"
+"$root/build/bench/sparq-kernel-peers" --json "$work/kernel-peers.jsonl" "$@"
+# Speedup-vs-sparsity charts (gnuplot), one per shape and token count.
+python3 "$(dirname "$0")/charts.py" kernels "$work/kernel-peers.jsonl" "$work/charts" >&2 || true

@@ -58,3 +58,5 @@ fi
 echo "$synthetic, $pattern at $sparsity, seq $seq, $cores cores, $(date -u +%F)"
 echo
 "$python" "$here/throughput_table.py" "$results" "$bound"
+# Throughput vs p90 latency chart (gnuplot): $work/charts/throughput.png
+"$python" "$here/charts.py" throughput "$results" "$work/charts" >&2 || true
