@@ -29,17 +29,30 @@ cpu_set_t cpu_set_of(const std::vector<int>& cpus) {
   return set;
 }
 
-// Pins each thread entering its arena.
+// Pins each thread entering its arena to the arena's current CPU set. One per arena for the
+// process's life: pinning again changes the set (replacing the observer would leave oneTBB's
+// record of the old one behind until the arena runs again).
 class PinningObserver : public tbb::task_scheduler_observer {
  public:
-  PinningObserver(tbb::task_arena& arena, std::vector<int> cpus)
-      : tbb::task_scheduler_observer(arena), cpus_(std::move(cpus)) {
+  explicit PinningObserver(tbb::task_arena& arena) : tbb::task_scheduler_observer(arena) {
     observe(true);
   }
   ~PinningObserver() override { observe(false); }
-  void on_scheduler_entry(bool /*worker*/) override { pin_this_thread(cpus_); }
+  void set_cpus(std::vector<int> cpus) {
+    std::lock_guard lock(mutex_);
+    cpus_ = std::move(cpus);
+  }
+  void on_scheduler_entry(bool /*worker*/) override {
+    std::vector<int> cpus;
+    {
+      std::lock_guard lock(mutex_);
+      cpus = cpus_;
+    }
+    pin_this_thread(cpus);
+  }
 
  private:
+  std::mutex mutex_;
   std::vector<int> cpus_;
 };
 
@@ -67,7 +80,9 @@ bool pin_pool(int threads, int pool, const std::vector<int>& cpus) {
   tbb::task_arena& arena = arena_for(threads, pool);
   static std::map<std::pair<int, int>, std::unique_ptr<PinningObserver>> observers;
   std::lock_guard lock(arenas_mutex());
-  observers[{threads, pool}] = std::make_unique<PinningObserver>(arena, cpus);
+  auto& observer = observers[{threads, pool}];
+  if (!observer) observer = std::make_unique<PinningObserver>(arena);
+  observer->set_cpus(cpus);
   return true;
 }
 
