@@ -60,8 +60,9 @@ def kernels(path, out_dir):
                 f.write(" ".join(f"{v:.6g}" for v in vals) + "\n")
         script += (f"set output '{name}.png'\nset title '{out} x {inn}, {tokens} tokens, "
                    f"{threads} thread(s)'\nplot ")
-        script += ", ".join(f"'{data.name}' using 1:{i + 2} with linespoints title '{label}'"
-                            for i, (label, _, _) in enumerate(KERNEL_SERIES))
+        measured = [i for i, (_, t, _) in enumerate(KERNEL_SERIES) if any(r.get(t) for r in rows)]
+        script += ", ".join(f"'{data.name}' using 1:{i + 2} with linespoints title "
+                            f"'{KERNEL_SERIES[i][0]}'" for i in measured)
         script += ", 1 with lines dashtype 2 lc 'gray' title 'dense'\n"
     draw(out_dir, script)
 

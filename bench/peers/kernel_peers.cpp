@@ -22,6 +22,7 @@
 #include <functional>
 #include <iostream>
 #include <nlohmann/json.hpp>
+#include <optional>
 #include <stdexcept>
 #include <string>
 #include <vector>
@@ -198,6 +199,13 @@ int main(int argc, char** argv) {
   int threads = 1, warmup = 5, min_reps = 30;
   double min_seconds = 1.0;
   std::string json_path;
+  bool with_libxsmm = false;
+#ifdef SPARQ_PEER_LIBXSMM
+  app.add_flag("--libxsmm", with_libxsmm,
+               "also LIBXSMM's libxsmm_sfsspmdm (its code generator can take minutes per weight: "
+               "over 10 minutes for 3072x768 at 80 % on Zen 4, inside "
+               "libxsmm_generator_spgemm_csr_asparse_reg)");
+#endif
   app.add_option("--json", json_path, "also append one JSON line per case to this file");
   app.add_option("--shapes", shapes, "OUTxIN pairs")->delimiter(',')->capture_default_str();
   app.add_option("--tokens", tokens, "tokens")->delimiter(',')->capture_default_str();
@@ -221,11 +229,12 @@ int main(int argc, char** argv) {
         v.MajorVersion, v.MinorVersion, v.UpdateVersion, v.Processor, threads,
         sparq::cpu_features_name());
 #ifdef SPARQ_PEER_LIBXSMM
-    libxsmm_init();
-    std::printf(
-        "LIBXSMM %s, target %s (libxsmm_sfsspmdm: its sparse JIT or its dense GEMM, "
-        "whichever it timed faster at creation)\n",
-        LIBXSMM_VERSION, libxsmm_get_target_arch());
+    if (with_libxsmm) libxsmm_init();
+    if (with_libxsmm)
+      std::printf(
+          "LIBXSMM %s, target %s (libxsmm_sfsspmdm: its sparse JIT or its dense GEMM, "
+          "whichever it timed faster at creation)\n",
+          LIBXSMM_VERSION, libxsmm_get_target_arch());
 #endif
     std::printf("%6s %6s %6s %8s | %9s %9s %9s %9s %9s %9s %9s | %s\n", "out", "in", "tokens",
                 "sparsity", "sparq_f32", "sparq_i8", "dnnl_f32", "dnnl_i8", "mkl_csr", "mkl_bsr4",
@@ -247,22 +256,24 @@ int main(int argc, char** argv) {
           MklSpmm csr(w, o, n, tk, 1, false), csr_row(w, o, n, tk, 1, true),
               bsr(w, o, n, tk, 4, false), bsr_row(w, o, n, tk, 4, true);
 #ifdef SPARQ_PEER_LIBXSMM
-          XsmmSpmm xsmm(w, static_cast<int>(out), static_cast<int>(in), static_cast<int>(t));
-          constexpr int kRuns = 9;
-#else
-          constexpr int kRuns = 8;
+          std::optional<XsmmSpmm> xsmm;
+          if (with_libxsmm)
+            xsmm.emplace(w, static_cast<int>(out), static_cast<int>(in), static_cast<int>(t));
 #endif
-          const std::function<void()> runs[kRuns] = {
+          const int kRuns = with_libxsmm ? 9 : 8;
+          const std::function<void()> runs[9] = {
               [&] { cf.run_sparse(); }, [&] { ci.run_sparse(); }, [&] { cf.run_dense(); },
               [&] { ci.run_dense(); },  [&] { csr.run(); },       [&] { bsr.run(); },
               [&] { csr_row.run(); },   [&] { bsr_row.run(); },
 #ifdef SPARQ_PEER_LIBXSMM
-              [&] { xsmm.run(); },
+              [&] { xsmm->run(); },
+#else
+              [] {},
 #endif
           };
           for (int i = 0; i < warmup; ++i)
-            for (const auto& r : runs) r();
-          std::vector<double> times[kRuns];
+            for (int k = 0; k < kRuns; ++k) runs[k]();
+          std::vector<double> times[9];
           const auto start = Clock::now();
           int rounds = 0;
           while (rounds < min_reps ||
@@ -273,7 +284,7 @@ int main(int argc, char** argv) {
             }
             ++rounds;
           }
-          double m[kRuns];
+          double m[9] = {};
           for (int k = 0; k < kRuns; ++k) m[k] = sparq::bench::median(times[k]);
           // Each oneMKL format at its faster layout.
           const bool csr_rows = m[6] < m[4], bsr_rows = m[7] < m[5];
@@ -281,10 +292,12 @@ int main(int argc, char** argv) {
           m[5] = std::min(m[5], m[7]);
           const double csr_err = std::max(csr.max_error(w), csr_row.max_error(w)),
                        bsr_err = std::max(bsr.max_error(w), bsr_row.max_error(w));
+          double xsmm_us = std::nan(""), xsmm_err = std::nan("");
 #ifdef SPARQ_PEER_LIBXSMM
-          const double xsmm_us = m[8], xsmm_err = xsmm.max_error(w);
-#else
-          const double xsmm_us = std::nan(""), xsmm_err = std::nan("");
+          if (xsmm) {
+            xsmm_us = m[8];
+            xsmm_err = xsmm->max_error(w);
+          }
 #endif
           std::printf(
               "%6lld %6lld %6lld %8.2f | %9.1f %9.1f %9.1f %9.1f %9.1f %9.1f %9.1f | %.2fx / "
