@@ -41,13 +41,13 @@ class PinningObserver : public tbb::task_scheduler_observer {
     std::lock_guard lock(mutex_);
     cpus_ = std::move(cpus);
   }
+  // Threads enter an arena at every parallel region: pin only a thread not pinned to this set yet
+  // (an affinity call costs a system call, tens of microseconds under a hypervisor).
   void on_scheduler_entry(bool /*worker*/) override {
-    std::vector<int> cpus;
-    {
-      std::lock_guard lock(mutex_);
-      cpus = cpus_;
-    }
-    pin_this_thread(cpus);
+    thread_local std::vector<int> pinned_to;
+    std::lock_guard lock(mutex_);
+    if (pinned_to == cpus_) return;
+    if (pin_this_thread(cpus_)) pinned_to = cpus_;
   }
 
  private:
