@@ -61,14 +61,23 @@ def inputs(args, vocab):
     return ids, mask, types
 
 
+def input_names(folder):
+    """The model's inputs: BERT takes token types, DistilBERT does not."""
+    import transformers
+
+    model_type = transformers.AutoConfig.from_pretrained(folder).model_type
+    return ["input_ids", "attention_mask"] + (["token_type_ids"] if model_type == "bert" else [])
+
+
 def load_model(folder):
     """BertModel in fp32 without the pooler: sparq's executor returns the last hidden state."""
     import torch
     import transformers
 
-    return transformers.AutoModel.from_pretrained(
-        folder, dtype=torch.float32, add_pooling_layer=False
-    ).eval()
+    # BERT has a pooler to leave out; DistilBERT has none (and refuses the argument).
+    model_type = transformers.AutoConfig.from_pretrained(folder).model_type
+    extra = {"add_pooling_layer": False} if model_type == "bert" else {}
+    return transformers.AutoModel.from_pretrained(folder, dtype=torch.float32, **extra).eval()
 
 
 def run_pytorch(args, ids, mask, types):
@@ -76,13 +85,11 @@ def run_pytorch(args, ids, mask, types):
 
     torch.set_num_threads(args.threads)
     model = load_model(args.model)
-    t = [torch.from_numpy(x) for x in (ids, mask, types)]
+    tensors = dict(zip(("input_ids", "attention_mask", "token_type_ids"),
+                       (torch.from_numpy(x) for x in (ids, mask, types))))
+    kwargs = {n: tensors[n] for n in input_names(args.model)}
     with torch.inference_mode():
-        result = timed(
-            lambda: model(input_ids=t[0], attention_mask=t[1], token_type_ids=t[2]),
-            args.warmup,
-            args.iters,
-        )
+        result = timed(lambda: model(**kwargs), args.warmup, args.iters)
     result["note"] = f"torch {torch.__version__}, fp32"
     return result
 
@@ -98,29 +105,28 @@ def export_onnx(args, work):
         return fused
     bert = load_model(args.model)
     config = bert.config
+    names = input_names(args.model)
 
     class Positional(torch.nn.Module):  # the exporter traces positional inputs only
         def __init__(self):
             super().__init__()
             self.bert = bert
 
-        def forward(self, input_ids, attention_mask, token_type_ids):
-            return self.bert(
-                input_ids=input_ids, attention_mask=attention_mask, token_type_ids=token_type_ids
-            ).last_hidden_state
+        def forward(self, *inputs):
+            return self.bert(**dict(zip(names, inputs))).last_hidden_state
 
     model = Positional().eval()
     example = tuple(
         f((1, 8), dtype=torch.int64) for f in (torch.zeros, torch.ones, torch.zeros)
-    )
+    )[: len(names)]
     axes = {0: "batch", 1: "seq"}
     torch.onnx.export(
         model,
         example,
         str(raw),
-        input_names=["input_ids", "attention_mask", "token_type_ids"],
+        input_names=names,
         output_names=["last_hidden_state"],
-        dynamic_axes={n: axes for n in ("input_ids", "attention_mask", "token_type_ids")},
+        dynamic_axes={n: axes for n in names},
         opset_version=17,
         dynamo=False,
     )
@@ -195,6 +201,7 @@ def static_int8(args, work):
     if qdq.exists():
         return qdq
     vocab = json.loads((pathlib.Path(args.model) / "config.json").read_text())["vocab_size"]
+    names = input_names(args.model)
 
     class Reader(CalibrationDataReader):
         def __init__(self):
@@ -203,9 +210,13 @@ def static_int8(args, work):
             self.items = iter(
                 [
                     {
-                        "input_ids": rng.integers(0, vocab, shape, dtype=np.int64),
-                        "attention_mask": np.ones(shape, np.int64),
-                        "token_type_ids": np.zeros(shape, np.int64),
+                        k: v
+                        for k, v in (
+                            ("input_ids", rng.integers(0, vocab, shape, dtype=np.int64)),
+                            ("attention_mask", np.ones(shape, np.int64)),
+                            ("token_type_ids", np.zeros(shape, np.int64)),
+                        )
+                        if k in names
                     }
                     for _ in range(4)
                 ]
@@ -231,7 +242,12 @@ def run_ort_static(args, ids, mask, types, work):
     import onnxruntime as ort
 
     session = ort_session(static_int8(args, work), args.threads)
-    feed = {"input_ids": ids, "attention_mask": mask, "token_type_ids": types}
+    names = {i.name for i in session.get_inputs()}
+    feed = {
+        k: v
+        for k, v in (("input_ids", ids), ("attention_mask", mask), ("token_type_ids", types))
+        if k in names
+    }
     result = timed(lambda: session.run(None, feed), args.warmup, args.iters)
     result["note"] = f"onnxruntime {ort.__version__}, static int8 QDQ (s8 activations)"
     return result
