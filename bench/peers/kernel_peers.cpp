@@ -320,6 +320,8 @@ int main(int argc, char** argv) {
               {"mkl_bsr4_f32_us", m[5]},
               {"mkl_csr_error", csr_err},
               {"mkl_bsr_error", bsr_err},
+              {"mkl_csr_layout", csr_rows ? "row-major" : "column-major"},
+              {"mkl_bsr_layout", bsr_rows ? "row-major" : "column-major"},
               {"libxsmm_f32_us", std::isnan(xsmm_us) ? nlohmann::json() : nlohmann::json(xsmm_us)},
               {"libxsmm_error", std::isnan(xsmm_err) ? nlohmann::json() : nlohmann::json(xsmm_err)},
               {"rounds", rounds},
