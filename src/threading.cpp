@@ -5,6 +5,7 @@
 #include <tbb/task_scheduler_observer.h>
 
 #include <algorithm>
+#include <atomic>
 #include <map>
 #include <memory>
 #include <mutex>
@@ -30,7 +31,9 @@ cpu_set_t cpu_set_of(const std::vector<int>& cpus) {
 }
 
 // Pins each thread entering its arena to the arena's current CPU set. One per arena for the
-// process's life: pinning again changes the set.
+// process's life: pinning again changes the set. Threads enter an arena at every parallel
+// region, so the check on entry is a thread-local compare: a thread pins itself (a system call,
+// tens of microseconds under a hypervisor) only when the set changed since it last did.
 class PinningObserver : public tbb::task_scheduler_observer {
  public:
   explicit PinningObserver(tbb::task_arena& arena) : tbb::task_scheduler_observer(arena) {
@@ -40,19 +43,22 @@ class PinningObserver : public tbb::task_scheduler_observer {
   void set_cpus(std::vector<int> cpus) {
     std::lock_guard lock(mutex_);
     cpus_ = std::move(cpus);
+    // Process-wide, so that no two sets of any observers share a number.
+    static std::atomic<uint64_t> generations{0};
+    generation_.store(++generations, std::memory_order_release);
   }
-  // Threads enter an arena at every parallel region: pin only a thread not pinned to this set yet
-  // (an affinity call costs a system call, tens of microseconds under a hypervisor).
   void on_scheduler_entry(bool /*worker*/) override {
-    thread_local std::vector<int> pinned_to;
+    thread_local uint64_t pinned_generation = 0;
+    const uint64_t current = generation_.load(std::memory_order_acquire);
+    if (pinned_generation == current) return;
     std::lock_guard lock(mutex_);
-    if (pinned_to == cpus_) return;
-    if (pin_this_thread(cpus_)) pinned_to = cpus_;
+    if (pin_this_thread(cpus_)) pinned_generation = current;
   }
 
  private:
   std::mutex mutex_;
   std::vector<int> cpus_;
+  std::atomic<uint64_t> generation_{0};
 };
 
 }  // namespace

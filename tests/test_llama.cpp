@@ -15,6 +15,7 @@
 #include "models/llama_ops.hpp"
 #include "models/llama_save.hpp"
 #include "models/prune_folder.hpp"
+#include "small_llama.hpp"
 #include "sparq/error.hpp"
 #include "sparq/models/llama_model.hpp"
 #include "sparq/models/sampler.hpp"
@@ -27,46 +28,10 @@
 namespace sparq::models {
 namespace {
 
-LlamaConfig tiny_config() {
-  LlamaConfig c;
-  c.vocab_size = 40;
-  c.hidden_size = 32;
-  c.intermediate_size = 48;
-  c.num_layers = 2;
-  c.num_heads = 4;
-  c.num_kv_heads = 2;
-  c.head_dim = 8;
-  c.max_position = 64;
-  c.rms_norm_eps = 1e-5;
-  c.rope_theta = 10000.0;
-  return c;
-}
+LlamaConfig tiny_config() { return test::small_llama_config(); }
 
 LlamaWeights random_weights(const LlamaConfig& c, double sparsity, uint32_t seed) {
-  auto vec = [&](int64_t n, float scale) {
-    return test::random_floats(static_cast<size_t>(n), seed++, -scale, scale);
-  };
-  auto linear = [&](int64_t out, int64_t in) {
-    LinearWeights l{out, in, vec(out * in, 0.4f), std::vector<float>(static_cast<size_t>(out))};
-    if (sparsity > 0) l.weight = sparse::prune(l.weight, out, in, Pattern::blocks(4, 1), sparsity);
-    return l;
-  };
-  auto norm = [&] {
-    auto n = vec(c.hidden_size, 0.2f);
-    for (float& g : n) g += 1.0f;
-    return n;
-  };
-  const int64_t h = c.hidden_size, d = c.head_dim;
-  LlamaWeights w;
-  w.embed = vec(c.vocab_size * h, 1.0f);
-  for (int64_t n = 0; n < c.num_layers; ++n)
-    w.layers.push_back({norm(), linear(c.num_heads * d, h), linear(c.num_kv_heads * d, h),
-                        linear(c.num_kv_heads * d, h), linear(h, c.num_heads * d), norm(),
-                        linear(c.intermediate_size, h), linear(c.intermediate_size, h),
-                        linear(h, c.intermediate_size)});
-  w.final_norm = norm();
-  if (!c.tie_word_embeddings) w.lm_head = linear(c.vocab_size, h);
-  return w;
+  return test::random_llama_weights(c, sparsity, seed);
 }
 
 // The reference: every position of `ids` in one pass, in double precision.

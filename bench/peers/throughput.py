@@ -17,13 +17,7 @@ import time
 
 import numpy as np
 
-
-def percentile(values, p):
-    values = sorted(values)
-    at = p * (len(values) - 1)
-    lo = int(at)
-    hi = min(lo + 1, len(values) - 1)
-    return values[lo] + (values[hi] - values[lo]) * (at - lo)
+from peers import percentile  # stdlib-only module: importable from DeepSparse's venv too
 
 
 def search_points(cores):
