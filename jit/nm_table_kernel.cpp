@@ -8,7 +8,7 @@
 namespace sparq::jit {
 
 std::string NmTableKernel::name() const {
-  return key_.type == sparse::NmTableType::int8 ? "jit:int8-2:4:avx512_vnni"
+  return key_.type == sparse::NmTableType::int8 ? "jit:int8-2:4-table:avx512_vnni"
                                                 : "jit:bf16-2:4:avx512";
 }
 

@@ -36,7 +36,7 @@ class NmTableKernel : public BlockTileKernel {
   const NmTableKernelKey& key() const { return key_; }
   int tile_tokens() const override { return 16 * key_.quarters; }
   bool stores_partial_tiles() const override { return true; }
-  // "jit:int8-2:4:avx512_vnni", "jit:bf16-2:4:avx512"
+  // "jit:int8-2:4-table:avx512_vnni", "jit:bf16-2:4:avx512"
   std::string name() const;
 
  protected:

@@ -1,5 +1,5 @@
-// What the decode layers (int8, f32/bf16) share: running a kernel over a range of 16-row groups
-// for one step of up to 4 tokens. Whole groups go straight into y; the short last group (out % 16
+// What the decode layers (int8, f32/bf16) and the int8 2:4 prefill layer share: running a kernel
+// over a range of 16-row groups for one step of up to kMaxTokens tokens (4 for decode). Whole groups go straight into y; the short last group (out % 16
 // rows), and every group when the output is bf16, go through a staging block (the kernel writes
 // fp32 there, converted to bf16 on the way out), so kernels never store partially.
 #pragma once
@@ -14,7 +14,7 @@ namespace sparq {
 
 struct DecodeStep {
   int64_t out = 0;         // the layer's rows
-  int64_t t0 = 0, nt = 0;  // the step's first token and token count (<= 4)
+  int64_t t0 = 0, nt = 0;  // the step's first token and token count (<= kMaxTokens)
   void* y = nullptr;       // [tokens x out] of y_elem bytes (bf16: 2)
   int y_elem = 4;          // 4 (fp32), 1 (int8) or 2 (bf16)
   bool bf16 = false;
@@ -23,9 +23,9 @@ struct DecodeStep {
 
 // call(g0, g1, y_at, y_stride_bytes, residual_at, residual_stride_bytes) runs the kernel over
 // groups [g0, g1); with bf16 output the kernel must write fp32.
-template <typename Call>
+template <int64_t kMaxTokens = 4, typename Call>
 void run_decode_groups(const DecodeStep& s, int64_t g_begin, int64_t g_end, Call call) {
-  constexpr int64_t kRows = 16, kMaxTokens = 4;
+  constexpr int64_t kRows = 16;
   alignas(64) float stage[kMaxTokens * kRows];
   alignas(64) float stage_res[kMaxTokens * kRows];
   const int64_t full_groups = s.out / kRows, fbytes = sizeof(float);

@@ -15,6 +15,7 @@
 #include "src/int8_block_linear.hpp"
 #include "src/int8_decode_linear.hpp"
 #include "src/int8_nm_linear.hpp"
+#include "src/int8_nm_prefill_linear.hpp"
 #include "src/kernel_thresholds.hpp"
 #include "src/nm_table_linear.hpp"
 
@@ -42,14 +43,17 @@ std::string block_reason(const Pattern& p, double block_sparsity) {
 
 std::string decode_calls() { return "calls of <= " + std::to_string(kDecodeTokens) + " tokens "; }
 
-// SPARQ_INT8_2OF4_PREFILL=table|dense (default dense): where int8 2:4 calls of more than 4 tokens
-// run on AVX-512 VNNI. A measurement switch: the table kernel loses to oneDNN's GEMM on Zen 4.
-bool int8_2of4_prefill_on_table() {
+// SPARQ_INT8_2OF4_PREFILL=jit|table|dense (default jit): the kernel of int8 2:4 calls of more than
+// 4 tokens on AVX-512 VNNI. A measurement switch: the table kernel (0.83-0.94x oneDNN on Zen 4)
+// and oneDNN's dense GEMM stay reachable for comparison.
+enum class Int8NmPrefill { jit, table, dense };
+Int8NmPrefill int8_2of4_prefill() {
   const char* v = std::getenv("SPARQ_INT8_2OF4_PREFILL");
-  if (v == nullptr || *v == 0 || std::string(v) == "dense") return false;
-  if (std::string(v) == "table") return true;
-  throw InvalidArgument(std::string("SPARQ_INT8_2OF4_PREFILL must be table or dense, got '") + v +
-                        "'");
+  if (v == nullptr || *v == 0 || std::string(v) == "jit") return Int8NmPrefill::jit;
+  if (std::string(v) == "table") return Int8NmPrefill::table;
+  if (std::string(v) == "dense") return Int8NmPrefill::dense;
+  throw InvalidArgument(std::string("SPARQ_INT8_2OF4_PREFILL must be jit, table or dense, got '") +
+                        v + "'");
 }
 
 std::string slow_note(jit::Isa isa, const char* lacks) {
@@ -91,11 +95,25 @@ std::shared_ptr<const LinearKernel> pack_int8_16x1_decode(const LayerDescription
                                             d.options.activation, jit::best_int8_isa(), d.pool());
 }
 
+// Rows in lanes, vpshufb-picked activations, half the vpdpbusd of a dense GEMM.
+Why int8_nm_prefill(const LayerDescription& d) {
+  if (!d.int8() || d.shape != Shape::two_of_four || jit::best_int8_isa() != jit::Isa::avx512_vnni ||
+      int8_2of4_prefill() != Int8NmPrefill::jit)
+    return kNo;
+  return std::string(
+      "longer calls the int8 2:4 prefill kernel (half the vpdpbusd of a dense GEMM; 100% of the "
+      "dense weight bytes)");
+}
+std::shared_ptr<const LinearKernel> pack_int8_nm_prefill(const LayerDescription& d) {
+  return std::make_shared<Int8NmPrefillLinear>(d.w_s8.data(), d.w_scale.data(), d.bias, d.out,
+                                               d.in, d.options.activation, d.pool());
+}
+
 // On request only: its table (36 combinations per 8 columns) lives in L2, and it runs 0.83-0.94x
 // of oneDNN's GEMM on Zen 4.
 Why int8_nm_table(const LayerDescription& d) {
   if (!d.int8() || d.shape != Shape::two_of_four || jit::best_int8_isa() != jit::Isa::avx512_vnni ||
-      !int8_2of4_prefill_on_table())
+      int8_2of4_prefill() != Int8NmPrefill::table)
     return kNo;
   return std::string(
       "longer calls the int8 2:4 table kernel (75% of the dense weight bytes; "
@@ -112,9 +130,11 @@ std::shared_ptr<const LinearKernel> pack_int8_nm_table(const LayerDescription& d
 Why int8_dense(const LayerDescription& d) {
   if (!d.int8() || d.shape == Shape::blocks || !onednn_int8_is_exact()) return kNo;
   if (d.shape == Shape::two_of_four)
-    return std::string(
-        "longer calls dense on oneDNN (no int8 2:4 kernel beats it for many tokens: the 4x1 "
-        "kernel skips almost nothing there, 0.45-0.6x of oneDNN on Zen 5)");
+    return jit::best_int8_isa() == jit::Isa::avx512_vnni
+               ? std::string("longer calls dense on oneDNN (SPARQ_INT8_2OF4_PREFILL=dense)")
+               : std::string(
+                     "longer calls dense on oneDNN (sparq's int8 2:4 prefill kernel needs AVX-512 "
+                     "VNNI; the 4x1 kernel skips almost nothing there)");
   return std::string();
 }
 
@@ -224,7 +244,8 @@ constexpr KernelFamily kFamilies[] = {
     // int8: decode kernels first, then the longer calls' kernels.
     {"int8-2:4-decode", TokenRange::decode, int8_nm_decode, pack_int8_nm_decode},
     {"int8-16x1-decode", TokenRange::decode, int8_16x1_decode, pack_int8_16x1_decode},
-    {"int8-2:4", TokenRange::prefill, int8_nm_table, pack_int8_nm_table},
+    {"int8-2:4", TokenRange::prefill, int8_nm_prefill, pack_int8_nm_prefill},
+    {"int8-2:4-table", TokenRange::prefill, int8_nm_table, pack_int8_nm_table},
     {"int8-dense", TokenRange::all, int8_dense, pack_dense},
     {"int8-4x1", TokenRange::all, int8_4x1, pack_int8_4x1},
     // fp32 / bf16

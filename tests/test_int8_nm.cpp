@@ -7,16 +7,20 @@
 
 #include "jit/cpu_features.hpp"
 #include "jit/int8_nm_decode_kernel.hpp"
+#include "jit/int8_nm_prefill_kernel.hpp"
 #include "lane.hpp"
 #include "sparq/error.hpp"
 #include "sparq/sparq.hpp"
+#include "sparse/bf16.hpp"
 #include "sparse/int8_nm_decode_pack.hpp"
+#include "sparse/int8_nm_prefill_pack.hpp"
 #include "sparse/int8_nm_pack.hpp"
 #include "sparse/prune.hpp"
 #include "sparse/reference.hpp"
 #include "src/dnnl_matmul.hpp"
 #include "src/int8_nm_kernel.hpp"
 #include "src/int8_nm_linear.hpp"
+#include "src/int8_nm_prefill_linear.hpp"
 #include "test_util.hpp"
 
 namespace sparq {
@@ -161,6 +165,114 @@ TEST(Int8NmDecodeKernel, BadKeysAreRefused) {
   }
 }
 
+TEST(Int8NmPrefillPack, RoundTripAndIndices) {
+  for (auto [out, in] : {std::pair<int64_t, int64_t>{1, 4}, {17, 70}, {32, 8}, {5, 203}}) {
+    const auto w = two_of_four_s8(out, in, 0.2, static_cast<uint32_t>(out * in + 2));
+    const auto scale = test::random_floats(static_cast<size_t>(out), 9, 0.01f, 0.02f);
+    const auto p = sparse::pack_int8_2of4_prefill(w.data(), scale.data(), nullptr, out, in);
+    EXPECT_EQ(sparse::to_dense(p), w) << out << "x" << in;
+    EXPECT_EQ(p.windows, (in + 7) / 8);
+    EXPECT_EQ(p.groups, (out + 15) / 16);
+    EXPECT_EQ(static_cast<int64_t>(p.entries.size()), p.groups * p.windows * 128);
+    for (int64_t r = 0; r < out; ++r) {
+      int32_t sum = 0;
+      for (int64_t c = 0; c < in; ++c) sum += w[r * in + c];
+      EXPECT_EQ(p.compensation[r], 128 * sum) << "row " << r;
+      EXPECT_EQ(p.scales[r], scale[r]);
+    }
+    // Every index byte picks within its block of the window: slots 0-1 from 0..3, 2-3 from 4..7.
+    for (size_t e = 0; e < p.entries.size(); e += 128)
+      for (int b = 0; b < 64; ++b)
+        ASSERT_EQ(p.entries[e + b] / 4, (b % 4) / 2) << "entry " << e / 128 << " byte " << b;
+  }
+  std::vector<int8_t> bad(2 * 8, 0);
+  bad[8 + 4] = bad[8 + 5] = bad[8 + 6] = 1;
+  const std::vector<float> scale(2, 1.0f);
+  EXPECT_THROW_WITH(sparse::pack_int8_2of4_prefill(bad.data(), scale.data(), nullptr, 2, 8),
+                    InvalidArgument, "row 1");
+}
+
+TEST(Int8NmPrefillKernel, BadKeysAreRefused) {
+  if (!jit::can_run(jit::Isa::avx512_vnni)) {
+    EXPECT_THROW_WITH(jit::int8_nm_prefill_kernel({}), NotSupported, "avx512_vnni");
+    return;
+  }
+  EXPECT_THROW_WITH(jit::int8_nm_prefill_kernel({0}), InvalidArgument, "1..8");
+  EXPECT_THROW_WITH(jit::int8_nm_prefill_kernel({9}), InvalidArgument, "1..8");
+}
+
+// The prefill layer against sparse::linear_int8 with every epilogue and output type: token counts
+// around the 8-token tile, out with a short last group and odd group counts (the kernel's pairs
+// and single), in with a partial window.
+TEST(Int8NmPrefillLayer, MatchesReference) {
+  if (const std::string why = test::lane_skip_reason(jit::Isa::avx512_vnni); !why.empty())
+    GTEST_SKIP() << why;
+  test::announce_lane("int8 2:4 prefill, avx512_vnni", jit::features_of(jit::Isa::avx512_vnni));
+  uint32_t seed = 70;
+  enum class Out { f32, s8, bf16 };
+  for (Activation act : {Activation::none, Activation::relu, Activation::gelu_tanh,
+                         Activation::gelu_erf, Activation::silu})
+    for (bool residual : {false, true})
+      for (Out output : {Out::f32, Out::s8, Out::bf16})
+        for (auto [out, in, tokens] : {std::tuple<int64_t, int64_t, int64_t>{23, 90, 5},
+                                       {48, 132, 17},
+                                       {16, 8, 8},
+                                       {64, 64, 1},
+                                       {70, 203, 30}}) {
+          SCOPED_TRACE(testing::Message() << out << "x" << in << " tokens=" << tokens
+                                          << " act=" << to_string(act) << " residual=" << residual
+                                          << " output=" << static_cast<int>(output));
+          const auto w = two_of_four_s8(out, in, 0.2, seed++);
+          const auto w_scale = test::random_floats(static_cast<size_t>(out), seed++, 0.001f, 0.02f);
+          const auto bias = test::random_floats(static_cast<size_t>(out), seed++);
+          const auto x = test::random_floats(static_cast<size_t>(tokens * in), seed++, -2, 2);
+          const auto res = test::random_floats(static_cast<size_t>(tokens * out), seed++);
+          Int8NmPrefillLinear layer(w.data(), w_scale.data(), bias.data(), out, in, act, 1);
+          QuantizedInput::Impl q;
+          layer.quantize(x.data(), tokens, q);
+          ASSERT_TRUE(layer.reads(q));
+          const auto want =
+              test::reference_int8_on(x, tokens, in, w.data(), w_scale.data(), out,
+                                      {bias.data(), act, residual ? res.data() : nullptr});
+          const float* r = residual ? res.data() : nullptr;
+          if (output == Out::f32) {
+            std::vector<float> got(want.size());
+            layer.run(q, got.data(), 0.0f, r);
+            test::expect_close(got, want, 2e-5, "fp32");
+          } else if (output == Out::s8) {
+            std::vector<int8_t> got(want.size());
+            layer.run(q, got.data(), 0.02f, r);
+            test::expect_requantized(got, want, 0.02f);
+          } else {
+            std::vector<uint16_t> got(want.size());
+            layer.run(q, got.data(), 0.0f, r, true);
+            std::vector<float> widened(got.size());
+            for (size_t i = 0; i < got.size(); ++i) widened[i] = sparse::from_bf16(got[i]);
+            test::expect_close(widened, want, 8e-3, "bf16");
+          }
+        }
+}
+
+// Several threads share group pairs and, for a narrow layer, token tiles.
+TEST(Int8NmPrefillLayer, ThreadsAgreeWithOneThread) {
+  if (const std::string why = test::lane_skip_reason(jit::Isa::avx512_vnni); !why.empty())
+    GTEST_SKIP() << why;
+  for (auto [out, in, tokens] :
+       {std::tuple<int64_t, int64_t, int64_t>{16, 40, 100}, {200, 72, 37}}) {
+    const auto w = two_of_four_s8(out, in, 0.1, static_cast<uint32_t>(out + in));
+    const auto w_scale = test::random_floats(static_cast<size_t>(out), 3, 0.001f, 0.02f);
+    const auto x = test::random_floats(static_cast<size_t>(tokens * in), 4, -2, 2);
+    Int8NmPrefillLinear one(w.data(), w_scale.data(), nullptr, out, in, Activation::none, 1);
+    Int8NmPrefillLinear three(w.data(), w_scale.data(), nullptr, out, in, Activation::none, 3);
+    QuantizedInput::Impl q;
+    one.quantize(x.data(), tokens, q);
+    std::vector<float> a(static_cast<size_t>(tokens * out)), b(a.size());
+    one.run(q, a.data(), 0.0f, nullptr);
+    three.run(q, b.data(), 0.0f, nullptr);
+    EXPECT_EQ(a, b) << out << "x" << in << " tokens=" << tokens;
+  }
+}
+
 // Through the public API: pattern 2:4 in int8.
 TEST(Int8NmApi, PatternTwoOfFourRunsTheNmKernel) {
   const int64_t out = 40, in = 130;
@@ -171,8 +283,11 @@ TEST(Int8NmApi, PatternTwoOfFourRunsTheNmKernel) {
   o.pattern = Pattern::n_of_m(2, 4);
   const auto layer = SparseLinear::pack(wf.data(), out, in, nullptr, o);
   EXPECT_NE(layer.info().decode_kernel.find("int8-2:4"), std::string::npos);
-  // Longer calls: oneDNN's exact (VNNI) int8 GEMM, else the exact 4x1 kernel.
-  if (onednn_int8_is_exact())
+  // Longer calls: the AVX-512 VNNI prefill kernel, else oneDNN's exact (VNNI) int8 GEMM, else the
+  // exact 4x1 kernel.
+  if (jit::best_int8_isa() == jit::Isa::avx512_vnni)
+    EXPECT_EQ(layer.info().kernel, "jit:int8-2:4:avx512_vnni");
+  else if (onednn_int8_is_exact())
     EXPECT_EQ(layer.info().kernel, "onednn:int8-dense");
   else
     EXPECT_NE(layer.info().kernel.find("int8-4x1"), std::string::npos) << layer.info().kernel;
