@@ -169,8 +169,7 @@ void NmPrefillGenerator::epilogue(int g) {
 
 class Avx512NmPrefillKernel final : public Int8NmPrefillKernel {
  public:
-  explicit Avx512NmPrefillKernel(const NmPrefillKey& key)
-      : Int8NmPrefillKernel(key), code_(key) {}
+  explicit Avx512NmPrefillKernel(const NmPrefillKey& key) : Int8NmPrefillKernel(key), code_(key) {}
   void run(const NmPrefillArgs& args) const override { code_.run(&args); }
 
  private:
@@ -193,8 +192,7 @@ std::shared_ptr<const Int8NmPrefillKernel> int8_nm_prefill_kernel(const NmPrefil
     try {
       return std::make_unique<Avx512NmPrefillKernel>(key);
     } catch (const Xbyak::Error& e) {
-      throw NotSupported(std::string("generating the int8 2:4 prefill kernel failed: ") +
-                         e.what());
+      throw NotSupported(std::string("generating the int8 2:4 prefill kernel failed: ") + e.what());
     }
   });
 }

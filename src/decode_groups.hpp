@@ -1,7 +1,8 @@
 // What the decode layers (int8, f32/bf16) and the int8 2:4 prefill layer share: running a kernel
-// over a range of 16-row groups for one step of up to kMaxTokens tokens (4 for decode). Whole groups go straight into y; the short last group (out % 16
-// rows), and every group when the output is bf16, go through a staging block (the kernel writes
-// fp32 there, converted to bf16 on the way out), so kernels never store partially.
+// over a range of 16-row groups for one step of up to kMaxTokens tokens (4 for decode). Whole
+// groups go straight into y; the short last group (out % 16 rows), and every group when the output
+// is bf16, go through a staging block (the kernel writes fp32 there, converted to bf16 on the way
+// out), so kernels never store partially.
 #pragma once
 
 #include <algorithm>

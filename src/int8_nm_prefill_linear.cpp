@@ -93,7 +93,8 @@ void Int8NmPrefillLinear::run(const QuantizedInput::Impl& q, void* y, float y_sc
         const auto& kernel = *kernels_[nt - 1][residual != nullptr][int8_out];
         a.x = q.x.data() + t0 * sparse::kNmDecodeWindow;
         a.x_scale = q.scales.data() + t0;
-        const DecodeStep step{out, t0, nt, y, bf16_out ? 2 : (int8_out ? 1 : 4), bf16_out, residual};
+        const DecodeStep step{out,      t0,      nt, y, bf16_out ? 2 : (int8_out ? 1 : 4),
+                              bf16_out, residual};
         run_decode_groups<kTile>(step, g0, g1,
                                  [&](int64_t b, int64_t e, void* y_at, int64_t y_stride,
                                      const float* res_at, int64_t res_stride) {

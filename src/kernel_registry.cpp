@@ -105,8 +105,8 @@ Why int8_nm_prefill(const LayerDescription& d) {
       "dense weight bytes)");
 }
 std::shared_ptr<const LinearKernel> pack_int8_nm_prefill(const LayerDescription& d) {
-  return std::make_shared<Int8NmPrefillLinear>(d.w_s8.data(), d.w_scale.data(), d.bias, d.out,
-                                               d.in, d.options.activation, d.pool());
+  return std::make_shared<Int8NmPrefillLinear>(d.w_s8.data(), d.w_scale.data(), d.bias, d.out, d.in,
+                                               d.options.activation, d.pool());
 }
 
 // On request only: its table (36 combinations per 8 columns) lives in L2, and it runs 0.83-0.94x

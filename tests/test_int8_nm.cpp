@@ -13,8 +13,8 @@
 #include "sparq/sparq.hpp"
 #include "sparse/bf16.hpp"
 #include "sparse/int8_nm_decode_pack.hpp"
-#include "sparse/int8_nm_prefill_pack.hpp"
 #include "sparse/int8_nm_pack.hpp"
+#include "sparse/int8_nm_prefill_pack.hpp"
 #include "sparse/prune.hpp"
 #include "sparse/reference.hpp"
 #include "src/dnnl_matmul.hpp"
@@ -219,9 +219,9 @@ TEST(Int8NmPrefillLayer, MatchesReference) {
                                        {16, 8, 8},
                                        {64, 64, 1},
                                        {70, 203, 30}}) {
-          SCOPED_TRACE(testing::Message() << out << "x" << in << " tokens=" << tokens
-                                          << " act=" << to_string(act) << " residual=" << residual
-                                          << " output=" << static_cast<int>(output));
+          SCOPED_TRACE(testing::Message()
+                       << out << "x" << in << " tokens=" << tokens << " act=" << to_string(act)
+                       << " residual=" << residual << " output=" << static_cast<int>(output));
           const auto w = two_of_four_s8(out, in, 0.2, seed++);
           const auto w_scale = test::random_floats(static_cast<size_t>(out), seed++, 0.001f, 0.02f);
           const auto bias = test::random_floats(static_cast<size_t>(out), seed++);
