@@ -30,7 +30,7 @@ void Avx512TileGenerator::store_quarter(int q, int quarters) {
     }
 }
 
-void Avx512TileGenerator::dequantize_tile(Activation activation) {
+void Avx512TileGenerator::dequantize_tile(Activation activation, int quarters) {
   group_row_offset(rcx);
   mov(rax, arg(offsetof(BlockTileArgs, x_scale)));
   mov(rbx, arg(offsetof(BlockTileArgs, w_scale)));
@@ -44,7 +44,7 @@ void Avx512TileGenerator::dequantize_tile(Activation activation) {
     vpbroadcastd(comp, ptr[r9 + 4 * r]);
     vbroadcastss(w_scale, ptr[rbx + 4 * r]);
     vbroadcastss(bias, ptr[r8 + 4 * r]);
-    for (int q = 0; q < 4; ++q) {
+    for (int q = 0; q < quarters; ++q) {
       const Zmm v = acc(r, q);
       vpsubd(v, v, comp);
       vcvtdq2ps(v, v);
@@ -55,13 +55,16 @@ void Avx512TileGenerator::dequantize_tile(Activation activation) {
   if (activation == Activation::none) return;
   // Four accumulators at a time, interleaved (GELU and SiLU are long dependent chains).
   using Lane = EpilogueEmitter::Lane<Zmm>;
-  for (int r = 0; r < 4; ++r) {
-    const Lane lanes[4] = {{acc(r, 0), zmm16, zmm17, zmm18},
-                           {acc(r, 1), zmm19, zmm20, zmm21},
-                           {acc(r, 2), zmm22, zmm23, zmm24},
-                           {acc(r, 3), zmm25, zmm26, zmm27}};
-    epilogue_.activation(activation, std::span<const Lane>(lanes));
-  }
+  Lane lanes[4];
+  int n = 0;
+  for (int r = 0; r < 4; ++r)
+    for (int q = 0; q < quarters; ++q) {
+      lanes[n] = {acc(r, q), Zmm(16 + 3 * n), Zmm(17 + 3 * n), Zmm(18 + 3 * n)};
+      if (++n == 4) {
+        epilogue_.activation(activation, std::span<const Lane>(lanes));
+        n = 0;
+      }
+    }
 }
 
 void Avx512TileGenerator::bias_and_activate_tile(Activation activation, int quarters) {

@@ -62,10 +62,10 @@ class Avx512TileGenerator : public BlockTileGenerator {
   // quarter's accumulators.
   void store_quarter(int quarter, int quarters = 4);
 
-  // The int8 epilogue of a 4 x 4 tile: acc = act(float(acc - compensation) * x_scale * w_scale +
+  // The int8 epilogue of a 4-row tile: acc = act(float(acc - compensation) * x_scale * w_scale +
   // bias), the per-row arrays and the slice's token scales (lane order) from the arguments.
   // Clobbers zmm16..27, rax, rbx, rcx, r8, r9.
-  void dequantize_tile(Activation activation);
+  void dequantize_tile(Activation activation, int quarters = 4);
   // The float epilogue of a 4-row tile: acc = act(acc + bias). Clobbers zmm16..27, rax, rcx.
   void bias_and_activate_tile(Activation activation, int quarters = 4);
 

@@ -20,22 +20,39 @@ using namespace Xbyak;
 
 class Avx512VnniGenerator : public Avx512TileGenerator {
  public:
-  explicit Avx512VnniGenerator(const Int8KernelKey& key) {
+  explicit Avx512VnniGenerator(const Int8KernelKey& key) : quarters_(key.quarters) {
     const TileOutput output = key.int8_output   ? TileOutput::s8
                               : key.bf16_output ? TileOutput::bf16
                                                 : TileOutput::f32;
     generate_pipelined(
-        key.residual, output, [] {},
+        key.residual, output,
         [&] {
-          accumulate(key.prefetch_columns);
-          dequantize_tile(key.activation);
-          for (int q = 0; q < 4; ++q) store_quarter(q);
+          if (quarters_ == 1) {
+            // The column-gathering permutations, loaded once per call; zmm30/31 outlive the
+            // groups (the epilogue and stores use zmm0..29).
+            vmovdqu32(zmm30, ptr[rip + gather_]);
+            vmovdqu32(zmm31, ptr[rip + gather_ + 64]);
+          }
+        },
+        [&] {
+          if (quarters_ == 1)
+            accumulate_quarter();
+          else
+            accumulate(key.prefetch_columns);
+          dequantize_tile(key.activation, quarters_);
+          for (int q = 0; q < quarters_; ++q) store_quarter(q, quarters_);
         });
+    if (quarters_ == 1) emit_gather_table();
     finalize(features_of(Isa::avx512_vnni));
   }
 
  private:
   void accumulate(bool prefetch_columns);
+  void accumulate_quarter();
+  void emit_gather_table();
+
+  const int quarters_;
+  Label gather_;
 };
 
 #define ARG(field) arg(offsetof(BlockTileArgs, field))
@@ -91,13 +108,77 @@ void Avx512VnniGenerator::accumulate(bool prefetch_columns) {
   L(end);
 }
 
+// 16 tokens in token order: per entry the 4 columns' 16 bytes go into the 4 128-bit lanes
+// (a load and 3 vinserti32x4), vpermd gathers dword L of every column into lane L (tokens
+// 4L..4L+3 of c0..c3) and an in-lane vpshufb turns each lane's 4x4 bytes into the vpdpbusd dwords
+// (c0, c1, c2, c3) of tokens 4L..4L+3; then 4 vpdpbusd. Entries alternate between two
+// accumulator sets (acc(r, 0), acc(r, 1)) to cover vpdpbusd's latency. Measured on Zen 4 with a
+// throughput loop: 2.6 ns per entry against ~7.7 for the 64-token tile, which costs the same at 1
+// and at 64 tokens. (VBMI's vpermb would do both steps in one: 1.9 ns.)
+void Avx512VnniGenerator::accumulate_quarter() {
+  for (int r = 0; r < 4; ++r)
+    for (int set = 0; set < 2; ++set) vpxord(acc(r, set), acc(r, set), acc(r, set));
+  mov(entry_, qword[group_]);
+  mov(count_, qword[group_ + 8]);
+  sub(count_, entry_);
+  shl(entry_, 5);
+  add(entry_, ARG(entries));
+  auto entry = [&](int at, int set) {
+    const Zmm x = Zmm(16 + set);
+    mov(eax, dword[entry_ + at]);
+    mov(r8d, dword[entry_ + at + 4]);
+    mov(ebx, dword[entry_ + at + 8]);
+    mov(r9d, dword[entry_ + at + 12]);
+    vmovdqu8(Xmm(x.getIdx()), ptr[x_ + rax]);
+    vinserti32x4(x, x, ptr[x_ + r8], 1);
+    vinserti32x4(x, x, ptr[x_ + rbx], 2);
+    vinserti32x4(x, x, ptr[x_ + r9], 3);
+    vpermd(x, zmm30, x);
+    vpshufb(x, x, zmm31);
+    for (int r = 0; r < 4; ++r) {
+      const Zmm w = Zmm(20 + 4 * set + r);
+      vpbroadcastd(w, ptr[entry_ + at + 16 + 4 * r]);
+      vpdpbusd(acc(r, set), x, w);
+    }
+  };
+  // count_ counts down by pairs (r12 and r15 hold the deferred copy-out's state).
+  Label pairs, single, end;
+  cmp(count_, 2);
+  jb(single, T_NEAR);
+  L(pairs);
+  entry(0, 0);
+  entry(32, 1);
+  add(entry_, 64);
+  sub(count_, 2);
+  cmp(count_, 2);
+  jae(pairs, T_NEAR);
+  L(single);
+  test(count_, count_);
+  jz(end, T_NEAR);
+  entry(0, 0);
+  L(end);
+  for (int r = 0; r < 4; ++r) vpaddd(acc(r, 0), acc(r, 0), acc(r, 1));
+}
+
+void Avx512VnniGenerator::emit_gather_table() {
+  align(64);
+  L(gather_);
+  // vpermd: lane L, dword j <- column j's dword L (source dword 4j + L).
+  for (int lane = 0; lane < 4; ++lane)
+    for (int j = 0; j < 4; ++j) dd(static_cast<uint32_t>(4 * j + lane));
+  // vpshufb, in every lane: byte 4k + j <- byte 4j + k.
+  for (int lane = 0; lane < 4; ++lane)
+    for (int k = 0; k < 4; ++k)
+      for (int j = 0; j < 4; ++j) db(static_cast<uint8_t>(4 * j + k));
+}
+
 #undef ARG
 
 class Avx512VnniKernel final : public Int8BlockKernel {
  public:
   explicit Avx512VnniKernel(const Int8KernelKey& key) : Int8BlockKernel(key), code_(key) {}
   void run(const BlockTileArgs& args) const override { code_.run(&args); }
-  int tile_tokens() const override { return 64; }
+  int tile_tokens() const override { return 16 * key().quarters; }
   bool stores_partial_tiles() const override { return true; }
   bool defers_copy_out() const override { return true; }
 

@@ -21,6 +21,11 @@ std::shared_ptr<const Int8BlockKernel> int8_block_kernel(const Int8KernelKey& ke
     throw NotSupported(
         "int8 block kernel for avx512 requested: the int8 kernels need VNNI on "
         "AVX-512 (avx512_vnni) or run on avx2");
+  if (key.quarters != 4 && (key.isa != Isa::avx512_vnni || key.quarters != 1))
+    throw NotSupported("int8 block kernel: quarters " + std::to_string(key.quarters) + " for " +
+                       isa_name(key.isa) +
+                       " requested; avx512_vnni takes 4 or 1 (64- or 16-token tiles), the "
+                       "other ISAs 4");
   static KernelCache<Int8KernelKey, Int8BlockKernel> cache;
   return cache.get(key, [&]() -> std::unique_ptr<Int8BlockKernel> {
     try {

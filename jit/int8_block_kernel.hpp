@@ -31,6 +31,10 @@ struct Int8KernelKey {
   // bf16 output written by the kernel itself (only kernels that store partial tiles; the others
   // write fp32 and the tile loop converts).
   bool bf16_output = false;
+  // avx512_vnni: tiles of 16 * quarters tokens, 4 (the quads_u8 chunk) or 1: one 16-token
+  // quarter of a chunk in token order (x at the chunk + 16 * quarter, token scales in token
+  // order), for calls and remainders of at most 16 tokens.
+  int quarters = 4;
   auto operator<=>(const Int8KernelKey&) const = default;
 };
 

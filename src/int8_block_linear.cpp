@@ -24,6 +24,11 @@ Int8BlockLinear::Int8BlockLinear(const int8_t* wq, const float* w_scale, const f
       // tiles of the others.
       key.bf16_output = output == kBf16Out && isa == jit::Isa::avx512_vnni;
       kernels_[residual][output] = jit::int8_block_kernel(key);
+      if (isa == jit::Isa::avx512_vnni) {
+        key.quarters = 1;
+        key.prefetch_columns = false;  // a quarter's columns are 16 of every 64 bytes
+        quarter_kernels_[residual][output] = jit::int8_block_kernel(key);
+      }
     }
   weights_ = sparse::pack_int8_4x1(wq, w_scale, bias, out, in, kernels_[0][0]->layout());
 }
@@ -71,6 +76,15 @@ void Int8BlockLinear::run(const QuantizedInput::Impl& q, void* y, float y_scale,
   sparse::require(y != nullptr, "forward: y must not be null");
   const bool int8_out = y_scale > 0.0f;
   const Output output = int8_out ? kS8Out : bf16_out ? kBf16Out : kF32Out;
+  // Full 64-token chunks on the 64-token tiles; a remainder of 1..16 tokens on a 16-token tile
+  // (one quarter of its chunk). Measured on Zen 4 (int8 4x1 at 90 %, 3072 x 768 / 768 x 3072): 16
+  // tokens 95.8 -> 48.9 / 73.4 -> 41.2 us; at 32 tokens two quarters tie with the chunk (94.6 /
+  // 80.5 against 99.3 / 75.5 us), at 48 three lose (137 against 105 us).
+  const jit::Int8BlockKernel* quarter = quarter_kernels_[residual != nullptr][output].get();
+  constexpr int64_t kChunk = sparse::kChunkTokens;
+  const int64_t remainder = q.tokens % kChunk;
+  const int64_t on_quarters = quarter && remainder > 0 && remainder <= 16 ? remainder : 0;
+  const int64_t on_chunks = q.tokens - on_quarters;
   TileLoop loop;
   loop.kernel = kernels_[residual != nullptr][output].get();
   loop.arena = arena_;
@@ -90,6 +104,28 @@ void Int8BlockLinear::run(const QuantizedInput::Impl& q, void* y, float y_scale,
   loop.inv_y_scale = int8_out ? 1.0f / y_scale : 0.0f;
   loop.bf16_output = bf16_out && !int8_out;
   loop.residual = residual;
+  if (on_chunks > 0) {
+    loop.tokens = on_chunks;
+    run_tiles(loop);
+  }
+  if (on_quarters == 0) return;
+  // The last chunk's quarters: x at the chunk (a quarter's 16 tokens are bytes 16 s.. of every
+  // 64-byte column), and its token scales back in token order.
+  const int64_t t0 = on_chunks, chunk = t0 / kChunk;
+  thread_local AlignedVector<float> scales;
+  scales.resize(kChunk);
+  for (int slot = 0; slot < kChunk; ++slot) {
+    const int t = sparse::chunk_token(w.layout, slot);
+    scales[static_cast<size_t>(t)] = q.scales[static_cast<size_t>(t0 + slot)];
+  }
+  const int64_t y_elem = int8_out ? 1 : bf16_out ? 2 : 4;
+  loop.kernel = quarter;
+  loop.x = q.x.data() + chunk * w.in * sparse::x_column_bytes(w.layout);
+  loop.slice_bytes = 16;
+  loop.x_scales = scales.data();
+  loop.tokens = on_quarters;
+  loop.y = static_cast<uint8_t*>(y) + t0 * w.out * y_elem;
+  loop.residual = residual ? residual + t0 * w.out : nullptr;
   run_tiles(loop);
 }
 

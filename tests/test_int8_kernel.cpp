@@ -108,8 +108,10 @@ TEST_P(Int8KernelTest, EveryEpilogue) {
       for (bool int8_out : {false, true})
         // in = 800: the column-prefetching variants (in > 384 on AVX-512, > 768 on AVX2), so
         // every kernel key runs here where the CPU has its ISA.
+        // On AVX-512 VNNI, 16, 70 (6 after a chunk) and 76 (12 after one) tokens run the
+        // 16-token tile too.
         for (const Case& c : {Case{12, 24, 16, 0.6}, Case{13, 40, 70, 0.8}, Case{64, 40, 64, 0.7},
-                              Case{21, 800, 19, 0.9}})
+                              Case{21, 800, 19, 0.9}, Case{36, 72, 76, 0.8}})
           check(c, act, residual, int8_out, seed++);
 }
 
@@ -218,12 +220,29 @@ TEST(Int8KernelGeneration, EveryVariantAndKeyGenerates) {
           // through slices): the kernel's tile and the packing's slice must agree.
           EXPECT_EQ(kernel->tile_tokens(), sparse::slice_tokens(kernel->layout()));
           EXPECT_EQ(kernel->key(), key);
+          // The 16-token tiles read one quarter of the same slices.
+          auto quarter_key = key;
+          quarter_key.quarters = 1;
+          EXPECT_NO_THROW(kernel = jit::make_int8_kernel_avx512_vnni(quarter_key));
+          ASSERT_NE(kernel, nullptr);
+          EXPECT_EQ(kernel->tile_tokens(), 16);
           key.isa = jit::Isa::avx2;
           EXPECT_NO_THROW(kernel = jit::make_int8_kernel_avx2(key));
           ASSERT_NE(kernel, nullptr);
           EXPECT_EQ(kernel->tile_tokens(), sparse::slice_tokens(kernel->layout()));
           EXPECT_EQ(kernel->key(), key);
         }
+}
+
+TEST(Int8KernelGeneration, QuarterTilesOnlyOnAvx512Vnni) {
+  if (!jit::can_run(jit::Isa::avx2)) GTEST_SKIP() << "this CPU lacks AVX2";
+  jit::Int8KernelKey key{jit::Isa::avx2};
+  key.quarters = 1;
+  EXPECT_THROW_WITH(jit::int8_block_kernel(key), NotSupported, "quarters 1");
+  key.isa = jit::Isa::avx512_vnni;
+  key.quarters = 2;
+  if (jit::can_run(jit::Isa::avx512_vnni))
+    EXPECT_THROW_WITH(jit::int8_block_kernel(key), NotSupported, "quarters 2");
 }
 
 }  // namespace
