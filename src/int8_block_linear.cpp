@@ -112,17 +112,14 @@ void Int8BlockLinear::run(const QuantizedInput::Impl& q, void* y, float y_scale,
   // The last chunk's quarters: x at the chunk (a quarter's 16 tokens are bytes 16 s.. of every
   // 64-byte column), and its token scales back in token order.
   const int64_t t0 = on_chunks, chunk = t0 / kChunk;
-  thread_local AlignedVector<float> scales;
-  scales.resize(kChunk);
-  for (int slot = 0; slot < kChunk; ++slot) {
-    const int t = sparse::chunk_token(w.layout, slot);
-    scales[static_cast<size_t>(t)] = q.scales[static_cast<size_t>(t0 + slot)];
-  }
+  alignas(64) float scales[kChunk];
+  for (int slot = 0; slot < kChunk; ++slot)
+    scales[sparse::chunk_token(w.layout, slot)] = q.scales[static_cast<size_t>(t0 + slot)];
   const int64_t y_elem = int8_out ? 1 : bf16_out ? 2 : 4;
   loop.kernel = quarter;
   loop.x = q.x.data() + chunk * w.in * sparse::x_column_bytes(w.layout);
   loop.slice_bytes = 16;
-  loop.x_scales = scales.data();
+  loop.x_scales = scales;
   loop.tokens = on_quarters;
   loop.y = static_cast<uint8_t*>(y) + t0 * w.out * y_elem;
   loop.residual = residual ? residual + t0 * w.out : nullptr;
