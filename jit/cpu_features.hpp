@@ -10,6 +10,7 @@ struct CpuFeatures {
   bool avx2 = false, fma = false;
   bool avx512f = false, avx512bw = false, avx512vl = false, avx512_vnni = false;
   bool avx512_bf16 = false, avx_vnni = false;
+  bool avx512_vbmi = false;  // vpermb: optional for the int8 16-token tile (vbmi_features)
   bool amx_tile = false, amx_int8 = false, amx_bf16 = false;
 
   // Whether every feature `needed` has is also here.
@@ -45,6 +46,8 @@ bool isa_available(Isa isa);
 CpuFeatures features_of(Isa isa);
 // What the bf16 kernels need: avx512 plus AVX512_BF16.
 CpuFeatures bf16_features();
+// avx512_vnni plus AVX512_VBMI (vpermb), which some int8 kernel variants use where it runs.
+CpuFeatures vbmi_features();
 // Whether generated code needing `needed` can run in this process: on this CPU, or through the
 // installed code runner (jit/code_runner.hpp; only test support installs one).
 bool can_run(const CpuFeatures& needed);

@@ -20,7 +20,8 @@ using namespace Xbyak;
 
 class Avx512VnniGenerator : public Avx512TileGenerator {
  public:
-  explicit Avx512VnniGenerator(const Int8KernelKey& key) : quarters_(key.quarters) {
+  explicit Avx512VnniGenerator(const Int8KernelKey& key)
+      : quarters_(key.quarters), vbmi_(key.vbmi) {
     const TileOutput output = key.int8_output   ? TileOutput::s8
                               : key.bf16_output ? TileOutput::bf16
                                                 : TileOutput::f32;
@@ -32,6 +33,7 @@ class Avx512VnniGenerator : public Avx512TileGenerator {
             // groups (the epilogue and stores use zmm0..29).
             vmovdqu32(zmm30, ptr[rip + gather_]);
             vmovdqu32(zmm31, ptr[rip + gather_ + 64]);
+            if (vbmi_) vmovdqu32(zmm31, ptr[rip + gather_ + 128]);
           }
         },
         [&] {
@@ -43,7 +45,7 @@ class Avx512VnniGenerator : public Avx512TileGenerator {
           for (int q = 0; q < quarters_; ++q) store_quarter(q, quarters_);
         });
     if (quarters_ == 1) emit_gather_table();
-    finalize(features_of(Isa::avx512_vnni));
+    finalize(vbmi_ ? vbmi_features() : features_of(Isa::avx512_vnni));
   }
 
  private:
@@ -52,6 +54,7 @@ class Avx512VnniGenerator : public Avx512TileGenerator {
   void emit_gather_table();
 
   const int quarters_;
+  const bool vbmi_;
   Label gather_;
 };
 
@@ -111,10 +114,10 @@ void Avx512VnniGenerator::accumulate(bool prefetch_columns) {
 // 16 tokens in token order: per entry the 4 columns' 16 bytes go into the 4 128-bit lanes
 // (a load and 3 vinserti32x4), vpermd gathers dword L of every column into lane L (tokens
 // 4L..4L+3 of c0..c3) and an in-lane vpshufb turns each lane's 4x4 bytes into the vpdpbusd dwords
-// (c0, c1, c2, c3) of tokens 4L..4L+3; then 4 vpdpbusd. Entries alternate between two
-// accumulator sets (acc(r, 0), acc(r, 1)) to cover vpdpbusd's latency. Measured on Zen 4 with a
-// throughput loop: 2.6 ns per entry against ~7.7 for the 64-token tile, which costs the same at 1
-// and at 64 tokens. (VBMI's vpermb would do both steps in one: 1.9 ns.)
+// (c0, c1, c2, c3) of tokens 4L..4L+3 (with VBMI one vpermb does both); then 4 vpdpbusd. Entries
+// alternate between two accumulator sets (acc(r, 0), acc(r, 1)) to cover vpdpbusd's latency.
+// Measured on Zen 4 with a throughput loop: 2.6 ns per entry (1.9 with vpermb) against ~7.7 for
+// the 64-token tile, which costs the same at 1 and at 64 tokens.
 void Avx512VnniGenerator::accumulate_quarter() {
   for (int r = 0; r < 4; ++r)
     for (int set = 0; set < 2; ++set) vpxord(acc(r, set), acc(r, set), acc(r, set));
@@ -133,8 +136,12 @@ void Avx512VnniGenerator::accumulate_quarter() {
     vinserti32x4(x, x, ptr[x_ + r8], 1);
     vinserti32x4(x, x, ptr[x_ + rbx], 2);
     vinserti32x4(x, x, ptr[x_ + r9], 3);
-    vpermd(x, zmm30, x);
-    vpshufb(x, x, zmm31);
+    if (vbmi_) {
+      vpermb(x, zmm31, x);
+    } else {
+      vpermd(x, zmm30, x);
+      vpshufb(x, x, zmm31);
+    }
     for (int r = 0; r < 4; ++r) {
       const Zmm w = Zmm(20 + 4 * set + r);
       vpbroadcastd(w, ptr[entry_ + at + 16 + 4 * r]);
@@ -170,6 +177,9 @@ void Avx512VnniGenerator::emit_gather_table() {
   for (int lane = 0; lane < 4; ++lane)
     for (int k = 0; k < 4; ++k)
       for (int j = 0; j < 4; ++j) db(static_cast<uint8_t>(4 * j + k));
+  // vpermb, both at once: byte 4t + j (token t's column j) <- byte 16j + t.
+  for (int t = 0; t < 16; ++t)
+    for (int j = 0; j < 4; ++j) db(static_cast<uint8_t>(16 * j + t));
 }
 
 #undef ARG

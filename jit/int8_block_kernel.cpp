@@ -21,6 +21,11 @@ std::shared_ptr<const Int8BlockKernel> int8_block_kernel(const Int8KernelKey& ke
     throw NotSupported(
         "int8 block kernel for avx512 requested: the int8 kernels need VNNI on "
         "AVX-512 (avx512_vnni) or run on avx2");
+  if (key.vbmi && (key.quarters != 1 || !can_run(vbmi_features())))
+    throw NotSupported(
+        "int8 block kernel: the VBMI variant is a 16-token avx512_vnni tile and "
+        "needs " +
+        vbmi_features().names() + "; this CPU has " + cpu_features().names());
   if (key.quarters != 4 && (key.isa != Isa::avx512_vnni || key.quarters != 1))
     throw NotSupported("int8 block kernel: quarters " + std::to_string(key.quarters) + " for " +
                        isa_name(key.isa) +

@@ -33,8 +33,10 @@ struct Int8KernelKey {
   bool bf16_output = false;
   // avx512_vnni: tiles of 16 * quarters tokens, 4 (the quads_u8 chunk) or 1: one 16-token
   // quarter of a chunk in token order (x at the chunk + 16 * quarter, token scales in token
-  // order), for calls and remainders of at most 16 tokens.
+  // order), for calls and remainders of at most 16 tokens (32 with VBMI).
   int quarters = 4;
+  // The 16-token tile gathers an entry's columns with VBMI's vpermb (else vpermd + vpshufb).
+  bool vbmi = false;
   auto operator<=>(const Int8KernelKey&) const = default;
 };
 

@@ -27,6 +27,7 @@ Int8BlockLinear::Int8BlockLinear(const int8_t* wq, const float* w_scale, const f
       if (isa == jit::Isa::avx512_vnni) {
         key.quarters = 1;
         key.prefetch_columns = false;  // a quarter's columns are 16 of every 64 bytes
+        key.vbmi = jit::can_run(jit::vbmi_features());
         quarter_kernels_[residual][output] = jit::int8_block_kernel(key);
       }
     }
@@ -76,14 +77,16 @@ void Int8BlockLinear::run(const QuantizedInput::Impl& q, void* y, float y_scale,
   sparse::require(y != nullptr, "forward: y must not be null");
   const bool int8_out = y_scale > 0.0f;
   const Output output = int8_out ? kS8Out : bf16_out ? kBf16Out : kF32Out;
-  // Full 64-token chunks on the 64-token tiles; a remainder of 1..16 tokens on a 16-token tile
-  // (one quarter of its chunk). Measured on Zen 4 (int8 4x1 at 90 %, 3072 x 768 / 768 x 3072): 16
-  // tokens 95.8 -> 48.9 / 73.4 -> 41.2 us; at 32 tokens two quarters tie with the chunk (94.6 /
-  // 80.5 against 99.3 / 75.5 us), at 48 three lose (137 against 105 us).
+  // Full 64-token chunks on the 64-token tiles; a remainder of up to 16 tokens (32 with VBMI's
+  // one-instruction gather) on 16-token tiles, quarters of its chunk. Measured on Zen 4 (int8 4x1
+  // at 90 %, 3072 x 768 / 768 x 3072, us): 16 tokens 95.8 / 73.4 on the chunk, 48.9 / 41.2 on a
+  // quarter (42.4 / 38.9 with VBMI); 32 tokens 99.3 / 75.5 on the chunk, 94.6 / 80.5 on two
+  // quarters (86 / 78 with VBMI); 48 tokens 105 against 137 on three.
   const jit::Int8BlockKernel* quarter = quarter_kernels_[residual != nullptr][output].get();
   constexpr int64_t kChunk = sparse::kChunkTokens;
   const int64_t remainder = q.tokens % kChunk;
-  const int64_t on_quarters = quarter && remainder > 0 && remainder <= 16 ? remainder : 0;
+  const int64_t quarter_limit = quarter && quarter->key().vbmi ? 32 : 16;
+  const int64_t on_quarters = quarter && remainder <= quarter_limit ? remainder : 0;
   const int64_t on_chunks = q.tokens - on_quarters;
   TileLoop loop;
   loop.kernel = kernels_[residual != nullptr][output].get();

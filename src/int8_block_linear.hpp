@@ -1,7 +1,7 @@
 // An int8 linear layer on the 4x1 block-sparse tile kernels: weights packed once, activations
 // quantized per call, tiles of (4 rows x one 64-token chunk) spread over threads by row group. On
-// AVX-512 VNNI a call's last 1..16 tokens run on a 16-token tile instead (a 64-token tile costs the
-// same at 1 and at 64 tokens).
+// AVX-512 VNNI a call's last 1..16 tokens (1..32 with VBMI) run on 16-token tiles instead (a
+// 64-token tile costs the same at 1 and at 64 tokens).
 #pragma once
 
 #include <cstdint>
@@ -46,7 +46,7 @@ class Int8BlockLinear final : public LinearKernel {
   enum Output { kF32Out, kS8Out, kBf16Out };
   sparse::Int8BlockWeights weights_;
   std::shared_ptr<const jit::Int8BlockKernel> kernels_[2][3];  // [residual][Output]
-  // avx512_vnni: the 16-token kernels that run a call's last 1..16 tokens (null elsewhere).
+  // avx512_vnni: the 16-token kernels that run a call's last tokens (null elsewhere).
   std::shared_ptr<const jit::Int8BlockKernel> quarter_kernels_[2][3];
   tbb::task_arena* arena_;
 };

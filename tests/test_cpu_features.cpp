@@ -65,6 +65,7 @@ TEST(CpuFeatures, AgreeWithProcCpuinfo) {
   // CPUID leaf 7 subleaf 1 (the bf16 kernels dispatch on avx512_bf16).
   EXPECT_EQ(f.avx512_bf16, has("avx512_bf16"));
   EXPECT_EQ(f.avx_vnni, has("avx_vnni"));
+  EXPECT_EQ(f.avx512_vbmi, has("avx512vbmi"));
   // AMX counts only once Linux granted the tile data permission, which it may refuse.
   EXPECT_TRUE(!f.amx_tile || has("amx_tile"));
   EXPECT_TRUE(!f.amx_int8 || has("amx_int8"));
@@ -166,6 +167,9 @@ TEST(CpuFeatures, CoversAndLevelsAgree) {
   EXPECT_FALSE(jit::features_of(Isa::avx512).covers(jit::bf16_features()));
   EXPECT_EQ(jit::features_of(Isa::avx512_vnni).names(),
             "avx2 fma avx512f avx512bw avx512vl avx512_vnni");
+  EXPECT_EQ(jit::vbmi_features().names(),
+            "avx2 fma avx512f avx512bw avx512vl avx512_vnni avx512vbmi");
+  EXPECT_FALSE(jit::features_of(Isa::avx512_vnni).covers(jit::vbmi_features()));
 }
 
 TEST(IsaLevels, NamesRoundTrip) {

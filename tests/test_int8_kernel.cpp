@@ -14,6 +14,7 @@
 #include "sparse/reference.hpp"
 #include "src/activation_quant.hpp"
 #include "src/int8_block_linear.hpp"
+#include "src/tile_loop.hpp"
 #include "test_util.hpp"
 
 namespace sparq {
@@ -109,7 +110,7 @@ TEST_P(Int8KernelTest, EveryEpilogue) {
         // in = 800: the column-prefetching variants (in > 384 on AVX-512, > 768 on AVX2), so
         // every kernel key runs here where the CPU has its ISA.
         // On AVX-512 VNNI, 16, 70 (6 after a chunk) and 76 (12 after one) tokens run the
-        // 16-token tile too.
+        // 16-token tile too, and 19 two of them where the CPU has VBMI.
         for (const Case& c : {Case{12, 24, 16, 0.6}, Case{13, 40, 70, 0.8}, Case{64, 40, 64, 0.7},
                               Case{21, 800, 19, 0.9}, Case{36, 72, 76, 0.8}})
           check(c, act, residual, int8_out, seed++);
@@ -234,6 +235,56 @@ TEST(Int8KernelGeneration, EveryVariantAndKeyGenerates) {
         }
 }
 
+// The 16-token tile's two column gathers (vpermd + vpshufb, and VBMI's vpermb) on one quarter of
+// a chunk each, against sparse::linear_int8 on those tokens: the layer runs only the one this
+// CPU prefers.
+TEST(Int8QuarterTile, BothGathersMatchTheReference) {
+  if (const std::string why = test::lane_skip_reason(jit::vbmi_features()); !why.empty())
+    GTEST_SKIP() << why;
+  const int64_t out = 44, in = 90, tokens = 64;
+  const auto w = block_sparse_weight(out, in, 0.6, 21);
+  const auto w_scale = test::random_floats(static_cast<size_t>(out), 22, 0.001f, 0.02f);
+  const auto bias = test::random_floats(static_cast<size_t>(out), 23);
+  const auto xq = test::random_int8(static_cast<size_t>(tokens * in), 24);
+  const auto x_scale = test::random_floats(static_cast<size_t>(tokens), 25, 0.001f, 0.05f);
+  const auto layout = sparse::Int8Layout::quads_u8;
+  const auto packed = sparse::pack_int8_4x1(w.data(), w_scale.data(), bias.data(), out, in, layout);
+  std::vector<uint8_t> x(static_cast<size_t>(activation_bytes(layout, tokens, in)));
+  std::vector<float> lane_scales(static_cast<size_t>(activation_scale_count(tokens)));
+  sparse::layout_activations(xq.data(), x_scale.data(), tokens, in, layout, x.data(),
+                             lane_scales.data());
+  tbb::task_arena& arena = arena_for(1, 0);
+  for (int quarter = 0; quarter < 4; ++quarter)
+    for (bool vbmi : {false, true}) {
+      SCOPED_TRACE(testing::Message() << "quarter " << quarter << " vbmi " << vbmi);
+      jit::Int8KernelKey key{jit::Isa::avx512_vnni, Activation::gelu_tanh};
+      key.quarters = 1;
+      key.vbmi = vbmi;
+      const auto kernel = jit::int8_block_kernel(key);
+      const int64_t t0 = 16 * quarter, n = 13;  // 13 of the quarter's 16 tokens
+      std::vector<float> want(static_cast<size_t>(n * out)), got(want.size(), -1.0f);
+      sparse::linear_int8(xq.data() + t0 * in, x_scale.data() + t0, n, w.data(), w_scale.data(),
+                          out, in, {bias.data(), Activation::gelu_tanh}, want.data());
+      TileLoop loop;
+      loop.kernel = kernel.get();
+      loop.arena = &arena;
+      loop.out = out;
+      loop.groups = packed.groups();
+      loop.group_begin = packed.group_begin.data();
+      loop.entries = packed.entries.data();
+      loop.w_scale = packed.scales.data();
+      loop.bias = packed.bias.data();
+      loop.compensation = packed.compensation.data();
+      loop.x = x.data() + t0;  // the quarter's bytes of every 64-byte column
+      loop.slice_bytes = 16;
+      loop.x_scales = x_scale.data() + t0;  // in token order
+      loop.tokens = n;
+      loop.y = got.data();
+      run_tiles(loop);
+      test::expect_close(got, want, 2e-5, "y");
+    }
+}
+
 TEST(Int8KernelGeneration, QuarterTilesOnlyOnAvx512Vnni) {
   if (!jit::can_run(jit::Isa::avx2)) GTEST_SKIP() << "this CPU lacks AVX2";
   jit::Int8KernelKey key{jit::Isa::avx2};
@@ -243,6 +294,10 @@ TEST(Int8KernelGeneration, QuarterTilesOnlyOnAvx512Vnni) {
   key.quarters = 2;
   if (jit::can_run(jit::Isa::avx512_vnni))
     EXPECT_THROW_WITH(jit::int8_block_kernel(key), NotSupported, "quarters 2");
+  key.quarters = 4;
+  key.vbmi = true;  // vpermb only gathers the 16-token tile's columns
+  if (jit::can_run(jit::vbmi_features()))
+    EXPECT_THROW_WITH(jit::int8_block_kernel(key), NotSupported, "16-token");
 }
 
 }  // namespace
