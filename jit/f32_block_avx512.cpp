@@ -76,9 +76,13 @@ void F32Avx512Generator::accumulate_4x1(bool prefetch_columns) {
     const Zmm column[4] = {zmm16, zmm17, zmm18, zmm19};
     const Zmm w[4] = {zmm20, zmm21, zmm22, zmm23};
     mov(eax, dword[entry_]);
+    // Offsets are packed for 64-token slices (column * 256 bytes): a 32-token slice's column is
+    // half as far.
+    if (quarters_ == 2) shr(eax, 1);
     for (int q = 0; q < quarters_; ++q) vmovups(column[q], ptr[x_ + rax + 64 * q]);
     if (prefetch_columns) {
       mov(r8d, dword[entry_ + sparse::kEntryReadAhead * sparse::kF32EntryBytes]);
+      if (quarters_ == 2) shr(r8d, 1);
       for (int q = 0; q < quarters_; ++q) prefetcht0(ptr[x_ + r8 + 64 * q]);
     }
     for (int r = 0; r < 4; ++r) vbroadcastss(w[r], dword[entry_ + 4 + 4 * r]);

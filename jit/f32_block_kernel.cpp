@@ -29,10 +29,10 @@ std::shared_ptr<const F32BlockKernel> f32_block_kernel(const F32KernelKey& reque
         std::string("f32 block kernel for ") + isa_name(key.isa) +
         " requested, but this CPU lacks it (best here: " + isa_name(best_float_isa()) + ")");
   if (key.isa != Isa::avx512) key.quarters = 4;
-  if (key.quarters != 4 && (key.quarters != 2 || key.layout != F32Layout::n2_m4))
+  if (key.quarters != 4 && (key.quarters != 2 || key.layout == F32Layout::bf16_4x1))
     throw NotSupported(
         "f32 tile kernels take 64-token tiles (quarters 4), and 32-token ones "
-        "(quarters 2) for the 2:4 layout only; got quarters " +
+        "(quarters 2) for the fp32 4x1 and 2:4 layouts only; got quarters " +
         std::to_string(key.quarters));
   if (key.layout == F32Layout::bf16_4x1 && (key.isa != Isa::avx512 || !can_run(bf16_features())))
     throw NotSupported(std::string("bf16 block kernel for ") + isa_name(key.isa) +

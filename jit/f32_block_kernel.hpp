@@ -35,8 +35,9 @@ struct F32KernelKey {
   bool prefetch_columns = false;
   // bf16 output written by the kernel (kernels that store partial tiles only).
   bool bf16_output = false;
-  // AVX-512 tiles of 16 * quarters tokens: 4, or 2 for the 2:4 layout's short calls and
-  // remainders (32-token slices; the 4x1 layouts store byte offsets for 64-token slices).
+  // AVX-512 tiles of 16 * quarters tokens: 4, or 2 for short calls and remainders of the fp32
+  // 4x1 and 2:4 layouts (32-token slices; the packed offsets are for 64-token ones, and the
+  // 32-token kernels scale them).
   int quarters = 4;
   auto operator<=>(const F32KernelKey&) const = default;
 };

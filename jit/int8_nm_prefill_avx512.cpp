@@ -178,6 +178,10 @@ class Avx512NmPrefillKernel final : public Int8NmPrefillKernel {
 
 }  // namespace
 
+std::unique_ptr<Int8NmPrefillKernel> make_int8_nm_prefill_avx512_vnni(const NmPrefillKey& key) {
+  return std::make_unique<Avx512NmPrefillKernel>(key);
+}
+
 std::shared_ptr<const Int8NmPrefillKernel> int8_nm_prefill_kernel(const NmPrefillKey& key) {
   if (!can_run(Isa::avx512_vnni))
     throw NotSupported("the int8 2:4 prefill kernel needs " +
@@ -190,7 +194,7 @@ std::shared_ptr<const Int8NmPrefillKernel> int8_nm_prefill_kernel(const NmPrefil
   static KernelCache<NmPrefillKey, Int8NmPrefillKernel> cache;
   return cache.get(key, [&]() -> std::unique_ptr<Int8NmPrefillKernel> {
     try {
-      return std::make_unique<Avx512NmPrefillKernel>(key);
+      return make_int8_nm_prefill_avx512_vnni(key);
     } catch (const Xbyak::Error& e) {
       throw NotSupported(std::string("generating the int8 2:4 prefill kernel failed: ") + e.what());
     }

@@ -67,5 +67,7 @@ class Int8NmPrefillKernel {
 // Generated once per key. NotSupported where neither this CPU nor an installed code runner has
 // AVX-512 VNNI; InvalidArgument for tokens outside 1..kNmPrefillTileTokens.
 std::shared_ptr<const Int8NmPrefillKernel> int8_nm_prefill_kernel(const NmPrefillKey& key);
+// The generator itself (tests assemble it on any CPU).
+std::unique_ptr<Int8NmPrefillKernel> make_int8_nm_prefill_avx512_vnni(const NmPrefillKey& key);
 
 }  // namespace sparq::jit

@@ -32,9 +32,9 @@ F32TileLinear::F32TileLinear(const float* w, const float* bias, int64_t out, int
       // others' fp32 tiles.
       key.bf16_output = bf16 == 1 && isa >= jit::Isa::avx512;
       kernels_[residual][bf16] = jit::f32_block_kernel(key);
-      // The AVX-512 2:4 kernel also on 32-token tiles: a call's remainder of at most 32 tokens
-      // (and a call that short) computes 32 token lanes, not 64.
-      if (layout_ == jit::F32Layout::n2_m4 && isa >= jit::Isa::avx512) {
+      // The AVX-512 fp32 4x1 and 2:4 kernels also on 32-token tiles: a call's remainder of at
+      // most 32 tokens (and a call that short) computes 32 token lanes, not 64.
+      if (layout_ != jit::F32Layout::bf16_4x1 && isa >= jit::Isa::avx512) {
         key.quarters = 2;
         short_kernels_[residual][bf16] = jit::f32_block_kernel(key);
       }

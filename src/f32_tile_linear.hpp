@@ -53,7 +53,7 @@ class F32TileLinear final : public LinearKernel {
                     const float* residual, bool bf16_out) const;
 
   Kernels kernels_;
-  Kernels short_kernels_;  // AVX-512 2:4: 32-token tiles for short calls and remainders
+  Kernels short_kernels_;  // AVX-512 fp32 4x1, 2:4: 32-token tiles for short calls and remainders
   tbb::task_arena* arena_;
   bool round_inputs_to_bf16_;
 };

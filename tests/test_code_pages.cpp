@@ -17,6 +17,7 @@
 #include "jit/int8_block_kernel.hpp"
 #include "jit/int8_decode_kernel.hpp"
 #include "jit/int8_nm_decode_kernel.hpp"
+#include "jit/int8_nm_prefill_kernel.hpp"
 #include "jit/nm_table_kernel.hpp"
 #include "jit/row_epilogue.hpp"
 
@@ -76,6 +77,13 @@ TEST(CodePages, EveryKernelFamilyLeavesNoWritableCode) {
       Int8KernelKey vnni = key;
       vnni.isa = Isa::avx512_vnni;
       keep(make_int8_kernel_avx512_vnni(vnni));
+      vnni.quarters = 1;  // the 16-token tiles, both column gathers
+      for (bool vbmi : {false, true}) {
+        vnni.vbmi = vbmi;
+        keep(make_int8_kernel_avx512_vnni(vnni));
+      }
+      for (int tokens = 1; tokens <= kNmPrefillTileTokens; ++tokens)
+        keep(make_int8_nm_prefill_avx512_vnni({tokens, Activation::gelu_erf, residual, int8_out}));
       for (int tokens = 1; tokens <= 4; ++tokens) {
         const DecodeKernelKey d{Isa::avx2, tokens, Activation::silu, residual, int8_out};
         keep(make_int8_decode_avx2(d));
@@ -89,8 +97,9 @@ TEST(CodePages, EveryKernelFamilyLeavesNoWritableCode) {
       keep(make_f32_kernel_avx512({Isa::avx512, layout, Activation::relu, residual}));
       if (layout == F32Layout::block_4x1)
         keep(make_f32_kernel_avx2({Isa::avx2, layout, Activation::relu, residual}));
-      if (layout == F32Layout::n2_m4) {
+      if (layout == F32Layout::n2_m4)
         keep(make_f32_nm_kernel_avx2({Isa::avx2, layout, Activation::relu, residual}));
+      if (layout != F32Layout::bf16_4x1) {
         F32KernelKey short_tiles{Isa::avx512, layout, Activation::relu, residual};
         short_tiles.quarters = 2;
         keep(make_f32_kernel_avx512(short_tiles));
