@@ -84,32 +84,47 @@ void Int8NmPrefillLinear::run(const QuantizedInput::Impl& q, void* y, float y_sc
     a.x_window_stride = tokens * sparse::kNmDecodeWindow;
     a.windows = w.windows;
     a.inv_y_scale = int8_out ? 1.0f / y_scale : 0.0f;
+    auto run_tile = [&](int64_t pair, int64_t tile) {
+      const int64_t g0 = 2 * pair, g1 = std::min(w.groups, g0 + 2);
+      const int64_t t0 = tile * kTile, nt = std::min(kTile, tokens - t0);
+      const auto& kernel = *kernels_[nt - 1][residual != nullptr][int8_out];
+      a.x = q.x.data() + t0 * sparse::kNmDecodeWindow;
+      a.x_scale = q.scales.data() + t0;
+      const DecodeStep step{out, t0, nt, y, bf16_out ? 2 : (int8_out ? 1 : 4), bf16_out, residual};
+      run_decode_groups<kTile>(step, g0, g1,
+                               [&](int64_t b, int64_t e, void* y_at, int64_t y_stride,
+                                   const float* res_at, int64_t res_stride) {
+                                 a.entries = w.entries.data() + b * w.windows * kEntry;
+                                 a.groups = e - b;
+                                 a.w_scale = w.scales.data() + b * kRows;
+                                 a.bias = w.bias.data() + b * kRows;
+                                 a.compensation = w.compensation.data() + b * kRows;
+                                 a.y = y_at;
+                                 a.y_stride = y_stride;
+                                 a.residual = res_at;
+                                 a.residual_stride = res_stride;
+                                 kernel.run(a);
+                               });
+    };
+    if (tile_parts == 1) {
+      // Blocks of pairs whose weights (~256 KiB) stay in L2 while every token tile runs over
+      // them, tiles outside: a tile's outputs of the block's rows are then written together
+      // rather than two 64-byte lines per call across the whole layer. Measured on Zen 4 (128
+      // tokens, one thread, against one pair at a time): 8192 x 512 1.07x -> 1.35x oneDNN,
+      // 3072 x 768 1.34x -> 1.44x, 16384 x 1024 1.25x -> 1.38x (8 pairs); 4096 x 4096 runs 2
+      // pairs (1.36x; 8 pairs, 1 MiB, fell to 1.24x).
+      const int64_t block = std::max<int64_t>(1, (256 << 10) / (w.windows * 2 * kEntry));
+      for (int64_t p0 = i0; p0 < i1; p0 += block) {
+        const int64_t p1 = std::min(i1, p0 + block);
+        for (int64_t tile = 0; tile < tiles; ++tile)
+          for (int64_t pair = p0; pair < p1; ++pair) run_tile(pair, tile);
+      }
+      return;
+    }
     for (int64_t i = i0; i < i1; ++i) {
       const int64_t pair = i / tile_parts, part = i % tile_parts;
-      const int64_t g0 = 2 * pair, g1 = std::min(w.groups, g0 + 2);
       const int64_t tile0 = tiles * part / tile_parts, tile1 = tiles * (part + 1) / tile_parts;
-      for (int64_t tile = tile0; tile < tile1; ++tile) {
-        const int64_t t0 = tile * kTile, nt = std::min(kTile, tokens - t0);
-        const auto& kernel = *kernels_[nt - 1][residual != nullptr][int8_out];
-        a.x = q.x.data() + t0 * sparse::kNmDecodeWindow;
-        a.x_scale = q.scales.data() + t0;
-        const DecodeStep step{out,      t0,      nt, y, bf16_out ? 2 : (int8_out ? 1 : 4),
-                              bf16_out, residual};
-        run_decode_groups<kTile>(step, g0, g1,
-                                 [&](int64_t b, int64_t e, void* y_at, int64_t y_stride,
-                                     const float* res_at, int64_t res_stride) {
-                                   a.entries = w.entries.data() + b * w.windows * kEntry;
-                                   a.groups = e - b;
-                                   a.w_scale = w.scales.data() + b * kRows;
-                                   a.bias = w.bias.data() + b * kRows;
-                                   a.compensation = w.compensation.data() + b * kRows;
-                                   a.y = y_at;
-                                   a.y_stride = y_stride;
-                                   a.residual = res_at;
-                                   a.residual_stride = res_stride;
-                                   kernel.run(a);
-                                 });
-      }
+      for (int64_t tile = tile0; tile < tile1; ++tile) run_tile(pair, tile);
     }
   });
 }

@@ -1,8 +1,8 @@
 // An int8 2:4 linear layer for prefill-sized calls on AVX-512 VNNI
 // (jit/int8_nm_prefill_kernel.hpp): weights packed once (sparse/int8_nm_prefill_pack.hpp),
 // activations quantized per token into the kernel's [windows][tokens][8] u8 layout, and per thread
-// a contiguous range of group pairs, each pair run over every 8-token tile while its weights stay
-// in L1/L2.
+// a contiguous range of group pairs, in blocks whose weights stay in L2 while every 8-token tile
+// runs over them.
 #pragma once
 
 #include <cstdint>
