@@ -247,7 +247,7 @@ GgufFile GgufFile::open(const std::string& path) {
     const auto type = sparse::ggml_type_from_id(tensor.type_id);
     if (!type)
       c.fail(where + " is " + sparse::ggml_type_name(tensor.type_id) +
-             "; sparq reads F32, F16, BF16, Q8_0, Q4_0 and Q4_1");
+             "; sparq reads " + sparse::ggml_readable_types());
     tensor.type = *type;
     const int64_t block = sparse::ggml_block_elements(tensor.type);
     if (tensor.dims[0] % block != 0)
