@@ -7,6 +7,7 @@
 #include <random>
 
 #include "bench/median.hpp"
+#include "bench/peak_memory.hpp"
 #include "models/llama_save.hpp"
 #include "sparq/sparq.hpp"
 
@@ -55,9 +56,13 @@ nlohmann::json run_llama_eval(const LlamaEvalSpec& spec, const models::LlamaConf
     models::save_llama_folder(spec.save_dir, config, weights);
   }
   std::fprintf(stderr, "sparq-eval: packing the %s model\n", prune ? "pruned" : "dense");
+  const auto t_pack = Clock::now();
   const auto sparse =
       models::LlamaModel::build(config, weights, {spec.dtype, spec.pattern, spec.threads});
+  const double pack_s = std::chrono::duration<double>(Clock::now() - t_pack).count();
   weights = {};
+  // After loading and packing (the fp32 weights and, with --compare dense, the dense model too).
+  const double peak_mib = peak_resident_mib();
 
   std::mt19937 rng(spec.seed);
   std::uniform_int_distribution<int32_t> id(0, static_cast<int32_t>(config.vocab_size - 1));
@@ -89,6 +94,9 @@ nlohmann::json run_llama_eval(const LlamaEvalSpec& spec, const models::LlamaConf
                       {"prompt_tokens", spec.prompt_tokens},
                       {"gen_tokens", spec.gen_tokens},
                       {"iters", spec.iters},
+                      {"load_s", spec.read_seconds + pack_s},
+                      {"pack_s", pack_s},
+                      {"peak_resident_mib", peak_mib},
                       {"pp_tokens_per_s", median(pp)},
                       {"tg_tokens_per_s", median(tg)}};
   nlohmann::json kernels = nlohmann::json::object();

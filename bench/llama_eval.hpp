@@ -20,7 +20,8 @@ struct LlamaEvalSpec {
   int iters = 3, warmup = 1;
   bool compare_dense = false;
   uint32_t seed = 1;
-  std::string save_dir;  // non-empty: the (pruned) weights are also written here as a folder
+  std::string save_dir;     // non-empty: the (pruned) weights are also written here as a folder
+  double read_seconds = 0;  // reading (or making) the weights, before run_llama_eval
 };
 
 // weights: unpruned; pruned here (every attention and MLP projection, by magnitude) for the

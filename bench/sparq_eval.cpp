@@ -38,7 +38,6 @@
 #include "src/gguf.hpp"
 #include "src/safetensors.hpp"
 #include "src/threading.hpp"
-#include "src/threading.hpp"
 
 namespace {
 
@@ -270,6 +269,7 @@ int main(int argc, char** argv) {
       spec.save_dir = save_dir;
       sparq::models::LlamaConfig config;
       sparq::models::LlamaWeights weights;
+      const auto t_load = std::chrono::steady_clock::now();
       if (!synthetic.empty()) {
         spec.name = synthetic + " (synthetic)";
         config = sparq::bench::synthetic_llama_config(synthetic);
@@ -287,6 +287,8 @@ int main(int argc, char** argv) {
         weights =
             sparq::models::load_llama_weights(sparq::SafetensorsModel::open(model_dir), config);
       }
+      spec.read_seconds =
+          std::chrono::duration<double>(std::chrono::steady_clock::now() - t_load).count();
       const auto j = sparq::bench::run_llama_eval(spec, config, std::move(weights));
       if (format == "json") {
         std::cout << j.dump() << std::endl;
@@ -297,6 +299,10 @@ int main(int argc, char** argv) {
                   j["threads"].get<int>(), iters);
       std::printf("  kernels on %s; CPU features: %s\n", sparq::cpu_isa_name(),
                   sparq::cpu_features_name());
+      std::printf(
+          "  loaded in %.2f s (read %.2f s, packed %.2f s), peak resident memory %.0f MiB\n",
+          j["load_s"].get<double>(), spec.read_seconds, j["pack_s"].get<double>(),
+          j["peak_resident_mib"].get<double>());
       std::printf("  sparse: pp%d %.1f tokens/s  tg%d %.2f tokens/s\n", prompt_tokens,
                   j["pp_tokens_per_s"].get<double>(), gen_tokens,
                   j["tg_tokens_per_s"].get<double>());

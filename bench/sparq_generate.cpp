@@ -20,6 +20,7 @@
 #include <vector>
 
 #include "bench/passive_omp.hpp"
+#include "bench/peak_memory.hpp"
 #include "sparq/error.hpp"
 #include "sparq/models/bpe_tokenizer.hpp"
 #include "sparq/models/llama_model.hpp"
@@ -120,7 +121,8 @@ int main(int argc, char** argv) {
     std::fprintf(stderr, "sparq-generate: %s, %s, kernels:", model_path.c_str(), dtype.c_str());
     for (const auto& [kind, info] : model.kernels())
       std::fprintf(stderr, " %s=%s", kind.c_str(), info.kernel.c_str());
-    std::fprintf(stderr, "; loaded in %.2f s\n", load_s);
+    std::fprintf(stderr, "; loaded in %.2f s, peak resident memory %.0f MiB\n", load_s,
+                 sparq::bench::peak_resident_mib());
     const bool print_text = tokenizer && !print_ids;
     if (print_text) std::cout << prompt << std::flush;
 
