@@ -16,8 +16,15 @@ namespace {
 // GPT-2's pre-tokenization: contractions, letters, numbers, other symbols (each with an optional
 // leading space), then whitespace runs (leaving one space to the next piece when it is followed
 // by a non-space).
-constexpr const char* kPattern =
+constexpr const char* kGpt2Pattern =
     R"('s|'t|'re|'ve|'m|'ll|'d| ?\p{L}+| ?\p{N}+| ?[^\s\p{L}\p{N}]+|\s+(?!\S)|\s+)";
+// Llama 3's (its tokenizer.json's Split regex): contractions in any case, letters with one
+// leading non-letter non-digit (not a line break), up to 3 digits, symbols with their trailing
+// line breaks, line-break runs, then whitespace as GPT-2's. Qwen2's is the same with one digit.
+constexpr const char* kLlama3Pattern =
+    R"((?i:'s|'t|'re|'ve|'m|'ll|'d)|[^\r\n\p{L}\p{N}]?\p{L}+|\p{N}{1,3}| ?[^\s\p{L}\p{N}]+[\r\n]*|\s*[\r\n]+|\s+(?!\S)|\s+)";
+constexpr const char* kQwen2Pattern =
+    R"((?i:'s|'t|'re|'ve|'m|'ll|'d)|[^\r\n\p{L}\p{N}]?\p{L}+|\p{N}| ?[^\s\p{L}\p{N}]+[\r\n]*|\s*[\r\n]+|\s+(?!\S)|\s+)";
 
 // GPT-2's byte alphabet: printable Latin-1 bytes stand for themselves, the other 68 bytes are
 // shifted to code points 256..323, so that every byte is a visible character.
@@ -49,6 +56,10 @@ const ByteAlphabet& alphabet() {
 
 }  // namespace
 
+BpeSplit BpeSplit::gpt2() { return {kGpt2Pattern, false}; }
+BpeSplit BpeSplit::llama3() { return {kLlama3Pattern, true}; }
+BpeSplit BpeSplit::qwen2() { return {kQwen2Pattern, false}; }
+
 struct BpeTokenizer::Regex {
   pcre2_code* code = nullptr;
   ~Regex() { pcre2_code_free(code); }
@@ -60,8 +71,12 @@ BpeTokenizer::~BpeTokenizer() = default;
 
 BpeTokenizer::BpeTokenizer(std::vector<std::string> tokens, const std::vector<std::string>& merges,
                            const std::vector<int32_t>& special, int32_t bos, int32_t eos,
-                           const std::string& origin)
-    : tokens_(std::move(tokens)), bos_(bos), eos_(eos), regex_(std::make_unique<Regex>()) {
+                           const std::string& origin, const BpeSplit& split)
+    : tokens_(std::move(tokens)),
+      bos_(bos),
+      eos_(eos),
+      ignore_merges_(split.ignore_merges),
+      regex_(std::make_unique<Regex>()) {
   if (tokens_.empty() || tokens_.size() > static_cast<size_t>(std::numeric_limits<int32_t>::max()))
     throw ModelFileError(origin + ": an empty or oversized vocabulary");
   for (size_t i = 0; i < tokens_.size(); ++i) ids_.emplace(tokens_[i], static_cast<int32_t>(i));
@@ -84,9 +99,17 @@ BpeTokenizer::BpeTokenizer(std::vector<std::string> tokens, const std::vector<st
       throw ModelFileError(origin + ": BOS/EOS id " + std::to_string(id) + " out of range");
   int error = 0;
   PCRE2_SIZE offset = 0;
-  regex_->code = pcre2_compile(reinterpret_cast<PCRE2_SPTR>(kPattern), PCRE2_ZERO_TERMINATED,
-                               PCRE2_UTF | PCRE2_UCP, &error, &offset, nullptr);
-  if (!regex_->code) throw std::logic_error("bpe: the pre-tokenization pattern does not compile");
+  regex_->code =
+      pcre2_compile(reinterpret_cast<PCRE2_SPTR>(split.pattern.data()), split.pattern.size(),
+                    PCRE2_UTF | PCRE2_UCP, &error, &offset, nullptr);
+  if (!regex_->code) {
+    PCRE2_UCHAR message[256];
+    pcre2_get_error_message(error, message, sizeof message);
+    throw ModelFileError(origin + ": the pre-tokenization regex '" + split.pattern +
+                         "' does not compile with PCRE2 (" +
+                         reinterpret_cast<const char*>(message) + " at offset " +
+                         std::to_string(offset) + ")");
+  }
 }
 
 BpeTokenizer BpeTokenizer::from_gguf(const GgufFile& g) {
@@ -94,15 +117,21 @@ BpeTokenizer BpeTokenizer::from_gguf(const GgufFile& g) {
   if (model != "gpt2")
     throw ModelFileError(g.path() + ": tokenizer.ggml.model is '" + model +
                          "'; sparq reads byte-level BPE ('gpt2') vocabularies");
-  // The pre-tokenizer: sparq implements GPT-2's regex. llama.cpp names others (Llama 3's
-  // "llama-bpe", Qwen's, ...) which split text differently; reading those with GPT-2's rule would
-  // give wrong ids without a word, so they are refused by name.
+  // The pre-tokenizer, by llama.cpp's name. Others split text differently; reading them with
+  // another rule would give wrong ids without a word, so they are refused by name.
   const std::string pre =
       g.has("tokenizer.ggml.pre") ? g.get_string("tokenizer.ggml.pre") : std::string("default");
-  if (pre != "default" && pre != "gpt2" && pre != "smollm")
+  BpeSplit split;
+  if (pre == "default" || pre == "gpt2" || pre == "smollm")
+    split = BpeSplit::gpt2();
+  else if (pre == "llama-bpe" || pre == "llama3")
+    split = BpeSplit::llama3();
+  else if (pre == "qwen2")
+    split = BpeSplit::qwen2();
+  else
     throw ModelFileError(g.path() + ": tokenizer.ggml.pre is '" + pre +
-                         "'; sparq's byte-level BPE implements GPT-2's pre-tokenization (default, "
-                         "gpt2, smollm); give this model's prompt as token ids");
+                         "'; sparq's byte-level BPE implements default, gpt2, smollm, llama-bpe, "
+                         "llama3 and qwen2; give this model's prompt as token ids");
   auto tokens = g.get_strings("tokenizer.ggml.tokens");
   const auto merges = g.get_strings("tokenizer.ggml.merges");
   std::vector<int32_t> special;
@@ -120,7 +149,7 @@ BpeTokenizer BpeTokenizer::from_gguf(const GgufFile& g) {
     return g.has(key) ? static_cast<int32_t>(g.get_uint(key)) : -1;
   };
   return BpeTokenizer(std::move(tokens), merges, special, id("tokenizer.ggml.bos_token_id"),
-                      id("tokenizer.ggml.eos_token_id"), g.path());
+                      id("tokenizer.ggml.eos_token_id"), g.path(), split);
 }
 
 BpeTokenizer BpeTokenizer::from_gguf_file(const std::string& path) {
@@ -129,6 +158,14 @@ BpeTokenizer BpeTokenizer::from_gguf_file(const std::string& path) {
 
 void BpeTokenizer::encode_piece(const std::string& bytes, std::vector<int32_t>& out) const {
   const ByteAlphabet& a = alphabet();
+  if (ignore_merges_) {
+    std::string whole;
+    for (unsigned char b : bytes) whole += a.of_byte[b];
+    if (const auto it = ids_.find(whole); it != ids_.end()) {
+      out.push_back(it->second);
+      return;
+    }
+  }
   std::vector<std::string> parts;
   for (unsigned char b : bytes) parts.push_back(a.of_byte[b]);
   // Merge the lowest-ranked adjacent pair until none is left.
@@ -165,15 +202,20 @@ std::vector<int32_t> BpeTokenizer::encode(const std::string& text, bool add_bos)
     while (at < end) {
       const int rc = pcre2_match(regex_->code, reinterpret_cast<PCRE2_SPTR>(text.data()), end, at,
                                  0, match, nullptr);
+      if (rc == PCRE2_ERROR_NOMATCH) {  // the rest is one piece (never for the built-in rules)
+        encode_piece(text.substr(at, end - at), out);
+        break;
+      }
       if (rc < 0) {
-        if (rc == PCRE2_ERROR_NOMATCH)  // cannot happen: \s+ and the symbol class cover all
-          throw std::logic_error("bpe: no pre-token at byte " + std::to_string(at));
         throw InvalidArgument("bpe: the text is not valid UTF-8 (PCRE2 error " +
                               std::to_string(rc) + " at byte " + std::to_string(at) + ")");
       }
       const PCRE2_SIZE* v = pcre2_get_ovector_pointer(match);
-      if (v[1] <= at)  // an empty match: never expected, but must not loop forever
-        throw std::logic_error("bpe: an empty pre-token at byte " + std::to_string(at));
+      if (v[1] <= v[0])  // an empty match (a regex from a file may allow one): refused, not looped
+        throw InvalidArgument("bpe: the pre-tokenization regex matched nothing at byte " +
+                              std::to_string(v[0]));
+      // Text the regex skipped is a piece of its own (Split's Isolated behavior).
+      if (v[0] > at) encode_piece(text.substr(at, v[0] - at), out);
       encode_piece(text.substr(v[0], v[1] - v[0]), out);
       at = v[1];
     }

@@ -1,4 +1,4 @@
-// BpeTokenizer::from_folder: a Hugging Face tokenizer.json of GPT-2's byte-level BPE kind.
+// BpeTokenizer::from_folder: a Hugging Face tokenizer.json of the byte-level BPE kind.
 #include <filesystem>
 #include <string>
 #include <vector>
@@ -12,28 +12,56 @@ namespace {
 
 using config_json::fail;
 
-// sparq's pre-tokenization is GPT-2's regex; accept the pre-tokenizers that mean exactly that.
-void check_pre_tokenizer(const nlohmann::json& j, const std::string& origin) {
+// The split the pre_tokenizer describes: ByteLevel with its own regex (GPT-2's), or a Split by a
+// regex (behavior Isolated, not inverted) followed by ByteLevel without one (Llama 3, Qwen2).
+BpeSplit read_split(const nlohmann::json& j, const std::string& origin) {
   if (!j.contains("pre_tokenizer") || j["pre_tokenizer"].is_null())
     fail(origin, "no pre_tokenizer; sparq reads byte-level BPE (the ByteLevel pre-tokenizer)");
-  const nlohmann::json* p = &j["pre_tokenizer"];
-  if (p->is_object() && p->value("type", "") == "Sequence" && (*p)["pretokenizers"].is_array() &&
-      (*p)["pretokenizers"].size() == 1)
-    p = &(*p)["pretokenizers"][0];
-  const std::string type = p->is_object() ? p->value("type", "") : "";
-  if (type == "Metaspace")
+  const nlohmann::json& p = j["pre_tokenizer"];
+  std::vector<const nlohmann::json*> steps;
+  if (p.is_object() && p.value("type", "") == "Sequence" && p.contains("pretokenizers") &&
+      p["pretokenizers"].is_array()) {
+    for (const auto& step : p["pretokenizers"]) steps.push_back(&step);
+  } else {
+    steps.push_back(&p);
+  }
+  auto type_of = [](const nlohmann::json* s) {
+    return s->is_object() ? s->value("type", "") : std::string();
+  };
+  const nlohmann::json* byte_level = steps.back();
+  const std::string last = type_of(byte_level);
+  if (last == "Metaspace")
     fail(origin,
          "pre_tokenizer Metaspace (a SentencePiece-style vocabulary); sparq reads "
-         "byte-level BPE vocabularies (GPT-2, SmolLM2)");
-  if (type != "ByteLevel")
-    fail(origin, "pre_tokenizer '" + (type.empty() ? p->dump() : type) +
-                     "'; sparq reads byte-level BPE with GPT-2's pre-tokenization (ByteLevel)");
-  if (p->contains("use_regex") && (*p)["use_regex"] == false)
-    fail(origin,
-         "pre_tokenizer ByteLevel without its regex (use_regex false): the vocabulary "
-         "splits text by its own rule, which sparq does not implement");
-  if (p->value("add_prefix_space", false))
+         "byte-level BPE vocabularies (GPT-2, SmolLM2, Llama 3, Qwen2)");
+  const bool split_first = steps.size() == 2 && type_of(steps[0]) == "Split";
+  if (last != "ByteLevel" || (steps.size() == 2 && !split_first) || steps.size() > 2)
+    fail(origin, "pre_tokenizer " + p.dump().substr(0, 200) +
+                     "; sparq reads ByteLevel, or a Split by regex followed by ByteLevel");
+  if (byte_level->value("add_prefix_space", false))
     fail(origin, "pre_tokenizer ByteLevel with add_prefix_space: not supported");
+  const bool own_regex = !byte_level->contains("use_regex") || (*byte_level)["use_regex"] == true;
+  if (!split_first) {
+    if (!own_regex)
+      fail(origin,
+           "pre_tokenizer ByteLevel without its regex (use_regex false) and no Split before it: "
+           "the vocabulary splits text by a rule the file does not give");
+    return BpeSplit::gpt2();
+  }
+  if (own_regex)
+    fail(origin, "pre_tokenizer Split followed by ByteLevel with its own regex: not supported");
+  const nlohmann::json& split = *steps[0];
+  if (split.value("behavior", "") != "Isolated" || split.value("invert", false))
+    fail(origin, "pre_tokenizer Split with behavior '" + split.value("behavior", "") + "'" +
+                     (split.value("invert", false) ? " inverted" : "") +
+                     "; sparq implements Isolated, not inverted");
+  if (!split.contains("pattern") || !split["pattern"].is_object() ||
+      !split["pattern"].contains("Regex") || !split["pattern"]["Regex"].is_string())
+    fail(origin, "pre_tokenizer Split without a {\"Regex\": ...} pattern: " +
+                     (split.contains("pattern") ? split["pattern"].dump() : std::string("none")));
+  BpeSplit s;
+  s.pattern = split["pattern"]["Regex"].get<std::string>();
+  return s;
 }
 
 // A special token's text from tokenizer_config.json: a string or {"content": string}.
@@ -62,7 +90,8 @@ BpeTokenizer BpeTokenizer::read_folder(const std::string& dir, const std::string
     fail(origin,
          "a BPE model with byte_fallback (a SentencePiece-style vocabulary); sparq reads "
          "byte-level BPE vocabularies (GPT-2, SmolLM2)");
-  check_pre_tokenizer(j, origin);
+  BpeSplit split = read_split(j, origin);
+  split.ignore_merges = m.value("ignore_merges", false);
   if (!m.contains("vocab") || !m["vocab"].is_object()) fail(origin, "model.vocab is not an object");
   if (!m.contains("merges") || !m["merges"].is_array()) fail(origin, "model.merges is not a list");
 
@@ -132,7 +161,7 @@ BpeTokenizer BpeTokenizer::read_folder(const std::string& dir, const std::string
     bos = find("bos_token");
     eos = find("eos_token");
   }
-  return BpeTokenizer(std::move(tokens), merges, special, bos, eos, origin);
+  return BpeTokenizer(std::move(tokens), merges, special, bos, eos, origin, split);
 }
 
 }  // namespace sparq::models

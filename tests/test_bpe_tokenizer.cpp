@@ -11,6 +11,7 @@
 #include "sparq/error.hpp"
 #include "sparq/models/bpe_tokenizer.hpp"
 #include "src/gguf.hpp"
+#include "test_util.hpp"
 
 namespace sparq::models {
 namespace {
@@ -188,15 +189,92 @@ TEST_F(TokenizerJson, RejectsWhatItDoesNotRead) {
   expect_error("tokenizer.json");
 }
 
-// From GGUF: the same vocabulary loads under GPT-2's pre-tokenizer names and is refused, naming
-// the pre-tokenizer, under others (whose split rule sparq does not implement).
+// Llama 3's and Qwen2's pre-tokenization against the Hugging Face tokenizers library: two small
+// vocabularies trained with each family's tokenizer.json pre-tokenizer (a Split by its regex, then
+// ByteLevel; Llama 3 with ignore_merges) and the ids tokenizers gave for hard strings
+// (tests/fixtures/make_split_tokenizers.py). sparq reads each from the tokenizer.json (the regex
+// from the file) and from a GGUF of the same vocabulary under llama.cpp's pre-tokenizer name (the
+// regex built in).
+TEST(TokenizerSplit, Llama3AndQwen2MatchHuggingFaceTokenizers) {
+  const std::string dir = std::string(SPARQ_FIXTURE_DIR) + "/split_tokenizers";
+  std::ifstream expected_file(dir + "/expected.json");
+  const auto expected = nlohmann::json::parse(expected_file);
+  const auto strings = expected["strings"].get<std::vector<std::string>>();
+  const auto gguf_path = std::filesystem::temp_directory_path() / "sparq_split_tokenizer.gguf";
+  for (const auto& [family, pre] :
+       {std::pair<std::string, std::string>{"llama3", "llama-bpe"}, {"qwen2", "qwen2"}}) {
+    SCOPED_TRACE(family);
+    const auto from_json = BpeTokenizer::from_folder(dir + "/" + family);
+    // The same vocabulary as GGUF metadata: tokens by id, merges by rank, added tokens as control.
+    std::ifstream json_file(dir + "/" + family + "/tokenizer.json");
+    const auto j = nlohmann::json::parse(json_file);
+    std::vector<std::string> tokens(j["model"]["vocab"].size() + j["added_tokens"].size());
+    std::vector<int32_t> types(tokens.size(), 1);
+    for (const auto& [text, id] : j["model"]["vocab"].items()) tokens[id.get<size_t>()] = text;
+    for (const auto& t : j["added_tokens"]) {
+      tokens[t["id"].get<size_t>()] = t["content"].get<std::string>();
+      types[t["id"].get<size_t>()] = 3;
+    }
+    std::vector<std::string> merges;
+    for (const auto& m : j["model"]["merges"])
+      merges.push_back(m.is_string() ? m.get<std::string>()
+                                     : m[0].get<std::string>() + " " + m[1].get<std::string>());
+    write_gguf(gguf_path.string(),
+               {{"general.architecture", gguf_string("llama")},
+                {"tokenizer.ggml.model", gguf_string("gpt2")},
+                {"tokenizer.ggml.pre", gguf_string(pre)},
+                {"tokenizer.ggml.tokens", gguf_strings(tokens)},
+                {"tokenizer.ggml.merges", gguf_strings(merges)},
+                {"tokenizer.ggml.token_type", gguf_int32s(types)}},
+               {});
+    const auto from_gguf = BpeTokenizer::from_gguf_file(gguf_path.string());
+    for (size_t i = 0; i < strings.size(); ++i) {
+      SCOPED_TRACE(testing::Message() << "'" << strings[i] << "'");
+      const auto want = expected[family][i].get<std::vector<int32_t>>();
+      EXPECT_EQ(from_json.encode(strings[i]), want);
+      EXPECT_EQ(from_gguf.encode(strings[i]), want);
+      EXPECT_EQ(from_json.decode(want), strings[i]);
+    }
+  }
+  std::filesystem::remove(gguf_path);
+}
+
+// The families' rules differ where they should: GPT-2 keeps a digit run together, Llama 3 up to 3
+// digits, Qwen2 one; Llama 3 cuts "'S" off in any case, GPT-2 only "'s". Shown through
+// ignore_merges: each piece that is a vocabulary token becomes one id.
+TEST(TokenizerSplit, BuiltInRulesDifferWhereTheyShould) {
+  std::vector<std::string> tokens = tiny_vocab().tokens;
+  for (const char* piece : {"1234", "123", "IT", "'S"}) tokens.push_back(piece);
+  auto ids = [&](BpeSplit split, const std::string& text) {
+    split.ignore_merges = true;
+    const BpeTokenizer t(tokens, {}, {}, -1, -1, "test", split);
+    const auto out = t.encode(text);
+    EXPECT_EQ(t.decode(out), text);
+    return out.size();
+  };
+  EXPECT_EQ(ids(BpeSplit::gpt2(), "1234"), 1u);    // "1234"
+  EXPECT_EQ(ids(BpeSplit::llama3(), "1234"), 2u);  // "123", "4"
+  EXPECT_EQ(ids(BpeSplit::qwen2(), "1234"), 4u);   // "1", "2", "3", "4"
+  EXPECT_EQ(ids(BpeSplit::llama3(), "IT'S"), 2u);  // "IT", "'S"
+  EXPECT_EQ(ids(BpeSplit::gpt2(), "IT'S"), 3u);    // "IT", "'", "S"
+}
+
+TEST(TokenizerSplit, ARegexThatDoesNotCompileIsAModelFileError) {
+  const Vocab v = tiny_vocab();
+  EXPECT_THROW_WITH(BpeTokenizer(v.tokens, v.merges, {}, -1, -1, "file.json", {"(unclosed", false}),
+                    ModelFileError, "file.json");
+}
+
+// From GGUF: the same vocabulary loads under the pre-tokenizer names sparq implements and is
+// refused, naming the pre-tokenizer, under others (whose split rule sparq does not implement).
 TEST(TokenizerGguf, KnownPreTokenizersOnly) {
   const Vocab v = tiny_vocab();
   const BpeTokenizer direct(v.tokens, v.merges, {v.eos}, -1, v.eos, "direct");
   const auto path = std::filesystem::temp_directory_path() / "sparq_tokenizer.gguf";
   std::vector<int32_t> types(v.tokens.size(), 1);
   types.back() = 3;  // control
-  for (const std::string pre : {"", "default", "gpt2", "smollm", "llama-bpe", "qwen2"}) {
+  for (const std::string pre : {"", "default", "gpt2", "smollm", "llama-bpe", "llama3", "qwen2",
+                                "falcon", "deepseek-llm"}) {
     std::vector<std::pair<std::string, GgufValue>> meta = {
         {"general.architecture", gguf_string("llama")},
         {"tokenizer.ggml.model", gguf_string("gpt2")},
@@ -206,7 +284,7 @@ TEST(TokenizerGguf, KnownPreTokenizersOnly) {
         {"tokenizer.ggml.eos_token_id", gguf_uint32(static_cast<uint32_t>(v.eos))}};
     if (!pre.empty()) meta.emplace_back("tokenizer.ggml.pre", gguf_string(pre));
     write_gguf(path.string(), meta, {});
-    if (pre == "llama-bpe" || pre == "qwen2") {
+    if (pre == "falcon" || pre == "deepseek-llm") {
       try {
         BpeTokenizer::from_gguf_file(path.string());
         ADD_FAILURE() << "loaded pre-tokenizer " << pre;
@@ -216,6 +294,7 @@ TEST(TokenizerGguf, KnownPreTokenizersOnly) {
     } else {
       const auto t = BpeTokenizer::from_gguf_file(path.string());
       EXPECT_EQ(t.eos(), v.eos);
+      // The rules agree on this text: the same ids under every implemented name.
       EXPECT_EQ(t.encode("hello world<|endoftext|>"), direct.encode("hello world<|endoftext|>"))
           << pre;
     }
