@@ -13,15 +13,33 @@ LlamaConfig LlamaConfig::from_file(const std::string& path) {
 
 namespace {
 
+// The Llama-family architectures sparq runs, and what each adds to Llama's: one entry per
+// architecture, so that the next one is a row here (and its tensor names where they differ).
+struct DecoderArchitecture {
+  const char* model_type;
+  bool qkv_bias;
+};
+constexpr DecoderArchitecture kDecoderArchitectures[] = {
+    {"llama", false},    // Llama 1-3.2, TinyLlama, SmolLM2
+    {"mistral", false},  // Mistral without a sliding window shorter than its context
+    {"qwen2", true},     // Qwen2 / Qwen2.5: biases on q, k and v
+};
+
 LlamaConfig parse(const std::string& text, const std::string& origin) {
   const nlohmann::json j = config_json::parse_object(text, origin);
   const std::string type = j.contains("model_type") && j["model_type"].is_string()
                                ? j["model_type"].get<std::string>()
                                : "";
-  if (type != "llama" && type != "mistral")
-    fail(origin, "model_type '" + type + "' is not a Llama-family decoder (llama)");
+  const DecoderArchitecture* arch = nullptr;
+  for (const DecoderArchitecture& a : kDecoderArchitectures)
+    if (type == a.model_type) arch = &a;
+  if (!arch)
+    fail(origin, "model_type '" + type +
+                     "' is not a Llama-family decoder sparq runs (llama, mistral, qwen2)");
   constexpr int64_t kMaxVocab = 1 << 22, kMaxWidth = 1 << 16, kMaxLayers = 1024;
   LlamaConfig c;
+  c.architecture = arch->model_type;
+  c.qkv_bias = arch->qkv_bias;
   c.vocab_size = positive(j, "vocab_size", origin, kMaxVocab);
   c.hidden_size = positive(j, "hidden_size", origin, kMaxWidth);
   c.intermediate_size = positive(j, "intermediate_size", origin, 8 * kMaxWidth);
@@ -35,17 +53,26 @@ LlamaConfig parse(const std::string& text, const std::string& origin) {
                    : c.hidden_size / c.num_heads;
   c.max_position = positive(j, "max_position_embeddings", origin, 1 << 24);
   c.rms_norm_eps = config_json::number(j, "rms_norm_eps", origin, 0.0, 1.0, 1e-6);
-  c.rope_theta = config_json::number(j, "rope_theta", origin, 1.0, 1e12, 10000.0);
+  // transformers 5 writes rope_theta and the rope type into rope_parameters; older files keep
+  // rope_theta at the top and the type in rope_scaling.
+  const bool rope_parameters = j.contains("rope_parameters") && !j["rope_parameters"].is_null();
+  if (rope_parameters && !j["rope_parameters"].is_object())
+    fail(origin, "'rope_parameters' is not an object");
+  c.rope_theta = rope_parameters
+                     ? config_json::number(j["rope_parameters"], "rope_theta",
+                                           origin + " (rope_parameters)", 1.0, 1e12, 10000.0)
+                     : config_json::number(j, "rope_theta", origin, 1.0, 1e12, 10000.0);
   if (j.contains("tie_word_embeddings")) {
     if (!j["tie_word_embeddings"].is_boolean()) fail(origin, "'tie_word_embeddings' is not a bool");
     c.tie_word_embeddings = j["tie_word_embeddings"].get<bool>();
   }
   if (j.contains("hidden_act") && j["hidden_act"] != "silu")
     fail(origin, "'hidden_act' is " + j["hidden_act"].dump() + "; Llama's MLP is SwiGLU (silu)");
-  if (j.contains("rope_scaling") && !j["rope_scaling"].is_null()) {
-    const auto& s = j["rope_scaling"];
-    const std::string where = origin + " (rope_scaling)";
-    if (!s.is_object()) fail(origin, "'rope_scaling' is not an object");
+  const char* scaling_key = rope_parameters ? "rope_parameters" : "rope_scaling";
+  if (j.contains(scaling_key) && !j[scaling_key].is_null()) {
+    const auto& s = j[scaling_key];
+    const std::string where = origin + " (" + scaling_key + ")";
+    if (!s.is_object()) fail(origin, std::string("'") + scaling_key + "' is not an object");
     const char* kind_key = s.contains("rope_type") ? "rope_type" : "type";
     if (s.contains(kind_key) && !s[kind_key].is_string())
       fail(where, std::string("'") + kind_key + "' is not a string");
@@ -69,7 +96,15 @@ LlamaConfig parse(const std::string& text, const std::string& origin) {
   // Mistral's sliding window: attention over the last `sliding_window` tokens only. sparq's
   // attention has no window, so a config whose window is shorter than the context it allows is
   // refused rather than silently run with full attention beyond the window.
-  if (j.contains("sliding_window") && !j["sliding_window"].is_null()) {
+  // Qwen2 configs name a window they do not use (use_sliding_window false); transformers 5 also
+  // lists each layer's attention kind.
+  const bool window_used = !j.contains("use_sliding_window") || j["use_sliding_window"] != false;
+  if (j.contains("layer_types") && j["layer_types"].is_array())
+    for (const auto& kind : j["layer_types"])
+      if (kind != "full_attention")
+        fail(origin, "layer_types lists " + kind.dump() +
+                         ": sparq's attention has no sliding window (full_attention only)");
+  if (window_used && j.contains("sliding_window") && !j["sliding_window"].is_null()) {
     const int64_t window = positive(j, "sliding_window", origin, 1 << 24);
     if (window < c.max_position)
       fail(origin, "'sliding_window' is " + std::to_string(window) +

@@ -28,7 +28,9 @@ SparseLinear pack(const LinearWeights& w, const DecoderOptions& options, const P
   o.pattern = pattern;
   o.threads = options.threads;
   o.pool = options.pool;
-  return SparseLinear::pack(w.weight.data(), w.out, w.in, nullptr, o);
+  // Only architectures with biases (Qwen2's q, k, v) give non-zero ones.
+  const bool biased = std::any_of(w.bias.begin(), w.bias.end(), [](float b) { return b != 0.0f; });
+  return SparseLinear::pack(w.weight.data(), w.out, w.in, biased ? w.bias.data() : nullptr, o);
 }
 
 // Rows of several [out x in] weights stacked into one layer: one pass over the input.
@@ -38,6 +40,10 @@ LinearWeights stack(std::initializer_list<const LinearWeights*> parts) {
   for (const LinearWeights* p : parts) {
     s.out += p->out;
     s.weight.insert(s.weight.end(), p->weight.begin(), p->weight.end());
+    if (p->bias.empty())
+      s.bias.insert(s.bias.end(), static_cast<size_t>(p->out), 0.0f);
+    else
+      s.bias.insert(s.bias.end(), p->bias.begin(), p->bias.end());
   }
   return s;
 }

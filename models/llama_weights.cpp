@@ -24,15 +24,23 @@ std::vector<float> get(const SafetensorsModel& m, const std::string& name,
   return t.to_f32();
 }
 
-LinearWeights linear(const SafetensorsModel& m, const std::string& name, int64_t out, int64_t in) {
+// with_bias: the architecture's projection has a bias (Qwen2's q, k, v), which must be there;
+// otherwise a bias in the file is refused rather than dropped.
+LinearWeights linear(const SafetensorsModel& m, const std::string& name, int64_t out, int64_t in,
+                     bool with_bias = false) {
   LinearWeights l;
   l.out = out;
   l.in = in;
   l.weight = get(m, name + ".weight", {out, in});
-  if (m.contains(name + ".bias"))
-    throw ModelFileError(m.dir() + ": tensor '" + name +
-                         ".bias': Llama projections have no bias, sparq does not read one");
-  l.bias.assign(static_cast<size_t>(out), 0.0f);
+  if (with_bias) {
+    l.bias = get(m, name + ".bias", {out});
+  } else {
+    if (m.contains(name + ".bias"))
+      throw ModelFileError(m.dir() + ": tensor '" + name +
+                           ".bias': this projection has no bias in the architecture, sparq does "
+                           "not read one");
+    l.bias.assign(static_cast<size_t>(out), 0.0f);
+  }
   return l;
 }
 
@@ -46,9 +54,9 @@ LlamaWeights load_llama_weights(const SafetensorsModel& m, const LlamaConfig& c)
     const std::string p = "model.layers." + std::to_string(n) + ".";
     LlamaLayerWeights l;
     l.attention_norm = get(m, p + "input_layernorm.weight", {h});
-    l.q = linear(m, p + "self_attn.q_proj", c.num_heads * d, h);
-    l.k = linear(m, p + "self_attn.k_proj", c.num_kv_heads * d, h);
-    l.v = linear(m, p + "self_attn.v_proj", c.num_kv_heads * d, h);
+    l.q = linear(m, p + "self_attn.q_proj", c.num_heads * d, h, c.qkv_bias);
+    l.k = linear(m, p + "self_attn.k_proj", c.num_kv_heads * d, h, c.qkv_bias);
+    l.v = linear(m, p + "self_attn.v_proj", c.num_kv_heads * d, h, c.qkv_bias);
     l.o = linear(m, p + "self_attn.o_proj", h, c.num_heads * d);
     l.mlp_norm = get(m, p + "post_attention_layernorm.weight", {h});
     l.gate = linear(m, p + "mlp.gate_proj", i, h);

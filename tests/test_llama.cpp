@@ -5,9 +5,11 @@
 // parsing and loading a Hugging Face folder; bad inputs.
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <cmath>
 #include <filesystem>
 #include <fstream>
+#include <nlohmann/json.hpp>
 #include <numbers>
 
 #include "jit/cpu_features.hpp"
@@ -257,6 +259,73 @@ TEST(LlamaConfigJson, ReadsAndChecks) {
   expect_error(window("32"), "'sliding_window' is 32, below max_position_embeddings 64");
   EXPECT_NO_THROW(LlamaConfig::from_json_text(window("null"), "config.json"));
   EXPECT_NO_THROW(LlamaConfig::from_json_text(window("64"), "config.json"));
+  // Qwen2: biases on q/k/v; a window it does not use is no window.
+  const std::string qwen2 = with("\"llama\"", "\"qwen2\"");
+  const auto cq = LlamaConfig::from_json_text(qwen2, "config.json");
+  EXPECT_EQ(cq.architecture, "qwen2");
+  EXPECT_TRUE(cq.qkv_bias);
+  EXPECT_FALSE(c.qkv_bias);
+  auto qwen2_window = [&](const std::string& fields) {
+    std::string s = qwen2;
+    return s.replace(s.find("\"rope_scaling\""), 0, fields + ", ");
+  };
+  EXPECT_NO_THROW(LlamaConfig::from_json_text(
+      qwen2_window(R"("use_sliding_window": false, "sliding_window": 32)"), "config.json"));
+  expect_error(qwen2_window(R"("use_sliding_window": true, "sliding_window": 32)"),
+               "'sliding_window' is 32");
+  expect_error(qwen2_window(R"("layer_types": ["full_attention", "sliding_attention"])"),
+               "\"sliding_attention\"");
+  // transformers 5 keeps rope_theta and the rope type in rope_parameters.
+  const auto c5 = LlamaConfig::from_json_text(
+      with("\"rope_scaling\": null",
+           R"("rope_parameters": {"rope_theta": 500000.0, "rope_type": "llama3", "factor": 8.0,
+               "low_freq_factor": 1.0, "high_freq_factor": 4.0,
+               "original_max_position_embeddings": 8192})"),
+      "config.json");
+  EXPECT_EQ(c5.rope_theta, 500000.0);
+  EXPECT_EQ(c5.rope_scaling.kind, RopeScaling::Kind::llama3);
+  EXPECT_EQ(c5.rope_scaling.factor, 8.0);
+}
+
+// A real Qwen2 checkpoint layout against transformers: a tiny Qwen2ForCausalLM with random
+// weights and non-zero q/k/v biases, saved by transformers 5 (rope_parameters, layer_types), with
+// its logits at every position of a prompt and its greedy continuation
+// (tests/fixtures/make_qwen2_reference.py).
+TEST(LlamaFolder, Qwen2MatchesTransformers) {
+  const std::string dir = std::string(SPARQ_FIXTURE_DIR);
+  std::ifstream in(dir + "/qwen2_reference.json");
+  const auto ref = nlohmann::json::parse(in);
+  const auto prompt = ref["prompt_ids"].get<std::vector<int32_t>>();
+  const auto greedy = ref["greedy_16"].get<std::vector<int32_t>>();
+  const auto model = LlamaModel::load(dir + "/qwen2_tiny", {DType::f32, Pattern::dense(), 1});
+  EXPECT_EQ(model.config().architecture, "qwen2");
+  EXPECT_EQ(model.config().rope_theta, 1000000.0);
+  const int64_t vocab = model.config().vocab_size;
+  auto session = model.start(static_cast<int64_t>(prompt.size() + greedy.size()));
+  const auto all = session.forward(prompt, true);
+  double worst = 0;
+  for (size_t t = 0; t < prompt.size(); ++t)
+    for (int64_t k = 0; k < vocab; ++k)
+      worst = std::max(worst,
+                       std::fabs(double(all[t * vocab + k]) - ref["logits"][t][k].get<double>()));
+  EXPECT_LE(worst, 1e-4) << "max abs logit error against transformers";
+  std::vector<int32_t> generated;
+  std::vector<float> last(all.end() - vocab, all.end());
+  for (size_t i = 0; i < greedy.size(); ++i) {
+    generated.push_back(
+        static_cast<int32_t>(std::max_element(last.begin(), last.end()) - last.begin()));
+    if (i + 1 < greedy.size()) last = session.forward({generated.back()});
+  }
+  EXPECT_EQ(generated, greedy);
+  // Its int8 model runs too, with the biases.
+  const auto int8 = LlamaModel::load(dir + "/qwen2_tiny", {DType::int8, Pattern::dense(), 1});
+  auto s8 = int8.start(static_cast<int64_t>(prompt.size()));
+  const auto l8 = s8.forward(prompt);
+  double worst8 = 0;
+  for (int64_t k = 0; k < vocab; ++k)
+    worst8 = std::max(worst8,
+                      std::fabs(double(l8[k]) - ref["logits"][prompt.size() - 1][k].get<double>()));
+  EXPECT_LE(worst8, 0.1) << "int8 last-position logits";
 }
 
 TEST(LlamaFolder, LoadsTheHuggingFaceNaming) {

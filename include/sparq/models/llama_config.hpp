@@ -1,6 +1,7 @@
-// The shape of a Llama-family decoder (Llama 2/3, SmolLM2, TinyLlama): read from a Hugging Face
-// config.json (LlamaForCausalLM). Grouped-query attention when num_kv_heads < num_heads; rotary
-// position embeddings with theta and the config's scaling (none, linear, llama3).
+// The shape of a Llama-family decoder (Llama 2/3, SmolLM2, TinyLlama, Mistral, Qwen2): read from a
+// Hugging Face config.json (LlamaForCausalLM, MistralForCausalLM, Qwen2ForCausalLM). Grouped-query
+// attention when num_kv_heads < num_heads; rotary position embeddings with theta and the config's
+// scaling (none, linear, llama3).
 #pragma once
 
 #include <cstdint>
@@ -34,6 +35,9 @@ struct LlamaConfig {
   // GGUF files of Llama 3.1 carry the llama3 scaling (rope_freqs.weight).
   std::vector<float> rope_freq_factors;
   bool tie_word_embeddings = false;
+  // What the architecture adds to Llama's (see kDecoderArchitectures in llama_config.cpp).
+  std::string architecture = "llama";  // config.json's model_type, GGUF's general.architecture
+  bool qkv_bias = false;               // q, k and v projections carry biases (Qwen2)
 
   // Throws ModelFileError naming the file and key for a missing, mistyped or inconsistent value.
   static LlamaConfig from_file(const std::string& config_json_path);
