@@ -1,6 +1,7 @@
 #include "sparq/models/llama_config.hpp"
 
 #include "models/config_json.hpp"
+#include "models/decoder_architecture.hpp"
 
 namespace sparq::models {
 
@@ -13,32 +14,18 @@ LlamaConfig LlamaConfig::from_file(const std::string& path) {
 
 namespace {
 
-// The Llama-family architectures sparq runs, and what each adds to Llama's: one entry per
-// architecture, so that the next one is a row here (and its tensor names where they differ).
-struct DecoderArchitecture {
-  const char* model_type;
-  bool qkv_bias;
-};
-constexpr DecoderArchitecture kDecoderArchitectures[] = {
-    {"llama", false},    // Llama 1-3.2, TinyLlama, SmolLM2
-    {"mistral", false},  // Mistral without a sliding window shorter than its context
-    {"qwen2", true},     // Qwen2 / Qwen2.5: biases on q, k and v
-};
-
 LlamaConfig parse(const std::string& text, const std::string& origin) {
   const nlohmann::json j = config_json::parse_object(text, origin);
   const std::string type = j.contains("model_type") && j["model_type"].is_string()
                                ? j["model_type"].get<std::string>()
                                : "";
-  const DecoderArchitecture* arch = nullptr;
-  for (const DecoderArchitecture& a : kDecoderArchitectures)
-    if (type == a.model_type) arch = &a;
+  const DecoderArchitecture* arch = find_decoder_architecture(type);
   if (!arch)
     fail(origin, "model_type '" + type +
                      "' is not a Llama-family decoder sparq runs (llama, mistral, qwen2)");
   constexpr int64_t kMaxVocab = 1 << 22, kMaxWidth = 1 << 16, kMaxLayers = 1024;
   LlamaConfig c;
-  c.architecture = arch->model_type;
+  c.architecture = arch->name;
   c.qkv_bias = arch->qkv_bias;
   c.vocab_size = positive(j, "vocab_size", origin, kMaxVocab);
   c.hidden_size = positive(j, "hidden_size", origin, kMaxWidth);

@@ -1,6 +1,7 @@
 #include <algorithm>
 #include <cmath>
 
+#include "models/decoder_architecture.hpp"
 #include "sparq/error.hpp"
 #include "sparq/models/llama_weights.hpp"
 #include "src/gguf.hpp"
@@ -24,12 +25,23 @@ std::vector<float> get(const GgufFile& g, const std::string& name,
   return t.to_f32();
 }
 
-LinearWeights linear(const GgufFile& g, const std::string& name, int64_t out, int64_t in) {
+// name: the tensor without ".weight"; with_bias: the architecture's projection has a bias, which
+// must be there (otherwise a bias in the file is refused rather than dropped).
+LinearWeights linear(const GgufFile& g, const std::string& name, int64_t out, int64_t in,
+                     bool with_bias = false) {
   LinearWeights l;
   l.out = out;
   l.in = in;
-  l.weight = get(g, name, {in, out});
-  l.bias.assign(static_cast<size_t>(out), 0.0f);
+  l.weight = get(g, name + ".weight", {in, out});
+  if (with_bias) {
+    l.bias = get(g, name + ".bias", {out});
+  } else {
+    if (g.contains(name + ".bias"))
+      throw ModelFileError(g.path() + ": tensor '" + name +
+                           ".bias': this projection has no bias in the architecture, sparq does "
+                           "not read one");
+    l.bias.assign(static_cast<size_t>(out), 0.0f);
+  }
   return l;
 }
 
@@ -49,9 +61,11 @@ void unpermute_heads(LinearWeights& l, int64_t heads) {
 
 LlamaConfig llama_config_from_gguf(const GgufFile& g) {
   const std::string arch = g.get_string("general.architecture");
-  if (arch != "llama")
+  const DecoderArchitecture* a = find_decoder_architecture(arch);
+  if (!a || !a->gguf)
     throw ModelFileError(g.path() + ": general.architecture is '" + arch +
-                         "'; sparq reads llama GGUF files");
+                         "'; sparq reads llama and qwen2 GGUF files");
+  const std::string k = arch + ".";  // the architecture's metadata keys
   auto count = [&](const std::string& key, uint64_t max) {
     const uint64_t v = g.get_uint(key);
     if (v == 0 || v > max)
@@ -60,28 +74,28 @@ LlamaConfig llama_config_from_gguf(const GgufFile& g) {
     return static_cast<int64_t>(v);
   };
   LlamaConfig c;
-  c.hidden_size = count("llama.embedding_length", 1 << 16);
-  c.intermediate_size = count("llama.feed_forward_length", 1 << 19);
-  c.num_layers = count("llama.block_count", 1024);
-  c.num_heads = count("llama.attention.head_count", 1 << 16);
-  c.num_kv_heads = g.has("llama.attention.head_count_kv")
-                       ? count("llama.attention.head_count_kv", 1 << 16)
+  c.hidden_size = count(k + "embedding_length", 1 << 16);
+  c.intermediate_size = count(k + "feed_forward_length", 1 << 19);
+  c.num_layers = count(k + "block_count", 1024);
+  c.num_heads = count(k + "attention.head_count", 1 << 16);
+  c.num_kv_heads = g.has(k + "attention.head_count_kv")
+                       ? count(k + "attention.head_count_kv", 1 << 16)
                        : c.num_heads;
-  c.head_dim = g.has("llama.rope.dimension_count") ? count("llama.rope.dimension_count", 1 << 16)
-                                                   : c.hidden_size / c.num_heads;
-  c.max_position = count("llama.context_length", 1 << 24);
-  c.vocab_size = g.has("llama.vocab_size")
-                     ? count("llama.vocab_size", 1 << 22)
+  c.head_dim = g.has(k + "rope.dimension_count") ? count(k + "rope.dimension_count", 1 << 16)
+                                                 : c.hidden_size / c.num_heads;
+  c.max_position = count(k + "context_length", 1 << 24);
+  c.vocab_size = g.has(k + "vocab_size")
+                     ? count(k + "vocab_size", 1 << 22)
                      : static_cast<int64_t>(g.get_strings("tokenizer.ggml.tokens").size());
-  c.rms_norm_eps = g.get_float("llama.attention.layer_norm_rms_epsilon");
-  if (g.has("llama.rope.freq_base")) c.rope_theta = g.get_float("llama.rope.freq_base");
-  if (g.has("llama.rope.scaling.type")) {
-    const std::string type = g.get_string("llama.rope.scaling.type");
+  c.rms_norm_eps = g.get_float(k + "attention.layer_norm_rms_epsilon");
+  if (g.has(k + "rope.freq_base")) c.rope_theta = g.get_float(k + "rope.freq_base");
+  if (g.has(k + "rope.scaling.type")) {
+    const std::string type = g.get_string(k + "rope.scaling.type");
     if (type == "linear") {
       c.rope_scaling.kind = RopeScaling::Kind::linear;
-      c.rope_scaling.factor = g.get_float("llama.rope.scaling.factor");
+      c.rope_scaling.factor = g.get_float(k + "rope.scaling.factor");
     } else if (type != "none") {
-      throw ModelFileError(g.path() + ": llama.rope.scaling.type '" + type +
+      throw ModelFileError(g.path() + ": " + k + "rope.scaling.type '" + type +
                            "'; sparq reads none and linear from GGUF");
     }
   }
@@ -104,31 +118,41 @@ LlamaConfig llama_config_from_gguf(const GgufFile& g) {
                              " (positive finite divisors expected)");
   }
   c.tie_word_embeddings = !g.contains("output.weight");
+  c.architecture = a->name;
+  c.qkv_bias = a->qkv_bias;
   return c;
 }
 
 LlamaWeights load_llama_weights(const GgufFile& g, const LlamaConfig& c) {
   const int64_t h = c.hidden_size, i = c.intermediate_size, d = c.head_dim;
+  const DecoderArchitecture* arch = find_decoder_architecture(c.architecture);
+  if (!arch || !arch->gguf)
+    throw InvalidArgument("load_llama_weights: the config's architecture '" + c.architecture +
+                          "' has no GGUF reading");
+  // (No architecture has both interleaved q/k rows and q/k biases; unpermute_heads moves rows.)
+  const bool interleaved = arch->gguf_interleaved_qk;
   LlamaWeights w;
   w.embed = get(g, "token_embd.weight", {h, c.vocab_size});
   for (int64_t n = 0; n < c.num_layers; ++n) {
     const std::string p = "blk." + std::to_string(n) + ".";
     LlamaLayerWeights l;
     l.attention_norm = get(g, p + "attn_norm.weight", {h});
-    l.q = linear(g, p + "attn_q.weight", c.num_heads * d, h);
-    unpermute_heads(l.q, c.num_heads);
-    l.k = linear(g, p + "attn_k.weight", c.num_kv_heads * d, h);
-    unpermute_heads(l.k, c.num_kv_heads);
-    l.v = linear(g, p + "attn_v.weight", c.num_kv_heads * d, h);
-    l.o = linear(g, p + "attn_output.weight", h, c.num_heads * d);
+    l.q = linear(g, p + "attn_q", c.num_heads * d, h, c.qkv_bias);
+    l.k = linear(g, p + "attn_k", c.num_kv_heads * d, h, c.qkv_bias);
+    l.v = linear(g, p + "attn_v", c.num_kv_heads * d, h, c.qkv_bias);
+    if (interleaved) {
+      unpermute_heads(l.q, c.num_heads);
+      unpermute_heads(l.k, c.num_kv_heads);
+    }
+    l.o = linear(g, p + "attn_output", h, c.num_heads * d);
     l.mlp_norm = get(g, p + "ffn_norm.weight", {h});
-    l.gate = linear(g, p + "ffn_gate.weight", i, h);
-    l.up = linear(g, p + "ffn_up.weight", i, h);
-    l.down = linear(g, p + "ffn_down.weight", h, i);
+    l.gate = linear(g, p + "ffn_gate", i, h);
+    l.up = linear(g, p + "ffn_up", i, h);
+    l.down = linear(g, p + "ffn_down", h, i);
     w.layers.push_back(std::move(l));
   }
   w.final_norm = get(g, "output_norm.weight", {h});
-  if (g.contains("output.weight")) w.lm_head = linear(g, "output.weight", c.vocab_size, h);
+  if (g.contains("output.weight")) w.lm_head = linear(g, "output", c.vocab_size, h);
   return w;
 }
 

@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# The GGUF export of the llama.cpp comparison (bench/peers/llama_gguf.py) on a synthetic decoder:
+# The GGUF export of the llama.cpp comparison (bench/peers/llama_gguf.py) on a synthetic decoder
+# and on the tiny Qwen2 of the fixtures:
 # sparq-eval saves llama-tiny as a Hugging Face folder, the script writes it as F32 and Q8_0 GGUF,
 # and sparq's greedy continuation of one prompt from the F32 file must equal the folder's (the
 # dequantization is exact, so this checks the rotary row permutation and the metadata); the Q8_0
@@ -38,5 +39,24 @@ if "$python" -c "import llama_cpp" 2>/dev/null; then
     --max-tokens 16 --threads 2 2>/dev/null)
   echo "llama.cpp: $llama"
   [ "$llama" = "$f32" ] || { echo "FAIL: llama.cpp and sparq disagree on the F32 GGUF"; exit 1; }
+fi
+# Qwen2 (q/k/v biases, NeoX rotary order kept): the tiny transformers model of the fixtures as an
+# F32 GGUF must generate transformers' greedy continuation, as its folder does (and llama.cpp too,
+# when importable).
+qwen2="$root/tests/fixtures/qwen2_tiny"
+"$python" "$root/bench/peers/llama_gguf.py" "$qwen2" "$work/qwen2-f32.gguf" --type f32
+qids=5,77,301,12,190,45,45,260,3,118,64,250
+want=$("$python" -c "import json, sys; print(','.join(map(str, json.load(open(sys.argv[1]))['greedy_16'])))" \
+  "$root/tests/fixtures/qwen2_reference.json")
+qwen2_gguf=$("$generate_bin" --model "$work/qwen2-f32.gguf" --prompt-ids "$qids" --max-tokens 16 \
+  --dtype f32 --threads 2 --print-ids 2>/dev/null)
+echo "Qwen2 transformers: $want"
+echo "Qwen2 F32 GGUF:     $qwen2_gguf"
+[ "$qwen2_gguf" = "$want" ] || { echo "FAIL: the Qwen2 GGUF does not compute what transformers does"; exit 1; }
+if "$python" -c "import llama_cpp" 2>/dev/null; then
+  llama=$("$python" "$root/bench/peers/llamacpp_bench.py" "$work/qwen2-f32.gguf" --greedy-ids "$qids" \
+    --max-tokens 16 --threads 2 2>/dev/null)
+  echo "Qwen2 llama.cpp:    $llama"
+  [ "$llama" = "$want" ] || { echo "FAIL: llama.cpp and transformers disagree on the Qwen2 GGUF"; exit 1; }
 fi
 echo "export ok"

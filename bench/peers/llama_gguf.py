@@ -1,10 +1,12 @@
 #!/usr/bin/env python3
-"""Writes a Llama Hugging Face folder that sparq saved (sparq-eval --synthetic llama-1b --save DIR)
-as a GGUF file llama.cpp loads, with the gguf package: every projection, the token embeddings and
-the head in one type (F32, F16, Q8_0 or Q4_0, like llama-quantize --pure), the norms in F32.
+"""Writes a Llama Hugging Face folder that sparq saved (sparq-eval --synthetic llama-1b --save DIR),
+or a Qwen2 one (tests/fixtures/qwen2_tiny), as a GGUF file llama.cpp loads, with the gguf package:
+every projection, the token embeddings and the head in one type (F32, F16, Q8_0 or Q4_0, like
+llama-quantize --pure), the norms and Qwen2's q/k/v biases in F32.
 
-llama.cpp's converter stores attn_q / attn_k with each head's two rotary halves interleaved; the
-same permutation is applied here, so llama.cpp computes the model sparq computes. The synthetic
+For Llama, llama.cpp's converter stores attn_q / attn_k with each head's two rotary halves
+interleaved; the same permutation is applied here, so llama.cpp computes the model sparq
+computes (Qwen2's GGUF keeps Hugging Face's order: llama.cpp rotates it NeoX-style). The synthetic
 models have no tokenizer: a byte-level BPE vocabulary of the config's size is made up (the 256
 GPT-2 byte symbols, then byte pairs with their merges, the last id an end-of-text control token),
 which is enough for llama.cpp and sparq to load the file; the benchmarks feed token ids.
@@ -77,16 +79,18 @@ def main():
 
     with open(os.path.join(args.folder, "config.json")) as f:
         c = json.load(f)
-    if c.get("model_type") != "llama":
-        sys.exit(f"llama_gguf.py: {args.folder}: model_type {c.get('model_type')!r}, not llama")
+    arch = c.get("model_type")
+    if arch not in ("llama", "qwen2"):
+        sys.exit(f"llama_gguf.py: {args.folder}: model_type {arch!r}, not llama or qwen2")
+    rope = c.get("rope_parameters") or {}
     heads, kv_heads = c["num_attention_heads"], c.get("num_key_value_heads",
                                                       c["num_attention_heads"])
     hidden = c["hidden_size"]
     head_dim = c.get("head_dim") or hidden // heads
     qtype = QUANT[args.type]
 
-    w = gguf.GGUFWriter(args.out, "llama")
-    w.add_name("sparq synthetic llama")
+    w = gguf.GGUFWriter(args.out, arch)
+    w.add_name(f"sparq {arch}")
     w.add_context_length(c["max_position_embeddings"])
     w.add_embedding_length(hidden)
     w.add_block_count(c["num_hidden_layers"])
@@ -96,11 +100,11 @@ def main():
     w.add_key_length(head_dim)
     w.add_value_length(head_dim)
     w.add_rope_dimension_count(head_dim)
-    w.add_rope_freq_base(c.get("rope_theta", 10000.0))
+    w.add_rope_freq_base(rope.get("rope_theta", c.get("rope_theta", 10000.0)))
     w.add_layer_norm_rms_eps(c.get("rms_norm_eps", 1e-6))
     w.add_vocab_size(c["vocab_size"])
     w.add_file_type(FILE_TYPE[args.type])
-    if c.get("rope_scaling"):
+    if c.get("rope_scaling") or rope.get("rope_type", "default") != "default":
         sys.exit("llama_gguf.py: rope scaling is not exported (the synthetic models have none)")
     tokens, types, merges = made_up_vocab(c["vocab_size"])
     w.add_tokenizer_model("gpt2")
@@ -123,13 +127,13 @@ def main():
             if name in names:
                 out = names[name]
             else:
-                parts = name.split(".")  # model.layers.N.<module...>.weight
-                if parts[:2] != ["model", "layers"] or parts[-1] != "weight":
+                parts = name.split(".")  # model.layers.N.<module...>.weight|bias
+                if parts[:2] != ["model", "layers"] or parts[-1] not in ("weight", "bias"):
                     sys.exit(f"llama_gguf.py: unexpected tensor {name!r}")
-                out = f"blk.{parts[2]}.{per_layer['.'.join(parts[3:-1])]}.weight"
-                if name.endswith("q_proj.weight"):
+                out = f"blk.{parts[2]}.{per_layer['.'.join(parts[3:-1])]}.{parts[-1]}"
+                if arch == "llama" and name.endswith("q_proj.weight"):
                     t = rotary_interleave(t, heads)
-                elif name.endswith("k_proj.weight"):
+                elif arch == "llama" and name.endswith("k_proj.weight"):
                     t = rotary_interleave(t, kv_heads)
             if t.ndim == 1:
                 w.add_tensor(out, t)
