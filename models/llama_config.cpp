@@ -80,24 +80,32 @@ LlamaConfig parse(const std::string& text, const std::string& origin) {
       fail(where, "rope type '" + kind + "'; sparq knows default, linear and llama3");
     }
   }
-  // Mistral's sliding window: attention over the last `sliding_window` tokens only. sparq's
-  // attention has no window, so a config whose window is shorter than the context it allows is
-  // refused rather than silently run with full attention beyond the window.
-  // Qwen2 configs name a window they do not use (use_sliding_window false); transformers 5 also
-  // lists each layer's attention kind.
+  // Sliding-window attention (Mistral): over the last `sliding_window` positions. Qwen2 configs
+  // name a window they do not use (use_sliding_window false); transformers 5 lists each layer's
+  // attention kind in layer_types.
   const bool window_used = !j.contains("use_sliding_window") || j["use_sliding_window"] != false;
-  if (j.contains("layer_types") && j["layer_types"].is_array())
-    for (const auto& kind : j["layer_types"])
-      if (kind != "full_attention")
-        fail(origin, "layer_types lists " + kind.dump() +
-                         ": sparq's attention has no sliding window (full_attention only)");
   if (window_used && j.contains("sliding_window") && !j["sliding_window"].is_null()) {
     const int64_t window = positive(j, "sliding_window", origin, 1 << 24);
-    if (window < c.max_position)
-      fail(origin, "'sliding_window' is " + std::to_string(window) +
-                       ", below max_position_embeddings " + std::to_string(c.max_position) +
-                       ": sparq's attention has no sliding window (prompts beyond it would get "
-                       "full attention)");
+    if (window < c.max_position) c.sliding_window = window;  // else it never binds
+  }
+  if (j.contains("layer_types") && !j["layer_types"].is_null()) {
+    const auto& types = j["layer_types"];
+    if (!types.is_array() || static_cast<int64_t>(types.size()) != c.num_layers)
+      fail(origin, "'layer_types' is not a list of " + std::to_string(c.num_layers) + " entries");
+    bool any = false;
+    for (const auto& kind : types) {
+      if (kind != "full_attention" && kind != "sliding_attention")
+        fail(origin, "layer_types lists " + kind.dump() +
+                         "; sparq knows full_attention and sliding_attention");
+      c.sliding_layers.push_back(kind == "sliding_attention");
+      any = any || kind == "sliding_attention";
+    }
+    if (!any) {
+      c.sliding_layers.clear();
+      c.sliding_window = 0;  // no layer slides
+    } else if (c.sliding_window == 0) {
+      fail(origin, "layer_types lists sliding_attention but no sliding_window applies");
+    }
   }
   if (c.num_heads % c.num_kv_heads != 0)
     fail(origin, std::to_string(c.num_heads) + " attention heads are not a multiple of " +

@@ -91,12 +91,14 @@ std::vector<float> LlamaSession::forward(const std::vector<int32_t>& ids, bool a
   return impl_->forward(ids, all_logits);
 }
 
-// Causal grouped-query attention of the `tokens` new positions over the whole cache.
+// Causal grouped-query attention of the `tokens` new positions over the cache (or its last
+// sliding_window positions in a sliding layer).
 void LlamaSession::Impl::attention(int64_t tokens, int64_t layer) {
   const LlamaConfig& c = model->config;
   const int64_t d = c.head_dim, heads = c.num_heads, kv_heads = c.num_kv_heads;
   const int64_t group = heads / kv_heads, row = (heads + 2 * kv_heads) * d;
   const int64_t first = position;  // absolute position of the first new token
+  const int64_t window = c.layer_slides(layer) ? c.sliding_window : 0;
   const float scale = 1.0f / std::sqrt(static_cast<float>(d));
   const float* k_cache = keys[static_cast<size_t>(layer)].data();
   const float* v_cache = values[static_cast<size_t>(layer)].data();
@@ -110,9 +112,12 @@ void LlamaSession::Impl::attention(int64_t tokens, int64_t layer) {
   parallel_ranges(*model->arena, n, [=](int64_t k0, int64_t k1) {
     for (int64_t k = k0; k < k1; ++k)
       for (int64_t w = k; w < items; w += n) {
-        const int64_t t = w / kv_heads, kvh = w % kv_heads, len = first + t + 1;
-        cached_attention(q_all + t * row + kvh * group * d, group, k_cache + kvh * cap * d,
-                         v_cache + kvh * cap * d, len, d, d, scale, score_rows + k * group * cap,
+        const int64_t t = w / kv_heads, kvh = w % kv_heads, end = first + t + 1;
+        // A sliding window keeps the last `window` positions (the token's own included).
+        const int64_t begin = window > 0 ? std::max<int64_t>(0, end - window) : 0;
+        cached_attention(q_all + t * row + kvh * group * d, group,
+                         k_cache + (kvh * cap + begin) * d, v_cache + (kvh * cap + begin) * d,
+                         end - begin, d, d, scale, score_rows + k * group * cap,
                          out + t * heads * d + kvh * group * d);
       }
   });

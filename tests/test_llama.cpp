@@ -249,16 +249,30 @@ TEST(LlamaConfigJson, ReadsAndChecks) {
   expect_error(with("null", R"({"rope_type": "yarn", "factor": 4.0})"), "rope type 'yarn'");
   expect_error(with("null", R"({"rope_type": 3, "factor": 4.0})"), "'rope_type' is not a string");
   expect_error("[1]", "not a JSON object");
-  // Mistral: a sliding window shorter than the context is refused; null or a window covering
-  // the whole context is plain attention.
+  // Mistral: a sliding window shorter than the context applies to every layer; null or a window
+  // covering the whole context is plain attention.
   const std::string mistral = with("\"llama\"", "\"mistral\"");
   auto window = [&](const std::string& value) {
     std::string s = mistral;
     return s.replace(s.find("\"rope_scaling\""), 0, "\"sliding_window\": " + value + ", ");
   };
-  expect_error(window("32"), "'sliding_window' is 32, below max_position_embeddings 64");
-  EXPECT_NO_THROW(LlamaConfig::from_json_text(window("null"), "config.json"));
-  EXPECT_NO_THROW(LlamaConfig::from_json_text(window("64"), "config.json"));
+  const auto cw = LlamaConfig::from_json_text(window("32"), "config.json");
+  EXPECT_EQ(cw.sliding_window, 32);
+  EXPECT_TRUE(cw.layer_slides(0) && cw.layer_slides(1));
+  EXPECT_EQ(LlamaConfig::from_json_text(window("null"), "config.json").sliding_window, 0);
+  EXPECT_EQ(LlamaConfig::from_json_text(window("64"), "config.json").sliding_window, 0);
+  expect_error(window("0"), "sliding_window");
+  // layer_types: which layers slide.
+  auto typed = [&](const std::string& types) {
+    std::string s = window("16");
+    return s.replace(s.find("\"rope_scaling\""), 0, "\"layer_types\": " + types + ", ");
+  };
+  const auto ct = LlamaConfig::from_json_text(typed(R"(["sliding_attention", "full_attention"])"),
+                                              "config.json");
+  EXPECT_TRUE(ct.layer_slides(0));
+  EXPECT_FALSE(ct.layer_slides(1));
+  expect_error(typed(R"(["full_attention"])"), "not a list of 2 entries");
+  expect_error(typed(R"(["full_attention", "chunked_attention"])"), "\"chunked_attention\"");
   // Qwen2: biases on q/k/v; a window it does not use is no window.
   const std::string qwen2 = with("\"llama\"", "\"qwen2\"");
   const auto cq = LlamaConfig::from_json_text(qwen2, "config.json");
@@ -271,10 +285,16 @@ TEST(LlamaConfigJson, ReadsAndChecks) {
   };
   EXPECT_NO_THROW(LlamaConfig::from_json_text(
       qwen2_window(R"("use_sliding_window": false, "sliding_window": 32)"), "config.json"));
-  expect_error(qwen2_window(R"("use_sliding_window": true, "sliding_window": 32)"),
-               "'sliding_window' is 32");
+  EXPECT_EQ(LlamaConfig::from_json_text(
+                qwen2_window(R"("use_sliding_window": false, "sliding_window": 32)"), "config.json")
+                .sliding_window,
+            0);
+  EXPECT_EQ(LlamaConfig::from_json_text(
+                qwen2_window(R"("use_sliding_window": true, "sliding_window": 32)"), "config.json")
+                .sliding_window,
+            32);
   expect_error(qwen2_window(R"("layer_types": ["full_attention", "sliding_attention"])"),
-               "\"sliding_attention\"");
+               "no sliding_window applies");
   // transformers 5 keeps rope_theta and the rope type in rope_parameters.
   const auto c5 = LlamaConfig::from_json_text(
       with("\"rope_scaling\": null",
@@ -287,19 +307,19 @@ TEST(LlamaConfigJson, ReadsAndChecks) {
   EXPECT_EQ(c5.rope_scaling.factor, 8.0);
 }
 
-// A real Qwen2 checkpoint layout against transformers: a tiny Qwen2ForCausalLM with random
-// weights and non-zero q/k/v biases, saved by transformers 5 (rope_parameters, layer_types), with
-// its logits at every position of a prompt and its greedy continuation
-// (tests/fixtures/make_qwen2_reference.py).
-TEST(LlamaFolder, Qwen2MatchesTransformers) {
+// A tiny decoder of tests/fixtures (random weights, saved by transformers 5: rope_parameters,
+// layer_types) against transformers: logits at every prompt position within 1e-4, the greedy
+// continuation identical, and the int8 model's last logits close (tests/fixtures/
+// make_decoder_references.py).
+void expect_matches_transformers(const std::string& name, const std::string& architecture) {
   const std::string dir = std::string(SPARQ_FIXTURE_DIR);
-  std::ifstream in(dir + "/qwen2_reference.json");
+  std::ifstream in(dir + "/" + name + "_reference.json");
   const auto ref = nlohmann::json::parse(in);
   const auto prompt = ref["prompt_ids"].get<std::vector<int32_t>>();
   const auto greedy = ref["greedy_16"].get<std::vector<int32_t>>();
-  const auto model = LlamaModel::load(dir + "/qwen2_tiny", {DType::f32, Pattern::dense(), 1});
-  EXPECT_EQ(model.config().architecture, "qwen2");
-  EXPECT_EQ(model.config().rope_theta, 1000000.0);
+  const auto model =
+      LlamaModel::load(dir + "/" + name + "_tiny", {DType::f32, Pattern::dense(), 1});
+  EXPECT_EQ(model.config().architecture, architecture);
   const int64_t vocab = model.config().vocab_size;
   auto session = model.start(static_cast<int64_t>(prompt.size() + greedy.size()));
   const auto all = session.forward(prompt, true);
@@ -317,8 +337,8 @@ TEST(LlamaFolder, Qwen2MatchesTransformers) {
     if (i + 1 < greedy.size()) last = session.forward({generated.back()});
   }
   EXPECT_EQ(generated, greedy);
-  // Its int8 model runs too, with the biases.
-  const auto int8 = LlamaModel::load(dir + "/qwen2_tiny", {DType::int8, Pattern::dense(), 1});
+  const auto int8 =
+      LlamaModel::load(dir + "/" + name + "_tiny", {DType::int8, Pattern::dense(), 1});
   auto s8 = int8.start(static_cast<int64_t>(prompt.size()));
   const auto l8 = s8.forward(prompt);
   double worst8 = 0;
@@ -326,6 +346,15 @@ TEST(LlamaFolder, Qwen2MatchesTransformers) {
     worst8 = std::max(worst8,
                       std::fabs(double(l8[k]) - ref["logits"][prompt.size() - 1][k].get<double>()));
   EXPECT_LE(worst8, 0.1) << "int8 last-position logits";
+}
+
+// Qwen2: q/k/v biases (non-zero here), rope_theta 1e6 from rope_parameters.
+TEST(LlamaFolder, Qwen2MatchesTransformers) { expect_matches_transformers("qwen2", "qwen2"); }
+
+// Mistral with a sliding window of 4: the 12-token prompt and the 16 generated tokens attend to
+// their last 4 positions only, in prefill and through the cache.
+TEST(LlamaFolder, MistralSlidingWindowMatchesTransformers) {
+  expect_matches_transformers("mistral", "mistral");
 }
 
 TEST(LlamaFolder, LoadsTheHuggingFaceNaming) {

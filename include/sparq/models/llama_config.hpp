@@ -38,6 +38,14 @@ struct LlamaConfig {
   // What the architecture adds to Llama's (see kDecoderArchitectures in llama_config.cpp).
   std::string architecture = "llama";  // config.json's model_type, GGUF's general.architecture
   bool qkv_bias = false;               // q, k and v projections carry biases (Qwen2)
+  // Sliding-window attention (Mistral): a position attends to itself and the window - 1 before
+  // it, in the layers marked (all of them unless the config lists layer_types); 0: no window.
+  int64_t sliding_window = 0;
+  std::vector<bool> sliding_layers;  // per layer; empty: every layer when sliding_window > 0
+  bool layer_slides(int64_t layer) const {
+    return sliding_window > 0 &&
+           (sliding_layers.empty() || sliding_layers[static_cast<size_t>(layer)]);
+  }
 
   // Throws ModelFileError naming the file and key for a missing, mistyped or inconsistent value.
   static LlamaConfig from_file(const std::string& config_json_path);
