@@ -22,9 +22,9 @@
 #include "bench/passive_omp.hpp"
 #include "bench/peak_memory.hpp"
 #include "sparq/error.hpp"
-#include "sparq/models/bpe_tokenizer.hpp"
 #include "sparq/models/llama_model.hpp"
 #include "sparq/models/sampler.hpp"
+#include "sparq/models/tokenizer.hpp"
 #include "src/gguf.hpp"
 #include "src/safetensors.hpp"
 
@@ -91,18 +91,18 @@ int main(int argc, char** argv) {
     const auto t_load = Clock::now();
     LlamaConfig config;
     LlamaWeights weights;
-    std::optional<sparq::models::BpeTokenizer> tokenizer;
+    std::optional<sparq::models::Tokenizer> tokenizer;
     if (std::filesystem::is_regular_file(model_path)) {
       const auto file = sparq::GgufFile::open(model_path);
       config = sparq::models::llama_config_from_gguf(file);
       weights = sparq::models::load_llama_weights(file, config);
-      tokenizer.emplace(sparq::models::BpeTokenizer::from_gguf(file));
+      tokenizer.emplace(sparq::models::Tokenizer::from_gguf(file));
     } else {
       config = LlamaConfig::from_file((std::filesystem::path(model_path) / "config.json").string());
       weights =
           sparq::models::load_llama_weights(sparq::SafetensorsModel::open(model_path), config);
       if (std::filesystem::exists(std::filesystem::path(model_path) / "tokenizer.json"))
-        tokenizer.emplace(sparq::models::BpeTokenizer::from_folder(model_path));
+        tokenizer.emplace(sparq::models::Tokenizer::from_folder(model_path));
       else if (!prompt.empty())
         throw sparq::InvalidArgument("--prompt needs a tokenizer: " + model_path +
                                      " has no tokenizer.json; give the prompt as --prompt-ids");

@@ -246,8 +246,8 @@ GgufFile GgufFile::open(const std::string& path) {
     tensor.type_id = c.read<uint32_t>(where + " (type)");
     const auto type = sparse::ggml_type_from_id(tensor.type_id);
     if (!type)
-      c.fail(where + " is " + sparse::ggml_type_name(tensor.type_id) +
-             "; sparq reads " + sparse::ggml_readable_types());
+      c.fail(where + " is " + sparse::ggml_type_name(tensor.type_id) + "; sparq reads " +
+             sparse::ggml_readable_types());
     tensor.type = *type;
     const int64_t block = sparse::ggml_block_elements(tensor.type);
     if (tensor.dims[0] % block != 0)
@@ -533,6 +533,22 @@ GgufValue gguf_float32(float x) {
   v.kind = GgufValue::Kind::real;
   v.type_id = kFloat32;
   v.f = x;
+  return v;
+}
+
+GgufValue gguf_float32s(const std::vector<float>& list) {
+  GgufValue v;
+  v.kind = GgufValue::Kind::array;
+  v.type_id = kArray;
+  for (float x : list) v.array.push_back(gguf_float32(x));
+  return v;
+}
+
+GgufValue gguf_bool(bool x) {
+  GgufValue v;
+  v.kind = GgufValue::Kind::boolean;
+  v.type_id = kBool;
+  v.b = x;
   return v;
 }
 

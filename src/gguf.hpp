@@ -106,5 +106,7 @@ GgufValue gguf_uint32(uint32_t v);
 GgufValue gguf_float32(float v);
 GgufValue gguf_strings(const std::vector<std::string>& v);
 GgufValue gguf_int32s(const std::vector<int32_t>& v);
+GgufValue gguf_float32s(const std::vector<float>& v);
+GgufValue gguf_bool(bool v);
 
 }  // namespace sparq

@@ -9,6 +9,8 @@
 #include "sparq/models/bpe_tokenizer.hpp"
 #include "sparq/models/llama_model.hpp"
 #include "sparq/models/sampler.hpp"
+#include "sparq/models/spm_tokenizer.hpp"
+#include "sparq/models/tokenizer.hpp"
 #include "sparq/models/wordpiece.hpp"
 #include "sparq/types.hpp"
 
