@@ -206,9 +206,11 @@ std::vector<int32_t> BpeTokenizer::encode(const std::string& text, bool add_bos)
         encode_piece(text.substr(at, end - at), out);
         break;
       }
-      if (rc < 0) {
-        throw InvalidArgument("bpe: the text is not valid UTF-8 (PCRE2 error " +
-                              std::to_string(rc) + " at byte " + std::to_string(at) + ")");
+      if (rc < 0) {  // invalid UTF-8, or a file's regex past PCRE2's match limit
+        PCRE2_UCHAR message[256];
+        pcre2_get_error_message(rc, message, sizeof message);
+        throw InvalidArgument("bpe: pre-tokenizing failed at byte " + std::to_string(at) + ": " +
+                              reinterpret_cast<const char*>(message));
       }
       const PCRE2_SIZE* v = pcre2_get_ovector_pointer(match);
       if (v[1] <= v[0])  // an empty match (a regex from a file may allow one): refused, not looped

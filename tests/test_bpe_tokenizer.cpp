@@ -259,6 +259,16 @@ TEST(TokenizerSplit, BuiltInRulesDifferWhereTheyShould) {
   EXPECT_EQ(ids(BpeSplit::gpt2(), "IT'S"), 3u);    // "IT", "'", "S"
 }
 
+// A file's regex may backtrack without end: PCRE2's match limit ends it with an error that says
+// so; invalid UTF-8 likewise.
+TEST(TokenizerSplit, MatchErrorsAreInvalidArgumentsThatSayWhy) {
+  const Vocab v = tiny_vocab();
+  const BpeTokenizer slow(v.tokens, v.merges, {}, -1, -1, "file.json", {"(a+)+$", false});
+  EXPECT_THROW_WITH(slow.encode(std::string(40, 'a') + "!"), InvalidArgument, "limit");
+  const BpeTokenizer gpt2(v.tokens, v.merges, {}, -1, -1, "file.json");
+  EXPECT_THROW_WITH(gpt2.encode("bad \xff utf-8"), InvalidArgument, "UTF-8");
+}
+
 TEST(TokenizerSplit, ARegexThatDoesNotCompileIsAModelFileError) {
   const Vocab v = tiny_vocab();
   EXPECT_THROW_WITH(BpeTokenizer(v.tokens, v.merges, {}, -1, -1, "file.json", {"(unclosed", false}),
