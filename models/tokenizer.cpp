@@ -17,6 +17,10 @@ Tokenizer Tokenizer::from_gguf(const GgufFile& file) {
                        "vocabularies");
 }
 
+Tokenizer Tokenizer::from_gguf_file(const std::string& path) {
+  return from_gguf(GgufFile::open(path));
+}
+
 Tokenizer Tokenizer::from_folder(const std::string& dir) {
   const std::string origin = (std::filesystem::path(dir) / "tokenizer.json").string();
   const bool spm = config_json::guarded(origin, [&] {

@@ -107,7 +107,7 @@ TEST(SpmTokenizer, BadFilesAreRefusedByName) {
 TEST(Tokenizer, PicksTheKindTheFilesHold) {
   const auto path = std::filesystem::temp_directory_path() / "sparq_spm_kind.gguf";
   write_spm_gguf(path.string());
-  EXPECT_TRUE(Tokenizer::from_gguf(GgufFile::open(path.string())).sentencepiece());
+  EXPECT_TRUE(Tokenizer::from_gguf_file(path.string()).sentencepiece());
   std::filesystem::remove(path);
   const auto spm = Tokenizer::from_folder(kDir);
   EXPECT_TRUE(spm.sentencepiece());

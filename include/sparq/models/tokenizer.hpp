@@ -18,6 +18,7 @@ class Tokenizer {
   // tokenizer.ggml.model "gpt2" -> BpeTokenizer, "llama" -> SpmTokenizer; ModelFileError naming
   // any other.
   static Tokenizer from_gguf(const GgufFile& file);
+  static Tokenizer from_gguf_file(const std::string& path);
   // tokenizer.json: a BPE model with byte_fallback -> SpmTokenizer, else BpeTokenizer.
   static Tokenizer from_folder(const std::string& dir);
 
