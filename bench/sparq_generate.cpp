@@ -25,14 +25,11 @@
 #include "sparq/models/llama_model.hpp"
 #include "sparq/models/sampler.hpp"
 #include "sparq/models/tokenizer.hpp"
-#include "src/gguf.hpp"
-#include "src/safetensors.hpp"
 
 namespace {
 
 using Clock = std::chrono::steady_clock;
 using sparq::models::LlamaConfig;
-using sparq::models::LlamaWeights;
 
 std::vector<int32_t> parse_ids(const std::string& text) {
   std::vector<int32_t> ids;
@@ -89,28 +86,21 @@ int main(int argc, char** argv) {
       throw sparq::InvalidArgument("give --prompt (GGUF models) or --prompt-ids");
     const sparq::Pattern parsed_pattern = sparq::Pattern::parse(pattern);
     const auto t_load = Clock::now();
-    LlamaConfig config;
-    LlamaWeights weights;
+    // The tokenizer only where text goes in or out.
     std::optional<sparq::models::Tokenizer> tokenizer;
-    if (std::filesystem::is_regular_file(model_path)) {
-      const auto file = sparq::GgufFile::open(model_path);
-      config = sparq::models::llama_config_from_gguf(file);
-      weights = sparq::models::load_llama_weights(file, config);
-      tokenizer.emplace(sparq::models::Tokenizer::from_gguf(file));
-    } else {
-      config = LlamaConfig::from_file((std::filesystem::path(model_path) / "config.json").string());
-      weights =
-          sparq::models::load_llama_weights(sparq::SafetensorsModel::open(model_path), config);
-      if (std::filesystem::exists(std::filesystem::path(model_path) / "tokenizer.json"))
+    if (!prompt.empty() || !print_ids) {
+      if (std::filesystem::is_regular_file(model_path))
+        tokenizer.emplace(sparq::models::Tokenizer::from_gguf_file(model_path));
+      else if (std::filesystem::exists(std::filesystem::path(model_path) / "tokenizer.json"))
         tokenizer.emplace(sparq::models::Tokenizer::from_folder(model_path));
       else if (!prompt.empty())
         throw sparq::InvalidArgument("--prompt needs a tokenizer: " + model_path +
                                      " has no tokenizer.json; give the prompt as --prompt-ids");
     }
-    sparq::models::prune_projections(weights, parsed_pattern, sparsity);
-    const auto model = sparq::models::LlamaModel::build(
-        config, weights, {sparq::parse_dtype(dtype), parsed_pattern, threads});
-    weights = {};
+    // Read, pruned and packed a layer at a time.
+    const auto model = sparq::models::LlamaModel::load(
+        model_path, {sparq::parse_dtype(dtype), parsed_pattern, threads}, parsed_pattern, sparsity);
+    const LlamaConfig& config = model.config();
     const double load_s = std::chrono::duration<double>(Clock::now() - t_load).count();
     const std::vector<int32_t> input =
         prompt_ids.empty() ? tokenizer->encode(prompt) : parse_ids(prompt_ids);

@@ -123,17 +123,19 @@ LlamaConfig llama_config_from_gguf(const GgufFile& g) {
   return c;
 }
 
-LlamaWeights load_llama_weights(const GgufFile& g, const LlamaConfig& c) {
-  const int64_t h = c.hidden_size, i = c.intermediate_size, d = c.head_dim;
+LlamaWeightSource llama_weight_source(const GgufFile& g, const LlamaConfig& c) {
+  const int64_t h = c.hidden_size;
   const DecoderArchitecture* arch = find_decoder_architecture(c.architecture);
   if (!arch || !arch->gguf)
-    throw InvalidArgument("load_llama_weights: the config's architecture '" + c.architecture +
+    throw InvalidArgument("llama_weight_source: the config's architecture '" + c.architecture +
                           "' has no GGUF reading");
   // (No architecture has both interleaved q/k rows and q/k biases; unpermute_heads moves rows.)
   const bool interleaved = arch->gguf_interleaved_qk;
-  LlamaWeights w;
-  w.embed = get(g, "token_embd.weight", {h, c.vocab_size});
-  for (int64_t n = 0; n < c.num_layers; ++n) {
+  LlamaWeightSource s;
+  s.embed = [&g, c, h] { return get(g, "token_embd.weight", {h, c.vocab_size}); };
+  s.final_norm = [&g, h] { return get(g, "output_norm.weight", {h}); };
+  s.layer = [&g, c, h, interleaved](int64_t n) {
+    const int64_t i = c.intermediate_size, d = c.head_dim;
     const std::string p = "blk." + std::to_string(n) + ".";
     LlamaLayerWeights l;
     l.attention_norm = get(g, p + "attn_norm.weight", {h});
@@ -149,11 +151,16 @@ LlamaWeights load_llama_weights(const GgufFile& g, const LlamaConfig& c) {
     l.gate = linear(g, p + "ffn_gate", i, h);
     l.up = linear(g, p + "ffn_up", i, h);
     l.down = linear(g, p + "ffn_down", h, i);
-    w.layers.push_back(std::move(l));
-  }
-  w.final_norm = get(g, "output_norm.weight", {h});
-  if (g.contains("output.weight")) w.lm_head = linear(g, "output", c.vocab_size, h);
-  return w;
+    return l;
+  };
+  s.lm_head = [&g, c, h] {
+    return g.contains("output.weight") ? linear(g, "output", c.vocab_size, h) : LinearWeights{};
+  };
+  return s;
+}
+
+LlamaWeights load_llama_weights(const GgufFile& g, const LlamaConfig& c) {
+  return load_llama_weights(llama_weight_source(g, c), c);
 }
 
 }  // namespace sparq::models

@@ -208,53 +208,68 @@ LlamaModel::~LlamaModel() = default;
 
 const LlamaConfig& LlamaModel::config() const { return impl_->config; }
 
-LlamaModel LlamaModel::load(const std::string& path, const DecoderOptions& options) {
+LlamaModel LlamaModel::load(const std::string& path, const DecoderOptions& options,
+                            const Pattern& prune, double sparsity) {
   if (std::filesystem::is_regular_file(path)) {  // a GGUF file
     const auto file = GgufFile::open(path);
     const auto config = llama_config_from_gguf(file);
-    return build(config, load_llama_weights(file, config), options);
+    return build(config, llama_weight_source(file, config), options, prune, sparsity);
   }
   const auto config =
       LlamaConfig::from_file((std::filesystem::path(path) / "config.json").string());
-  return build(config, load_llama_weights(SafetensorsModel::open(path), config), options);
+  const auto model = SafetensorsModel::open(path);
+  return build(config, llama_weight_source(model, config), options, prune, sparsity);
 }
 
 LlamaModel LlamaModel::build(const LlamaConfig& c, const LlamaWeights& w,
                              const DecoderOptions& options) {
   require(static_cast<int64_t>(w.layers.size()) == c.num_layers,
           "llama: the weights' layer count differs from the config's");
-  require(static_cast<int64_t>(w.embed.size()) == c.vocab_size * c.hidden_size &&
-              static_cast<int64_t>(w.final_norm.size()) == c.hidden_size,
-          "llama: the embedding or final norm size differs from the config's");
+  LlamaWeightSource source;
+  source.embed = [&w] { return w.embed; };
+  source.final_norm = [&w] { return w.final_norm; };
+  source.layer = [&w](int64_t n) { return w.layers[static_cast<size_t>(n)]; };
+  source.lm_head = [&w] { return w.lm_head; };
+  return build(c, source, options, Pattern::dense(), 0.0);
+}
+
+LlamaModel LlamaModel::build(const LlamaConfig& c, const LlamaWeightSource& source,
+                             const DecoderOptions& options, const Pattern& prune, double sparsity) {
   auto impl = std::make_unique<Impl>();
   impl->config = c;
-  impl->embed = w.embed;
-  impl->final_norm = w.final_norm;
+  impl->embed = source.embed();
+  impl->final_norm = source.final_norm();
+  require(static_cast<int64_t>(impl->embed.size()) == c.vocab_size * c.hidden_size &&
+              static_cast<int64_t>(impl->final_norm.size()) == c.hidden_size,
+          "llama: the embedding or final norm size differs from the config's");
   impl->arena = &arena_for(resolve_threads(options.threads), options.pool);
   impl->inv_freq = rope_inverse_frequencies(c);
-  for (const LlamaLayerWeights& l : w.layers)
-    require(static_cast<int64_t>(l.attention_norm.size()) == c.hidden_size &&
-                static_cast<int64_t>(l.mlp_norm.size()) == c.hidden_size,
-            "llama: a layer's norm size differs from the config's hidden size");
-  // Layers are packed side by side on the model's threads: quantizing, pruning checks and packing
-  // are mostly single-threaded per matrix, and a billion-weight model otherwise takes minutes.
-  std::vector<std::optional<Impl::Layer>> packed(w.layers.size());
+  // Layers are read, pruned and packed side by side on the model's threads (quantizing, pruning
+  // checks and packing are mostly single-threaded per matrix, and a billion-weight model
+  // otherwise takes minutes); each layer's fp32 weights are gone once it is packed, so loading
+  // holds the packed model plus about one layer's fp32 weights per thread.
+  std::vector<std::optional<Impl::Layer>> packed(static_cast<size_t>(c.num_layers));
   impl->arena->execute([&] {
-    tbb::parallel_for(size_t{0}, w.layers.size(), [&](size_t n) {
-      const LlamaLayerWeights& l = w.layers[n];
-      packed[n].emplace(Impl::Layer{pack(stack({&l.q, &l.k, &l.v}), options, options.pattern),
-                                    pack(l.o, options, options.pattern),
-                                    pack(stack({&l.gate, &l.up}), options, options.pattern),
-                                    pack(l.down, options, options.pattern), l.attention_norm,
-                                    l.mlp_norm});
+    tbb::parallel_for(int64_t{0}, c.num_layers, [&](int64_t n) {
+      LlamaLayerWeights l = source.layer(n);
+      require(static_cast<int64_t>(l.attention_norm.size()) == c.hidden_size &&
+                  static_cast<int64_t>(l.mlp_norm.size()) == c.hidden_size,
+              "llama: a layer's norm size differs from the config's hidden size");
+      prune_projections(l, prune, sparsity);
+      packed[static_cast<size_t>(n)].emplace(
+          Impl::Layer{pack(stack({&l.q, &l.k, &l.v}), options, options.pattern),
+                      pack(l.o, options, options.pattern),
+                      pack(stack({&l.gate, &l.up}), options, options.pattern),
+                      pack(l.down, options, options.pattern), std::move(l.attention_norm),
+                      std::move(l.mlp_norm)});
     });
   });
   for (auto& layer : packed) impl->layers.push_back(std::move(*layer));
-  LinearWeights head = w.lm_head;
+  LinearWeights head = source.lm_head();
   if (head.weight.empty()) {  // tied to the embeddings
     head.out = c.vocab_size;
     head.in = c.hidden_size;
-    head.weight = w.embed;
+    head.weight = impl->embed;
   }
   // Dense, in the layers' dtype: an fp32 head would stream 4x the bytes of an int8 one per
   // generated token.

@@ -46,11 +46,13 @@ LinearWeights linear(const SafetensorsModel& m, const std::string& name, int64_t
 
 }  // namespace
 
-LlamaWeights load_llama_weights(const SafetensorsModel& m, const LlamaConfig& c) {
-  const int64_t h = c.hidden_size, i = c.intermediate_size, d = c.head_dim;
-  LlamaWeights w;
-  w.embed = get(m, "model.embed_tokens.weight", {c.vocab_size, h});
-  for (int64_t n = 0; n < c.num_layers; ++n) {
+LlamaWeightSource llama_weight_source(const SafetensorsModel& m, const LlamaConfig& c) {
+  const int64_t h = c.hidden_size;
+  LlamaWeightSource s;
+  s.embed = [&m, c, h] { return get(m, "model.embed_tokens.weight", {c.vocab_size, h}); };
+  s.final_norm = [&m, h] { return get(m, "model.norm.weight", {h}); };
+  s.layer = [&m, c, h](int64_t n) {
+    const int64_t i = c.intermediate_size, d = c.head_dim;
     const std::string p = "model.layers." + std::to_string(n) + ".";
     LlamaLayerWeights l;
     l.attention_norm = get(m, p + "input_layernorm.weight", {h});
@@ -62,23 +64,42 @@ LlamaWeights load_llama_weights(const SafetensorsModel& m, const LlamaConfig& c)
     l.gate = linear(m, p + "mlp.gate_proj", i, h);
     l.up = linear(m, p + "mlp.up_proj", i, h);
     l.down = linear(m, p + "mlp.down_proj", h, i);
-    w.layers.push_back(std::move(l));
-  }
-  w.final_norm = get(m, "model.norm.weight", {h});
-  if (!c.tie_word_embeddings || m.contains("lm_head.weight"))
-    w.lm_head = linear(m, "lm_head", c.vocab_size, h);
+    return l;
+  };
+  s.lm_head = [&m, c, h] {
+    if (!c.tie_word_embeddings || m.contains("lm_head.weight"))
+      return linear(m, "lm_head", c.vocab_size, h);
+    return LinearWeights{};
+  };
+  return s;
+}
+
+LlamaWeights load_llama_weights(const LlamaWeightSource& s, const LlamaConfig& c) {
+  LlamaWeights w;
+  w.embed = s.embed();
+  for (int64_t n = 0; n < c.num_layers; ++n) w.layers.push_back(s.layer(n));
+  w.final_norm = s.final_norm();
+  w.lm_head = s.lm_head();
   return w;
+}
+
+LlamaWeights load_llama_weights(const SafetensorsModel& m, const LlamaConfig& c) {
+  return load_llama_weights(llama_weight_source(m, c), c);
 }
 
 void prune_projections(LlamaWeights& w, const Pattern& pattern, double sparsity) {
   if (sparsity <= 0 || pattern.kind == Pattern::Kind::dense) return;
   const Pattern as = pattern.kind == Pattern::Kind::automatic ? Pattern::blocks(4, 1) : pattern;
   // Layers side by side (on the calling thread's task arena): each matrix prunes on one thread.
-  tbb::parallel_for(size_t{0}, w.layers.size(), [&](size_t n) {
-    LlamaLayerWeights& l = w.layers[n];
-    for (auto* lin : {&l.q, &l.k, &l.v, &l.o, &l.gate, &l.up, &l.down})
-      lin->weight = sparse::prune(lin->weight, lin->out, lin->in, as, sparsity);
-  });
+  tbb::parallel_for(size_t{0}, w.layers.size(),
+                    [&](size_t n) { prune_projections(w.layers[n], as, sparsity); });
+}
+
+void prune_projections(LlamaLayerWeights& l, const Pattern& pattern, double sparsity) {
+  if (sparsity <= 0 || pattern.kind == Pattern::Kind::dense) return;
+  const Pattern as = pattern.kind == Pattern::Kind::automatic ? Pattern::blocks(4, 1) : pattern;
+  for (auto* lin : {&l.q, &l.k, &l.v, &l.o, &l.gate, &l.up, &l.down})
+    lin->weight = sparse::prune(lin->weight, lin->out, lin->in, as, sparsity);
 }
 
 }  // namespace sparq::models

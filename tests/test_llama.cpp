@@ -348,6 +348,23 @@ void expect_matches_transformers(const std::string& name, const std::string& arc
   EXPECT_LE(worst8, 0.1) << "int8 last-position logits";
 }
 
+// load() reads, prunes and packs a layer at a time: the same model as pruning all the weights
+// first and building from them.
+TEST(LlamaFolder, LoadingLayerByLayerPrunesAsTheWholeWeights) {
+  const std::string dir = std::string(SPARQ_FIXTURE_DIR) + "/qwen2_tiny";
+  const DecoderOptions options{DType::f32, Pattern::blocks(4, 1), 2};
+  const auto streamed = LlamaModel::load(dir, options, Pattern::blocks(4, 1), 0.5);
+  const auto config = LlamaConfig::from_file(dir + "/config.json");
+  auto weights = load_llama_weights(SafetensorsModel::open(dir), config);
+  prune_projections(weights, Pattern::blocks(4, 1), 0.5);
+  const auto whole = LlamaModel::build(config, weights, options);
+  const std::vector<int32_t> ids = {5, 77, 301, 12, 190};
+  auto a = streamed.start(8);
+  auto b = whole.start(8);
+  EXPECT_EQ(a.forward(ids, true), b.forward(ids, true));
+  EXPECT_NE(streamed.kernels().front().second.kernel.find("4x1"), std::string::npos);
+}
+
 // Qwen2: q/k/v biases (non-zero here), rope_theta 1e6 from rope_parameters.
 TEST(LlamaFolder, Qwen2MatchesTransformers) { expect_matches_transformers("qwen2", "qwen2"); }
 

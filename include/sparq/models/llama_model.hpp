@@ -51,11 +51,17 @@ class LlamaSession {
 
 class LlamaModel {
  public:
-  // From a Hugging Face folder (config.json + safetensors) or a GGUF file (llama architecture;
-  // F32, F16, BF16, Q8_0, Q4_0 and Q4_1 tensors, dequantized, then packed like any weight).
-  static LlamaModel load(const std::string& path, const DecoderOptions& options);
+  // From a Hugging Face folder (config.json + safetensors) or a GGUF file (llama and qwen2
+  // architectures; every encoding sparse/ggml_quants.hpp reads, dequantized, then packed like any
+  // weight), the projections magnitude-pruned to `prune` at `sparsity` first (dense or 0: as
+  // they are; see prune_projections). Layers are read, pruned and packed one at a time per thread.
+  static LlamaModel load(const std::string& path, const DecoderOptions& options,
+                         const Pattern& prune = Pattern::dense(), double sparsity = 0.0);
   static LlamaModel build(const LlamaConfig& config, const LlamaWeights& weights,
                           const DecoderOptions& options);
+  // From a source of weights, a layer at a time (LlamaWeightSource), pruned as load does.
+  static LlamaModel build(const LlamaConfig& config, const LlamaWeightSource& source,
+                          const DecoderOptions& options, const Pattern& prune, double sparsity);
 
   LlamaModel(LlamaModel&&) noexcept;
   LlamaModel& operator=(LlamaModel&&) noexcept;
