@@ -1,6 +1,7 @@
 // libFuzzer harness: the tokenizers' files and encode on arbitrary bytes. The input is split at
 // its first 0xff byte: before it the file (a WordPiece vocab.txt, and a tokenizer.json for the
-// byte-level BPE reader), after it the text to encode (invalid UTF-8 included).
+// byte-level BPE and SentencePiece-style readers), after it the text to encode (invalid UTF-8
+// included).
 #include <cstddef>
 #include <cstdint>
 #include <cstdio>
@@ -9,6 +10,7 @@
 
 #include "fuzz_input.hpp"
 #include "sparq/models/bpe_tokenizer.hpp"
+#include "sparq/models/spm_tokenizer.hpp"
 #include "sparq/models/wordpiece.hpp"
 
 namespace {
@@ -48,6 +50,13 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
     refusals_allowed([&] {
       const auto ids = bpe.encode(text, true);
       (void)bpe.decode(ids);
+    });
+  });
+  refusals_allowed([&] {
+    const auto spm = sparq::models::SpmTokenizer::from_folder(folder().string());
+    refusals_allowed([&] {
+      const auto ids = spm.encode(text, true);
+      (void)spm.decode(ids);
     });
   });
   return 0;

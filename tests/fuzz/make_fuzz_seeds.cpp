@@ -190,5 +190,22 @@ int main(int argc, char** argv) {
 "hell o"]}, "pre_tokenizer": {"type": "ByteLevel"}, "added_tokens": [{"id": 10,
 "content": "<|endoftext|>", "special": true}]})" +
                  text);
+  // Llama 3 / Qwen2's form: a Split by regex before ByteLevel, ignore_merges.
+  write_text(out / "tokenizers" / "tokenizer_split.json",
+             R"({"model": {"type": "BPE", "ignore_merges": true, "vocab": {"h": 0, "e": 1,
+"l": 2, "o": 3, "he": 4, "1": 5, "2": 6, "12": 7}, "merges": ["h e", "1 2"]},
+"pre_tokenizer": {"type": "Sequence", "pretokenizers": [{"type": "Split", "pattern": {"Regex":
+"(?i:'s|'t)|[^\r\n\p{L}\p{N}]?\p{L}+|\p{N}{1,3}| ?[^\s\p{L}\p{N}]+[\r\n]*|\s+(?!\S)|\s+"},
+"behavior": "Isolated", "invert": false}, {"type": "ByteLevel", "add_prefix_space": false,
+"use_regex": false}]}})" +
+                 text);
+  // SentencePiece's form: byte fallback, "▁" for spaces.
+  write_text(out / "tokenizers" / "tokenizer_spm.json",
+             R"({"model": {"type": "BPE", "byte_fallback": true, "unk_token": "<unk>", "vocab":
+{"<unk>": 0, "<s>": 1, "</s>": 2, "<0x41>": 3, "▁": 4, "h": 5, "e": 6, "he": 7,
+"▁he": 8}, "merges": ["h e", "▁ he"]}, "normalizer": {"type": "Sequence",
+"normalizers": [{"type": "Prepend", "prepend": "▁"}, {"type": "Replace", "pattern":
+{"String": " "}, "content": "▁"}]}, "added_tokens": [{"id": 1, "content": "<s>"}]})" +
+                 text);
   return 0;
 }
