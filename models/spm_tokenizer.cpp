@@ -100,12 +100,20 @@ SpmTokenizer SpmTokenizer::from_folder(const std::string& dir) {
     const nlohmann::json& m = j["model"];
     if (m.value("type", "BPE") != "BPE" || !m.value("byte_fallback", false))
       fail(origin, "the SentencePiece-style reader takes a BPE model with byte_fallback");
-    // "▁" before each segment and for every space: Prepend + Replace normalizers, or Metaspace.
-    const bool normalizer_ok =
-        j.contains("normalizer") && j["normalizer"].is_object() &&
-        j["normalizer"].value("type", "") == "Sequence" &&
-        j["normalizer"]["normalizers"].dump().find("Prepend") != std::string::npos &&
-        j["normalizer"]["normalizers"].dump().find("Replace") != std::string::npos;
+    // "▁" before each segment and for every space: Prepend("▁") and Replace(" ", "▁")
+    // normalizers, or a Metaspace pre-tokenizer.
+    bool prepend = false, replace = false;
+    if (j.contains("normalizer") && j["normalizer"].is_object() &&
+        j["normalizer"].contains("normalizers") && j["normalizer"]["normalizers"].is_array())
+      for (const auto& n : j["normalizer"]["normalizers"]) {
+        if (!n.is_object()) continue;
+        const std::string type = n.value("type", "");
+        if (type == "Prepend" && n.value("prepend", "") == kSpace) prepend = true;
+        if (type == "Replace" && n.value("content", "") == kSpace && n.contains("pattern") &&
+            n["pattern"].is_object() && n["pattern"].value("String", "") == " ")
+          replace = true;
+      }
+    const bool normalizer_ok = prepend && replace;
     const bool metaspace = j.contains("pre_tokenizer") && j["pre_tokenizer"].is_object() &&
                            j["pre_tokenizer"].value("type", "") == "Metaspace";
     if (!normalizer_ok && !metaspace)

@@ -101,6 +101,19 @@ TEST(SpmTokenizer, BadFilesAreRefusedByName) {
   EXPECT_THROW_WITH(
       SpmTokenizer::from_folder(std::string(SPARQ_FIXTURE_DIR) + "/split_tokenizers/llama3"),
       ModelFileError, "byte_fallback");
+  // fuzz_tokenizers' first find (a Sequence normalizer whose list is misspelled: the reader
+  // indexed the missing key of a const JSON object, undefined behaviour that ASan caught).
+  const auto dir = std::filesystem::temp_directory_path() / "sparq_spm_bad_folder";
+  std::filesystem::create_directories(dir);
+  std::ofstream(dir / "tokenizer.json")
+      << R"({"model": {"type": "BPE", "byte_fallback": true, "vocab": {"a": 0}, "merges": []},
+             "normalizer": {"type": "Sequence", "normalize2s": [{"type": "Prepend"}]}})";
+  EXPECT_THROW_WITH(SpmTokenizer::from_folder(dir.string()), ModelFileError, "Metaspace");
+  std::ofstream(dir / "tokenizer.json")
+      << R"({"model": {"type": "BPE", "byte_fallback": true, "vocab": {"a": 0}, "merges": []},
+             "normalizer": {"type": "Sequence", "normalizers": 7}})";
+  EXPECT_THROW_WITH(SpmTokenizer::from_folder(dir.string()), ModelFileError, "Metaspace");
+  std::filesystem::remove_all(dir);
 }
 
 // The Tokenizer facade picks the kind the files hold.
