@@ -37,32 +37,13 @@ Speeds run_once(const models::LlamaModel& model, const std::vector<int32_t>& pro
 
 }  // namespace
 
-nlohmann::json run_llama_eval(const LlamaEvalSpec& spec, const models::LlamaConfig& config,
-                              models::LlamaWeights weights) {
-  std::optional<models::LlamaModel> dense;
-  if (spec.compare_dense) {
-    std::fprintf(stderr, "sparq-eval: packing the dense model\n");
-    dense.emplace(
-        models::LlamaModel::build(config, weights, {spec.dtype, Pattern::dense(), spec.threads}));
-  }
+namespace {
+
+nlohmann::json measure(const LlamaEvalSpec& spec, const models::LlamaModel& sparse,
+                       const models::LlamaModel* dense, double load_s, double pack_s,
+                       double peak_mib) {
+  const models::LlamaConfig& config = sparse.config();
   const bool prune = spec.sparsity > 0 && spec.pattern.kind != Pattern::Kind::dense;
-  if (prune)
-    std::fprintf(stderr, "sparq-eval: pruning to %s at %.0f%%\n", spec.pattern.to_string().c_str(),
-                 100 * spec.sparsity);
-  models::prune_projections(weights, spec.pattern, spec.sparsity);
-  if (!spec.save_dir.empty()) {
-    std::fprintf(stderr, "sparq-eval: writing the %s weights to %s\n", prune ? "pruned" : "dense",
-                 spec.save_dir.c_str());
-    models::save_llama_folder(spec.save_dir, config, weights);
-  }
-  std::fprintf(stderr, "sparq-eval: packing the %s model\n", prune ? "pruned" : "dense");
-  const auto t_pack = Clock::now();
-  const auto sparse =
-      models::LlamaModel::build(config, weights, {spec.dtype, spec.pattern, spec.threads});
-  const double pack_s = std::chrono::duration<double>(Clock::now() - t_pack).count();
-  weights = {};
-  // After loading and packing (the fp32 weights and, with --compare dense, the dense model too).
-  const double peak_mib = peak_resident_mib();
 
   std::mt19937 rng(spec.seed);
   std::uniform_int_distribution<int32_t> id(0, static_cast<int32_t>(config.vocab_size - 1));
@@ -94,7 +75,7 @@ nlohmann::json run_llama_eval(const LlamaEvalSpec& spec, const models::LlamaConf
                       {"prompt_tokens", spec.prompt_tokens},
                       {"gen_tokens", spec.gen_tokens},
                       {"iters", spec.iters},
-                      {"load_s", spec.read_seconds + pack_s},
+                      {"load_s", load_s},
                       {"pack_s", pack_s},
                       {"peak_resident_mib", peak_mib},
                       {"pp_tokens_per_s", median(pp)},
@@ -113,6 +94,43 @@ nlohmann::json run_llama_eval(const LlamaEvalSpec& spec, const models::LlamaConf
         info.kernel + (info.decode_kernel.empty() ? "" : " / " + info.decode_kernel);
   }
   return j;
+}
+
+}  // namespace
+
+nlohmann::json run_llama_eval(const LlamaEvalSpec& spec, const models::LlamaConfig& config,
+                              models::LlamaWeights weights) {
+  std::optional<models::LlamaModel> dense;
+  if (spec.compare_dense) {
+    std::fprintf(stderr, "sparq-eval: packing the dense model\n");
+    dense.emplace(
+        models::LlamaModel::build(config, weights, {spec.dtype, Pattern::dense(), spec.threads}));
+  }
+  const bool prune = spec.sparsity > 0 && spec.pattern.kind != Pattern::Kind::dense;
+  if (prune)
+    std::fprintf(stderr, "sparq-eval: pruning to %s at %.0f%%\n", spec.pattern.to_string().c_str(),
+                 100 * spec.sparsity);
+  models::prune_projections(weights, spec.pattern, spec.sparsity);
+  if (!spec.save_dir.empty()) {
+    std::fprintf(stderr, "sparq-eval: writing the %s weights to %s\n", prune ? "pruned" : "dense",
+                 spec.save_dir.c_str());
+    models::save_llama_folder(spec.save_dir, config, weights);
+  }
+  std::fprintf(stderr, "sparq-eval: packing the %s model\n", prune ? "pruned" : "dense");
+  const auto t_pack = Clock::now();
+  const auto sparse =
+      models::LlamaModel::build(config, weights, {spec.dtype, spec.pattern, spec.threads});
+  const double pack_s = std::chrono::duration<double>(Clock::now() - t_pack).count();
+  weights = {};
+  // After loading and packing (the fp32 weights and, with --compare dense, the dense model too).
+  const double peak_mib = peak_resident_mib();
+  return measure(spec, sparse, dense ? &*dense : nullptr, spec.read_seconds + pack_s, pack_s,
+                 peak_mib);
+}
+
+nlohmann::json run_llama_eval(const LlamaEvalSpec& spec, const models::LlamaModel& model,
+                              double load_seconds, double peak_mib) {
+  return measure(spec, model, nullptr, load_seconds, load_seconds, peak_mib);
 }
 
 }  // namespace sparq::bench

@@ -31,5 +31,9 @@ struct LlamaEvalSpec {
 // pp_speedup, tg_speedup).
 nlohmann::json run_llama_eval(const LlamaEvalSpec& spec, const models::LlamaConfig& config,
                               models::LlamaWeights weights);
+// The same for a model already built (no dense side, nothing saved): load_seconds and
+// peak_resident_mib as measured by the caller after loading.
+nlohmann::json run_llama_eval(const LlamaEvalSpec& spec, const models::LlamaModel& model,
+                              double load_seconds, double peak_mib);
 
 }  // namespace sparq::bench

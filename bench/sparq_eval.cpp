@@ -29,8 +29,10 @@
 #include "bench/llama_eval.hpp"
 #include "bench/median.hpp"
 #include "bench/passive_omp.hpp"
+#include "bench/peak_memory.hpp"
 #include "bench/synthetic_models.hpp"
 #include "models/bert_save.hpp"
+#include "models/decoder_architecture.hpp"
 #include "sparq/models/bert_encoder.hpp"
 #include "sparq/models/wordpiece.hpp"
 #include "sparq/sparq.hpp"
@@ -45,7 +47,8 @@ using sparq::models::BertConfig;
 using sparq::models::BertEncoder;
 using sparq::models::BertWeights;
 
-// A decoder: a synthetic llama-*, a GGUF file, or a folder whose config.json is a Llama's.
+// A decoder: a synthetic llama-*, a GGUF file, or a folder whose config.json names a decoder
+// architecture sparq runs (llama, mistral, qwen2).
 bool is_decoder(const std::string& synthetic, const std::string& model_dir) {
   if (!synthetic.empty()) return sparq::bench::is_synthetic_llama(synthetic);
   if (std::filesystem::is_regular_file(model_dir)) return true;
@@ -53,7 +56,7 @@ bool is_decoder(const std::string& synthetic, const std::string& model_dir) {
   if (!std::filesystem::exists(config)) return false;
   try {
     const auto j = nlohmann::json::parse(std::ifstream(config));
-    return j.value("model_type", "") == "llama" || j.value("model_type", "") == "mistral";
+    return sparq::models::find_decoder_architecture(j.value("model_type", "")) != nullptr;
   } catch (const nlohmann::json::exception&) {
     return false;  // BertConfig reports what is wrong with it
   }
@@ -270,7 +273,17 @@ int main(int argc, char** argv) {
       sparq::models::LlamaConfig config;
       sparq::models::LlamaWeights weights;
       const auto t_load = std::chrono::steady_clock::now();
-      if (!synthetic.empty()) {
+      nlohmann::json j;
+      if (synthetic.empty() && !spec.compare_dense && save_dir.empty()) {
+        // A file or folder, nothing else to build from its weights: read, pruned and packed a
+        // layer at a time (the peak resident memory a user's load has).
+        spec.name = model_dir;
+        const auto model = sparq::models::LlamaModel::load(
+            model_dir, {spec.dtype, spec.pattern, spec.threads}, spec.pattern, spec.sparsity);
+        const double load_s =
+            std::chrono::duration<double>(std::chrono::steady_clock::now() - t_load).count();
+        j = sparq::bench::run_llama_eval(spec, model, load_s, sparq::bench::peak_resident_mib());
+      } else if (!synthetic.empty()) {
         spec.name = synthetic + " (synthetic)";
         config = sparq::bench::synthetic_llama_config(synthetic);
         std::fprintf(stderr, "sparq-eval: making %s's random weights\n", synthetic.c_str());
@@ -287,9 +300,11 @@ int main(int argc, char** argv) {
         weights =
             sparq::models::load_llama_weights(sparq::SafetensorsModel::open(model_dir), config);
       }
-      spec.read_seconds =
-          std::chrono::duration<double>(std::chrono::steady_clock::now() - t_load).count();
-      const auto j = sparq::bench::run_llama_eval(spec, config, std::move(weights));
+      if (j.is_null()) {
+        spec.read_seconds =
+            std::chrono::duration<double>(std::chrono::steady_clock::now() - t_load).count();
+        j = sparq::bench::run_llama_eval(spec, config, std::move(weights));
+      }
       if (format == "json") {
         std::cout << j.dump() << std::endl;
         return 0;
@@ -299,10 +314,16 @@ int main(int argc, char** argv) {
                   j["threads"].get<int>(), iters);
       std::printf("  kernels on %s; CPU features: %s\n", sparq::cpu_isa_name(),
                   sparq::cpu_features_name());
-      std::printf(
-          "  loaded in %.2f s (read %.2f s, packed %.2f s), peak resident memory %.0f MiB\n",
-          j["load_s"].get<double>(), spec.read_seconds, j["pack_s"].get<double>(),
-          j["peak_resident_mib"].get<double>());
+      if (spec.read_seconds > 0)
+        std::printf(
+            "  loaded in %.2f s (read %.2f s, packed %.2f s), peak resident memory %.0f MiB\n",
+            j["load_s"].get<double>(), spec.read_seconds, j["pack_s"].get<double>(),
+            j["peak_resident_mib"].get<double>());
+      else
+        std::printf(
+            "  loaded in %.2f s (read, pruned and packed layer by layer), peak resident "
+            "memory %.0f MiB\n",
+            j["load_s"].get<double>(), j["peak_resident_mib"].get<double>());
       std::printf("  sparse: pp%d %.1f tokens/s  tg%d %.2f tokens/s\n", prompt_tokens,
                   j["pp_tokens_per_s"].get<double>(), gen_tokens,
                   j["tg_tokens_per_s"].get<double>());
