@@ -177,6 +177,12 @@ void F32Avx512Generator::generate_2of4(const F32KernelKey& key, TileOutput outpu
     add(entry_, arg(offsetof(BlockTileArgs, entries)));
     imul(r9, chunk_begin, 4 * column_bytes);
     add(r9, x_);
+    // This group's entries of the next chunk, a call's worth of work ahead: the call's groups
+    // read 8 streams of entries 40 KiB apart (4096 x 4096), which the hardware prefetcher alone
+    // did not keep ahead of once the layer's 42 MiB of entries no longer fit the L3 (Zen 4,
+    // 128 tokens: 4096 x 4096 1.39x -> 1.55x oneDNN, 3072 x 768 1.51x -> 1.54-1.60x).
+    for (int i = 0; i <= kChunkBlocks * sparse::kF32NmEntryBytes / 64; ++i)
+      prefetcht0(ptr[entry_ + kChunkBlocks * sparse::kF32NmEntryBytes + 64 * i]);
     mov(count_, chunk_blocks);
     test(chunk_begin, chunk_begin);
     jz(zero, T_NEAR);
