@@ -6,7 +6,8 @@ namespace sparq::jit {
 
 using namespace Xbyak;
 
-void Avx2TileGenerator::store_half(int half, bool residual, bool int8_output) {
+void Avx2TileGenerator::store_half(int half, Operand operand, bool int8_output) {
+  const bool residual = operand != Operand::none;
   // 4x4 transposes inside each 128-bit lane: out j holds token (4 half + j) in its low lane and
   // token (8 + 4 half + j) in its high lane.
   const Ymm r0 = acc(0, half), r1 = acc(1, half), r2 = acc(2, half), r3 = acc(3, half);
@@ -45,7 +46,7 @@ void Avx2TileGenerator::store_half(int half, bool residual, bool int8_output) {
     vmovups(qmin, epilogue_.constant(EpilogueEmitter::kQuantMin));
   }
   auto store = [&](const Xmm& v, const Reg64& y_base, const Reg64& res_base, int j) {
-    if (residual) vaddps(v, v, token(res_base, res_stride_, res_stride3_, j));
+    epilogue_.combine(operand, v, token(res_base, res_stride_, res_stride3_, j));
     if (int8_output) {
       vmulps(v, v, Xmm(inv.getIdx()));
       vminps(v, v, Xmm(qmax.getIdx()));

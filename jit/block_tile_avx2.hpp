@@ -13,9 +13,9 @@ class Avx2TileGenerator : public BlockTileGenerator {
   static Xbyak::Ymm acc(int row, int half) { return Xbyak::Ymm(row * 2 + half); }
 
   // Transposes the 4 rows x 8 tokens of one half so that each token's 4 outputs are contiguous,
-  // adds the residual, and stores (fp32, or requantized int8 with inv_y_scale). Clobbers
-  // ymm10..15 and the accumulators of the half; rax, rcx, rdx, r8.
-  void store_half(int half, bool residual, bool int8_output);
+  // joins the operand (EpilogueEmitter::combine), and stores (fp32, or requantized int8 with
+  // inv_y_scale). Clobbers ymm10..15 and the accumulators of the half; rax, rcx, rdx, r8.
+  void store_half(int half, Operand operand, bool int8_output);
 
   // f32 accumulators: add the group's 4 row biases, then the activation. Clobbers ymm8..14,
   // rax, rcx.

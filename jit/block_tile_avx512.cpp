@@ -90,7 +90,8 @@ const Reg64 kSrc = Xbyak::util::rax, kDst = Xbyak::util::rbx, kDstStride = Xbyak
             kRes = Xbyak::util::r13, kResStride = Xbyak::util::r14, kLeft = Xbyak::util::r9;
 }  // namespace
 
-void Avx512TileGenerator::copy_out(bool residual, TileOutput output) {
+void Avx512TileGenerator::copy_out(Operand operand, TileOutput output) {
+  const bool residual = operand != Operand::none;
   mov(kSrc, arg(offsetof(BlockTileArgs, stage)));
   mov(kDst, arg(offsetof(BlockTileArgs, y)));
   mov(kDstStride, arg(offsetof(BlockTileArgs, y_stride)));
@@ -100,10 +101,11 @@ void Avx512TileGenerator::copy_out(bool residual, TileOutput output) {
   }
   load_copy_state(output, offsetof(BlockTileArgs, valid_rows));
   mov(kLeft, arg(offsetof(BlockTileArgs, valid_tokens)));
-  copy_rows(residual, output);
+  copy_rows(operand, output);
 }
 
-void Avx512TileGenerator::copy_previous_rows(bool residual, TileOutput output, int max_rows) {
+void Avx512TileGenerator::copy_previous_rows(Operand operand, TileOutput output, int max_rows) {
+  const bool residual = operand != Operand::none;
   Label skip, counted;
   mov(kLeft, pending_);
   sub(kLeft, copied_);
@@ -128,7 +130,7 @@ void Avx512TileGenerator::copy_previous_rows(bool residual, TileOutput output, i
   }
   add(copied_, kLeft);
   load_copy_state(output, offsetof(BlockTileArgs, prev_valid_rows));
-  copy_rows(residual, output);
+  copy_rows(operand, output);
   L(skip);
 }
 
@@ -150,7 +152,8 @@ void Avx512TileGenerator::load_copy_state(TileOutput output, size_t rows_field) 
   }
 }
 
-void Avx512TileGenerator::copy_rows(bool residual, TileOutput output) {
+void Avx512TileGenerator::copy_rows(Operand operand, TileOutput output) {
+  const bool residual = operand != Operand::none;
   constexpr int chunks = kStageRowBytes / 64;
   const Reg64 src = kSrc, dst = kDst, dst_stride = kDstStride, res = kRes, res_stride = kResStride,
               left = kLeft;
@@ -163,7 +166,7 @@ void Avx512TileGenerator::copy_rows(bool residual, TileOutput output) {
     vmovups(v, ptr[src + 64 * c]);
     if (residual) {
       vmovups(t | k | T_z, ptr[res + 64 * c]);  // masked: never reads past the valid rows
-      vaddps(v, v, t);
+      epilogue_.combine(operand, v, t);
     }
     switch (output) {
       case TileOutput::f32:

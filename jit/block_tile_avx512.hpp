@@ -2,8 +2,8 @@
 // in zmm accumulators (row r, token quarter q in zmm(4r + q); lane L of quarter q holds the
 // tokens 4 * quarters * L + 4q + 0..3, as sparse::chunk_token for quads_u8 and
 // sparse::f32_slice_token give it), transposed into the L1 stage of the call, and the stage's
-// copy-out into y, where the residual and the output type (fp32, int8, bf16) are applied a whole
-// token row at a time.
+// copy-out into y, where the tensor operand and the output type (fp32, int8, bf16) are applied a
+// whole token row at a time.
 #pragma once
 
 #include "jit/block_tile_generator.hpp"
@@ -18,14 +18,14 @@ class Avx512TileGenerator : public BlockTileGenerator {
   // `per_call()`, then per group `per_group()` (which leaves the group's fp32 tile in the stage
   // with store_quarter), then copy_out.
   template <typename PerCall, typename PerGroup>
-  void generate_staged(bool residual, TileOutput output, PerCall per_call, PerGroup per_group) {
+  void generate_staged(Operand operand, TileOutput output, PerCall per_call, PerGroup per_group) {
     generate_group_loop(
         false, 4,
         [&] {
           mov(y_, arg(offsetof(BlockTileArgs, stage)));
           per_call();
         },
-        per_group, [&] { copy_out(residual, output); });
+        per_group, [&] { copy_out(operand, output); });
   }
 
   // The same with the copy-out deferred (defers_copy_out()): per group, up to kRowsPerGroup
@@ -33,7 +33,8 @@ class Avx512TileGenerator : public BlockTileGenerator {
   // of 128 stores to rows 4 KiB-multiples apart (out = 3072 fp32) stalls on one L1 set; spread
   // between groups, the misses overlap the arithmetic.
   template <typename PerCall, typename PerGroup>
-  void generate_pipelined(bool residual, TileOutput output, PerCall per_call, PerGroup per_group) {
+  void generate_pipelined(Operand operand, TileOutput output, PerCall per_call,
+                          PerGroup per_group) {
     preamble();
     mov(x_, arg(offsetof(BlockTileArgs, x)));
     mov(group_, arg(offsetof(BlockTileArgs, group_begin)));
@@ -46,13 +47,13 @@ class Avx512TileGenerator : public BlockTileGenerator {
     je(after, T_NEAR);
     L(group_loop);
     per_group();
-    copy_previous_rows(residual, output, kRowsPerGroup);
+    copy_previous_rows(operand, output, kRowsPerGroup);
     add(y_, 16);
     add(group_, sizeof(int64_t));
     cmp(group_, arg(offsetof(BlockTileArgs, group_end)));
     jne(group_loop, T_NEAR);
     L(after);
-    copy_previous_rows(residual, output, 64);
+    copy_previous_rows(operand, output, 64);
     postamble();
     epilogue_.emit_table();
   }
@@ -69,18 +70,18 @@ class Avx512TileGenerator : public BlockTileGenerator {
   // The float epilogue of a 4-row tile: acc = act(acc + bias). Clobbers zmm16..27, rax, rcx.
   void bias_and_activate_tile(Activation activation, int quarters = 4);
 
-  // Copies valid_tokens x valid_rows of the stage to y, adding the residual and converting to
+  // Copies valid_tokens x valid_rows of the stage to y, joining the operand and converting to
   // the output type. Clobbers zmm0..5, k1, k2, k7 and the scratch registers.
-  void copy_out(bool residual, TileOutput output);
+  void copy_out(Operand operand, TileOutput output);
 
  private:
   static constexpr int kRowsPerGroup = 8;
   // Up to max_rows more rows of the previous call's stage (copied_ of pending_ done).
-  void copy_previous_rows(bool residual, TileOutput output, int max_rows);
+  void copy_previous_rows(Operand operand, TileOutput output, int max_rows);
   // Row masks k1, k2 from the row count at args + rows_field, and the output's constants.
   void load_copy_state(TileOutput output, size_t rows_field);
   // The copy loop over `left` rows: src (stage), dst (y), dst_stride, res, res_stride set.
-  void copy_rows(bool residual, TileOutput output);
+  void copy_rows(Operand operand, TileOutput output);
   const Xbyak::Reg64 copied_ = r15, pending_ = r12;
 };
 

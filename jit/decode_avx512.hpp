@@ -42,7 +42,7 @@ class DecodeAvx512Generator : public DecodeGenerator<Args> {
     }
     // rcx walks y's tokens, rdx residual's (the entry registers are free now).
     g.mov(g.rcx, Base::y_);
-    if (key.residual) g.mov(g.rdx, Base::res_);
+    if (key.operand != Operand::none) g.mov(g.rdx, Base::res_);
     for (int t = 0; t < key.tokens; ++t) {
       const Zmm v = acc(t);
       if constexpr (compensated) g.vpsubd(v, v, comp);
@@ -51,7 +51,7 @@ class DecodeAvx512Generator : public DecodeGenerator<Args> {
       g.vmulps(v, v, xs);
       g.vfmadd132ps(v, b, ws);  // v = v * w_scale + bias
       Base::epilogue_.activation(key.activation, v, t0, t1, t2);
-      if (key.residual) g.vaddps(v, v, g.ptr[g.rdx]);
+      Base::epilogue_.combine(key.operand, v, g.ptr[g.rdx]);
       if (key.int8_output) {
         g.vmulps(v, v, inv);
         g.vminps(v, v, qmax);
@@ -62,7 +62,7 @@ class DecodeAvx512Generator : public DecodeGenerator<Args> {
         g.vmovups(g.ptr[g.rcx], v);
       }
       g.add(g.rcx, Base::y_stride_);
-      if (key.residual) g.add(g.rdx, Base::res_stride_);
+      if (key.operand != Operand::none) g.add(g.rdx, Base::res_stride_);
     }
   }
 };

@@ -7,6 +7,7 @@
 
 #include <span>
 
+#include "jit/operand.hpp"
 #include "sparq/types.hpp"
 
 namespace sparq::jit {
@@ -71,6 +72,16 @@ class EpilogueEmitter {
   // chains lets the core overlap them instead of waiting on each one's latency.
   template <typename Vmm>
   void activation(Activation act, std::span<const Lane<Vmm>> lanes);
+
+  // v = v + src or v * src (operand add or multiply; nothing for none). src a register or a full
+  // vector in memory; the one place where every kernel joins its tensor operand.
+  template <typename Vmm>
+  void combine(Operand operand, const Vmm& v, const Xbyak::Operand& src) {
+    if (operand == Operand::add)
+      gen_.vaddps(v, v, src);
+    else if (operand == Operand::multiply)
+      gen_.vmulps(v, v, src);
+  }
 
   // Emits the constant table; call once after the code that uses constant().
   void emit_table();

@@ -5,7 +5,7 @@
 //   2 x vfmadd231ps.
 // 8 ymm accumulators (4 rows x 16 tokens) keep both FMA pipes busy through the 4-cycle latency.
 // The epilogue adds the bias, applies the activation and stores through the shared transposed
-// store (plus residual).
+// store (joining the operand).
 #include <cstddef>
 
 #include "jit/block_tile_avx2.hpp"
@@ -22,12 +22,12 @@ class F32Avx2Generator : public Avx2TileGenerator {
  public:
   explicit F32Avx2Generator(const F32KernelKey& key) {
     generate_group_loop(
-        key.residual, 4, [] {},
+        key.operand != Operand::none, 4, [] {},
         [&] {
           accumulate(key.prefetch_columns);
           add_bias_and_activate(key.activation);
-          store_half(0, key.residual, false);
-          store_half(1, key.residual, false);
+          store_half(0, key.operand, false);
+          store_half(1, key.operand, false);
         });
     finalize(features_of(Isa::avx2));
   }

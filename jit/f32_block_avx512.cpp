@@ -33,7 +33,7 @@ class F32Avx512Generator : public Avx512TileGenerator {
       generate_2of4(key, output);
     else
       generate_pipelined(
-          key.residual, output, [] {},
+          key.operand, output, [] {},
           [&] {
             if (key.layout == F32Layout::bf16_4x1)
               accumulate_bf16(key.prefetch_columns);
@@ -214,7 +214,7 @@ void F32Avx512Generator::generate_2of4(const F32KernelKey& key, TileOutput outpu
   add(chunk_begin, chunk_blocks);
   cmp(chunk_begin, blocks);
   jb(chunk_loop, T_NEAR);
-  copy_out(key.residual, output);
+  copy_out(key.operand, output);
   L(done);
   postamble();
   epilogue_.emit_table();

@@ -17,6 +17,7 @@
 
 #include "jit/block_tile.hpp"
 #include "jit/cpu_features.hpp"
+#include "jit/operand.hpp"
 #include "sparq/types.hpp"
 
 namespace sparq::jit {
@@ -29,7 +30,7 @@ struct F32KernelKey {
   Isa isa = Isa::avx2;
   F32Layout layout = F32Layout::block_4x1;
   Activation activation = Activation::none;
-  bool residual = false;
+  Operand operand = Operand::none;  // the epilogue's tensor operand
   // Prefetch the activation column of the entry kEntryReadAhead places ahead: pays when a slice
   // of activations does not fit in L1 (large in_features).
   bool prefetch_columns = false;

@@ -57,9 +57,11 @@ class ReferenceKernel final : public F32BlockKernel {
         for (int r = 0; r < 4; ++r) {
           const int64_t row = local * 4 + r;
           float v = sparse::activate(acc[r][s] + a.bias[row], key().activation);
-          if (key().residual)
-            v += *reinterpret_cast<const float*>(reinterpret_cast<const uint8_t*>(a.residual) +
-                                                 t * a.residual_stride + 4 * row);
+          if (key().operand != Operand::none)
+            v = combine(
+                key().operand, v,
+                *reinterpret_cast<const float*>(reinterpret_cast<const uint8_t*>(a.residual) +
+                                                t * a.residual_stride + 4 * row));
           std::memcpy(static_cast<uint8_t*>(a.y) + t * a.y_stride + 4 * row, &v, 4);
         }
       }

@@ -20,10 +20,11 @@ using namespace Xbyak;
 class F32DecodeAvx2Generator : public DecodeGenerator<F32DecodeArgs> {
  public:
   explicit F32DecodeAvx2Generator(const F32DecodeKey& key) : key_(key) {
-    generate_decode_loop(key.tokens, key.residual, sparse::kF32DecodeRows * sizeof(float), [&] {
-      accumulate();
-      finish();
-    });
+    generate_decode_loop(key.tokens, key.operand != Operand::none,
+                         sparse::kF32DecodeRows * sizeof(float), [&] {
+                           accumulate();
+                           finish();
+                         });
     finalize(features_of(Isa::avx2));
   }
 
@@ -72,17 +73,17 @@ void F32DecodeAvx2Generator::finish() {
   group_row_offset(rbx);  // the group's biases
   add(rbx, ARG(bias));
   mov(rax, y_);
-  if (key_.residual) mov(rdx, res_);
+  if (key_.operand != Operand::none) mov(rdx, res_);
   for (int t = 0; t < key_.tokens; ++t) {
     for (int h = 0; h < 2; ++h) {
       const Ymm v = acc(t, h);
       vaddps(v, v, ptr[rbx + 32 * h]);
       epilogue_.activation(key_.activation, v, t0, t1, t2);
-      if (key_.residual) vaddps(v, v, ptr[rdx + 32 * h]);
+      epilogue_.combine(key_.operand, v, ptr[rdx + 32 * h]);
       vmovups(ptr[rax + 32 * h], v);
     }
     add(rax, y_stride_);
-    if (key_.residual) add(rdx, res_stride_);
+    if (key_.operand != Operand::none) add(rdx, res_stride_);
   }
 }
 

@@ -22,13 +22,14 @@ using namespace Xbyak;
 class F32DecodeAvx512Generator : public DecodeGenerator<F32DecodeArgs> {
  public:
   explicit F32DecodeAvx512Generator(const F32DecodeKey& key) : key_(key) {
-    generate_decode_loop(key.tokens, key.residual, sparse::kF32DecodeRows * sizeof(float), [&] {
-      if (key.two_of_four)
-        accumulate_2of4();
-      else
-        accumulate();
-      finish();
-    });
+    generate_decode_loop(key.tokens, key.operand != Operand::none,
+                         sparse::kF32DecodeRows * sizeof(float), [&] {
+                           if (key.two_of_four)
+                             accumulate_2of4();
+                           else
+                             accumulate();
+                           finish();
+                         });
     finalize(features_of(Isa::avx512));
   }
 
@@ -148,15 +149,15 @@ void F32DecodeAvx512Generator::finish() {
   add(rbx, ARG(bias));
   vmovups(b, ptr[rbx]);
   mov(rax, y_);
-  if (key_.residual) mov(rdx, res_);
+  if (key_.operand != Operand::none) mov(rdx, res_);
   for (int t = 0; t < key_.tokens; ++t) {
     const Zmm v = acc(t);
     vaddps(v, v, b);
     epilogue_.activation(key_.activation, v, t0, t1, t2);
-    if (key_.residual) vaddps(v, v, ptr[rdx]);
+    epilogue_.combine(key_.operand, v, ptr[rdx]);
     vmovups(ptr[rax], v);
     add(rax, y_stride_);
-    if (key_.residual) add(rdx, res_stride_);
+    if (key_.operand != Operand::none) add(rdx, res_stride_);
   }
 }
 

@@ -86,12 +86,12 @@ class ReferenceF32Decode final : public F32DecodeKernel {
         for (int r = 0; r < kRows; ++r) {
           const int64_t row = local * kRows + r;
           float v = sparse::activate(acc[t][r] + a.bias[row], key().activation);
-          if (key().residual) {
+          if (key().operand != Operand::none) {
             float res;
             std::memcpy(
                 &res,
                 reinterpret_cast<const uint8_t*>(a.residual) + t * a.residual_stride + 4 * row, 4);
-            v += res;
+            v = combine(key().operand, v, res);
           }
           std::memcpy(reinterpret_cast<uint8_t*>(a.y) + t * a.y_stride + 4 * row, &v, 4);
         }

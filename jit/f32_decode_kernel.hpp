@@ -10,6 +10,7 @@
 #include <string>
 
 #include "jit/cpu_features.hpp"
+#include "jit/operand.hpp"
 #include "sparq/types.hpp"
 
 namespace sparq::jit {
@@ -33,8 +34,8 @@ struct F32DecodeKey {
   int tokens = 1;  // 1..4
   bool bf16 = false;
   Activation activation = Activation::none;
-  bool residual = false;
-  bool two_of_four = false;  // the 2:4 layout (AVX-512 and the portable twin only)
+  Operand operand = Operand::none;  // the epilogue's tensor operand
+  bool two_of_four = false;         // the 2:4 layout (AVX-512 and the portable twin only)
   auto operator<=>(const F32DecodeKey&) const = default;
 };
 
@@ -52,8 +53,8 @@ class F32DecodeKernel {
   F32DecodeKey key_;
 };
 
-// From the process-wide cache (avx512 and avx512_vnni: the AVX-512F variant). NotSupported if the ISA is
-// missing here, InvalidArgument for a token count outside 1..4.
+// From the process-wide cache (avx512 and avx512_vnni: the AVX-512F variant). NotSupported if the
+// ISA is missing here, InvalidArgument for a token count outside 1..4.
 std::shared_ptr<const F32DecodeKernel> f32_decode_kernel(const F32DecodeKey& key);
 
 std::unique_ptr<F32DecodeKernel> make_f32_decode_avx512(const F32DecodeKey& key);  // AVX-512F

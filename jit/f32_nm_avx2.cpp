@@ -21,12 +21,12 @@ class F32NmAvx2Generator : public Avx2TileGenerator {
  public:
   explicit F32NmAvx2Generator(const F32KernelKey& key) {
     generate_group_loop(
-        key.residual, 4, [] {},
+        key.operand != Operand::none, 4, [] {},
         [&] {
           accumulate();
           add_bias_and_activate(key.activation);
-          store_half(0, key.residual, false);
-          store_half(1, key.residual, false);
+          store_half(0, key.operand, false);
+          store_half(1, key.operand, false);
         });
     finalize(features_of(Isa::avx2));
   }

@@ -35,7 +35,7 @@ class Avx2Generator : public Avx2TileGenerator {
 
 void Avx2Generator::generate(const Int8KernelKey& key) {
   generate_group_loop(
-      key.residual, key.int8_output ? 1 : 4,
+      key.operand != Operand::none, key.int8_output ? 1 : 4,
       [&] {
         // The slice's token scales, the same for every group: ymm8 (half 0), ymm9 (half 1).
         mov(rax, ARG(x_scale));
@@ -45,8 +45,8 @@ void Avx2Generator::generate(const Int8KernelKey& key) {
       [&] {
         accumulate(key.prefetch_columns);
         dequantize(key);
-        store_half(0, key.residual, key.int8_output);
-        store_half(1, key.residual, key.int8_output);
+        store_half(0, key.operand, key.int8_output);
+        store_half(1, key.operand, key.int8_output);
       });
 }
 

@@ -26,7 +26,7 @@ class Avx512VnniGenerator : public Avx512TileGenerator {
                               : key.bf16_output ? TileOutput::bf16
                                                 : TileOutput::f32;
     generate_pipelined(
-        key.residual, output,
+        key.operand, output,
         [&] {
           if (quarters_ == 1) {
             // The column-gathering permutations, loaded once per call; zmm30/31 outlive the

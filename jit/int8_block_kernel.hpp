@@ -15,6 +15,7 @@
 
 #include "jit/block_tile.hpp"
 #include "jit/cpu_features.hpp"
+#include "jit/operand.hpp"
 #include "sparq/types.hpp"
 #include "sparse/int8_block_pack.hpp"
 
@@ -23,7 +24,7 @@ namespace sparq::jit {
 struct Int8KernelKey {
   Isa isa = Isa::avx2;
   Activation activation = Activation::none;
-  bool residual = false;
+  Operand operand = Operand::none;  // the epilogue's tensor operand
   bool int8_output = false;
   // Prefetch the activation columns of the entry kEntryReadAhead places ahead: pays when a
   // slice of activations does not fit in L1 (large in_features).

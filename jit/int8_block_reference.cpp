@@ -46,9 +46,11 @@ class ReferenceKernel final : public Int8BlockKernel {
           const int64_t row = local * 4 + r;
           float v = std::fma(static_cast<float>(acc[r][t]) * xs, a.w_scale[row], a.bias[row]);
           v = sparse::activate(v, key().activation);
-          if (key().residual)
-            v += *reinterpret_cast<const float*>(reinterpret_cast<const uint8_t*>(a.residual) +
-                                                 t * a.residual_stride + 4 * row);
+          if (key().operand != Operand::none)
+            v = combine(
+                key().operand, v,
+                *reinterpret_cast<const float*>(reinterpret_cast<const uint8_t*>(a.residual) +
+                                                t * a.residual_stride + 4 * row));
           uint8_t* out = static_cast<uint8_t*>(a.y) + t * a.y_stride + row * elem;
           if (key().int8_output)
             *reinterpret_cast<int8_t*>(out) = sparse::requantize(v, a.inv_y_scale);

@@ -23,8 +23,8 @@ using namespace Xbyak;
 class DecodeAvx2Generator : public DecodeGenerator<DecodeArgs> {
  public:
   explicit DecodeAvx2Generator(const DecodeKernelKey& key) : key_(key) {
-    generate_decode_loop(key.tokens, key.residual, sparse::kDecodeRows * (key.int8_output ? 1 : 4),
-                         [&] {
+    generate_decode_loop(key.tokens, key.operand != Operand::none,
+                         sparse::kDecodeRows * (key.int8_output ? 1 : 4), [&] {
                            accumulate();
                            finish();
                          });
@@ -82,7 +82,7 @@ void DecodeAvx2Generator::finish() {
   }
   // rcx walks y's tokens, rdx residual's (the entry registers are free now).
   mov(rcx, y_);
-  if (key_.residual) mov(rdx, res_);
+  if (key_.operand != Operand::none) mov(rdx, res_);
   for (int t = 0; t < key_.tokens; ++t) {
     vbroadcastss(xs, dword[rax + 4 * t]);
     for (int h = 0; h < 2; ++h) {
@@ -93,7 +93,7 @@ void DecodeAvx2Generator::finish() {
       vmulps(v, v, xs);
       vfmadd213ps(v, ws, b);
       epilogue_.activation(key_.activation, v, t0, t1, t2);
-      if (key_.residual) vaddps(v, v, ptr[rdx + 32 * h]);
+      epilogue_.combine(key_.operand, v, ptr[rdx + 32 * h]);
       if (key_.int8_output) {
         vmulps(v, v, inv);
         vminps(v, v, qmax);
@@ -108,7 +108,7 @@ void DecodeAvx2Generator::finish() {
       }
     }
     add(rcx, y_stride_);
-    if (key_.residual) add(rdx, res_stride_);
+    if (key_.operand != Operand::none) add(rdx, res_stride_);
   }
 }
 

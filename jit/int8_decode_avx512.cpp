@@ -23,8 +23,8 @@ using namespace Xbyak;
 class Int8DecodeAvx512Generator : public DecodeAvx512Generator<DecodeArgs> {
  public:
   explicit Int8DecodeAvx512Generator(const DecodeKernelKey& key) : key_(key) {
-    generate_decode_loop(key.tokens, key.residual, sparse::kDecodeRows * (key.int8_output ? 1 : 4),
-                         [&] {
+    generate_decode_loop(key.tokens, key.operand != Operand::none,
+                         sparse::kDecodeRows * (key.int8_output ? 1 : 4), [&] {
                            accumulate();
                            finish(key_);
                          });

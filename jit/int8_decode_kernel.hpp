@@ -15,6 +15,7 @@
 #include <string>
 
 #include "jit/cpu_features.hpp"
+#include "jit/operand.hpp"
 #include "sparq/types.hpp"
 
 namespace sparq::jit {
@@ -40,7 +41,7 @@ struct DecodeKernelKey {
   Isa isa = Isa::avx2;
   int tokens = 1;  // 1..sparse::kDecodeMaxTokens
   Activation activation = Activation::none;
-  bool residual = false;
+  Operand operand = Operand::none;  // the epilogue's tensor operand
   bool int8_output = false;
   auto operator<=>(const DecodeKernelKey&) const = default;
 };

@@ -39,12 +39,12 @@ class ReferenceDecodeKernel final : public Int8DecodeKernel {
           float v =
               std::fma(static_cast<float>(acc[t][r]) * a.x_scale[t], a.w_scale[row], a.bias[row]);
           v = sparse::activate(v, key().activation);
-          if (key().residual) {
+          if (key().operand != Operand::none) {
             float res;
             std::memcpy(
                 &res,
                 reinterpret_cast<const uint8_t*>(a.residual) + t * a.residual_stride + 4 * row, 4);
-            v += res;
+            v = combine(key().operand, v, res);
           }
           uint8_t* out = static_cast<uint8_t*>(a.y) + t * a.y_stride + row * elem;
           if (key().int8_output)

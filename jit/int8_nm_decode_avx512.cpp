@@ -22,7 +22,7 @@ using namespace Xbyak;
 class NmDecodeAvx512Generator : public DecodeAvx512Generator<NmDecodeArgs> {
  public:
   explicit NmDecodeAvx512Generator(const DecodeKernelKey& key) : key_(key) {
-    generate_decode_loop(key.tokens, key.residual,
+    generate_decode_loop(key.tokens, key.operand != Operand::none,
                          sparse::kNmDecodeRows * (key.int8_output ? 1 : 4), [&] {
                            accumulate();
                            finish(key_);

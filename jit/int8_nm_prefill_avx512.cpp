@@ -56,7 +56,7 @@ void NmPrefillGenerator::generate() {
   mov(left_, arg(offsetof(NmPrefillArgs, groups)));
   mov(y_, arg(offsetof(NmPrefillArgs, y)));
   mov(y_stride_, arg(offsetof(NmPrefillArgs, y_stride)));
-  if (key_.residual) {
+  if (key_.operand != Operand::none) {
     mov(res_, arg(offsetof(NmPrefillArgs, residual)));
     mov(res_stride_, arg(offsetof(NmPrefillArgs, residual_stride)));
   }
@@ -111,7 +111,7 @@ void NmPrefillGenerator::groups(int count) {
     add(entry_, group_bytes_);
     add(rows_, kRows * 4);
     add(y_, kRows * y_elem());
-    if (key_.residual) add(res_, kRows * 4);
+    if (key_.operand != Operand::none) add(res_, kRows * 4);
   }
 }
 
@@ -147,10 +147,10 @@ void NmPrefillGenerator::epilogue(int g) {
   }
   // rax walks y's tokens, rbx residual's.
   mov(rax, y_);
-  if (key_.residual) mov(rbx, res_);
+  if (key_.operand != Operand::none) mov(rbx, res_);
   for (int t = 0; t < tokens; ++t) {
     const Zmm v = acc(g, t);
-    if (key_.residual) vaddps(v, v, ptr[rbx]);
+    epilogue_.combine(key_.operand, v, ptr[rbx]);
     if (key_.int8_output) {
       vmulps(v, v, ptr_b[args_ + offsetof(NmPrefillArgs, inv_y_scale)]);
       vminps(v, v, epilogue_.constant(EpilogueEmitter::kQuantMax));
@@ -162,7 +162,7 @@ void NmPrefillGenerator::epilogue(int g) {
     }
     if (t + 1 < tokens) {
       add(rax, y_stride_);
-      if (key_.residual) add(rbx, res_stride_);
+      if (key_.operand != Operand::none) add(rbx, res_stride_);
     }
   }
 }

@@ -18,6 +18,7 @@
 #include <string>
 
 #include "jit/cpu_features.hpp"
+#include "jit/operand.hpp"
 #include "sparq/types.hpp"
 
 namespace sparq::jit {
@@ -45,7 +46,7 @@ struct NmPrefillArgs {
 struct NmPrefillKey {
   int tokens = kNmPrefillTileTokens;  // 1..kNmPrefillTileTokens
   Activation activation = Activation::none;
-  bool residual = false;
+  Operand operand = Operand::none;  // the epilogue's tensor operand
   bool int8_output = false;
   auto operator<=>(const NmPrefillKey&) const = default;
 };

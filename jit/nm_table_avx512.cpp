@@ -67,7 +67,7 @@ class NmTableGenerator : public Avx512TileGenerator {
     }
     test(flags, static_cast<uint8_t>(kLastChunk));
     jz(done, T_NEAR);
-    copy_out(key.residual, key.output);
+    copy_out(key.operand, key.output);
     L(done);
     postamble();
     epilogue_.emit_table();

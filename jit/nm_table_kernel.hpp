@@ -17,6 +17,7 @@
 
 #include "jit/block_tile.hpp"
 #include "jit/cpu_features.hpp"
+#include "jit/operand.hpp"
 #include "sparq/types.hpp"
 #include "sparse/nm_table_pack.hpp"
 
@@ -25,7 +26,7 @@ namespace sparq::jit {
 struct NmTableKernelKey {
   sparse::NmTableType type = sparse::NmTableType::int8;
   Activation activation = Activation::none;
-  bool residual = false;
+  Operand operand = Operand::none;      // the epilogue's tensor operand
   TileOutput output = TileOutput::f32;  // s8 only for int8
   int quarters = 4;  // 16 * quarters tokens per tile: 4, or 1 and 2 for bf16's short slices
   auto operator<=>(const NmTableKernelKey&) const = default;

@@ -55,7 +55,7 @@ void RowEpilogueGenerator<Vmm>::generate(const RowEpilogueKey& key) {
   mov(acc_, ARG(acc));
   mov(w_scale_, ARG(w_scale));
   mov(bias_, ARG(bias));
-  if (key.residual) mov(res_, ARG(residual));
+  if (key.operand != Operand::none) mov(res_, ARG(residual));
   mov(y_, ARG(y));
   mov(left_, ARG(blocks));
   vbroadcastss(x_scale, ARG(x_scale));
@@ -83,7 +83,7 @@ void RowEpilogueGenerator<Vmm>::generate(const RowEpilogueKey& key) {
   epilogue_.activation(key.activation, std::span<const Lane>(lanes));
   for (int u = 0; u < kUnroll; ++u) {
     const Vmm& v = lanes[u].x;
-    if (key.residual) vaddps(v, v, ptr[res_ + u * kWidth * 4]);
+    epilogue_.combine(key.operand, v, ptr[res_ + u * kWidth * 4]);
     if (key.output == TileOutput::s8) {
       vmulps(v, v, inv);
       vminps(v, v, qmax);
@@ -96,7 +96,7 @@ void RowEpilogueGenerator<Vmm>::generate(const RowEpilogueKey& key) {
   add(acc_, step);
   add(w_scale_, step);
   add(bias_, step);
-  if (key.residual) add(res_, step);
+  if (key.operand != Operand::none) add(res_, step);
   add(y_, kBlock * (key.output == TileOutput::f32 ? 4 : key.output == TileOutput::s8 ? 1 : 2));
   dec(left_);
   jnz(loop, T_NEAR);
@@ -174,7 +174,7 @@ void portable(const RowEpilogueKey& key, const int32_t* acc, float x_scale, cons
   for (int64_t o = 0; o < n; ++o) {
     float v = std::fma(static_cast<float>(acc[o]) * x_scale, w_scale[o], bias[o]);
     v = sparse::activate(v, key.activation);
-    if (residual) v += residual[o];
+    if (residual) v = combine(key.operand, v, residual[o]);
     switch (key.output) {
       case TileOutput::f32:
         static_cast<float*>(y)[o] = v;
@@ -207,8 +207,8 @@ void apply_row_epilogue(const RowEpilogue* kernel, const RowEpilogueKey& key, co
                         const float* residual, void* y, int64_t n, float inv_y_scale) {
   const int64_t y_elem = key.output == TileOutput::f32 ? 4 : key.output == TileOutput::s8 ? 1 : 2;
   if (!kernel) {
-    portable(key, acc, x_scale, w_scale, bias, key.residual ? residual : nullptr, y, n,
-             inv_y_scale);
+    portable(key, acc, x_scale, w_scale, bias, key.operand != Operand::none ? residual : nullptr, y,
+             n, inv_y_scale);
     return;
   }
   const int64_t block = kernel->block();
@@ -225,7 +225,7 @@ void apply_row_epilogue(const RowEpilogue* kernel, const RowEpilogueKey& key, co
   std::copy(acc + whole, acc + n, acc_tail);
   std::copy(w_scale + whole, w_scale + n, scale_tail);
   std::copy(bias + whole, bias + n, bias_tail);
-  if (key.residual) std::copy(residual + whole, residual + n, res_tail);
+  if (key.operand != Operand::none) std::copy(residual + whole, residual + n, res_tail);
   a = {acc_tail, scale_tail, bias_tail, res_tail, y_tail, 1, x_scale, inv_y_scale};
   kernel->run(a);
   std::memcpy(static_cast<uint8_t*>(y) + whole * y_elem, y_tail,

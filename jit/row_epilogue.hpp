@@ -10,6 +10,7 @@
 
 #include "jit/block_tile.hpp"
 #include "jit/cpu_features.hpp"
+#include "jit/operand.hpp"
 #include "sparq/types.hpp"
 
 namespace sparq::jit {
@@ -29,7 +30,7 @@ struct RowEpilogueArgs {
 struct RowEpilogueKey {
   Isa isa = Isa::avx2;
   Activation activation = Activation::none;
-  bool residual = false;
+  Operand operand = Operand::none;  // the epilogue's tensor operand
   TileOutput output = TileOutput::f32;
   auto operator<=>(const RowEpilogueKey&) const = default;
 };

@@ -14,7 +14,10 @@ namespace {
 float finish(float acc, int64_t t, int64_t o, int64_t out, const Epilogue& e) {
   if (e.bias) acc += e.bias[o];
   acc = activate(acc, e.activation);
-  if (e.residual) acc += e.residual[t * out + o];
+  if (e.residual) {
+    const float x = e.residual[t * out + o];
+    acc = e.operand == OperandOp::add ? acc + x : acc * x;
+  }
   return acc;
 }
 

@@ -15,7 +15,8 @@ namespace sparq::sparse {
 struct Epilogue {
   const float* bias = nullptr;  // [out] or null
   Activation activation = Activation::none;
-  const float* residual = nullptr;  // [tokens x out] or null
+  const float* residual = nullptr;     // [tokens x out] or null: the tensor operand
+  OperandOp operand = OperandOp::add;  // how it joins: added, or multiplied (a gated unit)
 };
 
 float activate(float v, Activation activation);

@@ -11,7 +11,7 @@ DenseLinear::DenseLinear(const LayerDescription& d)
     : out_(d.out),
       in_(d.in),
       dtype_(d.options.dtype),
-      activation_(d.options.activation),
+      post_ops_(d.options.activation, d.options.operand),
       threads_(d.threads),
       arena_(&arena_for(d.pool())) {
   if (d.int8()) {
@@ -24,8 +24,8 @@ DenseLinear::DenseLinear(const LayerDescription& d)
       for (int residual = 0; residual < 2; ++residual)
         for (jit::TileOutput output :
              {jit::TileOutput::f32, jit::TileOutput::s8, jit::TileOutput::bf16})
-          row_epilogues_[residual][static_cast<int>(output)] =
-              jit::row_epilogue({isa, activation_, residual == 1, output});
+          row_epilogues_[residual][static_cast<int>(output)] = jit::row_epilogue(
+              {isa, post_ops_.activation, post_ops_.operand_for(residual == 1), output});
     return;
   }
   w_f32_.assign(d.weight, d.weight + d.out * d.in);
@@ -58,7 +58,8 @@ std::shared_ptr<const DnnlMatmul> DenseLinear::primitive(int64_t tokens) const {
   else
     prim = std::make_shared<DnnlMatmul>(
         bf16_gemm() ? DnnlMatmul::Kind::bf16 : DnnlMatmul::Kind::f32, tokens, out_, in_,
-        w_f32_.data(), nullptr, bias_.empty() ? nullptr : bias_.data(), activation_, threads_);
+        w_f32_.data(), nullptr, bias_.empty() ? nullptr : bias_.data(), post_ops_.activation,
+        threads_);
   primitives_.emplace_front(tokens, prim);
   if (primitives_.size() > kMaxPrimitives) primitives_.pop_back();
   return prim;
@@ -89,8 +90,14 @@ void DenseLinear::run(const float* x, int64_t tokens, void* y, const float* resi
     y32 = fp32_out.data();
   }
   primitive(tokens)->run(dense_x, y32);
-  if (residual)
-    for (int64_t i = 0; i < tokens * out_; ++i) y32[i] += residual[i];
+  // The operand joins after oneDNN's bias and activation, on the layer's threads.
+  if (residual) {
+    const jit::Operand op = post_ops_.operand_for(true);
+    parallel_ranges(*arena_, tokens, [&](int64_t t0, int64_t t1) {
+      for (int64_t i = t0 * out_; i < t1 * out_; ++i)
+        y32[i] = jit::combine(op, y32[i], residual[i]);
+    });
+  }
   if (bf16_out) convert_to_bf16(y32, static_cast<uint16_t*>(y), tokens * out_);
 }
 
@@ -127,7 +134,8 @@ void DenseLinear::run(const QuantizedInput::Impl& q, void* y, float y_scale, con
   const jit::TileOutput output = y_scale > 0.0f ? jit::TileOutput::s8
                                  : bf16_out     ? jit::TileOutput::bf16
                                                 : jit::TileOutput::f32;
-  const jit::RowEpilogueKey key{jit::Isa::reference, activation_, residual != nullptr, output};
+  const jit::RowEpilogueKey key{jit::Isa::reference, post_ops_.activation,
+                                post_ops_.operand_for(residual != nullptr), output};
   const jit::RowEpilogue* kernel =
       row_epilogues_[residual != nullptr][static_cast<int>(output)].get();
   const int64_t y_elem = output == jit::TileOutput::f32 ? 4 : output == jit::TileOutput::s8 ? 1 : 2;

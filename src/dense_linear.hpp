@@ -14,6 +14,7 @@
 #include <utility>
 #include <vector>
 
+#include "jit/operand.hpp"
 #include "jit/row_epilogue.hpp"
 #include "src/dnnl_matmul.hpp"
 #include "src/linear_kernel.hpp"
@@ -44,7 +45,7 @@ class DenseLinear final : public LinearKernel {
   static constexpr size_t kMaxPrimitives = 8;
   int64_t out_, in_;
   DType dtype_;
-  Activation activation_;
+  jit::PostOps post_ops_;
   int threads_;
   tbb::task_arena* arena_;
   std::vector<float> w_f32_, bias_;  // fp32 / bf16 layers (bias empty without one)

@@ -11,15 +11,15 @@
 namespace sparq {
 
 F32DecodeLinear::F32DecodeLinear(const float* w, const float* bias, int64_t out, int64_t in,
-                                 bool bf16, Activation activation, jit::Isa isa, PoolRef threads,
+                                 bool bf16, jit::PostOps post_ops, jit::Isa isa, PoolRef threads,
                                  bool two_of_four)
     : weights_(two_of_four ? sparse::pack_f32_2of4_decode(w, bias, out, in, bf16)
                            : sparse::pack_f32_decode(w, bias, out, in, bf16)),
       arena_(&arena_for(resolve_threads(threads.threads), threads.pool)) {
   for (int t = 1; t <= 4; ++t)
     for (int residual = 0; residual < 2; ++residual)
-      kernels_[t - 1][residual] =
-          jit::f32_decode_kernel({isa, t, bf16, activation, residual == 1, two_of_four});
+      kernels_[t - 1][residual] = jit::f32_decode_kernel(
+          {isa, t, bf16, post_ops.activation, post_ops.operand_for(residual == 1), two_of_four});
 }
 
 void F32DecodeLinear::run(const float* x, int64_t tokens, void* y_out, const float* residual,

@@ -9,6 +9,7 @@
 #include <string>
 
 #include "jit/f32_decode_kernel.hpp"
+#include "jit/operand.hpp"
 #include "sparse/f32_decode_pack.hpp"
 #include "src/linear_kernel.hpp"
 #include "src/threading.hpp"
@@ -20,7 +21,7 @@ class F32DecodeLinear final : public LinearKernel {
   // w: fp32 [out x in] (bf16: holding bf16 values; two_of_four: 2:4, isa avx512 or
   // reference), bias [out] or null.
   F32DecodeLinear(const float* w, const float* bias, int64_t out, int64_t in, bool bf16,
-                  Activation activation, jit::Isa isa, PoolRef threads, bool two_of_four = false);
+                  jit::PostOps post_ops, jit::Isa isa, PoolRef threads, bool two_of_four = false);
 
   // Any token count (more than 4 run in steps of 4, each reading all the weights).
   // y: fp32 [tokens x out], or bf16 when bf16_out.

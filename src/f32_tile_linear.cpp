@@ -10,7 +10,7 @@
 namespace sparq {
 
 F32TileLinear::F32TileLinear(const float* w, const float* bias, int64_t out, int64_t in,
-                             jit::F32Layout layout, Activation activation, jit::Isa isa,
+                             jit::F32Layout layout, jit::PostOps post_ops, jit::Isa isa,
                              PoolRef threads, bool round_inputs_to_bf16)
     : layout_(layout == jit::F32Layout::block_4x1 && round_inputs_to_bf16 &&
                       isa >= jit::Isa::avx512 && jit::can_run(jit::bf16_features())
@@ -27,7 +27,8 @@ F32TileLinear::F32TileLinear(const float* w, const float* bias, int64_t out, int
   const bool prefetch_columns = layout_ != jit::F32Layout::n2_m4 && in * column_bytes > 24 * 1024;
   for (int residual = 0; residual < 2; ++residual)
     for (int bf16 = 0; bf16 < 2; ++bf16) {
-      jit::F32KernelKey key{isa, layout_, activation, residual == 1, prefetch_columns};
+      jit::F32KernelKey key{isa, layout_, post_ops.activation, post_ops.operand_for(residual == 1),
+                            prefetch_columns};
       // Kernels that store partial tiles write bf16 themselves; the tile loop converts the
       // others' fp32 tiles.
       key.bf16_output = bf16 == 1 && isa >= jit::Isa::avx512;

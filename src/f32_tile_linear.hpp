@@ -9,6 +9,7 @@
 #include <string>
 
 #include "jit/f32_block_kernel.hpp"
+#include "jit/operand.hpp"
 #include "sparse/bf16_block_pack.hpp"
 #include "sparse/f32_block_pack.hpp"
 #include "sparse/f32_nm_pack.hpp"
@@ -24,7 +25,7 @@ class F32TileLinear final : public LinearKernel {
   // where available for a block_4x1 layout, else activations rounded to bf16 when laid out and
   // fp32 FMAs.
   F32TileLinear(const float* w, const float* bias, int64_t out, int64_t in, jit::F32Layout layout,
-                Activation activation, jit::Isa isa, PoolRef threads, bool round_inputs_to_bf16);
+                jit::PostOps post_ops, jit::Isa isa, PoolRef threads, bool round_inputs_to_bf16);
 
   // x: fp32 [tokens x in]; y: fp32 [tokens x out], or bf16 when bf16_out; residual fp32
   // [tokens x out] or null.

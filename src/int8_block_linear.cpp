@@ -10,7 +10,7 @@
 namespace sparq {
 
 Int8BlockLinear::Int8BlockLinear(const int8_t* wq, const float* w_scale, const float* bias,
-                                 int64_t out, int64_t in, Activation activation, jit::Isa isa,
+                                 int64_t out, int64_t in, jit::PostOps post_ops, jit::Isa isa,
                                  PoolRef threads)
     : arena_(&arena_for(resolve_threads(threads.threads), threads.pool)) {
   // A slice of activations (in x 16 s16 tokens on AVX2, 64 u8 on AVX-512) beyond ~24 KiB no
@@ -19,7 +19,8 @@ Int8BlockLinear::Int8BlockLinear(const int8_t* wq, const float* w_scale, const f
   const bool prefetch_columns = in * column_bytes > 24 * 1024;
   for (int residual = 0; residual < 2; ++residual)
     for (int output : {kF32Out, kS8Out, kBf16Out}) {
-      jit::Int8KernelKey key{isa, activation, residual == 1, output == kS8Out, prefetch_columns};
+      jit::Int8KernelKey key{isa, post_ops.activation, post_ops.operand_for(residual == 1),
+                             output == kS8Out, prefetch_columns};
       // Kernels that store partial tiles write bf16 themselves; the tile loop converts the fp32
       // tiles of the others.
       key.bf16_output = output == kBf16Out && isa == jit::Isa::avx512_vnni;

@@ -9,6 +9,7 @@
 #include <string>
 
 #include "jit/int8_block_kernel.hpp"
+#include "jit/operand.hpp"
 #include "sparse/int8_block_pack.hpp"
 #include "src/linear_kernel.hpp"
 #include "src/quantized_input.hpp"
@@ -25,7 +26,7 @@ class Int8BlockLinear final : public LinearKernel {
  public:
   // Pre-quantized weights: wq s8 [out x in], w_scale [out], bias [out] or null.
   Int8BlockLinear(const int8_t* wq, const float* w_scale, const float* bias, int64_t out,
-                  int64_t in, Activation activation, jit::Isa isa, PoolRef threads);
+                  int64_t in, jit::PostOps post_ops, jit::Isa isa, PoolRef threads);
 
   void quantize(const float* x, int64_t tokens, QuantizedInput::Impl& q) const override;
   bool reads(const QuantizedInput::Impl& q) const override;

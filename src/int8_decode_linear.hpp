@@ -8,6 +8,7 @@
 #include <string>
 
 #include "jit/int8_decode_kernel.hpp"
+#include "jit/operand.hpp"
 #include "sparse/int8_decode_pack.hpp"
 #include "src/linear_kernel.hpp"
 #include "src/quantized_input.hpp"
@@ -19,7 +20,7 @@ class Int8DecodeLinear final : public LinearKernel {
  public:
   // Pre-quantized weights: wq s8 [out x in], w_scale [out], bias [out] or null; in <= 65536.
   Int8DecodeLinear(const int8_t* wq, const float* w_scale, const float* bias, int64_t out,
-                   int64_t in, Activation activation, jit::Isa isa, PoolRef threads);
+                   int64_t in, jit::PostOps post_ops, jit::Isa isa, PoolRef threads);
 
   // Any token count; more than 4 run in steps of 4, each reading all the weights.
   void quantize(const float* x, int64_t tokens, QuantizedInput::Impl& q) const override;

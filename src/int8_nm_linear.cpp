@@ -32,10 +32,10 @@ void int8_nm_rows_portable(const sparse::Int8NmWeights& w, const int8_t* x, int6
 }
 
 Int8NmLinear::Int8NmLinear(const int8_t* wq, const float* w_scale, const float* bias, int64_t out,
-                           int64_t in, Activation activation, jit::Isa isa, PoolRef threads)
+                           int64_t in, jit::PostOps post_ops, jit::Isa isa, PoolRef threads)
     : isa_(isa),
       jit_(isa == jit::Isa::avx512_vnni),
-      activation_(activation),
+      post_ops_(post_ops),
       arena_(&arena_for(resolve_threads(threads.threads), threads.pool)) {
   if (!jit_) {
     weights_ = sparse::pack_int8_2of4(wq, w_scale, bias, out, in);
@@ -45,8 +45,8 @@ Int8NmLinear::Int8NmLinear(const int8_t* wq, const float* w_scale, const float* 
   for (int t = 1; t <= sparse::kDecodeMaxTokens; ++t)
     for (int residual = 0; residual < 2; ++residual)
       for (int int8_out = 0; int8_out < 2; ++int8_out)
-        kernels_[t - 1][residual][int8_out] =
-            jit::int8_nm_decode_kernel({isa, t, activation, residual == 1, int8_out == 1});
+        kernels_[t - 1][residual][int8_out] = jit::int8_nm_decode_kernel(
+            {isa, t, post_ops.activation, post_ops.operand_for(residual == 1), int8_out == 1});
 }
 
 std::string Int8NmLinear::kernel_name() const {
@@ -117,8 +117,8 @@ void Int8NmLinear::run(const QuantizedInput::Impl& q, void* y, float y_scale, co
           const int64_t i = (t0 + t) * out + r;
           float v = std::fma(static_cast<float>(sums[t * (r1 - r0) + (r - r0)]) * q.scales[t0 + t],
                              w.scales[r], w.bias[r]);
-          v = sparse::activate(v, activation_);
-          if (residual) v += residual[i];
+          v = sparse::activate(v, post_ops_.activation);
+          if (residual) v = jit::combine(post_ops_.operand_for(true), v, residual[i]);
           if (int8_out)
             static_cast<int8_t*>(y)[i] = sparse::requantize(v, inv_y_scale);
           else if (bf16_out)

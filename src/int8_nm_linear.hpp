@@ -10,6 +10,7 @@
 #include <string>
 
 #include "jit/int8_nm_decode_kernel.hpp"
+#include "jit/operand.hpp"
 #include "sparse/int8_decode_pack.hpp"
 #include "sparse/int8_nm_decode_pack.hpp"
 #include "sparse/int8_nm_pack.hpp"
@@ -23,7 +24,7 @@ class Int8NmLinear final : public LinearKernel {
  public:
   // wq: s8 [out x in], 2:4; w_scale [out]; bias [out] or null; isa: the best available.
   Int8NmLinear(const int8_t* wq, const float* w_scale, const float* bias, int64_t out, int64_t in,
-               Activation activation, jit::Isa isa, PoolRef threads);
+               jit::PostOps post_ops, jit::Isa isa, PoolRef threads);
 
   void quantize(const float* x, int64_t tokens, QuantizedInput::Impl& q) const override;
   bool reads(const QuantizedInput::Impl& q) const override;
@@ -50,7 +51,7 @@ class Int8NmLinear final : public LinearKernel {
   sparse::Int8NmDecodeWeights decode_weights_;  // the JIT kernel's
   // [tokens - 1][residual][int8 output]
   std::shared_ptr<const jit::Int8NmDecodeKernel> kernels_[sparse::kDecodeMaxTokens][2][2];
-  Activation activation_;
+  jit::PostOps post_ops_;
   tbb::task_arena* arena_;
 };
 

@@ -11,15 +11,15 @@
 namespace sparq {
 
 Int8NmPrefillLinear::Int8NmPrefillLinear(const int8_t* wq, const float* w_scale, const float* bias,
-                                         int64_t out, int64_t in, Activation activation,
+                                         int64_t out, int64_t in, jit::PostOps post_ops,
                                          PoolRef threads)
     : weights_(sparse::pack_int8_2of4_prefill(wq, w_scale, bias, out, in)),
       arena_(&arena_for(resolve_threads(threads.threads), threads.pool)) {
   for (int t = 1; t <= jit::kNmPrefillTileTokens; ++t)
     for (int residual = 0; residual < 2; ++residual)
       for (int int8_out = 0; int8_out < 2; ++int8_out)
-        kernels_[t - 1][residual][int8_out] =
-            jit::int8_nm_prefill_kernel({t, activation, residual == 1, int8_out == 1});
+        kernels_[t - 1][residual][int8_out] = jit::int8_nm_prefill_kernel(
+            {t, post_ops.activation, post_ops.operand_for(residual == 1), int8_out == 1});
 }
 
 void Int8NmPrefillLinear::quantize(const float* x, int64_t tokens, QuantizedInput::Impl& q) const {

@@ -10,6 +10,7 @@
 #include <string>
 
 #include "jit/int8_nm_prefill_kernel.hpp"
+#include "jit/operand.hpp"
 #include "sparse/int8_nm_prefill_pack.hpp"
 #include "src/linear_kernel.hpp"
 #include "src/quantized_input.hpp"
@@ -22,7 +23,7 @@ class Int8NmPrefillLinear final : public LinearKernel {
   // wq: s8 [out x in], 2:4 (InvalidArgument otherwise); w_scale [out]; bias [out] or null.
   // NotSupported where AVX-512 VNNI code cannot run.
   Int8NmPrefillLinear(const int8_t* wq, const float* w_scale, const float* bias, int64_t out,
-                      int64_t in, Activation activation, PoolRef threads);
+                      int64_t in, jit::PostOps post_ops, PoolRef threads);
 
   void quantize(const float* x, int64_t tokens, QuantizedInput::Impl& q) const override;
   bool reads(const QuantizedInput::Impl& q) const override;

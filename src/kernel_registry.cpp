@@ -20,6 +20,12 @@
 #include "src/nm_table_linear.hpp"
 
 namespace sparq {
+
+namespace {
+jit::PostOps post_ops(const LayerDescription& d) {
+  return {d.options.activation, d.options.operand};
+}
+}  // namespace
 namespace {
 
 using Why = std::optional<std::string>;
@@ -77,7 +83,7 @@ Why int8_nm_decode(const LayerDescription& d) {
 }
 std::shared_ptr<const LinearKernel> pack_int8_nm_decode(const LayerDescription& d) {
   return std::make_shared<Int8NmLinear>(d.w_s8.data(), d.w_scale.data(), d.bias, d.out, d.in,
-                                        d.options.activation, jit::best_int8_isa(), d.pool());
+                                        post_ops(d), jit::best_int8_isa(), d.pool());
 }
 
 // Decode steps run the 16x1 decode kernel on any weight the int8 tile kernels run (blocks, or
@@ -92,7 +98,7 @@ Why int8_16x1_decode(const LayerDescription& d) {
 }
 std::shared_ptr<const LinearKernel> pack_int8_16x1_decode(const LayerDescription& d) {
   return std::make_shared<Int8DecodeLinear>(d.w_s8.data(), d.w_scale.data(), d.bias, d.out, d.in,
-                                            d.options.activation, jit::best_int8_isa(), d.pool());
+                                            post_ops(d), jit::best_int8_isa(), d.pool());
 }
 
 // Rows in lanes, vpshufb-picked activations, half the vpdpbusd of a dense GEMM.
@@ -106,7 +112,7 @@ Why int8_nm_prefill(const LayerDescription& d) {
 }
 std::shared_ptr<const LinearKernel> pack_int8_nm_prefill(const LayerDescription& d) {
   return std::make_shared<Int8NmPrefillLinear>(d.w_s8.data(), d.w_scale.data(), d.bias, d.out, d.in,
-                                               d.options.activation, d.pool());
+                                               post_ops(d), d.pool());
 }
 
 // On request only: its table (36 combinations per 8 columns) lives in L2, and it runs 0.83-0.94x
@@ -121,7 +127,7 @@ Why int8_nm_table(const LayerDescription& d) {
 }
 std::shared_ptr<const LinearKernel> pack_int8_nm_table(const LayerDescription& d) {
   return std::make_shared<NmTableLinear>(d.w_s8.data(), d.w_scale.data(), d.bias, d.out, d.in,
-                                         d.options.activation, d.pool());
+                                         post_ops(d), d.pool());
 }
 
 // oneDNN 2.6's int8 GEMM multiplies with vpmaddubsw on CPUs without VNNI, which saturates 16-bit
@@ -151,7 +157,7 @@ Why int8_4x1(const LayerDescription& d) {
 }
 std::shared_ptr<const LinearKernel> pack_int8_4x1(const LayerDescription& d) {
   return std::make_shared<Int8BlockLinear>(d.w_s8.data(), d.w_scale.data(), d.bias, d.out, d.in,
-                                           d.options.activation, jit::best_int8_isa(), d.pool());
+                                           post_ops(d), jit::best_int8_isa(), d.pool());
 }
 
 // ---- fp32 / bf16 ------------------------------------------------------------------------------
@@ -169,7 +175,7 @@ Why float_16x1_decode(const LayerDescription& d) {
 }
 std::shared_ptr<const LinearKernel> pack_float_16x1_decode(const LayerDescription& d) {
   return std::make_shared<F32DecodeLinear>(d.weight, d.bias, d.out, d.in, d.bf16(),
-                                           d.options.activation, jit::best_float_isa(), d.pool());
+                                           post_ops(d), jit::best_float_isa(), d.pool());
 }
 
 // 2:4 on AVX-512: 16 x 4 blocks with rows in lanes (56 % of the dense fp32 bytes, 62.5 % of
@@ -181,7 +187,7 @@ Why float_nm_decode(const LayerDescription& d) {
 }
 std::shared_ptr<const LinearKernel> pack_float_nm_decode(const LayerDescription& d) {
   return std::make_shared<F32DecodeLinear>(d.weight, d.bias, d.out, d.in, d.bf16(),
-                                           d.options.activation, jit::best_float_isa(), d.pool(),
+                                           post_ops(d), jit::best_float_isa(), d.pool(),
                                            true);
 }
 
@@ -207,7 +213,7 @@ Why bf16_nm_table(const LayerDescription& d) {
          "activations)";
 }
 std::shared_ptr<const LinearKernel> pack_bf16_nm_table(const LayerDescription& d) {
-  return std::make_shared<NmTableLinear>(d.weight, d.bias, d.out, d.in, d.options.activation,
+  return std::make_shared<NmTableLinear>(d.weight, d.bias, d.out, d.in, post_ops(d),
                                          d.pool());
 }
 
@@ -226,7 +232,7 @@ std::shared_ptr<const LinearKernel> pack_float_tiles(const LayerDescription& d) 
   const auto layout =
       d.shape == Shape::two_of_four ? jit::F32Layout::n2_m4 : jit::F32Layout::block_4x1;
   return std::make_shared<F32TileLinear>(d.weight, d.bias, d.out, d.in, layout,
-                                         d.options.activation, jit::best_float_isa(), d.pool(),
+                                         post_ops(d), jit::best_float_isa(), d.pool(),
                                          d.bf16());
 }
 

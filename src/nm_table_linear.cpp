@@ -34,20 +34,20 @@ struct NmTableLinear::Call {
 };
 
 NmTableLinear::NmTableLinear(const int8_t* wq, const float* w_scale, const float* bias, int64_t out,
-                             int64_t in, Activation activation, PoolRef threads)
+                             int64_t in, jit::PostOps post_ops, PoolRef threads)
     : weights_(sparse::pack_int8_2of4_table(wq, w_scale, bias, out, in)),
       arena_(&arena_for(resolve_threads(threads.threads), threads.pool)) {
-  make_kernels(activation);
+  make_kernels(post_ops);
 }
 
 NmTableLinear::NmTableLinear(const float* w, const float* bias, int64_t out, int64_t in,
-                             Activation activation, PoolRef threads)
+                             jit::PostOps post_ops, PoolRef threads)
     : weights_(sparse::pack_bf16_2of4_table(w, bias, out, in)),
       arena_(&arena_for(resolve_threads(threads.threads), threads.pool)) {
-  make_kernels(activation);
+  make_kernels(post_ops);
 }
 
-void NmTableLinear::make_kernels(Activation activation) {
+void NmTableLinear::make_kernels(jit::PostOps post_ops) {
   const bool int8 = weights_.type == sparse::NmTableType::int8;
   for (int residual = 0; residual < 2; ++residual)
     for (auto output : {jit::TileOutput::f32, jit::TileOutput::s8, jit::TileOutput::bf16})
@@ -55,7 +55,8 @@ void NmTableLinear::make_kernels(Activation activation) {
         if (int8 && quarters != 4) continue;
         if (!int8 && output == jit::TileOutput::s8) continue;
         kernels_[residual][static_cast<int>(output)][quarters_index(quarters)] =
-            jit::nm_table_kernel({weights_.type, activation, residual == 1, output, quarters});
+            jit::nm_table_kernel({weights_.type, post_ops.activation,
+                                  post_ops.operand_for(residual == 1), output, quarters});
       }
 }
 

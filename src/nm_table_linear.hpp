@@ -11,6 +11,7 @@
 #include <string>
 
 #include "jit/nm_table_kernel.hpp"
+#include "jit/operand.hpp"
 #include "sparse/nm_table_pack.hpp"
 #include "src/linear_kernel.hpp"
 #include "src/quantized_input.hpp"
@@ -22,9 +23,9 @@ class NmTableLinear final : public LinearKernel {
  public:
   // int8: wq s8 [out x in], 2:4; w_scale [out]; bias [out] or null.
   NmTableLinear(const int8_t* wq, const float* w_scale, const float* bias, int64_t out, int64_t in,
-                Activation activation, PoolRef threads);
+                jit::PostOps post_ops, PoolRef threads);
   // bf16: w fp32 [out x in] holding bf16 values, 2:4; bias [out] or null.
-  NmTableLinear(const float* w, const float* bias, int64_t out, int64_t in, Activation activation,
+  NmTableLinear(const float* w, const float* bias, int64_t out, int64_t in, jit::PostOps post_ops,
                 PoolRef threads);
 
   // int8: x fp32 [tokens x in] quantized into the quads_u8 slices (the 4x1 kernel's form).
@@ -49,7 +50,7 @@ class NmTableLinear final : public LinearKernel {
 
  private:
   struct Call;
-  void make_kernels(Activation activation);
+  void make_kernels(jit::PostOps post_ops);
   void run_slices(const Call& call) const;
 
   sparse::NmTableWeights weights_;

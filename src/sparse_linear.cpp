@@ -97,12 +97,20 @@ void validate_pack(const float* weight, int64_t out, int64_t in, const float* bi
   require(o.dtype == DType::f32 || o.dtype == DType::bf16 || o.dtype == DType::int8 ||
               o.dtype == DType::f16,
           "SparseLinear::pack: unknown dtype value " + std::to_string(static_cast<int>(o.dtype)));
+  // The CUDA backend's epilogues add their operand; a gated unit's product is not fused there.
+  if (o.device.kind == Device::Kind::cuda && o.operand != OperandOp::add)
+    throw NotSupported(
+        "SparseLinear::pack: operand multiply is not supported on CUDA layers (the CUDA "
+        "backend's epilogue adds its operand); pack the layer for the CPU or use operand add");
   check_device_request(o.device, o.dtype, "SparseLinear::pack");
   require(o.activation == Activation::none || o.activation == Activation::relu ||
               o.activation == Activation::gelu_tanh || o.activation == Activation::gelu_erf ||
               o.activation == Activation::silu,
           "SparseLinear::pack: unknown activation value " +
               std::to_string(static_cast<int>(o.activation)));
+  require(o.operand == OperandOp::add || o.operand == OperandOp::multiply,
+          "SparseLinear::pack: unknown operand op value " +
+              std::to_string(static_cast<int>(o.operand)) + " (expected add or multiply)");
   require(o.pattern.kind == Pattern::Kind::automatic || o.pattern.kind == Pattern::Kind::dense ||
               o.pattern.kind == Pattern::Kind::block || o.pattern.kind == Pattern::Kind::n_m,
           "SparseLinear::pack: unknown pattern kind value " +

@@ -82,6 +82,14 @@ Activation parse_activation(const std::string& text) {
                         "': expected none, relu, gelu_tanh, gelu_erf or silu");
 }
 
+const char* to_string(OperandOp op) { return op == OperandOp::add ? "add" : "multiply"; }
+
+OperandOp parse_operand_op(const std::string& text) {
+  if (text == "add") return OperandOp::add;
+  if (text == "multiply") return OperandOp::multiply;
+  throw InvalidArgument("operand op '" + text + "': expected add or multiply");
+}
+
 DType parse_dtype(const std::string& text) {
   if (text == "f32") return DType::f32;
   if (text == "bf16") return DType::bf16;

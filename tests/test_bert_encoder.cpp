@@ -179,8 +179,7 @@ TEST(BertEncoder, AttentionPrecisionIsChosenAndBf16StaysClose) {
   for (DType dtype : {DType::int8, DType::bf16}) {
     EncoderOptions q = o;
     q.dtype = dtype;
-    EXPECT_EQ(BertEncoder::build(c, w, q).attention_kernel().substr(0, 4),
-              native ? "bf16" : "f32 ")
+    EXPECT_EQ(BertEncoder::build(c, w, q).attention_kernel().substr(0, 4), native ? "bf16" : "f32 ")
         << to_string(dtype);
   }
   o.attention = AttentionPrecision::bf16;

@@ -10,11 +10,11 @@
 #include <string>
 #include <vector>
 
-#include "sparq/models/bert_config.hpp"
 #include "models/bert_save.hpp"
-#include "sparq/models/bert_weights.hpp"
 #include "models/prune_folder.hpp"
 #include "sparq/error.hpp"
+#include "sparq/models/bert_config.hpp"
+#include "sparq/models/bert_weights.hpp"
 #include "sparse/stats.hpp"
 #include "src/safetensors.hpp"
 #include "test_util.hpp"

@@ -74,7 +74,7 @@ class F32KernelTest : public ::testing::TestWithParam<Variant> {
   }
 
   F32TileLinear layer(const std::vector<float>& w, const float* bias, int64_t out, int64_t in,
-                      Activation act) const {
+                      jit::PostOps act) const {
     F32TileLinear l(w.data(), bias, out, in, bf16() ? jit::F32Layout::block_4x1 : layout(), act,
                     isa(), 1, bf16());
     EXPECT_EQ(l.layout(), layout());
@@ -89,26 +89,28 @@ class F32KernelTest : public ::testing::TestWithParam<Variant> {
     return w;
   }
 
-  void check(const Case& c, Activation act, bool residual, uint32_t seed,
+  void check(const Case& c, Activation act, jit::Operand residual, uint32_t seed,
              const std::vector<float>* given_w = nullptr) {
     SCOPED_TRACE(testing::Message() << "out=" << c.out << " in=" << c.in << " tokens=" << c.tokens
                                     << " sparsity=" << c.block_sparsity << " act=" << to_string(act)
-                                    << " residual=" << residual);
+                                    << " operand=" << static_cast<int>(residual));
     const auto w = given_w ? *given_w : weight(c.out, c.in, c.block_sparsity, seed);
     const auto bias = test::random_floats(static_cast<size_t>(c.out), seed + 3);
     const auto x = test::random_floats(static_cast<size_t>(c.tokens * c.in), seed + 4, -2, 2);
     const auto res = test::random_floats(static_cast<size_t>(c.tokens * c.out), seed + 6);
 
     std::vector<float> want(static_cast<size_t>(c.tokens * c.out));
-    const sparse::Epilogue e{bias.data(), act, residual ? res.data() : nullptr};
+    const sparse::Epilogue e{bias.data(), act,
+                             residual != jit::Operand::none ? res.data() : nullptr,
+                             jit::operand_op(residual)};
     if (bf16())
       sparse::linear_bf16(x.data(), c.tokens, sparse::to_bf16(w).data(), c.out, c.in, e,
                           want.data());
     else
       sparse::linear_f32(x.data(), c.tokens, w.data(), c.out, c.in, e, want.data());
-    const F32TileLinear l = layer(w, bias.data(), c.out, c.in, act);
+    const F32TileLinear l = layer(w, bias.data(), c.out, c.in, {act, jit::operand_op(residual)});
     std::vector<float> got(want.size(), -12345.0f);
-    l.run(x.data(), c.tokens, got.data(), residual ? res.data() : nullptr);
+    l.run(x.data(), c.tokens, got.data(), residual != jit::Operand::none ? res.data() : nullptr);
     // Sums of up to `in` products in another order: relative to the magnitude of the terms.
     test::expect_close(got, want, 2e-6 * std::sqrt(static_cast<double>(c.in)) + 1e-6,
                        "fp32 output");
@@ -118,11 +120,12 @@ class F32KernelTest : public ::testing::TestWithParam<Variant> {
 TEST_P(F32KernelTest, RandomShapesWithTails) {
   uint32_t seed = 100;
   for (const auto& [out, in, tokens, sparsity] : test::kTileShapes)
-    check({out, in, tokens, sparsity}, Activation::none, false, seed++);
+    check({out, in, tokens, sparsity}, Activation::none, jit::Operand::none, seed++);
 }
 
 TEST_P(F32KernelTest, SparsityExtremes) {
-  for (double s : {0.0, 0.5, 0.9, 0.99, 1.0}) check({36, 80, 45, s}, Activation::none, false, 7);
+  for (double s : {0.0, 0.5, 0.9, 0.99, 1.0})
+    check({36, 80, 45, s}, Activation::none, jit::Operand::none, 7);
 }
 
 TEST_P(F32KernelTest, OneDenseRowGroupAmongEmptyOnes) {
@@ -130,14 +133,14 @@ TEST_P(F32KernelTest, OneDenseRowGroupAmongEmptyOnes) {
   auto w = weight(c.out, c.in, 1.0, 3);
   const auto row = weight(1, c.in, 0.0, 4);  // as dense as the layout allows
   std::copy(row.begin(), row.end(), w.begin() + 21 * c.in);
-  check(c, Activation::none, false, 5, &w);
+  check(c, Activation::none, jit::Operand::none, 5, &w);
 }
 
 TEST_P(F32KernelTest, EveryEpilogue) {
   uint32_t seed = 300;
   for (Activation act : {Activation::none, Activation::relu, Activation::gelu_tanh,
                          Activation::gelu_erf, Activation::silu})
-    for (bool residual : {false, true})
+    for (jit::Operand residual : {jit::Operand::none, jit::Operand::add, jit::Operand::multiply})
       for (const Case& c : {Case{12, 24, 16, 0.6}, Case{13, 40, 70, 0.8}, Case{64, 40, 64, 0.7}})
         check(c, act, residual, seed++);
 }
@@ -183,7 +186,7 @@ INSTANTIATE_TEST_SUITE_P(
 TEST(F32KernelGeneration, EveryKeyGenerates) {
   for (Activation act : {Activation::none, Activation::relu, Activation::gelu_tanh,
                          Activation::gelu_erf, Activation::silu})
-    for (bool residual : {false, true})
+    for (jit::Operand residual : {jit::Operand::none, jit::Operand::add, jit::Operand::multiply})
       for (bool prefetch : {false, true})
         for (auto layout : {jit::F32Layout::block_4x1, jit::F32Layout::n2_m4}) {
           std::unique_ptr<jit::F32BlockKernel> kernel;

@@ -42,11 +42,12 @@ class Int8KernelTest : public ::testing::TestWithParam<jit::Isa> {
                         jit::features_of(GetParam()));
   }
 
-  void check(const Case& c, Activation act, bool residual, bool int8_out, uint32_t seed,
+  void check(const Case& c, Activation act, jit::Operand residual, bool int8_out, uint32_t seed,
              const std::vector<int8_t>* given_w = nullptr) {
-    SCOPED_TRACE(testing::Message() << "out=" << c.out << " in=" << c.in << " tokens=" << c.tokens
-                                    << " sparsity=" << c.block_sparsity << " act=" << to_string(act)
-                                    << " residual=" << residual << " int8_out=" << int8_out);
+    SCOPED_TRACE(testing::Message()
+                 << "out=" << c.out << " in=" << c.in << " tokens=" << c.tokens
+                 << " sparsity=" << c.block_sparsity << " act=" << to_string(act)
+                 << " operand=" << static_cast<int>(residual) << " int8_out=" << int8_out);
     const auto w = given_w ? *given_w : block_sparse_weight(c.out, c.in, c.block_sparsity, seed);
     const auto w_scale = test::random_floats(static_cast<size_t>(c.out), seed + 2, 0.001f, 0.02f);
     const auto bias = test::random_floats(static_cast<size_t>(c.out), seed + 3);
@@ -57,9 +58,12 @@ class Int8KernelTest : public ::testing::TestWithParam<jit::Isa> {
 
     std::vector<float> want(static_cast<size_t>(c.tokens * c.out));
     sparse::linear_int8(xq.data(), x_scale.data(), c.tokens, w.data(), w_scale.data(), c.out, c.in,
-                        {bias.data(), act, residual ? res.data() : nullptr}, want.data());
+                        {bias.data(), act, residual != jit::Operand::none ? res.data() : nullptr,
+                         jit::operand_op(residual)},
+                        want.data());
 
-    Int8BlockLinear layer(w.data(), w_scale.data(), bias.data(), c.out, c.in, act, GetParam(), 1);
+    Int8BlockLinear layer(w.data(), w_scale.data(), bias.data(), c.out, c.in,
+                          {act, jit::operand_op(residual)}, GetParam(), 1);
     QuantizedInput::Impl q;
     q.reserve(activation_bytes(layer.layout(), c.tokens, c.in), activation_scale_count(c.tokens));
     sparse::layout_activations(xq.data(), x_scale.data(), c.tokens, c.in, layer.layout(),
@@ -71,12 +75,12 @@ class Int8KernelTest : public ::testing::TestWithParam<jit::Isa> {
 
     if (!int8_out) {
       std::vector<float> got(want.size(), -12345.0f);
-      layer.run(q, got.data(), 0.0f, residual ? res.data() : nullptr);
+      layer.run(q, got.data(), 0.0f, residual != jit::Operand::none ? res.data() : nullptr);
       test::expect_close(got, want, 2e-5, "fp32 output");
     } else {
       const float y_scale = 0.02f;
       std::vector<int8_t> got(want.size(), 99);
-      layer.run(q, got.data(), y_scale, residual ? res.data() : nullptr);
+      layer.run(q, got.data(), y_scale, residual != jit::Operand::none ? res.data() : nullptr);
       test::expect_requantized(got, want, y_scale);
     }
   }
@@ -85,12 +89,12 @@ class Int8KernelTest : public ::testing::TestWithParam<jit::Isa> {
 TEST_P(Int8KernelTest, RandomShapesWithTails) {
   uint32_t seed = 100;
   for (const auto& [out, in, tokens, sparsity] : test::kTileShapes)
-    check({out, in, tokens, sparsity}, Activation::none, false, false, seed++);
+    check({out, in, tokens, sparsity}, Activation::none, jit::Operand::none, false, seed++);
 }
 
 TEST_P(Int8KernelTest, SparsityExtremes) {
   for (double s : {0.0, 0.5, 0.9, 0.99, 1.0})
-    check({36, 80, 45, s}, Activation::none, false, false, 7);
+    check({36, 80, 45, s}, Activation::none, jit::Operand::none, false, 7);
 }
 
 TEST_P(Int8KernelTest, OneDenseRowGroupAmongEmptyOnes) {
@@ -98,14 +102,14 @@ TEST_P(Int8KernelTest, OneDenseRowGroupAmongEmptyOnes) {
   auto w = block_sparse_weight(c.out, c.in, 1.0, 3);
   const auto row = test::random_int8(static_cast<size_t>(c.in), 4, 1, 127);
   std::copy(row.begin(), row.end(), w.begin() + 21 * c.in);
-  check(c, Activation::none, false, false, 5, &w);
+  check(c, Activation::none, jit::Operand::none, false, 5, &w);
 }
 
 TEST_P(Int8KernelTest, EveryEpilogue) {
   uint32_t seed = 300;
   for (Activation act : {Activation::none, Activation::relu, Activation::gelu_tanh,
                          Activation::gelu_erf, Activation::silu})
-    for (bool residual : {false, true})
+    for (jit::Operand residual : {jit::Operand::none, jit::Operand::add, jit::Operand::multiply})
       for (bool int8_out : {false, true})
         // in = 800: the column-prefetching variants (in > 384 on AVX-512, > 768 on AVX2), so
         // every kernel key runs here where the CPU has its ISA.
@@ -121,7 +125,7 @@ TEST_P(Int8KernelTest, ExtremeValuesSaturateInt8Output) {
   const Case c{8, 64, 20, 0.0};
   std::vector<int8_t> w(static_cast<size_t>(c.out * c.in), 127);
   for (int64_t i = 0; i < c.in; ++i) w[i] = -127;  // row 0 negative
-  check(c, Activation::none, false, true, 9, &w);
+  check(c, Activation::none, jit::Operand::none, true, 9, &w);
 }
 
 INSTANTIATE_TEST_SUITE_P(AllIsas, Int8KernelTest,
@@ -210,7 +214,7 @@ TEST(Int8KernelGeneration, CodeThisCpuCannotRunIsRefusedWhenCalled) {
 TEST(Int8KernelGeneration, EveryVariantAndKeyGenerates) {
   for (Activation act : {Activation::none, Activation::relu, Activation::gelu_tanh,
                          Activation::gelu_erf, Activation::silu})
-    for (bool residual : {false, true})
+    for (jit::Operand residual : {jit::Operand::none, jit::Operand::add, jit::Operand::multiply})
       for (bool int8_out : {false, true})
         for (bool prefetch : {false, true}) {
           jit::Int8KernelKey key{jit::Isa::avx512_vnni, act, residual, int8_out, prefetch};

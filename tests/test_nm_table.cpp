@@ -343,17 +343,17 @@ INSTANTIATE_TEST_SUITE_P(BothTypes, NmTableLayerTest,
 
 TEST(NmTableKernel, BadKeysAreRefused) {
   if (jit::can_run(jit::nm_table_features(NmTableType::bf16))) {
-    EXPECT_THROW(
-        jit::nm_table_kernel({NmTableType::bf16, Activation::none, false, jit::TileOutput::s8}),
-        NotSupported);
-    EXPECT_THROW_WITH(
-        jit::nm_table_kernel({NmTableType::bf16, Activation::none, false, jit::TileOutput::f32, 3}),
-        NotSupported, "not 3");
+    EXPECT_THROW(jit::nm_table_kernel({NmTableType::bf16, Activation::none, jit::Operand::none,
+                                       jit::TileOutput::s8}),
+                 NotSupported);
+    EXPECT_THROW_WITH(jit::nm_table_kernel({NmTableType::bf16, Activation::none, jit::Operand::none,
+                                            jit::TileOutput::f32, 3}),
+                      NotSupported, "not 3");
   }
   if (jit::can_run(jit::nm_table_features(NmTableType::int8))) {
-    EXPECT_THROW_WITH(
-        jit::nm_table_kernel({NmTableType::int8, Activation::none, false, jit::TileOutput::f32, 2}),
-        NotSupported, "not 2");
+    EXPECT_THROW_WITH(jit::nm_table_kernel({NmTableType::int8, Activation::none, jit::Operand::none,
+                                            jit::TileOutput::f32, 2}),
+                      NotSupported, "not 2");
   }
   // A layer of the other type refuses the wrong call.
   if (jit::can_run(jit::nm_table_features(NmTableType::int8))) {

@@ -38,12 +38,13 @@ TEST_P(RowEpilogueTest, MatchesThePortableEpilogue) {
   uint32_t seed = 1;
   for (Activation act : {Activation::none, Activation::relu, Activation::gelu_tanh,
                          Activation::gelu_erf, Activation::silu})
-    for (bool residual : {false, true})
+    for (jit::Operand residual : {jit::Operand::none, jit::Operand::add, jit::Operand::multiply})
       for (jit::TileOutput output :
            {jit::TileOutput::f32, jit::TileOutput::s8, jit::TileOutput::bf16})
         for (int64_t n : {1, 7, 15, 16, 17, 63, 64, 65, 130, 777}) {
-          SCOPED_TRACE(testing::Message() << to_string(act) << " residual=" << residual
-                                          << " output=" << static_cast<int>(output) << " n=" << n);
+          SCOPED_TRACE(testing::Message()
+                       << to_string(act) << " operand=" << static_cast<int>(residual)
+                       << " output=" << static_cast<int>(output) << " n=" << n);
           const size_t un = static_cast<size_t>(n);
           const auto acc = random_acc(un, seed++);
           const auto w_scale = test::random_floats(un, seed++, 1e-5f, 2e-5f);

@@ -6,8 +6,8 @@
 #include <filesystem>
 #include <fstream>
 
-#include "sparq/models/wordpiece.hpp"
 #include "sparq/error.hpp"
+#include "sparq/models/wordpiece.hpp"
 
 namespace sparq::models {
 namespace {

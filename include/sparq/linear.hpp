@@ -19,7 +19,11 @@ namespace sparq {
 struct LinearOptions {
   DType dtype = DType::int8;
   Pattern pattern = Pattern::automatic();
-  Activation activation = Activation::none;  // applied after bias, before the residual add
+  // The epilogue every kernel fuses, in this order: (int8) dequantize, bias, `activation`, the
+  // forward call's tensor operand joined by `operand` (added: a residual; multiplied: a gated
+  // unit), then the conversion to the forward overload's output type (fp32, bf16, int8).
+  Activation activation = Activation::none;
+  OperandOp operand = OperandOp::add;
   int threads = 0;                           // 0: all cores
   // Device::cuda(N): the layer is packed on GPU N (dtypes f16, bf16, int8; see forward_device).
   Device device = Device::cpu();
@@ -78,7 +82,8 @@ class SparseLinear {
                            const LinearOptions& options);
 
   // x: fp32 row-major [tokens x in]; y: fp32 row-major [tokens x out]. If residual is given
-  // (fp32 [tokens x out]) it is added after the activation: y = act(x w^T + b) + residual.
+  // (fp32 [tokens x out]) it joins after the activation: y = act(x w^T + b) + residual, or with
+  // LinearOptions::operand multiply y = act(x w^T + b) * residual.
   // int8 layers quantize x dynamically, symmetric, one scale per token (max |x| / 127).
   void forward(const float* x, int64_t tokens, float* y, const float* residual = nullptr) const;
 

@@ -36,6 +36,11 @@ struct Pattern {
 // gelu_erf: 0.5 x (1 + erf(x / sqrt 2)) (the exact GELU); silu: x / (1 + exp(-x)) (Llama's MLP).
 enum class Activation { none, relu, gelu_tanh, gelu_erf, silu };
 
+// How a forward call's tensor operand (its `residual` argument, [tokens x out]) joins the result,
+// after the activation: added (a residual connection) or multiplied element by element (a gated
+// unit: SwiGLU's silu(x gate^T) * up, with up as the operand).
+enum class OperandOp { add, multiply };
+
 // Where a layer runs: the CPU, or CUDA device `index` (the CUDA backend, gpu/, when sparq was built
 // with it and a driver and a GPU of compute capability >= 8.0 are present).
 struct Device {
@@ -54,6 +59,8 @@ struct Device {
 const char* to_string(DType dtype);
 const char* to_string(Activation activation);
 Activation parse_activation(const std::string& text);  // "none" | "relu" | "gelu_tanh" | ...
+const char* to_string(OperandOp op);
+OperandOp parse_operand_op(const std::string& text);  // "add" | "multiply"
 DType parse_dtype(const std::string& text);            // "f32" | "bf16" | "int8" | "f16"
 
 }  // namespace sparq
