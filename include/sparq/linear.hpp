@@ -24,7 +24,7 @@ struct LinearOptions {
   // unit), then the conversion to the forward overload's output type (fp32, bf16, int8).
   Activation activation = Activation::none;
   OperandOp operand = OperandOp::add;
-  int threads = 0;                           // 0: all cores
+  int threads = 0;  // 0: all cores
   // Device::cuda(N): the layer is packed on GPU N (dtypes f16, bf16, int8; see forward_device).
   Device device = Device::cpu();
   // The thread pool: layers of one pool and thread count share its threads. Independent model

@@ -61,6 +61,6 @@ const char* to_string(Activation activation);
 Activation parse_activation(const std::string& text);  // "none" | "relu" | "gelu_tanh" | ...
 const char* to_string(OperandOp op);
 OperandOp parse_operand_op(const std::string& text);  // "add" | "multiply"
-DType parse_dtype(const std::string& text);            // "f32" | "bf16" | "int8" | "f16"
+DType parse_dtype(const std::string& text);           // "f32" | "bf16" | "int8" | "f16"
 
 }  // namespace sparq
