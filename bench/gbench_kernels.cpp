@@ -140,30 +140,9 @@ void BM_RmsNorm(benchmark::State& state) {
   state.SetLabel(avx512 ? "avx512" : "avx2");
 }
 
-void BM_Swiglu(benchmark::State& state) {
-  const int64_t n = 5632;
-  std::mt19937 rng(3);
-  std::normal_distribution<float> normal(0.0f, 2.0f);
-  std::vector<float> gate(static_cast<size_t>(n)), up(gate.size()), act(gate.size());
-  for (float& v : gate) v = normal(rng);
-  for (float& v : up) v = normal(rng);
-  const bool avx512 = state.range(0) == 512;
-  if (!sparq::jit::isa_available(avx512 ? sparq::jit::Isa::avx512 : sparq::jit::Isa::avx2)) {
-    state.SkipWithError("this CPU lacks the ISA");
-    return;
-  }
-  for (auto _ : state) {
-    (avx512 ? sparq::models::detail::swiglu_avx512 : sparq::models::detail::swiglu_avx2)(
-        gate.data(), up.data(), n, act.data());
-    benchmark::DoNotOptimize(act.data());
-  }
-  state.SetLabel(avx512 ? "avx512" : "avx2");
-}
-
 }  // namespace
 
 BENCHMARK(BM_RmsNorm)->Arg(2)->Arg(512)->Unit(benchmark::kMicrosecond);
-BENCHMARK(BM_Swiglu)->Arg(2)->Arg(512)->Unit(benchmark::kMicrosecond);
 BENCHMARK(BM_Attention_Sparq)->Arg(128)->Arg(384)->Unit(benchmark::kMicrosecond);
 BENCHMARK(BM_Attention_SparqBf16)->Arg(128)->Arg(384)->Unit(benchmark::kMicrosecond);
 BENCHMARK(BM_Attention_OneDnn)->Arg(128)->Arg(384)->Unit(benchmark::kMicrosecond);

@@ -22,8 +22,11 @@ using sparse::require;
 
 namespace {
 
-SparseLinear pack(const LinearWeights& w, const DecoderOptions& options, const Pattern& pattern) {
+SparseLinear pack(const LinearWeights& w, const DecoderOptions& options, const Pattern& pattern,
+                  Activation activation = Activation::none, OperandOp operand = OperandOp::add) {
   LinearOptions o;
+  o.activation = activation;
+  o.operand = operand;
   o.dtype = options.dtype;
   o.pattern = pattern;
   o.threads = options.threads;
@@ -54,7 +57,9 @@ struct LlamaModel::Impl {
   LlamaConfig config;
   std::vector<float> embed, final_norm;
   struct Layer {
-    SparseLinear qkv, o, gate_up, down;
+    // The MLP's gate carries SwiGLU in its epilogue: silu(x gate^T) * up, with up (computed
+    // first) as its multiplied operand.
+    SparseLinear qkv, o, up, gate, down;
     std::vector<float> attention_norm, mlp_norm;
   };
   std::vector<Layer> layers;
@@ -74,7 +79,7 @@ struct LlamaSession::Impl {
   // `capacity` for each query head of a group.
   int64_t chunks = 1;
   std::vector<float> scores;
-  std::vector<float> x, xn, qkv, ctx, x1, gate_up, act;
+  std::vector<float> x, xn, qkv, ctx, x1, up, act;
 
   std::vector<float> forward(const std::vector<int32_t>& ids, bool all_logits);
   void attention(int64_t tokens, int64_t layer);
@@ -144,7 +149,7 @@ std::vector<float> LlamaSession::Impl::forward(const std::vector<int32_t>& ids, 
   x1.resize(x.size());
   qkv.resize(static_cast<size_t>(tokens * row));
   ctx.resize(static_cast<size_t>(tokens * heads * d));
-  gate_up.resize(static_cast<size_t>(tokens * 2 * inter));
+  up.resize(static_cast<size_t>(tokens * inter));
   act.resize(static_cast<size_t>(tokens * inter));
   for (int64_t t = 0; t < tokens; ++t)
     std::copy_n(m.embed.data() + ids[static_cast<size_t>(t)] * h, h, x.data() + t * h);
@@ -174,23 +179,9 @@ std::vector<float> LlamaSession::Impl::forward(const std::vector<int32_t>& ids, 
     attention(tokens, static_cast<int64_t>(l));
     layer.o.forward(ctx.data(), tokens, x1.data(), x.data());  // + residual
     norm(x1.data(), tokens, h, layer.mlp_norm, xn.data());
-    layer.gate_up.forward(xn.data(), tokens, gate_up.data());
-    // silu(gate) * up, on the model's threads: token rows for prompts, ranges of one row for
-    // a decode step.
-    const float* gu = gate_up.data();
-    float* a = act.data();
-    if (tokens > 1) {
-      parallel_ranges(*m.arena, tokens, [&](int64_t t0, int64_t t1) {
-        for (int64_t t = t0; t < t1; ++t)
-          swiglu(gu + t * 2 * inter, gu + t * 2 * inter + inter, inter, a + t * inter);
-      });
-    } else {
-      constexpr int64_t kSpan = 1024;
-      parallel_ranges(*m.arena, sparse::ceil_div(inter, kSpan), [&](int64_t s0, int64_t s1) {
-        const int64_t i0 = s0 * kSpan, i1 = std::min(inter, s1 * kSpan);
-        swiglu(gu + i0, gu + inter + i0, i1 - i0, a + i0);
-      });
-    }
+    // SwiGLU: up first, then the gate's epilogue computes silu(x gate^T) * up into act.
+    layer.up.forward(xn.data(), tokens, up.data());
+    layer.gate.forward(xn.data(), tokens, act.data(), up.data());
     layer.down.forward(act.data(), tokens, x.data(), x1.data());  // + residual
   }
   position += tokens;
@@ -258,8 +249,8 @@ LlamaModel LlamaModel::build(const LlamaConfig& c, const LlamaWeightSource& sour
       prune_projections(l, prune, sparsity);
       packed[static_cast<size_t>(n)].emplace(
           Impl::Layer{pack(stack({&l.q, &l.k, &l.v}), options, options.pattern),
-                      pack(l.o, options, options.pattern),
-                      pack(stack({&l.gate, &l.up}), options, options.pattern),
+                      pack(l.o, options, options.pattern), pack(l.up, options, options.pattern),
+                      pack(l.gate, options, options.pattern, Activation::silu, OperandOp::multiply),
                       pack(l.down, options, options.pattern), std::move(l.attention_norm),
                       std::move(l.mlp_norm)});
     });
@@ -299,7 +290,8 @@ std::vector<std::pair<std::string, LinearInfo>> LlamaModel::kernels() const {
   const Impl::Layer& l = impl_->layers.front();
   return {{"query/key/value", l.qkv.info()},
           {"attention output", l.o.info()},
-          {"gate/up", l.gate_up.info()},
+          {"up", l.up.info()},
+          {"gate (silu, * up)", l.gate.info()},
           {"down", l.down.info()},
           {"output head", impl_->head->info()}};
 }

@@ -16,15 +16,6 @@ void rms_norm_rows(const float* x, int64_t rows, int64_t width, const float* w, 
     detail::rms_norm_rows_portable(x, rows, width, w, eps, y);
 }
 
-void swiglu(const float* gate, const float* up, int64_t n, float* act) {
-  if (jit::best_float_isa() >= jit::Isa::avx512)
-    detail::swiglu_avx512(gate, up, n, act);
-  else if (jit::best_float_isa() >= jit::Isa::avx2)
-    detail::swiglu_avx2(gate, up, n, act);
-  else
-    detail::swiglu_portable(gate, up, n, act);
-}
-
 namespace detail {
 
 void rms_norm_rows_portable(const float* x, int64_t rows, int64_t width, const float* w, double eps,
@@ -36,10 +27,6 @@ void rms_norm_rows_portable(const float* x, int64_t rows, int64_t width, const f
     const auto inv = static_cast<float>(1.0 / std::sqrt(ss / static_cast<double>(width) + eps));
     for (int64_t i = 0; i < width; ++i) y[r * width + i] = v[i] * inv * w[i];
   }
-}
-
-void swiglu_portable(const float* gate, const float* up, int64_t n, float* act) {
-  for (int64_t i = 0; i < n; ++i) act[i] = gate[i] / (1.0f + std::exp(-gate[i])) * up[i];
 }
 
 }  // namespace detail

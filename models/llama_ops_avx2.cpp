@@ -37,21 +37,4 @@ __attribute__((target("avx2,fma"))) void rms_norm_rows_avx2(const float* x, int6
   }
 }
 
-// silu(g) u = g u sigmoid(g), sigmoid(g) = 1 / (1 + e) for g >= 0 and e / (1 + e) below, with
-// e = exp(-|g|) <= 1 (never overflows).
-__attribute__((target("avx2,fma"))) void swiglu_avx2(const float* gate, const float* up, int64_t n,
-                                                     float* act) {
-  const __m256 sign = _mm256_set1_ps(-0.0f), one = _mm256_set1_ps(1.0f);
-  int64_t i = 0;
-  for (; i + 8 <= n; i += 8) {
-    const __m256 g = _mm256_loadu_ps(gate + i);
-    const __m256 e = exp_nonpositive(_mm256_or_ps(g, sign));  // exp(-|g|)
-    const __m256 negative = _mm256_cmp_ps(g, _mm256_setzero_ps(), _CMP_LT_OQ);
-    const __m256 numerator = _mm256_blendv_ps(one, e, negative);
-    const __m256 s = _mm256_div_ps(numerator, _mm256_add_ps(one, e));
-    _mm256_storeu_ps(act + i, _mm256_mul_ps(_mm256_mul_ps(g, s), _mm256_loadu_ps(up + i)));
-  }
-  for (; i < n; ++i) act[i] = gate[i] / (1.0f + std::exp(-gate[i])) * up[i];
-}
-
 }  // namespace sparq::models::detail

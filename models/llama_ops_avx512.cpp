@@ -45,24 +45,6 @@ SPARQ_AVX512_TARGET void rms_norm_rows_avx512(const float* x, int64_t rows, int6
   }
 }
 
-// silu(g) u = g u sigmoid(g), sigmoid(g) = 1 / (1 + e) for g >= 0 and e / (1 + e) below, with
-// e = exp(-|g|) <= 1 (never overflows).
-SPARQ_AVX512_TARGET void swiglu_avx512(const float* gate, const float* up, int64_t n, float* act) {
-  const __m512 one = _mm512_set1_ps(1.0f);
-  const __m512i sign = _mm512_set1_epi32(static_cast<int>(0x80000000u));
-  for (int64_t i = 0; i < n; i += 16) {
-    const __mmask16 m = first_lanes(n - i);
-    const __m512 g = _mm512_maskz_loadu_ps(m, gate + i);
-    const __m512 e = exp_nonpositive(
-        _mm512_castsi512_ps(_mm512_or_si512(_mm512_castps_si512(g), sign)));  // exp(-|g|)
-    const __mmask16 negative = _mm512_cmp_ps_mask(g, _mm512_setzero_ps(), _CMP_LT_OQ);
-    const __m512 numerator = _mm512_mask_blend_ps(negative, one, e);
-    const __m512 s = _mm512_div_ps(numerator, _mm512_add_ps(one, e));
-    _mm512_mask_storeu_ps(act + i, m,
-                          _mm512_mul_ps(_mm512_mul_ps(g, s), _mm512_maskz_loadu_ps(m, up + i)));
-  }
-}
-
 }  // namespace sparq::models::detail
 
 #if defined(__GNUC__) && !defined(__clang__)

@@ -474,7 +474,7 @@ TEST(LlamaFolder, SavedFolderLoadsBackTheSameModel) {
   EXPECT_THROW(save_llama_folder("/tmp/sparq_llama_unsaved", c, w), InvalidArgument);
 }
 
-TEST(LlamaOps, VectorRmsNormAndSwigluMatchPortable) {
+TEST(LlamaOps, VectorRmsNormMatchesPortable) {
   if (!jit::isa_available(jit::Isa::avx2)) GTEST_SKIP() << "this CPU lacks AVX2";
   for (int64_t width : {1, 7, 8, 9, 64, 130, 2048}) {
     const int64_t rows = 3;
@@ -489,27 +489,6 @@ TEST(LlamaOps, VectorRmsNormAndSwigluMatchPortable) {
       models::detail::rms_norm_rows_avx512(x.data(), rows, width, w.data(), 1e-5, c.data());
       test::expect_close(c, b, 1e-6, "avx512 rms_norm width " + std::to_string(width));
     }
-  }
-  // Gates over the whole range: large negative (exp underflows), around zero, large positive.
-  std::vector<float> gate = test::random_floats(1003, 7, -12, 12);
-  gate[0] = -100.0f;
-  gate[1] = 100.0f;
-  gate[2] = 0.0f;
-  gate[3] = -0.0f;
-  gate[4] = 1e-30f;
-  const auto up = test::random_floats(gate.size(), 8, -3, 3);
-  std::vector<float> a(gate.size(), 9.0f), b(gate.size(), 8.0f);
-  for (int64_t n : {1, 8, 15, 1003}) {
-    models::detail::swiglu_avx2(gate.data(), up.data(), n, a.data());
-    models::detail::swiglu_portable(gate.data(), up.data(), n, b.data());
-    for (int64_t i = 0; i < n; ++i)
-      ASSERT_NEAR(a[i], b[i], 1e-6 * (1.0 + std::fabs(b[i]))) << "n " << n << " i " << i;
-    if (!jit::isa_available(jit::Isa::avx512)) continue;
-    std::vector<float> c(gate.size() + 1, 6.0f);
-    models::detail::swiglu_avx512(gate.data(), up.data(), n, c.data());
-    for (int64_t i = 0; i < n; ++i)
-      ASSERT_NEAR(c[i], b[i], 1e-6 * (1.0 + std::fabs(b[i]))) << "avx512 n " << n << " i " << i;
-    EXPECT_EQ(c[static_cast<size_t>(n)], 6.0f) << "a masked tail wrote past n " << n;
   }
 }
 

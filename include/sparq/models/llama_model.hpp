@@ -71,8 +71,8 @@ class LlamaModel {
   // the model's packed weights, so it stays valid after the model object is gone.
   LlamaSession start(int64_t max_tokens) const;
   const LlamaConfig& config() const;
-  // The kernel of each linear layer kind: query/key/value, attention output, gate/up, down,
-  // output head.
+  // The kernel of each linear layer kind: query/key/value, attention output, up, gate (silu, * up),
+  // down, output head.
   std::vector<std::pair<std::string, LinearInfo>> kernels() const;
 
  private:
