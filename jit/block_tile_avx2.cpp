@@ -48,10 +48,7 @@ void Avx2TileGenerator::store_half(int half, Operand operand, bool int8_output) 
   auto store = [&](const Xmm& v, const Reg64& y_base, const Reg64& res_base, int j) {
     epilogue_.combine(operand, v, token(res_base, res_stride_, res_stride3_, j));
     if (int8_output) {
-      vmulps(v, v, Xmm(inv.getIdx()));
-      vminps(v, v, Xmm(qmax.getIdx()));
-      vmaxps(v, v, Xmm(qmin.getIdx()));
-      vcvtps2dq(v, v);
+      epilogue_.requantize(v, Xmm(inv.getIdx()), Xmm(qmax.getIdx()), Xmm(qmin.getIdx()));
       vpackssdw(v, v, v);
       vpacksswb(v, v, v);
       vmovd(token(y_base, y_stride_, y_stride3_, j), v);

@@ -173,24 +173,11 @@ void Avx512TileGenerator::copy_rows(Operand operand, TileOutput output) {
         vmovups(ptr[dst + 64 * c] | k, v);
         break;
       case TileOutput::s8:
-        // Round to nearest even (MXCSR's default) after clamping, as sparse::requantize.
-        vmulps(v, v, inv);
-        vminps(v, v, qmax);
-        vmaxps(v, v, qmin);
-        vcvtps2dq(v, v);
+        epilogue_.requantize(v, inv, qmax, qmin);
         vpmovsdb(ptr[dst + 16 * c] | k, v);
         break;
       case TileOutput::bf16: {
-        // Round to nearest even as sparse::to_bf16 (integer arithmetic, so denormals are kept
-        // where vcvtneps2bf16 would flush them); a NaN keeps its top bits and becomes quiet.
-        vpsrld(t, v, 16);
-        vpandd(t, t, epilogue_.constant(EpilogueEmitter::kOneBit));
-        vpaddd(t, t, epilogue_.constant(EpilogueEmitter::kBf16Round));
-        vpaddd(t, t, v);
-        vpsrld(t, t, 16);
-        vcmpps(k7, v, v, 3);  // unordered: NaN
-        vpsrld(t | k7, v, 16);
-        vpord(t | k7, t, epilogue_.constant(EpilogueEmitter::kBf16QuietBit));
+        epilogue_.round_to_bf16(t, v, k7);
         vpmovdw(ptr[dst + 32 * c] | k, t);
         break;
       }

@@ -53,10 +53,7 @@ class DecodeAvx512Generator : public DecodeGenerator<Args> {
       Base::epilogue_.activation(key.activation, v, t0, t1, t2);
       Base::epilogue_.combine(key.operand, v, g.ptr[g.rdx]);
       if (key.int8_output) {
-        g.vmulps(v, v, inv);
-        g.vminps(v, v, qmax);
-        g.vmaxps(v, v, qmin);
-        g.vcvtps2dq(v, v);
+        Base::epilogue_.requantize(v, inv, qmax, qmin);
         g.vpmovsdb(g.ptr[g.rcx], v);
       } else {
         g.vmovups(g.ptr[g.rcx], v);

@@ -146,6 +146,34 @@ void EpilogueEmitter::emit_table() {
     for (int lane = 0; lane < 16; ++lane) gen_.dd(v);
 }
 
+void EpilogueEmitter::round_to_bf16(const Xbyak::Zmm& t, const Xbyak::Zmm& v,
+                                    const Xbyak::Opmask& nan) {
+  auto& g = gen_;
+  g.vpsrld(t, v, 16);
+  g.vpandd(t, t, constant(kOneBit));
+  g.vpaddd(t, t, constant(kBf16Round));
+  g.vpaddd(t, t, v);
+  g.vpsrld(t, t, 16);
+  g.vcmpps(nan, v, v, 3);  // unordered: NaN
+  g.vpsrld(t | nan, v, 16);
+  g.vpord(t | nan, t, constant(kBf16QuietBit));
+}
+
+void EpilogueEmitter::round_to_bf16(const Xbyak::Ymm& t, const Xbyak::Ymm& v,
+                                    const Xbyak::Ymm& scratch) {
+  auto& g = gen_;
+  g.vpsrld(t, v, 16);
+  g.vpand(t, t, constant(kOneBit));
+  g.vpaddd(t, t, constant(kBf16Round));
+  g.vpaddd(t, t, v);
+  g.vpsrld(t, t, 16);
+  // NaN lanes: (bits >> 16) | 0x40, blended in by the unordered mask (made in v).
+  g.vpsrld(scratch, v, 16);
+  g.vpor(scratch, scratch, constant(kBf16QuietBit));
+  g.vcmpps(v, v, v, 3);
+  g.vblendvps(t, t, scratch, v);
+}
+
 template void EpilogueEmitter::activation<Xbyak::Ymm>(Activation, const Xbyak::Ymm&,
                                                       const Xbyak::Ymm&, const Xbyak::Ymm&,
                                                       const Xbyak::Ymm&);

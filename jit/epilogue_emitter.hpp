@@ -83,6 +83,25 @@ class EpilogueEmitter {
       gen_.vmulps(v, v, src);
   }
 
+  // v = int32(round_half_even(clamp(v * inv, -128, 127))), as sparse::requantize, before the
+  // store narrows it to int8. qmax, qmin: kQuantMax, kQuantMin in registers or from constant().
+  template <typename Vmm>
+  void requantize(const Vmm& v, const Xbyak::Operand& inv, const Xbyak::Operand& qmax,
+                  const Xbyak::Operand& qmin) {
+    // Round to nearest even (MXCSR's default) after clamping.
+    gen_.vmulps(v, v, inv);
+    gen_.vminps(v, v, qmax);
+    gen_.vmaxps(v, v, qmin);
+    gen_.vcvtps2dq(v, v);
+  }
+
+  // t = v rounded to bf16 as sparse::to_bf16 (nearest even, in integer arithmetic so that
+  // denormals are kept where vcvtneps2bf16 would flush them; a NaN keeps its top bits and
+  // becomes quiet), one value in the low half of each 32-bit lane. zmm: `nan` is clobbered;
+  // ymm: `scratch` and v are.
+  void round_to_bf16(const Xbyak::Zmm& t, const Xbyak::Zmm& v, const Xbyak::Opmask& nan);
+  void round_to_bf16(const Xbyak::Ymm& t, const Xbyak::Ymm& v, const Xbyak::Ymm& scratch);
+
   // Emits the constant table; call once after the code that uses constant().
   void emit_table();
 

@@ -95,10 +95,7 @@ void DecodeAvx2Generator::finish() {
       epilogue_.activation(key_.activation, v, t0, t1, t2);
       epilogue_.combine(key_.operand, v, ptr[rdx + 32 * h]);
       if (key_.int8_output) {
-        vmulps(v, v, inv);
-        vminps(v, v, qmax);
-        vmaxps(v, v, epilogue_.constant(EpilogueEmitter::kQuantMin));
-        vcvtps2dq(v, v);
+        epilogue_.requantize(v, inv, qmax, epilogue_.constant(EpilogueEmitter::kQuantMin));
         vextracti128(Xmm(t0.getIdx()), v, 1);
         vpackssdw(Xmm(v.getIdx()), Xmm(v.getIdx()), Xmm(t0.getIdx()));
         vpacksswb(Xmm(v.getIdx()), Xmm(v.getIdx()), Xmm(v.getIdx()));

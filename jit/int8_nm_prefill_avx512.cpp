@@ -152,10 +152,9 @@ void NmPrefillGenerator::epilogue(int g) {
     const Zmm v = acc(g, t);
     epilogue_.combine(key_.operand, v, ptr[rbx]);
     if (key_.int8_output) {
-      vmulps(v, v, ptr_b[args_ + offsetof(NmPrefillArgs, inv_y_scale)]);
-      vminps(v, v, epilogue_.constant(EpilogueEmitter::kQuantMax));
-      vmaxps(v, v, epilogue_.constant(EpilogueEmitter::kQuantMin));
-      vcvtps2dq(v, v);
+      epilogue_.requantize(v, ptr_b[args_ + offsetof(NmPrefillArgs, inv_y_scale)],
+                           epilogue_.constant(EpilogueEmitter::kQuantMax),
+                           epilogue_.constant(EpilogueEmitter::kQuantMin));
       vpmovsdb(ptr[rax], v);
     } else {
       vmovups(ptr[rax], v);

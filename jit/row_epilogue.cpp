@@ -84,12 +84,7 @@ void RowEpilogueGenerator<Vmm>::generate(const RowEpilogueKey& key) {
   for (int u = 0; u < kUnroll; ++u) {
     const Vmm& v = lanes[u].x;
     epilogue_.combine(key.operand, v, ptr[res_ + u * kWidth * 4]);
-    if (key.output == TileOutput::s8) {
-      vmulps(v, v, inv);
-      vminps(v, v, qmax);
-      vmaxps(v, v, qmin);
-      vcvtps2dq(v, v);
-    }
+    if (key.output == TileOutput::s8) epilogue_.requantize(v, inv, qmax, qmin);
     store(key.output, v, lanes[u].t0, u);
   }
   const int step = kBlock * 4;
@@ -125,27 +120,11 @@ void RowEpilogueGenerator<Vmm>::store(TileOutput output, const Vmm& v, const Vmm
       }
       return;
     case TileOutput::bf16: {
-      // Round to nearest even as sparse::to_bf16; a NaN keeps its top bits and becomes quiet.
-      vpsrld(t, v, 16);
-      if constexpr (kZmm)
-        vpandd(t, t, epilogue_.constant(EpilogueEmitter::kOneBit));
-      else
-        vpand(t, t, epilogue_.constant(EpilogueEmitter::kOneBit));
-      vpaddd(t, t, epilogue_.constant(EpilogueEmitter::kBf16Round));
-      vpaddd(t, t, v);
-      vpsrld(t, t, 16);
       if constexpr (kZmm) {
-        vcmpps(k1, v, v, 3);  // unordered: NaN
-        vpsrld(t | k1, v, 16);
-        vpord(t | k1, t, epilogue_.constant(EpilogueEmitter::kBf16QuietBit));
+        epilogue_.round_to_bf16(t, v, k1);
         vpmovdw(ptr[y_ + u * kWidth * 2], t);
       } else {
-        // NaN lanes: (bits >> 16) | 0x40, blended in by the unordered mask.
-        const Vmm nan_mask = v;  // v is dead after this
-        vpsrld(Vmm(15), v, 16);
-        vpor(Vmm(15), Vmm(15), epilogue_.constant(EpilogueEmitter::kBf16QuietBit));
-        vcmpps(nan_mask, v, v, 3);
-        vblendvps(t, t, Vmm(15), nan_mask);
+        epilogue_.round_to_bf16(t, v, Vmm(15));
         const Xmm lo(t.getIdx()), hi(15);
         vextracti128(hi, t, 1);
         vpackusdw(lo, lo, hi);
