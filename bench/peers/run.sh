@@ -2,6 +2,10 @@
 # sparq beside its peers on one model, batch, sequence length and thread count:
 #   bench/peers/run.sh [--synthetic bert-base] [--sparsity 0.9] [--pattern 4x1] [--batch 1]
 #                      [--seq 128] [--threads 2] [--iters 100]
+#   bench/peers/run.sh --models bert-mini,distilbert,bert-base,bert-large [--seqs 128,384]
+#                      [--sparsities 0.9,0.8] [--pattern 4x1] [--threads 2] [--iters 50]
+#   (several sizes: one run of this script per model, length and sparsity, by run_sizes.sh, the
+#   tables collected in one file)
 # 1. sparq-eval builds the synthetic model, prunes it, times sparq int8 and fp32 (each beside
 #    sparq's own dense model) and saves the pruned weights as a Hugging Face folder;
 # 2. peers.py runs those same weights on PyTorch, ONNX Runtime fp32 and int8, and DeepSparse
@@ -12,8 +16,12 @@ set -euo pipefail
 here="$(cd "$(dirname "$0")" && pwd)"
 root="$(cd "$here/../.." && pwd)"
 synthetic=bert-base sparsity=0.9 pattern=4x1 batch=1 seq=128 threads=2 iters=100
+models="" seqs="" sparsities=""
 while (($#)); do
   case "$1" in
+    --models) models="$2" ;;
+    --seqs) seqs="$2" ;;
+    --sparsities) sparsities="$2" ;;
     --synthetic) synthetic="$2" ;;
     --sparsity) sparsity="$2" ;;
     --pattern) pattern="$2" ;;
@@ -21,11 +29,21 @@ while (($#)); do
     --seq) seq="$2" ;;
     --threads) threads="$2" ;;
     --iters) iters="$2" ;;
-    *) echo "usage: $0 [--synthetic NAME] [--sparsity S] [--pattern P] [--batch B] [--seq N]" \
-         "[--threads T] [--iters N]" >&2; exit 2 ;;
+    *) echo "usage: $0 [--synthetic NAME | --models LIST [--seqs LIST] [--sparsities LIST]]" \
+         "[--sparsity S] [--pattern P] [--batch B] [--seq N] [--threads T] [--iters N]" >&2
+       exit 2 ;;
   esac
   shift 2
 done
+if [ -n "$models" ]; then
+  exec "$here/run_sizes.sh" --models "$models" --seqs "${seqs:-$seq}" \
+    --sparsities "${sparsities:-$sparsity}" --pattern "$pattern" --threads "$threads" \
+    --iters "$iters"
+fi
+if [ -n "$seqs$sparsities" ]; then
+  echo "$0: --seqs and --sparsities go with --models (one model: --seq, --sparsity)" >&2
+  exit 2
+fi
 work="${SPARQ_PEERS_WORK:-/tmp/sparq-peers}/$synthetic-$pattern-$sparsity"
 mkdir -p "$work"
 eval_bin="$root/build/bench/sparq-eval"
