@@ -146,14 +146,24 @@ void EpilogueEmitter::emit_table() {
     for (int lane = 0; lane < 16; ++lane) gen_.dd(v);
 }
 
-void EpilogueEmitter::round_to_bf16(const Xbyak::Zmm& t, const Xbyak::Zmm& v,
-                                    const Xbyak::Opmask& nan) {
+// t = the bf16 bits of v rounded to nearest even, in the low half of each lane (NaN not handled).
+template <typename Vmm>
+void EpilogueEmitter::round_bits_to_bf16(const Vmm& t, const Vmm& v) {
   auto& g = gen_;
   g.vpsrld(t, v, 16);
-  g.vpandd(t, t, constant(kOneBit));
+  if constexpr (std::is_same_v<Vmm, Xbyak::Zmm>)
+    g.vpandd(t, t, constant(kOneBit));
+  else
+    g.vpand(t, t, constant(kOneBit));
   g.vpaddd(t, t, constant(kBf16Round));
   g.vpaddd(t, t, v);
   g.vpsrld(t, t, 16);
+}
+
+void EpilogueEmitter::round_to_bf16(const Xbyak::Zmm& t, const Xbyak::Zmm& v,
+                                    const Xbyak::Opmask& nan) {
+  auto& g = gen_;
+  round_bits_to_bf16(t, v);
   g.vcmpps(nan, v, v, 3);  // unordered: NaN
   g.vpsrld(t | nan, v, 16);
   g.vpord(t | nan, t, constant(kBf16QuietBit));
@@ -162,11 +172,7 @@ void EpilogueEmitter::round_to_bf16(const Xbyak::Zmm& t, const Xbyak::Zmm& v,
 void EpilogueEmitter::round_to_bf16(const Xbyak::Ymm& t, const Xbyak::Ymm& v,
                                     const Xbyak::Ymm& scratch) {
   auto& g = gen_;
-  g.vpsrld(t, v, 16);
-  g.vpand(t, t, constant(kOneBit));
-  g.vpaddd(t, t, constant(kBf16Round));
-  g.vpaddd(t, t, v);
-  g.vpsrld(t, t, 16);
+  round_bits_to_bf16(t, v);
   // NaN lanes: (bits >> 16) | 0x40, blended in by the unordered mask (made in v).
   g.vpsrld(scratch, v, 16);
   g.vpor(scratch, scratch, constant(kBf16QuietBit));

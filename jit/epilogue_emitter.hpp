@@ -109,6 +109,9 @@ class EpilogueEmitter {
   // x = exp(x) for x in [-87, 87] (clamped), relative error below 2e-7, per lane, with the
   // lane's n and p (t registers) clobbered.
   template <typename Vmm>
+  void round_bits_to_bf16(const Vmm& t, const Vmm& v);
+
+  template <typename Vmm>
   void exp(std::span<const Lane<Vmm>> lanes, Vmm Lane<Vmm>::*x, Vmm Lane<Vmm>::*n,
            Vmm Lane<Vmm>::*p);
 

@@ -7,6 +7,7 @@
 #include <limits>
 #include <stdexcept>
 
+#include "models/special_tokens.hpp"
 #include "sparq/error.hpp"
 #include "src/gguf.hpp"
 
@@ -86,14 +87,7 @@ BpeTokenizer::BpeTokenizer(std::vector<std::string> tokens, const std::vector<st
                            "') is not two pieces separated by a space");
     ranks_.emplace(merges[r], static_cast<int32_t>(r));
   }
-  for (int32_t id : special) {
-    if (id < 0 || id >= vocab_size())
-      throw ModelFileError(origin + ": special token id " + std::to_string(id) + " out of range");
-    if (!tokens_[static_cast<size_t>(id)].empty())
-      specials_.emplace_back(tokens_[static_cast<size_t>(id)], id);
-  }
-  std::sort(specials_.begin(), specials_.end(),
-            [](const auto& a, const auto& b) { return a.first.size() > b.first.size(); });
+  specials_ = special_tokens(tokens_, special, origin);
   for (int32_t id : {bos, eos})
     if (id < -1 || id >= vocab_size())
       throw ModelFileError(origin + ": BOS/EOS id " + std::to_string(id) + " out of range");
@@ -222,26 +216,8 @@ std::vector<int32_t> BpeTokenizer::encode(const std::string& text, bool add_bos)
       at = v[1];
     }
   };
-  {
-    size_t at = 0;
-    while (at < text.size()) {
-      // The next special token, if any (the longest where several start at one place).
-      size_t next = std::string::npos;
-      const std::pair<std::string, int32_t>* found = nullptr;
-      for (const auto& s : specials_) {
-        const size_t p = text.find(s.first, at);
-        if (p != std::string::npos &&
-            (p < next || (p == next && s.first.size() > found->first.size()))) {
-          next = p;
-          found = &s;
-        }
-      }
-      pretokenize(at, found ? next : text.size());
-      if (!found) break;
-      out.push_back(found->second);
-      at = next + found->first.size();
-    }
-  }
+  split_at_specials(text, specials_, out,
+                    [&](size_t begin, size_t end) { pretokenize(begin, end); });
   return out;
 }
 

@@ -5,6 +5,7 @@
 #include <filesystem>
 
 #include "models/config_json.hpp"
+#include "models/special_tokens.hpp"
 #include "sparq/error.hpp"
 #include "src/gguf.hpp"
 
@@ -41,14 +42,7 @@ void SpmTokenizer::finish(const std::string& origin) {
   for (int32_t id : {bos_, eos_, unk_})
     if (id < -1 || id >= vocab_size())
       throw ModelFileError(origin + ": BOS/EOS/UNK id " + std::to_string(id) + " out of range");
-  for (int32_t id : special_) {
-    if (id < 0 || id >= vocab_size())
-      throw ModelFileError(origin + ": special token id " + std::to_string(id) + " out of range");
-    if (!tokens_[static_cast<size_t>(id)].empty())
-      specials_.emplace_back(tokens_[static_cast<size_t>(id)], id);
-  }
-  std::sort(specials_.begin(), specials_.end(),
-            [](const auto& a, const auto& b) { return a.first.size() > b.first.size(); });
+  specials_ = special_tokens(tokens_, special_, origin);
 }
 
 SpmTokenizer SpmTokenizer::from_gguf(const GgufFile& g) {
@@ -236,24 +230,9 @@ void SpmTokenizer::encode_segment(const std::string& text, std::vector<int32_t>&
 std::vector<int32_t> SpmTokenizer::encode(const std::string& text, bool add_bos) const {
   std::vector<int32_t> out;
   if (add_bos && bos_ >= 0) out.push_back(bos_);
-  size_t at = 0;
-  while (at < text.size()) {
-    size_t next = std::string::npos;
-    const std::pair<std::string, int32_t>* found = nullptr;
-    for (const auto& sp : specials_) {
-      const size_t p = text.find(sp.first, at);
-      if (p != std::string::npos &&
-          (p < next || (p == next && sp.first.size() > found->first.size()))) {
-        next = p;
-        found = &sp;
-      }
-    }
-    const size_t end = found ? next : text.size();
-    if (end > at) encode_segment(text.substr(at, end - at), out);
-    if (!found) break;
-    out.push_back(found->second);
-    at = next + found->first.size();
-  }
+  split_at_specials(text, specials_, out, [&](size_t begin, size_t end) {
+    if (end > begin) encode_segment(text.substr(begin, end - begin), out);
+  });
   return out;
 }
 
