@@ -72,6 +72,12 @@ int main(int argc, char** argv) {
   spmm->add_flag("--cold-weights", cold_weights,
                  "rotate over weight copies totalling > 4x the last-level cache (decode-like); "
                  "also measures the copy bandwidth");
+  std::vector<double> input_sparsities{-1};
+  spmm->add_option("--input-sparsity", input_sparsities,
+                   "activation sparsity (tokens <= 4): the fraction of input entries below the "
+                   "layer's input_threshold, 0..1 (0: the sparse-input kernel on dense inputs; "
+                   "default off)")
+      ->delimiter(',');
   bool no_bias = false;
   spmm->add_flag("--no-bias", no_bias,
                  "--device cuda: layers without bias on both sides (the bare matmul that published "
@@ -242,32 +248,39 @@ int main(int argc, char** argv) {
     for (const Shape& shape : shape_list)
       for (auto t : tokens)
         for (int th : threads)
-          for (double sp : sparsities) {
-            sparq::bench::SpmmSpec spec{parsed_dtype, parsed_pattern, shape.out,   shape.in, t, sp,
-                                        th,           seed,           cold_weights};
-            const sparq::bench::Result r =
-                sparq::bench::run_case(spec, warmup, min_reps, min_seconds);
-            const auto j = sparq::bench::to_json(r, copy_gbps);
-            if (table) {
-              std::printf(
-                  "%-5s %-7s %6lld %6lld %6lld %8.2f %7d %10.1f %10.1f %10.1f %7.2fx "
-                  "%7.2fx %9.1f %9.2e %9.2e  %s\n",
-                  dtype.c_str(), pattern.c_str(), (long long)shape.out, (long long)shape.in,
-                  (long long)t, sp, th, r.sparse_us, r.dense_us, r.dense_s8_us, r.speedup,
-                  r.speedup_s8, j["sparse_gops"].get<double>(), r.sparse_error, r.dense_error,
-                  r.kernel.c_str());
-              if (cold_weights)
+          for (double sp : sparsities)
+            for (double input_sparsity : input_sparsities) {
+              sparq::bench::SpmmSpec spec{
+                  parsed_dtype, parsed_pattern, shape.out, shape.in, t, sp, th, seed, cold_weights};
+              spec.input_sparsity = input_sparsity;
+              const sparq::bench::Result r =
+                  sparq::bench::run_case(spec, warmup, min_reps, min_seconds);
+              const auto j = sparq::bench::to_json(r, copy_gbps);
+              if (table) {
                 std::printf(
-                    "      weights read per call: sparse %.2f MB at %.1f GB/s (%d copies), "
-                    "dense %.2f MB at %.1f GB/s (%d copies)\n",
-                    double(r.sparse_weight_bytes) / 1e6, j["sparse_weight_gbps"].get<double>(),
-                    r.sparse_copies, double(r.dense_weight_bytes) / 1e6,
-                    j["dense_weight_gbps"].get<double>(), r.dense_copies);
-              std::fflush(stdout);
-            } else {
-              std::cout << j.dump() << std::endl;
+                    "%-5s %-7s %6lld %6lld %6lld %8.2f %7d %10.1f %10.1f %10.1f %7.2fx "
+                    "%7.2fx %9.1f %9.2e %9.2e  %s\n",
+                    dtype.c_str(), pattern.c_str(), (long long)shape.out, (long long)shape.in,
+                    (long long)t, sp, th, r.sparse_us, r.dense_us, r.dense_s8_us, r.speedup,
+                    r.speedup_s8, j["sparse_gops"].get<double>(), r.sparse_error, r.dense_error,
+                    r.kernel.c_str());
+                if (cold_weights)
+                  std::printf(
+                      "      weights read per call: sparse %.2f MB at %.1f GB/s (%d copies), "
+                      "dense %.2f MB at %.1f GB/s (%d copies)\n",
+                      double(r.sparse_weight_bytes) / 1e6, j["sparse_weight_gbps"].get<double>(),
+                      r.sparse_copies, double(r.dense_weight_bytes) / 1e6,
+                      j["dense_weight_gbps"].get<double>(), r.dense_copies);
+                if (input_sparsity >= 0)
+                  std::printf(
+                      "      input sparsity %.2f: from fp32 inputs (threshold, quantize, list the "
+                      "non-zero inputs) %.1f us, %.2fx dense_us\n",
+                      input_sparsity, r.sparse_fp32_us, r.dense_us / r.sparse_fp32_us);
+                std::fflush(stdout);
+              } else {
+                std::cout << j.dump() << std::endl;
+              }
             }
-          }
   } catch (const std::exception& e) {
     std::cerr << "sparq-bench: " << e.what() << "\n";
     return 1;

@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <cmath>
+#include <limits>
 #include <random>
 
 #include "bench/bandwidth.hpp"
@@ -30,12 +31,29 @@ std::vector<float> pruned_weight(const SpmmSpec& s) {
 
 namespace {
 
-LinearOptions options_for(const SpmmSpec& s) {
+LinearOptions options_for(const SpmmSpec& s, float input_threshold) {
   LinearOptions o;
   o.dtype = s.dtype;
   o.pattern = s.pattern;
   o.threads = s.threads;
+  o.input_threshold = input_threshold;
   return o;
+}
+
+// The threshold below which the fraction `sparsity` of x's entries lie (the smallest positive
+// float for 0), and x with those entries zeroed.
+float threshold_inputs(std::vector<float>& x, double sparsity) {
+  if (sparsity <= 0) return std::numeric_limits<float>::min();
+  std::vector<float> magnitudes(x.size());
+  for (size_t i = 0; i < x.size(); ++i) magnitudes[i] = std::fabs(x[i]);
+  const auto k = std::min(magnitudes.size() - 1,
+                          static_cast<size_t>(sparsity * static_cast<double>(magnitudes.size())));
+  std::nth_element(magnitudes.begin(), magnitudes.begin() + static_cast<std::ptrdiff_t>(k),
+                   magnitudes.end());
+  const float t = magnitudes[k];
+  for (float& v : x)
+    if (std::fabs(v) < t) v = 0.0f;
+  return t;
 }
 
 }  // namespace
@@ -47,8 +65,15 @@ SpmmCase::SpmmCase(const SpmmSpec& spec)
       bias_(normal(static_cast<size_t>(spec.out), spec.seed + 2, 0.1f)),
       y_sparse_(static_cast<size_t>(spec.tokens * spec.out)),
       y_dense_(y_sparse_.size()) {
-  linears_.push_back(
-      SparseLinear::pack(w_.data(), spec.out, spec.in, bias_.data(), options_for(spec)));
+  if (spec.input_sparsity >= 0) {
+    if (spec.input_sparsity >= 1 || spec.tokens > 4)
+      throw InvalidArgument("--input-sparsity must be in [0, 1) and needs tokens <= 4, got " +
+                            std::to_string(spec.input_sparsity) + " at " +
+                            std::to_string(spec.tokens) + " tokens");
+    input_threshold_ = threshold_inputs(x_, spec.input_sparsity);
+  }
+  linears_.push_back(SparseLinear::pack(w_.data(), spec.out, spec.in, bias_.data(),
+                                        options_for(spec, input_threshold_)));
   const int threads = linears_.front().info().threads;
   // Copies so that each side's weights total more than 4x the last-level cache.
   auto copies_for = [&](int64_t bytes) {
@@ -57,8 +82,8 @@ SpmmCase::SpmmCase(const SpmmSpec& spec)
                                512);
   };
   for (int64_t i = copies_for(sparse_weight_bytes()); i > 1; --i)
-    linears_.push_back(
-        SparseLinear::pack(w_.data(), spec.out, spec.in, bias_.data(), options_for(spec)));
+    linears_.push_back(SparseLinear::pack(w_.data(), spec.out, spec.in, bias_.data(),
+                                          options_for(spec, input_threshold_)));
   const int64_t dense_copies = copies_for(dense_weight_bytes());
   if (spec.dtype == DType::int8) {
     xq_.resize(x_.size());

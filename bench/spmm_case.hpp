@@ -23,6 +23,10 @@ struct SpmmSpec {
   // cache, so every call reads its weights from memory, as a decoder step does.
   bool cold_weights = false;
   bool bias = true;  // --device cuda only: false measures the bare matmul
+  // >= 0: activation sparsity on (LinearOptions::input_threshold), with the threshold at this
+  // quantile of |x| (0: a threshold no input is below, so the same kernel runs on dense inputs);
+  // every side (oneDNN, the reference) gets the thresholded input. < 0: off.
+  double input_sparsity = -1;
 };
 
 // Normal(0, stddev) values, seeded.
@@ -68,6 +72,7 @@ class SpmmCase {
 
   SpmmSpec spec_;
   std::vector<float> x_, w_, bias_;
+  float input_threshold_ = 0;
   std::vector<int8_t> xq_, wq_;
   std::vector<uint8_t> xu8_;
   std::vector<uint16_t> x_bf16_;  // bf16 cases on oneDNN's bf16 GEMM

@@ -142,6 +142,7 @@ nlohmann::json to_json(const Result& r, double copy_gbps) {
           {"isa", sparq::cpu_isa_name()},
           {"cpu_features", sparq::cpu_features_name()},
           {"cold_weights", s.cold_weights},
+          {"input_sparsity", s.input_sparsity},
           {"sparse_copies", r.sparse_copies},
           {"dense_copies", r.dense_copies},
           {"sparse_weight_bytes", r.sparse_weight_bytes},

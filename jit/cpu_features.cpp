@@ -48,6 +48,7 @@ CpuFeatures detect() {
   f.avx512vl = zmm_state && (b & (1u << 31));
   f.avx512_vnni = zmm_state && (c & (1u << 11));
   f.avx512_vbmi = zmm_state && (c & (1u << 1));
+  f.avx512_vbmi2 = zmm_state && (c & (1u << 6));
   f.amx_bf16 = tile_state && (d & (1u << 22));
   f.amx_tile = tile_state && (d & (1u << 24));
   f.amx_int8 = tile_state && (d & (1u << 25));
@@ -139,6 +140,7 @@ constexpr std::pair<const char*, bool CpuFeatures::*> kFeatureFields[] = {
     {"avx512_vnni", &CpuFeatures::avx512_vnni},
     {"avx512_bf16", &CpuFeatures::avx512_bf16},
     {"avx512vbmi", &CpuFeatures::avx512_vbmi},
+    {"avx512_vbmi2", &CpuFeatures::avx512_vbmi2},
     {"avx_vnni", &CpuFeatures::avx_vnni},
     {"amx_tile", &CpuFeatures::amx_tile},
     {"amx_int8", &CpuFeatures::amx_int8},
@@ -180,6 +182,12 @@ CpuFeatures bf16_features() {
 CpuFeatures vbmi_features() {
   CpuFeatures f = features_of(Isa::avx512_vnni);
   f.avx512_vbmi = true;
+  return f;
+}
+
+CpuFeatures vbmi2_features() {
+  CpuFeatures f = features_of(Isa::avx512_vnni);
+  f.avx512_vbmi2 = true;
   return f;
 }
 

@@ -10,7 +10,8 @@ struct CpuFeatures {
   bool avx2 = false, fma = false;
   bool avx512f = false, avx512bw = false, avx512vl = false, avx512_vnni = false;
   bool avx512_bf16 = false, avx_vnni = false;
-  bool avx512_vbmi = false;  // vpermb: optional for the int8 16-token tile (vbmi_features)
+  bool avx512_vbmi = false;   // vpermb: optional for the int8 16-token tile (vbmi_features)
+  bool avx512_vbmi2 = false;  // vpexpandb: the masked sparse-input decode layout (vbmi2_features)
   bool amx_tile = false, amx_int8 = false, amx_bf16 = false;
 
   // Whether every feature `needed` has is also here.
@@ -48,6 +49,8 @@ CpuFeatures features_of(Isa isa);
 CpuFeatures bf16_features();
 // avx512_vnni plus AVX512_VBMI (vpermb), which some int8 kernel variants use where it runs.
 CpuFeatures vbmi_features();
+// avx512_vnni plus AVX512_VBMI2 (vpexpandb), which the masked sparse-input decode kernel needs.
+CpuFeatures vbmi2_features();
 // Whether generated code needing `needed` can run in this process: on this CPU, or through the
 // installed code runner (jit/code_runner.hpp; only test support installs one).
 bool can_run(const CpuFeatures& needed);

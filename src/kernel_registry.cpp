@@ -16,6 +16,7 @@
 #include "src/int8_decode_linear.hpp"
 #include "src/int8_nm_linear.hpp"
 #include "src/int8_nm_prefill_linear.hpp"
+#include "src/int8_sparse_input_linear.hpp"
 #include "src/kernel_thresholds.hpp"
 #include "src/nm_table_linear.hpp"
 
@@ -75,6 +76,23 @@ std::string join(std::string a, const std::string& b) {
 }
 
 // ---- int8 ------------------------------------------------------------------------------------
+
+// Activation sparsity (LinearOptions::input_threshold) on AVX-512 VNNI: decode steps read only the
+// weight columns of their non-zero inputs, whatever the weight's own structure.
+Why int8_sparse_input_decode(const LayerDescription& d) {
+  if (!d.int8() || d.options.input_threshold <= 0.0f ||
+      jit::best_int8_isa() != jit::Isa::avx512_vnni)
+    return kNo;
+  const bool masked = Int8SparseInputLinear::masked_form(d.w_s8.data(), d.out, d.in);
+  return decode_calls() + "zero inputs below " + std::to_string(d.options.input_threshold) +
+         " and run the sparse-input decode kernel on the " +
+         (masked ? "masked (zero weights skipped)" : "dense") + " column layout";
+}
+std::shared_ptr<const LinearKernel> pack_int8_sparse_input_decode(const LayerDescription& d) {
+  return std::make_shared<Int8SparseInputLinear>(d.w_s8.data(), d.w_scale.data(), d.bias, d.out,
+                                                 d.in, d.options.input_threshold, post_ops(d),
+                                                 d.pool());
+}
 
 Why int8_nm_decode(const LayerDescription& d) {
   if (!d.int8() || d.shape != Shape::two_of_four) return kNo;
@@ -174,8 +192,8 @@ Why float_16x1_decode(const LayerDescription& d) {
          " of 16x1 blocks are zero)";
 }
 std::shared_ptr<const LinearKernel> pack_float_16x1_decode(const LayerDescription& d) {
-  return std::make_shared<F32DecodeLinear>(d.weight, d.bias, d.out, d.in, d.bf16(),
-                                           post_ops(d), jit::best_float_isa(), d.pool());
+  return std::make_shared<F32DecodeLinear>(d.weight, d.bias, d.out, d.in, d.bf16(), post_ops(d),
+                                           jit::best_float_isa(), d.pool());
 }
 
 // 2:4 on AVX-512: 16 x 4 blocks with rows in lanes (56 % of the dense fp32 bytes, 62.5 % of
@@ -186,9 +204,8 @@ Why float_nm_decode(const LayerDescription& d) {
   return decode_calls() + "run the 2:4 decode kernel";
 }
 std::shared_ptr<const LinearKernel> pack_float_nm_decode(const LayerDescription& d) {
-  return std::make_shared<F32DecodeLinear>(d.weight, d.bias, d.out, d.in, d.bf16(),
-                                           post_ops(d), jit::best_float_isa(), d.pool(),
-                                           true);
+  return std::make_shared<F32DecodeLinear>(d.weight, d.bias, d.out, d.in, d.bf16(), post_ops(d),
+                                           jit::best_float_isa(), d.pool(), true);
 }
 
 // Elsewhere under auto, the tile kernels' 64-token (16 on AVX2) tiles and 20-40 byte entries
@@ -213,8 +230,7 @@ Why bf16_nm_table(const LayerDescription& d) {
          "activations)";
 }
 std::shared_ptr<const LinearKernel> pack_bf16_nm_table(const LayerDescription& d) {
-  return std::make_shared<NmTableLinear>(d.weight, d.bias, d.out, d.in, post_ops(d),
-                                         d.pool());
+  return std::make_shared<NmTableLinear>(d.weight, d.bias, d.out, d.in, post_ops(d), d.pool());
 }
 
 std::string bf16_note(const LayerDescription& d, bool vdpbf16ps) {
@@ -231,9 +247,8 @@ Why float_tiles(const LayerDescription& d) {
 std::shared_ptr<const LinearKernel> pack_float_tiles(const LayerDescription& d) {
   const auto layout =
       d.shape == Shape::two_of_four ? jit::F32Layout::n2_m4 : jit::F32Layout::block_4x1;
-  return std::make_shared<F32TileLinear>(d.weight, d.bias, d.out, d.in, layout,
-                                         post_ops(d), jit::best_float_isa(), d.pool(),
-                                         d.bf16());
+  return std::make_shared<F32TileLinear>(d.weight, d.bias, d.out, d.in, layout, post_ops(d),
+                                         jit::best_float_isa(), d.pool(), d.bf16());
 }
 
 Why float_dense(const LayerDescription& d) {
@@ -248,6 +263,8 @@ std::shared_ptr<const LinearKernel> pack_dense(const LayerDescription& d) {
 
 constexpr KernelFamily kFamilies[] = {
     // int8: decode kernels first, then the longer calls' kernels.
+    {"int8-sparse-input-decode", TokenRange::decode, int8_sparse_input_decode,
+     pack_int8_sparse_input_decode},
     {"int8-2:4-decode", TokenRange::decode, int8_nm_decode, pack_int8_nm_decode},
     {"int8-16x1-decode", TokenRange::decode, int8_16x1_decode, pack_int8_16x1_decode},
     {"int8-2:4", TokenRange::prefill, int8_nm_prefill, pack_int8_nm_prefill},

@@ -58,19 +58,31 @@ struct SparseLinear::Impl {
   std::shared_ptr<const LinearKernel> prefill, decode;
   std::unique_ptr<gpu::DeviceLinear> cuda;  // the layer on a GPU (LinearOptions.device cuda)
 
+  // LinearOptions::input_threshold, where the kernel of decode calls does not apply it itself.
+  bool threshold_here = false;
+
   const LinearKernel& kernel_for(int64_t tokens) const {
     return decode && tokens <= kDecodeTokens ? *decode : *prefill;
+  }
+  // x, or for a call the input threshold applies to, a copy with the small entries zeroed.
+  const float* thresholded(const float* x, int64_t tokens) const {
+    if (!threshold_here || tokens > kDecodeTokens) return x;
+    thread_local std::vector<float> kept;
+    kept.assign(x, x + tokens * in);
+    for (float& v : kept)
+      if (std::fabs(v) < options.input_threshold) v = 0.0f;
+    return kept.data();
   }
   void quantize(const float* x, int64_t tokens, QuantizedInput::Impl& q) const {
     require(x != nullptr, "forward: x must not be null");
     require(tokens > 0,
             [&] { return "forward: tokens must be positive, got " + std::to_string(tokens); });
-    kernel_for(tokens).quantize(x, tokens, q);
+    kernel_for(tokens).quantize(thresholded(x, tokens), tokens, q);
   }
   // y: fp32, or bf16 when bf16_out.
   void run_f32(const float* x, int64_t tokens, void* y, const float* residual,
                bool bf16_out) const {
-    kernel_for(tokens).run(x, tokens, y, residual, bf16_out);
+    kernel_for(tokens).run(thresholded(x, tokens), tokens, y, residual, bf16_out);
   }
   // int8: the kernel whose layout q is in (the prefill kernel reports a q made elsewhere).
   // y: fp32, s8 when y_scale > 0, bf16 when bf16_out.
@@ -102,6 +114,13 @@ void validate_pack(const float* weight, int64_t out, int64_t in, const float* bi
     throw NotSupported(
         "SparseLinear::pack: operand multiply is not supported on CUDA layers (the CUDA "
         "backend's epilogue adds its operand); pack the layer for the CPU or use operand add");
+  require(std::isfinite(o.input_threshold) && o.input_threshold >= 0.0f,
+          "SparseLinear::pack: input_threshold must be a finite number >= 0 (0: off), got " +
+              std::to_string(o.input_threshold));
+  if (o.device.kind == Device::Kind::cuda && o.input_threshold > 0.0f)
+    throw NotSupported(
+        "SparseLinear::pack: input_threshold (activation sparsity) is not supported on CUDA "
+        "layers; pack the layer for the CPU or leave input_threshold at 0");
   check_device_request(o.device, o.dtype, "SparseLinear::pack");
   require(o.activation == Activation::none || o.activation == Activation::relu ||
               o.activation == Activation::gelu_tanh || o.activation == Activation::gelu_erf ||
@@ -187,6 +206,8 @@ SparseLinear SparseLinear::pack(const float* weight, int64_t out, int64_t in, co
   KernelChoice choice = choose_kernels(d);
   m.prefill = std::move(choice.prefill);
   m.decode = std::move(choice.decode);
+  m.threshold_here =
+      options.input_threshold > 0.0f && !(m.decode && m.decode->applies_input_threshold());
 
   LinearInfo& info = m.info;
   info.threads = d.threads;

@@ -66,6 +66,7 @@ TEST(CpuFeatures, AgreeWithProcCpuinfo) {
   EXPECT_EQ(f.avx512_bf16, has("avx512_bf16"));
   EXPECT_EQ(f.avx_vnni, has("avx_vnni"));
   EXPECT_EQ(f.avx512_vbmi, has("avx512vbmi"));
+  EXPECT_EQ(f.avx512_vbmi2, has("avx512_vbmi2"));
   // AMX counts only once Linux granted the tile data permission, which it may refuse.
   EXPECT_TRUE(!f.amx_tile || has("amx_tile"));
   EXPECT_TRUE(!f.amx_int8 || has("amx_int8"));
@@ -170,6 +171,9 @@ TEST(CpuFeatures, CoversAndLevelsAgree) {
   EXPECT_EQ(jit::vbmi_features().names(),
             "avx2 fma avx512f avx512bw avx512vl avx512_vnni avx512vbmi");
   EXPECT_FALSE(jit::features_of(Isa::avx512_vnni).covers(jit::vbmi_features()));
+  EXPECT_EQ(jit::vbmi2_features().names(),
+            "avx2 fma avx512f avx512bw avx512vl avx512_vnni avx512_vbmi2");
+  EXPECT_FALSE(jit::vbmi_features().covers(jit::vbmi2_features()));
 }
 
 TEST(IsaLevels, NamesRoundTrip) {

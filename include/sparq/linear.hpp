@@ -25,6 +25,13 @@ struct LinearOptions {
   Activation activation = Activation::none;
   OperandOp operand = OperandOp::add;
   int threads = 0;  // 0: all cores
+  // Activation sparsity in decode steps (calls of at most 4 tokens): input entries with
+  // |x| < input_threshold are zeroed before the product, as TEAL's magnitude thresholding does
+  // (sparq-eval --calibrate finds thresholds that zero a chosen fraction). int8 layers on AVX-512
+  // VNNI then read only the weight columns of the non-zero inputs (kernel
+  // "jit:int8-sparse-input-decode"); elsewhere the zeroing applies and the usual kernel runs.
+  // 0 (default): off, every input is used as given. Calls of more than 4 tokens never threshold.
+  float input_threshold = 0;
   // Device::cuda(N): the layer is packed on GPU N (dtypes f16, bf16, int8; see forward_device).
   Device device = Device::cpu();
   // The thread pool: layers of one pool and thread count share its threads. Independent model

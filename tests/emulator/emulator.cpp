@@ -379,6 +379,7 @@ class Emulator {
     f.avx512vl = out.leaf7_ebx & (1u << 31);
     f.avx512_vnni = out.leaf7_ecx & (1u << 11);
     f.avx512_vbmi = out.leaf7_ecx & (1u << 1);
+    f.avx512_vbmi2 = out.leaf7_ecx & (1u << 6);
     f.avx512_bf16 = out.leaf7_1_eax & (1u << 5);
     cpu_.avx512dq = out.leaf7_ebx & (1u << 17);
     cpu_.avx512_fp16 = out.leaf7_edx & (1u << 23);

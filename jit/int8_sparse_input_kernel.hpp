@@ -1,0 +1,71 @@
+// The int8 sparse-input decode kernel: one token's product with the weight columns of its
+// non-zero inputs only (the layout of sparse/int8_sparse_input_pack.hpp), for a run of row chunks.
+// Per quad of non-zero inputs and 64-row slice: the four columns' 64 bytes (loaded, or expanded
+// from their masked form with VBMI2 vpexpandb into a register of 128s, the u8 form of a zero
+// weight), 8 byte/word unpacks into VNNI order, and 4 vpdpbusd against the quad's 4 s8
+// activations. The accumulators (chunk_rows / 16 zmm) stay in registers for the whole input list;
+// the kernel writes the chunk's int32 sums minus the compensation, and the layer applies the
+// epilogue (jit/row_epilogue.hpp). (Accumulators in an L1 buffer, for 1024-row chunks with longer
+// entries, cost 35 % more time with the weights in cache and ran no faster from memory.)
+#pragma once
+
+#include <cstdint>
+#include <memory>
+#include <string>
+
+#include "jit/cpu_features.hpp"
+
+namespace sparq::jit {
+
+// How far ahead (in quads of inputs) the kernel prefetches the entries it will read: the skipped
+// inputs leave gaps in the stream that the hardware prefetchers do not jump.
+inline constexpr int kSparseInputPrefetchQuads = 8;
+
+// Field order is the JIT code's ABI: offsets are taken with offsetof.
+struct SparseInputArgs {
+  const uint8_t* entries;  // the layer's entries
+  // The first chunk's base: dense form, its first entry (entries + c0 * in * chunk_rows); masked
+  // form, its offsets (&offsets[c0 * in]).
+  const void* chunk_base;
+  int64_t chunk_stride;  // bytes from one chunk's base to the next's
+  // The non-zero inputs' columns, padded to a multiple of 4, then kSparseInputPrefetchQuads * 4
+  // more valid columns (the kernel prefetches the entries of the columns that many quads ahead).
+  const int32_t* columns;
+  const int32_t* x;      // their s8 activations, 4 per dword (padding: 0)
+  int64_t quads;         // number of dwords of x (may be 0)
+  int64_t chunks;        // chunks to run (>= 1)
+  int32_t* acc;          // int32 [chunks * chunk_rows]: the sums minus compensation
+  int32_t compensation;  // 128 * the sum of the activations (the weights are stored + 128)
+};
+
+struct SparseInputKernelKey {
+  bool masked = false;   // the masked form (needs AVX512_VBMI2)
+  int chunk_rows = 256;  // 64, 128 or 256 (sparse::kSparseInputMaxChunkRows)
+  // Lines prefetched per column ahead in the masked form (its entries' mean size + 1, from the
+  // packed weight); the dense form prefetches its chunk_rows / 64.
+  int prefetch_lines = 4;
+  auto operator<=>(const SparseInputKernelKey&) const = default;
+};
+
+class SparseInputKernel {
+ public:
+  virtual ~SparseInputKernel() = default;
+  virtual void run(const SparseInputArgs& args) const = 0;
+  const SparseInputKernelKey& key() const { return key_; }
+  std::string name() const { return "jit:int8-sparse-input-decode:avx512_vnni"; }
+
+ protected:
+  explicit SparseInputKernel(const SparseInputKernelKey& key) : key_(key) {}
+
+ private:
+  SparseInputKernelKey key_;
+};
+
+// The features a key's code needs: avx512_vnni, plus AVX512_VBMI2 for the masked form.
+CpuFeatures sparse_input_features(const SparseInputKernelKey& key);
+// Generates (or finds in the process-wide cache) the kernel for a key; NotSupported where this
+// process cannot run it, InvalidArgument for a chunk_rows or prefetch_lines out of range.
+std::shared_ptr<const SparseInputKernel> sparse_input_kernel(const SparseInputKernelKey& key);
+std::unique_ptr<SparseInputKernel> make_sparse_input_avx512(const SparseInputKernelKey& key);
+
+}  // namespace sparq::jit

@@ -1,0 +1,175 @@
+#include "src/int8_sparse_input_linear.hpp"
+
+#include <algorithm>
+#include <cmath>
+#include <cstdlib>
+#include <cstring>
+#include <vector>
+
+#include "jit/cpu_features.hpp"
+#include "sparq/error.hpp"
+#include "sparse/checks.hpp"
+#include "src/activation_quant.hpp"
+
+namespace sparq {
+namespace {
+
+// A token's part of QuantizedInput::x: a 64-byte header (int64 quads, int32 compensation), the
+// non-zero entries' columns (int32, padded to a multiple of 4), their s8 values (4 per dword).
+struct TokenInput {
+  int64_t quads;
+  int32_t compensation;
+};
+int64_t padded_in(int64_t in) { return sparse::ceil_div(in, 4) * 4; }
+// Columns: the padded list and the kernel's prefetch reach beyond it.
+int64_t column_slots(int64_t in) { return padded_in(in) + 4 * jit::kSparseInputPrefetchQuads; }
+int64_t values_at(int64_t in) { return 64 + 4 * column_slots(in); }
+int64_t token_bytes(int64_t in) { return sparse::ceil_div(values_at(in) + padded_in(in), 64) * 64; }
+
+// The masked form's mean entry in cache lines, plus one for the entries that straddle a line.
+int prefetch_lines(const sparse::Int8SparseInputWeights& w) {
+  if (!w.masked) return w.chunk_rows / 64;
+  const double mean = static_cast<double>(w.entries.size()) / static_cast<double>(w.offsets.size());
+  return std::clamp(static_cast<int>(std::ceil(mean / 64.0)) + 1, 1, 64);
+}
+
+}  // namespace
+
+bool Int8SparseInputLinear::masked_form(const int8_t* wq, int64_t out, int64_t in) {
+  if (!jit::can_run(jit::vbmi2_features())) return false;
+  // SPARQ_SPARSE_INPUT_FORM=dense|masked: a measurement switch over the form chosen by bytes.
+  if (const char* v = std::getenv("SPARQ_SPARSE_INPUT_FORM"); v != nullptr && *v != 0) {
+    if (std::string(v) == "masked") return true;
+    if (std::string(v) == "dense") return false;
+    throw InvalidArgument(std::string("SPARQ_SPARSE_INPUT_FORM must be dense or masked, got '") +
+                          v + "'");
+  }
+  int64_t nonzeros = 0;
+  for (int64_t i = 0; i < out * in; ++i) nonzeros += wq[i] != 0;
+  // Per 64 rows of a column: an 8-byte mask, and 4 bytes of offset per chunk.
+  const auto weights = static_cast<double>(out) * static_cast<double>(in);
+  const double masked = static_cast<double>(nonzeros) + weights / 8.0 + weights / 64.0;
+  return masked <= 0.9 * weights;
+}
+
+int Int8SparseInputLinear::chunk_rows_for(int64_t out, int threads) {
+  for (int rows : {256, 128})
+    if (sparse::ceil_div(out, rows) >= 4 * int64_t{threads}) return rows;
+  return 64;
+}
+
+Int8SparseInputLinear::Int8SparseInputLinear(const int8_t* wq, const float* w_scale,
+                                             const float* bias, int64_t out, int64_t in,
+                                             float threshold, jit::PostOps post_ops,
+                                             PoolRef threads)
+    : weights_(
+          sparse::pack_int8_sparse_input(wq, w_scale, bias, out, in, masked_form(wq, out, in),
+                                         chunk_rows_for(out, resolve_threads(threads.threads)))),
+      threshold_(threshold),
+      post_ops_(post_ops),
+      kernel_(jit::sparse_input_kernel(
+          {weights_.masked, weights_.chunk_rows, prefetch_lines(weights_)})),
+      arena_(&arena_for(resolve_threads(threads.threads), threads.pool)) {
+  sparse::require(threshold > 0.0f && std::isfinite(threshold),
+                  "Int8SparseInputLinear: the threshold must be positive and finite");
+  for (int residual = 0; residual < 2; ++residual)
+    for (jit::TileOutput output :
+         {jit::TileOutput::f32, jit::TileOutput::s8, jit::TileOutput::bf16})
+      epilogues_[residual][static_cast<int>(output)] =
+          jit::row_epilogue({jit::Isa::avx512_vnni, post_ops.activation,
+                             post_ops.operand_for(residual == 1), output});
+}
+
+void Int8SparseInputLinear::quantize(const float* x, int64_t tokens,
+                                     QuantizedInput::Impl& q) const {
+  sparse::require(x != nullptr, "forward: x must not be null");
+  sparse::require(tokens > 0, [&] {
+    return "forward: tokens must be positive, got " + std::to_string(tokens);
+  });
+  const int64_t in = weights_.in, bytes = token_bytes(in);
+  q.reserve(tokens * bytes, tokens);
+  thread_local std::vector<float> kept;
+  thread_local std::vector<int8_t> s8;
+  kept.resize(static_cast<size_t>(in));
+  s8.resize(static_cast<size_t>(in));
+  for (int64_t t = 0; t < tokens; ++t) {
+    const float* xt = x + t * in;
+    for (int64_t c = 0; c < in; ++c) kept[c] = std::fabs(xt[c]) < threshold_ ? 0.0f : xt[c];
+    quantize_rows(kept.data(), 1, in, s8.data(), q.scales.data() + t);
+    uint8_t* block = q.x.data() + t * bytes;
+    auto* columns = reinterpret_cast<int32_t*>(block + 64);
+    auto* values = reinterpret_cast<int8_t*>(block + values_at(in));
+    // Branch-free compaction: every column is written, the count moves on non-zeros only.
+    int64_t n = 0;
+    int32_t sum = 0;
+    for (int64_t c = 0; c < in; ++c) {
+      columns[n] = static_cast<int32_t>(c);
+      values[n] = s8[c];
+      sum += s8[c];
+      n += s8[c] != 0;
+    }
+    for (; n % 4 != 0; ++n) {
+      columns[n] = 0;
+      values[n] = 0;
+    }
+    std::fill(columns + n, columns + n + 4 * jit::kSparseInputPrefetchQuads, 0);
+    TokenInput header{n / 4, 128 * sum};
+    std::memcpy(block, &header, sizeof header);
+  }
+  q.form = QuantizedInput::Impl::Form::sparse_input;
+  q.tokens = tokens;
+  q.in = in;
+}
+
+void Int8SparseInputLinear::run(const QuantizedInput::Impl& q, void* y, float y_scale,
+                                const float* residual, bool bf16_out) const {
+  const sparse::Int8SparseInputWeights& w = weights_;
+  sparse::require(reads(q), [&] {
+    return "forward: the QuantizedInput was not made by this layer's quantize_input "
+           "(in_features " +
+           std::to_string(q.in) + ", expected " + std::to_string(w.in) + ")";
+  });
+  sparse::require(y != nullptr, "forward: y must not be null");
+  const jit::TileOutput output = y_scale > 0.0f ? jit::TileOutput::s8
+                                 : bf16_out     ? jit::TileOutput::bf16
+                                                : jit::TileOutput::f32;
+  const jit::RowEpilogueKey key{jit::Isa::avx512_vnni, post_ops_.activation,
+                                post_ops_.operand_for(residual != nullptr), output};
+  const jit::RowEpilogue* epilogue =
+      epilogues_[residual != nullptr][static_cast<int>(output)].get();
+  const int64_t y_elem = output == jit::TileOutput::f32 ? 4 : output == jit::TileOutput::s8 ? 1 : 2;
+  const int64_t out = w.out, rows = w.chunk_rows, bytes = token_bytes(w.in);
+  const float inv_y_scale = y_scale > 0.0f ? 1.0f / y_scale : 0.0f;
+  for (int64_t t = 0; t < q.tokens; ++t) {
+    const uint8_t* block = q.x.data() + t * bytes;
+    TokenInput header;
+    std::memcpy(&header, block, sizeof header);
+    parallel_ranges(*arena_, w.chunks(), [&](int64_t c0, int64_t c1) {
+      thread_local AlignedVector<int32_t> acc;
+      if (static_cast<int64_t>(acc.size()) < (c1 - c0) * rows)
+        acc.resize(static_cast<size_t>((c1 - c0) * rows));
+      jit::SparseInputArgs a{};
+      a.entries = w.entries.data();
+      if (w.masked) {
+        a.chunk_base = w.offsets.data() + c0 * w.in;
+        a.chunk_stride = w.in * static_cast<int64_t>(sizeof(uint32_t));
+      } else {
+        a.chunk_base = w.entries.data() + c0 * w.in * rows;
+        a.chunk_stride = w.in * rows;
+      }
+      a.columns = reinterpret_cast<const int32_t*>(block + 64);
+      a.x = reinterpret_cast<const int32_t*>(block + values_at(w.in));
+      a.quads = header.quads;
+      a.chunks = c1 - c0;
+      a.acc = acc.data();
+      a.compensation = header.compensation;
+      kernel_->run(a);
+      const int64_t r0 = c0 * rows, n = std::min(c1 * rows, out) - r0;
+      jit::apply_row_epilogue(epilogue, key, acc.data(), q.scales[t], w.scales.data() + r0,
+                              w.bias.data() + r0, residual ? residual + t * out + r0 : nullptr,
+                              static_cast<uint8_t*>(y) + (t * out + r0) * y_elem, n, inv_y_scale);
+    });
+  }
+}
+
+}  // namespace sparq

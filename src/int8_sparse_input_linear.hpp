@@ -1,0 +1,58 @@
+// An int8 layer's decode steps with activation sparsity: each token's input entries with
+// |x| < threshold become zero, the token is quantized (symmetric, max |x| / 127, as every int8
+// layer), and the sparse-input kernel reads only the weight columns of the non-zero quantized
+// entries (sparse/int8_sparse_input_pack.hpp). The weight is stored in the masked form where it
+// is sparse enough to save bytes (zero weights cost nothing but their mask bit) and the CPU has
+// AVX512_VBMI2, else in the dense form. Needs AVX-512 VNNI.
+#pragma once
+
+#include <cstdint>
+#include <memory>
+#include <string>
+
+#include "jit/int8_sparse_input_kernel.hpp"
+#include "jit/operand.hpp"
+#include "jit/row_epilogue.hpp"
+#include "sparse/int8_sparse_input_pack.hpp"
+#include "src/linear_kernel.hpp"
+#include "src/quantized_input.hpp"
+#include "src/threading.hpp"
+
+namespace sparq {
+
+class Int8SparseInputLinear final : public LinearKernel {
+ public:
+  // wq s8 [out x in], w_scale [out], bias [out] or null; threshold > 0.
+  Int8SparseInputLinear(const int8_t* wq, const float* w_scale, const float* bias, int64_t out,
+                        int64_t in, float threshold, jit::PostOps post_ops, PoolRef threads);
+
+  // Any token count (each token reads the columns of its own non-zero inputs).
+  void quantize(const float* x, int64_t tokens, QuantizedInput::Impl& q) const override;
+  bool reads(const QuantizedInput::Impl& q) const override {
+    return q.form == QuantizedInput::Impl::Form::sparse_input && q.in == weights_.in;
+  }
+  void run(const QuantizedInput::Impl& q, void* y, float y_scale, const float* residual,
+           bool bf16_out) const override;
+  using LinearKernel::run;
+  bool applies_input_threshold() const override { return true; }
+
+  std::string name() const override { return kernel_->name(); }
+  std::string isa() const override { return "avx512_vnni"; }
+  int64_t packed_bytes() const override { return weights_.bytes(); }
+  const sparse::Int8SparseInputWeights& weights() const { return weights_; }
+
+  // The form pack chooses: masked where its bytes are at most 90 % of the dense form's and the
+  // CPU runs vpexpandb; chunk_rows the largest of 256, 128, 64 that leaves 4 chunks per thread.
+  static bool masked_form(const int8_t* wq, int64_t out, int64_t in);
+  static int chunk_rows_for(int64_t out, int threads);
+
+ private:
+  sparse::Int8SparseInputWeights weights_;
+  float threshold_;
+  jit::PostOps post_ops_;
+  std::shared_ptr<const jit::SparseInputKernel> kernel_;
+  std::shared_ptr<const jit::RowEpilogue> epilogues_[2][3];  // [residual][output]
+  tbb::task_arena* arena_;
+};
+
+}  // namespace sparq

@@ -1,0 +1,297 @@
+// Activation sparsity at decode: the sparse-input layout (round trip, both forms, every chunk
+// height, rows and columns with tails), the AVX-512 kernel against the portable reference on
+// random input lists (none, half, all of the columns; dense, 2:4, 16x1 and unstructured weights),
+// and the layer against the int8 reference on the thresholded input with every epilogue.
+#include <gtest/gtest.h>
+
+#include <algorithm>
+#include <cmath>
+#include <numeric>
+#include <random>
+
+#include "jit/int8_sparse_input_kernel.hpp"
+#include "lane.hpp"
+#include "sparq/error.hpp"
+#include "sparq/sparq.hpp"
+#include "sparse/bf16.hpp"
+#include "sparse/int8_sparse_input_pack.hpp"
+#include "sparse/prune.hpp"
+#include "sparse/reference.hpp"
+#include "src/int8_sparse_input_linear.hpp"
+#include "test_util.hpp"
+
+namespace sparq {
+namespace {
+
+enum class WeightKind { dense, two_of_four, rows16, unstructured };
+
+std::vector<int8_t> weight_of(WeightKind kind, int64_t out, int64_t in, uint32_t seed) {
+  auto w = test::random_int8(static_cast<size_t>(out * in), seed);
+  std::mt19937 rng(seed + 7);
+  switch (kind) {
+    case WeightKind::dense:
+      std::replace(w.begin(), w.end(), int8_t{0}, int8_t{1});
+      break;
+    case WeightKind::two_of_four: {
+      std::vector<float> f(w.begin(), w.end());
+      f = sparse::prune_n_m(f, out, in, 2, 4);
+      for (size_t i = 0; i < w.size(); ++i) w[i] = static_cast<int8_t>(f[i]);
+      break;
+    }
+    case WeightKind::rows16:
+      test::zero_row_blocks(w, out, in, 16, 0.7, seed + 3);
+      break;
+    case WeightKind::unstructured: {
+      std::bernoulli_distribution zero(0.8);
+      for (auto& v : w)
+        if (zero(rng)) v = 0;
+      break;
+    }
+  }
+  return w;
+}
+
+struct Shape {
+  int64_t out, in;
+};
+constexpr Shape kShapes[] = {{1, 1}, {5, 7}, {64, 4}, {70, 130}, {256, 64}, {300, 33}, {520, 301}};
+
+TEST(SparseInputPack, RoundTripBothForms) {
+  for (const Shape& s : kShapes)
+    for (WeightKind kind : {WeightKind::dense, WeightKind::two_of_four, WeightKind::unstructured})
+      for (bool masked : {false, true})
+        for (int rows : {64, 128, 256}) {
+          const auto w = weight_of(kind, s.out, s.in, static_cast<uint32_t>(s.out * 31 + s.in));
+          const std::vector<float> scale(static_cast<size_t>(s.out), 0.5f);
+          const auto p = sparse::pack_int8_sparse_input(w.data(), scale.data(), nullptr, s.out,
+                                                        s.in, masked, rows);
+          ASSERT_EQ(sparse::to_dense(p), w) << s.out << "x" << s.in << " masked=" << masked;
+          EXPECT_EQ(p.padded_out() % rows, 0);
+          if (masked) {
+            const int64_t nonzeros = std::count_if(w.begin(), w.end(), [](int8_t v) { return v; });
+            EXPECT_EQ(static_cast<int64_t>(p.entries.size()),
+                      nonzeros + p.chunks() * s.in * (rows / 64) * 8 + 64);
+          }
+        }
+}
+
+TEST(SparseInputPack, RejectsBadArguments) {
+  std::vector<int8_t> w(4 * 4, 1);
+  w[6] = -128;
+  const std::vector<float> scale(4, 1.0f);
+  EXPECT_NE(test::message_of<InvalidArgument>([&] {
+              sparse::pack_int8_sparse_input(w.data(), scale.data(), nullptr, 4, 4, true, 64);
+            }).find("weight[1][2] is -128"),
+            std::string::npos);
+  w[6] = 0;
+  EXPECT_NE(test::message_of<InvalidArgument>([&] {
+              sparse::pack_int8_sparse_input(w.data(), scale.data(), nullptr, 4, 4, false, 96);
+            }).find("chunk_rows must be a power of two in 64..256, got 96"),
+            std::string::npos);
+}
+
+// A random list of non-zero inputs: each column with probability `density`, padded to a multiple
+// of 4 with column 0 and value 0, as the layer makes it.
+struct InputList {
+  std::vector<int32_t> columns;
+  std::vector<int8_t> x;
+};
+InputList input_list(int64_t in, double density, uint32_t seed) {
+  std::mt19937 rng(seed);
+  std::bernoulli_distribution keep(density);
+  std::uniform_int_distribution<int> value(-127, 127);
+  InputList l;
+  for (int64_t c = 0; c < in; ++c)
+    if (keep(rng)) {
+      l.columns.push_back(static_cast<int32_t>(c));
+      int v = value(rng);
+      l.x.push_back(static_cast<int8_t>(v == 0 ? 1 : v));
+    }
+  while (l.columns.size() % 4 != 0) {
+    l.columns.push_back(0);
+    l.x.push_back(0);
+  }
+  return l;
+}
+// The kernel's view: the list then the columns its prefetch reads ahead.
+std::vector<int32_t> with_prefetch_reach(std::vector<int32_t> columns) {
+  columns.resize(columns.size() + 4 * jit::kSparseInputPrefetchQuads, 0);
+  return columns;
+}
+
+TEST(SparseInputKernel, MatchesReference) {
+  for (bool masked : {false, true}) {
+    const jit::SparseInputKernelKey probe{masked, 64};
+    if (auto why = test::lane_skip_reason(jit::sparse_input_features(probe)); !why.empty()) {
+      std::cout << "[ skip ] " << (masked ? "masked" : "dense") << " form: " << why << "\n";
+      continue;
+    }
+    test::announce_lane(masked ? "sparse-input masked" : "sparse-input dense",
+                        jit::sparse_input_features(probe));
+    for (int rows : {64, 128, 256})
+      for (const Shape& s : kShapes)
+        for (WeightKind kind : {WeightKind::dense, WeightKind::two_of_four, WeightKind::rows16,
+                                WeightKind::unstructured})
+          for (double density : {0.0, 0.5, 1.0}) {
+            const uint32_t seed = static_cast<uint32_t>(s.out * 7 + s.in + rows);
+            const auto w = weight_of(kind, s.out, s.in, seed);
+            const std::vector<float> scale(static_cast<size_t>(s.out), 1.0f);
+            const auto p = sparse::pack_int8_sparse_input(w.data(), scale.data(), nullptr, s.out,
+                                                          s.in, masked, rows);
+            const InputList l = input_list(s.in, density, seed + 11);
+            const int64_t count = static_cast<int64_t>(l.columns.size());
+            const auto reach = with_prefetch_reach(l.columns);
+            std::vector<int32_t> want(static_cast<size_t>(p.padded_out()));
+            sparse::sparse_input_reference(p, l.columns.data(), l.x.data(), count, 0, p.chunks(),
+                                           want.data());
+            // The reference against the plain definition on the unpacked weight.
+            for (int64_t r = 0; r < s.out; ++r) {
+              int32_t sum = 0;
+              for (int64_t i = 0; i < count; ++i) sum += w[r * s.in + l.columns[i]] * l.x[i];
+              ASSERT_EQ(want[r], sum) << "row " << r;
+            }
+            // Every chunk range the layer's threads may take.
+            const int32_t sum_x = std::accumulate(l.x.begin(), l.x.end(), 0);
+            for (int64_t c0 = 0; c0 < p.chunks(); c0 += std::max<int64_t>(1, p.chunks() / 2)) {
+              const int64_t c1 = p.chunks();
+              AlignedVector<int32_t> got(static_cast<size_t>((c1 - c0) * rows), -1);
+              jit::SparseInputArgs a{};
+              a.entries = p.entries.data();
+              a.chunk_base = masked ? static_cast<const void*>(p.offsets.data() + c0 * s.in)
+                                    : p.entries.data() + c0 * s.in * rows;
+              a.chunk_stride = masked ? s.in * 4 : s.in * rows;
+              a.columns = reach.data();
+              a.x = reinterpret_cast<const int32_t*>(l.x.data());
+              a.quads = count / 4;
+              a.chunks = c1 - c0;
+              a.acc = got.data();
+              a.compensation = 128 * sum_x;
+              jit::sparse_input_kernel({masked, rows, 3})->run(a);
+              for (int64_t r = c0 * rows; r < s.out; ++r)
+                ASSERT_EQ(got[static_cast<size_t>(r - c0 * rows)], want[static_cast<size_t>(r)])
+                    << s.out << "x" << s.in << " rows=" << rows << " masked=" << masked
+                    << " kind=" << static_cast<int>(kind) << " density=" << density
+                    << " chunks from " << c0 << ", row " << r;
+            }
+          }
+  }
+}
+
+// The threshold that zeroes about `fraction` of x's entries.
+float threshold_for(std::vector<float> x, double fraction) {
+  for (float& v : x) v = std::fabs(v);
+  std::sort(x.begin(), x.end());
+  return x[static_cast<size_t>(fraction * static_cast<double>(x.size() - 1))];
+}
+
+std::vector<float> thresholded(std::vector<float> x, float t) {
+  for (float& v : x)
+    if (std::fabs(v) < t) v = 0.0f;
+  return x;
+}
+
+// The layer (every epilogue, 1..4 tokens, fp32 / int8 / bf16 outputs) against the int8 reference
+// on the thresholded input; the public API picks the kernel where it runs and zeroes the inputs
+// itself elsewhere.
+TEST(SparseInputLayer, MatchesReferenceOnThresholdedInput) {
+  const bool kernel_here = jit::best_int8_isa() == jit::Isa::avx512_vnni;
+  for (auto [out, in] : {std::pair<int64_t, int64_t>{70, 130}, {300, 64}, {1030, 257}})
+    for (WeightKind kind : {WeightKind::dense, WeightKind::two_of_four})
+      for (Activation act : {Activation::none, Activation::gelu_tanh, Activation::silu})
+        for (OperandOp op : {OperandOp::add, OperandOp::multiply}) {
+          const uint32_t seed = static_cast<uint32_t>(out + in);
+          auto wf = test::random_floats(static_cast<size_t>(out * in), seed);
+          if (kind == WeightKind::two_of_four) wf = sparse::prune_n_m(wf, out, in, 2, 4);
+          const auto bias = test::random_floats(static_cast<size_t>(out), seed + 1);
+          LinearOptions o;
+          o.activation = act;
+          o.operand = op;
+          o.threads = 2;
+          o.pattern = kind == WeightKind::two_of_four ? Pattern::n_of_m(2, 4) : Pattern::dense();
+          const auto x = test::random_floats(static_cast<size_t>(5 * in), seed + 2);
+          o.input_threshold = threshold_for(x, 0.5);
+          auto lin = SparseLinear::pack(wf.data(), out, in, bias.data(), o);
+          if (kernel_here) {
+            EXPECT_EQ(lin.info().decode_kernel, "jit:int8-sparse-input-decode:avx512_vnni");
+          }
+          std::vector<int8_t> wq(wf.size());
+          std::vector<float> ws(static_cast<size_t>(out));
+          sparse::quantize_rows(wf.data(), out, in, wq.data(), ws.data());
+          const auto residual = test::random_floats(static_cast<size_t>(5 * out), seed + 3);
+          for (int64_t tokens = 1; tokens <= 5; ++tokens) {
+            const std::vector<float> xt(x.begin(), x.begin() + tokens * in);
+            // Calls of more than 4 tokens keep every input.
+            const auto used = tokens <= 4 ? thresholded(xt, o.input_threshold) : xt;
+            sparse::Epilogue e{bias.data(), act, residual.data(), op};
+            const auto want =
+                test::reference_int8_on(used, tokens, in, wq.data(), ws.data(), out, e);
+            std::vector<float> y(static_cast<size_t>(tokens * out));
+            lin.forward(xt.data(), tokens, y.data(), residual.data());
+            test::expect_close(y, want, 1e-4, "fp32 output");
+            std::vector<uint16_t> yb(y.size());
+            lin.forward_bf16(xt.data(), tokens, yb.data(), residual.data());
+            for (size_t i = 0; i < y.size(); ++i)
+              ASSERT_NEAR(sparse::from_bf16(yb[i]), want[i], 1e-2 * (1 + std::fabs(want[i])));
+            QuantizedInput q;
+            lin.quantize_input(xt.data(), tokens, q);
+            std::vector<int8_t> y8(y.size());
+            const float y_scale = 0.05f;
+            lin.forward(q, y8.data(), y_scale, residual.data());
+            test::expect_requantized(y8, want, y_scale);
+          }
+        }
+}
+
+TEST(SparseInputLayer, AllInputsBelowThreshold) {
+  const int64_t out = 40, in = 24;
+  const auto wf = test::random_floats(static_cast<size_t>(out * in), 3);
+  const auto bias = test::random_floats(static_cast<size_t>(out), 4);
+  LinearOptions o;
+  o.input_threshold = 10.0f;  // above every |x|
+  o.activation = Activation::relu;
+  auto lin = SparseLinear::pack(wf.data(), out, in, bias.data(), o);
+  const auto x = test::random_floats(static_cast<size_t>(in), 5);
+  std::vector<float> y(static_cast<size_t>(out));
+  lin.forward(x.data(), 1, y.data());
+  for (int64_t r = 0; r < out; ++r) EXPECT_EQ(y[r], std::max(0.0f, bias[r])) << r;
+}
+
+TEST(SparseInputLayer, RejectsBadThresholds) {
+  const std::vector<float> w(16, 1.0f);
+  for (float bad : {-1.0f, std::nanf(""), INFINITY}) {
+    LinearOptions o;
+    o.input_threshold = bad;
+    EXPECT_NE(test::message_of<InvalidArgument>([&] {
+                SparseLinear::pack(w.data(), 4, 4, nullptr, o);
+              }).find("input_threshold must be a finite number >= 0"),
+              std::string::npos)
+        << bad;
+  }
+  LinearOptions o;
+  o.input_threshold = 0.5f;
+  o.device = Device::cuda(0);
+  o.dtype = DType::f16;
+  EXPECT_NE(test::message_of<NotSupported>([&] {
+              SparseLinear::pack(w.data(), 4, 4, nullptr, o);
+            }).find("input_threshold (activation sparsity) is not supported on CUDA"),
+            std::string::npos);
+}
+
+// fp32 and bf16 layers threshold too (no skipping kernel of their own yet).
+TEST(SparseInputLayer, FloatLayersThreshold) {
+  const int64_t out = 33, in = 50;
+  const auto wf = test::random_floats(static_cast<size_t>(out * in), 8);
+  const auto x = test::random_floats(static_cast<size_t>(2 * in), 9);
+  LinearOptions o;
+  o.dtype = DType::f32;
+  o.input_threshold = threshold_for(x, 0.4);
+  auto lin = SparseLinear::pack(wf.data(), out, in, nullptr, o);
+  const auto used = thresholded(x, o.input_threshold);
+  std::vector<float> want(static_cast<size_t>(2 * out)), y(want.size());
+  sparse::linear_f32(used.data(), 2, wf.data(), out, in, {}, want.data());
+  lin.forward(x.data(), 2, y.data());
+  test::expect_close(y, want, 1e-4, "f32 thresholded");
+}
+
+}  // namespace
+}  // namespace sparq
