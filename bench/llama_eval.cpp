@@ -118,8 +118,9 @@ nlohmann::json run_llama_eval(const LlamaEvalSpec& spec, const models::LlamaConf
   }
   std::fprintf(stderr, "sparq-eval: packing the %s model\n", prune ? "pruned" : "dense");
   const auto t_pack = Clock::now();
-  const auto sparse =
-      models::LlamaModel::build(config, weights, {spec.dtype, spec.pattern, spec.threads});
+  models::DecoderOptions options{spec.dtype, spec.pattern, spec.threads};
+  options.input_thresholds = spec.input_thresholds;
+  const auto sparse = models::LlamaModel::build(config, weights, options);
   const double pack_s = std::chrono::duration<double>(Clock::now() - t_pack).count();
   weights = {};
   // After loading and packing (the fp32 weights and, with --compare dense, the dense model too).

@@ -5,6 +5,7 @@
 
 #include <nlohmann/json.hpp>
 #include <string>
+#include <vector>
 
 #include "sparq/models/llama_model.hpp"
 
@@ -22,6 +23,8 @@ struct LlamaEvalSpec {
   uint32_t seed = 1;
   std::string save_dir;     // non-empty: the (pruned) weights are also written here as a folder
   double read_seconds = 0;  // reading (or making) the weights, before run_llama_eval
+  // The sparse side's activation-sparsity thresholds (empty: none).
+  std::vector<models::LayerInputThresholds> input_thresholds;
 };
 
 // weights: unpruned; pruned here (every attention and MLP projection, by magnitude) for the

@@ -27,6 +27,7 @@
 
 #include "bench/instances.hpp"
 #include "bench/llama_eval.hpp"
+#include "bench/llama_quality.hpp"
 #include "bench/median.hpp"
 #include "bench/passive_omp.hpp"
 #include "bench/peak_memory.hpp"
@@ -150,6 +151,129 @@ int run_instances_mode(const InstancesMode& m, const sparq::bench::EncoderFactor
   return 0;
 }
 
+// Decoders' quality: --calibrate (thresholds written to --input-thresholds or beside the model)
+// and --perplexity (with --input-thresholds applied where given).
+struct QualityArgs {
+  std::string model_dir, synthetic;
+  sparq::DType dtype = sparq::DType::f32;
+  sparq::Pattern pattern;
+  double sparsity = 0;
+  int threads = 0;
+  uint32_t seed = 1;
+  std::vector<std::string> perplexity_files, calibrate_files;
+  std::string thresholds_path;
+  double act_sparsity = 0;
+  int64_t ctx = 512, chunks = 0;
+  bool decode_steps = false, json = false;
+};
+
+int decoder_quality(const QualityArgs& q) {
+  namespace models = sparq::models;
+  const bool calibrating = !q.calibrate_files.empty();
+  models::DecoderOptions options{q.dtype, q.pattern, q.threads};
+  std::optional<models::InputThresholdsFile> thresholds;
+  if (!calibrating && !q.thresholds_path.empty()) {
+    thresholds = models::load_input_thresholds(q.thresholds_path, -1);
+    options.input_thresholds = thresholds->layers;
+  }
+  std::optional<models::LlamaModel> model;
+  std::optional<models::Tokenizer> tokenizer;
+  const auto t_load = std::chrono::steady_clock::now();
+  if (!q.synthetic.empty()) {
+    const auto config = sparq::bench::synthetic_llama_config(q.synthetic);
+    auto weights =
+        sparq::bench::synthetic_llama_weights(config, sparq::Pattern::dense(), 0.0, q.seed);
+    models::prune_projections(weights, q.pattern, q.sparsity);
+    model.emplace(models::LlamaModel::build(config, weights, options));
+  } else {
+    model.emplace(models::LlamaModel::load(q.model_dir, options, q.pattern, q.sparsity));
+    tokenizer.emplace(std::filesystem::is_regular_file(q.model_dir)
+                          ? models::Tokenizer::from_gguf_file(q.model_dir)
+                          : models::Tokenizer::from_folder(q.model_dir));
+  }
+  const double load_s =
+      std::chrono::duration<double>(std::chrono::steady_clock::now() - t_load).count();
+  // Text as token ids; "random" (the synthetic models have no tokenizer): seeded random ids.
+  auto tokens_of = [&](const std::vector<std::string>& files, int64_t count) {
+    if (files.size() == 1 && files[0] == "random") {
+      std::mt19937 rng(q.seed + 5);
+      std::uniform_int_distribution<int32_t> id(
+          0, static_cast<int32_t>(model->config().vocab_size) - 1);
+      std::vector<int32_t> ids(static_cast<size_t>(count));
+      for (auto& v : ids) v = id(rng);
+      return ids;
+    }
+    if (!tokenizer)
+      throw sparq::InvalidArgument("a synthetic model has no tokenizer: use 'random' as the text");
+    return sparq::bench::text_tokens(files, *tokenizer);
+  };
+  const std::string what = q.synthetic.empty() ? q.model_dir : q.synthetic + " (synthetic)";
+  nlohmann::json j = {{"model", what},
+                      {"dtype", sparq::to_string(q.dtype)},
+                      {"pattern", q.pattern.to_string()},
+                      {"sparsity", q.sparsity},
+                      {"ctx", q.ctx},
+                      {"load_s", load_s}};
+  if (calibrating) {
+    const int64_t chunks = q.chunks > 0 ? q.chunks : 8;
+    const auto tokens = tokens_of(q.calibrate_files, (chunks + 2) * q.ctx);
+    auto r =
+        sparq::models::calibrate_input_thresholds(*model, tokens, q.ctx, chunks, 2, q.act_sparsity);
+    std::string joined;
+    for (const auto& f : q.calibrate_files) joined += (joined.empty() ? "" : ",") + f;
+    r.thresholds.calibration_text = joined;
+    const std::string path = !q.thresholds_path.empty() ? q.thresholds_path
+                             : q.synthetic.empty()
+                                 ? models::default_input_thresholds_path(q.model_dir)
+                                 : q.synthetic + ".sparq_input_thresholds.json";
+    models::save_input_thresholds(path, r.thresholds);
+    j["calibrated"] = {{"path", path},
+                       {"target_sparsity", q.act_sparsity},
+                       {"calibration_tokens", r.thresholds.calibration_tokens},
+                       {"held_out_sparsity", r.held_out_sparsity}};
+    if (!q.json) {
+      std::printf(
+          "sparq-eval: %s: input thresholds for %.0f%% activation sparsity from %lld "
+          "tokens of %s, written to %s\n",
+          what.c_str(), 100 * q.act_sparsity,
+          static_cast<long long>(r.thresholds.calibration_tokens), joined.c_str(), path.c_str());
+      if (!r.held_out_sparsity.empty())
+        std::printf(
+            "  held-out text (%lld tokens), fraction below threshold: qkv %.3f, o %.3f, "
+            "gate_up %.3f, down %.3f\n",
+            static_cast<long long>(2 * q.ctx), r.held_out_sparsity[0], r.held_out_sparsity[1],
+            r.held_out_sparsity[2], r.held_out_sparsity[3]);
+    }
+  }
+  if (!q.perplexity_files.empty()) {
+    const auto tokens = tokens_of(q.perplexity_files, (q.chunks > 0 ? q.chunks : 8) * q.ctx);
+    // Input thresholds act in decode steps only: a thresholded model is scored one token at a
+    // time.
+    const bool steps = q.decode_steps || thresholds.has_value();
+    const auto r = sparq::bench::perplexity(*model, tokens, q.ctx, q.chunks, steps);
+    j["perplexity"] = {{"value", r.perplexity},
+                       {"chunks", r.chunks},
+                       {"scored_tokens", r.scored_tokens},
+                       {"text_tokens", tokens.size()},
+                       {"decode_steps", r.decode_steps},
+                       {"tokens_per_s", double(r.chunks * q.ctx) / r.seconds},
+                       {"input_thresholds", thresholds ? q.thresholds_path : ""}};
+    if (!q.json)
+      std::printf(
+          "sparq-eval: %s, %s, pattern %s at %.0f%%%s: perplexity %.4f over %lld chunks "
+          "of %lld (second halves scored, %lld tokens; text %zu tokens), %s at %.1f "
+          "tokens/s\n",
+          what.c_str(), sparq::to_string(q.dtype), q.pattern.to_string().c_str(), 100 * q.sparsity,
+          thresholds ? (", input thresholds " + q.thresholds_path).c_str() : "", r.perplexity,
+          static_cast<long long>(r.chunks), static_cast<long long>(q.ctx),
+          static_cast<long long>(r.scored_tokens), tokens.size(),
+          r.decode_steps ? "one token per call" : "one call per chunk",
+          double(r.chunks * q.ctx) / r.seconds);
+  }
+  if (q.json) std::cout << j.dump() << std::endl;
+  return 0;
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
@@ -242,6 +366,28 @@ int main(int argc, char** argv) {
   app.add_option("--format", format, "table | json")
       ->check(CLI::IsMember({"table", "json"}))
       ->capture_default_str();
+  QualityArgs quality;
+  app.add_option("--perplexity", quality.perplexity_files,
+                 "decoders: perplexity over these text files (joined; 'random' for synthetic "
+                 "models), llama.cpp's convention: chunks of --ctx, second halves scored")
+      ->delimiter(',');
+  app.add_option("--calibrate", quality.calibrate_files,
+                 "decoders: find the input thresholds that zero --act-sparsity of every "
+                 "projection input on these texts ('random' for synthetic models) and write them "
+                 "to --input-thresholds (default: beside the model)")
+      ->delimiter(',');
+  app.add_option("--act-sparsity", quality.act_sparsity,
+                 "with --calibrate: the fraction of each projection input to zero, 0..1");
+  app.add_option("--input-thresholds", quality.thresholds_path,
+                 "decoders: the thresholds file to apply (pp/tg and --perplexity), or with "
+                 "--calibrate the file to write");
+  app.add_option("--ctx", quality.ctx, "--perplexity / --calibrate: tokens per chunk")
+      ->capture_default_str();
+  app.add_option("--chunks", quality.chunks,
+                 "--perplexity: at most this many chunks (0: all); --calibrate: chunks to "
+                 "calibrate on (default 8; the next 2 are held out)");
+  app.add_flag("--decode-steps", quality.decode_steps,
+               "--perplexity: feed one token per call (always so with --input-thresholds)");
   CLI11_PARSE(app, argc, argv);
 
   const bool instances_mode = instances > 0 || threads_per_instance > 0 || latency_bound > 0;
@@ -252,6 +398,18 @@ int main(int argc, char** argv) {
           "--instances, --threads-per-instance and --latency-bound are for encoders");
     const sparq::Pattern parsed_pattern = sparq::Pattern::parse(pattern);
     const sparq::Device parsed_device = sparq::Device::parse(device);
+    if (is_decoder(synthetic, model_dir) &&
+        (!quality.perplexity_files.empty() || !quality.calibrate_files.empty())) {
+      quality.model_dir = model_dir;
+      quality.synthetic = synthetic;
+      quality.dtype = parsed_dtype;
+      quality.pattern = parsed_pattern;
+      quality.sparsity = sparsity;
+      quality.threads = threads;
+      quality.seed = seed;
+      quality.json = format == "json";
+      return decoder_quality(quality);
+    }
     if (is_decoder(synthetic, model_dir)) {
       if (parsed_device.kind != sparq::Device::Kind::cpu) {
         std::cerr << "sparq-eval: --device " << device
@@ -270,6 +428,9 @@ int main(int argc, char** argv) {
       spec.compare_dense = compare == "dense";
       spec.seed = seed;
       spec.save_dir = save_dir;
+      if (!quality.thresholds_path.empty())
+        spec.input_thresholds =
+            sparq::models::load_input_thresholds(quality.thresholds_path, -1).layers;
       sparq::models::LlamaConfig config;
       sparq::models::LlamaWeights weights;
       const auto t_load = std::chrono::steady_clock::now();
@@ -278,8 +439,10 @@ int main(int argc, char** argv) {
         // A file or folder, nothing else to build from its weights: read, pruned and packed a
         // layer at a time (the peak resident memory a user's load has).
         spec.name = model_dir;
-        const auto model = sparq::models::LlamaModel::load(
-            model_dir, {spec.dtype, spec.pattern, spec.threads}, spec.pattern, spec.sparsity);
+        sparq::models::DecoderOptions options{spec.dtype, spec.pattern, spec.threads};
+        options.input_thresholds = spec.input_thresholds;
+        const auto model =
+            sparq::models::LlamaModel::load(model_dir, options, spec.pattern, spec.sparsity);
         const double load_s =
             std::chrono::duration<double>(std::chrono::steady_clock::now() - t_load).count();
         j = sparq::bench::run_llama_eval(spec, model, load_s, sparq::bench::peak_resident_mib());

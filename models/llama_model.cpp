@@ -23,8 +23,10 @@ using sparse::require;
 namespace {
 
 SparseLinear pack(const LinearWeights& w, const DecoderOptions& options, const Pattern& pattern,
-                  Activation activation = Activation::none, OperandOp operand = OperandOp::add) {
+                  Activation activation = Activation::none, OperandOp operand = OperandOp::add,
+                  float input_threshold = 0.0f) {
   LinearOptions o;
+  o.input_threshold = input_threshold;
   o.activation = activation;
   o.operand = operand;
   o.dtype = options.dtype;
@@ -80,6 +82,7 @@ struct LlamaSession::Impl {
   int64_t chunks = 1;
   std::vector<float> scores;
   std::vector<float> x, xn, qkv, ctx, x1, up, act;
+  LlamaSession::InputObserver observer;
 
   std::vector<float> forward(const std::vector<int32_t>& ids, bool all_logits);
   void attention(int64_t tokens, int64_t layer);
@@ -91,6 +94,8 @@ LlamaSession& LlamaSession::operator=(LlamaSession&&) noexcept = default;
 LlamaSession::~LlamaSession() = default;
 int64_t LlamaSession::position() const { return impl_->position; }
 int64_t LlamaSession::capacity() const { return impl_->capacity; }
+
+void LlamaSession::observe_inputs(InputObserver observer) { impl_->observer = std::move(observer); }
 
 std::vector<float> LlamaSession::forward(const std::vector<int32_t>& ids, bool all_logits) {
   return impl_->forward(ids, all_logits);
@@ -161,9 +166,13 @@ std::vector<float> LlamaSession::Impl::forward(const std::vector<int32_t>& ids, 
       rms_norm_rows(in + t0 * width, t1 - t0, width, w.data(), c.rms_norm_eps, out + t0 * width);
     });
   };
+  auto observe = [&](size_t l, ProjectionInput p, const std::vector<float>& in, int64_t width) {
+    if (observer) observer(static_cast<int64_t>(l), p, in.data(), tokens, width);
+  };
   for (size_t l = 0; l < m.layers.size(); ++l) {
     const LlamaModel::Impl::Layer& layer = m.layers[l];
     norm(x.data(), tokens, h, layer.attention_norm, xn.data());
+    observe(l, ProjectionInput::qkv, xn, h);
     layer.qkv.forward(xn.data(), tokens, qkv.data());
     float* k_cache = keys[l].data();
     float* v_cache = values[l].data();
@@ -177,11 +186,14 @@ std::vector<float> LlamaSession::Impl::forward(const std::vector<int32_t>& ids, 
       }
     }
     attention(tokens, static_cast<int64_t>(l));
+    observe(l, ProjectionInput::o, ctx, heads * d);
     layer.o.forward(ctx.data(), tokens, x1.data(), x.data());  // + residual
     norm(x1.data(), tokens, h, layer.mlp_norm, xn.data());
+    observe(l, ProjectionInput::gate_up, xn, h);
     // SwiGLU: up first, then the gate's epilogue computes silu(x gate^T) * up into act.
     layer.up.forward(xn.data(), tokens, up.data());
     layer.gate.forward(xn.data(), tokens, act.data(), up.data());
+    observe(l, ProjectionInput::down, act, inter);
     layer.down.forward(act.data(), tokens, x.data(), x1.data());  // + residual
   }
   position += tokens;
@@ -235,6 +247,14 @@ LlamaModel LlamaModel::build(const LlamaConfig& c, const LlamaWeightSource& sour
           "llama: the embedding or final norm size differs from the config's");
   impl->arena = &arena_for(resolve_threads(options.threads), options.pool);
   impl->inv_freq = rope_inverse_frequencies(c);
+  require(options.input_thresholds.empty() ||
+              static_cast<int64_t>(options.input_thresholds.size()) == c.num_layers,
+          [&] {
+            return "llama: DecoderOptions::input_thresholds holds " +
+                   std::to_string(options.input_thresholds.size()) +
+                   " layers' thresholds; the model has " + std::to_string(c.num_layers) +
+                   " layers (or leave it empty)";
+          });
   // Layers are read, pruned and packed side by side on the model's threads (quantizing, pruning
   // checks and packing are mostly single-threaded per matrix, and a billion-weight model
   // otherwise takes minutes); each layer's fp32 weights are gone once it is packed, so loading
@@ -247,12 +267,20 @@ LlamaModel LlamaModel::build(const LlamaConfig& c, const LlamaWeightSource& sour
                   static_cast<int64_t>(l.mlp_norm.size()) == c.hidden_size,
               "llama: a layer's norm size differs from the config's hidden size");
       prune_projections(l, prune, sparsity);
+      const LayerInputThresholds t = options.input_thresholds.empty()
+                                         ? LayerInputThresholds{}
+                                         : options.input_thresholds[static_cast<size_t>(n)];
+      const Activation none = Activation::none;
+      const OperandOp add = OperandOp::add;
       packed[static_cast<size_t>(n)].emplace(
-          Impl::Layer{pack(stack({&l.q, &l.k, &l.v}), options, options.pattern),
-                      pack(l.o, options, options.pattern), pack(l.up, options, options.pattern),
-                      pack(l.gate, options, options.pattern, Activation::silu, OperandOp::multiply),
-                      pack(l.down, options, options.pattern), std::move(l.attention_norm),
-                      std::move(l.mlp_norm)});
+          Impl::Layer{pack(stack({&l.q, &l.k, &l.v}), options, options.pattern, none, add,
+                           t[ProjectionInput::qkv]),
+                      pack(l.o, options, options.pattern, none, add, t[ProjectionInput::o]),
+                      pack(l.up, options, options.pattern, none, add, t[ProjectionInput::gate_up]),
+                      pack(l.gate, options, options.pattern, Activation::silu, OperandOp::multiply,
+                           t[ProjectionInput::gate_up]),
+                      pack(l.down, options, options.pattern, none, add, t[ProjectionInput::down]),
+                      std::move(l.attention_norm), std::move(l.mlp_norm)});
     });
   });
   for (auto& layer : packed) impl->layers.push_back(std::move(*layer));

@@ -7,6 +7,7 @@
 #include "sparq/linear.hpp"
 #include "sparq/models/bert_encoder.hpp"
 #include "sparq/models/bpe_tokenizer.hpp"
+#include "sparq/models/input_thresholds.hpp"
 #include "sparq/models/llama_model.hpp"
 #include "sparq/models/sampler.hpp"
 #include "sparq/models/spm_tokenizer.hpp"

@@ -7,6 +7,7 @@
 #pragma once
 
 #include <cstdint>
+#include <functional>
 #include <memory>
 #include <string>
 #include <utility>
@@ -18,11 +19,30 @@
 
 namespace sparq::models {
 
+// The inputs of a decoder layer's projections, each with its own activation-sparsity threshold:
+// the attention input (query/key/value), the attention output (o), the MLP input (gate and up)
+// and the down projection's input.
+enum class ProjectionInput { qkv = 0, o = 1, gate_up = 2, down = 3 };
+inline constexpr int kProjectionInputs = 4;
+const char* to_string(ProjectionInput p);  // "qkv", "o", "gate_up", "down"
+
+// One layer's thresholds (LinearOptions::input_threshold of its projections; 0: off), indexed by
+// ProjectionInput.
+struct LayerInputThresholds {
+  float value[kProjectionInputs] = {0, 0, 0, 0};
+  float& operator[](ProjectionInput p) { return value[static_cast<int>(p)]; }
+  float operator[](ProjectionInput p) const { return value[static_cast<int>(p)]; }
+};
+
 struct DecoderOptions {
   DType dtype = DType::f32;                // of every attention and MLP linear layer
   Pattern pattern = Pattern::automatic();  // of every attention and MLP linear layer
   int threads = 0;                         // 0: all cores
   int pool = 0;  // the thread pool of every layer and stage (see LinearOptions::pool)
+  // Activation sparsity in decode steps: empty (off), or one entry per layer (InvalidArgument
+  // otherwise); see LinearOptions::input_threshold, and load_input_thresholds for the file
+  // sparq-eval --calibrate writes.
+  std::vector<LayerInputThresholds> input_thresholds = {};
 };
 
 class LlamaModel;
@@ -39,6 +59,12 @@ class LlamaSession {
   // or those of the last position only [vocab]. Throws InvalidArgument for ids outside the
   // vocabulary, an empty list, or a sequence longer than the session's capacity.
   std::vector<float> forward(const std::vector<int32_t>& ids, bool all_logits = false);
+  // Calls `observer(layer, input, x, tokens, width)` with every projection input of the following
+  // forward calls (x: [tokens x width], before any threshold; valid during the call only), e.g. to
+  // calibrate input thresholds. An empty function stops it.
+  using InputObserver =
+      std::function<void(int64_t, ProjectionInput, const float*, int64_t, int64_t)>;
+  void observe_inputs(InputObserver observer);
   int64_t position() const;  // tokens in the cache
   int64_t capacity() const;
 
