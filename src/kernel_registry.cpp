@@ -110,7 +110,12 @@ std::shared_ptr<const LinearKernel> pack_int8_nm_decode(const LayerDescription& 
 // int8 GEMV, the 4x1 kernel on an 80 % 4x1-sparse weight only 1.98x; AVX2, README decode table).
 Why int8_16x1_decode(const LayerDescription& d) {
   if (!d.int8() || d.shape == Shape::two_of_four || d.in > sparse::kDecodeMaxIn) return kNo;
-  if (d.shape == Shape::dense && onednn_int8_is_exact()) return kNo;
+  if (d.shape == Shape::dense && onednn_int8_is_exact()) {
+    if (d.threads < 2 || d.out * d.in > kMaxWeightsForOwnDenseInt8Decode) return kNo;
+    return decode_calls() +
+           "run the 16x1 decode kernel: a dense weight this small runs faster there than on "
+           "oneDNN's multi-threaded GEMV (its threads' wake-up outweighs the call)";
+  }
   return decode_calls() + "run the 16x1 decode kernel (" + percent(d.sparsity_16x1) +
          " of 16x1 blocks are zero)";
 }

@@ -17,5 +17,11 @@ inline constexpr double kMinSparsityFor2of4 = 0.45;
 // sparsity is below kMinBlockSparsityForF32Decode (and have no decode kernel) run them dense.
 inline constexpr int64_t kDecodeTokens = 4;
 inline constexpr double kMinBlockSparsityForF32Decode = 0.75;
+// Dense int8 layers of at most this many weights, run on more than one thread, take their decode
+// steps on sparq's 16x1 decode kernel rather than oneDNN's GEMV: such a call is too short for
+// oneDNN's OpenMP threads to pay their wake-up (Zen 4, 2 threads, cold weights: 576 x 576 to
+// 1536 x 576 at 1.8-4x oneDNN, 2048 x 2048 at 1.08x; on one thread both run alike, 0.94-1.08x;
+// larger weights 0.87-0.96x).
+inline constexpr int64_t kMaxWeightsForOwnDenseInt8Decode = int64_t{4} << 20;
 
 }  // namespace sparq
