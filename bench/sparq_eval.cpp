@@ -25,6 +25,7 @@
 #include <string>
 #include <vector>
 
+#include "bench/encoder_quality.hpp"
 #include "bench/instances.hpp"
 #include "bench/llama_eval.hpp"
 #include "bench/llama_quality.hpp"
@@ -386,6 +387,15 @@ int main(int argc, char** argv) {
   app.add_option("--chunks", quality.chunks,
                  "--perplexity: at most this many chunks (0: all); --calibrate: chunks to "
                  "calibrate on (default 8; the next 2 are held out)");
+  std::vector<std::string> cosine_files;
+  size_t cosine_sentences = 256;
+  app.add_option(
+         "--cosine", cosine_files,
+         "encoders (--model): the mean cosine between the (pruned) model's and the "
+         "original fp32 model's mean-pooled sentence embeddings over these texts' sentences")
+      ->delimiter(',');
+  app.add_option("--sentences", cosine_sentences, "--cosine: at most this many sentences")
+      ->capture_default_str();
   app.add_flag("--decode-steps", quality.decode_steps,
                "--perplexity: feed one token per call (always so with --input-thresholds)");
   CLI11_PARSE(app, argc, argv);
@@ -516,6 +526,42 @@ int main(int argc, char** argv) {
     BertWeights weights = dense_weights;
     prune_linears(weights, parsed_pattern, sparsity);
     if (!save_dir.empty()) sparq::models::save_bert_folder(save_dir, config, weights);
+    if (!cosine_files.empty()) {
+      if (model_dir.empty())
+        throw sparq::InvalidArgument("--cosine needs --model (a folder with its vocab.txt)");
+      const auto tokenizer = sparq::models::WordPieceTokenizer::from_folder(model_dir);
+      const auto sentences = sparq::bench::text_sentences(cosine_files, cosine_sentences);
+      sparq::models::EncoderOptions o{parsed_dtype, parsed_pattern, threads};
+      const auto reference = BertEncoder::build(
+          config, dense_weights, {sparq::DType::f32, sparq::Pattern::dense(), threads});
+      const auto same_dtype = BertEncoder::build(config, dense_weights,
+                                                 {parsed_dtype, sparq::Pattern::dense(), threads});
+      const auto pruned = BertEncoder::build(config, weights, o);
+      const auto r = sparq::bench::embedding_cosine(reference, pruned, tokenizer, sentences,
+                                                    config.max_position);
+      const auto q = sparq::bench::embedding_cosine(reference, same_dtype, tokenizer, sentences,
+                                                    config.max_position);
+      const nlohmann::json j = {{"model", name},
+                                {"dtype", dtype},
+                                {"pattern", pattern},
+                                {"sparsity", sparsity},
+                                {"sentences", r.sentences},
+                                {"cosine_mean", r.mean},
+                                {"cosine_min", r.min},
+                                {"unpruned_cosine_mean", q.mean},
+                                {"unpruned_cosine_min", q.min}};
+      if (format == "json") {
+        std::cout << j.dump() << std::endl;
+      } else {
+        std::printf(
+            "sparq-eval: %s, %s, pattern %s at %.0f%%: sentence embeddings (mean pooling) "
+            "against the original fp32 model over %lld sentences: cosine mean %.5f, min "
+            "%.5f (the unpruned model in %s: mean %.5f, min %.5f)\n",
+            name.c_str(), dtype.c_str(), pattern.c_str(), 100 * sparsity,
+            static_cast<long long>(r.sentences), r.mean, r.min, dtype.c_str(), q.mean, q.min);
+      }
+      return 0;
+    }
     std::vector<int32_t> text_ids;
     if (!text.empty()) {
       if (model_dir.empty()) throw sparq::InvalidArgument("--text needs --model (its vocab.txt)");
