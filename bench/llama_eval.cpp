@@ -120,6 +120,7 @@ nlohmann::json run_llama_eval(const LlamaEvalSpec& spec, const models::LlamaConf
   const auto t_pack = Clock::now();
   models::DecoderOptions options{spec.dtype, spec.pattern, spec.threads};
   options.input_thresholds = spec.input_thresholds;
+  options.expected_input_sparsity = spec.expected_input_sparsity;
   const auto sparse = models::LlamaModel::build(config, weights, options);
   const double pack_s = std::chrono::duration<double>(Clock::now() - t_pack).count();
   weights = {};

@@ -25,6 +25,7 @@ struct LlamaEvalSpec {
   double read_seconds = 0;  // reading (or making) the weights, before run_llama_eval
   // The sparse side's activation-sparsity thresholds (empty: none).
   std::vector<models::LayerInputThresholds> input_thresholds;
+  float expected_input_sparsity = 0;  // their calibration target
 };
 
 // weights: unpruned; pruned here (every attention and MLP projection, by magnitude) for the

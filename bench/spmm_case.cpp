@@ -37,6 +37,8 @@ LinearOptions options_for(const SpmmSpec& s, float input_threshold) {
   o.pattern = s.pattern;
   o.threads = s.threads;
   o.input_threshold = input_threshold;
+  // --input-sparsity measures the sparse-input kernel at every fraction (0 included).
+  if (input_threshold > 0.0f) o.expected_input_sparsity = 1.0f;
   return o;
 }
 

@@ -27,6 +27,7 @@ SparseLinear pack(const LinearWeights& w, const DecoderOptions& options, const P
                   float input_threshold = 0.0f) {
   LinearOptions o;
   o.input_threshold = input_threshold;
+  o.expected_input_sparsity = input_threshold > 0.0f ? options.expected_input_sparsity : 0.0f;
   o.activation = activation;
   o.operand = operand;
   o.dtype = options.dtype;

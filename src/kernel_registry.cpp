@@ -81,6 +81,7 @@ std::string join(std::string a, const std::string& b) {
 // weight columns of their non-zero inputs, whatever the weight's own structure.
 Why int8_sparse_input_decode(const LayerDescription& d) {
   if (!d.int8() || d.options.input_threshold <= 0.0f ||
+      d.options.expected_input_sparsity < kMinInputSparsityForSkipping ||
       jit::best_int8_isa() != jit::Isa::avx512_vnni)
     return kNo;
   const bool masked = Int8SparseInputLinear::masked_form(d.w_s8.data(), d.out, d.in);

@@ -23,5 +23,11 @@ inline constexpr double kMinBlockSparsityForF32Decode = 0.75;
 // 1536 x 576 at 1.8-4x oneDNN, 2048 x 2048 at 1.08x; on one thread both run alike, 0.94-1.08x;
 // larger weights 0.87-0.96x).
 inline constexpr int64_t kMaxWeightsForOwnDenseInt8Decode = int64_t{4} << 20;
+// Layers with an input threshold run the sparse-input decode kernel only when they expect at
+// least this fraction of zero inputs (LinearOptions::expected_input_sparsity). Zen 4, 2 threads,
+// cold weights (docs/benchmarks-avx512.md): at 50 % zero inputs the kernel ran 0.69-1.06x oneDNN
+// on dense weights and 0.81-0.99x on 2:4 (where the 2:4 decode kernel runs 1.07-1.33x), at 75 %
+// 1.22-1.96x and 1.53-1.71x.
+inline constexpr double kMinInputSparsityForSkipping = 0.7;
 
 }  // namespace sparq

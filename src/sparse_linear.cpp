@@ -117,6 +117,10 @@ void validate_pack(const float* weight, int64_t out, int64_t in, const float* bi
   require(std::isfinite(o.input_threshold) && o.input_threshold >= 0.0f,
           "SparseLinear::pack: input_threshold must be a finite number >= 0 (0: off), got " +
               std::to_string(o.input_threshold));
+  require(std::isfinite(o.expected_input_sparsity) && o.expected_input_sparsity >= 0.0f &&
+              o.expected_input_sparsity <= 1.0f,
+          "SparseLinear::pack: expected_input_sparsity must be in [0, 1], got " +
+              std::to_string(o.expected_input_sparsity));
   if (o.device.kind == Device::Kind::cuda && o.input_threshold > 0.0f)
     throw NotSupported(
         "SparseLinear::pack: input_threshold (activation sparsity) is not supported on CUDA "

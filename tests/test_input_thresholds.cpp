@@ -8,6 +8,7 @@
 #include <fstream>
 #include <random>
 
+#include "jit/cpu_features.hpp"
 #include "small_llama.hpp"
 #include "sparq/error.hpp"
 #include "sparq/models/input_thresholds.hpp"
@@ -81,11 +82,12 @@ TEST(InputThresholdsFile, MalformedFilesNameTheProblem) {
 }
 
 models::LlamaModel small_model(const std::vector<models::LayerInputThresholds>& thresholds,
-                               DType dtype = DType::int8) {
+                               DType dtype = DType::int8, float expected_sparsity = 0.9f) {
   const auto c = test::small_llama_config();
   const auto w = test::random_llama_weights(c, 0.0, 11);
   models::DecoderOptions o{dtype, Pattern::dense(), 2};
   o.input_thresholds = thresholds;
+  o.expected_input_sparsity = expected_sparsity;
   return models::LlamaModel::build(c, w, o);
 }
 
@@ -154,12 +156,23 @@ TEST(DecoderInputThresholds, PrefillUnchangedAndTinyThresholdsMatch) {
     }
     const auto thresholded = small_model({big, big}, dtype);
     const auto barely = small_model({tiny, tiny}, dtype);
+    // The same thresholds with a low expected sparsity: the usual decode kernels on zeroed inputs.
+    const auto usual = small_model({big, big}, dtype, 0.3f);
+    if (dtype == DType::int8 && jit::best_int8_isa() == jit::Isa::avx512_vnni) {
+      EXPECT_EQ(thresholded.kernels()[0].second.decode_kernel,
+                "jit:int8-sparse-input-decode:avx512_vnni");
+      EXPECT_NE(usual.kernels()[0].second.decode_kernel,
+                "jit:int8-sparse-input-decode:avx512_vnni");
+    }
     const std::vector<int32_t> prompt{3, 1, 4, 1, 5, 9, 2};
     auto a = plain.start(16), b = thresholded.start(16), d = barely.start(16);
     EXPECT_EQ(a.forward(prompt, true), b.forward(prompt, true)) << to_string(dtype);
     d.forward(prompt);
-    const auto la = a.forward({6}), lb = b.forward({6}), ld = d.forward({6});
+    auto u = usual.start(16);
+    u.forward(prompt);
+    const auto la = a.forward({6}), lb = b.forward({6}), ld = d.forward({6}), lu = u.forward({6});
     test::expect_close(ld, la, 1e-4, "tiny thresholds");
+    test::expect_close(lu, lb, 1e-4, "the same thresholds on the usual kernels");
     double diff = 0;
     for (size_t i = 0; i < la.size(); ++i) diff = std::max(diff, double(std::fabs(la[i] - lb[i])));
     EXPECT_GT(diff, 1e-3) << "thresholds of 0.3 changed nothing in a decode step";

@@ -177,6 +177,8 @@ TEST(SparseInputKernel, MatchesReference) {
   }
 }
 
+int act_index(Activation a) { return static_cast<int>(a); }
+
 // The threshold that zeroes about `fraction` of x's entries.
 float threshold_for(std::vector<float> x, double fraction) {
   for (float& v : x) v = std::fabs(v);
@@ -210,9 +212,14 @@ TEST(SparseInputLayer, MatchesReferenceOnThresholdedInput) {
           o.pattern = kind == WeightKind::two_of_four ? Pattern::n_of_m(2, 4) : Pattern::dense();
           const auto x = test::random_floats(static_cast<size_t>(5 * in), seed + 2);
           o.input_threshold = threshold_for(x, 0.5);
+          // Every other case: the kernel that skips, and the usual decode kernel on zeroed inputs.
+          const bool skipping = (in + act_index(act)) % 2 == 0;
+          o.expected_input_sparsity = skipping ? 0.9f : 0.4f;
           auto lin = SparseLinear::pack(wf.data(), out, in, bias.data(), o);
           if (kernel_here) {
-            EXPECT_EQ(lin.info().decode_kernel, "jit:int8-sparse-input-decode:avx512_vnni");
+            EXPECT_EQ(lin.info().decode_kernel == "jit:int8-sparse-input-decode:avx512_vnni",
+                      skipping)
+                << lin.info().decode_kernel;
           }
           std::vector<int8_t> wq(wf.size());
           std::vector<float> ws(static_cast<size_t>(out));
@@ -248,6 +255,7 @@ TEST(SparseInputLayer, AllInputsBelowThreshold) {
   const auto bias = test::random_floats(static_cast<size_t>(out), 4);
   LinearOptions o;
   o.input_threshold = 10.0f;  // above every |x|
+  o.expected_input_sparsity = 1.0f;
   o.activation = Activation::relu;
   auto lin = SparseLinear::pack(wf.data(), out, in, bias.data(), o);
   const auto x = test::random_floats(static_cast<size_t>(in), 5);
@@ -264,6 +272,13 @@ TEST(SparseInputLayer, RejectsBadThresholds) {
     EXPECT_NE(test::message_of<InvalidArgument>([&] {
                 SparseLinear::pack(w.data(), 4, 4, nullptr, o);
               }).find("input_threshold must be a finite number >= 0"),
+              std::string::npos)
+        << bad;
+    o.input_threshold = 0.5f;
+    o.expected_input_sparsity = bad;
+    EXPECT_NE(test::message_of<InvalidArgument>([&] {
+                SparseLinear::pack(w.data(), 4, 4, nullptr, o);
+              }).find("expected_input_sparsity must be in [0, 1]"),
               std::string::npos)
         << bad;
   }

@@ -32,6 +32,12 @@ struct LinearOptions {
   // "jit:int8-sparse-input-decode"); elsewhere the zeroing applies and the usual kernel runs.
   // 0 (default): off, every input is used as given. Calls of more than 4 tokens never threshold.
   float input_threshold = 0;
+  // The fraction of a decode step's inputs the threshold is expected to zero (e.g. the target of
+  // the calibration that found it; 0: unknown). The sparse-input kernel runs only where this is
+  // at least kMinInputSparsityForSkipping (src/kernel_thresholds.hpp): below it, reading the
+  // columns of the non-zero inputs costs as much memory time as reading every column, and the
+  // layer's usual decode kernel on the zeroed inputs is faster (measured on Zen 4).
+  float expected_input_sparsity = 0;
   // Device::cuda(N): the layer is packed on GPU N (dtypes f16, bf16, int8; see forward_device).
   Device device = Device::cpu();
   // The thread pool: layers of one pool and thread count share its threads. Independent model

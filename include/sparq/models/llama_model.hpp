@@ -43,6 +43,10 @@ struct DecoderOptions {
   // otherwise); see LinearOptions::input_threshold, and load_input_thresholds for the file
   // sparq-eval --calibrate writes.
   std::vector<LayerInputThresholds> input_thresholds = {};
+  // The fraction of each input the thresholds zero (the calibration's target), passed to the
+  // layers as LinearOptions::expected_input_sparsity: it decides whether decode steps skip the
+  // zeroed inputs' weight columns or run the usual kernel on the zeroed inputs.
+  float expected_input_sparsity = 0;
 };
 
 class LlamaModel;
