@@ -74,9 +74,20 @@ struct LlamaModel::Impl {
 struct LlamaSession::Impl {
   std::shared_ptr<const LlamaModel::Impl> model;
   int64_t capacity = 0, position = 0;
-  // Per layer: keys and values [kv_heads x capacity x head_dim] (each head's positions contiguous,
-  // so that the attention streams them); keys stored rotated.
+  // Per layer: keys and values [kv_heads x slots x head_dim] (each head's positions contiguous,
+  // so that the attention streams them); keys stored rotated. A layer whose sliding window is
+  // much shorter than the session keeps a rolling cache: position p in ring slot p % ring, written
+  // twice (slots s and s + ring of 2 * ring), so that any window of positions is one contiguous
+  // run of slots for the attention. ring = window + kRingSlack, and forward feeds such a session
+  // at most kRingSlack tokens per step, so a step's new keys never overwrite a key one of its
+  // tokens still attends to.
   std::vector<std::vector<float>> keys, values;
+  std::vector<int64_t> ring;   // per layer: the ring size, or 0 (every position has its slot)
+  std::vector<int64_t> slots;  // per layer: rows per key/value head
+  static constexpr int64_t kRingSlack = 256;
+  bool rolling() const {
+    return std::any_of(ring.begin(), ring.end(), [](int64_t r) { return r > 0; });
+  }
   RopeTable rope;  // positions 0..capacity-1
   // Attention scores: per chunk of (token, key/value head) items (a chunk per thread), one row of
   // `capacity` for each query head of a group.
@@ -86,7 +97,13 @@ struct LlamaSession::Impl {
   LlamaSession::InputObserver observer;
 
   std::vector<float> forward(const std::vector<int32_t>& ids, bool all_logits);
+  std::vector<float> forward_step(const std::vector<int32_t>& ids, bool all_logits);
   void attention(int64_t tokens, int64_t layer);
+  // The slot of position pos's key and value in layer l (the first of its two in a ring).
+  int64_t slot(int64_t l, int64_t pos) const {
+    const int64_t r = ring[static_cast<size_t>(l)];
+    return r > 0 ? pos % r : pos;
+  }
 };
 
 LlamaSession::LlamaSession(std::unique_ptr<Impl> impl) : impl_(std::move(impl)) {}
@@ -113,12 +130,14 @@ void LlamaSession::Impl::attention(int64_t tokens, int64_t layer) {
   const float scale = 1.0f / std::sqrt(static_cast<float>(d));
   const float* k_cache = keys[static_cast<size_t>(layer)].data();
   const float* v_cache = values[static_cast<size_t>(layer)].data();
+  const int64_t rows = slots[static_cast<size_t>(layer)];
   float* out = ctx.data();
   const float* q_all = qkv.data();
   // One chunk of (token, key/value head) items per thread, chunk k owning scores rows
   // [k * group, (k + 1) * group); the items are dealt out in turn because a causal item's cost
   // grows with its token.
   const int64_t items = tokens * kv_heads, n = std::min(chunks, items), cap = capacity;
+  const Impl* self = this;
   float* score_rows = scores.data();
   parallel_ranges(*model->arena, n, [=](int64_t k0, int64_t k1) {
     for (int64_t k = k0; k < k1; ++k)
@@ -126,15 +145,37 @@ void LlamaSession::Impl::attention(int64_t tokens, int64_t layer) {
         const int64_t t = w / kv_heads, kvh = w % kv_heads, end = first + t + 1;
         // A sliding window keeps the last `window` positions (the token's own included).
         const int64_t begin = window > 0 ? std::max<int64_t>(0, end - window) : 0;
-        cached_attention(q_all + t * row + kvh * group * d, group,
-                         k_cache + (kvh * cap + begin) * d, v_cache + (kvh * cap + begin) * d,
-                         end - begin, d, d, scale, score_rows + k * group * cap,
+        const int64_t at = kvh * rows + self->slot(layer, begin);
+        cached_attention(q_all + t * row + kvh * group * d, group, k_cache + at * d,
+                         v_cache + at * d, end - begin, d, d, scale, score_rows + k * group * cap,
                          out + t * heads * d + kvh * group * d);
       }
   });
 }
 
 std::vector<float> LlamaSession::Impl::forward(const std::vector<int32_t>& ids, bool all_logits) {
+  if (!rolling() || static_cast<int64_t>(ids.size()) <= kRingSlack)
+    return forward_step(ids, all_logits);
+  require(position + static_cast<int64_t>(ids.size()) <= capacity, [&] {
+    return "llama: " + std::to_string(position) + " cached + " + std::to_string(ids.size()) +
+           " new tokens exceed the session's capacity of " + std::to_string(capacity);
+  });
+  std::vector<float> logits;
+  for (size_t i = 0; i < ids.size(); i += kRingSlack) {
+    const size_t e = std::min(ids.size(), i + kRingSlack);
+    auto part = forward_step(std::vector<int32_t>(ids.begin() + static_cast<std::ptrdiff_t>(i),
+                                                  ids.begin() + static_cast<std::ptrdiff_t>(e)),
+                             all_logits || e == ids.size());
+    if (all_logits)
+      logits.insert(logits.end(), part.begin(), part.end());
+    else if (e == ids.size())
+      logits = std::move(part);
+  }
+  return logits;
+}
+
+std::vector<float> LlamaSession::Impl::forward_step(const std::vector<int32_t>& ids,
+                                                    bool all_logits) {
   const LlamaModel::Impl& m = *model;
   const LlamaConfig& c = m.config;
   const auto tokens = static_cast<int64_t>(ids.size());
@@ -177,14 +218,17 @@ std::vector<float> LlamaSession::Impl::forward(const std::vector<int32_t>& ids, 
     layer.qkv.forward(xn.data(), tokens, qkv.data());
     float* k_cache = keys[l].data();
     float* v_cache = values[l].data();
+    const int64_t rows = slots[l], copy_step = ring[l] > 0 ? ring[l] : rows;
     for (int64_t t = 0; t < tokens; ++t) {
       float* r = qkv.data() + t * row;
       const int64_t pos = position + t;
       for (int64_t hh = 0; hh < heads + kv; ++hh) rope.apply(r + hh * d, pos);  // queries, keys
-      for (int64_t g = 0; g < kv; ++g) {
-        std::copy_n(r + (heads + g) * d, d, k_cache + (g * capacity + pos) * d);
-        std::copy_n(r + (heads + kv + g) * d, d, v_cache + (g * capacity + pos) * d);
-      }
+      const int64_t s = slot(static_cast<int64_t>(l), pos);
+      for (int64_t g = 0; g < kv; ++g)
+        for (int64_t copy = s; copy < rows; copy += copy_step) {
+          std::copy_n(r + (heads + g) * d, d, k_cache + (g * rows + copy) * d);
+          std::copy_n(r + (heads + kv + g) * d, d, v_cache + (g * rows + copy) * d);
+        }
     }
     attention(tokens, static_cast<int64_t>(l));
     observe(l, ProjectionInput::o, ctx, heads * d);
@@ -306,9 +350,16 @@ LlamaSession LlamaModel::start(int64_t max_tokens) const {
   auto s = std::make_unique<LlamaSession::Impl>();
   s->model = impl_;
   s->capacity = max_tokens;
-  const auto cache = static_cast<size_t>(max_tokens * c.num_kv_heads * c.head_dim);
-  s->keys.assign(static_cast<size_t>(c.num_layers), std::vector<float>(cache));
-  s->values.assign(static_cast<size_t>(c.num_layers), std::vector<float>(cache));
+  for (int64_t l = 0; l < c.num_layers; ++l) {
+    // A rolling cache where it holds fewer slots than the session has positions.
+    const int64_t ring = c.layer_slides(l) ? c.sliding_window + LlamaSession::Impl::kRingSlack : 0;
+    const bool rolls = ring > 0 && 2 * ring < max_tokens;
+    s->ring.push_back(rolls ? ring : 0);
+    s->slots.push_back(rolls ? 2 * ring : max_tokens);
+    const auto cache = static_cast<size_t>(s->slots.back() * c.num_kv_heads * c.head_dim);
+    s->keys.emplace_back(cache);
+    s->values.emplace_back(cache);
+  }
   s->rope = RopeTable(impl_->inv_freq, max_tokens);
   s->chunks = impl_->arena->max_concurrency();
   s->scores.resize(static_cast<size_t>(s->chunks * (c.num_heads / c.num_kv_heads) * max_tokens));

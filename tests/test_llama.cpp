@@ -374,6 +374,36 @@ TEST(LlamaFolder, MistralSlidingWindowMatchesTransformers) {
   expect_matches_transformers("mistral", "mistral");
 }
 
+// A sliding window much shorter than the session: the session keeps a rolling cache (window + 256
+// slots, each written twice) and feeds long prompts in steps of 256. Against a session of the
+// same model too short to roll (the full cache), through a 300-token prompt and 220 decode steps
+// (positions far past the ring's size), and with every layer sliding or only some.
+TEST(LlamaSession, RollingCacheMatchesTheFullCache) {
+  for (const bool every_layer : {true, false}) {
+    auto c = test::small_llama_config();
+    c.max_position = 1024;
+    c.sliding_window = 4;
+    if (!every_layer) c.sliding_layers = {true, false};
+    const auto w = test::random_llama_weights(c, 0.0, 5);
+    const auto model = LlamaModel::build(c, w, {DType::f32, Pattern::dense(), 2});
+    auto rolling = model.start(600);  // 2 x (4 + 256) < 600: rolls
+    auto full = model.start(520);     // 2 x 260 >= 520: every position has its slot
+    std::vector<int32_t> prompt(300);
+    for (size_t i = 0; i < prompt.size(); ++i)
+      prompt[i] = static_cast<int32_t>((i * 7 + 3) % static_cast<size_t>(c.vocab_size));
+    test::expect_close(rolling.forward(prompt, true), full.forward(prompt, true), 1e-5,
+                       "300-token prompt");
+    for (int step = 0; step < 220; ++step) {
+      const int32_t id = static_cast<int32_t>((step * 13 + 1) % c.vocab_size);
+      const auto a = rolling.forward({id}), b = full.forward({id});
+      ASSERT_EQ(a.size(), b.size());
+      for (size_t i = 0; i < a.size(); ++i)
+        ASSERT_NEAR(a[i], b[i], 1e-5 * (1 + std::fabs(b[i]))) << "step " << step << ", logit " << i;
+    }
+    EXPECT_EQ(rolling.position(), 520);
+  }
+}
+
 TEST(LlamaFolder, LoadsTheHuggingFaceNaming) {
   namespace fs = std::filesystem;
   const fs::path dir = fs::temp_directory_path() / "sparq_llama_folder";
