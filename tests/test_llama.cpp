@@ -368,6 +368,10 @@ TEST(LlamaFolder, LoadingLayerByLayerPrunesAsTheWholeWeights) {
 // Qwen2: q/k/v biases (non-zero here), rope_theta 1e6 from rope_parameters.
 TEST(LlamaFolder, Qwen2MatchesTransformers) { expect_matches_transformers("qwen2", "qwen2"); }
 
+// Llama 3.2-style: rope_theta 5e5 and llama3 rope scaling (transformers 5's rope_parameters; one
+// frequency in the blended band), tied embeddings.
+TEST(LlamaFolder, Llama3MatchesTransformers) { expect_matches_transformers("llama3", "llama"); }
+
 // Mistral with a sliding window of 4: the 12-token prompt and the 16 generated tokens attend to
 // their last 4 positions only, in prefill and through the cache.
 TEST(LlamaFolder, MistralSlidingWindowMatchesTransformers) {
