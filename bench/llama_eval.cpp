@@ -78,6 +78,7 @@ nlohmann::json measure(const LlamaEvalSpec& spec, const models::LlamaModel& spar
                       {"load_s", load_s},
                       {"pack_s", pack_s},
                       {"peak_resident_mib", peak_mib},
+                      {"packed_mib", double(sparse.packed_bytes()) / (1 << 20)},
                       {"pp_tokens_per_s", median(pp)},
                       {"tg_tokens_per_s", median(tg)}};
   nlohmann::json kernels = nlohmann::json::object();

@@ -493,14 +493,16 @@ int main(int argc, char** argv) {
                   sparq::cpu_features_name());
       if (spec.read_seconds > 0)
         std::printf(
-            "  loaded in %.2f s (read %.2f s, packed %.2f s), peak resident memory %.0f MiB\n",
+            "  loaded in %.2f s (read %.2f s, packed %.2f s), peak resident memory %.0f MiB "
+            "(the packed model: %.0f MiB)\n",
             j["load_s"].get<double>(), spec.read_seconds, j["pack_s"].get<double>(),
-            j["peak_resident_mib"].get<double>());
+            j["peak_resident_mib"].get<double>(), j["packed_mib"].get<double>());
       else
         std::printf(
             "  loaded in %.2f s (read, pruned and packed layer by layer), peak resident "
-            "memory %.0f MiB\n",
-            j["load_s"].get<double>(), j["peak_resident_mib"].get<double>());
+            "memory %.0f MiB (the packed model: %.0f MiB)\n",
+            j["load_s"].get<double>(), j["peak_resident_mib"].get<double>(),
+            j["packed_mib"].get<double>());
       std::printf("  sparse: pp%d %.1f tokens/s  tg%d %.2f tokens/s\n", prompt_tokens,
                   j["pp_tokens_per_s"].get<double>(), gen_tokens,
                   j["tg_tokens_per_s"].get<double>());

@@ -111,8 +111,11 @@ int main(int argc, char** argv) {
     std::fprintf(stderr, "sparq-generate: %s, %s, kernels:", model_path.c_str(), dtype.c_str());
     for (const auto& [kind, info] : model.kernels())
       std::fprintf(stderr, " %s=%s", kind.c_str(), info.kernel.c_str());
-    std::fprintf(stderr, "; loaded in %.2f s, peak resident memory %.0f MiB\n", load_s,
-                 sparq::bench::peak_resident_mib());
+    std::fprintf(stderr,
+                 "; loaded in %.2f s, peak resident memory %.0f MiB (the packed model: %.0f "
+                 "MiB)\n",
+                 load_s, sparq::bench::peak_resident_mib(),
+                 static_cast<double>(model.packed_bytes()) / (1 << 20));
     const bool print_text = tokenizer && !print_ids;
     if (print_text) std::cout << prompt << std::flush;
 

@@ -22,7 +22,9 @@ std::vector<float> get(const GgufFile& g, const std::string& name,
     throw ModelFileError(g.path() + ": tensor '" + name + "' has ggml dims " + dims(t.dims) +
                          "; the metadata needs " + dims(ggml_dims));
   }
-  return t.to_f32();
+  std::vector<float> values = t.to_f32();
+  g.release(t);
+  return values;
 }
 
 // name: the tensor without ".weight"; with_bias: the architecture's projection has a bias, which

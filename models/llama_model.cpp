@@ -22,9 +22,10 @@ using sparse::require;
 
 namespace {
 
-SparseLinear pack(const LinearWeights& w, const DecoderOptions& options, const Pattern& pattern,
-                  Activation activation = Activation::none, OperandOp operand = OperandOp::add,
-                  float input_threshold = 0.0f) {
+SparseLinear pack_rows(const float* weight, int64_t out, int64_t in, const float* bias,
+                       const DecoderOptions& options, const Pattern& pattern,
+                       Activation activation = Activation::none, OperandOp operand = OperandOp::add,
+                       float input_threshold = 0.0f) {
   LinearOptions o;
   o.input_threshold = input_threshold;
   o.expected_input_sparsity = input_threshold > 0.0f ? options.expected_input_sparsity : 0.0f;
@@ -34,9 +35,16 @@ SparseLinear pack(const LinearWeights& w, const DecoderOptions& options, const P
   o.pattern = pattern;
   o.threads = options.threads;
   o.pool = options.pool;
+  return SparseLinear::pack(weight, out, in, bias, o);
+}
+
+SparseLinear pack(const LinearWeights& w, const DecoderOptions& options, const Pattern& pattern,
+                  Activation activation = Activation::none, OperandOp operand = OperandOp::add,
+                  float input_threshold = 0.0f) {
   // Only architectures with biases (Qwen2's q, k, v) give non-zero ones.
   const bool biased = std::any_of(w.bias.begin(), w.bias.end(), [](float b) { return b != 0.0f; });
-  return SparseLinear::pack(w.weight.data(), w.out, w.in, biased ? w.bias.data() : nullptr, o);
+  return pack_rows(w.weight.data(), w.out, w.in, biased ? w.bias.data() : nullptr, options, pattern,
+                   activation, operand, input_threshold);
 }
 
 // Rows of several [out x in] weights stacked into one layer: one pass over the input.
@@ -329,15 +337,15 @@ LlamaModel LlamaModel::build(const LlamaConfig& c, const LlamaWeightSource& sour
     });
   });
   for (auto& layer : packed) impl->layers.push_back(std::move(*layer));
-  LinearWeights head = source.lm_head();
-  if (head.weight.empty()) {  // tied to the embeddings
-    head.out = c.vocab_size;
-    head.in = c.hidden_size;
-    head.weight = impl->embed;
-  }
   // Dense, in the layers' dtype: an fp32 head would stream 4x the bytes of an int8 one per
-  // generated token.
-  impl->head.emplace(pack(head, options, Pattern::dense()));
+  // generated token. A head tied to the embeddings is packed from them in place (a copy would
+  // add the embeddings' size to the load's peak: 1 GB for a 128 K x 2048 vocabulary).
+  const LinearWeights head = source.lm_head();
+  if (head.weight.empty())
+    impl->head.emplace(pack_rows(impl->embed.data(), c.vocab_size, c.hidden_size, nullptr, options,
+                                 Pattern::dense()));
+  else
+    impl->head.emplace(pack(head, options, Pattern::dense()));
   return LlamaModel(std::move(impl));
 }
 
@@ -364,6 +372,18 @@ LlamaSession LlamaModel::start(int64_t max_tokens) const {
   s->chunks = impl_->arena->max_concurrency();
   s->scores.resize(static_cast<size_t>(s->chunks * (c.num_heads / c.num_kv_heads) * max_tokens));
   return LlamaSession(std::move(s));
+}
+
+int64_t LlamaModel::packed_bytes() const {
+  const Impl& m = *impl_;
+  auto floats = [](const std::vector<float>& v) { return static_cast<int64_t>(v.size() * 4); };
+  int64_t total =
+      floats(m.embed) + floats(m.final_norm) + floats(m.inv_freq) + m.head->info().packed_bytes;
+  for (const Impl::Layer& l : m.layers)
+    total += l.qkv.info().packed_bytes + l.o.info().packed_bytes + l.up.info().packed_bytes +
+             l.gate.info().packed_bytes + l.down.info().packed_bytes + floats(l.attention_norm) +
+             floats(l.mlp_norm);
+  return total;
 }
 
 std::vector<std::pair<std::string, LinearInfo>> LlamaModel::kernels() const {

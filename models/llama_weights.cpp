@@ -21,7 +21,9 @@ std::vector<float> get(const SafetensorsModel& m, const std::string& name,
     throw ModelFileError(m.dir() + ": tensor '" + name + "' has shape " + dims(t.shape) +
                          "; the config needs " + dims(shape));
   }
-  return t.to_f32();
+  std::vector<float> values = t.to_f32();
+  m.release(name);
+  return values;
 }
 
 // with_bias: the architecture's projection has a bias (Qwen2's q, k, v), which must be there;

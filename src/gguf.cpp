@@ -181,6 +181,10 @@ struct GgufFile::Mapping {
   MappedFile file;
 };
 
+void GgufFile::release(const GgufTensor& t) const {
+  if (mapping_) mapping_->file.release(t.data, static_cast<uint64_t>(t.bytes));
+}
+
 GgufFile::GgufFile(GgufFile&&) noexcept = default;
 GgufFile& GgufFile::operator=(GgufFile&&) noexcept = default;
 GgufFile::~GgufFile() = default;

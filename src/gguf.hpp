@@ -71,6 +71,8 @@ class GgufFile {
 
   bool contains(const std::string& name) const { return tensors_.count(name) != 0; }
   const GgufTensor& tensor(const std::string& name) const;
+  // The tensor's bytes may leave resident memory (MappedFile::release): call once converted.
+  void release(const GgufTensor& tensor) const;
   std::vector<std::string> tensor_names() const;  // in file order
 
  private:

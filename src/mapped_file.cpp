@@ -6,6 +6,7 @@
 #include <unistd.h>
 
 #include <cerrno>
+#include <cstdint>
 #include <cstring>
 #include <utility>
 
@@ -49,6 +50,15 @@ MappedFile& MappedFile::operator=(MappedFile&& other) noexcept {
 
 MappedFile::~MappedFile() {
   if (address_) munmap(address_, size_);
+}
+
+void MappedFile::release(const void* data, uint64_t bytes) const {
+  static const auto page = static_cast<uintptr_t>(sysconf(_SC_PAGESIZE));
+  const auto map_begin = reinterpret_cast<uintptr_t>(address_), map_end = map_begin + size_;
+  const auto begin = reinterpret_cast<uintptr_t>(data), end = begin + bytes;
+  if (address_ == nullptr || page == 0 || begin < map_begin || end > map_end || end < begin) return;
+  const uintptr_t first = (begin + page - 1) / page * page, last = end / page * page;
+  if (last > first) madvise(reinterpret_cast<void*>(first), last - first, MADV_DONTNEED);
 }
 
 }  // namespace sparq

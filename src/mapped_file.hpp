@@ -22,6 +22,12 @@ class MappedFile {
 
   const uint8_t* data() const { return static_cast<const uint8_t*>(address_); }
   uint64_t size() const { return size_; }
+  // Lets the OS drop from this process's resident memory the pages of the mapping that lie wholly
+  // inside [data, data + bytes) (madvise MADV_DONTNEED on the read-only private file mapping: a
+  // later read maps them from the file again). Loaders call it once a tensor is converted, so
+  // that a model's load does not keep the file's pages resident beside the packed weights. Best
+  // effort; a range outside the mapping is ignored.
+  void release(const void* data, uint64_t bytes) const;
 
  private:
   void* address_ = nullptr;

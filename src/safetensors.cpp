@@ -134,6 +134,10 @@ struct SafetensorsFile::Mapping {
   MappedFile file;
 };
 
+void SafetensorsFile::release(const TensorView& t) const {
+  if (mapping_) mapping_->file.release(t.data, static_cast<uint64_t>(t.bytes));
+}
+
 SafetensorsFile::SafetensorsFile(SafetensorsFile&&) noexcept = default;
 SafetensorsFile& SafetensorsFile::operator=(SafetensorsFile&&) noexcept = default;
 SafetensorsFile::~SafetensorsFile() = default;
@@ -346,6 +350,11 @@ void write_safetensors(const std::string& path, const std::vector<TensorToWrite>
 }
 
 bool SafetensorsModel::contains(const std::string& name) const { return where_.count(name) != 0; }
+
+void SafetensorsModel::release(const std::string& name) const {
+  const auto it = where_.find(name);
+  if (it != where_.end()) files_[it->second].release(files_[it->second].tensor(name));
+}
 
 const TensorView& SafetensorsModel::tensor(const std::string& name) const {
   const auto it = where_.find(name);

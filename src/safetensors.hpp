@@ -49,6 +49,8 @@ class SafetensorsFile {
   const TensorView& tensor(const std::string& name) const;
   std::vector<std::string> names() const;
   const std::map<std::string, std::string>& metadata() const { return metadata_; }
+  // The tensor's bytes may leave resident memory (MappedFile::release): call once converted.
+  void release(const TensorView& tensor) const;
 
  private:
   SafetensorsFile() = default;
@@ -84,6 +86,8 @@ class SafetensorsModel {
   const TensorView& tensor(const std::string& name) const;
   std::vector<std::string> names() const;
   const std::string& dir() const { return dir_; }
+  // The named tensor's bytes may leave resident memory (MappedFile::release).
+  void release(const std::string& name) const;
 
  private:
   std::string dir_;

@@ -104,6 +104,9 @@ class LlamaModel {
   // The kernel of each linear layer kind: query/key/value, attention output, up, gate (silu, * up),
   // down, output head.
   std::vector<std::pair<std::string, LinearInfo>> kernels() const;
+  // Bytes the model holds: every layer's packed weights (LinearInfo::packed_bytes), the norms,
+  // the fp32 embeddings and the output head (the embeddings again when tied).
+  int64_t packed_bytes() const;
 
  private:
   friend class LlamaSession;
