@@ -1,8 +1,8 @@
 // The int8 sparse-input decode kernel: one token's product with the weight columns of its
 // non-zero inputs only (the layout of sparse/int8_sparse_input_pack.hpp), for a run of row chunks.
-// Per quad of non-zero inputs and 64-row slice: the four columns' 64 bytes (loaded, or expanded
-// from their masked form with VBMI2 vpexpandb into a register of 128s, the u8 form of a zero
-// weight), 8 byte/word unpacks into VNNI order, and 4 vpdpbusd against the quad's 4 s8
+// Per quad of non-zero inputs and 64-row slice: the four columns' 64 bytes (loaded, or loaded and
+// expanded from their masked form with VBMI2 vpexpandb into a register of 128s, the u8 form of a
+// zero weight), 8 byte/word unpacks into VNNI order, and 4 vpdpbusd against the quad's 4 s8
 // activations. The accumulators (chunk_rows / 16 zmm) stay in registers for the whole input list;
 // the kernel writes the chunk's int32 sums minus the compensation, and the layer applies the
 // epilogue (jit/row_epilogue.hpp). (Accumulators in an L1 buffer, for 1024-row chunks with longer
