@@ -6,7 +6,8 @@
 //                  --top-p 0.95 --seed 1]
 //   sparq-generate --model DIR --prompt "..." ...   (a Hugging Face folder with a byte-level BPE
 //                  tokenizer.json; --prompt-ids 1,2,3 takes token ids instead)
-// --sparsity > 0 prunes every attention and MLP projection by magnitude to --pattern on load.
+// --sparsity > 0 prunes every attention and MLP projection by magnitude to --pattern on load;
+// --input-thresholds FILE applies activation-sparsity thresholds (sparq-eval --calibrate).
 #include <unistd.h>
 
 #include <CLI/CLI.hpp>
@@ -22,6 +23,7 @@
 #include "bench/passive_omp.hpp"
 #include "bench/peak_memory.hpp"
 #include "sparq/error.hpp"
+#include "sparq/models/input_thresholds.hpp"
 #include "sparq/models/llama_model.hpp"
 #include "sparq/models/sampler.hpp"
 #include "sparq/models/tokenizer.hpp"
@@ -76,6 +78,10 @@ int main(int argc, char** argv) {
   app.add_option("--top-k", sampling.top_k, "0: no limit")->capture_default_str();
   app.add_option("--top-p", sampling.top_p, "1: no limit")->capture_default_str();
   app.add_option("--seed", sampling.seed, "random seed")->capture_default_str();
+  std::string thresholds_path;
+  app.add_option("--input-thresholds", thresholds_path,
+                 "activation sparsity: the thresholds file sparq-eval --calibrate wrote (decode "
+                 "steps zero the projection inputs below them)");
   bool print_ids = false;
   app.add_flag("--print-ids", print_ids,
                "print the generated token ids (comma-separated) instead of the text");
@@ -97,9 +103,15 @@ int main(int argc, char** argv) {
         throw sparq::InvalidArgument("--prompt needs a tokenizer: " + model_path +
                                      " has no tokenizer.json; give the prompt as --prompt-ids");
     }
+    sparq::models::DecoderOptions options{sparq::parse_dtype(dtype), parsed_pattern, threads};
+    if (!thresholds_path.empty()) {
+      const auto file = sparq::models::load_input_thresholds(thresholds_path, -1);
+      options.input_thresholds = file.layers;
+      options.expected_input_sparsity = static_cast<float>(file.target_sparsity);
+    }
     // Read, pruned and packed a layer at a time.
-    const auto model = sparq::models::LlamaModel::load(
-        model_path, {sparq::parse_dtype(dtype), parsed_pattern, threads}, parsed_pattern, sparsity);
+    const auto model =
+        sparq::models::LlamaModel::load(model_path, options, parsed_pattern, sparsity);
     const LlamaConfig& config = model.config();
     const double load_s = std::chrono::duration<double>(Clock::now() - t_load).count();
     const std::vector<int32_t> input =
