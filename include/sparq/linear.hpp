@@ -34,9 +34,9 @@ struct LinearOptions {
   float input_threshold = 0;
   // The fraction of a decode step's inputs the threshold is expected to zero (e.g. the target of
   // the calibration that found it; 0: unknown). The sparse-input kernel runs only where this is
-  // at least kMinInputSparsityForSkipping (src/kernel_thresholds.hpp): below it, reading the
-  // columns of the non-zero inputs costs as much memory time as reading every column, and the
-  // layer's usual decode kernel on the zeroed inputs is faster (measured on Zen 4).
+  // at least 0.7: below it, reading the columns of the non-zero inputs cost as much memory time as
+  // reading every column, and the layer's usual decode kernel on the zeroed inputs was faster
+  // (measured on AMD Zen 4; docs/benchmarks-avx512.md).
   float expected_input_sparsity = 0;
   // Device::cuda(N): the layer is packed on GPU N (dtypes f16, bf16, int8; see forward_device).
   Device device = Device::cpu();
