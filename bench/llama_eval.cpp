@@ -79,6 +79,8 @@ nlohmann::json measure(const LlamaEvalSpec& spec, const models::LlamaModel& spar
                       {"pack_s", pack_s},
                       {"peak_resident_mib", peak_mib},
                       {"packed_mib", double(sparse.packed_bytes()) / (1 << 20)},
+                      {"input_sparsity",
+                       spec.input_thresholds.empty() ? 0.0 : double(spec.expected_input_sparsity)},
                       {"pp_tokens_per_s", median(pp)},
                       {"tg_tokens_per_s", median(tg)}};
   nlohmann::json kernels = nlohmann::json::object();

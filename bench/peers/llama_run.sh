@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # sparq beside llama.cpp on the same decoder weights, threads, prompt and generation lengths:
 #   bench/peers/llama_run.sh [--synthetic llama-1b] [--threads 2] [--prompt-tokens 512]
-#                            [--gen-tokens 128] [--iters 2] [--rounds 2]
+#                            [--gen-tokens 128] [--iters 2] [--rounds 2] [--act-sparsity 0.4]
 # 1. sparq-eval makes the synthetic model's random weights and saves them as a Hugging Face
 #    folder; llama_gguf.py exports that folder to GGUF Q8_0 and Q4_0 (the gguf package);
 # 2. a check that both runtimes compute the same model: greedy ids of sparq (fp32, on the Q8_0
@@ -9,12 +9,14 @@
 # 3. --rounds rounds, each timing in turn: sparq int8 dense, 2:4, 70 % 16x1 blocks (sparq-eval,
 #    pruning the same weights by magnitude at load) and llama.cpp Q8_0 and Q4_0
 #    (llamacpp_bench.py), so that the VM's slow minutes fall on every row alike;
+#    With --act-sparsity A also sparq int8 dense and 2:4 with activation-sparsity thresholds
+#    calibrated (sparq-eval --calibrate random) to zero the fraction A of every projection input;
 # 4. llama_table.py prints the Markdown table (the README keeps the latest).
 # Work files: ${SPARQ_PEERS_WORK:-/tmp/sparq-peers}/NAME (the fp32 folder of llama-1b is 4.4 GB).
 set -euo pipefail
 here="$(cd "$(dirname "$0")" && pwd)"
 root="$(cd "$here/../.." && pwd)"
-synthetic=llama-1b threads=2 prompt=512 gen=128 iters=2 rounds=2
+synthetic=llama-1b threads=2 prompt=512 gen=128 iters=2 rounds=2 act=""
 while (($#)); do
   case "$1" in
     --synthetic) synthetic="$2" ;;
@@ -23,8 +25,9 @@ while (($#)); do
     --gen-tokens) gen="$2" ;;
     --iters) iters="$2" ;;
     --rounds) rounds="$2" ;;
+    --act-sparsity) act="$2" ;;
     *) echo "usage: $0 [--synthetic NAME] [--threads T] [--prompt-tokens N] [--gen-tokens N]" \
-         "[--iters N] [--rounds N]" >&2; exit 2 ;;
+         "[--iters N] [--rounds N] [--act-sparsity A]" >&2; exit 2 ;;
   esac
   shift 2
 done
@@ -56,13 +59,28 @@ llama_ids=$("$python" "$here/llamacpp_bench.py" "$work/model-q8_0.gguf" --greedy
 echo "{\"check\": \"greedy ids, Q8_0 file\", \"sparq\": \"$sparq_ids\", \"llama.cpp\": \"$llama_ids\"}" \
   >>"$results"
 
-for ((r = 1; r <= rounds; r++)); do
-  for cfg in "dense 0" "2:4 0.5" "16x1 0.7"; do
+configs=("dense 0 -" "2:4 0.5 -" "16x1 0.7 -")
+if [ -n "$act" ]; then
+  for cfg in "dense 0" "2:4 0.5"; do
     set -- $cfg
-    echo "round $r/$rounds: sparq int8 $1 ${2}" >&2
+    thresholds="$work/thresholds-${1/:/of}-$act.json"
+    echo "calibrating: sparq int8 $1, $act of every projection input zeroed" >&2
+    "$bin/sparq-eval" --synthetic "$synthetic" --dtype int8 --pattern "$1" --sparsity "$2" \
+      --threads "$threads" --calibrate random --act-sparsity "$act" --ctx 128 --chunks 4 \
+      --input-thresholds "$thresholds" >&2
+    configs+=("$1 $2 $thresholds")
+  done
+fi
+
+for ((r = 1; r <= rounds; r++)); do
+  for cfg in "${configs[@]}"; do
+    set -- $cfg
+    extra=()
+    [ "$3" = "-" ] || extra=(--input-thresholds "$3")
+    echo "round $r/$rounds: sparq int8 $1 $2${extra[*]:+ with ${3##*/}}" >&2
     "$bin/sparq-eval" --synthetic "$synthetic" --dtype int8 --pattern "$1" --sparsity "$2" \
       --threads "$threads" --prompt-tokens "$prompt" --gen-tokens "$gen" --iters "$iters" \
-      --warmup 1 --format json 2>/dev/null >>"$results"
+      --warmup 1 "${extra[@]}" --format json 2>/dev/null >>"$results"
   done
   for type in q8_0 q4_0; do
     echo "round $r/$rounds: llama.cpp $type" >&2

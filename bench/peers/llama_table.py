@@ -23,6 +23,8 @@ def main():
             name = "sparq int8, dense" if pattern == "dense" else (
                 f"sparq int8, {pattern}" if pattern == "2:4" else
                 f"sparq int8, {pattern} blocks at {l['sparsity']:.0%}")
+            if l.get("input_sparsity", 0) > 0:
+                name += f", {l['input_sparsity']:.0%} of inputs zeroed"
             note = ", ".join(sorted({k.split(" / ")[-1] for k in l["kernels"].values()}))
             note = "decode " + note
         r = rows.setdefault(name, {"pp": [], "tg": [], "note": note})
