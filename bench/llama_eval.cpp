@@ -65,24 +65,25 @@ nlohmann::json measure(const LlamaEvalSpec& spec, const models::LlamaModel& spar
     dense_tg.push_back(d.tg);
   }
   std::fprintf(stderr, "\r%40s\r", "");
-  nlohmann::json j = {{"model", spec.name},
-                      {"dtype", to_string(spec.dtype)},
-                      {"pattern", spec.pattern.to_string()},
-                      {"sparsity", prune ? spec.sparsity : 0.0},
-                      {"threads", sparse.kernels().front().second.threads},
-                      {"isa", cpu_isa_name()},
-                      {"cpu_features", cpu_features_name()},
-                      {"prompt_tokens", spec.prompt_tokens},
-                      {"gen_tokens", spec.gen_tokens},
-                      {"iters", spec.iters},
-                      {"load_s", load_s},
-                      {"pack_s", pack_s},
-                      {"peak_resident_mib", peak_mib},
-                      {"packed_mib", double(sparse.packed_bytes()) / (1 << 20)},
-                      {"input_sparsity",
-                       spec.input_thresholds.empty() ? 0.0 : double(spec.expected_input_sparsity)},
-                      {"pp_tokens_per_s", median(pp)},
-                      {"tg_tokens_per_s", median(tg)}};
+  nlohmann::json j = {
+      {"model", spec.name},
+      {"dtype", to_string(spec.dtype)},
+      {"pattern", spec.pattern.to_string()},
+      {"sparsity", prune ? spec.sparsity : 0.0},
+      {"threads", sparse.kernels().front().second.threads},
+      {"isa", cpu_isa_name()},
+      {"cpu_features", cpu_features_name()},
+      {"prompt_tokens", spec.prompt_tokens},
+      {"gen_tokens", spec.gen_tokens},
+      {"iters", spec.iters},
+      {"load_s", load_s},
+      {"pack_s", pack_s},
+      {"peak_resident_mib", peak_mib},
+      {"packed_mib", double(sparse.packed_bytes()) / (1 << 20)},
+      {"input_sparsity",
+       spec.input_thresholds.layers.empty() ? 0.0 : spec.input_thresholds.target_sparsity},
+      {"pp_tokens_per_s", median(pp)},
+      {"tg_tokens_per_s", median(tg)}};
   nlohmann::json kernels = nlohmann::json::object();
   for (const auto& [kind, info] : sparse.kernels())
     kernels[kind] = info.kernel + (info.decode_kernel.empty() ? "" : " / " + info.decode_kernel);
@@ -122,8 +123,7 @@ nlohmann::json run_llama_eval(const LlamaEvalSpec& spec, const models::LlamaConf
   std::fprintf(stderr, "sparq-eval: packing the %s model\n", prune ? "pruned" : "dense");
   const auto t_pack = Clock::now();
   models::DecoderOptions options{spec.dtype, spec.pattern, spec.threads};
-  options.input_thresholds = spec.input_thresholds;
-  options.expected_input_sparsity = spec.expected_input_sparsity;
+  models::use_input_thresholds(options, spec.input_thresholds);
   const auto sparse = models::LlamaModel::build(config, weights, options);
   const double pack_s = std::chrono::duration<double>(Clock::now() - t_pack).count();
   weights = {};

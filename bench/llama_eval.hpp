@@ -7,6 +7,7 @@
 #include <string>
 #include <vector>
 
+#include "sparq/models/input_thresholds.hpp"
 #include "sparq/models/llama_model.hpp"
 
 namespace sparq::bench {
@@ -24,8 +25,7 @@ struct LlamaEvalSpec {
   std::string save_dir;     // non-empty: the (pruned) weights are also written here as a folder
   double read_seconds = 0;  // reading (or making) the weights, before run_llama_eval
   // The sparse side's activation-sparsity thresholds (empty: none).
-  std::vector<models::LayerInputThresholds> input_thresholds;
-  float expected_input_sparsity = 0;  // their calibration target
+  models::InputThresholdsFile input_thresholds;  // no layers: none
 };
 
 // weights: unpruned; pruned here (every attention and MLP projection, by magnitude) for the

@@ -175,8 +175,7 @@ int decoder_quality(const QualityArgs& q) {
   std::optional<models::InputThresholdsFile> thresholds;
   if (!calibrating && !q.thresholds_path.empty()) {
     thresholds = models::load_input_thresholds(q.thresholds_path, -1);
-    options.input_thresholds = thresholds->layers;
-    options.expected_input_sparsity = static_cast<float>(thresholds->target_sparsity);
+    models::use_input_thresholds(options, *thresholds);
   }
   std::optional<models::LlamaModel> model;
   std::optional<models::Tokenizer> tokenizer;
@@ -439,11 +438,8 @@ int main(int argc, char** argv) {
       spec.compare_dense = compare == "dense";
       spec.seed = seed;
       spec.save_dir = save_dir;
-      if (!quality.thresholds_path.empty()) {
-        const auto file = sparq::models::load_input_thresholds(quality.thresholds_path, -1);
-        spec.input_thresholds = file.layers;
-        spec.expected_input_sparsity = static_cast<float>(file.target_sparsity);
-      }
+      if (!quality.thresholds_path.empty())
+        spec.input_thresholds = sparq::models::load_input_thresholds(quality.thresholds_path, -1);
       sparq::models::LlamaConfig config;
       sparq::models::LlamaWeights weights;
       const auto t_load = std::chrono::steady_clock::now();
@@ -453,8 +449,7 @@ int main(int argc, char** argv) {
         // layer at a time (the peak resident memory a user's load has).
         spec.name = model_dir;
         sparq::models::DecoderOptions options{spec.dtype, spec.pattern, spec.threads};
-        options.input_thresholds = spec.input_thresholds;
-        options.expected_input_sparsity = spec.expected_input_sparsity;
+        sparq::models::use_input_thresholds(options, spec.input_thresholds);
         const auto model =
             sparq::models::LlamaModel::load(model_dir, options, spec.pattern, spec.sparsity);
         const double load_s =

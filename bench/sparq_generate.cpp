@@ -105,9 +105,8 @@ int main(int argc, char** argv) {
     }
     sparq::models::DecoderOptions options{sparq::parse_dtype(dtype), parsed_pattern, threads};
     if (!thresholds_path.empty()) {
-      const auto file = sparq::models::load_input_thresholds(thresholds_path, -1);
-      options.input_thresholds = file.layers;
-      options.expected_input_sparsity = static_cast<float>(file.target_sparsity);
+      sparq::models::use_input_thresholds(
+          options, sparq::models::load_input_thresholds(thresholds_path, -1));
     }
     // Read, pruned and packed a layer at a time.
     const auto model =

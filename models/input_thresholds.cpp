@@ -89,6 +89,11 @@ void save_input_thresholds(const std::string& path, const InputThresholdsFile& t
   if (!out) throw ModelFileError(path + ": could not write the input thresholds");
 }
 
+void use_input_thresholds(DecoderOptions& options, const InputThresholdsFile& thresholds) {
+  options.input_thresholds = thresholds.layers;
+  options.expected_input_sparsity = static_cast<float>(thresholds.target_sparsity);
+}
+
 std::string default_input_thresholds_path(const std::string& model_path) {
   if (std::filesystem::is_directory(model_path))
     return (std::filesystem::path(model_path) / "sparq_input_thresholds.json").string();

@@ -90,8 +90,7 @@ struct LlamaSession::Impl {
   // at most kRingSlack tokens per step, so a step's new keys never overwrite a key one of its
   // tokens still attends to.
   std::vector<std::vector<float>> keys, values;
-  std::vector<int64_t> ring;   // per layer: the ring size, or 0 (every position has its slot)
-  std::vector<int64_t> slots;  // per layer: rows per key/value head
+  std::vector<int64_t> ring;  // per layer: the ring size, or 0 (every position has its slot)
   static constexpr int64_t kRingSlack = 256;
   bool rolling() const {
     return std::any_of(ring.begin(), ring.end(), [](int64_t r) { return r > 0; });
@@ -105,12 +104,20 @@ struct LlamaSession::Impl {
   LlamaSession::InputObserver observer;
 
   std::vector<float> forward(const std::vector<int32_t>& ids, bool all_logits);
-  std::vector<float> forward_step(const std::vector<int32_t>& ids, bool all_logits);
+  // The logits a step computes: none (a long prompt's steps before its last), the last
+  // position's, or every position's.
+  enum class Logits { none, last, all };
+  std::vector<float> forward_step(const std::vector<int32_t>& ids, Logits logits);
   void attention(int64_t tokens, int64_t layer);
   // The slot of position pos's key and value in layer l (the first of its two in a ring).
   int64_t slot(int64_t l, int64_t pos) const {
     const int64_t r = ring[static_cast<size_t>(l)];
     return r > 0 ? pos % r : pos;
+  }
+  // Rows per key/value head in layer l.
+  int64_t slots(int64_t l) const {
+    const int64_t r = ring[static_cast<size_t>(l)];
+    return r > 0 ? 2 * r : capacity;
   }
 };
 
@@ -138,7 +145,7 @@ void LlamaSession::Impl::attention(int64_t tokens, int64_t layer) {
   const float scale = 1.0f / std::sqrt(static_cast<float>(d));
   const float* k_cache = keys[static_cast<size_t>(layer)].data();
   const float* v_cache = values[static_cast<size_t>(layer)].data();
-  const int64_t rows = slots[static_cast<size_t>(layer)];
+  const int64_t rows = slots(layer);
   float* out = ctx.data();
   const float* q_all = qkv.data();
   // One chunk of (token, key/value head) items per thread, chunk k owning scores rows
@@ -162,8 +169,9 @@ void LlamaSession::Impl::attention(int64_t tokens, int64_t layer) {
 }
 
 std::vector<float> LlamaSession::Impl::forward(const std::vector<int32_t>& ids, bool all_logits) {
+  const Logits wanted = all_logits ? Logits::all : Logits::last;
   if (!rolling() || static_cast<int64_t>(ids.size()) <= kRingSlack)
-    return forward_step(ids, all_logits);
+    return forward_step(ids, wanted);
   require(position + static_cast<int64_t>(ids.size()) <= capacity, [&] {
     return "llama: " + std::to_string(position) + " cached + " + std::to_string(ids.size()) +
            " new tokens exceed the session's capacity of " + std::to_string(capacity);
@@ -173,17 +181,14 @@ std::vector<float> LlamaSession::Impl::forward(const std::vector<int32_t>& ids, 
     const size_t e = std::min(ids.size(), i + kRingSlack);
     auto part = forward_step(std::vector<int32_t>(ids.begin() + static_cast<std::ptrdiff_t>(i),
                                                   ids.begin() + static_cast<std::ptrdiff_t>(e)),
-                             all_logits || e == ids.size());
-    if (all_logits)
-      logits.insert(logits.end(), part.begin(), part.end());
-    else if (e == ids.size())
-      logits = std::move(part);
+                             e == ids.size() || all_logits ? wanted : Logits::none);
+    logits.insert(logits.end(), part.begin(), part.end());
   }
   return logits;
 }
 
 std::vector<float> LlamaSession::Impl::forward_step(const std::vector<int32_t>& ids,
-                                                    bool all_logits) {
+                                                    Logits wanted) {
   const LlamaModel::Impl& m = *model;
   const LlamaConfig& c = m.config;
   const auto tokens = static_cast<int64_t>(ids.size());
@@ -226,7 +231,7 @@ std::vector<float> LlamaSession::Impl::forward_step(const std::vector<int32_t>& 
     layer.qkv.forward(xn.data(), tokens, qkv.data());
     float* k_cache = keys[l].data();
     float* v_cache = values[l].data();
-    const int64_t rows = slots[l], copy_step = ring[l] > 0 ? ring[l] : rows;
+    const int64_t rows = slots(static_cast<int64_t>(l)), copy_step = ring[l] > 0 ? ring[l] : rows;
     for (int64_t t = 0; t < tokens; ++t) {
       float* r = qkv.data() + t * row;
       const int64_t pos = position + t;
@@ -250,7 +255,8 @@ std::vector<float> LlamaSession::Impl::forward_step(const std::vector<int32_t>& 
     layer.down.forward(act.data(), tokens, x.data(), x1.data());  // + residual
   }
   position += tokens;
-  const int64_t first = all_logits ? 0 : tokens - 1, rows = tokens - first;
+  if (wanted == Logits::none) return {};
+  const int64_t first = wanted == Logits::all ? 0 : tokens - 1, rows = tokens - first;
   norm(x.data() + first * h, rows, h, m.final_norm, xn.data());
   std::vector<float> logits(static_cast<size_t>(rows * c.vocab_size));
   m.head->forward(xn.data(), rows, logits.data());
@@ -363,8 +369,7 @@ LlamaSession LlamaModel::start(int64_t max_tokens) const {
     const int64_t ring = c.layer_slides(l) ? c.sliding_window + LlamaSession::Impl::kRingSlack : 0;
     const bool rolls = ring > 0 && 2 * ring < max_tokens;
     s->ring.push_back(rolls ? ring : 0);
-    s->slots.push_back(rolls ? 2 * ring : max_tokens);
-    const auto cache = static_cast<size_t>(s->slots.back() * c.num_kv_heads * c.head_dim);
+    const auto cache = static_cast<size_t>(s->slots(l) * c.num_kv_heads * c.head_dim);
     s->keys.emplace_back(cache);
     s->values.emplace_back(cache);
   }

@@ -60,18 +60,14 @@ int Int8SparseInputLinear::chunk_rows_for(int64_t out, int threads) {
 
 Int8SparseInputLinear::Int8SparseInputLinear(const int8_t* wq, const float* w_scale,
                                              const float* bias, int64_t out, int64_t in,
-                                             float threshold, jit::PostOps post_ops,
-                                             PoolRef threads)
+                                             jit::PostOps post_ops, PoolRef threads)
     : weights_(
           sparse::pack_int8_sparse_input(wq, w_scale, bias, out, in, masked_form(wq, out, in),
                                          chunk_rows_for(out, resolve_threads(threads.threads)))),
-      threshold_(threshold),
       post_ops_(post_ops),
       kernel_(jit::sparse_input_kernel(
           {weights_.masked, weights_.chunk_rows, prefetch_lines(weights_)})),
       arena_(&arena_for(resolve_threads(threads.threads), threads.pool)) {
-  sparse::require(threshold > 0.0f && std::isfinite(threshold),
-                  "Int8SparseInputLinear: the threshold must be positive and finite");
   for (int residual = 0; residual < 2; ++residual)
     for (jit::TileOutput output :
          {jit::TileOutput::f32, jit::TileOutput::s8, jit::TileOutput::bf16})
@@ -88,14 +84,10 @@ void Int8SparseInputLinear::quantize(const float* x, int64_t tokens,
   });
   const int64_t in = weights_.in, bytes = token_bytes(in);
   q.reserve(tokens * bytes, tokens);
-  thread_local std::vector<float> kept;
   thread_local std::vector<int8_t> s8;
-  kept.resize(static_cast<size_t>(in));
   s8.resize(static_cast<size_t>(in));
   for (int64_t t = 0; t < tokens; ++t) {
-    const float* xt = x + t * in;
-    for (int64_t c = 0; c < in; ++c) kept[c] = std::fabs(xt[c]) < threshold_ ? 0.0f : xt[c];
-    quantize_rows(kept.data(), 1, in, s8.data(), q.scales.data() + t);
+    quantize_rows(x + t * in, 1, in, s8.data(), q.scales.data() + t);
     uint8_t* block = q.x.data() + t * bytes;
     auto* columns = reinterpret_cast<int32_t*>(block + 64);
     auto* values = reinterpret_cast<int8_t*>(block + values_at(in));

@@ -1,9 +1,9 @@
-// An int8 layer's decode steps with activation sparsity: each token's input entries with
-// |x| < threshold become zero, the token is quantized (symmetric, max |x| / 127, as every int8
-// layer), and the sparse-input kernel reads only the weight columns of the non-zero quantized
-// entries (sparse/int8_sparse_input_pack.hpp). The weight is stored in the masked form where it
-// is sparse enough to save bytes (zero weights cost nothing but their mask bit) and the CPU has
-// AVX512_VBMI2, else in the dense form. Needs AVX-512 VNNI.
+// An int8 layer's decode steps with activation sparsity: each token is quantized (symmetric,
+// max |x| / 127, as every int8 layer; SparseLinear has zeroed the entries below the layer's
+// input_threshold before), and the sparse-input kernel reads only the weight columns of the
+// non-zero quantized entries (sparse/int8_sparse_input_pack.hpp). The weight is stored in the
+// masked form where it is sparse enough to save bytes (zero weights cost nothing but their mask
+// bit) and the CPU has AVX512_VBMI2, else in the dense form. Needs AVX-512 VNNI.
 #pragma once
 
 #include <cstdint>
@@ -22,9 +22,9 @@ namespace sparq {
 
 class Int8SparseInputLinear final : public LinearKernel {
  public:
-  // wq s8 [out x in], w_scale [out], bias [out] or null; threshold > 0.
+  // wq s8 [out x in], w_scale [out], bias [out] or null.
   Int8SparseInputLinear(const int8_t* wq, const float* w_scale, const float* bias, int64_t out,
-                        int64_t in, float threshold, jit::PostOps post_ops, PoolRef threads);
+                        int64_t in, jit::PostOps post_ops, PoolRef threads);
 
   // Any token count (each token reads the columns of its own non-zero inputs).
   void quantize(const float* x, int64_t tokens, QuantizedInput::Impl& q) const override;
@@ -34,7 +34,6 @@ class Int8SparseInputLinear final : public LinearKernel {
   void run(const QuantizedInput::Impl& q, void* y, float y_scale, const float* residual,
            bool bf16_out) const override;
   using LinearKernel::run;
-  bool applies_input_threshold() const override { return true; }
 
   std::string name() const override { return kernel_->name(); }
   std::string isa() const override { return "avx512_vnni"; }
@@ -48,7 +47,6 @@ class Int8SparseInputLinear final : public LinearKernel {
 
  private:
   sparse::Int8SparseInputWeights weights_;
-  float threshold_;
   jit::PostOps post_ops_;
   std::shared_ptr<const jit::SparseInputKernel> kernel_;
   std::shared_ptr<const jit::RowEpilogue> epilogues_[2][3];  // [residual][output]

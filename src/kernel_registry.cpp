@@ -91,8 +91,7 @@ Why int8_sparse_input_decode(const LayerDescription& d) {
 }
 std::shared_ptr<const LinearKernel> pack_int8_sparse_input_decode(const LayerDescription& d) {
   return std::make_shared<Int8SparseInputLinear>(d.w_s8.data(), d.w_scale.data(), d.bias, d.out,
-                                                 d.in, d.options.input_threshold, post_ops(d),
-                                                 d.pool());
+                                                 d.in, post_ops(d), d.pool());
 }
 
 Why int8_nm_decode(const LayerDescription& d) {

@@ -58,9 +58,6 @@ class LinearKernel {
   virtual bool reads(const QuantizedInput::Impl& q) const;
   virtual void run(const QuantizedInput::Impl& q, void* y, float y_scale, const float* residual,
                    bool bf16_out) const;
-  // Whether the kernel zeroes inputs below LinearOptions::input_threshold itself (otherwise the
-  // layer does it before calling a decode-range kernel).
-  virtual bool applies_input_threshold() const { return false; }
 };
 
 }  // namespace sparq

@@ -58,15 +58,13 @@ struct SparseLinear::Impl {
   std::shared_ptr<const LinearKernel> prefill, decode;
   std::unique_ptr<gpu::DeviceLinear> cuda;  // the layer on a GPU (LinearOptions.device cuda)
 
-  // LinearOptions::input_threshold, where the kernel of decode calls does not apply it itself.
-  bool threshold_here = false;
-
   const LinearKernel& kernel_for(int64_t tokens) const {
     return decode && tokens <= kDecodeTokens ? *decode : *prefill;
   }
-  // x, or for a call the input threshold applies to, a copy with the small entries zeroed.
+  // x, or for a call LinearOptions::input_threshold applies to, a copy with the small entries
+  // zeroed (every kernel then sees the same input; the sparse-input kernel skips the zeros).
   const float* thresholded(const float* x, int64_t tokens) const {
-    if (!threshold_here || tokens > kDecodeTokens) return x;
+    if (options.input_threshold <= 0.0f || tokens > kDecodeTokens) return x;
     thread_local std::vector<float> kept;
     kept.assign(x, x + tokens * in);
     for (float& v : kept)
@@ -210,8 +208,6 @@ SparseLinear SparseLinear::pack(const float* weight, int64_t out, int64_t in, co
   KernelChoice choice = choose_kernels(d);
   m.prefill = std::move(choice.prefill);
   m.decode = std::move(choice.decode);
-  m.threshold_here =
-      options.input_threshold > 0.0f && !(m.decode && m.decode->applies_input_threshold());
 
   LinearInfo& info = m.info;
   info.threads = d.threads;

@@ -27,6 +27,9 @@ struct InputThresholdsFile {
 // checks it when built).
 InputThresholdsFile load_input_thresholds(const std::string& path, int64_t num_layers);
 void save_input_thresholds(const std::string& path, const InputThresholdsFile& thresholds);
+// Sets options.input_thresholds to the file's and options.expected_input_sparsity to its
+// calibration target.
+void use_input_thresholds(DecoderOptions& options, const InputThresholdsFile& thresholds);
 // Where calibration puts the file: <folder>/sparq_input_thresholds.json for a Hugging Face folder,
 // <file>.sparq_input_thresholds.json beside a GGUF file.
 std::string default_input_thresholds_path(const std::string& model_path);
