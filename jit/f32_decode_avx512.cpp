@@ -3,8 +3,8 @@
 // Per entry (one column c of a 16-row group): the 16 weights in one zmm (fp32 as the FMA's
 // memory operand; bf16 widened once by vpmovzxwd + vpslld and reused by every token); per token
 // one broadcast of x[c] and one vfmadd231ps. Entries go round-robin to four accumulator chains
-// per token (one chain is bound by the FMA latency), and the weight stream is prefetched 4 KiB
-// ahead (memory latency would otherwise add to the loop's time). Token t's chain 0 is zmm(2t),
+// per token (one chain is bound by the FMA latency), and calls of 2-4 tokens prefetch the weight
+// stream (DecodeGenerator::prefetch_weights). Token t's chain 0 is zmm(2t),
 // zeroed by the shared decode loop.
 #include <cstddef>
 
@@ -35,7 +35,6 @@ class F32DecodeAvx512Generator : public DecodeGenerator<F32DecodeArgs> {
 
  private:
   static constexpr int kChains = 4;
-  static constexpr int kPrefetchBytes = 4096;
   static Zmm acc(int token) { return Zmm(2 * token); }
   static Zmm chain(int token, int c) { return c == 0 ? acc(token) : Zmm(8 + 4 * token + c - 1); }
   int entry_bytes() const { return key_.bf16 ? 36 : 68; }
@@ -71,8 +70,7 @@ void F32DecodeAvx512Generator::accumulate() {
   shr(r12, 2);
   jz(single, T_NEAR);
   L(unrolled);
-  for (int line = 0; line * 64 < round; ++line)
-    prefetcht0(ptr[entry_ + kPrefetchBytes + 64 * line]);
+  prefetch_weights(key_.tokens, round);
   for (int c = 0; c < kChains; ++c) entry(c * bytes, c);
   add(entry_, round);
   dec(r12);
@@ -110,8 +108,7 @@ void F32DecodeAvx512Generator::accumulate_2of4() {
   jz(end, T_NEAR);
   L(loop);
   {
-    for (int line = 0; line * 64 < bytes; ++line)
-      prefetcht0(ptr[entry_ + kPrefetchBytes + 64 * line]);
+    prefetch_weights(key_.tokens, bytes);
     vpmovzxbd(idx0, ptr[entry_ + 32 * value_bytes]);
     vpsrld(idx1, idx0, 2);
     vpandd(idx0, idx0, three);
