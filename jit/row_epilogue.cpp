@@ -75,6 +75,11 @@ void RowEpilogueGenerator<Vmm>::generate(const RowEpilogueKey& key) {
   for (int u = 0; u < kUnroll; ++u) {
     const Vmm& v = lanes[u].x;
     const int at = u * kWidth * 4;
+    if (key.float_acc) {
+      vmovups(v, ptr[acc_ + at]);
+      vaddps(v, v, ptr[bias_ + at]);
+      continue;
+    }
     vcvtdq2ps(v, ptr[acc_ + at]);
     vmulps(v, v, x_scale);
     vmovups(lanes[u].t0, ptr[bias_ + at]);
@@ -89,7 +94,7 @@ void RowEpilogueGenerator<Vmm>::generate(const RowEpilogueKey& key) {
   }
   const int step = kBlock * 4;
   add(acc_, step);
-  add(w_scale_, step);
+  if (!key.float_acc) add(w_scale_, step);
   add(bias_, step);
   if (key.operand != Operand::none) add(res_, step);
   add(y_, kBlock * (key.output == TileOutput::f32 ? 4 : key.output == TileOutput::s8 ? 1 : 2));
@@ -148,10 +153,13 @@ class GeneratedRowEpilogue final : public RowEpilogue {
   RowEpilogueGenerator<Vmm> code_;
 };
 
-void portable(const RowEpilogueKey& key, const int32_t* acc, float x_scale, const float* w_scale,
+void portable(const RowEpilogueKey& key, const void* acc, float x_scale, const float* w_scale,
               const float* bias, const float* residual, void* y, int64_t n, float inv_y_scale) {
   for (int64_t o = 0; o < n; ++o) {
-    float v = std::fma(static_cast<float>(acc[o]) * x_scale, w_scale[o], bias[o]);
+    float v = key.float_acc
+                  ? static_cast<const float*>(acc)[o] + bias[o]
+                  : std::fma(static_cast<float>(static_cast<const int32_t*>(acc)[o]) * x_scale,
+                             w_scale[o], bias[o]);
     v = sparse::activate(v, key.activation);
     if (residual) v = combine(key.operand, v, residual[o]);
     switch (key.output) {
@@ -181,7 +189,7 @@ std::shared_ptr<const RowEpilogue> row_epilogue(const RowEpilogueKey& key) {
   });
 }
 
-void apply_row_epilogue(const RowEpilogue* kernel, const RowEpilogueKey& key, const int32_t* acc,
+void apply_row_epilogue(const RowEpilogue* kernel, const RowEpilogueKey& key, const void* acc,
                         float x_scale, const float* w_scale, const float* bias,
                         const float* residual, void* y, int64_t n, float inv_y_scale) {
   const int64_t y_elem = key.output == TileOutput::f32 ? 4 : key.output == TileOutput::s8 ? 1 : 2;
@@ -198,11 +206,13 @@ void apply_row_epilogue(const RowEpilogue* kernel, const RowEpilogueKey& key, co
   if (tail == 0) return;
   // The tail through buffers of one block (zeros past the row's end).
   constexpr int64_t kMaxBlock = 64;
+  // (int32 and fp32 sums alike: 4 bytes each, zero bits are zero in both.)
   alignas(64) int32_t acc_tail[kMaxBlock] = {};
   alignas(64) float scale_tail[kMaxBlock] = {}, bias_tail[kMaxBlock] = {}, res_tail[kMaxBlock] = {},
                     y_tail[kMaxBlock];
-  std::copy(acc + whole, acc + n, acc_tail);
-  std::copy(w_scale + whole, w_scale + n, scale_tail);
+  std::memcpy(acc_tail, static_cast<const int32_t*>(acc) + whole,
+              static_cast<size_t>(tail) * sizeof(int32_t));
+  if (!key.float_acc) std::copy(w_scale + whole, w_scale + n, scale_tail);
   std::copy(bias + whole, bias + n, bias_tail);
   if (key.operand != Operand::none) std::copy(residual + whole, residual + n, res_tail);
   a = {acc_tail, scale_tail, bias_tail, res_tail, y_tail, 1, x_scale, inv_y_scale};

@@ -1,6 +1,7 @@
 // The epilogue of a dense int8 product, one output row at a time:
 //   y[o] = out(act(float(acc[o]) * x_scale * w_scale[o] + bias[o]) [+ residual[o]])
-// with out fp32, int8 (requantized with inv_y_scale) or bf16. Generated for AVX-512 and AVX2 with
+// with out fp32, int8 (requantized with inv_y_scale) or bf16; or, for fp32 sums (float_acc),
+//   y[o] = out(act(acc[o] + bias[o]) [+ residual[o]]). Generated for AVX-512 and AVX2 with
 // the same activation code as the tile kernels (EpilogueEmitter); portable C++ elsewhere.
 #pragma once
 
@@ -17,8 +18,8 @@ namespace sparq::jit {
 
 // Field order is the JIT code's ABI.
 struct RowEpilogueArgs {
-  const int32_t* acc;
-  const float* w_scale;
+  const void* acc;       // int32, or fp32 when the key has float_acc
+  const float* w_scale;  // not read when the key has float_acc
   const float* bias;
   const float* residual;  // read when the key has residual
   void* y;
@@ -32,6 +33,7 @@ struct RowEpilogueKey {
   Activation activation = Activation::none;
   Operand operand = Operand::none;  // the epilogue's tensor operand
   TileOutput output = TileOutput::f32;
+  bool float_acc = false;  // fp32 sums (no dequantization)
   auto operator<=>(const RowEpilogueKey&) const = default;
 };
 
@@ -49,7 +51,7 @@ std::shared_ptr<const RowEpilogue> row_epilogue(const RowEpilogueKey& key);
 
 // Applies the epilogue to one row of n elements: `kernel` (may be null: portable C++) for the
 // whole blocks, the tail through padded buffers on the stack.
-void apply_row_epilogue(const RowEpilogue* kernel, const RowEpilogueKey& key, const int32_t* acc,
+void apply_row_epilogue(const RowEpilogue* kernel, const RowEpilogueKey& key, const void* acc,
                         float x_scale, const float* w_scale, const float* bias,
                         const float* residual, void* y, int64_t n, float inv_y_scale);
 

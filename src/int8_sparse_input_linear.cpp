@@ -2,7 +2,6 @@
 
 #include <algorithm>
 #include <cmath>
-#include <cstdlib>
 #include <cstring>
 #include <vector>
 
@@ -10,6 +9,7 @@
 #include "sparq/error.hpp"
 #include "sparse/checks.hpp"
 #include "src/activation_quant.hpp"
+#include "src/sparse_input_form.hpp"
 
 namespace sparq {
 namespace {
@@ -37,13 +37,7 @@ int prefetch_lines(const sparse::Int8SparseInputWeights& w) {
 
 bool Int8SparseInputLinear::masked_form(const int8_t* wq, int64_t out, int64_t in) {
   if (!jit::can_run(jit::vbmi2_features())) return false;
-  // SPARQ_SPARSE_INPUT_FORM=dense|masked: a measurement switch over the form chosen by bytes.
-  if (const char* v = std::getenv("SPARQ_SPARSE_INPUT_FORM"); v != nullptr && *v != 0) {
-    if (std::string(v) == "masked") return true;
-    if (std::string(v) == "dense") return false;
-    throw InvalidArgument(std::string("SPARQ_SPARSE_INPUT_FORM must be dense or masked, got '") +
-                          v + "'");
-  }
+  if (const auto forced = sparse_input_masked_override()) return *forced;
   int64_t nonzeros = 0;
   for (int64_t i = 0; i < out * in; ++i) nonzeros += wq[i] != 0;
   // Per 64 rows of a column: an 8-byte mask, and 4 bytes of offset per chunk.
@@ -52,18 +46,12 @@ bool Int8SparseInputLinear::masked_form(const int8_t* wq, int64_t out, int64_t i
   return masked <= 0.9 * weights;
 }
 
-int Int8SparseInputLinear::chunk_rows_for(int64_t out, int threads) {
-  for (int rows : {256, 128})
-    if (sparse::ceil_div(out, rows) >= 4 * int64_t{threads}) return rows;
-  return 64;
-}
-
 Int8SparseInputLinear::Int8SparseInputLinear(const int8_t* wq, const float* w_scale,
                                              const float* bias, int64_t out, int64_t in,
                                              jit::PostOps post_ops, PoolRef threads)
-    : weights_(
-          sparse::pack_int8_sparse_input(wq, w_scale, bias, out, in, masked_form(wq, out, in),
-                                         chunk_rows_for(out, resolve_threads(threads.threads)))),
+    : weights_(sparse::pack_int8_sparse_input(
+          wq, w_scale, bias, out, in, masked_form(wq, out, in),
+          sparse_input_chunk_rows(out, resolve_threads(threads.threads)))),
       post_ops_(post_ops),
       kernel_(jit::sparse_input_kernel(
           {weights_.masked, weights_.chunk_rows, prefetch_lines(weights_)})),

@@ -41,9 +41,8 @@ class Int8SparseInputLinear final : public LinearKernel {
   const sparse::Int8SparseInputWeights& weights() const { return weights_; }
 
   // The form pack chooses: masked where its bytes are at most 90 % of the dense form's and the
-  // CPU runs vpexpandb; chunk_rows the largest of 256, 128, 64 that leaves 4 chunks per thread.
+  // CPU runs vpexpandb (chunk_rows: sparse_input_chunk_rows).
   static bool masked_form(const int8_t* wq, int64_t out, int64_t in);
-  static int chunk_rows_for(int64_t out, int threads);
 
  private:
   sparse::Int8SparseInputWeights weights_;

@@ -8,6 +8,7 @@
 #include "sparq/error.hpp"
 #include "sparse/int8_decode_pack.hpp"
 #include "sparse/stats.hpp"
+#include "src/bf16_sparse_input_linear.hpp"
 #include "src/dense_linear.hpp"
 #include "src/dnnl_matmul.hpp"
 #include "src/f32_decode_linear.hpp"
@@ -185,6 +186,21 @@ std::shared_ptr<const LinearKernel> pack_int8_4x1(const LayerDescription& d) {
 
 // ---- fp32 / bf16 ------------------------------------------------------------------------------
 
+// Activation sparsity on bf16 layers with AVX-512: decode steps read only the bf16 weight columns
+// of their non-zero inputs, whatever the weight's own structure.
+Why bf16_sparse_input_decode(const LayerDescription& d) {
+  if (!d.bf16() || d.options.input_threshold <= 0.0f ||
+      d.options.expected_input_sparsity < kMinInputSparsityForSkipping ||
+      jit::best_float_isa() < jit::Isa::avx512)
+    return kNo;
+  return decode_calls() + "zero inputs below " + std::to_string(d.options.input_threshold) +
+         " and run the bf16 sparse-input decode kernel";
+}
+std::shared_ptr<const LinearKernel> pack_bf16_sparse_input_decode(const LayerDescription& d) {
+  return std::make_shared<Bf16SparseInputLinear>(d.weight, d.bias, d.out, d.in, post_ops(d),
+                                                 d.pool());
+}
+
 // Weights whose zeros come in 16x1 blocks: the decode kernel (rows in lanes; bf16 stored as bf16).
 Why float_16x1_decode(const LayerDescription& d) {
   if (d.int8() || d.shape != Shape::blocks) return kNo;
@@ -277,6 +293,8 @@ constexpr KernelFamily kFamilies[] = {
     {"int8-dense", TokenRange::all, int8_dense, pack_dense},
     {"int8-4x1", TokenRange::all, int8_4x1, pack_int8_4x1},
     // fp32 / bf16
+    {"bf16-sparse-input-decode", TokenRange::decode, bf16_sparse_input_decode,
+     pack_bf16_sparse_input_decode},
     {"float-16x1-decode", TokenRange::decode, float_16x1_decode, pack_float_16x1_decode},
     {"float-2:4-decode", TokenRange::decode, float_nm_decode, pack_float_nm_decode},
     {"float-dense-decode", TokenRange::decode, float_dense_decode, pack_dense},

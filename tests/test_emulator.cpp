@@ -13,10 +13,12 @@
 #include <mutex>
 
 #include "emulator.hpp"
+#include "jit/bf16_sparse_input_kernel.hpp"
 #include "jit/code_runner.hpp"
 #include "jit/int8_sparse_input_kernel.hpp"
 #include "lane.hpp"
 #include "sparse/bf16.hpp"
+#include "sparse/bf16_sparse_input_pack.hpp"
 #include "sparse/int8_sparse_input_pack.hpp"
 #include "sparse/reference.hpp"
 #include "src/activation_quant.hpp"
@@ -331,6 +333,54 @@ TEST(EmulatorLane, SparseInputKernelMatchesItsReference) {
       a.compensation = 128 * sum_x;
       // prefetch_lines 7: a key no other test generates natively in this process.
       jit::sparse_input_kernel({masked, rows, 7})->run(a);
+      for (int64_t r = 0; r < out; ++r)
+        ASSERT_EQ(got[static_cast<size_t>(r)], want[static_cast<size_t>(r)])
+            << "masked=" << masked << " rows=" << rows << " row " << r;
+    }
+  EXPECT_GE(emu::call_count(), calls + 4) << "the kernels did not run under emulation";
+  jit::set_code_runner(previous);
+}
+
+// The bf16 sparse-input kernel (vpexpandw, VBMI2; shifts, masks and FMAs) under the emulator
+// against its reference, bit for bit: both forms, two chunk heights.
+TEST(EmulatorLane, Bf16SparseInputKernelMatchesItsReference) {
+  SKIP_WITHOUT_EMULATOR();
+  const jit::CpuFeatures needs = jit::bf16_sparse_input_features({true, 64, 1});
+  if (!emu::cpu().features.covers(needs))
+    GTEST_SKIP() << "the emulated CPU lacks AVX512_VBMI2: " << emu::cpu().summary();
+  static const jit::CodeRunner runner{needs, &emu::call, true};
+  const jit::CodeRunner* previous = jit::set_code_runner(&runner);
+  const uint64_t calls = emu::call_count();
+  const int64_t out = 200, in = 70;
+  auto w = test::random_floats(static_cast<size_t>(out * in), 3);
+  for (size_t i = 0; i < w.size(); ++i)
+    w[i] = i % 3 == 0 ? 0.0f : sparse::from_bf16(sparse::to_bf16(w[i]));
+  std::vector<int32_t> columns;
+  std::vector<float> x;
+  for (int32_t c = 0; c < in; c += 2) {  // every other input non-zero
+    columns.push_back(c);
+    x.push_back(sparse::from_bf16(sparse::to_bf16(static_cast<float>(c % 13) * 0.25f - 1.4f)));
+  }
+  const auto count = static_cast<int64_t>(columns.size());
+  columns.resize(columns.size() + jit::kBf16SparseInputPrefetchAhead, 0);
+  for (bool masked : {false, true})
+    for (int rows : {64, 256}) {
+      const auto p = sparse::pack_bf16_sparse_input(w.data(), nullptr, out, in, masked, rows);
+      std::vector<float> want(static_cast<size_t>(p.padded_out()));
+      sparse::sparse_input_reference(p, columns.data(), x.data(), count, 0, p.chunks(),
+                                     want.data());
+      AlignedVector<float> got(want.size(), -1.0f);
+      jit::Bf16SparseInputArgs a{};
+      a.entries = p.entries.data();
+      a.chunk_base = masked ? static_cast<const void*>(p.offsets.data()) : p.entries.data();
+      a.chunk_stride = masked ? in * 4 : in * rows * 2;
+      a.columns = columns.data();
+      a.x = x.data();
+      a.count = count;
+      a.chunks = p.chunks();
+      a.acc = got.data();
+      // prefetch_lines 7: a key no other test generates natively in this process.
+      jit::bf16_sparse_input_kernel({masked, rows, 7})->run(a);
       for (int64_t r = 0; r < out; ++r)
         ASSERT_EQ(got[static_cast<size_t>(r)], want[static_cast<size_t>(r)])
             << "masked=" << masked << " rows=" << rows << " row " << r;

@@ -292,7 +292,7 @@ TEST(SparseInputLayer, RejectsBadThresholds) {
             std::string::npos);
 }
 
-// fp32 and bf16 layers threshold too (no skipping kernel of their own yet).
+// fp32 layers threshold too (they have no skipping kernel; bf16 layers: test_bf16_sparse_input).
 TEST(SparseInputLayer, FloatLayersThreshold) {
   const int64_t out = 33, in = 50;
   const auto wf = test::random_floats(static_cast<size_t>(out * in), 8);

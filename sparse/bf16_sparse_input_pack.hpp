@@ -1,0 +1,59 @@
+// The packed layout of the bf16 sparse-input decode kernel, the bf16 twin of
+// sparse/int8_sparse_input_pack.hpp: a decode step whose input entries are mostly zero reads only
+// the weight columns of its non-zero inputs, so the weights are stored column by column, in
+// chunks of output rows, and the kernel walks the list of non-zero inputs.
+//
+// Weights (bf16): output rows in chunks of `chunk_rows` (64, 128 or 256; the last chunk
+// zero-padded); one entry per (chunk, input column), made of chunk_rows / 32 slices of 32 rows,
+// chunk after chunk and in column order within a chunk.
+//   dense form:  a slice is its 32 bf16 values (64 bytes); entry (chunk c, column j) begins at
+//                byte (c * in + j) * chunk_rows * 2.
+//   masked form: an entry is the slices' 32-bit masks (bit p set: position p holds a non-zero
+//                weight), then each slice's popcount(mask) non-zero values in position order;
+//                offsets[c * in + j] is the entry's first byte. Zero weights cost no value bytes:
+//                2:4 weights take 1 + 1/8 bytes per weight where the dense form takes 2.
+// Within a slice, position p = 2 i + h holds the slice's row 16 h + i: a dword lane of a loaded
+// slice holds rows i and 16 + i, which the kernel widens to fp32 with one shift (even
+// positions) and one mask (odd), so that its two accumulators of the slice hold rows 0..15 and
+// 16..31 in order.
+#pragma once
+
+#include <cstdint>
+#include <vector>
+
+#include "src/aligned.hpp"
+
+namespace sparq::sparse {
+
+inline constexpr int kBf16SparseInputSlice = 32;
+inline constexpr int kBf16SparseInputMaxChunkRows = 256;
+
+struct Bf16SparseInputWeights {
+  int64_t out = 0, in = 0;
+  int chunk_rows = 256;
+  bool masked = false;
+  AlignedVector<uint8_t> entries;  // + 64 bytes of padding
+  std::vector<uint32_t> offsets;   // masked form: [chunks x in]
+  AlignedVector<float> bias;       // per row, zero-padded to chunks * chunk_rows
+  int64_t chunks() const { return (out + chunk_rows - 1) / chunk_rows; }
+  int64_t padded_out() const { return chunks() * chunk_rows; }
+  int64_t bytes() const;
+};
+
+// w: fp32 [out x in] holding bf16 values (other values are rounded to bf16); bias [out] or null;
+// chunk_rows 64, 128 or 256. NotSupported if the masked entries would exceed 4 GiB (32-bit
+// offsets).
+Bf16SparseInputWeights pack_bf16_sparse_input(const float* w, const float* bias, int64_t out,
+                                              int64_t in, bool masked, int chunk_rows);
+// The bytes of the masked form of w's non-zeros (to choose the form before packing).
+int64_t bf16_sparse_input_masked_bytes(const float* w, int64_t out, int64_t in, int chunk_rows);
+std::vector<float> to_dense(const Bf16SparseInputWeights& w);
+
+// The reference kernel, reading the packed entries: for the rows of chunks [c0, c1),
+// acc[r - c0 * chunk_rows] = the sum over i < count, in list order, of w[r][columns[i]] * x[i],
+// each product fused into the running sum (std::fma), as the kernel's vfmadd231ps does; rows past
+// out are 0.
+void sparse_input_reference(const Bf16SparseInputWeights& w, const int32_t* columns, const float* x,
+                            int64_t count, int64_t c0, int64_t c1, float* acc);
+
+}  // namespace sparq::sparse

@@ -1,0 +1,50 @@
+// A bf16 layer's decode steps with activation sparsity: each token is rounded to bf16 (as every
+// bf16 layer's input; SparseLinear has zeroed the entries below the layer's input_threshold
+// before), and the sparse-input kernel reads only the weight columns of its non-zero entries
+// (sparse/bf16_sparse_input_pack.hpp), summing in fp32. The weight is stored in the masked form
+// where it is sparse enough to save bytes and the CPU has AVX512_VBMI2, else in the dense form.
+// Needs AVX-512 F/BW/VL (the products are fp32 FMAs: no AVX512_BF16 needed).
+#pragma once
+
+#include <cstdint>
+#include <memory>
+#include <string>
+
+#include "jit/bf16_sparse_input_kernel.hpp"
+#include "jit/operand.hpp"
+#include "jit/row_epilogue.hpp"
+#include "sparse/bf16_sparse_input_pack.hpp"
+#include "src/linear_kernel.hpp"
+#include "src/threading.hpp"
+
+namespace sparq {
+
+class Bf16SparseInputLinear final : public LinearKernel {
+ public:
+  // w: fp32 [out x in] holding bf16 values, bias [out] or null.
+  Bf16SparseInputLinear(const float* w, const float* bias, int64_t out, int64_t in,
+                        jit::PostOps post_ops, PoolRef threads);
+
+  // Any token count (each token reads the columns of its own non-zero inputs).
+  void run(const float* x, int64_t tokens, void* y, const float* residual,
+           bool bf16_out = false) const override;
+  using LinearKernel::run;
+
+  std::string name() const override { return kernel_->name(); }
+  std::string isa() const override { return "avx512"; }
+  int64_t packed_bytes() const override { return weights_.bytes(); }
+  const sparse::Bf16SparseInputWeights& weights() const { return weights_; }
+
+  // The form pack chooses: masked where its bytes are at most 90 % of the dense form's and the
+  // CPU runs vpexpandw.
+  static bool masked_form(const float* w, int64_t out, int64_t in, int chunk_rows);
+
+ private:
+  sparse::Bf16SparseInputWeights weights_;
+  std::shared_ptr<const jit::Bf16SparseInputKernel> kernel_;
+  jit::PostOps post_ops_;
+  std::shared_ptr<const jit::RowEpilogue> epilogues_[2][2];  // [residual][bf16 output]
+  tbb::task_arena* arena_;
+};
+
+}  // namespace sparq

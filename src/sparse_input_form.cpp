@@ -1,0 +1,26 @@
+#include "src/sparse_input_form.hpp"
+
+#include <cstdlib>
+#include <string>
+
+#include "sparq/error.hpp"
+#include "sparse/checks.hpp"
+
+namespace sparq {
+
+int sparse_input_chunk_rows(int64_t out, int threads) {
+  for (int rows : {256, 128})
+    if (sparse::ceil_div(out, rows) >= 4 * int64_t{threads}) return rows;
+  return 64;
+}
+
+std::optional<bool> sparse_input_masked_override() {
+  const char* v = std::getenv("SPARQ_SPARSE_INPUT_FORM");
+  if (v == nullptr || *v == 0) return std::nullopt;
+  if (std::string(v) == "masked") return true;
+  if (std::string(v) == "dense") return false;
+  throw InvalidArgument(std::string("SPARQ_SPARSE_INPUT_FORM must be dense or masked, got '") + v +
+                        "'");
+}
+
+}  // namespace sparq

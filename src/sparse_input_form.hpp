@@ -1,0 +1,18 @@
+// What the int8 and bf16 sparse-input layers (src/int8_sparse_input_linear.hpp,
+// src/bf16_sparse_input_linear.hpp) choose alike: the chunk height, and the measurement switch
+// over the layout form.
+#pragma once
+
+#include <cstdint>
+#include <optional>
+
+namespace sparq {
+
+// The largest of 256, 128, 64 rows per chunk that leaves 4 chunks per thread.
+int sparse_input_chunk_rows(int64_t out, int threads);
+
+// SPARQ_SPARSE_INPUT_FORM=dense|masked: true for masked, false for dense, nothing when unset (the
+// layer then chooses by bytes); InvalidArgument for another value.
+std::optional<bool> sparse_input_masked_override();
+
+}  // namespace sparq

@@ -1,0 +1,236 @@
+// Activation sparsity on bf16 layers: the bf16 sparse-input layout (round trip, both forms, every
+// chunk height, rows and columns with tails), the AVX-512 kernel against the portable reference
+// bit for bit on random input lists (none, half, all of the columns; dense, 2:4 and unstructured
+// weights), and the layer against the fp32 reference on the thresholded, bf16-rounded input with
+// every epilogue.
+#include <gtest/gtest.h>
+
+#include <algorithm>
+#include <cmath>
+#include <random>
+
+#include "jit/bf16_sparse_input_kernel.hpp"
+#include "lane.hpp"
+#include "sparq/error.hpp"
+#include "sparq/sparq.hpp"
+#include "sparse/bf16.hpp"
+#include "sparse/bf16_sparse_input_pack.hpp"
+#include "sparse/prune.hpp"
+#include "sparse/reference.hpp"
+#include "test_util.hpp"
+
+namespace sparq {
+namespace {
+
+enum class WeightKind { dense, two_of_four, unstructured };
+
+float bf16_value(float v) { return sparse::from_bf16(sparse::to_bf16(v)); }
+
+std::vector<float> weight_of(WeightKind kind, int64_t out, int64_t in, uint32_t seed) {
+  auto w = test::random_floats(static_cast<size_t>(out * in), seed);
+  if (kind == WeightKind::two_of_four) w = sparse::prune_n_m(w, out, in, 2, 4);
+  if (kind == WeightKind::unstructured) {
+    std::mt19937 rng(seed + 7);
+    std::bernoulli_distribution zero(0.8);
+    for (auto& v : w)
+      if (zero(rng)) v = 0.0f;
+  }
+  for (auto& v : w) {
+    v = bf16_value(v);
+    if (kind == WeightKind::dense && v == 0.0f) v = 0.5f;
+  }
+  return w;
+}
+
+struct Shape {
+  int64_t out, in;
+};
+constexpr Shape kShapes[] = {{1, 1}, {5, 7}, {32, 4}, {70, 130}, {256, 64}, {300, 33}, {520, 301}};
+
+TEST(Bf16SparseInputPack, RoundTripBothForms) {
+  for (const Shape& s : kShapes)
+    for (WeightKind kind : {WeightKind::dense, WeightKind::two_of_four, WeightKind::unstructured})
+      for (bool masked : {false, true})
+        for (int rows : {64, 128, 256}) {
+          const auto w = weight_of(kind, s.out, s.in, static_cast<uint32_t>(s.out * 31 + s.in));
+          const auto p =
+              sparse::pack_bf16_sparse_input(w.data(), nullptr, s.out, s.in, masked, rows);
+          ASSERT_EQ(sparse::to_dense(p), w) << s.out << "x" << s.in << " masked=" << masked;
+          EXPECT_EQ(p.padded_out() % rows, 0);
+          if (masked) {
+            const int64_t nonzeros =
+                std::count_if(w.begin(), w.end(), [](float v) { return v != 0; });
+            EXPECT_EQ(static_cast<int64_t>(p.entries.size()),
+                      2 * nonzeros + p.chunks() * s.in * (rows / 32) * 4 + 64);
+            EXPECT_EQ(sparse::bf16_sparse_input_masked_bytes(w.data(), s.out, s.in, rows),
+                      static_cast<int64_t>(p.entries.size()) - 64);
+          } else {
+            EXPECT_EQ(static_cast<int64_t>(p.entries.size()), p.padded_out() * s.in * 2 + 64);
+          }
+        }
+}
+
+TEST(Bf16SparseInputPack, RejectsBadArguments) {
+  const std::vector<float> w(16, 1.0f);
+  EXPECT_NE(test::message_of<InvalidArgument>([&] {
+              sparse::pack_bf16_sparse_input(w.data(), nullptr, 4, 4, false, 96);
+            }).find("chunk_rows must be a power of two in 64..256, got 96"),
+            std::string::npos);
+  EXPECT_NE(test::message_of<InvalidArgument>([&] {
+              sparse::pack_bf16_sparse_input(nullptr, nullptr, 4, 4, false, 64);
+            }).find("must not be null"),
+            std::string::npos);
+  EXPECT_NE(test::message_of<InvalidArgument>([&] {
+              jit::bf16_sparse_input_kernel({false, 64, 0});
+            }).find("prefetch_lines must be 1..64, got 0"),
+            std::string::npos);
+}
+
+// A random list of non-zero inputs (bf16 values): each column with probability `density`, then
+// the columns the kernel's prefetch reads ahead.
+struct InputList {
+  std::vector<int32_t> columns;
+  std::vector<float> x;
+  int64_t count = 0;
+};
+InputList input_list(int64_t in, double density, uint32_t seed) {
+  std::mt19937 rng(seed);
+  std::bernoulli_distribution keep(density);
+  std::uniform_real_distribution<float> value(-2.0f, 2.0f);
+  InputList l;
+  for (int64_t c = 0; c < in; ++c)
+    if (keep(rng)) {
+      l.columns.push_back(static_cast<int32_t>(c));
+      const float v = bf16_value(value(rng));
+      l.x.push_back(v == 0.0f ? 1.0f : v);
+    }
+  l.count = static_cast<int64_t>(l.columns.size());
+  l.columns.resize(l.columns.size() + jit::kBf16SparseInputPrefetchAhead, 0);
+  return l;
+}
+
+TEST(Bf16SparseInputKernel, MatchesReference) {
+  for (bool masked : {false, true}) {
+    const jit::Bf16SparseInputKernelKey probe{masked, 64, 1};
+    if (auto why = test::lane_skip_reason(jit::bf16_sparse_input_features(probe)); !why.empty()) {
+      std::cout << "[ skip ] " << (masked ? "masked" : "dense") << " form: " << why << "\n";
+      continue;
+    }
+    test::announce_lane(masked ? "bf16 sparse-input masked" : "bf16 sparse-input dense",
+                        jit::bf16_sparse_input_features(probe));
+    for (int rows : {64, 128, 256})
+      for (const Shape& s : kShapes)
+        for (WeightKind kind :
+             {WeightKind::dense, WeightKind::two_of_four, WeightKind::unstructured})
+          for (double density : {0.0, 0.5, 1.0}) {
+            const uint32_t seed = static_cast<uint32_t>(s.out * 7 + s.in + rows);
+            const auto w = weight_of(kind, s.out, s.in, seed);
+            const auto p =
+                sparse::pack_bf16_sparse_input(w.data(), nullptr, s.out, s.in, masked, rows);
+            const InputList l = input_list(s.in, density, seed + 11);
+            std::vector<float> want(static_cast<size_t>(p.padded_out()));
+            sparse::sparse_input_reference(p, l.columns.data(), l.x.data(), l.count, 0, p.chunks(),
+                                           want.data());
+            // The reference against the plain definition on the unpacked weight.
+            for (int64_t r = 0; r < s.out; ++r) {
+              double sum = 0;
+              for (int64_t i = 0; i < l.count; ++i)
+                sum += double{w[static_cast<size_t>(r * s.in + l.columns[i])]} * l.x[i];
+              ASSERT_NEAR(want[r], sum, 1e-4 * (1 + std::fabs(sum))) << "row " << r;
+            }
+            // Every chunk range the layer's threads may take.
+            for (int64_t c0 = 0; c0 < p.chunks(); c0 += std::max<int64_t>(1, p.chunks() / 2)) {
+              const int64_t c1 = p.chunks();
+              AlignedVector<float> got(static_cast<size_t>((c1 - c0) * rows), -1.0f);
+              jit::Bf16SparseInputArgs a{};
+              a.entries = p.entries.data();
+              a.chunk_base = masked ? static_cast<const void*>(p.offsets.data() + c0 * s.in)
+                                    : p.entries.data() + c0 * s.in * rows * 2;
+              a.chunk_stride = masked ? s.in * 4 : s.in * rows * 2;
+              a.columns = l.columns.data();
+              a.x = l.x.data();
+              a.count = l.count;
+              a.chunks = c1 - c0;
+              a.acc = got.data();
+              jit::bf16_sparse_input_kernel({masked, rows, 3})->run(a);
+              for (int64_t r = c0 * rows; r < p.padded_out(); ++r)
+                ASSERT_EQ(got[static_cast<size_t>(r - c0 * rows)], want[static_cast<size_t>(r)])
+                    << s.out << "x" << s.in << " rows=" << rows << " masked=" << masked
+                    << " kind=" << static_cast<int>(kind) << " density=" << density
+                    << " chunks from " << c0 << ", row " << r;
+            }
+          }
+  }
+}
+
+float threshold_for(std::vector<float> x, double fraction) {
+  for (float& v : x) v = std::fabs(v);
+  std::sort(x.begin(), x.end());
+  return x[static_cast<size_t>(fraction * static_cast<double>(x.size() - 1))];
+}
+
+// The layer (every epilogue, 1..5 tokens, fp32 / bf16 outputs) against the fp32 reference on the
+// thresholded, bf16-rounded input and weight; the kernel is chosen by the expected sparsity.
+TEST(Bf16SparseInputLayer, MatchesReferenceOnThresholdedInput) {
+  const bool kernel_here = jit::best_float_isa() >= jit::Isa::avx512;
+  for (auto [out, in] : {std::pair<int64_t, int64_t>{70, 130}, {300, 64}, {1030, 257}})
+    for (WeightKind kind : {WeightKind::dense, WeightKind::two_of_four})
+      for (Activation act : {Activation::none, Activation::gelu_tanh, Activation::silu})
+        for (OperandOp op : {OperandOp::add, OperandOp::multiply}) {
+          const uint32_t seed = static_cast<uint32_t>(out + in);
+          const auto w = weight_of(kind, out, in, seed);
+          const auto bias = test::random_floats(static_cast<size_t>(out), seed + 1);
+          LinearOptions o;
+          o.dtype = DType::bf16;
+          o.activation = act;
+          o.operand = op;
+          o.threads = 2;
+          o.pattern = kind == WeightKind::two_of_four ? Pattern::n_of_m(2, 4) : Pattern::dense();
+          const auto x = test::random_floats(static_cast<size_t>(5 * in), seed + 2);
+          o.input_threshold = threshold_for(x, 0.5);
+          const bool skipping = (in + static_cast<int>(act)) % 2 == 0;
+          o.expected_input_sparsity = skipping ? 0.9f : 0.4f;
+          auto lin = SparseLinear::pack(w.data(), out, in, bias.data(), o);
+          if (kernel_here) {
+            EXPECT_EQ(lin.info().decode_kernel == "jit:bf16-sparse-input-decode:avx512", skipping)
+                << lin.info().decode_kernel;
+          }
+          const auto residual = test::random_floats(static_cast<size_t>(5 * out), seed + 3);
+          for (int64_t tokens = 1; tokens <= 5; ++tokens) {
+            std::vector<float> used(x.begin(), x.begin() + tokens * in);
+            for (float& v : used) {
+              if (tokens <= 4 && std::fabs(v) < o.input_threshold) v = 0.0f;  // > 4: kept
+              v = bf16_value(v);
+            }
+            std::vector<float> want(static_cast<size_t>(tokens * out));
+            sparse::linear_f32(used.data(), tokens, w.data(), out, in,
+                               {bias.data(), act, residual.data(), op}, want.data());
+            std::vector<float> y(want.size());
+            lin.forward(x.data(), tokens, y.data(), residual.data());
+            test::expect_close(y, want, 1e-4, "fp32 output");
+            std::vector<uint16_t> yb(y.size());
+            lin.forward_bf16(x.data(), tokens, yb.data(), residual.data());
+            for (size_t i = 0; i < y.size(); ++i)
+              ASSERT_NEAR(sparse::from_bf16(yb[i]), want[i], 1e-2 * (1 + std::fabs(want[i])));
+          }
+        }
+}
+
+TEST(Bf16SparseInputLayer, AllInputsBelowThreshold) {
+  const int64_t out = 40, in = 24;
+  const auto w = weight_of(WeightKind::dense, out, in, 3);
+  const auto bias = test::random_floats(static_cast<size_t>(out), 4);
+  LinearOptions o;
+  o.dtype = DType::bf16;
+  o.input_threshold = 10.0f;  // above every |x|
+  o.expected_input_sparsity = 1.0f;
+  o.activation = Activation::relu;
+  auto lin = SparseLinear::pack(w.data(), out, in, bias.data(), o);
+  const auto x = test::random_floats(static_cast<size_t>(in), 5);
+  std::vector<float> y(static_cast<size_t>(out));
+  lin.forward(x.data(), 1, y.data());
+  for (int64_t r = 0; r < out; ++r) EXPECT_EQ(y[r], std::max(0.0f, bias[r])) << r;
+}
+
+}  // namespace
+}  // namespace sparq
