@@ -1,4 +1,5 @@
 // AVX-512 code of the bf16 sparse-input decode kernel (see bf16_sparse_input_kernel.hpp).
+#include <algorithm>
 #include <bit>
 #include <cstddef>
 
@@ -19,8 +20,9 @@ class Bf16SparseInputGenerator : public Generator {
  public:
   explicit Bf16SparseInputGenerator(const Bf16SparseInputKernelKey& key)
       : masked_(key.masked),
+        long_(key.chunk_rows > 256),
         slices_(key.chunk_rows / sparse::kBf16SparseInputSlice),
-        prefetch_lines_(key.masked ? key.prefetch_lines : key.chunk_rows / 32),
+        prefetch_lines_(key.masked ? key.prefetch_lines : std::min(key.chunk_rows / 32, 8)),
         log2_entry_bytes_(std::countr_zero(static_cast<unsigned>(2 * key.chunk_rows))) {
     const Reg64 columns = rsi, x = rbp, count = r8, base = r9, entries = r10;
     // The output pointer and the chunk count live on the stack, as in the int8 kernel.
@@ -35,6 +37,13 @@ class Bf16SparseInputGenerator : public Generator {
     mov(chunks, rax);
     mov(eax, 0xffff0000);
     vpbroadcastd(high_mask_, eax);
+    if (long_) {
+      long_chunks(key.chunk_rows, columns, x, count, base, entries, acc_out, chunks);
+      add(rsp, 16);
+      postamble();
+      finalize(bf16_sparse_input_features(key));
+      return;
+    }
     Label chunk_loop, input_loop, store;
     L(chunk_loop);
     {
@@ -64,6 +73,88 @@ class Bf16SparseInputGenerator : public Generator {
   }
 
  private:
+  // Chunks of 512..2048 rows (dense form): the sums accumulate in the output buffer (L1), which
+  // each pass over the chunk's slices updates with two inputs.
+  void long_chunks(int chunk_rows, const Reg64& columns, const Reg64& x, const Reg64& count,
+                   const Reg64& base, const Reg64& entries, const Address& acc_out,
+                   const Address& chunks) {
+    const Reg64 col0 = rbx, col1 = rcx, acc = r12, slices = r13, pairs = r14;
+    const int slice_count = chunk_rows / sparse::kBf16SparseInputSlice;
+    const Zmm xb0 = xb_, xb1 = zmm15;
+    // One input (or two): per slice, acc[rows 0..15] and acc[16..31] += the widened weights * x.
+    auto pass = [&](int inputs) {
+      mov(acc, acc_out);
+      mov(slices, slice_count / 2);
+      Label slice_loop;
+      L(slice_loop);
+      for (int s = 0; s < 2; ++s) {
+        const Zmm lo(4 * s), hi(4 * s + 1), a_lo(4 * s + 2), a_hi(4 * s + 3);
+        const Zmm lo1(8 + 4 * s), hi1(9 + 4 * s);
+        vmovups(a_lo, ptr[acc + 128 * s]);
+        vmovups(a_hi, ptr[acc + 128 * s + 64]);
+        vpslld(lo, ptr[col0 + 64 * s], 16);
+        vpandd(hi, high_mask_, ptr[col0 + 64 * s]);
+        vfmadd231ps(a_lo, lo, xb0);
+        vfmadd231ps(a_hi, hi, xb0);
+        if (inputs == 2) {
+          vpslld(lo1, ptr[col1 + 64 * s], 16);
+          vpandd(hi1, high_mask_, ptr[col1 + 64 * s]);
+          vfmadd231ps(a_lo, lo1, xb1);
+          vfmadd231ps(a_hi, hi1, xb1);
+        }
+        vmovups(ptr[acc + 128 * s], a_lo);
+        vmovups(ptr[acc + 128 * s + 64], a_hi);
+      }
+      add(acc, 256);
+      add(col0, 128);
+      if (inputs == 2) add(col1, 128);
+      dec(slices);
+      jnz(slice_loop, T_NEAR);
+    };
+    auto entry_of = [&](const Reg64& col, int at) {
+      mov(eax, dword[columns + 4 * at]);
+      shl(rax, log2_entry_bytes_);
+      lea(col, ptr[base + rax]);
+    };
+    Label chunk_loop, pair_loop, single, done;
+    L(chunk_loop);
+    {
+      mov(acc, acc_out);
+      vpxord(zmm0, zmm0, zmm0);
+      for (int i = 0; i < chunk_rows / 16; ++i) vmovups(ptr[acc + 64 * i], zmm0);
+      mov(columns, ARG(columns));
+      mov(x, ARG(x));
+      mov(count, ARG(count));
+      mov(pairs, count);
+      shr(pairs, 1);
+      jz(single, T_NEAR);
+      L(pair_loop);
+      entry_of(col0, 0);
+      entry_of(col1, 1);
+      prefetch_ahead(columns, base, entries);
+      add(columns, 4);
+      prefetch_ahead(columns, base, entries);
+      add(columns, 4);
+      vbroadcastss(xb0, dword[x]);
+      vbroadcastss(xb1, dword[x + 4]);
+      add(x, 8);
+      pass(2);
+      dec(pairs);
+      jnz(pair_loop, T_NEAR);
+      L(single);
+      test(count, 1);
+      jz(done, T_NEAR);
+      entry_of(col0, 0);
+      vbroadcastss(xb0, dword[x]);
+      pass(1);
+      L(done);
+      add(acc_out, chunk_rows * 4);
+      add(base, ARG(chunk_stride));
+      dec(chunks);
+      jnz(chunk_loop, T_NEAR);
+    }
+  }
+
   // One non-zero input: the accumulators zmm(2 s), zmm(2 s + 1) += its column's slice s * x.
   void input(const Reg64& columns, const Reg64& x, const Reg64& base, const Reg64& entries) {
     const Reg64 col = rbx, values = rcx;
@@ -118,7 +209,7 @@ class Bf16SparseInputGenerator : public Generator {
     for (int l = 0; l < prefetch_lines_; ++l) prefetcht0(ptr[r11 + 64 * l]);
   }
 
-  const bool masked_;
+  const bool masked_, long_;
   const int slices_, prefetch_lines_, log2_entry_bytes_;
   const Zmm xb_ = zmm16, high_mask_ = zmm17;
 };
@@ -150,11 +241,14 @@ std::unique_ptr<Bf16SparseInputKernel> make_bf16_sparse_input_avx512(
 
 std::shared_ptr<const Bf16SparseInputKernel> bf16_sparse_input_kernel(
     const Bf16SparseInputKernelKey& key) {
-  if (key.chunk_rows < 64 || key.chunk_rows > sparse::kBf16SparseInputMaxChunkRows ||
+  const int max_rows = key.masked ? sparse::kBf16SparseInputMaxMaskedChunkRows
+                                  : sparse::kBf16SparseInputMaxChunkRows;
+  if (key.chunk_rows < 64 || key.chunk_rows > max_rows ||
       !std::has_single_bit(static_cast<unsigned>(key.chunk_rows)))
     throw InvalidArgument(
-        "bf16 sparse-input decode kernel: chunk_rows must be a power of two in 64.." +
-        std::to_string(sparse::kBf16SparseInputMaxChunkRows) + ", got " +
+        "bf16 sparse-input decode kernel: chunk_rows must be a power of two in "
+        "64.." +
+        std::to_string(max_rows) + (key.masked ? " (masked form)" : "") + ", got " +
         std::to_string(key.chunk_rows));
   if (key.prefetch_lines < 1 || key.prefetch_lines > 64)
     throw InvalidArgument("bf16 sparse-input decode kernel: prefetch_lines must be 1..64, got " +

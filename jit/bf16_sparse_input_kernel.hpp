@@ -3,9 +3,14 @@
 // in fp32. Per non-zero input and 32-row slice: the column's 64 bytes (loaded, or loaded and
 // expanded from their masked form with VBMI2 vpexpandw into a zeroed register), widened to fp32
 // by one shift (rows 0..15) and one mask (rows 16..31), and two vfmadd231ps against the input
-// broadcast. The accumulators (chunk_rows / 16 zmm) stay in registers for the whole input list;
-// the kernel writes the chunk's fp32 sums, and the layer applies the epilogue
-// (jit/row_epilogue.hpp, float_acc).
+// broadcast. Chunks of up to 256 rows keep their accumulators (chunk_rows / 16 zmm) in registers
+// for the whole input list and write the chunk's fp32 sums at the end; longer chunks (dense form,
+// 512..2048 rows) accumulate in the output buffer itself, which stays in L1, two inputs per pass
+// over it. The layer applies the epilogue (jit/row_epilogue.hpp, float_acc).
+//
+// Why long chunks: skipping an input skips its column's entry, but on Zen 4 skipping pieces of
+// 4 KiB or less saved almost nothing (the prefetchers fetch within a page regardless): with 2048
+// rows a column's entry is a whole 4 KiB page.
 #pragma once
 
 #include <cstdint>
@@ -38,9 +43,10 @@ struct Bf16SparseInputArgs {
 
 struct Bf16SparseInputKernelKey {
   bool masked = false;   // the masked form (needs AVX512_VBMI2)
-  int chunk_rows = 256;  // 64, 128 or 256 (sparse::kBf16SparseInputMaxChunkRows)
+  int chunk_rows = 256;  // a power of two in 64..2048 (masked: ..256)
   // Lines prefetched per column ahead in the masked form (its entries' mean size + 1, from the
-  // packed weight); the dense form prefetches its chunk_rows / 32.
+  // packed weight); the dense form prefetches its chunk_rows / 32, at most 8 (the hardware
+  // prefetchers follow a long entry once it has begun).
   int prefetch_lines = 4;
   auto operator<=>(const Bf16SparseInputKernelKey&) const = default;
 };

@@ -55,6 +55,11 @@ Bf16SparseInputWeights pack_bf16_sparse_input(const float* w, const float* bias,
   require(w != nullptr, "pack_bf16_sparse_input: the weight must not be null");
   require(out > 0 && in > 0, "pack_bf16_sparse_input: out and in must be positive");
   check_chunk_rows(chunk_rows, "pack_bf16_sparse_input");
+  require(!masked || chunk_rows <= kBf16SparseInputMaxMaskedChunkRows, [&] {
+    return "pack_bf16_sparse_input: the masked form takes chunks of at most " +
+           std::to_string(kBf16SparseInputMaxMaskedChunkRows) + " rows, got " +
+           std::to_string(chunk_rows);
+  });
   Bf16SparseInputWeights p;
   p.out = out;
   p.in = in;

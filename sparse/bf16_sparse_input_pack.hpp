@@ -3,9 +3,9 @@
 // the weight columns of its non-zero inputs, so the weights are stored column by column, in
 // chunks of output rows, and the kernel walks the list of non-zero inputs.
 //
-// Weights (bf16): output rows in chunks of `chunk_rows` (64, 128 or 256; the last chunk
-// zero-padded); one entry per (chunk, input column), made of chunk_rows / 32 slices of 32 rows,
-// chunk after chunk and in column order within a chunk.
+// Weights (bf16): output rows in chunks of `chunk_rows` (a power of two in 64..2048; the last
+// chunk zero-padded; the masked form at most 256); one entry per (chunk, input column), made of
+// chunk_rows / 32 slices of 32 rows, chunk after chunk and in column order within a chunk.
 //   dense form:  a slice is its 32 bf16 values (64 bytes); entry (chunk c, column j) begins at
 //                byte (c * in + j) * chunk_rows * 2.
 //   masked form: an entry is the slices' 32-bit masks (bit p set: position p holds a non-zero
@@ -26,7 +26,8 @@
 namespace sparq::sparse {
 
 inline constexpr int kBf16SparseInputSlice = 32;
-inline constexpr int kBf16SparseInputMaxChunkRows = 256;
+inline constexpr int kBf16SparseInputMaxChunkRows = 2048;
+inline constexpr int kBf16SparseInputMaxMaskedChunkRows = 256;
 
 struct Bf16SparseInputWeights {
   int64_t out = 0, in = 0;
@@ -41,8 +42,8 @@ struct Bf16SparseInputWeights {
 };
 
 // w: fp32 [out x in] holding bf16 values (other values are rounded to bf16); bias [out] or null;
-// chunk_rows 64, 128 or 256. NotSupported if the masked entries would exceed 4 GiB (32-bit
-// offsets).
+// chunk_rows a power of two in 64..2048 (masked: ..256). NotSupported if the masked entries would
+// exceed 4 GiB (32-bit offsets).
 Bf16SparseInputWeights pack_bf16_sparse_input(const float* w, const float* bias, int64_t out,
                                               int64_t in, bool masked, int chunk_rows);
 // The bytes of the masked form of w's non-zeros (to choose the form before packing).

@@ -16,7 +16,7 @@ namespace {
 
 // The masked form's mean entry in cache lines, plus one for the entries that straddle a line.
 int prefetch_lines(const sparse::Bf16SparseInputWeights& w) {
-  if (!w.masked) return w.chunk_rows / 32;
+  if (!w.masked) return std::min(w.chunk_rows / 32, 8);
   const double mean = static_cast<double>(w.entries.size()) / static_cast<double>(w.offsets.size());
   return std::clamp(static_cast<int>(std::ceil(mean / 64.0)) + 1, 1, 64);
 }
@@ -32,22 +32,34 @@ jit::RowEpilogueKey epilogue_key(const jit::PostOps& post_ops, bool residual, bo
 
 }  // namespace
 
-bool Bf16SparseInputLinear::masked_form(const float* w, int64_t out, int64_t in, int chunk_rows) {
-  if (!jit::can_run(jit::bf16_sparse_input_features({true, chunk_rows, 1}))) return false;
-  if (const auto forced = sparse_input_masked_override()) return *forced;
-  const double masked =
-      static_cast<double>(sparse::bf16_sparse_input_masked_bytes(w, out, in, chunk_rows)) +
-      4.0 * static_cast<double>(sparse::ceil_div(out, chunk_rows) * in);
-  return masked <= 0.9 * 2.0 * static_cast<double>(out) * static_cast<double>(in);
+// Zen 4, cold weights, 4096 x 4096 and 11008 x 4096, 1 and 2 threads (docs/benchmarks-avx512.md):
+// with 2048-row chunks the dense form ran 1.26-1.73x oneDNN's bf16 GEMV at 50 % zero inputs and
+// 2.37-2.90x at 75 %, where 256-row chunks (512-byte entries) ran 0.94-1.13x and 1.57-2.00x, and
+// 1024-row chunks 1.13-1.24x and 2.02-2.20x; with every input non-zero 2048 rows cost 0.83-0.96x
+// oneDNN, 256 rows 1.09-1.42x.
+Bf16SparseInputLinear::Plan Bf16SparseInputLinear::plan(const float* w, int64_t out, int64_t in,
+                                                        int threads) {
+  Plan p;
+  const int short_rows = sparse_input_chunk_rows(out, threads);
+  if (jit::can_run(jit::bf16_sparse_input_features({true, short_rows, 1}))) {
+    const double masked =
+        static_cast<double>(sparse::bf16_sparse_input_masked_bytes(w, out, in, short_rows)) +
+        4.0 * static_cast<double>(sparse::ceil_div(out, short_rows) * in);
+    p.masked = sparse_input_masked_override().value_or(
+        masked <= 0.9 * 2.0 * static_cast<double>(out) * static_cast<double>(in));
+  }
+  constexpr int kPageRows = 2048;
+  p.chunk_rows = p.masked || sparse::ceil_div(out, kPageRows) < threads ? short_rows : kPageRows;
+  p.chunk_rows = sparse_input_chunk_rows_override().value_or(p.chunk_rows);
+  return p;
 }
 
 Bf16SparseInputLinear::Bf16SparseInputLinear(const float* w, const float* bias, int64_t out,
                                              int64_t in, jit::PostOps post_ops, PoolRef threads)
     : weights_([&] {
         sparse::require(w != nullptr, "Bf16SparseInputLinear: the weight must not be null");
-        const int rows = sparse_input_chunk_rows(out, resolve_threads(threads.threads));
-        return sparse::pack_bf16_sparse_input(w, bias, out, in, masked_form(w, out, in, rows),
-                                              rows);
+        const Plan p = plan(w, out, in, resolve_threads(threads.threads));
+        return sparse::pack_bf16_sparse_input(w, bias, out, in, p.masked, p.chunk_rows);
       }()),
       kernel_(jit::bf16_sparse_input_kernel(key_of(weights_))),
       post_ops_(post_ops),

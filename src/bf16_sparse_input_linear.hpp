@@ -35,9 +35,16 @@ class Bf16SparseInputLinear final : public LinearKernel {
   int64_t packed_bytes() const override { return weights_.bytes(); }
   const sparse::Bf16SparseInputWeights& weights() const { return weights_; }
 
-  // The form pack chooses: masked where its bytes are at most 90 % of the dense form's and the
-  // CPU runs vpexpandw.
-  static bool masked_form(const float* w, int64_t out, int64_t in, int chunk_rows);
+  // How pack stores a weight: the masked form where its bytes are at most 90 % of the dense
+  // form's and the CPU runs vpexpandw, in chunks of sparse_input_chunk_rows; the dense form in
+  // chunks of 2048 rows (one 4 KiB page per column entry) where that gives every thread a chunk,
+  // else of sparse_input_chunk_rows. SPARQ_SPARSE_INPUT_FORM and SPARQ_SPARSE_INPUT_CHUNK_ROWS
+  // override (measurement switches).
+  struct Plan {
+    bool masked = false;
+    int chunk_rows = 256;
+  };
+  static Plan plan(const float* w, int64_t out, int64_t in, int threads);
 
  private:
   sparse::Bf16SparseInputWeights weights_;

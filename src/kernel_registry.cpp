@@ -189,12 +189,16 @@ std::shared_ptr<const LinearKernel> pack_int8_4x1(const LayerDescription& d) {
 // Activation sparsity on bf16 layers with AVX-512: decode steps read only the bf16 weight columns
 // of their non-zero inputs, whatever the weight's own structure.
 Why bf16_sparse_input_decode(const LayerDescription& d) {
-  if (!d.bf16() || d.options.input_threshold <= 0.0f ||
-      d.options.expected_input_sparsity < kMinInputSparsityForSkipping ||
-      jit::best_float_isa() < jit::Isa::avx512)
+  if (!d.bf16() || d.options.input_threshold <= 0.0f || jit::best_float_isa() < jit::Isa::avx512)
     return kNo;
+  const auto plan = Bf16SparseInputLinear::plan(d.weight, d.out, d.in, d.threads);
+  const double needed =
+      plan.masked ? kMinInputSparsityForSkipping : kMinInputSparsityForBf16Skipping;
+  if (d.options.expected_input_sparsity < needed) return kNo;
   return decode_calls() + "zero inputs below " + std::to_string(d.options.input_threshold) +
-         " and run the bf16 sparse-input decode kernel";
+         " and run the bf16 sparse-input decode kernel on the " +
+         (plan.masked ? "masked (zero weights skipped)" : "dense") + " column layout (" +
+         std::to_string(plan.chunk_rows) + "-row chunks)";
 }
 std::shared_ptr<const LinearKernel> pack_bf16_sparse_input_decode(const LayerDescription& d) {
   return std::make_shared<Bf16SparseInputLinear>(d.weight, d.bias, d.out, d.in, post_ops(d),

@@ -23,4 +23,15 @@ std::optional<bool> sparse_input_masked_override() {
                         "'");
 }
 
+std::optional<int> sparse_input_chunk_rows_override() {
+  const char* v = std::getenv("SPARQ_SPARSE_INPUT_CHUNK_ROWS");
+  if (v == nullptr || *v == 0) return std::nullopt;
+  char* end = nullptr;
+  const long rows = std::strtol(v, &end, 10);
+  if (*end != 0 || rows <= 0 || rows > (1 << 20))
+    throw InvalidArgument(std::string("SPARQ_SPARSE_INPUT_CHUNK_ROWS must be a row count, got '") +
+                          v + "'");
+  return static_cast<int>(rows);
+}
+
 }  // namespace sparq

@@ -15,4 +15,8 @@ int sparse_input_chunk_rows(int64_t out, int threads);
 // layer then chooses by bytes); InvalidArgument for another value.
 std::optional<bool> sparse_input_masked_override();
 
+// SPARQ_SPARSE_INPUT_CHUNK_ROWS=N: the chunk height to pack (a measurement switch; the packers
+// check it), nothing when unset; InvalidArgument when it is not a number.
+std::optional<int> sparse_input_chunk_rows_override();
+
 }  // namespace sparq

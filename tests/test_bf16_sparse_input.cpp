@@ -51,7 +51,8 @@ TEST(Bf16SparseInputPack, RoundTripBothForms) {
   for (const Shape& s : kShapes)
     for (WeightKind kind : {WeightKind::dense, WeightKind::two_of_four, WeightKind::unstructured})
       for (bool masked : {false, true})
-        for (int rows : {64, 128, 256}) {
+        for (int rows : {64, 128, 256, 2048}) {
+          if (masked && rows > 256) continue;
           const auto w = weight_of(kind, s.out, s.in, static_cast<uint32_t>(s.out * 31 + s.in));
           const auto p =
               sparse::pack_bf16_sparse_input(w.data(), nullptr, s.out, s.in, masked, rows);
@@ -74,7 +75,11 @@ TEST(Bf16SparseInputPack, RejectsBadArguments) {
   const std::vector<float> w(16, 1.0f);
   EXPECT_NE(test::message_of<InvalidArgument>([&] {
               sparse::pack_bf16_sparse_input(w.data(), nullptr, 4, 4, false, 96);
-            }).find("chunk_rows must be a power of two in 64..256, got 96"),
+            }).find("chunk_rows must be a power of two in 64..2048, got 96"),
+            std::string::npos);
+  EXPECT_NE(test::message_of<InvalidArgument>([&] {
+              sparse::pack_bf16_sparse_input(w.data(), nullptr, 4, 4, true, 512);
+            }).find("the masked form takes chunks of at most 256 rows, got 512"),
             std::string::npos);
   EXPECT_NE(test::message_of<InvalidArgument>([&] {
               sparse::pack_bf16_sparse_input(nullptr, nullptr, 4, 4, false, 64);
@@ -118,7 +123,10 @@ TEST(Bf16SparseInputKernel, MatchesReference) {
     }
     test::announce_lane(masked ? "bf16 sparse-input masked" : "bf16 sparse-input dense",
                         jit::bf16_sparse_input_features(probe));
-    for (int rows : {64, 128, 256})
+    // Register accumulators up to 256 rows; the dense form's long chunks accumulate in memory.
+    const std::vector<int> heights =
+        masked ? std::vector<int>{64, 128, 256} : std::vector<int>{64, 128, 256, 512, 2048};
+    for (int rows : heights)
       for (const Shape& s : kShapes)
         for (WeightKind kind :
              {WeightKind::dense, WeightKind::two_of_four, WeightKind::unstructured})
@@ -170,10 +178,11 @@ float threshold_for(std::vector<float> x, double fraction) {
 }
 
 // The layer (every epilogue, 1..5 tokens, fp32 / bf16 outputs) against the fp32 reference on the
-// thresholded, bf16-rounded input and weight; the kernel is chosen by the expected sparsity.
+// thresholded, bf16-rounded input and weight (2048 x 96: two chunks of 1024 rows, the long-chunk
+// code); the kernel is chosen by the expected sparsity.
 TEST(Bf16SparseInputLayer, MatchesReferenceOnThresholdedInput) {
   const bool kernel_here = jit::best_float_isa() >= jit::Isa::avx512;
-  for (auto [out, in] : {std::pair<int64_t, int64_t>{70, 130}, {300, 64}, {1030, 257}})
+  for (auto [out, in] : {std::pair<int64_t, int64_t>{70, 130}, {300, 64}, {1030, 257}, {2048, 96}})
     for (WeightKind kind : {WeightKind::dense, WeightKind::two_of_four})
       for (Activation act : {Activation::none, Activation::gelu_tanh, Activation::silu})
         for (OperandOp op : {OperandOp::add, OperandOp::multiply}) {

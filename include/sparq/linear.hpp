@@ -28,15 +28,17 @@ struct LinearOptions {
   // Activation sparsity in decode steps (calls of at most 4 tokens): input entries with
   // |x| < input_threshold are zeroed before the product, as TEAL's magnitude thresholding does
   // (sparq-eval --calibrate finds thresholds that zero a chosen fraction). int8 layers on AVX-512
-  // VNNI then read only the weight columns of the non-zero inputs (kernel
-  // "jit:int8-sparse-input-decode"); elsewhere the zeroing applies and the usual kernel runs.
-  // 0 (default): off, every input is used as given. Calls of more than 4 tokens never threshold.
+  // VNNI and bf16 layers on AVX-512 then read only the weight columns of the non-zero inputs
+  // (kernels "jit:int8-sparse-input-decode", "jit:bf16-sparse-input-decode"); elsewhere the
+  // zeroing applies and the usual kernel runs. 0 (default): off, every input is used as given.
+  // Calls of more than 4 tokens never threshold.
   float input_threshold = 0;
   // The fraction of a decode step's inputs the threshold is expected to zero (e.g. the target of
-  // the calibration that found it; 0: unknown). The sparse-input kernel runs only where this is
-  // at least 0.7: below it, reading the columns of the non-zero inputs cost as much memory time as
-  // reading every column, and the layer's usual decode kernel on the zeroed inputs was faster
-  // (measured on AMD Zen 4; docs/benchmarks-avx512.md).
+  // the calibration that found it; 0: unknown). The sparse-input kernels run only where this is
+  // at least 0.7 (bf16 layers with dense weights: 0.5): below it, reading the columns of the
+  // non-zero inputs cost as much memory time as reading every column, and the layer's usual
+  // decode kernel on the zeroed inputs was faster (measured on AMD Zen 4;
+  // docs/benchmarks-avx512.md).
   float expected_input_sparsity = 0;
   // Device::cuda(N): the layer is packed on GPU N (dtypes f16, bf16, int8; see forward_device).
   Device device = Device::cpu();
