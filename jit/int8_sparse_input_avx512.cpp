@@ -1,4 +1,5 @@
 // AVX-512 VNNI code of the int8 sparse-input decode kernel (see int8_sparse_input_kernel.hpp).
+#include <algorithm>
 #include <bit>
 #include <cstddef>
 
@@ -18,8 +19,9 @@ class SparseInputGenerator : public Generator {
  public:
   explicit SparseInputGenerator(const SparseInputKernelKey& key)
       : masked_(key.masked),
+        long_(key.chunk_rows > 256),
         slices_(key.chunk_rows / sparse::kSparseInputSlice),
-        prefetch_lines_(key.masked ? key.prefetch_lines : key.chunk_rows / 64),
+        prefetch_lines_(key.masked ? key.prefetch_lines : std::min(key.chunk_rows / 64, 4)),
         log2_chunk_rows_(std::countr_zero(static_cast<unsigned>(key.chunk_rows))) {
     const Reg64 columns = rsi, xq = rbp, quads = r8, base = r9, entries = r10;
     // The output pointer and the chunk count live on the stack: the quad loop needs every other
@@ -37,6 +39,13 @@ class SparseInputGenerator : public Generator {
     vpbroadcastd(comp, ARG(compensation));
     mov(eax, 0x80808080);
     vpbroadcastd(c80, eax);
+    if (long_) {
+      long_chunk(columns, xq, quads, base, comp);
+      add(rsp, 16);
+      postamble();
+      finalize(sparse_input_features(key));
+      return;
+    }
     Label chunk_loop, quad_loop, store;
     L(chunk_loop);
     {
@@ -69,6 +78,78 @@ class SparseInputGenerator : public Generator {
   }
 
  private:
+  // A long chunk's `slices` x 64 rows from base (dense form): per quad of inputs, one pass over
+  // the rows, the sums in the output buffer (L1).
+  void long_chunk(const Reg64& columns, const Reg64& xq, const Reg64& quads, const Reg64& base,
+                  const Zmm& comp) {
+    const Reg64 col[4] = {rbx, r13, r14, r15}, acc = r12, left = rcx, slices = rdx;
+    const Zmm e[4] = {zmm16, zmm17, zmm18, zmm19}, t[4] = {zmm20, zmm21, zmm22, zmm23};
+    const Zmm xb = zmm24;
+    mov(slices, ARG(slices));
+    // Zero the sums.
+    mov(acc, ARG(acc));
+    mov(left, slices);
+    vpxord(zmm0, zmm0, zmm0);
+    Label zero_loop, quad_loop, slice_loop, store_loop, finish;
+    L(zero_loop);
+    for (int k = 0; k < 4; ++k) vmovdqu32(ptr[acc + 64 * k], zmm0);
+    add(acc, 256);
+    dec(left);
+    jnz(zero_loop, T_NEAR);
+    mov(columns, ARG(columns));
+    mov(xq, ARG(x));
+    mov(quads, ARG(quads));
+    test(quads, quads);
+    jz(finish, T_NEAR);
+    L(quad_loop);
+    {
+      for (int j = 0; j < 4; ++j) {
+        mov(eax, dword[columns + 4 * j]);
+        shl(rax, log2_chunk_rows_);
+        lea(col[j], ptr[base + rax]);
+      }
+      prefetch_ahead(columns, base, base);
+      vpbroadcastd(xb, dword[xq]);
+      mov(acc, ARG(acc));
+      mov(left, slices);
+      L(slice_loop);
+      for (int j = 0; j < 4; ++j) vmovdqu8(e[j], ptr[col[j]]);
+      vpunpcklbw(t[0], e[0], e[1]);
+      vpunpckhbw(t[1], e[0], e[1]);
+      vpunpcklbw(t[2], e[2], e[3]);
+      vpunpckhbw(t[3], e[2], e[3]);
+      vpunpcklwd(e[0], t[0], t[2]);
+      vpunpckhwd(e[1], t[0], t[2]);
+      vpunpcklwd(e[2], t[1], t[3]);
+      vpunpckhwd(e[3], t[1], t[3]);
+      for (int k = 0; k < 4; ++k) {
+        vmovdqu32(Zmm(k), ptr[acc + 64 * k]);
+        vpdpbusd(Zmm(k), e[k], xb);
+        vmovdqu32(ptr[acc + 64 * k], Zmm(k));
+      }
+      for (int j = 0; j < 4; ++j) add(col[j], 64);
+      add(acc, 256);
+      dec(left);
+      jnz(slice_loop, T_NEAR);
+      add(columns, 16);
+      add(xq, 4);
+      dec(quads);
+      jnz(quad_loop, T_NEAR);
+    }
+    L(finish);
+    mov(acc, ARG(acc));
+    mov(left, slices);
+    L(store_loop);
+    for (int k = 0; k < 4; ++k) {
+      vmovdqu32(Zmm(k), ptr[acc + 64 * k]);
+      vpsubd(Zmm(k), Zmm(k), comp);
+      vmovdqu32(ptr[acc + 64 * k], Zmm(k));
+    }
+    add(acc, 256);
+    dec(left);
+    jnz(store_loop, T_NEAR);
+  }
+
   // One quad of inputs: the accumulators zmm(4 s + k) += the slices' products.
   void quad(const Reg64& columns, const Reg64& xq, const Reg64& base, const Reg64& entries,
             const Zmm& c80) {
@@ -136,7 +217,7 @@ class SparseInputGenerator : public Generator {
     }
   }
 
-  const bool masked_;
+  const bool masked_, long_;
   const int slices_, prefetch_lines_, log2_chunk_rows_;
 };
 
@@ -163,11 +244,14 @@ std::unique_ptr<SparseInputKernel> make_sparse_input_avx512(const SparseInputKer
 }
 
 std::shared_ptr<const SparseInputKernel> sparse_input_kernel(const SparseInputKernelKey& key) {
-  if (key.chunk_rows < 64 || key.chunk_rows > sparse::kSparseInputMaxChunkRows ||
+  const int max_rows =
+      key.masked ? sparse::kSparseInputMaxMaskedChunkRows : sparse::kSparseInputMaxChunkRows;
+  if (key.chunk_rows < 64 || key.chunk_rows > max_rows ||
       !std::has_single_bit(static_cast<unsigned>(key.chunk_rows)))
     throw InvalidArgument(
-        "int8 sparse-input decode kernel: chunk_rows must be a power of two in 64.." +
-        std::to_string(sparse::kSparseInputMaxChunkRows) + ", got " +
+        "int8 sparse-input decode kernel: chunk_rows must be a power of two in "
+        "64.." +
+        std::to_string(max_rows) + (key.masked ? " (masked form)" : "") + ", got " +
         std::to_string(key.chunk_rows));
   if (key.prefetch_lines < 1 || key.prefetch_lines > 64)
     throw InvalidArgument("int8 sparse-input decode kernel: prefetch_lines must be 1..64, got " +

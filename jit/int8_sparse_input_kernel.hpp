@@ -3,10 +3,13 @@
 // Per quad of non-zero inputs and 64-row slice: the four columns' 64 bytes (loaded, or loaded and
 // expanded from their masked form with VBMI2 vpexpandb into a register of 128s, the u8 form of a
 // zero weight), 8 byte/word unpacks into VNNI order, and 4 vpdpbusd against the quad's 4 s8
-// activations. The accumulators (chunk_rows / 16 zmm) stay in registers for the whole input list;
-// the kernel writes the chunk's int32 sums minus the compensation, and the layer applies the
-// epilogue (jit/row_epilogue.hpp). (Accumulators in an L1 buffer, for 1024-row chunks with longer
-// entries, cost 35 % more time with the weights in cache and ran no faster from memory.)
+// activations. Chunks of up to 256 rows keep their accumulators (chunk_rows / 16 zmm) in
+// registers for the whole input list; longer chunks (dense form, 512..4096 rows: a column's entry
+// up to one 4 KiB page) run a range of their rows, `slices` x 64 from chunk_base, accumulating in
+// the output buffer (L1). The kernel writes the int32 sums minus the compensation, and the layer
+// applies the epilogue (jit/row_epilogue.hpp). Why long chunks: on Zen 4, skipping entries of
+// 4 KiB or less saved almost nothing (the prefetchers fetch within a page regardless; the bf16
+// kernel measured the same).
 #pragma once
 
 #include <cstdint>
@@ -33,16 +36,17 @@ struct SparseInputArgs {
   const int32_t* columns;
   const int32_t* x;      // their s8 activations, 4 per dword (padding: 0)
   int64_t quads;         // number of dwords of x (may be 0)
-  int64_t chunks;        // chunks to run (>= 1)
+  int64_t chunks;        // chunks to run (>= 1; long chunks: 1)
+  int64_t slices;        // long chunks: the 64-row slices to run from chunk_base (>= 1)
   int32_t* acc;          // int32 [chunks * chunk_rows]: the sums minus compensation
   int32_t compensation;  // 128 * the sum of the activations (the weights are stored + 128)
 };
 
 struct SparseInputKernelKey {
   bool masked = false;   // the masked form (needs AVX512_VBMI2)
-  int chunk_rows = 256;  // 64, 128 or 256 (sparse::kSparseInputMaxChunkRows)
+  int chunk_rows = 256;  // a power of two in 64..4096 (masked: ..256)
   // Lines prefetched per column ahead in the masked form (its entries' mean size + 1, from the
-  // packed weight); the dense form prefetches its chunk_rows / 64.
+  // packed weight); the dense form prefetches its chunk_rows / 64, at most 4.
   int prefetch_lines = 4;
   auto operator<=>(const SparseInputKernelKey&) const = default;
 };

@@ -33,6 +33,11 @@ Int8SparseInputWeights pack_int8_sparse_input(const int8_t* wq, const float* w_s
             return "pack_int8_sparse_input: chunk_rows must be a power of two in 64.." +
                    std::to_string(kSparseInputMaxChunkRows) + ", got " + std::to_string(chunk_rows);
           });
+  require(!masked || chunk_rows <= kSparseInputMaxMaskedChunkRows, [&] {
+    return "pack_int8_sparse_input: the masked form takes chunks of at most " +
+           std::to_string(kSparseInputMaxMaskedChunkRows) + " rows, got " +
+           std::to_string(chunk_rows);
+  });
   for (int64_t i = 0; i < out * in; ++i)
     require(wq[i] != -128, [&] {
       return "pack_int8_sparse_input: weight[" + std::to_string(i / in) + "][" +

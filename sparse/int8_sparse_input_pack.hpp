@@ -3,7 +3,8 @@
 // weight columns of its non-zero inputs. So the weights are stored column by column, in chunks of
 // output rows, and the kernel walks the list of non-zero inputs.
 //
-// Weights: output rows in chunks of `chunk_rows` (64, 128 or 256; the last chunk zero-padded);
+// Weights: output rows in chunks of `chunk_rows` (a power of two in 64..4096, the masked form at
+// most 256; the last chunk zero-padded);
 // one entry per (chunk, input column), made of chunk_rows / 64 slices of 64 rows, chunk after
 // chunk and in column order within a chunk. The kernel runs chunk by chunk, each over the list of
 // non-zero inputs.
@@ -34,7 +35,8 @@
 namespace sparq::sparse {
 
 inline constexpr int kSparseInputSlice = 64;
-inline constexpr int kSparseInputMaxChunkRows = 256;
+inline constexpr int kSparseInputMaxChunkRows = 4096;
+inline constexpr int kSparseInputMaxMaskedChunkRows = 256;
 
 struct Int8SparseInputWeights {
   int64_t out = 0, in = 0;
@@ -49,8 +51,8 @@ struct Int8SparseInputWeights {
 };
 
 // wq: s8 [out x in] with values in -127..127 (InvalidArgument naming the first -128); w_scale
-// [out]; bias [out] or null; chunk_rows 64, 128 or 256. NotSupported if the masked entries would
-// exceed 4 GiB (32-bit offsets).
+// [out]; bias [out] or null; chunk_rows a power of two in 64..4096 (masked: ..256). NotSupported if
+// the masked entries would exceed 4 GiB (32-bit offsets).
 Int8SparseInputWeights pack_int8_sparse_input(const int8_t* wq, const float* w_scale,
                                               const float* bias, int64_t out, int64_t in,
                                               bool masked, int chunk_rows);

@@ -35,11 +35,10 @@ class Bf16SparseInputLinear final : public LinearKernel {
   int64_t packed_bytes() const override { return weights_.bytes(); }
   const sparse::Bf16SparseInputWeights& weights() const { return weights_; }
 
-  // How pack stores a weight: the masked form where its bytes are at most 90 % of the dense
-  // form's and the CPU runs vpexpandw, in chunks of sparse_input_chunk_rows; the dense form in
-  // chunks of 2048 rows (one 4 KiB page per column entry) where that gives every thread a chunk,
-  // else of sparse_input_chunk_rows. SPARQ_SPARSE_INPUT_FORM and SPARQ_SPARSE_INPUT_CHUNK_ROWS
-  // override (measurement switches).
+  // How pack stores a weight: where 2048-row chunks give every thread one, the dense form in
+  // them (a column's entry is one 4 KiB page); else in chunks of sparse_input_chunk_rows, the
+  // masked form where its bytes are at most 90 % of the dense form's and the CPU runs vpexpandw.
+  // SPARQ_SPARSE_INPUT_FORM and SPARQ_SPARSE_INPUT_CHUNK_ROWS override (measurement switches).
   struct Plan {
     bool masked = false;
     int chunk_rows = 256;

@@ -40,12 +40,21 @@ class Int8SparseInputLinear final : public LinearKernel {
   int64_t packed_bytes() const override { return weights_.bytes(); }
   const sparse::Int8SparseInputWeights& weights() const { return weights_; }
 
-  // The form pack chooses: masked where its bytes are at most 90 % of the dense form's and the
-  // CPU runs vpexpandb (chunk_rows: sparse_input_chunk_rows).
+  // The form pack chooses: dense for weights of kPageRows rows or more; else masked where its
+  // bytes are at most 90 % of the dense form's and the CPU runs vpexpandb.
   static bool masked_form(const int8_t* wq, int64_t out, int64_t in);
+  // The chunk height pack uses: the masked form (and weights of fewer than kPageRows rows)
+  // sparse_input_chunk_rows; the dense form kPageRows rows, so that a column's entry is a 4 KiB
+  // page, whose threads run units of unit_rows_for rows.
+  static constexpr int kPageRows = 4096;
+  static int chunk_rows_for(bool masked, int64_t out, int threads);
+  // Units: the longest power-of-two part of a chunk (>= 256 rows) that gives every thread two;
+  // SPARQ_SPARSE_INPUT_UNIT_ROWS=N overrides (a measurement switch).
+  static int64_t unit_rows_for(int64_t out, int chunk_rows, int threads);
 
  private:
   sparse::Int8SparseInputWeights weights_;
+  int64_t unit_rows_;
   jit::PostOps post_ops_;
   std::shared_ptr<const jit::SparseInputKernel> kernel_;
   std::shared_ptr<const jit::RowEpilogue> epilogues_[2][3];  // [residual][output]

@@ -86,7 +86,11 @@ TEST(SparseInputPack, RejectsBadArguments) {
   w[6] = 0;
   EXPECT_NE(test::message_of<InvalidArgument>([&] {
               sparse::pack_int8_sparse_input(w.data(), scale.data(), nullptr, 4, 4, false, 96);
-            }).find("chunk_rows must be a power of two in 64..256, got 96"),
+            }).find("chunk_rows must be a power of two in 64..4096, got 96"),
+            std::string::npos);
+  EXPECT_NE(test::message_of<InvalidArgument>([&] {
+              sparse::pack_int8_sparse_input(w.data(), scale.data(), nullptr, 4, 4, true, 512);
+            }).find("the masked form takes chunks of at most 256 rows, got 512"),
             std::string::npos);
 }
 
@@ -177,6 +181,54 @@ TEST(SparseInputKernel, MatchesReference) {
   }
 }
 
+// Long chunks (dense form, 512..4096 rows): the kernel runs a range of a chunk's rows, 64-row
+// slices from any slice of the chunk, with its sums in memory.
+TEST(SparseInputKernel, LongChunksMatchReference) {
+  const jit::SparseInputKernelKey probe{false, 512};
+  if (auto why = test::lane_skip_reason(jit::sparse_input_features(probe)); !why.empty())
+    GTEST_SKIP() << why;
+  for (int rows : {512, 4096})
+    for (const Shape& s : {Shape{600, 70}, Shape{4100, 33}, Shape{64, 9}})
+      for (WeightKind kind : {WeightKind::dense, WeightKind::two_of_four})
+        for (double density : {0.0, 0.5, 1.0}) {
+          const uint32_t seed = static_cast<uint32_t>(s.out + s.in + rows);
+          const auto w = weight_of(kind, s.out, s.in, seed);
+          const std::vector<float> scale(static_cast<size_t>(s.out), 1.0f);
+          const auto p = sparse::pack_int8_sparse_input(w.data(), scale.data(), nullptr, s.out,
+                                                        s.in, false, rows);
+          const InputList l = input_list(s.in, density, seed + 11);
+          const int64_t count = static_cast<int64_t>(l.columns.size());
+          const auto reach = with_prefetch_reach(l.columns);
+          std::vector<int32_t> want(static_cast<size_t>(p.padded_out()));
+          sparse::sparse_input_reference(p, l.columns.data(), l.x.data(), count, 0, p.chunks(),
+                                         want.data());
+          const int32_t sum_x = std::accumulate(l.x.begin(), l.x.end(), 0);
+          const int64_t used = (s.out + 63) / 64 * 64;
+          for (int64_t unit : {int64_t{rows}, int64_t{256}, int64_t{64}})
+            for (int64_t r0 = 0; r0 < used; r0 += unit) {
+              const int64_t n = std::min(r0 + unit, used) - r0;
+              if (r0 / rows != (r0 + n - 1) / rows) continue;  // units stay within a chunk
+              AlignedVector<int32_t> got(static_cast<size_t>(n), -1);
+              jit::SparseInputArgs a{};
+              a.entries = p.entries.data();
+              a.chunk_base = p.entries.data() + r0 / rows * s.in * rows + r0 % rows;
+              a.columns = reach.data();
+              a.x = reinterpret_cast<const int32_t*>(l.x.data());
+              a.quads = count / 4;
+              a.chunks = 1;
+              a.slices = n / 64;
+              a.acc = got.data();
+              a.compensation = 128 * sum_x;
+              jit::sparse_input_kernel({false, rows, 3})->run(a);
+              for (int64_t r = r0; r < std::min(r0 + n, s.out); ++r)
+                ASSERT_EQ(got[static_cast<size_t>(r - r0)], want[static_cast<size_t>(r)])
+                    << s.out << "x" << s.in << " rows=" << rows << " unit " << unit << " from "
+                    << r0 << " kind=" << static_cast<int>(kind) << " density=" << density
+                    << ", row " << r;
+            }
+        }
+}
+
 int act_index(Activation a) { return static_cast<int>(a); }
 
 // The threshold that zeroes about `fraction` of x's entries.
@@ -197,7 +249,8 @@ std::vector<float> thresholded(std::vector<float> x, float t) {
 // itself elsewhere.
 TEST(SparseInputLayer, MatchesReferenceOnThresholdedInput) {
   const bool kernel_here = jit::best_int8_isa() == jit::Isa::avx512_vnni;
-  for (auto [out, in] : {std::pair<int64_t, int64_t>{70, 130}, {300, 64}, {1030, 257}})
+  // 4160 x 40: 4096-row chunks (dense form), run in units.
+  for (auto [out, in] : {std::pair<int64_t, int64_t>{70, 130}, {300, 64}, {1030, 257}, {4160, 40}})
     for (WeightKind kind : {WeightKind::dense, WeightKind::two_of_four})
       for (Activation act : {Activation::none, Activation::gelu_tanh, Activation::silu})
         for (OperandOp op : {OperandOp::add, OperandOp::multiply}) {
