@@ -82,10 +82,11 @@ class SparseInputGenerator : public Generator {
   // the rows, the sums in the output buffer (L1).
   void long_chunk(const Reg64& columns, const Reg64& xq, const Reg64& quads, const Reg64& base,
                   const Zmm& comp) {
-    const Reg64 col[4] = {rbx, r13, r14, r15}, acc = r12, left = rcx, slices = rdx;
+    const Reg64 col[4] = {rbx, r13, r14, r15}, acc = r12, left = rcx, slices = rdx, stride = r10;
     const Zmm e[4] = {zmm16, zmm17, zmm18, zmm19}, t[4] = {zmm20, zmm21, zmm22, zmm23};
     const Zmm xb = zmm24;
     mov(slices, ARG(slices));
+    mov(stride, ARG(column_stride));
     // Zero the sums.
     mov(acc, ARG(acc));
     mov(left, slices);
@@ -105,10 +106,15 @@ class SparseInputGenerator : public Generator {
     {
       for (int j = 0; j < 4; ++j) {
         mov(eax, dword[columns + 4 * j]);
-        shl(rax, log2_chunk_rows_);
+        imul(rax, stride);
         lea(col[j], ptr[base + rax]);
       }
-      prefetch_ahead(columns, base, base);
+      // The first lines of the entries of the quad kSparseInputPrefetchQuads ahead.
+      for (int j = 0; j < 4; ++j) {
+        mov(eax, dword[columns + 16 * kSparseInputPrefetchQuads + 4 * j]);
+        imul(rax, stride);
+        for (int l = 0; l < prefetch_lines_; ++l) prefetcht0(ptr[base + rax + 64 * l]);
+      }
       vpbroadcastd(xb, dword[xq]);
       mov(acc, ARG(acc));
       mov(left, slices);

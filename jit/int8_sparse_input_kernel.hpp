@@ -34,12 +34,13 @@ struct SparseInputArgs {
   // The non-zero inputs' columns, padded to a multiple of 4, then kSparseInputPrefetchQuads * 4
   // more valid columns (the kernel prefetches the entries of the columns that many quads ahead).
   const int32_t* columns;
-  const int32_t* x;      // their s8 activations, 4 per dword (padding: 0)
-  int64_t quads;         // number of dwords of x (may be 0)
-  int64_t chunks;        // chunks to run (>= 1; long chunks: 1)
-  int64_t slices;        // long chunks: the 64-row slices to run from chunk_base (>= 1)
-  int32_t* acc;          // int32 [chunks * chunk_rows]: the sums minus compensation
-  int32_t compensation;  // 128 * the sum of the activations (the weights are stored + 128)
+  const int32_t* x;       // their s8 activations, 4 per dword (padding: 0)
+  int64_t quads;          // number of dwords of x (may be 0)
+  int64_t chunks;         // chunks to run (>= 1; long chunks: 1)
+  int64_t slices;         // long chunks: the 64-row slices to run from chunk_base (>= 1)
+  int64_t column_stride;  // long chunks: bytes from one column's entry to the next's
+  int32_t* acc;           // int32 [chunks * chunk_rows]: the sums minus compensation
+  int32_t compensation;   // 128 * the sum of the activations (the weights are stored + 128)
 };
 
 struct SparseInputKernelKey {

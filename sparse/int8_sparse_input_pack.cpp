@@ -58,11 +58,11 @@ Int8SparseInputWeights pack_int8_sparse_input(const int8_t* wq, const float* w_s
   }
   auto weight = [&](int64_t r, int64_t j) -> int8_t { return r < out ? wq[r * in + j] : 0; };
   if (!masked) {
-    p.entries.assign(static_cast<size_t>(rows * in + 64), 0);
+    p.entries.assign(static_cast<size_t>(p.entry_offset(chunks - 1, in) + 64), 0);
     for (int64_t c = 0; c < chunks; ++c)
       for (int64_t j = 0; j < in; ++j) {
-        uint8_t* e = p.entries.data() + (c * in + j) * chunk_rows;
-        for (int s = 0; s < slices; ++s)
+        uint8_t* e = p.entries.data() + p.entry_offset(c, j);
+        for (int s = 0; s < p.stored_rows(c) / kSparseInputSlice; ++s)
           for (int pos = 0; pos < kSparseInputSlice; ++pos)
             e[s * kSparseInputSlice + pos] = static_cast<uint8_t>(
                 weight(c * chunk_rows + s * kSparseInputSlice + row_at(pos), j) + 128);
@@ -107,8 +107,8 @@ template <typename F>
 void for_each_weight(const Int8SparseInputWeights& p, int64_t c, int64_t j, F f) {
   const int slices = p.chunk_rows / kSparseInputSlice;
   if (!p.masked) {
-    const uint8_t* e = p.entries.data() + (c * p.in + j) * p.chunk_rows;
-    for (int s = 0; s < slices; ++s)
+    const uint8_t* e = p.entries.data() + p.entry_offset(c, j);
+    for (int s = 0; s < p.stored_rows(c) / kSparseInputSlice; ++s)
       for (int pos = 0; pos < kSparseInputSlice; ++pos)
         f(s * kSparseInputSlice + row_at(pos), e[s * kSparseInputSlice + pos] - 128);
     return;

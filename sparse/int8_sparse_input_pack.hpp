@@ -12,7 +12,8 @@
 // unsigned operand against s8 activations; the kernel subtracts 128 * (the sum of the step's
 // quantized activations).
 //   dense form:  a slice is its 64 values; entry (chunk c, column j) begins at byte
-//                (c * in + j) * chunk_rows.
+//                c * in * chunk_rows + j * (the chunk's stored rows: chunk_rows, or for the last
+//                of long chunks its rows up to a multiple of 64); see entry_offset.
 //   masked form: an entry is the slices' 8-byte masks (bit p set: position p holds a non-zero
 //                weight), then each slice's popcount(mask) non-zero values in position order;
 //                offsets[c * in + j] is the entry's first byte. Zero weights cost no value bytes:
@@ -26,6 +27,7 @@
 // dword lane 4 L + i of their k-th result, so accumulator k holds rows 16 k .. 16 k + 15 in order.
 #pragma once
 
+#include <algorithm>
 #include <bit>
 #include <cstdint>
 #include <vector>
@@ -47,6 +49,17 @@ struct Int8SparseInputWeights {
   AlignedVector<float> scales, bias;  // per row, zero-padded to chunks * chunk_rows
   int64_t chunks() const { return (out + chunk_rows - 1) / chunk_rows; }
   int64_t padded_out() const { return chunks() * chunk_rows; }
+  // Long chunks (more than 256 rows, dense form only) store the last chunk's rows only up to the
+  // next multiple of 64; the others store whole chunks.
+  bool long_chunks() const { return chunk_rows > 256; }
+  int64_t stored_rows(int64_t c) const {
+    if (!long_chunks()) return chunk_rows;
+    return std::min<int64_t>(chunk_rows, (out + 63) / 64 * 64 - c * chunk_rows);
+  }
+  // Dense form: entry (chunk c, column j)'s first byte.
+  int64_t entry_offset(int64_t c, int64_t j) const {
+    return c * in * chunk_rows + j * stored_rows(c);
+  }
   int64_t bytes() const;
 };
 

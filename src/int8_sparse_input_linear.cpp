@@ -1,6 +1,7 @@
 #include "src/int8_sparse_input_linear.hpp"
 
 #include <algorithm>
+#include <bit>
 #include <cmath>
 #include <cstdlib>
 #include <cstring>
@@ -39,10 +40,10 @@ int prefetch_lines(const sparse::Int8SparseInputWeights& w) {
 bool Int8SparseInputLinear::masked_form(const int8_t* wq, int64_t out, int64_t in) {
   if (!jit::can_run(jit::vbmi2_features())) return false;
   if (const auto forced = sparse_input_masked_override()) return *forced;
-  // Weights of kPageRows rows or more take the dense form in page-long chunks, whatever their
+  // Weights of kMinLongRows rows or more take the dense form in long chunks, whatever their
   // sparsity: on Zen 4 (cold weights, one thread) 2:4 weights with 50 % / 75 % zero inputs ran
   // 1.14-1.36x / 2.24-2.65x oneDNN's dense GEMV there, in the masked form 0.64-0.65x / 1.03-1.10x.
-  if (out >= kPageRows) return false;
+  if (out >= kMinLongRows) return false;
   int64_t nonzeros = 0;
   for (int64_t i = 0; i < out * in; ++i) nonzeros += wq[i] != 0;
   // Per 64 rows of a column: an 8-byte mask, and 4 bytes of offset per chunk.
@@ -53,8 +54,8 @@ bool Int8SparseInputLinear::masked_form(const int8_t* wq, int64_t out, int64_t i
 
 int Int8SparseInputLinear::chunk_rows_for(bool masked, int64_t out, int threads) {
   if (const auto forced = sparse_input_chunk_rows_override()) return *forced;
-  if (masked || out < kPageRows) return sparse_input_chunk_rows(out, threads);
-  return kPageRows;
+  if (masked || out < kMinLongRows) return sparse_input_chunk_rows(out, threads);
+  return static_cast<int>(std::min<int64_t>(kPageRows, std::bit_floor(static_cast<uint64_t>(out))));
 }
 
 int64_t Int8SparseInputLinear::unit_rows_for(int64_t out, int chunk_rows, int threads) {
@@ -166,7 +167,8 @@ void Int8SparseInputLinear::run(const QuantizedInput::Impl& q, void* y, float y_
           const int64_t r0 = u * unit_rows_, n = std::min(r0 + unit_rows_, used) - r0;
           jit::SparseInputArgs a{};
           a.entries = w.entries.data();
-          a.chunk_base = w.entries.data() + r0 / rows * w.in * rows + r0 % rows;
+          a.chunk_base = w.entries.data() + w.entry_offset(r0 / rows, 0) + r0 % rows;
+          a.column_stride = w.stored_rows(r0 / rows);
           a.columns = reinterpret_cast<const int32_t*>(block + 64);
           a.x = reinterpret_cast<const int32_t*>(block + values_at(w.in));
           a.quads = header.quads;

@@ -60,7 +60,8 @@ TEST(SparseInputPack, RoundTripBothForms) {
   for (const Shape& s : kShapes)
     for (WeightKind kind : {WeightKind::dense, WeightKind::two_of_four, WeightKind::unstructured})
       for (bool masked : {false, true})
-        for (int rows : {64, 128, 256}) {
+        for (int rows : {64, 128, 256, 512, 4096}) {
+          if (masked && rows > 256) continue;
           const auto w = weight_of(kind, s.out, s.in, static_cast<uint32_t>(s.out * 31 + s.in));
           const std::vector<float> scale(static_cast<size_t>(s.out), 0.5f);
           const auto p = sparse::pack_int8_sparse_input(w.data(), scale.data(), nullptr, s.out,
@@ -71,6 +72,10 @@ TEST(SparseInputPack, RoundTripBothForms) {
             const int64_t nonzeros = std::count_if(w.begin(), w.end(), [](int8_t v) { return v; });
             EXPECT_EQ(static_cast<int64_t>(p.entries.size()),
                       nonzeros + p.chunks() * s.in * (rows / 64) * 8 + 64);
+          } else {
+            // Short chunks store whole chunks; long ones the last chunk's rows up to 64 only.
+            const int64_t stored = rows > 256 ? (s.out + 63) / 64 * 64 : p.padded_out();
+            EXPECT_EQ(static_cast<int64_t>(p.entries.size()), stored * s.in + 64);
           }
         }
 }
@@ -211,7 +216,8 @@ TEST(SparseInputKernel, LongChunksMatchReference) {
               AlignedVector<int32_t> got(static_cast<size_t>(n), -1);
               jit::SparseInputArgs a{};
               a.entries = p.entries.data();
-              a.chunk_base = p.entries.data() + r0 / rows * s.in * rows + r0 % rows;
+              a.chunk_base = p.entries.data() + p.entry_offset(r0 / rows, 0) + r0 % rows;
+              a.column_stride = p.stored_rows(r0 / rows);
               a.columns = reach.data();
               a.x = reinterpret_cast<const int32_t*>(l.x.data());
               a.quads = count / 4;
