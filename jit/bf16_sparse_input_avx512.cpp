@@ -38,7 +38,7 @@ class Bf16SparseInputGenerator : public Generator {
     mov(eax, 0xffff0000);
     vpbroadcastd(high_mask_, eax);
     if (long_) {
-      long_chunks(key.chunk_rows, columns, x, count, base, entries, acc_out, chunks);
+      long_chunk(columns, x, count, base, acc_out);
       add(rsp, 16);
       postamble();
       finalize(bf16_sparse_input_features(key));
@@ -73,18 +73,20 @@ class Bf16SparseInputGenerator : public Generator {
   }
 
  private:
-  // Chunks of 512..2048 rows (dense form): the sums accumulate in the output buffer (L1), which
-  // each pass over the chunk's slices updates with two inputs.
-  void long_chunks(int chunk_rows, const Reg64& columns, const Reg64& x, const Reg64& count,
-                   const Reg64& base, const Reg64& entries, const Address& acc_out,
-                   const Address& chunks) {
-    const Reg64 col0 = rbx, col1 = rcx, acc = r12, slices = r13, pairs = r14;
-    const int slice_count = chunk_rows / sparse::kBf16SparseInputSlice;
+  // A range of a long chunk's rows (dense form), `slices` x 32 from base: the sums accumulate in
+  // the output buffer (L1), which each pass over the slices updates with two inputs.
+  void long_chunk(const Reg64& columns, const Reg64& x, const Reg64& count, const Reg64& base,
+                  const Address& acc_out) {
+    const Reg64 col0 = rbx, col1 = rcx, acc = r12, slices = r13, pairs = r14, stride = r15,
+                halves = rdx;
+    mov(halves, ARG(slices));
+    shr(halves, 1);
+    mov(stride, ARG(column_stride));
     const Zmm xb0 = xb_, xb1 = zmm15;
     // One input (or two): per slice, acc[rows 0..15] and acc[16..31] += the widened weights * x.
     auto pass = [&](int inputs) {
       mov(acc, acc_out);
-      mov(slices, slice_count / 2);
+      mov(slices, halves);
       Label slice_loop;
       L(slice_loop);
       for (int s = 0; s < 2; ++s) {
@@ -113,15 +115,19 @@ class Bf16SparseInputGenerator : public Generator {
     };
     auto entry_of = [&](const Reg64& col, int at) {
       mov(eax, dword[columns + 4 * at]);
-      shl(rax, log2_entry_bytes_);
+      imul(rax, stride);
       lea(col, ptr[base + rax]);
     };
-    Label chunk_loop, pair_loop, single, done;
-    L(chunk_loop);
+    Label pair_loop, single, done, zero_loop;
     {
       mov(acc, acc_out);
+      mov(slices, halves);
       vpxord(zmm0, zmm0, zmm0);
-      for (int i = 0; i < chunk_rows / 16; ++i) vmovups(ptr[acc + 64 * i], zmm0);
+      L(zero_loop);
+      for (int i = 0; i < 4; ++i) vmovups(ptr[acc + 64 * i], zmm0);
+      add(acc, 256);
+      dec(slices);
+      jnz(zero_loop, T_NEAR);
       mov(columns, ARG(columns));
       mov(x, ARG(x));
       mov(count, ARG(count));
@@ -131,10 +137,12 @@ class Bf16SparseInputGenerator : public Generator {
       L(pair_loop);
       entry_of(col0, 0);
       entry_of(col1, 1);
-      prefetch_ahead(columns, base, entries);
-      add(columns, 4);
-      prefetch_ahead(columns, base, entries);
-      add(columns, 4);
+      for (int at = 0; at < 2; ++at) {  // the first lines of the entries 8 inputs ahead
+        mov(r11d, dword[columns + 4 * (kBf16SparseInputPrefetchAhead + at)]);
+        imul(r11, stride);
+        for (int l = 0; l < prefetch_lines_; ++l) prefetcht0(ptr[base + r11 + 64 * l]);
+      }
+      add(columns, 8);
       vbroadcastss(xb0, dword[x]);
       vbroadcastss(xb1, dword[x + 4]);
       add(x, 8);
@@ -148,10 +156,6 @@ class Bf16SparseInputGenerator : public Generator {
       vbroadcastss(xb0, dword[x]);
       pass(1);
       L(done);
-      add(acc_out, chunk_rows * 4);
-      add(base, ARG(chunk_stride));
-      dec(chunks);
-      jnz(chunk_loop, T_NEAR);
     }
   }
 

@@ -5,8 +5,9 @@
 // by one shift (rows 0..15) and one mask (rows 16..31), and two vfmadd231ps against the input
 // broadcast. Chunks of up to 256 rows keep their accumulators (chunk_rows / 16 zmm) in registers
 // for the whole input list and write the chunk's fp32 sums at the end; longer chunks (dense form,
-// 512..2048 rows) accumulate in the output buffer itself, which stays in L1, two inputs per pass
-// over it. The layer applies the epilogue (jit/row_epilogue.hpp, float_acc).
+// 512..2048 rows) run a range of their rows (`slices` from chunk_base), accumulating in the
+// output buffer itself, which stays in L1, two inputs per pass over it. The layer applies the
+// epilogue (jit/row_epilogue.hpp, float_acc).
 //
 // Why long chunks: skipping an input skips its column's entry, but on Zen 4 skipping pieces of
 // 4 KiB or less saved almost nothing (the prefetchers fetch within a page regardless): with 2048
@@ -37,8 +38,12 @@ struct Bf16SparseInputArgs {
   const int32_t* columns;
   const float* x;  // their values (bf16 values, as the layer rounds them)
   int64_t count;   // number of non-zero inputs (may be 0)
-  int64_t chunks;  // chunks to run (>= 1)
-  float* acc;      // fp32 [chunks * chunk_rows]: the sums
+  int64_t chunks;  // chunks to run (>= 1; long chunks: 1)
+  float* acc;      // fp32 [chunks * chunk_rows] (long chunks: [slices * 32]): the sums
+  // Long chunks: the 32-row slices to run from chunk_base (even, >= 2), and the bytes from one
+  // column's entry to the next's.
+  int64_t slices;
+  int64_t column_stride;
 };
 
 struct Bf16SparseInputKernelKey {

@@ -71,11 +71,11 @@ Bf16SparseInputWeights pack_bf16_sparse_input(const float* w, const float* bias,
   if (bias) std::copy(bias, bias + out, p.bias.begin());
   auto put = [&](int64_t at, uint16_t v) { std::memcpy(p.entries.data() + at, &v, 2); };
   if (!masked) {
-    p.entries.assign(static_cast<size_t>(rows * in * 2 + 64), 0);
+    p.entries.assign(static_cast<size_t>(p.entry_offset(chunks - 1, in) + 64), 0);
     for (int64_t c = 0; c < chunks; ++c)
       for (int64_t j = 0; j < in; ++j) {
-        const int64_t e = (c * in + j) * chunk_rows * 2;
-        for (int s = 0; s < slices; ++s)
+        const int64_t e = p.entry_offset(c, j);
+        for (int64_t s = 0; s < p.stored_rows(c) / kBf16SparseInputSlice; ++s)
           for (int pos = 0; pos < kBf16SparseInputSlice; ++pos)
             put(e + 2 * (s * kBf16SparseInputSlice + pos),
                 weight_bits(w, out, in, c * chunk_rows + s * kBf16SparseInputSlice + row_at(pos),
@@ -124,8 +124,8 @@ void for_each_weight(const Bf16SparseInputWeights& p, int64_t c, int64_t j, F f)
     return from_bf16(v);
   };
   if (!p.masked) {
-    const uint8_t* e = p.entries.data() + (c * p.in + j) * p.chunk_rows * 2;
-    for (int s = 0; s < slices; ++s)
+    const uint8_t* e = p.entries.data() + p.entry_offset(c, j);
+    for (int64_t s = 0; s < p.stored_rows(c) / kBf16SparseInputSlice; ++s)
       for (int pos = 0; pos < kBf16SparseInputSlice; ++pos)
         f(s * kBf16SparseInputSlice + row_at(pos), at(e + 2 * (s * kBf16SparseInputSlice + pos)));
     return;

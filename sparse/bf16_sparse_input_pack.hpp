@@ -7,7 +7,8 @@
 // chunk zero-padded; the masked form at most 256); one entry per (chunk, input column), made of
 // chunk_rows / 32 slices of 32 rows, chunk after chunk and in column order within a chunk.
 //   dense form:  a slice is its 32 bf16 values (64 bytes); entry (chunk c, column j) begins at
-//                byte (c * in + j) * chunk_rows * 2.
+//                byte 2 * (c * in * chunk_rows + j * the chunk's stored rows): chunk_rows, or for
+//                the last of long chunks its rows up to a multiple of 64 (entry_offset).
 //   masked form: an entry is the slices' 32-bit masks (bit p set: position p holds a non-zero
 //                weight), then each slice's popcount(mask) non-zero values in position order;
 //                offsets[c * in + j] is the entry's first byte. Zero weights cost no value bytes:
@@ -18,6 +19,7 @@
 // 16..31 in order.
 #pragma once
 
+#include <algorithm>
 #include <cstdint>
 #include <vector>
 
@@ -38,6 +40,17 @@ struct Bf16SparseInputWeights {
   AlignedVector<float> bias;       // per row, zero-padded to chunks * chunk_rows
   int64_t chunks() const { return (out + chunk_rows - 1) / chunk_rows; }
   int64_t padded_out() const { return chunks() * chunk_rows; }
+  // Long chunks (more than 256 rows, dense form only) store the last chunk's rows only up to the
+  // next multiple of 64; the others store whole chunks.
+  bool long_chunks() const { return chunk_rows > 256; }
+  int64_t stored_rows(int64_t c) const {
+    if (!long_chunks()) return chunk_rows;
+    return std::min<int64_t>(chunk_rows, (out + 63) / 64 * 64 - c * chunk_rows);
+  }
+  // Dense form: entry (chunk c, column j)'s first byte.
+  int64_t entry_offset(int64_t c, int64_t j) const {
+    return 2 * (c * in * chunk_rows + j * stored_rows(c));
+  }
   int64_t bytes() const;
 };
 

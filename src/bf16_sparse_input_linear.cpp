@@ -1,6 +1,7 @@
 #include "src/bf16_sparse_input_linear.hpp"
 
 #include <algorithm>
+#include <bit>
 #include <cmath>
 #include <vector>
 
@@ -36,25 +37,26 @@ jit::RowEpilogueKey epilogue_key(const jit::PostOps& post_ops, bool residual, bo
 // with 2048-row chunks the dense form ran 1.26-1.73x oneDNN's bf16 GEMV at 50 % zero inputs and
 // 2.37-2.90x at 75 %, where 256-row chunks (512-byte entries) ran 0.94-1.13x and 1.57-2.00x, and
 // 1024-row chunks 1.13-1.24x and 2.02-2.20x; with every input non-zero 2048 rows cost 0.83-0.96x
-// oneDNN, 256 rows 1.09-1.42x.
+// oneDNN, 256 rows 1.09-1.42x. 2:4 weights in the dense form with 2048-row chunks ran
+// 1.26-1.90x / 2.40-3.82x at 50 % / 75 %, in the masked form 1.06-1.27x / 1.80-2.42x.
 Bf16SparseInputLinear::Plan Bf16SparseInputLinear::plan(const float* w, int64_t out, int64_t in,
                                                         int threads) {
   Plan p;
-  constexpr int kPageRows = 2048;
-  const int short_rows = sparse_input_chunk_rows(out, threads);
-  // Where every thread gets a page-long chunk, the dense form, whatever the weight's sparsity:
-  // 2:4 weights there ran 1.26-1.90x / 2.40-3.82x oneDNN at 50 % / 75 % zero inputs, in the masked
-  // form 1.06-1.27x / 1.80-2.42x (Zen 4, cold weights, one thread).
-  const bool pages = sparse::ceil_div(out, kPageRows) >= threads;
-  if (!pages && jit::can_run(jit::bf16_sparse_input_features({true, short_rows, 1}))) {
-    const double masked =
-        static_cast<double>(sparse::bf16_sparse_input_masked_bytes(w, out, in, short_rows)) +
-        4.0 * static_cast<double>(sparse::ceil_div(out, short_rows) * in);
-    p.masked = sparse_input_masked_override().value_or(
-        masked <= 0.9 * 2.0 * static_cast<double>(out) * static_cast<double>(in));
+  if (out >= kMinLongRows) {
+    p.masked = sparse_input_masked_override().value_or(false);
+    p.chunk_rows =
+        static_cast<int>(std::min<int64_t>(kPageRows, std::bit_floor(static_cast<uint64_t>(out))));
   }
-  if (pages) p.masked = sparse_input_masked_override().value_or(false);
-  p.chunk_rows = p.masked || !pages ? short_rows : kPageRows;
+  if (out < kMinLongRows || p.masked) {
+    p.chunk_rows = sparse_input_chunk_rows(out, threads);
+    if (out < kMinLongRows && jit::can_run(jit::bf16_sparse_input_features({true, 64, 1}))) {
+      const double masked =
+          static_cast<double>(sparse::bf16_sparse_input_masked_bytes(w, out, in, p.chunk_rows)) +
+          4.0 * static_cast<double>(sparse::ceil_div(out, p.chunk_rows) * in);
+      p.masked = sparse_input_masked_override().value_or(
+          masked <= 0.9 * 2.0 * static_cast<double>(out) * static_cast<double>(in));
+    }
+  }
   p.chunk_rows = sparse_input_chunk_rows_override().value_or(p.chunk_rows);
   return p;
 }
@@ -68,6 +70,8 @@ Bf16SparseInputLinear::Bf16SparseInputLinear(const float* w, const float* bias, 
       }()),
       kernel_(jit::bf16_sparse_input_kernel(key_of(weights_))),
       post_ops_(post_ops),
+      unit_rows_(
+          sparse_input_unit_rows(out, weights_.chunk_rows, resolve_threads(threads.threads))),
       arena_(&arena_for(resolve_threads(threads.threads), threads.pool)) {
   for (int residual = 0; residual < 2; ++residual)
     for (int bf16_out = 0; bf16_out < 2; ++bf16_out)
@@ -103,6 +107,34 @@ void Bf16SparseInputLinear::run(const float* x, int64_t tokens, void* y, const f
     std::fill(columns.begin() + n, columns.begin() + n + jit::kBf16SparseInputPrefetchAhead, 0);
     const int32_t* list = columns.data();
     const float* list_x = values.data();
+    if (w.long_chunks()) {
+      // Long chunks: units of unit_rows_ rows (within one chunk) over the threads.
+      const int64_t used = sparse::ceil_div(out, 64) * 64;
+      parallel_ranges(*arena_, sparse::ceil_div(used, unit_rows_), [&](int64_t u0, int64_t u1) {
+        thread_local AlignedVector<float> acc;
+        if (static_cast<int64_t>(acc.size()) < unit_rows_)
+          acc.resize(static_cast<size_t>(unit_rows_));
+        for (int64_t u = u0; u < u1; ++u) {
+          const int64_t r0 = u * unit_rows_, m = std::min(r0 + unit_rows_, used) - r0;
+          jit::Bf16SparseInputArgs a{};
+          a.entries = w.entries.data();
+          a.chunk_base = w.entries.data() + w.entry_offset(r0 / rows, 0) + 2 * (r0 % rows);
+          a.column_stride = 2 * w.stored_rows(r0 / rows);
+          a.slices = m / sparse::kBf16SparseInputSlice;
+          a.columns = list;
+          a.x = list_x;
+          a.count = n;
+          a.chunks = 1;
+          a.acc = acc.data();
+          kernel_->run(a);
+          jit::apply_row_epilogue(epilogue, key, acc.data(), 1.0f, nullptr, w.bias.data() + r0,
+                                  residual ? residual + t * out + r0 : nullptr,
+                                  static_cast<uint8_t*>(y) + (t * out + r0) * y_elem,
+                                  std::min(m, out - r0), 0.0f);
+        }
+      });
+      continue;
+    }
     parallel_ranges(*arena_, w.chunks(), [&](int64_t c0, int64_t c1) {
       thread_local AlignedVector<float> acc;
       if (static_cast<int64_t>(acc.size()) < (c1 - c0) * rows)

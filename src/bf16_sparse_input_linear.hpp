@@ -35,20 +35,24 @@ class Bf16SparseInputLinear final : public LinearKernel {
   int64_t packed_bytes() const override { return weights_.bytes(); }
   const sparse::Bf16SparseInputWeights& weights() const { return weights_; }
 
-  // How pack stores a weight: where 2048-row chunks give every thread one, the dense form in
-  // them (a column's entry is one 4 KiB page); else in chunks of sparse_input_chunk_rows, the
-  // masked form where its bytes are at most 90 % of the dense form's and the CPU runs vpexpandw.
+  // How pack stores a weight: from kMinLongRows rows, the dense form in chunks of the longest
+  // power of two up to kPageRows rows (a column's entry is 2-4 KiB, one page at 2048; the last
+  // chunk stores only its rows), which the layer's threads run in units of
+  // sparse_input_unit_rows; shorter weights in chunks of sparse_input_chunk_rows, the masked
+  // form where its bytes are at most 90 % of the dense form's and the CPU runs vpexpandw.
   // SPARQ_SPARSE_INPUT_FORM and SPARQ_SPARSE_INPUT_CHUNK_ROWS override (measurement switches).
   struct Plan {
     bool masked = false;
     int chunk_rows = 256;
   };
+  static constexpr int kPageRows = 2048, kMinLongRows = 1024;
   static Plan plan(const float* w, int64_t out, int64_t in, int threads);
 
  private:
   sparse::Bf16SparseInputWeights weights_;
   std::shared_ptr<const jit::Bf16SparseInputKernel> kernel_;
   jit::PostOps post_ops_;
+  int64_t unit_rows_;
   std::shared_ptr<const jit::RowEpilogue> epilogues_[2][2];  // [residual][bf16 output]
   tbb::task_arena* arena_;
 };

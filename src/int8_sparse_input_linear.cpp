@@ -58,21 +58,6 @@ int Int8SparseInputLinear::chunk_rows_for(bool masked, int64_t out, int threads)
   return static_cast<int>(std::min<int64_t>(kPageRows, std::bit_floor(static_cast<uint64_t>(out))));
 }
 
-int64_t Int8SparseInputLinear::unit_rows_for(int64_t out, int chunk_rows, int threads) {
-  if (chunk_rows <= 256) return chunk_rows;  // register accumulators: whole chunks
-  if (const char* v = std::getenv("SPARQ_SPARSE_INPUT_UNIT_ROWS"); v != nullptr && *v != 0) {
-    const int rows = std::atoi(v);
-    if (rows < 64 || rows > chunk_rows || chunk_rows % rows != 0 || rows % 64 != 0)
-      throw InvalidArgument("SPARQ_SPARSE_INPUT_UNIT_ROWS must be a multiple of 64 dividing " +
-                            std::to_string(chunk_rows) + ", got '" + v + "'");
-    return rows;
-  }
-  // Units of whole slices that give every thread at least two.
-  int64_t rows = chunk_rows;
-  while (rows > 256 && sparse::ceil_div(out, rows) < 2 * int64_t{threads}) rows /= 2;
-  return rows;
-}
-
 Int8SparseInputLinear::Int8SparseInputLinear(const int8_t* wq, const float* w_scale,
                                              const float* bias, int64_t out, int64_t in,
                                              jit::PostOps post_ops, PoolRef threads)
@@ -82,7 +67,8 @@ Int8SparseInputLinear::Int8SparseInputLinear(const int8_t* wq, const float* w_sc
             wq, w_scale, bias, out, in, masked,
             chunk_rows_for(masked, out, resolve_threads(threads.threads)));
       }()),
-      unit_rows_(unit_rows_for(out, weights_.chunk_rows, resolve_threads(threads.threads))),
+      unit_rows_(
+          sparse_input_unit_rows(out, weights_.chunk_rows, resolve_threads(threads.threads))),
       post_ops_(post_ops),
       kernel_(jit::sparse_input_kernel(
           {weights_.masked, weights_.chunk_rows, prefetch_lines(weights_)})),

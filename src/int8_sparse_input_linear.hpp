@@ -46,14 +46,11 @@ class Int8SparseInputLinear final : public LinearKernel {
   // The chunk height pack uses: weights of fewer than kMinLongRows rows sparse_input_chunk_rows;
   // longer ones the longest power of two up to kPageRows, so that a column's entry is a 4 KiB
   // page (2-4 KiB; the last chunk stores only its rows), and the layer's threads run units of
-  // unit_rows_for rows. (Zen 4, cold weights, one thread, dense weights at 50 % / 75 % zero
-  // inputs: 2048 x 2048 in 2048-row chunks 1.14x / 2.16x oneDNN, in 256-row chunks 0.79x /
+  // sparse_input_unit_rows rows. (Zen 4, cold weights, one thread, dense weights at 50 % / 75 %
+  // zero inputs: 2048 x 2048 in 2048-row chunks 1.14x / 2.16x oneDNN, in 256-row chunks 0.79x /
   // 1.48x.)
   static constexpr int kPageRows = 4096, kMinLongRows = 2048;
   static int chunk_rows_for(bool masked, int64_t out, int threads);
-  // Units: the longest power-of-two part of a chunk (>= 256 rows) that gives every thread two;
-  // SPARQ_SPARSE_INPUT_UNIT_ROWS=N overrides (a measurement switch).
-  static int64_t unit_rows_for(int64_t out, int chunk_rows, int threads);
 
  private:
   sparse::Int8SparseInputWeights weights_;

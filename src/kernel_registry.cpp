@@ -192,8 +192,9 @@ Why bf16_sparse_input_decode(const LayerDescription& d) {
   if (!d.bf16() || d.options.input_threshold <= 0.0f || jit::best_float_isa() < jit::Isa::avx512)
     return kNo;
   const auto plan = Bf16SparseInputLinear::plan(d.weight, d.out, d.in, d.threads);
+  const bool long_chunks = plan.chunk_rows > 256;
   const double needed =
-      plan.masked ? kMinInputSparsityForSkipping : kMinInputSparsityForBf16Skipping;
+      long_chunks ? kMinInputSparsityForBf16Skipping : kMinInputSparsityForSkipping;
   if (d.options.expected_input_sparsity < needed) return kNo;
   return decode_calls() + "zero inputs below " + std::to_string(d.options.input_threshold) +
          " and run the bf16 sparse-input decode kernel on the " +

@@ -29,9 +29,9 @@ inline constexpr int64_t kMaxWeightsForOwnDenseInt8Decode = int64_t{4} << 20;
 // on dense weights and 0.81-0.99x on 2:4 (where the 2:4 decode kernel runs 1.07-1.33x), at 75 %
 // 1.22-1.96x and 1.53-1.71x.
 inline constexpr double kMinInputSparsityForSkipping = 0.7;
-// bf16 layers whose weight the sparse-input kernel stores in its dense form (2048-row chunks) run
+// bf16 layers whose weight the sparse-input kernel stores in long chunks (1024 rows or more) run
 // it from this expected fraction of zero inputs (Zen 4, cold weights, 1-2 threads: 1.26-1.73x
-// oneDNN's bf16 GEMV at 50 %, 0.83-0.96x at 0 %); weights in the masked form keep
+// oneDNN's bf16 GEMV at 50 %, 0.83-0.96x at 0 %); shorter weights keep
 // kMinInputSparsityForSkipping.
 inline constexpr double kMinInputSparsityForBf16Skipping = 0.5;
 

@@ -23,6 +23,20 @@ std::optional<bool> sparse_input_masked_override() {
                         "'");
 }
 
+int64_t sparse_input_unit_rows(int64_t out, int chunk_rows, int threads) {
+  if (chunk_rows <= 256) return chunk_rows;  // register accumulators: whole chunks
+  if (const char* v = std::getenv("SPARQ_SPARSE_INPUT_UNIT_ROWS"); v != nullptr && *v != 0) {
+    const int rows = std::atoi(v);
+    if (rows < 64 || rows > chunk_rows || chunk_rows % rows != 0 || rows % 64 != 0)
+      throw InvalidArgument("SPARQ_SPARSE_INPUT_UNIT_ROWS must be a multiple of 64 dividing " +
+                            std::to_string(chunk_rows) + ", got '" + v + "'");
+    return rows;
+  }
+  int64_t rows = chunk_rows;
+  while (rows > 256 && sparse::ceil_div(out, rows) < 2 * int64_t{threads}) rows /= 2;
+  return rows;
+}
+
 std::optional<int> sparse_input_chunk_rows_override() {
   const char* v = std::getenv("SPARQ_SPARSE_INPUT_CHUNK_ROWS");
   if (v == nullptr || *v == 0) return std::nullopt;
