@@ -184,7 +184,7 @@ class Bf16SparseInputGenerator : public Generator {
         }
         kmovd(k1, dword[col + 4 * s]);
         // A load, then the register form (as the int8 kernel's vpexpandb: the emulated test
-        // lane's Bochs is not trusted with the memory form). It may read up to 62 bytes past
+        // lane's Bochs is not trusted with the memory form). It may read up to 64 bytes past
         // the slice's values (the entries end in 64 bytes of padding).
         vmovdqu16(t, ptr[values]);
         vpexpandw(e | k1 | T_z, t);
@@ -224,7 +224,14 @@ class Avx512Bf16SparseInputKernel final : public Bf16SparseInputKernel {
  public:
   explicit Avx512Bf16SparseInputKernel(const Bf16SparseInputKernelKey& key)
       : Bf16SparseInputKernel(key), code_(key) {}
-  void run(const Bf16SparseInputArgs& args) const override { code_.run(&args); }
+  void run(const Bf16SparseInputArgs& args) const override {
+    // The long-chunk loop runs slices / 2 pairs, counted down to zero.
+    if (key().chunk_rows > 256 && (args.slices < 2 || args.slices % 2 != 0))
+      throw InvalidArgument(
+          "bf16 sparse-input decode kernel: slices must be even and >= 2 for long chunks, got " +
+          std::to_string(args.slices));
+    code_.run(&args);
+  }
 
  private:
   Bf16SparseInputGenerator code_;

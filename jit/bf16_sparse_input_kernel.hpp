@@ -30,7 +30,8 @@ inline constexpr int kBf16SparseInputPrefetchAhead = 8;
 struct Bf16SparseInputArgs {
   const uint8_t* entries;  // the layer's entries
   // The first chunk's base: dense form, its first entry (entries + c0 * in * chunk_rows * 2);
-  // masked form, its offsets (&offsets[c0 * in]).
+  // masked form, its offsets (&offsets[c0 * in]); long chunks, the first row of the range in
+  // column 0's entry (entries + entry_offset(c, 0) + 2 * (r0 % chunk_rows)).
   const void* chunk_base;
   int64_t chunk_stride;  // bytes from one chunk's base to the next's
   // The non-zero inputs' columns, then kBf16SparseInputPrefetchAhead more valid columns (the

@@ -6,6 +6,7 @@
 #include "jit/generator.hpp"
 #include "jit/int8_sparse_input_kernel.hpp"
 #include "jit/kernel_cache.hpp"
+#include "sparq/error.hpp"
 #include "sparse/int8_sparse_input_pack.hpp"
 
 namespace sparq::jit {
@@ -187,7 +188,7 @@ class SparseInputGenerator : public Generator {
           kmovq(k, qword[col[j] + 8 * s]);
           vmovdqa64(e[j], c80);
           // A load, then the register form: Bochs 3.0 (the emulated test lane) expands the memory
-          // form wrongly, and on Zen 4 both run alike. The load may read up to 63 bytes past the
+          // form wrongly, and on Zen 4 both run alike. The load may read up to 64 bytes past the
           // slice's values (the entries end in 64 bytes of padding).
           vmovdqu8(t[j], ptr[values[j]]);
           vpexpandb(e[j] | k, t[j]);
@@ -233,7 +234,12 @@ class Avx512SparseInputKernel final : public SparseInputKernel {
  public:
   explicit Avx512SparseInputKernel(const SparseInputKernelKey& key)
       : SparseInputKernel(key), code_(key) {}
-  void run(const SparseInputArgs& args) const override { code_.run(&args); }
+  void run(const SparseInputArgs& args) const override {
+    // The long-chunk loop counts slices down to zero: 0 would run (and write) without end.
+    if (key().chunk_rows > 256 && args.slices < 1)
+      throw InvalidArgument("int8 sparse-input decode kernel: slices must be >= 1 for long chunks");
+    code_.run(&args);
+  }
 
  private:
   SparseInputGenerator code_;

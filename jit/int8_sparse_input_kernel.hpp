@@ -28,7 +28,8 @@ inline constexpr int kSparseInputPrefetchQuads = 8;
 struct SparseInputArgs {
   const uint8_t* entries;  // the layer's entries
   // The first chunk's base: dense form, its first entry (entries + c0 * in * chunk_rows); masked
-  // form, its offsets (&offsets[c0 * in]).
+  // form, its offsets (&offsets[c0 * in]); long chunks, the first row of the range in column 0's
+  // entry (entries + entry_offset(c, 0) + r0 % chunk_rows).
   const void* chunk_base;
   int64_t chunk_stride;  // bytes from one chunk's base to the next's
   // The non-zero inputs' columns, padded to a multiple of 4, then kSparseInputPrefetchQuads * 4
@@ -39,8 +40,9 @@ struct SparseInputArgs {
   int64_t chunks;         // chunks to run (>= 1; long chunks: 1)
   int64_t slices;         // long chunks: the 64-row slices to run from chunk_base (>= 1)
   int64_t column_stride;  // long chunks: bytes from one column's entry to the next's
-  int32_t* acc;           // int32 [chunks * chunk_rows]: the sums minus compensation
-  int32_t compensation;   // 128 * the sum of the activations (the weights are stored + 128)
+  int32_t* acc;          // int32 [chunks * chunk_rows] (long chunks: [slices * 64]): the sums minus
+                         // the compensation
+  int32_t compensation;  // 128 * the sum of the activations (the weights are stored + 128)
 };
 
 struct SparseInputKernelKey {

@@ -42,14 +42,15 @@ jit::RowEpilogueKey epilogue_key(const jit::PostOps& post_ops, bool residual, bo
 Bf16SparseInputLinear::Plan Bf16SparseInputLinear::plan(const float* w, int64_t out, int64_t in,
                                                         int threads) {
   Plan p;
+  const bool vpexpandw = jit::can_run(jit::bf16_sparse_input_features({true, 64, 1}));
   if (out >= kMinLongRows) {
-    p.masked = sparse_input_masked_override().value_or(false);
+    p.masked = vpexpandw && sparse_input_masked_override().value_or(false);
     p.chunk_rows =
         static_cast<int>(std::min<int64_t>(kPageRows, std::bit_floor(static_cast<uint64_t>(out))));
   }
   if (out < kMinLongRows || p.masked) {
     p.chunk_rows = sparse_input_chunk_rows(out, threads);
-    if (out < kMinLongRows && jit::can_run(jit::bf16_sparse_input_features({true, 64, 1}))) {
+    if (out < kMinLongRows && vpexpandw) {
       const double masked =
           static_cast<double>(sparse::bf16_sparse_input_masked_bytes(w, out, in, p.chunk_rows)) +
           4.0 * static_cast<double>(sparse::ceil_div(out, p.chunk_rows) * in);

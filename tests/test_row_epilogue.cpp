@@ -84,6 +84,58 @@ TEST_P(RowEpilogueTest, MatchesThePortableEpilogue) {
         }
 }
 
+// fp32 sums (float_acc: y = act(acc + bias) [op residual]), as the bf16 sparse-input layer
+// hands them over: the generated epilogue against the portable one, tails through the stack.
+TEST_P(RowEpilogueTest, FloatSumsMatchThePortableEpilogue) {
+  uint32_t seed = 100;
+  for (Activation act : {Activation::none, Activation::gelu_tanh, Activation::silu})
+    for (jit::Operand residual : {jit::Operand::none, jit::Operand::add, jit::Operand::multiply})
+      for (jit::TileOutput output : {jit::TileOutput::f32, jit::TileOutput::bf16})
+        for (int64_t n : {1, 15, 64, 65, 777}) {
+          SCOPED_TRACE(testing::Message()
+                       << to_string(act) << " operand=" << static_cast<int>(residual)
+                       << " output=" << static_cast<int>(output) << " n=" << n);
+          const size_t un = static_cast<size_t>(n);
+          const auto acc = test::random_floats(un, seed++, -3.0f, 3.0f);
+          const auto bias = test::random_floats(un, seed++);
+          const auto res = test::random_floats(un, seed++);
+          jit::RowEpilogueKey key{GetParam(), act, residual, output};
+          key.float_acc = true;
+          const auto kernel = jit::row_epilogue(key);
+          const size_t bytes = un * (output == jit::TileOutput::f32 ? 4 : 2);
+          std::vector<uint8_t> got(bytes + 4, 0xcd), want(bytes + 4, 0xcd);
+          jit::apply_row_epilogue(kernel.get(), key, acc.data(), 1.0f, nullptr, bias.data(),
+                                  res.data(), got.data(), n, 0.0f);
+          jit::apply_row_epilogue(nullptr, key, acc.data(), 1.0f, nullptr, bias.data(), res.data(),
+                                  want.data(), n, 0.0f);
+          for (size_t i = bytes; i < got.size(); ++i)
+            ASSERT_EQ(got[i], 0xcd) << "wrote past the row";
+          for (size_t i = 0; i < un; ++i) {
+            float g, w;
+            if (output == jit::TileOutput::f32) {
+              std::memcpy(&g, got.data() + 4 * i, 4);
+              std::memcpy(&w, want.data() + 4 * i, 4);
+            } else {
+              uint16_t gb, wb;
+              std::memcpy(&gb, got.data() + 2 * i, 2);
+              std::memcpy(&wb, want.data() + 2 * i, 2);
+              g = sparse::from_bf16(gb);
+              w = sparse::from_bf16(wb);
+            }
+            ASSERT_NEAR(g, w, (output == jit::TileOutput::f32 ? 2e-6 : 1e-2) * (1.0 + std::fabs(w)))
+                << "element " << i;
+          }
+          // Without activation and operand the sum is exact: acc + bias.
+          if (act == Activation::none && residual == jit::Operand::none &&
+              output == jit::TileOutput::f32)
+            for (size_t i = 0; i < un; ++i) {
+              float g;
+              std::memcpy(&g, got.data() + 4 * i, 4);
+              ASSERT_EQ(g, acc[i] + bias[i]) << "element " << i;
+            }
+        }
+}
+
 TEST(RowEpilogue, RefusesIsasItIsNotGeneratedFor) {
   EXPECT_THROW(jit::row_epilogue({jit::Isa::reference}), NotSupported);
 }
