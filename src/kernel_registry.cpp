@@ -82,10 +82,13 @@ std::string join(std::string a, const std::string& b) {
 // weight columns of their non-zero inputs, whatever the weight's own structure.
 Why int8_sparse_input_decode(const LayerDescription& d) {
   if (!d.int8() || d.options.input_threshold <= 0.0f ||
-      d.options.expected_input_sparsity < static_cast<float>(kMinInputSparsityForSkipping) ||
       jit::best_int8_isa() != jit::Isa::avx512_vnni)
     return kNo;
   const bool masked = Int8SparseInputLinear::masked_form(d.w_s8.data(), d.out, d.in);
+  const bool long_dense =
+      !masked && d.out >= Int8SparseInputLinear::kMinLongRows && d.shape == Shape::dense;
+  const double needed = long_dense ? kMinInputSparsityForLongChunks : kMinInputSparsityForSkipping;
+  if (d.options.expected_input_sparsity < static_cast<float>(needed)) return kNo;
   return decode_calls() + "zero inputs below " + std::to_string(d.options.input_threshold) +
          " and run the sparse-input decode kernel on the " +
          (masked ? "masked (zero weights skipped)" : "dense") + " column layout";
@@ -193,8 +196,7 @@ Why bf16_sparse_input_decode(const LayerDescription& d) {
     return kNo;
   const auto plan = Bf16SparseInputLinear::plan(d.weight, d.out, d.in, d.threads);
   const bool long_chunks = plan.chunk_rows > 256;
-  const double needed =
-      long_chunks ? kMinInputSparsityForBf16Skipping : kMinInputSparsityForSkipping;
+  const double needed = long_chunks ? kMinInputSparsityForLongChunks : kMinInputSparsityForSkipping;
   if (d.options.expected_input_sparsity < static_cast<float>(needed)) return kNo;
   return decode_calls() + "zero inputs below " + std::to_string(d.options.input_threshold) +
          " and run the bf16 sparse-input decode kernel on the " +

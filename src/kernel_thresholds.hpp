@@ -29,10 +29,12 @@ inline constexpr int64_t kMaxWeightsForOwnDenseInt8Decode = int64_t{4} << 20;
 // on dense weights and 0.81-0.99x on 2:4 (where the 2:4 decode kernel runs 1.07-1.33x), at 75 %
 // 1.22-1.96x and 1.53-1.71x.
 inline constexpr double kMinInputSparsityForSkipping = 0.7;
-// bf16 layers whose weight the sparse-input kernel stores in long chunks (1024 rows or more) run
-// it from this expected fraction of zero inputs (Zen 4, cold weights, 1-2 threads: 1.26-1.73x
-// oneDNN's bf16 GEMV at 50 %, 0.83-0.96x at 0 %); shorter weights keep
-// kMinInputSparsityForSkipping.
-inline constexpr double kMinInputSparsityForBf16Skipping = 0.5;
+// Layers whose weight the sparse-input kernels store in long chunks (bf16: 1024 rows or more, any
+// weight; int8: 2048 rows or more, dense weights) run them from this expected fraction of zero
+// inputs. Zen 4, cold weights, 2 threads, 50 % zero inputs (docs/benchmarks-avx512.md): bf16
+// 1.30-1.57x oneDNN's bf16 GEMV on dense weights, 1.41-1.57x on 2:4 ones; int8 dense weights
+// 1.37-1.61x oneDNN's int8 GEMV. int8 2:4 weights (1.11-1.48x there) keep
+// kMinInputSparsityForSkipping: the 2:4 decode kernel runs them as fast on every input.
+inline constexpr double kMinInputSparsityForLongChunks = 0.5;
 
 }  // namespace sparq

@@ -32,8 +32,11 @@ int64_t sparse_input_unit_rows(int64_t out, int chunk_rows, int threads) {
                             std::to_string(chunk_rows) + ", got '" + v + "'");
     return rows;
   }
+  // Whole chunks where every thread gets one: a unit that reads part of each column's page cost
+  // (Zen 4, 4096 x 4096, 2 threads, 50 % zero inputs) int8 430 us in 1024-row units against 382
+  // in 2048-row ones, bf16 958 against 707 in whole 2048-row chunks.
   int64_t rows = chunk_rows;
-  while (rows > 256 && sparse::ceil_div(out, rows) < 2 * int64_t{threads}) rows /= 2;
+  while (rows > 256 && sparse::ceil_div(out, rows) < int64_t{threads}) rows /= 2;
   return rows;
 }
 

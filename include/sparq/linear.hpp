@@ -35,7 +35,8 @@ struct LinearOptions {
   float input_threshold = 0;
   // The fraction of a decode step's inputs the threshold is expected to zero (e.g. the target of
   // the calibration that found it; 0: unknown). The sparse-input kernels run only where this is
-  // at least 0.7 (bf16 layers of 1024 rows or more: 0.5): below it, reading the columns of the
+  // at least 0.7 (bf16 layers of 1024 rows or more, and int8 layers of 2048 rows or more with
+  // an unpruned weight: 0.5): below it, reading the columns of the
   // non-zero inputs cost as much memory time as reading every column, and the layer's usual
   // decode kernel on the zeroed inputs was faster (measured on AMD Zen 4;
   // docs/benchmarks-avx512.md).
