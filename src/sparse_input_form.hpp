@@ -16,8 +16,9 @@ int sparse_input_chunk_rows(int64_t out, int threads);
 std::optional<bool> sparse_input_masked_override();
 
 // The rows of a thread's unit of work in long chunks (more than 256 rows): the longest
-// power-of-two part of a chunk, at least 256 rows, that gives every thread a unit (a unit stays
-// within a chunk); chunk_rows itself for short chunks. SPARQ_SPARSE_INPUT_UNIT_ROWS=N
+// power-of-two part of a chunk, at least 256 rows, that gives every thread a unit and keeps the
+// threads' shares within 80 % of even (a unit stays within a chunk); chunk_rows itself for short
+// chunks. SPARQ_SPARSE_INPUT_UNIT_ROWS=N
 // overrides (a measurement switch; a multiple of 64 dividing chunk_rows, else InvalidArgument).
 int64_t sparse_input_unit_rows(int64_t out, int chunk_rows, int threads);
 
