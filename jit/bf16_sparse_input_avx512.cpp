@@ -20,7 +20,7 @@ class Bf16SparseInputGenerator : public Generator {
  public:
   explicit Bf16SparseInputGenerator(const Bf16SparseInputKernelKey& key)
       : masked_(key.masked),
-        long_(key.chunk_rows > 256),
+        long_(key.chunk_rows > sparse::kSparseInputMaxRegisterRows),
         slices_(key.chunk_rows / sparse::kBf16SparseInputSlice),
         prefetch_lines_(key.masked ? key.prefetch_lines : std::min(key.chunk_rows / 32, 8)),
         log2_entry_bytes_(std::countr_zero(static_cast<unsigned>(2 * key.chunk_rows))) {
@@ -226,7 +226,8 @@ class Avx512Bf16SparseInputKernel final : public Bf16SparseInputKernel {
       : Bf16SparseInputKernel(key), code_(key) {}
   void run(const Bf16SparseInputArgs& args) const override {
     // The long-chunk loop runs slices / 2 pairs, counted down to zero.
-    if (key().chunk_rows > 256 && (args.slices < 2 || args.slices % 2 != 0))
+    if (key().chunk_rows > sparse::kSparseInputMaxRegisterRows &&
+        (args.slices < 2 || args.slices % 2 != 0))
       throw InvalidArgument(
           "bf16 sparse-input decode kernel: slices must be even and >= 2 for long chunks, got " +
           std::to_string(args.slices));
@@ -252,15 +253,10 @@ std::unique_ptr<Bf16SparseInputKernel> make_bf16_sparse_input_avx512(
 
 std::shared_ptr<const Bf16SparseInputKernel> bf16_sparse_input_kernel(
     const Bf16SparseInputKernelKey& key) {
-  const int max_rows = key.masked ? sparse::kBf16SparseInputMaxMaskedChunkRows
-                                  : sparse::kBf16SparseInputMaxChunkRows;
-  if (key.chunk_rows < 64 || key.chunk_rows > max_rows ||
-      !std::has_single_bit(static_cast<unsigned>(key.chunk_rows)))
-    throw InvalidArgument(
-        "bf16 sparse-input decode kernel: chunk_rows must be a power of two in "
-        "64.." +
-        std::to_string(max_rows) + (key.masked ? " (masked form)" : "") + ", got " +
-        std::to_string(key.chunk_rows));
+  if (const auto why = sparse::sparse_input_chunk_rows_error(key.chunk_rows, key.masked,
+                                                             sparse::kBf16SparseInputMaxChunkRows);
+      !why.empty())
+    throw InvalidArgument("bf16 sparse-input decode kernel: " + why);
   if (key.prefetch_lines < 1 || key.prefetch_lines > 64)
     throw InvalidArgument("bf16 sparse-input decode kernel: prefetch_lines must be 1..64, got " +
                           std::to_string(key.prefetch_lines));

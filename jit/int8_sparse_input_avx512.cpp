@@ -20,7 +20,7 @@ class SparseInputGenerator : public Generator {
  public:
   explicit SparseInputGenerator(const SparseInputKernelKey& key)
       : masked_(key.masked),
-        long_(key.chunk_rows > 256),
+        long_(key.chunk_rows > sparse::kSparseInputMaxRegisterRows),
         slices_(key.chunk_rows / sparse::kSparseInputSlice),
         prefetch_lines_(key.masked ? key.prefetch_lines : std::min(key.chunk_rows / 64, 4)),
         log2_chunk_rows_(std::countr_zero(static_cast<unsigned>(key.chunk_rows))) {
@@ -79,6 +79,19 @@ class SparseInputGenerator : public Generator {
   }
 
  private:
+  // Four columns' 64 bytes e[0..3] -> e[k]: the VNNI quads of slice rows 16 k .. 16 k + 15 (the
+  // layout's position order); t[0..3] are scratch.
+  void vnni_order(const Zmm (&e)[4], const Zmm (&t)[4]) {
+    vpunpcklbw(t[0], e[0], e[1]);
+    vpunpckhbw(t[1], e[0], e[1]);
+    vpunpcklbw(t[2], e[2], e[3]);
+    vpunpckhbw(t[3], e[2], e[3]);
+    vpunpcklwd(e[0], t[0], t[2]);
+    vpunpckhwd(e[1], t[0], t[2]);
+    vpunpcklwd(e[2], t[1], t[3]);
+    vpunpckhwd(e[3], t[1], t[3]);
+  }
+
   // A long chunk's `slices` x 64 rows from base (dense form): per quad of inputs, one pass over
   // the rows, the sums in the output buffer (L1).
   void long_chunk(const Reg64& columns, const Reg64& xq, const Reg64& quads, const Reg64& base,
@@ -121,14 +134,7 @@ class SparseInputGenerator : public Generator {
       mov(left, slices);
       L(slice_loop);
       for (int j = 0; j < 4; ++j) vmovdqu8(e[j], ptr[col[j]]);
-      vpunpcklbw(t[0], e[0], e[1]);
-      vpunpckhbw(t[1], e[0], e[1]);
-      vpunpcklbw(t[2], e[2], e[3]);
-      vpunpckhbw(t[3], e[2], e[3]);
-      vpunpcklwd(e[0], t[0], t[2]);
-      vpunpckhwd(e[1], t[0], t[2]);
-      vpunpcklwd(e[2], t[1], t[3]);
-      vpunpckhwd(e[3], t[1], t[3]);
+      vnni_order(e, t);
       for (int k = 0; k < 4; ++k) {
         vmovdqu32(Zmm(k), ptr[acc + 64 * k]);
         vpdpbusd(Zmm(k), e[k], xb);
@@ -196,14 +202,7 @@ class SparseInputGenerator : public Generator {
           vmovdqu8(e[j], ptr[col[j] + sparse::kSparseInputSlice * s]);
         }
       }
-      vpunpcklbw(t[0], e[0], e[1]);
-      vpunpckhbw(t[1], e[0], e[1]);
-      vpunpcklbw(t[2], e[2], e[3]);
-      vpunpckhbw(t[3], e[2], e[3]);
-      vpunpcklwd(e[0], t[0], t[2]);
-      vpunpckhwd(e[1], t[0], t[2]);
-      vpunpcklwd(e[2], t[1], t[3]);
-      vpunpckhwd(e[3], t[1], t[3]);
+      vnni_order(e, t);
       for (int k = 0; k < 4; ++k) vpdpbusd(Zmm(4 * s + k), e[k], xb);
     }
   }
@@ -236,7 +235,7 @@ class Avx512SparseInputKernel final : public SparseInputKernel {
       : SparseInputKernel(key), code_(key) {}
   void run(const SparseInputArgs& args) const override {
     // The long-chunk loop counts slices down to zero: 0 would run (and write) without end.
-    if (key().chunk_rows > 256 && args.slices < 1)
+    if (key().chunk_rows > sparse::kSparseInputMaxRegisterRows && args.slices < 1)
       throw InvalidArgument("int8 sparse-input decode kernel: slices must be >= 1 for long chunks");
     code_.run(&args);
   }
@@ -256,15 +255,10 @@ std::unique_ptr<SparseInputKernel> make_sparse_input_avx512(const SparseInputKer
 }
 
 std::shared_ptr<const SparseInputKernel> sparse_input_kernel(const SparseInputKernelKey& key) {
-  const int max_rows =
-      key.masked ? sparse::kSparseInputMaxMaskedChunkRows : sparse::kSparseInputMaxChunkRows;
-  if (key.chunk_rows < 64 || key.chunk_rows > max_rows ||
-      !std::has_single_bit(static_cast<unsigned>(key.chunk_rows)))
-    throw InvalidArgument(
-        "int8 sparse-input decode kernel: chunk_rows must be a power of two in "
-        "64.." +
-        std::to_string(max_rows) + (key.masked ? " (masked form)" : "") + ", got " +
-        std::to_string(key.chunk_rows));
+  if (const auto why = sparse::sparse_input_chunk_rows_error(key.chunk_rows, key.masked,
+                                                             sparse::kSparseInputMaxChunkRows);
+      !why.empty())
+    throw InvalidArgument("int8 sparse-input decode kernel: " + why);
   if (key.prefetch_lines < 1 || key.prefetch_lines > 64)
     throw InvalidArgument("int8 sparse-input decode kernel: prefetch_lines must be 1..64, got " +
                           std::to_string(key.prefetch_lines));

@@ -24,14 +24,11 @@ uint16_t weight_bits(const float* w, int64_t out, int64_t in, int64_t r, int64_t
   return (b & 0x7fff) == 0 ? 0 : b;
 }
 
-void check_chunk_rows(int chunk_rows, const char* who) {
-  require(chunk_rows >= 64 && chunk_rows <= kBf16SparseInputMaxChunkRows &&
-              std::has_single_bit(static_cast<unsigned>(chunk_rows)),
-          [&] {
-            return std::string(who) + ": chunk_rows must be a power of two in 64.." +
-                   std::to_string(kBf16SparseInputMaxChunkRows) + ", got " +
-                   std::to_string(chunk_rows);
-          });
+void check_chunk_rows(int chunk_rows, bool masked, const char* who) {
+  if (const auto why =
+          sparse_input_chunk_rows_error(chunk_rows, masked, kBf16SparseInputMaxChunkRows);
+      !why.empty())
+    throw InvalidArgument(std::string(who) + ": " + why);
 }
 
 }  // namespace
@@ -42,7 +39,7 @@ int64_t Bf16SparseInputWeights::bytes() const {
 }
 
 int64_t bf16_sparse_input_masked_bytes(const float* w, int64_t out, int64_t in, int chunk_rows) {
-  check_chunk_rows(chunk_rows, "bf16_sparse_input_masked_bytes");
+  check_chunk_rows(chunk_rows, true, "bf16_sparse_input_masked_bytes");
   int64_t nonzeros = 0;
   for (int64_t r = 0; r < out; ++r)
     for (int64_t j = 0; j < in; ++j) nonzeros += weight_bits(w, out, in, r, j) != 0;
@@ -54,12 +51,7 @@ Bf16SparseInputWeights pack_bf16_sparse_input(const float* w, const float* bias,
                                               int64_t in, bool masked, int chunk_rows) {
   require(w != nullptr, "pack_bf16_sparse_input: the weight must not be null");
   require(out > 0 && in > 0, "pack_bf16_sparse_input: out and in must be positive");
-  check_chunk_rows(chunk_rows, "pack_bf16_sparse_input");
-  require(!masked || chunk_rows <= kBf16SparseInputMaxMaskedChunkRows, [&] {
-    return "pack_bf16_sparse_input: the masked form takes chunks of at most " +
-           std::to_string(kBf16SparseInputMaxMaskedChunkRows) + " rows, got " +
-           std::to_string(chunk_rows);
-  });
+  check_chunk_rows(chunk_rows, masked, "pack_bf16_sparse_input");
   Bf16SparseInputWeights p;
   p.out = out;
   p.in = in;

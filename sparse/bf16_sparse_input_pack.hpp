@@ -19,38 +19,18 @@
 // 16..31 in order.
 #pragma once
 
-#include <algorithm>
 #include <cstdint>
 #include <vector>
 
-#include "src/aligned.hpp"
+#include "sparse/sparse_input_chunks.hpp"
 
 namespace sparq::sparse {
 
 inline constexpr int kBf16SparseInputSlice = 32;
 inline constexpr int kBf16SparseInputMaxChunkRows = 2048;
-inline constexpr int kBf16SparseInputMaxMaskedChunkRows = 256;
 
-struct Bf16SparseInputWeights {
-  int64_t out = 0, in = 0;
-  int chunk_rows = 256;
-  bool masked = false;
-  AlignedVector<uint8_t> entries;  // + 64 bytes of padding
-  std::vector<uint32_t> offsets;   // masked form: [chunks x in]
-  AlignedVector<float> bias;       // per row, zero-padded to chunks * chunk_rows
-  int64_t chunks() const { return (out + chunk_rows - 1) / chunk_rows; }
-  int64_t padded_out() const { return chunks() * chunk_rows; }
-  // Long chunks (more than 256 rows, dense form only) store the last chunk's rows only up to the
-  // next multiple of 64; the others store whole chunks.
-  bool long_chunks() const { return chunk_rows > 256; }
-  int64_t stored_rows(int64_t c) const {
-    if (!long_chunks()) return chunk_rows;
-    return std::min<int64_t>(chunk_rows, (out + 63) / 64 * 64 - c * chunk_rows);
-  }
-  // Dense form: entry (chunk c, column j)'s first byte.
-  int64_t entry_offset(int64_t c, int64_t j) const {
-    return 2 * (c * in * chunk_rows + j * stored_rows(c));
-  }
+struct Bf16SparseInputWeights : SparseInputChunks<2> {
+  AlignedVector<float> bias;  // per row, zero-padded to chunks * chunk_rows
   int64_t bytes() const;
 };
 

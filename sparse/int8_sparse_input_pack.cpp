@@ -27,17 +27,9 @@ Int8SparseInputWeights pack_int8_sparse_input(const int8_t* wq, const float* w_s
   require(wq != nullptr && w_scale != nullptr,
           "pack_int8_sparse_input: weight and scales must not be null");
   require(out > 0 && in > 0, "pack_int8_sparse_input: out and in must be positive");
-  require(chunk_rows >= kSparseInputSlice && chunk_rows <= kSparseInputMaxChunkRows &&
-              std::has_single_bit(static_cast<unsigned>(chunk_rows)),
-          [&] {
-            return "pack_int8_sparse_input: chunk_rows must be a power of two in 64.." +
-                   std::to_string(kSparseInputMaxChunkRows) + ", got " + std::to_string(chunk_rows);
-          });
-  require(!masked || chunk_rows <= kSparseInputMaxMaskedChunkRows, [&] {
-    return "pack_int8_sparse_input: the masked form takes chunks of at most " +
-           std::to_string(kSparseInputMaxMaskedChunkRows) + " rows, got " +
-           std::to_string(chunk_rows);
-  });
+  if (const auto why = sparse_input_chunk_rows_error(chunk_rows, masked, kSparseInputMaxChunkRows);
+      !why.empty())
+    throw InvalidArgument("pack_int8_sparse_input: " + why);
   for (int64_t i = 0; i < out * in; ++i)
     require(wq[i] != -128, [&] {
       return "pack_int8_sparse_input: weight[" + std::to_string(i / in) + "][" +

@@ -141,7 +141,7 @@ void Int8SparseInputLinear::run(const QuantizedInput::Impl& q, void* y, float y_
     const uint8_t* block = q.x.data() + t * bytes;
     TokenInput header;
     std::memcpy(&header, block, sizeof header);
-    if (rows > 256) {
+    if (w.long_chunks()) {
       // Long chunks: units of unit_rows_ rows (within one chunk) over the threads.
       const int64_t used = sparse::ceil_div(out, 64) * 64;
       const int64_t units = sparse::ceil_div(used, unit_rows_);

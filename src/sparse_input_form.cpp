@@ -6,6 +6,7 @@
 
 #include "sparq/error.hpp"
 #include "sparse/checks.hpp"
+#include "sparse/sparse_input_chunks.hpp"
 
 namespace sparq {
 
@@ -25,7 +26,7 @@ std::optional<bool> sparse_input_masked_override() {
 }
 
 int64_t sparse_input_unit_rows(int64_t out, int chunk_rows, int threads) {
-  if (chunk_rows <= 256) return chunk_rows;  // register accumulators: whole chunks
+  if (chunk_rows <= sparse::kSparseInputMaxRegisterRows) return chunk_rows;  // whole chunks
   if (const char* v = std::getenv("SPARQ_SPARSE_INPUT_UNIT_ROWS"); v != nullptr && *v != 0) {
     const int rows = std::atoi(v);
     if (rows < 64 || rows > chunk_rows || chunk_rows % rows != 0 || rows % 64 != 0)

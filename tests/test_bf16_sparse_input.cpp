@@ -81,7 +81,7 @@ TEST(Bf16SparseInputPack, RejectsBadArguments) {
             std::string::npos);
   EXPECT_NE(test::message_of<InvalidArgument>([&] {
               sparse::pack_bf16_sparse_input(w.data(), nullptr, 4, 4, true, 512);
-            }).find("the masked form takes chunks of at most 256 rows, got 512"),
+            }).find("chunk_rows must be a power of two in 64..256 (masked form), got 512"),
             std::string::npos);
   EXPECT_NE(test::message_of<InvalidArgument>([&] {
               sparse::pack_bf16_sparse_input(nullptr, nullptr, 4, 4, false, 64);
@@ -214,12 +214,6 @@ TEST(Bf16SparseInputKernel, LongChunksMatchReference) {
         }
 }
 
-float threshold_for(std::vector<float> x, double fraction) {
-  for (float& v : x) v = std::fabs(v);
-  std::sort(x.begin(), x.end());
-  return x[static_cast<size_t>(fraction * static_cast<double>(x.size() - 1))];
-}
-
 // The layer (every epilogue, 1..5 tokens, fp32 / bf16 outputs) against the fp32 reference on the
 // thresholded, bf16-rounded input and weight (1030 x 257 and 2048 x 96: long chunks, run in
 // units); the kernel is chosen by the expected sparsity.
@@ -240,7 +234,7 @@ TEST(Bf16SparseInputLayer, MatchesReferenceOnThresholdedInput) {
           o.threads = 2;
           o.pattern = kind == WeightKind::two_of_four ? Pattern::n_of_m(2, 4) : Pattern::dense();
           const auto x = test::random_floats(static_cast<size_t>(5 * in), seed + 2);
-          o.input_threshold = threshold_for(x, 0.5);
+          o.input_threshold = test::threshold_for(x, 0.5);
           // Expected sparsity 0.9, 0.6, 0.4 in turn: the kernel runs from 0.5 on weights of 1024
           // rows or more, from 0.7 on smaller ones.
           const float expected[3] = {0.9f, 0.6f, 0.4f};

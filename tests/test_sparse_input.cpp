@@ -95,7 +95,7 @@ TEST(SparseInputPack, RejectsBadArguments) {
             std::string::npos);
   EXPECT_NE(test::message_of<InvalidArgument>([&] {
               sparse::pack_int8_sparse_input(w.data(), scale.data(), nullptr, 4, 4, true, 512);
-            }).find("the masked form takes chunks of at most 256 rows, got 512"),
+            }).find("chunk_rows must be a power of two in 64..256 (masked form), got 512"),
             std::string::npos);
 }
 
@@ -235,19 +235,6 @@ TEST(SparseInputKernel, LongChunksMatchReference) {
         }
 }
 
-// The threshold that zeroes about `fraction` of x's entries.
-float threshold_for(std::vector<float> x, double fraction) {
-  for (float& v : x) v = std::fabs(v);
-  std::sort(x.begin(), x.end());
-  return x[static_cast<size_t>(fraction * static_cast<double>(x.size() - 1))];
-}
-
-std::vector<float> thresholded(std::vector<float> x, float t) {
-  for (float& v : x)
-    if (std::fabs(v) < t) v = 0.0f;
-  return x;
-}
-
 // The layer (every epilogue, 1..4 tokens, fp32 / int8 / bf16 outputs) against the int8 reference
 // on the thresholded input; the public API picks the kernel where it runs and zeroes the inputs
 // itself elsewhere.
@@ -269,7 +256,7 @@ TEST(SparseInputLayer, MatchesReferenceOnThresholdedInput) {
           o.threads = 2;
           o.pattern = kind == WeightKind::two_of_four ? Pattern::n_of_m(2, 4) : Pattern::dense();
           const auto x = test::random_floats(static_cast<size_t>(5 * in), seed + 2);
-          o.input_threshold = threshold_for(x, 0.5);
+          o.input_threshold = test::threshold_for(x, 0.5);
           // Every other case: the kernel that skips, and the usual decode kernel on zeroed inputs.
           // Expected sparsity 0.9, 0.6, 0.4 in turn: the kernel runs from 0.5 on dense weights of
           // 2048 rows or more, from 0.7 on the others.
@@ -290,7 +277,7 @@ TEST(SparseInputLayer, MatchesReferenceOnThresholdedInput) {
           for (int64_t tokens = 1; tokens <= 5; ++tokens) {
             const std::vector<float> xt(x.begin(), x.begin() + tokens * in);
             // Calls of more than 4 tokens keep every input.
-            const auto used = tokens <= 4 ? thresholded(xt, o.input_threshold) : xt;
+            const auto used = tokens <= 4 ? test::thresholded(xt, o.input_threshold) : xt;
             sparse::Epilogue e{bias.data(), act, residual.data(), op};
             const auto want =
                 test::reference_int8_on(used, tokens, in, wq.data(), ws.data(), out, e);
@@ -361,9 +348,9 @@ TEST(SparseInputLayer, FloatLayersThreshold) {
   const auto x = test::random_floats(static_cast<size_t>(2 * in), 9);
   LinearOptions o;
   o.dtype = DType::f32;
-  o.input_threshold = threshold_for(x, 0.4);
+  o.input_threshold = test::threshold_for(x, 0.4);
   auto lin = SparseLinear::pack(wf.data(), out, in, nullptr, o);
-  const auto used = thresholded(x, o.input_threshold);
+  const auto used = test::thresholded(x, o.input_threshold);
   std::vector<float> want(static_cast<size_t>(2 * out)), y(want.size());
   sparse::linear_f32(used.data(), 2, wf.data(), out, in, {}, want.data());
   lin.forward(x.data(), 2, y.data());

@@ -23,6 +23,20 @@ inline std::vector<float> random_floats(size_t n, uint32_t seed, float lo = -1.0
   return v;
 }
 
+// The threshold that zeroes about `fraction` of x's entries (activation-sparsity tests).
+inline float threshold_for(std::vector<float> x, double fraction) {
+  for (float& v : x) v = std::fabs(v);
+  std::sort(x.begin(), x.end());
+  return x[static_cast<size_t>(fraction * static_cast<double>(x.size() - 1))];
+}
+
+// x with the entries below t in magnitude zeroed.
+inline std::vector<float> thresholded(std::vector<float> x, float t) {
+  for (float& v : x)
+    if (std::fabs(v) < t) v = 0.0f;
+  return x;
+}
+
 inline std::vector<int8_t> random_int8(size_t n, uint32_t seed, int lo = -127, int hi = 127) {
   std::mt19937 rng(seed);
   std::uniform_int_distribution<int> dist(lo, hi);
