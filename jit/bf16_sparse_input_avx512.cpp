@@ -254,7 +254,8 @@ std::unique_ptr<Bf16SparseInputKernel> make_bf16_sparse_input_avx512(
 std::shared_ptr<const Bf16SparseInputKernel> bf16_sparse_input_kernel(
     const Bf16SparseInputKernelKey& key) {
   if (const auto why = sparse::sparse_input_chunk_rows_error(key.chunk_rows, key.masked,
-                                                             sparse::kBf16SparseInputMaxChunkRows);
+                                                             sparse::kBf16SparseInputMaxChunkRows,
+                                                             sparse::kSparseInputMaxRegisterRows);
       !why.empty())
     throw InvalidArgument("bf16 sparse-input decode kernel: " + why);
   if (key.prefetch_lines < 1 || key.prefetch_lines > 64)

@@ -2,6 +2,7 @@
 #include <algorithm>
 #include <bit>
 #include <cstddef>
+#include <string>
 
 #include "jit/generator.hpp"
 #include "jit/int8_sparse_input_kernel.hpp"
@@ -30,7 +31,7 @@ class SparseInputGenerator : public Generator {
     const Address acc_out = qword[rsp], chunks = qword[rsp + 8];
     const Zmm comp = zmm30, c80 = zmm31;
     preamble();
-    sub(rsp, 16);
+    sub(rsp, kStackBytes);
     mov(entries, ARG(entries));
     mov(base, ARG(chunk_base));
     mov(rax, ARG(acc));
@@ -41,8 +42,11 @@ class SparseInputGenerator : public Generator {
     mov(eax, 0x80808080);
     vpbroadcastd(c80, eax);
     if (long_) {
-      long_chunk(columns, xq, quads, base, comp);
-      add(rsp, 16);
+      if (masked_)
+        long_masked_chunk(comp, c80);
+      else
+        long_chunk(columns, xq, quads, base, comp);
+      add(rsp, kStackBytes);
       postamble();
       finalize(sparse_input_features(key));
       return;
@@ -73,12 +77,16 @@ class SparseInputGenerator : public Generator {
       dec(chunks);
       jnz(chunk_loop, T_NEAR);
     }
-    add(rsp, 16);
+    add(rsp, kStackBytes);
     postamble();
     finalize(sparse_input_features(key));
   }
 
  private:
+  // [rsp]: the output pointer, [rsp + 8]: the chunks left; the long masked form keeps four more
+  // values there (see long_masked_chunk).
+  static constexpr int kStackBytes = 48;
+
   // Four columns' 64 bytes e[0..3] -> e[k]: the VNNI quads of slice rows 16 k .. 16 k + 15 (the
   // layout's position order); t[0..3] are scratch.
   void vnni_order(const Zmm (&e)[4], const Zmm (&t)[4]) {
@@ -104,13 +112,8 @@ class SparseInputGenerator : public Generator {
     // Zero the sums.
     mov(acc, ARG(acc));
     mov(left, slices);
-    vpxord(zmm0, zmm0, zmm0);
-    Label zero_loop, quad_loop, slice_loop, store_loop, finish;
-    L(zero_loop);
-    for (int k = 0; k < 4; ++k) vmovdqu32(ptr[acc + 64 * k], zmm0);
-    add(acc, 256);
-    dec(left);
-    jnz(zero_loop, T_NEAR);
+    zero_sums(acc, left);
+    Label quad_loop, slice_loop, finish;
     mov(columns, ARG(columns));
     mov(xq, ARG(x));
     mov(quads, ARG(quads));
@@ -152,7 +155,24 @@ class SparseInputGenerator : public Generator {
     L(finish);
     mov(acc, ARG(acc));
     mov(left, slices);
-    L(store_loop);
+    subtract_compensation(acc, left, comp);
+  }
+
+  // Zeroes `slices` x 64 int32 sums at acc (clobbers acc and left).
+  void zero_sums(const Reg64& acc, const Reg64& left) {
+    Label loop;
+    vpxord(zmm0, zmm0, zmm0);
+    L(loop);
+    for (int k = 0; k < 4; ++k) vmovdqu32(ptr[acc + 64 * k], zmm0);
+    add(acc, 256);
+    dec(left);
+    jnz(loop, T_NEAR);
+  }
+
+  // sums -= comp over `slices` x 64 int32 sums at acc (clobbers acc and left).
+  void subtract_compensation(const Reg64& acc, const Reg64& left, const Zmm& comp) {
+    Label loop;
+    L(loop);
     for (int k = 0; k < 4; ++k) {
       vmovdqu32(Zmm(k), ptr[acc + 64 * k]);
       vpsubd(Zmm(k), Zmm(k), comp);
@@ -160,7 +180,120 @@ class SparseInputGenerator : public Generator {
     }
     add(acc, 256);
     dec(left);
-    jnz(store_loop, T_NEAR);
+    jnz(loop, T_NEAR);
+  }
+
+  // The four columns' 64-byte slices, expanded from their masked form: masks at mask[j] (an
+  // address), values from values[j]; e[j] ends with 128 (a zero weight) where the mask is clear.
+  void expand_slices(const Address (&mask)[4], const Reg64 (&values)[4], const Zmm (&e)[4],
+                     const Zmm (&t)[4], const Zmm& c80) {
+    for (int j = 0; j < 4; ++j) {
+      const Opmask k(1 + j);
+      kmovq(k, mask[j]);
+      vmovdqa64(e[j], c80);
+      // A load, then the register form: Bochs 3.0 (the emulated test lane) expands the memory
+      // form wrongly, and on Zen 4 both run alike. The load may read up to 64 bytes past the
+      // slice's values (the entries end in 64 bytes of padding).
+      vmovdqu8(t[j], ptr[values[j]]);
+      vpexpandb(e[j] | k, t[j]);
+    }
+  }
+
+  // A long chunk's `slices` x 64 rows (a multiple of 256) in the masked form: per quad of inputs
+  // and sub-chunk, the four columns' sub-entries (each found through its own offset, so that no
+  // load waits on another sub-entry's bytes: chaining them by popcounts made each cache miss wait
+  // for the one before), the sums in the output buffer (L1).
+  void long_masked_chunk(const Zmm& comp, const Zmm& c80) {
+    const Reg64 columns = rsi, xq = rbp, entries = r8, acc = r9, left = r10, offsets = r11,
+                sub = r12, values = rdx, run = rcx;
+    const Reg64 column[4] = {rbx, r13, r14, r15};  // 4 x the quad's columns
+    const Zmm xb = zmm28, loaded = zmm29;
+    const Zmm t[4] = {zmm24, zmm25, zmm26, zmm27};
+    constexpr int kSubSlices = sparse::kSparseInputMaxRegisterRows / sparse::kSparseInputSlice;
+    // Stack: the quads left, the sub-entries per call, the bytes from one sub-chunk's offsets to
+    // the next's, the sums.
+    const Address quads = qword[rsp + 16], subs = qword[rsp + 24], sub_stride = qword[rsp + 32],
+                  sums = qword[rsp + 40];
+    mov(rax, ARG(quads));
+    mov(quads, rax);
+    mov(rax, ARG(slices));
+    shr(rax, 2);
+    mov(subs, rax);
+    mov(rax, ARG(chunk_stride));
+    mov(sub_stride, rax);
+    mov(rax, ARG(acc));
+    mov(sums, rax);
+    mov(entries, ARG(entries));
+    mov(offsets, ARG(chunk_base));
+    mov(columns, ARG(columns));
+    mov(xq, ARG(x));
+    mov(acc, sums);
+    mov(left, ARG(slices));
+    zero_sums(acc, left);
+    Label quad_loop, sub_loop, finish;
+    cmp(quads, 0);
+    je(finish, T_NEAR);
+    L(quad_loop);
+    {
+      for (int j = 0; j < 4; ++j) {
+        mov(eax, dword[columns + 4 * j]);
+        lea(column[j], ptr[rax * 4]);
+      }
+      // The first lines of the runs of the quad kSparseInputPrefetchQuads ahead.
+      for (int j = 0; j < 4; ++j) {
+        mov(eax, dword[columns + 16 * kSparseInputPrefetchQuads + 4 * j]);
+        mov(eax, dword[offsets + rax * 4]);
+        for (int l = 0; l < prefetch_lines_; ++l) prefetcht0(ptr[entries + rax + 64 * l]);
+      }
+      vpbroadcastd(xb, dword[xq]);
+      mov(acc, sums);
+      mov(left, subs);
+      mov(sub, offsets);
+      L(sub_loop);
+      // e[4 j + s]: column j's slice s of the sub-entry, expanded.
+      for (int j = 0; j < 4; ++j) {
+        mov(eax, dword[sub + column[j]]);
+        lea(run, ptr[entries + rax]);
+        lea(values, ptr[run + 8 * kSubSlices]);
+        for (int s = 0; s < kSubSlices; ++s) {
+          const Opmask k(1 + s);
+          const Zmm e(8 + 4 * j + s);
+          kmovq(k, qword[run + 8 * s]);
+          vmovdqa64(e, c80);
+          // A load, then the register form: Bochs 3.0 (the emulated test lane) expands the memory
+          // form wrongly, and on Zen 4 both run alike. The load may read up to 64 bytes past the
+          // slice's values (the entries end in 64 bytes of padding).
+          vmovdqu8(loaded, ptr[values]);
+          vpexpandb(e | k, loaded);
+          if (s + 1 < kSubSlices) {
+            popcnt(rax, qword[run + 8 * s]);
+            add(values, rax);
+          }
+        }
+      }
+      for (int s = 0; s < kSubSlices; ++s) {
+        const Zmm e[4] = {Zmm(8 + s), Zmm(12 + s), Zmm(16 + s), Zmm(20 + s)};
+        vnni_order(e, t);
+        for (int k = 0; k < 4; ++k) {
+          vmovdqu32(Zmm(k), ptr[acc + 64 * k]);
+          vpdpbusd(Zmm(k), e[k], xb);
+          vmovdqu32(ptr[acc + 64 * k], Zmm(k));
+        }
+        add(acc, 256);
+      }
+      add(sub, sub_stride);
+      dec(left);
+      jnz(sub_loop, T_NEAR);
+      add(columns, 16);
+      add(xq, 4);
+      dec(quads);
+      jnz(quad_loop, T_NEAR);
+    }
+    L(finish);
+    mov(acc, sums);
+    mov(rax, subs);
+    lea(left, ptr[rax * 4]);
+    subtract_compensation(acc, left, comp);
   }
 
   // One quad of inputs: the accumulators zmm(4 s + k) += the slices' products.
@@ -184,23 +317,17 @@ class SparseInputGenerator : public Generator {
     prefetch_ahead(columns, base, entries);
     vpbroadcastd(xb, dword[xq]);
     for (int s = 0; s < slices_; ++s) {
-      for (int j = 0; j < 4; ++j) {
-        if (masked_) {
-          const Opmask k(1 + j);
-          if (s > 0) {
+      if (masked_) {
+        if (s > 0)
+          for (int j = 0; j < 4; ++j) {
             popcnt(rax, qword[col[j] + 8 * (s - 1)]);
             add(values[j], rax);
           }
-          kmovq(k, qword[col[j] + 8 * s]);
-          vmovdqa64(e[j], c80);
-          // A load, then the register form: Bochs 3.0 (the emulated test lane) expands the memory
-          // form wrongly, and on Zen 4 both run alike. The load may read up to 64 bytes past the
-          // slice's values (the entries end in 64 bytes of padding).
-          vmovdqu8(t[j], ptr[values[j]]);
-          vpexpandb(e[j] | k, t[j]);
-        } else {
-          vmovdqu8(e[j], ptr[col[j] + sparse::kSparseInputSlice * s]);
-        }
+        const Address mask[4] = {qword[col[0] + 8 * s], qword[col[1] + 8 * s],
+                                 qword[col[2] + 8 * s], qword[col[3] + 8 * s]};
+        expand_slices(mask, values, e, t, c80);
+      } else {
+        for (int j = 0; j < 4; ++j) vmovdqu8(e[j], ptr[col[j] + sparse::kSparseInputSlice * s]);
       }
       vnni_order(e, t);
       for (int k = 0; k < 4; ++k) vpdpbusd(Zmm(4 * s + k), e[k], xb);
@@ -234,9 +361,18 @@ class Avx512SparseInputKernel final : public SparseInputKernel {
   explicit Avx512SparseInputKernel(const SparseInputKernelKey& key)
       : SparseInputKernel(key), code_(key) {}
   void run(const SparseInputArgs& args) const override {
-    // The long-chunk loop counts slices down to zero: 0 would run (and write) without end.
-    if (key().chunk_rows > sparse::kSparseInputMaxRegisterRows && args.slices < 1)
-      throw InvalidArgument("int8 sparse-input decode kernel: slices must be >= 1 for long chunks");
+    // The long-chunk loops count slices (masked form: sub-entries of 4 slices) down to zero: 0
+    // would run (and write) without end.
+    if (key().chunk_rows > sparse::kSparseInputMaxRegisterRows) {
+      if (args.slices < 1)
+        throw InvalidArgument(
+            "int8 sparse-input decode kernel: slices must be >= 1 for long chunks");
+      if (key().masked && args.slices % 4 != 0)
+        throw InvalidArgument(
+            "int8 sparse-input decode kernel: the masked form's long chunks run whole 256-row "
+            "sub-entries; slices must be a multiple of 4, got " +
+            std::to_string(args.slices));
+    }
     code_.run(&args);
   }
 
@@ -256,6 +392,7 @@ std::unique_ptr<SparseInputKernel> make_sparse_input_avx512(const SparseInputKer
 
 std::shared_ptr<const SparseInputKernel> sparse_input_kernel(const SparseInputKernelKey& key) {
   if (const auto why = sparse::sparse_input_chunk_rows_error(key.chunk_rows, key.masked,
+                                                             sparse::kSparseInputMaxChunkRows,
                                                              sparse::kSparseInputMaxChunkRows);
       !why.empty())
     throw InvalidArgument("int8 sparse-input decode kernel: " + why);

@@ -4,9 +4,10 @@
 // expanded from their masked form with VBMI2 vpexpandb into a register of 128s, the u8 form of a
 // zero weight), 8 byte/word unpacks into VNNI order, and 4 vpdpbusd against the quad's 4 s8
 // activations. Chunks of up to 256 rows keep their accumulators (chunk_rows / 16 zmm) in
-// registers for the whole input list; longer chunks (dense form, 512..4096 rows: a column's entry
-// up to one 4 KiB page) run a range of their rows, `slices` x 64 from chunk_base, accumulating in
-// the output buffer (L1). The kernel writes the int32 sums minus the compensation, and the layer
+// registers for the whole input list; longer chunks (512..4096 rows: a column's entry up to one
+// 4 KiB page in the dense form, a run of 256-row sub-entries in the masked form) run a range of
+// their rows, `slices` x 64 from chunk_base (masked: whole sub-entries), accumulating in the
+// output buffer (L1). The kernel writes the int32 sums minus the compensation, and the layer
 // applies the epilogue (jit/row_epilogue.hpp). Why long chunks: on Zen 4, skipping entries of
 // 4 KiB or less saved almost nothing (the prefetchers fetch within a page regardless; the bf16
 // kernel measured the same).
@@ -29,17 +30,20 @@ struct SparseInputArgs {
   const uint8_t* entries;  // the layer's entries
   // The first chunk's base: dense form, its first entry (entries + c0 * in * chunk_rows); masked
   // form, its offsets (&offsets[c0 * in]); long chunks, the first row of the range in column 0's
-  // entry (entries + entry_offset(c, 0) + r0 % chunk_rows).
+  // entry (entries + entry_offset(c, 0) + r0 % chunk_rows), masked the offsets of the range's
+  // first sub-chunk (&offsets[r0 / 256 * in]).
   const void* chunk_base;
-  int64_t chunk_stride;  // bytes from one chunk's base to the next's
+  // Bytes from one chunk's base to the next's; long chunks, masked form: from one sub-chunk's
+  // offsets to the next's (in * 4).
+  int64_t chunk_stride;
   // The non-zero inputs' columns, padded to a multiple of 4, then kSparseInputPrefetchQuads * 4
   // more valid columns (the kernel prefetches the entries of the columns that many quads ahead).
   const int32_t* columns;
   const int32_t* x;       // their s8 activations, 4 per dword (padding: 0)
   int64_t quads;          // number of dwords of x (may be 0)
   int64_t chunks;         // chunks to run (>= 1; long chunks: 1)
-  int64_t slices;         // long chunks: the 64-row slices to run from chunk_base (>= 1)
-  int64_t column_stride;  // long chunks: bytes from one column's entry to the next's
+  int64_t slices;         // long chunks: the 64-row slices to run (>= 1; masked: a multiple of 4)
+  int64_t column_stride;  // long chunks, dense form: bytes from one column's entry to the next's
   int32_t* acc;          // int32 [chunks * chunk_rows] (long chunks: [slices * 64]): the sums minus
                          // the compensation
   int32_t compensation;  // 128 * the sum of the activations (the weights are stored + 128)
@@ -47,9 +51,10 @@ struct SparseInputArgs {
 
 struct SparseInputKernelKey {
   bool masked = false;   // the masked form (needs AVX512_VBMI2)
-  int chunk_rows = 256;  // a power of two in 64..4096 (masked: ..256)
-  // Lines prefetched per column ahead in the masked form (its entries' mean size + 1, from the
-  // packed weight); the dense form prefetches its chunk_rows / 64, at most 4.
+  int chunk_rows = 256;  // a power of two in 64..4096
+  // Lines prefetched per column ahead in the masked form (the mean size of what a call reads of
+  // an entry + 1, from the packed weight); the dense form prefetches its chunk_rows / 64, at most
+  // 4.
   int prefetch_lines = 4;
   auto operator<=>(const SparseInputKernelKey&) const = default;
 };

@@ -26,7 +26,8 @@ uint16_t weight_bits(const float* w, int64_t out, int64_t in, int64_t r, int64_t
 
 void check_chunk_rows(int chunk_rows, bool masked, const char* who) {
   if (const auto why =
-          sparse_input_chunk_rows_error(chunk_rows, masked, kBf16SparseInputMaxChunkRows);
+          sparse_input_chunk_rows_error(chunk_rows, masked, kBf16SparseInputMaxChunkRows,
+                                        kSparseInputMaxRegisterRows);
       !why.empty())
     throw InvalidArgument(std::string(who) + ": " + why);
 }

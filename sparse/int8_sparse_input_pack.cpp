@@ -27,7 +27,8 @@ Int8SparseInputWeights pack_int8_sparse_input(const int8_t* wq, const float* w_s
   require(wq != nullptr && w_scale != nullptr,
           "pack_int8_sparse_input: weight and scales must not be null");
   require(out > 0 && in > 0, "pack_int8_sparse_input: out and in must be positive");
-  if (const auto why = sparse_input_chunk_rows_error(chunk_rows, masked, kSparseInputMaxChunkRows);
+  if (const auto why = sparse_input_chunk_rows_error(chunk_rows, masked, kSparseInputMaxChunkRows,
+                                                     kSparseInputMaxChunkRows);
       !why.empty())
     throw InvalidArgument("pack_int8_sparse_input: " + why);
   for (int64_t i = 0; i < out * in; ++i)
@@ -41,7 +42,6 @@ Int8SparseInputWeights pack_int8_sparse_input(const int8_t* wq, const float* w_s
   p.chunk_rows = chunk_rows;
   p.masked = masked;
   const int64_t rows = p.padded_out(), chunks = p.chunks();
-  const int slices = chunk_rows / kSparseInputSlice;
   p.scales.assign(static_cast<size_t>(rows), 0.0f);
   p.bias.assign(static_cast<size_t>(rows), 0.0f);
   for (int64_t r = 0; r < out; ++r) {
@@ -63,32 +63,34 @@ Int8SparseInputWeights pack_int8_sparse_input(const int8_t* wq, const float* w_s
   }
   int64_t nonzeros = 0;
   for (int64_t i = 0; i < out * in; ++i) nonzeros += wq[i] != 0;
-  const int64_t total = nonzeros + chunks * in * slices * 8;
+  const int sub_rows = p.sub_rows(), sub_slices = sub_rows / kSparseInputSlice;
+  const int64_t total = nonzeros + p.sub_chunks() * in * sub_slices * 8;
   if (total > std::numeric_limits<uint32_t>::max())
     throw NotSupported("pack_int8_sparse_input: the masked layout of a " + std::to_string(out) +
                        " x " + std::to_string(in) + " weight needs " + std::to_string(total) +
                        " bytes; its 32-bit offsets address at most 4 GiB");
   p.entries.assign(static_cast<size_t>(total + 64), 0);
-  p.offsets.resize(static_cast<size_t>(chunks * in));
+  p.offsets.resize(static_cast<size_t>(p.sub_chunks() * in));
   int64_t at = 0;
   for (int64_t c = 0; c < chunks; ++c)
-    for (int64_t j = 0; j < in; ++j) {
-      p.offsets[static_cast<size_t>(c * in + j)] = static_cast<uint32_t>(at);
-      const int64_t masks_at = at;
-      at += 8 * slices;
-      for (int s = 0; s < slices; ++s) {
-        uint64_t mask = 0;
-        const int64_t mask_at = masks_at + 8 * s;
-        for (int pos = 0; pos < kSparseInputSlice; ++pos) {
-          const int8_t v = weight(c * chunk_rows + s * kSparseInputSlice + row_at(pos), j);
-          if (v == 0) continue;
-          mask |= uint64_t{1} << pos;
-          p.entries[static_cast<size_t>(at++)] = static_cast<uint8_t>(v + 128);
+    for (int64_t j = 0; j < in; ++j)
+      for (int64_t sc = p.first_sub_chunk(c); sc < p.end_sub_chunk(c); ++sc) {
+        p.offsets[static_cast<size_t>(sc * in + j)] = static_cast<uint32_t>(at);
+        const int64_t masks_at = at;
+        at += 8 * sub_slices;
+        for (int s = 0; s < sub_slices; ++s) {
+          uint64_t mask = 0;
+          for (int pos = 0; pos < kSparseInputSlice; ++pos) {
+            const int8_t v = weight(sc * sub_rows + s * kSparseInputSlice + row_at(pos), j);
+            if (v == 0) continue;
+            mask |= uint64_t{1} << pos;
+            p.entries[static_cast<size_t>(at++)] = static_cast<uint8_t>(v + 128);
+          }
+          for (int b = 0; b < 8; ++b)
+            p.entries[static_cast<size_t>(masks_at + 8 * s + b)] =
+                static_cast<uint8_t>(mask >> (8 * b));
         }
-        for (int b = 0; b < 8; ++b)
-          p.entries[static_cast<size_t>(mask_at + b)] = static_cast<uint8_t>(mask >> (8 * b));
       }
-    }
   return p;
 }
 
@@ -97,7 +99,6 @@ namespace {
 // Calls f(row within the chunk, w) for every stored weight of entry (c, j).
 template <typename F>
 void for_each_weight(const Int8SparseInputWeights& p, int64_t c, int64_t j, F f) {
-  const int slices = p.chunk_rows / kSparseInputSlice;
   if (!p.masked) {
     const uint8_t* e = p.entries.data() + p.entry_offset(c, j);
     for (int s = 0; s < p.stored_rows(c) / kSparseInputSlice; ++s)
@@ -105,13 +106,17 @@ void for_each_weight(const Int8SparseInputWeights& p, int64_t c, int64_t j, F f)
         f(s * kSparseInputSlice + row_at(pos), e[s * kSparseInputSlice + pos] - 128);
     return;
   }
-  const uint8_t* masks = p.entries.data() + p.offsets[static_cast<size_t>(c * p.in + j)];
-  const uint8_t* e = masks + 8 * slices;
-  for (int s = 0; s < slices; ++s) {
-    uint64_t mask = 0;
-    for (int b = 0; b < 8; ++b) mask |= uint64_t{masks[8 * s + b]} << (8 * b);
-    for (int pos = 0; pos < kSparseInputSlice; ++pos)
-      if (mask >> pos & 1) f(s * kSparseInputSlice + row_at(pos), *e++ - 128);
+  const int sub_slices = p.sub_rows() / kSparseInputSlice;
+  for (int64_t sc = p.first_sub_chunk(c); sc < p.end_sub_chunk(c); ++sc) {
+    const uint8_t* masks = p.entries.data() + p.offsets[static_cast<size_t>(sc * p.in + j)];
+    const uint8_t* e = masks + 8 * sub_slices;
+    const int64_t first_row = (sc - p.first_sub_chunk(c)) * p.sub_rows();
+    for (int s = 0; s < sub_slices; ++s) {
+      uint64_t mask = 0;
+      for (int b = 0; b < 8; ++b) mask |= uint64_t{masks[8 * s + b]} << (8 * b);
+      for (int pos = 0; pos < kSparseInputSlice; ++pos)
+        if (mask >> pos & 1) f(first_row + s * kSparseInputSlice + row_at(pos), *e++ - 128);
+    }
   }
 }
 

@@ -3,8 +3,8 @@
 // weight columns of its non-zero inputs. So the weights are stored column by column, in chunks of
 // output rows, and the kernel walks the list of non-zero inputs.
 //
-// Weights: output rows in chunks of `chunk_rows` (a power of two in 64..4096, the masked form at
-// most 256; the last chunk zero-padded);
+// Weights: output rows in chunks of `chunk_rows` (a power of two in 64..4096; the last chunk
+// zero-padded);
 // one entry per (chunk, input column), made of chunk_rows / 64 slices of 64 rows, chunk after
 // chunk and in column order within a chunk. The kernel runs chunk by chunk, each over the list of
 // non-zero inputs.
@@ -14,9 +14,13 @@
 //   dense form:  a slice is its 64 values; entry (chunk c, column j) begins at byte
 //                c * in * chunk_rows + j * (the chunk's stored rows: chunk_rows, or for the last
 //                of long chunks its rows up to a multiple of 64); see entry_offset.
-//   masked form: an entry is the slices' 8-byte masks (bit p set: position p holds a non-zero
-//                weight), then each slice's popcount(mask) non-zero values in position order;
-//                offsets[c * in + j] is the entry's first byte. Zero weights cost no value bytes:
+//   masked form: an entry is made of sub-entries of sub_rows() = min(chunk_rows, 256) rows (one
+//                for short chunks; a long chunk's are contiguous, so that a thread's share of a
+//                column is one run of bytes); a sub-entry is its slices' 8-byte masks (bit p set:
+//                position p holds a non-zero weight), then each slice's popcount(mask) non-zero
+//                values in position order, and ends where the next begins; offsets[sc * in + j]
+//                is the first byte of sub-chunk sc's sub-entry for column j (sub-chunks count
+//                sub_rows() rows from row 0, over all chunks). Zero weights cost no value bytes:
 //                2:4 and block-sparse weights are stored at (1 - sparsity) + 1/8 bytes per
 //                weight. The masks come first so that the kernel finds every slice's values
 //                from loads that do not wait on each other (a mask before each slice made a
@@ -44,7 +48,7 @@ struct Int8SparseInputWeights : SparseInputChunks<1> {
 };
 
 // wq: s8 [out x in] with values in -127..127 (InvalidArgument naming the first -128); w_scale
-// [out]; bias [out] or null; chunk_rows a power of two in 64..4096 (masked: ..256). NotSupported if
+// [out]; bias [out] or null; chunk_rows a power of two in 64..4096. NotSupported if
 // the masked entries would exceed 4 GiB (32-bit offsets).
 Int8SparseInputWeights pack_int8_sparse_input(const int8_t* wq, const float* w_scale,
                                               const float* bias, int64_t out, int64_t in,

@@ -1,7 +1,8 @@
 // The chunk geometry the int8 and bf16 sparse-input layouts share
 // (sparse/int8_sparse_input_pack.hpp, sparse/bf16_sparse_input_pack.hpp): output rows in chunks of
 // chunk_rows, one entry per (chunk, input column); the dense form stores entries at fixed places,
-// the masked form through offsets.
+// the masked form through offsets. A masked entry of a long chunk is a run of sub-entries of
+// kSparseInputMaxRegisterRows rows each, so that a thread can start at any of them.
 #pragma once
 
 #include <algorithm>
@@ -14,8 +15,9 @@
 
 namespace sparq::sparse {
 
-// Chunks of more than this many rows are long (dense form only): their sums live in memory and
-// their last chunk is stored only up to its rows.
+// Chunks of more than this many rows are long: their sums live in memory, the dense form stores
+// their last chunk only up to its rows, the masked form splits their entries into sub-entries of
+// this many rows.
 inline constexpr int kSparseInputMaxRegisterRows = 256;
 
 template <int kValueBytes>
@@ -24,11 +26,20 @@ struct SparseInputChunks {
   int chunk_rows = 256;
   bool masked = false;
   AlignedVector<uint8_t> entries;  // + 64 bytes of padding
-  std::vector<uint32_t> offsets;   // masked form: [chunks x in]
+  std::vector<uint32_t> offsets;   // masked form: [sub_chunks() x in], each sub-entry's first byte
 
   int64_t chunks() const { return (out + chunk_rows - 1) / chunk_rows; }
   int64_t padded_out() const { return chunks() * chunk_rows; }
   bool long_chunks() const { return chunk_rows > kSparseInputMaxRegisterRows; }
+  // Masked form: the rows of one sub-entry (the chunk's, up to kSparseInputMaxRegisterRows), and
+  // the number of sub-entries per column over all chunks (the last chunk holds only those
+  // with rows below out).
+  int sub_rows() const { return std::min(chunk_rows, kSparseInputMaxRegisterRows); }
+  int64_t sub_chunks() const { return (out + sub_rows() - 1) / sub_rows(); }
+  // Masked form: the sub-chunks [first, end) of chunk c; entry (c, j) is their sub-entries in
+  // order.
+  int64_t first_sub_chunk(int64_t c) const { return c * (chunk_rows / sub_rows()); }
+  int64_t end_sub_chunk(int64_t c) const { return std::min(first_sub_chunk(c + 1), sub_chunks()); }
   // Long chunks store the last chunk's rows only up to the next multiple of 64; the others store
   // whole chunks.
   int64_t stored_rows(int64_t c) const {
@@ -42,9 +53,10 @@ struct SparseInputChunks {
 };
 
 // Why chunk_rows is not a valid height (a power of two in 64..max_rows, masked at most
-// kSparseInputMaxRegisterRows), or empty.
-inline std::string sparse_input_chunk_rows_error(int chunk_rows, bool masked, int max_rows) {
-  const int limit = masked ? kSparseInputMaxRegisterRows : max_rows;
+// max_masked_rows), or empty.
+inline std::string sparse_input_chunk_rows_error(int chunk_rows, bool masked, int max_rows,
+                                                 int max_masked_rows) {
+  const int limit = masked ? max_masked_rows : max_rows;
   if (chunk_rows >= 64 && chunk_rows <= limit &&
       std::has_single_bit(static_cast<unsigned>(chunk_rows)))
     return {};

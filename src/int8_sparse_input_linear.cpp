@@ -29,10 +29,24 @@ int64_t values_at(int64_t in) { return 64 + 4 * column_slots(in); }
 int64_t token_bytes(int64_t in) { return sparse::ceil_div(values_at(in) + padded_in(in), 64) * 64; }
 
 // The masked form's mean entry in cache lines, plus one for the entries that straddle a line.
+// Long chunks prefetch a run's first two lines (its first masks and values) and leave the rest to
+// the hardware: on Zen 4 (2:4, 4096 x 4096 and 11008 x 4096, 50 % zero inputs, 2 threads, cold)
+// 1-2 lines ran 1.8-2.0x oneDNN's GEMV, a unit's whole run (21 lines) 1.1-1.5x.
 int prefetch_lines(const sparse::Int8SparseInputWeights& w) {
   if (!w.masked) return std::min(w.chunk_rows / 64, 4);
+  if (w.long_chunks()) return 2;
   const double mean = static_cast<double>(w.entries.size()) / static_cast<double>(w.offsets.size());
   return std::clamp(static_cast<int>(std::ceil(mean / 64.0)) + 1, 1, 64);
+}
+
+int64_t checked_unit_rows(const sparse::Int8SparseInputWeights& w, int threads) {
+  const int64_t rows = sparse_input_unit_rows(w.out, w.chunk_rows, threads);
+  // Long masked chunks run whole sub-entries.
+  if (w.masked && rows % w.sub_rows() != 0)
+    throw InvalidArgument("int8 sparse-input layer: the masked form runs units of whole " +
+                          std::to_string(w.sub_rows()) + "-row sub-entries, got " +
+                          std::to_string(rows) + " rows (SPARQ_SPARSE_INPUT_UNIT_ROWS)");
+  return rows;
 }
 
 }  // namespace
@@ -41,8 +55,11 @@ bool Int8SparseInputLinear::masked_form(const int8_t* wq, int64_t out, int64_t i
   if (!jit::can_run(jit::vbmi2_features())) return false;
   if (const auto forced = sparse_input_masked_override()) return *forced;
   // Weights of kMinLongRows rows or more take the dense form in long chunks, whatever their
-  // sparsity: on Zen 4 (cold weights, one thread) 2:4 weights with 50 % / 75 % zero inputs ran
-  // 1.14-1.36x / 2.24-2.65x oneDNN's dense GEMV there, in the masked form 0.64-0.65x / 1.03-1.10x.
+  // sparsity: on Zen 4 (2:4 weights, cold, 2 threads; docs/benchmarks-avx512.md) the masked form's
+  // long chunks, 64 % of the bytes, ran at 0.90x / 0.89x / 0.89x the dense form's speed at 0 / 50 /
+  // 75 % zero inputs on 4096 x 4096 and 0.98x / 0.90x / 0.85x on 11008 x 4096: its expansion
+  // (22 cycles per 4 columns x 64 rows with the data in L1, the dense form 13) does not overlap the
+  // memory stream. The masked form stays the way to spend fewer bytes (SPARQ_SPARSE_INPUT_FORM).
   if (out >= kMinLongRows) return false;
   int64_t nonzeros = 0;
   for (int64_t i = 0; i < out * in; ++i) nonzeros += wq[i] != 0;
@@ -52,9 +69,9 @@ bool Int8SparseInputLinear::masked_form(const int8_t* wq, int64_t out, int64_t i
   return masked <= 0.9 * weights;
 }
 
-int Int8SparseInputLinear::chunk_rows_for(bool masked, int64_t out, int threads) {
+int Int8SparseInputLinear::chunk_rows_for(int64_t out, int threads) {
   if (const auto forced = sparse_input_chunk_rows_override()) return *forced;
-  if (masked || out < kMinLongRows) return sparse_input_chunk_rows(out, threads);
+  if (out < kMinLongRows) return sparse_input_chunk_rows(out, threads);
   return static_cast<int>(std::min<int64_t>(kPageRows, std::bit_floor(static_cast<uint64_t>(out))));
 }
 
@@ -65,10 +82,9 @@ Int8SparseInputLinear::Int8SparseInputLinear(const int8_t* wq, const float* w_sc
         const bool masked = masked_form(wq, out, in);
         return sparse::pack_int8_sparse_input(
             wq, w_scale, bias, out, in, masked,
-            chunk_rows_for(masked, out, resolve_threads(threads.threads)));
+            chunk_rows_for(out, resolve_threads(threads.threads)));
       }()),
-      unit_rows_(
-          sparse_input_unit_rows(out, weights_.chunk_rows, resolve_threads(threads.threads))),
+      unit_rows_(checked_unit_rows(weights_, resolve_threads(threads.threads))),
       post_ops_(post_ops),
       kernel_(jit::sparse_input_kernel(
           {weights_.masked, weights_.chunk_rows, prefetch_lines(weights_)})),
@@ -142,8 +158,10 @@ void Int8SparseInputLinear::run(const QuantizedInput::Impl& q, void* y, float y_
     TokenInput header;
     std::memcpy(&header, block, sizeof header);
     if (w.long_chunks()) {
-      // Long chunks: units of unit_rows_ rows (within one chunk) over the threads.
-      const int64_t used = sparse::ceil_div(out, 64) * 64;
+      // Long chunks: units of unit_rows_ rows (within one chunk) over the threads; the masked
+      // form runs whole sub-entries.
+      const int64_t granule = w.masked ? w.sub_rows() : 64;
+      const int64_t used = sparse::ceil_div(out, granule) * granule;
       const int64_t units = sparse::ceil_div(used, unit_rows_);
       parallel_ranges(*arena_, units, [&](int64_t u0, int64_t u1) {
         thread_local AlignedVector<int32_t> acc;
@@ -153,8 +171,13 @@ void Int8SparseInputLinear::run(const QuantizedInput::Impl& q, void* y, float y_
           const int64_t r0 = u * unit_rows_, n = std::min(r0 + unit_rows_, used) - r0;
           jit::SparseInputArgs a{};
           a.entries = w.entries.data();
-          a.chunk_base = w.entries.data() + w.entry_offset(r0 / rows, 0) + r0 % rows;
-          a.column_stride = w.stored_rows(r0 / rows);
+          if (w.masked) {
+            a.chunk_base = w.offsets.data() + r0 / w.sub_rows() * w.in;
+            a.chunk_stride = w.in * static_cast<int64_t>(sizeof(uint32_t));
+          } else {
+            a.chunk_base = w.entries.data() + w.entry_offset(r0 / rows, 0) + r0 % rows;
+            a.column_stride = w.stored_rows(r0 / rows);
+          }
           a.columns = reinterpret_cast<const int32_t*>(block + 64);
           a.x = reinterpret_cast<const int32_t*>(block + values_at(w.in));
           a.quads = header.quads;

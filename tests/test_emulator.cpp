@@ -337,7 +337,42 @@ TEST(EmulatorLane, SparseInputKernelMatchesItsReference) {
         ASSERT_EQ(got[static_cast<size_t>(r)], want[static_cast<size_t>(r)])
             << "masked=" << masked << " rows=" << rows << " row " << r;
     }
-  EXPECT_GE(emu::call_count(), calls + 4) << "the kernels did not run under emulation";
+  // Long chunks (512 rows, sums in memory): the dense form from its second slice, the masked form
+  // (256-row sub-entries, each found through its offset) from its second sub-entry.
+  const int64_t long_out = 600;
+  auto long_w = test::random_int8(static_cast<size_t>(long_out * in), 5);
+  for (size_t i = 0; i < long_w.size(); i += 3) long_w[i] = 0;
+  const std::vector<float> long_scale(static_cast<size_t>(long_out), 1.0f);
+  for (bool masked : {false, true}) {
+    const int rows = 512;
+    const auto p = sparse::pack_int8_sparse_input(long_w.data(), long_scale.data(), nullptr,
+                                                  long_out, in, masked, rows);
+    std::vector<int32_t> want(static_cast<size_t>(p.padded_out()));
+    sparse::sparse_input_reference(p, columns.data(), x.data(), count, 0, p.chunks(), want.data());
+    const int64_t r0 = masked ? 256 : 64, n = masked ? 256 : 192;  // rows r0 .. r0 + n
+    AlignedVector<int32_t> got(static_cast<size_t>(n), -1);
+    jit::SparseInputArgs a{};
+    a.entries = p.entries.data();
+    if (masked) {
+      a.chunk_base = p.offsets.data() + r0 / 256 * in;
+      a.chunk_stride = in * 4;
+    } else {
+      a.chunk_base = p.entries.data() + p.entry_offset(0, 0) + r0;
+      a.column_stride = p.stored_rows(0);
+    }
+    a.columns = columns.data();
+    a.x = reinterpret_cast<const int32_t*>(x.data());
+    a.quads = count / 4;
+    a.chunks = 1;
+    a.slices = n / 64;
+    a.acc = got.data();
+    a.compensation = 128 * sum_x;
+    jit::sparse_input_kernel({masked, rows, 7})->run(a);
+    for (int64_t r = r0; r < r0 + n; ++r)
+      ASSERT_EQ(got[static_cast<size_t>(r - r0)], want[static_cast<size_t>(r)])
+          << "long chunks, masked=" << masked << " row " << r;
+  }
+  EXPECT_GE(emu::call_count(), calls + 6) << "the kernels did not run under emulation";
   jit::set_code_runner(previous);
 }
 

@@ -61,7 +61,6 @@ TEST(SparseInputPack, RoundTripBothForms) {
     for (WeightKind kind : {WeightKind::dense, WeightKind::two_of_four, WeightKind::unstructured})
       for (bool masked : {false, true})
         for (int rows : {64, 128, 256, 512, 4096}) {
-          if (masked && rows > 256) continue;
           const auto w = weight_of(kind, s.out, s.in, static_cast<uint32_t>(s.out * 31 + s.in));
           const std::vector<float> scale(static_cast<size_t>(s.out), 0.5f);
           const auto p = sparse::pack_int8_sparse_input(w.data(), scale.data(), nullptr, s.out,
@@ -70,8 +69,11 @@ TEST(SparseInputPack, RoundTripBothForms) {
           EXPECT_EQ(p.padded_out() % rows, 0);
           if (masked) {
             const int64_t nonzeros = std::count_if(w.begin(), w.end(), [](int8_t v) { return v; });
+            // A mask per 64 rows of each sub-entry (256 rows in long chunks, up to out's).
+            const int64_t sub_rows = std::min(rows, 256);
+            EXPECT_EQ(p.sub_chunks(), (s.out + sub_rows - 1) / sub_rows);
             EXPECT_EQ(static_cast<int64_t>(p.entries.size()),
-                      nonzeros + p.chunks() * s.in * (rows / 64) * 8 + 64);
+                      nonzeros + p.sub_chunks() * s.in * (sub_rows / 64) * 8 + 64);
           } else {
             // Short chunks store whole chunks; long ones the last chunk's rows up to 64 only.
             const int64_t stored = rows > 256 ? (s.out + 63) / 64 * 64 : p.padded_out();
@@ -94,8 +96,8 @@ TEST(SparseInputPack, RejectsBadArguments) {
             }).find("chunk_rows must be a power of two in 64..4096, got 96"),
             std::string::npos);
   EXPECT_NE(test::message_of<InvalidArgument>([&] {
-              sparse::pack_int8_sparse_input(w.data(), scale.data(), nullptr, 4, 4, true, 512);
-            }).find("chunk_rows must be a power of two in 64..256 (masked form), got 512"),
+              sparse::pack_int8_sparse_input(w.data(), scale.data(), nullptr, 4, 4, true, 8192);
+            }).find("chunk_rows must be a power of two in 64..4096 (masked form), got 8192"),
             std::string::npos);
 }
 
@@ -186,53 +188,66 @@ TEST(SparseInputKernel, MatchesReference) {
   }
 }
 
-// Long chunks (dense form, 512..4096 rows): the kernel runs a range of a chunk's rows, 64-row
-// slices from any slice of the chunk, with its sums in memory.
+// Long chunks (512..4096 rows): the kernel runs a range of a chunk's rows, 64-row slices from any
+// slice of the chunk in the dense form, whole 256-row sub-entries from any of them in the masked
+// form, with its sums in memory.
 TEST(SparseInputKernel, LongChunksMatchReference) {
-  const jit::SparseInputKernelKey probe{false, 512};
-  if (auto why = test::lane_skip_reason(jit::sparse_input_features(probe)); !why.empty())
-    GTEST_SKIP() << why;
-  for (int rows : {512, 4096})
-    for (const Shape& s : {Shape{600, 70}, Shape{4100, 33}, Shape{64, 9}})
-      for (WeightKind kind : {WeightKind::dense, WeightKind::two_of_four})
-        for (double density : {0.0, 0.5, 1.0}) {
-          const uint32_t seed = static_cast<uint32_t>(s.out + s.in + rows);
-          const auto w = weight_of(kind, s.out, s.in, seed);
-          const std::vector<float> scale(static_cast<size_t>(s.out), 1.0f);
-          const auto p = sparse::pack_int8_sparse_input(w.data(), scale.data(), nullptr, s.out,
-                                                        s.in, false, rows);
-          const InputList l = input_list(s.in, density, seed + 11);
-          const int64_t count = static_cast<int64_t>(l.columns.size());
-          const auto reach = with_prefetch_reach(l.columns);
-          std::vector<int32_t> want(static_cast<size_t>(p.padded_out()));
-          sparse::sparse_input_reference(p, l.columns.data(), l.x.data(), count, 0, p.chunks(),
-                                         want.data());
-          const int32_t sum_x = std::accumulate(l.x.begin(), l.x.end(), 0);
-          const int64_t used = (s.out + 63) / 64 * 64;
-          for (int64_t unit : {int64_t{rows}, int64_t{256}, int64_t{64}})
-            for (int64_t r0 = 0; r0 < used; r0 += unit) {
-              const int64_t n = std::min(r0 + unit, used) - r0;
-              if (r0 / rows != (r0 + n - 1) / rows) continue;  // units stay within a chunk
-              AlignedVector<int32_t> got(static_cast<size_t>(n), -1);
-              jit::SparseInputArgs a{};
-              a.entries = p.entries.data();
-              a.chunk_base = p.entries.data() + p.entry_offset(r0 / rows, 0) + r0 % rows;
-              a.column_stride = p.stored_rows(r0 / rows);
-              a.columns = reach.data();
-              a.x = reinterpret_cast<const int32_t*>(l.x.data());
-              a.quads = count / 4;
-              a.chunks = 1;
-              a.slices = n / 64;
-              a.acc = got.data();
-              a.compensation = 128 * sum_x;
-              jit::sparse_input_kernel({false, rows, 3})->run(a);
-              for (int64_t r = r0; r < std::min(r0 + n, s.out); ++r)
-                ASSERT_EQ(got[static_cast<size_t>(r - r0)], want[static_cast<size_t>(r)])
-                    << s.out << "x" << s.in << " rows=" << rows << " unit " << unit << " from "
-                    << r0 << " kind=" << static_cast<int>(kind) << " density=" << density
-                    << ", row " << r;
-            }
-        }
+  for (bool masked : {false, true}) {
+    const jit::SparseInputKernelKey probe{masked, 512};
+    if (auto why = test::lane_skip_reason(jit::sparse_input_features(probe)); !why.empty()) {
+      std::cout << "[ skip ] " << (masked ? "masked" : "dense") << " form: " << why << "\n";
+      continue;
+    }
+    const int64_t granule = masked ? 256 : 64;
+    for (int rows : {512, 4096})
+      for (const Shape& s : {Shape{600, 70}, Shape{4100, 33}, Shape{64, 9}})
+        for (WeightKind kind : {WeightKind::dense, WeightKind::two_of_four, WeightKind::rows16,
+                                WeightKind::unstructured})
+          for (double density : {0.0, 0.5, 1.0}) {
+            const uint32_t seed = static_cast<uint32_t>(s.out + s.in + rows);
+            const auto w = weight_of(kind, s.out, s.in, seed);
+            const std::vector<float> scale(static_cast<size_t>(s.out), 1.0f);
+            const auto p = sparse::pack_int8_sparse_input(w.data(), scale.data(), nullptr, s.out,
+                                                          s.in, masked, rows);
+            const InputList l = input_list(s.in, density, seed + 11);
+            const int64_t count = static_cast<int64_t>(l.columns.size());
+            const auto reach = with_prefetch_reach(l.columns);
+            std::vector<int32_t> want(static_cast<size_t>(p.padded_out()));
+            sparse::sparse_input_reference(p, l.columns.data(), l.x.data(), count, 0, p.chunks(),
+                                           want.data());
+            const int32_t sum_x = std::accumulate(l.x.begin(), l.x.end(), 0);
+            const int64_t used = (s.out + granule - 1) / granule * granule;
+            for (int64_t unit : {int64_t{rows}, int64_t{256}, int64_t{64}})
+              for (int64_t r0 = 0; r0 < used; r0 += unit) {
+                const int64_t n = std::min(r0 + unit, used) - r0;
+                if (r0 / rows != (r0 + n - 1) / rows) continue;  // units stay within a chunk
+                if (n % granule != 0) continue;
+                AlignedVector<int32_t> got(static_cast<size_t>(n), -1);
+                jit::SparseInputArgs a{};
+                a.entries = p.entries.data();
+                if (masked) {
+                  a.chunk_base = p.offsets.data() + r0 / 256 * s.in;
+                  a.chunk_stride = s.in * 4;
+                } else {
+                  a.chunk_base = p.entries.data() + p.entry_offset(r0 / rows, 0) + r0 % rows;
+                  a.column_stride = p.stored_rows(r0 / rows);
+                }
+                a.columns = reach.data();
+                a.x = reinterpret_cast<const int32_t*>(l.x.data());
+                a.quads = count / 4;
+                a.chunks = 1;
+                a.slices = n / 64;
+                a.acc = got.data();
+                a.compensation = 128 * sum_x;
+                jit::sparse_input_kernel({masked, rows, 3})->run(a);
+                for (int64_t r = r0; r < std::min(r0 + n, s.out); ++r)
+                  ASSERT_EQ(got[static_cast<size_t>(r - r0)], want[static_cast<size_t>(r)])
+                      << s.out << "x" << s.in << " rows=" << rows << " masked=" << masked
+                      << " unit " << unit << " from " << r0 << " kind=" << static_cast<int>(kind)
+                      << " density=" << density << ", row " << r;
+              }
+          }
+  }
 }
 
 // The layer (every epilogue, 1..4 tokens, fp32 / int8 / bf16 outputs) against the int8 reference
@@ -296,6 +311,47 @@ TEST(SparseInputLayer, MatchesReferenceOnThresholdedInput) {
             test::expect_requantized(y8, want, y_scale);
           }
         }
+}
+
+// The masked form in long chunks (SPARQ_SPARSE_INPUT_FORM=masked; the layer picks the dense form
+// for them by speed): 256-row sub-entries, units of whole sub-entries over two threads, the last
+// chunk short.
+TEST(SparseInputLayer, LongChunksInTheMaskedForm) {
+  if (!jit::can_run(jit::sparse_input_features({true, 512}))) GTEST_SKIP() << "needs VBMI2";
+  struct FormGuard {
+    FormGuard() { setenv("SPARQ_SPARSE_INPUT_FORM", "masked", 1); }
+    ~FormGuard() { unsetenv("SPARQ_SPARSE_INPUT_FORM"); }
+  } guard;
+  const int64_t out = 4160, in = 72;
+  auto wf =
+      sparse::prune_n_m(test::random_floats(static_cast<size_t>(out * in), 41), out, in, 2, 4);
+  const auto bias = test::random_floats(static_cast<size_t>(out), 42);
+  LinearOptions o;
+  o.threads = 2;
+  o.pattern = Pattern::n_of_m(2, 4);
+  o.activation = Activation::silu;
+  const auto x = test::random_floats(static_cast<size_t>(2 * in), 43);
+  o.input_threshold = test::threshold_for(x, 0.5);
+  o.expected_input_sparsity = 0.9f;
+  auto lin = SparseLinear::pack(wf.data(), out, in, bias.data(), o);
+  ASSERT_EQ(lin.info().decode_kernel, "jit:int8-sparse-input-decode:avx512_vnni");
+  std::vector<int8_t> wq(wf.size());
+  std::vector<float> ws(static_cast<size_t>(out));
+  sparse::quantize_rows(wf.data(), out, in, wq.data(), ws.data());
+  // The layer holds the masked layout in 4096-row chunks (2:4: 64 % of the dense form's values).
+  const auto masked =
+      sparse::pack_int8_sparse_input(wq.data(), ws.data(), bias.data(), out, in, true, 4096);
+  EXPECT_EQ(lin.info().decode_packed_bytes, masked.bytes());
+  EXPECT_LT(masked.entries.size(), static_cast<size_t>(out * in) * 2 / 3);
+  for (int64_t tokens = 1; tokens <= 2; ++tokens) {
+    const std::vector<float> xt(x.begin(), x.begin() + tokens * in);
+    const auto want =
+        test::reference_int8_on(test::thresholded(xt, o.input_threshold), tokens, in, wq.data(),
+                                ws.data(), out, sparse::Epilogue{bias.data(), Activation::silu});
+    std::vector<float> y(static_cast<size_t>(tokens * out));
+    lin.forward(xt.data(), tokens, y.data());
+    test::expect_close(y, want, 1e-4, "masked long chunks");
+  }
 }
 
 TEST(SparseInputLayer, AllInputsBelowThreshold) {
