@@ -39,7 +39,10 @@ int prefetch_lines(const sparse::Int8SparseInputWeights& w) {
   return std::clamp(static_cast<int>(std::ceil(mean / 64.0)) + 1, 1, 64);
 }
 
+// The rows of a thread's unit of a long chunk in the masked form (the dense form splits the input
+// list instead).
 int64_t checked_unit_rows(const sparse::Int8SparseInputWeights& w, int threads) {
+  if (!w.masked || !w.long_chunks()) return w.chunk_rows;
   const int64_t rows = sparse_input_unit_rows(w.out, w.chunk_rows, threads);
   // Long masked chunks run whole sub-entries.
   if (w.masked && rows % w.sub_rows() != 0)
@@ -88,7 +91,8 @@ Int8SparseInputLinear::Int8SparseInputLinear(const int8_t* wq, const float* w_sc
       post_ops_(post_ops),
       kernel_(jit::sparse_input_kernel(
           {weights_.masked, weights_.chunk_rows, prefetch_lines(weights_)})),
-      arena_(&arena_for(resolve_threads(threads.threads), threads.pool)) {
+      arena_(&arena_for(resolve_threads(threads.threads), threads.pool)),
+      threads_(resolve_threads(threads.threads)) {
   for (int residual = 0; residual < 2; ++residual)
     for (jit::TileOutput output :
          {jit::TileOutput::f32, jit::TileOutput::s8, jit::TileOutput::bf16})
@@ -157,11 +161,53 @@ void Int8SparseInputLinear::run(const QuantizedInput::Impl& q, void* y, float y_
     const uint8_t* block = q.x.data() + t * bytes;
     TokenInput header;
     std::memcpy(&header, block, sizeof header);
+    if (w.long_chunks() && !w.masked) {
+      // Long chunks in the dense form: the input list in threads_ parts, each part over whole
+      // chunks into its own partial sums, then the parts added and the epilogue applied. Whole
+      // chunks make each column's read a whole page: on Zen 4 (cold, 2 threads, 50 % zero inputs;
+      // docs/benchmarks-avx512.md) 1.59x / 1.55x oneDNN on 4096 x 4096 / 11008 x 4096 against
+      // 1.52x / 1.36x with the threads on halves of each page.
+      const int64_t used = sparse::ceil_div(out, 64) * 64, parts = threads_;
+      thread_local AlignedVector<int32_t> partial_storage;
+      if (static_cast<int64_t>(partial_storage.size()) < parts * used)
+        partial_storage.resize(static_cast<size_t>(parts * used));
+      int32_t* const partial = partial_storage.data();
+      const auto* columns = reinterpret_cast<const int32_t*>(block + 64);
+      const auto* x = reinterpret_cast<const int32_t*>(block + values_at(w.in));
+      parallel_ranges(*arena_, w.chunks() * parts, [&](int64_t i0, int64_t i1) {
+        for (int64_t i = i0; i < i1; ++i) {
+          const int64_t c = i / parts, p = i % parts;
+          const int64_t q0 = header.quads * p / parts, q1 = header.quads * (p + 1) / parts;
+          const int64_t r0 = c * rows, n = std::min(r0 + rows, used) - r0;
+          jit::SparseInputArgs a{};
+          a.entries = w.entries.data();
+          a.chunk_base = w.entries.data() + w.entry_offset(c, 0);
+          a.column_stride = w.stored_rows(c);
+          a.columns = columns + 4 * q0;
+          a.x = x + q0;
+          a.quads = q1 - q0;
+          a.chunks = 1;
+          a.slices = n / 64;
+          a.acc = partial + p * used + r0;
+          a.compensation = p == 0 ? header.compensation : 0;
+          kernel_->run(a);
+        }
+      });
+      parallel_ranges(*arena_, sparse::ceil_div(used, int64_t{256}), [&](int64_t u0, int64_t u1) {
+        const int64_t r0 = u0 * 256, r1 = std::min(u1 * 256, used);
+        for (int64_t p = 1; p < parts; ++p)
+          for (int64_t r = r0; r < r1; ++r) partial[r] += partial[p * used + r];
+        jit::apply_row_epilogue(epilogue, key, partial + r0, q.scales[t], w.scales.data() + r0,
+                                w.bias.data() + r0, residual ? residual + t * out + r0 : nullptr,
+                                static_cast<uint8_t*>(y) + (t * out + r0) * y_elem,
+                                std::min(r1, out) - r0, inv_y_scale);
+      });
+      continue;
+    }
     if (w.long_chunks()) {
-      // Long chunks: units of unit_rows_ rows (within one chunk) over the threads; the masked
-      // form runs whole sub-entries.
-      const int64_t granule = w.masked ? w.sub_rows() : 64;
-      const int64_t used = sparse::ceil_div(out, granule) * granule;
+      // Long chunks in the masked form: units of unit_rows_ rows (whole sub-entries within one
+      // chunk) over the threads.
+      const int64_t used = sparse::ceil_div(out, int64_t{w.sub_rows()}) * w.sub_rows();
       const int64_t units = sparse::ceil_div(used, unit_rows_);
       parallel_ranges(*arena_, units, [&](int64_t u0, int64_t u1) {
         thread_local AlignedVector<int32_t> acc;
@@ -171,13 +217,8 @@ void Int8SparseInputLinear::run(const QuantizedInput::Impl& q, void* y, float y_
           const int64_t r0 = u * unit_rows_, n = std::min(r0 + unit_rows_, used) - r0;
           jit::SparseInputArgs a{};
           a.entries = w.entries.data();
-          if (w.masked) {
-            a.chunk_base = w.offsets.data() + r0 / w.sub_rows() * w.in;
-            a.chunk_stride = w.in * static_cast<int64_t>(sizeof(uint32_t));
-          } else {
-            a.chunk_base = w.entries.data() + w.entry_offset(r0 / rows, 0) + r0 % rows;
-            a.column_stride = w.stored_rows(r0 / rows);
-          }
+          a.chunk_base = w.offsets.data() + r0 / w.sub_rows() * w.in;
+          a.chunk_stride = w.in * static_cast<int64_t>(sizeof(uint32_t));
           a.columns = reinterpret_cast<const int32_t*>(block + 64);
           a.x = reinterpret_cast<const int32_t*>(block + values_at(w.in));
           a.quads = header.quads;

@@ -313,6 +313,37 @@ TEST(SparseInputLayer, MatchesReferenceOnThresholdedInput) {
         }
 }
 
+// Long chunks in the dense form split the list of non-zero inputs over the threads (each part over
+// whole chunks, the parts' sums added): 1 to 5 threads, lists shorter than the thread count
+// (parts with no input), a last chunk of 64 rows.
+TEST(SparseInputLayer, LongChunksSplitTheInputListOverTheThreads) {
+  if (jit::best_int8_isa() != jit::Isa::avx512_vnni) GTEST_SKIP() << "needs AVX-512 VNNI";
+  const int64_t out = 4160, in = 40;
+  const auto wf = test::random_floats(static_cast<size_t>(out * in), 51);
+  const auto bias = test::random_floats(static_cast<size_t>(out), 52);
+  const auto x = test::random_floats(static_cast<size_t>(in), 53);
+  std::vector<int8_t> wq(wf.size());
+  std::vector<float> ws(static_cast<size_t>(out));
+  sparse::quantize_rows(wf.data(), out, in, wq.data(), ws.data());
+  for (double zero : {0.5, 0.9, 0.97})
+    for (int threads = 1; threads <= 5; ++threads) {
+      LinearOptions o;
+      o.threads = threads;
+      o.pattern = Pattern::dense();
+      o.input_threshold = test::threshold_for(x, zero);
+      o.expected_input_sparsity = 0.9f;
+      auto lin = SparseLinear::pack(wf.data(), out, in, bias.data(), o);
+      ASSERT_EQ(lin.info().decode_kernel, "jit:int8-sparse-input-decode:avx512_vnni");
+      const auto want =
+          test::reference_int8_on(test::thresholded(x, o.input_threshold), 1, in, wq.data(),
+                                  ws.data(), out, sparse::Epilogue{bias.data()});
+      std::vector<float> y(static_cast<size_t>(out));
+      lin.forward(x.data(), 1, y.data());
+      test::expect_close(y, want, 1e-4,
+                         std::to_string(threads) + " threads, " + std::to_string(zero) + " zero");
+    }
+}
+
 // The masked form in long chunks (SPARQ_SPARSE_INPUT_FORM=masked; the layer picks the dense form
 // for them by speed): 256-row sub-entries, units of whole sub-entries over two threads, the last
 // chunk short.
