@@ -54,12 +54,13 @@ std::shared_ptr<const DnnlMatmul> DenseLinear::primitive(int64_t tokens) const {
   std::shared_ptr<const DnnlMatmul> prim;
   if (dtype_ == DType::int8)
     prim = std::make_shared<DnnlMatmul>(DnnlMatmul::Kind::s8s8_s32, tokens, out_, in_, w_s8_.data(),
-                                        nullptr, nullptr, Activation::none, threads_);
+                                        nullptr, nullptr, Activation::none, threads_,
+                                        &shared_weights_);
   else
     prim = std::make_shared<DnnlMatmul>(
         bf16_gemm() ? DnnlMatmul::Kind::bf16 : DnnlMatmul::Kind::f32, tokens, out_, in_,
         w_f32_.data(), nullptr, bias_.empty() ? nullptr : bias_.data(), post_ops_.activation,
-        threads_);
+        threads_, &shared_weights_);
   primitives_.emplace_front(tokens, prim);
   if (primitives_.size() > kMaxPrimitives) primitives_.pop_back();
   return prim;

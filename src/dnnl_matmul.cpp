@@ -29,6 +29,10 @@ bool onednn_int8_is_exact() {
   return has(dnnl::cpu_isa::avx512_core_vnni) || has(dnnl::cpu_isa::avx2_vnni);
 }
 
+struct DnnlSharedWeights {
+  dnnl::memory weights;
+};
+
 struct DnnlMatmul::Impl {
   dnnl::engine engine{dnnl::engine::kind::cpu, 0};
   Kind kind;
@@ -37,13 +41,14 @@ struct DnnlMatmul::Impl {
   dnnl::matmul prim;
   dnnl::memory::desc src_md, dst_md, scratchpad_md;
   dnnl::memory weights, bias;
-  std::vector<int8_t> w_s8;
-  std::vector<float> w_f32, b_f32;
+  std::vector<float> b_f32;
+  bool owns_weights = true;
   std::string impl_name;
 };
 
 DnnlMatmul::DnnlMatmul(Kind kind, int64_t tokens, int64_t out, int64_t in, const void* w,
-                       const float* w_scale, const float* bias, Activation activation, int threads)
+                       const float* w_scale, const float* bias, Activation activation, int threads,
+                       std::shared_ptr<DnnlSharedWeights>* share)
     : impl_(std::make_unique<Impl>()) {
   if (!w || tokens <= 0 || out <= 0 || in <= 0 ||
       (kind != Kind::f32 && kind != Kind::bf16 && kind != Kind::s8s8_s32 && !w_scale))
@@ -98,18 +103,45 @@ DnnlMatmul::DnnlMatmul(Kind kind, int64_t tokens, int64_t out, int64_t in, const
   auto desc = bias ? dnnl::matmul::desc(m.src_md, w_any, b_md, m.dst_md)
                    : dnnl::matmul::desc(m.src_md, w_any, m.dst_md);
   dnnl::matmul::primitive_desc pd(desc, attr, m.engine);
+  // The layer's shared weights, where the implementation oneDNN picks for this token count takes
+  // their layout (asked for explicitly when it would choose another one by itself).
+  if (share != nullptr && *share != nullptr) {
+    const dnnl::memory::desc shared_md = (*share)->weights.get_desc();
+    bool fits = pd.weights_desc() == shared_md;
+    if (!fits) {
+      try {
+        auto fixed = bias ? dnnl::matmul::desc(m.src_md, shared_md, b_md, m.dst_md)
+                          : dnnl::matmul::desc(m.src_md, shared_md, m.dst_md);
+        dnnl::matmul::primitive_desc pd_fixed(fixed, attr, m.engine);
+        if (std::string(pd_fixed.impl_info_str()) == pd.impl_info_str()) {
+          pd = pd_fixed;
+          fits = true;
+        }
+      } catch (const dnnl::error&) {
+        // No implementation takes that layout for this shape: the primitive keeps its own copy.
+      }
+    }
+    if (fits) {
+      m.weights = (*share)->weights;
+      m.owns_weights = false;
+    }
+  }
   m.impl_name = pd.impl_info_str();
   m.prim = dnnl::matmul(pd);
   m.scratchpad_md = pd.scratchpad_desc();
-  // Reorder the weights once into the layout the primitive wants.
-  dnnl::stream s(m.engine);
-  const size_t elem = floating ? 4 : 1;
-  std::vector<uint8_t> plain(static_cast<size_t>(out * in) * elem);
-  std::memcpy(plain.data(), w, plain.size());
-  dnnl::memory user_w(w_md, m.engine, plain.data());
-  m.weights = dnnl::memory(pd.weights_desc(), m.engine);
-  dnnl::reorder(user_w, m.weights).execute(s, user_w, m.weights);
-  s.wait();
+  if (m.owns_weights) {
+    // Reorder the weights once into the layout the primitive wants.
+    dnnl::stream s(m.engine);
+    const size_t elem = floating ? 4 : 1;
+    std::vector<uint8_t> plain(static_cast<size_t>(out * in) * elem);
+    std::memcpy(plain.data(), w, plain.size());
+    dnnl::memory user_w(w_md, m.engine, plain.data());
+    m.weights = dnnl::memory(pd.weights_desc(), m.engine);
+    dnnl::reorder(user_w, m.weights).execute(s, user_w, m.weights);
+    s.wait();
+    if (share != nullptr && *share == nullptr)
+      *share = std::make_shared<DnnlSharedWeights>(DnnlSharedWeights{m.weights});
+  }
   if (bias) {
     m.b_f32.assign(bias, bias + out);
     // oneDNN 2.6 scales int8 results after adding the bias: dst = scale * (acc + bias).
@@ -140,5 +172,9 @@ void DnnlMatmul::run(const void* x, void* y) const {
 }
 
 const char* DnnlMatmul::implementation() const { return impl_->impl_name.c_str(); }
+bool DnnlMatmul::owns_weights() const { return impl_->owns_weights; }
+int64_t DnnlMatmul::weight_bytes() const {
+  return static_cast<int64_t>(impl_->weights.get_desc().get_size());
+}
 
 }  // namespace sparq

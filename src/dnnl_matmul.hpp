@@ -18,6 +18,10 @@ bool onednn_has_bf16();
 // ONEDNN_MAX_CPU_ISA is honoured.
 bool onednn_int8_is_exact();
 
+// A layer's weights as reordered for its first primitive, for the layer's other primitives (other
+// token counts) to use instead of a copy of their own.
+struct DnnlSharedWeights;
+
 class DnnlMatmul {
  public:
   enum class Kind {
@@ -29,8 +33,13 @@ class DnnlMatmul {
   };
   // Builds the primitive for exactly `tokens` rows. w: fp32 [out x in] (f32) or s8 [out x in]
   // (s8s8, with w_scale [out]); bias [out] or null; the activation runs after the bias.
+  // share (optional): null before the layer's first primitive, which sets it to its reordered
+  // weights; a later primitive uses them where its implementation (the one oneDNN picks for
+  // `tokens` with the layout left to it) takes that layout, and reorders a copy of its own only
+  // where it does not (owns_weights()).
   DnnlMatmul(Kind kind, int64_t tokens, int64_t out, int64_t in, const void* w,
-             const float* w_scale, const float* bias, Activation activation, int threads);
+             const float* w_scale, const float* bias, Activation activation, int threads,
+             std::shared_ptr<DnnlSharedWeights>* share = nullptr);
   ~DnnlMatmul();
   DnnlMatmul(DnnlMatmul&&) noexcept;
 
@@ -39,6 +48,10 @@ class DnnlMatmul {
   // leave per-token scaling to the caller.)
   void run(const void* x, void* y) const;
   const char* implementation() const;  // oneDNN's name for the kernel it picked
+  // Whether the primitive holds a reordered copy of the weights of its own (not shared).
+  bool owns_weights() const;
+  // Bytes of the reordered weights the primitive reads (shared or its own).
+  int64_t weight_bytes() const;
 
  private:
   struct Impl;

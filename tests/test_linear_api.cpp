@@ -215,6 +215,36 @@ TEST(SparseLinearInt8, RequantizedOutputMatchesFp32WithinOne) {
 // ------------------------------------------------------------------------------------------------
 // Dense layers on oneDNN
 
+// A dense layer's oneDNN primitives (one per token count) share the weights reordered for the
+// first one wherever their implementation takes that layout; shared or not, each computes what a
+// primitive with weights of its own computes, bit for bit (int8, s32 sums).
+TEST(SparseLinearDense, PrimitivesShareTheirReorderedWeights) {
+  const int64_t out = 300, in = 200;
+  const auto w = test::random_int8(static_cast<size_t>(out * in), 61);
+  const auto x = test::random_int8(static_cast<size_t>(64 * in), 62);
+  std::shared_ptr<DnnlSharedWeights> share;
+  int shared = 0;
+  for (int64_t tokens : {1, 4, 64, 3}) {
+    const DnnlMatmul with_share(DnnlMatmul::Kind::s8s8_s32, tokens, out, in, w.data(), nullptr,
+                                nullptr, Activation::none, 2, &share);
+    const DnnlMatmul alone(DnnlMatmul::Kind::s8s8_s32, tokens, out, in, w.data(), nullptr, nullptr,
+                           Activation::none, 2);
+    ASSERT_NE(share, nullptr);
+    shared += !with_share.owns_weights();
+    EXPECT_EQ(with_share.weight_bytes(), alone.weight_bytes());
+    std::vector<int32_t> a(static_cast<size_t>(tokens * out)), b(a.size());
+    with_share.run(x.data(), a.data());
+    alone.run(x.data(), b.data());
+    ASSERT_EQ(a, b) << tokens << " tokens, " << with_share.implementation();
+  }
+  // The first primitive reorders; on CPUs where oneDNN picks one implementation for every token
+  // count (VNNI) the others share.
+  std::cout << "[ info ] " << shared << " of 3 later primitives shared the weights\n";
+  if (jit::can_run(jit::Isa::avx512_vnni)) {
+    EXPECT_EQ(shared, 3);
+  }
+}
+
 TEST(SparseLinearDense, Int8MatchesReference) {
   uint32_t seed = 90;
   for (int64_t in : {96, 33})
