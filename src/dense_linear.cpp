@@ -1,5 +1,9 @@
 #include "src/dense_linear.hpp"
 
+#include <cstring>
+#include <string>
+
+#include "sparq/error.hpp"
 #include "sparse/bf16.hpp"
 #include "sparse/checks.hpp"
 #include "src/activation_quant.hpp"
@@ -15,7 +19,7 @@ DenseLinear::DenseLinear(const LayerDescription& d)
       threads_(d.threads),
       arena_(&arena_for(d.pool())) {
   if (d.int8()) {
-    w_s8_ = d.w_s8;
+    w_s8_.assign(d.w_s8.begin(), d.w_s8.end());
     w_scale_ = d.w_scale;
     dense_bias_ = d.bias ? std::vector<float>(d.bias, d.bias + d.out)
                          : std::vector<float>(static_cast<size_t>(d.out), 0.0f);
@@ -38,10 +42,11 @@ std::string DenseLinear::name() const {
 }
 
 int64_t DenseLinear::packed_bytes() const {
+  // The plain weight's bytes (oneDNN's reordered copy takes about as many once it exists).
   if (dtype_ == DType::int8)
-    return static_cast<int64_t>(w_s8_.size() +
-                                (w_scale_.size() + dense_bias_.size()) * sizeof(float));
-  return static_cast<int64_t>((w_f32_.size() + bias_.size()) * sizeof(float));
+    return out_ * in_ +
+           static_cast<int64_t>((w_scale_.size() + dense_bias_.size()) * sizeof(float));
+  return static_cast<int64_t>((static_cast<size_t>(out_ * in_) + bias_.size()) * sizeof(float));
 }
 
 std::shared_ptr<const DnnlMatmul> DenseLinear::primitive(int64_t tokens) const {
@@ -51,17 +56,39 @@ std::shared_ptr<const DnnlMatmul> DenseLinear::primitive(int64_t tokens) const {
       primitives_.splice(primitives_.begin(), primitives_, it);  // most recently used first
       return primitives_.front().second;
     }
+  const bool int8 = dtype_ == DType::int8;
+  const size_t plain_bytes = static_cast<size_t>(out_ * in_) * (int8 ? 1 : sizeof(float));
+  std::vector<uint8_t> read_back;
+  const void* plain = int8 ? static_cast<const void*>(w_s8_.data()) : w_f32_.data();
+  if (plain_released_) {
+    read_back.resize(plain_bytes);
+    if (!read_back_weights(*shared_weights_, !int8, out_, in_, read_back.data()))
+      throw NotSupported("dense layer " + std::to_string(out_) + " x " + std::to_string(in_) +
+                         ": oneDNN no longer reorders its weights back for a primitive of " +
+                         std::to_string(tokens) + " tokens");
+    plain = read_back.data();
+  }
   std::shared_ptr<const DnnlMatmul> prim;
-  if (dtype_ == DType::int8)
-    prim = std::make_shared<DnnlMatmul>(DnnlMatmul::Kind::s8s8_s32, tokens, out_, in_, w_s8_.data(),
-                                        nullptr, nullptr, Activation::none, threads_,
-                                        &shared_weights_);
+  if (int8)
+    prim =
+        std::make_shared<DnnlMatmul>(DnnlMatmul::Kind::s8s8_s32, tokens, out_, in_, plain, nullptr,
+                                     nullptr, Activation::none, threads_, &shared_weights_);
   else
     prim = std::make_shared<DnnlMatmul>(
-        bf16_gemm() ? DnnlMatmul::Kind::bf16 : DnnlMatmul::Kind::f32, tokens, out_, in_,
-        w_f32_.data(), nullptr, bias_.empty() ? nullptr : bias_.data(), post_ops_.activation,
-        threads_, &shared_weights_);
+        bf16_gemm() ? DnnlMatmul::Kind::bf16 : DnnlMatmul::Kind::f32, tokens, out_, in_, plain,
+        nullptr, bias_.empty() ? nullptr : bias_.data(), post_ops_.activation, threads_,
+        &shared_weights_);
   primitives_.emplace_front(tokens, prim);
+  // bf16 GEMM weights come back rounded, so only int8 and fp32 ones are released.
+  if (!plain_released_ && shared_weights_ && !bf16_gemm()) {
+    read_back.assign(plain_bytes, 0);
+    if (read_back_weights(*shared_weights_, !int8, out_, in_, read_back.data()) &&
+        std::memcmp(read_back.data(), plain, plain_bytes) == 0) {
+      AlignedVector<int8_t>().swap(w_s8_);
+      AlignedVector<float>().swap(w_f32_);
+      plain_released_ = true;
+    }
+  }
   if (primitives_.size() > kMaxPrimitives) primitives_.pop_back();
   return prim;
 }

@@ -5,7 +5,10 @@
 // count, the most recent kMaxPrimitives kept, made on first use; they share the weights as
 // reordered for the first one wherever their implementation takes that layout (a primitive that
 // kept its own copy held another 1x of the weight per token count: an int8 llama-1b grew from 1.8
-// to 3.3 GiB resident over its first prompt and decode step).
+// to 3.3 GiB resident over its first prompt and decode step). Once the first primitive exists,
+// the layer's own plain copy of an int8 or fp32 weight is released where oneDNN reorders the
+// shared weights back into it exactly (checked then); a later primitive that cannot share reads
+// its weights back from them.
 
 #pragma once
 
@@ -19,6 +22,7 @@
 
 #include "jit/operand.hpp"
 #include "jit/row_epilogue.hpp"
+#include "src/aligned.hpp"
 #include "src/dnnl_matmul.hpp"
 #include "src/linear_kernel.hpp"
 #include "src/threading.hpp"
@@ -51,8 +55,11 @@ class DenseLinear final : public LinearKernel {
   jit::PostOps post_ops_;
   int threads_;
   tbb::task_arena* arena_;
-  std::vector<float> w_f32_, bias_;  // fp32 / bf16 layers (bias empty without one)
-  std::vector<int8_t> w_s8_;         // int8 layers
+  // The plain weights (until released, see above); bias empty without one.
+  mutable AlignedVector<float> w_f32_;  // fp32 / bf16 layers
+  std::vector<float> bias_;
+  mutable AlignedVector<int8_t> w_s8_;   // int8 layers
+  mutable bool plain_released_ = false;  // under mutex_
   std::vector<float> w_scale_, dense_bias_;
   // int8: the epilogue after oneDNN's s32 product, [residual][TileOutput] (null: portable).
   std::shared_ptr<const jit::RowEpilogue> row_epilogues_[2][3];

@@ -171,6 +171,23 @@ void DnnlMatmul::run(const void* x, void* y) const {
   s.wait();
 }
 
+bool read_back_weights(const DnnlSharedWeights& weights, bool floating, int64_t out, int64_t in,
+                       void* plain) {
+  try {
+    // On the weights' own engine: a stream of another engine cannot run the reorder.
+    dnnl::memory src = weights.weights;
+    const dnnl::engine engine = src.get_engine();
+    const dnnl::memory::desc plain_md({in, out}, floating ? dt::f32 : dt::s8, tag::ba);
+    dnnl::memory dst(plain_md, engine, plain);
+    dnnl::stream s(engine);
+    dnnl::reorder(src, dst).execute(s, src, dst);
+    s.wait();
+    return true;
+  } catch (const dnnl::error&) {
+    return false;
+  }
+}
+
 const char* DnnlMatmul::implementation() const { return impl_->impl_name.c_str(); }
 bool DnnlMatmul::owns_weights() const { return impl_->owns_weights; }
 int64_t DnnlMatmul::weight_bytes() const {

@@ -22,6 +22,11 @@ bool onednn_int8_is_exact();
 // token counts) to use instead of a copy of their own.
 struct DnnlSharedWeights;
 
+// Reorders shared weights back into the plain [out x in] weight they were made from (s8, or f32
+// for the floating kinds; bf16 ones come back rounded); false where oneDNN has no such reorder.
+bool read_back_weights(const DnnlSharedWeights& weights, bool floating, int64_t out, int64_t in,
+                       void* plain);
+
 class DnnlMatmul {
  public:
   enum class Kind {

@@ -561,6 +561,28 @@ std::vector<float> reference_for(DType dtype, const std::vector<float>& w, int64
   return y;
 }
 
+// A dense layer on oneDNN over several token counts: its later primitives run from the weights
+// reordered for the first (its plain int8 / fp32 copy released by then), each count's output the
+// reference's, repeated counts included.
+TEST(SparseLinearDense, EveryTokenCountAfterThePlainWeightIsReleased) {
+  const int64_t out = 130, in = 96;
+  const auto w = pruned_weight(out, in, 0.0, 71);
+  const auto bias = test::random_floats(sz(out), 72);
+  for (DType dtype : {DType::int8, DType::f32, DType::bf16}) {
+    const auto layer = SparseLinear::pack(w.data(), out, in, bias.data(),
+                                          options(dtype, Pattern::dense(), Activation::silu));
+    if (layer.info().kernel.rfind("onednn:", 0) != 0) continue;  // int8 without exact oneDNN
+    for (int64_t tokens : {5, 1, 64, 5, 2}) {
+      const auto x = input(tokens, in, static_cast<uint32_t>(73 + tokens));
+      const auto want =
+          reference_for(dtype, w, out, in, bias.data(), x, tokens, Activation::silu, nullptr);
+      test::expect_close(run_forward(layer, x, tokens, nullptr), want,
+                         dtype == DType::bf16 ? 2e-3 : 1e-4,
+                         std::string(to_string(dtype)) + ", " + std::to_string(tokens) + " tokens");
+    }
+  }
+}
+
 // Every kernel family, prefill- and decode-sized: one thread and two give the same bits, and
 // the right ones.
 // One layer of every kernel family on the same shape: int8 4x1, dense, 16x1 (decode kernel), 2:4;
