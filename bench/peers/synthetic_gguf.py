@@ -5,7 +5,7 @@ memory: each block is a random fp16 scale near 0.02 / 127 and 32 random int8 val
 are ones (F32). It exists to check that sparq loads a large model in bounded memory
 (docs/models.md): a 7B file is 7.2 GB and the script's own peak stays under 1 GB.
 
-    synthetic_gguf.py llama-7b OUT.gguf [--seed 1]
+    $(bench/peers/venv.sh) bench/peers/synthetic_gguf.py llama-7b OUT.gguf [--seed 1]
 """
 import argparse
 import os
