@@ -10,7 +10,18 @@
 
 namespace sparq {
 
+// Under AddressSanitizer every buffer stays on the instrumented heap, where overruns are caught.
+#if defined(__SANITIZE_ADDRESS__)
+inline constexpr std::size_t kLargeBufferBytes = static_cast<std::size_t>(-1);
+#elif defined(__has_feature)
+#if __has_feature(address_sanitizer)
+inline constexpr std::size_t kLargeBufferBytes = static_cast<std::size_t>(-1);
+#else
 inline constexpr std::size_t kLargeBufferBytes = std::size_t{2} << 20;
+#endif
+#else
+inline constexpr std::size_t kLargeBufferBytes = std::size_t{2} << 20;
+#endif
 
 // Maps `bytes` (page-aligned, zero-filled); std::bad_alloc when the mapping fails.
 // release_large takes the same byte count.
