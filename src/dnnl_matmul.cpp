@@ -30,6 +30,9 @@ bool onednn_int8_is_exact() {
 }
 
 struct DnnlSharedWeights {
+  // The engine the weights were made on, kept alive with them: a memory object only points to its
+  // engine, and the primitive that made both may be evicted before the last one sharing them.
+  dnnl::engine engine;
   dnnl::memory weights;
 };
 
@@ -140,7 +143,7 @@ DnnlMatmul::DnnlMatmul(Kind kind, int64_t tokens, int64_t out, int64_t in, const
     dnnl::reorder(user_w, m.weights).execute(s, user_w, m.weights);
     s.wait();
     if (share != nullptr && *share == nullptr)
-      *share = std::make_shared<DnnlSharedWeights>(DnnlSharedWeights{m.weights});
+      *share = std::make_shared<DnnlSharedWeights>(DnnlSharedWeights{m.engine, m.weights});
   }
   if (bias) {
     m.b_f32.assign(bias, bias + out);
@@ -176,7 +179,7 @@ bool read_back_weights(const DnnlSharedWeights& weights, bool floating, int64_t 
   try {
     // On the weights' own engine: a stream of another engine cannot run the reorder.
     dnnl::memory src = weights.weights;
-    const dnnl::engine engine = src.get_engine();
+    const dnnl::engine& engine = weights.engine;
     const dnnl::memory::desc plain_md({in, out}, floating ? dt::f32 : dt::s8, tag::ba);
     dnnl::memory dst(plain_md, engine, plain);
     dnnl::stream s(engine);
