@@ -149,7 +149,7 @@ int main(int argc, char** argv) {
       } else {
         std::cout << (generated.size() > 1 ? "," : "") << next << std::flush;
       }
-      if (tokenizer && next == tokenizer->eos()) break;
+      if (tokenizer && tokenizer->ends_generation(next)) break;
       if (session.position() >= session.capacity()) break;
       logits = session.forward({next});
     }

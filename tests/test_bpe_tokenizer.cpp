@@ -10,6 +10,7 @@
 
 #include "sparq/error.hpp"
 #include "sparq/models/bpe_tokenizer.hpp"
+#include "sparq/models/tokenizer.hpp"
 #include "src/gguf.hpp"
 #include "test_util.hpp"
 
@@ -124,6 +125,31 @@ TEST_F(TokenizerJson, EncodesAsTheSameVocabularyGivenDirectly) {
       EXPECT_EQ(loaded.decode(loaded.encode(text)), text);
     }
   }
+}
+
+// The ids that end a generation from a folder: EOS, and generation_config.json's eos_token_id (one
+// id or a list, as Llama 3 Instruct gives its end-of-turn token); refused outside the vocabulary.
+TEST_F(TokenizerJson, EndOfGenerationFromGenerationConfig) {
+  const Vocab v = tiny_vocab();
+  write(tokenizer_json(v, false));
+  EXPECT_EQ(Tokenizer::from_folder(dir_.string()).end_of_generation(),
+            (std::vector<int32_t>{v.eos}));
+  auto with_generation = [&](const std::string& json) {
+    std::ofstream(dir_ / "generation_config.json") << json;
+    return Tokenizer::from_folder(dir_.string());
+  };
+  EXPECT_EQ(with_generation(R"({"eos_token_id": [260, )" + std::to_string(v.eos) + ", 12]}")
+                .end_of_generation(),
+            (std::vector<int32_t>{v.eos, 260, 12}));
+  const Tokenizer one = with_generation(R"({"bos_token_id": 1, "eos_token_id": 7})");
+  EXPECT_TRUE(one.ends_generation(7));
+  EXPECT_TRUE(one.ends_generation(v.eos));
+  EXPECT_FALSE(one.ends_generation(8));
+  EXPECT_THROW_WITH(with_generation(R"({"eos_token_id": [5, 99999]})"), ModelFileError,
+                    "eos_token_id is 99999, outside the vocabulary");
+  EXPECT_THROW_WITH(with_generation(R"({"eos_token_id": "</s>"})"), ModelFileError,
+                    "a token id or a list expected");
+  std::filesystem::remove(dir_ / "generation_config.json");
 }
 
 TEST_F(TokenizerJson, RejectsWhatItDoesNotRead) {
@@ -304,11 +330,40 @@ TEST(TokenizerGguf, KnownPreTokenizersOnly) {
     } else {
       const auto t = BpeTokenizer::from_gguf_file(path.string());
       EXPECT_EQ(t.eos(), v.eos);
+      EXPECT_EQ(Tokenizer::from_gguf_file(path.string()).end_of_generation(),
+                (std::vector<int32_t>{v.eos}));
       // The rules agree on this text: the same ids under every implemented name.
       EXPECT_EQ(t.encode("hello world<|endoftext|>"), direct.encode("hello world<|endoftext|>"))
           << pre;
     }
   }
+  std::filesystem::remove(path);
+}
+
+// From GGUF: EOS, then the end-of-turn and end-of-message ids where the file names them (llama.cpp
+// writes them for Llama 3 Instruct and others); an id outside the vocabulary is refused by key.
+TEST(TokenizerGguf, EndOfGenerationIncludesEndOfTurn) {
+  const Vocab v = tiny_vocab();
+  const auto path = std::filesystem::temp_directory_path() / "sparq_tokenizer_eog.gguf";
+  auto write_with = [&](uint32_t eot, uint32_t eom) {
+    write_gguf(path.string(),
+               {{"general.architecture", gguf_string("llama")},
+                {"tokenizer.ggml.model", gguf_string("gpt2")},
+                {"tokenizer.ggml.tokens", gguf_strings(v.tokens)},
+                {"tokenizer.ggml.merges", gguf_strings(v.merges)},
+                {"tokenizer.ggml.eos_token_id", gguf_uint32(static_cast<uint32_t>(v.eos))},
+                {"tokenizer.ggml.eot_token_id", gguf_uint32(eot)},
+                {"tokenizer.ggml.eom_token_id", gguf_uint32(eom)}},
+               {});
+  };
+  write_with(17, 18);
+  const Tokenizer t = Tokenizer::from_gguf_file(path.string());
+  EXPECT_EQ(t.end_of_generation(), (std::vector<int32_t>{v.eos, 17, 18}));
+  EXPECT_TRUE(t.ends_generation(17));
+  EXPECT_FALSE(t.ends_generation(19));
+  write_with(17, 1u << 30);
+  EXPECT_THROW_WITH(Tokenizer::from_gguf_file(path.string()), ModelFileError,
+                    "tokenizer.ggml.eom_token_id is 1073741824, outside");
   std::filesystem::remove(path);
 }
 

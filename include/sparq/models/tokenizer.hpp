@@ -35,11 +35,21 @@ class Tokenizer {
     return std::visit([](const auto& t) { return t.eos(); }, kind_);
   }
   bool sentencepiece() const { return std::holds_alternative<SpmTokenizer>(kind_); }
+  // The ids that end a generation: EOS, and where the files name them, the end-of-turn and
+  // end-of-message tokens (GGUF tokenizer.ggml.eot_token_id / eom_token_id; a folder's
+  // generation_config.json eos_token_id, one id or a list, as Llama 3 Instruct gives
+  // <|end_of_text|>, <|eom_id|> and <|eot_id|>). ModelFileError for an id outside the vocabulary.
+  const std::vector<int32_t>& end_of_generation() const { return end_ids_; }
+  bool ends_generation(int32_t id) const;
 
  private:
   template <typename T>
   explicit Tokenizer(T t) : kind_(std::move(t)) {}
+  int64_t vocab_size() const;
+  // Adds id to end_ids_ (once; -1: none); ModelFileError naming `origin` outside the vocabulary.
+  void add_end(int64_t id, const std::string& origin);
   std::variant<BpeTokenizer, SpmTokenizer> kind_;
+  std::vector<int32_t> end_ids_;
 };
 
 }  // namespace sparq::models
