@@ -3,6 +3,7 @@
 #include <omp.h>
 
 #include <cstring>
+#include <mutex>
 #include <oneapi/dnnl/dnnl.hpp>
 #include <string>
 #include <vector>
@@ -29,6 +30,21 @@ bool onednn_int8_is_exact() {
   return has(dnnl::cpu_isa::avx512_core_vnni) || has(dnnl::cpu_isa::avx2_vnni);
 }
 
+namespace {
+
+// Held while sparq creates oneDNN primitives and reorders (not while it runs them). oneDNN's
+// creation is thread-safe, but its primitive cache publishes entries through synchronization that
+// ThreadSanitizer cannot see in Debian's uninstrumented build: two threads packing the same layer
+// shape reported a race inside libdnnl (scripts/sanitize.sh --thread). Creation is rare (once per
+// layer and token count), so taking it one at a time costs nothing measurable and keeps the
+// concurrency tests free of suppressions.
+std::mutex& creation_mutex() {
+  static std::mutex m;
+  return m;
+}
+
+}  // namespace
+
 struct DnnlSharedWeights {
   // The engine the weights were made on, kept alive with them: a memory object only points to its
   // engine, and the primitive that made both may be evicted before the last one sharing them.
@@ -53,6 +69,7 @@ DnnlMatmul::DnnlMatmul(Kind kind, int64_t tokens, int64_t out, int64_t in, const
                        const float* w_scale, const float* bias, Activation activation, int threads,
                        std::shared_ptr<DnnlSharedWeights>* share)
     : impl_(std::make_unique<Impl>()) {
+  const std::lock_guard creating(creation_mutex());
   if (!w || tokens <= 0 || out <= 0 || in <= 0 ||
       (kind != Kind::f32 && kind != Kind::bf16 && kind != Kind::s8s8_s32 && !w_scale))
     throw InvalidArgument("DnnlMatmul: null weight/scales or non-positive shape");
@@ -176,6 +193,7 @@ void DnnlMatmul::run(const void* x, void* y) const {
 
 bool read_back_weights(const DnnlSharedWeights& weights, bool floating, int64_t out, int64_t in,
                        void* plain) {
+  const std::lock_guard creating(creation_mutex());
   try {
     // On the weights' own engine: a stream of another engine cannot run the reorder.
     dnnl::memory src = weights.weights;
