@@ -67,7 +67,10 @@ Vocab tiny_vocab() {
 class TokenizerJson : public ::testing::Test {
  protected:
   void SetUp() override {
-    dir_ = std::filesystem::temp_directory_path() / "sparq_tokenizer_json";
+    // One directory per test: CTest runs this file's tests as separate processes side by side.
+    dir_ = std::filesystem::temp_directory_path() /
+           (std::string("sparq_tokenizer_json_") +
+            ::testing::UnitTest::GetInstance()->current_test_info()->name());
     std::filesystem::remove_all(dir_);
     std::filesystem::create_directories(dir_);
   }
