@@ -45,7 +45,7 @@ int64_t checked_unit_rows(const sparse::Int8SparseInputWeights& w, int threads) 
   if (!w.masked || !w.long_chunks()) return w.chunk_rows;
   const int64_t rows = sparse_input_unit_rows(w.out, w.chunk_rows, threads);
   // Long masked chunks run whole sub-entries.
-  if (w.masked && rows % w.sub_rows() != 0)
+  if (rows % w.sub_rows() != 0)
     throw InvalidArgument("int8 sparse-input layer: the masked form runs units of whole " +
                           std::to_string(w.sub_rows()) + "-row sub-entries, got " +
                           std::to_string(rows) + " rows (SPARQ_SPARSE_INPUT_UNIT_ROWS)");

@@ -69,6 +69,33 @@ FILE_TYPE = {"f32": gguf.LlamaFileType.ALL_F32, "f16": gguf.LlamaFileType.MOSTLY
              "q8_0": gguf.LlamaFileType.MOSTLY_Q8_0, "q4_0": gguf.LlamaFileType.MOSTLY_Q4_0}
 
 
+def add_header(w, name, *, vocab, hidden, layers, inter, heads, kv_heads, head_dim, positions,
+               rope_theta, eps, file_type):
+    """The model's metadata and the made-up byte-level BPE vocabulary (see the module text)."""
+    w.add_name(name)
+    w.add_context_length(positions)
+    w.add_embedding_length(hidden)
+    w.add_block_count(layers)
+    w.add_feed_forward_length(inter)
+    w.add_head_count(heads)
+    w.add_head_count_kv(kv_heads)
+    w.add_key_length(head_dim)
+    w.add_value_length(head_dim)
+    w.add_rope_dimension_count(head_dim)
+    w.add_rope_freq_base(rope_theta)
+    w.add_layer_norm_rms_eps(eps)
+    w.add_vocab_size(vocab)
+    w.add_file_type(file_type)
+    tokens, types, merges = made_up_vocab(vocab)
+    w.add_tokenizer_model("gpt2")
+    w.add_tokenizer_pre("default")
+    w.add_token_list(tokens)
+    w.add_token_types(types)
+    w.add_token_merges(merges)
+    w.add_bos_token_id(len(tokens) - 1)
+    w.add_eos_token_id(len(tokens) - 1)
+
+
 def main():
     ap = argparse.ArgumentParser(description=__doc__,
                                  formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -89,31 +116,14 @@ def main():
     head_dim = c.get("head_dim") or hidden // heads
     qtype = QUANT[args.type]
 
-    w = gguf.GGUFWriter(args.out, arch)
-    w.add_name(f"sparq {arch}")
-    w.add_context_length(c["max_position_embeddings"])
-    w.add_embedding_length(hidden)
-    w.add_block_count(c["num_hidden_layers"])
-    w.add_feed_forward_length(c["intermediate_size"])
-    w.add_head_count(heads)
-    w.add_head_count_kv(kv_heads)
-    w.add_key_length(head_dim)
-    w.add_value_length(head_dim)
-    w.add_rope_dimension_count(head_dim)
-    w.add_rope_freq_base(rope.get("rope_theta", c.get("rope_theta", 10000.0)))
-    w.add_layer_norm_rms_eps(c.get("rms_norm_eps", 1e-6))
-    w.add_vocab_size(c["vocab_size"])
-    w.add_file_type(FILE_TYPE[args.type])
     if c.get("rope_scaling") or rope.get("rope_type", "default") != "default":
         sys.exit("llama_gguf.py: rope scaling is not exported (the synthetic models have none)")
-    tokens, types, merges = made_up_vocab(c["vocab_size"])
-    w.add_tokenizer_model("gpt2")
-    w.add_tokenizer_pre("default")
-    w.add_token_list(tokens)
-    w.add_token_types(types)
-    w.add_token_merges(merges)
-    w.add_bos_token_id(len(tokens) - 1)
-    w.add_eos_token_id(len(tokens) - 1)
+    w = gguf.GGUFWriter(args.out, arch)
+    add_header(w, f"sparq {arch}", vocab=c["vocab_size"], hidden=hidden,
+               layers=c["num_hidden_layers"], inter=c["intermediate_size"], heads=heads,
+               kv_heads=kv_heads, head_dim=head_dim, positions=c["max_position_embeddings"],
+               rope_theta=rope.get("rope_theta", c.get("rope_theta", 10000.0)),
+               eps=c.get("rms_norm_eps", 1e-6), file_type=FILE_TYPE[args.type])
 
     names = {"model.embed_tokens.weight": "token_embd.weight",
              "model.norm.weight": "output_norm.weight", "lm_head.weight": "output.weight"}

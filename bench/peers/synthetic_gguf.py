@@ -15,7 +15,7 @@ import gguf
 import numpy as np
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from llama_gguf import made_up_vocab  # noqa: E402
+from llama_gguf import add_header  # noqa: E402
 
 # vocab, hidden, layers, intermediate, heads, kv heads, positions
 SHAPES = {
@@ -51,28 +51,10 @@ def main():
     head_dim = hidden // heads
 
     w = gguf.GGUFWriter(args.out, "llama")
-    w.add_name(f"sparq synthetic {args.model}")
-    w.add_context_length(positions)
-    w.add_embedding_length(hidden)
-    w.add_block_count(layers)
-    w.add_feed_forward_length(inter)
-    w.add_head_count(heads)
-    w.add_head_count_kv(kv_heads)
-    w.add_key_length(head_dim)
-    w.add_value_length(head_dim)
-    w.add_rope_dimension_count(head_dim)
-    w.add_rope_freq_base(10000.0)
-    w.add_layer_norm_rms_eps(1e-5)
-    w.add_vocab_size(vocab)
-    w.add_file_type(gguf.LlamaFileType.MOSTLY_Q8_0)
-    tokens, types, merges = made_up_vocab(vocab)
-    w.add_tokenizer_model("gpt2")
-    w.add_tokenizer_pre("default")
-    w.add_token_list(tokens)
-    w.add_token_types(types)
-    w.add_token_merges(merges)
-    w.add_bos_token_id(len(tokens) - 1)
-    w.add_eos_token_id(len(tokens) - 1)
+    add_header(w, f"sparq synthetic {args.model}", vocab=vocab, hidden=hidden, layers=layers,
+               inter=inter, heads=heads, kv_heads=kv_heads, head_dim=head_dim,
+               positions=positions, rope_theta=10000.0, eps=1e-5,
+               file_type=gguf.LlamaFileType.MOSTLY_Q8_0)
 
     # (name, rows, cols) in file order; cols 0: a norm of `rows` values.
     tensors = [("token_embd.weight", vocab, hidden)]
