@@ -5,10 +5,9 @@
 
 #include <cstdint>
 
-namespace sparq::jit {
+#include "jit/post_ops.hpp"
 
-// The element type a kernel writes.
-enum class TileOutput { f32, s8, bf16 };
+namespace sparq::jit {
 
 // A kernel call runs up to kGroupsPerCall row groups (32 rows) over one slice of tokens.
 inline constexpr int kGroupsPerCall = 8;

@@ -6,8 +6,9 @@ namespace sparq::jit {
 
 using namespace Xbyak;
 
-void Avx2TileGenerator::store_half(int half, Operand operand, bool int8_output) {
-  const bool residual = operand != Operand::none;
+void Avx2TileGenerator::store_half(int half, const PostOpList& post_ops) {
+  const PostOpList out = post_ops.from(PostOpKind::binary);
+  const bool residual = out.has(PostOpKind::binary);
   // 4x4 transposes inside each 128-bit lane: out j holds token (4 half + j) in its low lane and
   // token (8 + 4 half + j) in its high lane.
   const Ymm r0 = acc(0, half), r1 = acc(1, half), r2 = acc(2, half), r3 = acc(3, half);
@@ -40,50 +41,59 @@ void Avx2TileGenerator::store_half(int half, Operand operand, bool int8_output) 
     }
   }
   const Ymm inv = ymm12, qmax = ymm13, qmin = ymm14, high = ymm15;
-  if (int8_output) {
+  PostOpSources<Xmm> sources;
+  if (out.output() == TileOutput::s8) {
     vbroadcastss(inv, arg(offsetof(BlockTileArgs, inv_y_scale)));
     vmovups(qmax, epilogue_.constant(EpilogueEmitter::kQuantMax));
     vmovups(qmin, epilogue_.constant(EpilogueEmitter::kQuantMin));
+    sources.inv_y_scale = Xmm(inv.getIdx());
+    sources.quant_max = Xmm(qmax.getIdx());
+    sources.quant_min = Xmm(qmin.getIdx());
   }
-  auto store = [&](const Xmm& v, const Reg64& y_base, const Reg64& res_base, int j) {
-    epilogue_.combine(operand, v, token(res_base, res_stride_, res_stride3_, j));
-    if (int8_output) {
-      epilogue_.requantize(v, Xmm(inv.getIdx()), Xmm(qmax.getIdx()), Xmm(qmin.getIdx()));
-      vpackssdw(v, v, v);
-      vpacksswb(v, v, v);
-      vmovd(token(y_base, y_stride_, y_stride3_, j), v);
-    } else {
-      vmovups(token(y_base, y_stride_, y_stride3_, j), v);
-    }
+  // Lane 0: the token's low-lane half (token 4 half + j), lane 1: its high-lane one.
+  int j = 0;
+  sources.operand = [&](int l) {
+    return token(l == 0 ? res_lo : res_hi, res_stride_, res_stride3_, j);
   };
-  const bool plain_store = !residual && !int8_output;
-  for (int j = 0; j < 4; ++j) {
+  sources.destination = [&](int l) {
+    return token(l == 0 ? y_lo : y_hi, y_stride_, y_stride3_, j);
+  };
+  // Neither the join nor the store needs scratch.
+  const Xmm scratch(10);
+  for (j = 0; j < 4; ++j) {
     const Ymm o = acc(j, half);
-    if (plain_store) {
-      // fp32 without residual: both lanes go straight to memory.
-      vmovups(token(y_lo, y_stride_, y_stride3_, j), Xmm(o.getIdx()));
-      vextractf128(token(y_hi, y_stride_, y_stride3_, j), o, 1);
-      continue;
-    }
     // Take the high lane first: a VEX.128 op on xmm(o) clears the upper half of ymm(o).
     vextractf128(Xmm(high.getIdx()), o, 1);
-    store(Xmm(o.getIdx()), y_lo, res_lo, j);
-    store(Xmm(high.getIdx()), y_hi, res_hi, j);
+    const EpilogueEmitter::Lane<Xmm> lanes[2] = {{Xmm(o.getIdx()), scratch, scratch, scratch},
+                                                 {Xmm(high.getIdx()), scratch, scratch, scratch}};
+    epilogue_.apply(out, std::span<const EpilogueEmitter::Lane<Xmm>>(lanes), sources);
   }
 }
 
-void Avx2TileGenerator::add_bias_and_activate(Activation activation) {
-  const Ymm b = ymm11;
+void Avx2TileGenerator::tile_post_ops(const PostOpList& post_ops, const Ymm* x_scale) {
+  const PostOpList ops = post_ops.before(PostOpKind::binary);
+  const bool dequantize = ops.has(PostOpKind::dequantize);
+  const Ymm ws = ymm10, b = ymm11;
   group_row_offset(rcx);
-  mov(rax, arg(offsetof(BlockTileArgs, bias)));
-  add(rax, rcx);
+  PostOpSources<Ymm> sources;
+  if (dequantize) {
+    mov(rax, arg(offsetof(BlockTileArgs, w_scale)));
+    add(rax, rcx);
+    sources.x_scale = [&](int h) { return x_scale[h]; };
+    sources.w_scale = [&](int) { return ws; };
+  }
+  mov(r8, arg(offsetof(BlockTileArgs, bias)));
+  add(r8, rcx);
+  sources.bias = [&](int) { return b; };
   for (int r = 0; r < 4; ++r) {
-    vbroadcastss(b, dword[rax + 4 * r]);
-    for (int h = 0; h < 2; ++h) vaddps(acc(r, h), acc(r, h), b);
-    // Both halves of the row at once, interleaved (see EpilogueEmitter).
+    if (dequantize) vbroadcastss(ws, dword[rax + 4 * r]);
+    vbroadcastss(b, dword[r8 + 4 * r]);
+    // Both halves of the row at once, interleaved (see EpilogueEmitter): ws and b are read by
+    // the first ops of both lanes before the activation uses them as the second lane's scratch,
+    // and broadcast again for the next row.
     const EpilogueEmitter::Lane<Ymm> lanes[2] = {{acc(r, 0), ymm12, ymm13, ymm14},
-                                                 {acc(r, 1), ymm8, ymm9, ymm10}};
-    epilogue_.activation(activation, std::span<const EpilogueEmitter::Lane<Ymm>>(lanes));
+                                                 {acc(r, 1), ws, b, ymm15}};
+    epilogue_.apply(ops, std::span<const EpilogueEmitter::Lane<Ymm>>(lanes), sources);
   }
 }
 

@@ -4,6 +4,7 @@
 #pragma once
 
 #include "jit/block_tile_generator.hpp"
+#include "jit/post_ops.hpp"
 #include "sparq/types.hpp"
 
 namespace sparq::jit {
@@ -13,13 +14,14 @@ class Avx2TileGenerator : public BlockTileGenerator {
   static Xbyak::Ymm acc(int row, int half) { return Xbyak::Ymm(row * 2 + half); }
 
   // Transposes the 4 rows x 8 tokens of one half so that each token's 4 outputs are contiguous,
-  // joins the operand (EpilogueEmitter::combine), and stores (fp32, or requantized int8 with
-  // inv_y_scale). Clobbers ymm10..15 and the accumulators of the half; rax, rcx, rdx, r8.
-  void store_half(int half, Operand operand, bool int8_output);
-
-  // f32 accumulators: add the group's 4 row biases, then the activation. Clobbers ymm8..14,
-  // rax, rcx.
-  void add_bias_and_activate(Activation activation);
+  // then runs the post-ops from the binary one on (the join with the tensor operand, the store:
+  // fp32, or int8 requantized with inv_y_scale). Clobbers ymm10..15 and the accumulators of the
+  // half; rax, rcx, rdx, r8.
+  void store_half(int half, const PostOpList& post_ops);
+  // The post-ops before the binary one on the tile: per row, dequantize (x_scale: the two
+  // halves' token scales in registers; the row's w_scale broadcast) and bias, then the
+  // activation. Clobbers ymm10..15, rax, rcx, r8.
+  void tile_post_ops(const PostOpList& post_ops, const Xbyak::Ymm* x_scale = nullptr);
 };
 
 }  // namespace sparq::jit

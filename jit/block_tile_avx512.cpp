@@ -30,59 +30,50 @@ void Avx512TileGenerator::store_quarter(int q, int quarters) {
     }
 }
 
-void Avx512TileGenerator::dequantize_tile(Activation activation, int quarters) {
+void Avx512TileGenerator::tile_post_ops(const PostOpList& post_ops, int quarters) {
+  // Dequantize and bias per row (the row's values broadcast once for its quarters), then the
+  // activation over four accumulators at a time (GELU and SiLU are long dependent chains).
+  const PostOpList per_row = post_ops.before(PostOpKind::activation);
+  const PostOpList activation = post_ops.before(PostOpKind::binary).from(PostOpKind::activation);
+  const bool dequantize = per_row.has(PostOpKind::dequantize);
+  const Zmm comp = zmm16, w_scale = zmm17, bias = zmm18;
   group_row_offset(rcx);
-  mov(rax, arg(offsetof(BlockTileArgs, x_scale)));
-  mov(rbx, arg(offsetof(BlockTileArgs, w_scale)));
-  add(rbx, rcx);
+  PostOpSources<Zmm> sources;
+  if (dequantize) {
+    mov(rax, arg(offsetof(BlockTileArgs, x_scale)));
+    mov(rbx, arg(offsetof(BlockTileArgs, w_scale)));
+    add(rbx, rcx);
+    mov(r9, arg(offsetof(BlockTileArgs, compensation)));
+    add(r9, rcx);
+    sources.compensation = [&](int) { return comp; };
+    sources.x_scale = [&](int q) { return ptr[rax + q * 64]; };  // the quarter's token scales
+    sources.w_scale = [&](int) { return w_scale; };
+  }
   mov(r8, arg(offsetof(BlockTileArgs, bias)));
   add(r8, rcx);
-  mov(r9, arg(offsetof(BlockTileArgs, compensation)));
-  add(r9, rcx);
-  const Zmm comp = zmm16, w_scale = zmm17, bias = zmm18;
-  for (int r = 0; r < 4; ++r) {
-    vpbroadcastd(comp, ptr[r9 + 4 * r]);
-    vbroadcastss(w_scale, ptr[rbx + 4 * r]);
-    vbroadcastss(bias, ptr[r8 + 4 * r]);
-    for (int q = 0; q < quarters; ++q) {
-      const Zmm v = acc(r, q);
-      vpsubd(v, v, comp);
-      vcvtdq2ps(v, v);
-      vmulps(v, v, ptr[rax + q * 64]);  // the quarter's 16 token scales
-      vfmadd132ps(v, bias, w_scale);    // v = v * w_scale + bias
-    }
-  }
-  if (activation == Activation::none) return;
-  // Four accumulators at a time, interleaved (GELU and SiLU are long dependent chains).
+  sources.bias = [&](int) { return bias; };
   using Lane = EpilogueEmitter::Lane<Zmm>;
+  for (int r = 0; r < 4; ++r) {
+    if (dequantize) {
+      vpbroadcastd(comp, ptr[r9 + 4 * r]);
+      vbroadcastss(w_scale, ptr[rbx + 4 * r]);
+    }
+    vbroadcastss(bias, ptr[r8 + 4 * r]);
+    Lane lanes[4];
+    for (int q = 0; q < quarters; ++q) lanes[q] = {acc(r, q), zmm19, zmm20, zmm21};
+    epilogue_.apply(per_row, std::span<const Lane>(lanes, static_cast<size_t>(quarters)), sources);
+  }
+  if (activation.ops().empty()) return;
   Lane lanes[4];
   int n = 0;
   for (int r = 0; r < 4; ++r)
     for (int q = 0; q < quarters; ++q) {
       lanes[n] = {acc(r, q), Zmm(16 + 3 * n), Zmm(17 + 3 * n), Zmm(18 + 3 * n)};
       if (++n == 4) {
-        epilogue_.activation(activation, std::span<const Lane>(lanes));
+        epilogue_.apply(activation, std::span<const Lane>(lanes), sources);
         n = 0;
       }
     }
-}
-
-void Avx512TileGenerator::bias_and_activate_tile(Activation activation, int quarters) {
-  group_row_offset(rcx);
-  mov(rax, arg(offsetof(BlockTileArgs, bias)));
-  add(rax, rcx);
-  for (int r = 0; r < 4; ++r) {
-    vbroadcastss(zmm16, dword[rax + 4 * r]);
-    for (int q = 0; q < quarters; ++q) vaddps(acc(r, q), acc(r, q), zmm16);
-  }
-  if (activation == Activation::none) return;
-  using Lane = EpilogueEmitter::Lane<Zmm>;
-  for (int r = 0; r < 4; ++r) {
-    Lane lanes[4];
-    for (int q = 0; q < quarters; ++q)
-      lanes[q] = {acc(r, q), Zmm(16 + 3 * q), Zmm(17 + 3 * q), Zmm(18 + 3 * q)};
-    epilogue_.activation(activation, std::span<const Lane>(lanes, static_cast<size_t>(quarters)));
-  }
 }
 
 namespace {
@@ -90,8 +81,8 @@ const Reg64 kSrc = Xbyak::util::rax, kDst = Xbyak::util::rbx, kDstStride = Xbyak
             kRes = Xbyak::util::r13, kResStride = Xbyak::util::r14, kLeft = Xbyak::util::r9;
 }  // namespace
 
-void Avx512TileGenerator::copy_out(Operand operand, TileOutput output) {
-  const bool residual = operand != Operand::none;
+void Avx512TileGenerator::copy_out(const PostOpList& post_ops) {
+  const bool residual = post_ops.has(PostOpKind::binary);
   mov(kSrc, arg(offsetof(BlockTileArgs, stage)));
   mov(kDst, arg(offsetof(BlockTileArgs, y)));
   mov(kDstStride, arg(offsetof(BlockTileArgs, y_stride)));
@@ -99,13 +90,13 @@ void Avx512TileGenerator::copy_out(Operand operand, TileOutput output) {
     mov(kRes, arg(offsetof(BlockTileArgs, residual)));
     mov(kResStride, arg(offsetof(BlockTileArgs, residual_stride)));
   }
-  load_copy_state(output, offsetof(BlockTileArgs, valid_rows));
+  load_copy_state(post_ops.output(), offsetof(BlockTileArgs, valid_rows));
   mov(kLeft, arg(offsetof(BlockTileArgs, valid_tokens)));
-  copy_rows(operand, output);
+  copy_rows(post_ops);
 }
 
-void Avx512TileGenerator::copy_previous_rows(Operand operand, TileOutput output, int max_rows) {
-  const bool residual = operand != Operand::none;
+void Avx512TileGenerator::copy_previous_rows(const PostOpList& post_ops, int max_rows) {
+  const bool residual = post_ops.has(PostOpKind::binary);
   Label skip, counted;
   mov(kLeft, pending_);
   sub(kLeft, copied_);
@@ -129,8 +120,8 @@ void Avx512TileGenerator::copy_previous_rows(Operand operand, TileOutput output,
     add(kRes, arg(offsetof(BlockTileArgs, prev_residual)));
   }
   add(copied_, kLeft);
-  load_copy_state(output, offsetof(BlockTileArgs, prev_valid_rows));
-  copy_rows(operand, output);
+  load_copy_state(post_ops.output(), offsetof(BlockTileArgs, prev_valid_rows));
+  copy_rows(post_ops);
   L(skip);
 }
 
@@ -152,36 +143,33 @@ void Avx512TileGenerator::load_copy_state(TileOutput output, size_t rows_field) 
   }
 }
 
-void Avx512TileGenerator::copy_rows(Operand operand, TileOutput output) {
-  const bool residual = operand != Operand::none;
+void Avx512TileGenerator::copy_rows(const PostOpList& post_ops) {
+  const PostOpList out = post_ops.from(PostOpKind::binary);
+  const bool residual = out.has(PostOpKind::binary);
   constexpr int chunks = kStageRowBytes / 64;
   const Reg64 src = kSrc, dst = kDst, dst_stride = kDstStride, res = kRes, res_stride = kResStride,
               left = kLeft;
-  const Zmm inv = zmm2, qmax = zmm3, qmin = zmm4, t = zmm5;
+  const Zmm v = zmm0, inv = zmm2, qmax = zmm3, qmin = zmm4, t = zmm5;
+  PostOpSources<Zmm> sources;
+  sources.operand = [&](int) { return t; };
+  if (out.output() == TileOutput::s8) {
+    sources.inv_y_scale = inv;
+    sources.quant_max = qmax;
+    sources.quant_min = qmin;
+  }
+  sources.nan_mask = k7;
+  // Only t0 serves as scratch here (the bf16 rounding): no activation is left.
+  const EpilogueEmitter::Lane<Zmm> lane{v, t, zmm1, zmm1};
   Label token_loop;
   L(token_loop);
   for (int c = 0; c < chunks; ++c) {
     const Opmask k = Opmask(1 + c);
-    const Zmm v = zmm0;
     vmovups(v, ptr[src + 64 * c]);
-    if (residual) {
-      vmovups(t | k | T_z, ptr[res + 64 * c]);  // masked: never reads past the valid rows
-      epilogue_.combine(operand, v, t);
-    }
-    switch (output) {
-      case TileOutput::f32:
-        vmovups(ptr[dst + 64 * c] | k, v);
-        break;
-      case TileOutput::s8:
-        epilogue_.requantize(v, inv, qmax, qmin);
-        vpmovsdb(ptr[dst + 16 * c] | k, v);
-        break;
-      case TileOutput::bf16: {
-        epilogue_.round_to_bf16(t, v, k7);
-        vpmovdw(ptr[dst + 32 * c] | k, t);
-        break;
-      }
-    }
+    // Masked: never reads past the valid rows.
+    if (residual) vmovups(t | k | T_z, ptr[res + 64 * c]);
+    sources.store_mask = k;
+    sources.destination = [&, c](int) { return ptr[dst + 16 * output_bytes(out.output()) * c]; };
+    epilogue_.apply(out, lane, sources);
   }
   add(src, kStageRowBytes);
   add(dst, dst_stride);

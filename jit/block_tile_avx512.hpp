@@ -18,14 +18,14 @@ class Avx512TileGenerator : public BlockTileGenerator {
   // `per_call()`, then per group `per_group()` (which leaves the group's fp32 tile in the stage
   // with store_quarter), then copy_out.
   template <typename PerCall, typename PerGroup>
-  void generate_staged(Operand operand, TileOutput output, PerCall per_call, PerGroup per_group) {
+  void generate_staged(const PostOpList& post_ops, PerCall per_call, PerGroup per_group) {
     generate_group_loop(
         false, 4,
         [&] {
           mov(y_, arg(offsetof(BlockTileArgs, stage)));
           per_call();
         },
-        per_group, [&] { copy_out(operand, output); });
+        per_group, [&] { copy_out(post_ops); });
   }
 
   // The same with the copy-out deferred (defers_copy_out()): per group, up to kRowsPerGroup
@@ -33,8 +33,7 @@ class Avx512TileGenerator : public BlockTileGenerator {
   // of 128 stores to rows 4 KiB-multiples apart (out = 3072 fp32) stalls on one L1 set; spread
   // between groups, the misses overlap the arithmetic.
   template <typename PerCall, typename PerGroup>
-  void generate_pipelined(Operand operand, TileOutput output, PerCall per_call,
-                          PerGroup per_group) {
+  void generate_pipelined(const PostOpList& post_ops, PerCall per_call, PerGroup per_group) {
     preamble();
     mov(x_, arg(offsetof(BlockTileArgs, x)));
     mov(group_, arg(offsetof(BlockTileArgs, group_begin)));
@@ -47,13 +46,13 @@ class Avx512TileGenerator : public BlockTileGenerator {
     je(after, T_NEAR);
     L(group_loop);
     per_group();
-    copy_previous_rows(operand, output, kRowsPerGroup);
+    copy_previous_rows(post_ops, kRowsPerGroup);
     add(y_, 16);
     add(group_, sizeof(int64_t));
     cmp(group_, arg(offsetof(BlockTileArgs, group_end)));
     jne(group_loop, T_NEAR);
     L(after);
-    copy_previous_rows(operand, output, 64);
+    copy_previous_rows(post_ops, 64);
     postamble();
     epilogue_.emit_table();
   }
@@ -63,25 +62,25 @@ class Avx512TileGenerator : public BlockTileGenerator {
   // quarter's accumulators.
   void store_quarter(int quarter, int quarters = 4);
 
-  // The int8 epilogue of a 4-row tile: acc = act(float(acc - compensation) * x_scale * w_scale +
-  // bias), the per-row arrays and the slice's token scales (lane order) from the arguments.
+  // The post-ops before the binary one on a 4-row tile: acc = act(float(acc - compensation) *
+  // x_scale * w_scale + bias) for lists that dequantize (the per-row arrays and the slice's
+  // token scales, in lane order, from the arguments), acc = act(acc + bias) otherwise.
   // Clobbers zmm16..27, rax, rbx, rcx, r8, r9.
-  void dequantize_tile(Activation activation, int quarters = 4);
-  // The float epilogue of a 4-row tile: acc = act(acc + bias). Clobbers zmm16..27, rax, rcx.
-  void bias_and_activate_tile(Activation activation, int quarters = 4);
+  void tile_post_ops(const PostOpList& post_ops, int quarters = 4);
 
-  // Copies valid_tokens x valid_rows of the stage to y, joining the operand and converting to
-  // the output type. Clobbers zmm0..5, k1, k2, k7 and the scratch registers.
-  void copy_out(Operand operand, TileOutput output);
+  // Copies valid_tokens x valid_rows of the stage to y with the post-ops from the binary one on
+  // (the join with the tensor operand, the store as the output type). Clobbers zmm0..5, k1, k2,
+  // k7 and the scratch registers.
+  void copy_out(const PostOpList& post_ops);
 
  private:
   static constexpr int kRowsPerGroup = 8;
   // Up to max_rows more rows of the previous call's stage (copied_ of pending_ done).
-  void copy_previous_rows(Operand operand, TileOutput output, int max_rows);
+  void copy_previous_rows(const PostOpList& post_ops, int max_rows);
   // Row masks k1, k2 from the row count at args + rows_field, and the output's constants.
   void load_copy_state(TileOutput output, size_t rows_field);
   // The copy loop over `left` rows: src (stage), dst (y), dst_stride, res, res_stride set.
-  void copy_rows(Operand operand, TileOutput output);
+  void copy_rows(const PostOpList& post_ops);
   const Xbyak::Reg64 copied_ = r15, pending_ = r12;
 };
 

@@ -4,6 +4,8 @@
 #include <cstdint>
 #include <type_traits>
 
+#include "sparq/error.hpp"
+
 namespace sparq::jit {
 
 Xbyak::Address EpilogueEmitter::constant(Const c) const {
@@ -180,6 +182,130 @@ void EpilogueEmitter::round_to_bf16(const Xbyak::Ymm& t, const Xbyak::Ymm& v,
   g.vblendvps(t, t, scratch, v);
 }
 
+template <typename Vmm>
+void EpilogueEmitter::apply(const PostOpList& list, std::span<const Lane<Vmm>> lanes,
+                            const PostOpSources<Vmm>& src) {
+  auto& g = gen_;
+  const std::span<const PostOp> ops = list.ops();
+  const int n = static_cast<int>(lanes.size());
+  for (size_t i = 0; i < ops.size(); ++i) {
+    switch (ops[i].kind) {
+      case PostOpKind::dequantize: {
+        const bool bias_next = i + 1 < ops.size() && ops[i + 1].kind == PostOpKind::bias;
+        for (int l = 0; l < n; ++l) {
+          const Vmm& v = lanes[l].x;
+          if (src.compensation) g.vpsubd(v, v, src.compensation(l).operand());
+          g.vcvtdq2ps(v, v);
+          g.vmulps(v, v, src.x_scale(l).operand());
+          if (!bias_next) {
+            g.vmulps(v, v, src.w_scale(l).operand());
+            continue;
+          }
+          const PostOpSource<Vmm> b = src.bias(l);
+          Vmm bias_reg = lanes[l].t0;
+          if (b.reg())
+            bias_reg = *b.reg();
+          else
+            g.vmovups(bias_reg, b.operand());
+          g.vfmadd132ps(v, bias_reg, src.w_scale(l).operand());  // v = v * w_scale + bias
+        }
+        if (bias_next) ++i;
+        break;
+      }
+      case PostOpKind::bias:
+        for (int l = 0; l < n; ++l) g.vaddps(lanes[l].x, lanes[l].x, src.bias(l).operand());
+        break;
+      case PostOpKind::activation:
+        activation(ops[i].activation, lanes);
+        break;
+      case PostOpKind::binary:
+        for (int l = 0; l < n; ++l) combine(ops[i].binary, lanes[l].x, src.operand(l).operand());
+        break;
+      case PostOpKind::store:
+        for (int l = 0; l < n; ++l) store(ops[i].output, lanes[l], l, src);
+        break;
+    }
+  }
+}
+
+template <typename Vmm>
+void EpilogueEmitter::store(TileOutput output, const Lane<Vmm>& lane, int index,
+                            const PostOpSources<Vmm>& src) {
+  auto& g = gen_;
+  constexpr bool zmm = std::is_same_v<Vmm, Xbyak::Zmm>;
+  constexpr bool xmm = std::is_same_v<Vmm, Xbyak::Xmm>;
+  const Vmm& v = lane.x;
+  const Xbyak::Address dst = src.destination(index);
+  const bool masked = src.store_mask.getIdx() != 0;
+  if (output == TileOutput::s8) {
+    // (Not a conditional expression: one of an Address and an Operand& would slice the Address.)
+    const PostOpSource<Vmm> qmax =
+        src.quant_max ? *src.quant_max : PostOpSource<Vmm>(constant(kQuantMax));
+    const PostOpSource<Vmm> qmin =
+        src.quant_min ? *src.quant_min : PostOpSource<Vmm>(constant(kQuantMin));
+    requantize(v, src.inv_y_scale.value().operand(), qmax.operand(), qmin.operand());
+  }
+  if constexpr (zmm) {
+    switch (output) {
+      case TileOutput::f32:
+        g.vmovups(masked ? dst | src.store_mask : dst, v);
+        return;
+      case TileOutput::s8:
+        g.vpmovsdb(masked ? dst | src.store_mask : dst, v);
+        return;
+      case TileOutput::bf16:
+        round_to_bf16(lane.t0, v, src.nan_mask);
+        g.vpmovdw(masked ? dst | src.store_mask : dst, lane.t0);
+        return;
+    }
+  } else if constexpr (xmm) {
+    switch (output) {
+      case TileOutput::f32:
+        g.vmovups(dst, v);
+        return;
+      case TileOutput::s8:
+        g.vpackssdw(v, v, v);
+        g.vpacksswb(v, v, v);
+        g.vmovd(dst, v);
+        return;
+      case TileOutput::bf16:
+        break;
+    }
+    throw NotSupported("a bf16 store of xmm lanes is not generated");
+  } else {
+    const Xbyak::Xmm lo(v.getIdx()), hi(lane.t1.getIdx());
+    switch (output) {
+      case TileOutput::f32:
+        g.vmovups(dst, v);
+        return;
+      case TileOutput::s8:
+        // v holds the rounded, clamped values as dwords.
+        g.vextracti128(hi, v, 1);
+        g.vpackssdw(lo, lo, hi);
+        g.vpacksswb(lo, lo, lo);
+        g.vmovq(dst, lo);
+        return;
+      case TileOutput::bf16: {
+        round_to_bf16(lane.t0, v, lane.t1);
+        const Xbyak::Xmm t(lane.t0.getIdx());
+        g.vextracti128(hi, lane.t0, 1);
+        g.vpackusdw(t, t, hi);
+        g.vmovdqu(dst, t);
+        return;
+      }
+    }
+  }
+}
+
+template void EpilogueEmitter::apply<Xbyak::Xmm>(const PostOpList&,
+                                                 std::span<const Lane<Xbyak::Xmm>>,
+                                                 const PostOpSources<Xbyak::Xmm>&);
+template void EpilogueEmitter::apply<Xbyak::Ymm>(const PostOpList&,
+                                                 std::span<const Lane<Xbyak::Ymm>>,
+                                                 const PostOpSources<Xbyak::Ymm>&);
+template void EpilogueEmitter::apply<Xbyak::Zmm>(const PostOpList&,
+                                                 std::span<const Lane<Xbyak::Zmm>>,
+                                                 const PostOpSources<Xbyak::Zmm>&);
 template void EpilogueEmitter::activation<Xbyak::Ymm>(Activation, const Xbyak::Ymm&,
                                                       const Xbyak::Ymm&, const Xbyak::Ymm&,
                                                       const Xbyak::Ymm&);

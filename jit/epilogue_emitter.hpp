@@ -1,16 +1,55 @@
-// Emits the element-wise parts of fused epilogues (activations, int8 requantization clamps) for
-// ymm or zmm registers. Constants live in a table of 64-byte rows emitted after the kernel body,
-// so both ymm (first 32 bytes) and zmm operands can read them as full-width memory operands.
+// Emits the epilogues of every generated kernel: a post-op list (jit/post_ops.hpp) applied to
+// xmm, ymm or zmm registers, from where each op's operands sit to where the store writes.
+// Constants live in a table of 64-byte rows emitted after the kernel body, so xmm, ymm and zmm
+// operands alike read them as full-width memory operands.
 #pragma once
 
 #include <xbyak/xbyak.h>
 
+#include <functional>
+#include <optional>
 #include <span>
 
 #include "jit/operand.hpp"
+#include "jit/post_ops.hpp"
 #include "sparq/types.hpp"
 
 namespace sparq::jit {
+
+// What a post-op reads for one vector: a register, or a full vector in memory (AVX-512: also an
+// embedded broadcast, ptr_b).
+template <typename Vmm>
+class PostOpSource {
+ public:
+  PostOpSource(const Vmm& reg) : reg_(reg) {}             // NOLINT(google-explicit-constructor)
+  PostOpSource(const Xbyak::Address& mem) : mem_(mem) {}  // NOLINT(google-explicit-constructor)
+  const Xbyak::Operand& operand() const {
+    if (reg_) return *reg_;
+    return *mem_;
+  }
+  const std::optional<Vmm>& reg() const { return reg_; }
+
+ private:
+  std::optional<Vmm> reg_;
+  std::optional<Xbyak::Address> mem_;
+};
+
+// Where a kernel keeps what its post-ops read and write, per vector (lane) of the call to
+// EpilogueEmitter::apply. Only the ops of the list are asked for theirs.
+template <typename Vmm>
+struct PostOpSources {
+  using Of = std::function<PostOpSource<Vmm>(int lane)>;
+  Of compensation;      // dequantize: int32, subtracted first (u8 activations); empty: none
+  Of x_scale, w_scale;  // dequantize
+  Of bias;              // bias (a register when it follows dequantize, else it is loaded)
+  Of operand;           // binary
+  std::function<Xbyak::Address(int lane)> destination;  // store
+  // store as s8: 1 / y_scale, and the clamp bounds (registers save two loads; default: the
+  // constant table).
+  std::optional<PostOpSource<Vmm>> inv_y_scale, quant_max, quant_min;
+  // zmm store: the elements written (k0: all); the scratch mask of the bf16 rounding.
+  Xbyak::Opmask store_mask = Xbyak::Opmask(0), nan_mask = Xbyak::Opmask(7);
+};
 
 class EpilogueEmitter {
  public:
@@ -63,6 +102,18 @@ class EpilogueEmitter {
     Vmm x, t0, t1, t2;
   };
 
+  // Emits `list`'s ops in order on every lane's x (each op for all lanes before the next, so
+  // that the lanes' chains interleave). Dequantize followed by bias is one fma. The store writes
+  // each lane to sources.destination(lane): fp32, int8 (requantized, saturated) or bf16 (zmm,
+  // ymm; xmm stores fp32 and int8 only). A lane's t0..t2 are scratch.
+  template <typename Vmm>
+  void apply(const PostOpList& list, std::span<const Lane<Vmm>> lanes,
+             const PostOpSources<Vmm>& sources);
+  template <typename Vmm>
+  void apply(const PostOpList& list, const Lane<Vmm>& lane, const PostOpSources<Vmm>& sources) {
+    apply(list, std::span<const Lane<Vmm>>(&lane, 1), sources);
+  }
+
   // x = act(x); t0..t2 are clobbered.
   template <typename Vmm>
   void activation(Activation act, const Vmm& x, const Vmm& t0, const Vmm& t1, const Vmm& t2);
@@ -114,6 +165,10 @@ class EpilogueEmitter {
   template <typename Vmm>
   void exp(std::span<const Lane<Vmm>> lanes, Vmm Lane<Vmm>::*x, Vmm Lane<Vmm>::*n,
            Vmm Lane<Vmm>::*p);
+
+  template <typename Vmm>
+  void store(TileOutput output, const Lane<Vmm>& lane, int index,
+             const PostOpSources<Vmm>& sources);
 
   Xbyak::CodeGenerator& gen_;
   Xbyak::Label table_;

@@ -25,9 +25,9 @@ class F32Avx2Generator : public Avx2TileGenerator {
         key.operand != Operand::none, 4, [] {},
         [&] {
           accumulate(key.prefetch_columns);
-          add_bias_and_activate(key.activation);
-          store_half(0, key.operand, false);
-          store_half(1, key.operand, false);
+          tile_post_ops(key.post_ops());
+          store_half(0, key.post_ops());
+          store_half(1, key.post_ops());
         });
     finalize(features_of(Isa::avx2));
   }

@@ -28,18 +28,17 @@ using namespace Xbyak;
 class F32Avx512Generator : public Avx512TileGenerator {
  public:
   F32Avx512Generator(const F32KernelKey& key, int quarters) : quarters_(quarters) {
-    const TileOutput output = key.bf16_output ? TileOutput::bf16 : TileOutput::f32;
     if (key.layout == F32Layout::n2_m4)
-      generate_2of4(key, output);
+      generate_2of4(key);
     else
       generate_pipelined(
-          key.operand, output, [] {},
+          key.post_ops(), [] {},
           [&] {
             if (key.layout == F32Layout::bf16_4x1)
               accumulate_bf16(key.prefetch_columns);
             else
               accumulate_4x1(key.prefetch_columns);
-            bias_and_activate_tile(key.activation, quarters_);
+            tile_post_ops(key.post_ops(), quarters_);
             for (int q = 0; q < quarters_; ++q) store_quarter(q, quarters_);
           });
     finalize(key.layout == F32Layout::bf16_4x1 ? bf16_features() : features_of(Isa::avx512));
@@ -52,7 +51,7 @@ class F32Avx512Generator : public Avx512TileGenerator {
   }
   void accumulate_4x1(bool prefetch_columns);
   void accumulate_bf16(bool prefetch_columns);
-  void generate_2of4(const F32KernelKey& key, TileOutput output);
+  void generate_2of4(const F32KernelKey& key);
   void blocks_2of4();
 
   static constexpr int kChunkBlocks = 16;
@@ -148,7 +147,7 @@ void F32Avx512Generator::accumulate_bf16(bool prefetch_columns) {
 // (kChunkBlocks * 4 columns of activations, 16 KiB), chunk-outer and group-inner: a chunk is read
 // from L2 once and reused from L1 by all the call's groups, whose partial sums wait in the scratch
 // after the stage between chunks (4096 x 4096 at 128 tokens on Zen 5: 0.50x -> 0.97x oneDNN).
-void F32Avx512Generator::generate_2of4(const F32KernelKey& key, TileOutput output) {
+void F32Avx512Generator::generate_2of4(const F32KernelKey& key) {
   static_assert(kScratchBytes >= kGroupsPerCall * 16 * 64, "16 partial sums per group");
   const Reg64 chunk_begin = r12, blocks = r13, chunk_blocks = r14, partial = r15;
   const int column_bytes = 64 * quarters_;
@@ -197,7 +196,7 @@ void F32Avx512Generator::generate_2of4(const F32KernelKey& key, TileOutput outpu
     lea(rax, ptr[chunk_begin + chunk_blocks]);
     cmp(rax, blocks);
     jne(keep, T_NEAR);
-    bias_and_activate_tile(key.activation, quarters_);
+    tile_post_ops(key.post_ops(), quarters_);
     for (int q = 0; q < quarters_; ++q) store_quarter(q, quarters_);
     jmp(next, T_NEAR);
     L(keep);
@@ -214,7 +213,7 @@ void F32Avx512Generator::generate_2of4(const F32KernelKey& key, TileOutput outpu
   add(chunk_begin, chunk_blocks);
   cmp(chunk_begin, blocks);
   jb(chunk_loop, T_NEAR);
-  copy_out(key.operand, output);
+  copy_out(key.post_ops());
   L(done);
   postamble();
   epilogue_.emit_table();

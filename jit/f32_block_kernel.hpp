@@ -40,6 +40,11 @@ struct F32KernelKey {
   // 4x1 and 2:4 layouts (32-token slices; the packed offsets are for 64-token ones, and the
   // 32-token kernels scale them).
   int quarters = 4;
+  // The epilogue: bias, activation, operand, store (bf16 or fp32).
+  PostOpList post_ops() const {
+    return PostOpList::make(false, activation, operand,
+                            bf16_output ? TileOutput::bf16 : TileOutput::f32);
+  }
   auto operator<=>(const F32KernelKey&) const = default;
 };
 

@@ -45,6 +45,7 @@ class ReferenceKernel final : public F32BlockKernel {
   }
 
   void run(const BlockTileArgs& a) const override {
+    const PostOpList post_ops = key().post_ops();
     for (const int64_t* g = a.group_begin; g != a.group_end; ++g) {
       const int64_t local = g - a.group_begin;  // group index within this call
       float acc[4][kTokens] = {};
@@ -56,13 +57,17 @@ class ReferenceKernel final : public F32BlockKernel {
         const int t = sparse::f32_slice_token(kTokens, s);
         for (int r = 0; r < 4; ++r) {
           const int64_t row = local * 4 + r;
-          float v = sparse::activate(acc[r][s] + a.bias[row], key().activation);
-          if (key().operand != Operand::none)
-            v = combine(
-                key().operand, v,
-                *reinterpret_cast<const float*>(reinterpret_cast<const uint8_t*>(a.residual) +
-                                                t * a.residual_stride + 4 * row));
-          std::memcpy(static_cast<uint8_t*>(a.y) + t * a.y_stride + 4 * row, &v, 4);
+          PostOpInputs in;
+          in.bias = a.bias[row];
+          if (post_ops.has(PostOpKind::binary))
+            std::memcpy(&in.operand,
+                        static_cast<const uint8_t*>(static_cast<const void*>(a.residual)) +
+                            t * a.residual_stride + 4 * row,
+                        4);
+          const float v = apply_post_ops(post_ops, acc[r][s], in);
+          // Full tiles of fp32: the tile loop converts bf16 output (see BlockTileKernel).
+          store_post_op(TileOutput::f32, v, static_cast<uint8_t*>(a.y) + t * a.y_stride + 4 * row,
+                        a.inv_y_scale);
         }
       }
     }

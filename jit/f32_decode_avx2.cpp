@@ -68,22 +68,23 @@ void F32DecodeAvx2Generator::accumulate() {
   L(end);
 }
 
+// The key's post-ops per token on rows 0-7 and 8-15 at once (two lanes, interleaved).
 void F32DecodeAvx2Generator::finish() {
-  const Ymm t0 = ymm11, t1 = ymm12, t2 = ymm13;
+  const PostOpList post_ops = key_.post_ops();
   group_row_offset(rbx);  // the group's biases
   add(rbx, ARG(bias));
   mov(rax, y_);
-  if (key_.operand != Operand::none) mov(rdx, res_);
+  if (post_ops.has(PostOpKind::binary)) mov(rdx, res_);
+  PostOpSources<Ymm> sources;
+  sources.bias = [&](int h) { return ptr[rbx + 32 * h]; };
+  sources.operand = [&](int h) { return ptr[rdx + 32 * h]; };
+  sources.destination = [&](int h) { return ptr[rax + 32 * h]; };
   for (int t = 0; t < key_.tokens; ++t) {
-    for (int h = 0; h < 2; ++h) {
-      const Ymm v = acc(t, h);
-      vaddps(v, v, ptr[rbx + 32 * h]);
-      epilogue_.activation(key_.activation, v, t0, t1, t2);
-      epilogue_.combine(key_.operand, v, ptr[rdx + 32 * h]);
-      vmovups(ptr[rax + 32 * h], v);
-    }
+    const EpilogueEmitter::Lane<Ymm> lanes[2] = {{acc(t, 0), ymm8, ymm9, ymm10},
+                                                 {acc(t, 1), ymm11, ymm12, ymm13}};
+    epilogue_.apply(post_ops, std::span<const EpilogueEmitter::Lane<Ymm>>(lanes), sources);
     add(rax, y_stride_);
-    if (key_.operand != Operand::none) add(rdx, res_stride_);
+    if (post_ops.has(PostOpKind::binary)) add(rdx, res_stride_);
   }
 }
 

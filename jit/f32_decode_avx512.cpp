@@ -142,19 +142,20 @@ void F32DecodeAvx512Generator::accumulate_2of4() {
 
 void F32DecodeAvx512Generator::finish() {
   const Zmm b = zmm16, t0 = zmm17, t1 = zmm18, t2 = zmm19;
+  const PostOpList post_ops = key_.post_ops();
   group_row_offset(rbx);  // the group's biases
   add(rbx, ARG(bias));
   vmovups(b, ptr[rbx]);
   mov(rax, y_);
-  if (key_.operand != Operand::none) mov(rdx, res_);
+  if (post_ops.has(PostOpKind::binary)) mov(rdx, res_);
+  PostOpSources<Zmm> sources;
+  sources.bias = [&](int) { return b; };
+  sources.operand = [&](int) { return ptr[rdx]; };
+  sources.destination = [&](int) { return ptr[rax]; };
   for (int t = 0; t < key_.tokens; ++t) {
-    const Zmm v = acc(t);
-    vaddps(v, v, b);
-    epilogue_.activation(key_.activation, v, t0, t1, t2);
-    epilogue_.combine(key_.operand, v, ptr[rdx]);
-    vmovups(ptr[rax], v);
+    epilogue_.apply(post_ops, EpilogueEmitter::Lane<Zmm>{acc(t), t0, t1, t2}, sources);
     add(rax, y_stride_);
-    if (key_.operand != Operand::none) add(rdx, res_stride_);
+    if (post_ops.has(PostOpKind::binary)) add(rdx, res_stride_);
   }
 }
 

@@ -82,18 +82,18 @@ class ReferenceF32Decode final : public F32DecodeKernel {
           }
         }
       }
+      const PostOpList post_ops = key().post_ops();
       for (int t = 0; t < key().tokens; ++t)
         for (int r = 0; r < kRows; ++r) {
           const int64_t row = local * kRows + r;
-          float v = sparse::activate(acc[t][r] + a.bias[row], key().activation);
-          if (key().operand != Operand::none) {
-            float res;
+          PostOpInputs in;
+          in.bias = a.bias[row];
+          if (post_ops.has(PostOpKind::binary))
             std::memcpy(
-                &res,
+                &in.operand,
                 reinterpret_cast<const uint8_t*>(a.residual) + t * a.residual_stride + 4 * row, 4);
-            v = combine(key().operand, v, res);
-          }
-          std::memcpy(reinterpret_cast<uint8_t*>(a.y) + t * a.y_stride + 4 * row, &v, 4);
+          store_post_op(post_ops.output(), apply_post_ops(post_ops, acc[t][r], in),
+                        reinterpret_cast<uint8_t*>(a.y) + t * a.y_stride + 4 * row, 0.0f);
         }
     }
   }

@@ -11,6 +11,7 @@
 
 #include "jit/cpu_features.hpp"
 #include "jit/operand.hpp"
+#include "jit/post_ops.hpp"
 #include "sparq/types.hpp"
 
 namespace sparq::jit {
@@ -36,6 +37,10 @@ struct F32DecodeKey {
   Activation activation = Activation::none;
   Operand operand = Operand::none;  // the epilogue's tensor operand
   bool two_of_four = false;         // the 2:4 layout (AVX-512 and the portable twin only)
+  // The epilogue: bias, activation, operand, store (fp32).
+  PostOpList post_ops() const {
+    return PostOpList::make(false, activation, operand, TileOutput::f32);
+  }
   auto operator<=>(const F32DecodeKey&) const = default;
 };
 

@@ -26,7 +26,6 @@ class Avx2Generator : public Avx2TileGenerator {
  private:
   void generate(const Int8KernelKey& key);
   void accumulate(bool prefetch_columns);
-  void dequantize(const Int8KernelKey& key);
 
   const Ymm x_scale_[2] = {ymm8, ymm9};  // kept for the whole call; the inner loop uses ymm12-15
 };
@@ -44,9 +43,9 @@ void Avx2Generator::generate(const Int8KernelKey& key) {
       },
       [&] {
         accumulate(key.prefetch_columns);
-        dequantize(key);
-        store_half(0, key.operand, key.int8_output);
-        store_half(1, key.operand, key.int8_output);
+        tile_post_ops(key.post_ops(), x_scale_);
+        store_half(0, key.post_ops());
+        store_half(1, key.post_ops());
       });
 }
 
@@ -92,32 +91,6 @@ void Avx2Generator::accumulate(bool prefetch_columns) {
     jnz(loop);
   }
   L(end);
-}
-
-// Dequantize, bias and activation of all 8 accumulators; each row's scale and bias are
-// broadcast once for both halves.
-void Avx2Generator::dequantize(const Int8KernelKey& key) {
-  const Ymm ws = ymm10, b = ymm11, t0 = ymm12, t1 = ymm13, t2 = ymm14;
-  group_row_offset(rcx);
-  mov(rax, ARG(w_scale));
-  add(rax, rcx);
-  mov(r8, ARG(bias));
-  add(r8, rcx);
-  for (int r = 0; r < 4; ++r) {
-    vbroadcastss(ws, dword[rax + 4 * r]);
-    vbroadcastss(b, dword[r8 + 4 * r]);
-    for (int h = 0; h < 2; ++h) {
-      const Ymm v = acc(r, h);
-      vcvtdq2ps(v, v);
-      vmulps(v, v, x_scale_[h]);
-      vfmadd213ps(v, ws, b);
-    }
-    // Both halves of the row at once, interleaved (see EpilogueEmitter); ws and b are
-    // broadcast again for the next row, so they may serve as scratch.
-    const EpilogueEmitter::Lane<Ymm> lanes[2] = {{acc(r, 0), t0, t1, t2},
-                                                 {acc(r, 1), ws, b, ymm15}};
-    epilogue_.activation(key.activation, std::span<const EpilogueEmitter::Lane<Ymm>>(lanes));
-  }
 }
 
 #undef ARG

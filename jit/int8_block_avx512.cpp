@@ -22,11 +22,8 @@ class Avx512VnniGenerator : public Avx512TileGenerator {
  public:
   explicit Avx512VnniGenerator(const Int8KernelKey& key)
       : quarters_(key.quarters), vbmi_(key.vbmi) {
-    const TileOutput output = key.int8_output   ? TileOutput::s8
-                              : key.bf16_output ? TileOutput::bf16
-                                                : TileOutput::f32;
     generate_pipelined(
-        key.operand, output,
+        key.post_ops(),
         [&] {
           if (quarters_ == 1) {
             // The column-gathering permutations, loaded once per call; zmm30/31 outlive the
@@ -41,7 +38,7 @@ class Avx512VnniGenerator : public Avx512TileGenerator {
             accumulate_quarter();
           else
             accumulate(key.prefetch_columns);
-          dequantize_tile(key.activation, quarters_);
+          tile_post_ops(key.post_ops(), quarters_);
           for (int q = 0; q < quarters_; ++q) store_quarter(q, quarters_);
         });
     if (quarters_ == 1) emit_gather_table();

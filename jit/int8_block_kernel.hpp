@@ -38,6 +38,13 @@ struct Int8KernelKey {
   int quarters = 4;
   // The 16-token tile gathers an entry's columns with VBMI's vpermb (else vpermd + vpshufb).
   bool vbmi = false;
+  // The epilogue: dequantize, bias, activation, operand, store (int8, bf16 or fp32).
+  PostOpList post_ops() const {
+    return PostOpList::make(true, activation, operand,
+                            int8_output   ? TileOutput::s8
+                            : bf16_output ? TileOutput::bf16
+                                          : TileOutput::f32);
+  }
   auto operator<=>(const Int8KernelKey&) const = default;
 };
 

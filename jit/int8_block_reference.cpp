@@ -18,7 +18,10 @@ class ReferenceKernel final : public Int8BlockKernel {
   void run(const BlockTileArgs& a) const override {
     const auto layout = sparse::Int8Layout::pairs_i16;
     const int bytes = sparse::entry_bytes(layout);
-    const int64_t elem = key().int8_output ? 1 : 4;
+    const PostOpList post_ops = key().post_ops();
+    // Full tiles of fp32 or int8: the tile loop converts bf16 output (see BlockTileKernel).
+    const TileOutput output = key().int8_output ? TileOutput::s8 : TileOutput::f32;
+    const int64_t elem = output_bytes(output);
     for (const int64_t* g = a.group_begin; g != a.group_end; ++g) {
       const int64_t local = g - a.group_begin;  // group index within this call
       int32_t acc[4][16] = {};
@@ -44,18 +47,14 @@ class ReferenceKernel final : public Int8BlockKernel {
         const float xs = a.x_scale[slot];
         for (int r = 0; r < 4; ++r) {
           const int64_t row = local * 4 + r;
-          float v = std::fma(static_cast<float>(acc[r][t]) * xs, a.w_scale[row], a.bias[row]);
-          v = sparse::activate(v, key().activation);
-          if (key().operand != Operand::none)
-            v = combine(
-                key().operand, v,
-                *reinterpret_cast<const float*>(reinterpret_cast<const uint8_t*>(a.residual) +
-                                                t * a.residual_stride + 4 * row));
-          uint8_t* out = static_cast<uint8_t*>(a.y) + t * a.y_stride + row * elem;
-          if (key().int8_output)
-            *reinterpret_cast<int8_t*>(out) = sparse::requantize(v, a.inv_y_scale);
-          else
-            *reinterpret_cast<float*>(out) = v;
+          PostOpInputs in{0, xs, a.w_scale[row], a.bias[row], 0.0f};
+          if (post_ops.has(PostOpKind::binary))
+            std::memcpy(&in.operand,
+                        static_cast<const uint8_t*>(static_cast<const void*>(a.residual)) +
+                            t * a.residual_stride + 4 * row,
+                        4);
+          store_post_op(output, apply_post_ops(post_ops, acc[r][t], in),
+                        static_cast<uint8_t*>(a.y) + t * a.y_stride + row * elem, a.inv_y_scale);
         }
       }
     }

@@ -66,46 +66,36 @@ void DecodeAvx2Generator::accumulate() {
   L(end);
 }
 
-// Dequantize, bias, activation, residual, store: per token, rows 0-7 and 8-15.
+// The key's post-ops per token on rows 0-7 and 8-15 at once (two lanes, interleaved).
 void DecodeAvx2Generator::finish() {
-  const Ymm xs = ymm8, ws = ymm9, b = ymm10, t0 = ymm11, t1 = ymm12, t2 = ymm13;
-  const Ymm inv = ymm14, qmax = ymm15;
+  const Ymm xs = ymm8, inv = ymm14;
+  const PostOpList post_ops = key_.post_ops();
   group_row_offset(rax);
   mov(rbx, ARG(w_scale));
   add(rbx, rax);
   mov(r12, ARG(bias));
   add(r12, rax);
   mov(rax, ARG(x_scale));
-  if (key_.int8_output) {
+  PostOpSources<Ymm> sources;
+  sources.x_scale = [&](int) { return xs; };
+  sources.w_scale = [&](int h) { return ptr[rbx + 32 * h]; };
+  sources.bias = [&](int h) { return ptr[r12 + 32 * h]; };
+  sources.operand = [&](int h) { return ptr[rdx + 32 * h]; };
+  sources.destination = [&](int h) { return ptr[rcx + output_bytes(post_ops.output()) * 8 * h]; };
+  if (post_ops.output() == TileOutput::s8) {
     vbroadcastss(inv, ARG(inv_y_scale));
-    vmovups(qmax, epilogue_.constant(EpilogueEmitter::kQuantMax));
+    sources.inv_y_scale = inv;
   }
   // rcx walks y's tokens, rdx residual's (the entry registers are free now).
   mov(rcx, y_);
-  if (key_.operand != Operand::none) mov(rdx, res_);
+  if (post_ops.has(PostOpKind::binary)) mov(rdx, res_);
   for (int t = 0; t < key_.tokens; ++t) {
     vbroadcastss(xs, dword[rax + 4 * t]);
-    for (int h = 0; h < 2; ++h) {
-      const Ymm v = acc(t, h);
-      vmovups(ws, ptr[rbx + 32 * h]);
-      vmovups(b, ptr[r12 + 32 * h]);
-      vcvtdq2ps(v, v);
-      vmulps(v, v, xs);
-      vfmadd213ps(v, ws, b);
-      epilogue_.activation(key_.activation, v, t0, t1, t2);
-      epilogue_.combine(key_.operand, v, ptr[rdx + 32 * h]);
-      if (key_.int8_output) {
-        epilogue_.requantize(v, inv, qmax, epilogue_.constant(EpilogueEmitter::kQuantMin));
-        vextracti128(Xmm(t0.getIdx()), v, 1);
-        vpackssdw(Xmm(v.getIdx()), Xmm(v.getIdx()), Xmm(t0.getIdx()));
-        vpacksswb(Xmm(v.getIdx()), Xmm(v.getIdx()), Xmm(v.getIdx()));
-        vmovq(ptr[rcx + 8 * h], Xmm(v.getIdx()));
-      } else {
-        vmovups(ptr[rcx + 32 * h], v);
-      }
-    }
+    const EpilogueEmitter::Lane<Ymm> lanes[2] = {{acc(t, 0), ymm9, ymm10, ymm11},
+                                                 {acc(t, 1), ymm12, ymm13, ymm15}};
+    epilogue_.apply(post_ops, std::span<const EpilogueEmitter::Lane<Ymm>>(lanes), sources);
     add(rcx, y_stride_);
-    if (key_.operand != Operand::none) add(rdx, res_stride_);
+    if (post_ops.has(PostOpKind::binary)) add(rdx, res_stride_);
   }
 }
 

@@ -16,6 +16,7 @@
 
 #include "jit/cpu_features.hpp"
 #include "jit/operand.hpp"
+#include "jit/post_ops.hpp"
 #include "sparq/types.hpp"
 
 namespace sparq::jit {
@@ -43,6 +44,11 @@ struct DecodeKernelKey {
   Activation activation = Activation::none;
   Operand operand = Operand::none;  // the epilogue's tensor operand
   bool int8_output = false;
+  // The epilogue: dequantize, bias, activation, operand, store (int8 or fp32).
+  PostOpList post_ops() const {
+    return PostOpList::make(true, activation, operand,
+                            int8_output ? TileOutput::s8 : TileOutput::f32);
+  }
   auto operator<=>(const DecodeKernelKey&) const = default;
 };
 

@@ -16,7 +16,8 @@ class ReferenceDecodeKernel final : public Int8DecodeKernel {
 
   void run(const DecodeArgs& a) const override {
     constexpr int kRows = sparse::kDecodeRows;
-    const int64_t elem = key().int8_output ? 1 : 4;
+    const PostOpList post_ops = key().post_ops();
+    const int64_t elem = output_bytes(post_ops.output());
     for (const int64_t* g = a.group_begin; g != a.group_end; ++g) {
       const int64_t local = g - a.group_begin;
       int32_t acc[sparse::kDecodeMaxTokens][kRows] = {};
@@ -36,21 +37,13 @@ class ReferenceDecodeKernel final : public Int8DecodeKernel {
       for (int t = 0; t < key().tokens; ++t)
         for (int r = 0; r < kRows; ++r) {
           const int64_t row = local * kRows + r;
-          float v =
-              std::fma(static_cast<float>(acc[t][r]) * a.x_scale[t], a.w_scale[row], a.bias[row]);
-          v = sparse::activate(v, key().activation);
-          if (key().operand != Operand::none) {
-            float res;
+          PostOpInputs in{0, a.x_scale[t], a.w_scale[row], a.bias[row], 0.0f};
+          if (post_ops.has(PostOpKind::binary))
             std::memcpy(
-                &res,
+                &in.operand,
                 reinterpret_cast<const uint8_t*>(a.residual) + t * a.residual_stride + 4 * row, 4);
-            v = combine(key().operand, v, res);
-          }
-          uint8_t* out = static_cast<uint8_t*>(a.y) + t * a.y_stride + row * elem;
-          if (key().int8_output)
-            *reinterpret_cast<int8_t*>(out) = sparse::requantize(v, a.inv_y_scale);
-          else
-            std::memcpy(out, &v, 4);
+          store_post_op(post_ops.output(), apply_post_ops(post_ops, acc[t][r], in),
+                        static_cast<uint8_t*>(a.y) + t * a.y_stride + row * elem, a.inv_y_scale);
         }
     }
   }

@@ -31,7 +31,7 @@ class NmPrefillGenerator : public Generator {
 
   Address arg(size_t offset) const { return ptr[args_ + offset]; }
   Zmm acc(int g, int t) const { return Zmm(g * key_.tokens + t); }
-  int y_elem() const { return key_.int8_output ? 1 : 4; }
+  int y_elem() const { return output_bytes(key_.post_ops().output()); }
 
   void generate();
   void groups(int count);  // windows and epilogue of `count` (1 or 2) groups at entry_
@@ -115,11 +115,12 @@ void NmPrefillGenerator::groups(int count) {
   }
 }
 
-// acc(g, t) = act(float(acc - compensation) * x_scale[t] * w_scale + bias) [+ residual], stored
-// to y's token t. The activation runs on up to four accumulators at once (GELU and SiLU are long
-// dependent chains).
+// The key's post-ops on every token: acc(g, t) = act(float(acc - compensation) * x_scale[t] *
+// w_scale + bias) [+ residual], stored to y's token t. Four tokens at a time up to the
+// activation (GELU and SiLU are long dependent chains), then the join and the store per token.
 void NmPrefillGenerator::epilogue(int g) {
   const int tokens = key_.tokens;
+  const PostOpList post_ops = key_.post_ops();
   const Zmm comp = zmm16, ws = zmm17, bias = zmm18;
   mov(rax, arg(offsetof(NmPrefillArgs, compensation)));
   vmovdqu32(comp, ptr[rax + rows_]);
@@ -128,40 +129,34 @@ void NmPrefillGenerator::epilogue(int g) {
   mov(rax, arg(offsetof(NmPrefillArgs, bias)));
   vmovups(bias, ptr[rax + rows_]);
   mov(rax, arg(offsetof(NmPrefillArgs, x_scale)));
-  for (int t = 0; t < tokens; ++t) {
-    const Zmm v = acc(g, t);
-    vpsubd(v, v, comp);
-    vcvtdq2ps(v, v);
-    vmulps(v, v, ptr_b[rax + 4 * t]);
-    vfmadd132ps(v, bias, ws);  // v = v * w_scale + bias
-  }
-  if (key_.activation != Activation::none) {
-    constexpr int kLanes = 4;
-    for (int t0 = 0; t0 < tokens; t0 += kLanes) {
-      std::vector<EpilogueEmitter::Lane<Zmm>> lanes;
-      for (int i = 0; i < kLanes && t0 + i < tokens; ++i)
-        lanes.push_back({acc(g, t0 + i), Zmm(19 + 3 * i), Zmm(20 + 3 * i), Zmm(21 + 3 * i)});
-      epilogue_.activation(key_.activation,
-                           std::span<const EpilogueEmitter::Lane<Zmm>>(lanes.data(), lanes.size()));
-    }
+  PostOpSources<Zmm> sources;
+  int first = 0;  // the first token of the lanes
+  sources.compensation = [&](int) { return comp; };
+  sources.x_scale = [&](int i) { return ptr_b[rax + 4 * (first + i)]; };
+  sources.w_scale = [&](int) { return ws; };
+  sources.bias = [&](int) { return bias; };
+  constexpr int kLanes = 4;
+  for (first = 0; first < tokens; first += kLanes) {
+    std::vector<EpilogueEmitter::Lane<Zmm>> lanes;
+    for (int i = 0; i < kLanes && first + i < tokens; ++i)
+      lanes.push_back({acc(g, first + i), Zmm(19 + 3 * i), Zmm(20 + 3 * i), Zmm(21 + 3 * i)});
+    epilogue_.apply(post_ops.before(PostOpKind::binary),
+                    std::span<const EpilogueEmitter::Lane<Zmm>>(lanes.data(), lanes.size()),
+                    sources);
   }
   // rax walks y's tokens, rbx residual's.
+  const bool residual = post_ops.has(PostOpKind::binary);
   mov(rax, y_);
-  if (key_.operand != Operand::none) mov(rbx, res_);
+  if (residual) mov(rbx, res_);
+  sources.operand = [&](int) { return ptr[rbx]; };
+  sources.destination = [&](int) { return ptr[rax]; };
+  sources.inv_y_scale = ptr_b[args_ + offsetof(NmPrefillArgs, inv_y_scale)];
   for (int t = 0; t < tokens; ++t) {
-    const Zmm v = acc(g, t);
-    epilogue_.combine(key_.operand, v, ptr[rbx]);
-    if (key_.int8_output) {
-      epilogue_.requantize(v, ptr_b[args_ + offsetof(NmPrefillArgs, inv_y_scale)],
-                           epilogue_.constant(EpilogueEmitter::kQuantMax),
-                           epilogue_.constant(EpilogueEmitter::kQuantMin));
-      vpmovsdb(ptr[rax], v);
-    } else {
-      vmovups(ptr[rax], v);
-    }
+    epilogue_.apply(post_ops.from(PostOpKind::binary),
+                    EpilogueEmitter::Lane<Zmm>{acc(g, t), zmm19, zmm20, zmm21}, sources);
     if (t + 1 < tokens) {
       add(rax, y_stride_);
-      if (key_.operand != Operand::none) add(rbx, res_stride_);
+      if (residual) add(rbx, res_stride_);
     }
   }
 }

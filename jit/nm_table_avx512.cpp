@@ -49,10 +49,7 @@ class NmTableGenerator : public Avx512TileGenerator {
       units(sparse::nm_table_unit_bytes(key.type, quarters_));
       test(flags, static_cast<uint8_t>(kLastChunk));
       jz(keep, T_NEAR);
-      if (int8_)
-        dequantize_tile(key.activation);
-      else
-        bias_and_activate_tile(key.activation, quarters_);
+      tile_post_ops(key.post_ops(), quarters_);
       for (int q = 0; q < quarters_; ++q) store_quarter(q, quarters_);
       jmp(next, T_NEAR);
       L(keep);
@@ -67,7 +64,7 @@ class NmTableGenerator : public Avx512TileGenerator {
     }
     test(flags, static_cast<uint8_t>(kLastChunk));
     jz(done, T_NEAR);
-    copy_out(key.operand, key.output);
+    copy_out(key.post_ops());
     L(done);
     postamble();
     epilogue_.emit_table();

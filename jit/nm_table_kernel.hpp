@@ -29,6 +29,10 @@ struct NmTableKernelKey {
   Operand operand = Operand::none;      // the epilogue's tensor operand
   TileOutput output = TileOutput::f32;  // s8 only for int8
   int quarters = 4;  // 16 * quarters tokens per tile: 4, or 1 and 2 for bf16's short slices
+  // The epilogue: dequantize (int8 tables), bias, activation, operand, store.
+  PostOpList post_ops() const {
+    return PostOpList::make(type == sparse::NmTableType::int8, activation, operand, output);
+  }
   auto operator<=>(const NmTableKernelKey&) const = default;
 };
 

@@ -38,7 +38,6 @@ class RowEpilogueGenerator : public Generator {
 
  private:
   void generate(const RowEpilogueKey& key);
-  void store(TileOutput output, const Vmm& v, const Vmm& t, int u);
 
   EpilogueEmitter epilogue_;
   const Reg64 args_ = rdi, acc_ = rsi, w_scale_ = rdx, bias_ = rcx, res_ = r8, y_ = r9, left_ = rax;
@@ -52,18 +51,30 @@ void RowEpilogueGenerator<Vmm>::generate(const RowEpilogueKey& key) {
   // above them.
   const Vmm x_scale(4 * kUnroll), inv(4 * kUnroll + 1), qmax(4 * kUnroll + 2),
       qmin(4 * kUnroll + 3);
+  const PostOpList post_ops = key.post_ops();
+  const TileOutput output = post_ops.output();
   mov(acc_, ARG(acc));
   mov(w_scale_, ARG(w_scale));
   mov(bias_, ARG(bias));
-  if (key.operand != Operand::none) mov(res_, ARG(residual));
+  if (post_ops.has(PostOpKind::binary)) mov(res_, ARG(residual));
   mov(y_, ARG(y));
   mov(left_, ARG(blocks));
   vbroadcastss(x_scale, ARG(x_scale));
-  if (key.output == TileOutput::s8) {
+  PostOpSources<Vmm> sources;
+  sources.x_scale = [&](int) { return x_scale; };
+  sources.w_scale = [&](int u) { return ptr[w_scale_ + u * kWidth * 4]; };
+  sources.bias = [&](int u) { return ptr[bias_ + u * kWidth * 4]; };
+  sources.operand = [&](int u) { return ptr[res_ + u * kWidth * 4]; };
+  sources.destination = [&](int u) { return ptr[y_ + u * kWidth * output_bytes(output)]; };
+  if (output == TileOutput::s8) {
     vbroadcastss(inv, ARG(inv_y_scale));
     vmovups(qmax, epilogue_.constant(EpilogueEmitter::kQuantMax));
     vmovups(qmin, epilogue_.constant(EpilogueEmitter::kQuantMin));
+    sources.inv_y_scale = inv;
+    sources.quant_max = qmax;
+    sources.quant_min = qmin;
   }
+  sources.nan_mask = k1;
   using Lane = EpilogueEmitter::Lane<Vmm>;
   Lane lanes[kUnroll];
   for (int u = 0; u < kUnroll; ++u)
@@ -72,72 +83,22 @@ void RowEpilogueGenerator<Vmm>::generate(const RowEpilogueKey& key) {
   test(left_, left_);
   jz(done, T_NEAR);
   L(loop);
-  for (int u = 0; u < kUnroll; ++u) {
-    const Vmm& v = lanes[u].x;
-    const int at = u * kWidth * 4;
-    if (key.float_acc) {
-      vmovups(v, ptr[acc_ + at]);
-      vaddps(v, v, ptr[bias_ + at]);
-      continue;
-    }
-    vcvtdq2ps(v, ptr[acc_ + at]);
-    vmulps(v, v, x_scale);
-    vmovups(lanes[u].t0, ptr[bias_ + at]);
-    vfmadd132ps(v, lanes[u].t0, ptr[w_scale_ + at]);  // v = v * w_scale + bias
-  }
-  epilogue_.activation(key.activation, std::span<const Lane>(lanes));
-  for (int u = 0; u < kUnroll; ++u) {
-    const Vmm& v = lanes[u].x;
-    epilogue_.combine(key.operand, v, ptr[res_ + u * kWidth * 4]);
-    if (key.output == TileOutput::s8) epilogue_.requantize(v, inv, qmax, qmin);
-    store(key.output, v, lanes[u].t0, u);
-  }
+  // The sums are the lanes' first operand: int32 ones are loaded as they are (dequantize
+  // converts them), fp32 ones too.
+  for (int u = 0; u < kUnroll; ++u) vmovups(lanes[u].x, ptr[acc_ + u * kWidth * 4]);
+  epilogue_.apply(post_ops, std::span<const Lane>(lanes), sources);
   const int step = kBlock * 4;
   add(acc_, step);
   if (!key.float_acc) add(w_scale_, step);
   add(bias_, step);
-  if (key.operand != Operand::none) add(res_, step);
-  add(y_, kBlock * (key.output == TileOutput::f32 ? 4 : key.output == TileOutput::s8 ? 1 : 2));
+  if (post_ops.has(PostOpKind::binary)) add(res_, step);
+  add(y_, kBlock * output_bytes(output));
   dec(left_);
   jnz(loop, T_NEAR);
   L(done);
   vzeroupper();
   ret();
   epilogue_.emit_table();
-}
-
-template <typename Vmm>
-void RowEpilogueGenerator<Vmm>::store(TileOutput output, const Vmm& v, const Vmm& t, int u) {
-  switch (output) {
-    case TileOutput::f32:
-      vmovups(ptr[y_ + u * kWidth * 4], v);
-      return;
-    case TileOutput::s8:
-      // v holds the rounded, clamped values as dwords.
-      if constexpr (kZmm) {
-        vpmovsdb(ptr[y_ + u * kWidth], v);
-      } else {
-        const Xmm lo(v.getIdx()), hi(t.getIdx());
-        vextracti128(hi, v, 1);
-        vpackssdw(lo, lo, hi);
-        vpacksswb(lo, lo, lo);
-        vmovq(ptr[y_ + u * kWidth], lo);
-      }
-      return;
-    case TileOutput::bf16: {
-      if constexpr (kZmm) {
-        epilogue_.round_to_bf16(t, v, k1);
-        vpmovdw(ptr[y_ + u * kWidth * 2], t);
-      } else {
-        epilogue_.round_to_bf16(t, v, Vmm(15));
-        const Xmm lo(t.getIdx()), hi(15);
-        vextracti128(hi, t, 1);
-        vpackusdw(lo, lo, hi);
-        vmovdqu(ptr[y_ + u * kWidth * 2], lo);
-      }
-      return;
-    }
-  }
 }
 
 #undef ARG
@@ -155,24 +116,15 @@ class GeneratedRowEpilogue final : public RowEpilogue {
 
 void portable(const RowEpilogueKey& key, const void* acc, float x_scale, const float* w_scale,
               const float* bias, const float* residual, void* y, int64_t n, float inv_y_scale) {
+  const PostOpList post_ops = key.post_ops();
+  const int64_t y_elem = output_bytes(key.output);
   for (int64_t o = 0; o < n; ++o) {
-    float v = key.float_acc
-                  ? static_cast<const float*>(acc)[o] + bias[o]
-                  : std::fma(static_cast<float>(static_cast<const int32_t*>(acc)[o]) * x_scale,
-                             w_scale[o], bias[o]);
-    v = sparse::activate(v, key.activation);
-    if (residual) v = combine(key.operand, v, residual[o]);
-    switch (key.output) {
-      case TileOutput::f32:
-        static_cast<float*>(y)[o] = v;
-        break;
-      case TileOutput::s8:
-        static_cast<int8_t*>(y)[o] = sparse::requantize(v, inv_y_scale);
-        break;
-      case TileOutput::bf16:
-        static_cast<uint16_t*>(y)[o] = sparse::to_bf16(v);
-        break;
-    }
+    PostOpInputs in{0, x_scale, key.float_acc ? 1.0f : w_scale[o], bias[o],
+                    residual ? residual[o] : 0.0f};
+    const float v = key.float_acc
+                        ? apply_post_ops(post_ops, static_cast<const float*>(acc)[o], in)
+                        : apply_post_ops(post_ops, static_cast<const int32_t*>(acc)[o], in);
+    store_post_op(key.output, v, static_cast<uint8_t*>(y) + o * y_elem, inv_y_scale);
   }
 }
 
@@ -192,7 +144,7 @@ std::shared_ptr<const RowEpilogue> row_epilogue(const RowEpilogueKey& key) {
 void apply_row_epilogue(const RowEpilogue* kernel, const RowEpilogueKey& key, const void* acc,
                         float x_scale, const float* w_scale, const float* bias,
                         const float* residual, void* y, int64_t n, float inv_y_scale) {
-  const int64_t y_elem = key.output == TileOutput::f32 ? 4 : key.output == TileOutput::s8 ? 1 : 2;
+  const int64_t y_elem = output_bytes(key.output);
   if (!kernel) {
     portable(key, acc, x_scale, w_scale, bias, key.operand != Operand::none ? residual : nullptr, y,
              n, inv_y_scale);

@@ -34,6 +34,8 @@ struct RowEpilogueKey {
   Operand operand = Operand::none;  // the epilogue's tensor operand
   TileOutput output = TileOutput::f32;
   bool float_acc = false;  // fp32 sums (no dequantization)
+  // The epilogue: dequantize (int32 sums), bias, activation, operand, store.
+  PostOpList post_ops() const { return PostOpList::make(!float_acc, activation, operand, output); }
   auto operator<=>(const RowEpilogueKey&) const = default;
 };
 

@@ -5,6 +5,7 @@
 #include <cstring>
 #include <vector>
 
+#include "jit/post_ops.hpp"
 #include "sparse/bf16.hpp"
 #include "sparse/checks.hpp"
 #include "sparse/reference.hpp"
@@ -101,6 +102,11 @@ void Int8NmLinear::run(const QuantizedInput::Impl& q, void* y, float y_scale, co
   const bool use_avx2 = isa_ >= jit::Isa::avx2;
   const bool int8_out = y_scale > 0.0f;
   const float inv_y_scale = int8_out ? 1.0f / y_scale : 0.0f;
+  const jit::TileOutput output = int8_out   ? jit::TileOutput::s8
+                                 : bf16_out ? jit::TileOutput::bf16
+                                            : jit::TileOutput::f32;
+  const jit::PostOpList post_ops = jit::PostOpList::make(
+      true, post_ops_.activation, post_ops_.operand_for(residual != nullptr), output);
   const int64_t out = w.out, padded = w.padded_in();
   const auto* x = reinterpret_cast<const int8_t*>(q.x.data());
   constexpr int64_t kRowsPerRange = 64;
@@ -115,16 +121,11 @@ void Int8NmLinear::run(const QuantizedInput::Impl& q, void* y, float y_scale, co
       for (int t = 0; t < nt; ++t)
         for (int64_t r = r0; r < r1; ++r) {
           const int64_t i = (t0 + t) * out + r;
-          float v = std::fma(static_cast<float>(sums[t * (r1 - r0) + (r - r0)]) * q.scales[t0 + t],
-                             w.scales[r], w.bias[r]);
-          v = sparse::activate(v, post_ops_.activation);
-          if (residual) v = jit::combine(post_ops_.operand_for(true), v, residual[i]);
-          if (int8_out)
-            static_cast<int8_t*>(y)[i] = sparse::requantize(v, inv_y_scale);
-          else if (bf16_out)
-            static_cast<uint16_t*>(y)[i] = sparse::to_bf16(v);
-          else
-            static_cast<float*>(y)[i] = v;
+          const jit::PostOpInputs inputs{0, q.scales[t0 + t], w.scales[r], w.bias[r],
+                                         residual ? residual[i] : 0.0f};
+          jit::store_post_op(output,
+                             jit::apply_post_ops(post_ops, sums[t * (r1 - r0) + (r - r0)], inputs),
+                             static_cast<uint8_t*>(y) + i * jit::output_bytes(output), inv_y_scale);
         }
     }
   });
