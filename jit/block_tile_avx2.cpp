@@ -7,8 +7,8 @@ namespace sparq::jit {
 using namespace Xbyak;
 
 void Avx2TileGenerator::store_half(int half, const PostOpList& post_ops) {
-  const PostOpList out = post_ops.from(PostOpKind::binary);
-  const bool residual = out.has(PostOpKind::binary);
+  const PostOpList join_and_store = post_ops.from(PostOpKind::binary);
+  const bool residual = join_and_store.has(PostOpKind::binary);
   // 4x4 transposes inside each 128-bit lane: out j holds token (4 half + j) in its low lane and
   // token (8 + 4 half + j) in its high lane.
   const Ymm r0 = acc(0, half), r1 = acc(1, half), r2 = acc(2, half), r3 = acc(3, half);
@@ -42,7 +42,7 @@ void Avx2TileGenerator::store_half(int half, const PostOpList& post_ops) {
   }
   const Ymm inv = ymm12, qmax = ymm13, qmin = ymm14, high = ymm15;
   PostOpSources<Xmm> sources;
-  if (out.output() == TileOutput::s8) {
+  if (join_and_store.output() == TileOutput::s8) {
     vbroadcastss(inv, arg(offsetof(BlockTileArgs, inv_y_scale)));
     vmovups(qmax, epilogue_.constant(EpilogueEmitter::kQuantMax));
     vmovups(qmin, epilogue_.constant(EpilogueEmitter::kQuantMin));
@@ -52,7 +52,7 @@ void Avx2TileGenerator::store_half(int half, const PostOpList& post_ops) {
   }
   // Lane 0: the token's low-lane half (token 4 half + j), lane 1: its high-lane one.
   int j = 0;
-  sources.operand = [&](int l) {
+  sources.tensor = [&](int l) {
     return token(l == 0 ? res_lo : res_hi, res_stride_, res_stride3_, j);
   };
   sources.destination = [&](int l) {
@@ -66,7 +66,7 @@ void Avx2TileGenerator::store_half(int half, const PostOpList& post_ops) {
     vextractf128(Xmm(high.getIdx()), o, 1);
     const EpilogueEmitter::Lane<Xmm> lanes[2] = {{Xmm(o.getIdx()), scratch, scratch, scratch},
                                                  {Xmm(high.getIdx()), scratch, scratch, scratch}};
-    epilogue_.apply(out, std::span<const EpilogueEmitter::Lane<Xmm>>(lanes), sources);
+    epilogue_.apply(join_and_store, std::span<const EpilogueEmitter::Lane<Xmm>>(lanes), sources);
   }
 }
 

@@ -34,7 +34,7 @@ void Avx512TileGenerator::tile_post_ops(const PostOpList& post_ops, int quarters
   // Dequantize and bias per row (the row's values broadcast once for its quarters), then the
   // activation over four accumulators at a time (GELU and SiLU are long dependent chains).
   const PostOpList per_row = post_ops.before(PostOpKind::activation);
-  const PostOpList activation = post_ops.before(PostOpKind::binary).from(PostOpKind::activation);
+  const PostOpList activate = post_ops.before(PostOpKind::binary).from(PostOpKind::activation);
   const bool dequantize = per_row.has(PostOpKind::dequantize);
   const Zmm comp = zmm16, w_scale = zmm17, bias = zmm18;
   group_row_offset(rcx);
@@ -63,14 +63,14 @@ void Avx512TileGenerator::tile_post_ops(const PostOpList& post_ops, int quarters
     for (int q = 0; q < quarters; ++q) lanes[q] = {acc(r, q), zmm19, zmm20, zmm21};
     epilogue_.apply(per_row, std::span<const Lane>(lanes, static_cast<size_t>(quarters)), sources);
   }
-  if (activation.ops().empty()) return;
+  if (activate.ops().empty()) return;
   Lane lanes[4];
   int n = 0;
   for (int r = 0; r < 4; ++r)
     for (int q = 0; q < quarters; ++q) {
       lanes[n] = {acc(r, q), Zmm(16 + 3 * n), Zmm(17 + 3 * n), Zmm(18 + 3 * n)};
       if (++n == 4) {
-        epilogue_.apply(activation, std::span<const Lane>(lanes), sources);
+        epilogue_.apply(activate, std::span<const Lane>(lanes), sources);
         n = 0;
       }
     }
@@ -144,15 +144,15 @@ void Avx512TileGenerator::load_copy_state(TileOutput output, size_t rows_field) 
 }
 
 void Avx512TileGenerator::copy_rows(const PostOpList& post_ops) {
-  const PostOpList out = post_ops.from(PostOpKind::binary);
-  const bool residual = out.has(PostOpKind::binary);
+  const PostOpList join_and_store = post_ops.from(PostOpKind::binary);
+  const bool residual = join_and_store.has(PostOpKind::binary);
   constexpr int chunks = kStageRowBytes / 64;
   const Reg64 src = kSrc, dst = kDst, dst_stride = kDstStride, res = kRes, res_stride = kResStride,
               left = kLeft;
   const Zmm v = zmm0, inv = zmm2, qmax = zmm3, qmin = zmm4, t = zmm5;
   PostOpSources<Zmm> sources;
-  sources.operand = [&](int) { return t; };
-  if (out.output() == TileOutput::s8) {
+  sources.tensor = [&](int) { return t; };
+  if (join_and_store.output() == TileOutput::s8) {
     sources.inv_y_scale = inv;
     sources.quant_max = qmax;
     sources.quant_min = qmin;
@@ -168,8 +168,10 @@ void Avx512TileGenerator::copy_rows(const PostOpList& post_ops) {
     // Masked: never reads past the valid rows.
     if (residual) vmovups(t | k | T_z, ptr[res + 64 * c]);
     sources.store_mask = k;
-    sources.destination = [&, c](int) { return ptr[dst + 16 * output_bytes(out.output()) * c]; };
-    epilogue_.apply(out, lane, sources);
+    sources.destination = [&, c](int) {
+      return ptr[dst + 16 * output_bytes(join_and_store.output()) * c];
+    };
+    epilogue_.apply(join_and_store, lane, sources);
   }
   add(src, kStageRowBytes);
   add(dst, dst_stride);

@@ -16,20 +16,9 @@ class Avx512TileGenerator : public BlockTileGenerator {
 
   // Emits the function with y_ walking the stage (kStageRowBytes per token, 16 bytes per group):
   // `per_call()`, then per group `per_group()` (which leaves the group's fp32 tile in the stage
-  // with store_quarter), then copy_out.
-  template <typename PerCall, typename PerGroup>
-  void generate_staged(const PostOpList& post_ops, PerCall per_call, PerGroup per_group) {
-    generate_group_loop(
-        false, 4,
-        [&] {
-          mov(y_, arg(offsetof(BlockTileArgs, stage)));
-          per_call();
-        },
-        per_group, [&] { copy_out(post_ops); });
-  }
-
-  // The same with the copy-out deferred (defers_copy_out()): per group, up to kRowsPerGroup
-  // token rows of the previous call's stage go to its y, the rest after the last group. A burst
+  // with store_quarter), with the copy-out deferred (defers_copy_out()): per group, up to
+  // kRowsPerGroup token rows of the previous call's stage go to its y, the rest after the last
+  // group (copy_out writes a call's own stage instead, for kernels that do not defer). A burst
   // of 128 stores to rows 4 KiB-multiples apart (out = 3072 fp32) stalls on one L1 set; spread
   // between groups, the misses overlap the arithmetic.
   template <typename PerCall, typename PerGroup>

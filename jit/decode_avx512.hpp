@@ -54,7 +54,7 @@ class DecodeAvx512Generator : public DecodeGenerator<Args> {
     sources.x_scale = [&](int) { return g.ptr_b[g.rax + 4 * token]; };
     sources.w_scale = [&](int) { return ws; };
     sources.bias = [&](int) { return b; };
-    sources.operand = [&](int) { return g.ptr[g.rdx]; };
+    sources.tensor = [&](int) { return g.ptr[g.rdx]; };
     sources.destination = [&](int) { return g.ptr[g.rcx]; };
     for (token = 0; token < key.tokens; ++token) {
       Base::epilogue_.apply(post_ops, EpilogueEmitter::Lane<Zmm>{acc(token), t0, t1, t2}, sources);

@@ -38,13 +38,6 @@ void EpilogueEmitter::exp(std::span<const Lane<Vmm>> lanes, Vmm Lane<Vmm>::*xm, 
 }
 
 template <typename Vmm>
-void EpilogueEmitter::activation(Activation act, const Vmm& x, const Vmm& t0, const Vmm& t1,
-                                 const Vmm& t2) {
-  const Lane<Vmm> lane{x, t0, t1, t2};
-  activation(act, std::span<const Lane<Vmm>>(&lane, 1));
-}
-
-template <typename Vmm>
 void EpilogueEmitter::activation(Activation act, std::span<const Lane<Vmm>> lanes) {
   auto& g = gen_;
   using L = Lane<Vmm>;
@@ -219,7 +212,7 @@ void EpilogueEmitter::apply(const PostOpList& list, std::span<const Lane<Vmm>> l
         activation(ops[i].activation, lanes);
         break;
       case PostOpKind::binary:
-        for (int l = 0; l < n; ++l) combine(ops[i].binary, lanes[l].x, src.operand(l).operand());
+        for (int l = 0; l < n; ++l) combine(ops[i].binary, lanes[l].x, src.tensor(l).operand());
         break;
       case PostOpKind::store:
         for (int l = 0; l < n; ++l) store(ops[i].output, lanes[l], l, src);
@@ -306,15 +299,5 @@ template void EpilogueEmitter::apply<Xbyak::Ymm>(const PostOpList&,
 template void EpilogueEmitter::apply<Xbyak::Zmm>(const PostOpList&,
                                                  std::span<const Lane<Xbyak::Zmm>>,
                                                  const PostOpSources<Xbyak::Zmm>&);
-template void EpilogueEmitter::activation<Xbyak::Ymm>(Activation, const Xbyak::Ymm&,
-                                                      const Xbyak::Ymm&, const Xbyak::Ymm&,
-                                                      const Xbyak::Ymm&);
-template void EpilogueEmitter::activation<Xbyak::Zmm>(Activation, const Xbyak::Zmm&,
-                                                      const Xbyak::Zmm&, const Xbyak::Zmm&,
-                                                      const Xbyak::Zmm&);
-template void EpilogueEmitter::activation<Xbyak::Ymm>(Activation,
-                                                      std::span<const Lane<Xbyak::Ymm>>);
-template void EpilogueEmitter::activation<Xbyak::Zmm>(Activation,
-                                                      std::span<const Lane<Xbyak::Zmm>>);
 
 }  // namespace sparq::jit

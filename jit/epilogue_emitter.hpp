@@ -17,7 +17,8 @@
 namespace sparq::jit {
 
 // What a post-op reads for one vector: a register, or a full vector in memory (AVX-512: also an
-// embedded broadcast, ptr_b).
+// embedded broadcast, ptr_b, for the ops that read it as an arithmetic operand: compensation,
+// x_scale, w_scale, a bias that does not follow dequantize, the tensor, inv_y_scale).
 template <typename Vmm>
 class PostOpSource {
  public:
@@ -41,13 +42,16 @@ struct PostOpSources {
   using Of = std::function<PostOpSource<Vmm>(int lane)>;
   Of compensation;      // dequantize: int32, subtracted first (u8 activations); empty: none
   Of x_scale, w_scale;  // dequantize
-  Of bias;              // bias (a register when it follows dequantize, else it is loaded)
-  Of operand;           // binary
+  // bias. After dequantize the fma needs it in a register: a bias in memory is loaded into the
+  // lane's t0 first (so t0 must not be any other source of that lane).
+  Of bias;
+  Of tensor;                                            // binary: the call's tensor operand
   std::function<Xbyak::Address(int lane)> destination;  // store
   // store as s8: 1 / y_scale, and the clamp bounds (registers save two loads; default: the
   // constant table).
   std::optional<PostOpSource<Vmm>> inv_y_scale, quant_max, quant_min;
-  // zmm store: the elements written (k0: all); the scratch mask of the bf16 rounding.
+  // zmm store: the elements written (k0: all; xmm and ymm stores are never masked); the scratch
+  // mask of the zmm bf16 rounding.
   Xbyak::Opmask store_mask = Xbyak::Opmask(0), nan_mask = Xbyak::Opmask(7);
 };
 
@@ -103,9 +107,11 @@ class EpilogueEmitter {
   };
 
   // Emits `list`'s ops in order on every lane's x (each op for all lanes before the next, so
-  // that the lanes' chains interleave). Dequantize followed by bias is one fma. The store writes
-  // each lane to sources.destination(lane): fp32, int8 (requantized, saturated) or bf16 (zmm,
-  // ymm; xmm stores fp32 and int8 only). A lane's t0..t2 are scratch.
+  // that the lanes' chains interleave): the one place where every kernel's epilogue is emitted.
+  // Dequantize followed by bias is one fma. The store writes each lane to
+  // sources.destination(lane): fp32, int8 (requantized, saturated) or bf16 (zmm, ymm; xmm lanes
+  // store fp32 and int8 only: NotSupported otherwise). A lane's t0..t2 are scratch; nothing else
+  // is written but the destinations (and nan_mask for a zmm bf16 store).
   template <typename Vmm>
   void apply(const PostOpList& list, std::span<const Lane<Vmm>> lanes,
              const PostOpSources<Vmm>& sources);
@@ -114,18 +120,18 @@ class EpilogueEmitter {
     apply(list, std::span<const Lane<Vmm>>(&lane, 1), sources);
   }
 
-  // x = act(x); t0..t2 are clobbered.
-  template <typename Vmm>
-  void activation(Activation act, const Vmm& x, const Vmm& t0, const Vmm& t1, const Vmm& t2);
+  // Emits the constant table; call once after the code that uses constant().
+  void emit_table();
 
-  // The same for several vectors at once, each instruction emitted for every lane before the
-  // next: GELU and SiLU are chains of ~40 dependent instructions, and interleaving independent
-  // chains lets the core overlap them instead of waiting on each one's latency.
+ private:
+  // x = act(x) for every lane, each instruction emitted for every lane before the next: GELU
+  // and SiLU are chains of ~40 dependent instructions, and interleaving independent chains lets
+  // the core overlap them instead of waiting on each one's latency. t0..t2 are clobbered.
   template <typename Vmm>
   void activation(Activation act, std::span<const Lane<Vmm>> lanes);
 
   // v = v + src or v * src (operand add or multiply; nothing for none). src a register or a full
-  // vector in memory; the one place where every kernel joins its tensor operand.
+  // vector in memory.
   template <typename Vmm>
   void combine(Operand operand, const Vmm& v, const Xbyak::Operand& src) {
     if (operand == Operand::add)
@@ -153,10 +159,6 @@ class EpilogueEmitter {
   void round_to_bf16(const Xbyak::Zmm& t, const Xbyak::Zmm& v, const Xbyak::Opmask& nan);
   void round_to_bf16(const Xbyak::Ymm& t, const Xbyak::Ymm& v, const Xbyak::Ymm& scratch);
 
-  // Emits the constant table; call once after the code that uses constant().
-  void emit_table();
-
- private:
   // x = exp(x) for x in [-87, 87] (clamped), relative error below 2e-7, per lane, with the
   // lane's n and p (t registers) clobbered.
   template <typename Vmm>

@@ -77,7 +77,7 @@ void F32DecodeAvx2Generator::finish() {
   if (post_ops.has(PostOpKind::binary)) mov(rdx, res_);
   PostOpSources<Ymm> sources;
   sources.bias = [&](int h) { return ptr[rbx + 32 * h]; };
-  sources.operand = [&](int h) { return ptr[rdx + 32 * h]; };
+  sources.tensor = [&](int h) { return ptr[rdx + 32 * h]; };
   sources.destination = [&](int h) { return ptr[rax + 32 * h]; };
   for (int t = 0; t < key_.tokens; ++t) {
     const EpilogueEmitter::Lane<Ymm> lanes[2] = {{acc(t, 0), ymm8, ymm9, ymm10},

@@ -150,7 +150,7 @@ void F32DecodeAvx512Generator::finish() {
   if (post_ops.has(PostOpKind::binary)) mov(rdx, res_);
   PostOpSources<Zmm> sources;
   sources.bias = [&](int) { return b; };
-  sources.operand = [&](int) { return ptr[rdx]; };
+  sources.tensor = [&](int) { return ptr[rdx]; };
   sources.destination = [&](int) { return ptr[rax]; };
   for (int t = 0; t < key_.tokens; ++t) {
     epilogue_.apply(post_ops, EpilogueEmitter::Lane<Zmm>{acc(t), t0, t1, t2}, sources);

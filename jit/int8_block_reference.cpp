@@ -1,7 +1,6 @@
 // Portable C++ variant of the int8 4x1 block-sparse tile kernel (pairs_i16 layout), the
 // fallback on CPUs without AVX2. Same contract and the same rounding as the JIT variants.
 #include <algorithm>
-#include <cmath>
 #include <cstring>
 
 #include "jit/int8_block_kernel.hpp"

@@ -80,7 +80,7 @@ void DecodeAvx2Generator::finish() {
   sources.x_scale = [&](int) { return xs; };
   sources.w_scale = [&](int h) { return ptr[rbx + 32 * h]; };
   sources.bias = [&](int h) { return ptr[r12 + 32 * h]; };
-  sources.operand = [&](int h) { return ptr[rdx + 32 * h]; };
+  sources.tensor = [&](int h) { return ptr[rdx + 32 * h]; };
   sources.destination = [&](int h) { return ptr[rcx + output_bytes(post_ops.output()) * 8 * h]; };
   if (post_ops.output() == TileOutput::s8) {
     vbroadcastss(inv, ARG(inv_y_scale));

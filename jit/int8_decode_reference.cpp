@@ -1,6 +1,5 @@
 // Portable C++ variant of the int8 decode kernel, the fallback on CPUs without AVX2. Same
 // contract, layout and rounding as the JIT variant.
-#include <cmath>
 #include <cstring>
 
 #include "jit/int8_decode_kernel.hpp"

@@ -148,7 +148,7 @@ void NmPrefillGenerator::epilogue(int g) {
   const bool residual = post_ops.has(PostOpKind::binary);
   mov(rax, y_);
   if (residual) mov(rbx, res_);
-  sources.operand = [&](int) { return ptr[rbx]; };
+  sources.tensor = [&](int) { return ptr[rbx]; };
   sources.destination = [&](int) { return ptr[rax]; };
   sources.inv_y_scale = ptr_b[args_ + offsetof(NmPrefillArgs, inv_y_scale)];
   for (int t = 0; t < tokens; ++t) {

@@ -55,9 +55,9 @@ class PostOpList {
   Operand operand() const;        // none without a binary op
   TileOutput output() const;      // f32 without a store op
 
-  // The ops before the first op of `kind` or after it (all of them when there is none), and from
-  // it on: kernels that run part of the list on the product's registers and the rest where they
-  // copy a staged tile out split it here.
+  // The ops of the kinds that come before `kind` in the order, and those of `kind` and after
+  // (whether or not the list has an op of `kind`): kernels that run part of the list on the
+  // product's registers and the rest where they copy a staged tile out split it here.
   PostOpList before(PostOpKind kind) const;
   PostOpList from(PostOpKind kind) const;
 

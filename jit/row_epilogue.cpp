@@ -3,7 +3,6 @@
 #include <xbyak/xbyak.h>
 
 #include <algorithm>
-#include <cmath>
 #include <cstddef>
 #include <cstring>
 #include <span>
@@ -13,8 +12,6 @@
 #include "jit/generator.hpp"
 #include "jit/kernel_cache.hpp"
 #include "sparq/error.hpp"
-#include "sparse/bf16.hpp"
-#include "sparse/reference.hpp"
 
 namespace sparq::jit {
 namespace {
@@ -64,7 +61,7 @@ void RowEpilogueGenerator<Vmm>::generate(const RowEpilogueKey& key) {
   sources.x_scale = [&](int) { return x_scale; };
   sources.w_scale = [&](int u) { return ptr[w_scale_ + u * kWidth * 4]; };
   sources.bias = [&](int u) { return ptr[bias_ + u * kWidth * 4]; };
-  sources.operand = [&](int u) { return ptr[res_ + u * kWidth * 4]; };
+  sources.tensor = [&](int u) { return ptr[res_ + u * kWidth * 4]; };
   sources.destination = [&](int u) { return ptr[y_ + u * kWidth * output_bytes(output)]; };
   if (output == TileOutput::s8) {
     vbroadcastss(inv, ARG(inv_y_scale));
@@ -74,7 +71,7 @@ void RowEpilogueGenerator<Vmm>::generate(const RowEpilogueKey& key) {
     sources.quant_max = qmax;
     sources.quant_min = qmin;
   }
-  sources.nan_mask = k1;
+  if constexpr (kZmm) sources.nan_mask = k1;
   using Lane = EpilogueEmitter::Lane<Vmm>;
   Lane lanes[kUnroll];
   for (int u = 0; u < kUnroll; ++u)

@@ -6,7 +6,6 @@
 #include <vector>
 
 #include "jit/post_ops.hpp"
-#include "sparse/bf16.hpp"
 #include "sparse/checks.hpp"
 #include "sparse/reference.hpp"
 #include "src/activation_quant.hpp"

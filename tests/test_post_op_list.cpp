@@ -2,12 +2,16 @@
 // split between a kernel's register part and its store part, the scalar twin against the
 // formulas, and EpilogueEmitter::apply on xmm, ymm and zmm lanes against the scalar twin, for the
 // lists the kernel keys make and for lists no key makes (dequantize without bias, an activation
-// alone), so that the emitter's every path is checked, not only the ones kernels use today.
+// alone), over one to four lanes with their own sources, the sources in registers or memory
+// (AVX-512: embedded broadcasts, masked stores), and that apply leaves the sources' registers
+// as they were.
 #include <gtest/gtest.h>
 
 #include <cmath>
 #include <cstddef>
 #include <cstring>
+#include <memory>
+#include <optional>
 #include <random>
 #include <string>
 #include <type_traits>
@@ -123,65 +127,147 @@ TEST(PostOpList, StoreConvertsAsTheReferenceDoes) {
 
 // --- EpilogueEmitter::apply against the scalar twin ----------------------------------------
 
-struct ApplyArgs {
-  const void* sum;  // 16 int32 or fp32
-  const float* x_scale;
-  const float* w_scale;
-  const int32_t* compensation;
-  const float* bias;
-  const float* operand;
-  void* y;
-  float inv_y_scale;
+template <typename Vmm>
+constexpr int kWidth = std::is_same_v<Vmm, Xbyak::Zmm>   ? 16
+                       : std::is_same_v<Vmm, Xbyak::Ymm> ? 8
+                                                         : 4;
+
+// Where the sources sit: the variants the kernels use (and some they do not yet).
+struct Variant {
+  int lanes = 1;                     // vectors per apply call, each with its own sources
+  bool compensation = true;          // dequantize subtracts a compensation
+  bool bias_in_register = false;     // else memory (loaded into t0 when it follows dequantize)
+  bool clamps_in_registers = false;  // else the constant table
+  bool broadcast_x_scale = false;    // zmm: x_scale as an embedded broadcast (one per lane)
+  bool masked = false;               // zmm: store only the elements of a mask
 };
 
-// One vector of sums through `list`: x_scale and the operand from memory, w_scale and the
-// compensation in registers, the bias from memory (so that dequantize loads it into scratch).
+struct ApplyArgs {
+  const void* sum;       // lanes x width int32 or fp32
+  const float* x_scale;  // lanes x width (broadcast_x_scale: one per lane)
+  const float* w_scale;  // lanes x width
+  const int32_t* compensation;
+  const float* bias;
+  const float* tensor;
+  void* y;        // lanes x width elements of the output type
+  uint8_t* kept;  // where the code saves the source registers after apply (64 bytes each)
+  float inv_y_scale;
+  uint32_t mask;  // masked: the elements stored
+};
+
+// One apply call over v.lanes vectors; afterwards the registers that held sources are saved to
+// `kept`, in the order of ApplyGenerator::kept_registers(), to check that apply left them alone.
 template <typename Vmm>
 class ApplyGenerator : public jit::Generator {
  public:
-  ApplyGenerator(const PostOpList& list, jit::Isa isa) : epilogue_(*this) {
+  static constexpr int kRegs = std::is_same_v<Vmm, Xbyak::Zmm> ? 32 : 16;
+
+  ApplyGenerator(const PostOpList& list, const Variant& v, jit::Isa isa) : epilogue_(*this) {
     using namespace Xbyak;
-    const Vmm v(0), t0(1), t1(2), t2(3), ws(4), comp(5), inv(6);
+    using Lane = jit::EpilogueEmitter::Lane<Vmm>;
+    constexpr int w = kWidth<Vmm>;
+    int next = 0;
+    auto reg = [&] {
+      if (next >= kRegs) throw NotSupported("the variant needs more registers than there are");
+      return Vmm(next++);
+    };
+    std::vector<Lane> lanes;
+    for (int l = 0; l < v.lanes; ++l) lanes.push_back({reg(), reg(), reg(), reg()});
+    std::vector<Vmm> ws, comp, bias;
+    for (int l = 0; l < v.lanes; ++l) {
+      ws.push_back(reg());
+      if (v.compensation) comp.push_back(reg());
+      if (v.bias_in_register) bias.push_back(reg());
+    }
+    const Vmm inv = reg();
+    std::optional<Vmm> qmax, qmin;
+    if (v.clamps_in_registers) {
+      qmax = reg();
+      qmin = reg();
+    }
 #define ARG(field) ptr[rdi + offsetof(ApplyArgs, field)]
     mov(rax, ARG(sum));
-    vmovups(v, ptr[rax]);
     mov(rcx, ARG(x_scale));
     mov(rdx, ARG(w_scale));
-    vmovups(ws, ptr[rdx]);
     mov(rsi, ARG(compensation));
-    vmovups(comp, ptr[rsi]);
     mov(r8, ARG(bias));
-    mov(r9, ARG(operand));
+    mov(r9, ARG(tensor));
     mov(r10, ARG(y));
+    mov(r11, ARG(kept));
+    for (int l = 0; l < v.lanes; ++l) {
+      vmovups(lanes[l].x, ptr[rax + 4 * w * l]);
+      vmovups(ws[l], ptr[rdx + 4 * w * l]);
+      if (v.compensation) vmovups(comp[l], ptr[rsi + 4 * w * l]);
+      if (v.bias_in_register) vmovups(bias[l], ptr[r8 + 4 * w * l]);
+    }
     vbroadcastss(inv, ARG(inv_y_scale));
-#undef ARG
+    if (qmax) {
+      vmovups(*qmax, epilogue_.constant(jit::EpilogueEmitter::kQuantMax));
+      vmovups(*qmin, epilogue_.constant(jit::EpilogueEmitter::kQuantMin));
+    }
     jit::PostOpSources<Vmm> sources;
-    sources.compensation = [&](int) { return comp; };
-    sources.x_scale = [&](int) { return ptr[rcx]; };
-    sources.w_scale = [&](int) { return ws; };
-    sources.bias = [&](int) { return ptr[r8]; };
-    sources.operand = [&](int) { return ptr[r9]; };
-    sources.destination = [&](int) { return ptr[r10]; };
+    if (v.compensation) sources.compensation = [&](int l) { return comp[l]; };
+    sources.x_scale = [&](int l) -> jit::PostOpSource<Vmm> {
+      if constexpr (std::is_same_v<Vmm, Zmm>)
+        if (v.broadcast_x_scale) return ptr_b[rcx + 4 * l];
+      return ptr[rcx + 4 * w * l];
+    };
+    sources.w_scale = [&](int l) { return ws[l]; };
+    sources.bias = [&](int l) -> jit::PostOpSource<Vmm> {
+      if (v.bias_in_register) return bias[l];
+      return ptr[r8 + 4 * w * l];
+    };
+    sources.tensor = [&](int l) { return ptr[r9 + 4 * w * l]; };
+    const int bytes = jit::output_bytes(list.output());
+    sources.destination = [&](int l) { return ptr[r10 + bytes * w * l]; };
     sources.inv_y_scale = inv;
-    epilogue_.apply(list, typename jit::EpilogueEmitter::Lane<Vmm>{v, t0, t1, t2}, sources);
+    if (qmax) {
+      sources.quant_max = *qmax;
+      sources.quant_min = *qmin;
+    }
+    if constexpr (std::is_same_v<Vmm, Zmm>) {
+      if (v.masked) {
+        kmovw(k2, ARG(mask));
+        sources.store_mask = k2;
+      }
+    }
+#undef ARG
+    epilogue_.apply(list, std::span<const Lane>(lanes), sources);
+    // The sources' registers, saved for the test to compare with what was loaded.
+    int slot = 0;
+    for (const Vmm& r : kept_registers(ws, comp, bias, inv, qmax, qmin))
+      vmovups(ptr[r11 + 64 * slot++], r);
     vzeroupper();
     ret();
     epilogue_.emit_table();
     finalize(jit::features_of(isa));
   }
 
+  static std::vector<Vmm> kept_registers(const std::vector<Vmm>& ws, const std::vector<Vmm>& comp,
+                                         const std::vector<Vmm>& bias, const Vmm& inv,
+                                         const std::optional<Vmm>& qmax,
+                                         const std::optional<Vmm>& qmin) {
+    std::vector<Vmm> all = ws;
+    all.insert(all.end(), comp.begin(), comp.end());
+    all.insert(all.end(), bias.begin(), bias.end());
+    all.push_back(inv);
+    if (qmax) {
+      all.push_back(*qmax);
+      all.push_back(*qmin);
+    }
+    return all;
+  }
+
  private:
   jit::EpilogueEmitter epilogue_;
 };
 
-template <typename Vmm>
-constexpr int kLanes = std::is_same_v<Vmm, Xbyak::Zmm>   ? 16
-                       : std::is_same_v<Vmm, Xbyak::Ymm> ? 8
-                                                         : 4;
-
-// Every list of the given shape family, through the emitter and the scalar twin.
+// Every list the keys make plus lists none makes, in every variant that fits the registers,
+// through the emitter and the scalar twin.
 template <typename Vmm>
 void check_lists(jit::Isa isa) {
+  constexpr bool zmm = std::is_same_v<Vmm, Xbyak::Zmm>;
+  constexpr int w = kWidth<Vmm>;
   std::vector<PostOpList> lists;
   for (bool dequantize : {true, false})
     for (Activation act : kActivations)
@@ -198,76 +284,123 @@ void check_lists(jit::Isa isa) {
   c.append({PostOpKind::activation, Activation::gelu_erf}).append({PostOpKind::store});
   lists.insert(lists.end(), {a, b, c});
 
-  constexpr int n = kLanes<Vmm>;
+  std::vector<Variant> variants;
+  for (int lanes : {1, 2, 4})
+    for (bool comp : {true, false})
+      for (bool bias_reg : {false, true})
+        for (bool clamps : {false, true})
+          for (bool bcast : {false, true})
+            for (bool masked : {false, true}) {
+              if (!zmm && (bcast || masked)) continue;
+              variants.push_back({lanes, comp, bias_reg, clamps, bcast, masked});
+            }
+
   std::mt19937 rng(7);
   std::uniform_int_distribution<int32_t> sum_d(-400000, 400000), comp_d(-3000, 3000);
   std::uniform_real_distribution<float> u(-1.0f, 1.0f), pos(0.5f, 1.5f);
-  uint32_t round = 0;
-  for (const PostOpList& list : lists) {
-    SCOPED_TRACE(list.name());
-    const bool dequantize = list.has(PostOpKind::dequantize);
-    std::vector<int32_t> isum(n), comp(n);
-    std::vector<float> fsum(n), xs(n), ws(n), bias(n), operand(n);
-    for (int i = 0; i < n; ++i) {
-      isum[i] = sum_d(rng);
-      comp[i] = comp_d(rng);
-      fsum[i] = 4.0f * u(rng);
-      xs[i] = 1e-3f * pos(rng);
-      ws[i] = 1e-2f * pos(rng);
-      bias[i] = u(rng);
-      operand[i] = 2.0f * u(rng);
-    }
-    const float inv_y_scale = 30.0f;
-    const TileOutput out = list.output();
-    const int bytes = jit::output_bytes(out);
-    std::vector<uint8_t> got(static_cast<size_t>(n * bytes + 8), 0xcd), want(got);
-    ApplyArgs args{
-        dequantize ? static_cast<const void*>(isum.data()) : static_cast<const void*>(fsum.data()),
-        xs.data(),
-        ws.data(),
-        comp.data(),
-        bias.data(),
-        operand.data(),
-        got.data(),
-        inv_y_scale};
-    ApplyGenerator<Vmm> code(list, isa);
-    code.run(&args);
-    for (int i = 0; i < n; ++i) {
-      const jit::PostOpInputs in{comp[i], xs[i], ws[i], bias[i], operand[i]};
-      const float v = dequantize ? jit::apply_post_ops(list, isum[i], in)
-                                 : jit::apply_post_ops(list, fsum[i], in);
-      jit::store_post_op(out, v, want.data() + i * bytes, inv_y_scale);
-    }
-    for (size_t i = static_cast<size_t>(n * bytes); i < got.size(); ++i)
-      ASSERT_EQ(got[i], 0xcd) << "wrote past the vector";
-    const bool approximate = list.activation() != Activation::none;
-    for (int i = 0; i < n; ++i) {
-      if (out == TileOutput::f32) {
-        float g, w;
-        std::memcpy(&g, got.data() + 4 * i, 4);
-        std::memcpy(&w, want.data() + 4 * i, 4);
-        if (approximate)
-          ASSERT_NEAR(g, w, 2e-6 * (1.0 + std::fabs(w))) << "element " << i;
-        else
-          ASSERT_EQ(g, w) << "element " << i;
-      } else if (out == TileOutput::s8) {
-        const int g = static_cast<int8_t>(got[i]), w = static_cast<int8_t>(want[i]);
-        ASSERT_LE(std::abs(g - w), approximate ? 1 : 0) << "element " << i;
-      } else {
-        uint16_t g, w;
-        std::memcpy(&g, got.data() + 2 * i, 2);
-        std::memcpy(&w, want.data() + 2 * i, 2);
-        if (approximate)
-          ASSERT_NEAR(sparse::from_bf16(g), sparse::from_bf16(w),
-                      1e-2 * (1.0 + std::fabs(sparse::from_bf16(w))))
-              << "element " << i;
-        else
-          ASSERT_EQ(g, w) << "element " << i;
+  int generated = 0;
+  for (const Variant& v : variants)
+    for (const PostOpList& list : lists) {
+      SCOPED_TRACE(testing::Message()
+                   << list.name() << " lanes=" << v.lanes << " comp=" << v.compensation
+                   << " bias_reg=" << v.bias_in_register << " clamps=" << v.clamps_in_registers
+                   << " bcast=" << v.broadcast_x_scale << " masked=" << v.masked);
+      std::unique_ptr<ApplyGenerator<Vmm>> code;
+      try {
+        code = std::make_unique<ApplyGenerator<Vmm>>(list, v, isa);
+      } catch (const NotSupported&) {
+        continue;  // more registers than this width has
       }
+      ++generated;
+      const bool dequantize = list.has(PostOpKind::dequantize);
+      const size_t n = static_cast<size_t>(v.lanes * w);
+      std::vector<int32_t> isum(n), comp(n, 0);
+      std::vector<float> fsum(n), xs(n), ws(n), bias(n), tensor(n);
+      for (size_t i = 0; i < n; ++i) {
+        isum[i] = sum_d(rng);
+        if (v.compensation) comp[i] = comp_d(rng);
+        fsum[i] = 4.0f * u(rng);
+        xs[i] = 1e-3f * pos(rng);
+        ws[i] = 1e-2f * pos(rng);
+        bias[i] = u(rng);
+        tensor[i] = 2.0f * u(rng);
+      }
+      if (v.broadcast_x_scale)  // one scale per lane, read from x_scale[lane]
+        for (size_t i = 0; i < n; ++i) xs[i] = xs[(i / w) % static_cast<size_t>(v.lanes)];
+      const uint32_t mask = v.masked ? 0xa5c3u : 0xffffu;
+      const float inv_y_scale = 30.0f;
+      const TileOutput out = list.output();
+      const int bytes = jit::output_bytes(out);
+      std::vector<uint8_t> got(n * static_cast<size_t>(bytes) + 8, 0xcd), want(got);
+      std::vector<uint8_t> kept(64 * 16, 0);
+      const ApplyArgs args{dequantize ? static_cast<const void*>(isum.data()) : fsum.data(),
+                           xs.data(),
+                           ws.data(),
+                           comp.data(),
+                           bias.data(),
+                           tensor.data(),
+                           got.data(),
+                           kept.data(),
+                           inv_y_scale,
+                           mask};
+      code->run(&args);
+      for (size_t i = 0; i < n; ++i) {
+        if (!((mask >> (i % w)) & 1u)) continue;  // left as it was (0xcd)
+        const jit::PostOpInputs in{comp[i], xs[i], ws[i], bias[i], tensor[i]};
+        const float value = dequantize ? jit::apply_post_ops(list, isum[i], in)
+                                       : jit::apply_post_ops(list, fsum[i], in);
+        jit::store_post_op(out, value, want.data() + i * static_cast<size_t>(bytes), inv_y_scale);
+      }
+      const bool approximate = list.activation() != Activation::none;
+      for (size_t i = 0; i < n; ++i) {
+        const uint8_t* g = got.data() + i * static_cast<size_t>(bytes);
+        const uint8_t* e = want.data() + i * static_cast<size_t>(bytes);
+        if (!((mask >> (i % w)) & 1u) || !approximate) {
+          ASSERT_EQ(std::memcmp(g, e, static_cast<size_t>(bytes)), 0) << "element " << i;
+          continue;
+        }
+        if (out == TileOutput::f32) {
+          float gf, ef;
+          std::memcpy(&gf, g, 4);
+          std::memcpy(&ef, e, 4);
+          ASSERT_NEAR(gf, ef, 2e-6 * (1.0 + std::fabs(ef))) << "element " << i;
+        } else if (out == TileOutput::s8) {
+          ASSERT_LE(std::abs(int{static_cast<int8_t>(*g)} - int{static_cast<int8_t>(*e)}), 1)
+              << "element " << i;
+        } else {
+          uint16_t gb, eb;
+          std::memcpy(&gb, g, 2);
+          std::memcpy(&eb, e, 2);
+          const float ef = sparse::from_bf16(eb);
+          ASSERT_NEAR(sparse::from_bf16(gb), ef, 1e-2 * (1.0 + std::fabs(ef))) << "element " << i;
+        }
+      }
+      for (size_t i = n * static_cast<size_t>(bytes); i < got.size(); ++i)
+        ASSERT_EQ(got[i], 0xcd) << "wrote past the vectors";
+      // The source registers, as loaded: w_scale, compensation and bias per lane, then
+      // inv_y_scale and the clamps.
+      std::vector<std::vector<uint8_t>> loaded;
+      auto slice = [&](const void* base, int l) {
+        const auto* p = static_cast<const uint8_t*>(base) + 4 * w * l;
+        loaded.emplace_back(p, p + 4 * w);
+      };
+      for (int l = 0; l < v.lanes; ++l) slice(ws.data(), l);
+      if (v.compensation)
+        for (int l = 0; l < v.lanes; ++l) slice(comp.data(), l);
+      if (v.bias_in_register)
+        for (int l = 0; l < v.lanes; ++l) slice(bias.data(), l);
+      const std::vector<float> inv_v(w, inv_y_scale), qmax_v(w, 127.0f), qmin_v(w, -128.0f);
+      slice(inv_v.data(), 0);
+      if (v.clamps_in_registers) {
+        slice(qmax_v.data(), 0);
+        slice(qmin_v.data(), 0);
+      }
+      for (size_t k = 0; k < loaded.size(); ++k)
+        ASSERT_EQ(std::memcmp(kept.data() + 64 * k, loaded[k].data(), loaded[k].size()), 0)
+            << "apply changed source register " << k;
     }
-    ++round;
-  }
-  EXPECT_EQ(round, lists.size());
+  // Every list generated in at least the one-lane variants.
+  EXPECT_GE(generated, static_cast<int>(lists.size()));
 }
 
 class PostOpEmitter : public ::testing::TestWithParam<jit::Isa> {
@@ -291,10 +424,9 @@ TEST_P(PostOpEmitter, EveryListMatchesTheScalarTwin) {
 
 TEST_P(PostOpEmitter, XmmLanesRefuseABf16Store) {
   if (GetParam() >= jit::Isa::avx512) GTEST_SKIP() << "xmm lanes are the AVX2 tiles'";
-  EXPECT_THROW(
-      ApplyGenerator<Xbyak::Xmm>(
-          PostOpList::make(false, Activation::none, Operand::none, TileOutput::bf16), GetParam()),
-      NotSupported);
+  const PostOpList bf16 =
+      PostOpList::make(false, Activation::none, Operand::none, TileOutput::bf16);
+  EXPECT_THROW(ApplyGenerator<Xbyak::Xmm>(bf16, Variant{}, GetParam()), NotSupported);
 }
 
 INSTANTIATE_TEST_SUITE_P(Isas, PostOpEmitter, ::testing::Values(jit::Isa::avx2, jit::Isa::avx512),
