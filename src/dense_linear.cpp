@@ -166,7 +166,7 @@ void DenseLinear::run(const QuantizedInput::Impl& q, void* y, float y_scale, con
                                 post_ops_.operand_for(residual != nullptr), output};
   const jit::RowEpilogue* kernel =
       row_epilogues_[residual != nullptr][static_cast<int>(output)].get();
-  const int64_t y_elem = output == jit::TileOutput::f32 ? 4 : output == jit::TileOutput::s8 ? 1 : 2;
+  const int64_t y_elem = jit::output_bytes(output);
   const int32_t* acc_rows = acc.data();
   parallel_ranges(*arena_, q.tokens, [&](int64_t t0, int64_t t1) {
     for (int64_t t = t0; t < t1; ++t)

@@ -154,13 +154,30 @@ void Int8SparseInputLinear::run(const QuantizedInput::Impl& q, void* y, float y_
                                 post_ops_.operand_for(residual != nullptr), output};
   const jit::RowEpilogue* epilogue =
       epilogues_[residual != nullptr][static_cast<int>(output)].get();
-  const int64_t y_elem = output == jit::TileOutput::f32 ? 4 : output == jit::TileOutput::s8 ? 1 : 2;
+  const int64_t y_elem = jit::output_bytes(output);
   const int64_t out = w.out, rows = w.chunk_rows, bytes = token_bytes(w.in);
   const float inv_y_scale = y_scale > 0.0f ? 1.0f / y_scale : 0.0f;
   for (int64_t t = 0; t < q.tokens; ++t) {
     const uint8_t* block = q.x.data() + t * bytes;
     TokenInput header;
     std::memcpy(&header, block, sizeof header);
+    // What every kernel call of this token shares: the whole input list, one chunk.
+    auto token_args = [&] {
+      jit::SparseInputArgs a{};
+      a.entries = w.entries.data();
+      a.columns = reinterpret_cast<const int32_t*>(block + 64);
+      a.x = reinterpret_cast<const int32_t*>(block + values_at(w.in));
+      a.quads = header.quads;
+      a.chunks = 1;
+      a.compensation = header.compensation;
+      return a;
+    };
+    // The epilogue of rows [r0, r0 + n) from their int32 sums.
+    auto finish_rows = [&](const int32_t* sums, int64_t r0, int64_t n) {
+      jit::apply_row_epilogue(epilogue, key, sums, q.scales[t], w.scales.data() + r0,
+                              w.bias.data() + r0, residual ? residual + t * out + r0 : nullptr,
+                              static_cast<uint8_t*>(y) + (t * out + r0) * y_elem, n, inv_y_scale);
+    };
     if (w.long_chunks() && !w.masked) {
       // Long chunks in the dense form: the input list in threads_ parts, each part over whole
       // chunks into its own partial sums, then the parts added and the epilogue applied. Whole
@@ -172,24 +189,20 @@ void Int8SparseInputLinear::run(const QuantizedInput::Impl& q, void* y, float y_
       if (static_cast<int64_t>(partial_storage.size()) < parts * used)
         partial_storage.resize(static_cast<size_t>(parts * used));
       int32_t* const partial = partial_storage.data();
-      const auto* columns = reinterpret_cast<const int32_t*>(block + 64);
-      const auto* x = reinterpret_cast<const int32_t*>(block + values_at(w.in));
       parallel_ranges(*arena_, w.chunks() * parts, [&](int64_t i0, int64_t i1) {
         for (int64_t i = i0; i < i1; ++i) {
           const int64_t c = i / parts, p = i % parts;
           const int64_t q0 = header.quads * p / parts, q1 = header.quads * (p + 1) / parts;
           const int64_t r0 = c * rows, n = std::min(r0 + rows, used) - r0;
-          jit::SparseInputArgs a{};
-          a.entries = w.entries.data();
+          jit::SparseInputArgs a = token_args();
           a.chunk_base = w.entries.data() + w.entry_offset(c, 0);
           a.column_stride = w.stored_rows(c);
-          a.columns = columns + 4 * q0;
-          a.x = x + q0;
+          a.columns += 4 * q0;
+          a.x += q0;
           a.quads = q1 - q0;
-          a.chunks = 1;
           a.slices = n / 64;
           a.acc = partial + p * used + r0;
-          a.compensation = p == 0 ? header.compensation : 0;
+          if (p != 0) a.compensation = 0;  // added once, by the first part
           kernel_->run(a);
         }
       });
@@ -197,10 +210,7 @@ void Int8SparseInputLinear::run(const QuantizedInput::Impl& q, void* y, float y_
         const int64_t r0 = u0 * 256, r1 = std::min(u1 * 256, used);
         for (int64_t p = 1; p < parts; ++p)
           for (int64_t r = r0; r < r1; ++r) partial[r] += partial[p * used + r];
-        jit::apply_row_epilogue(epilogue, key, partial + r0, q.scales[t], w.scales.data() + r0,
-                                w.bias.data() + r0, residual ? residual + t * out + r0 : nullptr,
-                                static_cast<uint8_t*>(y) + (t * out + r0) * y_elem,
-                                std::min(r1, out) - r0, inv_y_scale);
+        finish_rows(partial + r0, r0, std::min(r1, out) - r0);
       });
       continue;
     }
@@ -215,22 +225,13 @@ void Int8SparseInputLinear::run(const QuantizedInput::Impl& q, void* y, float y_
           acc.resize(static_cast<size_t>(unit_rows_));
         for (int64_t u = u0; u < u1; ++u) {
           const int64_t r0 = u * unit_rows_, n = std::min(r0 + unit_rows_, used) - r0;
-          jit::SparseInputArgs a{};
-          a.entries = w.entries.data();
+          jit::SparseInputArgs a = token_args();
           a.chunk_base = w.offsets.data() + r0 / w.sub_rows() * w.in;
           a.chunk_stride = w.in * static_cast<int64_t>(sizeof(uint32_t));
-          a.columns = reinterpret_cast<const int32_t*>(block + 64);
-          a.x = reinterpret_cast<const int32_t*>(block + values_at(w.in));
-          a.quads = header.quads;
-          a.chunks = 1;
           a.slices = n / 64;
           a.acc = acc.data();
-          a.compensation = header.compensation;
           kernel_->run(a);
-          jit::apply_row_epilogue(epilogue, key, acc.data(), q.scales[t], w.scales.data() + r0,
-                                  w.bias.data() + r0, residual ? residual + t * out + r0 : nullptr,
-                                  static_cast<uint8_t*>(y) + (t * out + r0) * y_elem,
-                                  std::min(n, out - r0), inv_y_scale);
+          finish_rows(acc.data(), r0, std::min(n, out - r0));
         }
       });
       continue;
@@ -239,8 +240,7 @@ void Int8SparseInputLinear::run(const QuantizedInput::Impl& q, void* y, float y_
       thread_local AlignedVector<int32_t> acc;
       if (static_cast<int64_t>(acc.size()) < (c1 - c0) * rows)
         acc.resize(static_cast<size_t>((c1 - c0) * rows));
-      jit::SparseInputArgs a{};
-      a.entries = w.entries.data();
+      jit::SparseInputArgs a = token_args();
       if (w.masked) {
         a.chunk_base = w.offsets.data() + c0 * w.in;
         a.chunk_stride = w.in * static_cast<int64_t>(sizeof(uint32_t));
@@ -248,17 +248,11 @@ void Int8SparseInputLinear::run(const QuantizedInput::Impl& q, void* y, float y_
         a.chunk_base = w.entries.data() + c0 * w.in * rows;
         a.chunk_stride = w.in * rows;
       }
-      a.columns = reinterpret_cast<const int32_t*>(block + 64);
-      a.x = reinterpret_cast<const int32_t*>(block + values_at(w.in));
-      a.quads = header.quads;
       a.chunks = c1 - c0;
       a.acc = acc.data();
-      a.compensation = header.compensation;
       kernel_->run(a);
-      const int64_t r0 = c0 * rows, n = std::min(c1 * rows, out) - r0;
-      jit::apply_row_epilogue(epilogue, key, acc.data(), q.scales[t], w.scales.data() + r0,
-                              w.bias.data() + r0, residual ? residual + t * out + r0 : nullptr,
-                              static_cast<uint8_t*>(y) + (t * out + r0) * y_elem, n, inv_y_scale);
+      const int64_t r0 = c0 * rows;
+      finish_rows(acc.data(), r0, std::min(c1 * rows, out) - r0);
     });
   }
 }
