@@ -2,12 +2,14 @@
 # sparq beside llama.cpp on the same decoder weights, threads, prompt and generation lengths:
 #   bench/peers/llama_run.sh [--synthetic llama-1b] [--threads 2] [--prompt-tokens 512]
 #                            [--gen-tokens 128] [--iters 2] [--rounds 2] [--act-sparsity 0.4]
+#                            [--dtypes int8,bf16]
 # 1. sparq-eval makes the synthetic model's random weights and saves them as a Hugging Face
 #    folder; llama_gguf.py exports that folder to GGUF Q8_0 and Q4_0 (the gguf package);
 # 2. a check that both runtimes compute the same model: greedy ids of sparq (fp32, on the Q8_0
 #    file) and llama.cpp (on the same file) for one prompt;
-# 3. --rounds rounds, each timing in turn: sparq int8 dense, 2:4, 70 % 16x1 blocks (sparq-eval,
-#    pruning the same weights by magnitude at load) and llama.cpp Q8_0 and Q4_0
+# 3. --rounds rounds, each timing in turn: sparq dense, 2:4, 70 % 16x1 blocks in each of --dtypes
+#    (int8 by default; bf16 adds the same three in bf16; sparq-eval, pruning the same weights by
+#    magnitude at load) and llama.cpp Q8_0 and Q4_0
 #    (llamacpp_bench.py), so that the VM's slow minutes fall on every row alike;
 #    With --act-sparsity A also sparq int8 dense and 2:4 with activation-sparsity thresholds
 #    calibrated (sparq-eval --calibrate random) to zero the fraction A of every projection input;
@@ -16,7 +18,7 @@
 set -euo pipefail
 here="$(cd "$(dirname "$0")" && pwd)"
 root="$(cd "$here/../.." && pwd)"
-synthetic=llama-1b threads=2 prompt=512 gen=128 iters=2 rounds=2 act=""
+synthetic=llama-1b threads=2 prompt=512 gen=128 iters=2 rounds=2 act="" dtypes=int8
 while (($#)); do
   case "$1" in
     --synthetic) synthetic="$2" ;;
@@ -26,8 +28,9 @@ while (($#)); do
     --iters) iters="$2" ;;
     --rounds) rounds="$2" ;;
     --act-sparsity) act="$2" ;;
+    --dtypes) dtypes="$2" ;;
     *) echo "usage: $0 [--synthetic NAME] [--threads T] [--prompt-tokens N] [--gen-tokens N]" \
-         "[--iters N] [--rounds N] [--act-sparsity A]" >&2; exit 2 ;;
+         "[--iters N] [--rounds N] [--act-sparsity A] [--dtypes int8,bf16]" >&2; exit 2 ;;
   esac
   shift 2
 done
@@ -59,7 +62,14 @@ llama_ids=$("$python" "$here/llamacpp_bench.py" "$work/model-q8_0.gguf" --greedy
 echo "{\"check\": \"greedy ids, Q8_0 file\", \"sparq\": \"$sparq_ids\", \"llama.cpp\": \"$llama_ids\"}" \
   >>"$results"
 
-configs=("dense 0 -" "2:4 0.5 -" "16x1 0.7 -")
+configs=()  # dtype pattern sparsity thresholds-or-"-"
+for dtype in ${dtypes//,/ }; do
+  case "$dtype" in
+    int8 | bf16 | f32) ;;
+    *) echo "$0: --dtypes takes int8, bf16 and f32, got $dtype" >&2; exit 2 ;;
+  esac
+  configs+=("$dtype dense 0 -" "$dtype 2:4 0.5 -" "$dtype 16x1 0.7 -")
+done
 if [ -n "$act" ]; then
   for cfg in "dense 0" "2:4 0.5"; do
     set -- $cfg
@@ -68,7 +78,7 @@ if [ -n "$act" ]; then
     "$bin/sparq-eval" --synthetic "$synthetic" --dtype int8 --pattern "$1" --sparsity "$2" \
       --threads "$threads" --calibrate random --act-sparsity "$act" --ctx 128 --chunks 4 \
       --input-thresholds "$thresholds" >&2
-    configs+=("$1 $2 $thresholds")
+    configs+=("int8 $1 $2 $thresholds")
   done
 fi
 
@@ -76,9 +86,9 @@ for ((r = 1; r <= rounds; r++)); do
   for cfg in "${configs[@]}"; do
     set -- $cfg
     extra=()
-    [ "$3" = "-" ] || extra=(--input-thresholds "$3")
-    echo "round $r/$rounds: sparq int8 $1 $2${extra[*]:+ with ${3##*/}}" >&2
-    "$bin/sparq-eval" --synthetic "$synthetic" --dtype int8 --pattern "$1" --sparsity "$2" \
+    [ "$4" = "-" ] || extra=(--input-thresholds "$4")
+    echo "round $r/$rounds: sparq $1 $2 $3${extra[*]:+ with ${4##*/}}" >&2
+    "$bin/sparq-eval" --synthetic "$synthetic" --dtype "$1" --pattern "$2" --sparsity "$3" \
       --threads "$threads" --prompt-tokens "$prompt" --gen-tokens "$gen" --iters "$iters" \
       --warmup 1 "${extra[@]}" --format json 2>/dev/null >>"$results"
   done

@@ -19,10 +19,10 @@ def main():
         if "quant" in l:
             name, note = f"llama.cpp {l['quant']}", l["runtime"]
         else:
-            pattern = l["pattern"]
-            name = "sparq int8, dense" if pattern == "dense" else (
-                f"sparq int8, {pattern}" if pattern == "2:4" else
-                f"sparq int8, {pattern} blocks at {l['sparsity']:.0%}")
+            pattern, dtype = l["pattern"], l.get("dtype", "int8")
+            name = f"sparq {dtype}, dense" if pattern == "dense" else (
+                f"sparq {dtype}, {pattern}" if pattern == "2:4" else
+                f"sparq {dtype}, {pattern} blocks at {l['sparsity']:.0%}")
             if l.get("input_sparsity", 0) > 0:
                 name += f", {l['input_sparsity']:.0%} of inputs zeroed"
             note = ", ".join(sorted({k.split(" / ")[-1] for k in l["kernels"].values()}))

@@ -6,7 +6,7 @@
 #                      [--sparsities 0.9,0.8] [--pattern 4x1] [--threads 2] [--iters 50]
 #   (several sizes: one run of this script per model, length and sparsity, by run_sizes.sh, the
 #   tables collected in one file)
-# 1. sparq-eval builds the synthetic model, prunes it, times sparq int8 and fp32 (each beside
+# 1. sparq-eval builds the synthetic model, prunes it, times sparq int8, fp32 and bf16 (each beside
 #    sparq's own dense model) and saves the pruned weights as a Hugging Face folder;
 # 2. peers.py runs those same weights on PyTorch, ONNX Runtime fp32 and int8, and DeepSparse
 #    (when it installs here), with the same inputs shape and threads;
@@ -59,6 +59,8 @@ echo "sparq-eval: int8 (and saving the pruned model to $work/model)" >&2
 rm -f "$work"/*.onnx "$work"/*.onnx.data  # exports of an earlier model
 echo "sparq-eval: f32" >&2
 "$eval_bin" "${common[@]}" --dtype f32 >>"$results"
+echo "sparq-eval: bf16" >&2
+"$eval_bin" "${common[@]}" --dtype bf16 >>"$results"
 export SPARQ_DEEPSPARSE_PYTHON="$("$here/deepsparse.sh" || true)"
 echo "peers: PyTorch, ONNX Runtime fp32 / int8 dynamic / int8 static, DeepSparse fp32 / int8" >&2
 "$python" "$here/peers.py" --model "$work/model" --work "$work" --batch "$batch" --seq "$seq" \

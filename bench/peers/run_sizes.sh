@@ -4,7 +4,7 @@
 #   bench/peers/run_sizes.sh [--models bert-mini,distilbert,bert-base,bert-large] [--seqs 128,384]
 #                            [--sparsities 0.9,0.8] [--pattern 4x1] [--threads 2] [--iters 50]
 #                            [--out FILE]   (default ${SPARQ_PEERS_WORK:-/tmp/sparq-peers}/sizes.md)
-# Each run prints sparq int8 and fp32 at that sparsity beside sparq's dense model, PyTorch, ONNX
+# Each run prints sparq int8, fp32 and bf16 at that sparsity beside sparq's dense model, PyTorch, ONNX
 # Runtime fp32 / int8 and DeepSparse fp32 / int8 (when it installs). bert-large at 384 tokens takes
 # several minutes per run on two cores (PyTorch and the static-quantization peers dominate).
 set -euo pipefail
