@@ -183,20 +183,25 @@ class SparseInputGenerator : public Generator {
     jnz(loop, T_NEAR);
   }
 
-  // The four columns' 64-byte slices, expanded from their masked form: masks at mask[j] (an
-  // address), values from values[j]; e[j] ends with 128 (a zero weight) where the mask is clear.
+  // One 64-byte slice expanded from its masked form: the mask at `mask` (into k), the values
+  // from `values` (through `scratch`); e ends with 128 (a zero weight) where the mask is clear.
+  void expand_slice(const Address& mask, const Address& values, const Opmask& k, const Zmm& e,
+                    const Zmm& scratch, const Zmm& c80) {
+    kmovq(k, mask);
+    vmovdqa64(e, c80);
+    // A load, then the register form: Bochs 3.0 (the emulated test lane) expands the memory form
+    // wrongly, and on Zen 4 both run alike. The load may read up to 64 bytes past the slice's
+    // values (the entries end in 64 bytes of padding).
+    vmovdqu8(scratch, values);
+    vpexpandb(e | k, scratch);
+  }
+
+  // The four columns' 64-byte slices, expanded: masks at mask[j] (an address), values from
+  // values[j].
   void expand_slices(const Address (&mask)[4], const Reg64 (&values)[4], const Zmm (&e)[4],
                      const Zmm (&t)[4], const Zmm& c80) {
-    for (int j = 0; j < 4; ++j) {
-      const Opmask k(1 + j);
-      kmovq(k, mask[j]);
-      vmovdqa64(e[j], c80);
-      // A load, then the register form: Bochs 3.0 (the emulated test lane) expands the memory
-      // form wrongly, and on Zen 4 both run alike. The load may read up to 64 bytes past the
-      // slice's values (the entries end in 64 bytes of padding).
-      vmovdqu8(t[j], ptr[values[j]]);
-      vpexpandb(e[j] | k, t[j]);
-    }
+    for (int j = 0; j < 4; ++j)
+      expand_slice(mask[j], ptr[values[j]], Opmask(1 + j), e[j], t[j], c80);
   }
 
   // A long chunk's `slices` x 64 rows (a multiple of 256) in the masked form: per quad of inputs
@@ -256,15 +261,8 @@ class SparseInputGenerator : public Generator {
         lea(run, ptr[entries + rax]);
         lea(values, ptr[run + 8 * kSubSlices]);
         for (int s = 0; s < kSubSlices; ++s) {
-          const Opmask k(1 + s);
-          const Zmm e(8 + 4 * j + s);
-          kmovq(k, qword[run + 8 * s]);
-          vmovdqa64(e, c80);
-          // A load, then the register form: Bochs 3.0 (the emulated test lane) expands the memory
-          // form wrongly, and on Zen 4 both run alike. The load may read up to 64 bytes past the
-          // slice's values (the entries end in 64 bytes of padding).
-          vmovdqu8(loaded, ptr[values]);
-          vpexpandb(e | k, loaded);
+          expand_slice(qword[run + 8 * s], ptr[values], Opmask(1 + s), Zmm(8 + 4 * j + s), loaded,
+                       c80);
           if (s + 1 < kSubSlices) {
             popcnt(rax, qword[run + 8 * s]);
             add(values, rax);

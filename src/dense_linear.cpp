@@ -58,16 +58,11 @@ std::shared_ptr<const DnnlMatmul> DenseLinear::primitive(int64_t tokens) const {
     }
   const bool int8 = dtype_ == DType::int8;
   const size_t plain_bytes = static_cast<size_t>(out_ * in_) * (int8 ? 1 : sizeof(float));
-  std::vector<uint8_t> read_back;
-  const void* plain = int8 ? static_cast<const void*>(w_s8_.data()) : w_f32_.data();
-  if (plain_released_) {
-    read_back.resize(plain_bytes);
-    if (!read_back_weights(*shared_weights_, !int8, out_, in_, read_back.data()))
-      throw NotSupported("dense layer " + std::to_string(out_) + " x " + std::to_string(in_) +
-                         ": oneDNN no longer reorders its weights back for a primitive of " +
-                         std::to_string(tokens) + " tokens");
-    plain = read_back.data();
-  }
+  // Once the plain weight is released, a primitive that cannot share the reordered weights
+  // reorders its own copy from them (DnnlMatmul, w null).
+  const void* plain = plain_released_ ? nullptr
+                      : int8          ? static_cast<const void*>(w_s8_.data())
+                                      : w_f32_.data();
   std::shared_ptr<const DnnlMatmul> prim;
   if (int8)
     prim =
@@ -81,7 +76,7 @@ std::shared_ptr<const DnnlMatmul> DenseLinear::primitive(int64_t tokens) const {
   primitives_.emplace_front(tokens, prim);
   // bf16 GEMM weights come back rounded, so only int8 and fp32 ones are released.
   if (!plain_released_ && shared_weights_ && !bf16_gemm()) {
-    read_back.assign(plain_bytes, 0);
+    std::vector<uint8_t> read_back(plain_bytes, 0);
     if (read_back_weights(*shared_weights_, !int8, out_, in_, read_back.data()) &&
         std::memcmp(read_back.data(), plain, plain_bytes) == 0) {
       AlignedVector<int8_t>().swap(w_s8_);

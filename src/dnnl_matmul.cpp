@@ -2,7 +2,6 @@
 
 #include <omp.h>
 
-#include <cstring>
 #include <mutex>
 #include <oneapi/dnnl/dnnl.hpp>
 #include <string>
@@ -32,12 +31,12 @@ bool onednn_int8_is_exact() {
 
 namespace {
 
-// Held while sparq creates oneDNN primitives and reorders (not while it runs them). oneDNN's
-// creation is thread-safe, but its primitive cache publishes entries through synchronization that
-// ThreadSanitizer cannot see in Debian's uninstrumented build: two threads packing the same layer
-// shape reported a race inside libdnnl (scripts/sanitize.sh --thread). Creation is rare (once per
-// layer and token count), so taking it one at a time costs nothing measurable and keeps the
-// concurrency tests free of suppressions.
+// Held while sparq creates oneDNN primitives and reorder primitives (not while it runs them).
+// oneDNN's creation is thread-safe, but its primitive cache publishes entries through
+// synchronization that ThreadSanitizer cannot see in Debian's uninstrumented build: two threads
+// packing the same layer shape reported a race inside libdnnl (scripts/sanitize.sh --thread).
+// Creation is rare (once per layer and token count), so taking it one at a time costs nothing
+// measurable and keeps the concurrency tests free of suppressions.
 std::mutex& creation_mutex() {
   static std::mutex m;
   return m;
@@ -69,11 +68,13 @@ DnnlMatmul::DnnlMatmul(Kind kind, int64_t tokens, int64_t out, int64_t in, const
                        const float* w_scale, const float* bias, Activation activation, int threads,
                        std::shared_ptr<DnnlSharedWeights>* share)
     : impl_(std::make_unique<Impl>()) {
-  const std::lock_guard creating(creation_mutex());
-  if (!w || tokens <= 0 || out <= 0 || in <= 0 ||
+  const bool shared = share != nullptr && *share != nullptr;
+  if ((!w && !shared) || tokens <= 0 || out <= 0 || in <= 0 ||
       (kind != Kind::f32 && kind != Kind::bf16 && kind != Kind::s8s8_s32 && !w_scale))
     throw InvalidArgument("DnnlMatmul: null weight/scales or non-positive shape");
   Impl& m = *impl_;
+  // A layer's later primitives live on the engine of its shared weights.
+  if (shared) m.engine = (*share)->engine;
   m.kind = kind;
   m.tokens = tokens;
   m.out = out;
@@ -122,10 +123,11 @@ DnnlMatmul::DnnlMatmul(Kind kind, int64_t tokens, int64_t out, int64_t in, const
   omp_set_num_threads(threads);
   auto desc = bias ? dnnl::matmul::desc(m.src_md, w_any, b_md, m.dst_md)
                    : dnnl::matmul::desc(m.src_md, w_any, m.dst_md);
+  std::unique_lock creating(creation_mutex());
   dnnl::matmul::primitive_desc pd(desc, attr, m.engine);
   // The layer's shared weights, where the implementation oneDNN picks for this token count takes
   // their layout (asked for explicitly when it would choose another one by itself).
-  if (share != nullptr && *share != nullptr) {
+  if (shared) {
     const dnnl::memory::desc shared_md = (*share)->weights.get_desc();
     bool fits = pd.weights_desc() == shared_md;
     if (!fits) {
@@ -150,14 +152,24 @@ DnnlMatmul::DnnlMatmul(Kind kind, int64_t tokens, int64_t out, int64_t in, const
   m.prim = dnnl::matmul(pd);
   m.scratchpad_md = pd.scratchpad_desc();
   if (m.owns_weights) {
-    // Reorder the weights once into the layout the primitive wants.
-    dnnl::stream s(m.engine);
-    const size_t elem = floating ? 4 : 1;
-    std::vector<uint8_t> plain(static_cast<size_t>(out * in) * elem);
-    std::memcpy(plain.data(), w, plain.size());
-    dnnl::memory user_w(w_md, m.engine, plain.data());
+    // Reorder the weights once into the layout the primitive wants: from the caller's plain
+    // weight (only read: the reorder never writes its source), or, where the caller has released
+    // it, from the layer's shared weights.
+    dnnl::memory source =
+        shared && !w ? (*share)->weights : dnnl::memory(w_md, m.engine, const_cast<void*>(w));
     m.weights = dnnl::memory(pd.weights_desc(), m.engine);
-    dnnl::reorder(user_w, m.weights).execute(s, user_w, m.weights);
+    dnnl::reorder reorder;
+    try {
+      reorder = dnnl::reorder(source, m.weights);
+    } catch (const dnnl::error&) {
+      throw NotSupported(
+          "DnnlMatmul: oneDNN has no reorder from the layer's shared weights into "
+          "the layout its implementation for " +
+          std::to_string(tokens) + " tokens needs");
+    }
+    creating.unlock();  // creation is serialized, the reorder's execution need not be
+    dnnl::stream s(m.engine);
+    reorder.execute(s, source, m.weights);
     s.wait();
     if (share != nullptr && *share == nullptr)
       *share = std::make_shared<DnnlSharedWeights>(DnnlSharedWeights{m.engine, m.weights});
@@ -193,20 +205,22 @@ void DnnlMatmul::run(const void* x, void* y) const {
 
 bool read_back_weights(const DnnlSharedWeights& weights, bool floating, int64_t out, int64_t in,
                        void* plain) {
-  const std::lock_guard creating(creation_mutex());
+  // On the weights' own engine: a stream of another engine cannot run the reorder.
+  dnnl::memory src = weights.weights;
+  const dnnl::engine& engine = weights.engine;
+  const dnnl::memory::desc plain_md({in, out}, floating ? dt::f32 : dt::s8, tag::ba);
+  dnnl::memory dst(plain_md, engine, plain);
+  dnnl::reorder reorder;
   try {
-    // On the weights' own engine: a stream of another engine cannot run the reorder.
-    dnnl::memory src = weights.weights;
-    const dnnl::engine& engine = weights.engine;
-    const dnnl::memory::desc plain_md({in, out}, floating ? dt::f32 : dt::s8, tag::ba);
-    dnnl::memory dst(plain_md, engine, plain);
-    dnnl::stream s(engine);
-    dnnl::reorder(src, dst).execute(s, src, dst);
-    s.wait();
-    return true;
+    const std::lock_guard creating(creation_mutex());
+    reorder = dnnl::reorder(src, dst);
   } catch (const dnnl::error&) {
     return false;
   }
+  dnnl::stream s(engine);
+  reorder.execute(s, src, dst);
+  s.wait();
+  return true;
 }
 
 const char* DnnlMatmul::implementation() const { return impl_->impl_name.c_str(); }

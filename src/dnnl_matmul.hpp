@@ -41,7 +41,7 @@ class DnnlMatmul {
   // share (optional): null before the layer's first primitive, which sets it to its reordered
   // weights; a later primitive uses them where its implementation (the one oneDNN picks for
   // `tokens` with the layout left to it) takes that layout, and reorders a copy of its own only
-  // where it does not (owns_weights()).
+  // where it does not (owns_weights()): from w, or from the shared weights when w is null.
   DnnlMatmul(Kind kind, int64_t tokens, int64_t out, int64_t in, const void* w,
              const float* w_scale, const float* bias, Activation activation, int threads,
              std::shared_ptr<DnnlSharedWeights>* share = nullptr);

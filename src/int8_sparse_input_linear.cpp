@@ -91,8 +91,7 @@ Int8SparseInputLinear::Int8SparseInputLinear(const int8_t* wq, const float* w_sc
       post_ops_(post_ops),
       kernel_(jit::sparse_input_kernel(
           {weights_.masked, weights_.chunk_rows, prefetch_lines(weights_)})),
-      arena_(&arena_for(resolve_threads(threads.threads), threads.pool)),
-      threads_(resolve_threads(threads.threads)) {
+      arena_(&arena_for(resolve_threads(threads.threads), threads.pool)) {
   for (int residual = 0; residual < 2; ++residual)
     for (jit::TileOutput output :
          {jit::TileOutput::f32, jit::TileOutput::s8, jit::TileOutput::bf16})
@@ -179,12 +178,14 @@ void Int8SparseInputLinear::run(const QuantizedInput::Impl& q, void* y, float y_
                               static_cast<uint8_t*>(y) + (t * out + r0) * y_elem, n, inv_y_scale);
     };
     if (w.long_chunks() && !w.masked) {
-      // Long chunks in the dense form: the input list in threads_ parts, each part over whole
+      // Long chunks in the dense form: the input list in parts (one per thread, at most one per
+      // quad of inputs: a part with no input would only zero and add sums), each part over whole
       // chunks into its own partial sums, then the parts added and the epilogue applied. Whole
       // chunks make each column's read a whole page: on Zen 4 (cold, 2 threads, 50 % zero inputs;
       // docs/benchmarks-avx512.md) 1.59x / 1.55x oneDNN on 4096 x 4096 / 11008 x 4096 against
       // 1.52x / 1.36x with the threads on halves of each page.
-      const int64_t used = sparse::ceil_div(out, 64) * 64, parts = threads_;
+      const int64_t used = sparse::ceil_div(out, 64) * 64;
+      const int64_t parts = std::clamp<int64_t>(header.quads, 1, arena_->max_concurrency());
       thread_local AlignedVector<int32_t> partial_storage;
       if (static_cast<int64_t>(partial_storage.size()) < parts * used)
         partial_storage.resize(static_cast<size_t>(parts * used));

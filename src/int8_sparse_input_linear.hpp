@@ -61,7 +61,6 @@ class Int8SparseInputLinear final : public LinearKernel {
   std::shared_ptr<const jit::SparseInputKernel> kernel_;
   std::shared_ptr<const jit::RowEpilogue> epilogues_[2][3];  // [residual][output]
   tbb::task_arena* arena_;
-  int threads_ = 1;
 };
 
 }  // namespace sparq

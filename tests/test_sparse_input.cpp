@@ -6,8 +6,11 @@
 
 #include <algorithm>
 #include <cmath>
+#include <cstdlib>
 #include <numeric>
+#include <optional>
 #include <random>
+#include <string>
 
 #include "jit/int8_sparse_input_kernel.hpp"
 #include "lane.hpp"
@@ -130,6 +133,31 @@ std::vector<int32_t> with_prefetch_reach(std::vector<int32_t> columns) {
   return columns;
 }
 
+// One kernel test case: a weight of `kind` packed in a form, an input list, and the reference's
+// sums for every row of the packed weight.
+struct KernelCase {
+  std::vector<int8_t> w;
+  sparse::Int8SparseInputWeights p;
+  InputList l;
+  int64_t count;
+  std::vector<int32_t> reach;  // l.columns and the prefetch's read-ahead
+  std::vector<int32_t> want;
+};
+KernelCase make_case(WeightKind kind, const Shape& s, bool masked, int rows, double density,
+                     uint32_t seed) {
+  KernelCase c{weight_of(kind, s.out, s.in, seed), {}, {}, 0, {}, {}};
+  const std::vector<float> scale(static_cast<size_t>(s.out), 1.0f);
+  c.p =
+      sparse::pack_int8_sparse_input(c.w.data(), scale.data(), nullptr, s.out, s.in, masked, rows);
+  c.l = input_list(s.in, density, seed + 11);
+  c.count = static_cast<int64_t>(c.l.columns.size());
+  c.reach = with_prefetch_reach(c.l.columns);
+  c.want.resize(static_cast<size_t>(c.p.padded_out()));
+  sparse::sparse_input_reference(c.p, c.l.columns.data(), c.l.x.data(), c.count, 0, c.p.chunks(),
+                                 c.want.data());
+  return c;
+}
+
 TEST(SparseInputKernel, MatchesReference) {
   for (bool masked : {false, true}) {
     const jit::SparseInputKernelKey probe{masked, 64};
@@ -145,16 +173,8 @@ TEST(SparseInputKernel, MatchesReference) {
                                 WeightKind::unstructured})
           for (double density : {0.0, 0.5, 1.0}) {
             const uint32_t seed = static_cast<uint32_t>(s.out * 7 + s.in + rows);
-            const auto w = weight_of(kind, s.out, s.in, seed);
-            const std::vector<float> scale(static_cast<size_t>(s.out), 1.0f);
-            const auto p = sparse::pack_int8_sparse_input(w.data(), scale.data(), nullptr, s.out,
-                                                          s.in, masked, rows);
-            const InputList l = input_list(s.in, density, seed + 11);
-            const int64_t count = static_cast<int64_t>(l.columns.size());
-            const auto reach = with_prefetch_reach(l.columns);
-            std::vector<int32_t> want(static_cast<size_t>(p.padded_out()));
-            sparse::sparse_input_reference(p, l.columns.data(), l.x.data(), count, 0, p.chunks(),
-                                           want.data());
+            const KernelCase c = make_case(kind, s, masked, rows, density, seed);
+            const auto& [w, p, l, count, reach, want] = c;
             // The reference against the plain definition on the unpacked weight.
             for (int64_t r = 0; r < s.out; ++r) {
               int32_t sum = 0;
@@ -205,16 +225,8 @@ TEST(SparseInputKernel, LongChunksMatchReference) {
                                 WeightKind::unstructured})
           for (double density : {0.0, 0.5, 1.0}) {
             const uint32_t seed = static_cast<uint32_t>(s.out + s.in + rows);
-            const auto w = weight_of(kind, s.out, s.in, seed);
-            const std::vector<float> scale(static_cast<size_t>(s.out), 1.0f);
-            const auto p = sparse::pack_int8_sparse_input(w.data(), scale.data(), nullptr, s.out,
-                                                          s.in, masked, rows);
-            const InputList l = input_list(s.in, density, seed + 11);
-            const int64_t count = static_cast<int64_t>(l.columns.size());
-            const auto reach = with_prefetch_reach(l.columns);
-            std::vector<int32_t> want(static_cast<size_t>(p.padded_out()));
-            sparse::sparse_input_reference(p, l.columns.data(), l.x.data(), count, 0, p.chunks(),
-                                           want.data());
+            const KernelCase c = make_case(kind, s, masked, rows, density, seed);
+            const auto& [w, p, l, count, reach, want] = c;
             const int32_t sum_x = std::accumulate(l.x.begin(), l.x.end(), 0);
             const int64_t used = (s.out + granule - 1) / granule * granule;
             for (int64_t unit : {int64_t{rows}, int64_t{256}, int64_t{64}})
@@ -315,7 +327,7 @@ TEST(SparseInputLayer, MatchesReferenceOnThresholdedInput) {
 
 // Long chunks in the dense form split the list of non-zero inputs over the threads (each part over
 // whole chunks, the parts' sums added): 1 to 5 threads, lists shorter than the thread count
-// (parts with no input), a last chunk of 64 rows.
+// (fewer parts than threads), a last chunk of 64 rows.
 TEST(SparseInputLayer, LongChunksSplitTheInputListOverTheThreads) {
   if (jit::best_int8_isa() != jit::Isa::avx512_vnni) GTEST_SKIP() << "needs AVX-512 VNNI";
   const int64_t out = 4160, in = 40;
@@ -334,6 +346,19 @@ TEST(SparseInputLayer, LongChunksSplitTheInputListOverTheThreads) {
       o.expected_input_sparsity = 0.9f;
       auto lin = SparseLinear::pack(wf.data(), out, in, bias.data(), o);
       ASSERT_EQ(lin.info().decode_kernel, "jit:int8-sparse-input-decode:avx512_vnni");
+      // The dense form in long chunks (both forms have the same kernel name: the packed size
+      // tells them apart).
+      bool dense_size = false, masked_size = false;
+      for (int rows : {512, 1024, 2048, 4096}) {
+        const int64_t bytes = lin.info().decode_packed_bytes;
+        dense_size |=
+            sparse::pack_int8_sparse_input(wq.data(), ws.data(), bias.data(), out, in, false, rows)
+                .bytes() == bytes;
+        masked_size |=
+            sparse::pack_int8_sparse_input(wq.data(), ws.data(), bias.data(), out, in, true, rows)
+                .bytes() == bytes;
+      }
+      EXPECT_TRUE(dense_size && !masked_size) << lin.info().decode_packed_bytes << " bytes";
       const auto want =
           test::reference_int8_on(test::thresholded(x, o.input_threshold), 1, in, wq.data(),
                                   ws.data(), out, sparse::Epilogue{bias.data()});
@@ -349,9 +374,18 @@ TEST(SparseInputLayer, LongChunksSplitTheInputListOverTheThreads) {
 // chunk short.
 TEST(SparseInputLayer, LongChunksInTheMaskedForm) {
   if (!jit::can_run(jit::sparse_input_features({true, 512}))) GTEST_SKIP() << "needs VBMI2";
-  struct FormGuard {
-    FormGuard() { setenv("SPARQ_SPARSE_INPUT_FORM", "masked", 1); }
-    ~FormGuard() { unsetenv("SPARQ_SPARSE_INPUT_FORM"); }
+  struct FormGuard {  // the variable as it was is put back afterwards
+    std::optional<std::string> before;
+    FormGuard() {
+      if (const char* v = std::getenv("SPARQ_SPARSE_INPUT_FORM")) before = v;
+      setenv("SPARQ_SPARSE_INPUT_FORM", "masked", 1);
+    }
+    ~FormGuard() {
+      if (before)
+        setenv("SPARQ_SPARSE_INPUT_FORM", before->c_str(), 1);
+      else
+        unsetenv("SPARQ_SPARSE_INPUT_FORM");
+    }
   } guard;
   const int64_t out = 4160, in = 72;
   auto wf =

@@ -27,17 +27,15 @@ F32 = gguf.GGMLQuantizationType.F32
 BLOCK, BLOCK_BYTES = 32, 34  # Q8_0: fp16 scale + 32 int8
 
 
-def q8_0_rows(rng, rows, cols, chunk_rows=512):
-    """Yields the Q8_0 bytes of a rows x cols matrix, chunk_rows rows at a time."""
+def q8_0_matrix(rng, rows, cols):
+    """The Q8_0 bytes of a rows x cols matrix of random int8 values and scales."""
     blocks_per_row = cols // BLOCK
-    for r0 in range(0, rows, chunk_rows):
-        n = min(chunk_rows, rows - r0)
-        out = np.empty((n, blocks_per_row, BLOCK_BYTES), dtype=np.uint8)
-        scales = (rng.uniform(0.5, 1.5, size=(n, blocks_per_row)) * 0.02 / 127).astype(np.float16)
-        out[:, :, :2] = scales.view(np.uint8).reshape(n, blocks_per_row, 2)
-        out[:, :, 2:] = rng.integers(-127, 128, size=(n, blocks_per_row, BLOCK),
-                                     dtype=np.int8).view(np.uint8)
-        yield out.reshape(n, blocks_per_row * BLOCK_BYTES)
+    out = np.empty((rows, blocks_per_row, BLOCK_BYTES), dtype=np.uint8)
+    scales = (rng.uniform(0.5, 1.5, size=(rows, blocks_per_row)) * 0.02 / 127).astype(np.float16)
+    out[:, :, :2] = scales.view(np.uint8).reshape(rows, blocks_per_row, 2)
+    out[:, :, 2:] = rng.integers(-127, 128, size=(rows, blocks_per_row, BLOCK),
+                                 dtype=np.int8).view(np.uint8)
+    return out.reshape(rows, blocks_per_row * BLOCK_BYTES)
 
 
 def main():
@@ -83,7 +81,7 @@ def main():
             w.write_tensor_data(np.ones(rows, dtype=np.float32))
             continue
         # One tensor in memory at a time (the largest, the embeddings, 139 MB at 7B).
-        w.write_tensor_data(np.concatenate(list(q8_0_rows(rng, rows, cols))))
+        w.write_tensor_data(q8_0_matrix(rng, rows, cols))
     w.close()
     print(f"synthetic_gguf.py: wrote {args.out} ({args.model}, Q8_0)", file=sys.stderr)
 
