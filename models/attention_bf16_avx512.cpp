@@ -24,18 +24,11 @@
 namespace sparq::models::detail {
 namespace {
 
-// 16 floats rounded to bf16 to nearest even, as sparse::to_bf16 (integer arithmetic, so the
-// result does not depend on the rounding mode; a NaN stays a quiet NaN).
-SPARQ_BF16_TARGET inline __m256i to_bf16(__m512 v) {
-  const __m512i x = _mm512_castps_si512(v);
-  const __m512i top = _mm512_srli_epi32(x, 16);
-  const __m512i rounding =
-      _mm512_add_epi32(_mm512_and_si512(top, _mm512_set1_epi32(1)), _mm512_set1_epi32(0x7fff));
-  __m512i r = _mm512_srli_epi32(_mm512_add_epi32(x, rounding), 16);
-  const __mmask16 nan = _mm512_cmp_ps_mask(v, v, _CMP_UNORD_Q);
-  r = _mm512_mask_mov_epi32(r, nan, _mm512_or_si512(top, _mm512_set1_epi32(0x40)));
-  return _mm512_cvtepi32_epi16(r);
-}
+// 16 floats rounded to bf16 to nearest even by vcvtneps2bf16 (a NaN stays a quiet NaN). Unlike
+// sparse::to_bf16, which the portable twin uses, it flushes denormals (below 1.2e-38) to zero;
+// for attention's operands that moves no output, and the instruction replaces nine integer ones
+// (the softmax's bf16 stores took 40 % of its time with them on Zen 4).
+SPARQ_BF16_TARGET inline __m256i to_bf16(__m512 v) { return (__m256i)_mm512_cvtneps_pbh(v); }
 
 // n floats (any n) to bf16.
 SPARQ_BF16_TARGET void row_to_bf16(const float* src, uint16_t* dst, int64_t n) {
@@ -168,12 +161,65 @@ SPARQ_BF16_TARGET void gemm_bf16(int64_t m, int64_t n, int64_t kp, const uint16_
 // Rows r0 and r1 (r1 may be null: zeros) of n floats interleaved as bf16 pairs: out[e] =
 // bf16(r0[e]) | bf16(r1[e]) << 16.
 SPARQ_BF16_TARGET void interleave_pair(const float* r0, const float* r1, int64_t n, uint32_t* out) {
+  // vcvtne2ps2bf16 puts r0's 16 values in the low half, r1's in the high one; vpermw pairs them.
+  const __m512i pairs = _mm512_set_epi16(31, 15, 30, 14, 29, 13, 28, 12, 27, 11, 26, 10, 25, 9, 24,
+                                         8, 23, 7, 22, 6, 21, 5, 20, 4, 19, 3, 18, 2, 17, 1, 16, 0);
   for (int64_t e = 0; e < n; e += 16) {
-    const auto m = static_cast<__mmask16>(n - e >= 16 ? 0xffff : (1u << (n - e)) - 1);
-    const __m512i lo = _mm512_cvtepu16_epi32(to_bf16(_mm512_maskz_loadu_ps(m, r0 + e)));
-    const __m512i hi = r1 ? _mm512_cvtepu16_epi32(to_bf16(_mm512_maskz_loadu_ps(m, r1 + e)))
-                          : _mm512_setzero_si512();
-    _mm512_mask_storeu_epi32(out + e, m, _mm512_or_si512(lo, _mm512_slli_epi32(hi, 16)));
+    const __mmask16 m = first_lanes(n - e);
+    const __m512 hi = r1 ? _mm512_maskz_loadu_ps(m, r1 + e) : _mm512_setzero_ps();
+    const auto both = (__m512i)_mm512_cvtne2ps_pbh(hi, _mm512_maskz_loadu_ps(m, r0 + e));
+    _mm512_mask_storeu_epi32(out + e, m, _mm512_permutexvar_epi16(pairs, both));
+  }
+}
+
+// r[c] = column c of the 16 x 16 dwords r[0..15] (rows), in 64 unpacks and 128-bit shuffles.
+SPARQ_BF16_TARGET inline void transpose16(__m512i r[16]) {
+  __m512i a[16], b[16];
+  for (int i = 0; i < 16; i += 2) {
+    a[i] = _mm512_unpacklo_epi32(r[i], r[i + 1]);
+    a[i + 1] = _mm512_unpackhi_epi32(r[i], r[i + 1]);
+  }
+  // b[4 g + c], 128-bit lane L: column 4 L + c of rows 4 g .. 4 g + 3.
+  for (int g = 0; g < 4; ++g) {
+    b[4 * g] = _mm512_unpacklo_epi64(a[4 * g], a[4 * g + 2]);
+    b[4 * g + 1] = _mm512_unpackhi_epi64(a[4 * g], a[4 * g + 2]);
+    b[4 * g + 2] = _mm512_unpacklo_epi64(a[4 * g + 1], a[4 * g + 3]);
+    b[4 * g + 3] = _mm512_unpackhi_epi64(a[4 * g + 1], a[4 * g + 3]);
+  }
+  for (int c = 0; c < 4; ++c) {
+    const __m512i e0 = _mm512_shuffle_i32x4(b[c], b[4 + c], 0x44);
+    const __m512i e1 = _mm512_shuffle_i32x4(b[c], b[4 + c], 0xee);
+    const __m512i f0 = _mm512_shuffle_i32x4(b[8 + c], b[12 + c], 0x44);
+    const __m512i f1 = _mm512_shuffle_i32x4(b[8 + c], b[12 + c], 0xee);
+    r[c] = _mm512_shuffle_i32x4(e0, f0, 0x88);
+    r[4 + c] = _mm512_shuffle_i32x4(e0, f0, 0xdd);
+    r[8 + c] = _mm512_shuffle_i32x4(e1, f1, 0x88);
+    r[12 + c] = _mm512_shuffle_i32x4(e1, f1, 0xdd);
+  }
+}
+
+// K^T in pairs of head dimensions: kt[p][j] = bf16 K[j][2p], K[j][2p + 1] for j < len, zero for
+// the keys len..len16. Per block of 16 keys the rows go to bf16 in `rows` ([16][dp16] dwords,
+// zero-padded), then 16 x 16 transposes (a dword copy per key and pair took a tenth of a
+// BERT-base layer's attention on Zen 4; vpgatherdd, 60 % of that).
+SPARQ_BF16_TARGET void pack_keys(const float* k, int64_t len, int64_t len16, int64_t d,
+                                 int64_t stride, uint32_t* rows, uint32_t* kt) {
+  const int64_t dp = d / 2, dp16 = (dp + 15) / 16 * 16;
+  for (int64_t j0 = 0; j0 < len16; j0 += 16) {
+    const int64_t keys = std::min<int64_t>(16, len - j0);
+    for (int64_t j = 0; j < 16; ++j) {
+      uint32_t* row = rows + j * dp16;
+      const int64_t from = j < keys ? dp : 0;
+      if (j < keys) row_to_bf16(k + (j0 + j) * stride, reinterpret_cast<uint16_t*>(row), d);
+      std::fill(row + from, row + dp16, 0u);
+    }
+    for (int64_t p0 = 0; p0 < dp; p0 += 16) {
+      __m512i r[16];
+      for (int j = 0; j < 16; ++j) r[j] = _mm512_loadu_si512(rows + j * dp16 + p0);
+      transpose16(r);
+      for (int64_t i = 0; i < std::min<int64_t>(16, dp - p0); ++i)
+        _mm512_storeu_si512(kt + (p0 + i) * len16 + j0, r[i]);
+    }
   }
 }
 
@@ -188,10 +234,11 @@ SPARQ_BF16_TARGET void attention_head_bf16_avx512(const float* q, const float* k
                                                   std::vector<float>& scratch) {
   const int64_t len16 = (len + 15) / 16 * 16, dp = d / 2, lenp = (len + 1) / 2;
   // scores [len x len16] | inverse row sums [len] | Q bf16 [len x d] | K^T pairs [dp x len16] |
-  // P bf16 [len x len16] | V pairs [lenp x d]; the bf16 and pair buffers take half a float and
-  // one float per element.
-  const size_t need =
-      static_cast<size_t>(len * len16 + len + len * dp + dp * len16 + len * len16 / 2 + lenp * d);
+  // P bf16 [len x len16] | V pairs [lenp x d] | 16 keys' rows in bf16 [16 x dp16]; the bf16 and
+  // pair buffers take half a float and one float per element.
+  const int64_t dp16 = (dp + 15) / 16 * 16;
+  const size_t need = static_cast<size_t>(len * len16 + len + len * dp + dp * len16 +
+                                          len * len16 / 2 + lenp * d + 16 * dp16);
   if (scratch.size() < need) scratch.resize(need);
   float* scores = scratch.data();
   float* inv = scores + len * len16;
@@ -199,15 +246,10 @@ SPARQ_BF16_TARGET void attention_head_bf16_avx512(const float* q, const float* k
   auto* kt = reinterpret_cast<uint32_t*>(qb + len * d);
   auto* pb = reinterpret_cast<uint16_t*>(kt + dp * len16);
   auto* vp = reinterpret_cast<uint32_t*>(pb + len * len16);
+  uint32_t* key_rows = vp + lenp * d;
 
   for (int64_t i = 0; i < len; ++i) row_to_bf16(q + i * stride, qb + i * d, d);
-  // K^T in pairs: kt[p][j] = K[j][2p], K[j][2p + 1]; keys from len to len16 are zero.
-  alignas(64) uint16_t krow[kMaxBf16HeadDim];
-  for (int64_t j = 0; j < len; ++j) {
-    row_to_bf16(k + j * stride, krow, d);
-    for (int64_t p = 0; p < dp; ++p) std::memcpy(kt + p * len16 + j, krow + 2 * p, 4);
-  }
-  for (int64_t p = 0; p < dp; ++p) std::fill(kt + p * len16 + len, kt + (p + 1) * len16, 0u);
+  pack_keys(k, len, len16, d, stride, key_rows, kt);
   gemm_bf16(len, len16, dp, qb, d, kt, len16, scores, len16, nullptr);
 
   softmax_rows_to_bf16(scores, len, len, len16, 1.0f / std::sqrt(static_cast<float>(d)), pb, inv);

@@ -21,9 +21,9 @@ __attribute__((target("avx512f,avx2,fma"))) inline __m512 exp_nonpositive(__m512
   p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(0.5f));
   p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(1.0f));
   p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(1.0f));
-  const __m512i e =
-      _mm512_slli_epi32(_mm512_add_epi32(_mm512_cvtps_epi32(k), _mm512_set1_epi32(127)), 23);
-  return _mm512_mul_ps(p, _mm512_castsi512_ps(e));
+  // p 2^k in one vscalefps (k is an integer in [-126, 0], so exact as the product with 2^k built
+  // in the exponent bits).
+  return _mm512_scalef_ps(p, k);
 }
 
 // The low n (0..16) lanes.
