@@ -3,6 +3,7 @@
 #include <gtest/gtest.h>
 
 #include <algorithm>
+#include <cmath>
 #include <limits>
 #include <random>
 
@@ -161,9 +162,18 @@ TEST(ActivationQuant, VectorPathMatchesPortable) {
         detail::quantize_activations_avx512(x.data(), tokens, in, c.data(), sc.data());
         EXPECT_EQ(c, b) << "avx512 tokens=" << tokens << " in=" << in;
         EXPECT_EQ(sc, sb) << "avx512 tokens=" << tokens << " in=" << in;
-        x[x.size() / 2] = std::numeric_limits<float>::infinity();
-        EXPECT_THROW(detail::quantize_activations_avx512(x.data(), tokens, in, c.data(), sc.data()),
-                     InvalidArgument);
+        // Any value that is not finite, in any position of a row (vector body or tail).
+        for (float bad :
+             {std::numeric_limits<float>::infinity(), -std::numeric_limits<float>::infinity(),
+              std::numeric_limits<float>::quiet_NaN(), -std::nanf("")})
+          for (size_t at : {x.size() / 2, x.size() - 1}) {
+            auto y = x;
+            y[at] = bad;
+            EXPECT_THROW(
+                detail::quantize_activations_avx512(y.data(), tokens, in, c.data(), sc.data()),
+                InvalidArgument)
+                << bad << " at " << at;
+          }
       }
     }
 }
