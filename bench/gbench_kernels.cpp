@@ -1,7 +1,8 @@
 // Google Benchmark suite, one thread: sparq's int8 4x1 kernel and oneDNN's dense int8 matmul on
 // BERT-base FFN shapes (out x in x tokens); one layer's self-attention (12 heads of 64) on
 // sparq's kernel and on oneDNN primitives, with the largest difference between the two outputs
-// reported. Run: build/bench/sparq-gbench
+// reported; the activation quantizer and the decoder's element-wise ops. Run:
+// build/bench/sparq-gbench
 #include <benchmark/benchmark.h>
 
 #include <algorithm>
@@ -14,6 +15,7 @@
 #include "jit/cpu_features.hpp"
 #include "models/attention.hpp"
 #include "models/llama_ops.hpp"
+#include "src/activation_quant.hpp"
 
 namespace {
 
@@ -140,8 +142,32 @@ void BM_RmsNorm(benchmark::State& state) {
   state.SetLabel(avx512 ? "avx512" : "avx2");
 }
 
+// Dynamic int8 quantization of 128 tokens into the AVX-512 VNNI kernels' layout (every int8 4x1
+// layer's input: BERT-base's 768- and 3072-wide ones).
+void BM_QuantizeActivations(benchmark::State& state) {
+  const int64_t tokens = 128, in = state.range(0);
+  if (!sparq::jit::isa_available(sparq::jit::Isa::avx512)) {
+    state.SkipWithError("this CPU lacks AVX-512");
+    return;
+  }
+  std::vector<float> x(static_cast<size_t>(tokens * in));
+  std::mt19937 rng(3);
+  std::normal_distribution<float> normal(0.0f, 1.0f);
+  for (float& v : x) v = normal(rng);
+  const auto layout = sparq::sparse::Int8Layout::quads_u8;
+  std::vector<uint8_t> xq(static_cast<size_t>(sparq::activation_bytes(layout, tokens, in)));
+  std::vector<float> scales(static_cast<size_t>(sparq::activation_scale_count(tokens)));
+  for (auto _ : state) {
+    sparq::detail::quantize_activations_avx512(x.data(), tokens, in, xq.data(), scales.data());
+    benchmark::DoNotOptimize(xq.data());
+  }
+  state.counters["values_per_ns"] = benchmark::Counter(
+      double(tokens * in) * double(state.iterations()) * 1e-9, benchmark::Counter::kIsRate);
+}
+
 }  // namespace
 
+BENCHMARK(BM_QuantizeActivations)->Arg(768)->Arg(3072)->Unit(benchmark::kMicrosecond);
 BENCHMARK(BM_RmsNorm)->Arg(2)->Arg(512)->Unit(benchmark::kMicrosecond);
 BENCHMARK(BM_Attention_Sparq)->Arg(128)->Arg(384)->Unit(benchmark::kMicrosecond);
 BENCHMARK(BM_Attention_SparqBf16)->Arg(128)->Arg(384)->Unit(benchmark::kMicrosecond);
