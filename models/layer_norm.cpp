@@ -8,7 +8,9 @@ namespace sparq::models {
 
 void layer_norm_rows(float* x, int64_t rows, int64_t width, const float* gamma, const float* beta,
                      double eps) {
-  if (jit::best_float_isa() >= jit::Isa::avx2)
+  if (jit::best_float_isa() >= jit::Isa::avx512)
+    detail::layer_norm_rows_avx512(x, rows, width, gamma, beta, eps);
+  else if (jit::best_float_isa() >= jit::Isa::avx2)
     detail::layer_norm_rows_avx2(x, rows, width, gamma, beta, eps);
   else
     detail::layer_norm_rows_portable(x, rows, width, gamma, beta, eps);

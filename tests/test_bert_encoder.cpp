@@ -285,6 +285,11 @@ TEST(LayerNorm, VectorRowsMatchPortable) {
     detail::layer_norm_rows_avx2(x.data(), rows, width, gamma.data(), beta.data(), 1e-12);
     detail::layer_norm_rows_portable(y.data(), rows, width, gamma.data(), beta.data(), 1e-12);
     test::expect_close(x, y, 5e-5, "width " + std::to_string(width));
+    if (jit::isa_available(jit::Isa::avx512)) {
+      auto z = test::random_floats(static_cast<size_t>(rows * width), 3, 100, 102);
+      detail::layer_norm_rows_avx512(z.data(), rows, width, gamma.data(), beta.data(), 1e-12);
+      test::expect_close(z, y, 5e-5, "avx512 width " + std::to_string(width));
+    }
   }
 }
 
