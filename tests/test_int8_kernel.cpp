@@ -156,6 +156,14 @@ TEST(ActivationQuant, VectorPathMatchesPortable) {
       detail::quantize_activations_portable(x.data(), tokens, in, layout, b.data(), sb.data());
       EXPECT_EQ(a, b) << "tokens=" << tokens << " in=" << in;
       EXPECT_EQ(sa, sb);
+      {
+        auto y = x;
+        y[y.size() - 1] = std::numeric_limits<float>::quiet_NaN();
+        std::vector<uint8_t> c(a.size());
+        EXPECT_THROW(
+            detail::quantize_activations_avx2(y.data(), tokens, in, layout, c.data(), sa.data()),
+            InvalidArgument);
+      }
       if (layout == sparse::Int8Layout::quads_u8 && jit::isa_available(jit::Isa::avx512)) {
         std::vector<uint8_t> c(a.size(), 0x33);
         std::vector<float> sc(sa.size());
@@ -193,11 +201,18 @@ TEST(ActivationQuant, VectorRowsMatchPortable) {
     EXPECT_EQ(a, b) << rows << "x" << cols;
     EXPECT_EQ(sa, sb) << rows << "x" << cols;
   }
-  std::vector<float> bad(20, 1.0f);
-  bad[17] = std::numeric_limits<float>::infinity();
-  std::vector<int8_t> q(bad.size());
-  float scale[1];
-  EXPECT_THROW(detail::quantize_rows_avx2(bad.data(), 1, 20, q.data(), scale), InvalidArgument);
+  // A value that is not finite in the 16-value body, the 8-value step or the scalar tail.
+  for (float value :
+       {std::numeric_limits<float>::infinity(), -std::numeric_limits<float>::infinity(),
+        std::numeric_limits<float>::quiet_NaN(), -std::nanf("")})
+    for (size_t at : {3, 18, 26}) {
+      std::vector<float> bad(27, 1.0f);
+      bad[at] = value;
+      std::vector<int8_t> q(bad.size());
+      float scale[1];
+      EXPECT_THROW(detail::quantize_rows_avx2(bad.data(), 1, 27, q.data(), scale), InvalidArgument)
+          << value << " at " << at;
+    }
 }
 
 }  // namespace
