@@ -15,7 +15,9 @@ void layout_f32_activations(const float* x, int64_t tokens, int64_t in, int slic
 }
 
 void layout_bf16_activations(const float* x, int64_t tokens, int64_t in, uint16_t* dst) {
-  if (jit::best_float_isa() >= jit::Isa::avx2)
+  if (jit::best_float_isa() >= jit::Isa::avx512)
+    detail::layout_bf16_activations_avx512(x, tokens, in, dst);
+  else if (jit::best_float_isa() >= jit::Isa::avx2)
     detail::layout_bf16_activations_avx2(x, tokens, in, dst);
   else
     sparse::layout_bf16_activations(x, tokens, in, dst);

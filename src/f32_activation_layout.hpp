@@ -12,11 +12,13 @@ void layout_f32_activations(const float* x, int64_t tokens, int64_t in, int slic
                             bool round_to_bf16, float* dst);
 
 // x fp32 [tokens x in] -> the bf16 kernel's slices (sparse/bf16_block_pack.hpp), rounded to
-// nearest even. Uses AVX2 when the CPU has it.
+// nearest even. Uses AVX-512 or AVX2 when the CPU has it (identical bytes).
 void layout_bf16_activations(const float* x, int64_t tokens, int64_t in, uint16_t* dst);
 
 namespace detail {
 void layout_bf16_activations_avx2(const float* x, int64_t tokens, int64_t in, uint16_t* dst);
+// AVX-512 F/BW.
+void layout_bf16_activations_avx512(const float* x, int64_t tokens, int64_t in, uint16_t* dst);
 void layout_f32_activations_avx2(const float* x, int64_t tokens, int64_t in, int slice_tokens,
                                  bool round_to_bf16, float* dst);
 }  // namespace detail

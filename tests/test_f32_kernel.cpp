@@ -301,15 +301,25 @@ TEST(Bf16Pack, RoundTripPairsAndCounts) {
 TEST(Bf16Pack, VectorLayoutMatchesPortableAndPlacesEveryToken) {
   if (!jit::isa_available(jit::Isa::avx2)) GTEST_SKIP() << "this CPU lacks AVX2";
   for (auto [tokens, in] :
-       {std::pair<int64_t, int64_t>{1, 3}, {16, 8}, {19, 13}, {64, 64}, {130, 771}}) {
+       {std::pair<int64_t, int64_t>{1, 3}, {16, 8}, {19, 13}, {64, 64}, {70, 17}, {130, 771}}) {
     auto x =
         test::random_floats(static_cast<size_t>(tokens * in), static_cast<uint32_t>(in), -3, 3);
     x[0] = std::numeric_limits<float>::quiet_NaN();
+    x.back() = -std::nanf("");
+    if (x.size() > 3) {
+      x[1] = 1e-39f;  // a denormal: kept, as sparse::to_bf16 keeps it
+      x[2] = -std::numeric_limits<float>::infinity();
+    }
     const size_t n = static_cast<size_t>(sparse::bf16_activation_elements(tokens, in));
     std::vector<uint16_t> a(n, 1), b(n, 2);
     detail::layout_bf16_activations_avx2(x.data(), tokens, in, a.data());
     sparse::layout_bf16_activations(x.data(), tokens, in, b.data());
     EXPECT_EQ(a, b) << "tokens=" << tokens << " in=" << in;
+    if (jit::isa_available(jit::Isa::avx512)) {
+      std::vector<uint16_t> c(n, 3);
+      detail::layout_bf16_activations_avx512(x.data(), tokens, in, c.data());
+      EXPECT_EQ(c, b) << "avx512 tokens=" << tokens << " in=" << in;
+    }
     for (int64_t s = 0; s * 64 < tokens; ++s)
       for (int64_t i = 0; i < in; ++i)
         for (int slot = 0; slot < 64; ++slot) {
