@@ -9,10 +9,12 @@
 
 #include "models/cached_attention.hpp"
 #include "models/llama_ops.hpp"
+#include "models/prefill_attention.hpp"
 #include "models/rope.hpp"
 #include "sparq/error.hpp"
 #include "sparse/checks.hpp"
 #include "src/gguf.hpp"
+#include "src/kernel_thresholds.hpp"
 #include "src/safetensors.hpp"
 #include "src/threading.hpp"
 
@@ -100,6 +102,9 @@ struct LlamaSession::Impl {
   // `capacity` for each query head of a group.
   int64_t chunks = 1;
   std::vector<float> scores;
+  // A prompt's keys transposed per key/value head ([kv_heads][head_dim][width]) for
+  // prefill_attention_head.
+  std::vector<float> keys_t;
   std::vector<float> x, xn, qkv, ctx, x1, up, act;
   LlamaSession::InputObserver observer;
 
@@ -148,6 +153,29 @@ void LlamaSession::Impl::attention(int64_t tokens, int64_t layer) {
   const int64_t rows = slots(layer);
   float* out = ctx.data();
   const float* q_all = qkv.data();
+  // A prompt whose tokens all see every cached position from 0 (no ring, no window cutting in):
+  // per query head on register tiles, each key transposed once for the whole prompt.
+  const int64_t keys_seen = first + tokens;
+  if (tokens > kDecodeTokens && ring[static_cast<size_t>(layer)] == 0 &&
+      (window == 0 || window >= keys_seen) && prefill_attention_available(d)) {
+    const int64_t width = (keys_seen + 7) / 8 * 8;
+    keys_t.resize(static_cast<size_t>(kv_heads * d * width));
+    float* kt = keys_t.data();
+    parallel_ranges(*model->arena, kv_heads, [=](int64_t g0, int64_t g1) {
+      for (int64_t g = g0; g < g1; ++g)
+        transpose_keys(k_cache + g * rows * d, keys_seen, d, d, kt + g * d * width, width);
+    });
+    parallel_ranges(*model->arena, heads, [=](int64_t h0, int64_t h1) {
+      thread_local std::vector<float> scratch;
+      for (int64_t h = h0; h < h1; ++h) {
+        const int64_t g = h / group;
+        prefill_attention_head(q_all + h * d, row, kt + g * d * width, width,
+                               v_cache + g * rows * d, first, tokens, d, scale, out + h * d,
+                               heads * d, scratch);
+      }
+    });
+    return;
+  }
   // One chunk of (token, key/value head) items per thread, chunk k owning scores rows
   // [k * group, (k + 1) * group); the items are dealt out in turn because a causal item's cost
   // grows with its token.

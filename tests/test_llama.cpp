@@ -16,6 +16,7 @@
 #include "models/cached_attention.hpp"
 #include "models/llama_ops.hpp"
 #include "models/llama_save.hpp"
+#include "models/prefill_attention.hpp"
 #include "models/prune_folder.hpp"
 #include "small_llama.hpp"
 #include "sparq/error.hpp"
@@ -546,6 +547,40 @@ TEST(CachedAttention, VectorMatchesPortable) {
                            "group " + std::to_string(group) + " d " + std::to_string(d) + " len " +
                                std::to_string(len));
       }
+}
+
+TEST(PrefillAttention, EachTokenMatchesTheCachedAttentionOverItsPositions) {
+  // Prompts that start after cached positions (first > 0) and not at block or vector
+  // boundaries, blocks of 12 tokens with a short last one, head sizes with 8-column tails of the
+  // tiles; each token against the portable cached attention over positions 0..first + t.
+  for (int64_t d : {8, 64, 72})
+    for (auto [first, tokens] :
+         {std::pair<int64_t, int64_t>{0, 5}, {0, 12}, {0, 37}, {3, 13}, {17, 24}, {100, 61}}) {
+      if (!prefill_attention_available(d)) GTEST_SKIP() << "needs AVX2";
+      const int64_t keys = first + tokens, width = (keys + 7) / 8 * 8;
+      const int64_t q_stride = 2 * d + 8, out_stride = d + 5;
+      const auto q = test::random_floats(static_cast<size_t>(tokens * q_stride), 4, -2, 2);
+      const auto k = test::random_floats(static_cast<size_t>(keys * d), 5, -2, 2);
+      const auto v = test::random_floats(static_cast<size_t>(keys * d), 6, -2, 2);
+      const float scale = 1.0f / std::sqrt(static_cast<float>(d));
+      std::vector<float> kt(static_cast<size_t>(d * width), 42.0f), scratch;
+      transpose_keys(k.data(), keys, d, d, kt.data(), width);
+      std::vector<float> got(static_cast<size_t>(tokens * out_stride), 42.0f);
+      prefill_attention_head(q.data(), q_stride, kt.data(), width, v.data(), first, tokens, d,
+                             scale, got.data(), out_stride, scratch);
+      const std::string what = "d " + std::to_string(d) + " first " + std::to_string(first) +
+                               " tokens " + std::to_string(tokens);
+      for (int64_t t = 0; t < tokens; ++t) {
+        std::vector<float> want(static_cast<size_t>(d)), scores(static_cast<size_t>(keys));
+        detail::cached_attention_portable(q.data() + t * q_stride, 1, k.data(), v.data(),
+                                          first + t + 1, d, d, scale, scores.data(), want.data());
+        const std::vector<float> row(got.begin() + t * out_stride,
+                                     got.begin() + t * out_stride + d);
+        test::expect_close(row, want, 1e-5, what + " token " + std::to_string(t));
+        for (int64_t g = d; g < out_stride; ++g)
+          ASSERT_EQ(got[static_cast<size_t>(t * out_stride + g)], 42.0f) << what;
+      }
+    }
 }
 
 TEST(Sampler, GreedyTopKTopPAndSeeds) {
