@@ -51,6 +51,9 @@ void attention_head_bf16_avx512(const float* q, const float* k, const float* v, 
 // 1 / (row i's sum). AVX2.
 void softmax_rows_avx2(float* scores, int64_t rows, int64_t len, int64_t width, float scale,
                        float* inv);
+// The same on AVX-512F (16 lanes, masked tails).
+void softmax_rows_avx512(float* scores, int64_t rows, int64_t len, int64_t width, float scale,
+                         float* inv);
 
 // C[m x n] = diag(row_scale) A[m x k] B[k x n] (row_scale may be null) for n a multiple of 8.
 using SmallGemm = void (*)(int64_t m, int64_t n, int64_t k, const float* a, int64_t lda,

@@ -149,10 +149,12 @@ namespace {
 // row-wise softmax, then ctx = P V with 1 / (row sum) applied at the store. Both products run on
 // register tiles (small_gemm). Head dimensions that are no multiple of 8 go through V padded
 // into scratch.
-// The products run on `gemm` (small_gemm_avx2, or its AVX-512 twin).
+// The products run on `gemm` and the softmax on `softmax` (the AVX2 ones, or their AVX-512
+// twins).
+using Softmax = void (*)(float*, int64_t, int64_t, int64_t, float, float*);
 __attribute__((target("avx2,fma"))) void attention_head_vector(
     const float* q, const float* k, const float* v, int64_t len, int64_t d, int64_t stride,
-    float* ctx, int64_t ctx_stride, std::vector<float>& scratch, SmallGemm gemm) {
+    float* ctx, int64_t ctx_stride, std::vector<float>& scratch, SmallGemm gemm, Softmax softmax) {
   const int64_t len8 = (len + 7) / 8 * 8, d8 = (d + 7) / 8 * 8;
   const bool pad_v = d8 != d;
   // kt [d x len8] | scores [len x len8] | inverse row sums [len] | padded V [len x d8] and
@@ -174,7 +176,7 @@ __attribute__((target("avx2,fma"))) void attention_head_vector(
   }
   gemm(len, len8, d, q, stride, kt, len8, scores, len8, nullptr);
 
-  softmax_rows_avx2(scores, len, len, len8, 1.0f / std::sqrt(static_cast<float>(d)), inv);
+  softmax(scores, len, len, len8, 1.0f / std::sqrt(static_cast<float>(d)), inv);
 
   if (!pad_v) {
     gemm(len, d, len, scores, len8, v, stride, ctx, ctx_stride, inv);
@@ -195,13 +197,15 @@ __attribute__((target("avx2,fma"))) void attention_head_vector(
 void attention_head_avx2(const float* q, const float* k, const float* v, int64_t len, int64_t d,
                          int64_t stride, float* ctx, int64_t ctx_stride,
                          std::vector<float>& scratch) {
-  attention_head_vector(q, k, v, len, d, stride, ctx, ctx_stride, scratch, small_gemm_avx2);
+  attention_head_vector(q, k, v, len, d, stride, ctx, ctx_stride, scratch, small_gemm_avx2,
+                        softmax_rows_avx2);
 }
 
 void attention_head_avx512(const float* q, const float* k, const float* v, int64_t len, int64_t d,
                            int64_t stride, float* ctx, int64_t ctx_stride,
                            std::vector<float>& scratch) {
-  attention_head_vector(q, k, v, len, d, stride, ctx, ctx_stride, scratch, small_gemm_avx512);
+  attention_head_vector(q, k, v, len, d, stride, ctx, ctx_stride, scratch, small_gemm_avx512,
+                        softmax_rows_avx512);
 }
 
 }  // namespace sparq::models::detail

@@ -1,11 +1,21 @@
 // AVX-512F register tiles for the attention products (see attention.hpp): C = diag(s) A B with
 // up to 12 rows x 32 columns of accumulators (24 of 32 zmm), each loaded B vector feeding 12
-// multiply-adds. Compiled with target attributes, called only after a CPUID check.
+// multiply-adds; and the row-wise softmax on 16 lanes. Compiled with target attributes, called
+// only after a CPUID check.
 #include <immintrin.h>
 
 #include <algorithm>
+#include <cmath>
 
 #include "models/attention.hpp"
+#include "models/avx512_math.hpp"
+
+// GCC 12's AVX-512 intrinsics pass an undefined vector as the unused merge source, and its own
+// -Wmaybe-uninitialized then reports inside immintrin.h at every call site.
+#if defined(__GNUC__) && !defined(__clang__)
+#pragma GCC diagnostic push
+#pragma GCC diagnostic ignored "-Wmaybe-uninitialized"
+#endif
 
 namespace sparq::models::detail {
 namespace {
@@ -99,4 +109,33 @@ __attribute__((target("avx512f"))) void small_gemm_avx512(int64_t m, int64_t n, 
   }
 }
 
+__attribute__((target("avx512f,avx2,fma"))) void softmax_rows_avx512(float* scores, int64_t rows,
+                                                                     int64_t len, int64_t width,
+                                                                     float scale, float* inv) {
+  const __m512 vscale = _mm512_set1_ps(scale);
+  for (int64_t i = 0; i < rows; ++i) {
+    float* p = scores + i * width;
+    __m512 vmax = _mm512_set1_ps(-INFINITY);
+    for (int64_t j = 0; j < len; j += 16) {
+      const __mmask16 m = first_lanes(len - j);
+      vmax = _mm512_mask_max_ps(vmax, m, vmax, _mm512_maskz_loadu_ps(m, p + j));
+    }
+    // p[j] = exp((p[j] - max) scale); the padding keys (len <= j < width) become 0.
+    const __m512 vm = _mm512_set1_ps(_mm512_reduce_max_ps(vmax) * scale);
+    __m512 vsum = _mm512_setzero_ps();
+    for (int64_t j = 0; j < width; j += 16) {
+      const __mmask16 valid = j < len ? first_lanes(len - j) : 0;
+      const __m512 e = _mm512_maskz_mov_ps(
+          valid, exp_nonpositive(_mm512_fmsub_ps(_mm512_maskz_loadu_ps(valid, p + j), vscale, vm)));
+      _mm512_mask_storeu_ps(p + j, first_lanes(width - j), e);
+      vsum = _mm512_add_ps(vsum, e);
+    }
+    inv[i] = 1.0f / _mm512_reduce_add_ps(vsum);
+  }
+}
+
 }  // namespace sparq::models::detail
+
+#if defined(__GNUC__) && !defined(__clang__)
+#pragma GCC diagnostic pop
+#endif

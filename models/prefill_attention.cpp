@@ -37,9 +37,9 @@ void prefill_attention_head(const float* q, int64_t q_stride, const float* kt, i
                   "prefill_attention_head: needs AVX2 and a head size that is a multiple of 8");
   sparse::require(width % 8 == 0 && width >= first + tokens,
                   "prefill_attention_head: the transposed keys do not cover the prompt");
-  const detail::SmallGemm gemm = jit::best_float_isa() >= jit::Isa::avx512
-                                     ? detail::small_gemm_avx512
-                                     : detail::small_gemm_avx2;
+  const bool avx512 = jit::best_float_isa() >= jit::Isa::avx512;
+  const detail::SmallGemm gemm = avx512 ? detail::small_gemm_avx512 : detail::small_gemm_avx2;
+  const auto softmax = avx512 ? detail::softmax_rows_avx512 : detail::softmax_rows_avx2;
   scratch.resize(static_cast<size_t>(tokens * (width + 1)));
   float* scores = scratch.data();
   float* inv = scores + tokens * width;
@@ -51,7 +51,7 @@ void prefill_attention_head(const float* q, int64_t q_stride, const float* kt, i
     gemm(rows, n, d, q + t0 * q_stride, q_stride, kt, width, s, width, nullptr);
     // Each token's softmax over its own positions; the ones after it become zeros up to n.
     for (int64_t r = 0; r < rows; ++r)
-      detail::softmax_rows_avx2(s + r * width, 1, first + t0 + r + 1, n, scale, inv + t0 + r);
+      softmax(s + r * width, 1, first + t0 + r + 1, n, scale, inv + t0 + r);
     gemm(rows, d, visible, s, width, v, d, out + t0 * out_stride, out_stride, inv + t0);
   }
 }
