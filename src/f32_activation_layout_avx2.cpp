@@ -57,19 +57,14 @@ __attribute__((target("avx2"))) void layout_f32_activations_avx2(const float* x,
   for (int64_t s = 0; s < slices; ++s) {
     float* slice = dst + s * in * n;
     for (int64_t group = 0; group < n / 8; ++group) {
-      // Slot 8 group + k holds token f32_slice_token(n, 8 group + k).
       const float* rows[8];
-      bool present[8];
-      for (int k = 0; k < 8; ++k) {
-        const int64_t t =
-            s * n + sparse::f32_slice_token(static_cast<int>(n), static_cast<int>(8 * group + k));
-        present[k] = t < tokens;
-        rows[k] = x + (present[k] ? t : 0) * in;
-      }
+      slot_rows(
+          x, tokens, in, s * n, static_cast<int>(8 * group), 8,
+          [n](int slot) { return sparse::f32_slice_token(static_cast<int>(n), slot); }, rows);
       for (int64_t i = 0; i < full; i += 8) {
         __m256 r[8];
         for (int k = 0; k < 8; ++k) {
-          r[k] = present[k] ? _mm256_loadu_ps(rows[k] + i) : _mm256_setzero_ps();
+          r[k] = rows[k] ? _mm256_loadu_ps(rows[k] + i) : _mm256_setzero_ps();
           if (round_to_bf16) r[k] = round_bf16(r[k]);
         }
         transpose8(r);
@@ -100,16 +95,11 @@ __attribute__((target("avx2"))) void layout_bf16_activations_avx2(const float* x
     uint16_t* slice = dst + s * in * n;
     for (int group = 0; group < n / 8; ++group) {
       const float* rows[8];
-      bool present[8];
-      for (int k = 0; k < 8; ++k) {
-        const int64_t t = s * n + sparse::bf16_slice_token(8 * group + k);
-        present[k] = t < tokens;
-        rows[k] = x + (present[k] ? t : 0) * in;
-      }
+      slot_rows(x, tokens, in, s * n, 8 * group, 8, sparse::bf16_slice_token, rows);
       for (int64_t i = 0; i < full; i += 8) {
         __m256 r[8];
         for (int k = 0; k < 8; ++k)
-          r[k] = round_bf16(present[k] ? _mm256_loadu_ps(rows[k] + i) : _mm256_setzero_ps());
+          r[k] = round_bf16(rows[k] ? _mm256_loadu_ps(rows[k] + i) : _mm256_setzero_ps());
         transpose8(r);
         for (int c = 0; c < 8; ++c) {
           // The rounded values' upper halves are the bf16 bits: 8 words of one column.

@@ -70,20 +70,15 @@ SPARQ_AVX512 void layout_bf16_activations_avx512(const float* x, int64_t tokens,
     // 128 x 4096 on Zen 4).
     for (int group = 0; group < n / 16; ++group) {
       const float* rows[16];
-      bool present[16];
-      for (int k = 0; k < 16; ++k) {
-        const int64_t t = s * n + sparse::bf16_slice_token(16 * group + k);
-        present[k] = t < tokens;
-        rows[k] = x + (present[k] ? t : 0) * in;
-      }
+      slot_rows(x, tokens, in, s * n, 16 * group, 16, sparse::bf16_slice_token, rows);
       for (int64_t i = 0; i < in; i += 16) {
         const auto cols = static_cast<__mmask16>(in - i >= 16 ? 0xffff : (1u << (in - i)) - 1);
         __m512i d[8];
         for (int p = 0; p < 8; ++p) {
-          const __m512i lo = present[2 * p]
+          const __m512i lo = rows[2 * p]
                                  ? round_bf16_high(_mm512_maskz_loadu_ps(cols, rows[2 * p] + i))
                                  : _mm512_setzero_si512();
-          const __m512i hi = present[2 * p + 1]
+          const __m512i hi = rows[2 * p + 1]
                                  ? round_bf16_high(_mm512_maskz_loadu_ps(cols, rows[2 * p + 1] + i))
                                  : _mm512_setzero_si512();
           // Slot 2p's word low, slot 2p + 1's high.
