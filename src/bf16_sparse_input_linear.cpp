@@ -7,9 +7,9 @@
 
 #include "jit/cpu_features.hpp"
 #include "sparq/error.hpp"
-#include "sparse/bf16.hpp"
 #include "sparse/checks.hpp"
 #include "src/aligned.hpp"
+#include "src/input_list.hpp"
 #include "src/sparse_input_form.hpp"
 
 namespace sparq {
@@ -97,14 +97,7 @@ void Bf16SparseInputLinear::run(const float* x, int64_t tokens, void* y, const f
   columns.resize(static_cast<size_t>(in + jit::kBf16SparseInputPrefetchAhead));
   values.resize(static_cast<size_t>(in));
   for (int64_t t = 0; t < tokens; ++t) {
-    // Branch-free compaction: every column is written, the count moves on non-zeros only.
-    int64_t n = 0;
-    for (int64_t c = 0; c < in; ++c) {
-      const float v = sparse::from_bf16(sparse::to_bf16(x[t * in + c]));
-      columns[static_cast<size_t>(n)] = static_cast<int32_t>(c);
-      values[static_cast<size_t>(n)] = v;
-      n += v != 0.0f;
-    }
+    const int64_t n = list_nonzero_bf16(x + t * in, in, columns.data(), values.data());
     std::fill(columns.begin() + n, columns.begin() + n + jit::kBf16SparseInputPrefetchAhead, 0);
     const int32_t* list = columns.data();
     const float* list_x = values.data();

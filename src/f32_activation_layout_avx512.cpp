@@ -10,6 +10,7 @@
 #include <algorithm>
 
 #include "sparse/bf16_block_pack.hpp"
+#include "src/bf16_round_avx512.hpp"
 #include "src/f32_activation_layout.hpp"
 
 // GCC 12's AVX-512 intrinsics pass an undefined vector as the unused merge source, and its own
@@ -23,16 +24,6 @@
 
 namespace sparq::detail {
 namespace {
-
-// 16 floats rounded to bf16 as sparse::to_bf16 (nearest even; a NaN keeps its top bits, made
-// quiet), each in the upper half of its dword (the lower half holds rounding garbage).
-SPARQ_AVX512 inline __m512i round_bf16_high(__m512 v) {
-  const __m512i bits = _mm512_castps_si512(v);
-  const __m512i lsb = _mm512_and_si512(_mm512_srli_epi32(bits, 16), _mm512_set1_epi32(1));
-  const __m512i rounded = _mm512_add_epi32(bits, _mm512_add_epi32(lsb, _mm512_set1_epi32(0x7fff)));
-  return _mm512_mask_or_epi32(rounded, _mm512_cmp_ps_mask(v, v, _CMP_UNORD_Q), bits,
-                              _mm512_set1_epi32(0x00400000));
-}
 
 // d[p] (8 rows of 16 dwords, columns 0..15) -> 8 registers of two columns' 8 dwords each:
 // out[k] holds columns k (lower 256 bits) and 4 + k (upper), out[4 + k] columns 8 + k and 12 + k.

@@ -11,6 +11,7 @@
 #include "sparq/error.hpp"
 #include "sparse/checks.hpp"
 #include "src/activation_quant.hpp"
+#include "src/input_list.hpp"
 #include "src/sparse_input_form.hpp"
 
 namespace sparq {
@@ -115,21 +116,14 @@ void Int8SparseInputLinear::quantize(const float* x, int64_t tokens,
     uint8_t* block = q.x.data() + t * bytes;
     auto* columns = reinterpret_cast<int32_t*>(block + 64);
     auto* values = reinterpret_cast<int8_t*>(block + values_at(in));
-    // Branch-free compaction: every column is written, the count moves on non-zeros only.
-    int64_t n = 0;
-    int32_t sum = 0;
-    for (int64_t c = 0; c < in; ++c) {
-      columns[n] = static_cast<int32_t>(c);
-      values[n] = s8[c];
-      sum += s8[c];
-      n += s8[c] != 0;
-    }
+    const NonzeroList list = list_nonzero_s8(s8.data(), in, columns, values);
+    int64_t n = list.count;
     for (; n % 4 != 0; ++n) {
       columns[n] = 0;
       values[n] = 0;
     }
     std::fill(columns + n, columns + n + 4 * jit::kSparseInputPrefetchQuads, 0);
-    TokenInput header{n / 4, 128 * sum};
+    TokenInput header{n / 4, 128 * list.sum};
     std::memcpy(block, &header, sizeof header);
   }
   q.form = QuantizedInput::Impl::Form::sparse_input;
@@ -190,9 +184,12 @@ void Int8SparseInputLinear::run(const QuantizedInput::Impl& q, void* y, float y_
       if (static_cast<int64_t>(partial_storage.size()) < parts * used)
         partial_storage.resize(static_cast<size_t>(parts * used));
       int32_t* const partial = partial_storage.data();
+      // Items part-major: the static split then gives each thread one part over every chunk.
+      // Chunk-major, a 5632-row layer (chunks of 4096 and 1536 rows) gave one thread the whole
+      // 4096-row chunk and the other the 1536 rows.
       parallel_ranges(*arena_, w.chunks() * parts, [&](int64_t i0, int64_t i1) {
         for (int64_t i = i0; i < i1; ++i) {
-          const int64_t c = i / parts, p = i % parts;
+          const int64_t p = i / w.chunks(), c = i % w.chunks();
           const int64_t q0 = header.quads * p / parts, q1 = header.quads * (p + 1) / parts;
           const int64_t r0 = c * rows, n = std::min(r0 + rows, used) - r0;
           jit::SparseInputArgs a = token_args();

@@ -66,10 +66,13 @@ struct SparseLinear::Impl {
   const float* thresholded(const float* x, int64_t tokens) const {
     if (options.input_threshold <= 0.0f || tokens > kDecodeTokens) return x;
     thread_local std::vector<float> kept;
-    kept.assign(x, x + tokens * in);
-    for (float& v : kept)
-      if (std::fabs(v) < options.input_threshold) v = 0.0f;
-    return kept.data();
+    kept.resize(static_cast<size_t>(tokens * in));
+    // One branch-free pass the compiler vectorizes: a branch per entry mispredicted on 40-50 %
+    // zeroed inputs and made this copy ~4 % of a llama-1b decode step on the calling thread.
+    const float threshold = options.input_threshold;
+    float* const k = kept.data();
+    for (int64_t i = 0; i < tokens * in; ++i) k[i] = std::fabs(x[i]) < threshold ? 0.0f : x[i];
+    return k;
   }
   void quantize(const float* x, int64_t tokens, QuantizedInput::Impl& q) const {
     require(x != nullptr, "forward: x must not be null");

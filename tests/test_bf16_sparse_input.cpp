@@ -7,6 +7,7 @@
 
 #include <algorithm>
 #include <cmath>
+#include <cstring>
 #include <random>
 
 #include "jit/bf16_sparse_input_kernel.hpp"
@@ -17,6 +18,7 @@
 #include "sparse/bf16_sparse_input_pack.hpp"
 #include "sparse/prune.hpp"
 #include "sparse/reference.hpp"
+#include "src/input_list.hpp"
 #include "test_util.hpp"
 
 namespace sparq {
@@ -264,6 +266,54 @@ TEST(Bf16SparseInputLayer, MatchesReferenceOnThresholdedInput) {
               ASSERT_NEAR(sparse::from_bf16(yb[i]), want[i], 1e-2 * (1 + std::fabs(want[i])));
           }
         }
+}
+
+// The list of a token's non-zero inputs after rounding to bf16: the portable twin against its
+// definition, the AVX-512 one against the portable, bit for bit (entries that round to zero,
+// signed zeros, denormals, infinities and NaNs in body and tail positions; nothing written past
+// the count).
+TEST(Bf16InputList, VectorListMatchesPortable) {
+  const bool vector = jit::isa_available(jit::Isa::avx512);
+  if (!vector) std::cout << "[ skip ] AVX-512 input list: this CPU lacks AVX-512\n";
+  const float specials[] = {0.0f,      -0.0f,         1e-45f,        -1e-45f,
+                            1e-40f,    1.00390625f,   1.01171875f,   INFINITY,
+                            -INFINITY, std::nanf(""), -std::nanf("")};
+  for (int64_t in : {1, 7, 16, 17, 33, 2048, 5633})
+    for (double density : {0.0, 0.5, 1.0}) {
+      const auto seed = static_cast<uint32_t>(in * 10 + static_cast<int64_t>(density * 10));
+      auto x = test::random_floats(static_cast<size_t>(in), seed);
+      std::mt19937 rng(seed);
+      std::bernoulli_distribution keep(density);
+      for (float& v : x)
+        if (!keep(rng)) v = 0.0f;
+      for (size_t i = 0; i < std::size(specials) && density > 0.0; ++i)
+        x[(i * 7919) % x.size()] = specials[i];
+      std::vector<int32_t> want_columns;
+      std::vector<float> want_values;
+      for (int64_t c = 0; c < in; ++c) {
+        const float v = sparse::from_bf16(sparse::to_bf16(x[c]));
+        if (v == 0.0f) continue;
+        want_columns.push_back(static_cast<int32_t>(c));
+        want_values.push_back(v);
+      }
+      const auto check = [&](auto list_fn, const char* what) {
+        std::vector<int32_t> columns(static_cast<size_t>(in + 16), -7);
+        std::vector<float> values(static_cast<size_t>(in + 16), 99.0f);
+        const int64_t count = list_fn(x.data(), in, columns.data(), values.data());
+        ASSERT_EQ(count, static_cast<int64_t>(want_columns.size()))
+            << what << " in=" << in << " density=" << density;
+        EXPECT_TRUE(std::equal(want_columns.begin(), want_columns.end(), columns.begin()))
+            << what << " in=" << in << " density=" << density;
+        EXPECT_EQ(std::memcmp(want_values.data(), values.data(), want_values.size() * 4), 0)
+            << what << " in=" << in << " density=" << density;
+        for (int64_t i = count; i < in + 16; ++i) {
+          ASSERT_EQ(columns[i], -7) << what << " wrote column slot " << i << " of count " << count;
+          ASSERT_EQ(values[i], 99.0f) << what << " wrote value slot " << i << " of " << count;
+        }
+      };
+      check(detail::list_nonzero_bf16_portable, "portable");
+      if (vector) check(detail::list_nonzero_bf16_avx512, "avx512");
+    }
 }
 
 TEST(Bf16SparseInputLayer, AllInputsBelowThreshold) {

@@ -20,6 +20,7 @@
 #include "sparse/int8_sparse_input_pack.hpp"
 #include "sparse/prune.hpp"
 #include "sparse/reference.hpp"
+#include "src/input_list.hpp"
 #include "src/int8_sparse_input_linear.hpp"
 #include "test_util.hpp"
 
@@ -373,7 +374,10 @@ TEST(SparseInputLayer, LongChunksSplitTheInputListOverTheThreads) {
 // for them by speed): 256-row sub-entries, units of whole sub-entries over two threads, the last
 // chunk short.
 TEST(SparseInputLayer, LongChunksInTheMaskedForm) {
-  if (!jit::can_run(jit::sparse_input_features({true, 512}))) GTEST_SKIP() << "needs VBMI2";
+  // The layer takes the kernel only where the ISA cap (SPARQ_MAX_ISA) allows AVX-512 VNNI.
+  if (jit::best_int8_isa() != jit::Isa::avx512_vnni ||
+      !jit::can_run(jit::sparse_input_features({true, 512})))
+    GTEST_SKIP() << "needs AVX-512 VNNI and VBMI2";
   struct FormGuard {  // the variable as it was is put back afterwards
     std::optional<std::string> before;
     FormGuard() {
@@ -417,6 +421,52 @@ TEST(SparseInputLayer, LongChunksInTheMaskedForm) {
     lin.forward(xt.data(), tokens, y.data());
     test::expect_close(y, want, 1e-4, "masked long chunks");
   }
+}
+
+// The list of a token's non-zero inputs: the portable twin against its definition, the AVX-512
+// one against the portable (sums over the whole byte range, columns in every position of a
+// 16-input group and of a tail, nothing written past the count).
+TEST(InputList, VectorListMatchesPortable) {
+  const bool vector = jit::isa_available(jit::Isa::avx512);
+  if (!vector) std::cout << "[ skip ] AVX-512 input list: this CPU lacks AVX-512\n";
+  for (int64_t in : {1, 5, 15, 16, 17, 31, 64, 100, 2048, 5633})
+    for (double density : {0.0, 0.1, 0.5, 0.9, 1.0}) {
+      const auto seed = static_cast<uint32_t>(in * 10 + static_cast<int64_t>(density * 10));
+      auto s8 = test::random_int8(static_cast<size_t>(in), seed, -128, 127);
+      std::mt19937 rng(seed);
+      std::bernoulli_distribution keep(density);
+      for (int8_t& v : s8)
+        if (!keep(rng)) v = 0;
+      if (in > 2) s8[1] = -128, s8[2] = 127;  // the byte range's ends, in every density
+      std::vector<int32_t> want_columns;
+      std::vector<int8_t> want_values;
+      int32_t want_sum = 0;
+      for (int64_t c = 0; c < in; ++c) {
+        want_sum += s8[c];
+        if (s8[c] == 0) continue;
+        want_columns.push_back(static_cast<int32_t>(c));
+        want_values.push_back(s8[c]);
+      }
+      const auto check = [&](auto list_fn, const char* what) {
+        // Sentinels past `in` catch a store beyond the count.
+        std::vector<int32_t> columns(static_cast<size_t>(in + 16), -7);
+        std::vector<int8_t> values(static_cast<size_t>(in + 16), 99);
+        const NonzeroList got = list_fn(s8.data(), in, columns.data(), values.data());
+        const auto count = static_cast<int64_t>(want_columns.size());
+        ASSERT_EQ(got.count, count) << what << " in=" << in << " density=" << density;
+        EXPECT_EQ(got.sum, want_sum) << what << " in=" << in << " density=" << density;
+        EXPECT_TRUE(std::equal(want_columns.begin(), want_columns.end(), columns.begin()))
+            << what << " in=" << in << " density=" << density;
+        EXPECT_TRUE(std::equal(want_values.begin(), want_values.end(), values.begin()))
+            << what << " in=" << in << " density=" << density;
+        for (int64_t i = count; i < in + 16; ++i) {
+          ASSERT_EQ(columns[i], -7) << what << " wrote column slot " << i << " of count " << count;
+          ASSERT_EQ(values[i], 99) << what << " wrote value slot " << i << " of count " << count;
+        }
+      };
+      check(detail::list_nonzero_s8_portable, "portable");
+      if (vector) check(detail::list_nonzero_s8_avx512, "avx512");
+    }
 }
 
 TEST(SparseInputLayer, AllInputsBelowThreshold) {
