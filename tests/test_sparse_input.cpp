@@ -328,46 +328,50 @@ TEST(SparseInputLayer, MatchesReferenceOnThresholdedInput) {
 
 // Long chunks in the dense form split the list of non-zero inputs over the threads (each part over
 // whole chunks, the parts' sums added): 1 to 5 threads, lists shorter than the thread count
-// (fewer parts than threads), a last chunk of 64 rows.
+// (fewer parts than threads), a last chunk of 64 rows, one chunk holding fewer rows than its
+// height (2600 rows: a 4096-row chunk, the last 64-row slice partly past the weight).
 TEST(SparseInputLayer, LongChunksSplitTheInputListOverTheThreads) {
   if (jit::best_int8_isa() != jit::Isa::avx512_vnni) GTEST_SKIP() << "needs AVX-512 VNNI";
-  const int64_t out = 4160, in = 40;
-  const auto wf = test::random_floats(static_cast<size_t>(out * in), 51);
-  const auto bias = test::random_floats(static_cast<size_t>(out), 52);
-  const auto x = test::random_floats(static_cast<size_t>(in), 53);
-  std::vector<int8_t> wq(wf.size());
-  std::vector<float> ws(static_cast<size_t>(out));
-  sparse::quantize_rows(wf.data(), out, in, wq.data(), ws.data());
-  for (double zero : {0.5, 0.9, 0.97})
-    for (int threads = 1; threads <= 5; ++threads) {
-      LinearOptions o;
-      o.threads = threads;
-      o.pattern = Pattern::dense();
-      o.input_threshold = test::threshold_for(x, zero);
-      o.expected_input_sparsity = 0.9f;
-      auto lin = SparseLinear::pack(wf.data(), out, in, bias.data(), o);
-      ASSERT_EQ(lin.info().decode_kernel, "jit:int8-sparse-input-decode:avx512_vnni");
-      // The dense form in long chunks (both forms have the same kernel name: the packed size
-      // tells them apart).
-      bool dense_size = false, masked_size = false;
-      for (int rows : {512, 1024, 2048, 4096}) {
-        const int64_t bytes = lin.info().decode_packed_bytes;
-        dense_size |=
-            sparse::pack_int8_sparse_input(wq.data(), ws.data(), bias.data(), out, in, false, rows)
-                .bytes() == bytes;
-        masked_size |=
-            sparse::pack_int8_sparse_input(wq.data(), ws.data(), bias.data(), out, in, true, rows)
-                .bytes() == bytes;
+  for (const int64_t out : {4160, 2600}) {
+    const int64_t in = 40;
+    const auto wf = test::random_floats(static_cast<size_t>(out * in), 51);
+    const auto bias = test::random_floats(static_cast<size_t>(out), 52);
+    const auto x = test::random_floats(static_cast<size_t>(in), 53);
+    std::vector<int8_t> wq(wf.size());
+    std::vector<float> ws(static_cast<size_t>(out));
+    sparse::quantize_rows(wf.data(), out, in, wq.data(), ws.data());
+    for (double zero : {0.5, 0.9, 0.97})
+      for (int threads = 1; threads <= 5; ++threads) {
+        LinearOptions o;
+        o.threads = threads;
+        o.pattern = Pattern::dense();
+        o.input_threshold = test::threshold_for(x, zero);
+        o.expected_input_sparsity = 0.9f;
+        auto lin = SparseLinear::pack(wf.data(), out, in, bias.data(), o);
+        ASSERT_EQ(lin.info().decode_kernel, "jit:int8-sparse-input-decode:avx512_vnni");
+        // The dense form in long chunks (both forms have the same kernel name: the packed size
+        // tells them apart).
+        bool dense_size = false, masked_size = false;
+        for (int rows : {512, 1024, 2048, 4096}) {
+          const int64_t bytes = lin.info().decode_packed_bytes;
+          dense_size |= sparse::pack_int8_sparse_input(wq.data(), ws.data(), bias.data(), out, in,
+                                                       false, rows)
+                            .bytes() == bytes;
+          masked_size |=
+              sparse::pack_int8_sparse_input(wq.data(), ws.data(), bias.data(), out, in, true, rows)
+                  .bytes() == bytes;
+        }
+        EXPECT_TRUE(dense_size && !masked_size) << lin.info().decode_packed_bytes << " bytes";
+        const auto want =
+            test::reference_int8_on(test::thresholded(x, o.input_threshold), 1, in, wq.data(),
+                                    ws.data(), out, sparse::Epilogue{bias.data()});
+        std::vector<float> y(static_cast<size_t>(out));
+        lin.forward(x.data(), 1, y.data());
+        test::expect_close(y, want, 1e-4,
+                           std::to_string(out) + " rows, " + std::to_string(threads) +
+                               " threads, " + std::to_string(zero) + " zero");
       }
-      EXPECT_TRUE(dense_size && !masked_size) << lin.info().decode_packed_bytes << " bytes";
-      const auto want =
-          test::reference_int8_on(test::thresholded(x, o.input_threshold), 1, in, wq.data(),
-                                  ws.data(), out, sparse::Epilogue{bias.data()});
-      std::vector<float> y(static_cast<size_t>(out));
-      lin.forward(x.data(), 1, y.data());
-      test::expect_close(y, want, 1e-4,
-                         std::to_string(threads) + " threads, " + std::to_string(zero) + " zero");
-    }
+  }
 }
 
 // The masked form in long chunks (SPARQ_SPARSE_INPUT_FORM=masked; the layer picks the dense form
