@@ -6,8 +6,8 @@
 #include <gtest/gtest.h>
 
 #include <algorithm>
+#include <bit>
 #include <cmath>
-#include <cstring>
 #include <random>
 
 #include "jit/bf16_sparse_input_kernel.hpp"
@@ -304,7 +304,11 @@ TEST(Bf16InputList, VectorListMatchesPortable) {
             << what << " in=" << in << " density=" << density;
         EXPECT_TRUE(std::equal(want_columns.begin(), want_columns.end(), columns.begin()))
             << what << " in=" << in << " density=" << density;
-        EXPECT_EQ(std::memcmp(want_values.data(), values.data(), want_values.size() * 4), 0)
+        // Bit for bit, so that NaNs compare too.
+        EXPECT_TRUE(std::equal(want_values.begin(), want_values.end(), values.begin(),
+                               [](float a, float b) {
+                                 return std::bit_cast<uint32_t>(a) == std::bit_cast<uint32_t>(b);
+                               }))
             << what << " in=" << in << " density=" << density;
         for (int64_t i = count; i < in + 16; ++i) {
           ASSERT_EQ(columns[i], -7) << what << " wrote column slot " << i << " of count " << count;
