@@ -87,7 +87,8 @@ Why int8_sparse_input_decode(const LayerDescription& d) {
   const bool masked = Int8SparseInputLinear::masked_form(d.w_s8.data(), d.out, d.in);
   const bool long_dense =
       !masked && d.out >= Int8SparseInputLinear::kMinLongRows && d.shape == Shape::dense;
-  const double needed = long_dense ? kMinInputSparsityForLongChunks : kMinInputSparsityForSkipping;
+  const double needed =
+      long_dense ? kMinInputSparsityForInt8LongChunks : kMinInputSparsityForSkipping;
   if (d.options.expected_input_sparsity < static_cast<float>(needed)) return kNo;
   return decode_calls() + "zero inputs below " + std::to_string(d.options.input_threshold) +
          " and run the sparse-input decode kernel on the " +
@@ -196,7 +197,8 @@ Why bf16_sparse_input_decode(const LayerDescription& d) {
     return kNo;
   const auto plan = Bf16SparseInputLinear::plan(d.weight, d.out, d.in, d.threads);
   const bool long_chunks = plan.chunk_rows > 256;
-  const double needed = long_chunks ? kMinInputSparsityForLongChunks : kMinInputSparsityForSkipping;
+  const double needed =
+      long_chunks ? kMinInputSparsityForBf16LongChunks : kMinInputSparsityForSkipping;
   if (d.options.expected_input_sparsity < static_cast<float>(needed)) return kNo;
   return decode_calls() + "zero inputs below " + std::to_string(d.options.input_threshold) +
          " and run the bf16 sparse-input decode kernel on the " +

@@ -30,11 +30,14 @@ inline constexpr int64_t kMaxWeightsForOwnDenseInt8Decode = int64_t{4} << 20;
 // 1.22-1.96x and 1.53-1.71x.
 inline constexpr double kMinInputSparsityForSkipping = 0.7;
 // Layers whose weight the sparse-input kernels store in long chunks (bf16: 1024 rows or more, any
-// weight; int8: 2048 rows or more, dense weights) run them from this expected fraction of zero
-// inputs. Zen 4, cold weights, 2 threads, 50 % zero inputs (docs/benchmarks-avx512.md): bf16
+// weight; int8: 2048 rows or more, dense weights) run them from these expected fractions of zero
+// inputs. Zen 4, cold weights, 2 threads (docs/benchmarks-avx512.md): at 50 % zero inputs bf16
 // 1.30-1.57x oneDNN's bf16 GEMV on dense weights, 1.41-1.57x on 2:4 ones; int8 dense weights
-// 1.37-1.61x oneDNN's int8 GEMV. int8 2:4 weights (1.11-1.48x there) keep
-// kMinInputSparsityForSkipping: the 2:4 decode kernel runs them as fast on every input.
-inline constexpr double kMinInputSparsityForLongChunks = 0.5;
+// 1.37-1.61x oneDNN's int8 GEMV. int8 dense weights at 30 % (llama-1b's shapes and 4096 x 4096,
+// two runs): 1.04-1.40x, at 40 % 1.08-1.58x; bf16 at 40 % lost on 2560 x 2048 (0.93-1.03x: a
+// 2048-row chunk and a 512-row one), so bf16 keeps 50 %. int8 2:4 weights (1.11-1.48x at 50 %)
+// keep kMinInputSparsityForSkipping: the 2:4 decode kernel runs them as fast on every input.
+inline constexpr double kMinInputSparsityForInt8LongChunks = 0.3;
+inline constexpr double kMinInputSparsityForBf16LongChunks = 0.5;
 
 }  // namespace sparq
