@@ -6,7 +6,6 @@
 #include <gtest/gtest.h>
 
 #include <algorithm>
-#include <bit>
 #include <cmath>
 #include <random>
 
@@ -300,20 +299,9 @@ TEST(Bf16InputList, VectorListMatchesPortable) {
         std::vector<int32_t> columns(static_cast<size_t>(in + 16), -7);
         std::vector<float> values(static_cast<size_t>(in + 16), 99.0f);
         const int64_t count = list_fn(x.data(), in, columns.data(), values.data());
-        ASSERT_EQ(count, static_cast<int64_t>(want_columns.size()))
-            << what << " in=" << in << " density=" << density;
-        EXPECT_TRUE(std::equal(want_columns.begin(), want_columns.end(), columns.begin()))
-            << what << " in=" << in << " density=" << density;
-        // Bit for bit, so that NaNs compare too.
-        EXPECT_TRUE(std::equal(want_values.begin(), want_values.end(), values.begin(),
-                               [](float a, float b) {
-                                 return std::bit_cast<uint32_t>(a) == std::bit_cast<uint32_t>(b);
-                               }))
-            << what << " in=" << in << " density=" << density;
-        for (int64_t i = count; i < in + 16; ++i) {
-          ASSERT_EQ(columns[i], -7) << what << " wrote column slot " << i << " of count " << count;
-          ASSERT_EQ(values[i], 99.0f) << what << " wrote value slot " << i << " of " << count;
-        }
+        test::expect_input_list(count, want_columns, want_values, columns, values, -7, 99.0f,
+                                std::string(what) + " in=" + std::to_string(in) +
+                                    " density=" + std::to_string(density));
       };
       check(detail::list_nonzero_bf16_portable, "portable");
       if (vector) check(detail::list_nonzero_bf16_avx512, "avx512");

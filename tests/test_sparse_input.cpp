@@ -456,17 +456,11 @@ TEST(InputList, VectorListMatchesPortable) {
         std::vector<int32_t> columns(static_cast<size_t>(in + 16), -7);
         std::vector<int8_t> values(static_cast<size_t>(in + 16), 99);
         const NonzeroList got = list_fn(s8.data(), in, columns.data(), values.data());
-        const auto count = static_cast<int64_t>(want_columns.size());
-        ASSERT_EQ(got.count, count) << what << " in=" << in << " density=" << density;
-        EXPECT_EQ(got.sum, want_sum) << what << " in=" << in << " density=" << density;
-        EXPECT_TRUE(std::equal(want_columns.begin(), want_columns.end(), columns.begin()))
-            << what << " in=" << in << " density=" << density;
-        EXPECT_TRUE(std::equal(want_values.begin(), want_values.end(), values.begin()))
-            << what << " in=" << in << " density=" << density;
-        for (int64_t i = count; i < in + 16; ++i) {
-          ASSERT_EQ(columns[i], -7) << what << " wrote column slot " << i << " of count " << count;
-          ASSERT_EQ(values[i], 99) << what << " wrote value slot " << i << " of count " << count;
-        }
+        const std::string label =
+            std::string(what) + " in=" + std::to_string(in) + " density=" + std::to_string(density);
+        EXPECT_EQ(got.sum, want_sum) << label;
+        test::expect_input_list(got.count, want_columns, want_values, columns, values, -7,
+                                int8_t{99}, label);
       };
       check(detail::list_nonzero_s8_portable, "portable");
       if (vector) check(detail::list_nonzero_s8_avx512, "avx512");

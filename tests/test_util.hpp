@@ -6,6 +6,7 @@
 #include <algorithm>
 #include <cmath>
 #include <cstdint>
+#include <cstring>
 #include <random>
 #include <string>
 #include <vector>
@@ -158,5 +159,25 @@ std::string message_of(F&& f) {
     EXPECT_NE(sparq_message_.find(needle), std::string::npos)                                    \
         << "expected the message to mention '" << (needle) << "', got: " << sparq_message_;      \
   } while (0)
+
+// A list of a token's non-zero inputs (src/input_list.hpp) against the expected one: its count,
+// columns and values (bit for bit, so that NaNs compare too), and every slot from the count to
+// the buffers' end still holding its sentinel (nothing stored past the count).
+template <typename V>
+void expect_input_list(int64_t count, const std::vector<int32_t>& want_columns,
+                       const std::vector<V>& want_values, const std::vector<int32_t>& columns,
+                       const std::vector<V>& values, int32_t column_sentinel, V value_sentinel,
+                       const std::string& what) {
+  const auto same_bits = [](const V& a, const V& b) { return std::memcmp(&a, &b, sizeof(V)) == 0; };
+  ASSERT_EQ(count, static_cast<int64_t>(want_columns.size())) << what;
+  EXPECT_TRUE(std::equal(want_columns.begin(), want_columns.end(), columns.begin())) << what;
+  EXPECT_TRUE(std::equal(want_values.begin(), want_values.end(), values.begin(), same_bits))
+      << what;
+  for (size_t i = static_cast<size_t>(count); i < columns.size(); ++i)
+    ASSERT_EQ(columns[i], column_sentinel) << what << ": column slot " << i << " of " << count;
+  for (size_t i = static_cast<size_t>(count); i < values.size(); ++i)
+    ASSERT_TRUE(same_bits(values[i], value_sentinel))
+        << what << ": value slot " << i << " of " << count;
+}
 
 }  // namespace sparq::test
