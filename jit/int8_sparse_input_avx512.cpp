@@ -83,9 +83,10 @@ class SparseInputGenerator : public Generator {
   }
 
  private:
-  // [rsp]: the output pointer, [rsp + 8]: the chunks left; the long masked form keeps four more
+  // [rsp]: the output pointer, [rsp + 8]: the chunks left; the long masked form keeps nine more
   // values there (see long_masked_chunk).
-  static constexpr int kStackBytes = 48;
+  static constexpr int kStackBytes = 96;
+  static constexpr int kSubSlices = sparse::kSparseInputMaxRegisterRows / sparse::kSparseInputSlice;
 
   // Four columns' 64 bytes e[0..3] -> e[k]: the VNNI quads of slice rows 16 k .. 16 k + 15 (the
   // layout's position order); t[0..3] are scratch.
@@ -204,23 +205,29 @@ class SparseInputGenerator : public Generator {
       expand_slice(mask[j], ptr[values[j]], Opmask(1 + j), e[j], t[j], c80);
   }
 
-  // A long chunk's `slices` x 64 rows (a multiple of 256) in the masked form: per quad of inputs
-  // and sub-chunk, the four columns' sub-entries (each found through its own offset, so that no
-  // load waits on another sub-entry's bytes: chaining them by popcounts made each cache miss wait
-  // for the one before), the sums in the output buffer (L1).
+  // A long chunk's `slices` x 64 rows (a multiple of 256) in the masked form. The input list in
+  // groups of kSparseInputGroupQuads quads; per group and 256-row sub-chunk, the sub-chunk's 16
+  // sums stay in registers over the group's columns (loaded from and stored to the output buffer
+  // once per group), each column's sub-entry found through its own offset (so that no load waits
+  // on another sub-entry's bytes). After each sub-chunk the next group's sub-entries of the same
+  // sub-chunk are prefetched (hint: L2), so each run is requested a whole group ahead of its use:
+  // the skipped inputs leave gaps the hardware prefetchers do not jump.
   void long_masked_chunk(const Zmm& comp, const Zmm& c80) {
-    const Reg64 columns = rsi, xq = rbp, entries = r8, acc = r9, left = r10, offsets = r11,
-                sub = r12, values = rdx, run = rcx;
-    const Reg64 column[4] = {rbx, r13, r14, r15};  // 4 x the quad's columns
-    const Zmm xb = zmm28, loaded = zmm29;
-    const Zmm t[4] = {zmm24, zmm25, zmm26, zmm27};
-    constexpr int kSubSlices = sparse::kSparseInputMaxRegisterRows / sparse::kSparseInputSlice;
-    // Stack: the quads left, the sub-entries per call, the bytes from one sub-chunk's offsets to
-    // the next's, the sums.
-    const Address quads = qword[rsp + 16], subs = qword[rsp + 24], sub_stride = qword[rsp + 32],
-                  sums = qword[rsp + 40];
+    const Reg64 entries = r8, acc = r9, subp = r11, cols = r12, xq = r10, left = rcx;
+    const Reg64 run[4] = {rbx, r13, r14, r15}, values[4] = {rdx, rsi, rbp, rdi};
+    const Zmm e[4] = {zmm16, zmm17, zmm18, zmm19}, t[4] = {zmm20, zmm21, zmm22, zmm23};
+    const Zmm loaded[4] = {zmm25, zmm26, zmm27, zmm28};
+    const Zmm xb = zmm24;
+    // Stack: the group's first column and activation, the quads left, the sub-entries per call,
+    // the bytes from one sub-chunk's offsets to the next's, the sums, the offsets of the first
+    // sub-chunk, the sub-entries left, the group's quads.
+    const Address group_columns = qword[rsp + 16], group_x = qword[rsp + 24],
+                  quads_left = qword[rsp + 32], subs = qword[rsp + 40],
+                  sub_stride = qword[rsp + 48], sums = qword[rsp + 56],
+                  first_offsets = qword[rsp + 64], subs_left = qword[rsp + 72],
+                  group_quads = qword[rsp + 80];
     mov(rax, ARG(quads));
-    mov(quads, rax);
+    mov(quads_left, rax);
     mov(rax, ARG(slices));
     shr(rax, 2);
     mov(subs, rax);
@@ -228,64 +235,81 @@ class SparseInputGenerator : public Generator {
     mov(sub_stride, rax);
     mov(rax, ARG(acc));
     mov(sums, rax);
-    mov(entries, ARG(entries));
-    mov(offsets, ARG(chunk_base));
-    mov(columns, ARG(columns));
-    mov(xq, ARG(x));
+    mov(rax, ARG(chunk_base));
+    mov(first_offsets, rax);
+    mov(rax, ARG(columns));
+    mov(group_columns, rax);
+    mov(rax, ARG(x));
+    mov(group_x, rax);
+    mov(entries, ARG(entries));  // the last use of rdi as the argument pointer
     mov(acc, sums);
     mov(left, ARG(slices));
     zero_sums(acc, left);
-    Label quad_loop, sub_loop, finish;
-    cmp(quads, 0);
+    Label group_loop, sub_loop, quad_loop, finish;
+    cmp(quads_left, 0);
     je(finish, T_NEAR);
-    L(quad_loop);
+    L(group_loop);
     {
-      for (int j = 0; j < 4; ++j) {
-        mov(eax, dword[columns + 4 * j]);
-        lea(column[j], ptr[rax * 4]);
-      }
-      // The first lines of the runs of the quad kSparseInputPrefetchQuads ahead.
-      for (int j = 0; j < 4; ++j) {
-        mov(eax, dword[columns + 16 * kSparseInputPrefetchQuads + 4 * j]);
-        mov(eax, dword[offsets + rax * 4]);
-        for (int l = 0; l < prefetch_lines_; ++l) prefetcht0(ptr[entries + rax + 64 * l]);
-      }
-      vpbroadcastd(xb, dword[xq]);
+      // This group's quads: min(kSparseInputGroupQuads, quads left).
+      mov(rax, quads_left);
+      mov(left, kSparseInputGroupQuads);
+      cmp(rax, left);
+      cmovl(left, rax);
+      mov(group_quads, left);
       mov(acc, sums);
-      mov(left, subs);
-      mov(sub, offsets);
+      mov(subp, first_offsets);
+      mov(rax, subs);
+      mov(subs_left, rax);
       L(sub_loop);
-      // e[4 j + s]: column j's slice s of the sub-entry, expanded.
-      for (int j = 0; j < 4; ++j) {
-        mov(eax, dword[sub + column[j]]);
-        lea(run, ptr[entries + rax]);
-        lea(values, ptr[run + 8 * kSubSlices]);
+      for (int a = 0; a < 16; ++a) vmovdqu32(Zmm(a), ptr[acc + 64 * a]);
+      mov(cols, group_columns);
+      mov(xq, group_x);
+      mov(left, group_quads);
+      L(quad_loop);
+      {
+        for (int j = 0; j < 4; ++j) {
+          mov(eax, dword[cols + 4 * j]);
+          mov(eax, dword[subp + rax * 4]);
+          lea(run[j], ptr[entries + rax]);
+          lea(values[j], ptr[run[j] + 8 * kSubSlices]);
+        }
+        vpbroadcastd(xb, dword[xq]);
         for (int s = 0; s < kSubSlices; ++s) {
-          expand_slice(qword[run + 8 * s], ptr[values], Opmask(1 + s), Zmm(8 + 4 * j + s), loaded,
-                       c80);
-          if (s + 1 < kSubSlices) {
-            popcnt(rax, qword[run + 8 * s]);
-            add(values, rax);
+          for (int j = 0; j < 4; ++j) {
+            kmovq(Opmask(1 + j), qword[run[j] + 8 * s]);
+            vmovdqa64(e[j], c80);
+            // A load, then the register form (see expand_slice).
+            vmovdqu8(loaded[j], ptr[values[j]]);
+            vpexpandb(e[j] | Opmask(1 + j), loaded[j]);
+            if (s + 1 < kSubSlices) {
+              popcnt(rax, qword[run[j] + 8 * s]);
+              add(values[j], rax);
+            }
           }
+          vnni_order(e, t);
+          for (int k = 0; k < 4; ++k) vpdpbusd(Zmm(4 * s + k), e[k], xb);
         }
+        add(cols, 16);
+        add(xq, 4);
+        dec(left);
+        jnz(quad_loop, T_NEAR);
       }
-      for (int s = 0; s < kSubSlices; ++s) {
-        const Zmm e[4] = {Zmm(8 + s), Zmm(12 + s), Zmm(16 + s), Zmm(20 + s)};
-        vnni_order(e, t);
-        for (int k = 0; k < 4; ++k) {
-          vmovdqu32(Zmm(k), ptr[acc + 64 * k]);
-          vpdpbusd(Zmm(k), e[k], xb);
-          vmovdqu32(ptr[acc + 64 * k], Zmm(k));
-        }
-        add(acc, 256);
+      // cols is now the next group's first column (the list's padding keeps the columns of a
+      // group past its end valid).
+      for (int j = 0; j < 4 * kSparseInputGroupQuads; ++j) {
+        mov(eax, dword[cols + 4 * j]);
+        mov(eax, dword[subp + rax * 4]);
+        for (int l = 0; l < prefetch_lines_; ++l) prefetcht1(ptr[entries + rax + 64 * l]);
       }
-      add(sub, sub_stride);
-      dec(left);
+      for (int a = 0; a < 16; ++a) vmovdqu32(ptr[acc + 64 * a], Zmm(a));
+      add(acc, 64 * 16);
+      add(subp, sub_stride);
+      dec(subs_left);
       jnz(sub_loop, T_NEAR);
-      add(columns, 16);
-      add(xq, 4);
-      dec(quads);
-      jnz(quad_loop, T_NEAR);
+      add(group_columns, 16 * kSparseInputGroupQuads);
+      add(group_x, 4 * kSparseInputGroupQuads);
+      sub(quads_left, kSparseInputGroupQuads);
+      jg(group_loop, T_NEAR);
     }
     L(finish);
     mov(acc, sums);

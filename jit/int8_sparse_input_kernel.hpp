@@ -7,10 +7,11 @@
 // registers for the whole input list; longer chunks (512..4096 rows: a column's entry up to one
 // 4 KiB page in the dense form, a run of 256-row sub-entries in the masked form) run a range of
 // their rows, `slices` x 64 from chunk_base (masked: whole sub-entries), accumulating in the
-// output buffer (L1). The kernel writes the int32 sums minus the compensation, and the layer
-// applies the epilogue (jit/row_epilogue.hpp). Why long chunks: on Zen 4, skipping entries of
-// 4 KiB or less saved almost nothing (the prefetchers fetch within a page regardless; the bf16
-// kernel measured the same).
+// output buffer (L1; the masked form keeps a sub-chunk's sums in registers over a group of
+// kSparseInputGroupQuads quads and prefetches the next group's sub-entries into L2). The kernel
+// writes the int32 sums minus the compensation, and the layer applies the epilogue
+// (jit/row_epilogue.hpp). Why long chunks: on Zen 4, skipping entries of 4 KiB or less saved almost
+// nothing (the prefetchers fetch within a page regardless; the bf16 kernel measured the same).
 #pragma once
 
 #include <cstdint>
@@ -24,6 +25,15 @@ namespace sparq::jit {
 // How far ahead (in quads of inputs) the kernel prefetches the entries it will read: the skipped
 // inputs leave gaps in the stream that the hardware prefetchers do not jump.
 inline constexpr int kSparseInputPrefetchQuads = 8;
+// Long chunks in the masked form: the quads of inputs whose sums for one 256-row sub-chunk stay in
+// registers (16 zmm) between loads and stores of the output buffer, and the distance at which the
+// next group's sub-entries are prefetched (within the list's padding of kSparseInputPrefetchQuads).
+// Zen 4 (docs/benchmarks-avx512.md): with the data in L1, 25 cycles per 4 columns x 64 rows in
+// groups of 1 (the sums in L1 every quad), 19.5 in groups of 4; cold, 2 threads, 2:4 weights at
+// 50 % zero inputs, one run: groups of 4 2.41x / 2.08x oneDNN's int8 GEMV on 4096 x 4096 /
+// 11008 x 4096, groups of 8 1.66x / 1.80x.
+inline constexpr int kSparseInputGroupQuads = 4;
+static_assert(kSparseInputGroupQuads <= kSparseInputPrefetchQuads);
 
 // Field order is the JIT code's ABI: offsets are taken with offsetof.
 struct SparseInputArgs {
@@ -52,9 +62,9 @@ struct SparseInputArgs {
 struct SparseInputKernelKey {
   bool masked = false;   // the masked form (needs AVX512_VBMI2)
   int chunk_rows = 256;  // a power of two in 64..4096
-  // Lines prefetched per column ahead in the masked form (the mean size of what a call reads of
-  // an entry + 1, from the packed weight); the dense form prefetches its chunk_rows / 64, at most
-  // 4.
+  // Lines prefetched per column ahead in the masked form (short chunks: the mean size of what a
+  // call reads of an entry + 1; long chunks: of a sub-entry, rounded up; from the packed weight);
+  // the dense form prefetches its chunk_rows / 64, at most 4.
   int prefetch_lines = 4;
   auto operator<=>(const SparseInputKernelKey&) const = default;
 };

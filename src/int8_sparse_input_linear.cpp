@@ -29,28 +29,16 @@ int64_t column_slots(int64_t in) { return padded_in(in) + 4 * jit::kSparseInputP
 int64_t values_at(int64_t in) { return 64 + 4 * column_slots(in); }
 int64_t token_bytes(int64_t in) { return sparse::ceil_div(values_at(in) + padded_in(in), 64) * 64; }
 
-// The masked form's mean entry in cache lines, plus one for the entries that straddle a line.
-// Long chunks prefetch a run's first two lines (its first masks and values) and leave the rest to
-// the hardware: on Zen 4 (2:4, 4096 x 4096 and 11008 x 4096, 50 % zero inputs, 2 threads, cold)
-// 1-2 lines ran 1.8-2.0x oneDNN's GEMV, a unit's whole run (21 lines) 1.1-1.5x.
+// Lines the kernel prefetches per column: the dense form a chunk's first lines; the masked form's
+// short chunks the mean entry, plus one for the entries that straddle a line; its long chunks a
+// sub-entry's mean lines, each sub-entry a group of quads ahead (Zen 4, 2:4, 4096 x 4096, 50 %
+// zero inputs, 2 threads, cold: 3 lines of a 160-byte sub-entry 2.41x oneDNN's GEMV, 4 lines
+// 1.96x).
 int prefetch_lines(const sparse::Int8SparseInputWeights& w) {
   if (!w.masked) return std::min(w.chunk_rows / 64, 4);
-  if (w.long_chunks()) return 2;
   const double mean = static_cast<double>(w.entries.size()) / static_cast<double>(w.offsets.size());
-  return std::clamp(static_cast<int>(std::ceil(mean / 64.0)) + 1, 1, 64);
-}
-
-// The rows of a thread's unit of a long chunk in the masked form (the dense form splits the input
-// list instead).
-int64_t checked_unit_rows(const sparse::Int8SparseInputWeights& w, int threads) {
-  if (!w.masked || !w.long_chunks()) return w.chunk_rows;
-  const int64_t rows = sparse_input_unit_rows(w.out, w.chunk_rows, threads);
-  // Long masked chunks run whole sub-entries.
-  if (rows % w.sub_rows() != 0)
-    throw InvalidArgument("int8 sparse-input layer: the masked form runs units of whole " +
-                          std::to_string(w.sub_rows()) + "-row sub-entries, got " +
-                          std::to_string(rows) + " rows (SPARQ_SPARSE_INPUT_UNIT_ROWS)");
-  return rows;
+  const int lines = static_cast<int>(std::ceil(mean / 64.0)) + (w.long_chunks() ? 0 : 1);
+  return std::clamp(lines, 1, 64);
 }
 
 }  // namespace
@@ -58,13 +46,6 @@ int64_t checked_unit_rows(const sparse::Int8SparseInputWeights& w, int threads) 
 bool Int8SparseInputLinear::masked_form(const int8_t* wq, int64_t out, int64_t in) {
   if (!jit::can_run(jit::vbmi2_features())) return false;
   if (const auto forced = sparse_input_masked_override()) return *forced;
-  // Weights of kMinLongRows rows or more take the dense form in long chunks, whatever their
-  // sparsity: on Zen 4 (2:4 weights, cold, 2 threads; docs/benchmarks-avx512.md) the masked form's
-  // long chunks, 64 % of the bytes, ran at 0.90x / 0.89x / 0.89x the dense form's speed at 0 / 50 /
-  // 75 % zero inputs on 4096 x 4096 and 0.98x / 0.90x / 0.85x on 11008 x 4096: its expansion
-  // (22 cycles per 4 columns x 64 rows with the data in L1, the dense form 13) does not overlap the
-  // memory stream. The masked form stays the way to spend fewer bytes (SPARQ_SPARSE_INPUT_FORM).
-  if (out >= kMinLongRows) return false;
   int64_t nonzeros = 0;
   for (int64_t i = 0; i < out * in; ++i) nonzeros += wq[i] != 0;
   // Per 64 rows of a column: an 8-byte mask, and 4 bytes of offset per chunk.
@@ -91,7 +72,6 @@ Int8SparseInputLinear::Int8SparseInputLinear(const int8_t* wq, const float* w_sc
             wq, w_scale, bias, out, in, masked,
             chunk_rows_for(out, resolve_threads(threads.threads)));
       }()),
-      unit_rows_(checked_unit_rows(weights_, resolve_threads(threads.threads))),
       post_ops_(post_ops),
       kernel_(jit::sparse_input_kernel(
           {weights_.masked, weights_.chunk_rows, prefetch_lines(weights_)})),
@@ -174,14 +154,17 @@ void Int8SparseInputLinear::run(const QuantizedInput::Impl& q, void* y, float y_
                               w.bias.data() + r0, residual ? residual + t * out + r0 : nullptr,
                               static_cast<uint8_t*>(y) + (t * out + r0) * y_elem, n, inv_y_scale);
     };
-    if (w.long_chunks() && !w.masked) {
-      // Long chunks in the dense form: the input list in parts (one per thread, at most one per
-      // quad of inputs: a part with no input would only zero and add sums), each part over whole
-      // chunks into its own partial sums, then the parts added and the epilogue applied. Whole
-      // chunks make each column's read a whole page: on Zen 4 (cold, 2 threads, 50 % zero inputs;
-      // docs/benchmarks-avx512.md) 1.59x / 1.55x oneDNN on 4096 x 4096 / 11008 x 4096 against
-      // 1.52x / 1.36x with the threads on halves of each page.
-      const int64_t used = sparse::ceil_div(out, 64) * 64;
+    if (w.long_chunks()) {
+      // Long chunks: the input list in parts (one per thread, at most one per quad of inputs: a
+      // part with no input would only zero and add sums), each part over whole chunks into its
+      // own partial sums, then the parts added and the epilogue applied. Whole chunks make each
+      // column's read one run (dense form: a page): on Zen 4 (cold, 2 threads, 50 % zero inputs;
+      // docs/benchmarks-avx512.md) the dense form ran 1.59x / 1.55x oneDNN on 4096 x 4096 /
+      // 11008 x 4096 against 1.52x / 1.36x with the threads on halves of each page; the masked
+      // form (2:4) 1.78x / 1.16x against 1.55x / 1.52x in one run, 1.84x / 1.59x against
+      // 1.58x / 1.46x in the next. The masked form's sub-chunks are whole sub-entries.
+      const int64_t step = w.masked ? w.sub_rows() : 64;
+      const int64_t used = sparse::ceil_div(out, step) * step;
       const int64_t parts = std::clamp<int64_t>(header.quads, 1, arena_->max_concurrency());
       thread_local AlignedVector<int32_t> partial_storage;
       if (static_cast<int64_t>(partial_storage.size()) < parts * used)
@@ -196,8 +179,13 @@ void Int8SparseInputLinear::run(const QuantizedInput::Impl& q, void* y, float y_
           const int64_t q0 = header.quads * p / parts, q1 = header.quads * (p + 1) / parts;
           const int64_t r0 = c * rows, n = std::min(r0 + rows, used) - r0;
           jit::SparseInputArgs a = token_args();
-          a.chunk_base = w.entries.data() + w.entry_offset(c, 0);
-          a.column_stride = w.stored_rows(c);
+          if (w.masked) {
+            a.chunk_base = w.offsets.data() + w.first_sub_chunk(c) * w.in;
+            a.chunk_stride = w.in * static_cast<int64_t>(sizeof(uint32_t));
+          } else {
+            a.chunk_base = w.entries.data() + w.entry_offset(c, 0);
+            a.column_stride = w.stored_rows(c);
+          }
           a.columns += 4 * q0;
           a.x += q0;
           a.quads = q1 - q0;
@@ -212,28 +200,6 @@ void Int8SparseInputLinear::run(const QuantizedInput::Impl& q, void* y, float y_
         for (int64_t p = 1; p < parts; ++p)
           for (int64_t r = r0; r < r1; ++r) partial[r] += partial[p * used + r];
         finish_rows(partial + r0, r0, std::min(r1, out) - r0);
-      });
-      continue;
-    }
-    if (w.long_chunks()) {
-      // Long chunks in the masked form: units of unit_rows_ rows (whole sub-entries within one
-      // chunk) over the threads.
-      const int64_t used = sparse::ceil_div(out, int64_t{w.sub_rows()}) * w.sub_rows();
-      const int64_t units = sparse::ceil_div(used, unit_rows_);
-      parallel_ranges(*arena_, units, [&](int64_t u0, int64_t u1) {
-        thread_local AlignedVector<int32_t> acc;
-        if (static_cast<int64_t>(acc.size()) < unit_rows_)
-          acc.resize(static_cast<size_t>(unit_rows_));
-        for (int64_t u = u0; u < u1; ++u) {
-          const int64_t r0 = u * unit_rows_, n = std::min(r0 + unit_rows_, used) - r0;
-          jit::SparseInputArgs a = token_args();
-          a.chunk_base = w.offsets.data() + r0 / w.sub_rows() * w.in;
-          a.chunk_stride = w.in * static_cast<int64_t>(sizeof(uint32_t));
-          a.slices = n / 64;
-          a.acc = acc.data();
-          kernel_->run(a);
-          finish_rows(acc.data(), r0, std::min(n, out - r0));
-        }
       });
       continue;
     }

@@ -40,15 +40,14 @@ class Int8SparseInputLinear final : public LinearKernel {
   int64_t packed_bytes() const override { return weights_.bytes(); }
   const sparse::Int8SparseInputWeights& weights() const { return weights_; }
 
-  // The form pack chooses: dense for weights of kMinLongRows rows or more; else masked where its
-  // bytes are at most 90 % of the dense form's and the CPU runs vpexpandb (either form for any
-  // height with SPARQ_SPARSE_INPUT_FORM).
+  // The form pack chooses: masked where its bytes are at most 90 % of the dense form's and the
+  // CPU runs vpexpandb, else dense (either form with SPARQ_SPARSE_INPUT_FORM).
   static bool masked_form(const int8_t* wq, int64_t out, int64_t in);
   // The chunk height pack uses: weights of fewer than kMinLongRows rows sparse_input_chunk_rows;
   // longer ones the shortest power of two that holds them, up to kPageRows, so that a column's
   // entry is a 4 KiB page in the dense form (2-4 KiB; the last chunk stores only its rows) and one
   // run of sub-entries in the masked form; the layer's threads split the input list over whole
-  // chunks (dense form) or run units of sparse_input_unit_rows rows (masked form). (Zen 4, cold
+  // chunks into partial sums. (Zen 4, cold
   // weights, one thread, dense weights at 50 % / 75 % zero inputs: 2048 x 2048 in 2048-row
   // chunks 1.14x / 2.16x oneDNN, in 256-row chunks 0.79x / 1.48x.)
   static constexpr int kPageRows = 4096, kMinLongRows = 2048;
@@ -56,7 +55,6 @@ class Int8SparseInputLinear final : public LinearKernel {
 
  private:
   sparse::Int8SparseInputWeights weights_;
-  int64_t unit_rows_;
   jit::PostOps post_ops_;
   std::shared_ptr<const jit::SparseInputKernel> kernel_;
   std::shared_ptr<const jit::RowEpilogue> epilogues_[2][3];  // [residual][output]

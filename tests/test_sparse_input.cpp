@@ -374,57 +374,50 @@ TEST(SparseInputLayer, LongChunksSplitTheInputListOverTheThreads) {
   }
 }
 
-// The masked form in long chunks (SPARQ_SPARSE_INPUT_FORM=masked; the layer picks the dense form
-// for them by speed): 256-row sub-entries, units of whole sub-entries over two threads, the last
-// chunk short.
+// The masked form in long chunks, which the layer picks for a 2:4 weight of 2048 rows or more:
+// 256-row sub-entries, the input list split over two threads, the last chunk short, every group
+// of quads (kSparseInputGroupQuads) full or partial as the list length makes it.
 TEST(SparseInputLayer, LongChunksInTheMaskedForm) {
   // The layer takes the kernel only where the ISA cap (SPARQ_MAX_ISA) allows AVX-512 VNNI.
   if (jit::best_int8_isa() != jit::Isa::avx512_vnni ||
       !jit::can_run(jit::sparse_input_features({true, 512})))
     GTEST_SKIP() << "needs AVX-512 VNNI and VBMI2";
-  struct FormGuard {  // the variable as it was is put back afterwards
-    std::optional<std::string> before;
-    FormGuard() {
-      if (const char* v = std::getenv("SPARQ_SPARSE_INPUT_FORM")) before = v;
-      setenv("SPARQ_SPARSE_INPUT_FORM", "masked", 1);
-    }
-    ~FormGuard() {
-      if (before)
-        setenv("SPARQ_SPARSE_INPUT_FORM", before->c_str(), 1);
-      else
-        unsetenv("SPARQ_SPARSE_INPUT_FORM");
-    }
-  } guard;
   const int64_t out = 4160, in = 72;
   auto wf =
       sparse::prune_n_m(test::random_floats(static_cast<size_t>(out * in), 41), out, in, 2, 4);
   const auto bias = test::random_floats(static_cast<size_t>(out), 42);
-  LinearOptions o;
-  o.threads = 2;
-  o.pattern = Pattern::n_of_m(2, 4);
-  o.activation = Activation::silu;
   const auto x = test::random_floats(static_cast<size_t>(2 * in), 43);
-  o.input_threshold = test::threshold_for(x, 0.5);
-  o.expected_input_sparsity = 0.9f;
-  auto lin = SparseLinear::pack(wf.data(), out, in, bias.data(), o);
-  ASSERT_EQ(lin.info().decode_kernel, "jit:int8-sparse-input-decode:avx512_vnni");
   std::vector<int8_t> wq(wf.size());
   std::vector<float> ws(static_cast<size_t>(out));
   sparse::quantize_rows(wf.data(), out, in, wq.data(), ws.data());
   // The layer holds the masked layout in 4096-row chunks (2:4: 64 % of the dense form's values).
   const auto masked =
       sparse::pack_int8_sparse_input(wq.data(), ws.data(), bias.data(), out, in, true, 4096);
-  EXPECT_EQ(lin.info().decode_packed_bytes, masked.bytes());
   EXPECT_LT(masked.entries.size(), static_cast<size_t>(out * in) * 2 / 3);
-  for (int64_t tokens = 1; tokens <= 2; ++tokens) {
-    const std::vector<float> xt(x.begin(), x.begin() + tokens * in);
-    const auto want =
-        test::reference_int8_on(test::thresholded(xt, o.input_threshold), tokens, in, wq.data(),
-                                ws.data(), out, sparse::Epilogue{bias.data(), Activation::silu});
-    std::vector<float> y(static_cast<size_t>(tokens * out));
-    lin.forward(xt.data(), tokens, y.data());
-    test::expect_close(y, want, 1e-4, "masked long chunks");
-  }
+  // 72 inputs: 3 to 13 quads of non-zero ones, split over 1-3 threads.
+  for (double zero : {0.3, 0.5, 0.9})
+    for (int threads = 1; threads <= 3; ++threads) {
+      LinearOptions o;
+      o.threads = threads;
+      o.pattern = Pattern::n_of_m(2, 4);
+      o.activation = Activation::silu;
+      o.input_threshold = test::threshold_for(x, zero);
+      o.expected_input_sparsity = 0.9f;
+      auto lin = SparseLinear::pack(wf.data(), out, in, bias.data(), o);
+      ASSERT_EQ(lin.info().decode_kernel, "jit:int8-sparse-input-decode:avx512_vnni");
+      EXPECT_EQ(lin.info().decode_packed_bytes, masked.bytes());
+      for (int64_t tokens = 1; tokens <= 2; ++tokens) {
+        const std::vector<float> xt(x.begin(), x.begin() + tokens * in);
+        const auto want = test::reference_int8_on(test::thresholded(xt, o.input_threshold), tokens,
+                                                  in, wq.data(), ws.data(), out,
+                                                  sparse::Epilogue{bias.data(), Activation::silu});
+        std::vector<float> y(static_cast<size_t>(tokens * out));
+        lin.forward(xt.data(), tokens, y.data());
+        test::expect_close(y, want, 1e-4,
+                           "masked long chunks, " + std::to_string(threads) + " threads, " +
+                               std::to_string(zero) + " zero");
+      }
+    }
 }
 
 // The list of a token's non-zero inputs: the portable twin against its definition, the AVX-512
