@@ -85,10 +85,12 @@ Why int8_sparse_input_decode(const LayerDescription& d) {
       jit::best_int8_isa() != jit::Isa::avx512_vnni)
     return kNo;
   const bool masked = Int8SparseInputLinear::masked_form(d.w_s8.data(), d.out, d.in);
-  const bool long_dense =
-      !masked && d.out >= Int8SparseInputLinear::kMinLongRows && d.shape == Shape::dense;
-  const double needed =
-      long_dense ? kMinInputSparsityForInt8LongChunks : kMinInputSparsityForSkipping;
+  const bool long_rows = d.out >= Int8SparseInputLinear::kMinLongRows;
+  const double needed = !masked && long_rows && d.shape == Shape::dense
+                            ? kMinInputSparsityForInt8LongChunks
+                        : masked && long_rows && d.shape == Shape::two_of_four
+                            ? kMinInputSparsityForInt8Masked2of4LongChunks
+                            : kMinInputSparsityForSkipping;
   if (d.options.expected_input_sparsity < static_cast<float>(needed)) return kNo;
   return decode_calls() + "zero inputs below " + std::to_string(d.options.input_threshold) +
          " and run the sparse-input decode kernel on the " +

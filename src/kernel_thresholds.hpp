@@ -35,9 +35,16 @@ inline constexpr double kMinInputSparsityForSkipping = 0.7;
 // 1.30-1.57x oneDNN's bf16 GEMV on dense weights, 1.41-1.57x on 2:4 ones; int8 dense weights
 // 1.37-1.61x oneDNN's int8 GEMV. int8 dense weights at 30 % (llama-1b's shapes and 4096 x 4096,
 // two runs): 1.04-1.40x, at 40 % 1.08-1.58x; bf16 at 40 % lost on 2560 x 2048 (0.93-1.03x: a
-// 2048-row chunk and a 512-row one), so bf16 keeps 50 %. int8 2:4 weights (1.11-1.48x at 50 %)
-// keep kMinInputSparsityForSkipping: the 2:4 decode kernel runs them as fast on every input.
+// 2048-row chunk and a 512-row one), so bf16 keeps 50 %.
 inline constexpr double kMinInputSparsityForInt8LongChunks = 0.3;
 inline constexpr double kMinInputSparsityForBf16LongChunks = 0.5;
+// int8 2:4 weights of 2048 rows or more, stored in the masked form (zero weights cost only their
+// mask bit), against the 2:4 decode kernel on every input. Zen 4, cold, 2 threads, two rounds
+// (docs/benchmarks-avx512.md), ratios to oneDNN's int8 GEMV: at 50 % zero inputs 2.11-2.32x /
+// 1.70-2.39x on 4096 x 4096 / 11008 x 4096 against the 2:4 kernel's 1.64-1.81x / 1.56-1.75x, and
+// about even on llama-1b's shapes (5632 x 2048 1.71-2.14x against 1.98-1.99x, 2048 x 5632
+// 1.37-2.08x against 1.79-1.97x, 2048 x 2048 1.96-2.18x against 2.13-2.26x); at 40 % behind on
+// those (llama-1b 2:4 tg128 at 40 %: 44.50 / 47.25 tokens/s against 44.13 / 65.95 without).
+inline constexpr double kMinInputSparsityForInt8Masked2of4LongChunks = 0.5;
 
 }  // namespace sparq

@@ -269,7 +269,7 @@ TEST(SparseInputKernel, LongChunksMatchReference) {
 TEST(SparseInputLayer, MatchesReferenceOnThresholdedInput) {
   int case_index = 0;
   const bool kernel_here = jit::best_int8_isa() == jit::Isa::avx512_vnni;
-  // 4160 x 40: 4096-row chunks (dense form), run in units.
+  // 4160 x 40: 4096-row chunks, the input list split over the threads.
   for (auto [out, in] : {std::pair<int64_t, int64_t>{70, 130}, {300, 64}, {1030, 257}, {4160, 40}})
     for (WeightKind kind : {WeightKind::dense, WeightKind::two_of_four})
       for (Activation act : {Activation::none, Activation::gelu_tanh, Activation::silu})
@@ -286,12 +286,16 @@ TEST(SparseInputLayer, MatchesReferenceOnThresholdedInput) {
           const auto x = test::random_floats(static_cast<size_t>(5 * in), seed + 2);
           o.input_threshold = test::threshold_for(x, 0.5);
           // Every other case: the kernel that skips, and the usual decode kernel on zeroed inputs.
-          // Expected sparsity 0.9, 0.4, 0.2 in turn: the kernel runs from 0.3 on dense weights of
-          // 2048 rows or more, from 0.7 on the others.
-          const float expected[3] = {0.9f, 0.4f, 0.2f};
-          o.expected_input_sparsity = expected[case_index++ % 3];
+          // Expected sparsity 0.9, 0.6, 0.4, 0.2 in turn: the kernel runs from 0.3 on dense
+          // weights of 2048 rows or more, from 0.5 on 2:4 ones in the masked form (VBMI2), from
+          // 0.7 on the others.
+          const float expected[4] = {0.9f, 0.6f, 0.4f, 0.2f};
+          o.expected_input_sparsity = expected[case_index++ % 4];
           const bool long_dense = out >= 2048 && kind == WeightKind::dense;
-          const bool skipping = o.expected_input_sparsity >= (long_dense ? 0.3f : 0.7f);
+          const bool long_masked_2of4 =
+              out >= 2048 && kind == WeightKind::two_of_four && jit::can_run(jit::vbmi2_features());
+          const float needed = long_dense ? 0.3f : long_masked_2of4 ? 0.5f : 0.7f;
+          const bool skipping = o.expected_input_sparsity >= needed;
           auto lin = SparseLinear::pack(wf.data(), out, in, bias.data(), o);
           if (kernel_here) {
             EXPECT_EQ(lin.info().decode_kernel == "jit:int8-sparse-input-decode:avx512_vnni",
