@@ -161,8 +161,8 @@ void Int8SparseInputLinear::run(const QuantizedInput::Impl& q, void* y, float y_
       // column's read one run (dense form: a page): on Zen 4 (cold, 2 threads, 50 % zero inputs;
       // docs/benchmarks-avx512.md) the dense form ran 1.59x / 1.55x oneDNN on 4096 x 4096 /
       // 11008 x 4096 against 1.52x / 1.36x with the threads on halves of each page; the masked
-      // form (2:4) 1.78x / 1.16x against 1.55x / 1.52x in one run, 1.84x / 1.59x against
-      // 1.58x / 1.46x in the next. The masked form's sub-chunks are whole sub-entries.
+      // form (2:4) 1.84x / 1.59x against 1.58x / 1.46x (medians of three rounds, before its
+      // register sums and group prefetch). The masked form's sub-chunks are whole sub-entries.
       const int64_t step = w.masked ? w.sub_rows() : 64;
       const int64_t used = sparse::ceil_div(out, step) * step;
       const int64_t parts = std::clamp<int64_t>(header.quads, 1, arena_->max_concurrency());
