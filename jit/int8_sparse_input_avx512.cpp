@@ -42,10 +42,7 @@ class SparseInputGenerator : public Generator {
     mov(eax, 0x80808080);
     vpbroadcastd(c80, eax);
     if (long_) {
-      if (masked_)
-        long_masked_chunk(comp, c80);
-      else
-        long_chunk(columns, xq, quads, base, comp);
+      grouped_long_chunk(comp, c80);
       add(rsp, kStackBytes);
       postamble();
       finalize(sparse_input_features(key));
@@ -83,9 +80,9 @@ class SparseInputGenerator : public Generator {
   }
 
  private:
-  // [rsp]: the output pointer, [rsp + 8]: the chunks left; the long masked form keeps nine more
-  // values there (see long_masked_chunk).
-  static constexpr int kStackBytes = 96;
+  // [rsp]: the output pointer, [rsp + 8]: the chunks left; long chunks keep eleven more values
+  // there (see grouped_long_chunk).
+  static constexpr int kStackBytes = 112;
   static constexpr int kSubSlices = sparse::kSparseInputMaxRegisterRows / sparse::kSparseInputSlice;
 
   // Four columns' 64 bytes e[0..3] -> e[k]: the VNNI quads of slice rows 16 k .. 16 k + 15 (the
@@ -99,64 +96,6 @@ class SparseInputGenerator : public Generator {
     vpunpckhwd(e[1], t[0], t[2]);
     vpunpcklwd(e[2], t[1], t[3]);
     vpunpckhwd(e[3], t[1], t[3]);
-  }
-
-  // A long chunk's `slices` x 64 rows from base (dense form): per quad of inputs, one pass over
-  // the rows, the sums in the output buffer (L1).
-  void long_chunk(const Reg64& columns, const Reg64& xq, const Reg64& quads, const Reg64& base,
-                  const Zmm& comp) {
-    const Reg64 col[4] = {rbx, r13, r14, r15}, acc = r12, left = rcx, slices = rdx, stride = r10;
-    const Zmm e[4] = {zmm16, zmm17, zmm18, zmm19}, t[4] = {zmm20, zmm21, zmm22, zmm23};
-    const Zmm xb = zmm24;
-    mov(slices, ARG(slices));
-    mov(stride, ARG(column_stride));
-    // Zero the sums.
-    mov(acc, ARG(acc));
-    mov(left, slices);
-    zero_sums(acc, left);
-    Label quad_loop, slice_loop, finish;
-    mov(columns, ARG(columns));
-    mov(xq, ARG(x));
-    mov(quads, ARG(quads));
-    test(quads, quads);
-    jz(finish, T_NEAR);
-    L(quad_loop);
-    {
-      for (int j = 0; j < 4; ++j) {
-        mov(eax, dword[columns + 4 * j]);
-        imul(rax, stride);
-        lea(col[j], ptr[base + rax]);
-      }
-      // The first lines of the entries of the quad kSparseInputPrefetchQuads ahead.
-      for (int j = 0; j < 4; ++j) {
-        mov(eax, dword[columns + 16 * kSparseInputPrefetchQuads + 4 * j]);
-        imul(rax, stride);
-        for (int l = 0; l < prefetch_lines_; ++l) prefetcht0(ptr[base + rax + 64 * l]);
-      }
-      vpbroadcastd(xb, dword[xq]);
-      mov(acc, ARG(acc));
-      mov(left, slices);
-      L(slice_loop);
-      for (int j = 0; j < 4; ++j) vmovdqu8(e[j], ptr[col[j]]);
-      vnni_order(e, t);
-      for (int k = 0; k < 4; ++k) {
-        vmovdqu32(Zmm(k), ptr[acc + 64 * k]);
-        vpdpbusd(Zmm(k), e[k], xb);
-        vmovdqu32(ptr[acc + 64 * k], Zmm(k));
-      }
-      for (int j = 0; j < 4; ++j) add(col[j], 64);
-      add(acc, 256);
-      dec(left);
-      jnz(slice_loop, T_NEAR);
-      add(columns, 16);
-      add(xq, 4);
-      dec(quads);
-      jnz(quad_loop, T_NEAR);
-    }
-    L(finish);
-    mov(acc, ARG(acc));
-    mov(left, slices);
-    subtract_compensation(acc, left, comp);
   }
 
   // Zeroes `slices` x 64 int32 sums at acc (clobbers acc and left).
@@ -205,47 +144,54 @@ class SparseInputGenerator : public Generator {
       expand_slice(mask[j], ptr[values[j]], Opmask(1 + j), e[j], t[j], c80);
   }
 
-  // A long chunk's `slices` x 64 rows (a multiple of 256) in the masked form. The input list in
-  // groups of kSparseInputGroupQuads quads; per group and 256-row sub-chunk, the sub-chunk's 16
-  // sums stay in registers over the group's columns (loaded from and stored to the output buffer
-  // once per group), each column's sub-entry found through its own offset (so that no load waits
-  // on another sub-entry's bytes). After each sub-chunk the next group's sub-entries of the same
-  // sub-chunk are prefetched (hint: L2), so each run is requested a whole group ahead of its use:
-  // the skipped inputs leave gaps the hardware prefetchers do not jump.
-  void long_masked_chunk(const Zmm& comp, const Zmm& c80) {
-    const Reg64 entries = r8, acc = r9, subp = r11, cols = r12, xq = r10, left = rcx;
-    const Reg64 run[4] = {rbx, r13, r14, r15}, values[4] = {rdx, rsi, rbp, rdi};
-    const Zmm e[4] = {zmm16, zmm17, zmm18, zmm19}, t[4] = {zmm20, zmm21, zmm22, zmm23};
-    const Zmm loaded[4] = {zmm25, zmm26, zmm27, zmm28};
-    const Zmm xb = zmm24;
-    // Stack: the group's first column and activation, the quads left, the sub-entries per call,
-    // the bytes from one sub-chunk's offsets to the next's, the sums, the offsets of the first
-    // sub-chunk, the sub-entries left, the group's quads.
+  // A long chunk's `slices` x 64 rows, either form (masked: a multiple of 256 rows). The input
+  // list in groups of kSparseInputGroupQuads quads; per group and 256-row sub-chunk (the dense
+  // form's last one may be 64-192 rows), the sub-chunk's sums stay in registers over the group's
+  // columns (loaded from and stored to the output buffer once per group). Each column's
+  // sub-entry is found on its own (masked: through its offset, so that no load waits on another
+  // sub-entry's bytes). After each sub-chunk the next group's sub-entries of the same sub-chunk are
+  // prefetched (hint: L2), so each run is requested a whole group ahead of its use: the skipped
+  // inputs leave gaps the hardware prefetchers do not jump.
+  void grouped_long_chunk(const Zmm& comp, const Zmm& c80) {
+    const Reg64 entries = r8, acc = r9, subp = r11, left = rcx;
+    // Stack: the group's first column and activation, the quads left, the whole sub-chunks per
+    // call, the bytes from one sub-chunk's first byte (dense) or offsets (masked) to the next's,
+    // the sums, the first sub-chunk's base, the sub-chunks left, the group's quads, the dense
+    // form's column stride and its last slices (slices % 4).
     const Address group_columns = qword[rsp + 16], group_x = qword[rsp + 24],
                   quads_left = qword[rsp + 32], subs = qword[rsp + 40],
-                  sub_stride = qword[rsp + 48], sums = qword[rsp + 56],
-                  first_offsets = qword[rsp + 64], subs_left = qword[rsp + 72],
-                  group_quads = qword[rsp + 80];
+                  sub_stride = qword[rsp + 48], sums = qword[rsp + 56], first_sub = qword[rsp + 64],
+                  subs_left = qword[rsp + 72], group_quads = qword[rsp + 80],
+                  column_stride = qword[rsp + 88], tail = qword[rsp + 96];
     mov(rax, ARG(quads));
     mov(quads_left, rax);
     mov(rax, ARG(slices));
     shr(rax, 2);
     mov(subs, rax);
-    mov(rax, ARG(chunk_stride));
+    mov(rax, ARG(slices));
+    and_(rax, 3);
+    mov(tail, rax);
+    if (masked_) {
+      mov(rax, ARG(chunk_stride));
+    } else {
+      mov(rax, ARG(column_stride));
+      mov(column_stride, rax);
+      mov(eax, 64 * kSubSlices);
+    }
     mov(sub_stride, rax);
     mov(rax, ARG(acc));
     mov(sums, rax);
     mov(rax, ARG(chunk_base));
-    mov(first_offsets, rax);
+    mov(first_sub, rax);
     mov(rax, ARG(columns));
     mov(group_columns, rax);
     mov(rax, ARG(x));
     mov(group_x, rax);
-    mov(entries, ARG(entries));  // the last use of rdi as the argument pointer
     mov(acc, sums);
     mov(left, ARG(slices));
+    mov(entries, ARG(entries));  // the last use of rdi as the argument pointer
     zero_sums(acc, left);
-    Label group_loop, sub_loop, quad_loop, finish;
+    Label group_loop, sub_loop, last_sub, group_end, finish;
     cmp(quads_left, 0);
     je(finish, T_NEAR);
     L(group_loop);
@@ -257,55 +203,37 @@ class SparseInputGenerator : public Generator {
       cmovl(left, rax);
       mov(group_quads, left);
       mov(acc, sums);
-      mov(subp, first_offsets);
+      mov(subp, first_sub);
       mov(rax, subs);
       mov(subs_left, rax);
+      test(rax, rax);
+      jz(last_sub, T_NEAR);
       L(sub_loop);
-      for (int a = 0; a < 16; ++a) vmovdqu32(Zmm(a), ptr[acc + 64 * a]);
-      mov(cols, group_columns);
-      mov(xq, group_x);
-      mov(left, group_quads);
-      L(quad_loop);
-      {
-        for (int j = 0; j < 4; ++j) {
-          mov(eax, dword[cols + 4 * j]);
-          mov(eax, dword[subp + rax * 4]);
-          lea(run[j], ptr[entries + rax]);
-          lea(values[j], ptr[run[j] + 8 * kSubSlices]);
-        }
-        vpbroadcastd(xb, dword[xq]);
-        for (int s = 0; s < kSubSlices; ++s) {
-          for (int j = 0; j < 4; ++j) {
-            kmovq(Opmask(1 + j), qword[run[j] + 8 * s]);
-            vmovdqa64(e[j], c80);
-            // A load, then the register form (see expand_slice).
-            vmovdqu8(loaded[j], ptr[values[j]]);
-            vpexpandb(e[j] | Opmask(1 + j), loaded[j]);
-            if (s + 1 < kSubSlices) {
-              popcnt(rax, qword[run[j] + 8 * s]);
-              add(values[j], rax);
-            }
-          }
-          vnni_order(e, t);
-          for (int k = 0; k < 4; ++k) vpdpbusd(Zmm(4 * s + k), e[k], xb);
-        }
-        add(cols, 16);
-        add(xq, 4);
-        dec(left);
-        jnz(quad_loop, T_NEAR);
-      }
-      // cols is now the next group's first column (the list's padding keeps the columns of a
-      // group past its end valid).
-      for (int j = 0; j < 4 * kSparseInputGroupQuads; ++j) {
-        mov(eax, dword[cols + 4 * j]);
-        mov(eax, dword[subp + rax * 4]);
-        for (int l = 0; l < prefetch_lines_; ++l) prefetcht1(ptr[entries + rax + 64 * l]);
-      }
-      for (int a = 0; a < 16; ++a) vmovdqu32(ptr[acc + 64 * a], Zmm(a));
-      add(acc, 64 * 16);
+      grouped_sub_chunk(kSubSlices, c80, group_columns, group_x, group_quads, column_stride);
+      add(acc, 64 * 4 * kSubSlices);
       add(subp, sub_stride);
       dec(subs_left);
       jnz(sub_loop, T_NEAR);
+      L(last_sub);
+      if (!masked_) {
+        // The dense form's last 1-3 slices.
+        Label not1, not2;
+        mov(rax, tail);
+        cmp(rax, 1);
+        jne(not1, T_NEAR);
+        grouped_sub_chunk(1, c80, group_columns, group_x, group_quads, column_stride);
+        jmp(group_end, T_NEAR);
+        L(not1);
+        cmp(rax, 2);
+        jne(not2, T_NEAR);
+        grouped_sub_chunk(2, c80, group_columns, group_x, group_quads, column_stride);
+        jmp(group_end, T_NEAR);
+        L(not2);
+        cmp(rax, 3);
+        jne(group_end, T_NEAR);
+        grouped_sub_chunk(3, c80, group_columns, group_x, group_quads, column_stride);
+      }
+      L(group_end);
       add(group_columns, 16 * kSparseInputGroupQuads);
       add(group_x, 4 * kSparseInputGroupQuads);
       sub(quads_left, kSparseInputGroupQuads);
@@ -315,7 +243,76 @@ class SparseInputGenerator : public Generator {
     mov(acc, sums);
     mov(rax, subs);
     lea(left, ptr[rax * 4]);
+    add(left, tail);
     subtract_compensation(acc, left, comp);
+  }
+
+  // One sub-chunk of `n` slices (1..4; masked: 4) for the group: its 4 n sums from acc into
+  // zmm0.., the group's quads, the next group's prefetches, the sums back to acc.
+  void grouped_sub_chunk(int n, const Zmm& c80, const Address& group_columns,
+                         const Address& group_x, const Address& group_quads,
+                         const Address& column_stride) {
+    const Reg64 entries = r8, acc = r9, xq = r10, subp = r11, cols = r12, left = rcx;
+    const Reg64 run[4] = {rbx, r13, r14, r15}, values[4] = {rdx, rsi, rbp, rdi};
+    const Zmm e[4] = {zmm16, zmm17, zmm18, zmm19}, t[4] = {zmm20, zmm21, zmm22, zmm23};
+    const Zmm loaded[4] = {zmm25, zmm26, zmm27, zmm28};
+    const Zmm xb = zmm24;
+    for (int a = 0; a < 4 * n; ++a) vmovdqu32(Zmm(a), ptr[acc + 64 * a]);
+    mov(cols, group_columns);
+    mov(xq, group_x);
+    mov(left, group_quads);
+    Label quad_loop;
+    L(quad_loop);
+    {
+      for (int j = 0; j < 4; ++j) {
+        mov(eax, dword[cols + 4 * j]);
+        if (masked_) {
+          mov(eax, dword[subp + rax * 4]);
+          lea(run[j], ptr[entries + rax]);
+          lea(values[j], ptr[run[j] + 8 * kSubSlices]);
+        } else {
+          imul(rax, column_stride);
+          lea(run[j], ptr[subp + rax]);
+        }
+      }
+      vpbroadcastd(xb, dword[xq]);
+      for (int s = 0; s < n; ++s) {
+        for (int j = 0; j < 4; ++j) {
+          if (!masked_) {
+            vmovdqu8(e[j], ptr[run[j] + sparse::kSparseInputSlice * s]);
+            continue;
+          }
+          kmovq(Opmask(1 + j), qword[run[j] + 8 * s]);
+          vmovdqa64(e[j], c80);
+          // A load, then the register form (see expand_slice).
+          vmovdqu8(loaded[j], ptr[values[j]]);
+          vpexpandb(e[j] | Opmask(1 + j), loaded[j]);
+          if (s + 1 < n) {
+            popcnt(rax, qword[run[j] + 8 * s]);
+            add(values[j], rax);
+          }
+        }
+        vnni_order(e, t);
+        for (int k = 0; k < 4; ++k) vpdpbusd(Zmm(4 * s + k), e[k], xb);
+      }
+      add(cols, 16);
+      add(xq, 4);
+      dec(left);
+      jnz(quad_loop, T_NEAR);
+    }
+    // cols is now the next group's first column (the list's padding keeps the columns of a group
+    // past its end valid).
+    for (int j = 0; j < 4 * kSparseInputGroupQuads; ++j) {
+      mov(eax, dword[cols + 4 * j]);
+      if (masked_) {
+        mov(eax, dword[subp + rax * 4]);
+        for (int l = 0; l < prefetch_lines_; ++l) prefetcht1(ptr[entries + rax + 64 * l]);
+      } else {
+        imul(rax, column_stride);
+        for (int l = 0; l < n; ++l) prefetcht1(ptr[subp + rax + 64 * l]);
+      }
+    }
+    for (int a = 0; a < 4 * n; ++a) vmovdqu32(ptr[acc + 64 * a], Zmm(a));
   }
 
   // One quad of inputs: the accumulators zmm(4 s + k) += the slices' products.

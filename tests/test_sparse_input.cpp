@@ -221,7 +221,9 @@ TEST(SparseInputKernel, LongChunksMatchReference) {
     }
     const int64_t granule = masked ? 256 : 64;
     for (int rows : {512, 4096})
-      for (const Shape& s : {Shape{600, 70}, Shape{4100, 33}, Shape{64, 9}})
+      // 700 rows: the dense form's last sub-chunk of 3 slices (in one 4096-row chunk, and as
+      // the second 512-row chunk).
+      for (const Shape& s : {Shape{600, 70}, Shape{4100, 33}, Shape{64, 9}, Shape{700, 20}})
         for (WeightKind kind : {WeightKind::dense, WeightKind::two_of_four, WeightKind::rows16,
                                 WeightKind::unstructured})
           for (double density : {0.0, 0.5, 1.0}) {
