@@ -7,9 +7,9 @@
 // registers for the whole input list; longer chunks (512..4096 rows: a column's entry up to one
 // 4 KiB page in the dense form, a run of 256-row sub-entries in the masked form) run a range of
 // their rows, `slices` x 64 from chunk_base (masked: whole sub-entries), accumulating in the
-// output buffer (L1; the masked form keeps a sub-chunk's sums in registers over a group of
-// kSparseInputGroupQuads quads and prefetches the next group's sub-entries into L2). The kernel
-// writes the int32 sums minus the compensation, and the layer applies the epilogue
+// output buffer (L1; a 256-row sub-chunk's sums stay in registers over a group of
+// kSparseInputGroupQuads quads, and the next group's pieces of it are prefetched into L2). The
+// kernel writes the int32 sums minus the compensation, and the layer applies the epilogue
 // (jit/row_epilogue.hpp). Why long chunks: on Zen 4, skipping entries of 4 KiB or less saved almost
 // nothing (the prefetchers fetch within a page regardless; the bf16 kernel measured the same).
 #pragma once
@@ -25,13 +25,15 @@ namespace sparq::jit {
 // How far ahead (in quads of inputs) the kernel prefetches the entries it will read: the skipped
 // inputs leave gaps in the stream that the hardware prefetchers do not jump.
 inline constexpr int kSparseInputPrefetchQuads = 8;
-// Long chunks in the masked form: the quads of inputs whose sums for one 256-row sub-chunk stay in
+// Long chunks (either form): the quads of inputs whose sums for one 256-row sub-chunk stay in
 // registers (16 zmm) between loads and stores of the output buffer, and the distance at which the
 // next group's sub-entries are prefetched (within the list's padding of kSparseInputPrefetchQuads).
 // Zen 4 (docs/benchmarks-avx512.md): with the data in L1, 25 cycles per 4 columns x 64 rows in
 // groups of 1 (the sums in L1 every quad), 19.5 in groups of 4; cold, 2 threads, 2:4 weights at
 // 50 % zero inputs, one run: groups of 4 2.41x / 2.08x oneDNN's int8 GEMV on 4096 x 4096 /
-// 11008 x 4096, groups of 8 1.66x / 1.80x.
+// 11008 x 4096, groups of 8 1.66x / 1.80x. The dense form in the same loop: 1.66x / 1.67x / 1.52x
+// on 4096 x 4096 / 5632 x 2048 / 2048 x 5632 at 40 %, against 1.64x / 1.50x / 1.30x in one pass
+// over the rows per quad.
 inline constexpr int kSparseInputGroupQuads = 4;
 static_assert(kSparseInputGroupQuads <= kSparseInputPrefetchQuads);
 
@@ -64,7 +66,8 @@ struct SparseInputKernelKey {
   int chunk_rows = 256;  // a power of two in 64..4096
   // Lines prefetched per column ahead in the masked form (short chunks: the mean size of what a
   // call reads of an entry + 1; long chunks: of a sub-entry, rounded up; from the packed weight);
-  // the dense form prefetches its chunk_rows / 64, at most 4.
+  // the dense form's short chunks prefetch chunk_rows / 64 lines, at most 4, its long chunks a
+  // sub-chunk's (whatever this field says).
   int prefetch_lines = 4;
   auto operator<=>(const SparseInputKernelKey&) const = default;
 };

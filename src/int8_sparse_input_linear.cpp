@@ -29,11 +29,11 @@ int64_t column_slots(int64_t in) { return padded_in(in) + 4 * jit::kSparseInputP
 int64_t values_at(int64_t in) { return 64 + 4 * column_slots(in); }
 int64_t token_bytes(int64_t in) { return sparse::ceil_div(values_at(in) + padded_in(in), 64) * 64; }
 
-// Lines the kernel prefetches per column: the dense form a chunk's first lines; the masked form's
-// short chunks the mean entry, plus one for the entries that straddle a line; its long chunks a
-// sub-entry's mean lines, each sub-entry a group of quads ahead (Zen 4, 2:4, 4096 x 4096, 50 %
-// zero inputs, 2 threads, cold: 3 lines of a 160-byte sub-entry 2.41x oneDNN's GEMV, 4 lines
-// 1.96x).
+// Lines the kernel prefetches per column: the dense form a short chunk's first lines (long ones a
+// sub-chunk's, whatever this says); the masked form's short chunks the mean entry, plus one for the
+// entries that straddle a line; its long chunks a sub-entry's mean lines, each sub-entry a group of
+// quads ahead (Zen 4, 2:4, 4096 x 4096, 50 % zero inputs, 2 threads, cold: 3 lines of a 160-byte
+// sub-entry 2.41x oneDNN's GEMV, 4 lines 1.96x).
 int prefetch_lines(const sparse::Int8SparseInputWeights& w) {
   if (!w.masked) return std::min(w.chunk_rows / 64, 4);
   const double mean = static_cast<double>(w.entries.size()) / static_cast<double>(w.offsets.size());

@@ -34,7 +34,8 @@ inline constexpr double kMinInputSparsityForSkipping = 0.7;
 // inputs. Zen 4, cold weights, 2 threads (docs/benchmarks-avx512.md): at 50 % zero inputs bf16
 // 1.30-1.57x oneDNN's bf16 GEMV on dense weights, 1.41-1.57x on 2:4 ones; int8 dense weights
 // 1.37-1.61x oneDNN's int8 GEMV. int8 dense weights at 30 % (llama-1b's shapes and 4096 x 4096,
-// two runs): 1.04-1.40x, at 40 % 1.08-1.58x; bf16 at 40 % lost on 2560 x 2048 (0.93-1.03x: a
+// two runs): 1.04-1.40x, at 40 % 1.08-1.58x (since the grouped long-chunk loop 1.25-1.61x and
+// 1.20-1.90x, and at 0 % 0.91-1.19x); bf16 at 40 % lost on 2560 x 2048 (0.93-1.03x: a
 // 2048-row chunk and a 512-row one), so bf16 keeps 50 %.
 inline constexpr double kMinInputSparsityForInt8LongChunks = 0.3;
 inline constexpr double kMinInputSparsityForBf16LongChunks = 0.5;
