@@ -123,6 +123,15 @@ class SparseInputGenerator : public Generator {
     jnz(loop, T_NEAR);
   }
 
+  // Column rax's masked (sub-)entry of `slices` slices through its offset at offsets[rax]: its
+  // masks at run, its values from values.
+  void masked_entry(const Reg64& offsets, const Reg64& entries, const Reg64& run,
+                    const Reg64& values, int slices) {
+    mov(eax, dword[offsets + rax * 4]);
+    lea(run, ptr[entries + rax]);
+    lea(values, ptr[run + 8 * slices]);
+  }
+
   // One 64-byte slice expanded from its masked form: the mask at `mask` (into k), the values
   // from `values` (through `scratch`); e ends with 128 (a zero weight) where the mask is clear.
   void expand_slice(const Address& mask, const Address& values, const Opmask& k, const Zmm& e,
@@ -267,9 +276,7 @@ class SparseInputGenerator : public Generator {
       for (int j = 0; j < 4; ++j) {
         mov(eax, dword[cols + 4 * j]);
         if (masked_) {
-          mov(eax, dword[subp + rax * 4]);
-          lea(run[j], ptr[entries + rax]);
-          lea(values[j], ptr[run[j] + 8 * kSubSlices]);
+          masked_entry(subp, entries, run[j], values[j], kSubSlices);
         } else {
           imul(rax, column_stride);
           lea(run[j], ptr[subp + rax]);
@@ -282,11 +289,7 @@ class SparseInputGenerator : public Generator {
             vmovdqu8(e[j], ptr[run[j] + sparse::kSparseInputSlice * s]);
             continue;
           }
-          kmovq(Opmask(1 + j), qword[run[j] + 8 * s]);
-          vmovdqa64(e[j], c80);
-          // A load, then the register form (see expand_slice).
-          vmovdqu8(loaded[j], ptr[values[j]]);
-          vpexpandb(e[j] | Opmask(1 + j), loaded[j]);
+          expand_slice(qword[run[j] + 8 * s], ptr[values[j]], Opmask(1 + j), e[j], loaded[j], c80);
           if (s + 1 < n) {
             popcnt(rax, qword[run[j] + 8 * s]);
             add(values[j], rax);
@@ -325,9 +328,7 @@ class SparseInputGenerator : public Generator {
     for (int j = 0; j < 4; ++j) {
       mov(eax, dword[columns + 4 * j]);
       if (masked_) {
-        mov(eax, dword[base + rax * 4]);
-        lea(col[j], ptr[entries + rax]);
-        lea(values[j], ptr[col[j] + 8 * slices_]);
+        masked_entry(base, entries, col[j], values[j], slices_);
       } else {
         shl(rax, log2_chunk_rows_);
         lea(col[j], ptr[base + rax]);
