@@ -411,9 +411,9 @@ std::unique_ptr<SparseInputKernel> make_sparse_input_avx512(const SparseInputKer
 }
 
 std::shared_ptr<const SparseInputKernel> sparse_input_kernel(const SparseInputKernelKey& key) {
-  if (const auto why = sparse::sparse_input_chunk_rows_error(key.chunk_rows, key.masked,
-                                                             sparse::kSparseInputMaxChunkRows,
-                                                             sparse::kSparseInputMaxChunkRows);
+  if (const auto why = sparse::sparse_input_chunk_rows_error(
+          key.chunk_rows, key.masked, sparse::kSparseInputMaxChunkRows,
+          sparse::kSparseInputMaxMaskedChunkRows);
       !why.empty())
     throw InvalidArgument("int8 sparse-input decode kernel: " + why);
   if (key.prefetch_lines < 1 || key.prefetch_lines > 64)

@@ -4,8 +4,8 @@
 // expanded from their masked form with VBMI2 vpexpandb into a register of 128s, the u8 form of a
 // zero weight), 8 byte/word unpacks into VNNI order, and 4 vpdpbusd against the quad's 4 s8
 // activations. Chunks of up to 256 rows keep their accumulators (chunk_rows / 16 zmm) in
-// registers for the whole input list; longer chunks (512..4096 rows: a column's entry up to one
-// 4 KiB page in the dense form, a run of 256-row sub-entries in the masked form) run a range of
+// registers for the whole input list; longer chunks (dense form 512..4096 rows, a column's entry
+// up to one 4 KiB page; masked form 512..8192 rows, a run of 256-row sub-entries) run a range of
 // their rows, `slices` x 64 from chunk_base (masked: whole sub-entries), accumulating in the
 // output buffer (L1; a 256-row sub-chunk's sums stay in registers over a group of
 // kSparseInputGroupQuads quads, and the next group's pieces of it are prefetched into L2). The
@@ -63,7 +63,7 @@ struct SparseInputArgs {
 
 struct SparseInputKernelKey {
   bool masked = false;   // the masked form (needs AVX512_VBMI2)
-  int chunk_rows = 256;  // a power of two in 64..4096
+  int chunk_rows = 256;  // a power of two in 64..4096 (masked form: 64..8192)
   // Lines prefetched per column ahead in the masked form (short chunks: the mean size of what a
   // call reads of an entry + 1; long chunks: of a sub-entry, rounded up; from the packed weight);
   // the dense form's short chunks prefetch chunk_rows / 64 lines, at most 4, its long chunks a

@@ -28,7 +28,7 @@ Int8SparseInputWeights pack_int8_sparse_input(const int8_t* wq, const float* w_s
           "pack_int8_sparse_input: weight and scales must not be null");
   require(out > 0 && in > 0, "pack_int8_sparse_input: out and in must be positive");
   if (const auto why = sparse_input_chunk_rows_error(chunk_rows, masked, kSparseInputMaxChunkRows,
-                                                     kSparseInputMaxChunkRows);
+                                                     kSparseInputMaxMaskedChunkRows);
       !why.empty())
     throw InvalidArgument("pack_int8_sparse_input: " + why);
   for (int64_t i = 0; i < out * in; ++i)

@@ -3,14 +3,12 @@
 // weight columns of its non-zero inputs. So the weights are stored column by column, in chunks of
 // output rows, and the kernel walks the list of non-zero inputs.
 //
-// Weights: output rows in chunks of `chunk_rows` (a power of two in 64..4096; the last chunk
-// zero-padded);
-// one entry per (chunk, input column), made of chunk_rows / 64 slices of 64 rows, chunk after
-// chunk and in column order within a chunk. The kernel runs chunk by chunk, each over the list of
-// non-zero inputs.
-// Weight values are stored as u8 = w + 128 (w in -127..127), so that vpdpbusd takes them as its
-// unsigned operand against s8 activations; the kernel subtracts 128 * (the sum of the step's
-// quantized activations).
+// Weights: output rows in chunks of `chunk_rows` (a power of two in 64..4096, masked form 64..8192;
+// the last chunk zero-padded); one entry per (chunk, input column), made of chunk_rows / 64 slices
+// of 64 rows, chunk after chunk and in column order within a chunk. The kernel runs chunk by chunk,
+// each over the list of non-zero inputs. Weight values are stored as u8 = w + 128 (w in -127..127),
+// so that vpdpbusd takes them as its unsigned operand against s8 activations; the kernel subtracts
+// 128 * (the sum of the step's quantized activations).
 //   dense form:  a slice is its 64 values; entry (chunk c, column j) begins at byte
 //                c * in * chunk_rows + j * (the chunk's stored rows: chunk_rows, or for the last
 //                of long chunks its rows up to a multiple of 64); see entry_offset.
@@ -41,6 +39,11 @@ namespace sparq::sparse {
 
 inline constexpr int kSparseInputSlice = 64;
 inline constexpr int kSparseInputMaxChunkRows = 4096;
+// The masked form's chunks may be twice as tall: a column's run of sub-entries is then up to
+// ~5 KiB for 2:4 weights, and a run read at random costs less per byte the longer it is (Zen 4,
+// cold, one thread, 2:4 weights, half the columns: 1.25 / 2.5 / 5 KiB runs streamed about 11 / 13
+// / 15 GB/s; docs/benchmarks-avx512.md). The sums of one chunk (32 KiB) still fit L1.
+inline constexpr int kSparseInputMaxMaskedChunkRows = 8192;
 
 struct Int8SparseInputWeights : SparseInputChunks<1> {
   AlignedVector<float> scales, bias;  // per row, zero-padded to chunks * chunk_rows
@@ -48,8 +51,8 @@ struct Int8SparseInputWeights : SparseInputChunks<1> {
 };
 
 // wq: s8 [out x in] with values in -127..127 (InvalidArgument naming the first -128); w_scale
-// [out]; bias [out] or null; chunk_rows a power of two in 64..4096. NotSupported if
-// the masked entries would exceed 4 GiB (32-bit offsets).
+// [out]; bias [out] or null; chunk_rows a power of two in 64..4096 (masked: 64..8192). NotSupported
+// if the masked entries would exceed 4 GiB (32-bit offsets).
 Int8SparseInputWeights pack_int8_sparse_input(const int8_t* wq, const float* w_scale,
                                               const float* bias, int64_t out, int64_t in,
                                               bool masked, int chunk_rows);

@@ -53,13 +53,14 @@ bool Int8SparseInputLinear::masked_form(const int8_t* wq, int64_t out, int64_t i
   return masked <= 0.9 * weights;
 }
 
-int Int8SparseInputLinear::chunk_rows_for(int64_t out, int threads) {
+int Int8SparseInputLinear::chunk_rows_for(int64_t out, int threads, bool masked) {
   if (const auto forced = sparse_input_chunk_rows_override()) return *forced;
   if (out < kMinLongRows) return sparse_input_chunk_rows(out, threads);
   // One chunk up to kPageRows rows (the last chunk stores only its rows): a 2560-row weight in
   // one chunk reads 2560-byte column runs, against 2048 and 512 in chunks of 2048 (Zen 4, cold,
   // 2 threads, 40 % zero inputs: 129-137 against 139-142 us; 3072 x 768 59-61 against 68-71).
-  return static_cast<int>(std::min<int64_t>(kPageRows, std::bit_ceil(static_cast<uint64_t>(out))));
+  return static_cast<int>(std::min<int64_t>(masked ? kMaskedRunRows : kPageRows,
+                                            std::bit_ceil(static_cast<uint64_t>(out))));
 }
 
 Int8SparseInputLinear::Int8SparseInputLinear(const int8_t* wq, const float* w_scale,
@@ -69,7 +70,7 @@ Int8SparseInputLinear::Int8SparseInputLinear(const int8_t* wq, const float* w_sc
         const bool masked = masked_form(wq, out, in);
         return sparse::pack_int8_sparse_input(
             wq, w_scale, bias, out, in, masked,
-            chunk_rows_for(out, resolve_threads(threads.threads)));
+            chunk_rows_for(out, resolve_threads(threads.threads), masked));
       }()),
       post_ops_(post_ops),
       kernel_(jit::sparse_input_kernel(

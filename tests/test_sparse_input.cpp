@@ -64,7 +64,8 @@ TEST(SparseInputPack, RoundTripBothForms) {
   for (const Shape& s : kShapes)
     for (WeightKind kind : {WeightKind::dense, WeightKind::two_of_four, WeightKind::unstructured})
       for (bool masked : {false, true})
-        for (int rows : {64, 128, 256, 512, 4096}) {
+        for (int rows : {64, 128, 256, 512, 4096, 8192}) {
+          if (!masked && rows > sparse::kSparseInputMaxChunkRows) continue;
           const auto w = weight_of(kind, s.out, s.in, static_cast<uint32_t>(s.out * 31 + s.in));
           const std::vector<float> scale(static_cast<size_t>(s.out), 0.5f);
           const auto p = sparse::pack_int8_sparse_input(w.data(), scale.data(), nullptr, s.out,
@@ -100,8 +101,12 @@ TEST(SparseInputPack, RejectsBadArguments) {
             }).find("chunk_rows must be a power of two in 64..4096, got 96"),
             std::string::npos);
   EXPECT_NE(test::message_of<InvalidArgument>([&] {
-              sparse::pack_int8_sparse_input(w.data(), scale.data(), nullptr, 4, 4, true, 8192);
-            }).find("chunk_rows must be a power of two in 64..4096 (masked form), got 8192"),
+              sparse::pack_int8_sparse_input(w.data(), scale.data(), nullptr, 4, 4, false, 8192);
+            }).find("chunk_rows must be a power of two in 64..4096, got 8192"),
+            std::string::npos);
+  EXPECT_NE(test::message_of<InvalidArgument>([&] {
+              sparse::pack_int8_sparse_input(w.data(), scale.data(), nullptr, 4, 4, true, 16384);
+            }).find("chunk_rows must be a power of two in 64..8192 (masked form), got 16384"),
             std::string::npos);
 }
 
@@ -209,9 +214,9 @@ TEST(SparseInputKernel, MatchesReference) {
   }
 }
 
-// Long chunks (512..4096 rows): the kernel runs a range of a chunk's rows, 64-row slices from any
-// slice of the chunk in the dense form, whole 256-row sub-entries from any of them in the masked
-// form, with its sums in memory.
+// Long chunks (512..4096 rows, masked form up to 8192): the kernel runs a range of a chunk's rows,
+// 64-row slices from any slice of the chunk in the dense form, whole 256-row sub-entries from any
+// of them in the masked form, with its sums in memory.
 TEST(SparseInputKernel, LongChunksMatchReference) {
   for (bool masked : {false, true}) {
     const jit::SparseInputKernelKey probe{masked, 512};
@@ -220,13 +225,18 @@ TEST(SparseInputKernel, LongChunksMatchReference) {
       continue;
     }
     const int64_t granule = masked ? 256 : 64;
-    for (int rows : {512, 4096})
+    for (int rows : {512, 4096, 8192}) {
+      if (rows >
+          (masked ? sparse::kSparseInputMaxMaskedChunkRows : sparse::kSparseInputMaxChunkRows))
+        continue;
       // 700 rows: the dense form's last sub-chunk of 3 slices (in one 4096-row chunk, and as
-      // the second 512-row chunk).
-      for (const Shape& s : {Shape{600, 70}, Shape{4100, 33}, Shape{64, 9}, Shape{700, 20}})
+      // the second 512-row chunk); 8400 rows: a second 8192-row chunk of one sub-entry.
+      for (const Shape& s :
+           {Shape{600, 70}, Shape{4100, 33}, Shape{64, 9}, Shape{700, 20}, Shape{8400, 12}})
         for (WeightKind kind : {WeightKind::dense, WeightKind::two_of_four, WeightKind::rows16,
                                 WeightKind::unstructured})
           for (double density : {0.0, 0.5, 1.0}) {
+            if (s.out > 8192 && rows != 8192) continue;  // the tall shape is for 8192-row chunks
             const uint32_t seed = static_cast<uint32_t>(s.out + s.in + rows);
             const KernelCase c = make_case(kind, s, masked, rows, density, seed);
             const auto& [w, p, l, count, reach, want] = c;
@@ -262,6 +272,7 @@ TEST(SparseInputKernel, LongChunksMatchReference) {
                       << " density=" << density << ", row " << r;
               }
           }
+    }
   }
 }
 
@@ -380,15 +391,7 @@ TEST(SparseInputLayer, LongChunksSplitTheInputListOverTheThreads) {
   }
 }
 
-// The masked form in long chunks, which the layer picks for a 2:4 weight of 2048 rows or more:
-// 256-row sub-entries, the input list split over two threads, the last chunk short, every group
-// of quads (kSparseInputGroupQuads) full or partial as the list length makes it.
-TEST(SparseInputLayer, LongChunksInTheMaskedForm) {
-  // The layer takes the kernel only where the ISA cap (SPARQ_MAX_ISA) allows AVX-512 VNNI.
-  if (jit::best_int8_isa() != jit::Isa::avx512_vnni ||
-      !jit::can_run(jit::sparse_input_features({true, 512})))
-    GTEST_SKIP() << "needs AVX-512 VNNI and VBMI2";
-  const int64_t out = 4160, in = 72;
+void masked_long_chunks_case(int64_t out, int64_t in) {
   auto wf =
       sparse::prune_n_m(test::random_floats(static_cast<size_t>(out * in), 41), out, in, 2, 4);
   const auto bias = test::random_floats(static_cast<size_t>(out), 42);
@@ -396,9 +399,9 @@ TEST(SparseInputLayer, LongChunksInTheMaskedForm) {
   std::vector<int8_t> wq(wf.size());
   std::vector<float> ws(static_cast<size_t>(out));
   sparse::quantize_rows(wf.data(), out, in, wq.data(), ws.data());
-  // The layer holds the masked layout in 4096-row chunks (2:4: 64 % of the dense form's values).
+  // The layer holds the masked layout in 8192-row chunks (2:4: 64 % of the dense form's values).
   const auto masked =
-      sparse::pack_int8_sparse_input(wq.data(), ws.data(), bias.data(), out, in, true, 4096);
+      sparse::pack_int8_sparse_input(wq.data(), ws.data(), bias.data(), out, in, true, 8192);
   EXPECT_LT(masked.entries.size(), static_cast<size_t>(out * in) * 2 / 3);
   // 72 inputs: 3 to 13 quads of non-zero ones, split over 1-3 threads.
   for (double zero : {0.3, 0.5, 0.9})
@@ -420,10 +423,23 @@ TEST(SparseInputLayer, LongChunksInTheMaskedForm) {
         std::vector<float> y(static_cast<size_t>(tokens * out));
         lin.forward(xt.data(), tokens, y.data());
         test::expect_close(y, want, 1e-4,
-                           "masked long chunks, " + std::to_string(threads) + " threads, " +
-                               std::to_string(zero) + " zero");
+                           "masked long chunks, " + std::to_string(out) + " rows, " +
+                               std::to_string(threads) + " threads, " + std::to_string(zero) +
+                               " zero");
       }
     }
+}
+
+// The masked form in long chunks, which the layer picks for a 2:4 weight of 2048 rows or more:
+// 256-row sub-entries, the input list split over two threads, the last chunk short, every group
+// of quads (kSparseInputGroupQuads) full or partial as the list length makes it. 4160 rows: one
+// 8192-row chunk; 8512 rows: a whole 8192-row chunk, then 320 rows (two sub-entries).
+TEST(SparseInputLayer, LongChunksInTheMaskedForm) {
+  // The layer takes the kernel only where the ISA cap (SPARQ_MAX_ISA) allows AVX-512 VNNI.
+  if (jit::best_int8_isa() != jit::Isa::avx512_vnni ||
+      !jit::can_run(jit::sparse_input_features({true, 512})))
+    GTEST_SKIP() << "needs AVX-512 VNNI and VBMI2";
+  for (const int64_t out : {4160, 8512}) masked_long_chunks_case(out, 72);
 }
 
 // The list of a token's non-zero inputs: the portable twin against its definition, the AVX-512
