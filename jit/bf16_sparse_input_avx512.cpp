@@ -28,7 +28,7 @@ class Bf16SparseInputGenerator : public Generator {
     // The output pointer and the chunk count live on the stack, as in the int8 kernel.
     const Address acc_out = qword[rsp], chunks = qword[rsp + 8];
     preamble();
-    sub(rsp, 16);
+    sub(rsp, kStackBytes);
     mov(entries, ARG(entries));
     mov(base, ARG(chunk_base));
     mov(rax, ARG(acc));
@@ -38,8 +38,11 @@ class Bf16SparseInputGenerator : public Generator {
     mov(eax, 0xffff0000);
     vpbroadcastd(high_mask_, eax);
     if (long_) {
-      long_chunk(columns, x, count, base, acc_out);
-      add(rsp, 16);
+      if (masked_)
+        masked_long_chunk();
+      else
+        long_chunk(columns, x, count, base, acc_out);
+      add(rsp, kStackBytes);
       postamble();
       finalize(bf16_sparse_input_features(key));
       return;
@@ -67,12 +70,142 @@ class Bf16SparseInputGenerator : public Generator {
       dec(chunks);
       jnz(chunk_loop, T_NEAR);
     }
-    add(rsp, 16);
+    add(rsp, kStackBytes);
     postamble();
     finalize(bf16_sparse_input_features(key));
   }
 
  private:
+  // [rsp]: the output pointer, [rsp + 8]: the chunks left; the masked long chunks keep eight more
+  // values there (see masked_long_chunk).
+  static constexpr int kStackBytes = 80;
+  static constexpr int kSubSlices =
+      sparse::kSparseInputMaxRegisterRows / sparse::kBf16SparseInputSlice;
+
+  // One 32-row slice of a masked (sub-)entry: its mask at `mask`, its values from `values`;
+  // the accumulators sum_lo (rows 0..15), sum_hi (16..31) += the widened weights * xb. `set`
+  // picks one of two sets of temporaries, so that consecutive slices do not wait on each other's.
+  void masked_slice(const Address& mask, const Reg64& values, const Zmm& sum_lo, const Zmm& sum_hi,
+                    int set) {
+    const Zmm e(18 + 4 * set), t(19 + 4 * set), lo(20 + 4 * set), hi(21 + 4 * set);
+    kmovd(k1, mask);
+    // A load, then the register form (as the int8 kernel's vpexpandb: the emulated test lane's
+    // Bochs is not trusted with the memory form). It may read up to 64 bytes past the slice's
+    // values (the entries end in 64 bytes of padding).
+    vmovdqu16(t, ptr[values]);
+    vpexpandw(e | k1 | T_z, t);
+    vpslld(lo, e, 16);
+    vpandd(hi, e, high_mask_);
+    vfmadd231ps(sum_lo, lo, xb_);
+    vfmadd231ps(sum_hi, hi, xb_);
+  }
+
+  // A range of a long chunk's rows in the masked form, `slices` x 32 from the sub-chunk whose
+  // offsets are at chunk_base (whole 256-row sub-entries). The input list in groups of
+  // kBf16SparseInputGroupInputs; per group and sub-chunk, the sub-chunk's 256 sums stay in
+  // zmm0..15 over the group's columns (loaded from and stored to the output buffer once per
+  // group), each column's sub-entry found through its offset; after each sub-chunk the next
+  // group's sub-entries of it are prefetched (hint: L2), so each run is requested a whole group
+  // ahead of its use.
+  void masked_long_chunk() {
+    const Reg64 entries = r8, acc = r9, xq = r10, subp = r11, cols = r12, left = rcx, run = rbx,
+                values = rdx;
+    // Stack: the group's first column and input, the inputs left, the sub-chunks per call, the
+    // bytes from one sub-chunk's offsets to the next's, the sums, the first sub-chunk's offsets,
+    // the sub-chunks left, the group's inputs.
+    const Address group_columns = qword[rsp + 16], group_x = qword[rsp + 24],
+                  inputs_left = qword[rsp + 32], subs = qword[rsp + 40],
+                  sub_stride = qword[rsp + 48], sums = qword[rsp + 56], subs_left = qword[rsp + 64],
+                  group_inputs = qword[rsp + 72];
+    mov(rax, ARG(count));
+    mov(inputs_left, rax);
+    mov(rax, ARG(slices));
+    shr(rax, 3);
+    mov(subs, rax);
+    mov(rax, ARG(chunk_stride));
+    mov(sub_stride, rax);
+    mov(rax, ARG(acc));
+    mov(sums, rax);
+    mov(rax, ARG(columns));
+    mov(group_columns, rax);
+    mov(rax, ARG(x));
+    mov(group_x, rax);
+    mov(entries, ARG(entries));
+    mov(subp, ARG(chunk_base));
+    // The sums start at zero: 256 floats per sub-chunk.
+    {
+      Label zero_loop;
+      mov(acc, sums);
+      mov(left, subs);
+      vpxord(zmm0, zmm0, zmm0);
+      L(zero_loop);
+      for (int k = 0; k < 16; ++k) vmovups(ptr[acc + 64 * k], zmm0);
+      add(acc, 1024);
+      dec(left);
+      jnz(zero_loop, T_NEAR);
+    }
+    // The first sub-chunk's offsets stay in rdi's place from here on (the arguments are read).
+    const Reg64 first_sub = rdi;
+    mov(first_sub, subp);
+    Label group_loop, sub_loop, input_loop, finish;
+    cmp(inputs_left, 0);
+    je(finish, T_NEAR);
+    L(group_loop);
+    {
+      mov(rax, inputs_left);
+      mov(left, kBf16SparseInputGroupInputs);
+      cmp(rax, left);
+      cmovl(left, rax);
+      mov(group_inputs, left);
+      mov(acc, sums);
+      mov(subp, first_sub);
+      mov(rax, subs);
+      mov(subs_left, rax);
+      L(sub_loop);
+      {
+        for (int a = 0; a < 16; ++a) vmovups(Zmm(a), ptr[acc + 64 * a]);
+        mov(cols, group_columns);
+        mov(xq, group_x);
+        mov(left, group_inputs);
+        L(input_loop);
+        {
+          mov(eax, dword[cols]);
+          mov(eax, dword[subp + rax * 4]);
+          lea(run, ptr[entries + rax]);
+          lea(values, ptr[run + 4 * kSubSlices]);
+          vbroadcastss(xb_, dword[xq]);
+          for (int s = 0; s < kSubSlices; ++s) {
+            masked_slice(dword[run + 4 * s], values, Zmm(2 * s), Zmm(2 * s + 1), s % 2);
+            if (s + 1 < kSubSlices) {
+              popcnt(eax, dword[run + 4 * s]);
+              lea(values, ptr[values + rax * 2]);
+            }
+          }
+          add(cols, 4);
+          add(xq, 4);
+          dec(left);
+          jnz(input_loop, T_NEAR);
+        }
+        // cols is now the next group's first column (the list's padding keeps the columns of a
+        // group past its end valid).
+        for (int j = 0; j < kBf16SparseInputGroupInputs; ++j) {
+          mov(eax, dword[cols + 4 * j]);
+          mov(eax, dword[subp + rax * 4]);
+          for (int l = 0; l < prefetch_lines_; ++l) prefetcht1(ptr[entries + rax + 64 * l]);
+        }
+        for (int a = 0; a < 16; ++a) vmovups(ptr[acc + 64 * a], Zmm(a));
+        add(acc, 1024);
+        add(subp, sub_stride);
+        dec(subs_left);
+        jnz(sub_loop, T_NEAR);
+      }
+      add(group_columns, 4 * kBf16SparseInputGroupInputs);
+      add(group_x, 4 * kBf16SparseInputGroupInputs);
+      sub(inputs_left, kBf16SparseInputGroupInputs);
+      jg(group_loop, T_NEAR);
+    }
+    L(finish);
+  }
   // A range of a long chunk's rows (dense form), `slices` x 32 from base: the sums accumulate in
   // the output buffer (L1), which each pass over the slices updates with two inputs.
   void long_chunk(const Reg64& columns, const Reg64& x, const Reg64& count, const Reg64& base,
@@ -176,24 +309,17 @@ class Bf16SparseInputGenerator : public Generator {
     for (int s = 0; s < slices_; ++s) {
       // Two sets of temporaries, so that consecutive slices do not wait on each other's.
       const int set = 4 * (s % 2);
-      const Zmm e(18 + set), t(19 + set), lo(20 + set), hi(21 + set);
       if (masked_) {
         if (s > 0) {
           popcnt(eax, dword[col + 4 * (s - 1)]);
           lea(values, ptr[values + rax * 2]);
         }
-        kmovd(k1, dword[col + 4 * s]);
-        // A load, then the register form (as the int8 kernel's vpexpandb: the emulated test
-        // lane's Bochs is not trusted with the memory form). It may read up to 64 bytes past
-        // the slice's values (the entries end in 64 bytes of padding).
-        vmovdqu16(t, ptr[values]);
-        vpexpandw(e | k1 | T_z, t);
-        vpslld(lo, e, 16);
-        vpandd(hi, e, high_mask_);
-      } else {
-        vpslld(lo, ptr[col + 64 * s], 16);
-        vpandd(hi, high_mask_, ptr[col + 64 * s]);
+        masked_slice(dword[col + 4 * s], values, Zmm(2 * s), Zmm(2 * s + 1), s % 2);
+        continue;
       }
+      const Zmm lo(20 + set), hi(21 + set);
+      vpslld(lo, ptr[col + 64 * s], 16);
+      vpandd(hi, high_mask_, ptr[col + 64 * s]);
       vfmadd231ps(Zmm(2 * s), lo, xb_);
       vfmadd231ps(Zmm(2 * s + 1), hi, xb_);
     }
@@ -225,12 +351,18 @@ class Avx512Bf16SparseInputKernel final : public Bf16SparseInputKernel {
   explicit Avx512Bf16SparseInputKernel(const Bf16SparseInputKernelKey& key)
       : Bf16SparseInputKernel(key), code_(key) {}
   void run(const Bf16SparseInputArgs& args) const override {
-    // The long-chunk loop runs slices / 2 pairs, counted down to zero.
-    if (key().chunk_rows > sparse::kSparseInputMaxRegisterRows &&
-        (args.slices < 2 || args.slices % 2 != 0))
-      throw InvalidArgument(
-          "bf16 sparse-input decode kernel: slices must be even and >= 2 for long chunks, got " +
-          std::to_string(args.slices));
+    // The long-chunk loops run slices / 2 pairs (masked form: slices / 8 sub-entries), counted
+    // down to zero.
+    if (key().chunk_rows > sparse::kSparseInputMaxRegisterRows) {
+      const int multiple = key().masked ? 8 : 2;
+      if (args.slices < multiple || args.slices % multiple != 0)
+        throw InvalidArgument(
+            "bf16 sparse-input decode kernel: slices must be a positive multiple "
+            "of " +
+            std::to_string(multiple) + " for long chunks" +
+            (key().masked ? " (whole 256-row sub-entries)" : "") + ", got " +
+            std::to_string(args.slices));
+    }
     code_.run(&args);
   }
 
@@ -253,9 +385,9 @@ std::unique_ptr<Bf16SparseInputKernel> make_bf16_sparse_input_avx512(
 
 std::shared_ptr<const Bf16SparseInputKernel> bf16_sparse_input_kernel(
     const Bf16SparseInputKernelKey& key) {
-  if (const auto why = sparse::sparse_input_chunk_rows_error(key.chunk_rows, key.masked,
-                                                             sparse::kBf16SparseInputMaxChunkRows,
-                                                             sparse::kSparseInputMaxRegisterRows);
+  if (const auto why = sparse::sparse_input_chunk_rows_error(
+          key.chunk_rows, key.masked, sparse::kBf16SparseInputMaxChunkRows,
+          sparse::kBf16SparseInputMaxMaskedChunkRows);
       !why.empty())
     throw InvalidArgument("bf16 sparse-input decode kernel: " + why);
   if (key.prefetch_lines < 1 || key.prefetch_lines > 64)

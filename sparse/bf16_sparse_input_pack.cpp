@@ -25,9 +25,8 @@ uint16_t weight_bits(const float* w, int64_t out, int64_t in, int64_t r, int64_t
 }
 
 void check_chunk_rows(int chunk_rows, bool masked, const char* who) {
-  if (const auto why =
-          sparse_input_chunk_rows_error(chunk_rows, masked, kBf16SparseInputMaxChunkRows,
-                                        kSparseInputMaxRegisterRows);
+  if (const auto why = sparse_input_chunk_rows_error(
+          chunk_rows, masked, kBf16SparseInputMaxChunkRows, kBf16SparseInputMaxMaskedChunkRows);
       !why.empty())
     throw InvalidArgument(std::string(who) + ": " + why);
 }
@@ -44,8 +43,11 @@ int64_t bf16_sparse_input_masked_bytes(const float* w, int64_t out, int64_t in, 
   int64_t nonzeros = 0;
   for (int64_t r = 0; r < out; ++r)
     for (int64_t j = 0; j < in; ++j) nonzeros += weight_bits(w, out, in, r, j) != 0;
-  const int64_t chunks = (out + chunk_rows - 1) / chunk_rows;
-  return 2 * nonzeros + chunks * in * (chunk_rows / kBf16SparseInputSlice) * 4;
+  Bf16SparseInputWeights geometry;
+  geometry.out = out;
+  geometry.chunk_rows = chunk_rows;
+  return 2 * nonzeros +
+         geometry.sub_chunks() * in * (geometry.sub_rows() / kBf16SparseInputSlice) * 4;
 }
 
 Bf16SparseInputWeights pack_bf16_sparse_input(const float* w, const float* bias, int64_t out,
@@ -59,7 +61,6 @@ Bf16SparseInputWeights pack_bf16_sparse_input(const float* w, const float* bias,
   p.chunk_rows = chunk_rows;
   p.masked = masked;
   const int64_t rows = p.padded_out(), chunks = p.chunks();
-  const int slices = chunk_rows / kBf16SparseInputSlice;
   p.bias.assign(static_cast<size_t>(rows), 0.0f);
   if (bias) std::copy(bias, bias + out, p.bias.begin());
   auto put = [&](int64_t at, uint16_t v) { std::memcpy(p.entries.data() + at, &v, 2); };
@@ -82,26 +83,28 @@ Bf16SparseInputWeights pack_bf16_sparse_input(const float* w, const float* bias,
                        " x " + std::to_string(in) + " weight needs " + std::to_string(total) +
                        " bytes; its 32-bit offsets address at most 4 GiB");
   p.entries.assign(static_cast<size_t>(total + 64), 0);
-  p.offsets.resize(static_cast<size_t>(chunks * in));
+  p.offsets.resize(static_cast<size_t>(p.sub_chunks() * in));
+  const int sub_rows = p.sub_rows(), sub_slices = sub_rows / kBf16SparseInputSlice;
   int64_t at = 0;
   for (int64_t c = 0; c < chunks; ++c)
-    for (int64_t j = 0; j < in; ++j) {
-      p.offsets[static_cast<size_t>(c * in + j)] = static_cast<uint32_t>(at);
-      const int64_t masks_at = at;
-      at += 4 * slices;
-      for (int s = 0; s < slices; ++s) {
-        uint32_t mask = 0;
-        for (int pos = 0; pos < kBf16SparseInputSlice; ++pos) {
-          const uint16_t v =
-              weight_bits(w, out, in, c * chunk_rows + s * kBf16SparseInputSlice + row_at(pos), j);
-          if (v == 0) continue;
-          mask |= uint32_t{1} << pos;
-          put(at, v);
-          at += 2;
+    for (int64_t j = 0; j < in; ++j)
+      for (int64_t sc = p.first_sub_chunk(c); sc < p.end_sub_chunk(c); ++sc) {
+        p.offsets[static_cast<size_t>(sc * in + j)] = static_cast<uint32_t>(at);
+        const int64_t masks_at = at;
+        at += 4 * sub_slices;
+        for (int s = 0; s < sub_slices; ++s) {
+          uint32_t mask = 0;
+          for (int pos = 0; pos < kBf16SparseInputSlice; ++pos) {
+            const uint16_t v =
+                weight_bits(w, out, in, sc * sub_rows + s * kBf16SparseInputSlice + row_at(pos), j);
+            if (v == 0) continue;
+            mask |= uint32_t{1} << pos;
+            put(at, v);
+            at += 2;
+          }
+          std::memcpy(p.entries.data() + masks_at + 4 * s, &mask, 4);
         }
-        std::memcpy(p.entries.data() + masks_at + 4 * s, &mask, 4);
       }
-    }
   return p;
 }
 
@@ -110,7 +113,6 @@ namespace {
 // Calls f(row within the chunk, w) for every stored weight of entry (c, j), in position order.
 template <typename F>
 void for_each_weight(const Bf16SparseInputWeights& p, int64_t c, int64_t j, F f) {
-  const int slices = p.chunk_rows / kBf16SparseInputSlice;
   auto at = [&](const uint8_t* b) {
     uint16_t v;
     std::memcpy(&v, b, 2);
@@ -123,16 +125,20 @@ void for_each_weight(const Bf16SparseInputWeights& p, int64_t c, int64_t j, F f)
         f(s * kBf16SparseInputSlice + row_at(pos), at(e + 2 * (s * kBf16SparseInputSlice + pos)));
     return;
   }
-  const uint8_t* masks = p.entries.data() + p.offsets[static_cast<size_t>(c * p.in + j)];
-  const uint8_t* e = masks + 4 * slices;
-  for (int s = 0; s < slices; ++s) {
-    uint32_t mask;
-    std::memcpy(&mask, masks + 4 * s, 4);
-    for (int pos = 0; pos < kBf16SparseInputSlice; ++pos)
-      if (mask >> pos & 1) {
-        f(s * kBf16SparseInputSlice + row_at(pos), at(e));
-        e += 2;
-      }
+  const int sub_slices = p.sub_rows() / kBf16SparseInputSlice;
+  for (int64_t sc = p.first_sub_chunk(c); sc < p.end_sub_chunk(c); ++sc) {
+    const uint8_t* masks = p.entries.data() + p.offsets[static_cast<size_t>(sc * p.in + j)];
+    const uint8_t* e = masks + 4 * sub_slices;
+    const int64_t first_row = (sc - p.first_sub_chunk(c)) * p.sub_rows();
+    for (int s = 0; s < sub_slices; ++s) {
+      uint32_t mask;
+      std::memcpy(&mask, masks + 4 * s, 4);
+      for (int pos = 0; pos < kBf16SparseInputSlice; ++pos)
+        if (mask >> pos & 1) {
+          f(first_row + s * kBf16SparseInputSlice + row_at(pos), at(e));
+          e += 2;
+        }
+    }
   }
 }
 

@@ -15,11 +15,13 @@
 namespace sparq {
 namespace {
 
-// The masked form's mean entry in cache lines, plus one for the entries that straddle a line.
+// The masked form's mean entry in cache lines, plus one for the entries that straddle a line
+// (long chunks: the mean sub-entry, rounded up; the next sub-entry's prefetch covers the rest of a
+// run's last line, as in the int8 layer).
 int prefetch_lines(const sparse::Bf16SparseInputWeights& w) {
   if (!w.masked) return std::min(w.chunk_rows / 32, 8);
   const double mean = static_cast<double>(w.entries.size()) / static_cast<double>(w.offsets.size());
-  return std::clamp(static_cast<int>(std::ceil(mean / 64.0)) + 1, 1, 64);
+  return std::clamp(static_cast<int>(std::ceil(mean / 64.0)) + (w.long_chunks() ? 0 : 1), 1, 64);
 }
 
 jit::Bf16SparseInputKernelKey key_of(const sparse::Bf16SparseInputWeights& w) {
@@ -43,20 +45,31 @@ Bf16SparseInputLinear::Plan Bf16SparseInputLinear::plan(const float* w, int64_t 
                                                         int threads) {
   Plan p;
   const bool vpexpandw = jit::can_run(jit::bf16_sparse_input_features({true, 64, 1}));
+  // The masked form where its bytes (offsets included) are at most 90 % of the dense form's.
+  auto masked_pays = [&](int chunk_rows) {
+    const sparse::Bf16SparseInputWeights geometry = [&] {
+      sparse::Bf16SparseInputWeights g;
+      g.out = out;
+      g.chunk_rows = chunk_rows;
+      return g;
+    }();
+    const double masked =
+        static_cast<double>(sparse::bf16_sparse_input_masked_bytes(w, out, in, chunk_rows)) +
+        4.0 * static_cast<double>(geometry.sub_chunks() * in);
+    return masked <= 0.9 * 2.0 * static_cast<double>(out) * static_cast<double>(in);
+  };
   if (out >= kMinLongRows) {
-    p.masked = vpexpandw && sparse_input_masked_override().value_or(false);
-    p.chunk_rows =
-        static_cast<int>(std::min<int64_t>(kPageRows, std::bit_floor(static_cast<uint64_t>(out))));
-  }
-  if (out < kMinLongRows || p.masked) {
+    // Long chunks: the dense form's up to a page per column, the masked form's one chunk up to
+    // kMaskedRunRows (its column runs as long as they go).
+    const int masked_rows = static_cast<int>(
+        std::min<int64_t>(kMaskedRunRows, std::bit_ceil(static_cast<uint64_t>(out))));
+    p.masked = vpexpandw && sparse_input_masked_override().value_or(masked_pays(masked_rows));
+    p.chunk_rows = p.masked ? masked_rows
+                            : static_cast<int>(std::min<int64_t>(
+                                  kPageRows, std::bit_floor(static_cast<uint64_t>(out))));
+  } else {
     p.chunk_rows = sparse_input_chunk_rows(out, threads);
-    if (out < kMinLongRows && vpexpandw) {
-      const double masked =
-          static_cast<double>(sparse::bf16_sparse_input_masked_bytes(w, out, in, p.chunk_rows)) +
-          4.0 * static_cast<double>(sparse::ceil_div(out, p.chunk_rows) * in);
-      p.masked = sparse_input_masked_override().value_or(
-          masked <= 0.9 * 2.0 * static_cast<double>(out) * static_cast<double>(in));
-    }
+    p.masked = vpexpandw && sparse_input_masked_override().value_or(masked_pays(p.chunk_rows));
   }
   p.chunk_rows = sparse_input_chunk_rows_override().value_or(p.chunk_rows);
   return p;
@@ -94,13 +107,17 @@ void Bf16SparseInputLinear::run(const float* x, int64_t tokens, void* y, const f
   // ahead.
   thread_local std::vector<int32_t> columns;
   thread_local std::vector<float> values;
-  columns.resize(static_cast<size_t>(in + jit::kBf16SparseInputPrefetchAhead));
+  columns.resize(static_cast<size_t>(in + jit::kBf16SparseInputListPadding));
   values.resize(static_cast<size_t>(in));
   for (int64_t t = 0; t < tokens; ++t) {
     const int64_t n = list_nonzero_bf16(x + t * in, in, columns.data(), values.data());
-    std::fill(columns.begin() + n, columns.begin() + n + jit::kBf16SparseInputPrefetchAhead, 0);
+    std::fill(columns.begin() + n, columns.begin() + n + jit::kBf16SparseInputListPadding, 0);
     const int32_t* list = columns.data();
     const float* list_x = values.data();
+    if (w.long_chunks() && w.masked) {
+      run_masked_long(list, list_x, n, t, residual, y, key, epilogue, y_elem);
+      continue;
+    }
     if (w.long_chunks()) {
       // Long chunks: units of unit_rows_ rows (within one chunk) over the threads.
       const int64_t used = sparse::ceil_div(out, 64) * 64;
@@ -154,6 +171,52 @@ void Bf16SparseInputLinear::run(const float* x, int64_t tokens, void* y, const f
                               static_cast<uint8_t*>(y) + (t * out + r0) * y_elem, m, 0.0f);
     });
   }
+}
+
+void Bf16SparseInputLinear::run_masked_long(const int32_t* list, const float* list_x, int64_t n,
+                                            int64_t t, const float* residual, void* y,
+                                            const jit::RowEpilogueKey& key,
+                                            const jit::RowEpilogue* epilogue,
+                                            int64_t y_elem) const {
+  const sparse::Bf16SparseInputWeights& w = weights_;
+  const int64_t out = w.out, rows = w.chunk_rows, step = w.sub_rows();
+  // The input list in parts (one per thread, at most one per input), each part over whole chunks
+  // into its own partial sums, then the parts added and the epilogue applied: each column's read
+  // is one run, as in the int8 layer's long chunks.
+  const int64_t used = sparse::ceil_div(out, step) * step;
+  const int64_t parts = std::clamp<int64_t>(n, 1, arena_->max_concurrency());
+  thread_local AlignedVector<float> partial_storage;
+  if (static_cast<int64_t>(partial_storage.size()) < parts * used)
+    partial_storage.resize(static_cast<size_t>(parts * used));
+  float* const partial = partial_storage.data();
+  // Items part-major, so that the static split gives each thread one part over every chunk.
+  parallel_ranges(*arena_, w.chunks() * parts, [&](int64_t i0, int64_t i1) {
+    for (int64_t i = i0; i < i1; ++i) {
+      const int64_t p = i / w.chunks(), c = i % w.chunks();
+      const int64_t first = n * p / parts, last = n * (p + 1) / parts;
+      const int64_t r0 = c * rows, m = std::min(r0 + rows, used) - r0;
+      jit::Bf16SparseInputArgs a{};
+      a.entries = w.entries.data();
+      a.chunk_base = w.offsets.data() + w.first_sub_chunk(c) * w.in;
+      a.chunk_stride = w.in * static_cast<int64_t>(sizeof(uint32_t));
+      a.columns = list + first;
+      a.x = list_x + first;
+      a.count = last - first;
+      a.chunks = 1;
+      a.slices = m / sparse::kBf16SparseInputSlice;
+      a.acc = partial + p * used + r0;
+      kernel_->run(a);
+    }
+  });
+  parallel_ranges(*arena_, sparse::ceil_div(used, step), [&](int64_t u0, int64_t u1) {
+    const int64_t r0 = u0 * step, r1 = std::min(u1 * step, used);
+    for (int64_t p = 1; p < parts; ++p)
+      for (int64_t r = r0; r < r1; ++r) partial[r] += partial[p * used + r];
+    jit::apply_row_epilogue(epilogue, key, partial + r0, 1.0f, nullptr, w.bias.data() + r0,
+                            residual ? residual + t * out + r0 : nullptr,
+                            static_cast<uint8_t*>(y) + (t * out + r0) * y_elem,
+                            std::min(r1, out) - r0, 0.0f);
+  });
 }
 
 }  // namespace sparq

@@ -35,20 +35,28 @@ class Bf16SparseInputLinear final : public LinearKernel {
   int64_t packed_bytes() const override { return weights_.bytes(); }
   const sparse::Bf16SparseInputWeights& weights() const { return weights_; }
 
-  // How pack stores a weight: from kMinLongRows rows, the dense form in chunks of the longest
-  // power of two up to kPageRows rows (a column's entry is 2-4 KiB, one page at 2048; the last
-  // chunk stores only its rows), which the layer's threads run in units of
-  // sparse_input_unit_rows; shorter weights in chunks of sparse_input_chunk_rows, the masked
-  // form where its bytes are at most 90 % of the dense form's and the CPU runs vpexpandw.
-  // SPARQ_SPARSE_INPUT_FORM and SPARQ_SPARSE_INPUT_CHUNK_ROWS override (measurement switches).
+  // How pack stores a weight: from kMinLongRows rows, the masked form where its bytes are at most
+  // 90 % of the dense form's and the CPU runs vpexpandw (2:4 weights: 56 %), in one chunk of the
+  // next power of two up to kMaskedRunRows rows (the last chunk storing only its 256-row
+  // sub-entries), whose input list the layer's threads split into partial sums; else the dense
+  // form in chunks of the longest power of two up to kPageRows rows (a column's entry is 2-4 KiB,
+  // one page at 2048; the last chunk stores only its rows), which the layer's threads run in
+  // units of sparse_input_unit_rows. Shorter weights in chunks of sparse_input_chunk_rows, the
+  // masked form on the same condition. SPARQ_SPARSE_INPUT_FORM and SPARQ_SPARSE_INPUT_CHUNK_ROWS
+  // override (measurement switches).
   struct Plan {
     bool masked = false;
     int chunk_rows = 256;
   };
-  static constexpr int kPageRows = 2048, kMinLongRows = 1024;
+  static constexpr int kPageRows = 2048, kMaskedRunRows = 4096, kMinLongRows = 1024;
   static Plan plan(const float* w, int64_t out, int64_t in, int threads);
 
  private:
+  // One token's step on the masked form's long chunks: list[0..n) and its values, token t.
+  void run_masked_long(const int32_t* list, const float* list_x, int64_t n, int64_t t,
+                       const float* residual, void* y, const jit::RowEpilogueKey& key,
+                       const jit::RowEpilogue* epilogue, int64_t y_elem) const;
+
   sparse::Bf16SparseInputWeights weights_;
   std::shared_ptr<const jit::Bf16SparseInputKernel> kernel_;
   jit::PostOps post_ops_;

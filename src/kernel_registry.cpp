@@ -199,8 +199,9 @@ Why bf16_sparse_input_decode(const LayerDescription& d) {
     return kNo;
   const auto plan = Bf16SparseInputLinear::plan(d.weight, d.out, d.in, d.threads);
   const bool long_chunks = plan.chunk_rows > 256;
-  const double needed =
-      long_chunks ? kMinInputSparsityForBf16LongChunks : kMinInputSparsityForSkipping;
+  const double needed = !long_chunks  ? kMinInputSparsityForSkipping
+                        : plan.masked ? kMinInputSparsityForBf16MaskedLongChunks
+                                      : kMinInputSparsityForBf16LongChunks;
   if (d.options.expected_input_sparsity < static_cast<float>(needed)) return kNo;
   return decode_calls() + "zero inputs below " + std::to_string(d.options.input_threshold) +
          " and run the bf16 sparse-input decode kernel on the " +

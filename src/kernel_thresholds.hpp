@@ -39,6 +39,13 @@ inline constexpr double kMinInputSparsityForSkipping = 0.7;
 // 2048-row chunk and a 512-row one), so bf16 keeps 50 %.
 inline constexpr double kMinInputSparsityForInt8LongChunks = 0.3;
 inline constexpr double kMinInputSparsityForBf16LongChunks = 0.5;
+// bf16 weights of 1024 rows or more that the layer stores in the masked form (2:4, 16x1 blocks,
+// any weight whose non-zeros and masks take at most 90 % of the dense bytes), against the 2:4
+// decode kernel on every input. Zen 4, cold, 2 threads, three rounds (docs/benchmarks-avx512.md),
+// medians of the ratios to oneDNN's bf16 GEMV, 2:4 weights: at 40 % zero inputs 2.20x / 2.10x /
+// 2.00x / 2.03x on 4096 x 4096 / 5632 x 2048 / 2048 x 5632 / 2048 x 2048 against the 2:4 kernel's
+// 2.00x / 1.73x / 1.60x / 1.88x; at 30 % about even (2048 x 2048 1.42x against 2.04x).
+inline constexpr double kMinInputSparsityForBf16MaskedLongChunks = 0.4;
 // int8 2:4 weights of 2048 rows or more, stored in the masked form (zero weights cost only their
 // mask bit), against the 2:4 decode kernel on every input. Zen 4, cold, 2 threads, two rounds
 // (docs/benchmarks-avx512.md), ratios to oneDNN's int8 GEMV: at 50 % zero inputs 2.11-2.32x /

@@ -52,8 +52,8 @@ TEST(Bf16SparseInputPack, RoundTripBothForms) {
   for (const Shape& s : kShapes)
     for (WeightKind kind : {WeightKind::dense, WeightKind::two_of_four, WeightKind::unstructured})
       for (bool masked : {false, true})
-        for (int rows : {64, 128, 256, 2048}) {
-          if (masked && rows > 256) continue;
+        for (int rows : {64, 128, 256, 2048, 4096}) {
+          if (!masked && rows > sparse::kBf16SparseInputMaxChunkRows) continue;
           const auto w = weight_of(kind, s.out, s.in, static_cast<uint32_t>(s.out * 31 + s.in));
           const auto p =
               sparse::pack_bf16_sparse_input(w.data(), nullptr, s.out, s.in, masked, rows);
@@ -62,8 +62,11 @@ TEST(Bf16SparseInputPack, RoundTripBothForms) {
           if (masked) {
             const int64_t nonzeros =
                 std::count_if(w.begin(), w.end(), [](float v) { return v != 0; });
+            // A mask per 32 rows of each sub-entry (256 rows in long chunks, up to out's).
+            const int64_t sub_rows = std::min(rows, 256);
+            EXPECT_EQ(p.sub_chunks(), (s.out + sub_rows - 1) / sub_rows);
             EXPECT_EQ(static_cast<int64_t>(p.entries.size()),
-                      2 * nonzeros + p.chunks() * s.in * (rows / 32) * 4 + 64);
+                      2 * nonzeros + p.sub_chunks() * s.in * (sub_rows / 32) * 4 + 64);
             EXPECT_EQ(sparse::bf16_sparse_input_masked_bytes(w.data(), s.out, s.in, rows),
                       static_cast<int64_t>(p.entries.size()) - 64);
           } else {
@@ -81,8 +84,8 @@ TEST(Bf16SparseInputPack, RejectsBadArguments) {
             }).find("chunk_rows must be a power of two in 64..2048, got 96"),
             std::string::npos);
   EXPECT_NE(test::message_of<InvalidArgument>([&] {
-              sparse::pack_bf16_sparse_input(w.data(), nullptr, 4, 4, true, 512);
-            }).find("chunk_rows must be a power of two in 64..256 (masked form), got 512"),
+              sparse::pack_bf16_sparse_input(w.data(), nullptr, 4, 4, true, 8192);
+            }).find("chunk_rows must be a power of two in 64..4096 (masked form), got 8192"),
             std::string::npos);
   EXPECT_NE(test::message_of<InvalidArgument>([&] {
               sparse::pack_bf16_sparse_input(nullptr, nullptr, 4, 4, false, 64);
@@ -113,7 +116,7 @@ InputList input_list(int64_t in, double density, uint32_t seed) {
       l.x.push_back(v == 0.0f ? 1.0f : v);
     }
   l.count = static_cast<int64_t>(l.columns.size());
-  l.columns.resize(l.columns.size() + jit::kBf16SparseInputPrefetchAhead, 0);
+  l.columns.resize(l.columns.size() + jit::kBf16SparseInputListPadding, 0);
   return l;
 }
 
@@ -171,48 +174,76 @@ TEST(Bf16SparseInputKernel, MatchesReference) {
   }
 }
 
-// Long chunks (dense form, 512..2048 rows): the kernel runs a range of a chunk's rows, 64-row
-// multiples from any 64-row boundary of the chunk, with its sums in memory.
+// Long chunks: the dense form (512..2048 rows) runs any 64-row range of a chunk, two inputs per
+// pass over its sums in memory; the masked form (512..4096 rows) whole 256-row sub-entries, its
+// sums in registers per group of inputs. Bit for bit against the reference (the same sums in list
+// order). 4400 rows: a second 4096-row masked chunk of two sub-entries.
 TEST(Bf16SparseInputKernel, LongChunksMatchReference) {
-  const jit::Bf16SparseInputKernelKey probe{false, 512, 1};
-  if (auto why = test::lane_skip_reason(jit::bf16_sparse_input_features(probe)); !why.empty())
-    GTEST_SKIP() << why;
-  for (int rows : {512, 2048})
-    for (const Shape& s : {Shape{600, 70}, Shape{2100, 33}, Shape{64, 9}})
-      for (WeightKind kind : {WeightKind::dense, WeightKind::two_of_four})
-        for (double density : {0.0, 0.5, 1.0}) {
-          const uint32_t seed = static_cast<uint32_t>(s.out + s.in + rows);
-          const auto w = weight_of(kind, s.out, s.in, seed);
-          const auto p =
-              sparse::pack_bf16_sparse_input(w.data(), nullptr, s.out, s.in, false, rows);
-          const InputList l = input_list(s.in, density, seed + 11);
-          std::vector<float> want(static_cast<size_t>(p.padded_out()));
-          sparse::sparse_input_reference(p, l.columns.data(), l.x.data(), l.count, 0, p.chunks(),
-                                         want.data());
-          const int64_t used = (s.out + 63) / 64 * 64;
-          for (int64_t unit : {int64_t{rows}, int64_t{256}, int64_t{64}})
-            for (int64_t r0 = 0; r0 < used; r0 += unit) {
-              const int64_t n = std::min(r0 + unit, used) - r0;
-              if (r0 / rows != (r0 + n - 1) / rows) continue;  // units stay within a chunk
-              AlignedVector<float> got(static_cast<size_t>(n), -1.0f);
-              jit::Bf16SparseInputArgs a{};
-              a.entries = p.entries.data();
-              a.chunk_base = p.entries.data() + p.entry_offset(r0 / rows, 0) + 2 * (r0 % rows);
-              a.column_stride = 2 * p.stored_rows(r0 / rows);
-              a.slices = n / 32;
-              a.columns = l.columns.data();
-              a.x = l.x.data();
-              a.count = l.count;
-              a.chunks = 1;
-              a.acc = got.data();
-              jit::bf16_sparse_input_kernel({false, rows, 3})->run(a);
-              for (int64_t r = r0; r < std::min(r0 + n, s.out); ++r)
-                ASSERT_EQ(got[static_cast<size_t>(r - r0)], want[static_cast<size_t>(r)])
-                    << s.out << "x" << s.in << " rows=" << rows << " unit " << unit << " from "
-                    << r0 << " kind=" << static_cast<int>(kind) << " density=" << density
-                    << ", row " << r;
-            }
-        }
+  for (bool masked : {false, true}) {
+    const jit::Bf16SparseInputKernelKey probe{masked, 512, 1};
+    if (auto why = test::lane_skip_reason(jit::bf16_sparse_input_features(probe)); !why.empty()) {
+      std::cout << "[ skip ] " << (masked ? "masked" : "dense") << " form: " << why << "\n";
+      continue;
+    }
+    const int64_t granule = masked ? 256 : 64;
+    for (int rows : {512, 2048, 4096})
+      for (const Shape& s : {Shape{600, 70}, Shape{2100, 33}, Shape{64, 9}, Shape{4400, 12}})
+        for (WeightKind kind :
+             {WeightKind::dense, WeightKind::two_of_four, WeightKind::unstructured})
+          for (double density : {0.0, 0.5, 1.0}) {
+            if (rows > (masked ? sparse::kBf16SparseInputMaxMaskedChunkRows
+                               : sparse::kBf16SparseInputMaxChunkRows))
+              continue;
+            if (s.out > 4096 && rows != 4096) continue;  // the tall shape is for 4096-row chunks
+            const uint32_t seed = static_cast<uint32_t>(s.out + s.in + rows);
+            const auto w = weight_of(kind, s.out, s.in, seed);
+            const auto p =
+                sparse::pack_bf16_sparse_input(w.data(), nullptr, s.out, s.in, masked, rows);
+            // At full density more than a group of inputs: whole and partial groups.
+            const InputList l = input_list(s.in, density, seed + 11);
+            std::vector<float> want(static_cast<size_t>(p.padded_out()));
+            sparse::sparse_input_reference(p, l.columns.data(), l.x.data(), l.count, 0, p.chunks(),
+                                           want.data());
+            const int64_t used = (s.out + granule - 1) / granule * granule;
+            for (int64_t unit : {int64_t{rows}, int64_t{256}, int64_t{64}})
+              for (int64_t r0 = 0; r0 < used; r0 += unit) {
+                const int64_t n = std::min(r0 + unit, used) - r0;
+                if (r0 / rows != (r0 + n - 1) / rows) continue;  // units stay within a chunk
+                if (n % granule != 0) continue;
+                AlignedVector<float> got(static_cast<size_t>(n), -1.0f);
+                jit::Bf16SparseInputArgs a{};
+                a.entries = p.entries.data();
+                if (masked) {
+                  a.chunk_base = p.offsets.data() + r0 / 256 * s.in;
+                  a.chunk_stride = s.in * 4;
+                } else {
+                  a.chunk_base = p.entries.data() + p.entry_offset(r0 / rows, 0) + 2 * (r0 % rows);
+                  a.column_stride = 2 * p.stored_rows(r0 / rows);
+                }
+                a.slices = n / 32;
+                a.columns = l.columns.data();
+                a.x = l.x.data();
+                a.count = l.count;
+                a.chunks = 1;
+                a.acc = got.data();
+                jit::bf16_sparse_input_kernel({masked, rows, 5})->run(a);
+                for (int64_t r = r0; r < std::min(r0 + n, s.out); ++r)
+                  ASSERT_EQ(got[static_cast<size_t>(r - r0)], want[static_cast<size_t>(r)])
+                      << s.out << "x" << s.in << " rows=" << rows << " masked=" << masked
+                      << " unit " << unit << " from " << r0 << " kind=" << static_cast<int>(kind)
+                      << " density=" << density << ", row " << r;
+              }
+          }
+    // The masked form runs whole sub-entries only.
+    if (masked) {
+      EXPECT_NE(test::message_of<InvalidArgument>([&] {
+                  jit::Bf16SparseInputArgs a{};
+                  a.slices = 4;
+                  jit::bf16_sparse_input_kernel({true, 512, 5})->run(a);
+                }).find("slices must be a positive multiple of 8 for long chunks"),
+                std::string::npos);
+    }
+  }
 }
 
 // The layer (every epilogue, 1..5 tokens, fp32 / bf16 outputs) against the fp32 reference on the
@@ -236,11 +267,15 @@ TEST(Bf16SparseInputLayer, MatchesReferenceOnThresholdedInput) {
           o.pattern = kind == WeightKind::two_of_four ? Pattern::n_of_m(2, 4) : Pattern::dense();
           const auto x = test::random_floats(static_cast<size_t>(5 * in), seed + 2);
           o.input_threshold = test::threshold_for(x, 0.5);
-          // Expected sparsity 0.9, 0.6, 0.4 in turn: the kernel runs from 0.5 on weights of 1024
-          // rows or more, from 0.7 on smaller ones.
-          const float expected[3] = {0.9f, 0.6f, 0.4f};
-          o.expected_input_sparsity = expected[case_index++ % 3];
-          const bool skipping = o.expected_input_sparsity >= (out >= 1024 ? 0.5f : 0.7f);
+          // Expected sparsity 0.9, 0.6, 0.4, 0.3 in turn: the kernel runs from 0.4 on 2:4 weights
+          // of 1024 rows or more (the masked form's long chunks, where the CPU has VBMI2), from
+          // 0.5 on other weights of 1024 rows or more, from 0.7 on smaller ones.
+          const float expected[4] = {0.9f, 0.6f, 0.4f, 0.3f};
+          o.expected_input_sparsity = expected[case_index++ % 4];
+          const bool masked_long = out >= 1024 && kind == WeightKind::two_of_four &&
+                                   jit::can_run(jit::bf16_sparse_input_features({true, 512, 1}));
+          const float needed = masked_long ? 0.4f : out >= 1024 ? 0.5f : 0.7f;
+          const bool skipping = o.expected_input_sparsity >= needed;
           auto lin = SparseLinear::pack(w.data(), out, in, bias.data(), o);
           if (kernel_here) {
             EXPECT_EQ(lin.info().decode_kernel == "jit:bf16-sparse-input-decode:avx512", skipping)
@@ -305,6 +340,45 @@ TEST(Bf16InputList, VectorListMatchesPortable) {
       };
       check(detail::list_nonzero_bf16_portable, "portable");
       if (vector) check(detail::list_nonzero_bf16_avx512, "avx512");
+    }
+}
+
+// The masked form in long chunks, which the layer picks for a 2:4 weight of 1024 rows or more:
+// 4400 rows in chunks of 4096 (the second of two sub-entries), the input list split over 1-3
+// threads, 30-90 % of the inputs zero (whole and partial groups of inputs).
+TEST(Bf16SparseInputLayer, MaskedLongChunks) {
+  if (jit::best_float_isa() < jit::Isa::avx512 ||
+      !jit::can_run(jit::bf16_sparse_input_features({true, 512, 1})))
+    GTEST_SKIP() << "needs AVX-512 and VBMI2";
+  const int64_t out = 4400, in = 72;
+  const auto w = weight_of(WeightKind::two_of_four, out, in, 51);
+  const auto bias = test::random_floats(static_cast<size_t>(out), 52);
+  const auto x = test::random_floats(static_cast<size_t>(2 * in), 53);
+  const auto packed = sparse::pack_bf16_sparse_input(w.data(), bias.data(), out, in, true, 4096);
+  for (double zero : {0.3, 0.5, 0.9})
+    for (int threads = 1; threads <= 3; ++threads) {
+      LinearOptions o;
+      o.dtype = DType::bf16;
+      o.threads = threads;
+      o.pattern = Pattern::n_of_m(2, 4);
+      o.activation = Activation::silu;
+      o.input_threshold = test::threshold_for(x, zero);
+      o.expected_input_sparsity = 0.9f;
+      auto lin = SparseLinear::pack(w.data(), out, in, bias.data(), o);
+      ASSERT_EQ(lin.info().decode_kernel, "jit:bf16-sparse-input-decode:avx512");
+      EXPECT_EQ(lin.info().decode_packed_bytes, packed.bytes());
+      for (int64_t tokens = 1; tokens <= 2; ++tokens) {
+        std::vector<float> used(x.begin(), x.begin() + tokens * in);
+        for (float& v : used) v = bf16_value(std::fabs(v) < o.input_threshold ? 0.0f : v);
+        std::vector<float> want(static_cast<size_t>(tokens * out));
+        sparse::linear_f32(used.data(), tokens, w.data(), out, in, {bias.data(), Activation::silu},
+                           want.data());
+        std::vector<float> y(want.size());
+        lin.forward(x.data(), tokens, y.data());
+        test::expect_close(y, want, 1e-4,
+                           "masked long chunks, " + std::to_string(threads) + " threads, " +
+                               std::to_string(zero) + " zero");
+      }
     }
 }
 

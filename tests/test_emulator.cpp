@@ -377,7 +377,7 @@ TEST(EmulatorLane, SparseInputKernelMatchesItsReference) {
 }
 
 // The bf16 sparse-input kernel (vpexpandw, VBMI2; shifts, masks and FMAs) under the emulator
-// against its reference, bit for bit: both forms, two chunk heights.
+// against its reference, bit for bit: both forms, short and long chunks.
 TEST(EmulatorLane, Bf16SparseInputKernelMatchesItsReference) {
   SKIP_WITHOUT_EMULATOR();
   const jit::CpuFeatures needs = jit::bf16_sparse_input_features({true, 64, 1});
@@ -397,9 +397,11 @@ TEST(EmulatorLane, Bf16SparseInputKernelMatchesItsReference) {
     x.push_back(sparse::from_bf16(sparse::to_bf16(static_cast<float>(c % 13) * 0.25f - 1.4f)));
   }
   const auto count = static_cast<int64_t>(columns.size());
-  columns.resize(columns.size() + jit::kBf16SparseInputPrefetchAhead, 0);
+  columns.resize(columns.size() + jit::kBf16SparseInputListPadding, 0);
+  // 512 rows: a long chunk (the dense form's pairs of inputs, the masked form's group loop over
+  // one 256-row sub-entry).
   for (bool masked : {false, true})
-    for (int rows : {64, 256}) {
+    for (int rows : {64, 256, 512}) {
       const auto p = sparse::pack_bf16_sparse_input(w.data(), nullptr, out, in, masked, rows);
       std::vector<float> want(static_cast<size_t>(p.padded_out()));
       sparse::sparse_input_reference(p, columns.data(), x.data(), count, 0, p.chunks(),
@@ -409,10 +411,14 @@ TEST(EmulatorLane, Bf16SparseInputKernelMatchesItsReference) {
       a.entries = p.entries.data();
       a.chunk_base = masked ? static_cast<const void*>(p.offsets.data()) : p.entries.data();
       a.chunk_stride = masked ? in * 4 : in * rows * 2;
+      if (p.long_chunks()) {
+        a.slices = (masked ? 256 : p.stored_rows(0)) / 32;
+        a.column_stride = 2 * p.stored_rows(0);
+      }
       a.columns = columns.data();
       a.x = x.data();
       a.count = count;
-      a.chunks = p.chunks();
+      a.chunks = p.long_chunks() ? 1 : p.chunks();
       a.acc = got.data();
       // prefetch_lines 7: a key no other test generates natively in this process.
       jit::bf16_sparse_input_kernel({masked, rows, 7})->run(a);
@@ -420,7 +426,7 @@ TEST(EmulatorLane, Bf16SparseInputKernelMatchesItsReference) {
         ASSERT_EQ(got[static_cast<size_t>(r)], want[static_cast<size_t>(r)])
             << "masked=" << masked << " rows=" << rows << " row " << r;
     }
-  EXPECT_GE(emu::call_count(), calls + 4) << "the kernels did not run under emulation";
+  EXPECT_GE(emu::call_count(), calls + 6) << "the kernels did not run under emulation";
   jit::set_code_runner(previous);
 }
 
