@@ -10,6 +10,7 @@
 #include "sparse/checks.hpp"
 #include "src/aligned.hpp"
 #include "src/input_list.hpp"
+#include "src/input_list_parts.hpp"
 #include "src/sparse_input_form.hpp"
 
 namespace sparq {
@@ -179,44 +180,28 @@ void Bf16SparseInputLinear::run_masked_long(const int32_t* list, const float* li
                                             const jit::RowEpilogue* epilogue,
                                             int64_t y_elem) const {
   const sparse::Bf16SparseInputWeights& w = weights_;
-  const int64_t out = w.out, rows = w.chunk_rows, step = w.sub_rows();
-  // The input list in parts (one per thread, at most one per input), each part over whole chunks
-  // into its own partial sums, then the parts added and the epilogue applied: each column's read
-  // is one run, as in the int8 layer's long chunks.
-  const int64_t used = sparse::ceil_div(out, step) * step;
-  const int64_t parts = std::clamp<int64_t>(n, 1, arena_->max_concurrency());
-  thread_local AlignedVector<float> partial_storage;
-  if (static_cast<int64_t>(partial_storage.size()) < parts * used)
-    partial_storage.resize(static_cast<size_t>(parts * used));
-  float* const partial = partial_storage.data();
-  // Items part-major, so that the static split gives each thread one part over every chunk.
-  parallel_ranges(*arena_, w.chunks() * parts, [&](int64_t i0, int64_t i1) {
-    for (int64_t i = i0; i < i1; ++i) {
-      const int64_t p = i / w.chunks(), c = i % w.chunks();
-      const int64_t first = n * p / parts, last = n * (p + 1) / parts;
-      const int64_t r0 = c * rows, m = std::min(r0 + rows, used) - r0;
-      jit::Bf16SparseInputArgs a{};
-      a.entries = w.entries.data();
-      a.chunk_base = w.offsets.data() + w.first_sub_chunk(c) * w.in;
-      a.chunk_stride = w.in * static_cast<int64_t>(sizeof(uint32_t));
-      a.columns = list + first;
-      a.x = list_x + first;
-      a.count = last - first;
-      a.chunks = 1;
-      a.slices = m / sparse::kBf16SparseInputSlice;
-      a.acc = partial + p * used + r0;
-      kernel_->run(a);
-    }
-  });
-  parallel_ranges(*arena_, sparse::ceil_div(used, step), [&](int64_t u0, int64_t u1) {
-    const int64_t r0 = u0 * step, r1 = std::min(u1 * step, used);
-    for (int64_t p = 1; p < parts; ++p)
-      for (int64_t r = r0; r < r1; ++r) partial[r] += partial[p * used + r];
-    jit::apply_row_epilogue(epilogue, key, partial + r0, 1.0f, nullptr, w.bias.data() + r0,
-                            residual ? residual + t * out + r0 : nullptr,
-                            static_cast<uint8_t*>(y) + (t * out + r0) * y_elem,
-                            std::min(r1, out) - r0, 0.0f);
-  });
+  const int64_t out = w.out;
+  thread_local AlignedVector<float> partial;
+  run_input_list_parts(
+      *arena_, n, w.chunks(), w.chunk_rows, out, w.sub_rows(), partial,
+      [&](int64_t first, int64_t last, int64_t c, int64_t rows, float* sums, int64_t) {
+        jit::Bf16SparseInputArgs a{};
+        a.entries = w.entries.data();
+        a.chunk_base = w.offsets.data() + w.first_sub_chunk(c) * w.in;
+        a.chunk_stride = w.in * static_cast<int64_t>(sizeof(uint32_t));
+        a.columns = list + first;
+        a.x = list_x + first;
+        a.count = last - first;
+        a.chunks = 1;
+        a.slices = rows / sparse::kBf16SparseInputSlice;
+        a.acc = sums;
+        kernel_->run(a);
+      },
+      [&](const float* sums, int64_t r0, int64_t rows) {
+        jit::apply_row_epilogue(epilogue, key, sums, 1.0f, nullptr, w.bias.data() + r0,
+                                residual ? residual + t * out + r0 : nullptr,
+                                static_cast<uint8_t*>(y) + (t * out + r0) * y_elem, rows, 0.0f);
+      });
 }
 
 }  // namespace sparq

@@ -11,6 +11,7 @@
 #include "sparse/checks.hpp"
 #include "src/activation_quant.hpp"
 #include "src/input_list.hpp"
+#include "src/input_list_parts.hpp"
 #include "src/sparse_input_form.hpp"
 
 namespace sparq {
@@ -155,52 +156,33 @@ void Int8SparseInputLinear::run(const QuantizedInput::Impl& q, void* y, float y_
                               static_cast<uint8_t*>(y) + (t * out + r0) * y_elem, n, inv_y_scale);
     };
     if (w.long_chunks()) {
-      // Long chunks: the input list in parts (one per thread, at most one per quad of inputs: a
-      // part with no input would only zero and add sums), each part over whole chunks into its
-      // own partial sums, then the parts added and the epilogue applied. Whole chunks make each
+      // Long chunks: the input list in parts over whole chunks (src/input_list_parts.hpp), each
       // column's read one run (dense form: a page): on Zen 4 (cold, 2 threads, 50 % zero inputs;
       // docs/benchmarks-avx512.md) the dense form ran 1.59x / 1.55x oneDNN on 4096 x 4096 /
       // 11008 x 4096 against 1.52x / 1.36x with the threads on halves of each page; the masked
       // form (2:4) 1.84x / 1.59x against 1.58x / 1.46x (medians of three rounds, before its
       // register sums and group prefetch). The masked form's sub-chunks are whole sub-entries.
-      const int64_t step = w.masked ? w.sub_rows() : 64;
-      const int64_t used = sparse::ceil_div(out, step) * step;
-      const int64_t parts = std::clamp<int64_t>(header.quads, 1, arena_->max_concurrency());
-      thread_local AlignedVector<int32_t> partial_storage;
-      if (static_cast<int64_t>(partial_storage.size()) < parts * used)
-        partial_storage.resize(static_cast<size_t>(parts * used));
-      int32_t* const partial = partial_storage.data();
-      // Items part-major: the static split then gives each thread one part over every chunk.
-      // Chunk-major, a 5632-row layer (chunks of 4096 and 1536 rows) gave one thread the whole
-      // 4096-row chunk and the other the 1536 rows.
-      parallel_ranges(*arena_, w.chunks() * parts, [&](int64_t i0, int64_t i1) {
-        for (int64_t i = i0; i < i1; ++i) {
-          const int64_t p = i / w.chunks(), c = i % w.chunks();
-          const int64_t q0 = header.quads * p / parts, q1 = header.quads * (p + 1) / parts;
-          const int64_t r0 = c * rows, n = std::min(r0 + rows, used) - r0;
-          jit::SparseInputArgs a = token_args();
-          if (w.masked) {
-            a.chunk_base = w.offsets.data() + w.first_sub_chunk(c) * w.in;
-            a.chunk_stride = w.in * static_cast<int64_t>(sizeof(uint32_t));
-          } else {
-            a.chunk_base = w.entries.data() + w.entry_offset(c, 0);
-            a.column_stride = w.stored_rows(c);
-          }
-          a.columns += 4 * q0;
-          a.x += q0;
-          a.quads = q1 - q0;
-          a.slices = n / 64;
-          a.acc = partial + p * used + r0;
-          if (p != 0) a.compensation = 0;  // added once, by the first part
-          kernel_->run(a);
-        }
-      });
-      parallel_ranges(*arena_, sparse::ceil_div(used, int64_t{256}), [&](int64_t u0, int64_t u1) {
-        const int64_t r0 = u0 * 256, r1 = std::min(u1 * 256, used);
-        for (int64_t p = 1; p < parts; ++p)
-          for (int64_t r = r0; r < r1; ++r) partial[r] += partial[p * used + r];
-        finish_rows(partial + r0, r0, std::min(r1, out) - r0);
-      });
+      thread_local AlignedVector<int32_t> partial;
+      run_input_list_parts(
+          *arena_, header.quads, w.chunks(), rows, out, w.masked ? w.sub_rows() : 64, partial,
+          [&](int64_t q0, int64_t q1, int64_t c, int64_t n, int32_t* sums, int64_t part) {
+            jit::SparseInputArgs a = token_args();
+            if (w.masked) {
+              a.chunk_base = w.offsets.data() + w.first_sub_chunk(c) * w.in;
+              a.chunk_stride = w.in * static_cast<int64_t>(sizeof(uint32_t));
+            } else {
+              a.chunk_base = w.entries.data() + w.entry_offset(c, 0);
+              a.column_stride = w.stored_rows(c);
+            }
+            a.columns += 4 * q0;
+            a.x += q0;
+            a.quads = q1 - q0;
+            a.slices = n / 64;
+            a.acc = sums;
+            if (part != 0) a.compensation = 0;  // added once, by the first part
+            kernel_->run(a);
+          },
+          finish_rows);
       continue;
     }
     parallel_ranges(*arena_, w.chunks(), [&](int64_t c0, int64_t c1) {
