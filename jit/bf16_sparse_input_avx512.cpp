@@ -82,6 +82,17 @@ class Bf16SparseInputGenerator : public Generator {
   static constexpr int kSubSlices =
       sparse::kSparseInputMaxRegisterRows / sparse::kBf16SparseInputSlice;
 
+  // Zeroes `left` x `zmms` x 16 fp32 sums at acc (clobbers acc, left and zmm0; left >= 1).
+  void zero_sums(const Reg64& acc, const Reg64& left, int zmms) {
+    Label loop;
+    vpxord(zmm0, zmm0, zmm0);
+    L(loop);
+    for (int k = 0; k < zmms; ++k) vmovups(ptr[acc + 64 * k], zmm0);
+    add(acc, 64 * zmms);
+    dec(left);
+    jnz(loop, T_NEAR);
+  }
+
   // One 32-row slice of a masked (sub-)entry: its mask at `mask`, its values from `values`;
   // the accumulators sum_lo (rows 0..15), sum_hi (16..31) += the widened weights * xb. `set`
   // picks one of two sets of temporaries, so that consecutive slices do not wait on each other's.
@@ -133,17 +144,9 @@ class Bf16SparseInputGenerator : public Generator {
     mov(entries, ARG(entries));
     mov(subp, ARG(chunk_base));
     // The sums start at zero: 256 floats per sub-chunk.
-    {
-      Label zero_loop;
-      mov(acc, sums);
-      mov(left, subs);
-      vpxord(zmm0, zmm0, zmm0);
-      L(zero_loop);
-      for (int k = 0; k < 16; ++k) vmovups(ptr[acc + 64 * k], zmm0);
-      add(acc, 1024);
-      dec(left);
-      jnz(zero_loop, T_NEAR);
-    }
+    mov(acc, sums);
+    mov(left, subs);
+    zero_sums(acc, left, 16);
     // The first sub-chunk's offsets stay in rdi's place from here on (the arguments are read).
     const Reg64 first_sub = rdi;
     mov(first_sub, subp);
@@ -251,16 +254,11 @@ class Bf16SparseInputGenerator : public Generator {
       imul(rax, stride);
       lea(col, ptr[base + rax]);
     };
-    Label pair_loop, single, done, zero_loop;
+    Label pair_loop, single, done;
     {
       mov(acc, acc_out);
       mov(slices, halves);
-      vpxord(zmm0, zmm0, zmm0);
-      L(zero_loop);
-      for (int i = 0; i < 4; ++i) vmovups(ptr[acc + 64 * i], zmm0);
-      add(acc, 256);
-      dec(slices);
-      jnz(zero_loop, T_NEAR);
+      zero_sums(acc, slices, 4);
       mov(columns, ARG(columns));
       mov(x, ARG(x));
       mov(count, ARG(count));
