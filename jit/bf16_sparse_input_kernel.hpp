@@ -36,7 +36,8 @@ inline constexpr int kBf16SparseInputGroupInputs = 16;
 // kBf16SparseInputPrefetchAhead ahead, the long masked chunks' the next group (from a last group
 // of one input: up to 2 x kBf16SparseInputGroupInputs - 1 past the count).
 inline constexpr int kBf16SparseInputListPadding = 2 * kBf16SparseInputGroupInputs;
-static_assert(kBf16SparseInputListPadding >= kBf16SparseInputPrefetchAhead + 2);
+static_assert(kBf16SparseInputListPadding >= kBf16SparseInputPrefetchAhead &&
+              kBf16SparseInputListPadding >= 2 * kBf16SparseInputGroupInputs - 1);
 
 // Field order is the JIT code's ABI: offsets are taken with offsetof.
 struct Bf16SparseInputArgs {

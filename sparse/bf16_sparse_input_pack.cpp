@@ -10,6 +10,7 @@
 #include "sparq/error.hpp"
 #include "sparse/bf16.hpp"
 #include "sparse/checks.hpp"
+#include "sparse/masked_entries.hpp"
 
 namespace sparq::sparse {
 namespace {
@@ -43,11 +44,9 @@ int64_t bf16_sparse_input_masked_bytes(const float* w, int64_t out, int64_t in, 
   int64_t nonzeros = 0;
   for (int64_t r = 0; r < out; ++r)
     for (int64_t j = 0; j < in; ++j) nonzeros += weight_bits(w, out, in, r, j) != 0;
-  Bf16SparseInputWeights geometry;
-  geometry.out = out;
-  geometry.chunk_rows = chunk_rows;
   return 2 * nonzeros +
-         geometry.sub_chunks() * in * (geometry.sub_rows() / kBf16SparseInputSlice) * 4;
+         Bf16SparseInputWeights::sub_chunks_of(out, chunk_rows) * in *
+             (Bf16SparseInputWeights::sub_rows_of(chunk_rows) / kBf16SparseInputSlice) * 4;
 }
 
 Bf16SparseInputWeights pack_bf16_sparse_input(const float* w, const float* bias, int64_t out,
@@ -84,27 +83,12 @@ Bf16SparseInputWeights pack_bf16_sparse_input(const float* w, const float* bias,
                        " bytes; its 32-bit offsets address at most 4 GiB");
   p.entries.assign(static_cast<size_t>(total + 64), 0);
   p.offsets.resize(static_cast<size_t>(p.sub_chunks() * in));
-  const int sub_rows = p.sub_rows(), sub_slices = sub_rows / kBf16SparseInputSlice;
-  int64_t at = 0;
-  for (int64_t c = 0; c < chunks; ++c)
-    for (int64_t j = 0; j < in; ++j)
-      for (int64_t sc = p.first_sub_chunk(c); sc < p.end_sub_chunk(c); ++sc) {
-        p.offsets[static_cast<size_t>(sc * in + j)] = static_cast<uint32_t>(at);
-        const int64_t masks_at = at;
-        at += 4 * sub_slices;
-        for (int s = 0; s < sub_slices; ++s) {
-          uint32_t mask = 0;
-          for (int pos = 0; pos < kBf16SparseInputSlice; ++pos) {
-            const uint16_t v =
-                weight_bits(w, out, in, sc * sub_rows + s * kBf16SparseInputSlice + row_at(pos), j);
-            if (v == 0) continue;
-            mask |= uint32_t{1} << pos;
-            put(at, v);
-            at += 2;
-          }
-          std::memcpy(p.entries.data() + masks_at + 4 * s, &mask, 4);
-        }
-      }
+  pack_masked_entries<kBf16SparseInputSlice, uint16_t>(
+      p, row_at, [&](int64_t r, int64_t j) -> std::optional<uint16_t> {
+        const uint16_t v = weight_bits(w, out, in, r, j);
+        if (v == 0) return std::nullopt;
+        return v;
+      });
   return p;
 }
 
@@ -125,21 +109,8 @@ void for_each_weight(const Bf16SparseInputWeights& p, int64_t c, int64_t j, F f)
         f(s * kBf16SparseInputSlice + row_at(pos), at(e + 2 * (s * kBf16SparseInputSlice + pos)));
     return;
   }
-  const int sub_slices = p.sub_rows() / kBf16SparseInputSlice;
-  for (int64_t sc = p.first_sub_chunk(c); sc < p.end_sub_chunk(c); ++sc) {
-    const uint8_t* masks = p.entries.data() + p.offsets[static_cast<size_t>(sc * p.in + j)];
-    const uint8_t* e = masks + 4 * sub_slices;
-    const int64_t first_row = (sc - p.first_sub_chunk(c)) * p.sub_rows();
-    for (int s = 0; s < sub_slices; ++s) {
-      uint32_t mask;
-      std::memcpy(&mask, masks + 4 * s, 4);
-      for (int pos = 0; pos < kBf16SparseInputSlice; ++pos)
-        if (mask >> pos & 1) {
-          f(first_row + s * kBf16SparseInputSlice + row_at(pos), at(e));
-          e += 2;
-        }
-    }
-  }
+  for_each_masked_weight<kBf16SparseInputSlice, uint16_t>(
+      p, c, j, row_at, [&](int64_t row, uint16_t v) { f(row, from_bf16(v)); });
 }
 
 }  // namespace

@@ -7,6 +7,7 @@
 
 #include "sparq/error.hpp"
 #include "sparse/checks.hpp"
+#include "sparse/masked_entries.hpp"
 
 namespace sparq::sparse {
 namespace {
@@ -71,26 +72,12 @@ Int8SparseInputWeights pack_int8_sparse_input(const int8_t* wq, const float* w_s
                        " bytes; its 32-bit offsets address at most 4 GiB");
   p.entries.assign(static_cast<size_t>(total + 64), 0);
   p.offsets.resize(static_cast<size_t>(p.sub_chunks() * in));
-  int64_t at = 0;
-  for (int64_t c = 0; c < chunks; ++c)
-    for (int64_t j = 0; j < in; ++j)
-      for (int64_t sc = p.first_sub_chunk(c); sc < p.end_sub_chunk(c); ++sc) {
-        p.offsets[static_cast<size_t>(sc * in + j)] = static_cast<uint32_t>(at);
-        const int64_t masks_at = at;
-        at += 8 * sub_slices;
-        for (int s = 0; s < sub_slices; ++s) {
-          uint64_t mask = 0;
-          for (int pos = 0; pos < kSparseInputSlice; ++pos) {
-            const int8_t v = weight(sc * sub_rows + s * kSparseInputSlice + row_at(pos), j);
-            if (v == 0) continue;
-            mask |= uint64_t{1} << pos;
-            p.entries[static_cast<size_t>(at++)] = static_cast<uint8_t>(v + 128);
-          }
-          for (int b = 0; b < 8; ++b)
-            p.entries[static_cast<size_t>(masks_at + 8 * s + b)] =
-                static_cast<uint8_t>(mask >> (8 * b));
-        }
-      }
+  pack_masked_entries<kSparseInputSlice, uint8_t>(
+      p, row_at, [&](int64_t r, int64_t j) -> std::optional<uint8_t> {
+        const int8_t v = weight(r, j);
+        if (v == 0) return std::nullopt;
+        return static_cast<uint8_t>(v + 128);
+      });
   return p;
 }
 
@@ -106,18 +93,8 @@ void for_each_weight(const Int8SparseInputWeights& p, int64_t c, int64_t j, F f)
         f(s * kSparseInputSlice + row_at(pos), e[s * kSparseInputSlice + pos] - 128);
     return;
   }
-  const int sub_slices = p.sub_rows() / kSparseInputSlice;
-  for (int64_t sc = p.first_sub_chunk(c); sc < p.end_sub_chunk(c); ++sc) {
-    const uint8_t* masks = p.entries.data() + p.offsets[static_cast<size_t>(sc * p.in + j)];
-    const uint8_t* e = masks + 8 * sub_slices;
-    const int64_t first_row = (sc - p.first_sub_chunk(c)) * p.sub_rows();
-    for (int s = 0; s < sub_slices; ++s) {
-      uint64_t mask = 0;
-      for (int b = 0; b < 8; ++b) mask |= uint64_t{masks[8 * s + b]} << (8 * b);
-      for (int pos = 0; pos < kSparseInputSlice; ++pos)
-        if (mask >> pos & 1) f(first_row + s * kSparseInputSlice + row_at(pos), *e++ - 128);
-    }
-  }
+  for_each_masked_weight<kSparseInputSlice, uint8_t>(
+      p, c, j, row_at, [&](int64_t row, uint8_t v) { f(row, v - 128); });
 }
 
 }  // namespace

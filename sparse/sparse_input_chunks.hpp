@@ -34,8 +34,15 @@ struct SparseInputChunks {
   // Masked form: the rows of one sub-entry (the chunk's, up to kSparseInputMaxRegisterRows), and
   // the number of sub-entries per column over all chunks (the last chunk holds only those
   // with rows below out).
-  int sub_rows() const { return std::min(chunk_rows, kSparseInputMaxRegisterRows); }
-  int64_t sub_chunks() const { return (out + sub_rows() - 1) / sub_rows(); }
+  int sub_rows() const { return sub_rows_of(chunk_rows); }
+  int64_t sub_chunks() const { return sub_chunks_of(out, chunk_rows); }
+  // The same for a weight not packed yet (to weigh the masked form before packing).
+  static int sub_rows_of(int chunk_rows) {
+    return std::min(chunk_rows, kSparseInputMaxRegisterRows);
+  }
+  static int64_t sub_chunks_of(int64_t out, int chunk_rows) {
+    return (out + sub_rows_of(chunk_rows) - 1) / sub_rows_of(chunk_rows);
+  }
   // Masked form: the sub-chunks [first, end) of chunk c; entry (c, j) is their sub-entries in
   // order.
   int64_t first_sub_chunk(int64_t c) const { return c * (chunk_rows / sub_rows()); }

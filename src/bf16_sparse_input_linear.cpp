@@ -48,15 +48,10 @@ Bf16SparseInputLinear::Plan Bf16SparseInputLinear::plan(const float* w, int64_t 
   const bool vpexpandw = jit::can_run(jit::bf16_sparse_input_features({true, 64, 1}));
   // The masked form where its bytes (offsets included) are at most 90 % of the dense form's.
   auto masked_pays = [&](int chunk_rows) {
-    const sparse::Bf16SparseInputWeights geometry = [&] {
-      sparse::Bf16SparseInputWeights g;
-      g.out = out;
-      g.chunk_rows = chunk_rows;
-      return g;
-    }();
     const double masked =
         static_cast<double>(sparse::bf16_sparse_input_masked_bytes(w, out, in, chunk_rows)) +
-        4.0 * static_cast<double>(geometry.sub_chunks() * in);
+        4.0 * static_cast<double>(sparse::Bf16SparseInputWeights::sub_chunks_of(out, chunk_rows) *
+                                  in);
     return masked <= 0.9 * 2.0 * static_cast<double>(out) * static_cast<double>(in);
   };
   if (out >= kMinLongRows) {
