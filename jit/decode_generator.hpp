@@ -64,15 +64,14 @@ class DecodeGenerator : public Generator {
     add(entry_, arg(offsetof(Args, entries)));
   }
 
-  // Emits software prefetches of the weight stream's next `bytes` (whole lines) at the distance
-  // that paid for `tokens` per call, or nothing. One-token calls leave the stream to the hardware
-  // prefetchers: on Zen 4 (cold weights, 1 and 2 threads) the 4 KiB-ahead prefetcht0 cost every
-  // decode kernel 10-30 % at one token (int8 2:4 4096 x 4096: 500 us without, 670-720 with; int8
-  // 16x1 80 %: 166-190 vs 211-216; f32 16x1 80 %: 703-724 vs 905-949), while at 2-4 tokens, where
-  // the loop does more arithmetic per byte, it gains 5-20 % (int8 2:4, 4 tokens: 836 vs 954 us).
-  void prefetch_weights(int tokens, int bytes) {
+  // Emits software prefetches of the weight stream's next `bytes` (whole lines) 4 KiB ahead when
+  // the kernel's key asks for them (decode_prefetch in cpu_tuning.hpp: always at 2-4 tokens, where
+  // they gain 5-20 % on Zen 4 too, e.g. int8 2:4 at 4 tokens 836 vs 954 us; at one token where the
+  // CPU's hardware prefetchers alone fall short). On Intel 2 and 8 KiB ahead measured like 4, 1 KiB
+  // clearly worse.
+  void prefetch_weights(bool prefetch, int bytes) {
     constexpr int kDistance = 4096;
-    if (tokens < 2) return;
+    if (!prefetch) return;
     for (int line = 0; line * 64 < bytes; ++line) prefetcht0(ptr[entry_ + kDistance + 64 * line]);
   }
 

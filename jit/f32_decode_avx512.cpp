@@ -70,7 +70,7 @@ void F32DecodeAvx512Generator::accumulate() {
   shr(r12, 2);
   jz(single, T_NEAR);
   L(unrolled);
-  prefetch_weights(key_.tokens, round);
+  prefetch_weights(key_.prefetch, round);
   for (int c = 0; c < kChains; ++c) entry(c * bytes, c);
   add(entry_, round);
   dec(r12);
@@ -108,7 +108,7 @@ void F32DecodeAvx512Generator::accumulate_2of4() {
   jz(end, T_NEAR);
   L(loop);
   {
-    prefetch_weights(key_.tokens, bytes);
+    prefetch_weights(key_.prefetch, bytes);
     vpmovzxbd(idx0, ptr[entry_ + 32 * value_bytes]);
     vpsrld(idx1, idx0, 2);
     vpandd(idx0, idx0, three);

@@ -37,6 +37,8 @@ struct F32DecodeKey {
   Activation activation = Activation::none;
   Operand operand = Operand::none;  // the epilogue's tensor operand
   bool two_of_four = false;         // the 2:4 layout (AVX-512 and the portable twin only)
+  // Software prefetch of the weight stream (AVX-512 kernels; the layers take decode_prefetch).
+  bool prefetch = false;
   // The epilogue: bias, activation, operand, store (fp32).
   PostOpList post_ops() const {
     return PostOpList::make(false, activation, operand, TileOutput::f32);

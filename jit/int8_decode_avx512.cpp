@@ -67,7 +67,7 @@ void Int8DecodeAvx512Generator::accumulate() {
   for (int c = 0; c < kChains; ++c) entry(c * sparse::kDecodeEntryBytes, c);
   // Two lines per round of 144 bytes (on Zen 5, before one-token calls dropped the prefetch,
   // it measured 0.80x -> ~0.9x of oneDNN's GEMV bandwidth).
-  prefetch_weights(key_.tokens, 128);
+  prefetch_weights(key_.prefetch, 128);
   add(entry_, kChains * sparse::kDecodeEntryBytes);
   dec(r12);
   jnz(unrolled, T_NEAR);

@@ -44,6 +44,8 @@ struct DecodeKernelKey {
   Activation activation = Activation::none;
   Operand operand = Operand::none;  // the epilogue's tensor operand
   bool int8_output = false;
+  // Software prefetch of the weight stream (AVX-512 kernels; the layers take decode_prefetch).
+  bool prefetch = false;
   // The epilogue: dequantize, bias, activation, operand, store (int8 or fp32).
   PostOpList post_ops() const {
     return PostOpList::make(true, activation, operand,

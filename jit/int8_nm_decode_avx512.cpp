@@ -66,7 +66,7 @@ void NmDecodeAvx512Generator::accumulate() {
   L(pairs);
   // Three lines cover a round's 160 bytes (Zen 5, 4 tokens, cold weights: 12.9 GB/s without,
   // where the loop alone runs at 40 GB/s and memory at ~30).
-  prefetch_weights(key_.tokens, 3 * 64);
+  prefetch_weights(key_.prefetch, 3 * 64);
   entry(0, 0);
   entry(kEntry, 1);
   add(entry_, 2 * kEntry);

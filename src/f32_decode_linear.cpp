@@ -4,6 +4,7 @@
 #include <cstring>
 #include <vector>
 
+#include "jit/cpu_tuning.hpp"
 #include "sparse/bf16.hpp"
 #include "sparse/checks.hpp"
 #include "src/decode_groups.hpp"
@@ -18,8 +19,9 @@ F32DecodeLinear::F32DecodeLinear(const float* w, const float* bias, int64_t out,
       arena_(&arena_for(resolve_threads(threads.threads), threads.pool)) {
   for (int t = 1; t <= 4; ++t)
     for (int residual = 0; residual < 2; ++residual)
-      kernels_[t - 1][residual] = jit::f32_decode_kernel(
-          {isa, t, bf16, post_ops.activation, post_ops.operand_for(residual == 1), two_of_four});
+      kernels_[t - 1][residual] = jit::f32_decode_kernel({isa, t, bf16, post_ops.activation,
+                                                          post_ops.operand_for(residual == 1),
+                                                          two_of_four, jit::decode_prefetch(t)});
 }
 
 void F32DecodeLinear::run(const float* x, int64_t tokens, void* y_out, const float* residual,

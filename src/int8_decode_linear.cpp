@@ -4,6 +4,7 @@
 #include <cstring>
 #include <vector>
 
+#include "jit/cpu_tuning.hpp"
 #include "sparse/checks.hpp"
 #include "sparse/reference.hpp"
 #include "src/activation_quant.hpp"
@@ -20,7 +21,8 @@ Int8DecodeLinear::Int8DecodeLinear(const int8_t* wq, const float* w_scale, const
     for (int residual = 0; residual < 2; ++residual)
       for (int int8_out = 0; int8_out < 2; ++int8_out)
         kernels_[t - 1][residual][int8_out] = jit::int8_decode_kernel(
-            {isa, t, post_ops.activation, post_ops.operand_for(residual == 1), int8_out == 1});
+            {isa, t, post_ops.activation, post_ops.operand_for(residual == 1), int8_out == 1,
+             jit::decode_prefetch(t)});
 }
 
 void Int8DecodeLinear::quantize(const float* x, int64_t tokens, QuantizedInput::Impl& q) const {

@@ -5,6 +5,7 @@
 #include <cstring>
 #include <vector>
 
+#include "jit/cpu_tuning.hpp"
 #include "jit/post_ops.hpp"
 #include "sparse/checks.hpp"
 #include "sparse/reference.hpp"
@@ -46,7 +47,8 @@ Int8NmLinear::Int8NmLinear(const int8_t* wq, const float* w_scale, const float* 
     for (int residual = 0; residual < 2; ++residual)
       for (int int8_out = 0; int8_out < 2; ++int8_out)
         kernels_[t - 1][residual][int8_out] = jit::int8_nm_decode_kernel(
-            {isa, t, post_ops.activation, post_ops.operand_for(residual == 1), int8_out == 1});
+            {isa, t, post_ops.activation, post_ops.operand_for(residual == 1), int8_out == 1,
+             jit::decode_prefetch(t)});
 }
 
 std::string Int8NmLinear::kernel_name() const {

@@ -13,6 +13,7 @@
 #include <string>
 
 #include "jit/cpu_features.hpp"
+#include "jit/cpu_tuning.hpp"
 #include "sparq/sparq.hpp"
 
 namespace sparq {
@@ -185,6 +186,18 @@ TEST(IsaLevels, NamesRoundTrip) {
   std::set<std::string> names;
   for (Isa isa : kAllIsas) names.insert(jit::isa_name(isa));
   EXPECT_EQ(names.size(), std::size(kAllIsas)) << "two levels share a name";
+}
+
+TEST(CpuTuning, OneTokenDecodePrefetchByFamilyAndOverride) {
+  EXPECT_TRUE(jit::tuning_for("GenuineIntel", 6, nullptr).one_token_decode_prefetch);
+  EXPECT_FALSE(jit::tuning_for("AuthenticAMD", 0x19, nullptr).one_token_decode_prefetch);
+  EXPECT_TRUE(jit::tuning_for("AuthenticAMD", 0x1a, nullptr).one_token_decode_prefetch);
+  EXPECT_TRUE(jit::tuning_for("AuthenticAMD", 0x17, "").one_token_decode_prefetch);
+  EXPECT_TRUE(jit::tuning_for("AuthenticAMD", 0x19, "1").one_token_decode_prefetch);
+  EXPECT_FALSE(jit::tuning_for("GenuineIntel", 6, "0").one_token_decode_prefetch);
+  EXPECT_THROW(jit::tuning_for("GenuineIntel", 6, "yes"), InvalidArgument);
+  for (int tokens = 2; tokens <= 4; ++tokens) EXPECT_TRUE(jit::decode_prefetch(tokens));
+  EXPECT_EQ(jit::decode_prefetch(1), jit::cpu_tuning().one_token_decode_prefetch);
 }
 
 }  // namespace
