@@ -1,5 +1,6 @@
 #include "src/dense_linear.hpp"
 
+#include <cstdint>
 #include <cstring>
 #include <string>
 
@@ -20,6 +21,11 @@ DenseLinear::DenseLinear(const LayerDescription& d)
       arena_(&arena_for(d.pool())) {
   if (d.int8()) {
     w_s8_.assign(d.w_s8.begin(), d.w_s8.end());
+    if (255 * 128 * d.in <= int64_t{INT32_MAX}) {
+      w_shift_.assign(static_cast<size_t>(d.out), 0);
+      for (int64_t o = 0; o < d.out; ++o)
+        for (int64_t i = 0; i < d.in; ++i) w_shift_[o] += 128 * int32_t{w_s8_[o * d.in + i]};
+    }
     w_scale_ = d.w_scale;
     dense_bias_ = d.bias ? std::vector<float>(d.bias, d.bias + d.out)
                          : std::vector<float>(static_cast<size_t>(d.out), 0.0f);
@@ -65,9 +71,9 @@ std::shared_ptr<const DnnlMatmul> DenseLinear::primitive(int64_t tokens) const {
                                       : w_f32_.data();
   std::shared_ptr<const DnnlMatmul> prim;
   if (int8)
-    prim =
-        std::make_shared<DnnlMatmul>(DnnlMatmul::Kind::s8s8_s32, tokens, out_, in_, plain, nullptr,
-                                     nullptr, Activation::none, threads_, &shared_weights_);
+    prim = std::make_shared<DnnlMatmul>(
+        w_shift_.empty() ? DnnlMatmul::Kind::s8s8_s32 : DnnlMatmul::Kind::u8s8_s32, tokens, out_,
+        in_, plain, nullptr, nullptr, Activation::none, threads_, &shared_weights_);
   else
     prim = std::make_shared<DnnlMatmul>(
         bf16_gemm() ? DnnlMatmul::Kind::bf16 : DnnlMatmul::Kind::f32, tokens, out_, in_, plain,
@@ -133,8 +139,13 @@ void DenseLinear::quantize(const float* x, int64_t tokens, QuantizedInput::Impl&
   q.reserve(tokens * in_, tokens);
   auto* xq = reinterpret_cast<int8_t*>(q.x.data());
   float* scales = q.scales.data();
+  // oneDNN's u8 path is its fast one (its s8 path adds a compensation pass): q + 128, whose
+  // 128 * weight sums run() takes back out.
+  auto* xu = reinterpret_cast<uint8_t*>(xq);
   parallel_ranges(*arena_, tokens, [&](int64_t t0, int64_t t1) {
     quantize_rows(x + t0 * in_, t1 - t0, in_, xq + t0 * in_, scales + t0);
+    if (!w_shift_.empty())
+      for (int64_t i = t0 * in_; i < t1 * in_; ++i) xu[i] ^= 0x80;
   });
   q.form = QuantizedInput::Impl::Form::row_major;
   q.tokens = tokens;
@@ -162,13 +173,18 @@ void DenseLinear::run(const QuantizedInput::Impl& q, void* y, float y_scale, con
   const jit::RowEpilogue* kernel =
       row_epilogues_[residual != nullptr][static_cast<int>(output)].get();
   const int64_t y_elem = jit::output_bytes(output);
-  const int32_t* acc_rows = acc.data();
+  int32_t* acc_rows = acc.data();
+  const int32_t* shift = w_shift_.empty() ? nullptr : w_shift_.data();
   parallel_ranges(*arena_, q.tokens, [&](int64_t t0, int64_t t1) {
-    for (int64_t t = t0; t < t1; ++t)
+    for (int64_t t = t0; t < t1; ++t) {
+      int32_t* row = acc_rows + t * out_;
+      if (shift != nullptr)
+        for (int64_t o = 0; o < out_; ++o) row[o] -= shift[o];
       jit::apply_row_epilogue(kernel, key, acc_rows + t * out_, q.scales[t], w_scale_.data(),
                               dense_bias_.data(), residual ? residual + t * out_ : nullptr,
                               static_cast<uint8_t*>(y) + t * out_ * y_elem, out_,
                               y_scale > 0.0f ? 1.0f / y_scale : 0.0f);
+    }
   });
 }
 

@@ -61,6 +61,9 @@ class DenseLinear final : public LinearKernel {
   mutable AlignedVector<int8_t> w_s8_;   // int8 layers
   mutable bool plain_released_ = false;  // under mutex_
   std::vector<float> w_scale_, dense_bias_;
+  // int8: 128 x each row's weight sum, what the u8 activations (q + 128) add to oneDNN's product;
+  // empty where the u8 product could overflow s32 (in > 65793): s8 activations then.
+  std::vector<int32_t> w_shift_;
   // int8: the epilogue after oneDNN's s32 product, [residual][TileOutput] (null: portable).
   std::shared_ptr<const jit::RowEpilogue> row_epilogues_[2][3];
   mutable std::mutex mutex_;

@@ -70,7 +70,8 @@ DnnlMatmul::DnnlMatmul(Kind kind, int64_t tokens, int64_t out, int64_t in, const
     : impl_(std::make_unique<Impl>()) {
   const bool shared = share != nullptr && *share != nullptr;
   if ((!w && !shared) || tokens <= 0 || out <= 0 || in <= 0 ||
-      (kind != Kind::f32 && kind != Kind::bf16 && kind != Kind::s8s8_s32 && !w_scale))
+      (kind != Kind::f32 && kind != Kind::bf16 && kind != Kind::s8s8_s32 &&
+       kind != Kind::u8s8_s32 && !w_scale))
     throw InvalidArgument("DnnlMatmul: null weight/scales or non-positive shape");
   Impl& m = *impl_;
   // A layer's later primitives live on the engine of its shared weights.
@@ -81,21 +82,22 @@ DnnlMatmul::DnnlMatmul(Kind kind, int64_t tokens, int64_t out, int64_t in, const
   m.in = in;
   m.threads = threads;
   const bool floating = kind == Kind::f32 || kind == Kind::bf16;
-  const dt src_dt = kind == Kind::f32        ? dt::f32
-                    : kind == Kind::bf16     ? dt::bf16
-                    : kind == Kind::u8s8_f32 ? dt::u8
-                                             : dt::s8;
+  const dt src_dt = kind == Kind::f32                                  ? dt::f32
+                    : kind == Kind::bf16                               ? dt::bf16
+                    : kind == Kind::u8s8_f32 || kind == Kind::u8s8_s32 ? dt::u8
+                                                                       : dt::s8;
   const dt w_dt = kind == Kind::f32 ? dt::f32 : kind == Kind::bf16 ? dt::bf16 : dt::s8;
   m.src_md = dnnl::memory::desc({tokens, in}, src_dt, tag::ab);
   // Weights given as [out x in] row-major = a K x N matrix in "ba" order.
   // The user's weights: fp32 for the floating kinds (reordered into bf16 by oneDNN for bf16).
   const dnnl::memory::desc w_md({in, out}, floating ? dt::f32 : dt::s8, tag::ba);
   const dnnl::memory::desc w_any({in, out}, w_dt, tag::any);
-  m.dst_md = dnnl::memory::desc({tokens, out}, kind == Kind::s8s8_s32 ? dt::s32 : dt::f32, tag::ab);
+  const bool s32_out = kind == Kind::s8s8_s32 || kind == Kind::u8s8_s32;
+  m.dst_md = dnnl::memory::desc({tokens, out}, s32_out ? dt::s32 : dt::f32, tag::ab);
   const dnnl::memory::desc b_md({1, out}, dt::f32, tag::ab);
   dnnl::primitive_attr attr;
   dnnl::post_ops ops;
-  if (kind == Kind::s8s8_s32) {
+  if (s32_out) {
     bias = nullptr;
     activation = Activation::none;
   }

@@ -34,6 +34,8 @@ class DnnlMatmul {
     s8s8_f32,  // s8 x, s8 w -> fp32 y = act(float(acc) * w_scale[o] + bias[o])
     u8s8_f32,  // u8 x, s8 w -> fp32 y, as s8s8_f32 (oneDNN's fastest int8 path without VNNI)
     s8s8_s32,  // s8 x, s8 w -> s32 y = acc (no scales, bias or activation)
+    u8s8_s32,  // u8 x, s8 w -> s32 y = acc, as s8s8_s32 (with VNNI as exact, and faster: the s8
+               // path adds oneDNN's compensation; 3072 x 768 x 128 on an Intel Xeon 0.83x)
     bf16,      // bf16 x, w given fp32 and stored as bf16 -> fp32 y = act(x w^T + bias)
   };
   // Builds the primitive for exactly `tokens` rows. w: fp32 [out x in] (f32) or s8 [out x in]

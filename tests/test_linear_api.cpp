@@ -329,6 +329,21 @@ TEST(SparseLinearDense, Int8MatchesReference) {
         }
 }
 
+// Past 65793 inputs the sums of u8 activations (q + 128) could pass 2^31, so the dense int8 layer
+// multiplies s8 activations there: that path against the reference.
+TEST(SparseLinearDense, Int8PastTheU8RangeMatchesReference) {
+  if (!dense_int8_on_onednn()) GTEST_SKIP() << "dense int8 layers run on sparq's kernel here";
+  // All-maximal weights and inputs: the largest sums the s8 path makes at this width.
+  const int64_t out = 6, in = 70001, tokens = 3;
+  const std::vector<float> w(sz(out * in), 1.0f), x(sz(tokens * in), 1.0f);
+  const auto bias = test::random_floats(sz(out), 92);
+  const auto layer = SparseLinear::pack(w.data(), out, in, bias.data(),
+                                        options(DType::int8, Pattern::dense(), Activation::none));
+  EXPECT_EQ(layer.info().kernel, "onednn:int8-dense");
+  const auto want = reference_int8(w, out, in, bias.data(), x, tokens, Activation::none, nullptr);
+  test::expect_close(run_forward(layer, x, tokens, nullptr), want, 2e-5, "y");
+}
+
 // f32 and bf16 layers, dense on oneDNN and sparse on the f32 4x1 kernel, against the reference of
 // their dtype (bf16: weights and activations rounded to bf16, fp32 sums).
 TEST(SparseLinearFloat, MatchesReference) {
