@@ -120,6 +120,26 @@ InputList input_list(int64_t in, double density, uint32_t seed) {
   return l;
 }
 
+// A weight of `kind` packed in chunks of `rows`, an input list of `density` and the reference's
+// sums of the two (padded_out rows).
+struct PackedCase {
+  std::vector<float> w;
+  sparse::Bf16SparseInputWeights p;
+  InputList l;
+  std::vector<float> want;
+};
+PackedCase packed_case(WeightKind kind, int64_t out, int64_t in, bool masked, int rows,
+                       double density, uint32_t seed) {
+  PackedCase c;
+  c.w = weight_of(kind, out, in, seed);
+  c.p = sparse::pack_bf16_sparse_input(c.w.data(), nullptr, out, in, masked, rows);
+  c.l = input_list(in, density, seed + 11);
+  c.want.resize(static_cast<size_t>(c.p.padded_out()));
+  sparse::sparse_input_reference(c.p, c.l.columns.data(), c.l.x.data(), c.l.count, 0, c.p.chunks(),
+                                 c.want.data());
+  return c;
+}
+
 TEST(Bf16SparseInputKernel, MatchesReference) {
   for (bool masked : {false, true}) {
     const jit::Bf16SparseInputKernelKey probe{masked, 64, 1};
@@ -135,13 +155,8 @@ TEST(Bf16SparseInputKernel, MatchesReference) {
              {WeightKind::dense, WeightKind::two_of_four, WeightKind::unstructured})
           for (double density : {0.0, 0.5, 1.0}) {
             const uint32_t seed = static_cast<uint32_t>(s.out * 7 + s.in + rows);
-            const auto w = weight_of(kind, s.out, s.in, seed);
-            const auto p =
-                sparse::pack_bf16_sparse_input(w.data(), nullptr, s.out, s.in, masked, rows);
-            const InputList l = input_list(s.in, density, seed + 11);
-            std::vector<float> want(static_cast<size_t>(p.padded_out()));
-            sparse::sparse_input_reference(p, l.columns.data(), l.x.data(), l.count, 0, p.chunks(),
-                                           want.data());
+            const auto [w, p, l, want] =
+                packed_case(kind, s.out, s.in, masked, rows, density, seed);
             // The reference against the plain definition on the unpacked weight.
             for (int64_t r = 0; r < s.out; ++r) {
               double sum = 0;
@@ -196,14 +211,9 @@ TEST(Bf16SparseInputKernel, LongChunksMatchReference) {
               continue;
             if (s.out > 4096 && rows != 4096) continue;  // the tall shape is for 4096-row chunks
             const uint32_t seed = static_cast<uint32_t>(s.out + s.in + rows);
-            const auto w = weight_of(kind, s.out, s.in, seed);
-            const auto p =
-                sparse::pack_bf16_sparse_input(w.data(), nullptr, s.out, s.in, masked, rows);
             // At full density more than a group of inputs: whole and partial groups.
-            const InputList l = input_list(s.in, density, seed + 11);
-            std::vector<float> want(static_cast<size_t>(p.padded_out()));
-            sparse::sparse_input_reference(p, l.columns.data(), l.x.data(), l.count, 0, p.chunks(),
-                                           want.data());
+            const auto [w, p, l, want] =
+                packed_case(kind, s.out, s.in, masked, rows, density, seed);
             const int64_t used = (s.out + granule - 1) / granule * granule;
             for (int64_t unit : {int64_t{rows}, int64_t{256}, int64_t{64}})
               for (int64_t r0 = 0; r0 < used; r0 += unit) {
