@@ -64,7 +64,8 @@ int main(int argc, char** argv) {
   spmm->add_option("--tokens", tokens, "tokens (rows of x)")->delimiter(',');
   spmm->add_option("--sparsity", sparsities, "fraction of pruned blocks, 0..1")->delimiter(',');
   spmm->add_option("--threads", threads, "threads (0: all cores)")->delimiter(',');
-  spmm->add_option("--warmup", warmup, "warm-up runs of each side")->capture_default_str();
+  spmm->add_option("--warmup", warmup, "warm-up runs of each side (at least one per weight copy)")
+      ->capture_default_str();
   spmm->add_option("--min-reps", min_reps, "minimum timed pairs")->capture_default_str();
   spmm->add_option("--min-seconds", min_seconds, "minimum timing per case")->capture_default_str();
   spmm->add_option("--seed", seed, "random seed")->capture_default_str();
