@@ -29,6 +29,13 @@ bool onednn_int8_is_exact() {
   return has(dnnl::cpu_isa::avx512_core_vnni) || has(dnnl::cpu_isa::avx2_vnni);
 }
 
+bool onednn_runs_amx(DType dtype) {
+  if (dtype == DType::f32) return false;
+  const auto isa = static_cast<unsigned>(dnnl::get_effective_cpu_isa());
+  const auto bits = static_cast<unsigned>(dnnl::cpu_isa::avx512_core_amx);
+  return (isa & bits) == bits;
+}
+
 namespace {
 
 // Held while sparq creates oneDNN primitives and reorder primitives (not while it runs them).

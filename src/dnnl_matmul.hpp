@@ -18,6 +18,11 @@ bool onednn_has_bf16();
 // ONEDNN_MAX_CPU_ISA is honoured.
 bool onednn_int8_is_exact();
 
+// Whether oneDNN's GEMM of this dtype (int8 or bf16) runs on AMX tiles here: then its dense
+// prefill outruns sparq's AVX-512 sparse kernels unless the weight is very sparse
+// (src/kernel_thresholds.hpp). Asks oneDNN, so ONEDNN_MAX_CPU_ISA is honoured; false for f32.
+bool onednn_runs_amx(DType dtype);
+
 // A layer's weights as reordered for its first primitive, for the layer's other primitives (other
 // token counts) to use instead of a copy of their own.
 struct DnnlSharedWeights;

@@ -51,15 +51,22 @@ std::string block_reason(const Pattern& p, double block_sparsity) {
 
 std::string decode_calls() { return "calls of <= " + std::to_string(kDecodeTokens) + " tokens "; }
 
-// SPARQ_INT8_2OF4_PREFILL=jit|table|dense (default jit): the kernel of int8 2:4 calls of more than
-// 4 tokens on AVX-512 VNNI. A measurement switch: the table kernel (0.83-0.94x oneDNN on Zen 4)
-// and oneDNN's dense GEMM stay reachable for comparison.
+// SPARQ_INT8_2OF4_PREFILL=jit|table|dense: the kernel of int8 2:4 calls of more than 4 tokens on
+// AVX-512 VNNI. Default jit, or dense where oneDNN's int8 GEMM runs on AMX tiles (the jit kernel
+// ran 0.42x / 0.61x of it on 3072 x 768 / 4096 x 4096 at 128 tokens, docs/benchmarks-amx.md). A
+// measurement switch: the table kernel (0.83-0.94x oneDNN on Zen 4) and the others stay reachable.
 enum class Int8NmPrefill { jit, table, dense };
-Int8NmPrefill int8_2of4_prefill() {
+struct Int8NmPrefillChoice {
+  Int8NmPrefill kernel;
+  bool requested;  // by SPARQ_INT8_2OF4_PREFILL
+};
+Int8NmPrefillChoice int8_2of4_prefill() {
   const char* v = std::getenv("SPARQ_INT8_2OF4_PREFILL");
-  if (v == nullptr || *v == 0 || std::string(v) == "jit") return Int8NmPrefill::jit;
-  if (std::string(v) == "table") return Int8NmPrefill::table;
-  if (std::string(v) == "dense") return Int8NmPrefill::dense;
+  if (v == nullptr || *v == 0)
+    return {onednn_runs_amx(DType::int8) ? Int8NmPrefill::dense : Int8NmPrefill::jit, false};
+  if (std::string(v) == "jit") return {Int8NmPrefill::jit, true};
+  if (std::string(v) == "table") return {Int8NmPrefill::table, true};
+  if (std::string(v) == "dense") return {Int8NmPrefill::dense, true};
   throw InvalidArgument(std::string("SPARQ_INT8_2OF4_PREFILL must be jit, table or dense, got '") +
                         v + "'");
 }
@@ -74,6 +81,32 @@ std::string join(std::string a, const std::string& b) {
   if (a.empty()) return b;
   if (!b.empty()) a += "; " + b;
   return a;
+}
+
+// Where oneDNN's GEMM of the layer's dtype runs on AMX tiles: the fraction of zero 4x1 blocks
+// below which it outruns sparq's tile kernels (0 elsewhere, and for fp32).
+double block_sparsity_against_amx(const LayerDescription& d) {
+  if (!onednn_runs_amx(d.options.dtype)) return 0.0;
+  return d.int8() ? kMinBlockSparsityAgainstAmxInt8 : kMinBlockSparsityAgainstAmxBf16;
+}
+
+// Under auto, longer calls of a block-sparse int8 / bf16 weight too dense to beat oneDNN's AMX
+// GEMM run on it; decode steps keep their kernels (rows in lanes stream fewer bytes).
+Why amx_dense_prefill(const LayerDescription& d) {
+  const double needed = block_sparsity_against_amx(d);
+  if (d.shape != Shape::blocks || d.options.pattern.kind != Pattern::Kind::automatic ||
+      d.block_sparsity >= needed)
+    return kNo;
+  return "longer calls dense on oneDNN's AMX " + std::string(to_string(d.options.dtype)) +
+         " GEMM (faster here than the tile kernels below " + percent(needed) + " zero 4x1 blocks)";
+}
+
+// For an explicitly requested block pattern that oneDNN's AMX GEMM would outrun.
+std::string amx_note(const LayerDescription& d) {
+  const double needed = block_sparsity_against_amx(d);
+  if (d.shape != Shape::blocks || d.block_sparsity >= needed) return "";
+  return "oneDNN's AMX GEMM is faster here below " + percent(needed) +
+         " zero 4x1 blocks (pattern auto runs it)";
 }
 
 // ---- int8 ------------------------------------------------------------------------------------
@@ -134,7 +167,7 @@ std::shared_ptr<const LinearKernel> pack_int8_16x1_decode(const LayerDescription
 // Rows in lanes, vpshufb-picked activations, half the vpdpbusd of a dense GEMM.
 Why int8_nm_prefill(const LayerDescription& d) {
   if (!d.int8() || d.shape != Shape::two_of_four || jit::best_int8_isa() != jit::Isa::avx512_vnni ||
-      int8_2of4_prefill() != Int8NmPrefill::jit)
+      int8_2of4_prefill().kernel != Int8NmPrefill::jit)
     return kNo;
   return std::string(
       "longer calls the int8 2:4 prefill kernel (half the vpdpbusd of a dense GEMM; 100% of the "
@@ -149,7 +182,7 @@ std::shared_ptr<const LinearKernel> pack_int8_nm_prefill(const LayerDescription&
 // of oneDNN's GEMM on Zen 4.
 Why int8_nm_table(const LayerDescription& d) {
   if (!d.int8() || d.shape != Shape::two_of_four || jit::best_int8_isa() != jit::Isa::avx512_vnni ||
-      int8_2of4_prefill() != Int8NmPrefill::table)
+      int8_2of4_prefill().kernel != Int8NmPrefill::table)
     return kNo;
   return std::string(
       "longer calls the int8 2:4 table kernel (75% of the dense weight bytes; "
@@ -165,13 +198,18 @@ std::shared_ptr<const LinearKernel> pack_int8_nm_table(const LayerDescription& d
 // layers run on sparq's exact 4x1 kernel instead.
 Why int8_dense(const LayerDescription& d) {
   if (!d.int8() || d.shape == Shape::blocks || !onednn_int8_is_exact()) return kNo;
-  if (d.shape == Shape::two_of_four)
-    return jit::best_int8_isa() == jit::Isa::avx512_vnni
-               ? std::string("longer calls dense on oneDNN (SPARQ_INT8_2OF4_PREFILL=dense)")
-               : std::string(
-                     "longer calls dense on oneDNN (sparq's int8 2:4 prefill kernel needs AVX-512 "
-                     "VNNI; the 4x1 kernel skips almost nothing there)");
-  return std::string();
+  if (d.shape != Shape::two_of_four) return std::string();
+  if (jit::best_int8_isa() != jit::Isa::avx512_vnni)
+    return std::string(
+        "longer calls dense on oneDNN (sparq's int8 2:4 prefill kernel needs AVX-512 VNNI; the 4x1 "
+        "kernel skips almost nothing there)");
+  const Int8NmPrefillChoice prefill = int8_2of4_prefill();
+  if (prefill.kernel != Int8NmPrefill::dense) return kNo;
+  return prefill.requested
+             ? std::string("longer calls dense on oneDNN (SPARQ_INT8_2OF4_PREFILL=dense)")
+             : std::string(
+                   "longer calls dense on oneDNN's AMX int8 GEMM (faster here "
+                   "than sparq's int8 2:4 prefill kernel on VNNI)");
 }
 
 Why int8_4x1(const LayerDescription& d) {
@@ -183,7 +221,7 @@ Why int8_4x1(const LayerDescription& d) {
     why =
         "this CPU has no VNNI, where oneDNN's int8 GEMM saturates 16-bit intermediate sums, so "
         "sparq's exact int8 kernel runs it (all-zero 4x1 blocks, if any, are skipped)";
-  return join(why, slow_note(jit::best_int8_isa(), "AVX2"));
+  return join(join(why, amx_note(d)), slow_note(jit::best_int8_isa(), "AVX2"));
 }
 std::shared_ptr<const LinearKernel> pack_int8_4x1(const LayerDescription& d) {
   return std::make_shared<Int8BlockLinear>(d.w_s8.data(), d.w_scale.data(), d.bias, d.out, d.in,
@@ -253,15 +291,22 @@ Why float_dense_decode(const LayerDescription& d) {
 }
 
 // bf16 2:4 with AVX512_BF16: 1.3-1.45x oneDNN's bf16 GEMM at 128 tokens on Zen 4 (a call's last
-// 1..48 tokens on 32- and 16-token tiles).
+// 1..48 tokens on 32- and 16-token tiles). Not where that GEMM runs on AMX (0.22x / 0.45x of it on
+// 3072 x 768 / 4096 x 4096): there bf16-2:4-amx-dense runs the longer calls.
 Why bf16_nm_table(const LayerDescription& d) {
   if (!d.bf16() || d.shape != Shape::two_of_four || jit::best_float_isa() < jit::Isa::avx512 ||
-      !jit::native_bf16_available())
+      !jit::native_bf16_available() || onednn_runs_amx(DType::bf16))
     return kNo;
   return "calls of more than " + std::to_string(kDecodeTokens) +
          " tokens on the bf16 2:4 table kernel (vdpbf16ps on per-call tables of the kept "
          "activations)";
 }
+Why bf16_nm_amx_dense(const LayerDescription& d) {
+  if (!d.bf16() || d.shape != Shape::two_of_four || !onednn_runs_amx(DType::bf16)) return kNo;
+  return "calls of more than " + std::to_string(kDecodeTokens) +
+         " tokens dense on oneDNN's AMX bf16 GEMM (faster here than sparq's 2:4 kernels)";
+}
+
 std::shared_ptr<const LinearKernel> pack_bf16_nm_table(const LayerDescription& d) {
   return std::make_shared<NmTableLinear>(d.weight, d.bias, d.out, d.in, post_ops(d), d.pool());
 }
@@ -275,7 +320,8 @@ std::string bf16_note(const LayerDescription& d, bool vdpbf16ps) {
 Why float_tiles(const LayerDescription& d) {
   if (d.int8() || d.shape == Shape::dense) return kNo;
   const bool vdpbf16ps = d.shape == Shape::blocks && jit::native_bf16_available();
-  return join(bf16_note(d, vdpbf16ps), slow_note(jit::best_float_isa(), "AVX2/FMA"));
+  return join(join(bf16_note(d, vdpbf16ps), amx_note(d)),
+              slow_note(jit::best_float_isa(), "AVX2/FMA"));
 }
 std::shared_ptr<const LinearKernel> pack_float_tiles(const LayerDescription& d) {
   const auto layout =
@@ -303,6 +349,8 @@ constexpr KernelFamily kFamilies[] = {
     {"int8-2:4", TokenRange::prefill, int8_nm_prefill, pack_int8_nm_prefill},
     {"int8-2:4-table", TokenRange::prefill, int8_nm_table, pack_int8_nm_table},
     {"int8-dense", TokenRange::all, int8_dense, pack_dense},
+    // int8 and bf16 block-sparse weights under auto, where oneDNN runs on AMX.
+    {"amx-dense", TokenRange::prefill, amx_dense_prefill, pack_dense},
     {"int8-4x1", TokenRange::all, int8_4x1, pack_int8_4x1},
     // fp32 / bf16
     {"bf16-sparse-input-decode", TokenRange::decode, bf16_sparse_input_decode,
@@ -311,6 +359,7 @@ constexpr KernelFamily kFamilies[] = {
     {"float-2:4-decode", TokenRange::decode, float_nm_decode, pack_float_nm_decode},
     {"float-dense-decode", TokenRange::decode, float_dense_decode, pack_dense},
     {"bf16-2:4", TokenRange::prefill, bf16_nm_table, pack_bf16_nm_table},
+    {"bf16-2:4-amx-dense", TokenRange::prefill, bf16_nm_amx_dense, pack_dense},
     {"float-tiles", TokenRange::all, float_tiles, pack_float_tiles},
     {"float-dense", TokenRange::all, float_dense, pack_dense},
 };
@@ -373,7 +422,9 @@ KernelChoice choose_kernels(const LayerDescription& layer) {
     throw NotSupported("no CPU kernel family applies to this layer (dtype " +
                        std::string(to_string(layer.options.dtype)) + ")");
   choice.prefill = chosen[0]->pack(layer);
-  if (chosen[1] != chosen[0]) choice.decode = chosen[1]->pack(layer);
+  // Two families that pack alike (e.g. oneDNN's dense layer) share one kernel.
+  if (chosen[1] != chosen[0] && chosen[1]->pack != chosen[0]->pack)
+    choice.decode = chosen[1]->pack(layer);
   return choice;
 }
 

@@ -9,6 +9,13 @@ namespace sparq {
 // Below this fraction of all-zero blocks (4x1 on the CPU, the candidate shape on the GPU), `auto`
 // does not pick a block-sparse kernel.
 inline constexpr double kMinBlockSparsityForSparse = 0.5;
+// Where oneDNN's int8 / bf16 GEMM runs on AMX tiles, `auto` runs the longer calls of a
+// block-sparse weight on it below these fractions of all-zero 4x1 blocks: sparq's VNNI and
+// vdpbf16ps tile kernels race 8-16x their multiply rate there. Intel Xeon with AMX, one thread,
+// 128 tokens, 3072 x 768 / 768 x 3072 (docs/benchmarks-amx.md): int8 at 70 % 0.80x / 0.92x of
+// oneDNN's AMX GEMM, at 90 % 1.54x / 1.86x; bf16 at 70 % 0.40x / 0.46x, at 90 % 0.97x / 1.26x.
+inline constexpr double kMinBlockSparsityAgainstAmxInt8 = 0.8;
+inline constexpr double kMinBlockSparsityAgainstAmxBf16 = 0.9;
 // A 2:4 weight with fewer zeros than this (e.g. a dense one with a few zeros that happens to fit
 // 2:4) runs dense under `auto`.
 inline constexpr double kMinSparsityFor2of4 = 0.45;

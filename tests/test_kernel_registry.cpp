@@ -2,10 +2,12 @@
 // token range the first family that applies wins, and a family that wins both ranges packs once.
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <set>
 #include <string>
 
 #include "jit/cpu_features.hpp"
+#include "sparq/linear.hpp"
 #include "sparse/prune.hpp"
 #include "sparse/stats.hpp"
 #include "src/dnnl_matmul.hpp"
@@ -69,6 +71,75 @@ TEST(KernelRegistry, DecodeFamiliesWinDecodeCallsAndOneFamilyPacksOnce) {
       EXPECT_EQ(dense_choice.decode, nullptr);
       EXPECT_EQ(dense_choice.prefill->isa(), "onednn") << dense_choice.prefill->name();
     }
+  }
+}
+
+// Where oneDNN's int8 / bf16 GEMM runs on AMX tiles, longer calls of weights too dense for sparq's
+// AVX-512 tile kernels to beat it run on it: 4x1 blocks under auto below the dtype's threshold,
+// and 2:4 (unless SPARQ_INT8_2OF4_PREFILL asks otherwise). Elsewhere (and under an explicit block
+// pattern) the sparse kernels keep them. On an AMX machine, ONEDNN_MAX_CPU_ISA=AVX512_CORE_BF16
+// runs the other branch.
+TEST(KernelRegistry, OneDnnOnAmxRunsTheLongerCallsOfWeightsTooDenseToBeatIt) {
+  const int64_t out = 64, in = 256;
+  const auto w = test::random_floats(size_t(out * in), 7);
+  for (DType dtype : {DType::int8, DType::bf16}) {
+    SCOPED_TRACE(to_string(dtype));
+    const bool amx = onednn_runs_amx(dtype);
+    const double needed =
+        dtype == DType::int8 ? kMinBlockSparsityAgainstAmxInt8 : kMinBlockSparsityAgainstAmxBf16;
+    for (double sparsity : {needed - 0.25, needed - 0.1, std::min(needed + 0.05, 0.99)}) {
+      SCOPED_TRACE(sparsity);
+      const auto pruned = sparse::prune_blocks(w, out, in, {4, 1}, sparsity);
+      LinearOptions o;
+      o.dtype = dtype;
+      const auto layer = SparseLinear::pack(pruned.data(), out, in, nullptr, o);
+      const LinearInfo info = layer.info();
+      const bool dense = amx && sparsity < needed;
+      EXPECT_EQ(info.kernel.rfind("onednn:", 0) == 0, dense) << info.kernel << ": " << info.reason;
+      EXPECT_EQ(info.reason.find("AMX") != std::string::npos, dense) << info.reason;
+      if (dense) {
+        // Decode steps keep a sparse kernel of their own, or share the prefill's oneDNN layer
+        // (one copy of the weight): never a second oneDNN layer.
+        EXPECT_NE(info.decode_kernel.rfind("onednn:", 0), 0u) << info.decode_kernel;
+      }
+      // An explicit pattern keeps the tile kernel and says what auto would run.
+      o.pattern = Pattern::blocks(4, 1);
+      const auto requested = SparseLinear::pack(pruned.data(), out, in, nullptr, o);
+      EXPECT_NE(requested.info().kernel.find("4x1"), std::string::npos) << requested.info().kernel;
+      EXPECT_EQ(requested.info().reason.find("pattern auto runs it") != std::string::npos, dense)
+          << requested.info().reason;
+    }
+    // 2:4: oneDNN's dense GEMM on AMX, else sparq's 2:4 prefill kernel (with AVX-512 VNNI for
+    // int8, AVX512_BF16 for bf16).
+    LinearOptions o;
+    o.dtype = dtype;
+    o.pattern = Pattern::n_of_m(2, 4);
+    const auto nm = sparse::prune_n_m(w, out, in, 2, 4);
+    const LinearInfo info = SparseLinear::pack(nm.data(), out, in, nullptr, o).info();
+    if (amx) {
+      EXPECT_EQ(info.kernel, std::string("onednn:") + to_string(dtype) + "-dense") << info.reason;
+      EXPECT_NE(info.reason.find("AMX"), std::string::npos) << info.reason;
+      EXPECT_NE(info.decode_kernel.find("2:4"), std::string::npos) << info.decode_kernel;
+    } else {
+      EXPECT_EQ(info.reason.find("AMX"), std::string::npos) << info.reason;
+    }
+  }
+}
+
+TEST(KernelRegistry, Int8TwoOfFourPrefillFollowsItsSwitchOnAnyCpu) {
+  if (jit::best_int8_isa() != jit::Isa::avx512_vnni || !onednn_int8_is_exact())
+    GTEST_SKIP() << "the int8 2:4 prefill kernel needs AVX-512 VNNI";
+  const int64_t out = 64, in = 256;
+  const auto nm = sparse::prune_n_m(test::random_floats(size_t(out * in), 8), out, in, 2, 4);
+  LinearOptions o;
+  o.dtype = DType::int8;
+  o.pattern = Pattern::n_of_m(2, 4);
+  for (const char* mode : {"jit", "dense"}) {
+    test::ScopedEnv env("SPARQ_INT8_2OF4_PREFILL", mode);
+    const LinearInfo info = SparseLinear::pack(nm.data(), out, in, nullptr, o).info();
+    EXPECT_EQ(info.kernel,
+              std::string(mode) == "jit" ? "jit:int8-2:4:avx512_vnni" : "onednn:int8-dense")
+        << info.reason;
   }
 }
 

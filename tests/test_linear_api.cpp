@@ -20,6 +20,7 @@
 #include "sparse/reference.hpp"
 #include "sparse/stats.hpp"
 #include "src/dnnl_matmul.hpp"
+#include "src/kernel_thresholds.hpp"
 #include "src/threading.hpp"
 #include "test_util.hpp"
 
@@ -94,6 +95,14 @@ bool is_block_kernel(const std::string& kernel) {
   return starts_with(kernel, "jit:") || starts_with(kernel, "cpp:");
 }
 
+// Where oneDNN's GEMM of the dtype runs on AMX tiles, auto runs the longer calls of weights with
+// too few zero 4x1 blocks on it (src/kernel_thresholds.hpp).
+bool auto_runs_amx(const LinearInfo& info, DType dtype, const Pattern& pattern) {
+  if (pattern.kind != Pattern::Kind::automatic || !onednn_runs_amx(dtype)) return false;
+  return info.block_sparsity <
+         (dtype == DType::int8 ? kMinBlockSparsityAgainstAmxInt8 : kMinBlockSparsityAgainstAmxBf16);
+}
+
 // ------------------------------------------------------------------------------------------------
 // int8 layers against the reference
 
@@ -107,7 +116,9 @@ TEST(SparseLinearInt8, MatchesReferenceOverShapesAndTokenCounts) {
       const auto layer =
           SparseLinear::pack(w.data(), out, in, bias.data(), options(DType::int8, pattern));
       EXPECT_EQ(layer.info().pattern, "4x1") << "pattern " << pattern.to_string();
-      EXPECT_TRUE(is_block_kernel(layer.info().kernel)) << layer.info().kernel;
+      EXPECT_EQ(is_block_kernel(layer.info().kernel),
+                !auto_runs_amx(layer.info(), DType::int8, pattern))
+          << layer.info().kernel;
       for (int64_t tokens : {1, 7, 64, 65, 130}) {
         SCOPED_TRACE(testing::Message() << "pattern=" << pattern.to_string() << " out=" << out
                                         << " in=" << in << " tokens=" << tokens);
@@ -372,6 +383,9 @@ TEST(SparseLinearFloat, MatchesReference) {
                                                    ? "onednn:bf16-dense"
                                                    : "onednn:f32-dense");
                 EXPECT_EQ(layer.info().pattern, "dense");
+              } else if (auto_runs_amx(layer.info(), dtype, pattern)) {
+                EXPECT_EQ(layer.info().kernel, "onednn:bf16-dense");
+                EXPECT_EQ(layer.info().pattern, "4x1");
               } else {
                 EXPECT_TRUE(is_block_kernel(layer.info().kernel)) << layer.info().kernel;
                 // bf16 layers run the vdpbf16ps kernel where the CPU has AVX512_BF16.
@@ -434,11 +448,14 @@ TEST(SparseLinearFloat, TwoOfFourMatchesReference) {
                 SparseLinear::pack(w.data(), out, in, bias.data(), options(dtype, pattern, act));
             EXPECT_EQ(layer.info().pattern, "2:4");
             // bf16 2:4 where the CPU has AVX-512 with BF16: calls of more than 4 tokens on the
-            // bf16 table kernel (37: 32 + 16-token tiles; 100: 64 + 32 + 16), the rest on the
-            // decode kernel.
+            // bf16 table kernel (37: 32 + 16-token tiles; 100: 64 + 32 + 16), or on oneDNN's
+            // bf16 GEMM where it runs on AMX; the rest on the decode kernel.
+            const bool amx = dtype == DType::bf16 && onednn_runs_amx(dtype);
             const bool table = dtype == DType::bf16 && jit::native_bf16_available() &&
-                               jit::best_float_isa() == jit::Isa::avx512;
-            EXPECT_NE(layer.info().kernel.find(table ? "jit:bf16-2:4" : "f32-2:4"),
+                               jit::best_float_isa() == jit::Isa::avx512 && !amx;
+            EXPECT_NE(layer.info().kernel.find(amx     ? "onednn:bf16-dense"
+                                               : table ? "jit:bf16-2:4"
+                                                       : "f32-2:4"),
                       std::string::npos)
                 << layer.info().kernel;
             std::vector<float> want(sz(tokens * out));

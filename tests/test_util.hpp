@@ -6,7 +6,9 @@
 #include <algorithm>
 #include <cmath>
 #include <cstdint>
+#include <cstdlib>
 #include <cstring>
+#include <optional>
 #include <random>
 #include <string>
 #include <vector>
@@ -179,5 +181,27 @@ void expect_input_list(int64_t count, const std::vector<int32_t>& want_columns,
     ASSERT_TRUE(same_bits(values[i], value_sentinel))
         << what << ": value slot " << i << " of " << count;
 }
+
+// Sets an environment variable for a scope and restores what it was (sparq reads its switches,
+// e.g. SPARQ_INT8_2OF4_PREFILL, when a layer is packed).
+class ScopedEnv {
+ public:
+  ScopedEnv(const char* name, const char* value) : name_(name) {
+    if (const char* old = std::getenv(name)) old_ = old;
+    ::setenv(name, value, 1);
+  }
+  ~ScopedEnv() {
+    if (old_)
+      ::setenv(name_.c_str(), old_->c_str(), 1);
+    else
+      ::unsetenv(name_.c_str());
+  }
+  ScopedEnv(const ScopedEnv&) = delete;
+  ScopedEnv& operator=(const ScopedEnv&) = delete;
+
+ private:
+  std::string name_;
+  std::optional<std::string> old_;
+};
 
 }  // namespace sparq::test
