@@ -26,12 +26,14 @@ CpuTuning detect() {
     const unsigned base = (a >> 8) & 0xf;
     family = base == 0xf ? base + ((a >> 20) & 0xff) : base;
   }
-  return tuning_for(vendor, family, std::getenv("SPARQ_DECODE_PREFETCH"));
+  return tuning_for(vendor, family, std::getenv("SPARQ_DECODE_PREFETCH"),
+                    std::getenv("SPARQ_BF16_TILES"));
 }
 
 }  // namespace
 
-CpuTuning tuning_for(const std::string& vendor, unsigned family, const char* decode_prefetch_env) {
+CpuTuning tuning_for(const std::string& vendor, unsigned family, const char* decode_prefetch_env,
+                     const char* bf16_tiles_env) {
   CpuTuning t;
   // AMD family 25 (0x19) is Zen 3 and Zen 4.
   t.one_token_decode_prefetch = !(vendor == "AuthenticAMD" && family == 0x19);
@@ -40,6 +42,12 @@ CpuTuning tuning_for(const std::string& vendor, unsigned family, const char* dec
     if (s != "0" && s != "1")
       throw InvalidArgument("SPARQ_DECODE_PREFETCH='" + s + "': expected 0 or 1");
     t.one_token_decode_prefetch = s == "1";
+  }
+  if (bf16_tiles_env != nullptr && *bf16_tiles_env != 0) {
+    const std::string s = bf16_tiles_env;
+    if (s != "vdpbf16ps" && s != "fp32")
+      throw InvalidArgument("SPARQ_BF16_TILES='" + s + "': expected vdpbf16ps or fp32");
+    t.bf16_tiles_on_vdpbf16ps = s == "vdpbf16ps";
   }
   return t;
 }

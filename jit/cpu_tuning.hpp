@@ -1,7 +1,7 @@
-// Choices of how a kernel streams its weights that depend on the microarchitecture rather than on
-// its features. Which kernel runs never depends on these (it follows the CPUID features, see
-// cpu_features.hpp); only code the same kernel emits does, and every choice has a measured reason
-// and an environment override.
+// Choices that depend on the microarchitecture rather than on the CPUID features: how a kernel
+// streams its weights, and which of two kernels that compute the same thing runs where the
+// features allow both. Whether a kernel can run at all follows the features (cpu_features.hpp);
+// every choice here has a measured reason and an environment override.
 #pragma once
 
 #include <string>
@@ -20,15 +20,26 @@ struct CpuTuning {
   //     prefetchers.
   // SPARQ_DECODE_PREFETCH=0|1 overrides.
   bool one_token_decode_prefetch = true;
+  // Whether bf16 4x1 tile layers run the vdpbf16ps kernel (bf16 weights, jit:bf16-4x1) where the
+  // CPU has AVX512_BF16, or the fp32 kernel on bf16-rounded weights and activations
+  // (jit:f32-4x1, twice the weight bytes; the same products, summed in fp32). Intel Xeons issue
+  // vdpbf16ps at a quarter of vfmadd231ps' rate (a throughput loop: 1.87 against 7.46 per ns on
+  // one with AMX, 1.1-1.3 against 4.2-5.4 on family 6 model 207), and there the fp32 kernel runs
+  // 90 % 4x1 layers of 768 inputs 1.3-1.5x faster, but those of 3072 inputs 0.94x on two threads,
+  // and BERT-base bf16 90 % at 0.97x (docs/benchmarks-amx.md): vdpbf16ps everywhere by default.
+  // SPARQ_BF16_TILES=vdpbf16ps|fp32 overrides.
+  bool bf16_tiles_on_vdpbf16ps = true;
 };
 
 // Read once per process: CPUID's vendor and family, then the environment.
 const CpuTuning& cpu_tuning();
 
 // The rule cpu_tuning applies: `vendor` is CPUID leaf 0's string ("GenuineIntel", "AuthenticAMD"),
-// `family` the display family (base + extended), `decode_prefetch_env` the value of
-// SPARQ_DECODE_PREFETCH or null. Throws InvalidArgument for an override other than 0 or 1.
-CpuTuning tuning_for(const std::string& vendor, unsigned family, const char* decode_prefetch_env);
+// `family` the display family (base + extended), `decode_prefetch_env` and `bf16_tiles_env` the
+// values of SPARQ_DECODE_PREFETCH and SPARQ_BF16_TILES, or null. Throws InvalidArgument for an
+// override other than 0 / 1, vdpbf16ps / fp32.
+CpuTuning tuning_for(const std::string& vendor, unsigned family, const char* decode_prefetch_env,
+                     const char* bf16_tiles_env = nullptr);
 
 // Whether a decode call of `tokens` tokens prefetches its weight stream in software.
 inline bool decode_prefetch(int tokens) {

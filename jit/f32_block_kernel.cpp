@@ -4,6 +4,7 @@
 
 #include <algorithm>
 
+#include "jit/cpu_tuning.hpp"
 #include "jit/kernel_cache.hpp"
 #include "sparq/error.hpp"
 
@@ -19,6 +20,10 @@ std::string F32BlockKernel::name() const {
 
 bool native_bf16_available() {
   return best_float_isa() == Isa::avx512 && cpu_features().avx512_bf16;
+}
+
+bool bf16_tiles_on_vdpbf16ps() {
+  return native_bf16_available() && cpu_tuning().bf16_tiles_on_vdpbf16ps;
 }
 
 std::shared_ptr<const F32BlockKernel> f32_block_kernel(const F32KernelKey& requested) {

@@ -63,6 +63,9 @@ class F32BlockKernel : public BlockTileKernel {
 // Whether the bf16_4x1 kernel runs here: AVX512_BF16 and the float kernels at avx512 (the ISA
 // cap included).
 bool native_bf16_available();
+// Whether bf16 4x1 tile layers run the bf16_4x1 kernel here: native_bf16_available() and the CPU
+// tuning's choice (CpuTuning::bf16_tiles_on_vdpbf16ps); else the fp32 kernel on rounded values.
+bool bf16_tiles_on_vdpbf16ps();
 
 // Generates (or finds in the process-wide cache) the kernel for a key. Throws NotSupported if the
 // key's ISA is not available on this CPU or has no f32 variant.

@@ -12,10 +12,11 @@ namespace sparq {
 F32TileLinear::F32TileLinear(const float* w, const float* bias, int64_t out, int64_t in,
                              jit::F32Layout layout, jit::PostOps post_ops, jit::Isa isa,
                              PoolRef threads, bool round_inputs_to_bf16)
-    : layout_(layout == jit::F32Layout::block_4x1 && round_inputs_to_bf16 &&
-                      isa >= jit::Isa::avx512 && jit::can_run(jit::bf16_features())
+    : layout_(layout != jit::F32Layout::bf16_4x1 ? layout
+              : round_inputs_to_bf16 && isa >= jit::Isa::avx512 &&
+                      jit::can_run(jit::bf16_features())
                   ? jit::F32Layout::bf16_4x1
-                  : layout),
+                  : jit::F32Layout::block_4x1),
       out_(out),
       in_(in),
       arena_(&arena_for(resolve_threads(threads.threads), threads.pool)),

@@ -21,9 +21,9 @@ namespace sparq {
 class F32TileLinear final : public LinearKernel {
  public:
   // w: fp32 [out x in] (for n2_m4: 2:4, else InvalidArgument), bias [out] or null.
-  // round_inputs_to_bf16: a bf16 layer (the weights must already hold bf16 values): bf16_4x1
-  // where available for a block_4x1 layout, else activations rounded to bf16 when laid out and
-  // fp32 FMAs.
+  // round_inputs_to_bf16: a bf16 layer (the weights must already hold bf16 values): bf16_4x1 when
+  // requested and available (AVX-512 with AVX512_BF16; else block_4x1), or activations rounded to
+  // bf16 when laid out and fp32 FMAs.
   F32TileLinear(const float* w, const float* bias, int64_t out, int64_t in, jit::F32Layout layout,
                 jit::PostOps post_ops, jit::Isa isa, PoolRef threads, bool round_inputs_to_bf16);
 

@@ -319,13 +319,14 @@ std::string bf16_note(const LayerDescription& d, bool vdpbf16ps) {
 
 Why float_tiles(const LayerDescription& d) {
   if (d.int8() || d.shape == Shape::dense) return kNo;
-  const bool vdpbf16ps = d.shape == Shape::blocks && jit::native_bf16_available();
+  const bool vdpbf16ps = d.shape == Shape::blocks && jit::bf16_tiles_on_vdpbf16ps();
   return join(join(bf16_note(d, vdpbf16ps), amx_note(d)),
               slow_note(jit::best_float_isa(), "AVX2/FMA"));
 }
 std::shared_ptr<const LinearKernel> pack_float_tiles(const LayerDescription& d) {
-  const auto layout =
-      d.shape == Shape::two_of_four ? jit::F32Layout::n2_m4 : jit::F32Layout::block_4x1;
+  const auto layout = d.shape == Shape::two_of_four                ? jit::F32Layout::n2_m4
+                      : d.bf16() && jit::bf16_tiles_on_vdpbf16ps() ? jit::F32Layout::bf16_4x1
+                                                                   : jit::F32Layout::block_4x1;
   return std::make_shared<F32TileLinear>(d.weight, d.bias, d.out, d.in, layout, post_ops(d),
                                          jit::best_float_isa(), d.pool(), d.bf16());
 }

@@ -12,8 +12,9 @@ inline constexpr double kMinBlockSparsityForSparse = 0.5;
 // Where oneDNN's int8 / bf16 GEMM runs on AMX tiles, `auto` runs the longer calls of a
 // block-sparse weight on it below these fractions of all-zero 4x1 blocks: sparq's VNNI and
 // vdpbf16ps tile kernels race 8-16x their multiply rate there. Intel Xeon with AMX, one thread,
-// 128 tokens, 3072 x 768 / 768 x 3072 (docs/benchmarks-amx.md): int8 at 70 % 0.80x / 0.92x of
-// oneDNN's AMX GEMM, at 90 % 1.54x / 1.86x; bf16 at 70 % 0.40x / 0.46x, at 90 % 0.97x / 1.26x.
+// 128 tokens, 3072 x 768 / 768 x 3072, two rounds (docs/benchmarks-amx.md): int8 at 75 %
+// 0.90-1.07x of oneDNN's AMX GEMM, at 80 % 1.06-1.33x; bf16 at 85 % 0.67-0.83x, at 90 %
+// 0.93-1.23x, at 95 % 1.66-2.08x.
 inline constexpr double kMinBlockSparsityAgainstAmxInt8 = 0.8;
 inline constexpr double kMinBlockSparsityAgainstAmxBf16 = 0.9;
 // A 2:4 weight with fewer zeros than this (e.g. a dense one with a few zeros that happens to fit

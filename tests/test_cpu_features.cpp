@@ -14,6 +14,7 @@
 
 #include "jit/cpu_features.hpp"
 #include "jit/cpu_tuning.hpp"
+#include "jit/f32_block_kernel.hpp"
 #include "sparq/sparq.hpp"
 
 namespace sparq {
@@ -197,6 +198,19 @@ TEST(CpuTuning, OneTokenDecodePrefetchByFamilyAndOverride) {
   EXPECT_FALSE(jit::tuning_for("GenuineIntel", 6, "0").one_token_decode_prefetch);
   EXPECT_THROW(jit::tuning_for("GenuineIntel", 6, "yes"), InvalidArgument);
   for (int tokens = 2; tokens <= 4; ++tokens) EXPECT_TRUE(jit::decode_prefetch(tokens));
+}
+
+TEST(CpuTuning, Bf16TilesOnVdpbf16psUnlessTheSwitchSaysFp32) {
+  EXPECT_TRUE(jit::tuning_for("GenuineIntel", 6, nullptr, nullptr).bf16_tiles_on_vdpbf16ps);
+  EXPECT_TRUE(jit::tuning_for("AuthenticAMD", 0x19, nullptr, nullptr).bf16_tiles_on_vdpbf16ps);
+  EXPECT_TRUE(jit::tuning_for("AuthenticAMD", 0x1a, nullptr, "").bf16_tiles_on_vdpbf16ps);
+  EXPECT_TRUE(jit::tuning_for("GenuineIntel", 6, nullptr, "vdpbf16ps").bf16_tiles_on_vdpbf16ps);
+  EXPECT_FALSE(jit::tuning_for("GenuineIntel", 6, nullptr, "fp32").bf16_tiles_on_vdpbf16ps);
+  EXPECT_THROW(jit::tuning_for("AuthenticAMD", 0x19, nullptr, "bf16"), InvalidArgument);
+  // The layers follow it: bf16 4x1 tiles on vdpbf16ps only where both the CPU and the tuning
+  // allow.
+  EXPECT_EQ(jit::bf16_tiles_on_vdpbf16ps(),
+            jit::native_bf16_available() && jit::cpu_tuning().bf16_tiles_on_vdpbf16ps);
   EXPECT_EQ(jit::decode_prefetch(1), jit::cpu_tuning().one_token_decode_prefetch);
 }
 

@@ -60,8 +60,8 @@ class F32KernelTest : public ::testing::TestWithParam<Variant> {
   jit::Isa isa() const { return std::get<0>(GetParam()); }
   jit::F32Layout layout() const { return std::get<1>(GetParam()); }
 
-  // The bf16 layout is reached through a bf16 layer (bf16-rounded weights, rounded inputs) on
-  // the block_4x1 layout, which F32TileLinear turns into bf16_4x1 where the CPU has AVX512_BF16.
+  // The bf16 layout is reached through a bf16 layer (bf16-rounded weights, rounded inputs) that
+  // requests it (F32TileLinear takes it where the CPU has AVX512_BF16).
   bool bf16() const { return layout() == jit::F32Layout::bf16_4x1; }
 
   void SetUp() override {
@@ -75,8 +75,7 @@ class F32KernelTest : public ::testing::TestWithParam<Variant> {
 
   F32TileLinear layer(const std::vector<float>& w, const float* bias, int64_t out, int64_t in,
                       jit::PostOps act) const {
-    F32TileLinear l(w.data(), bias, out, in, bf16() ? jit::F32Layout::block_4x1 : layout(), act,
-                    isa(), 1, bf16());
+    F32TileLinear l(w.data(), bias, out, in, layout(), act, isa(), 1, bf16());
     EXPECT_EQ(l.layout(), layout());
     return l;
   }
