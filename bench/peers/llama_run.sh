@@ -57,8 +57,16 @@ ids=17,300,111,250,9,123,310,77  # below every synthetic model's vocabulary size
 echo "check: greedy ids of sparq (fp32) and llama.cpp on $work/model-q8_0.gguf" >&2
 sparq_ids=$("$bin/sparq-generate" --model "$work/model-q8_0.gguf" --prompt-ids "$ids" \
   --max-tokens 12 --dtype f32 --threads "$threads" --print-ids 2>/dev/null)
+status=0
 llama_ids=$("$python" "$here/llamacpp_bench.py" "$work/model-q8_0.gguf" --greedy-ids "$ids" \
-  --max-tokens 12 --threads "$threads" 2>/dev/null)
+  --max-tokens 12 --threads "$threads" 2>"$work/llamacpp-check.err") || status=$?
+if [ "$status" -ne 0 ]; then
+  echo "$0: llama.cpp failed on $work/model-q8_0.gguf (exit status $status; its messages:" \
+    "$work/llamacpp-check.err). Where the CPU has AMX, llama-cpp-python 0.3.36's AMX kernels" \
+    "have died at ldtilecfg (status 139): build it without them, see SPARQ_LLAMACPP_CMAKE_ARGS" \
+    "in bench/peers/llamacpp.sh" >&2
+  exit 1
+fi
 echo "{\"check\": \"greedy ids, Q8_0 file\", \"sparq\": \"$sparq_ids\", \"llama.cpp\": \"$llama_ids\"}" \
   >>"$results"
 
