@@ -4,7 +4,8 @@
 # vector extensions), plus numpy, gguf and safetensors for the weight export, and prints its python. Prints
 # nothing and exits 1 when the build fails. The build takes ~10-20 minutes on 2 cores.
 # Location: ${SPARQ_LLAMACPP_VENV:-${XDG_CACHE_HOME:-$HOME/.cache}/sparq/llamacpp-venv}.
-# SPARQ_LLAMACPP_CMAKE_ARGS replaces the CMake arguments (with another SPARQ_LLAMACPP_VENV): on a
+# SPARQ_LLAMACPP_CMAKE_ARGS replaces the CMake arguments (with another SPARQ_LLAMACPP_VENV; pip's
+# wheel cache is bypassed, or it would reinstall the build made with other arguments): on a
 # virtual machine with AMX visible, llama.cpp 0.3.36's AMX kernels (built in by GGML_NATIVE) died
 # of a general protection fault at ldtilecfg; a build without them:
 #   SPARQ_LLAMACPP_VENV=~/.cache/sparq/llamacpp-noamx-venv SPARQ_LLAMACPP_CMAKE_ARGS="-DGGML_NATIVE=OFF
@@ -23,7 +24,7 @@ if [ ! -x "$venv/bin/python" ] ||
     "$venv/bin/pip" install --quiet "numpy>=1.26" "gguf>=0.10" "safetensors>=0.4" >&2 &&
     CMAKE_ARGS="$cmake_args" \
       CMAKE_BUILD_PARALLEL_LEVEL="$(nproc)" \
-      "$venv/bin/pip" install --quiet --no-binary llama-cpp-python \
+      "$venv/bin/pip" install --quiet --no-cache-dir --no-binary llama-cpp-python \
       "llama-cpp-python==$version" >&2 || {
     echo "sparq: llama-cpp-python could not be built (needs a C++ compiler and cmake)" >&2
     exit 1
