@@ -29,6 +29,12 @@ struct CpuTuning {
   // and BERT-base bf16 90 % at 0.97x (docs/benchmarks-amx.md): vdpbf16ps everywhere by default.
   // SPARQ_BF16_TILES=vdpbf16ps|fp32 overrides.
   bool bf16_tiles_on_vdpbf16ps = true;
+  // Whether int8 2:4 layers of 2048 rows or more take the sparse-input decode kernel from 40 %
+  // expected zero inputs (else from 50 %): yes on Intel, where it beat the 2:4 decode kernel at
+  // 40 % on llama-1b's shapes (1.11-1.34x) and llama-1b 2:4 decoded 1.13-1.24x faster; not on AMD
+  // Zen 4, where it lost there (src/kernel_thresholds.hpp). No override: a layer's
+  // LinearOptions::expected_input_sparsity already steers the choice.
+  bool sparse_input_2of4_from_40_percent = false;
 };
 
 // Read once per process: CPUID's vendor and family, then the environment.

@@ -4,6 +4,7 @@
 #include <cstdlib>
 
 #include "jit/cpu_features.hpp"
+#include "jit/cpu_tuning.hpp"
 #include "jit/f32_block_kernel.hpp"
 #include "sparq/error.hpp"
 #include "sparse/int8_decode_pack.hpp"
@@ -122,7 +123,9 @@ Why int8_sparse_input_decode(const LayerDescription& d) {
   const double needed = !masked && long_rows && d.shape == Shape::dense
                             ? kMinInputSparsityForInt8LongChunks
                         : masked && long_rows && d.shape == Shape::two_of_four
-                            ? kMinInputSparsityForInt8Masked2of4LongChunks
+                            ? (jit::cpu_tuning().sparse_input_2of4_from_40_percent
+                                   ? kMinInputSparsityForInt8Masked2of4LongChunksIntel
+                                   : kMinInputSparsityForInt8Masked2of4LongChunks)
                             : kMinInputSparsityForSkipping;
   if (d.options.expected_input_sparsity < static_cast<float>(needed)) return kNo;
   return decode_calls() + "zero inputs below " + std::to_string(d.options.input_threshold) +

@@ -200,6 +200,12 @@ TEST(CpuTuning, OneTokenDecodePrefetchByFamilyAndOverride) {
   for (int tokens = 2; tokens <= 4; ++tokens) EXPECT_TRUE(jit::decode_prefetch(tokens));
 }
 
+TEST(CpuTuning, SparseInputOn2of4From40PercentOnIntelOnly) {
+  EXPECT_TRUE(jit::tuning_for("GenuineIntel", 6, nullptr).sparse_input_2of4_from_40_percent);
+  EXPECT_FALSE(jit::tuning_for("AuthenticAMD", 0x19, nullptr).sparse_input_2of4_from_40_percent);
+  EXPECT_FALSE(jit::tuning_for("AuthenticAMD", 0x1a, nullptr).sparse_input_2of4_from_40_percent);
+}
+
 TEST(CpuTuning, Bf16TilesOnVdpbf16psUnlessTheSwitchSaysFp32) {
   EXPECT_TRUE(jit::tuning_for("GenuineIntel", 6, nullptr, nullptr).bf16_tiles_on_vdpbf16ps);
   EXPECT_TRUE(jit::tuning_for("AuthenticAMD", 0x19, nullptr, nullptr).bf16_tiles_on_vdpbf16ps);
