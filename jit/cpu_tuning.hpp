@@ -1,7 +1,8 @@
 // Choices that depend on the microarchitecture rather than on the CPUID features: how a kernel
 // streams its weights, and which of two kernels that compute the same thing runs where the
 // features allow both. Whether a kernel can run at all follows the features (cpu_features.hpp);
-// every choice here has a measured reason and an environment override.
+// every choice here has a measured reason and an override (an environment variable, or the
+// layer options that already steer it).
 #pragma once
 
 #include <string>
