@@ -37,7 +37,8 @@ class RowEpilogueGenerator : public Generator {
   void generate(const RowEpilogueKey& key);
 
   EpilogueEmitter epilogue_;
-  const Reg64 args_ = rdi, acc_ = rsi, w_scale_ = rdx, bias_ = rcx, res_ = r8, y_ = r9, left_ = rax;
+  const Reg64 args_ = rdi, acc_ = rsi, w_scale_ = rdx, bias_ = rcx, res_ = r8, y_ = r9, left_ = rax,
+              comp_ = r10;
 };
 
 #define ARG(field) ptr[args_ + offsetof(RowEpilogueArgs, field)]
@@ -56,11 +57,13 @@ void RowEpilogueGenerator<Vmm>::generate(const RowEpilogueKey& key) {
   if (post_ops.has(PostOpKind::binary)) mov(res_, ARG(residual));
   mov(y_, ARG(y));
   mov(left_, ARG(blocks));
+  if (key.compensation) mov(comp_, ARG(compensation));
   vbroadcastss(x_scale, ARG(x_scale));
   PostOpSources<Vmm> sources;
   sources.x_scale = [&](int) { return x_scale; };
   sources.w_scale = [&](int u) { return ptr[w_scale_ + u * kWidth * 4]; };
   sources.bias = [&](int u) { return ptr[bias_ + u * kWidth * 4]; };
+  if (key.compensation) sources.compensation = [&](int u) { return ptr[comp_ + u * kWidth * 4]; };
   sources.tensor = [&](int u) { return ptr[res_ + u * kWidth * 4]; };
   sources.destination = [&](int u) { return ptr[y_ + u * kWidth * output_bytes(output)]; };
   if (output == TileOutput::s8) {
@@ -87,6 +90,7 @@ void RowEpilogueGenerator<Vmm>::generate(const RowEpilogueKey& key) {
   const int step = kBlock * 4;
   add(acc_, step);
   if (!key.float_acc) add(w_scale_, step);
+  if (key.compensation) add(comp_, step);
   add(bias_, step);
   if (post_ops.has(PostOpKind::binary)) add(res_, step);
   add(y_, kBlock * output_bytes(output));
@@ -112,12 +116,13 @@ class GeneratedRowEpilogue final : public RowEpilogue {
 };
 
 void portable(const RowEpilogueKey& key, const void* acc, float x_scale, const float* w_scale,
-              const float* bias, const float* residual, void* y, int64_t n, float inv_y_scale) {
+              const float* bias, const float* residual, void* y, int64_t n, float inv_y_scale,
+              const int32_t* compensation) {
   const PostOpList post_ops = key.post_ops();
   const int64_t y_elem = output_bytes(key.output);
   for (int64_t o = 0; o < n; ++o) {
-    PostOpInputs in{0, x_scale, key.float_acc ? 1.0f : w_scale[o], bias[o],
-                    residual ? residual[o] : 0.0f};
+    PostOpInputs in{key.compensation ? compensation[o] : 0, x_scale,
+                    key.float_acc ? 1.0f : w_scale[o], bias[o], residual ? residual[o] : 0.0f};
     const float v = key.float_acc
                         ? apply_post_ops(post_ops, static_cast<const float*>(acc)[o], in)
                         : apply_post_ops(post_ops, static_cast<const int32_t*>(acc)[o], in);
@@ -140,23 +145,25 @@ std::shared_ptr<const RowEpilogue> row_epilogue(const RowEpilogueKey& key) {
 
 void apply_row_epilogue(const RowEpilogue* kernel, const RowEpilogueKey& key, const void* acc,
                         float x_scale, const float* w_scale, const float* bias,
-                        const float* residual, void* y, int64_t n, float inv_y_scale) {
+                        const float* residual, void* y, int64_t n, float inv_y_scale,
+                        const int32_t* compensation) {
   const int64_t y_elem = output_bytes(key.output);
   if (!kernel) {
     portable(key, acc, x_scale, w_scale, bias, key.operand != Operand::none ? residual : nullptr, y,
-             n, inv_y_scale);
+             n, inv_y_scale, compensation);
     return;
   }
   const int64_t block = kernel->block();
   const int64_t whole = n / block * block;
-  RowEpilogueArgs a{acc, w_scale, bias, residual, y, whole / block, x_scale, inv_y_scale};
+  RowEpilogueArgs a{acc,           w_scale, bias,        residual,    y,
+                    whole / block, x_scale, inv_y_scale, compensation};
   if (whole > 0) kernel->run(a);
   const int64_t tail = n - whole;
   if (tail == 0) return;
   // The tail through buffers of one block (zeros past the row's end).
   constexpr int64_t kMaxBlock = 64;
   // (int32 and fp32 sums alike: 4 bytes each, zero bits are zero in both.)
-  alignas(64) int32_t acc_tail[kMaxBlock] = {};
+  alignas(64) int32_t acc_tail[kMaxBlock] = {}, comp_tail[kMaxBlock] = {};
   alignas(64) float scale_tail[kMaxBlock] = {}, bias_tail[kMaxBlock] = {}, res_tail[kMaxBlock] = {},
                     y_tail[kMaxBlock];
   std::memcpy(acc_tail, static_cast<const int32_t*>(acc) + whole,
@@ -164,7 +171,8 @@ void apply_row_epilogue(const RowEpilogue* kernel, const RowEpilogueKey& key, co
   if (!key.float_acc) std::copy(w_scale + whole, w_scale + n, scale_tail);
   std::copy(bias + whole, bias + n, bias_tail);
   if (key.operand != Operand::none) std::copy(residual + whole, residual + n, res_tail);
-  a = {acc_tail, scale_tail, bias_tail, res_tail, y_tail, 1, x_scale, inv_y_scale};
+  if (key.compensation) std::copy(compensation + whole, compensation + n, comp_tail);
+  a = {acc_tail, scale_tail, bias_tail, res_tail, y_tail, 1, x_scale, inv_y_scale, comp_tail};
   kernel->run(a);
   std::memcpy(static_cast<uint8_t*>(y) + whole * y_elem, y_tail,
               static_cast<size_t>(tail * y_elem));

@@ -34,8 +34,9 @@ DenseLinear::DenseLinear(const LayerDescription& d)
       for (int residual = 0; residual < 2; ++residual)
         for (jit::TileOutput output :
              {jit::TileOutput::f32, jit::TileOutput::s8, jit::TileOutput::bf16})
-          row_epilogues_[residual][static_cast<int>(output)] = jit::row_epilogue(
-              {isa, post_ops_.activation, post_ops_.operand_for(residual == 1), output});
+          row_epilogues_[residual][static_cast<int>(output)] =
+              jit::row_epilogue({isa, post_ops_.activation, post_ops_.operand_for(residual == 1),
+                                 output, false, !w_shift_.empty()});
     return;
   }
   w_f32_.assign(d.weight, d.weight + d.out * d.in);
@@ -168,23 +169,23 @@ void DenseLinear::run(const QuantizedInput::Impl& q, void* y, float y_scale, con
   const jit::TileOutput output = y_scale > 0.0f ? jit::TileOutput::s8
                                  : bf16_out     ? jit::TileOutput::bf16
                                                 : jit::TileOutput::f32;
-  const jit::RowEpilogueKey key{jit::Isa::reference, post_ops_.activation,
-                                post_ops_.operand_for(residual != nullptr), output};
+  const jit::RowEpilogueKey key{jit::Isa::reference,
+                                post_ops_.activation,
+                                post_ops_.operand_for(residual != nullptr),
+                                output,
+                                false,
+                                !w_shift_.empty()};
   const jit::RowEpilogue* kernel =
       row_epilogues_[residual != nullptr][static_cast<int>(output)].get();
   const int64_t y_elem = jit::output_bytes(output);
-  int32_t* acc_rows = acc.data();
-  const int32_t* shift = w_shift_.empty() ? nullptr : w_shift_.data();
+  const int32_t* acc_rows = acc.data();
+  // u8 activations: the epilogue takes 128 x each row's weight sum back out of the sums.
   parallel_ranges(*arena_, q.tokens, [&](int64_t t0, int64_t t1) {
-    for (int64_t t = t0; t < t1; ++t) {
-      int32_t* row = acc_rows + t * out_;
-      if (shift != nullptr)
-        for (int64_t o = 0; o < out_; ++o) row[o] -= shift[o];
+    for (int64_t t = t0; t < t1; ++t)
       jit::apply_row_epilogue(kernel, key, acc_rows + t * out_, q.scales[t], w_scale_.data(),
                               dense_bias_.data(), residual ? residual + t * out_ : nullptr,
                               static_cast<uint8_t*>(y) + t * out_ * y_elem, out_,
-                              y_scale > 0.0f ? 1.0f / y_scale : 0.0f);
-    }
+                              y_scale > 0.0f ? 1.0f / y_scale : 0.0f, w_shift_.data());
   });
 }
 

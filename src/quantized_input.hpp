@@ -23,10 +23,11 @@ struct QuantizedInput::Impl {
   Form form = Form::none;
   sparse::Int8Layout layout = sparse::Int8Layout::pairs_i16;  // for block_layout
   int64_t tokens = 0, in = 0;
-  // row_major: u8 (q + 128) [tokens x in] (s8 for in > 65793, see DenseLinear); block_layout: the
-  // kernel's chunks; decode_s16: s16 [tokens x in]; nm_s8: s8 [tokens x in padded to 64]; nm_u8: u8
-  // (q + 128) [tokens x in padded to 8]; nm_u8_windows: u8 (q + 128) [in padded to 8, by windows of
-  // 8][tokens][8] sparse_input: per token, the non-zero entries' columns and values
+  // row_major: u8 (q + 128) [tokens x in] (s8 for in > 65793, see DenseLinear);
+  // block_layout: the kernel's chunks; decode_s16: s16 [tokens x in];
+  // nm_s8: s8 [tokens x in padded to 64]; nm_u8: u8 (q + 128) [tokens x in padded to 8];
+  // nm_u8_windows: u8 (q + 128) [in padded to 8, by windows of 8][tokens][8];
+  // sparse_input: per token, the non-zero entries' columns and values
   // (src/int8_sparse_input_linear)
   AlignedVector<uint8_t> x;
   AlignedVector<float> scales;

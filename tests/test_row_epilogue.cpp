@@ -84,6 +84,39 @@ TEST_P(RowEpilogueTest, MatchesThePortableEpilogue) {
         }
 }
 
+// int32 sums less a per-column compensation (u8 activations, as the dense int8 layer hands them
+// over): the generated epilogue against the portable one, and both against the epilogue without
+// compensation on the compensated sums.
+TEST_P(RowEpilogueTest, CompensationIsSubtractedFromTheSums) {
+  uint32_t seed = 50;
+  for (Activation act : {Activation::none, Activation::gelu_tanh})
+    for (int64_t n : {1, 15, 16, 65, 777}) {
+      SCOPED_TRACE(testing::Message() << to_string(act) << " n=" << n);
+      const size_t un = static_cast<size_t>(n);
+      const auto acc = random_acc(un, seed++);
+      const auto comp = random_acc(un, seed++);
+      const auto w_scale = test::random_floats(un, seed++, 1e-5f, 2e-5f);
+      const auto bias = test::random_floats(un, seed++);
+      std::vector<int32_t> less(un);
+      for (size_t i = 0; i < un; ++i) less[i] = acc[i] - comp[i];
+      const jit::RowEpilogueKey key{GetParam(),           act,   jit::Operand::none,
+                                    jit::TileOutput::f32, false, true};
+      jit::RowEpilogueKey plain = key;
+      plain.compensation = false;
+      std::vector<float> got(un), portable(un), want(un);
+      jit::apply_row_epilogue(jit::row_epilogue(key).get(), key, acc.data(), 0.5f, w_scale.data(),
+                              bias.data(), nullptr, got.data(), n, 0.0f, comp.data());
+      jit::apply_row_epilogue(nullptr, key, acc.data(), 0.5f, w_scale.data(), bias.data(), nullptr,
+                              portable.data(), n, 0.0f, comp.data());
+      jit::apply_row_epilogue(jit::row_epilogue(plain).get(), plain, less.data(), 0.5f,
+                              w_scale.data(), bias.data(), nullptr, want.data(), n, 0.0f);
+      for (size_t i = 0; i < un; ++i) {
+        ASSERT_EQ(got[i], want[i]) << "element " << i;
+        ASSERT_NEAR(portable[i], want[i], 2e-6 * (1.0 + std::fabs(want[i]))) << "element " << i;
+      }
+    }
+}
+
 // fp32 sums (float_acc: y = act(acc + bias) [op residual]), as the bf16 sparse-input layer
 // hands them over: the generated epilogue against the portable one, tails through the stack.
 TEST_P(RowEpilogueTest, FloatSumsMatchThePortableEpilogue) {
