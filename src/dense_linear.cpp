@@ -163,12 +163,26 @@ void DenseLinear::run(const QuantizedInput::Impl& q, void* y, float y_scale, con
   sparse::require(reads(q),
                   "forward: the QuantizedInput was not made by this layer's quantize_input");
   sparse::require(y != nullptr, "forward: y must not be null");
-  thread_local std::vector<int32_t> acc;
-  acc.resize(static_cast<size_t>(q.tokens * out_));
-  primitive(q.tokens)->run(q.x.data(), acc.data());
   const jit::TileOutput output = y_scale > 0.0f ? jit::TileOutput::s8
                                  : bf16_out     ? jit::TileOutput::bf16
                                                 : jit::TileOutput::f32;
+  // An fp32 output has the sums' size: oneDNN writes them into y and the epilogue converts them
+  // in place, so the call writes one [tokens x out] buffer instead of two (the separate one cost
+  // the dense layer a fifth of its time against oneDNN's AMX GEMM on 3072 x 768). Not where the
+  // residual is y itself: the sums would overwrite it before it is read.
+  const int64_t count = q.tokens * out_;
+  auto* y_floats = static_cast<float*>(y);
+  const auto address = [](const float* p) { return reinterpret_cast<uintptr_t>(p); };
+  const bool in_place = output == jit::TileOutput::f32 &&
+                        (residual == nullptr || address(residual + count) <= address(y_floats) ||
+                         address(y_floats + count) <= address(residual));
+  thread_local std::vector<int32_t> acc_buffer;
+  int32_t* acc = reinterpret_cast<int32_t*>(y);
+  if (!in_place) {
+    acc_buffer.resize(static_cast<size_t>(count));
+    acc = acc_buffer.data();
+  }
+  primitive(q.tokens)->run(q.x.data(), acc);
   const jit::RowEpilogueKey key{jit::Isa::reference,
                                 post_ops_.activation,
                                 post_ops_.operand_for(residual != nullptr),
@@ -178,7 +192,7 @@ void DenseLinear::run(const QuantizedInput::Impl& q, void* y, float y_scale, con
   const jit::RowEpilogue* kernel =
       row_epilogues_[residual != nullptr][static_cast<int>(output)].get();
   const int64_t y_elem = jit::output_bytes(output);
-  const int32_t* acc_rows = acc.data();
+  const int32_t* acc_rows = acc;
   // u8 activations: the epilogue takes 128 x each row's weight sum back out of the sums.
   parallel_ranges(*arena_, q.tokens, [&](int64_t t0, int64_t t1) {
     for (int64_t t = t0; t < t1; ++t)
