@@ -44,6 +44,7 @@ CpuTuning tuning_for(const std::string& vendor, unsigned family, const char* dec
     t.one_token_decode_prefetch = s == "1";
   }
   t.sparse_input_2of4_from_40_percent = vendor == "GenuineIntel";
+  t.bf16_attention_products = vendor != "GenuineIntel";
   if (bf16_tiles_env != nullptr && *bf16_tiles_env != 0) {
     const std::string s = bf16_tiles_env;
     if (s != "vdpbf16ps" && s != "fp32")

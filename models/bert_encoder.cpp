@@ -6,6 +6,7 @@
 #include <filesystem>
 
 #include "jit/cpu_features.hpp"
+#include "jit/cpu_tuning.hpp"
 #include "models/attention.hpp"
 #include "models/layer_norm.hpp"
 #include "sparq/error.hpp"
@@ -60,7 +61,8 @@ bool use_bf16_attention(const EncoderOptions& o, int64_t head_dim) {
             ". Use attention f32 or automatic.");
       return true;
     case AttentionPrecision::automatic:
-      return native && (o.dtype == DType::int8 || o.dtype == DType::bf16);
+      return native && jit::cpu_tuning().bf16_attention_products &&
+             (o.dtype == DType::int8 || o.dtype == DType::bf16);
   }
   return false;
 }

@@ -206,6 +206,12 @@ TEST(CpuTuning, SparseInputOn2of4From40PercentOnIntelOnly) {
   EXPECT_FALSE(jit::tuning_for("AuthenticAMD", 0x1a, nullptr).sparse_input_2of4_from_40_percent);
 }
 
+TEST(CpuTuning, Bf16AttentionProductsExceptOnIntel) {
+  EXPECT_FALSE(jit::tuning_for("GenuineIntel", 6, nullptr).bf16_attention_products);
+  EXPECT_TRUE(jit::tuning_for("AuthenticAMD", 0x19, nullptr).bf16_attention_products);
+  EXPECT_TRUE(jit::tuning_for("AuthenticAMD", 0x1a, nullptr).bf16_attention_products);
+}
+
 TEST(CpuTuning, Bf16TilesOnVdpbf16psUnlessTheSwitchSaysFp32) {
   EXPECT_TRUE(jit::tuning_for("GenuineIntel", 6, nullptr, nullptr).bf16_tiles_on_vdpbf16ps);
   EXPECT_TRUE(jit::tuning_for("AuthenticAMD", 0x19, nullptr, nullptr).bf16_tiles_on_vdpbf16ps);
