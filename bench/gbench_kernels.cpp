@@ -14,6 +14,7 @@
 #include "bench/spmm_case.hpp"
 #include "jit/cpu_features.hpp"
 #include "models/attention.hpp"
+#include "models/batched_bf16_attention.hpp"
 #include "models/llama_ops.hpp"
 #include "src/activation_quant.hpp"
 
@@ -77,6 +78,12 @@ void sparq_attention(const std::vector<float>& qkv, int64_t len, float* ctx, boo
   }
 }
 
+double max_abs_diff(const std::vector<float>& a, const std::vector<float>& b) {
+  double diff = 0;
+  for (size_t i = 0; i < a.size(); ++i) diff = std::max(diff, double(std::fabs(a[i] - b[i])));
+  return diff;
+}
+
 void attention_counters(benchmark::State& state, int64_t len) {
   state.counters["GFLOPS"] =
       benchmark::Counter(4.0 * double(kHeads * len * len * kHeadDim) * double(state.iterations()),
@@ -100,12 +107,28 @@ void BM_Attention_SparqBf16(benchmark::State& state) {
   for (auto _ : state) sparq_attention(qkv, len, ctx.data(), true);
   attention_counters(state, len);
   sparq_attention(qkv, len, want.data());
-  double diff = 0;
-  for (size_t i = 0; i < ctx.size(); ++i)
-    diff = std::max(diff, double(std::fabs(ctx[i] - want[i])));
-  state.counters["max_diff_vs_fp32"] = diff;
+  state.counters["max_diff_vs_fp32"] = max_abs_diff(ctx, want);
   state.SetLabel(sparq::models::bf16_attention_runs_natively(kHeadDim) ? "avx512_bf16"
                                                                        : "portable");
+}
+
+// The bf16 attention on oneDNN's batched matmul (AMX tiles where oneDNN runs bf16 there): all
+// heads of one sequence in one call, as an encoder on one thread runs them.
+void BM_Attention_SparqBatchedBf16(benchmark::State& state) {
+  const int64_t len = state.range(0);
+  if (!sparq::models::bf16_attention_runs_natively(kHeadDim)) {
+    state.SkipWithError("no AVX512_BF16 here");
+    return;
+  }
+  const auto qkv = random_qkv(len);
+  std::vector<float> ctx(static_cast<size_t>(len * kHeads * kHeadDim)), want(ctx.size());
+  const sparq::models::BatchedBf16Attention attention(kHeads, kHeadDim);
+  const int64_t lengths[] = {len};
+  for (auto _ : state) attention.run(qkv.data(), len, lengths, 0, kHeads, ctx.data());
+  attention_counters(state, len);
+  sparq_attention(qkv, len, want.data());
+  state.counters["max_diff_vs_fp32"] = max_abs_diff(ctx, want);
+  state.SetLabel(attention.implementation(len));
 }
 
 void BM_Attention_OneDnn(benchmark::State& state) {
@@ -116,10 +139,7 @@ void BM_Attention_OneDnn(benchmark::State& state) {
   for (auto _ : state) attention.run(qkv.data(), ctx.data());
   attention_counters(state, len);
   sparq_attention(qkv, len, want.data());
-  double diff = 0;
-  for (size_t i = 0; i < ctx.size(); ++i)
-    diff = std::max(diff, double(std::fabs(ctx[i] - want[i])));
-  state.counters["max_diff_vs_sparq"] = diff;
+  state.counters["max_diff_vs_sparq"] = max_abs_diff(ctx, want);
 }
 
 // The decoder's element-wise ops on llama-1b's sizes (one decode token: RMSNorm of 2048, SwiGLU
@@ -171,6 +191,7 @@ BENCHMARK(BM_QuantizeActivations)->Arg(768)->Arg(3072)->Unit(benchmark::kMicrose
 BENCHMARK(BM_RmsNorm)->Arg(2)->Arg(512)->Unit(benchmark::kMicrosecond);
 BENCHMARK(BM_Attention_Sparq)->Arg(128)->Arg(384)->Unit(benchmark::kMicrosecond);
 BENCHMARK(BM_Attention_SparqBf16)->Arg(128)->Arg(384)->Unit(benchmark::kMicrosecond);
+BENCHMARK(BM_Attention_SparqBatchedBf16)->Arg(128)->Arg(384)->Unit(benchmark::kMicrosecond);
 BENCHMARK(BM_Attention_OneDnn)->Arg(128)->Arg(384)->Unit(benchmark::kMicrosecond);
 BENCHMARK(BM_SparseInt8_4x1)->Apply(bert_shapes);
 BENCHMARK(BM_DenseInt8_OneDnn)

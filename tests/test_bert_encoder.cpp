@@ -10,6 +10,7 @@
 #include "jit/cpu_features.hpp"
 #include "jit/cpu_tuning.hpp"
 #include "models/attention.hpp"
+#include "models/batched_bf16_attention.hpp"
 #include "models/layer_norm.hpp"
 #include "small_bert.hpp"
 #include "sparq/error.hpp"
@@ -178,7 +179,8 @@ TEST(BertEncoder, AttentionPrecisionIsChosenAndBf16StaysClose) {
   // full rate (not on Intel: CpuTuning::bf16_attention_products).
   EXPECT_EQ(BertEncoder::build(c, w, o).attention_kernel().substr(0, 3), "f32");
   const bool native = bf16_attention_runs_natively(c.head_dim());
-  const bool automatic_bf16 = native && jit::cpu_tuning().bf16_attention_products;
+  const bool automatic_bf16 =
+      native && (batched_bf16_attention_on_amx() || jit::cpu_tuning().bf16_attention_products);
   for (DType dtype : {DType::int8, DType::bf16}) {
     EncoderOptions q = o;
     q.dtype = dtype;
@@ -192,7 +194,10 @@ TEST(BertEncoder, AttentionPrecisionIsChosenAndBf16StaysClose) {
     GTEST_SKIP() << "no AVX512_BF16 here: the bf16 attention's accuracy is not checked";
   }
   const auto enc = BertEncoder::build(c, w, o);
-  EXPECT_EQ(enc.attention_kernel(), "bf16 (vdpbf16ps, avx512_bf16)");
+  // On AMX, oneDNN's batched matmul; elsewhere the per-head vdpbf16ps kernel.
+  EXPECT_EQ(enc.attention_kernel(), batched_bf16_attention_on_amx()
+                                        ? "bf16 (oneDNN batched matmul, brg:avx512_core_amx_bf16)"
+                                        : "bf16 (vdpbf16ps, avx512_bf16)");
   // fp32 linear layers, bf16 attention products, against the double reference.
   const auto got = enc.forward(in);
   const auto want = reference(c, w, in);
@@ -350,6 +355,43 @@ TEST(Attention, Bf16HeadMatchesItsTwinAndFp32) {
         for (int64_t g = d; g < ctx_stride; ++g)
           ASSERT_EQ(got[static_cast<size_t>(i * ctx_stride + g)], 42.0f) << what;
     }
+}
+
+// The batched bf16 attention (oneDNN's matmul; AMX tiles where oneDNN runs bf16 there) against the
+// per-head bf16 twin: sequences of different lengths (padded rows), lengths around the padding of
+// 16, the pairs in one call and split between two.
+TEST(Attention, BatchedBf16MatchesTheBf16Twin) {
+  if (!bf16_attention_runs_natively(64)) GTEST_SKIP() << "no AVX512_BF16 here";
+  std::vector<float> scratch;
+  const int64_t heads = 3;
+  for (int64_t seq : {1, 5, 16, 17, 33, 128, 131})
+    for (int64_t d : {16, 64}) {
+      const std::string what = "seq " + std::to_string(seq) + " d " + std::to_string(d);
+      const int64_t hidden = heads * d, sequences = 2;
+      const int64_t lengths[] = {seq, std::max<int64_t>(1, seq - 3)};
+      const auto qkv =
+          test::random_floats(static_cast<size_t>(sequences * seq * 3 * hidden), 13, -3, 3);
+      std::vector<float> twin(static_cast<size_t>(sequences * seq * hidden), 0.0f);
+      for (int64_t w = 0; w < sequences * heads; ++w) {
+        const int64_t b = w / heads, head = w % heads;
+        const float* base = qkv.data() + b * seq * 3 * hidden + head * d;
+        detail::attention_head_bf16_portable(base, base + hidden, base + 2 * hidden, lengths[b], d,
+                                             3 * hidden, twin.data() + b * seq * hidden + head * d,
+                                             hidden, scratch);
+      }
+      const BatchedBf16Attention attention(heads, d);
+      for (int64_t split : {int64_t{0}, int64_t{4}}) {
+        std::vector<float> got(twin.size(), 42.0f);
+        attention.run(qkv.data(), seq, lengths, 0, split, got.data());
+        attention.run(qkv.data(), seq, lengths, split, sequences * heads, got.data());
+        // Same roundings; the fp32 summation order and exp's last bits differ.
+        test::expect_close(got, twin, 2e-3, "batched vs twin, " + what);
+        for (int64_t i = lengths[1]; i < seq; ++i)
+          for (int64_t c = 0; c < hidden; ++c)
+            ASSERT_EQ(got[static_cast<size_t>((seq + i) * hidden + c)], 0.0f) << what;
+      }
+    }
+  EXPECT_THROW(BatchedBf16Attention(2, 15), InvalidArgument);
 }
 
 TEST(Attention, Bf16RoundsNaNToNaN) {

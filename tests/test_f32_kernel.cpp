@@ -272,6 +272,16 @@ TEST(Bf16Convert, VectorPathMatchesScalar) {
   std::vector<uint16_t> got(v.size());
   detail::convert_to_bf16_avx2(v.data(), got.data(), static_cast<int64_t>(v.size()));
   EXPECT_EQ(got, sparse::to_bf16(v));
+  if (!jit::isa_available(jit::Isa::avx512)) return;
+  // The AVX-512 variant, 16 lanes and a masked tail, for every length up to 203.
+  for (size_t n = 0; n <= v.size(); n += n < 40 ? 1 : 27) {
+    std::vector<uint16_t> wide(n + 1, 0xabcd);
+    detail::convert_to_bf16_avx512(v.data(), wide.data(), static_cast<int64_t>(n));
+    EXPECT_EQ(std::vector<uint16_t>(wide.begin(), wide.begin() + static_cast<long>(n)),
+              sparse::to_bf16(std::vector<float>(v.begin(), v.begin() + static_cast<long>(n))))
+        << n;
+    EXPECT_EQ(wide[n], 0xabcd) << "wrote past " << n;
+  }
 }
 
 TEST(Bf16Pack, RoundTripPairsAndCounts) {
