@@ -122,7 +122,14 @@ void BM_Attention_SparqBatchedBf16(benchmark::State& state) {
   }
   const auto qkv = random_qkv(len);
   std::vector<float> ctx(static_cast<size_t>(len * kHeads * kHeadDim)), want(ctx.size());
-  const sparq::models::BatchedBf16Attention attention(kHeads, kHeadDim);
+  using Products = sparq::models::BatchedBf16Attention::Products;
+  const bool own = state.range(1) == 1;
+  if (own && !sparq::models::amx_tiles_for_attention(kHeadDim)) {
+    state.SkipWithError("no AMX-BF16 here");
+    return;
+  }
+  const sparq::models::BatchedBf16Attention attention(kHeads, kHeadDim,
+                                                      own ? Products::own_tiles : Products::onednn);
   const int64_t lengths[] = {len};
   for (auto _ : state) attention.run(qkv.data(), len, lengths, 0, kHeads, ctx.data());
   attention_counters(state, len);
@@ -191,7 +198,13 @@ BENCHMARK(BM_QuantizeActivations)->Arg(768)->Arg(3072)->Unit(benchmark::kMicrose
 BENCHMARK(BM_RmsNorm)->Arg(2)->Arg(512)->Unit(benchmark::kMicrosecond);
 BENCHMARK(BM_Attention_Sparq)->Arg(128)->Arg(384)->Unit(benchmark::kMicrosecond);
 BENCHMARK(BM_Attention_SparqBf16)->Arg(128)->Arg(384)->Unit(benchmark::kMicrosecond);
-BENCHMARK(BM_Attention_SparqBatchedBf16)->Arg(128)->Arg(384)->Unit(benchmark::kMicrosecond);
+// second argument: 0 oneDNN's batched matmul, 1 sparq's own AMX tiles
+BENCHMARK(BM_Attention_SparqBatchedBf16)
+    ->Args({128, 0})
+    ->Args({384, 0})
+    ->Args({128, 1})
+    ->Args({384, 1})
+    ->Unit(benchmark::kMicrosecond);
 BENCHMARK(BM_Attention_OneDnn)->Arg(128)->Arg(384)->Unit(benchmark::kMicrosecond);
 BENCHMARK(BM_SparseInt8_4x1)->Apply(bert_shapes);
 BENCHMARK(BM_DenseInt8_OneDnn)

@@ -179,7 +179,10 @@ BertEncoder BertEncoder::build(const BertConfig& c, const BertWeights& w,
   impl->arena = &arena_for(resolve_threads(options.threads), options.pool);
   impl->attention_kernel = choose_attention(options, c.head_dim());
   if (impl->attention_kernel == AttentionKernel::bf16_batched)
-    impl->batched_attention = std::make_unique<BatchedBf16Attention>(c.num_heads, c.head_dim());
+    impl->batched_attention = std::make_unique<BatchedBf16Attention>(
+        c.num_heads, c.head_dim(),
+        amx_tiles_for_attention(c.head_dim()) ? BatchedBf16Attention::Products::own_tiles
+                                              : BatchedBf16Attention::Products::onednn);
   for (const BertLayerWeights& l : w.layers)
     impl->layers.push_back({pack(stacked_qkv(l), options, Activation::none),
                             pack(l.attention_out, options, Activation::none),
@@ -290,7 +293,7 @@ std::vector<std::pair<std::string, LinearInfo>> BertEncoder::kernels() const {
 std::string BertEncoder::attention_kernel() const {
   if (impl_->cuda) return "cuda (batched cuBLAS products, 16-bit probabilities)";
   if (impl_->batched_attention)
-    return "bf16 (oneDNN batched matmul, " + impl_->batched_attention->implementation(128) + ")";
+    return "bf16 (" + impl_->batched_attention->implementation(128) + ")";
   if (impl_->attention_kernel == AttentionKernel::bf16_per_head)
     return "bf16 (vdpbf16ps, avx512_bf16)";
   const jit::Isa isa = jit::best_float_isa();

@@ -194,10 +194,13 @@ TEST(BertEncoder, AttentionPrecisionIsChosenAndBf16StaysClose) {
     GTEST_SKIP() << "no AVX512_BF16 here: the bf16 attention's accuracy is not checked";
   }
   const auto enc = BertEncoder::build(c, w, o);
-  // On AMX, oneDNN's batched matmul; elsewhere the per-head vdpbf16ps kernel.
-  EXPECT_EQ(enc.attention_kernel(), batched_bf16_attention_on_amx()
-                                        ? "bf16 (oneDNN batched matmul, brg:avx512_core_amx_bf16)"
-                                        : "bf16 (vdpbf16ps, avx512_bf16)");
+  // On AMX, sparq's tiles (head dimensions of multiples of 32) or oneDNN's batched matmul;
+  // elsewhere the per-head vdpbf16ps kernel.
+  EXPECT_EQ(enc.attention_kernel(), !batched_bf16_attention_on_amx()
+                                        ? "bf16 (vdpbf16ps, avx512_bf16)"
+                                    : amx_tiles_for_attention(c.head_dim())
+                                        ? "bf16 (amx_bf16 tiles)"
+                                        : "bf16 (oneDNN batched matmul, brg:avx512_core_amx_bf16)");
   // fp32 linear layers, bf16 attention products, against the double reference.
   const auto got = enc.forward(in);
   const auto want = reference(c, w, in);
@@ -365,7 +368,7 @@ TEST(Attention, BatchedBf16MatchesTheBf16Twin) {
   std::vector<float> scratch;
   const int64_t heads = 3;
   for (int64_t seq : {1, 5, 16, 17, 33, 128, 131})
-    for (int64_t d : {16, 64}) {
+    for (int64_t d : {16, 64, 96}) {
       const std::string what = "seq " + std::to_string(seq) + " d " + std::to_string(d);
       const int64_t hidden = heads * d, sequences = 2;
       const int64_t lengths[] = {seq, std::max<int64_t>(1, seq - 3)};
@@ -379,19 +382,31 @@ TEST(Attention, BatchedBf16MatchesTheBf16Twin) {
                                              3 * hidden, twin.data() + b * seq * hidden + head * d,
                                              hidden, scratch);
       }
-      const BatchedBf16Attention attention(heads, d);
-      for (int64_t split : {int64_t{0}, int64_t{4}}) {
-        std::vector<float> got(twin.size(), 42.0f);
-        attention.run(qkv.data(), seq, lengths, 0, split, got.data());
-        attention.run(qkv.data(), seq, lengths, split, sequences * heads, got.data());
-        // Same roundings; the fp32 summation order and exp's last bits differ.
-        test::expect_close(got, twin, 2e-3, "batched vs twin, " + what);
-        for (int64_t i = lengths[1]; i < seq; ++i)
-          for (int64_t c = 0; c < hidden; ++c)
-            ASSERT_EQ(got[static_cast<size_t>((seq + i) * hidden + c)], 0.0f) << what;
+      using Products = BatchedBf16Attention::Products;
+      for (Products products : {Products::onednn, Products::own_tiles}) {
+        if (products == Products::own_tiles && !amx_tiles_for_attention(d)) continue;
+        const BatchedBf16Attention attention(heads, d, products);
+        const std::string who = products == Products::onednn ? "onednn, " : "own tiles, ";
+        for (int64_t split : {int64_t{0}, int64_t{4}}) {
+          std::vector<float> got(twin.size(), 42.0f);
+          attention.run(qkv.data(), seq, lengths, 0, split, got.data());
+          attention.run(qkv.data(), seq, lengths, split, sequences * heads, got.data());
+          // Same roundings; the fp32 summation order and exp's last bits differ.
+          test::expect_close(got, twin, 2e-3, "batched vs twin, " + who + what);
+          for (int64_t i = lengths[1]; i < seq; ++i)
+            for (int64_t c = 0; c < hidden; ++c)
+              ASSERT_EQ(got[static_cast<size_t>((seq + i) * hidden + c)], 0.0f) << who << what;
+        }
       }
     }
-  EXPECT_THROW(BatchedBf16Attention(2, 15), InvalidArgument);
+  EXPECT_THROW(BatchedBf16Attention(2, 15, BatchedBf16Attention::Products::onednn),
+               InvalidArgument);
+  if (!amx_tiles_for_attention(64))
+    EXPECT_THROW(BatchedBf16Attention(2, 64, BatchedBf16Attention::Products::own_tiles),
+                 NotSupported);
+  else
+    EXPECT_THROW(BatchedBf16Attention(2, 48 - 2, BatchedBf16Attention::Products::own_tiles),
+                 NotSupported);
 }
 
 TEST(Attention, Bf16RoundsNaNToNaN) {
