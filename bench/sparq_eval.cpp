@@ -302,9 +302,11 @@ int main(int argc, char** argv) {
                  "cpu | cuda | cuda:N: where encoders run (the whole forward pass; --compare "
                  "dense runs there too); decoders run on the CPU only")
       ->capture_default_str();
-  app.add_option("--attention", attention,
-                 "encoders on the CPU: the attention products' precision: auto (bf16 for int8 and "
-                 "bf16 models where the CPU has AVX512_BF16, except on Intel CPUs) | f32 | bf16")
+  app.add_option(
+         "--attention", attention,
+         "encoders on the CPU: the attention products' precision: auto (bf16 for int8 and "
+         "bf16 models where the CPU has AVX512_BF16, except on Intel CPUs without AMX) | f32 | "
+         "bf16")
       ->check(CLI::IsMember({"auto", "f32", "bf16"}))
       ->capture_default_str();
   app.add_option("--batch", batch, "sequences per call")
