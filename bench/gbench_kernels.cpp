@@ -14,7 +14,6 @@
 #include "bench/spmm_case.hpp"
 #include "jit/cpu_features.hpp"
 #include "models/attention.hpp"
-#include "models/batched_bf16_attention.hpp"
 #include "models/llama_ops.hpp"
 #include "src/activation_quant.hpp"
 
@@ -68,13 +67,16 @@ std::vector<float> random_qkv(int64_t len) {
   return qkv;
 }
 
-void sparq_attention(const std::vector<float>& qkv, int64_t len, float* ctx, bool bf16 = false) {
+using AttentionHead = void (*)(const float*, const float*, const float*, int64_t, int64_t, int64_t,
+                               float*, int64_t, std::vector<float>&);
+
+void sparq_attention(const std::vector<float>& qkv, int64_t len, float* ctx,
+                     AttentionHead head_fn = sparq::models::attention_head) {
   static thread_local std::vector<float> scratch;
   const int64_t h = kHeads * kHeadDim;
   for (int64_t head = 0; head < kHeads; ++head) {
     const float* q = qkv.data() + head * kHeadDim;
-    (bf16 ? sparq::models::attention_head_bf16 : sparq::models::attention_head)(
-        q, q + h, q + 2 * h, len, kHeadDim, 3 * h, ctx + head * kHeadDim, h, scratch);
+    head_fn(q, q + h, q + 2 * h, len, kHeadDim, 3 * h, ctx + head * kHeadDim, h, scratch);
   }
 }
 
@@ -98,44 +100,28 @@ void BM_Attention_Sparq(benchmark::State& state) {
   attention_counters(state, len);
 }
 
-// The bf16 variant (vdpbf16ps on AVX512_BF16; the portable twin elsewhere, much slower), with
-// its largest difference from the fp32 kernel.
+// The bf16 variant, with its largest difference from the fp32 kernel. Second argument 0: what
+// attention_head_bf16 runs here (AMX tiles, vdpbf16ps on AVX512_BF16, the portable twin
+// elsewhere, much slower); 1: the vdpbf16ps kernel (also where AMX would run).
 void BM_Attention_SparqBf16(benchmark::State& state) {
   const int64_t len = state.range(0);
-  const auto qkv = random_qkv(len);
-  std::vector<float> ctx(static_cast<size_t>(len * kHeads * kHeadDim)), want(ctx.size());
-  for (auto _ : state) sparq_attention(qkv, len, ctx.data(), true);
-  attention_counters(state, len);
-  sparq_attention(qkv, len, want.data());
-  state.counters["max_diff_vs_fp32"] = max_abs_diff(ctx, want);
-  state.SetLabel(sparq::models::bf16_attention_runs_natively(kHeadDim) ? "avx512_bf16"
-                                                                       : "portable");
-}
-
-// The bf16 attention on oneDNN's batched matmul (AMX tiles where oneDNN runs bf16 there): all
-// heads of one sequence in one call, as an encoder on one thread runs them.
-void BM_Attention_SparqBatchedBf16(benchmark::State& state) {
-  const int64_t len = state.range(0);
-  if (!sparq::models::bf16_attention_runs_natively(kHeadDim)) {
+  const bool vdpbf16ps = state.range(1) == 1;
+  if (vdpbf16ps && !sparq::models::bf16_attention_runs_natively(kHeadDim)) {
     state.SkipWithError("no AVX512_BF16 here");
     return;
   }
+  const AttentionHead head_fn = vdpbf16ps ? sparq::models::detail::attention_head_bf16_avx512
+                                          : sparq::models::attention_head_bf16;
   const auto qkv = random_qkv(len);
   std::vector<float> ctx(static_cast<size_t>(len * kHeads * kHeadDim)), want(ctx.size());
-  using Products = sparq::models::BatchedBf16Attention::Products;
-  const bool own = state.range(1) == 1;
-  if (own && !sparq::models::amx_tiles_for_attention(kHeadDim)) {
-    state.SkipWithError("no AMX-BF16 here");
-    return;
-  }
-  const sparq::models::BatchedBf16Attention attention(kHeads, kHeadDim,
-                                                      own ? Products::own_tiles : Products::onednn);
-  const int64_t lengths[] = {len};
-  for (auto _ : state) attention.run(qkv.data(), len, lengths, 0, kHeads, ctx.data());
+  for (auto _ : state) sparq_attention(qkv, len, ctx.data(), head_fn);
   attention_counters(state, len);
   sparq_attention(qkv, len, want.data());
   state.counters["max_diff_vs_fp32"] = max_abs_diff(ctx, want);
-  state.SetLabel(attention.implementation(len));
+  state.SetLabel(
+      vdpbf16ps || !sparq::models::bf16_attention_runs_on_amx(kHeadDim)
+          ? (sparq::models::bf16_attention_runs_natively(kHeadDim) ? "avx512_bf16" : "portable")
+          : "amx_bf16");
 }
 
 void BM_Attention_OneDnn(benchmark::State& state) {
@@ -197,9 +183,7 @@ void BM_QuantizeActivations(benchmark::State& state) {
 BENCHMARK(BM_QuantizeActivations)->Arg(768)->Arg(3072)->Unit(benchmark::kMicrosecond);
 BENCHMARK(BM_RmsNorm)->Arg(2)->Arg(512)->Unit(benchmark::kMicrosecond);
 BENCHMARK(BM_Attention_Sparq)->Arg(128)->Arg(384)->Unit(benchmark::kMicrosecond);
-BENCHMARK(BM_Attention_SparqBf16)->Arg(128)->Arg(384)->Unit(benchmark::kMicrosecond);
-// second argument: 0 oneDNN's batched matmul, 1 sparq's own AMX tiles
-BENCHMARK(BM_Attention_SparqBatchedBf16)
+BENCHMARK(BM_Attention_SparqBf16)
     ->Args({128, 0})
     ->Args({384, 0})
     ->Args({128, 1})

@@ -41,8 +41,8 @@ struct CpuTuning {
   // whose vdpbf16ps runs at a quarter of the FMA rate (above). On the Xeon with AMX the bf16
   // attention took 558 us a layer against 406 in fp32 (sparq-gbench, seq 128), and BERT-base 90 %
   // 4x1 int8 ran 2-3.5 % faster on fp32 products at one thread, 6 % at two, 10 % at seq 384; on
-  // AMD Zen 4 the bf16 products made the same model 1.06x faster. (Where oneDNN runs bf16 on AMX,
-  // bf16 attention runs on its matmul instead and automatic takes it: models/bert_encoder.cpp.)
+  // AMD Zen 4 the bf16 products made the same model 1.06x faster. (Where the CPU has AMX-BF16,
+  // bf16 attention runs on AMX tiles instead and automatic takes it: models/attention.hpp.)
   // EncoderOptions::attention f32 or bf16 overrides.
   bool bf16_attention_products = true;
 };

@@ -17,8 +17,9 @@ void attention_head(const float* q, const float* k, const float* v, int64_t len,
 
 // The same with both products on bf16 operands: q, k, v and the softmax's probabilities rounded
 // to bf16 (to nearest even, as sparse::to_bf16), products accumulated in fp32, the softmax in
-// fp32. On AVX512_BF16 (vdpbf16ps: twice the multiply-adds of an fp32 FMA per instruction) where
-// bf16_attention_runs_natively(d), else on the portable twin (slow: for tests and odd shapes).
+// fp32. On AMX tiles where bf16_attention_runs_on_amx(d), else on AVX512_BF16 (vdpbf16ps: twice
+// the multiply-adds of an fp32 FMA per instruction) where bf16_attention_runs_natively(d), else on
+// the portable twin (slow: for tests and odd shapes).
 void attention_head_bf16(const float* q, const float* k, const float* v, int64_t len, int64_t d,
                          int64_t stride, float* ctx, int64_t ctx_stride,
                          std::vector<float>& scratch);
@@ -26,6 +27,10 @@ void attention_head_bf16(const float* q, const float* k, const float* v, int64_t
 // kMaxBf16HeadDim, a CPU with AVX512_BF16 and the float kernels at avx512 under SPARQ_MAX_ISA).
 inline constexpr int64_t kMaxBf16HeadDim = 1024;
 bool bf16_attention_runs_natively(int64_t d);
+// Whether it runs its two products on AMX tiles (bf16_attention_runs_natively and AMX-BF16 with
+// the tile data granted by the OS): on a Xeon with AMX 250-278 us a layer of BERT-base at seq
+// 128 against 558-592 on vdpbf16ps and 406-449 in fp32 (docs/benchmarks-amx.md).
+bool bf16_attention_runs_on_amx(int64_t d);
 
 namespace detail {
 void attention_head_portable(const float* q, const float* k, const float* v, int64_t len, int64_t d,
@@ -45,6 +50,10 @@ void attention_head_bf16_portable(const float* q, const float* k, const float* v
 void attention_head_bf16_avx512(const float* q, const float* k, const float* v, int64_t len,
                                 int64_t d, int64_t stride, float* ctx, int64_t ctx_stride,
                                 std::vector<float>& scratch);
+// Both products on AMX tiles (rows and the head dimension padded to 32), the softmax on AVX-512.
+void attention_head_bf16_amx(const float* q, const float* k, const float* v, int64_t len, int64_t d,
+                             int64_t stride, float* ctx, int64_t ctx_stride,
+                             std::vector<float>& scratch);
 
 // Row-wise softmax of scores [rows x width] (row stride width; width a multiple of 8, >= len)
 // over the first len columns: p = exp((s - max) scale), columns len.. set to 0, and inv[i] =

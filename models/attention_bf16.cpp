@@ -15,7 +15,9 @@ bool bf16_attention_runs_natively(int64_t d) {
 void attention_head_bf16(const float* q, const float* k, const float* v, int64_t len, int64_t d,
                          int64_t stride, float* ctx, int64_t ctx_stride,
                          std::vector<float>& scratch) {
-  if (bf16_attention_runs_natively(d))
+  if (bf16_attention_runs_on_amx(d))
+    detail::attention_head_bf16_amx(q, k, v, len, d, stride, ctx, ctx_stride, scratch);
+  else if (bf16_attention_runs_natively(d))
     detail::attention_head_bf16_avx512(q, k, v, len, d, stride, ctx, ctx_stride, scratch);
   else
     detail::attention_head_bf16_portable(q, k, v, len, d, stride, ctx, ctx_stride, scratch);

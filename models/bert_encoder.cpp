@@ -8,7 +8,6 @@
 #include "jit/cpu_features.hpp"
 #include "jit/cpu_tuning.hpp"
 #include "models/attention.hpp"
-#include "models/batched_bf16_attention.hpp"
 #include "models/layer_norm.hpp"
 #include "sparq/error.hpp"
 #include "sparse/checks.hpp"
@@ -46,16 +45,13 @@ SparseLinear pack(const LinearWeights& w, const EncoderOptions& o, Activation ac
   return SparseLinear::pack(w.weight.data(), w.out, w.in, w.bias.data(), lo);
 }
 
-// How the CPU encoder runs its attention (EncoderOptions.attention): fp32 per head, or bf16 per
-// head on vdpbf16ps, or bf16 on oneDNN's batched matmul where oneDNN runs bf16 on AMX.
-enum class AttentionKernel { f32, bf16_per_head, bf16_batched };
-
-AttentionKernel choose_attention(const EncoderOptions& o, int64_t head_dim) {
+// Whether the CPU encoder runs its attention products in bf16 (EncoderOptions.attention): on AMX
+// tiles where they run there, else on vdpbf16ps (attention_head_bf16 picks).
+bool use_bf16_attention(const EncoderOptions& o, int64_t head_dim) {
   const bool native = bf16_attention_runs_natively(head_dim);
-  const bool amx = native && batched_bf16_attention_on_amx();
   switch (o.attention) {
     case AttentionPrecision::f32:
-      return AttentionKernel::f32;
+      return false;
     case AttentionPrecision::bf16:
       if (!native)
         throw NotSupported(
@@ -64,14 +60,12 @@ AttentionKernel choose_attention(const EncoderOptions& o, int64_t head_dim) {
             std::to_string(kMaxBf16HeadDim) + "; this CPU has: " + jit::cpu_features().names() +
             " (SPARQ_MAX_ISA caps it), head dimension " + std::to_string(head_dim) +
             ". Use attention f32 or automatic.");
-      return amx ? AttentionKernel::bf16_batched : AttentionKernel::bf16_per_head;
+      return true;
     case AttentionPrecision::automatic:
-      if (o.dtype != DType::int8 && o.dtype != DType::bf16) return AttentionKernel::f32;
-      if (amx) return AttentionKernel::bf16_batched;
-      return native && jit::cpu_tuning().bf16_attention_products ? AttentionKernel::bf16_per_head
-                                                                 : AttentionKernel::f32;
+      return (o.dtype == DType::int8 || o.dtype == DType::bf16) && native &&
+             (bf16_attention_runs_on_amx(head_dim) || jit::cpu_tuning().bf16_attention_products);
   }
-  return AttentionKernel::f32;
+  return false;
 }
 
 }  // namespace
@@ -86,8 +80,7 @@ struct BertEncoder::Impl {
   };
   std::vector<Layer> layers;
   tbb::task_arena* arena = nullptr;
-  AttentionKernel attention_kernel = AttentionKernel::f32;
-  std::unique_ptr<BatchedBf16Attention> batched_attention;  // bf16_batched
+  bool bf16_attention = false;
   // EncoderOptions.device cuda: the whole forward pass runs here, and the CPU members stay empty.
   std::unique_ptr<gpu::DeviceEncoder> cuda;
 
@@ -127,21 +120,14 @@ struct BertEncoder::Impl {
   // Self-attention of one layer: qkv [tokens x 3H] -> ctx [tokens x H]; padded query rows zero.
   void attention(const EncoderInput& in, const float* qkv, float* ctx) const {
     const int64_t h = config.hidden_size, heads = config.num_heads, d = config.head_dim();
-    if (batched_attention) {
-      parallel_ranges(*arena, in.batch * heads, [&](int64_t w0, int64_t w1) {
-        batched_attention->run(qkv, in.seq, in.lengths.data(), w0, w1, ctx);
-      });
-      return;
-    }
-    const bool bf16 = attention_kernel == AttentionKernel::bf16_per_head;
     parallel_ranges(*arena, in.batch * heads, [&](int64_t w0, int64_t w1) {
       thread_local std::vector<float> scratch;
       for (int64_t w = w0; w < w1; ++w) {
         const int64_t b = w / heads, head = w % heads, len = in.lengths[b];
         const float* base = qkv + b * in.seq * 3 * h + head * d;
         float* out = ctx + b * in.seq * h + head * d;
-        (bf16 ? attention_head_bf16 : attention_head)(base, base + h, base + 2 * h, len, d, 3 * h,
-                                                      out, h, scratch);
+        (bf16_attention ? attention_head_bf16 : attention_head)(base, base + h, base + 2 * h, len,
+                                                                d, 3 * h, out, h, scratch);
         for (int64_t i = len; i < in.seq; ++i) std::fill_n(out + i * h, d, 0.0f);
       }
     });
@@ -177,12 +163,7 @@ BertEncoder BertEncoder::build(const BertConfig& c, const BertWeights& w,
   impl->token_type = w.token_type_embeddings;
   impl->embedding_norm = {w.embedding_norm.gamma, w.embedding_norm.beta};
   impl->arena = &arena_for(resolve_threads(options.threads), options.pool);
-  impl->attention_kernel = choose_attention(options, c.head_dim());
-  if (impl->attention_kernel == AttentionKernel::bf16_batched)
-    impl->batched_attention = std::make_unique<BatchedBf16Attention>(
-        c.num_heads, c.head_dim(),
-        amx_tiles_for_attention(c.head_dim()) ? BatchedBf16Attention::Products::own_tiles
-                                              : BatchedBf16Attention::Products::onednn);
+  impl->bf16_attention = use_bf16_attention(options, c.head_dim());
   for (const BertLayerWeights& l : w.layers)
     impl->layers.push_back({pack(stacked_qkv(l), options, Activation::none),
                             pack(l.attention_out, options, Activation::none),
@@ -292,10 +273,9 @@ std::vector<std::pair<std::string, LinearInfo>> BertEncoder::kernels() const {
 
 std::string BertEncoder::attention_kernel() const {
   if (impl_->cuda) return "cuda (batched cuBLAS products, 16-bit probabilities)";
-  if (impl_->batched_attention)
-    return "bf16 (" + impl_->batched_attention->implementation(128) + ")";
-  if (impl_->attention_kernel == AttentionKernel::bf16_per_head)
-    return "bf16 (vdpbf16ps, avx512_bf16)";
+  if (impl_->bf16_attention)
+    return bf16_attention_runs_on_amx(impl_->config.head_dim()) ? "bf16 (amx_bf16 tiles)"
+                                                                : "bf16 (vdpbf16ps, avx512_bf16)";
   const jit::Isa isa = jit::best_float_isa();
   return std::string("f32 (") + (isa >= jit::Isa::avx2 ? jit::isa_name(isa) : "portable") + ")";
 }

@@ -232,51 +232,6 @@ bool read_back_weights(const DnnlSharedWeights& weights, bool floating, int64_t 
   return true;
 }
 
-struct DnnlBatchedBf16Matmul::Impl {
-  dnnl::engine engine{dnnl::engine::kind::cpu, 0};
-  dnnl::matmul prim;
-  dnnl::memory::desc a_md, b_md, c_md, scratchpad_md;
-  std::string impl_name;
-};
-
-DnnlBatchedBf16Matmul::DnnlBatchedBf16Matmul(int64_t batch, int64_t m, int64_t n, int64_t k,
-                                             bool b_transposed)
-    : impl_(std::make_unique<Impl>()) {
-  if (batch <= 0 || m <= 0 || n <= 0 || k <= 0)
-    throw InvalidArgument("DnnlBatchedBf16Matmul: non-positive shape");
-  Impl& x = *impl_;
-  x.a_md = dnnl::memory::desc({batch, m, k}, dt::bf16, tag::abc);
-  x.b_md = dnnl::memory::desc({batch, k, n}, dt::bf16, b_transposed ? tag::acb : tag::abc);
-  x.c_md = dnnl::memory::desc({batch, m, n}, dt::f32, tag::abc);
-  dnnl::primitive_attr attr;
-  attr.set_scratchpad_mode(dnnl::scratchpad_mode::user);
-  omp_set_num_threads(1);  // the plan is made for the thread count current at creation
-  const std::lock_guard creating(creation_mutex());
-  const dnnl::matmul::primitive_desc pd(dnnl::matmul::desc(x.a_md, x.b_md, x.c_md), attr, x.engine);
-  x.impl_name = pd.impl_info_str();
-  x.prim = dnnl::matmul(pd);
-  x.scratchpad_md = pd.scratchpad_desc();
-}
-
-DnnlBatchedBf16Matmul::~DnnlBatchedBf16Matmul() = default;
-DnnlBatchedBf16Matmul::DnnlBatchedBf16Matmul(DnnlBatchedBf16Matmul&&) noexcept = default;
-
-void DnnlBatchedBf16Matmul::run(const uint16_t* a, const uint16_t* b, float* c) const {
-  const Impl& x = *impl_;
-  dnnl::stream s(x.engine);
-  thread_local std::vector<uint8_t> scratch;
-  if (scratch.size() < x.scratchpad_md.get_size()) scratch.resize(x.scratchpad_md.get_size());
-  omp_set_num_threads(1);
-  x.prim.execute(s,
-                 {{DNNL_ARG_SRC, dnnl::memory(x.a_md, x.engine, const_cast<uint16_t*>(a))},
-                  {DNNL_ARG_WEIGHTS, dnnl::memory(x.b_md, x.engine, const_cast<uint16_t*>(b))},
-                  {DNNL_ARG_DST, dnnl::memory(x.c_md, x.engine, c)},
-                  {DNNL_ARG_SCRATCHPAD, dnnl::memory(x.scratchpad_md, x.engine, scratch.data())}});
-  s.wait();
-}
-
-const char* DnnlBatchedBf16Matmul::implementation() const { return impl_->impl_name.c_str(); }
-
 const char* DnnlMatmul::implementation() const { return impl_->impl_name.c_str(); }
 bool DnnlMatmul::owns_weights() const { return impl_->owns_weights; }
 int64_t DnnlMatmul::weight_bytes() const {

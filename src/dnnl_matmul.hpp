@@ -1,6 +1,5 @@
 // The one place sparq talks to oneDNN (2.6): dense matmul primitives for the dense layers and the
-// dense baselines of the benchmark (y[tokens x out] = x[tokens x in] * w^T, with fp32 output), and
-// the batched bf16 products of the encoders' attention on AMX.
+// dense baselines of the benchmark. y[tokens x out] = x[tokens x in] * w^T, with fp32 output.
 #pragma once
 
 #include <cstdint>
@@ -65,24 +64,6 @@ class DnnlMatmul {
   bool owns_weights() const;
   // Bytes of the reordered weights the primitive reads (shared or its own).
   int64_t weight_bytes() const;
-
- private:
-  struct Impl;
-  std::unique_ptr<Impl> impl_;
-};
-
-// c = a x b for a batch of small bf16 matrices, fp32 out: a [batch][m][k], b [batch][n][k]
-// (b_transposed: the rows of b are c's columns, as an attention's keys) or [batch][k][n] (as its
-// values), c [batch][m][n], all packed. Runs on the calling thread only (a pool that splits a
-// batch calls it once per share); on AMX tiles where oneDNN runs bf16 there.
-class DnnlBatchedBf16Matmul {
- public:
-  DnnlBatchedBf16Matmul(int64_t batch, int64_t m, int64_t n, int64_t k, bool b_transposed);
-  ~DnnlBatchedBf16Matmul();
-  DnnlBatchedBf16Matmul(DnnlBatchedBf16Matmul&&) noexcept;
-
-  void run(const uint16_t* a, const uint16_t* b, float* c) const;
-  const char* implementation() const;  // oneDNN's name for the kernel it picked
 
  private:
   struct Impl;

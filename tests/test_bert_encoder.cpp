@@ -10,7 +10,6 @@
 #include "jit/cpu_features.hpp"
 #include "jit/cpu_tuning.hpp"
 #include "models/attention.hpp"
-#include "models/batched_bf16_attention.hpp"
 #include "models/layer_norm.hpp"
 #include "small_bert.hpp"
 #include "sparq/error.hpp"
@@ -179,8 +178,8 @@ TEST(BertEncoder, AttentionPrecisionIsChosenAndBf16StaysClose) {
   // full rate (not on Intel: CpuTuning::bf16_attention_products).
   EXPECT_EQ(BertEncoder::build(c, w, o).attention_kernel().substr(0, 3), "f32");
   const bool native = bf16_attention_runs_natively(c.head_dim());
-  const bool automatic_bf16 =
-      native && (batched_bf16_attention_on_amx() || jit::cpu_tuning().bf16_attention_products);
+  const bool automatic_bf16 = native && (bf16_attention_runs_on_amx(c.head_dim()) ||
+                                         jit::cpu_tuning().bf16_attention_products);
   for (DType dtype : {DType::int8, DType::bf16}) {
     EncoderOptions q = o;
     q.dtype = dtype;
@@ -194,13 +193,9 @@ TEST(BertEncoder, AttentionPrecisionIsChosenAndBf16StaysClose) {
     GTEST_SKIP() << "no AVX512_BF16 here: the bf16 attention's accuracy is not checked";
   }
   const auto enc = BertEncoder::build(c, w, o);
-  // On AMX, sparq's tiles (head dimensions of multiples of 32) or oneDNN's batched matmul;
-  // elsewhere the per-head vdpbf16ps kernel.
-  EXPECT_EQ(enc.attention_kernel(), !batched_bf16_attention_on_amx()
-                                        ? "bf16 (vdpbf16ps, avx512_bf16)"
-                                    : amx_tiles_for_attention(c.head_dim())
+  EXPECT_EQ(enc.attention_kernel(), bf16_attention_runs_on_amx(c.head_dim())
                                         ? "bf16 (amx_bf16 tiles)"
-                                        : "bf16 (oneDNN batched matmul, brg:avx512_core_amx_bf16)");
+                                        : "bf16 (vdpbf16ps, avx512_bf16)");
   // fp32 linear layers, bf16 attention products, against the double reference.
   const auto got = enc.forward(in);
   const auto want = reference(c, w, in);
@@ -347,66 +342,25 @@ TEST(Attention, Bf16HeadMatchesItsTwinAndFp32) {
                                            stride, twin.data(), ctx_stride, scratch);
       // bf16 operands (8 bits of mantissa) against exact fp32 attention: close, not equal.
       test::expect_close(twin, exact, 3e-2, "bf16 twin vs fp32, " + what);
-      if (!bf16_attention_runs_natively(d)) continue;
-      std::vector<float> got(exact.size(), 42.0f);
-      detail::attention_head_bf16_avx512(qkv.data(), qkv.data() + d, qkv.data() + 2 * d, len, d,
-                                         stride, got.data(), ctx_stride, scratch);
-      // Same roundings; only the fp32 summation order and exp's last bits differ (a probability
-      // whose exp lands on the other side of a bf16 rounding boundary moves by 2^-9 of itself).
-      test::expect_close(got, twin, 2e-3, "avx512_bf16 vs twin, " + what);
-      for (int64_t i = 0; i < len; ++i)
-        for (int64_t g = d; g < ctx_stride; ++g)
-          ASSERT_EQ(got[static_cast<size_t>(i * ctx_stride + g)], 42.0f) << what;
-    }
-}
-
-// The batched bf16 attention (oneDNN's matmul; AMX tiles where oneDNN runs bf16 there) against the
-// per-head bf16 twin: sequences of different lengths (padded rows), lengths around the padding of
-// 16, the pairs in one call and split between two.
-TEST(Attention, BatchedBf16MatchesTheBf16Twin) {
-  if (!bf16_attention_runs_natively(64)) GTEST_SKIP() << "no AVX512_BF16 here";
-  std::vector<float> scratch;
-  const int64_t heads = 3;
-  for (int64_t seq : {1, 5, 16, 17, 33, 128, 131})
-    for (int64_t d : {16, 64, 96}) {
-      const std::string what = "seq " + std::to_string(seq) + " d " + std::to_string(d);
-      const int64_t hidden = heads * d, sequences = 2;
-      const int64_t lengths[] = {seq, std::max<int64_t>(1, seq - 3)};
-      const auto qkv =
-          test::random_floats(static_cast<size_t>(sequences * seq * 3 * hidden), 13, -3, 3);
-      std::vector<float> twin(static_cast<size_t>(sequences * seq * hidden), 0.0f);
-      for (int64_t w = 0; w < sequences * heads; ++w) {
-        const int64_t b = w / heads, head = w % heads;
-        const float* base = qkv.data() + b * seq * 3 * hidden + head * d;
-        detail::attention_head_bf16_portable(base, base + hidden, base + 2 * hidden, lengths[b], d,
-                                             3 * hidden, twin.data() + b * seq * hidden + head * d,
-                                             hidden, scratch);
-      }
-      using Products = BatchedBf16Attention::Products;
-      for (Products products : {Products::onednn, Products::own_tiles}) {
-        if (products == Products::own_tiles && !amx_tiles_for_attention(d)) continue;
-        const BatchedBf16Attention attention(heads, d, products);
-        const std::string who = products == Products::onednn ? "onednn, " : "own tiles, ";
-        for (int64_t split : {int64_t{0}, int64_t{4}}) {
-          std::vector<float> got(twin.size(), 42.0f);
-          attention.run(qkv.data(), seq, lengths, 0, split, got.data());
-          attention.run(qkv.data(), seq, lengths, split, sequences * heads, got.data());
-          // Same roundings; the fp32 summation order and exp's last bits differ.
-          test::expect_close(got, twin, 2e-3, "batched vs twin, " + who + what);
-          for (int64_t i = lengths[1]; i < seq; ++i)
-            for (int64_t c = 0; c < hidden; ++c)
-              ASSERT_EQ(got[static_cast<size_t>((seq + i) * hidden + c)], 0.0f) << who << what;
-        }
+      // The vdpbf16ps kernel, and where AMX runs the tile kernel (rows and dimensions padded to
+      // 32: of these lengths and sizes only 64 needs none): same roundings; only the fp32
+      // summation order and exp's last bits differ (a probability whose exp lands on the other
+      // side of a bf16 rounding boundary moves by 2^-9 of itself).
+      const std::pair<const char*, decltype(&detail::attention_head_bf16_amx)> kernels[] = {
+          {"avx512_bf16",
+           bf16_attention_runs_natively(d) ? detail::attention_head_bf16_avx512 : nullptr},
+          {"amx_bf16", bf16_attention_runs_on_amx(d) ? detail::attention_head_bf16_amx : nullptr}};
+      for (const auto& [name, kernel] : kernels) {
+        if (kernel == nullptr) continue;
+        std::vector<float> got(exact.size(), 42.0f);
+        kernel(qkv.data(), qkv.data() + d, qkv.data() + 2 * d, len, d, stride, got.data(),
+               ctx_stride, scratch);
+        test::expect_close(got, twin, 2e-3, std::string(name) + " vs twin, " + what);
+        for (int64_t i = 0; i < len; ++i)
+          for (int64_t g = d; g < ctx_stride; ++g)
+            ASSERT_EQ(got[static_cast<size_t>(i * ctx_stride + g)], 42.0f) << name << ", " << what;
       }
     }
-  EXPECT_THROW(BatchedBf16Attention(2, 15, BatchedBf16Attention::Products::onednn),
-               InvalidArgument);
-  if (!amx_tiles_for_attention(64))
-    EXPECT_THROW(BatchedBf16Attention(2, 64, BatchedBf16Attention::Products::own_tiles),
-                 NotSupported);
-  else
-    EXPECT_THROW(BatchedBf16Attention(2, 48 - 2, BatchedBf16Attention::Products::own_tiles),
-                 NotSupported);
 }
 
 TEST(Attention, Bf16RoundsNaNToNaN) {
@@ -415,9 +369,11 @@ TEST(Attention, Bf16RoundsNaNToNaN) {
   auto qkv = test::random_floats(static_cast<size_t>(len * stride), 12, -1, 1);
   qkv[static_cast<size_t>(2 * d + 3)] = NAN;  // one value of V
   std::vector<float> ctx(static_cast<size_t>(len * d)), scratch;
-  detail::attention_head_bf16_avx512(qkv.data(), qkv.data() + d, qkv.data() + 2 * d, len, d, stride,
-                                     ctx.data(), d, scratch);
-  for (int64_t i = 0; i < len; ++i) EXPECT_TRUE(std::isnan(ctx[static_cast<size_t>(i * d + 3)]));
+  for (auto head : {detail::attention_head_bf16_avx512, detail::attention_head_bf16_amx}) {
+    if (head == detail::attention_head_bf16_amx && !bf16_attention_runs_on_amx(d)) continue;
+    head(qkv.data(), qkv.data() + d, qkv.data() + 2 * d, len, d, stride, ctx.data(), d, scratch);
+    for (int64_t i = 0; i < len; ++i) EXPECT_TRUE(std::isnan(ctx[static_cast<size_t>(i * d + 3)]));
+  }
 }
 
 }  // namespace

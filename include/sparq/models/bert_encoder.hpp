@@ -19,13 +19,13 @@ namespace sparq::models {
 // The precision of self-attention's two products (q k^T and p v) on the CPU; the softmax and the
 // accumulation are fp32 in both.
 enum class AttentionPrecision {
-  // bf16 where the linear layers are int8 or bf16 and either oneDNN runs bf16 on AMX here (both
-  // products on its batched matmul) or the CPU has AVX512_BF16 at full rate (AMD; Intel's
-  // vdpbf16ps runs at a quarter of its FMA rate, so fp32 is faster there without AMX), else f32
+  // bf16 where the linear layers are int8 or bf16 and either the CPU has AMX-BF16 (both products
+  // on AMX tiles) or AVX512_BF16 at full rate (AMD; Intel's vdpbf16ps runs at a quarter of its
+  // FMA rate, so fp32 is faster there without AMX), else f32
   automatic,
   f32,
-  // q, k, v and the probabilities rounded to bf16 (oneDNN's AMX matmul where it runs bf16 on
-  // AMX, else vdpbf16ps); needs AVX512_BF16
+  // q, k, v and the probabilities rounded to bf16 (AMX tiles where the CPU has AMX-BF16, else
+  // vdpbf16ps); needs AVX512_BF16
   bf16,
 };
 

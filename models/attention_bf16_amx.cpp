@@ -1,0 +1,141 @@
+// The bf16 attention of one head with both products on AMX tiles (target attributes; called only
+// where bf16_attention_runs_on_amx): the roundings of attention_head_bf16's portable twin. One tile
+// configuration for both products: tiles 0-3 hold a 32 x 32 block of fp32 sums, 4-5 two 16-row
+// blocks of A, 6-7 two 16-column blocks of B, every tile 16 rows of 64 bytes. Rows (queries and
+// keys) and the head dimension are padded with zeros to multiples of 32: zero dimensions add
+// nothing to a score, zero keys are masked by the softmax, zero value columns are not written.
+#include <immintrin.h>
+
+#include <algorithm>
+#include <cmath>
+#include <cstdint>
+#include <vector>
+
+#include "jit/cpu_features.hpp"
+#include "models/attention.hpp"
+#include "src/bf16_convert.hpp"
+
+namespace sparq::models {
+namespace {
+
+constexpr int64_t kBlock = 32;
+
+int64_t padded(int64_t n) { return (n + kBlock - 1) / kBlock * kBlock; }
+
+struct alignas(64) TileConfig {
+  uint8_t palette = 1, start_row = 0, reserved[14] = {};
+  uint16_t bytes_per_row[16] = {};
+  uint8_t rows[16] = {};
+};
+
+TileConfig sixteen_rows_of_64_bytes() {
+  TileConfig c;
+  for (int t = 0; t < 8; ++t) {
+    c.bytes_per_row[t] = 64;
+    c.rows[t] = 16;
+  }
+  return c;
+}
+
+const TileConfig kConfig = sixteen_rows_of_64_bytes();
+
+// c [32 x 32] fp32 (rows c_row floats apart) = the sum over `steps` of A [32 x 32 bf16] x B
+// [16 dword pairs x 32]: A's two 16-row halves at a0 and a1 (rows a_stride bytes apart), advanced
+// by 32 bf16 values per step; B's rows b_stride bytes apart, its right half 16 dwords on, advanced
+// by b_step dwords per step.
+__attribute__((target("amx-tile,amx-bf16"))) void block_32x32(const uint16_t* a0,
+                                                              const uint16_t* a1, int64_t a_stride,
+                                                              const uint32_t* b, int64_t b_stride,
+                                                              int64_t b_step, int64_t steps,
+                                                              float* c, int64_t c_row) {
+  _tile_zero(0);
+  _tile_zero(1);
+  _tile_zero(2);
+  _tile_zero(3);
+  for (int64_t s = 0; s < steps; ++s) {
+    _tile_loadd(4, a0 + s * kBlock, a_stride);
+    _tile_loadd(5, a1 + s * kBlock, a_stride);
+    _tile_loadd(6, b + s * b_step, b_stride);
+    _tile_loadd(7, b + s * b_step + 16, b_stride);
+    _tile_dpbf16ps(0, 4, 6);
+    _tile_dpbf16ps(1, 4, 7);
+    _tile_dpbf16ps(2, 5, 6);
+    _tile_dpbf16ps(3, 5, 7);
+  }
+  const int64_t c_stride = c_row * 4;
+  _tile_stored(0, c, c_stride);
+  _tile_stored(1, c + 16, c_stride);
+  _tile_stored(2, c + 16 * c_row, c_stride);
+  _tile_stored(3, c + 16 * c_row + 16, c_stride);
+}
+
+// c [m][n] fp32 = a [m][k] bf16 x b, b given as b_pairs [k / 2][n] (pairs of b's consecutive rows
+// as dwords); m, n, k multiples of 32.
+__attribute__((target("amx-tile,amx-bf16"))) void product(const uint16_t* a,
+                                                          const uint32_t* b_pairs, int64_t m,
+                                                          int64_t n, int64_t k, float* c) {
+  _tile_loadconfig(&kConfig);
+  for (int64_t i = 0; i < m; i += kBlock)
+    for (int64_t j = 0; j < n; j += kBlock)
+      block_32x32(a + i * k, a + (i + 16) * k, k * 2, b_pairs + j, n * 4, 16 * n, k / kBlock,
+                  c + i * n + j, n);
+  _tile_release();
+}
+
+}  // namespace
+
+bool bf16_attention_runs_on_amx(int64_t d) {
+  const jit::CpuFeatures& f = jit::cpu_features();
+  return f.amx_tile && f.amx_bf16 && bf16_attention_runs_natively(d);
+}
+
+namespace detail {
+
+void attention_head_bf16_amx(const float* q, const float* k, const float* v, int64_t len, int64_t d,
+                             int64_t stride, float* ctx, int64_t ctx_stride,
+                             std::vector<float>& scratch) {
+  const int64_t rows = padded(len), dp = padded(d);
+  const auto size = [](int64_t n) { return static_cast<size_t>(n); };
+  // Per thread, reused: q, k, v rounded to bf16 [rows][dp] (zero padding), k's dimension pairs
+  // [dp / 2][rows] (one key per column) and v's key pairs [rows / 2][dp] (one dimension per
+  // column) as the tiles' B operands, the probabilities [rows][rows].
+  thread_local std::vector<uint16_t> qb, kb, vb, probs;
+  thread_local std::vector<uint32_t> k_pairs, v_pairs;
+  for (std::vector<uint16_t>* m : {&qb, &kb, &vb}) {
+    m->resize(size(rows * dp));
+    // The padding: the columns past d of the len rows, then the rows past len.
+    if (dp > d)
+      for (int64_t i = 0; i < len; ++i)
+        std::fill(m->begin() + i * dp + d, m->begin() + (i + 1) * dp, uint16_t{0});
+    std::fill(m->begin() + len * dp, m->end(), uint16_t{0});
+  }
+  k_pairs.resize(qb.size() / 2);
+  v_pairs.resize(qb.size() / 2);
+  probs.resize(size(rows * rows));
+  // scratch: the scores [rows][rows], the context [rows][dp], 1 / the row sums [rows].
+  scratch.resize(size(rows * rows + rows * dp + rows));
+  float* scores = scratch.data();
+  float* context = scores + rows * rows;
+  float* inv = context + rows * dp;
+  convert_rows_to_bf16(q, stride, qb.data(), dp, len, d);
+  convert_rows_to_bf16(k, stride, kb.data(), dp, len, d);
+  convert_rows_to_bf16(v, stride, vb.data(), dp, len, d);
+  for (int64_t j = 0; j < rows; ++j)
+    for (int64_t r = 0; r < dp / 2; ++r)
+      k_pairs[size(r * rows + j)] =
+          uint32_t{kb[size(j * dp + 2 * r)]} | uint32_t{kb[size(j * dp + 2 * r + 1)]} << 16;
+  for (int64_t r = 0; r < rows / 2; ++r)
+    for (int64_t c = 0; c < dp; ++c)
+      v_pairs[size(r * dp + c)] =
+          uint32_t{vb[size(2 * r * dp + c)]} | uint32_t{vb[size((2 * r + 1) * dp + c)]} << 16;
+  product(qb.data(), k_pairs.data(), rows, rows, dp, scores);
+  // exp((s - max) scale) over each row's len keys, zero past them; inv = 1 / the fp32 sum.
+  softmax_rows_avx512(scores, rows, len, rows, 1.0f / std::sqrt(static_cast<float>(d)), inv);
+  convert_to_bf16(scores, probs.data(), rows * rows);
+  product(probs.data(), v_pairs.data(), rows, dp, rows, context);
+  for (int64_t i = 0; i < len; ++i)
+    for (int64_t c = 0; c < d; ++c) ctx[i * ctx_stride + c] = context[i * dp + c] * inv[i];
+}
+
+}  // namespace detail
+}  // namespace sparq::models
