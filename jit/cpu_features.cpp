@@ -73,11 +73,11 @@ Isa read_cap() {
       limit = Isa::avx2;
     else if (s == "avx512")
       limit = Isa::avx512;
-    else if (s == "avx512_vnni")
+    else if (s == "avx512_vnni" || s == "amx")
       limit = Isa::avx512_vnni;
     else
       throw InvalidArgument("SPARQ_MAX_ISA='" + s +
-                            "': expected reference, avx2, avx512 or avx512_vnni");
+                            "': expected reference, avx2, avx512, avx512_vnni or amx");
     if (limit < isa) isa = limit;
   }
   return isa;
@@ -86,6 +86,11 @@ Isa read_cap() {
 Isa isa_cap() {
   static const Isa cap = read_cap();
   return cap;
+}
+
+bool read_amx_cap() {
+  const char* cap = std::getenv("SPARQ_MAX_ISA");
+  return cap == nullptr || *cap == 0 || std::string(cap) == "amx";
 }
 
 // The highest of `levels` (highest first) this CPU has, capped by SPARQ_MAX_ISA.
@@ -189,6 +194,11 @@ CpuFeatures vbmi2_features() {
   CpuFeatures f = features_of(Isa::avx512_vnni);
   f.avx512_vbmi2 = true;
   return f;
+}
+
+bool amx_allowed() {
+  static const bool allowed = (isa_cap(), read_amx_cap());  // isa_cap() rejects a bad value first
+  return allowed;
 }
 
 bool can_run(const CpuFeatures& needed) {

@@ -33,13 +33,16 @@ const CpuFeatures& cpu_features();
 enum class Isa { reference = 0, avx2 = 1, avx512 = 2, avx512_vnni = 3 };
 const char* isa_name(Isa isa);
 
-// The environment variable SPARQ_MAX_ISA=reference|avx2|avx512|avx512_vnni caps every family's
-// level (to test fallbacks on a bigger CPU).
+// The environment variable SPARQ_MAX_ISA=reference|avx2|avx512|avx512_vnni|amx caps every family's
+// level (to test fallbacks on a bigger CPU); any level below amx also keeps sparq's own AMX code
+// (the int8 16x1 tile layer, the bf16 attention) off.
 // The best level the int8 kernels have here (avx512_vnni, avx2 or reference: no int8 kernel
 // needs AVX-512 without VNNI).
 Isa best_int8_isa();
 // The best level the fp32 / bf16 kernels have here (avx512, avx2 or reference).
 Isa best_float_isa();
+// Whether SPARQ_MAX_ISA lets sparq's AMX code run (unset or amx); the CPU may still lack AMX.
+bool amx_allowed();
 // Whether this CPU has the features of a level (regardless of SPARQ_MAX_ISA).
 bool isa_available(Isa isa);
 

@@ -13,6 +13,7 @@
 
 #include "jit/cpu_features.hpp"
 #include "models/attention.hpp"
+#include "src/amx_tiles.hpp"
 #include "src/bf16_convert.hpp"
 
 namespace sparq::models {
@@ -22,22 +23,7 @@ constexpr int64_t kBlock = 32;
 
 int64_t padded(int64_t n) { return (n + kBlock - 1) / kBlock * kBlock; }
 
-struct alignas(64) TileConfig {
-  uint8_t palette = 1, start_row = 0, reserved[14] = {};
-  uint16_t bytes_per_row[16] = {};
-  uint8_t rows[16] = {};
-};
-
-TileConfig sixteen_rows_of_64_bytes() {
-  TileConfig c;
-  for (int t = 0; t < 8; ++t) {
-    c.bytes_per_row[t] = 64;
-    c.rows[t] = 16;
-  }
-  return c;
-}
-
-const TileConfig kConfig = sixteen_rows_of_64_bytes();
+const AmxTileConfig kConfig = sixteen_rows_of_64_bytes();
 
 // c [32 x 32] fp32 (rows c_row floats apart) = the sum over `steps` of A [32 x 32 bf16] x B
 // [16 dword pairs x 32]: A's two 16-row halves at a0 and a1 (rows a_stride bytes apart), advanced
@@ -86,7 +72,7 @@ __attribute__((target("amx-tile,amx-bf16"))) void product(const uint16_t* a,
 
 bool bf16_attention_runs_on_amx(int64_t d) {
   const jit::CpuFeatures& f = jit::cpu_features();
-  return f.amx_tile && f.amx_bf16 && bf16_attention_runs_natively(d);
+  return f.amx_tile && f.amx_bf16 && jit::amx_allowed() && bf16_attention_runs_natively(d);
 }
 
 namespace detail {

@@ -11,6 +11,7 @@
 
 #include "models/attention.hpp"
 #include "models/avx512_math.hpp"
+#include "src/transpose16_avx512.hpp"
 
 // GCC 12's shift and conversion intrinsics pass _mm512_undefined_epi32() as their unused merge
 // source, and its own -Wmaybe-uninitialized then reports inside immintrin.h at every call site.
@@ -172,32 +173,6 @@ SPARQ_BF16_TARGET void interleave_pair(const float* r0, const float* r1, int64_t
   }
 }
 
-// r[c] = column c of the 16 x 16 dwords r[0..15] (rows), in 64 unpacks and 128-bit shuffles.
-SPARQ_BF16_TARGET inline void transpose16(__m512i r[16]) {
-  __m512i a[16], b[16];
-  for (int i = 0; i < 16; i += 2) {
-    a[i] = _mm512_unpacklo_epi32(r[i], r[i + 1]);
-    a[i + 1] = _mm512_unpackhi_epi32(r[i], r[i + 1]);
-  }
-  // b[4 g + c], 128-bit lane L: column 4 L + c of rows 4 g .. 4 g + 3.
-  for (int g = 0; g < 4; ++g) {
-    b[4 * g] = _mm512_unpacklo_epi64(a[4 * g], a[4 * g + 2]);
-    b[4 * g + 1] = _mm512_unpackhi_epi64(a[4 * g], a[4 * g + 2]);
-    b[4 * g + 2] = _mm512_unpacklo_epi64(a[4 * g + 1], a[4 * g + 3]);
-    b[4 * g + 3] = _mm512_unpackhi_epi64(a[4 * g + 1], a[4 * g + 3]);
-  }
-  for (int c = 0; c < 4; ++c) {
-    const __m512i e0 = _mm512_shuffle_i32x4(b[c], b[4 + c], 0x44);
-    const __m512i e1 = _mm512_shuffle_i32x4(b[c], b[4 + c], 0xee);
-    const __m512i f0 = _mm512_shuffle_i32x4(b[8 + c], b[12 + c], 0x44);
-    const __m512i f1 = _mm512_shuffle_i32x4(b[8 + c], b[12 + c], 0xee);
-    r[c] = _mm512_shuffle_i32x4(e0, f0, 0x88);
-    r[4 + c] = _mm512_shuffle_i32x4(e0, f0, 0xdd);
-    r[8 + c] = _mm512_shuffle_i32x4(e1, f1, 0x88);
-    r[12 + c] = _mm512_shuffle_i32x4(e1, f1, 0xdd);
-  }
-}
-
 // K^T in pairs of head dimensions: kt[p][j] = bf16 K[j][2p], K[j][2p + 1] for j < len, zero for
 // the keys len..len16. Per block of 16 keys the rows go to bf16 in `rows` ([16][dp16] dwords,
 // zero-padded), then 16 x 16 transposes (a dword copy per key and pair took a tenth of a
@@ -216,7 +191,7 @@ SPARQ_BF16_TARGET void pack_keys(const float* k, int64_t len, int64_t len16, int
     for (int64_t p0 = 0; p0 < dp; p0 += 16) {
       __m512i r[16];
       for (int j = 0; j < 16; ++j) r[j] = _mm512_loadu_si512(rows + j * dp16 + p0);
-      transpose16(r);
+      sparq::detail::transpose16(r);
       for (int64_t i = 0; i < std::min<int64_t>(16, dp - p0); ++i)
         _mm512_storeu_si512(kt + (p0 + i) * len16 + j0, r[i]);
     }

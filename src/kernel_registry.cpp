@@ -14,6 +14,7 @@
 #include "src/dnnl_matmul.hpp"
 #include "src/f32_decode_linear.hpp"
 #include "src/f32_tile_linear.hpp"
+#include "src/int8_amx_linear.hpp"
 #include "src/int8_block_linear.hpp"
 #include "src/int8_decode_linear.hpp"
 #include "src/int8_nm_linear.hpp"
@@ -196,6 +197,31 @@ std::shared_ptr<const LinearKernel> pack_int8_nm_table(const LayerDescription& d
                                          post_ops(d), d.pool());
 }
 
+// AMX tiles over the columns each block of 16 rows uses: for weights requested as R x 1 blocks
+// with R a multiple of 16, and under auto where enough 16x1 blocks are zero and they are not
+// many more than the zero 4x1 blocks' share (else the 4x1 VNNI kernel, which skips each 4x1 block,
+// does less work: on a 90 % 4x1-pruned weight, 34 % of 16x1 blocks hold a non-zero and the AMX
+// kernel ran 1.3-1.4x slower than the VNNI one; docs/benchmarks-amx.md).
+Why int8_16x1_amx(const LayerDescription& d) {
+  if (!d.int8() || d.shape != Shape::blocks || !Int8Amx16x1Linear::available()) return kNo;
+  const Pattern& p = d.options.pattern;
+  const bool rx1 = p.kind == Pattern::Kind::block && p.block.rows % 16 == 0 && p.block.cols == 1;
+  const bool automatic =
+      p.kind == Pattern::Kind::automatic && d.sparsity_16x1 >= kMinBlockSparsity16x1ForAmxInt8 &&
+      1.0 - d.sparsity_16x1 <= kMax16x1DensityPer4x1DensityForAmx * (1.0 - d.block_sparsity);
+  if (!rx1 && !automatic) return kNo;
+  std::string why = "longer calls on AMX tiles over the columns each 16 rows use (" +
+                    percent(d.sparsity_16x1) + " of 16x1 blocks are zero)";
+  if (d.sparsity_16x1 < kMinBlockSparsity16x1ForAmxInt8 && onednn_runs_amx(DType::int8))
+    why += "; oneDNN's AMX GEMM is faster here below " + percent(kMinBlockSparsity16x1ForAmxInt8) +
+           " zero 16x1 blocks (pattern auto runs it)";
+  return why;
+}
+std::shared_ptr<const LinearKernel> pack_int8_16x1_amx(const LayerDescription& d) {
+  return std::make_shared<Int8Amx16x1Linear>(d.w_s8.data(), d.w_scale.data(), d.bias, d.out, d.in,
+                                             post_ops(d), d.pool());
+}
+
 // oneDNN 2.6's int8 GEMM multiplies with vpmaddubsw on CPUs without VNNI, which saturates 16-bit
 // sums of two products: full-range int8 data gives wrong results. There, dense and 2:4 int8
 // layers run on sparq's exact 4x1 kernel instead.
@@ -353,6 +379,7 @@ constexpr KernelFamily kFamilies[] = {
     {"int8-2:4", TokenRange::prefill, int8_nm_prefill, pack_int8_nm_prefill},
     {"int8-2:4-table", TokenRange::prefill, int8_nm_table, pack_int8_nm_table},
     {"int8-dense", TokenRange::all, int8_dense, pack_dense},
+    {"int8-16x1-amx", TokenRange::prefill, int8_16x1_amx, pack_int8_16x1_amx},
     // int8 and bf16 block-sparse weights under auto, where oneDNN runs on AMX.
     {"amx-dense", TokenRange::prefill, amx_dense_prefill, pack_dense},
     {"int8-4x1", TokenRange::all, int8_4x1, pack_int8_4x1},

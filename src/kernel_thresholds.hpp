@@ -17,6 +17,15 @@ inline constexpr double kMinBlockSparsityForSparse = 0.5;
 // 0.93-1.23x, at 95 % 1.66-2.08x.
 inline constexpr double kMinBlockSparsityAgainstAmxInt8 = 0.8;
 inline constexpr double kMinBlockSparsityAgainstAmxBf16 = 0.9;
+// Where the CPU has AMX-INT8, `auto` runs the longer calls of int8 block-sparse weights on the 16x1
+// AMX kernel from this fraction of zero 16x1 blocks on (measured against oneDNN's AMX GEMM, one
+// thread, 128 tokens, 16x1-pruned weights: at 50 % 0.85x / 1.33x on 3072 x 768 / 768 x 3072, at
+// 70 % 1.10x / 1.89x), and only while the 16x1 blocks holding a non-zero are at most this many
+// times the 4x1 ones (the AMX kernel's time grew 0.4-0.55x as fast with the density as the 4x1
+// VNNI kernel's: 4x1-pruned weights, where a 16x1 block holds a non-zero ~3.4x as often as a 4x1
+// one at 90 %, stay on the VNNI kernel).
+inline constexpr double kMinBlockSparsity16x1ForAmxInt8 = 0.7;
+inline constexpr double kMax16x1DensityPer4x1DensityForAmx = 2.0;
 // A 2:4 weight with fewer zeros than this (e.g. a dense one with a few zeros that happens to fit
 // 2:4) runs dense under `auto`.
 inline constexpr double kMinSparsityFor2of4 = 0.45;

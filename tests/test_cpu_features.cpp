@@ -99,6 +99,13 @@ TEST(IsaLevels, BestIsasAreTheDetectedLevelsCapped) {
   EXPECT_EQ(std::string(jit::isa_name(jit::best_float_isa())), jit::isa_name(floating));
 }
 
+// sparq's own AMX code runs unless SPARQ_MAX_ISA names a level below amx.
+TEST(IsaLevels, AmxAllowedUnlessCappedBelowIt) {
+  const char* env = std::getenv("SPARQ_MAX_ISA");
+  const bool uncapped = env == nullptr || *env == 0 || std::string(env) == "amx";
+  EXPECT_EQ(jit::amx_allowed(), uncapped) << (env ? env : "(unset)");
+}
+
 TEST(IsaLevels, AvailabilityFollowsFeatures) {
   const jit::CpuFeatures& f = jit::cpu_features();
   const bool avx2 = f.avx2 && f.fma, avx512 = avx2 && f.avx512f && f.avx512bw && f.avx512vl;
