@@ -410,7 +410,10 @@ void resolve_shape(LayerDescription& d, std::span<const float> w) {
       return;
     case Pattern::Kind::block:
       d.shape = WeightShape::blocks;
-      d.shape_reason = block_reason(p, d.block_sparsity);
+      d.shape_reason = d.int8() && p.block.cols == 1 && p.block.rows % 16 == 0 &&
+                               Int8Amx16x1Linear::available()
+                           ? "pattern " + p.to_string() + " requested"
+                           : block_reason(p, d.block_sparsity);
       return;
     case Pattern::Kind::dense:
       d.shape = WeightShape::dense;
