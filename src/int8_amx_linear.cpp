@@ -90,11 +90,20 @@ void Int8Amx16x1Linear::run(const QuantizedInput::Impl& q, void* y, float y_scal
   // missed on every store and took most of the layer's time. The buffer's rows are padded by one
   // line so that they, too, spread over the sets; one chunk's buffer stays in L2.
   const int64_t sums_row = w.blocks() * sparse::kAmxBlockRows + 16;
-  const auto buffer = [&]() -> int32_t* {
-    thread_local AlignedVector<int32_t> sums;
+  // Two buffers per thread: one a task uses from start to end, and one the calling thread holds
+  // while it waits for the tasks (and may run tasks of another call meanwhile, with the first).
+  const auto sized = [&](AlignedVector<int32_t>& sums) {
     const auto needed = static_cast<size_t>(kChunk * sums_row);
     if (sums.size() < needed) sums.resize(needed);
     return sums.data();
+  };
+  const auto task_buffer = [&] {
+    thread_local AlignedVector<int32_t> sums;
+    return sized(sums);
+  };
+  const auto caller_buffer = [&] {
+    thread_local AlignedVector<int32_t> sums;
+    return sized(sums);
   };
   const auto tile_pass = [&](const uint8_t* x, int64_t range0, int64_t range1, int32_t* sums) {
     for (int64_t range = range0; range < range1; ++range) {
@@ -116,7 +125,7 @@ void Int8Amx16x1Linear::run(const QuantizedInput::Impl& q, void* y, float y_scal
   if (chunks >= arena_->max_concurrency()) {
     // A chunk per thread at a time, both passes on that thread: one parallel region per call.
     parallel_ranges(*arena_, chunks, [&](int64_t c0, int64_t c1) {
-      int32_t* sums = buffer();
+      int32_t* sums = task_buffer();
       for (int64_t chunk = c0; chunk < c1; ++chunk) {
         tile_pass(q.x.data() + chunk * chunk_bytes, 0, ranges, sums);
         epilogue_pass(chunk, chunk * kChunk, chunk_end(chunk), sums);
@@ -125,7 +134,7 @@ void Int8Amx16x1Linear::run(const QuantizedInput::Impl& q, void* y, float y_scal
     return;
   }
   // Fewer chunks than threads: each chunk's block ranges, then its tokens, spread over them.
-  int32_t* const sums = buffer();
+  int32_t* const sums = caller_buffer();
   for (int64_t chunk = 0; chunk < chunks; ++chunk) {
     const uint8_t* x = q.x.data() + chunk * chunk_bytes;
     parallel_ranges(*arena_, ranges, [&](int64_t r0, int64_t r1) { tile_pass(x, r0, r1, sums); });

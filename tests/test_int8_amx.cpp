@@ -5,6 +5,7 @@
 #include <gtest/gtest.h>
 
 #include <random>
+#include <thread>
 
 #include "sparse/bf16.hpp"
 #include "sparse/int8_amx_pack.hpp"
@@ -193,6 +194,37 @@ TEST_F(Int8Amx16x1Test, ManyThreadsMatchOne) {
   a.run(qa, one.data(), 0.0f, nullptr);
   b.run(qb, two.data(), 0.0f, nullptr);
   EXPECT_EQ(one, two);
+}
+
+// Several callers at once on one layer (its arena shared): each gets its own answer, whether
+// the call has more chunks than threads (a chunk per task) or fewer (ranges, then tokens).
+TEST_F(Int8Amx16x1Test, ConcurrentCallersGetTheirOwnResults) {
+  const int64_t out = 200, in = 300;
+  const auto w = weight_16x1(out, in, 0.8, 51);
+  const auto w_scale = test::random_floats(static_cast<size_t>(out), 52, 0.001f, 0.02f);
+  const Int8Amx16x1Linear layer(w.data(), w_scale.data(), nullptr, out, in, {}, 2);
+  constexpr int kCallers = 4;
+  const int64_t tokens[kCallers] = {40, 200, 64, 150};
+  std::vector<std::vector<float>> x(kCallers), want(kCallers), got(kCallers);
+  for (int c = 0; c < kCallers; ++c) {
+    x[c] = test::random_floats(static_cast<size_t>(tokens[c] * in), 60 + c);
+    want[c].resize(static_cast<size_t>(tokens[c] * out));
+    got[c].resize(want[c].size());
+    QuantizedInput::Impl q;
+    layer.quantize(x[c].data(), tokens[c], q);
+    layer.run(q, want[c].data(), 0.0f, nullptr);
+  }
+  std::vector<std::thread> threads;
+  for (int c = 0; c < kCallers; ++c)
+    threads.emplace_back([&, c] {
+      for (int round = 0; round < 20; ++round) {
+        QuantizedInput::Impl q;
+        layer.quantize(x[c].data(), tokens[c], q);
+        layer.run(q, got[c].data(), 0.0f, nullptr);
+      }
+    });
+  for (auto& t : threads) t.join();
+  for (int c = 0; c < kCallers; ++c) EXPECT_EQ(got[c], want[c]) << "caller " << c;
 }
 
 }  // namespace
