@@ -9,12 +9,12 @@
 #include "sparq/error.hpp"
 #include "sparse/int8_decode_pack.hpp"
 #include "sparse/stats.hpp"
+#include "src/amx_16x1_linear.hpp"
 #include "src/bf16_sparse_input_linear.hpp"
 #include "src/dense_linear.hpp"
 #include "src/dnnl_matmul.hpp"
 #include "src/f32_decode_linear.hpp"
 #include "src/f32_tile_linear.hpp"
-#include "src/int8_amx_linear.hpp"
 #include "src/int8_block_linear.hpp"
 #include "src/int8_decode_linear.hpp"
 #include "src/int8_nm_linear.hpp"
@@ -222,6 +222,27 @@ std::shared_ptr<const LinearKernel> pack_int8_16x1_amx(const LayerDescription& d
                                              post_ops(d), d.pool());
 }
 
+// bf16 on AMX-BF16 tiles, the same way: requested Rx1 patterns, and auto from enough zero 16x1
+// blocks (not many more than the zero 4x1 blocks' share).
+Why bf16_16x1_amx(const LayerDescription& d) {
+  if (!d.bf16() || d.shape != Shape::blocks || !Bf16Amx16x1Linear::available()) return kNo;
+  const Pattern& p = d.options.pattern;
+  const bool rx1 = p.kind == Pattern::Kind::block && p.block.rows % 16 == 0 && p.block.cols == 1;
+  const bool automatic =
+      p.kind == Pattern::Kind::automatic && d.sparsity_16x1 >= kMinBlockSparsity16x1ForAmxBf16 &&
+      1.0 - d.sparsity_16x1 <= kMax16x1DensityPer4x1DensityForAmx * (1.0 - d.block_sparsity);
+  if (!rx1 && !automatic) return kNo;
+  std::string why = "longer calls on AMX-BF16 tiles over the columns each 16 rows use (" +
+                    percent(d.sparsity_16x1) + " of 16x1 blocks are zero)";
+  if (d.sparsity_16x1 < kMinBlockSparsity16x1ForAmxBf16 && onednn_runs_amx(DType::bf16))
+    why += "; oneDNN's AMX GEMM is faster here below " + percent(kMinBlockSparsity16x1ForAmxBf16) +
+           " zero 16x1 blocks (pattern auto runs it)";
+  return why;
+}
+std::shared_ptr<const LinearKernel> pack_bf16_16x1_amx(const LayerDescription& d) {
+  return std::make_shared<Bf16Amx16x1Linear>(d.weight, d.bias, d.out, d.in, post_ops(d), d.pool());
+}
+
 // oneDNN 2.6's int8 GEMM multiplies with vpmaddubsw on CPUs without VNNI, which saturates 16-bit
 // sums of two products: full-range int8 data gives wrong results. There, dense and 2:4 int8
 // layers run on sparq's exact 4x1 kernel instead.
@@ -380,6 +401,7 @@ constexpr KernelFamily kFamilies[] = {
     {"int8-2:4-table", TokenRange::prefill, int8_nm_table, pack_int8_nm_table},
     {"int8-dense", TokenRange::all, int8_dense, pack_dense},
     {"int8-16x1-amx", TokenRange::prefill, int8_16x1_amx, pack_int8_16x1_amx},
+    {"bf16-16x1-amx", TokenRange::prefill, bf16_16x1_amx, pack_bf16_16x1_amx},
     // int8 and bf16 block-sparse weights under auto, where oneDNN runs on AMX.
     {"amx-dense", TokenRange::prefill, amx_dense_prefill, pack_dense},
     {"int8-4x1", TokenRange::all, int8_4x1, pack_int8_4x1},
@@ -410,8 +432,9 @@ void resolve_shape(LayerDescription& d, std::span<const float> w) {
       return;
     case Pattern::Kind::block:
       d.shape = WeightShape::blocks;
-      d.shape_reason = d.int8() && p.block.cols == 1 && p.block.rows % 16 == 0 &&
-                               Int8Amx16x1Linear::available()
+      d.shape_reason = p.block.cols == 1 && p.block.rows % 16 == 0 &&
+                               ((d.int8() && Int8Amx16x1Linear::available()) ||
+                                (d.bf16() && Bf16Amx16x1Linear::available()))
                            ? "pattern " + p.to_string() + " requested"
                            : block_reason(p, d.block_sparsity);
       return;

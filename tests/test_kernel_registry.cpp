@@ -10,8 +10,8 @@
 #include "sparq/linear.hpp"
 #include "sparse/prune.hpp"
 #include "sparse/stats.hpp"
+#include "src/amx_16x1_linear.hpp"
 #include "src/dnnl_matmul.hpp"
-#include "src/int8_amx_linear.hpp"
 #include "src/kernel_registry.hpp"
 #include "test_util.hpp"
 
@@ -127,37 +127,46 @@ TEST(KernelRegistry, OneDnnOnAmxRunsTheLongerCallsOfWeightsTooDenseToBeatIt) {
   }
 }
 
-// Where the CPU has AMX-INT8, longer calls of int8 weights whose zeros come in 16x1 blocks run on
-// the 16x1 AMX tile kernel: when requested as 16x1, and under auto from 70 % zero 16x1 blocks;
-// 4x1-pruned weights (many more 16x1 blocks holding a non-zero) keep the 4x1 kernel; decode steps
-// keep the decode kernels. Elsewhere (or under SPARQ_MAX_ISA below amx) nothing runs it.
-TEST(KernelRegistry, Int8WeightsIn16x1BlocksRunOnAmxTiles) {
+// Where the CPU has AMX (INT8 / BF16), longer calls of int8 / bf16 weights whose zeros come in
+// 16x1 blocks run on the 16x1 AMX tile kernels: when requested as 16x1, and under auto from the
+// dtype's threshold of zero 16x1 blocks; 4x1-pruned weights (many more 16x1 blocks holding a
+// non-zero) keep the 4x1 kernels; decode steps keep the decode kernels. Elsewhere (or under
+// SPARQ_MAX_ISA below amx) nothing runs them.
+TEST(KernelRegistry, WeightsIn16x1BlocksRunOnAmxTiles) {
   const int64_t out = 128, in = 512;
   const auto w = test::random_floats(size_t(out * in), 17);
-  const bool amx = Int8Amx16x1Linear::available();
-  const auto kernel_of = [&](const std::vector<float>& weight, Pattern pattern) {
-    LinearOptions o;
-    o.dtype = DType::int8;
-    o.pattern = pattern;
-    return SparseLinear::pack(weight.data(), out, in, nullptr, o).info();
-  };
-  const auto in_16x1 = sparse::prune_blocks(w, out, in, {16, 1}, 0.9);
-  for (Pattern pattern : {Pattern::automatic(), Pattern::blocks(16, 1)}) {
-    const LinearInfo info = kernel_of(in_16x1, pattern);
-    EXPECT_EQ(info.kernel == "cpp-amx:int8-16x1", amx) << info.kernel << ": " << info.reason;
-    EXPECT_EQ(info.reason.find("AMX tiles") != std::string::npos, amx) << info.reason;
-    EXPECT_NE(info.decode_kernel.find("decode"), std::string::npos) << info.decode_kernel;
-  }
-  // Too few zero 16x1 blocks for auto; 4x1-pruned weights.
-  const auto half = sparse::prune_blocks(w, out, in, {16, 1}, 0.5);
-  EXPECT_NE(kernel_of(half, Pattern::automatic()).kernel, "cpp-amx:int8-16x1");
-  const auto in_4x1 = sparse::prune_blocks(w, out, in, {4, 1}, 0.9);
-  EXPECT_NE(kernel_of(in_4x1, Pattern::automatic()).kernel, "cpp-amx:int8-16x1");
-  // An explicit 16x1 request below auto's threshold still runs it, saying what auto would do.
-  if (amx && onednn_runs_amx(DType::int8)) {
-    const LinearInfo info = kernel_of(half, Pattern::blocks(16, 1));
-    EXPECT_EQ(info.kernel, "cpp-amx:int8-16x1");
-    EXPECT_NE(info.reason.find("pattern auto runs it"), std::string::npos) << info.reason;
+  for (DType dtype : {DType::int8, DType::bf16}) {
+    SCOPED_TRACE(to_string(dtype));
+    const bool amx =
+        dtype == DType::int8 ? Int8Amx16x1Linear::available() : Bf16Amx16x1Linear::available();
+    const std::string amx_kernel = std::string("cpp-amx:") + to_string(dtype) + "-16x1";
+    const auto kernel_of = [&](const std::vector<float>& weight, Pattern pattern) {
+      LinearOptions o;
+      o.dtype = dtype;
+      o.pattern = pattern;
+      return SparseLinear::pack(weight.data(), out, in, nullptr, o).info();
+    };
+    const auto in_16x1 = sparse::prune_blocks(w, out, in, {16, 1}, 0.9);
+    for (Pattern pattern : {Pattern::automatic(), Pattern::blocks(16, 1)}) {
+      const LinearInfo info = kernel_of(in_16x1, pattern);
+      EXPECT_EQ(info.kernel == amx_kernel, amx) << info.kernel << ": " << info.reason;
+      EXPECT_EQ(info.reason.find("AMX") != std::string::npos &&
+                    info.reason.find("tiles over") != std::string::npos,
+                amx)
+          << info.reason;
+      EXPECT_NE(info.decode_kernel.find("decode"), std::string::npos) << info.decode_kernel;
+    }
+    // Too few zero 16x1 blocks for auto; 4x1-pruned weights.
+    const auto half = sparse::prune_blocks(w, out, in, {16, 1}, 0.5);
+    EXPECT_NE(kernel_of(half, Pattern::automatic()).kernel, amx_kernel);
+    const auto in_4x1 = sparse::prune_blocks(w, out, in, {4, 1}, 0.9);
+    EXPECT_NE(kernel_of(in_4x1, Pattern::automatic()).kernel, amx_kernel);
+    // An explicit 16x1 request below auto's threshold still runs it, saying what auto would do.
+    if (amx && onednn_runs_amx(dtype)) {
+      const LinearInfo info = kernel_of(half, Pattern::blocks(16, 1));
+      EXPECT_EQ(info.kernel, amx_kernel);
+      EXPECT_NE(info.reason.find("pattern auto runs it"), std::string::npos) << info.reason;
+    }
   }
 }
 

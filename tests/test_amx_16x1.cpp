@@ -1,18 +1,21 @@
-// The int8 16x1 AMX layer against sparse::linear_int8 on randomized shapes with tails (rows not
-// a multiple of 16, columns per block not a multiple of 64, tokens not a multiple of 64), block
-// sparsities from 0 to 100 %, every epilogue and the three output types. No emulator runs AMX:
-// the kernel tests skip on CPUs without it (the packing's round trip runs everywhere).
+// The 16x1 AMX layers against their references (sparse::linear_int8, sparse::linear_bf16) on
+// randomized shapes with tails (rows not a multiple of 16, columns per block not a multiple of a
+// group, tokens not a multiple of 64), block sparsities from 0 to 100 %, every epilogue and every
+// output type. No emulator runs AMX: the kernel tests skip on CPUs without it (the packings' round
+// trips run everywhere).
 #include <gtest/gtest.h>
 
+#include <cmath>
 #include <random>
 #include <thread>
 
+#include "sparse/amx_16x1_pack.hpp"
 #include "sparse/bf16.hpp"
-#include "sparse/int8_amx_pack.hpp"
+#include "sparse/bf16_block_pack.hpp"
 #include "sparse/int8_block_pack.hpp"
 #include "sparse/reference.hpp"
 #include "src/activation_quant.hpp"
-#include "src/int8_amx_linear.hpp"
+#include "src/amx_16x1_linear.hpp"
 #include "test_util.hpp"
 
 namespace sparq {
@@ -29,13 +32,19 @@ std::vector<int8_t> weight_16x1(int64_t out, int64_t in, double sparsity, uint32
   return w;
 }
 
-TEST(Int8Amx16x1Pack, RoundTripsAndKeepsOnlyTheBlocksColumns) {
+TEST(Amx16x1Pack, RoundTripsAndKeepsOnlyTheBlocksColumns) {
   for (const auto& [out, in, tokens, sparsity] : test::kTileShapes) {
     SCOPED_TRACE(testing::Message() << out << " x " << in << " at " << sparsity);
     const auto w = weight_16x1(out, in, sparsity, 11);
     const std::vector<float> scale(static_cast<size_t>(out), 0.5f);
-    const auto packed = sparse::pack_int8_16x1_amx(w.data(), scale.data(), nullptr, out, in);
-    EXPECT_EQ(sparse::to_dense(packed), w);
+    std::vector<float> wf(w.begin(), w.end());
+    for (float& v : wf) v *= 0.01f;
+    const auto int8 = sparse::pack_int8_16x1_amx(w.data(), scale.data(), nullptr, out, in);
+    const auto bf16 = sparse::pack_bf16_16x1_amx(wf.data(), nullptr, out, in);
+    EXPECT_EQ(sparse::to_dense_int8(int8), w);
+    std::vector<float> rounded(wf.size());
+    for (size_t i = 0; i < wf.size(); ++i) rounded[i] = sparse::from_bf16(sparse::to_bf16(wf[i]));
+    EXPECT_EQ(sparse::to_dense_bf16(bf16), rounded);
     int64_t columns = 0;  // columns where some row of the block is non-zero
     for (int64_t b = 0; b * 16 < out; ++b)
       for (int64_t i = 0; i < in; ++i)
@@ -44,15 +53,17 @@ TEST(Int8Amx16x1Pack, RoundTripsAndKeepsOnlyTheBlocksColumns) {
             ++columns;
             break;
           }
-    EXPECT_EQ(packed.nonzero_columns, columns);
-    EXPECT_EQ(packed.groups(), [&] {
-      int64_t groups = 0;
-      for (int64_t b = 0; b < packed.blocks(); ++b)
-        groups += packed.group_begin[b + 1] - packed.group_begin[b];
-      return groups;
-    }());
-    EXPECT_LE(packed.groups() * sparse::kAmxGroupColumns,
-              columns + packed.blocks() * (sparse::kAmxGroupColumns - 1));
+    for (const sparse::Amx16x1Weights* p : {&int8, &bf16}) {
+      EXPECT_EQ(p->nonzero_columns, columns);
+      // Groups of group_columns, the last of each block padded, and the B rows holding real
+      // columns counted per group.
+      int64_t steps = 0;
+      for (uint8_t n : p->steps) steps += n;
+      const int per_step = p->group_columns == 64 ? 4 : 2;
+      EXPECT_GE(steps * per_step, columns);
+      EXPECT_LT(steps * per_step, columns + p->blocks() * per_step);
+      EXPECT_LE(p->groups() * p->group_columns, columns + p->blocks() * (p->group_columns - 1));
+    }
   }
 }
 
@@ -225,6 +236,84 @@ TEST_F(Int8Amx16x1Test, ConcurrentCallersGetTheirOwnResults) {
     });
   for (auto& t : threads) t.join();
   for (int c = 0; c < kCallers; ++c) EXPECT_EQ(got[c], want[c]) << "caller " << c;
+}
+
+class Bf16Amx16x1Test : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    if (!Bf16Amx16x1Linear::available())
+      GTEST_SKIP() << "this CPU lacks AMX-BF16 (no emulator runs AMX)";
+  }
+
+  void check(const Case& c, Activation act, jit::Operand operand, bool bf16_out, uint32_t seed) {
+    SCOPED_TRACE(testing::Message()
+                 << "out=" << c.out << " in=" << c.in << " tokens=" << c.tokens
+                 << " sparsity=" << c.sparsity << " act=" << to_string(act)
+                 << " operand=" << static_cast<int>(operand) << " bf16_out=" << bf16_out);
+    auto w = test::random_floats(static_cast<size_t>(c.out * c.in), seed);
+    test::zero_row_blocks(w, c.out, c.in, 16, c.sparsity, seed + 1);
+    const auto bias = test::random_floats(static_cast<size_t>(c.out), seed + 3);
+    const auto x = test::random_floats(static_cast<size_t>(c.tokens * c.in), seed + 4, -2, 2);
+    const auto res = test::random_floats(static_cast<size_t>(c.tokens * c.out), seed + 6);
+    const float* operand_data = operand != jit::Operand::none ? res.data() : nullptr;
+    std::vector<float> want(static_cast<size_t>(c.tokens * c.out));
+    sparse::linear_bf16(x.data(), c.tokens, sparse::to_bf16(w).data(), c.out, c.in,
+                        {bias.data(), act, operand_data, jit::operand_op(operand)}, want.data());
+    const Bf16Amx16x1Linear layer(w.data(), bias.data(), c.out, c.in,
+                                  {act, jit::operand_op(operand)}, 1);
+    // Sums of up to `in` products in another order: relative to the magnitude of the terms.
+    const double tol = 2e-6 * std::sqrt(static_cast<double>(c.in)) + 1e-6;
+    if (!bf16_out) {
+      std::vector<float> got(want.size(), -12345.0f);
+      layer.run(x.data(), c.tokens, got.data(), operand_data, false);
+      test::expect_close(got, want, tol, "fp32 output");
+    } else {
+      std::vector<uint16_t> got(want.size(), 0x7fc1);
+      layer.run(x.data(), c.tokens, got.data(), operand_data, true);
+      std::vector<float> widened(got.size()), rounded(want.size());
+      for (size_t i = 0; i < got.size(); ++i) widened[i] = sparse::from_bf16(got[i]);
+      for (size_t i = 0; i < want.size(); ++i)
+        rounded[i] = sparse::from_bf16(sparse::to_bf16(want[i]));
+      test::expect_close(widened, rounded, 1e-2, "bf16 output");
+    }
+  }
+};
+
+TEST_F(Bf16Amx16x1Test, RandomShapesWithTails) {
+  uint32_t seed = 500;
+  for (const auto& [out, in, tokens, sparsity] : test::kTileShapes)
+    check({out, in, tokens, sparsity}, Activation::none, jit::Operand::none, false, seed++);
+  for (const Case& c : {Case{48, 300, 64, 0.3}, Case{40, 1000, 129, 0.6}, Case{33, 200, 191, 0.0},
+                        Case{16, 32, 1, 0.0}, Case{144, 70, 65, 0.1}})
+    check(c, Activation::none, jit::Operand::none, false, seed++);
+}
+
+TEST_F(Bf16Amx16x1Test, SparsityExtremes) {
+  for (double s : {0.0, 0.5, 0.9, 0.99, 1.0})
+    check({36, 80, 45, s}, Activation::none, jit::Operand::none, false, 8);
+}
+
+TEST_F(Bf16Amx16x1Test, EveryEpilogueAndOutput) {
+  uint32_t seed = 700;
+  for (Activation act : {Activation::none, Activation::relu, Activation::gelu_tanh,
+                         Activation::gelu_erf, Activation::silu})
+    for (jit::Operand operand : {jit::Operand::none, jit::Operand::add, jit::Operand::multiply})
+      for (bool bf16_out : {false, true})
+        for (const Case& c : {Case{12, 24, 16, 0.6}, Case{140, 72, 70, 0.8}})
+          check(c, act, operand, bf16_out, seed++);
+}
+
+TEST_F(Bf16Amx16x1Test, ManyThreadsMatchOne) {
+  const Case c{300, 160, 200, 0.7};
+  auto w = test::random_floats(static_cast<size_t>(c.out * c.in), 81);
+  test::zero_row_blocks(w, c.out, c.in, 16, c.sparsity, 82);
+  const auto x = test::random_floats(static_cast<size_t>(c.tokens * c.in), 83);
+  std::vector<float> one(static_cast<size_t>(c.tokens * c.out)), two(one.size());
+  Bf16Amx16x1Linear(w.data(), nullptr, c.out, c.in, {}, 1)
+      .run(x.data(), c.tokens, one.data(), nullptr, false);
+  Bf16Amx16x1Linear(w.data(), nullptr, c.out, c.in, {}, 2)
+      .run(x.data(), c.tokens, two.data(), nullptr, false);
+  EXPECT_EQ(one, two);
 }
 
 }  // namespace
