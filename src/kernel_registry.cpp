@@ -197,47 +197,36 @@ std::shared_ptr<const LinearKernel> pack_int8_nm_table(const LayerDescription& d
                                          post_ops(d), d.pool());
 }
 
-// AMX tiles over the columns each block of 16 rows uses: for weights requested as R x 1 blocks
-// with R a multiple of 16, and under auto where enough 16x1 blocks are zero and they are not
-// many more than the zero 4x1 blocks' share (else the 4x1 VNNI kernel, which skips each 4x1 block,
-// does less work: on a 90 % 4x1-pruned weight, 34 % of 16x1 blocks hold a non-zero and the AMX
-// kernel ran 1.3-1.4x slower than the VNNI one; docs/benchmarks-amx.md).
-Why int8_16x1_amx(const LayerDescription& d) {
-  if (!d.int8() || d.shape != Shape::blocks || !Int8Amx16x1Linear::available()) return kNo;
+// AMX tiles over the columns each block of 16 rows uses (int8 and bf16): for weights requested as
+// R x 1 blocks with R a multiple of 16, and under auto where enough 16x1 blocks are zero and they
+// are not many more than the zero 4x1 blocks' share (else the 4x1 kernels, which skip each 4x1
+// block, do less work: on a 90 % 4x1-pruned weight, 34 % of 16x1 blocks hold a non-zero and the
+// int8 AMX kernel ran 1.3-1.4x slower than the VNNI one; docs/benchmarks-amx.md).
+Why amx_16x1(const LayerDescription& d, bool available, double min_sparsity, DType dtype) {
+  if (d.options.dtype != dtype || d.shape != Shape::blocks || !available) return kNo;
   const Pattern& p = d.options.pattern;
   const bool rx1 = p.kind == Pattern::Kind::block && p.block.rows % 16 == 0 && p.block.cols == 1;
   const bool automatic =
-      p.kind == Pattern::Kind::automatic && d.sparsity_16x1 >= kMinBlockSparsity16x1ForAmxInt8 &&
+      p.kind == Pattern::Kind::automatic && d.sparsity_16x1 >= min_sparsity &&
       1.0 - d.sparsity_16x1 <= kMax16x1DensityPer4x1DensityForAmx * (1.0 - d.block_sparsity);
   if (!rx1 && !automatic) return kNo;
   std::string why = "longer calls on AMX tiles over the columns each 16 rows use (" +
                     percent(d.sparsity_16x1) + " of 16x1 blocks are zero)";
-  if (d.sparsity_16x1 < kMinBlockSparsity16x1ForAmxInt8 && onednn_runs_amx(DType::int8))
-    why += "; oneDNN's AMX GEMM is faster here below " + percent(kMinBlockSparsity16x1ForAmxInt8) +
+  if (d.sparsity_16x1 < min_sparsity && onednn_runs_amx(dtype))
+    why += "; oneDNN's AMX GEMM is faster here below " + percent(min_sparsity) +
            " zero 16x1 blocks (pattern auto runs it)";
   return why;
+}
+Why int8_16x1_amx(const LayerDescription& d) {
+  return amx_16x1(d, Int8Amx16x1Linear::available(), kMinBlockSparsity16x1ForAmxInt8, DType::int8);
 }
 std::shared_ptr<const LinearKernel> pack_int8_16x1_amx(const LayerDescription& d) {
   return std::make_shared<Int8Amx16x1Linear>(d.w_s8.data(), d.w_scale.data(), d.bias, d.out, d.in,
                                              post_ops(d), d.pool());
 }
 
-// bf16 on AMX-BF16 tiles, the same way: requested Rx1 patterns, and auto from enough zero 16x1
-// blocks (not many more than the zero 4x1 blocks' share).
 Why bf16_16x1_amx(const LayerDescription& d) {
-  if (!d.bf16() || d.shape != Shape::blocks || !Bf16Amx16x1Linear::available()) return kNo;
-  const Pattern& p = d.options.pattern;
-  const bool rx1 = p.kind == Pattern::Kind::block && p.block.rows % 16 == 0 && p.block.cols == 1;
-  const bool automatic =
-      p.kind == Pattern::Kind::automatic && d.sparsity_16x1 >= kMinBlockSparsity16x1ForAmxBf16 &&
-      1.0 - d.sparsity_16x1 <= kMax16x1DensityPer4x1DensityForAmx * (1.0 - d.block_sparsity);
-  if (!rx1 && !automatic) return kNo;
-  std::string why = "longer calls on AMX-BF16 tiles over the columns each 16 rows use (" +
-                    percent(d.sparsity_16x1) + " of 16x1 blocks are zero)";
-  if (d.sparsity_16x1 < kMinBlockSparsity16x1ForAmxBf16 && onednn_runs_amx(DType::bf16))
-    why += "; oneDNN's AMX GEMM is faster here below " + percent(kMinBlockSparsity16x1ForAmxBf16) +
-           " zero 16x1 blocks (pattern auto runs it)";
-  return why;
+  return amx_16x1(d, Bf16Amx16x1Linear::available(), kMinBlockSparsity16x1ForAmxBf16, DType::bf16);
 }
 std::shared_ptr<const LinearKernel> pack_bf16_16x1_amx(const LayerDescription& d) {
   return std::make_shared<Bf16Amx16x1Linear>(d.weight, d.bias, d.out, d.in, post_ops(d), d.pool());
