@@ -4,6 +4,12 @@
 // blocks of A, 6-7 two 16-column blocks of B, every tile 16 rows of 64 bytes. Rows (queries and
 // keys) and the head dimension are padded with zeros to multiples of 32: zero dimensions add
 // nothing to a score, zero keys are masked by the softmax, zero value columns are not written.
+// GCC 12's AVX-512 intrinsics pass _mm512_undefined_*() as the unused merge source, which its
+// own -Wmaybe-uninitialized then reports inside immintrin.h at every call site.
+#if defined(__GNUC__) && !defined(__clang__)
+#pragma GCC diagnostic push
+#pragma GCC diagnostic ignored "-Wmaybe-uninitialized"
+#endif
 #include <immintrin.h>
 
 #include <algorithm>
@@ -15,6 +21,7 @@
 #include "models/attention.hpp"
 #include "src/amx_tiles.hpp"
 #include "src/bf16_convert.hpp"
+#include "src/transpose16_avx512.hpp"
 
 namespace sparq::models {
 namespace {
@@ -68,6 +75,53 @@ __attribute__((target("amx-tile,amx-bf16"))) void product(const uint16_t* a,
   _tile_release();
 }
 
+#define SPARQ_AVX512BW __attribute__((target("avx512f,avx512bw")))
+
+// k_pairs [dp / 2][rows] = the transpose of kb viewed as [rows][dp / 2] dwords (a key's
+// dimension pairs), in 16 x 16 blocks (rows and dp / 2 are multiples of 16).
+SPARQ_AVX512BW void key_pairs(const uint16_t* kb, int64_t rows, int64_t dp, uint32_t* k_pairs) {
+  const auto* k = reinterpret_cast<const uint32_t*>(kb);
+  const int64_t pairs = dp / 2;
+  for (int64_t j0 = 0; j0 < rows; j0 += 16)
+    for (int64_t r0 = 0; r0 < pairs; r0 += 16) {
+      __m512i t[16];
+      for (int i = 0; i < 16; ++i) t[i] = _mm512_loadu_si512(k + (j0 + i) * pairs + r0);
+      sparq::detail::transpose16(t);
+      for (int c = 0; c < 16; ++c) _mm512_storeu_si512(k_pairs + (r0 + c) * rows + j0, t[c]);
+    }
+}
+
+// v_pairs [rows / 2][dp]: value rows 2r and 2r + 1 interleaved per dimension (a dword each).
+SPARQ_AVX512BW void value_pairs(const uint16_t* vb, int64_t rows, int64_t dp, uint32_t* v_pairs) {
+  alignas(64) static constexpr uint16_t kLow[32] = {0,  32, 1,  33, 2,  34, 3,  35, 4,  36, 5,
+                                                    37, 6,  38, 7,  39, 8,  40, 9,  41, 10, 42,
+                                                    11, 43, 12, 44, 13, 45, 14, 46, 15, 47};
+  const __m512i low = _mm512_load_si512(kLow);
+  const __m512i high = _mm512_add_epi16(low, _mm512_set1_epi16(16));
+  for (int64_t r = 0; r < rows / 2; ++r)
+    for (int64_t c = 0; c < dp; c += 32) {
+      const __m512i a = _mm512_loadu_si512(vb + 2 * r * dp + c);
+      const __m512i b = _mm512_loadu_si512(vb + (2 * r + 1) * dp + c);
+      _mm512_storeu_si512(v_pairs + r * dp + c, _mm512_permutex2var_epi16(a, low, b));
+      _mm512_storeu_si512(v_pairs + r * dp + c + 16, _mm512_permutex2var_epi16(a, high, b));
+    }
+}
+
+// ctx rows = the context's first d dimensions times each row's 1 / sum.
+SPARQ_AVX512BW void scaled_context(const float* context, int64_t dp, const float* inv, int64_t len,
+                                   int64_t d, float* ctx, int64_t ctx_stride) {
+  for (int64_t i = 0; i < len; ++i) {
+    const __m512 scale = _mm512_set1_ps(inv[i]);
+    for (int64_t c = 0; c < d; c += 16) {
+      const auto m = static_cast<__mmask16>(d - c >= 16 ? 0xffff : (1u << (d - c)) - 1);
+      _mm512_mask_storeu_ps(ctx + i * ctx_stride + c, m,
+                            _mm512_mul_ps(_mm512_maskz_loadu_ps(m, context + i * dp + c), scale));
+    }
+  }
+}
+
+#undef SPARQ_AVX512BW
+
 }  // namespace
 
 bool bf16_attention_runs_on_amx(int64_t d) {
@@ -106,22 +160,19 @@ void attention_head_bf16_amx(const float* q, const float* k, const float* v, int
   convert_rows_to_bf16(q, stride, qb.data(), dp, len, d);
   convert_rows_to_bf16(k, stride, kb.data(), dp, len, d);
   convert_rows_to_bf16(v, stride, vb.data(), dp, len, d);
-  for (int64_t j = 0; j < rows; ++j)
-    for (int64_t r = 0; r < dp / 2; ++r)
-      k_pairs[size(r * rows + j)] =
-          uint32_t{kb[size(j * dp + 2 * r)]} | uint32_t{kb[size(j * dp + 2 * r + 1)]} << 16;
-  for (int64_t r = 0; r < rows / 2; ++r)
-    for (int64_t c = 0; c < dp; ++c)
-      v_pairs[size(r * dp + c)] =
-          uint32_t{vb[size(2 * r * dp + c)]} | uint32_t{vb[size((2 * r + 1) * dp + c)]} << 16;
+  key_pairs(kb.data(), rows, dp, k_pairs.data());
+  value_pairs(vb.data(), rows, dp, v_pairs.data());
   product(qb.data(), k_pairs.data(), rows, rows, dp, scores);
   // exp((s - max) scale) over each row's len keys, zero past them; inv = 1 / the fp32 sum.
   softmax_rows_avx512(scores, rows, len, rows, 1.0f / std::sqrt(static_cast<float>(d)), inv);
   convert_to_bf16(scores, probs.data(), rows * rows);
   product(probs.data(), v_pairs.data(), rows, dp, rows, context);
-  for (int64_t i = 0; i < len; ++i)
-    for (int64_t c = 0; c < d; ++c) ctx[i * ctx_stride + c] = context[i * dp + c] * inv[i];
+  scaled_context(context, dp, inv, len, d, ctx, ctx_stride);
 }
 
 }  // namespace detail
 }  // namespace sparq::models
+
+#if defined(__GNUC__) && !defined(__clang__)
+#pragma GCC diagnostic pop
+#endif
