@@ -31,6 +31,12 @@ bool bf16_attention_runs_natively(int64_t d);
 // the tile data granted by the OS): on a Xeon with AMX 250-278 us a layer of BERT-base at seq
 // 128 against 558-592 on vdpbf16ps and 406-449 in fp32 (docs/benchmarks-amx.md).
 bool bf16_attention_runs_on_amx(int64_t d);
+// attention_head_bf16 on AMX tiles from q, k, v already rounded to bf16 (rows `stride` elements
+// apart, as a projection that writes bf16 leaves them): the same result as the fp32 entry given
+// their bf16 values, without converting them per head. Only where bf16_attention_runs_on_amx(d).
+void attention_head_bf16_amx(const uint16_t* q, const uint16_t* k, const uint16_t* v, int64_t len,
+                             int64_t d, int64_t stride, float* ctx, int64_t ctx_stride,
+                             std::vector<float>& scratch);
 
 namespace detail {
 void attention_head_portable(const float* q, const float* k, const float* v, int64_t len, int64_t d,

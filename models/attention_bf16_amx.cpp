@@ -131,9 +131,13 @@ bool bf16_attention_runs_on_amx(int64_t d) {
 
 namespace detail {
 
-void attention_head_bf16_amx(const float* q, const float* k, const float* v, int64_t len, int64_t d,
-                             int64_t stride, float* ctx, int64_t ctx_stride,
-                             std::vector<float>& scratch) {
+namespace {
+
+// The head from its q, k, v rows: `fill(m, src)` writes src's len rows of d values into m, a
+// [rows][dp] bf16 buffer whose padding is zero.
+template <typename Fill>
+void head_on_tiles(const void* q, const void* k, const void* v, int64_t len, int64_t d, float* ctx,
+                   int64_t ctx_stride, std::vector<float>& scratch, const Fill& fill) {
   const int64_t rows = padded(len), dp = padded(d);
   const auto size = [](int64_t n) { return static_cast<size_t>(n); };
   // Per thread, reused: q, k, v rounded to bf16 [rows][dp] (zero padding), k's dimension pairs
@@ -157,9 +161,9 @@ void attention_head_bf16_amx(const float* q, const float* k, const float* v, int
   float* scores = scratch.data();
   float* context = scores + rows * rows;
   float* inv = context + rows * dp;
-  convert_rows_to_bf16(q, stride, qb.data(), dp, len, d);
-  convert_rows_to_bf16(k, stride, kb.data(), dp, len, d);
-  convert_rows_to_bf16(v, stride, vb.data(), dp, len, d);
+  fill(qb.data(), q);
+  fill(kb.data(), k);
+  fill(vb.data(), v);
   key_pairs(kb.data(), rows, dp, k_pairs.data());
   value_pairs(vb.data(), rows, dp, v_pairs.data());
   product(qb.data(), k_pairs.data(), rows, rows, dp, scores);
@@ -170,7 +174,30 @@ void attention_head_bf16_amx(const float* q, const float* k, const float* v, int
   scaled_context(context, dp, inv, len, d, ctx, ctx_stride);
 }
 
+}  // namespace
+
+void attention_head_bf16_amx(const float* q, const float* k, const float* v, int64_t len, int64_t d,
+                             int64_t stride, float* ctx, int64_t ctx_stride,
+                             std::vector<float>& scratch) {
+  head_on_tiles(q, k, v, len, d, ctx, ctx_stride, scratch, [&](uint16_t* m, const void* src) {
+    convert_rows_to_bf16(static_cast<const float*>(src), stride, m, padded(d), len, d);
+  });
+}
+
 }  // namespace detail
+
+void attention_head_bf16_amx(const uint16_t* q, const uint16_t* k, const uint16_t* v, int64_t len,
+                             int64_t d, int64_t stride, float* ctx, int64_t ctx_stride,
+                             std::vector<float>& scratch) {
+  detail::head_on_tiles(q, k, v, len, d, ctx, ctx_stride, scratch,
+                        [&](uint16_t* m, const void* src) {
+                          const auto* rows = static_cast<const uint16_t*>(src);
+                          const int64_t dp = padded(d);
+                          for (int64_t i = 0; i < len; ++i)
+                            std::copy_n(rows + i * stride, d, m + i * dp);
+                        });
+}
+
 }  // namespace sparq::models
 
 #if defined(__GNUC__) && !defined(__clang__)

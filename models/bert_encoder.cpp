@@ -4,6 +4,7 @@
 #include <chrono>
 #include <cmath>
 #include <filesystem>
+#include <type_traits>
 
 #include "jit/cpu_features.hpp"
 #include "jit/cpu_tuning.hpp"
@@ -81,6 +82,9 @@ struct BertEncoder::Impl {
   std::vector<Layer> layers;
   tbb::task_arena* arena = nullptr;
   bool bf16_attention = false;
+  // The attention runs on AMX tiles: the qkv projection writes bf16 (half the bytes, and no
+  // per-head conversion; the same values as rounding its fp32 output).
+  bool bf16_qkv = false;
   // EncoderOptions.device cuda: the whole forward pass runs here, and the CPU members stay empty.
   std::unique_ptr<gpu::DeviceEncoder> cuda;
 
@@ -117,17 +121,22 @@ struct BertEncoder::Impl {
       });
   }
 
-  // Self-attention of one layer: qkv [tokens x 3H] -> ctx [tokens x H]; padded query rows zero.
-  void attention(const EncoderInput& in, const float* qkv, float* ctx) const {
+  // Self-attention of one layer: qkv [tokens x 3H] (fp32, or bf16 where bf16_qkv) -> ctx
+  // [tokens x H]; padded query rows zero.
+  template <typename Qkv>
+  void attention(const EncoderInput& in, const Qkv* qkv, float* ctx) const {
     const int64_t h = config.hidden_size, heads = config.num_heads, d = config.head_dim();
     parallel_ranges(*arena, in.batch * heads, [&](int64_t w0, int64_t w1) {
       thread_local std::vector<float> scratch;
       for (int64_t w = w0; w < w1; ++w) {
         const int64_t b = w / heads, head = w % heads, len = in.lengths[b];
-        const float* base = qkv + b * in.seq * 3 * h + head * d;
+        const Qkv* base = qkv + b * in.seq * 3 * h + head * d;
         float* out = ctx + b * in.seq * h + head * d;
-        (bf16_attention ? attention_head_bf16 : attention_head)(base, base + h, base + 2 * h, len,
-                                                                d, 3 * h, out, h, scratch);
+        if constexpr (std::is_same_v<Qkv, uint16_t>)
+          attention_head_bf16_amx(base, base + h, base + 2 * h, len, d, 3 * h, out, h, scratch);
+        else
+          (bf16_attention ? attention_head_bf16 : attention_head)(base, base + h, base + 2 * h, len,
+                                                                  d, 3 * h, out, h, scratch);
         for (int64_t i = len; i < in.seq; ++i) std::fill_n(out + i * h, d, 0.0f);
       }
     });
@@ -164,6 +173,7 @@ BertEncoder BertEncoder::build(const BertConfig& c, const BertWeights& w,
   impl->embedding_norm = {w.embedding_norm.gamma, w.embedding_norm.beta};
   impl->arena = &arena_for(resolve_threads(options.threads), options.pool);
   impl->bf16_attention = use_bf16_attention(options, c.head_dim());
+  impl->bf16_qkv = impl->bf16_attention && bf16_attention_runs_on_amx(c.head_dim());
   for (const BertLayerWeights& l : w.layers)
     impl->layers.push_back({pack(stacked_qkv(l), options, Activation::none),
                             pack(l.attention_out, options, Activation::none),
@@ -220,14 +230,24 @@ std::vector<float> BertEncoder::forward(const EncoderInput& in, ForwardProfile* 
   // Per calling thread, reused across calls: after the largest batch, only the returned hidden
   // states are allocated.
   thread_local std::vector<float> qkv, ctx, x1, inner;
-  qkv.resize(static_cast<size_t>(tokens * 3 * h));
+  thread_local std::vector<uint16_t> qkv_bf16;
+  if (m.bf16_qkv)
+    qkv_bf16.resize(static_cast<size_t>(tokens * 3 * h));
+  else
+    qkv.resize(static_cast<size_t>(tokens * 3 * h));
   ctx.resize(x.size());
   x1.resize(x.size());
   inner.resize(static_cast<size_t>(tokens * c.intermediate_size));
   for (const Impl::Layer& l : m.layers) {
-    l.qkv.forward(x.data(), tokens, qkv.data());
-    clock.mark(&ForwardProfile::qkv);
-    m.attention(in, qkv.data(), ctx.data());
+    if (m.bf16_qkv) {
+      l.qkv.forward_bf16(x.data(), tokens, qkv_bf16.data());
+      clock.mark(&ForwardProfile::qkv);
+      m.attention(in, qkv_bf16.data(), ctx.data());
+    } else {
+      l.qkv.forward(x.data(), tokens, qkv.data());
+      clock.mark(&ForwardProfile::qkv);
+      m.attention(in, qkv.data(), ctx.data());
+    }
     clock.mark(&ForwardProfile::attention);
     l.attention_out.forward(ctx.data(), tokens, x1.data(), x.data());  // + residual
     clock.mark(&ForwardProfile::attention_out);

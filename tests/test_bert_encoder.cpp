@@ -14,6 +14,7 @@
 #include "small_bert.hpp"
 #include "sparq/error.hpp"
 #include "sparq/models/bert_encoder.hpp"
+#include "sparse/bf16.hpp"
 #include "sparse/prune.hpp"
 #include "sparse/reference.hpp"
 #include "test_util.hpp"
@@ -360,6 +361,27 @@ TEST(Attention, Bf16HeadMatchesItsTwinAndFp32) {
           for (int64_t g = d; g < ctx_stride; ++g)
             ASSERT_EQ(got[static_cast<size_t>(i * ctx_stride + g)], 42.0f) << name << ", " << what;
       }
+    }
+}
+
+// The AMX head from bf16 q, k, v (the encoder's qkv projection writes bf16 where the attention
+// runs on AMX) gives exactly what it gives from fp32 ones that round to them.
+TEST(Attention, AmxHeadFromBf16InputsEqualsTheFp32Entry) {
+  std::vector<float> scratch;
+  for (int64_t len : {1, 5, 33, 128, 131})
+    for (int64_t d : {2, 24, 64, 80}) {
+      if (!bf16_attention_runs_on_amx(d)) GTEST_SKIP() << "no AMX-BF16 here";
+      const std::string what = "len " + std::to_string(len) + " d " + std::to_string(d);
+      const int64_t stride = 3 * d + 5, ctx_stride = d + 3;
+      const auto qkv = test::random_floats(static_cast<size_t>(len * stride), 13, -3, 3);
+      const auto qkv_bf16 = sparse::to_bf16(qkv);
+      std::vector<float> from_fp32(static_cast<size_t>(len * ctx_stride), 42.0f),
+          from_bf16(from_fp32);
+      detail::attention_head_bf16_amx(qkv.data(), qkv.data() + d, qkv.data() + 2 * d, len, d,
+                                      stride, from_fp32.data(), ctx_stride, scratch);
+      attention_head_bf16_amx(qkv_bf16.data(), qkv_bf16.data() + d, qkv_bf16.data() + 2 * d, len, d,
+                              stride, from_bf16.data(), ctx_stride, scratch);
+      EXPECT_EQ(from_bf16, from_fp32) << what;
     }
 }
 
